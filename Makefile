@@ -1,0 +1,38 @@
+# The two commands a fresh clone needs: `make run` and `make test`. Both set up .venv first.
+SHELL := /bin/bash
+BIN := .venv/bin
+STAMP := .venv/.installed
+
+.PHONY: run test lint typecheck unit conformance bench fuzz clean
+
+$(STAMP): requirements.lock pyproject.toml scripts/bootstrap.sh
+	./scripts/bootstrap.sh
+
+run: $(STAMP)  ## the offline demonstration of the protocol core
+	$(BIN)/duopass demo --out demo-out
+
+test: lint typecheck unit  ## everything CI runs
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+conformance: $(STAMP)  ## the shared tool, as a terminal vendor runs it
+	$(BIN)/python ../shared/tools/conform.py $(BIN)/duopass ../shared/vectors/dp1
+	$(BIN)/python ../shared/tools/conform.py $(BIN)/duopass ../shared/vectors/dp1 --images
+
+bench: $(STAMP)  ## ratios measured in one run; see README
+	$(BIN)/python -m bench.verify
+	$(BIN)/python -m bench.codegen
+
+fuzz: $(STAMP)  ## a longer fuzz run than the suite's 100,000 inputs
+	$(BIN)/python -m fuzz.dp1 --inputs 5000000
+
+clean:
+	rm -rf .venv demo-out .mypy_cache .pytest_cache .ruff_cache .hypothesis

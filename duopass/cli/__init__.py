@@ -1,0 +1,1 @@
+"""The `duopass` command: the edge where files, images and the clock are read."""

@@ -1,0 +1,140 @@
+"""Deterministic CBOR as PROTOCOL.md §2 demands: the one encoder and the one strict decoder.
+
+The decoder accepts only what the encoder would write for the same value (shortest forms,
+definite lengths, length-first map order, no duplicate keys) and only the items DP1 allows:
+integers of absolute value below 2^53, byte and text strings, arrays, and maps with integer keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+import cbor2
+
+from duopass.protocol.limits import CBOR_DEPTH_MAX, INT_ABS_LIMIT
+
+__all__ = ["CborValue", "MalformedError", "canonical_key_order", "dumps", "encoded", "loads"]
+
+CborValue = int | bytes | str | list[Any] | dict[int, Any]
+
+
+class MalformedError(ValueError):
+    """Bytes that are not a well-formed DP1 value; a verifier reports MALFORMED."""
+
+
+def _refuse_tag(*_args: object) -> NoReturn:
+    raise MalformedError("CBOR tags are not allowed")
+
+
+# Every tag cbor2 would decode itself is overridden, and every other one goes to the tag hook,
+# so no semantic decoder (bigfloats, datetimes, sets) ever runs on untrusted bytes.
+_NO_TAGS = dict.fromkeys(range(65_536), _refuse_tag)
+
+
+def dumps(value: CborValue) -> bytes:
+    """Encode a value deterministically (RFC 8949 §4.2.1, length-first map keys)."""
+    return cbor2.dumps(value, canonical=True)
+
+
+def encoded(value: CborValue) -> bytes:
+    """The bytes a value returned by `loads` was decoded from (map order as decoded)."""
+    return cbor2.dumps(value)
+
+
+def loads(data: bytes, *, check_items: bool = True) -> Any:
+    """Decode one deterministic DP1 CBOR item; raises MalformedError for anything else.
+
+    Re-encoding in decoded order and comparing refuses non-shortest forms, indefinite lengths and
+    duplicate keys; the walk refuses items DP1 does not allow (floats, simple values, text keys,
+    integers beyond 2^53) and map keys out of length-first order. `check_items=False` skips the
+    walk, for a caller that checks the type of every item it accepts and accepts no map of more
+    than one key; tags are refused either way.
+    """
+    try:
+        value = cbor2.loads(
+            data,
+            semantic_decoders=_NO_TAGS,
+            tag_hook=_refuse_tag,
+            max_depth=CBOR_DEPTH_MAX,
+            allow_indefinite=False,
+            allow_duplicate_keys=False,
+        )
+    except MalformedError:
+        raise
+    except Exception as exc:  # cbor2 raises several types, RecursionError among them
+        raise MalformedError(f"not CBOR: {type(exc).__name__}") from exc
+    if check_items:
+        _check_items(value)
+    if encoded(value) != data:
+        raise MalformedError("CBOR is not deterministically encoded")
+    return value
+
+
+def _check_items(value: object) -> None:
+    """Refuse any item outside DP1's list, at any depth (iterative: no recursion on input)."""
+    if type(value) is not list and type(value) is not dict:
+        _check_leaf(value)
+        return
+    pending: list[tuple[Any, int]] = [(value, CBOR_DEPTH_MAX)]
+    while pending:
+        container, depth = pending.pop()
+        if depth <= 0:
+            raise MalformedError("CBOR nested too deeply")
+        if type(container) is list:
+            children = container
+        else:
+            children = container.values()
+            _check_keys(container)
+        for child in children:
+            kind = type(child)
+            if kind is list or kind is dict:
+                pending.append((child, depth - 1))
+            elif kind is not bytes and kind is not str:
+                _check_leaf(child)
+
+
+def _check_leaf(item: object) -> None:
+    if type(item) is int:
+        if -INT_ABS_LIMIT < item < INT_ABS_LIMIT:
+            return
+        raise MalformedError("integer out of range")
+    if type(item) is bytes or type(item) is str:
+        return
+    # bool, None, float, undefined, simple values, and anything else cbor2 makes
+    raise MalformedError(f"CBOR item of type {type(item).__name__} is not allowed")
+
+
+def _check_keys(mapping: dict[Any, Any]) -> None:
+    """Integer keys of DP1's range in strictly ascending length-first order (so no duplicates)."""
+    previous = (0, -1, 0)
+    for key in mapping:
+        if type(key) is not int:
+            raise MalformedError("map keys must be integers")
+        order = _SMALL_KEY_ORDER.get(key)
+        if order is None:
+            if not -INT_ABS_LIMIT < key < INT_ABS_LIMIT:
+                raise MalformedError("integer out of range")
+            order = canonical_key_order(key)
+        if order <= previous:
+            raise MalformedError("map keys out of length-first order")
+        previous = order
+
+
+def canonical_key_order(key: int) -> tuple[int, int, int]:
+    """Sort key of an integer map key in RFC 7049 canonical (length-first) order: encoded length,
+    then major type (unsigned before negative), then the encoded argument."""
+    argument = key if key >= 0 else -1 - key
+    if argument < 24:
+        length = 1
+    elif argument < 0x100:
+        length = 2
+    elif argument < 0x10000:
+        length = 3
+    elif argument < 0x1_0000_0000:
+        length = 5
+    else:
+        length = 9
+    return length, int(key < 0), argument
+
+
+_SMALL_KEY_ORDER = {key: canonical_key_order(key) for key in range(-0x10000, 0x10000)}

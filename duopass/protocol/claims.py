@@ -1,0 +1,259 @@
+"""The L1 payload: typed CWT claims and duopass claims (§2), built only through `parse_claims`.
+
+`encode_claims` writes the deterministic map and runs it back through `parse_claims`, so the
+issuer can never mint a credential that a verifier would call MALFORMED.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, Final
+
+from duopass.protocol.cbor import MalformedError, dumps
+from duopass.protocol.limits import (
+    CRIT_KEYS_UNDERSTOOD,
+    CTI_BYTES_MAX,
+    CTI_BYTES_MIN,
+    CURRENCY_CHARS,
+    ED25519_KEY_BYTES,
+    EVENT_CHARS_MAX,
+    ISS_CHARS_MAX,
+    SCOPE_VENUES_MAX,
+    SUB_CHARS_MAX,
+    USES_MAX,
+    VENUE_CHARS_MAX,
+)
+
+__all__ = ["Claims", "Kind", "encode_claims", "parse_claims"]
+
+# CWT claim keys (RFC 8392) and the duopass map's keys (§2).
+ISS: Final = 1
+SUB: Final = 2
+EXP: Final = 4
+NBF: Final = 5
+IAT: Final = 6
+CTI: Final = 7
+CNF: Final = 8
+DP: Final = -65537
+DP_CRIT, DP_KIND, DP_USES, DP_TXMAX, DP_CUR, DP_SCOPE, DP_EV, DP_GEN, DP_ENT = range(9)
+
+
+class Kind(IntEnum):
+    """What a credential is for (dp key 1)."""
+
+    PURSE = 1
+    IDENTITY = 2
+    TICKET = 3
+
+    @property
+    def policy_name(self) -> str:
+        """The name of this kind in a trust store's `max_lifetime_s`."""
+        return self.name.lower()
+
+
+_KIND_OF_VALUE = {kind.value: kind for kind in Kind}
+_ISS_TEXT = re.compile(f"[!-~]{{1,{ISS_CHARS_MAX}}}")
+_CURRENCY_TEXT = re.compile(f"[A-Z]{{{CURRENCY_CHARS}}}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Claims:
+    """A credential's claims. `device_key` is the raw key of `cnf`; None for a static code."""
+
+    iss: str
+    sub: str
+    iat: int
+    exp: int
+    cti: bytes
+    kind: Kind
+    nbf: int | None = None
+    device_key: bytes | None = None
+    uses: int | None = None
+    txmax: int | None = None
+    cur: str | None = None
+    scope: tuple[str, ...] | None = None
+    ev: str | None = None
+    gen: int = 0
+    ent: int = 1
+    crit: tuple[int, ...] | None = None
+
+
+def encode_claims(claims: Claims) -> bytes:
+    """The deterministic CBOR payload of an L1; raises ValueError for claims §2 forbids."""
+    dp: dict[int, Any] = {DP_KIND: int(claims.kind)}
+    optional_dp = (
+        (DP_CRIT, list(claims.crit) if claims.crit is not None else None),
+        (DP_USES, claims.uses),
+        (DP_TXMAX, claims.txmax),
+        (DP_CUR, claims.cur),
+        (DP_SCOPE, list(claims.scope) if claims.scope is not None else None),
+        (DP_EV, claims.ev),
+        (DP_GEN, claims.gen or None),
+        (DP_ENT, claims.ent if claims.ent != 1 else None),
+    )
+    dp.update((key, value) for key, value in optional_dp if value is not None)
+    payload: dict[int, Any] = {
+        ISS: claims.iss,
+        SUB: claims.sub,
+        EXP: claims.exp,
+        IAT: claims.iat,
+        CTI: claims.cti,
+        DP: dp,
+    }
+    if claims.nbf is not None:
+        payload[NBF] = claims.nbf
+    if claims.device_key is not None:
+        payload[CNF] = {1: {1: 1, -1: 6, -2: claims.device_key}}
+    encoded = dumps(payload)
+    try:
+        parsed = parse_claims(payload)
+    except MalformedError as exc:
+        raise ValueError(f"claims a verifier would refuse: {exc}") from exc
+    assert parsed == claims, "encoding must round-trip"
+    return encoded
+
+
+def parse_claims(payload: object) -> Claims:
+    """Check a decoded L1 payload against §2's tables; raises MalformedError."""
+    if not isinstance(payload, dict):
+        raise MalformedError("claims are not a map")
+    iat = _uint(payload, IAT)
+    exp = _uint(payload, EXP)
+    if exp <= iat:
+        raise MalformedError("exp is not after iat")
+    dp = payload.get(DP)
+    if not isinstance(dp, dict):
+        raise MalformedError("dp claims missing")
+    crit = _crit(dp.get(DP_CRIT))
+    kind = _KIND_OF_VALUE.get(_uint(dp, DP_KIND))
+    if kind is None:
+        raise MalformedError("unknown kind")
+    device_key = _cnf(payload.get(CNF))
+    uses = _opt_uint(dp, DP_USES, low=1, high=USES_MAX)
+    txmax = _opt_uint(dp, DP_TXMAX, low=1)
+    cur = _opt_currency(dp.get(DP_CUR))
+    ev = _opt_text(dp.get(DP_EV), EVENT_CHARS_MAX)
+    if device_key is not None and uses is None:
+        raise MalformedError("a device-bound credential needs uses")
+    if kind is Kind.PURSE and (txmax is None or cur is None):
+        raise MalformedError("a purse needs txmax and cur")
+    if kind is Kind.TICKET and ev is None:
+        raise MalformedError("a ticket needs ev")
+    return Claims(
+        iss=_iss(payload.get(ISS)),
+        sub=_text(payload.get(SUB), SUB_CHARS_MAX),
+        iat=iat,
+        exp=exp,
+        cti=_cti(payload.get(CTI)),
+        kind=kind,
+        nbf=_opt_uint(payload, NBF),
+        device_key=device_key,
+        uses=uses,
+        txmax=txmax,
+        cur=cur,
+        scope=_scope(dp.get(DP_SCOPE)),
+        ev=ev,
+        gen=_opt_uint(dp, DP_GEN) or 0,
+        ent=_opt_uint(dp, DP_ENT, low=1) or 1,
+        crit=crit,
+    )
+
+
+def _uint(claims: dict[Any, Any], key: int) -> int:
+    value = claims.get(key)
+    if value is None:
+        raise MalformedError(f"claim {key} missing")
+    return _check_uint(value, key)
+
+
+def _opt_uint(
+    claims: dict[Any, Any], key: int, *, low: int = 0, high: int | None = None
+) -> int | None:
+    value = claims.get(key)
+    if value is None:
+        return None
+    return _check_uint(value, key, low=low, high=high)
+
+
+def _check_uint(value: object, key: int, *, low: int = 0, high: int | None = None) -> int:
+    # The CBOR decoder never yields bool, and has bounded every integer below 2^53.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        raise MalformedError(f"claim {key} out of range")
+    return value
+
+
+def _text(value: object, max_chars: int) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= max_chars:
+        raise MalformedError("text claim missing or of the wrong length")
+    return value
+
+
+def _opt_text(value: object, max_chars: int) -> str | None:
+    return None if value is None else _text(value, max_chars)
+
+
+def _iss(value: object) -> str:
+    if not isinstance(value, str) or _ISS_TEXT.fullmatch(value) is None:
+        raise MalformedError("iss is not 1..64 characters from ! to ~")
+    return value
+
+
+def _cti(value: object) -> bytes:
+    if not isinstance(value, bytes) or not CTI_BYTES_MIN <= len(value) <= CTI_BYTES_MAX:
+        raise MalformedError("cti missing or of the wrong length")
+    return value
+
+
+def _cnf(value: object) -> bytes | None:
+    """RFC 8747 `{1: COSE_Key}` with exactly an OKP Ed25519 key; the point is judged at check 14."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or len(value) != 1 or not isinstance(value.get(1), dict):
+        raise MalformedError("cnf is not {1: COSE_Key}")
+    key = value[1]
+    if len(key) != 3 or key.get(1) != 1 or key.get(-1) != 6:
+        raise MalformedError("cnf key is not exactly an OKP Ed25519 key")
+    raw = key.get(-2)
+    if not isinstance(raw, bytes) or len(raw) != ED25519_KEY_BYTES:
+        raise MalformedError("cnf key is not 32 bytes")
+    return raw
+
+
+def _opt_currency(value: object) -> str | None:
+    if value is None:
+        return None
+    if (
+        not isinstance(value, str)
+        or len(value) != CURRENCY_CHARS
+        or not all("A" <= c <= "Z" for c in value)
+    ):
+        raise MalformedError("cur is not three letters A-Z")
+    return value
+
+
+def _scope(value: object) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not 1 <= len(value) <= SCOPE_VENUES_MAX:
+        raise MalformedError("scope is not a list of 1..16 venues")
+    return tuple(_text(venue, VENUE_CHARS_MAX) for venue in value)
+
+
+def _crit(value: object) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise MalformedError("crit is not a non-empty list")
+    keys = tuple(_check_uint(key, DP_CRIT) for key in value)
+    if len(set(keys)) != len(keys):
+        raise MalformedError("crit lists a key twice")
+    if not CRIT_KEYS_UNDERSTOOD.issuperset(keys):
+        raise MalformedError("crit names a dp key this verifier does not understand")
+    return keys

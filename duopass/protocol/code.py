@@ -1,0 +1,178 @@
+"""The DP1 code: minting L1 and L2, the code text, and the one decoder of §2.
+
+`decode_code` turns text into a `Code` or raises `FormatError` (check 1) or `MalformedError`
+(check 2). It checks structure only; signatures and everything after check 2 are `verify`'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from duopass.protocol.cbor import MalformedError, dumps, encoded, loads
+from duopass.protocol.claims import Claims, encode_claims, parse_claims
+from duopass.protocol.cose import (
+    L1_PROTECTED_PREFIX,
+    L2_PROTECTED,
+    l1_protected,
+    sig_structure,
+    sign1,
+)
+from duopass.protocol.encoding import EncodingError, b45decode, b45encode
+from duopass.protocol.keys import KeyId, SigningKey
+from duopass.protocol.limits import (
+    CODE_CHARS_MAX,
+    CODE_PREFIX,
+    COUNTER_LIMIT,
+    ED25519_SIG_BYTES,
+    INT_ABS_LIMIT,
+    KID_BYTES,
+)
+
+__all__ = [
+    "Code",
+    "Credential",
+    "DynamicPart",
+    "FormatError",
+    "decode_code",
+    "decode_credential",
+    "make_code",
+    "mint_credential",
+    "strip_line_ending",
+]
+
+
+class FormatError(ValueError):
+    """Text that is not a DP1 code at all (check 1)."""
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A decoded L1; `encoded` is its exact CBOR bytes, the key of any verification cache."""
+
+    kid: KeyId
+    claims: Claims
+    encoded: bytes
+    signed: bytes
+    """The Sig_structure the issuer signed."""
+    signature: bytes
+
+
+@dataclass(frozen=True)
+class DynamicPart:
+    """A decoded L2: counter and wallet time, and what the device signed."""
+
+    ctr: int
+    ts: int
+    signed: bytes
+    signature: bytes
+
+
+@dataclass(frozen=True)
+class Code:
+    """A well-formed DP1 code: a credential, and its dynamic part unless it is a static code."""
+
+    credential: Credential
+    dynamic: DynamicPart | None
+
+
+def mint_credential(claims: Claims, issuer_key: SigningKey) -> bytes:
+    """An L1 (the encoded COSE_Sign1) over `claims`, signed by the day's signing key."""
+    return dumps(sign1(issuer_key, l1_protected(issuer_key.kid), encode_claims(claims)))
+
+
+def make_code(l1: bytes, device_key: SigningKey | None, ctr: int = 0, ts: int = 0) -> str:
+    """The DP1 text: L1 alone (a static code) when `device_key` is None, else L1 and a new L2."""
+    credential = loads(l1)
+    if device_key is None:
+        return CODE_PREFIX + b45encode(dumps([credential]))
+    if not 0 <= ctr < COUNTER_LIMIT or ts < 0:
+        raise ValueError("counter or timestamp out of range")
+    l2 = sign1(device_key, L2_PROTECTED, dumps([ctr, ts]), external_aad=credential[3])
+    return CODE_PREFIX + b45encode(dumps([credential, l2]))
+
+
+def strip_line_ending(text: str) -> str:
+    """Remove exactly one trailing CRLF, CR or LF, as a keyboard-wedge scanner appends (§2)."""
+    if text.endswith("\r\n"):
+        return text[:-2]
+    if text.endswith(("\r", "\n")):
+        return text[:-1]
+    return text
+
+
+def decode_code(text: str, *, known: Mapping[bytes, Credential] | None = None) -> Code:
+    """Parse a scanned text into a `Code` (§2); raises FormatError or MalformedError.
+
+    `known` maps the exact bytes of credentials decoded before to their result, so a credential
+    scanned many times is parsed once; identical bytes always decode identically.
+    """
+    text = strip_line_ending(text)
+    if not text.startswith(CODE_PREFIX):
+        raise FormatError("not a DP1 code")
+    if len(text) > CODE_CHARS_MAX:
+        raise MalformedError("code too long")
+    try:
+        envelope_bytes = b45decode(text[len(CODE_PREFIX) :])
+    except EncodingError as exc:
+        raise MalformedError(str(exc)) from exc
+    # Every item of the envelope is type-checked below (and the L1 payload walked in full).
+    envelope = loads(envelope_bytes, check_items=False)
+    if not isinstance(envelope, list) or not 1 <= len(envelope) <= 2:
+        raise MalformedError("envelope is not [L1] or [L1, L2]")
+    l1_bytes = encoded(envelope[0])
+    credential = known.get(l1_bytes) if known is not None else None
+    if credential is None:
+        credential = decode_credential(envelope[0], l1_bytes)
+    if len(envelope) == 1:
+        return Code(credential, None)
+    if credential.claims.device_key is None:
+        raise MalformedError("an L2 on a credential without cnf")
+    return Code(credential, _decode_dynamic(envelope[1], credential.signature))
+
+
+def decode_credential(l1: object, encoded: bytes) -> Credential:
+    """Check a decoded L1 array (whose deterministic encoding is `encoded`): exact protected
+    header, empty unprotected map, claims."""
+    protected, payload, signature = _sign1_parts(l1)
+    if len(protected) != len(L1_PROTECTED_PREFIX) + KID_BYTES or not protected.startswith(
+        L1_PROTECTED_PREFIX
+    ):
+        raise MalformedError("L1 protected header is not {1: -8, 4: kid}")
+    claims = parse_claims(loads(payload))
+    return Credential(
+        kid=KeyId(protected[-KID_BYTES:]),
+        claims=claims,
+        encoded=encoded,
+        signed=sig_structure(protected, b"", payload),
+        signature=signature,
+    )
+
+
+def _decode_dynamic(l2: object, l1_signature: bytes) -> DynamicPart:
+    protected, payload, signature = _sign1_parts(l2)
+    if protected != L2_PROTECTED:
+        raise MalformedError("L2 protected header is not {1: -8}")
+    body = loads(payload, check_items=False)
+    if type(body) is not list or len(body) != 2:
+        raise MalformedError("L2 payload is not [ctr, ts]")
+    ctr, ts = body
+    if type(ctr) is not int or not 0 <= ctr < COUNTER_LIMIT:
+        raise MalformedError("L2 counter out of range")
+    if type(ts) is not int or not 0 <= ts < INT_ABS_LIMIT:
+        raise MalformedError("L2 timestamp out of range")
+    return DynamicPart(ctr, ts, sig_structure(protected, l1_signature, payload), signature)
+
+
+def _sign1_parts(value: object) -> tuple[bytes, bytes, bytes]:
+    """(protected, payload, signature) of an untagged COSE_Sign1 with an empty unprotected map."""
+    if type(value) is not list or len(value) != 4:
+        raise MalformedError("not a COSE_Sign1 array")
+    protected, unprotected, payload, signature = value
+    if type(protected) is not bytes or type(payload) is not bytes:
+        raise MalformedError("COSE_Sign1 protected or payload is not a byte string")
+    if type(unprotected) is not dict or unprotected:
+        raise MalformedError("unprotected headers must be empty")
+    if type(signature) is not bytes or len(signature) != ED25519_SIG_BYTES:
+        raise MalformedError("signature is not 64 bytes")
+    return protected, payload, signature

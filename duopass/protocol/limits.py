@@ -1,0 +1,52 @@
+"""Every limit of the DP1 protocol, named once, unit last. Checked before parsing."""
+
+from __future__ import annotations
+
+from typing import Final
+
+CODE_PREFIX: Final = "DP1:"
+CODE_CHARS_MAX: Final = 1200
+"""Longest code text, prefix included, after one trailing line ending is removed (§2)."""
+
+CBOR_DEPTH_MAX: Final = 8
+"""Deepest nesting of CBOR containers in any part of a code; DP1 itself needs 4."""
+
+INT_ABS_LIMIT: Final = 2**53
+"""Every integer in a code has an absolute value below this (§2)."""
+
+ED25519_KEY_BYTES: Final = 32
+ED25519_SIG_BYTES: Final = 64
+ED25519_SEED_BYTES: Final = 32
+KID_BYTES: Final = 8
+
+ISS_CHARS_MAX: Final = 64
+SUB_CHARS_MAX: Final = 64
+CTI_BYTES_MIN: Final = 8
+CTI_BYTES_MAX: Final = 16
+USES_MAX: Final = 1000
+SCOPE_VENUES_MAX: Final = 16
+VENUE_CHARS_MAX: Final = 64
+EVENT_CHARS_MAX: Final = 64
+CURRENCY_CHARS: Final = 3
+COUNTER_LIMIT: Final = 2**32
+"""An L2 counter is below this."""
+
+CRIT_KEYS_UNDERSTOOD: Final = frozenset(range(9))
+"""dp keys a DP1 verifier understands (§2)."""
+
+# Policy defaults (§3).
+FRESHNESS_DEFAULT_S: Final = 60
+CLOCK_SKEW_DEFAULT_S: Final = 300
+MAX_LIFETIME_DEFAULT_S: Final = {"purse": 86_400, "identity": 86_400, "ticket": 2_592_000}
+MAX_AGE_DEFAULT_S: Final = 86_400
+
+TRUST_FILE_BYTES_MAX: Final = 16 * 1024 * 1024
+"""Largest trust store file accepted: room for about 100,000 revocations."""
+
+KEY_FILE_BYTES_MAX: Final = 4096
+IMAGE_FILE_BYTES_MAX: Final = 32 * 1024 * 1024
+SCAN_LINE_CHARS_MAX: Final = 4096
+"""Longest line a keyboard-wedge reader takes before it gives up on the line."""
+
+L1_CACHE_ENTRIES_MAX: Final = 10_000
+"""Verified credentials a terminal keeps parsed, keyed by their exact bytes."""
