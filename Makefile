@@ -3,12 +3,15 @@ SHELL := /bin/bash
 BIN := .venv/bin
 STAMP := .venv/.installed
 
-.PHONY: run test lint typecheck unit conformance bench fuzz clean
+.PHONY: run demo test lint typecheck unit conformance bench fuzz clean
 
 $(STAMP): requirements.lock pyproject.toml scripts/bootstrap.sh
 	./scripts/bootstrap.sh
 
-run: $(STAMP)  ## the offline demonstration of the protocol core
+run: $(STAMP)  ## the issuer server on 127.0.0.1:8000, SQLite, demo data
+	$(BIN)/duopass serve --demo --data-dir duopass-data
+
+demo: $(STAMP)  ## the offline demonstration of the protocol core, no server
 	$(BIN)/duopass demo --out demo-out
 
 test: lint typecheck unit  ## everything CI runs
@@ -35,4 +38,4 @@ fuzz: $(STAMP)  ## a longer fuzz run than the suite's 100,000 inputs
 	$(BIN)/python -m fuzz.dp1 --inputs 5000000
 
 clean:
-	rm -rf .venv demo-out .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf .venv demo-out duopass-data .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -20,6 +20,8 @@ from duopass.protocol.limits import IMAGE_FILE_BYTES_MAX
 __all__ = ["QrError", "Writer", "read_image", "read_image_file", "render_png"]
 
 _IMAGE_PIXELS_MAX = 40_000_000
+_SIDE_MAX = 65_535
+"""zxing-cpp's largest side."""
 _QR_ONLY = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 """Larger images are refused before decoding: a camera frame is at most a few megapixels."""
 
@@ -57,16 +59,20 @@ def read_image(data: bytes) -> list[str]:
     if len(data) > IMAGE_FILE_BYTES_MAX:
         raise QrError("image file too large")
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(io.BytesIO(data), formats=["PNG", "JPEG"]) as image:
             width, height = image.size
-            if width * height > _IMAGE_PIXELS_MAX:
-                raise QrError("image has too many pixels")
+            if (
+                width * height > _IMAGE_PIXELS_MAX
+                or not 0 < width <= _SIDE_MAX
+                or not 0 < height <= _SIDE_MAX
+            ):
+                raise QrError("image has too many pixels or a side out of range")
             grey = image.convert("L")
+        found = zxingcpp.read_barcodes(grey, formats=_QR_ONLY)
     except QrError:
         raise
-    except Exception as exc:  # Pillow raises many types for corrupt or foreign files
-        raise QrError(f"not a readable image: {type(exc).__name__}") from exc
-    found = zxingcpp.read_barcodes(grey, formats=_QR_ONLY)
+    except Exception as exc:  # Pillow and zxing-cpp raise many types for hostile files
+        raise QrError(f"not a readable PNG or JPEG image: {type(exc).__name__}") from exc
     return [barcode.text for barcode in found if barcode.valid]
 
 

@@ -172,3 +172,10 @@ def test_demo_runs_and_its_suggested_command_works(tmp_path):
     args = line.split("duopass", 1)[1].split()
     again = duopass(*args)
     assert (again.returncode, json.loads(again.stdout)["reason"]) == (0, "OK")
+
+
+def test_a_trust_store_with_a_huge_number_is_a_usage_error(tmp_path):
+    path = tmp_path / "trust.json"
+    path.write_text(json.dumps(PURSE["trust"]).replace('"seq": 7', '"seq": ' + "9" * 5000))
+    done = _verify(path, "--mode", "identity", CODE)
+    assert (done.returncode, done.stdout) == (2, "")

@@ -64,3 +64,13 @@ def test_huge_images_are_refused_before_decoding():
 def test_missing_file_is_refused(tmp_path):
     with pytest.raises(QrError):
         read_image_file(tmp_path / "absent.png")
+
+
+@pytest.mark.parametrize(
+    ("size", "kind"), [((70_000, 1), "PNG"), ((64, 64), "GIF"), ((64, 64), "BMP")]
+)
+def test_only_png_and_jpeg_within_zxing_limits_are_read(size, kind):
+    buffer = io.BytesIO()
+    Image.new("L", size, 255).save(buffer, format=kind)
+    with pytest.raises(QrError):
+        read_image(buffer.getvalue())

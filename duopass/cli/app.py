@@ -13,6 +13,7 @@ import typer
 from duopass.cli.demo import demo
 from duopass.cli.output import code_json, verdict_json
 from duopass.cli.scanned import scanned_text
+from duopass.cli.serve import serve
 from duopass.protocol.cbor import MalformedError
 from duopass.protocol.code import FormatError, decode_code
 from duopass.protocol.keys import SigningKey
@@ -38,9 +39,9 @@ def _usage_error(message: str) -> typer.Exit:
 
 def _read_trust(path: Path) -> TrustStore:
     try:
-        if path.stat().st_size > TRUST_FILE_BYTES_MAX:
-            raise _usage_error(f"{path}: trust store file too large")
-        return parse_trust_store(path.read_bytes())
+        with path.open("rb") as handle:  # bounded read: a device or pipe has no honest size
+            data = handle.read(TRUST_FILE_BYTES_MAX + 1)
+        return parse_trust_store(data)
     except OSError as exc:
         raise _usage_error(f"{path}: {exc.strerror}") from exc
     except TrustStoreError as exc:
@@ -111,6 +112,7 @@ def keygen(
 
 
 app.command()(demo)
+app.command()(serve)
 
 
 def main() -> None:

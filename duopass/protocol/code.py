@@ -134,7 +134,7 @@ def decode_code(text: str, *, known: Mapping[bytes, Credential] | None = None) -
 def decode_credential(l1: object, encoded: bytes) -> Credential:
     """Check a decoded L1 array (whose deterministic encoding is `encoded`): exact protected
     header, empty unprotected map, claims."""
-    protected, payload, signature = _sign1_parts(l1)
+    protected, payload, signature = sign1_parts(l1)
     if len(protected) != len(L1_PROTECTED_PREFIX) + KID_BYTES or not protected.startswith(
         L1_PROTECTED_PREFIX
     ):
@@ -150,7 +150,7 @@ def decode_credential(l1: object, encoded: bytes) -> Credential:
 
 
 def _decode_dynamic(l2: object, l1_signature: bytes) -> DynamicPart:
-    protected, payload, signature = _sign1_parts(l2)
+    protected, payload, signature = sign1_parts(l2)
     if protected != L2_PROTECTED:
         raise MalformedError("L2 protected header is not {1: -8}")
     body = loads(payload, check_items=False)
@@ -159,12 +159,12 @@ def _decode_dynamic(l2: object, l1_signature: bytes) -> DynamicPart:
     ctr, ts = body
     if type(ctr) is not int or not 0 <= ctr < COUNTER_LIMIT:
         raise MalformedError("L2 counter out of range")
-    if type(ts) is not int or not 0 <= ts < INT_ABS_LIMIT:
-        raise MalformedError("L2 timestamp out of range")
+    if type(ts) is not int or not -INT_ABS_LIMIT < ts < INT_ABS_LIMIT:
+        raise MalformedError("L2 timestamp is not an integer below 2^53")
     return DynamicPart(ctr, ts, sig_structure(protected, l1_signature, payload), signature)
 
 
-def _sign1_parts(value: object) -> tuple[bytes, bytes, bytes]:
+def sign1_parts(value: object) -> tuple[bytes, bytes, bytes]:
     """(protected, payload, signature) of an untagged COSE_Sign1 with an empty unprotected map."""
     if type(value) is not list or len(value) != 4:
         raise MalformedError("not a COSE_Sign1 array")

@@ -8,8 +8,9 @@ CODE_PREFIX: Final = "DP1:"
 CODE_CHARS_MAX: Final = 1200
 """Longest code text, prefix included, after one trailing line ending is removed (§2)."""
 
-CBOR_DEPTH_MAX: Final = 8
-"""Deepest nesting of CBOR containers in any part of a code; DP1 itself needs 4."""
+CBOR_DEPTH_MAX: Final = 1024
+"""Deepest nesting of CBOR containers. §2 sets no limit of its own: 1,200 characters of base45
+carry at most about 870 bytes, so this bounds the decoder without refusing any code that fits."""
 
 INT_ABS_LIMIT: Final = 2**53
 """Every integer in a code has an absolute value below this (§2)."""
@@ -50,3 +51,8 @@ SCAN_LINE_CHARS_MAX: Final = 4096
 
 L1_CACHE_ENTRIES_MAX: Final = 10_000
 """Verified credentials a terminal keeps parsed, keyed by their exact bytes."""
+
+BUNDLE_BYTES_MAX: Final = 8 * 1024 * 1024
+"""Largest signed trust bundle a terminal accepts."""
+BUNDLE_ENTRIES_MAX: Final = 200_000
+"""Most keys, revocations and freezes one bundle may list, all lists together."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from duopass.protocol.claims import Kind
 from duopass.protocol.encoding import EncodingError, b64u_decode, b64u_encode
@@ -31,11 +31,25 @@ __all__ = [
     "TrustKey",
     "TrustStore",
     "TrustStoreError",
+    "TrustView",
     "dump_trust_store",
     "parse_trust_store",
 ]
 
 TRUST_STORE_VERSION = 1
+
+
+class TrustView(Protocol):
+    """What the checks read from a trust store; the server implements it over its database."""
+
+    @property
+    def issued_at(self) -> int: ...
+    @property
+    def max_age_s(self) -> int: ...
+    def key(self, iss: str, kid: bytes) -> TrustKey | None: ...
+    def policy(self, iss: str) -> Policy: ...
+    def is_revoked(self, iss: str, cti: bytes, ctr: int | None = None) -> bool: ...
+    def is_frozen(self, iss: str, sub: str) -> bool: ...
 
 
 class TrustStoreError(ValueError):
@@ -103,7 +117,8 @@ class TrustStore:
     def policy(self, iss: str) -> Policy:
         return self._policies.get(iss, _DEFAULT_POLICY)
 
-    def is_revoked(self, iss: str, cti: bytes) -> bool:
+    def is_revoked(self, iss: str, cti: bytes, ctr: int | None = None) -> bool:
+        """Offline, revocation is per credential; the counter matters only online (§4.2)."""
         return (iss, cti) in self.revoked
 
     def is_frozen(self, iss: str, sub: str) -> bool:
@@ -119,7 +134,7 @@ def parse_trust_store(data: bytes) -> TrustStore:
         _refuse("trust store file too large")
     try:
         doc = json.loads(data, object_pairs_hook=_no_duplicate_names, parse_constant=_refuse)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, 4,300+ digit numbers
         raise TrustStoreError(f"trust store is not JSON: {exc}") from exc
     top = _object(doc, "trust store")
     if _int(top, "version") != TRUST_STORE_VERSION:

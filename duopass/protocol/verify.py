@@ -18,7 +18,7 @@ from duopass.protocol.keys import verify_signature
 from duopass.protocol.limits import L1_CACHE_ENTRIES_MAX
 from duopass.protocol.memory import Acceptance, TerminalMemory
 from duopass.protocol.reasons import Reason
-from duopass.protocol.trust import TrustStore
+from duopass.protocol.trust import TrustStore, TrustView
 
 __all__ = ["Mode", "TerminalConfig", "Verdict", "Verifier", "verify", "verify_code"]
 
@@ -96,14 +96,16 @@ def verify(
 def verify_code(
     code: Code,
     *,
-    trust: TrustStore,
+    trust: TrustView,
     config: TerminalConfig,
     memory: TerminalMemory,
     now: int,
     amount: int | None = None,
     verified: MutableMapping[bytes, Credential] | None = None,
+    online: bool = False,
 ) -> Verdict:
-    """§3 checks 3 to 19 on a decoded code."""
+    """§3 checks 3 to 19 on a decoded code. `online=True` is the server's run: check 18 does not
+    apply (the funds rule of §3-§4 replaces it) and revocation may depend on the counter."""
     credential, dynamic = code.credential, code.dynamic
     claims = credential.claims
     ctr = dynamic.ctr if dynamic is not None else None
@@ -140,7 +142,9 @@ def verify_code(
         return refuse(Reason.EXPIRED)
     # check 9: not revoked, and not older than a generation this terminal accepted
     highest = memory.highest_generation(claims.iss, claims.sub)
-    if trust.is_revoked(claims.iss, claims.cti) or (highest is not None and claims.gen < highest):
+    if trust.is_revoked(claims.iss, claims.cti, ctr) or (
+        highest is not None and claims.gen < highest
+    ):
         return refuse(Reason.REVOKED)
     # check 10: the subject is not frozen
     if trust.is_frozen(claims.iss, claims.sub):
@@ -176,8 +180,8 @@ def verify_code(
         # check 17: this counter not accepted before here
         if counting and memory.counter_accepted(claims.iss, claims.cti, dynamic.ctr):
             return refuse(Reason.REPLAY)
-    # check 18: within the per-payment cap
-    if config.mode is Mode.PAY:
+    # check 18: within the per-payment cap (offline only)
+    if config.mode is Mode.PAY and not online:
         assert amount is not None and claims.txmax is not None, "checked above and by the decoder"
         if amount > claims.txmax:
             return refuse(Reason.OVER_TX_LIMIT)

@@ -237,3 +237,20 @@ def test_base45_accepts_exactly_the_texts_that_re_encode_to_themselves(text):
     else:
         with pytest.raises(EncodingError):
             b45decode(text)
+
+
+def test_unknown_claims_may_nest_as_deep_as_a_code_can_carry():
+    payload = loads(encode_claims(PURSE))
+    nested: Any = 1
+    for _ in range(40):
+        nested = [nested]
+    payload[3] = nested  # aud, ignored, but still walked for forbidden items
+    assert _reason(_code_with_payload(payload)) is Reason.OK
+    payload[3] = [[[[[[[[[[1.5]]]]]]]]]]
+    assert _reason(_code_with_payload(payload)) is Reason.MALFORMED
+
+
+def test_a_negative_timestamp_is_an_integer_and_simply_stale():
+    l1 = sign1(ISSUER, l1_protected(ISSUER.kid), encode_claims(PURSE))
+    envelope = [l1, sign1(DEVICE, L2_PROTECTED, dumps([0, -1]), l1[3])]
+    assert _reason("DP1:" + b45encode(dumps(envelope))) is Reason.STALE

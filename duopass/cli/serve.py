@@ -1,0 +1,80 @@
+"""`duopass serve`: the issuer server on uvicorn, with an embedded SQLite file by default."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from duopass.server.keyring import Keyring, KeyringError
+
+
+class _JsonLines(logging.Formatter):
+    """One JSON object a line: structured logs a collector can parse."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": round(record.created, 3),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    db: Annotated[
+        str | None, typer.Option(help="database URL (default: SQLite in the data dir)")
+    ] = None,
+    data_dir: Annotated[Path, typer.Option(help="keys and the default database")] = Path(
+        "duopass-data"
+    ),
+    demo: Annotated[
+        bool, typer.Option(help="create keys and load demo data into an empty database")
+    ] = False,
+    init: Annotated[bool, typer.Option(help="create missing keys, then serve")] = False,
+    issuer: Annotated[str, typer.Option(help="issuer id (iss)")] = "demo-univ",
+) -> None:
+    """Run the issuer server."""
+    import uvicorn
+
+    from duopass.server.app import create_app
+    from duopass.server.config import Settings
+    from duopass.server.demo import seed
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonLines())
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    settings = Settings(
+        db_url=db or f"sqlite:///{data_dir / 'duopass.db'}", data_dir=data_dir, issuer=issuer
+    )
+    try:
+        keyring = (
+            Keyring.create(data_dir, origin=f"{issuer}/ledger")
+            if demo or init
+            else Keyring.load(data_dir)
+        )
+    except KeyringError as exc:
+        typer.echo(f"duopass: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    app = create_app(settings, keyring=keyring)
+    if demo:
+        document = seed(app.state.context, data_dir / "demo.json")
+        if document is not None:
+            typer.echo(
+                f"demo data loaded; logins and enrolment codes in {data_dir / 'demo.json'}",
+                err=True,
+            )
+            typer.echo(f"card office: admin / {document['admin']['password']}", err=True)
+    typer.echo(
+        f"duopass issuer server for {issuer} on http://{host}:{port} (OpenAPI at /docs)", err=True
+    )
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)

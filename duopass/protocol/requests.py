@@ -1,0 +1,72 @@
+"""How a terminal proves itself (a format §8 leaves to the implementation; see
+docs/protocol-core.md): enrolment with a one-time code and a proof of possession, then every
+request signed with the terminal key.
+
+Request headers: `Duopass-Terminal: <id>`, `Duopass-Time: <unix seconds>`,
+`Duopass-Signature: <b64url Ed25519 signature>` over
+
+    "duopass-terminal-request-v1\\n" METHOD "\\n" PATH?QUERY "\\n" TIME "\\n" hex(SHA-256(body))
+
+Every terminal endpoint is idempotent (scans by (terminal, seq), journals by seq, bundles are
+reads), so a replayed request inside the time window changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from duopass.protocol.encoding import EncodingError, b64u_decode, b64u_encode
+from duopass.protocol.keys import SigningKey, verify_signature
+
+__all__ = [
+    "REQUEST_WINDOW_S",
+    "enrolment_message",
+    "request_message",
+    "sign_request",
+    "verify_request",
+]
+
+REQUEST_WINDOW_S = 300
+"""A signed request is accepted this far from the server's clock, either way."""
+
+
+def enrolment_message(terminal_id: str, enrol_code: str, public_key: bytes) -> bytes:
+    """What a terminal signs with its new key to prove it holds it."""
+    return (
+        b"duopass-terminal-enrol-v1\n"
+        + terminal_id.encode()
+        + b"\n"
+        + enrol_code.encode()
+        + b"\n"
+        + public_key
+    )
+
+
+def request_message(method: str, target: str, time: int, body: bytes) -> bytes:
+    digest = hashlib.sha256(body).hexdigest()
+    return f"duopass-terminal-request-v1\n{method.upper()}\n{target}\n{time}\n{digest}".encode()
+
+
+def sign_request(
+    key: SigningKey, terminal_id: str, *, method: str, target: str, time: int, body: bytes
+) -> dict[str, str]:
+    """The headers that authenticate one request."""
+    signature = key.sign(request_message(method, target, time, body))
+    return {
+        "Duopass-Terminal": terminal_id,
+        "Duopass-Time": str(time),
+        "Duopass-Signature": b64u_encode(signature),
+    }
+
+
+def verify_request(
+    public: bytes, *, method: str, target: str, time: str, signature: str, body: bytes, now: int
+) -> bool:
+    """Whether the signed headers prove the terminal key, within the time window."""
+    if not time.isdigit() or len(time) > 12 or abs(int(time) - now) > REQUEST_WINDOW_S:
+        return False
+    try:
+        raw = b64u_decode(signature)
+    except EncodingError:
+        return False
+    return verify_signature(public, request_message(method, target, int(time), body), raw)

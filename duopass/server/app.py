@@ -1,0 +1,48 @@
+"""The application factory: settings, database, keys, routers, error handling."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+from duopass import __version__
+from duopass.server import errors
+from duopass.server.config import Settings
+from duopass.server.context import Context
+from duopass.server.keyring import Keyring
+from duopass.server.limits import BODY_BYTES_MAX
+from duopass.server.middleware import BodyLimit
+from duopass.server.routes import admin, ledger, system, terminal, wallet
+from duopass.server.services import signing
+from duopass.server.store.db import Database
+
+
+def create_app(
+    settings: Settings,
+    *,
+    keyring: Keyring | None = None,
+    clock: Callable[[], float] = time.time,
+    migrate: bool = True,
+) -> FastAPI:
+    """Build the server. The schema is migrated and today's signing keys exist before it answers."""
+    db = Database(settings.db_url)
+    if migrate:
+        db.migrate()
+    ctx = Context(
+        settings=settings, db=db, keyring=keyring or Keyring.load(settings.data_dir), clock=clock
+    )
+    now = ctx.now()
+    ctx.run(lambda s: signing.rotate(s, ctx.keyring, settings, now))
+    app = FastAPI(
+        title="duopass issuer server",
+        version=__version__,
+        description="Online verification, credentials, trust bundles and the ledger (PROTOCOL.md).",
+    )
+    app.state.context = ctx
+    errors.install(app)
+    for module in (terminal, wallet, admin, ledger, system):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, limit=BODY_BYTES_MAX)
+    return app

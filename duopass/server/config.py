@@ -1,0 +1,53 @@
+"""Server settings: one `BaseSettings` class, from the environment (`DUOPASS_*`) or the CLI.
+
+Secrets are never defaults: the root, ledger and wrapping keys and the digest secret live as files
+in `data_dir` (mode 0600), created by `duopass serve --init` or `--demo` and refused if absent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from duopass.protocol.limits import ISS_CHARS_MAX
+
+
+class Settings(BaseSettings):
+    """Everything the server is configured with; see `duopass serve --help`."""
+
+    model_config = SettingsConfigDict(env_prefix="DUOPASS_", frozen=True)
+
+    db_url: str = "sqlite:///duopass-data/duopass.db"
+    data_dir: Path = Path("duopass-data")
+    issuer: str = Field(
+        default="demo-univ", min_length=1, max_length=ISS_CHARS_MAX, pattern=r"^[!-~]+$"
+    )
+    timezone: str = "Asia/Shanghai"
+    """Signing keys rotate, and the settlement day turns, at midnight here."""
+    currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
+    bundle_max_age_s: int = Field(default=86_400, ge=60)
+    credential_lifetime_s: int = Field(default=86_400, ge=60, le=86_400)
+    offline_uses: int = Field(default=10, ge=1, le=1000)
+    offline_txmax: int = Field(default=3_000, ge=1)
+    """Largest offline payment a credential allows, in minor units (30.00 by default)."""
+    refresh_max_per_day: int = Field(default=4, ge=1)
+    refresh_reserve: int = Field(default=2, ge=0)
+    late_window_s: int = Field(default=72 * 3600, ge=3600)
+    key_publish_ahead_days: int = Field(default=7, ge=1, le=30)
+    static_tickets: bool = False
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)

@@ -1,0 +1,111 @@
+"""Annotated dependencies: the context, and who is calling (holder, staff, terminal)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from duopass.server.context import Context
+from duopass.server.errors import Code, Problem
+from duopass.server.services import people, terminals
+from duopass.server.store.tables import Holder, Staff, Terminal
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def context(request: Request) -> Context:
+    ctx: Context = request.app.state.context
+    return ctx
+
+
+Ctx = Annotated[Context, Depends(context)]
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A signed-in person: `role` is holder, operator or admin; `id` their row."""
+
+    role: str
+    id: int
+
+    def holder(self, session: Session) -> Holder:
+        holder = session.get(Holder, self.id)
+        assert holder is not None and self.role == "holder"
+        return holder
+
+
+def _caller(ctx: Ctx, bearer: Bearer) -> Caller:
+    if bearer is None:
+        raise Problem(Code.UNAUTHENTICATED, "a bearer token is required")
+    now = ctx.now()
+    token = ctx.run(lambda session: people.token_principal(session, bearer.credentials, now))
+    if token is None:
+        raise Problem(Code.UNAUTHENTICATED, "unknown or expired token")
+    return Caller(token.role, token.principal_id)
+
+
+def holder_caller(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
+    if caller.role != "holder":
+        raise Problem(Code.FORBIDDEN, "for holders only")
+    return caller
+
+
+def staff_caller(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
+    if caller.role not in ("operator", "admin"):
+        raise Problem(Code.FORBIDDEN, "for card-office staff only")
+    return caller
+
+
+def admin_caller(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
+    if caller.role != "admin":
+        raise Problem(Code.FORBIDDEN, "for card-office administrators only")
+    return caller
+
+
+HolderCaller = Annotated[Caller, Depends(holder_caller)]
+StaffCaller = Annotated[Caller, Depends(staff_caller)]
+AdminCaller = Annotated[Caller, Depends(admin_caller)]
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """A terminal's request as signed: checked inside the unit of work that serves it."""
+
+    terminal_id: str
+    time: str
+    signature: str
+    method: str
+    target: str
+    body: bytes
+
+    def terminal(self, session: Session, now: int) -> Terminal:
+        return terminals.authenticate(
+            session,
+            terminal_id=self.terminal_id,
+            time=self.time,
+            signature=self.signature,
+            method=self.method,
+            target=self.target,
+            body=self.body,
+            now=now,
+        )
+
+
+async def signed_request(
+    request: Request,
+    terminal: Annotated[str, Header(alias="Duopass-Terminal", max_length=64)],
+    time: Annotated[str, Header(alias="Duopass-Time", max_length=16)],
+    signature: Annotated[str, Header(alias="Duopass-Signature", max_length=128)],
+) -> SignedRequest:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return SignedRequest(terminal, time, signature, request.method, target, await request.body())
+
+
+Signed = Annotated[SignedRequest, Depends(signed_request)]
+
+__all__ = ["AdminCaller", "Caller", "Ctx", "HolderCaller", "Signed", "Staff", "StaffCaller"]

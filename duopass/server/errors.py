@@ -1,0 +1,121 @@
+"""Errors as RFC 9457 problem documents, from one table of stable codes to HTTP statuses.
+
+Services raise `Problem(code, detail)`; one handler turns it, request validation failures and
+anything unexpected into `application/problem+json` with a stable `code`. No route builds its own
+error response, and no input makes the server answer with a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("duopass.server")
+
+
+class Code(StrEnum):
+    """Stable problem codes; added, never renamed or reused."""
+
+    INVALID_REQUEST = "invalid_request"
+    BODY_TOO_LARGE = "body_too_large"
+    UNAUTHENTICATED = "unauthenticated"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    CONFLICT = "conflict"
+    ALREADY_ENROLLED = "already_enrolled"
+    BAD_ENROLMENT_CODE = "bad_enrolment_code"
+    BAD_DEVICE_KEY = "bad_device_key"
+    BAD_PROOF = "bad_proof"
+    STEP_UP_REQUIRED = "step_up_required"
+    REFRESH_LIMIT = "refresh_limit"
+    NO_FUNDS = "no_funds"
+    FROZEN = "frozen"
+    OUT_OF_RANGE = "out_of_range"
+    INTERNAL = "internal"
+
+
+STATUS = {
+    Code.INVALID_REQUEST: 422,
+    Code.BODY_TOO_LARGE: 413,
+    Code.UNAUTHENTICATED: 401,
+    Code.FORBIDDEN: 403,
+    Code.NOT_FOUND: 404,
+    Code.METHOD_NOT_ALLOWED: 405,
+    Code.CONFLICT: 409,
+    Code.ALREADY_ENROLLED: 409,
+    Code.BAD_ENROLMENT_CODE: 403,
+    Code.BAD_DEVICE_KEY: 422,
+    Code.BAD_PROOF: 403,
+    Code.STEP_UP_REQUIRED: 401,
+    Code.REFRESH_LIMIT: 429,
+    Code.NO_FUNDS: 409,
+    Code.FROZEN: 403,
+    Code.OUT_OF_RANGE: 422,
+    Code.INTERNAL: 500,
+}
+_FROM_STATUS = {
+    401: Code.UNAUTHENTICATED,
+    403: Code.FORBIDDEN,
+    404: Code.NOT_FOUND,
+    405: Code.METHOD_NOT_ALLOWED,
+    413: Code.BODY_TOO_LARGE,
+}
+
+
+class Problem(Exception):
+    """An expected refusal with a stable code; the message is for people."""
+
+    def __init__(self, code: Code, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+def problem_response(
+    code: Code, detail: str, *, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    status = STATUS[code]
+    body = {
+        "type": f"https://duopass.dev/problems/{code.value}",
+        "title": code.value.replace("_", " "),
+        "status": status,
+        "detail": detail,
+        "code": code.value,
+    }
+    return JSONResponse(
+        body, status_code=status, media_type="application/problem+json", headers=headers
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every error into a problem document."""
+
+    @app.exception_handler(Problem)
+    async def _problem(_request: Request, exc: Problem) -> JSONResponse:
+        headers = None
+        if exc.code is Code.STEP_UP_REQUIRED:  # RFC 9470
+            headers = {"WWW-Authenticate": 'Bearer error="insufficient_user_authentication"'}
+        return problem_response(exc.code, exc.detail, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        return problem_response(Code.INVALID_REQUEST, f"{where}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem_response(
+            _FROM_STATUS.get(exc.status_code, Code.INVALID_REQUEST), str(exc.detail)
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return problem_response(Code.INTERNAL, "internal error; it has been logged")

@@ -1,0 +1,83 @@
+"""The server's secrets, from files in the data directory, never from the database.
+
+    root.jwk     issuer root key: signs trust bundles (terminals pin its public half)
+    ledger.key   ledger key, a C2SP signed-note signer key: signs checkpoints
+    wrap.key     32 random bytes sealing the daily signing keys stored in the database
+    digest.key   32 random bytes: HMAC-SHA-256 of personal data before it enters a ledger leaf
+
+`Keyring.create` writes missing files (mode 0600); `Keyring.load` refuses to start without them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import nacl.secret
+import nacl.utils
+
+from duopass.ledger import NoteSigner
+from duopass.protocol.keys import SigningKey
+
+_ROOT, _LEDGER, _WRAP, _DIGEST = "root.jwk", "ledger.key", "wrap.key", "digest.key"
+
+
+class KeyringError(RuntimeError):
+    """The data directory lacks a secret or holds a broken one."""
+
+
+@dataclass(frozen=True, repr=False)
+class Keyring:
+    root: SigningKey
+    ledger: NoteSigner
+    wrap_key: bytes
+    digest_key: bytes
+
+    @classmethod
+    def create(cls, data_dir: Path, *, origin: str) -> Keyring:
+        """Create whatever secret is missing, then load them all."""
+        data_dir.mkdir(parents=True, exist_ok=True)
+        _write_new(data_dir / _ROOT, SigningKey.generate().to_jwk())
+        _write_new(data_dir / _LEDGER, (NoteSigner.generate(origin).skey() + "\n").encode())
+        _write_new(data_dir / _WRAP, nacl.utils.random(32))
+        _write_new(data_dir / _DIGEST, nacl.utils.random(32))
+        return cls.load(data_dir)
+
+    @classmethod
+    def load(cls, data_dir: Path) -> Keyring:
+        try:
+            root = SigningKey.from_jwk((data_dir / _ROOT).read_bytes())
+            ledger = NoteSigner.parse((data_dir / _LEDGER).read_text().strip())
+            wrap, digest = (data_dir / _WRAP).read_bytes(), (data_dir / _DIGEST).read_bytes()
+        except (OSError, ValueError) as exc:
+            raise KeyringError(
+                f"cannot load the server's keys from {data_dir}: {exc} "
+                "(run `duopass serve --init` once to create them)"
+            ) from exc
+        if len(wrap) != 32 or len(digest) != 32:
+            raise KeyringError("wrap.key and digest.key must hold 32 bytes each")
+        return cls(root, ledger, wrap, digest)
+
+    def seal(self, secret: bytes) -> bytes:
+        return bytes(nacl.secret.SecretBox(self.wrap_key).encrypt(secret))
+
+    def unseal(self, sealed: bytes) -> bytes:
+        return bytes(nacl.secret.SecretBox(self.wrap_key).decrypt(sealed))
+
+    def digest(self, personal: str) -> bytes:
+        """The keyed digest that stands for personal data in ledger leaves (§7)."""
+        return hmac.new(self.digest_key, personal.encode(), hashlib.sha256).digest()
+
+
+def _write_new(path: Path, content: bytes) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())

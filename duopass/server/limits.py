@@ -1,0 +1,16 @@
+"""Limits of the server's inputs, named once; request models mirror them."""
+
+from __future__ import annotations
+
+from typing import Final
+
+BODY_BYTES_MAX: Final = 64 * 1024
+"""Largest request body, except journal uploads."""
+ID_CHARS_MAX: Final = 64
+LOGIN_CHARS_MAX: Final = 64
+PASSWORD_CHARS_MAX: Final = 256
+AMOUNT_MAX: Final = 10**9
+"""Largest amount in minor units in one request (10 million in a 2-decimal currency)."""
+SEQ_MAX: Final = 2**53 - 1
+TIME_MAX: Final = 2**40
+REASON_CHARS_MAX: Final = 500

@@ -1,0 +1,25 @@
+"""Health and metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from prometheus_client import generate_latest
+from sqlalchemy import text
+
+from duopass.server.deps import Ctx
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/healthz")
+def healthz(ctx: Ctx) -> dict[str, str]:
+    """Alive and able to reach the database."""
+    ctx.run(lambda s: s.execute(text("SELECT 1")))
+    return {"status": "ok", "issuer": ctx.settings.issuer}
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(ctx: Ctx) -> Response:
+    """Prometheus metrics."""
+    return Response(generate_latest(ctx.metrics.registry), media_type="text/plain; version=0.0.4")

@@ -1,0 +1,136 @@
+"""Terminal endpoints (§8): enrolment, online scans exactly once, trust bundles."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
+
+from duopass.protocol.encoding import EncodingError, b64u_decode, b64u_encode
+from duopass.protocol.limits import CODE_CHARS_MAX
+from duopass.protocol.verify import Mode
+from duopass.server.deps import Ctx, Signed
+from duopass.server.errors import Code, Problem
+from duopass.server.limits import AMOUNT_MAX, ID_CHARS_MAX, SEQ_MAX, TIME_MAX
+from duopass.server.services import bundles, scans, terminals
+
+router = APIRouter(prefix="/v1/terminal", tags=["terminal"])
+
+
+class EnrolIn(BaseModel):
+    terminal_id: str = Field(min_length=1, max_length=ID_CHARS_MAX)
+    enrol_code: str = Field(min_length=1, max_length=64)
+    public_key: str = Field(
+        min_length=43, max_length=43, description="raw Ed25519 key, unpadded base64url"
+    )
+    proof: str = Field(
+        min_length=86, max_length=86, description="signature of the enrolment message"
+    )
+
+
+class EnrolOut(BaseModel):
+    terminal_id: str
+    iss: str
+    root_key: str = Field(description="the issuer root key to pin, unpadded base64url")
+    mode: str
+    venue: str | None
+    currency: str | None
+    event: str | None
+
+
+class ScanIn(BaseModel):
+    code: str = Field(min_length=1, max_length=CODE_CHARS_MAX + 2)
+    mode: Literal["pay", "identity", "entry"]
+    amount: int | None = Field(default=None, ge=1, le=AMOUNT_MAX)
+    terminal_id: str = Field(min_length=1, max_length=ID_CHARS_MAX)
+    seq: int = Field(ge=0, le=SEQ_MAX)
+    scanned_at: int = Field(ge=0, le=TIME_MAX)
+
+
+class ScanOut(BaseModel):
+    ok: bool
+    reason: str
+    mode: str = "online"
+    iss: str | None = None
+    sub: str | None = None
+    cti: str | None = None
+    ctr: int | None = None
+
+
+def _raw(text: str, what: str) -> bytes:
+    try:
+        return b64u_decode(text)
+    except EncodingError as exc:
+        raise Problem(Code.INVALID_REQUEST, f"{what} is not unpadded base64url") from exc
+
+
+@router.post("/enrol", response_model=EnrolOut)
+def enrol(body: EnrolIn, ctx: Ctx) -> EnrolOut:
+    """Bind a terminal's key with its one-time enrolment code and a proof of possession."""
+    now = ctx.now()
+    terminal = ctx.run(
+        lambda s: terminals.enrol(
+            s,
+            ctx.settings,
+            terminal_id=body.terminal_id,
+            enrol_code=body.enrol_code,
+            public_key=_raw(body.public_key, "public_key"),
+            proof=_raw(body.proof, "proof"),
+            now=now,
+        )
+    )
+    return EnrolOut(
+        terminal_id=terminal.id,
+        iss=ctx.settings.issuer,
+        root_key=b64u_encode(ctx.keyring.root.public),
+        mode=terminal.mode,
+        venue=terminal.venue,
+        currency=terminal.currency,
+        event=terminal.event,
+    )
+
+
+@router.post("/scans", response_model=ScanOut)
+def scan(body: ScanIn, signed: Signed, ctx: Ctx) -> dict[str, Any]:
+    """The verdict of §3 against the whole system; the same (terminal_id, seq) returns the first."""
+    if body.mode == "pay" and body.amount is None:
+        raise Problem(Code.INVALID_REQUEST, "a payment needs an amount")
+    if body.terminal_id != signed.terminal_id:
+        raise Problem(Code.FORBIDDEN, "terminal_id differs from the signing terminal")
+    now = ctx.now()
+    request = scans.ScanRequest(
+        code=body.code,
+        mode=Mode(body.mode),
+        amount=body.amount if body.mode == "pay" else None,
+        seq=body.seq,
+        scanned_at=body.scanned_at,
+    )
+
+    def work(session: Any) -> dict[str, Any]:
+        terminal = signed.terminal(session, now)
+        if body.mode not in (terminal.mode, "identity"):
+            raise Problem(Code.FORBIDDEN, f"this terminal scans for {terminal.mode}")
+        return scans.scan(
+            session, ctx.keyring, ctx.settings, terminal=terminal, request=request, now=now
+        )
+
+    verdict = ctx.run(work)
+    ctx.metrics.scans.labels(reason=verdict["reason"]).inc()
+    return verdict
+
+
+@router.get(
+    "/bundle", response_class=Response, responses={200: {"content": {"application/cbor": {}}}}
+)
+def bundle(
+    signed: Signed, ctx: Ctx, since: Annotated[int, Query(ge=0, le=SEQ_MAX)] = 0
+) -> Response:
+    """The signed trust bundle, whole (`since=0`) or as a delta since a version."""
+    now = ctx.now()
+
+    def work(session: Any) -> bytes:
+        signed.terminal(session, now)
+        return bundles.build(session, ctx.keyring, ctx.settings, since=since, now=now)
+
+    return Response(ctx.run(work), media_type="application/cbor")

@@ -1,0 +1,92 @@
+"""Money (§4): double-entry postings in minor units, per-account locks, free funds and holds."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from duopass.server.store.tables import Account, Posting, Transaction
+
+
+def business_date(when: int, zone: ZoneInfo) -> str:
+    """The settlement day a time falls on in the issuer's time zone."""
+    return datetime.fromtimestamp(when, zone).date().isoformat()
+
+
+def lock(session: Session, account_id: int) -> Account:
+    """The account, locked until the end of the transaction: every operation that reads or
+    changes a balance or holds runs under this lock (SQLite: the database write lock)."""
+    return session.scalars(
+        select(Account)
+        .where(Account.id == account_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def free_funds(account: Account) -> int:
+    """Balance plus overdraft minus the holds of unseen counters (§4.1)."""
+    return account.balance + account.overdraft - account.held
+
+
+def system_account(session: Session, kind: str, currency: str) -> Account:
+    """The top-up clearing, pending or loss account of a currency, created on first use."""
+    name = f"{kind}:{currency}"
+    account = session.scalars(select(Account).where(Account.name == name)).one_or_none()
+    if account is None:
+        account = Account(kind=kind, name=name, currency=currency, balance=0, overdraft=0, held=0)
+        session.add(account)
+        session.flush()
+    return account
+
+
+def find_request(session: Session, request_id: str) -> Transaction | None:
+    return session.scalars(
+        select(Transaction).where(Transaction.request_id == request_id)
+    ).one_or_none()
+
+
+def post(
+    session: Session,
+    *,
+    kind: str,
+    legs: Sequence[tuple[int, int]],
+    now: int,
+    occurred_at: int,
+    zone: ZoneInfo,
+    request_id: str | None = None,
+    terminal_id: str | None = None,
+    memo: str = "",
+) -> Transaction:
+    """Book one movement: `legs` are (account id, amount) and sum to zero."""
+    assert sum(amount for _, amount in legs) == 0, "postings must balance"
+    assert all(amount for _, amount in legs), "no empty legs"
+    txn = Transaction(
+        kind=kind,
+        request_id=request_id,
+        created_at=now,
+        occurred_at=occurred_at,
+        business_date=business_date(occurred_at, zone),
+        terminal_id=terminal_id,
+        memo=memo[:200],
+    )
+    session.add(txn)
+    session.flush()
+    for account_id, amount in legs:
+        session.add(Posting(transaction_id=txn.id, account_id=account_id, amount=amount))
+        session.execute(
+            update(Account).where(Account.id == account_id).values(balance=Account.balance + amount)
+        )
+    return txn
+
+
+def change_held(session: Session, account_id: int, delta: int) -> None:
+    """Add to (or release from) an account's holds; a hold is released at most once by callers."""
+    if delta:
+        session.execute(
+            update(Account).where(Account.id == account_id).values(held=Account.held + delta)
+        )

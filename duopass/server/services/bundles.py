@@ -1,0 +1,76 @@
+"""Trust bundles from the database: whole, or a delta of the trust changes since a version.
+
+Every bundle renews `issued_at`, even when nothing changed, so a terminal that syncs stays fresh.
+A delta never removes: expired keys and revocations leave in the next whole bundle, which a
+terminal asks for with `since=0` (the agent does so daily).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from duopass.protocol.bundle import Bundle, encode_bundle
+from duopass.protocol.trust import Policy, TrustKey
+from duopass.server.config import Settings
+from duopass.server.keyring import Keyring
+from duopass.server.services import signing, trustlog
+from duopass.server.store.tables import Credential, Holder, SigningKeyRow, TrustChange
+
+
+def build(session: Session, keyring: Keyring, settings: Settings, *, since: int, now: int) -> bytes:
+    seq = trustlog.current_seq(session)
+    policy = Policy(static_tickets=settings.static_tickets)
+    if 0 < since <= seq:
+        return encode_bundle(
+            _delta(session, settings, policy, since=since, seq=seq, now=now), keyring.root
+        )
+    revoked = session.scalars(
+        select(Credential.cti).where(
+            Credential.exp + policy.clock_skew_s >= now,
+            (Credential.state != "live") | Credential.offline.is_(False),
+        )
+    ).all()
+    frozen = session.scalars(select(Holder.handle).where(Holder.frozen.is_(True))).all()
+    whole = Bundle(
+        seq=seq,
+        issued_at=now,
+        max_age_s=settings.bundle_max_age_s,
+        since=0,
+        iss=settings.issuer,
+        policy=policy,
+        keys_added=tuple(signing.published(session, now)),
+        revoked_added=tuple(revoked),
+        frozen_added=tuple(frozen),
+    )
+    return encode_bundle(whole, keyring.root)
+
+
+def _delta(
+    session: Session, settings: Settings, policy: Policy, *, since: int, seq: int, now: int
+) -> Bundle:
+    changes = session.scalars(
+        select(TrustChange).where(TrustChange.seq > since).order_by(TrustChange.seq)
+    ).all()
+    kids = [change.kid for change in changes if change.change == "key" and change.kid is not None]
+    keys = (
+        session.scalars(select(SigningKeyRow).where(SigningKeyRow.kid.in_(kids))).all()
+        if kids
+        else []
+    )
+    frozen: dict[str, bool] = {}
+    for change in changes:
+        if change.change in ("freeze", "unfreeze") and change.sub is not None:
+            frozen[change.sub] = change.change == "freeze"
+    return Bundle(
+        seq=seq,
+        issued_at=now,
+        max_age_s=settings.bundle_max_age_s,
+        since=since,
+        iss=settings.issuer,
+        policy=policy,
+        keys_added=tuple(TrustKey(row.kid, row.public_key, row.nbf, row.exp) for row in keys),  # type: ignore[arg-type]
+        revoked_added=tuple(c.cti for c in changes if c.change == "revoke" and c.cti is not None),
+        frozen_added=tuple(sub for sub, on in frozen.items() if on),
+        frozen_removed=tuple(sub for sub, on in frozen.items() if not on),
+    )

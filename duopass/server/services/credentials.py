@@ -1,0 +1,201 @@
+"""Issuing credentials (§4): the wallet's sync issues a purse L1 sized to the free funds and
+holds each counter at `txmax`; a refresh supersedes the previous credential at the wallet's mark."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from duopass.protocol.claims import Claims, Kind
+from duopass.protocol.code import mint_credential
+from duopass.server.config import Settings
+from duopass.server.errors import Code, Problem
+from duopass.server.keyring import Keyring
+from duopass.server.services import accounts, ledger, signing, trustlog
+from duopass.server.store.tables import Account, CounterSeen, Credential, Device, Holder
+
+CTI_BYTES = 12
+
+
+@dataclass(frozen=True)
+class Issued:
+    credential: Credential
+    server_time: int
+
+
+def sync(
+    session: Session,
+    keyring: Keyring,
+    settings: Settings,
+    *,
+    holder: Holder,
+    device: Device,
+    request_id: str,
+    mark: int | None,
+    now: int,
+) -> Issued:
+    """Issue (or, with `mark`, refresh) the holder's purse credential for `device`."""
+    earlier = session.scalars(
+        select(Credential).where(Credential.request_id == request_id)
+    ).one_or_none()
+    if earlier is not None:
+        if earlier.holder_id != holder.id:
+            raise Problem(Code.CONFLICT, "request id already used")
+        return Issued(earlier, now)
+    if device.revoked_at is not None or device.holder_id != holder.id:
+        raise Problem(Code.FORBIDDEN, "device revoked or not the holder's")
+    if holder.frozen:
+        raise Problem(Code.FROZEN, "the account is frozen pending review")
+    account = accounts.lock(session, holder.account_id)
+    today = accounts.business_date(now, settings.zone)
+    issued_today = session.scalar(
+        select(func.count())
+        .select_from(Credential)
+        .where(Credential.holder_id == holder.id, Credential.issued_day == today)
+    )
+    if (issued_today or 0) > settings.refresh_max_per_day:
+        raise Problem(Code.REFRESH_LIMIT, f"at most {settings.refresh_max_per_day} refreshes a day")
+    for old in session.scalars(
+        select(Credential).where(
+            Credential.holder_id == holder.id,
+            Credential.state == "live",
+            Credential.kind == Kind.PURSE,
+        )
+    ):
+        _supersede(session, settings, account, old, mark=mark, now=now)
+    account = accounts.lock(session, holder.account_id)  # re-read after the releases
+    uses, txmax, offline = _size(account, settings, holder)
+    claims = Claims(
+        iss=settings.issuer,
+        sub=holder.handle,
+        iat=now,
+        exp=now + settings.credential_lifetime_s,
+        cti=os.urandom(CTI_BYTES),
+        kind=Kind.PURSE,
+        device_key=device.public_key,
+        uses=uses,
+        txmax=txmax,
+        cur=account.currency,
+    )
+    key = signing.current(session, keyring, settings, now)
+    credential = Credential(
+        cti=claims.cti,
+        holder_id=holder.id,
+        device_id=device.id,
+        kind=Kind.PURSE,
+        gen=0,
+        uses=uses,
+        txmax=txmax,
+        iat=claims.iat,
+        exp=claims.exp,
+        state="live",
+        l1=mint_credential(claims, key),
+        request_id=request_id,
+        offline=offline,
+        issued_day=today,
+    )
+    session.add(credential)
+    if offline:
+        accounts.change_held(session, account.id, uses * txmax)
+    else:
+        trustlog.record(session, "revoke", cti=claims.cti, until=claims.exp)
+    ledger.append(
+        session,
+        "credential_issue",
+        now,
+        settings.issuer,
+        {
+            "cti": claims.cti,
+            "kid": key.kid,
+            "holder": keyring.digest(holder.handle),
+            "uses": uses,
+            "txmax": txmax,
+            "exp": claims.exp,
+            "offline": int(offline),
+        },
+    )
+    return Issued(credential, now)
+
+
+def _size(account: Account, settings: Settings, holder: Holder) -> tuple[int, int, bool]:
+    """(uses, txmax, offline): holds that fit in the free funds; fewer or smaller when funds are
+    low. With nothing to hold, or offline use suspended, the credential is for online use only."""
+    free = accounts.free_funds(account)
+    if free < 1 or holder.offline_suspended:
+        return 1, 1, False
+    txmax = min(settings.offline_txmax, free)
+    return min(settings.offline_uses, free // txmax), txmax, True
+
+
+def outstanding(session: Session, credential: Credential, *, upto: int | None = None) -> int:
+    """How many counters of a credential still hold `txmax` (unseen, within uses and mark)."""
+    if not credential.offline or credential.holds_released or credential.kind != Kind.PURSE:
+        return 0
+    limit = (
+        credential.uses - 1
+        if credential.mark is None
+        else min(credential.mark, credential.uses - 1)
+    )
+    if upto is not None:
+        limit = min(limit, upto)
+    if limit < 0:
+        return 0
+    seen = session.scalar(
+        select(func.count())
+        .select_from(CounterSeen)
+        .where(CounterSeen.cti == credential.cti, CounterSeen.ctr <= limit)
+    )
+    return limit + 1 - (seen or 0)
+
+
+def is_held(session: Session, credential: Credential, ctr: int) -> bool:
+    """Whether counter `ctr` of the credential still holds `txmax` (§4.1)."""
+    if not credential.offline or credential.holds_released or ctr >= credential.uses:
+        return False
+    if credential.release_mark is not None and ctr > credential.release_mark:
+        return False
+    return session.get(CounterSeen, (credential.cti, ctr)) is None
+
+
+def _supersede(
+    session: Session,
+    settings: Settings,
+    account: Account,
+    old: Credential,
+    *,
+    mark: int | None,
+    now: int,
+) -> None:
+    """Mark `old` superseded at the wallet's mark and release the holds above it, within the
+    overdraft of unconfirmed releases (§4.2); the rest stay until their counters or expiry."""
+    wallet_mark = old.uses - 1 if mark is None else max(-1, min(mark, old.uses - 1))
+    release_mark = wallet_mark
+    before = outstanding(session, old)
+    after = outstanding(session, old, upto=release_mark)
+    releasable = (before - after) * old.txmax
+    room = max(0, account.overdraft - account.unconfirmed_released)
+    if releasable > room:  # keep the holds whose release the overdraft cannot cover
+        kept = -(-(releasable - room) // old.txmax)
+        release_mark = min(old.uses - 1, release_mark + kept)
+        after = outstanding(session, old, upto=release_mark)
+        releasable = (before - after) * old.txmax
+    old.state = "superseded"
+    old.mark, old.release_mark = wallet_mark, release_mark
+    accounts.change_held(session, account.id, -releasable)
+    account.unconfirmed_released += releasable
+    trustlog.record(session, "revoke", cti=old.cti, until=old.exp)
+    ledger.append(
+        session,
+        "credential_refresh",
+        now,
+        settings.issuer,
+        {
+            "cti": old.cti,
+            "mark": wallet_mark,
+            "release_mark": release_mark,
+            "released": releasable,
+        },
+    )

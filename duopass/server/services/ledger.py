@@ -1,0 +1,119 @@
+"""The ledger: every lifecycle event a leaf of an RFC 9162 tree, in the event's own transaction.
+
+A leaf is the deterministic CBOR map `{1: type, 2: time, 3: iss, 4: body}` (§7). Appending locks
+the `ledger_size` row, so leaves follow commit order across processes; the perfect-subtree hashes
+it writes make every proof O(log n) reads. Checkpoints are signed only if consistent with the
+last one signed, and every one is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import select, tuple_, update
+from sqlalchemy.orm import Session
+
+from duopass.ledger import (
+    Checkpoint,
+    CompactRange,
+    NodeHash,
+    NoteSigner,
+    RootHash,
+    hash_leaf,
+    open_checkpoint,
+    sign_checkpoint,
+    verify_consistency,
+)
+from duopass.ledger.tree import NodeId, consistency_proof, inclusion_proof, root_at
+from duopass.protocol.cbor import dumps
+from duopass.server.store.tables import LedgerCheckpoint, LedgerLeaf, LedgerNode, Meta
+
+SIZE = "ledger_size"
+
+
+class _Nodes:
+    """A `NodeReader` over the `ledger_nodes` table (one query a batch)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def read_nodes(self, ids: Sequence[NodeId], /) -> Sequence[bytes]:
+        if not ids:
+            return []
+        keys = [(node.level, node.index) for node in ids]
+        rows = self.session.execute(
+            select(LedgerNode.level, LedgerNode.index, LedgerNode.hash).where(
+                tuple_(LedgerNode.level, LedgerNode.index).in_(keys)
+            )
+        )
+        found = {(level, index): digest for level, index, digest in rows}
+        return [found[key] for key in keys]
+
+
+def leaf_bytes(event_type: str, time: int, iss: str, body: Mapping[str, Any]) -> bytes:
+    """The exact bytes of a leaf (§7); body values are ints, text, bytes or lists/maps of them."""
+    return dumps({1: event_type, 2: time, 3: iss, 4: dict(body)})
+
+
+def size(session: Session, *, lock: bool = False) -> int:
+    query = select(Meta).where(Meta.name == SIZE)
+    row = session.scalars(query.with_for_update() if lock else query).one_or_none()
+    if row is None:
+        row = Meta(name=SIZE, value=0)
+        session.add(row)
+        session.flush()
+    return row.value
+
+
+def append(session: Session, event_type: str, time: int, iss: str, body: Mapping[str, Any]) -> int:
+    """Append one event in the caller's transaction; returns its index."""
+    data = leaf_bytes(event_type, time, iss, body)
+    index = size(session, lock=True)
+    nodes = _Nodes(session)
+    appended = CompactRange.read(nodes, index).append(hash_leaf(data))
+    session.add(LedgerLeaf(index=index, data=data))
+    session.add_all(
+        LedgerNode(level=s.node.level, index=s.node.index, hash=s.hash) for s in appended.stored
+    )
+    session.execute(update(Meta).where(Meta.name == SIZE).values(value=index + 1))
+    assert appended.compact.size == index + 1, "the tree grows by one leaf"
+    return index
+
+
+def root(session: Session, tree_size: int) -> RootHash:
+    return root_at(_Nodes(session), tree_size)
+
+
+def inclusion(session: Session, index: int, tree_size: int) -> list[NodeHash]:
+    return list(inclusion_proof(_Nodes(session), index, tree_size))
+
+
+def consistency(session: Session, old: int, new: int) -> list[bytes]:
+    return list(consistency_proof(_Nodes(session), old, new))
+
+
+def checkpoint(session: Session, signer: NoteSigner, now: int) -> bytes:
+    """The latest signed checkpoint, signing a new one first if the tree has grown.
+
+    Never signs a tree inconsistent with the last checkpoint: the consistency proof between them
+    is verified before the new one is signed (a corrupted node table stops here, loudly)."""
+    tree_size = size(session, lock=True)
+    last = session.scalars(
+        select(LedgerCheckpoint).order_by(LedgerCheckpoint.size.desc()).limit(1)
+    ).first()
+    if last is not None and last.size == tree_size:
+        return last.note
+    new_root = root(session, tree_size)
+    if last is not None and last.size > 0:
+        signed = open_checkpoint(last.note, signer.verifier).checkpoint
+        verify_consistency(
+            size1=last.size,
+            size2=tree_size,
+            proof=consistency(session, last.size, tree_size),
+            root1=signed.root,
+            root2=new_root,
+        )
+    note = sign_checkpoint(Checkpoint(signer.name, tree_size, new_root), [signer])
+    session.add(LedgerCheckpoint(size=tree_size, signed_at=now, note=note))
+    return note

@@ -1,0 +1,243 @@
+"""Online scans (§3 online, §4, §5.1): the checks against the whole system's state, and a
+payment, its postings and its ledger event in one transaction, exactly once per (terminal, seq)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from duopass.protocol.cbor import MalformedError
+from duopass.protocol.claims import Kind
+from duopass.protocol.code import Code, FormatError, decode_code
+from duopass.protocol.encoding import b64u_encode
+from duopass.protocol.keys import KeyId
+from duopass.protocol.reasons import Reason
+from duopass.protocol.trust import Policy, TrustKey
+from duopass.protocol.verify import Mode, TerminalConfig, verify_code
+from duopass.server.config import Settings
+from duopass.server.keyring import Keyring
+from duopass.server.services import accounts, credentials, ledger
+from duopass.server.store.tables import (
+    CounterSeen,
+    Credential,
+    Holder,
+    Scan,
+    SigningKeyRow,
+    Terminal,
+)
+
+_NEVER_STALE_S = 2**40
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    code: str
+    mode: Mode
+    amount: int | None
+    seq: int
+    scanned_at: int
+
+
+class ServerTrust:
+    """The trust view of the whole system: keys from the database, revocations and freezes as
+    they are right now (a superseded credential stays payable up to its mark, §4.2)."""
+
+    def __init__(
+        self,
+        session: Session,
+        settings: Settings,
+        credential: Credential | None,
+        holder: Holder | None,
+        now: int,
+    ) -> None:
+        self.session, self.settings = session, settings
+        self.credential, self.holder = credential, holder
+        self.issued_at, self.max_age_s = now, _NEVER_STALE_S
+
+    def key(self, iss: str, kid: bytes) -> TrustKey | None:
+        if iss != self.settings.issuer:
+            return None
+        row = self.session.get(SigningKeyRow, kid)
+        return None if row is None else TrustKey(KeyId(row.kid), row.public_key, row.nbf, row.exp)
+
+    def policy(self, iss: str) -> Policy:
+        return Policy(static_tickets=self.settings.static_tickets)
+
+    def is_revoked(self, iss: str, cti: bytes, ctr: int | None = None) -> bool:
+        credential = self.credential
+        if credential is None or credential.cti != cti or credential.state == "revoked":
+            return True
+        if credential.state == "superseded":
+            return ctr is None or credential.mark is None or ctr > credential.mark
+        return False
+
+    def is_frozen(self, iss: str, sub: str) -> bool:
+        return self.holder is not None and self.holder.frozen
+
+
+class ServerMemory:
+    """What the system as a whole accepted: counters are unique system-wide."""
+
+    def __init__(self, session: Session, credential: Credential | None) -> None:
+        self.session, self.credential = session, credential
+
+    def highest_generation(self, iss: str, sub: str) -> int | None:
+        return None  # online, older generations are revoked in the database at reissue
+
+    def counter_accepted(self, iss: str, cti: bytes, ctr: int) -> bool:
+        return self.session.get(CounterSeen, (cti, ctr)) is not None
+
+    def entries_accepted(self, iss: str, sub: str) -> int:
+        if self.credential is None:
+            return 0
+        tickets = select(Credential.cti).where(
+            Credential.holder_id == self.credential.holder_id, Credential.kind == Kind.TICKET
+        )
+        return (
+            self.session.scalar(
+                select(func.count()).select_from(CounterSeen).where(CounterSeen.cti.in_(tickets))
+            )
+            or 0
+        )
+
+    def record(self, acceptance: object) -> None:
+        raise AssertionError("online acceptances are booked by the scan service")
+
+
+def scan(
+    session: Session,
+    keyring: Keyring,
+    settings: Settings,
+    *,
+    terminal: Terminal,
+    request: ScanRequest,
+    now: int,
+) -> dict[str, Any]:
+    """The verdict for one scan; the same (terminal, seq) again returns the first verdict."""
+    earlier = session.get(Scan, (terminal.id, request.seq))
+    if earlier is not None:
+        return dict(json.loads(earlier.verdict))
+    verdict = _decide(session, keyring, settings, terminal=terminal, request=request, now=now)
+    session.add(
+        Scan(
+            terminal_id=terminal.id,
+            seq=request.seq,
+            received_at=now,
+            verdict=json.dumps(verdict),
+            provisional=True,
+        )
+    )
+    return verdict
+
+
+def _decide(
+    session: Session,
+    keyring: Keyring,
+    settings: Settings,
+    *,
+    terminal: Terminal,
+    request: ScanRequest,
+    now: int,
+) -> dict[str, Any]:
+    try:
+        code = decode_code(request.code)
+    except FormatError:
+        return _answer(Reason.FORMAT)
+    except MalformedError:
+        return _answer(Reason.MALFORMED)
+    claims = code.credential.claims
+    credential = session.get(Credential, claims.cti) if claims.iss == settings.issuer else None
+    holder = session.get(Holder, credential.holder_id) if credential is not None else None
+    account = accounts.lock(session, holder.account_id) if holder is not None else None
+    config = TerminalConfig(
+        mode=request.mode, currency=terminal.currency, venue=terminal.venue, event=terminal.event
+    )
+    verdict = verify_code(
+        code,
+        trust=ServerTrust(session, settings, credential, holder, now),
+        config=config,
+        memory=ServerMemory(session, credential),
+        now=now,
+        amount=request.amount,
+        online=True,
+    )
+    ctr = verdict.ctr
+    if not verdict.ok:
+        return _answer(verdict.reason, code)
+    assert credential is not None and holder is not None and account is not None
+    if request.mode is Mode.IDENTITY:
+        return _answer(Reason.OK, code)
+    assert ctr is not None or code.dynamic is None
+    if request.mode is Mode.PAY:
+        assert request.amount is not None and ctr is not None
+        hold = credential.txmax if credentials.is_held(session, credential, ctr) else 0
+        if request.amount > hold + accounts.free_funds(account):
+            return _answer(Reason.INSUFFICIENT_FUNDS, code)
+        accounts.change_held(session, account.id, -hold)
+        assert terminal.merchant_account_id is not None, "a till has a merchant"
+        txn = accounts.post(
+            session,
+            kind="payment",
+            legs=[(account.id, -request.amount), (terminal.merchant_account_id, request.amount)],
+            now=now,
+            occurred_at=request.scanned_at,
+            zone=settings.zone,
+            terminal_id=terminal.id,
+        )
+        ledger.append(
+            session,
+            "payment",
+            now,
+            settings.issuer,
+            {
+                "cti": claims.cti,
+                "ctr": ctr,
+                "amount": request.amount,
+                "terminal": terminal.id,
+                "seq": request.seq,
+                "transaction": txn.id,
+                "online": 1,
+            },
+        )
+    else:
+        ledger.append(
+            session,
+            "entry",
+            now,
+            settings.issuer,
+            {
+                "cti": claims.cti,
+                "ctr": -1 if ctr is None else ctr,
+                "terminal": terminal.id,
+                "seq": request.seq,
+            },
+        )
+    if ctr is not None:
+        assert code.dynamic is not None
+        session.add(
+            CounterSeen(
+                cti=claims.cti,
+                ctr=ctr,
+                ts=code.dynamic.ts,
+                terminal_id=terminal.id,
+                seq=request.seq,
+            )
+        )
+    return _answer(Reason.OK, code)
+
+
+def _answer(reason: Reason, code: Code | None = None) -> dict[str, Any]:
+    answer: dict[str, Any] = {"ok": reason is Reason.OK, "reason": reason.value, "mode": "online"}
+    if code is not None:
+        claims = code.credential.claims
+        answer.update(
+            iss=claims.iss,
+            sub=claims.sub,
+            cti=b64u_encode(claims.cti),
+            ctr=code.dynamic.ctr if code.dynamic is not None else None,
+        )
+    return answer

@@ -1,0 +1,252 @@
+"""The server's tables (SQLAlchemy 2). Money is integers in minor units; every movement is a
+transaction whose postings sum to zero. Table models are never request or response models."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Account(Base):
+    """A book of the closed loop: holder, merchant, top-up clearing, pending or loss."""
+
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    balance: Mapped[int] = mapped_column(BigInteger, default=0)
+    overdraft: Mapped[int] = mapped_column(BigInteger, default=0)
+    held: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Sum of the holds of unseen counters of live purse credentials (PROTOCOL §4.1)."""
+    unconfirmed_released: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Holds released on a wallet's word at refresh, not yet confirmed by journals (§4.2)."""
+    __table_args__ = (
+        CheckConstraint("overdraft >= 0 AND held >= 0", name="account_limits"),
+        CheckConstraint(
+            "kind IN ('holder', 'merchant', 'topup', 'pending', 'loss')", name="account_kind"
+        ),
+    )
+
+
+class Transaction(Base):
+    """One money movement: its postings sum to zero. `request_id` makes retries idempotent."""
+
+    __tablename__ = "transactions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    request_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    """When the server booked it (Unix seconds)."""
+    occurred_at: Mapped[int] = mapped_column(BigInteger)
+    """When it happened on the device (the scan time), shown to holders."""
+    business_date: Mapped[str] = mapped_column(String(10))
+    """The settlement day it is posted on, in the issuer's time zone (YYYY-MM-DD)."""
+    terminal_id: Mapped[str | None] = mapped_column(String(64))
+    memo: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Posting(Base):
+    __tablename__ = "postings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+
+
+class Holder(Base):
+    """A card holder. `handle` is the opaque `sub` in codes; the student number is only a digest."""
+
+    __tablename__ = "holders"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    handle: Mapped[str] = mapped_column(String(64), unique=True)
+    login: Mapped[str] = mapped_column(String(64), unique=True)
+    person_digest: Mapped[bytes] = mapped_column(LargeBinary(32))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    frozen: Mapped[bool] = mapped_column(Boolean, default=False)
+    offline_suspended: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Device(Base):
+    """A wallet's device key, enrolled with proof of possession."""
+
+    __tablename__ = "devices"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    holder_id: Mapped[int] = mapped_column(ForeignKey("holders.id"), index=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    enrolled_at: Mapped[int] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Credential(Base):
+    """An issued L1. A refresh supersedes it (payable online up to `mark` until `exp`)."""
+
+    __tablename__ = "credentials"
+    cti: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
+    holder_id: Mapped[int] = mapped_column(ForeignKey("holders.id"), index=True)
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id"))
+    kind: Mapped[int] = mapped_column(Integer)
+    gen: Mapped[int] = mapped_column(Integer, default=0)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    txmax: Mapped[int] = mapped_column(BigInteger, default=0)
+    iat: Mapped[int] = mapped_column(BigInteger)
+    exp: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(12), default="live")
+    """live, superseded (by a refresh) or revoked (loss report, reissue, suspension)."""
+    mark: Mapped[int | None] = mapped_column(Integer)
+    """Highest counter payable online after a refresh (the wallet's mark, §4.2)."""
+    release_mark: Mapped[int | None] = mapped_column(Integer)
+    """Holds of counters above this were released at refresh (at most the overdraft's worth)."""
+    holds_released: Mapped[bool] = mapped_column(Boolean, default=False)
+    """All remaining holds released (expiry sweep); no counter of it is held any more."""
+    l1: Mapped[bytes] = mapped_column(LargeBinary)
+    request_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    """The wallet's sync request id: a retry returns this credential and changes nothing."""
+    offline: Mapped[bool] = mapped_column(Boolean, default=True)
+    """False: no funds to hold, so listed as revoked in bundles and payable online only."""
+    issued_day: Mapped[str] = mapped_column(String(10), default="")
+    __table_args__ = (
+        CheckConstraint("state IN ('live', 'superseded', 'revoked')", name="credential_state"),
+        Index("credentials_live", "holder_id", "state"),
+    )
+
+
+class CounterSeen(Base):
+    """(cti, ctr) accepted anywhere in the system: unique system-wide (PROTOCOL §3)."""
+
+    __tablename__ = "counters_seen"
+    cti: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
+    ctr: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ts: Mapped[int] = mapped_column(BigInteger)
+    terminal_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class SigningKeyRow(Base):
+    """A daily signing key; its seed is sealed with the wrapping key from the data directory."""
+
+    __tablename__ = "signing_keys"
+    kid: Mapped[bytes] = mapped_column(LargeBinary(8), primary_key=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    sealed_seed: Mapped[bytes] = mapped_column(LargeBinary)
+    nbf: Mapped[int] = mapped_column(BigInteger, index=True)
+    exp: Mapped[int] = mapped_column(BigInteger)
+
+
+class Terminal(Base):
+    """A till or gate. Enrolled with a one-time code; then every call proves its key."""
+
+    __tablename__ = "terminals"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    venue: Mapped[str | None] = mapped_column(String(64))
+    merchant_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    mode: Mapped[str] = mapped_column(String(8))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    event: Mapped[str | None] = mapped_column(String(64))
+    enrol_code_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    public_key: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    state: Mapped[str] = mapped_column(String(12), default="created")
+    __table_args__ = (
+        CheckConstraint("state IN ('created', 'enrolled', 'revoked')", name="terminal_state"),
+    )
+
+
+class Scan(Base):
+    """One verdict per (terminal_id, seq): a retry returns it and changes nothing (§5.1)."""
+
+    __tablename__ = "scans"
+    terminal_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    received_at: Mapped[int] = mapped_column(BigInteger)
+    verdict: Mapped[str] = mapped_column(Text)
+    """The JSON answer sent, byte for byte."""
+    provisional: Mapped[bool] = mapped_column(Boolean, default=True)
+    """Until the terminal's journal entry confirms it (§5.1)."""
+
+
+class TrustChange(Base):
+    """A revocation or freeze (or its removal), with the bundle version that first carries it."""
+
+    __tablename__ = "trust_changes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, index=True)
+    change: Mapped[str] = mapped_column(String(16))
+    """revoke, freeze, unfreeze, key (a signing key published)."""
+    cti: Mapped[bytes | None] = mapped_column(LargeBinary(16))
+    sub: Mapped[str | None] = mapped_column(String(64))
+    kid: Mapped[bytes | None] = mapped_column(LargeBinary(8))
+    until: Mapped[int | None] = mapped_column(BigInteger)
+    """A revocation can be dropped from bundles after the credential's exp + skew."""
+
+
+class LedgerLeaf(Base):
+    """An RFC 9162 leaf: the exact bytes hashed. Append-only (triggers refuse change)."""
+
+    __tablename__ = "ledger_leaves"
+    index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LedgerNode(Base):
+    """Hash of the perfect subtree at (level, index): O(log n) proofs read a few of these."""
+
+    __tablename__ = "ledger_nodes"
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class LedgerCheckpoint(Base):
+    """Every signed checkpoint, so none is ever signed inconsistent with an earlier one."""
+
+    __tablename__ = "ledger_checkpoints"
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    signed_at: Mapped[int] = mapped_column(BigInteger)
+    note: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Staff(Base):
+    """A card-office user: `admin` (everything) or `operator` (top-ups, reviews, no settings)."""
+
+    __tablename__ = "staff"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    login: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(8))
+    __table_args__ = (CheckConstraint("role IN ('admin', 'operator')", name="staff_role"),)
+
+
+class Token(Base):
+    """A bearer token (stored as its SHA-256) for a signed-in holder or staff member."""
+
+    __tablename__ = "tokens"
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    role: Mapped[str] = mapped_column(String(8))
+    principal_id: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Meta(Base):
+    """Small named values: the latest bundle seq, the ledger size (its row is the append lock)."""
+
+    __tablename__ = "meta"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (UniqueConstraint("name"),)

@@ -1,0 +1,160 @@
+"""A real PostgreSQL server for the tests, started by the test run itself (`scripts/pg.sh`).
+
+A test module that needs the database imports the session fixture (its Python name differs from
+the fixture's, so that parameters named after it do not shadow the import) and takes it by name::
+
+    from tests.pg import postgres_url_fixture  # noqa: F401
+
+    def test_something(postgres_url: str) -> None:
+        engine = sqlalchemy.create_engine(postgres_url)
+
+`postgres_url` is a SQLAlchemy URL (`postgresql+psycopg://postgres@127.0.0.1:PORT/duopass`). With
+`$DUOPASS_PG_URL` set, the tests use that server and start nothing; otherwise one server is started
+for the whole run, however many modules import the fixture, and stopped at its end (and at exit,
+and by a watchdog if the test process dies without running either). When the server cannot be
+started the fixture fails with the script's own messages: it never skips.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "pg.sh"
+URL_ENV = "DUOPASS_PG_URL"
+PORT_TAKEN = 75  # scripts/pg.sh's exit status when another process took the port first
+START_TIMEOUT = 900  # seconds; a first run may install PostgreSQL from Debian
+STOP_TIMEOUT = 120
+
+
+class PostgresError(RuntimeError):
+    """`scripts/pg.sh` could not start a server; the message holds its stderr."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _watchdog(directory: str) -> subprocess.Popen[bytes]:
+    """A process that stops the server should this one die without cleaning up (SIGKILL or an
+    unhandled SIGTERM skip `atexit`). It polls our pid, in its own session so that a terminal's
+    Ctrl-C does not reach it."""
+    script = 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; exec "$2" stop "$3"'
+    return subprocess.Popen(
+        ["sh", "-c", script, "duopass-pg-watchdog", str(os.getpid()), str(SCRIPT), directory],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _run_stop(directory: str) -> None:
+    result = subprocess.run(
+        [str(SCRIPT), "stop", directory],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=STOP_TIMEOUT,
+    )
+    if result.returncode != 0:
+        print(result.stderr, end="", file=sys.stderr)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def start_postgres(attempts: int = 3) -> tuple[str, Callable[[], None]]:
+    """Starts a throwaway server on a free port of 127.0.0.1 and returns its SQLAlchemy URL and a
+    function that stops it and deletes its files (safe to call more than once)."""
+    for attempt in range(1, attempts + 1):
+        directory = tempfile.mkdtemp(prefix="duopass-pg-", dir="/tmp")
+        try:
+            result = subprocess.run(
+                [str(SCRIPT), "start", str(free_port()), directory],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=START_TIMEOUT,
+            )
+        except BaseException:
+            _run_stop(directory)
+            raise
+        if result.returncode == 0:
+            break
+        _run_stop(directory)
+        if result.returncode != PORT_TAKEN or attempt == attempts:
+            raise PostgresError(
+                f"{SCRIPT.name} start failed (exit status {result.returncode}):\n"
+                f"{result.stderr.rstrip()}"
+            )
+    url = result.stdout.strip()
+    watchdog = _watchdog(directory)
+    lock = threading.Lock()
+    stopped = False
+
+    def stop() -> None:
+        nonlocal stopped
+        with lock:
+            if stopped:
+                return
+            stopped = True
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(watchdog.pid, signal.SIGKILL)
+            watchdog.wait()
+            _run_stop(directory)
+
+    atexit.register(stop)
+    return url, stop
+
+
+class _Shared:
+    """The one server of a test process, shared by every module that imports the fixture: pytest
+    makes a separate session fixture of each import, so the state lives here, not in pytest."""
+
+    server: tuple[str, Callable[[], None]] | None = None
+    failure: str | None = None
+
+    @classmethod
+    def url(cls) -> str:
+        if cls.server is None and cls.failure is None:
+            try:
+                cls.server = start_postgres()
+            except (PostgresError, OSError, subprocess.TimeoutExpired) as error:
+                cls.failure = f"could not start PostgreSQL for the tests: {error}"
+        if cls.server is None:
+            pytest.fail(cls.failure or "no PostgreSQL server", pytrace=False)
+        return cls.server[0]
+
+    @classmethod
+    def stop(cls) -> None:
+        if cls.server is not None:
+            _, stop = cls.server
+            cls.server = None
+            stop()
+
+
+@pytest.fixture(scope="session", name="postgres_url")
+def postgres_url_fixture() -> Iterator[str]:
+    """The SQLAlchemy URL of the tests' PostgreSQL server: `$DUOPASS_PG_URL`, or one started for
+    this run and stopped at its end."""
+    external = os.environ.get(URL_ENV)
+    if external:
+        yield external
+        return
+    yield _Shared.url()
+    _Shared.stop()

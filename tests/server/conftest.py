@@ -1,0 +1,39 @@
+"""The server under test, on a real SQLite file (and PostgreSQL where the test asks for both)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.pg import postgres_url_fixture  # noqa: F401
+from tests.server.harness import Running, running_server
+
+
+def _postgres_database(base_url: str) -> str:
+    """A fresh database on the test run's PostgreSQL server."""
+    name = "t_" + uuid.uuid4().hex[:12]
+    engine = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return base_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def server(request: pytest.FixtureRequest, tmp_path) -> Iterator[Running]:
+    """The server on SQLite and on PostgreSQL: every test using it runs on both."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'duopass.db'}"
+    else:
+        url = _postgres_database(request.getfixturevalue("postgres_url"))
+    with running_server(url, tmp_path / "data") as running:
+        yield running
+
+
+@pytest.fixture
+def sqlite_server(tmp_path) -> Iterator[Running]:
+    with running_server(f"sqlite:///{tmp_path / 'duopass.db'}", tmp_path / "data") as running:
+        yield running

@@ -1,0 +1,274 @@
+"""A real issuer server on 127.0.0.1 for tests, and the clients that talk to it as the parties do:
+a card-office admin, a holder's wallet (device key, codes) and a terminal (signed requests)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from duopass.protocol import SigningKey, make_code
+from duopass.protocol.encoding import b64u_decode, b64u_encode
+from duopass.protocol.requests import enrolment_message, sign_request
+from duopass.server.app import create_app
+from duopass.server.config import Settings
+from duopass.server.context import Context
+from duopass.server.keyring import Keyring
+from duopass.server.services.people import device_enrolment_message
+from duopass.server.store.tables import Staff
+
+ADMIN_PASSWORD = "admin-password-for-tests"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Running:
+    url: str
+    ctx: Context
+    http: httpx.Client
+
+    def admin(self) -> Admin:
+        token = self.http.post(
+            "/v1/admin/session", json={"login": "admin", "password": ADMIN_PASSWORD}
+        ).json()
+        return Admin(self.http, {"Authorization": f"Bearer {token['token']}"})
+
+
+@contextmanager
+def running_server(db_url: str, data_dir: Path, **settings: Any) -> Iterator[Running]:
+    """Start the server in this process (uvicorn in a thread) on a free 127.0.0.1 port."""
+    config = Settings(db_url=db_url, data_dir=data_dir, **settings)
+    keyring = Keyring.create(data_dir, origin="demo-univ/ledger")
+    app = create_app(config, keyring=keyring)
+    ctx: Context = app.state.context
+    from argon2 import PasswordHasher
+
+    ctx.run(
+        lambda s: s.add(
+            Staff(login="admin", password_hash=PasswordHasher().hash(ADMIN_PASSWORD), role="admin")
+        )
+    )
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("server did not start")
+        time.sleep(0.02)
+    url = f"http://127.0.0.1:{port}"
+    with httpx.Client(base_url=url, timeout=30) as http:
+        try:
+            yield Running(url, ctx, http)
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
+            ctx.db.dispose()
+
+
+@dataclass
+class Admin:
+    http: httpx.Client
+    auth: dict[str, str]
+
+    def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        return self.http.post(path, json=body, headers=self.auth)
+
+    def holder(self, login: str, *, balance: int = 0, overdraft: int = 0) -> dict[str, Any]:
+        created = self.post(
+            "/v1/admin/holders",
+            {
+                "login": login,
+                "person_id": f"id-{login}",
+                "password": f"pw-{login}-secret",
+                "overdraft": overdraft,
+            },
+        )
+        assert created.status_code == 200, created.text
+        holder: dict[str, Any] = created.json()
+        if balance:
+            assert self.top_up(holder["handle"], balance).status_code == 200
+        return holder
+
+    def top_up(self, handle: str, amount: int, request_id: str | None = None) -> httpx.Response:
+        return self.post(
+            f"/v1/admin/holders/{handle}/topups",
+            {"amount": amount, "request_id": request_id or uuid.uuid4().hex},
+        )
+
+    def merchant(self, name: str) -> int:
+        return int(self.post("/v1/admin/merchants", {"name": name}).json()["account_id"])
+
+    def terminal(self, terminal_id: str, **fields: Any) -> str:
+        answer = self.post("/v1/admin/terminals", {"terminal_id": terminal_id, **fields})
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["enrol_code"])
+
+    def account(self, account_id: int) -> dict[str, Any]:
+        return dict(self.http.get(f"/v1/admin/accounts/{account_id}", headers=self.auth).json())
+
+    def books(self) -> int:
+        return int(self.http.get("/v1/admin/books", headers=self.auth).json()["sum_of_balances"])
+
+
+@dataclass
+class Wallet:
+    """A holder's wallet: signs in, enrols a device key, syncs, makes codes."""
+
+    http: httpx.Client
+    login: str
+    key: SigningKey = field(default_factory=SigningKey.generate)
+    auth: dict[str, str] = field(default_factory=dict)
+    device_id: int | None = None
+    credential: dict[str, Any] = field(default_factory=dict)
+    counter: int = 0
+    handle: str = ""
+    account_id: int = 0
+
+    def sign_in(self) -> None:
+        answer = self.http.post(
+            "/v1/session", json={"login": self.login, "password": f"pw-{self.login}-secret"}
+        )
+        assert answer.status_code == 200, answer.text
+        self.auth = {"Authorization": f"Bearer {answer.json()['token']}"}
+
+    def enrol(self) -> None:
+        proof = self.key.sign(device_enrolment_message(self.login, self.key.public))
+        answer = self.http.post(
+            "/v1/me/devices",
+            headers=self.auth,
+            json={"public_key": b64u_encode(self.key.public), "proof": b64u_encode(proof)},
+        )
+        assert answer.status_code == 200, answer.text
+        self.device_id = int(answer.json()["device_id"])
+
+    def sync(self, *, mark: int | None = None, request_id: str | None = None) -> httpx.Response:
+        answer = self.http.post(
+            "/v1/wallet/sync",
+            headers=self.auth,
+            json={
+                "device_id": self.device_id,
+                "request_id": request_id or uuid.uuid4().hex,
+                "mark": mark,
+            },
+        )
+        if answer.status_code == 200:
+            self.credential, self.counter = answer.json(), 0
+        return answer
+
+    def code(self, now: int | None = None) -> str:
+        assert self.credential, "sync first"
+        ctr, self.counter = self.counter, self.counter + 1
+        return make_code(
+            b64u_decode(self.credential["credential"]),
+            self.key,
+            ctr=ctr,
+            ts=now or int(time.time()),
+        )
+
+    def account(self) -> dict[str, Any]:
+        return dict(self.http.get("/v1/me/account", headers=self.auth).json())
+
+
+def ready_wallet(
+    http: httpx.Client, admin: Admin, login: str, *, balance: int, overdraft: int = 0
+) -> Wallet:
+    holder = admin.holder(login, balance=balance, overdraft=overdraft)
+    wallet = Wallet(http, login)
+    wallet.handle, wallet.account_id = holder["handle"], holder["account_id"]
+    wallet.sign_in()
+    wallet.enrol()
+    assert wallet.sync().status_code == 200
+    return wallet
+
+
+@dataclass
+class TerminalClient:
+    """A terminal: its key, enrolled with the one-time code; every request signed."""
+
+    http: httpx.Client
+    terminal_id: str
+    key: SigningKey = field(default_factory=SigningKey.generate)
+    seq: int = 0
+    root_key: bytes = b""
+
+    def enrol(self, code: str) -> httpx.Response:
+        proof = self.key.sign(enrolment_message(self.terminal_id, code, self.key.public))
+        answer = self.http.post(
+            "/v1/terminal/enrol",
+            json={
+                "terminal_id": self.terminal_id,
+                "enrol_code": code,
+                "public_key": b64u_encode(self.key.public),
+                "proof": b64u_encode(proof),
+            },
+        )
+        if answer.status_code == 200:
+            self.root_key = b64u_decode(answer.json()["root_key"])
+        return answer
+
+    def _signed(self, method: str, target: str, body: bytes) -> dict[str, str]:
+        return sign_request(
+            self.key,
+            self.terminal_id,
+            method=method,
+            target=target,
+            time=int(time.time()),
+            body=body,
+        )
+
+    def scan(
+        self, code: str, *, mode: str = "pay", amount: int | None = None, seq: int | None = None
+    ) -> dict[str, Any]:
+        if seq is None:
+            self.seq += 1
+            seq = self.seq
+        body = json.dumps(
+            {
+                "code": code,
+                "mode": mode,
+                "amount": amount,
+                "terminal_id": self.terminal_id,
+                "seq": seq,
+                "scanned_at": int(time.time()),
+            }
+        ).encode()
+        answer = self.http.post(
+            "/v1/terminal/scans",
+            content=body,
+            headers={
+                **self._signed("POST", "/v1/terminal/scans", body),
+                "Content-Type": "application/json",
+            },
+        )
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    def bundle(self, since: int = 0) -> bytes:
+        target = f"/v1/terminal/bundle?since={since}"
+        answer = self.http.get(target, headers=self._signed("GET", target, b""))
+        assert answer.status_code == 200, answer.text
+        return answer.content
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
