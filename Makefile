@@ -33,6 +33,8 @@ conformance: $(STAMP)  ## the shared tool, as a terminal vendor runs it
 bench: $(STAMP)  ## ratios measured in one run; see README
 	$(BIN)/python -m bench.verify
 	$(BIN)/python -m bench.codegen
+	$(BIN)/python -m bench.online
+	$(BIN)/python -m bench.online --postgres
 
 fuzz: $(STAMP)  ## a longer fuzz run than the suite's 100,000 inputs
 	$(BIN)/python -m fuzz.dp1 --inputs 5000000

@@ -12,7 +12,6 @@ docs/protocol-core.md) and signature are COSE_Sign1 as in codes, with the root k
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -202,8 +201,7 @@ def _policy(value: object) -> Policy:
     fields = [_uint(value[n]) for n in range(1, 7)]
     if fields[2] not in (0, 1):
         raise MalformedError("bundle policy static_tickets")
-    return dataclasses.replace(
-        Policy(),
+    return Policy(
         freshness_s=fields[0],
         clock_skew_s=fields[1],
         static_tickets=bool(fields[2]),

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -13,6 +14,7 @@ from duopass.server.config import Settings
 from duopass.server.context import Context
 from duopass.server.keyring import Keyring
 from duopass.server.limits import BODY_BYTES_MAX
+from duopass.server.maintenance import Maintenance
 from duopass.server.middleware import BodyLimit
 from duopass.server.routes import admin, ledger, system, terminal, wallet
 from duopass.server.services import signing
@@ -35,7 +37,18 @@ def create_app(
     )
     now = ctx.now()
     ctx.run(lambda s: signing.rotate(s, ctx.keyring, settings, now))
+    maintenance = Maintenance(ctx)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        maintenance.start()
+        try:
+            yield
+        finally:
+            maintenance.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="duopass issuer server",
         version=__version__,
         description="Online verification, credentials, trust bundles and the ledger (PROTOCOL.md).",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import pyotp
 import pytest
 
 from duopass.protocol import SigningKey
@@ -150,3 +151,31 @@ def test_bodies_over_the_limit_are_refused_unread(server):
         headers={"Content-Type": "application/json"},
     )
     _problem(answer, 413, "body_too_large")
+
+
+def test_one_time_codes_become_a_second_factor(server):
+    admin = server.admin()
+    admin.holder("otto")
+    wallet = Wallet(server.http, "otto")
+    wallet.sign_in()
+    fresh = server.http.post("/v1/me/totp/new", headers=wallet.auth).json()
+    assert fresh["uri"].startswith("otpauth://totp/")
+    totp = pyotp.TOTP(fresh["secret"])
+    code = totp.now()
+    window = {totp.at(time.time() + shift) for shift in (-30, 0, 30)}
+    wrong = next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in window)
+    answer = server.http.post(
+        "/v1/me/totp", headers=wallet.auth, json={"secret": fresh["secret"], "otp": wrong}
+    )
+    _problem(answer, 403, "bad_proof")
+    assert (
+        server.http.post(
+            "/v1/me/totp", headers=wallet.auth, json={"secret": fresh["secret"], "otp": code}
+        ).status_code
+        == 204
+    )
+    login = {"login": "otto", "password": "pw-otto-secret"}
+    answer = server.http.post("/v1/session", json=login)
+    _problem(answer, 401, "step_up_required")
+    assert "insufficient_user_authentication" in answer.headers["www-authenticate"]
+    assert server.http.post("/v1/session", json={**login, "otp": code}).status_code == 200

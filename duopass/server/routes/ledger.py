@@ -1,14 +1,16 @@
-"""Auditor endpoints (§7, §8): the signed checkpoint, proofs, and each entry with its receipt."""
+"""Auditor endpoints (§7, §8): the signed checkpoint, proofs, each entry with its receipt, and
+entries in bulk for auditors who re-hash the whole log."""
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
+from sqlalchemy import select
 
 from duopass.ledger import LedgerError, hash_leaf, make_receipt, open_checkpoint
 from duopass.server.deps import Ctx
@@ -19,6 +21,9 @@ from duopass.server.store.tables import LedgerLeaf
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
 Size = Annotated[int, Query(ge=0, le=SEQ_MAX)]
+
+LEDGER_PAGE_ENTRIES_MAX: Final = 1000
+"""Entries in one answer of GET /v1/ledger/entries."""
 
 
 class InclusionOut(BaseModel):
@@ -31,6 +36,11 @@ class ConsistencyOut(BaseModel):
     old: int
     new: int
     proof: list[str]
+
+
+class EntriesOut(BaseModel):
+    start: int
+    entries: list[str]
 
 
 class EntryOut(BaseModel):
@@ -79,6 +89,32 @@ def consistency(ctx: Ctx, old: Size, new: Size) -> ConsistencyOut:
         return ledger.consistency(session, old, new)
 
     return ConsistencyOut(old=old, new=new, proof=_b64(ctx.run(work)))
+
+
+@router.get("/entries", response_model=EntriesOut)
+def entries(
+    ctx: Ctx,
+    start: Size,
+    count: Annotated[int, Query(ge=1, le=LEDGER_PAGE_ENTRIES_MAX)] = LEDGER_PAGE_ENTRIES_MAX,
+) -> EntriesOut:
+    """Up to `count` leaves from index `start`, each the exact bytes hashed (base64); fewer only
+    where the log ends (none when `start` is the log's size)."""
+
+    def work(session: Any) -> list[bytes]:
+        _within(session, start)
+        end = min(start + count, ledger.size(session))
+        rows = session.execute(
+            select(LedgerLeaf.index, LedgerLeaf.data)
+            .where(LedgerLeaf.index >= start, LedgerLeaf.index < end)
+            .order_by(LedgerLeaf.index)
+        ).all()
+        if len(rows) != end - start:  # indices are unique and in range: fewer rows is a gap
+            present = {index for index, _data in rows}
+            missing = next(index for index in range(start, end) if index not in present)
+            raise Problem(Code.INTERNAL, f"ledger inconsistent: entry {missing} is missing")
+        return [data for _index, data in rows]
+
+    return EntriesOut(start=start, entries=_b64(ctx.run(work)))
 
 
 @router.get("/entries/{index}", response_model=EntryOut)

@@ -19,6 +19,12 @@ def healthz(ctx: Ctx) -> dict[str, str]:
     return {"status": "ok", "issuer": ctx.settings.issuer}
 
 
+@router.get("/v1/ping")
+def ping() -> dict[str, bool]:
+    """Alive, touching nothing: for load balancers, and the benchmark's empty endpoint."""
+    return {"ok": True}
+
+
 @router.get("/metrics", response_class=Response)
 def metrics(ctx: Ctx) -> Response:
     """Prometheus metrics."""

@@ -85,6 +85,40 @@ def sign_in(body: SignIn, ctx: Ctx) -> TokenOut:
     return TokenOut(token=token, expires_at=expires)
 
 
+class TotpOut(BaseModel):
+    secret: str
+    uri: str
+
+
+class TotpIn(BaseModel):
+    secret: str = Field(pattern=r"^[A-Z2-7]{16,64}$")
+    otp: str = Field(pattern=r"^[0-9]{6}$")
+
+
+@router.post("/me/totp/new", response_model=TotpOut)
+def new_totp(caller: HolderCaller, ctx: Ctx) -> TotpOut:
+    """A secret for an authenticator app; nothing changes until it is confirmed."""
+    secret, uri = ctx.run(lambda s: people.new_totp(caller.holder(s), ctx.settings.issuer))
+    return TotpOut(secret=secret, uri=uri)
+
+
+@router.post("/me/totp", status_code=204)
+def enable_totp(body: TotpIn, caller: HolderCaller, ctx: Ctx) -> None:
+    """Turn on one-time codes as a second factor at sign-in."""
+    now = ctx.now()
+    ctx.run(
+        lambda s: people.enable_totp(
+            s,
+            ctx.settings,
+            ctx.keyring,
+            caller.holder(s),
+            secret=body.secret,
+            otp=body.otp,
+            now=now,
+        )
+    )
+
+
 @router.post("/me/devices", response_model=DeviceOut)
 def enrol_device(body: DeviceIn, caller: HolderCaller, ctx: Ctx) -> DeviceOut:
     """Enrol a device key; the proof is its signature of the enrolment message."""

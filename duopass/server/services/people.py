@@ -238,3 +238,28 @@ def set_frozen(
             "by": by,
         },
     )
+
+
+def new_totp(holder: Holder, issuer: str) -> tuple[str, str]:
+    """A fresh TOTP secret and its otpauth:// URI (for a QR code in an authenticator app)."""
+    secret = pyotp.random_base32()
+    return secret, pyotp.TOTP(secret).provisioning_uri(name=holder.login, issuer_name=issuer)
+
+
+def enable_totp(
+    session: Session,
+    settings: Settings,
+    keyring: Keyring,
+    holder: Holder,
+    *,
+    secret: str,
+    otp: str,
+    now: int,
+) -> None:
+    """Turn on the second factor once the holder proves their authenticator shows `otp`."""
+    if not pyotp.TOTP(secret).verify(otp, for_time=now, valid_window=1):
+        raise Problem(Code.BAD_PROOF, "the one-time code does not match the secret")
+    holder.totp_secret = secret
+    ledger.append(
+        session, "totp_enable", now, settings.issuer, {"holder": keyring.digest(holder.handle)}
+    )

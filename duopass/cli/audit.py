@@ -1,0 +1,341 @@
+"""`duopass audit`: check the ledger from outside, over HTTP or from its database, read-only.
+
+The checks themselves are `duopass.ledger.audit`; this module reads the key and the state file,
+opens the source, prints the report and, when every check passed, replaces the state file
+atomically so that the next audit starts from the checkpoint trusted now.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import os
+import sqlite3
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from sqlalchemy import Engine, create_engine, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from duopass.ledger import LedgerError, NoteVerifier
+from duopass.ledger._text import b64encode
+from duopass.ledger.audit import (
+    PAGE_ENTRIES_MAX,
+    STATE_BYTES_MAX,
+    Consistency,
+    Report,
+    audit_log,
+    format_state,
+    parse_state,
+)
+from duopass.ledger.limits import NOTE_BYTES_MAX
+from duopass.server.services import ledger
+from duopass.server.store.tables import LedgerCheckpoint, LedgerLeaf, Meta
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+KEY_FILE_BYTES_MAX = 4096
+HTTP_TIMEOUT_SECONDS = 60.0
+
+
+class SourceError(Exception):
+    """The source failed: `usage` when it cannot be reached or opened at all (exit 2), else it
+    answered something an honest log never would (exit 1)."""
+
+    def __init__(self, message: str, *, usage: bool = False) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+class _Http:
+    """The server's auditor endpoints (§8)."""
+
+    def __init__(self, url: str) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise SourceError(f"--url {url!r} is not an http:// or https:// URL", usage=True)
+        self.url = self.where = url.rstrip("/")
+        self.client = httpx.Client(base_url=self.url, timeout=HTTP_TIMEOUT_SECONDS)
+
+    def _get(self, path: str, params: dict[str, int] | None = None) -> httpx.Response:
+        try:
+            answer = self.client.get(path, params=params)
+        except httpx.TransportError as exc:
+            raise SourceError(f"cannot reach {self.url}: {exc}", usage=True) from exc
+        if answer.status_code != 200:
+            raise SourceError(
+                f"GET {answer.url} answered {answer.status_code}: {answer.text[:300]}"
+            )
+        return answer
+
+    def _json(self, path: str, params: dict[str, int]) -> dict[str, Any]:
+        answer = self._get(path, params)
+        try:
+            document = answer.json()
+        except ValueError as exc:
+            raise SourceError(f"GET {answer.url} answered something that is not JSON") from exc
+        if not isinstance(document, dict):
+            raise SourceError(f"GET {answer.url} answered JSON that is not an object")
+        return document
+
+    def checkpoint(self) -> bytes:
+        return self._get("/v1/ledger/checkpoint").content[: NOTE_BYTES_MAX + 1]
+
+    def entries(self, start: int, count: int, /) -> Sequence[bytes]:
+        params = {"start": start, "count": count}
+        document = self._json("/v1/ledger/entries", params)
+        if document.get("start") != start:
+            raise SourceError(f"the entries asked from {start} came from {document.get('start')}")
+        return _decode_all(document.get("entries"), f"entries from {start}")
+
+    def consistency(self, old: int, new: int, /) -> Sequence[bytes]:
+        document = self._json("/v1/ledger/proofs/consistency", {"old": old, "new": new})
+        if (document.get("old"), document.get("new")) != (old, new):
+            raise SourceError(f"the consistency proof asked for {old}..{new} is for other sizes")
+        return _decode_all(document.get("proof"), f"the consistency proof {old}..{new}")
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _decode_all(items: object, what: str) -> list[bytes]:
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise SourceError(f"{what}: not a list of base64 strings")
+    try:
+        return [base64.b64decode(item, validate=True) for item in items]
+    except binascii.Error as exc:
+        raise SourceError(f"{what}: not base64") from exc
+
+
+class _Database:
+    """The server's tables, opened read-only (SQLite `mode=ro`, PostgreSQL read-only sessions)."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = _read_only_engine(url)
+        self.where = self.engine.url.render_as_string(hide_password=True)
+        if self.engine.url.get_backend_name() == "sqlite":
+            self.where = url
+        self.session = Session(self.engine)
+
+    def checkpoint(self) -> bytes | None:
+        """The latest checkpoint the server signed (it signs when asked, so it may lag the log)."""
+        return self.session.scalars(
+            select(LedgerCheckpoint.note).order_by(LedgerCheckpoint.size.desc()).limit(1)
+        ).first()
+
+    def log_size(self) -> int | None:
+        """The number of leaves, signed or not (the `ledger_size` row)."""
+        return self.session.scalars(select(Meta.value).where(Meta.name == ledger.SIZE)).first()
+
+    def entries(self, start: int, count: int, /) -> Sequence[bytes]:
+        rows = self.session.execute(
+            select(LedgerLeaf.index, LedgerLeaf.data)
+            .where(LedgerLeaf.index >= start, LedgerLeaf.index < start + count)
+            .order_by(LedgerLeaf.index)
+        ).all()
+        found = []
+        for expected, (index, data) in enumerate(rows, start):
+            if index != expected:  # a gap: the entries end here, the audit names the missing one
+                break
+            found.append(data)
+        return found
+
+    def consistency(self, old: int, new: int, /) -> Sequence[bytes]:
+        try:
+            return ledger.consistency(self.session, old, new)
+        except KeyError as exc:
+            raise SourceError(
+                f"the database lacks a tree node the proof {old}..{new} needs"
+            ) from exc
+
+    def close(self) -> None:
+        self.session.close()
+        self.engine.dispose()
+
+
+def _read_only_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise SourceError(f"--db {url!r} is not a database URL", usage=True) from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            raise SourceError("--db needs a SQLite file: sqlite:///path.db", usage=True)
+        path = Path(parsed.database)
+        if not path.is_file():
+            raise SourceError(f"{path}: no such database file", usage=True)
+        uri = path.resolve().as_uri() + "?mode=ro"
+        return create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True))
+    if backend == "postgresql":
+        options = {"options": "-c default_transaction_read_only=on"}
+        return create_engine(parsed, connect_args=options)
+    raise SourceError(f"--db {url!r}: only sqlite:/// and postgresql:// are supported", usage=True)
+
+
+def _usage(message: str) -> typer.Exit:
+    typer.echo(f"duopass audit: {message}", err=True)
+    return typer.Exit(EXIT_USAGE)
+
+
+def _read_bounded(path: Path, limit: int, what: str) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise _usage(f"{what} {path}: {exc.strerror}") from exc
+    if len(data) > limit:
+        raise _usage(f"{what} {path} is larger than {limit} bytes")
+    return data
+
+
+def _verifier(key: str | None, key_file: Path | None) -> NoteVerifier:
+    if (key is None) == (key_file is None):
+        raise _usage("give the ledger's verifier key with exactly one of --key and --key-file")
+    if key_file is not None:
+        try:
+            key = _read_bounded(key_file, KEY_FILE_BYTES_MAX, "key file").decode().strip()
+        except UnicodeDecodeError as exc:
+            raise _usage(f"key file {key_file} is not text") from exc
+    assert key is not None
+    try:
+        return NoteVerifier.parse(key)
+    except LedgerError as exc:
+        raise _usage(f"not a verifier key (name+hash+base64): {exc}") from exc
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write a temporary file beside `path`, fsync it, rename it over `path`, fsync the folder:
+    after a crash the state file is the old one or the new one, never half of either."""
+    directory = path.parent
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    folder = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def _render(report: Report, origin: str, where: str) -> list[str]:
+    lines = [f"log          {origin} at {where}"]
+    checkpoint = report.checkpoint
+    if checkpoint is None:
+        lines.append("checkpoint   refused")
+    else:
+        lines.append(
+            f"checkpoint   size {checkpoint.size}, root {b64encode(checkpoint.root)}, signature OK"
+        )
+        root = (
+            "not computed (entries missing)"
+            if report.root is None
+            else "matches the checkpoint"
+            if report.root == checkpoint.root
+            else f"{b64encode(report.root)}, NOT the checkpoint's"
+        )
+        lines.append(f"entries      {report.entries} of {checkpoint.size} checked; root {root}")
+        lines.append(f"consistency  {_consistency(report)}")
+        events = ", ".join(f"{name} {count}" for name, count in report.types) or "none"
+        lines.append(f"events       {events}")
+    for finding in report.findings:
+        lines.append(f"FAILED       {finding.message}")
+    if report.unlisted:
+        lines.append(f"FAILED       ... and {report.unlisted} more findings")
+    return lines
+
+
+def _consistency(report: Report) -> str:
+    trusted = report.trusted
+    if report.consistency is Consistency.FIRST or trusted is None:
+        return "first audit: nothing trusted before"
+    if report.consistency is Consistency.SAME:
+        return f"OK, the same tree as the trusted checkpoint {trusted.size}"
+    if report.consistency is Consistency.EXTENDS:
+        return f"OK, extends the trusted checkpoint {trusted.size}"
+    return f"FAILED against the trusted checkpoint {trusted.size}"
+
+
+def audit(
+    url: Annotated[
+        str | None, typer.Option(help="the issuer server, e.g. http://127.0.0.1:8000")
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(help="or its database, read-only: sqlite:///path.db or postgresql://..."),
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option(help="the ledger's verifier key (C2SP vkey string)")
+    ] = None,
+    key_file: Annotated[Path | None, typer.Option(help="a file holding that key")] = None,
+    state: Annotated[
+        Path, typer.Option(help="the checkpoint trusted by the last audit (JSON, kept updated)")
+    ] = Path("duopass-audit-state.json"),
+    page: Annotated[
+        int, typer.Option(min=1, max=PAGE_ENTRIES_MAX, help="entries read per request")
+    ] = PAGE_ENTRIES_MAX,
+) -> None:
+    """Audit the ledger from outside: checkpoint signature, every entry, root and consistency.
+
+    Exit status 0 when every check passed (the state file then trusts the audited checkpoint),
+    1 when one failed (each failure is named), 2 for a usage error or a source that cannot be
+    reached or opened.
+    """
+    if (url is None) == (db is None):
+        raise _usage("give exactly one of --url and --db")
+    verifier = _verifier(key, key_file)
+    trusted = None
+    if state.exists():
+        data = _read_bounded(state, STATE_BYTES_MAX, "state file")
+        try:
+            trusted = parse_state(data, verifier).checkpoint
+        except LedgerError as exc:
+            raise _usage(f"state file {state}: {exc}") from exc
+    try:
+        source: _Http | _Database = _Http(url) if url is not None else _Database(db or "")
+    except SourceError as exc:
+        raise _usage(str(exc)) from exc
+    try:
+        note = source.checkpoint()
+        report = audit_log(note, source, verifier, trusted=trusted, page=page)
+        unsigned = source.log_size() if isinstance(source, _Database) else None
+    except SQLAlchemyError as exc:
+        raise _usage(f"cannot read {source.where}: {exc}") from exc
+    except SourceError as exc:
+        if exc.usage:
+            raise _usage(str(exc)) from exc
+        typer.echo(f"FAILED       {exc}")
+        raise typer.Exit(EXIT_FAILED) from exc
+    finally:
+        source.close()
+    for line in _render(report, verifier.name, source.where):
+        typer.echo(line)
+    signed = report.checkpoint.size if report.checkpoint is not None else None
+    if signed is not None and unsigned is not None and unsigned > signed:
+        typer.echo(f"note         {unsigned - signed} newer entries are not in a checkpoint yet")
+    if not report.ok:
+        typer.echo(f"audit FAILED: {len(report.findings) + report.unlisted} finding(s)")
+        raise typer.Exit(EXIT_FAILED)
+    assert note is not None and report.checkpoint is not None
+    if trusted != report.checkpoint:
+        try:
+            _write_atomically(state, format_state(note))
+        except OSError as exc:
+            raise _usage(f"audit passed, but the state file {state}: {exc.strerror}") from exc
+        typer.echo(f"state        {state} now trusts checkpoint {report.checkpoint.size}")
+    else:
+        typer.echo(f"state        {state} unchanged")
+    typer.echo("audit passed")

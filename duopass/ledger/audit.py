@@ -1,0 +1,460 @@
+"""An auditor's checks of a log from outside (§7): signature, every leaf, the root, consistency.
+
+Pure: entries and proofs come from a `LogSource` the caller supplies (an HTTP client, a read-only
+database session), the trusted checkpoint from bytes the caller read. Entries stream through in
+pages, so memory stays O(page + log n) however long the log. When the root of the entries differs
+from the signed one, a second pass names the first entry that breaks it: the longest prefix of
+the entries that consistency proofs show to be part of the signed tree ends just before it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final, NoReturn, Protocol
+
+import cbor2
+
+from duopass.ledger._text import b64encode
+from duopass.ledger.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint
+from duopass.ledger.compact import CompactRange
+from duopass.ledger.errors import LedgerError, LedgerReason
+from duopass.ledger.limits import NOTE_BYTES_MAX
+from duopass.ledger.merkle import (
+    LeafHash,
+    NodeHash,
+    RootHash,
+    hash_children,
+    hash_leaf,
+    verify_consistency,
+)
+from duopass.ledger.note import NoteVerifier
+
+__all__ = [
+    "FINDINGS_MAX",
+    "PAGE_ENTRIES_MAX",
+    "STATE_BYTES_MAX",
+    "Consistency",
+    "Finding",
+    "FindingCode",
+    "Leaf",
+    "LogSource",
+    "Report",
+    "audit_log",
+    "format_state",
+    "parse_leaf",
+    "parse_state",
+]
+
+PAGE_ENTRIES_MAX: Final = 1000
+"""Entries asked for in one request (the server's page limit)."""
+FINDINGS_MAX: Final = 20
+"""Findings listed in one report; any more are only counted."""
+STATE_BYTES_MAX: Final = 2 * NOTE_BYTES_MAX + 1024
+"""An auditor's state file: one signed checkpoint, JSON-escaped."""
+LEAF_DEPTH_MAX: Final = 16
+"""CBOR nesting in a leaf: the leaf map, its body, and lists or maps within the body."""
+
+_LEAF_KEYS: Final = frozenset({1, 2, 3, 4})
+
+
+class FindingCode(StrEnum):
+    """What an audit found wrong. Added, never renamed or reused."""
+
+    NO_CHECKPOINT = "NO_CHECKPOINT"
+    """The source holds no signed checkpoint."""
+    BAD_SIGNATURE = "BAD_SIGNATURE"
+    """The checkpoint carries no valid signature by the trusted key."""
+    MALFORMED_CHECKPOINT = "MALFORMED_CHECKPOINT"
+    """The checkpoint is not a well-formed signed note or checkpoint."""
+    WRONG_LOG = "WRONG_LOG"
+    """The checkpoint is signed by the trusted key but names another log."""
+    ROLLBACK = "ROLLBACK"
+    """The checkpoint is smaller than the one the auditor trusts."""
+    INCONSISTENT = "INCONSISTENT"
+    """The checkpoint does not extend the one the auditor trusts."""
+    MISSING_ENTRY = "MISSING_ENTRY"
+    """The source lacks an entry the checkpoint covers."""
+    MALFORMED_LEAF = "MALFORMED_LEAF"
+    """An entry is not a §7 leaf in deterministic CBOR."""
+    LEAF_HASH = "LEAF_HASH"
+    """An entry's hash is not the one the signed tree holds at its index."""
+    ROOT_MISMATCH = "ROOT_MISMATCH"
+    """The entries' root differs from the checkpoint's, and no single entry could be named."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One thing wrong: its code, an exact statement for people, and the entry if there is one."""
+
+    code: FindingCode
+    message: str
+    index: int | None = None
+
+
+class Consistency(StrEnum):
+    """How the checkpoint relates to the one the auditor trusted before."""
+
+    FIRST = "FIRST"
+    """Nothing was trusted yet: this checkpoint is trusted from now on."""
+    SAME = "SAME"
+    """The very tree the auditor trusted."""
+    EXTENDS = "EXTENDS"
+    """A larger tree, proved to extend the trusted one."""
+    FAILED = "FAILED"
+    """Smaller, or not an extension: see the findings."""
+    NOT_CHECKED = "NOT_CHECKED"
+    """The checkpoint itself was refused."""
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """The outcome of one audit. `ok` when nothing was found wrong."""
+
+    checkpoint: Checkpoint | None
+    trusted: Checkpoint | None
+    consistency: Consistency
+    entries: int
+    """Entries read and checked."""
+    root: RootHash | None
+    """The root of the entries read, when every entry the checkpoint covers was read."""
+    types: tuple[tuple[str, int], ...]
+    """How many well-formed leaves of each event type, by type."""
+    findings: tuple[Finding, ...]
+    unlisted: int = 0
+    """Findings beyond FINDINGS_MAX, counted but not listed."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    """A well-formed §7 leaf: the deterministic CBOR map `{1: type, 2: time, 3: iss, 4: body}`."""
+
+    type: str
+    time: int
+    iss: str
+    body: dict[str, Any]
+
+
+class LogSource(Protocol):
+    """Where an auditor reads the log: errors of the source itself propagate to the caller."""
+
+    def entries(self, start: int, count: int, /) -> Sequence[bytes]:
+        """Up to `count` entries from index `start`, in order; fewer only where the log ends."""
+        ...
+
+    def consistency(self, old: int, new: int, /) -> Sequence[bytes]:
+        """The RFC 9162 consistency proof from the tree of `old` leaves to that of `new`."""
+        ...
+
+
+def _malformed(detail: str) -> LedgerError:
+    return LedgerError(LedgerReason.MALFORMED, detail)
+
+
+def _refuse_tag(*_args: object) -> NoReturn:
+    raise _malformed("CBOR tags are not allowed in a leaf")
+
+
+# Every tag cbor2 would decode itself is overridden and every other goes to the tag hook, so no
+# semantic decoder (shared references, sets, dates) runs on a leaf.
+_NO_TAGS: Final = dict.fromkeys(range(65_536), _refuse_tag)
+
+
+def parse_leaf(data: bytes) -> Leaf:
+    """Decode one entry as a §7 leaf; raise `LedgerError` (MALFORMED) for anything else.
+
+    Body maps have text keys and hold integers, text, bytes, and lists or maps of them; the bytes
+    must be the one deterministic encoding (RFC 8949 §4.2.1, length-first keys) of the value."""
+    try:
+        value = cbor2.loads(
+            data,
+            semantic_decoders=_NO_TAGS,
+            tag_hook=_refuse_tag,
+            max_depth=LEAF_DEPTH_MAX,
+            allow_indefinite=False,
+            allow_duplicate_keys=False,
+        )
+    except LedgerError:
+        raise
+    except Exception as exc:  # cbor2 raises several types, RecursionError among them
+        raise _malformed(f"not one CBOR item ({type(exc).__name__})") from exc
+    if (
+        type(value) is not dict
+        or any(type(k) is not int for k in value)
+        or value.keys() != _LEAF_KEYS
+    ):
+        raise _malformed("not a map of exactly the keys 1, 2, 3 and 4")
+    event_type, time, iss, body = value[1], value[2], value[3], value[4]
+    if type(event_type) is not str or not event_type:
+        raise _malformed("the event type (1) is not a non-empty text string")
+    if type(time) is not int or time < 0:
+        raise _malformed("the time (2) is not an unsigned integer")
+    if type(iss) is not str or not iss:
+        raise _malformed("the issuer (3) is not a non-empty text string")
+    if type(body) is not dict:
+        raise _malformed("the body (4) is not a map")
+    _check_body(body)
+    if cbor2.dumps(value, canonical=True) != data:
+        raise _malformed("not deterministically encoded CBOR")
+    return Leaf(event_type, time, iss, body)
+
+
+def _check_body(body: dict[Any, Any]) -> None:
+    pending: list[object] = [body]
+    while pending:  # depth is bounded by the decoder's max_depth
+        item = pending.pop()
+        if type(item) is dict:
+            if any(type(key) is not str for key in item):
+                raise _malformed("a body map has a key that is not a text string")
+            pending.extend(item.values())
+        elif type(item) is list:
+            pending.extend(item)
+        elif type(item) not in (int, str, bytes):
+            raise _malformed(f"the body holds a {type(item).__name__}")
+
+
+class _Border:
+    """A compact range extended in place: a stream's root in O(log n) memory.
+
+    `CompactRange.append` also builds the nodes a log stores and the root at every step, which
+    an auditor does not need; this does neither, about fifteen times faster."""
+
+    __slots__ = ("hashes", "size")
+
+    def __init__(self, size: int = 0, hashes: Sequence[bytes] = ()) -> None:
+        self.size = size
+        self.hashes = list(hashes)
+
+    def append(self, leaf_hash: LeafHash) -> None:
+        merged: bytes = leaf_hash
+        index = self.size
+        while index & 1:  # one merge per trailing one bit of the old size
+            merged = hash_children(self.hashes.pop(), merged)
+            index >>= 1
+        self.hashes.append(merged)
+        self.size += 1
+
+    def copy(self) -> _Border:
+        return _Border(self.size, self.hashes)
+
+    def root(self) -> RootHash:
+        return CompactRange(self.size, tuple(NodeHash(h) for h in self.hashes)).root()
+
+
+class _Findings:
+    def __init__(self) -> None:
+        self.listed: list[Finding] = []
+        self.unlisted = 0
+
+    def add(self, finding: Finding) -> None:
+        if len(self.listed) < FINDINGS_MAX:
+            self.listed.append(finding)
+        else:
+            self.unlisted += 1
+
+
+def _detail(exc: LedgerError) -> str:
+    return str(exc).removeprefix(f"{exc.reason.value}: ")
+
+
+def _short(root: bytes) -> str:
+    return b64encode(root)
+
+
+def _refused_checkpoint(exc: LedgerError) -> Finding:
+    if exc.reason in (LedgerReason.UNVERIFIED, LedgerReason.BAD_SIGNATURE):
+        return Finding(FindingCode.BAD_SIGNATURE, f"bad checkpoint signature: {_detail(exc)}")
+    if exc.reason is LedgerReason.ORIGIN:
+        return Finding(FindingCode.WRONG_LOG, f"checkpoint of another log: {_detail(exc)}")
+    return Finding(FindingCode.MALFORMED_CHECKPOINT, f"malformed checkpoint: {exc}")
+
+
+def audit_log(
+    note: bytes | None,
+    source: LogSource,
+    key: NoteVerifier,
+    *,
+    trusted: Checkpoint | None = None,
+    page: int = PAGE_ENTRIES_MAX,
+) -> Report:
+    """Audit the log whose latest signed checkpoint is `note`, reading entries from `source`.
+
+    `trusted` is the checkpoint the auditor trusted after its last audit (None at the first)."""
+    assert 0 < page <= PAGE_ENTRIES_MAX
+    # 1. The checkpoint's signature, by the auditor's trusted key.
+    if note is None:
+        finding = Finding(FindingCode.NO_CHECKPOINT, "the log has no signed checkpoint")
+        return Report(None, trusted, Consistency.NOT_CHECKED, 0, None, (), (finding,))
+    try:
+        checkpoint = open_checkpoint(note, key).checkpoint
+    except LedgerError as exc:
+        finding = _refused_checkpoint(exc)
+        return Report(None, trusted, Consistency.NOT_CHECKED, 0, None, (), (finding,))
+    findings = _Findings()
+    # 4. Consistency with the checkpoint trusted before (cheap, so before the entries).
+    consistency = _check_trusted(trusted, checkpoint, source, findings)
+    # 2. and 3. Every entry a well-formed leaf, and their root the checkpoint's.
+    counts: Counter[str] = Counter()
+    border = _Border()
+    for start in range(0, checkpoint.size, page):
+        wanted = min(page, checkpoint.size - start)
+        got = source.entries(start, wanted)[:wanted]
+        for index, data in enumerate(got, start):
+            try:
+                counts[parse_leaf(data).type] += 1
+            except LedgerError as exc:
+                message = f"entry {index}: not a well-formed leaf: {_detail(exc)}"
+                findings.add(Finding(FindingCode.MALFORMED_LEAF, message, index))
+            border.append(hash_leaf(data))
+        if len(got) < wanted:
+            message = f"entry {border.size}: missing (the checkpoint covers {checkpoint.size})"
+            findings.add(Finding(FindingCode.MISSING_ENTRY, message, border.size))
+            break
+    root = border.root() if border.size == checkpoint.size else None
+    if root is not None and root != checkpoint.root:
+        findings.add(_root_finding(source, checkpoint, root, page))
+    return Report(
+        checkpoint=checkpoint,
+        trusted=trusted,
+        consistency=consistency,
+        entries=border.size,
+        root=root,
+        types=tuple(sorted(counts.items())),
+        findings=tuple(findings.listed),
+        unlisted=findings.unlisted,
+    )
+
+
+def _check_trusted(
+    trusted: Checkpoint | None, checkpoint: Checkpoint, source: LogSource, findings: _Findings
+) -> Consistency:
+    if trusted is None:
+        return Consistency.FIRST
+    new, old = checkpoint, trusted
+    if old.size > new.size:
+        message = (
+            f"checkpoint {new.size} is smaller than the trusted checkpoint {old.size}: "
+            "the log was rolled back or forked"
+        )
+        findings.add(Finding(FindingCode.ROLLBACK, message))
+        return Consistency.FAILED
+    if old.size == new.size and old.root == new.root:
+        return Consistency.SAME
+    if old.size == 0:
+        return Consistency.EXTENDS
+    why = "the roots differ"
+    if old.size < new.size:
+        try:
+            verify_consistency(
+                size1=old.size,
+                size2=new.size,
+                proof=source.consistency(old.size, new.size),
+                root1=old.root,
+                root2=new.root,
+            )
+            return Consistency.EXTENDS
+        except LedgerError as exc:
+            why = f"the consistency proof fails: {exc.reason.value}"
+    message = (
+        f"checkpoint {new.size} (root {_short(new.root)}) is not consistent with the trusted "
+        f"checkpoint {old.size} (root {_short(old.root)}): {why}"
+    )
+    findings.add(Finding(FindingCode.INCONSISTENT, message))
+    return Consistency.FAILED
+
+
+def _root_finding(source: LogSource, checkpoint: Checkpoint, root: RootHash, page: int) -> Finding:
+    index = _first_bad_entry(source, checkpoint, page)
+    if index is None:
+        message = (
+            f"the root of the {checkpoint.size} entries is {_short(root)}, "
+            f"the checkpoint's is {_short(checkpoint.root)}"
+        )
+        return Finding(FindingCode.ROOT_MISMATCH, message)
+    message = (
+        f"entry {index}: leaf hash does not match the signed tree (the first {index} entries "
+        f"match it, the first {index + 1} do not)"
+    )
+    return Finding(FindingCode.LEAF_HASH, message, index)
+
+
+def _agrees(source: LogSource, checkpoint: Checkpoint, size: int, root: RootHash) -> bool:
+    """Whether the first `size` entries, with `root`, are proved a prefix of the signed tree."""
+    if size == 0:
+        return True
+    if size == checkpoint.size:
+        return root == checkpoint.root
+    try:
+        verify_consistency(
+            size1=size,
+            size2=checkpoint.size,
+            proof=source.consistency(size, checkpoint.size),
+            root1=root,
+            root2=checkpoint.root,
+        )
+    except LedgerError:
+        return False
+    return True
+
+
+def _first_bad_entry(source: LogSource, checkpoint: Checkpoint, page: int) -> int | None:
+    """The entry after the longest page-aligned prefix proved part of the signed tree, narrowed
+    within that page by bisection (O(size / page + log page) proofs)."""
+    border = _Border()
+    for start in range(0, checkpoint.size, page):
+        wanted = min(page, checkpoint.size - start)
+        hashes = [hash_leaf(data) for data in source.entries(start, wanted)[:wanted]]
+        if len(hashes) < wanted:
+            return None
+        before = border.copy()
+        for leaf_hash in hashes:
+            border.append(leaf_hash)
+        if _agrees(source, checkpoint, border.size, border.root()):
+            continue
+        roots = []  # roots[k]: the root of the first start + k + 1 entries
+        for leaf_hash in hashes:
+            before.append(leaf_hash)
+            roots.append(before.root())
+        low, high = 0, len(hashes) - 1  # the first prefix that disagrees ends at entry high
+        while low < high:
+            middle = (low + high) // 2
+            if _agrees(source, checkpoint, start + middle + 1, roots[middle]):
+                low = middle + 1
+            else:
+                high = middle
+        return start + low
+    return None
+
+
+def format_state(note: bytes) -> bytes:
+    """An auditor's state file: the signed checkpoint it trusts, as JSON."""
+    document = {"version": 1, "checkpoint": note.decode()}
+    return (json.dumps(document, ensure_ascii=False, indent=1) + "\n").encode()
+
+
+def parse_state(data: bytes, key: NoteVerifier) -> SignedCheckpoint:
+    """The checkpoint an auditor's state file holds, verified with the log's key.
+
+    Raises `LedgerError`: TOO_LARGE, MALFORMED, or the reasons of `open_checkpoint`."""
+    if len(data) > STATE_BYTES_MAX:
+        raise LedgerError(LedgerReason.TOO_LARGE, "the state file is too large")
+    try:
+        document = json.loads(data)
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError
+        raise _malformed("the state file is not JSON") from exc
+    if (
+        type(document) is not dict
+        or document.keys() != {"version", "checkpoint"}
+        or type(document["version"]) is not int
+        or document["version"] != 1
+        or type(document["checkpoint"]) is not str
+    ):
+        raise _malformed('the state file is not {"version": 1, "checkpoint": "..."}')
+    return open_checkpoint(document["checkpoint"].encode(), key)

@@ -1,0 +1,130 @@
+"""The formats PROTOCOL §8 leaves to us, pinned by our own vectors (docs/vectors/): trust
+bundles and their deltas, terminal enrolment proofs and request signatures."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from duopass.protocol import SigningKey
+from duopass.protocol.bundle import Bundle, BundleError, apply_bundle, encode_bundle, open_bundle
+from duopass.protocol.keys import KeyId
+from duopass.protocol.requests import (
+    enrolment_message,
+    request_message,
+    sign_request,
+    verify_request,
+)
+from duopass.protocol.trust import Policy, TrustKey
+
+VECTORS = Path(__file__).resolve().parents[2] / "docs" / "vectors"
+BUNDLES = json.loads((VECTORS / "bundles.json").read_text())
+REQUESTS = json.loads((VECTORS / "terminal-requests.json").read_text())
+ROOT = SigningKey(bytes.fromhex(BUNDLES["root_seed_hex"]))
+
+
+def _whole() -> Bundle:
+    w = BUNDLES["whole"]
+    keys = tuple(
+        TrustKey(KeyId(bytes.fromhex(k["kid_hex"])), bytes.fromhex(k["x_hex"]), k["nbf"], k["exp"])
+        for k in w["keys_added"]
+    )
+    return Bundle(
+        seq=w["seq"],
+        issued_at=w["issued_at"],
+        max_age_s=w["max_age_s"],
+        since=0,
+        iss=w["iss"],
+        policy=Policy(),
+        keys_added=keys,
+        revoked_added=tuple(bytes.fromhex(c) for c in w["revoked_added_hex"]),
+        frozen_added=tuple(w["frozen_added"]),
+    )
+
+
+def _delta() -> Bundle:
+    d = BUNDLES["delta"]
+    return Bundle(
+        seq=d["seq"],
+        issued_at=d["issued_at"],
+        max_age_s=d["max_age_s"],
+        since=d["since"],
+        iss=d["iss"],
+        policy=Policy(),
+        revoked_added=tuple(bytes.fromhex(c) for c in d["revoked_added_hex"]),
+        frozen_removed=tuple(d["frozen_removed"]),
+    )
+
+
+def test_bundles_are_byte_exact():
+    assert ROOT.public.hex() == BUNDLES["root_public_hex"]
+    assert encode_bundle(_whole(), ROOT).hex() == BUNDLES["whole"]["bytes_hex"]
+    assert encode_bundle(_delta(), ROOT).hex() == BUNDLES["delta"]["bytes_hex"]
+
+
+def test_a_delta_applies_on_the_version_it_starts_from():
+    whole = open_bundle(bytes.fromhex(BUNDLES["whole"]["bytes_hex"]), ROOT.public)
+    delta = open_bundle(bytes.fromhex(BUNDLES["delta"]["bytes_hex"]), ROOT.public)
+    assert whole == _whole() and delta == _delta()
+    store = apply_bundle(apply_bundle(None, whole), delta)
+    assert store.seq == 9 and store.issued_at == 1_790_000_000
+    assert store.is_revoked("demo-univ", b"\x02" * 12) and store.is_revoked(
+        "demo-univ", b"\x03" * 12
+    )
+    assert not store.is_frozen("demo-univ", "h-7f3a9c")
+    assert store.key("demo-univ", whole.keys_added[0].kid) is not None
+    with pytest.raises(BundleError, match="older"):
+        apply_bundle(store, whole)
+    with pytest.raises(BundleError, match="delta"):
+        apply_bundle(None, delta)
+
+
+def test_bundles_signed_by_another_key_or_altered_are_refused():
+    data = bytes.fromhex(BUNDLES["whole"]["bytes_hex"])
+    with pytest.raises(BundleError):
+        open_bundle(data, SigningKey(b"\x23" * 32).public)
+    with pytest.raises(BundleError):
+        open_bundle(data[:-1] + bytes([data[-1] ^ 1]), ROOT.public)
+    with pytest.raises(BundleError):
+        open_bundle(data[:40], ROOT.public)
+
+
+def test_a_root_key_speaks_only_for_its_own_issuer():
+    other = dataclasses.replace(_whole(), iss="other-univ", seq=8, revoked_added=(b"\x09" * 12,))
+    store = apply_bundle(apply_bundle(None, _whole()), other)
+    assert store.is_revoked("demo-univ", b"\x02" * 12)  # untouched by the other issuer's bundle
+    assert store.is_revoked("other-univ", b"\x09" * 12)
+    assert not store.is_revoked("demo-univ", b"\x09" * 12)
+
+
+def test_terminal_requests_are_byte_exact_and_verify():
+    key = SigningKey(bytes.fromhex(REQUESTS["terminal_seed_hex"]))
+    message = enrolment_message(REQUESTS["terminal_id"], REQUESTS["enrol_code"], key.public)
+    assert message.hex() == REQUESTS["enrolment_message_hex"]
+    assert key.sign(message).hex() == REQUESTS["enrolment_proof_hex"]
+    body = REQUESTS["body"].encode()
+    assert (
+        request_message(REQUESTS["method"], REQUESTS["target"], REQUESTS["time"], body).decode()
+        == REQUESTS["request_message"]
+    )
+    headers = sign_request(
+        key,
+        REQUESTS["terminal_id"],
+        method=REQUESTS["method"],
+        target=REQUESTS["target"],
+        time=REQUESTS["time"],
+        body=body,
+    )
+    assert headers == REQUESTS["headers"]
+    check = {
+        "method": "POST",
+        "target": REQUESTS["target"],
+        "time": headers["Duopass-Time"],
+        "signature": headers["Duopass-Signature"],
+    }
+    assert verify_request(key.public, body=body, now=REQUESTS["time"] + 300, **check)
+    assert not verify_request(key.public, body=body, now=REQUESTS["time"] + 301, **check)
+    assert not verify_request(key.public, body=body + b" ", now=REQUESTS["time"], **check)
