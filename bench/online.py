@@ -15,12 +15,12 @@ import asyncio
 import json
 import os
 import statistics
-from collections import Counter
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -71,7 +71,7 @@ def start_server(db: str, data: Path, port: int) -> subprocess.Popen[bytes]:
 def setup(
     http: httpx.Client, holders: int
 ) -> tuple[SigningKey, str, list[tuple[bytes, SigningKey]]]:
-    """A till and `holders` wallets with 1,000-use credentials; returns the till key, id, wallets."""
+    """A till and `holders` wallets with 1,000-use credentials: (till key, till id, wallets)."""
     token = http.post(
         "/v1/admin/session", json={"login": "admin", "password": BENCH_ADMIN_PASSWORD}
     ).json()
@@ -252,12 +252,11 @@ def measure(db_kind: str, quick: bool) -> None:
         f"online payment scans over HTTP, {db_kind}, {count} requests x2, {connections} connections"
     )
     print(f"  empty endpoint      {empty_rate:8.0f} req/s")
+    rate, p50, p99 = best[0], best[1] * 1000, best[2] * 1000
     print(
-        f"  payment scans       {best[0]:8.0f} req/s  = {ratio:.2f}x the empty endpoint (goal >= 0.5x)"
+        f"  payment scans       {rate:8.0f} req/s  = {ratio:.2f}x the empty endpoint (goal >= 0.5x)"
     )
-    print(
-        f"  scan latency        p50 {best[1] * 1000:.1f} ms, p99 {best[2] * 1000:.1f} ms (goal p99 < 50 ms)"
-    )
+    print(f"  scan latency        p50 {p50:.1f} ms, p99 {p99:.1f} ms (goal p99 < 50 ms)")
     print(f"  vs pretix check-in  {best[0] / PRETIX_CHECKINS_PER_S:8.1f}x its 54/s (goal 20x)")
     print(f"RATIO online_{db_kind}_scan_vs_empty {ratio:.3f}")
 

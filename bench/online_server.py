@@ -15,7 +15,7 @@ from duopass.server.config import Settings
 from duopass.server.keyring import Keyring
 from duopass.server.store.tables import Staff
 
-BENCH_ADMIN_PASSWORD = "bench-admin-password"  # noqa: S105 - a throwaway server on 127.0.0.1
+BENCH_ADMIN_PASSWORD = "bench-admin-password"
 
 
 def main() -> None:

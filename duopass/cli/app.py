@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from duopass.cli.audit import audit
 from duopass.cli.demo import demo
 from duopass.cli.output import code_json, verdict_json
 from duopass.cli.scanned import scanned_text
@@ -113,6 +114,7 @@ def keygen(
 
 app.command()(demo)
 app.command()(serve)
+app.command()(audit)
 
 
 def main() -> None:

@@ -68,9 +68,7 @@ class _Http:
         except httpx.TransportError as exc:
             raise SourceError(f"cannot reach {self.url}: {exc}", usage=True) from exc
         if answer.status_code != 200:
-            raise SourceError(
-                f"GET {answer.url} answered {answer.status_code}: {answer.text[:300]}"
-            )
+            raise SourceError(f"GET {answer.url} answered {answer.status_code}: {_problem(answer)}")
         return answer
 
     def _json(self, path: str, params: dict[str, int]) -> dict[str, Any]:
@@ -103,6 +101,15 @@ class _Http:
         self.client.close()
 
 
+def _problem(answer: httpx.Response) -> str:
+    """A problem document's code and detail (RFC 9457), else the start of the body."""
+    try:
+        document = answer.json()
+        return f"{document['code']}: {document['detail']}"
+    except (ValueError, TypeError, KeyError):
+        return answer.text[:300]
+
+
 def _decode_all(items: object, what: str) -> list[bytes]:
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
         raise SourceError(f"{what}: not a list of base64 strings")
@@ -117,9 +124,7 @@ class _Database:
 
     def __init__(self, url: str) -> None:
         self.engine = _read_only_engine(url)
-        self.where = self.engine.url.render_as_string(hide_password=True)
-        if self.engine.url.get_backend_name() == "sqlite":
-            self.where = url
+        self.where = make_url(url).render_as_string(hide_password=True)
         self.session = Session(self.engine)
 
     def checkpoint(self) -> bytes | None:
@@ -318,6 +323,7 @@ def audit(
         if exc.usage:
             raise _usage(str(exc)) from exc
         typer.echo(f"FAILED       {exc}")
+        typer.echo("audit FAILED: the source failed before the audit could finish")
         raise typer.Exit(EXIT_FAILED) from exc
     finally:
         source.close()

@@ -9,29 +9,24 @@ the entries that consistency proofs show to be part of the signed tree ends just
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Final, NoReturn, Protocol
-
-import cbor2
+from typing import Final, Protocol
 
 from duopass.ledger._text import b64encode
-from duopass.ledger.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint
-from duopass.ledger.compact import CompactRange
+from duopass.ledger.audit_state import STATE_BYTES_MAX, format_state, parse_state
+from duopass.ledger.checkpoint import Checkpoint, open_checkpoint
 from duopass.ledger.errors import LedgerError, LedgerReason
-from duopass.ledger.limits import NOTE_BYTES_MAX
+from duopass.ledger.leaf import Leaf, parse_leaf
 from duopass.ledger.merkle import (
-    LeafHash,
-    NodeHash,
     RootHash,
-    hash_children,
     hash_leaf,
     verify_consistency,
 )
 from duopass.ledger.note import NoteVerifier
+from duopass.ledger.stream import Border
 
 __all__ = [
     "FINDINGS_MAX",
@@ -53,12 +48,6 @@ PAGE_ENTRIES_MAX: Final = 1000
 """Entries asked for in one request (the server's page limit)."""
 FINDINGS_MAX: Final = 20
 """Findings listed in one report; any more are only counted."""
-STATE_BYTES_MAX: Final = 2 * NOTE_BYTES_MAX + 1024
-"""An auditor's state file: one signed checkpoint, JSON-escaped."""
-LEAF_DEPTH_MAX: Final = 16
-"""CBOR nesting in a leaf: the leaf map, its body, and lists or maps within the body."""
-
-_LEAF_KEYS: Final = frozenset({1, 2, 3, 4})
 
 
 class FindingCode(StrEnum):
@@ -132,16 +121,6 @@ class Report:
         return not self.findings
 
 
-@dataclass(frozen=True, slots=True)
-class Leaf:
-    """A well-formed §7 leaf: the deterministic CBOR map `{1: type, 2: time, 3: iss, 4: body}`."""
-
-    type: str
-    time: int
-    iss: str
-    body: dict[str, Any]
-
-
 class LogSource(Protocol):
     """Where an auditor reads the log: errors of the source itself propagate to the caller."""
 
@@ -152,100 +131,6 @@ class LogSource(Protocol):
     def consistency(self, old: int, new: int, /) -> Sequence[bytes]:
         """The RFC 9162 consistency proof from the tree of `old` leaves to that of `new`."""
         ...
-
-
-def _malformed(detail: str) -> LedgerError:
-    return LedgerError(LedgerReason.MALFORMED, detail)
-
-
-def _refuse_tag(*_args: object) -> NoReturn:
-    raise _malformed("CBOR tags are not allowed in a leaf")
-
-
-# Every tag cbor2 would decode itself is overridden and every other goes to the tag hook, so no
-# semantic decoder (shared references, sets, dates) runs on a leaf.
-_NO_TAGS: Final = dict.fromkeys(range(65_536), _refuse_tag)
-
-
-def parse_leaf(data: bytes) -> Leaf:
-    """Decode one entry as a §7 leaf; raise `LedgerError` (MALFORMED) for anything else.
-
-    Body maps have text keys and hold integers, text, bytes, and lists or maps of them; the bytes
-    must be the one deterministic encoding (RFC 8949 §4.2.1, length-first keys) of the value."""
-    try:
-        value = cbor2.loads(
-            data,
-            semantic_decoders=_NO_TAGS,
-            tag_hook=_refuse_tag,
-            max_depth=LEAF_DEPTH_MAX,
-            allow_indefinite=False,
-            allow_duplicate_keys=False,
-        )
-    except LedgerError:
-        raise
-    except Exception as exc:  # cbor2 raises several types, RecursionError among them
-        raise _malformed(f"not one CBOR item ({type(exc).__name__})") from exc
-    if (
-        type(value) is not dict
-        or any(type(k) is not int for k in value)
-        or value.keys() != _LEAF_KEYS
-    ):
-        raise _malformed("not a map of exactly the keys 1, 2, 3 and 4")
-    event_type, time, iss, body = value[1], value[2], value[3], value[4]
-    if type(event_type) is not str or not event_type:
-        raise _malformed("the event type (1) is not a non-empty text string")
-    if type(time) is not int or time < 0:
-        raise _malformed("the time (2) is not an unsigned integer")
-    if type(iss) is not str or not iss:
-        raise _malformed("the issuer (3) is not a non-empty text string")
-    if type(body) is not dict:
-        raise _malformed("the body (4) is not a map")
-    _check_body(body)
-    if cbor2.dumps(value, canonical=True) != data:
-        raise _malformed("not deterministically encoded CBOR")
-    return Leaf(event_type, time, iss, body)
-
-
-def _check_body(body: dict[Any, Any]) -> None:
-    pending: list[object] = [body]
-    while pending:  # depth is bounded by the decoder's max_depth
-        item = pending.pop()
-        if type(item) is dict:
-            if any(type(key) is not str for key in item):
-                raise _malformed("a body map has a key that is not a text string")
-            pending.extend(item.values())
-        elif type(item) is list:
-            pending.extend(item)
-        elif type(item) not in (int, str, bytes):
-            raise _malformed(f"the body holds a {type(item).__name__}")
-
-
-class _Border:
-    """A compact range extended in place: a stream's root in O(log n) memory.
-
-    `CompactRange.append` also builds the nodes a log stores and the root at every step, which
-    an auditor does not need; this does neither, about fifteen times faster."""
-
-    __slots__ = ("hashes", "size")
-
-    def __init__(self, size: int = 0, hashes: Sequence[bytes] = ()) -> None:
-        self.size = size
-        self.hashes = list(hashes)
-
-    def append(self, leaf_hash: LeafHash) -> None:
-        merged: bytes = leaf_hash
-        index = self.size
-        while index & 1:  # one merge per trailing one bit of the old size
-            merged = hash_children(self.hashes.pop(), merged)
-            index >>= 1
-        self.hashes.append(merged)
-        self.size += 1
-
-    def copy(self) -> _Border:
-        return _Border(self.size, self.hashes)
-
-    def root(self) -> RootHash:
-        return CompactRange(self.size, tuple(NodeHash(h) for h in self.hashes)).root()
 
 
 class _Findings:
@@ -264,13 +149,11 @@ def _detail(exc: LedgerError) -> str:
     return str(exc).removeprefix(f"{exc.reason.value}: ")
 
 
-def _short(root: bytes) -> str:
-    return b64encode(root)
-
-
-def _refused_checkpoint(exc: LedgerError) -> Finding:
+def _refused_checkpoint(exc: LedgerError, key: NoteVerifier) -> Finding:
     if exc.reason in (LedgerReason.UNVERIFIED, LedgerReason.BAD_SIGNATURE):
-        return Finding(FindingCode.BAD_SIGNATURE, f"bad checkpoint signature: {_detail(exc)}")
+        trusted = f"{key.name}+{key.key_hash:08x}"
+        message = f"bad checkpoint signature ({_detail(exc)}; the trusted key is {trusted})"
+        return Finding(FindingCode.BAD_SIGNATURE, message)
     if exc.reason is LedgerReason.ORIGIN:
         return Finding(FindingCode.WRONG_LOG, f"checkpoint of another log: {_detail(exc)}")
     return Finding(FindingCode.MALFORMED_CHECKPOINT, f"malformed checkpoint: {exc}")
@@ -295,14 +178,14 @@ def audit_log(
     try:
         checkpoint = open_checkpoint(note, key).checkpoint
     except LedgerError as exc:
-        finding = _refused_checkpoint(exc)
+        finding = _refused_checkpoint(exc, key)
         return Report(None, trusted, Consistency.NOT_CHECKED, 0, None, (), (finding,))
     findings = _Findings()
     # 4. Consistency with the checkpoint trusted before (cheap, so before the entries).
     consistency = _check_trusted(trusted, checkpoint, source, findings)
     # 2. and 3. Every entry a well-formed leaf, and their root the checkpoint's.
     counts: Counter[str] = Counter()
-    border = _Border()
+    border = Border()
     for start in range(0, checkpoint.size, page):
         wanted = min(page, checkpoint.size - start)
         got = source.entries(start, wanted)[:wanted]
@@ -363,8 +246,8 @@ def _check_trusted(
         except LedgerError as exc:
             why = f"the consistency proof fails: {exc.reason.value}"
     message = (
-        f"checkpoint {new.size} (root {_short(new.root)}) is not consistent with the trusted "
-        f"checkpoint {old.size} (root {_short(old.root)}): {why}"
+        f"checkpoint {new.size} (root {b64encode(new.root)}) is not consistent with the trusted "
+        f"checkpoint {old.size} (root {b64encode(old.root)}): {why}"
     )
     findings.add(Finding(FindingCode.INCONSISTENT, message))
     return Consistency.FAILED
@@ -374,8 +257,8 @@ def _root_finding(source: LogSource, checkpoint: Checkpoint, root: RootHash, pag
     index = _first_bad_entry(source, checkpoint, page)
     if index is None:
         message = (
-            f"the root of the {checkpoint.size} entries is {_short(root)}, "
-            f"the checkpoint's is {_short(checkpoint.root)}"
+            f"the root of the {checkpoint.size} entries is {b64encode(root)}, "
+            f"the checkpoint's is {b64encode(checkpoint.root)}"
         )
         return Finding(FindingCode.ROOT_MISMATCH, message)
     message = (
@@ -407,7 +290,7 @@ def _agrees(source: LogSource, checkpoint: Checkpoint, size: int, root: RootHash
 def _first_bad_entry(source: LogSource, checkpoint: Checkpoint, page: int) -> int | None:
     """The entry after the longest page-aligned prefix proved part of the signed tree, narrowed
     within that page by bisection (O(size / page + log page) proofs)."""
-    border = _Border()
+    border = Border()
     for start in range(0, checkpoint.size, page):
         wanted = min(page, checkpoint.size - start)
         hashes = [hash_leaf(data) for data in source.entries(start, wanted)[:wanted]]
@@ -431,30 +314,3 @@ def _first_bad_entry(source: LogSource, checkpoint: Checkpoint, page: int) -> in
                 high = middle
         return start + low
     return None
-
-
-def format_state(note: bytes) -> bytes:
-    """An auditor's state file: the signed checkpoint it trusts, as JSON."""
-    document = {"version": 1, "checkpoint": note.decode()}
-    return (json.dumps(document, ensure_ascii=False, indent=1) + "\n").encode()
-
-
-def parse_state(data: bytes, key: NoteVerifier) -> SignedCheckpoint:
-    """The checkpoint an auditor's state file holds, verified with the log's key.
-
-    Raises `LedgerError`: TOO_LARGE, MALFORMED, or the reasons of `open_checkpoint`."""
-    if len(data) > STATE_BYTES_MAX:
-        raise LedgerError(LedgerReason.TOO_LARGE, "the state file is too large")
-    try:
-        document = json.loads(data)
-    except ValueError as exc:  # UnicodeDecodeError is a ValueError
-        raise _malformed("the state file is not JSON") from exc
-    if (
-        type(document) is not dict
-        or document.keys() != {"version", "checkpoint"}
-        or type(document["version"]) is not int
-        or document["version"] != 1
-        or type(document["checkpoint"]) is not str
-    ):
-        raise _malformed('the state file is not {"version": 1, "checkpoint": "..."}')
-    return open_checkpoint(document["checkpoint"].encode(), key)

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from duopass.server.config import Settings
+from duopass.server.errors import Code, Problem
 from duopass.server.keyring import Keyring
 from duopass.server.store.db import Database
 
@@ -51,7 +52,10 @@ class Context:
             try:
                 with self.db.unit() as session:
                     return work(session)
-            except (IntegrityError, OperationalError):
+            except IntegrityError as exc:
+                if attempt == UNIT_ATTEMPTS - 1:  # not a race: the request clashes with what exists
+                    raise Problem(Code.CONFLICT, "conflicts with existing data") from exc
+            except OperationalError:
                 if attempt == UNIT_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")

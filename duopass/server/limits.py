@@ -12,5 +12,7 @@ PASSWORD_CHARS_MAX: Final = 256
 AMOUNT_MAX: Final = 10**9
 """Largest amount in minor units in one request (10 million in a 2-decimal currency)."""
 SEQ_MAX: Final = 2**53 - 1
+ROW_ID_MAX: Final = 2**31 - 1
+"""Largest row id a request may name (ids are 32-bit in both databases' tables)."""
 TIME_MAX: Final = 2**40
 REASON_CHARS_MAX: Final = 500

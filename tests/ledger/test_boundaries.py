@@ -10,7 +10,7 @@ from pathlib import Path
 import duopass.ledger
 
 PACKAGE = Path(duopass.ledger.__file__).parent
-ALLOWED_OUTSIDE_STDLIB = {"nacl"}
+ALLOWED_OUTSIDE_STDLIB = {"nacl", "cbor2"}  # cbor2: the §7 leaf is deterministic CBOR
 ALLOWED_DUOPASS = {"duopass.ledger", "duopass.protocol.encoding"}
 
 
@@ -43,7 +43,7 @@ def test_every_module_says_its_job_and_stays_small():
     for path in PACKAGE.glob("*.py"):
         source = path.read_text()
         assert ast.get_docstring(ast.parse(source)), path
-        assert len(source.splitlines()) <= 300, path
+        assert len(source.splitlines()) <= 400, path  # STYLE.md: split past about 400
 
 
 CHECKS_UNDER_O = """

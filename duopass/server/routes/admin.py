@@ -3,9 +3,9 @@ freezes at review. Operators and admins; creating terminals and merchants is for
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
@@ -17,6 +17,7 @@ from duopass.server.limits import (
     LOGIN_CHARS_MAX,
     PASSWORD_CHARS_MAX,
     REASON_CHARS_MAX,
+    ROW_ID_MAX,
 )
 from duopass.server.routes.wallet import SignIn, TokenOut
 from duopass.server.services import accounts, people, terminals, topups
@@ -45,7 +46,7 @@ class MoneyIn(BaseModel):
 
 
 class RefundIn(MoneyIn):
-    merchant_account_id: int = Field(ge=1)
+    merchant_account_id: int = Field(ge=1, le=ROW_ID_MAX)
 
 
 class TransactionOut(BaseModel):
@@ -61,7 +62,7 @@ class TerminalIn(BaseModel):
     terminal_id: str = Field(min_length=1, max_length=ID_CHARS_MAX, pattern=r"^[A-Za-z0-9._-]+$")
     mode: Literal["pay", "identity", "entry"]
     venue: str | None = Field(default=None, min_length=1, max_length=64)
-    merchant_account_id: int | None = Field(default=None, ge=1)
+    merchant_account_id: int | None = Field(default=None, ge=1, le=ROW_ID_MAX)
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
     event: str | None = Field(default=None, min_length=1, max_length=64)
 
@@ -182,6 +183,10 @@ def unfreeze(handle: str, body: FreezeIn, caller: StaffCaller, ctx: Ctx) -> None
 @router.post("/merchants", response_model=dict[str, int])
 def create_merchant(body: MerchantIn, _caller: AdminCaller, ctx: Ctx) -> dict[str, int]:
     def work(session: Any) -> int:
+        if session.scalars(
+            select(Account.id).where(Account.name == f"merchant:{body.name}")
+        ).first():
+            raise Problem(Code.CONFLICT, f"merchant {body.name!r} exists")
         account = Account(
             kind="merchant",
             name=f"merchant:{body.name}",
@@ -220,7 +225,9 @@ def create_terminal(body: TerminalIn, _caller: AdminCaller, ctx: Ctx) -> dict[st
 
 
 @router.get("/accounts/{account_id}")
-def account(account_id: int, _caller: StaffCaller, ctx: Ctx) -> dict[str, Any]:
+def account(
+    account_id: Annotated[int, Path(ge=1, le=ROW_ID_MAX)], _caller: StaffCaller, ctx: Ctx
+) -> dict[str, Any]:
     def work(session: Any) -> dict[str, Any]:
         row = session.get(Account, account_id)
         if row is None:

@@ -3,16 +3,16 @@ reports and the holder's own account. A holder sees only their own."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from duopass.protocol.encoding import EncodingError, b64u_decode, b64u_encode
 from duopass.server.deps import Ctx, HolderCaller
 from duopass.server.errors import Code, Problem
-from duopass.server.limits import ID_CHARS_MAX, LOGIN_CHARS_MAX, PASSWORD_CHARS_MAX
+from duopass.server.limits import ID_CHARS_MAX, LOGIN_CHARS_MAX, PASSWORD_CHARS_MAX, ROW_ID_MAX
 from duopass.server.services import accounts, credentials, people
 from duopass.server.store.tables import Account, Device, Posting, Transaction
 
@@ -40,7 +40,7 @@ class DeviceOut(BaseModel):
 
 
 class SyncIn(BaseModel):
-    device_id: int = Field(ge=1, le=2**31)
+    device_id: int = Field(ge=1, le=ROW_ID_MAX)
     request_id: str = Field(min_length=8, max_length=ID_CHARS_MAX, pattern=r"^[A-Za-z0-9_-]+$")
     mark: int | None = Field(
         default=None, ge=-1, le=1000, description="highest counter displayed + reserve"
@@ -91,7 +91,7 @@ class TotpOut(BaseModel):
 
 
 class TotpIn(BaseModel):
-    secret: str = Field(pattern=r"^[A-Z2-7]{16,64}$")
+    secret: str = Field(pattern=r"^[A-Z2-7]{32}$", description="as /v1/me/totp/new hands it out")
     otp: str = Field(pattern=r"^[0-9]{6}$")
 
 
@@ -138,7 +138,9 @@ def enrol_device(body: DeviceIn, caller: HolderCaller, ctx: Ctx) -> DeviceOut:
 
 
 @router.delete("/me/devices/{device_id}", status_code=204)
-def revoke_device(device_id: int, caller: HolderCaller, ctx: Ctx) -> None:
+def revoke_device(
+    device_id: Annotated[int, Path(ge=1, le=ROW_ID_MAX)], caller: HolderCaller, ctx: Ctx
+) -> None:
     now = ctx.now()
     ctx.run(lambda s: people.revoke_device(s, ctx.settings, caller.holder(s), device_id, now))
 

@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from duopass.server.store.tables import Account, Posting, Transaction
+from duopass.server.store import sql
+from duopass.server.store.tables import Account, Transaction
 
 
 def business_date(when: int, zone: ZoneInfo) -> str:
@@ -61,32 +62,32 @@ def post(
     request_id: str | None = None,
     terminal_id: str | None = None,
     memo: str = "",
-) -> Transaction:
-    """Book one movement: `legs` are (account id, amount) and sum to zero."""
+) -> int:
+    """Book one movement: `legs` are (account id, amount) and sum to zero; returns its id.
+    Written with SQL expressions (no ORM objects): this is on every payment's path."""
     assert sum(amount for _, amount in legs) == 0, "postings must balance"
     assert all(amount for _, amount in legs), "no empty legs"
-    txn = Transaction(
-        kind=kind,
-        request_id=request_id,
-        created_at=now,
-        occurred_at=occurred_at,
-        business_date=business_date(occurred_at, zone),
-        terminal_id=terminal_id,
-        memo=memo[:200],
+    txn_id = session.execute(
+        sql.INSERT_TRANSACTION,
+        {
+            "kind": kind,
+            "request_id": request_id,
+            "created_at": now,
+            "occurred_at": occurred_at,
+            "business_date": business_date(occurred_at, zone),
+            "terminal_id": terminal_id,
+            "memo": memo[:200],
+        },
+    ).scalar_one()
+    session.execute(
+        sql.INSERT_POSTING,
+        [{"transaction_id": txn_id, "account_id": a, "amount": m} for a, m in legs],
     )
-    session.add(txn)
-    session.flush()
-    for account_id, amount in legs:
-        session.add(Posting(transaction_id=txn.id, account_id=account_id, amount=amount))
-        session.execute(
-            update(Account).where(Account.id == account_id).values(balance=Account.balance + amount)
-        )
-    return txn
+    session.execute(sql.CHANGE_BALANCE, [{"id": a, "amount": m} for a, m in legs])
+    return int(txn_id)
 
 
 def change_held(session: Session, account_id: int, delta: int) -> None:
     """Add to (or release from) an account's holds; a hold is released at most once by callers."""
     if delta:
-        session.execute(
-            update(Account).where(Account.id == account_id).values(held=Account.held + delta)
-        )
+        session.execute(sql.CHANGE_HELD, {"id": account_id, "delta": delta})

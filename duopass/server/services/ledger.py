@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from duopass.ledger import (
@@ -27,7 +27,8 @@ from duopass.ledger import (
 )
 from duopass.ledger.tree import NodeId, consistency_proof, inclusion_proof, root_at
 from duopass.protocol.cbor import dumps
-from duopass.server.store.tables import LedgerCheckpoint, LedgerLeaf, LedgerNode, Meta
+from duopass.server.store import sql
+from duopass.server.store.tables import LedgerCheckpoint
 
 SIZE = "ledger_size"
 
@@ -41,14 +42,12 @@ class _Nodes:
     def read_nodes(self, ids: Sequence[NodeId], /) -> Sequence[bytes]:
         if not ids:
             return []
-        keys = [(node.level, node.index) for node in ids]
-        rows = self.session.execute(
-            select(LedgerNode.level, LedgerNode.index, LedgerNode.hash).where(
-                tuple_(LedgerNode.level, LedgerNode.index).in_(keys)
-            )
-        )
+        params: dict[str, int] = {}
+        for n, node in enumerate(ids):
+            params[f"l{n}"], params[f"i{n}"] = node.level, node.index
+        rows = self.session.execute(sql.nodes_query(len(ids)), params)
         found = {(level, index): digest for level, index, digest in rows}
-        return [found[key] for key in keys]
+        return [found[node.level, node.index] for node in ids]
 
 
 def leaf_bytes(event_type: str, time: int, iss: str, body: Mapping[str, Any]) -> bytes:
@@ -57,27 +56,29 @@ def leaf_bytes(event_type: str, time: int, iss: str, body: Mapping[str, Any]) ->
 
 
 def size(session: Session, *, lock: bool = False) -> int:
-    query = select(Meta).where(Meta.name == SIZE)
-    row = session.scalars(query.with_for_update() if lock else query).one_or_none()
-    if row is None:
-        row = Meta(name=SIZE, value=0)
-        session.add(row)
-        session.flush()
-    return row.value
+    """Leaves in the log; `lock` holds the append lock (the size row) until the transaction ends."""
+    query = sql.locking(session, sql.LEDGER_SIZE) if lock else sql.LEDGER_SIZE[0]
+    value = session.execute(query).scalar_one_or_none()
+    if value is None:
+        session.execute(sql.INSERT_LEDGER_SIZE)
+        return 0
+    return int(value)
 
 
 def append(session: Session, event_type: str, time: int, iss: str, body: Mapping[str, Any]) -> int:
-    """Append one event in the caller's transaction; returns its index."""
+    """Append one event in the caller's transaction; returns its index (prepared SQL: this runs
+    in every lifecycle event's transaction)."""
     data = leaf_bytes(event_type, time, iss, body)
     index = size(session, lock=True)
-    nodes = _Nodes(session)
-    appended = CompactRange.read(nodes, index).append(hash_leaf(data))
-    session.add(LedgerLeaf(index=index, data=data))
-    session.add_all(
-        LedgerNode(level=s.node.level, index=s.node.index, hash=s.hash) for s in appended.stored
-    )
-    session.execute(update(Meta).where(Meta.name == SIZE).values(value=index + 1))
+    appended = CompactRange.read(_Nodes(session), index).append(hash_leaf(data))
     assert appended.compact.size == index + 1, "the tree grows by one leaf"
+    session.execute(sql.INSERT_LEAF, {"index": index, "data": data})
+    nodes = [
+        {"level": n.node.level, "index": n.node.index, "hash": n.hash} for n in appended.stored
+    ]
+    if nodes:
+        session.execute(sql.INSERT_NODE, nodes)
+    session.execute(sql.SET_LEDGER_SIZE, {"value": index + 1})
     return index
 
 

@@ -42,6 +42,8 @@ def create_holder(
     totp_secret: str | None = None,
     password_hash: str | None = None,
 ) -> Holder:
+    if session.scalars(select(Holder.id).where(Holder.login == login)).first() is not None:
+        raise Problem(Code.CONFLICT, f"login {login!r} is taken")
     handle = "h-" + secrets.token_hex(6)
     account = Account(
         kind="holder",
@@ -257,7 +259,11 @@ def enable_totp(
     now: int,
 ) -> None:
     """Turn on the second factor once the holder proves their authenticator shows `otp`."""
-    if not pyotp.TOTP(secret).verify(otp, for_time=now, valid_window=1):
+    try:
+        matches = pyotp.TOTP(secret).verify(otp, for_time=now, valid_window=1)
+    except ValueError as exc:  # pyotp refuses short or badly padded secrets
+        raise Problem(Code.INVALID_REQUEST, "not a TOTP secret this server handed out") from exc
+    if not matches:
         raise Problem(Code.BAD_PROOF, "the one-time code does not match the secret")
     holder.totp_secret = secret
     ledger.append(

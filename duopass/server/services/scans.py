@@ -1,5 +1,8 @@
 """Online scans (§3 online, §4, §5.1): the checks against the whole system's state, and a
-payment, its postings and its ledger event in one transaction, exactly once per (terminal, seq)."""
+payment, its postings and its ledger event in one transaction, exactly once per (terminal, seq).
+
+This is the server's hot path, so it reads and writes with SQL expressions (rows, not ORM
+objects), and caches the signing keys, which never change once written."""
 
 from __future__ import annotations
 
@@ -20,14 +23,12 @@ from duopass.protocol.trust import Policy, TrustKey
 from duopass.protocol.verify import Mode, TerminalConfig, verify_code
 from duopass.server.config import Settings
 from duopass.server.keyring import Keyring
-from duopass.server.services import accounts, credentials, ledger
+from duopass.server.services import accounts, ledger
+from duopass.server.store import sql
 from duopass.server.store.tables import (
     CounterSeen,
     Credential,
-    Holder,
-    Scan,
     SigningKeyRow,
-    Terminal,
 )
 
 _NEVER_STALE_S = 2**40
@@ -42,17 +43,16 @@ class ScanRequest:
     scanned_at: int
 
 
+_KEYS: dict[bytes, TrustKey] = {}
+"""Signing keys by kid: rows that are never updated, so safe to keep across requests."""
+
+
 class ServerTrust:
     """The trust view of the whole system: keys from the database, revocations and freezes as
     they are right now (a superseded credential stays payable up to its mark, §4.2)."""
 
     def __init__(
-        self,
-        session: Session,
-        settings: Settings,
-        credential: Credential | None,
-        holder: Holder | None,
-        now: int,
+        self, session: Session, settings: Settings, credential: Any, holder: Any, now: int
     ) -> None:
         self.session, self.settings = session, settings
         self.credential, self.holder = credential, holder
@@ -61,35 +61,49 @@ class ServerTrust:
     def key(self, iss: str, kid: bytes) -> TrustKey | None:
         if iss != self.settings.issuer:
             return None
-        row = self.session.get(SigningKeyRow, kid)
-        return None if row is None else TrustKey(KeyId(row.kid), row.public_key, row.nbf, row.exp)
+        cached = _KEYS.get(kid)
+        if cached is None:
+            row = (
+                self.session.connection()
+                .execute(
+                    select(SigningKeyRow.public_key, SigningKeyRow.nbf, SigningKeyRow.exp).where(
+                        SigningKeyRow.kid == kid
+                    )
+                )
+                .first()
+            )
+            if row is None:
+                return None
+            cached = _KEYS[kid] = TrustKey(KeyId(kid), row.public_key, row.nbf, row.exp)
+        return cached
 
     def policy(self, iss: str) -> Policy:
         return Policy(static_tickets=self.settings.static_tickets)
 
     def is_revoked(self, iss: str, cti: bytes, ctr: int | None = None) -> bool:
         credential = self.credential
-        if credential is None or credential.cti != cti or credential.state == "revoked":
+        if credential is None or credential.state == "revoked":
             return True
         if credential.state == "superseded":
             return ctr is None or credential.mark is None or ctr > credential.mark
         return False
 
     def is_frozen(self, iss: str, sub: str) -> bool:
-        return self.holder is not None and self.holder.frozen
+        return self.holder is not None and bool(self.holder.frozen)
 
 
 class ServerMemory:
     """What the system as a whole accepted: counters are unique system-wide."""
 
-    def __init__(self, session: Session, credential: Credential | None) -> None:
+    def __init__(self, session: Session, credential: Any) -> None:
         self.session, self.credential = session, credential
 
     def highest_generation(self, iss: str, sub: str) -> int | None:
         return None  # online, older generations are revoked in the database at reissue
 
     def counter_accepted(self, iss: str, cti: bytes, ctr: int) -> bool:
-        return self.session.get(CounterSeen, (cti, ctr)) is not None
+        found = self.session.execute(sql.COUNTER_SEEN, {"cti": cti, "ctr": ctr}).first()
+        return found is not None
 
     def entries_accepted(self, iss: str, sub: str) -> int:
         if self.credential is None:
@@ -97,12 +111,8 @@ class ServerMemory:
         tickets = select(Credential.cti).where(
             Credential.holder_id == self.credential.holder_id, Credential.kind == Kind.TICKET
         )
-        return (
-            self.session.scalar(
-                select(func.count()).select_from(CounterSeen).where(CounterSeen.cti.in_(tickets))
-            )
-            or 0
-        )
+        query = select(func.count()).select_from(CounterSeen).where(CounterSeen.cti.in_(tickets))
+        return int(self.session.connection().execute(query).scalar_one())
 
     def record(self, acceptance: object) -> None:
         raise AssertionError("online acceptances are booked by the scan service")
@@ -113,35 +123,25 @@ def scan(
     keyring: Keyring,
     settings: Settings,
     *,
-    terminal: Terminal,
+    terminal: Any,
     request: ScanRequest,
     now: int,
 ) -> dict[str, Any]:
     """The verdict for one scan; the same (terminal, seq) again returns the first verdict."""
-    earlier = session.get(Scan, (terminal.id, request.seq))
+    key = {"terminal_id": terminal.id, "seq": request.seq}
+    earlier = session.execute(sql.SCAN_VERDICT, key).scalar_one_or_none()
     if earlier is not None:
-        return dict(json.loads(earlier.verdict))
-    verdict = _decide(session, keyring, settings, terminal=terminal, request=request, now=now)
-    session.add(
-        Scan(
-            terminal_id=terminal.id,
-            seq=request.seq,
-            received_at=now,
-            verdict=json.dumps(verdict),
-            provisional=True,
-        )
+        return dict(json.loads(earlier))
+    verdict = _decide(session, settings, terminal=terminal, request=request, now=now)
+    session.execute(
+        sql.INSERT_SCAN,
+        {**key, "received_at": now, "verdict": json.dumps(verdict), "provisional": True},
     )
     return verdict
 
 
 def _decide(
-    session: Session,
-    keyring: Keyring,
-    settings: Settings,
-    *,
-    terminal: Terminal,
-    request: ScanRequest,
-    now: int,
+    session: Session, settings: Settings, *, terminal: Any, request: ScanRequest, now: int
 ) -> dict[str, Any]:
     try:
         code = decode_code(request.code)
@@ -150,9 +150,15 @@ def _decide(
     except MalformedError:
         return _answer(Reason.MALFORMED)
     claims = code.credential.claims
-    credential = session.get(Credential, claims.cti) if claims.iss == settings.issuer else None
-    holder = session.get(Holder, credential.holder_id) if credential is not None else None
-    account = accounts.lock(session, holder.account_id) if holder is not None else None
+    credential = holder = account = None
+    if claims.iss == settings.issuer:
+        credential = session.execute(sql.CREDENTIAL, {"cti": claims.cti}).first()
+    if credential is not None:
+        holder = session.execute(sql.HOLDER, {"id": credential.holder_id}).first()
+    if holder is not None:  # every operation on the account waits here for the one before it
+        account = session.execute(
+            sql.locking(session, sql.ACCOUNT), {"id": holder.account_id}
+        ).first()
     config = TerminalConfig(
         mode=request.mode, currency=terminal.currency, venue=terminal.venue, event=terminal.event
     )
@@ -165,21 +171,28 @@ def _decide(
         amount=request.amount,
         online=True,
     )
-    ctr = verdict.ctr
     if not verdict.ok:
         return _answer(verdict.reason, code)
-    assert credential is not None and holder is not None and account is not None
+    assert credential is not None and account is not None
     if request.mode is Mode.IDENTITY:
         return _answer(Reason.OK, code)
-    assert ctr is not None or code.dynamic is None
+    ctr = verdict.ctr
     if request.mode is Mode.PAY:
         assert request.amount is not None and ctr is not None
-        hold = credential.txmax if credentials.is_held(session, credential, ctr) else 0
-        if request.amount > hold + accounts.free_funds(account):
+        # verify_code found the counter unseen (check 17), so its hold is outstanding unless
+        # the credential never held or a refresh released it (§4.1, §4.2)
+        held = (
+            credential.offline
+            and not credential.holds_released
+            and ctr < credential.uses
+            and (credential.release_mark is None or ctr <= credential.release_mark)
+        )
+        hold = credential.txmax if held else 0
+        if request.amount > hold + account.balance + account.overdraft - account.held:
             return _answer(Reason.INSUFFICIENT_FUNDS, code)
         accounts.change_held(session, account.id, -hold)
         assert terminal.merchant_account_id is not None, "a till has a merchant"
-        txn = accounts.post(
+        txn_id = accounts.post(
             session,
             kind="payment",
             legs=[(account.id, -request.amount), (terminal.merchant_account_id, request.amount)],
@@ -199,7 +212,7 @@ def _decide(
                 "amount": request.amount,
                 "terminal": terminal.id,
                 "seq": request.seq,
-                "transaction": txn.id,
+                "transaction": txn_id,
                 "online": 1,
             },
         )
@@ -218,14 +231,15 @@ def _decide(
         )
     if ctr is not None:
         assert code.dynamic is not None
-        session.add(
-            CounterSeen(
-                cti=claims.cti,
-                ctr=ctr,
-                ts=code.dynamic.ts,
-                terminal_id=terminal.id,
-                seq=request.seq,
-            )
+        session.execute(
+            sql.INSERT_COUNTER,
+            {
+                "cti": claims.cti,
+                "ctr": ctr,
+                "ts": code.dynamic.ts,
+                "terminal_id": terminal.id,
+                "seq": request.seq,
+            },
         )
     return _answer(Reason.OK, code)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -15,7 +16,8 @@ from duopass.server.config import Settings
 from duopass.server.errors import Code, Problem
 from duopass.server.keyring import Keyring
 from duopass.server.services import ledger
-from duopass.server.store.tables import Terminal
+from duopass.server.store import sql
+from duopass.server.store.tables import Account, Terminal
 
 ENROL_CODE_BYTES = 12
 
@@ -44,6 +46,10 @@ def create(
         )
     if mode == "pay" and (merchant_account_id is None or currency is None):
         raise Problem(Code.INVALID_REQUEST, "a till needs a merchant and a currency")
+    if merchant_account_id is not None:
+        merchant = session.get(Account, merchant_account_id)
+        if merchant is None or merchant.kind != "merchant":
+            raise Problem(Code.NOT_FOUND, "no such merchant account")
     if mode == "entry" and event is None:
         raise Problem(Code.INVALID_REQUEST, "a gate needs an event")
     code = secrets.token_urlsafe(ENROL_CODE_BYTES)
@@ -114,8 +120,9 @@ def authenticate(
     target: str,
     body: bytes,
     now: int,
-) -> Terminal:
-    terminal = session.get(Terminal, terminal_id)
+) -> Any:
+    """The calling terminal's row, once its signature checks out (on every terminal request)."""
+    terminal = session.execute(sql.TERMINAL, {"id": terminal_id}).first()
     if terminal is None or terminal.state != "enrolled" or terminal.public_key is None:
         raise Problem(Code.UNAUTHENTICATED, "unknown or unenrolled terminal")
     if not verify_request(

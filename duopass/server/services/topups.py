@@ -8,7 +8,7 @@ from duopass.server.config import Settings
 from duopass.server.errors import Code, Problem
 from duopass.server.keyring import Keyring
 from duopass.server.services import accounts, ledger
-from duopass.server.store.tables import Holder, Transaction
+from duopass.server.store.tables import Account, Holder, Transaction
 
 
 def top_up(
@@ -29,7 +29,7 @@ def top_up(
         return earlier
     account = accounts.lock(session, holder.account_id)
     clearing = accounts.system_account(session, "topup", account.currency)
-    txn = accounts.post(
+    txn_id = accounts.post(
         session,
         kind="topup",
         legs=[(clearing.id, -amount), (account.id, amount)],
@@ -43,8 +43,10 @@ def top_up(
         "topup",
         now,
         settings.issuer,
-        {"holder": keyring.digest(holder.handle), "amount": amount, "transaction": txn.id},
+        {"holder": keyring.digest(holder.handle), "amount": amount, "transaction": txn_id},
     )
+    txn = session.get(Transaction, txn_id)
+    assert txn is not None
     return txn
 
 
@@ -60,6 +62,9 @@ def refund(
     now: int,
 ) -> Transaction:
     """Move money back from a merchant to the holder (a returned purchase)."""
+    merchant = session.get(Account, merchant_account_id)
+    if merchant is None or merchant.kind != "merchant":
+        raise Problem(Code.NOT_FOUND, "no such merchant account")
     earlier = accounts.find_request(session, request_id)
     if earlier is not None:
         if earlier.kind != "refund":
@@ -67,7 +72,7 @@ def refund(
         return earlier
     account = accounts.lock(session, holder.account_id)
     accounts.lock(session, merchant_account_id)
-    txn = accounts.post(
+    txn_id = accounts.post(
         session,
         kind="refund",
         legs=[(merchant_account_id, -amount), (account.id, amount)],
@@ -85,7 +90,9 @@ def refund(
             "holder": keyring.digest(holder.handle),
             "amount": amount,
             "merchant": merchant_account_id,
-            "transaction": txn.id,
+            "transaction": txn_id,
         },
     )
+    txn = session.get(Transaction, txn_id)
+    assert txn is not None
     return txn

@@ -1,0 +1,97 @@
+"""The §7 leaf: one strict decoder for `{1: type, 2: time, 3: iss, 4: body}` in deterministic CBOR.
+
+Body maps have text keys (the code's integer-key rule is for DP1 codes) and hold integers, text,
+bytes, and lists or maps of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final, NoReturn
+
+import cbor2
+
+from duopass.ledger.errors import LedgerError, LedgerReason
+
+__all__ = ["LEAF_DEPTH_MAX", "Leaf", "parse_leaf"]
+
+LEAF_DEPTH_MAX: Final = 16
+"""CBOR nesting in a leaf: the leaf map, its body, and lists or maps within the body."""
+
+_LEAF_KEYS: Final = frozenset({1, 2, 3, 4})
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    """A well-formed §7 leaf: the deterministic CBOR map `{1: type, 2: time, 3: iss, 4: body}`."""
+
+    type: str
+    time: int
+    iss: str
+    body: dict[str, Any]
+
+
+def _malformed(detail: str) -> LedgerError:
+    return LedgerError(LedgerReason.MALFORMED, detail)
+
+
+def _refuse_tag(*_args: object) -> NoReturn:
+    raise _malformed("CBOR tags are not allowed in a leaf")
+
+
+# Every tag cbor2 would decode itself is overridden and every other goes to the tag hook, so no
+# semantic decoder (shared references, sets, dates) runs on a leaf.
+_NO_TAGS: Final = dict.fromkeys(range(65_536), _refuse_tag)
+
+
+def parse_leaf(data: bytes) -> Leaf:
+    """Decode one entry as a §7 leaf; raise `LedgerError` (MALFORMED) for anything else.
+
+    Body maps have text keys and hold integers, text, bytes, and lists or maps of them; the bytes
+    must be the one deterministic encoding (RFC 8949 §4.2.1, length-first keys) of the value."""
+    try:
+        value = cbor2.loads(
+            data,
+            semantic_decoders=_NO_TAGS,
+            tag_hook=_refuse_tag,
+            max_depth=LEAF_DEPTH_MAX,
+            allow_indefinite=False,
+            allow_duplicate_keys=False,
+        )
+    except Exception as exc:  # cbor2 raises several types, RecursionError among them
+        if isinstance(exc.__cause__, LedgerError):  # a hook refused a tag
+            raise exc.__cause__ from None
+        raise _malformed(f"not CBOR as a leaf must be: {str(exc)[:200]}") from exc
+    if (
+        type(value) is not dict
+        or any(type(k) is not int for k in value)
+        or value.keys() != _LEAF_KEYS
+    ):
+        raise _malformed("not a map of exactly the keys 1, 2, 3 and 4")
+    event_type, time, iss, body = value[1], value[2], value[3], value[4]
+    if type(event_type) is not str or not event_type:
+        raise _malformed("the event type (1) is not a non-empty text string")
+    if type(time) is not int or time < 0:
+        raise _malformed("the time (2) is not an unsigned integer")
+    if type(iss) is not str or not iss:
+        raise _malformed("the issuer (3) is not a non-empty text string")
+    if type(body) is not dict:
+        raise _malformed("the body (4) is not a map")
+    _check_body(body)
+    if cbor2.dumps(value, canonical=True) != data:
+        raise _malformed("not deterministically encoded CBOR")
+    return Leaf(event_type, time, iss, body)
+
+
+def _check_body(body: dict[Any, Any]) -> None:
+    pending: list[object] = [body]
+    while pending:  # depth is bounded by the decoder's max_depth
+        item = pending.pop()
+        if type(item) is dict:
+            if any(type(key) is not str for key in item):
+                raise _malformed("a body map has a key that is not a text string")
+            pending.extend(item.values())
+        elif type(item) is list:
+            pending.extend(item)
+        elif type(item) not in (int, str, bytes):
+            raise _malformed(f"the body holds a {type(item).__name__}")
