@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from duopass.server.context import Context
-from duopass.server.services import people, terminals, topups
-from duopass.server.store.tables import Account, Holder, Staff
+from duopass.server.services import accounts, people, terminals, topups
+from duopass.server.store.tables import Holder, Staff
 
 HOLDERS = 300
 HOLDER_PASSWORD = "demo-holder-pass"
@@ -46,18 +46,7 @@ def seed(ctx: Context, out: Path) -> dict[str, Any] | None:
             Staff(login="admin", password_hash=PasswordHasher().hash(admin_password), role="admin")
         )
         for name in MERCHANTS:
-            account = Account(
-                kind="merchant",
-                name=f"merchant:{name}",
-                currency=ctx.settings.currency,
-                balance=0,
-                overdraft=0,
-                held=0,
-                unconfirmed_released=0,
-            )
-            session.add(account)
-            session.flush()
-            merchants[name] = account.id
+            merchants[name] = accounts.create_merchant(session, name, ctx.settings.currency)
 
     ctx.run(staff_and_merchants)
     password_hash = PasswordHasher().hash(

@@ -183,22 +183,7 @@ def unfreeze(handle: str, body: FreezeIn, caller: StaffCaller, ctx: Ctx) -> None
 @router.post("/merchants", response_model=dict[str, int])
 def create_merchant(body: MerchantIn, _caller: AdminCaller, ctx: Ctx) -> dict[str, int]:
     def work(session: Any) -> int:
-        if session.scalars(
-            select(Account.id).where(Account.name == f"merchant:{body.name}")
-        ).first():
-            raise Problem(Code.CONFLICT, f"merchant {body.name!r} exists")
-        account = Account(
-            kind="merchant",
-            name=f"merchant:{body.name}",
-            currency=ctx.settings.currency,
-            balance=0,
-            overdraft=0,
-            held=0,
-            unconfirmed_released=0,
-        )
-        session.add(account)
-        session.flush()
-        return account.id
+        return accounts.create_merchant(session, body.name, ctx.settings.currency)
 
     return {"account_id": ctx.run(work)}
 

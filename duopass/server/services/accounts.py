@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from duopass.server.errors import Code, Problem
 from duopass.server.store import sql
 from duopass.server.store.tables import Account, Transaction
 
@@ -91,3 +92,29 @@ def change_held(session: Session, account_id: int, delta: int) -> None:
     """Add to (or release from) an account's holds; a hold is released at most once by callers."""
     if delta:
         session.execute(sql.CHANGE_HELD, {"id": account_id, "delta": delta})
+
+
+def create_merchant(session: Session, name: str, currency: str) -> int:
+    """A merchant's account (the card office's books name it `merchant:<name>`)."""
+    if session.scalars(select(Account.id).where(Account.name == f"merchant:{name}")).first():
+        raise Problem(Code.CONFLICT, f"merchant {name!r} exists")
+    account = Account(
+        kind="merchant",
+        name=f"merchant:{name}",
+        currency=currency,
+        balance=0,
+        overdraft=0,
+        held=0,
+        unconfirmed_released=0,
+    )
+    session.add(account)
+    session.flush()
+    return account.id
+
+
+def merchant(session: Session, account_id: int) -> Account:
+    """A merchant's account, or NOT_FOUND: a refund or a till must name a real merchant."""
+    account = session.get(Account, account_id)
+    if account is None or account.kind != "merchant":
+        raise Problem(Code.NOT_FOUND, "no such merchant account")
+    return account

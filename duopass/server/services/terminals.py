@@ -15,9 +15,9 @@ from duopass.protocol.requests import enrolment_message, verify_request
 from duopass.server.config import Settings
 from duopass.server.errors import Code, Problem
 from duopass.server.keyring import Keyring
-from duopass.server.services import ledger
+from duopass.server.services import accounts, ledger
 from duopass.server.store import sql
-from duopass.server.store.tables import Account, Terminal
+from duopass.server.store.tables import Terminal
 
 ENROL_CODE_BYTES = 12
 
@@ -47,9 +47,7 @@ def create(
     if mode == "pay" and (merchant_account_id is None or currency is None):
         raise Problem(Code.INVALID_REQUEST, "a till needs a merchant and a currency")
     if merchant_account_id is not None:
-        merchant = session.get(Account, merchant_account_id)
-        if merchant is None or merchant.kind != "merchant":
-            raise Problem(Code.NOT_FOUND, "no such merchant account")
+        accounts.merchant(session, merchant_account_id)
     if mode == "entry" and event is None:
         raise Problem(Code.INVALID_REQUEST, "a gate needs an event")
     code = secrets.token_urlsafe(ENROL_CODE_BYTES)

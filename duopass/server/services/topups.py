@@ -8,7 +8,7 @@ from duopass.server.config import Settings
 from duopass.server.errors import Code, Problem
 from duopass.server.keyring import Keyring
 from duopass.server.services import accounts, ledger
-from duopass.server.store.tables import Account, Holder, Transaction
+from duopass.server.store.tables import Holder, Transaction
 
 
 def top_up(
@@ -62,9 +62,7 @@ def refund(
     now: int,
 ) -> Transaction:
     """Move money back from a merchant to the holder (a returned purchase)."""
-    merchant = session.get(Account, merchant_account_id)
-    if merchant is None or merchant.kind != "merchant":
-        raise Problem(Code.NOT_FOUND, "no such merchant account")
+    accounts.merchant(session, merchant_account_id)
     earlier = accounts.find_request(session, request_id)
     if earlier is not None:
         if earlier.kind != "refund":
