@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.orm import Session
 
 from duopass.server.config import Settings
@@ -22,32 +24,21 @@ def top_up(
     now: int,
 ) -> Transaction:
     """Credit the holder from top-up clearing; the same request id again returns the first."""
-    earlier = accounts.find_request(session, request_id)
+    earlier = _earlier(session, request_id, "topup")
     if earlier is not None:
-        if earlier.kind != "topup":
-            raise Problem(Code.CONFLICT, "request id used for something else")
         return earlier
     account = accounts.lock(session, holder.account_id)
     clearing = accounts.system_account(session, "topup", account.currency)
-    txn_id = accounts.post(
+    event = {"holder": keyring.digest(holder.handle), "amount": amount}
+    return _book(
         session,
-        kind="topup",
-        legs=[(clearing.id, -amount), (account.id, amount)],
-        now=now,
-        occurred_at=now,
-        zone=settings.zone,
-        request_id=request_id,
-    )
-    ledger.append(
-        session,
+        settings,
         "topup",
-        now,
-        settings.issuer,
-        {"holder": keyring.digest(holder.handle), "amount": amount, "transaction": txn_id},
+        [(clearing.id, -amount), (account.id, amount)],
+        request_id=request_id,
+        now=now,
+        event=event,
     )
-    txn = session.get(Transaction, txn_id)
-    assert txn is not None
-    return txn
 
 
 def refund(
@@ -63,34 +54,56 @@ def refund(
 ) -> Transaction:
     """Move money back from a merchant to the holder (a returned purchase)."""
     accounts.merchant(session, merchant_account_id)
-    earlier = accounts.find_request(session, request_id)
+    earlier = _earlier(session, request_id, "refund")
     if earlier is not None:
-        if earlier.kind != "refund":
-            raise Problem(Code.CONFLICT, "request id used for something else")
         return earlier
     account = accounts.lock(session, holder.account_id)
     accounts.lock(session, merchant_account_id)
+    event = {
+        "holder": keyring.digest(holder.handle),
+        "amount": amount,
+        "merchant": merchant_account_id,
+    }
+    return _book(
+        session,
+        settings,
+        "refund",
+        [(merchant_account_id, -amount), (account.id, amount)],
+        request_id=request_id,
+        now=now,
+        event=event,
+    )
+
+
+def _earlier(session: Session, request_id: str, kind: str) -> Transaction | None:
+    """The transaction a retry of this request already booked, if any."""
+    earlier = accounts.find_request(session, request_id)
+    if earlier is not None and earlier.kind != kind:
+        raise Problem(Code.CONFLICT, "request id used for something else")
+    return earlier
+
+
+def _book(
+    session: Session,
+    settings: Settings,
+    kind: str,
+    legs: list[tuple[int, int]],
+    *,
+    request_id: str,
+    now: int,
+    event: dict[str, Any],
+) -> Transaction:
+    """Post the movement and its ledger event in the caller's transaction."""
     txn_id = accounts.post(
         session,
-        kind="refund",
-        legs=[(merchant_account_id, -amount), (account.id, amount)],
+        kind=kind,
+        legs=legs,
         now=now,
         occurred_at=now,
         zone=settings.zone,
         request_id=request_id,
     )
-    ledger.append(
-        session,
-        "refund",
-        now,
-        settings.issuer,
-        {
-            "holder": keyring.digest(holder.handle),
-            "amount": amount,
-            "merchant": merchant_account_id,
-            "transaction": txn_id,
-        },
-    )
+    ledger.append(session, kind, now, settings.issuer, {**event, "transaction": txn_id})
     txn = session.get(Transaction, txn_id)
     assert txn is not None
     return txn
