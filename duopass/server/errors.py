@@ -38,6 +38,7 @@ class Code(StrEnum):
     FROZEN = "frozen"
     OUT_OF_RANGE = "out_of_range"
     INTERNAL = "internal"
+    BAD_BATCH = "bad_batch"
 
 
 STATUS = {
@@ -58,6 +59,7 @@ STATUS = {
     Code.FROZEN: 403,
     Code.OUT_OF_RANGE: 422,
     Code.INTERNAL: 500,
+    Code.BAD_BATCH: 422,
 }
 _FROM_STATUS = {
     401: Code.UNAUTHENTICATED,

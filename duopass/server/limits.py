@@ -6,6 +6,8 @@ from typing import Final
 
 BODY_BYTES_MAX: Final = 64 * 1024
 """Largest request body, except journal uploads."""
+JOURNAL_BODY_BYTES_MAX: Final = 1536 * 1024
+"""Largest journal upload: a batch of at most 1 MiB (protocol.journal), base64url in JSON."""
 ID_CHARS_MAX: Final = 64
 LOGIN_CHARS_MAX: Final = 64
 PASSWORD_CHARS_MAX: Final = 256

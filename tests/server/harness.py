@@ -20,7 +20,10 @@ import uvicorn
 
 from duopass.protocol import SigningKey, make_code
 from duopass.protocol.encoding import b64u_decode, b64u_encode
+from duopass.protocol.journal import GENESIS, Entry, batch_hash, encode_batch, encode_entry
+from duopass.protocol.reasons import Reason
 from duopass.protocol.requests import enrolment_message, sign_request
+from duopass.protocol.verify import Mode
 from duopass.server.app import create_app
 from duopass.server.config import Settings
 from duopass.server.context import Context
@@ -210,6 +213,8 @@ class TerminalClient:
     key: SigningKey = field(default_factory=SigningKey.generate)
     seq: int = 0
     root_key: bytes = b""
+    journaled: int = 0
+    prev: bytes = GENESIS
 
     def enrol(self, code: str) -> httpx.Response:
         proof = self.key.sign(enrolment_message(self.terminal_id, code, self.key.public))
@@ -263,11 +268,78 @@ class TerminalClient:
         assert answer.status_code == 200, answer.text
         return dict(answer.json())
 
+    def journal(
+        self, entries: list[bytes], *, first: int | None = None, signer: SigningKey | None = None
+    ) -> httpx.Response:
+        """Upload entries as the next batch of the hash chain (or from `first`, unchained),
+        the batch signed with this terminal's key (or `signer`'s)."""
+        start = self.journaled + 1 if first is None else first
+        data = encode_batch(
+            signer or self.key, self.terminal_id, first=start, prev=self.prev, entries=entries
+        )
+        body = json.dumps({"batch": b64u_encode(data)}).encode()
+        answer = self.http.post(
+            "/v1/terminal/journal",
+            content=body,
+            headers={
+                **self._signed("POST", "/v1/terminal/journal", body),
+                "Content-Type": "application/json",
+            },
+        )
+        if answer.status_code == 200 and first is None:
+            self.prev, self.journaled = batch_hash(data), start + len(entries) - 1
+        return answer
+
+    def entry(
+        self,
+        code: str,
+        *,
+        seq: int,
+        amount: int | None = 500,
+        verdict: str = "OK",
+        online: bool = False,
+        mode: str = "pay",
+        venue: str | None = "canteen",
+        bundle_seq: int = 0,
+        scanned_at: int | None = None,
+    ) -> bytes:
+        """A journal entry as this terminal records one."""
+        return encode_entry(
+            Entry(
+                seq=seq,
+                scanned_at=scanned_at or int(time.time()),
+                clock_offset=0,
+                mode=Mode(mode),
+                amount=amount if mode == "pay" else None,
+                currency="CNY" if mode == "pay" else None,
+                venue=venue,
+                verdict=Reason(verdict),
+                online=online,
+                tried=online,
+                bundle_seq=bundle_seq,
+                code=code,
+            )
+        )
+
     def bundle(self, since: int = 0) -> bytes:
         target = f"/v1/terminal/bundle?since={since}"
         answer = self.http.get(target, headers=self._signed("GET", target, b""))
         assert answer.status_code == 200, answer.text
         return answer.content
+
+
+def enrolled_till(
+    http: httpx.Client, admin: Admin, name: str = "till-1", *, merchant: int | None = None
+) -> tuple[TerminalClient, int]:
+    """A till at the canteen (CNY) enrolled for a merchant (a new one unless given)."""
+    if merchant is None:
+        merchant = admin.merchant(f"canteen-{name}")
+    code = admin.terminal(
+        name, mode="pay", venue="canteen", merchant_account_id=merchant, currency="CNY"
+    )
+    till = TerminalClient(http, name)
+    assert till.enrol(code).status_code == 200
+    return till, merchant
 
 
 def b64(data: bytes) -> str:

@@ -8,17 +8,11 @@ import uuid
 from duopass.protocol import make_code
 from duopass.protocol.bundle import apply_bundle, open_bundle
 from duopass.protocol.encoding import b64u_decode
-from tests.server.harness import TerminalClient, Wallet, ready_wallet
+from tests.server.harness import TerminalClient, Wallet, enrolled_till, ready_wallet
 
 
 def _till(server, admin, name: str = "till-1") -> tuple[TerminalClient, int]:
-    merchant = admin.merchant(f"canteen-{name}")
-    code = admin.terminal(
-        name, mode="pay", venue="canteen", merchant_account_id=merchant, currency="CNY"
-    )
-    till = TerminalClient(server.http, name)
-    assert till.enrol(code).status_code == 200
-    return till, merchant
+    return enrolled_till(server.http, admin, name)
 
 
 def test_health_and_openapi(server):

@@ -1,4 +1,4 @@
-"""Terminal endpoints (§8): enrolment, online scans exactly once, trust bundles."""
+"""Terminal endpoints (§8): enrolment, online scans exactly once, trust bundles, journals."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from duopass.protocol.encoding import EncodingError, b64u_decode, b64u_encode
+from duopass.protocol.journal import BATCH_BYTES_MAX, JournalError, open_batch
 from duopass.protocol.limits import CODE_CHARS_MAX
 from duopass.protocol.verify import Mode
 from duopass.server.deps import Ctx, Signed
 from duopass.server.errors import Code, Problem
 from duopass.server.limits import AMOUNT_MAX, ID_CHARS_MAX, SEQ_MAX, TIME_MAX
-from duopass.server.services import bundles, scans, terminals
+from duopass.server.services import bundles, journals, scans, terminals
 
 router = APIRouter(prefix="/v1/terminal", tags=["terminal"])
 
@@ -56,6 +57,25 @@ class ScanOut(BaseModel):
     sub: str | None = None
     cti: str | None = None
     ctr: int | None = None
+
+
+class JournalIn(BaseModel):
+    batch: str = Field(
+        min_length=1,
+        max_length=(BATCH_BYTES_MAX * 4 + 2) // 3,
+        description="the signed batch (docs/protocol-core.md), unpadded base64url",
+    )
+
+
+class Rejected(BaseModel):
+    seq: int
+    reason: str = Field(description="a §3 reason, MALFORMED, CONFLICT, LATE or CURRENCY")
+
+
+class JournalOut(BaseModel):
+    acked_seq: int = Field(description="every entry up to here is held: delete up to here only")
+    duplicates: int = Field(description="entries already held byte for byte")
+    rejected: list[Rejected] = Field(description="entries held but not settled: pending review")
 
 
 def _raw(text: str, what: str) -> bytes:
@@ -134,3 +154,28 @@ def bundle(
         return bundles.build(session, ctx.keyring, ctx.settings, since=since, now=now)
 
     return Response(ctx.run(work), media_type="application/cbor")
+
+
+@router.post("/journal", response_model=JournalOut)
+def journal(body: JournalIn, signed: Signed, ctx: Ctx) -> dict[str, Any]:
+    """A signed batch of journal entries (§5), settled exactly once per (terminal_id, seq)."""
+    data = _raw(body.batch, "batch")
+    now = ctx.now()
+    public_key = ctx.run(lambda s: signed.terminal(s, now).public_key)
+    try:  # the batch signature is checked outside the transaction: it holds no lock
+        batch = open_batch(data, public_key)
+    except JournalError as exc:
+        raise Problem(Code.BAD_BATCH, str(exc)) from exc
+    if batch.terminal_id != signed.terminal_id:
+        raise Problem(Code.FORBIDDEN, "the batch is another terminal's")
+    return ctx.run(
+        lambda s: journals.ingest(
+            s,
+            ctx.keyring,
+            ctx.settings,
+            terminal_id=signed.terminal_id,
+            batch=batch,
+            data=data,
+            now=now,
+        )
+    )

@@ -200,6 +200,10 @@ def report_loss(session: Session, settings: Settings, holder: Holder, now: int) 
         select(Device.id).where(Device.holder_id == holder.id, Device.revoked_at.is_(None))
     ).all()
     session.execute(update(Device).where(Device.id.in_(devices)).values(revoked_at=now))
+    lost = select(Credential.cti).where(
+        Credential.holder_id == holder.id, Credential.state != "revoked"
+    )
+    session.execute(update(Credential).where(Credential.cti.in_(lost)).values(lost_at=now))
     count = revoke_live_credentials(
         session, settings, holder, device_id=None, reason="loss report", now=now
     )

@@ -177,6 +177,7 @@ def _decide(
     if request.mode is Mode.IDENTITY:
         return _answer(Reason.OK, code)
     ctr = verdict.ctr
+    hold, txn_id = 0, None
     if request.mode is Mode.PAY:
         assert request.amount is not None and ctr is not None
         # verify_code found the counter unseen (check 17), so its hold is outstanding unless
@@ -239,6 +240,9 @@ def _decide(
                 "ts": code.dynamic.ts,
                 "terminal_id": terminal.id,
                 "seq": request.seq,
+                "amount": request.amount or 0,
+                "hold": hold,
+                "transaction_id": txn_id,
             },
         )
     return _answer(Reason.OK, code)

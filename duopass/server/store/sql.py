@@ -41,8 +41,8 @@ HOLDER = statement("SELECT account_id, frozen FROM holders WHERE id = :id")
 ACCOUNT = _with_lock("SELECT id, balance, overdraft, held FROM accounts WHERE id = :id")
 COUNTER_SEEN = statement("SELECT 1 FROM counters_seen WHERE cti = :cti AND ctr = :ctr")
 INSERT_COUNTER = statement(
-    "INSERT INTO counters_seen (cti, ctr, ts, terminal_id, seq) "
-    "VALUES (:cti, :ctr, :ts, :terminal_id, :seq)"
+    "INSERT INTO counters_seen (cti, ctr, ts, terminal_id, seq, amount, hold, transaction_id) "
+    "VALUES (:cti, :ctr, :ts, :terminal_id, :seq, :amount, :hold, :transaction_id)"
 )
 CHANGE_HELD = statement("UPDATE accounts SET held = held + :delta WHERE id = :id")
 CHANGE_BALANCE = statement("UPDATE accounts SET balance = balance + :amount WHERE id = :id")

@@ -122,6 +122,8 @@ class Credential(Base):
     offline: Mapped[bool] = mapped_column(Boolean, default=True)
     """False: no funds to hold, so listed as revoked in bundles and payable online only."""
     issued_day: Mapped[str] = mapped_column(String(10), default="")
+    lost_at: Mapped[int | None] = mapped_column(BigInteger)
+    """When a loss report revoked it: later acceptances cost the holder at most the holds (§6)."""
     __table_args__ = (
         CheckConstraint("state IN ('live', 'superseded', 'revoked')", name="credential_state"),
         Index("credentials_live", "holder_id", "state"),
@@ -137,6 +139,11 @@ class CounterSeen(Base):
     ts: Mapped[int] = mapped_column(BigInteger)
     terminal_id: Mapped[str] = mapped_column(String(64))
     seq: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    """What the acceptance charged (0 for entries and identity checks)."""
+    hold: Mapped[int] = mapped_column(BigInteger, default=0)
+    """The hold it released: a void returns exactly this (§5.1)."""
+    transaction_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class SigningKeyRow(Base):
@@ -163,6 +170,8 @@ class Terminal(Base):
     enrol_code_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
     public_key: Mapped[bytes | None] = mapped_column(LargeBinary(32))
     state: Mapped[str] = mapped_column(String(12), default="created")
+    acked_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    """The server holds every journal entry of this terminal up to here (§5.2)."""
     __table_args__ = (
         CheckConstraint("state IN ('created', 'enrolled', 'revoked')", name="terminal_state"),
     )
@@ -181,6 +190,70 @@ class Scan(Base):
     """Until the terminal's journal entry confirms it (§5.1)."""
 
 
+class JournalBatch(Base):
+    """A terminal's signed batch, its exact bytes kept as evidence. Append-only."""
+
+    __tablename__ = "journal_batches"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    terminal_id: Mapped[str] = mapped_column(String(64))
+    first: Mapped[int] = mapped_column(BigInteger)
+    last: Mapped[int] = mapped_column(BigInteger)
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32))
+    prev: Mapped[bytes] = mapped_column(LargeBinary(32))
+    received_at: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    __table_args__ = (
+        UniqueConstraint("terminal_id", "digest", name="journal_batch_once"),
+        Index("journal_batches_end", "terminal_id", "last"),
+    )
+
+
+class JournalEntry(Base):
+    """The entry first received for (terminal_id, seq), byte for byte, and how it settled.
+    Append-only: a different entry for the same seq later is a conflict, never a change."""
+
+    __tablename__ = "journal_entries"
+    terminal_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("journal_batches.id"))
+    received_at: Mapped[int] = mapped_column(BigInteger)
+    outcome: Mapped[str] = mapped_column(String(16))
+    """booked, duplicate (a counter accepted before), confirmed / voided (an online verdict),
+    recorded (nothing to book), pending (could not be settled: see `reason`)."""
+    reason: Mapped[str | None] = mapped_column(String(32))
+    transaction_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class Alert(Base):
+    """Evidence for a person to review (§4.5, §5): what happened, to whom, and the amount
+    waiting in the pending account, if any. Review freezes, moves the amount, or dismisses."""
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    holder_id: Mapped[int | None] = mapped_column(ForeignKey("holders.id"))
+    cti: Mapped[bytes | None] = mapped_column(LargeBinary(16))
+    terminal_id: Mapped[str | None] = mapped_column(String(64))
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    pending: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Minor units booked to the pending account for this alert and not yet moved."""
+    currency: Mapped[str | None] = mapped_column(String(3))
+    evidence: Mapped[str] = mapped_column(Text)
+    """JSON: the entries, counters, times and bundle versions that raised it."""
+    state: Mapped[str] = mapped_column(String(8), default="open")
+    resolution: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(String(200))
+    resolved_by: Mapped[int | None] = mapped_column(Integer)
+    resolved_at: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (
+        CheckConstraint("state IN ('open', 'resolved')", name="alert_state"),
+        CheckConstraint("pending >= 0", name="alert_pending"),
+        Index("alerts_state", "state", "id"),
+    )
+
+
 class TrustChange(Base):
     """A revocation or freeze (or its removal), with the bundle version that first carries it."""
 
@@ -194,6 +267,10 @@ class TrustChange(Base):
     kid: Mapped[bytes | None] = mapped_column(LargeBinary(8))
     until: Mapped[int | None] = mapped_column(BigInteger)
     """A revocation can be dropped from bundles after the credential's exp + skew."""
+    __table_args__ = (
+        Index("trust_changes_cti", "cti"),
+        Index("trust_changes_sub", "sub"),
+    )
 
 
 class LedgerLeaf(Base):

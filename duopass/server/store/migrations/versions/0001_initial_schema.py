@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from duopass.server.store.triggers import append_only
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -247,26 +249,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_credentials_holder_id"), ["holder_id"], unique=False)
 
     for table in ("ledger_leaves", "ledger_nodes", "ledger_checkpoints"):
-        _append_only(table)
-
-
-def _append_only(table: str) -> None:
-    """The database itself refuses to change or delete what the ledger wrote (§7)."""
-    if op.get_bind().dialect.name == "sqlite":
-        for action in ("UPDATE", "DELETE"):
-            op.execute(
-                f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
-            )
-        return
-    op.execute(
-        f"CREATE FUNCTION {table}_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-        f"$$ BEGIN RAISE EXCEPTION '{table} is append-only'; END $$"
-    )
-    op.execute(
-        f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-        f"FOR EACH ROW EXECUTE FUNCTION {table}_append_only()"
-    )
+        append_only(op, table)
 
 
 def downgrade() -> None:

@@ -1,0 +1,59 @@
+"""The review queue (§4.5, §5.4): alerts with their evidence, and what a person decides: freeze
+the account, move a pending amount to the holder or to the loss account, or dismiss."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, Field
+
+from duopass.server.deps import Ctx, StaffCaller
+from duopass.server.limits import REASON_CHARS_MAX, ROW_ID_MAX
+from duopass.server.services import alerts
+
+router = APIRouter(prefix="/v1/admin/alerts", tags=["card office"])
+
+PAGE_MAX = 500
+
+
+class ReviewIn(BaseModel):
+    action: Literal["dismiss", "freeze", "to_holder", "to_loss"]
+    note: str = Field(default="", max_length=REASON_CHARS_MAX)
+
+
+@router.get("")
+def list_alerts(
+    _caller: StaffCaller,
+    ctx: Ctx,
+    state: Literal["open", "resolved"] = "open",
+    after: Annotated[int, Query(ge=0, le=ROW_ID_MAX)] = 0,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
+) -> list[dict[str, Any]]:
+    """Alerts oldest first, a page at a time (`after` = the last id seen)."""
+    return ctx.run(lambda s: alerts.listing(s, state=state, after=after, limit=limit))
+
+
+@router.post("/{alert_id}/review")
+def review(
+    alert_id: Annotated[int, Path(ge=1, le=ROW_ID_MAX)],
+    body: ReviewIn,
+    caller: StaffCaller,
+    ctx: Ctx,
+) -> dict[str, Any]:
+    """Resolve an open alert; the decision and who made it go into the ledger."""
+    now = ctx.now()
+    return ctx.run(
+        lambda s: alerts.describe(
+            alerts.review(
+                s,
+                ctx.settings,
+                ctx.keyring,
+                alert_id=alert_id,
+                action=alerts.Action(body.action),
+                note=body.note,
+                by=caller.id,
+                now=now,
+            )
+        )
+    )

@@ -1,0 +1,239 @@
+"""Detection and response (§4.4-§4.5, §5): alerts with their evidence, offline use suspended at
+once, and the review queue where a person freezes an account or moves a pending amount to the
+holder or to the loss account.
+
+Only a person freezes. What the server does by itself on evidence is suspend offline use: the
+holder's live credentials are revoked (online at once, offline with the next bundle) and the
+next sync issues a credential with no offline uses. Online payments within free funds go on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from duopass.protocol.encoding import b64u_encode
+from duopass.server.config import Settings
+from duopass.server.errors import Code, Problem
+from duopass.server.keyring import Keyring
+from duopass.server.services import accounts, ledger, people
+from duopass.server.store.tables import Alert, Holder
+
+
+class Kind(StrEnum):
+    """What an alert is about; added, never renamed (they are in the ledger and in reports)."""
+
+    RELAY_SUSPECTED = "relay_suspected"
+    """A counter accepted twice with `ts` within `freshness_s`: a double scan or a photo."""
+    CLONE = "clone"
+    """A counter accepted twice with `ts` further apart: the device key is on two phones."""
+    USES_EXCEEDED = "uses_exceeded"
+    ABOVE_MARK = "above_mark"
+    """A counter above the mark the wallet reported at refresh."""
+    REVOKED_ACCEPTED = "revoked_accepted"
+    """Accepted under a bundle that already revoked the credential (or froze the subject)."""
+    NEGATIVE_FUNDS = "negative_funds"
+    """A duplicate took the holder's free funds below zero."""
+    PENDING = "pending"
+    """An entry that could not be settled: its amount waits in the pending account."""
+    CONFLICT = "conflict"
+    """Different bytes for a (terminal, seq) the server already holds."""
+    GAP = "gap"
+    """A batch that starts past the terminal's acknowledged entries, or breaks the hash chain."""
+    MISSING_ENTRY = "missing_entry"
+    """An online verdict whose journal entry never came within the late window: now final."""
+
+
+SUSPENDING = frozenset(
+    {Kind.CLONE, Kind.USES_EXCEEDED, Kind.ABOVE_MARK, Kind.REVOKED_ACCEPTED, Kind.NEGATIVE_FUNDS}
+)
+"""Evidence that suspends offline use at once (§4.5)."""
+
+
+class Action(StrEnum):
+    """What a reviewer does with an alert."""
+
+    DISMISS = "dismiss"
+    FREEZE = "freeze"
+    TO_HOLDER = "to_holder"
+    """Charge the pending amount to the holder (debit holder, credit pending)."""
+    TO_LOSS = "to_loss"
+    """Write the pending amount off (debit loss, credit pending)."""
+
+
+def raise_alert(
+    session: Session,
+    settings: Settings,
+    keyring: Keyring,
+    kind: Kind,
+    *,
+    now: int,
+    evidence: Mapping[str, Any],
+    holder: Holder | None = None,
+    cti: bytes | None = None,
+    terminal_id: str | None = None,
+    seq: int | None = None,
+    pending: int = 0,
+    currency: str | None = None,
+) -> Alert:
+    """Record an alert (and its ledger event); suspend offline use when the evidence says so."""
+    alert = Alert(
+        kind=kind.value,
+        created_at=now,
+        holder_id=holder.id if holder is not None else None,
+        cti=cti,
+        terminal_id=terminal_id,
+        seq=seq,
+        pending=pending,
+        currency=currency,
+        evidence=json.dumps(_jsonable(evidence), sort_keys=True),
+        state="open",
+    )
+    session.add(alert)
+    session.flush()
+    body: dict[str, Any] = {"alert": alert.id, "kind": kind.value}
+    if holder is not None:
+        body["holder"] = keyring.digest(holder.handle)
+    if cti is not None:
+        body["cti"] = cti
+    if terminal_id is not None and seq is not None:
+        body.update(terminal=terminal_id, seq=seq)
+    if pending:
+        body["pending"] = pending
+    ledger.append(session, "alert", now, settings.issuer, body)
+    if kind in SUSPENDING and holder is not None:
+        suspend_offline(session, settings, holder, reason=kind.value, now=now)
+    return alert
+
+
+def suspend_offline(
+    session: Session, settings: Settings, holder: Holder, *, reason: str, now: int
+) -> None:
+    """Revoke the holder's live credentials; from now on they are issued for online use only."""
+    if not holder.offline_suspended:
+        holder.offline_suspended = True
+        ledger.append(session, "offline_suspend", now, settings.issuer, {"holder_id": holder.id})
+    people.revoke_live_credentials(
+        session, settings, holder, device_id=None, reason=f"offline suspended: {reason}", now=now
+    )
+
+
+def listing(session: Session, *, state: str, after: int, limit: int) -> list[dict[str, Any]]:
+    rows = session.scalars(
+        select(Alert).where(Alert.state == state, Alert.id > after).order_by(Alert.id).limit(limit)
+    )
+    return [describe(alert) for alert in rows]
+
+
+def describe(alert: Alert) -> dict[str, Any]:
+    return {
+        "id": alert.id,
+        "kind": alert.kind,
+        "created_at": alert.created_at,
+        "holder_id": alert.holder_id,
+        "cti": b64u_encode(alert.cti) if alert.cti is not None else None,
+        "terminal_id": alert.terminal_id,
+        "seq": alert.seq,
+        "pending": alert.pending,
+        "currency": alert.currency,
+        "evidence": json.loads(alert.evidence),
+        "state": alert.state,
+        "resolution": alert.resolution,
+        "note": alert.note,
+    }
+
+
+def review(
+    session: Session,
+    settings: Settings,
+    keyring: Keyring,
+    *,
+    alert_id: int,
+    action: Action,
+    note: str,
+    by: int,
+    now: int,
+) -> Alert:
+    """Resolve an open alert. Moving money needs a pending amount; freezing needs a holder."""
+    alert = session.scalars(select(Alert).where(Alert.id == alert_id).with_for_update()).first()
+    if alert is None:
+        raise Problem(Code.NOT_FOUND, "no such alert")
+    if alert.state != "open":
+        raise Problem(Code.CONFLICT, "alert already resolved")
+    holder = session.get(Holder, alert.holder_id) if alert.holder_id is not None else None
+    if action in (Action.FREEZE, Action.TO_HOLDER) and holder is None:
+        raise Problem(Code.CONFLICT, "this alert names no holder")
+    if action in (Action.TO_HOLDER, Action.TO_LOSS):
+        if not alert.pending or alert.currency is None:
+            raise Problem(Code.CONFLICT, "nothing pending on this alert")
+        _move_pending(session, settings, alert, holder if action is Action.TO_HOLDER else None, now)
+    if action is Action.FREEZE:
+        assert holder is not None
+        people.set_frozen(
+            session,
+            settings,
+            keyring,
+            holder,
+            frozen=True,
+            reason=note or alert.kind,
+            by=by,
+            now=now,
+        )
+    alert.state, alert.resolution, alert.note = "resolved", action.value, note[:200]
+    alert.resolved_by, alert.resolved_at = by, now
+    ledger.append(
+        session,
+        "review",
+        now,
+        settings.issuer,
+        {"alert": alert.id, "action": action.value, "by": by},
+    )
+    return alert
+
+
+def _move_pending(
+    session: Session, settings: Settings, alert: Alert, holder: Holder | None, now: int
+) -> None:
+    assert alert.currency is not None
+    pending = accounts.system_account(session, "pending", alert.currency)
+    if holder is not None:
+        target = accounts.lock(session, holder.account_id).id
+    else:
+        target = accounts.system_account(session, "loss", alert.currency).id
+    txn = accounts.post(
+        session,
+        kind="review",
+        legs=[(target, -alert.pending), (pending.id, alert.pending)],
+        now=now,
+        occurred_at=now,
+        zone=settings.zone,
+        memo=f"alert {alert.id}",
+    )
+    ledger.append(
+        session,
+        "pending_move",
+        now,
+        settings.issuer,
+        {
+            "alert": alert.id,
+            "amount": alert.pending,
+            "transaction": txn,
+            "to_loss": int(holder is None),
+        },
+    )
+    alert.pending = 0
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return b64u_encode(value)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value

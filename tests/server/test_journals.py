@@ -1,0 +1,132 @@
+"""Journals (§5) through a real server: offline acceptances booked once, online verdicts settled
+the terminal's way, duplicates and conflicts, pending and review."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from duopass.protocol import make_code
+from duopass.protocol.encoding import b64u_decode
+from tests.server.harness import enrolled_till, ready_wallet
+
+
+def _alerts(admin, **query) -> list[dict[str, Any]]:
+    answer = admin.http.get("/v1/admin/alerts", params=query, headers=admin.auth)
+    assert answer.status_code == 200, answer.text
+    return list(answer.json())
+
+
+def test_an_offline_payment_is_booked_once_and_releases_its_hold(server):
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "olga", balance=10_000)
+    till, merchant = enrolled_till(server.http, admin)
+    held_before = admin.account(wallet.account_id)["held"]
+    entries = [till.entry(wallet.code(), seq=1, amount=1_200), till.entry(wallet.code(), seq=2)]
+    answer = till.journal(entries)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"acked_seq": 2, "duplicates": 0, "rejected": []}
+    account = admin.account(wallet.account_id)
+    assert account["balance"] == 10_000 - 1_700
+    assert account["held"] == held_before - 2 * wallet.credential["txmax"]
+    assert admin.account(merchant)["balance"] == 1_700
+    # the terminal crashed before it saw the answer: the same bytes again change nothing
+    again = till.journal(entries, first=1)
+    assert again.json() == {"acked_seq": 2, "duplicates": 2, "rejected": []}
+    assert admin.account(wallet.account_id)["balance"] == 10_000 - 1_700
+    assert admin.books() == 0
+
+
+def test_the_terminals_verdict_settles_an_online_one(server):
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "pavel", balance=10_000)
+    till, merchant = enrolled_till(server.http, admin)
+    accepted, refused = wallet.code(), wallet.code()
+    assert till.scan(accepted, amount=800, seq=1)["ok"]
+    # the server accepted seq 1 but the till never got the answer and refused the customer
+    voided = till.journal([till.entry(accepted, seq=1, amount=800, verdict="BAD_SIGNATURE")])
+    assert voided.json()["acked_seq"] == 1
+    account = admin.account(wallet.account_id)
+    assert account["balance"] == 10_000
+    assert admin.account(merchant)["balance"] == 0
+    # the counter is unseen again: it pays at the next till
+    assert till.scan(accepted, amount=800, seq=2)["ok"]
+    assert till.journal([till.entry(accepted, seq=2, amount=800, online=True)]).status_code == 200
+    # an online refusal the terminal overrode offline (its answer was lost) is booked
+    assert not till.scan(refused, amount=900_000, seq=3)["ok"]  # INSUFFICIENT_FUNDS
+    booked = till.journal([till.entry(refused, seq=3, amount=900)])
+    assert booked.json()["rejected"] == []
+    assert admin.account(wallet.account_id)["balance"] == 10_000 - 800 - 900
+    assert admin.books() == 0
+
+
+def test_a_counter_accepted_at_two_tills_is_charged_twice_and_flagged(server):
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "quinn", balance=10_000)
+    till, merchant = enrolled_till(server.http, admin)
+    other, _ = enrolled_till(server.http, admin, "till-2", merchant=merchant)
+    now = int(time.time())
+    credential = b64u_decode(wallet.credential["credential"])
+    first = make_code(credential, wallet.key, ctr=0, ts=now - 200)
+    clone = make_code(credential, wallet.key, ctr=0, ts=now)  # the same counter, later: a clone
+    assert till.journal([till.entry(first, seq=1, scanned_at=now - 200)]).status_code == 200
+    answer = other.journal([other.entry(clone, seq=1, scanned_at=now)])
+    assert answer.json()["rejected"] == []
+    assert admin.account(wallet.account_id)["balance"] == 10_000 - 1_000
+    kinds = {alert["kind"] for alert in _alerts(admin)}
+    assert "clone" in kinds
+    # offline use is suspended: the next credential holds nothing and is for online use only
+    resynced = wallet.sync()
+    assert resynced.status_code == 200 and resynced.json()["offline"] is False
+    assert admin.books() == 0
+
+
+def test_a_conflicting_entry_goes_to_pending_and_review_moves_it(server):
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "rosa", balance=10_000)
+    till, merchant = enrolled_till(server.http, admin)
+    code = wallet.code()
+    assert till.journal([till.entry(code, seq=1, amount=700)]).status_code == 200
+    conflict = till.journal([till.entry(code, seq=1, amount=2_500)], first=1)
+    assert conflict.json()["rejected"] == [{"seq": 1, "reason": "CONFLICT"}]
+    # resending the conflicting batch books nothing more
+    assert till.journal([till.entry(code, seq=1, amount=2_500)], first=1).status_code == 200
+    alert = next(a for a in _alerts(admin) if a["kind"] == "conflict")
+    assert alert["pending"] == 2_500
+    assert admin.account(merchant)["balance"] == 700 + 2_500
+    review = admin.post(f"/v1/admin/alerts/{alert['id']}/review", {"action": "to_loss"})
+    assert review.status_code == 200, review.text
+    assert review.json()["state"] == "resolved"
+    again = admin.post(f"/v1/admin/alerts/{alert['id']}/review", {"action": "to_loss"})
+    assert again.status_code == 409
+    assert admin.books() == 0
+
+
+def test_entries_that_cannot_be_settled_go_to_pending(server):
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "sven", balance=10_000)
+    till, _ = enrolled_till(server.http, admin)
+    over = till.entry(wallet.code(), seq=1, amount=wallet.credential["txmax"] + 1)
+    forged = wallet.code()[:-3] + "AAA"
+    answer = till.journal([over, till.entry(forged, seq=2, amount=100)])
+    rejected = {r["seq"]: r["reason"] for r in answer.json()["rejected"]}
+    assert rejected[1] == "OVER_TX_LIMIT"
+    assert rejected[2] in ("BAD_DEVICE_SIGNATURE", "FORMAT", "MALFORMED")
+    assert answer.json()["acked_seq"] == 2  # held, for review
+    assert admin.account(wallet.account_id)["balance"] == 10_000
+    pending = [a for a in _alerts(admin) if a["kind"] == "pending"]
+    assert sum(a["pending"] for a in pending) == wallet.credential["txmax"] + 1 + 100
+    assert admin.books() == 0
+
+
+def test_a_batch_must_be_the_terminals_own(server):
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "tara", balance=10_000)
+    till, _ = enrolled_till(server.http, admin)
+    other, _ = enrolled_till(server.http, admin, "till-2")
+    entry = till.entry(wallet.code(), seq=1)
+    refused = other.journal([entry], signer=till.key)  # signed with another terminal's key
+    assert refused.status_code == 422 and refused.json()["code"] == "bad_batch"
+    gap = till.journal([till.entry(wallet.code(), seq=5)], first=5)
+    assert gap.json()["acked_seq"] == 0
+    assert any(a["kind"] == "gap" for a in _alerts(admin))
