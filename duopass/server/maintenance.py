@@ -1,5 +1,6 @@
 """Work the server does by itself on a schedule: rotate daily signing keys (publishing them
-ahead) and sign a checkpoint when the ledger has grown. One thread, stopped with the app."""
+ahead), release what time settles (the sweep), and sign a checkpoint when the ledger has grown.
+One thread, stopped with the app."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 import threading
 
 from duopass.server.context import Context
-from duopass.server.services import ledger, signing
+from duopass.server.services import ledger, signing, sweep
 
 log = logging.getLogger("duopass.server.maintenance")
 INTERVAL_S = 60.0
@@ -18,6 +19,9 @@ def run_once(ctx: Context) -> None:
     created = ctx.run(lambda s: signing.rotate(s, ctx.keyring, ctx.settings, now))
     if created:
         log.info("created %d signing keys", created)
+    swept = ctx.run(lambda s: sweep.sweep(s, ctx.keyring, ctx.settings, now))
+    if swept.credentials or swept.verdicts:
+        log.info("sweep: %s", swept)
     ctx.run(lambda s: ledger.checkpoint(s, ctx.keyring.ledger, now))
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from duopass.protocol import make_code
 from duopass.protocol.encoding import b64u_decode
+from duopass.server.services import sweep
 from tests.server.harness import enrolled_till, ready_wallet
 
 
@@ -130,3 +131,60 @@ def test_a_batch_must_be_the_terminals_own(server):
     gap = till.journal([till.entry(wallet.code(), seq=5)], first=5)
     assert gap.json()["acked_seq"] == 0
     assert any(a["kind"] == "gap" for a in _alerts(admin))
+
+
+def test_time_releases_holds_and_finalises_unjournaled_verdicts(server):
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "uma", balance=10_000)
+    till, _ = enrolled_till(server.http, admin)
+    assert till.scan(wallet.code(), amount=300, seq=1)["ok"]
+    held = admin.account(wallet.account_id)["held"]
+    assert held > 0
+    ctx = server.ctx
+    later = int(time.time()) + 86_400 + ctx.settings.late_window_s + 3_600
+    swept = ctx.run(lambda s: sweep.sweep(s, ctx.keyring, ctx.settings, later))
+    assert (swept.credentials, swept.released, swept.verdicts) == (1, held, 1)
+    assert admin.account(wallet.account_id)["held"] == 0
+    assert any(a["kind"] == "missing_entry" for a in _alerts(admin))
+    again = ctx.run(lambda s: sweep.sweep(s, ctx.keyring, ctx.settings, later))
+    assert (again.credentials, again.verdicts) == (0, 0)  # a hold is released at most once
+    assert admin.books() == 0
+
+
+def test_a_lost_phone_costs_the_holder_at_most_its_holds(server):
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "vera", balance=10_000)
+    till, merchant = enrolled_till(server.http, admin)
+    txmax = wallet.credential["txmax"]
+    thief = wallet.code(now=int(time.time()) + 5)
+    assert server.http.post("/v1/me/loss-report", headers=wallet.auth).status_code in (200, 204)
+    # an offline till without the new bundle accepts the thief's code after the report
+    answer = till.journal([till.entry(thief, seq=1, amount=txmax, scanned_at=int(time.time()) + 5)])
+    assert answer.json()["rejected"] == []
+    assert admin.account(wallet.account_id)["balance"] == 10_000 - txmax
+    assert admin.account(merchant)["balance"] == txmax
+    # the same counter again, elsewhere: the holder's liability stays at the hold
+    other, _ = enrolled_till(server.http, admin, "till-2", merchant=merchant)
+    other.journal([other.entry(thief, seq=1, amount=txmax, scanned_at=int(time.time()) + 5)])
+    assert admin.account(wallet.account_id)["balance"] == 10_000 - txmax
+    assert admin.account(merchant)["balance"] == 2 * txmax
+    assert admin.books() == 0
+
+
+def test_settlement_totals_are_the_merchants_postings(server):
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "wes", balance=10_000)
+    till, merchant = enrolled_till(server.http, admin)
+    online = wallet.code()
+    assert till.scan(online, amount=450, seq=1)["ok"]
+    entries = [till.entry(online, seq=1, amount=450, online=True)]
+    assert till.journal([*entries, till.entry(wallet.code(), seq=2, amount=550)]).status_code == 200
+    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 8 * 3600))  # Asia/Shanghai
+    report = admin.http.get(f"/v1/admin/settlement/{day}", headers=admin.auth).json()
+    line = next(line for line in report["lines"] if line["terminal"] == "till-1")
+    assert (line["payments"], line["count"], line["net"]) == (1_000, 2, 1_000)
+    assert report["net"] == admin.account(merchant)["balance"]
+    csv = admin.http.get(f"/v1/admin/settlement/{day}?format=csv", headers=admin.auth)
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert csv.text.splitlines()[0].startswith("day,merchant,terminal")
+    assert admin.post(f"/v1/admin/settlement/{day}/close", {}).status_code == 409  # not ended

@@ -15,7 +15,8 @@ from duopass.server.store.tables import Account, Transaction
 
 
 def business_date(when: int, zone: ZoneInfo) -> str:
-    """The settlement day a time falls on in the issuer's time zone."""
+    """The day a time falls on in the issuer's time zone. A movement settles on the day it is
+    booked (not the day it happened on a terminal), so a closed day never changes."""
     return datetime.fromtimestamp(when, zone).date().isoformat()
 
 
@@ -75,7 +76,7 @@ def post(
             "request_id": request_id,
             "created_at": now,
             "occurred_at": occurred_at,
-            "business_date": business_date(occurred_at, zone),
+            "business_date": business_date(now, zone),
             "terminal_id": terminal_id,
             "memo": memo[:200],
         },

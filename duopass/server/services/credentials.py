@@ -183,7 +183,7 @@ def _supersede(
         after = outstanding(session, old, upto=release_mark)
         releasable = (before - after) * old.txmax
     old.state = "superseded"
-    old.mark, old.release_mark = wallet_mark, release_mark
+    old.mark, old.release_mark, old.released = wallet_mark, release_mark, releasable
     accounts.change_held(session, account.id, -releasable)
     account.unconfirmed_released += releasable
     trustlog.record(session, "revoke", cti=old.cti, until=old.exp)

@@ -55,8 +55,8 @@ class Transaction(Base):
     """When the server booked it (Unix seconds)."""
     occurred_at: Mapped[int] = mapped_column(BigInteger)
     """When it happened on the device (the scan time), shown to holders."""
-    business_date: Mapped[str] = mapped_column(String(10))
-    """The settlement day it is posted on, in the issuer's time zone (YYYY-MM-DD)."""
+    business_date: Mapped[str] = mapped_column(String(10), index=True)
+    """The settlement day it is booked on, in the issuer's time zone (YYYY-MM-DD)."""
     terminal_id: Mapped[str | None] = mapped_column(String(64))
     memo: Mapped[str] = mapped_column(String(200), default="")
 
@@ -122,6 +122,9 @@ class Credential(Base):
     offline: Mapped[bool] = mapped_column(Boolean, default=True)
     """False: no funds to hold, so listed as revoked in bundles and payable online only."""
     issued_day: Mapped[str] = mapped_column(String(10), default="")
+    released: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Holds released at refresh on the wallet's word, confirmed when the credential is past
+    its late window (§4.2: at most the overdraft unconfirmed at once)."""
     lost_at: Mapped[int | None] = mapped_column(BigInteger)
     """When a loss report revoked it: later acceptances cost the holder at most the holds (§6)."""
     __table_args__ = (
@@ -252,6 +255,18 @@ class Alert(Base):
         CheckConstraint("pending >= 0", name="alert_pending"),
         Index("alerts_state", "state", "id"),
     )
+
+
+class Settlement(Base):
+    """A closed settlement day: its totals as reported, and the ledger entry that records them."""
+
+    __tablename__ = "settlements"
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    closed_at: Mapped[int] = mapped_column(BigInteger)
+    closed_by: Mapped[int] = mapped_column(Integer)
+    report_sha256: Mapped[bytes] = mapped_column(LargeBinary(32))
+    """SHA-256 of the day's CSV report as closed."""
+    ledger_index: Mapped[int] = mapped_column(BigInteger)
 
 
 class TrustChange(Base):

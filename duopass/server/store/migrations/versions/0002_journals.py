@@ -16,12 +16,25 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
-_EVIDENCE = ("journal_batches", "journal_entries")
+_EVIDENCE = ("journal_batches", "journal_entries", "settlements")
 
 
 def upgrade() -> None:
     zero = sa.text("0")
     op.add_column("credentials", sa.Column("lost_at", sa.BigInteger(), nullable=True))
+    op.add_column(
+        "credentials", sa.Column("released", sa.BigInteger(), nullable=False, server_default=zero)
+    )
+    op.create_index("ix_transactions_business_date", "transactions", ["business_date"])
+    op.create_table(
+        "settlements",
+        sa.Column("day", sa.String(length=10), nullable=False),
+        sa.Column("closed_at", sa.BigInteger(), nullable=False),
+        sa.Column("closed_by", sa.Integer(), nullable=False),
+        sa.Column("report_sha256", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("ledger_index", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("day"),
+    )
     op.add_column(
         "counters_seen", sa.Column("amount", sa.BigInteger(), nullable=False, server_default=zero)
     )
@@ -104,5 +117,8 @@ def downgrade() -> None:
         batch.drop_column("transaction_id")
         batch.drop_column("hold")
         batch.drop_column("amount")
+    op.drop_table("settlements")
+    op.drop_index("ix_transactions_business_date", table_name="transactions")
     with op.batch_alter_table("credentials") as batch:
+        batch.drop_column("released")
         batch.drop_column("lost_at")

@@ -1,0 +1,144 @@
+"""Daily settlement per merchant and terminal: what each till took, voided and was credited from
+pending on one booking day, from the postings themselves, so the totals are the books' own.
+
+A movement settles on the day it is booked (an offline payment uploaded on Tuesday settles on
+Tuesday), so a day never changes once it has ended. Closing a day records the report's digest
+and totals in the ledger (§7: settlement is a lifecycle event).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from duopass.server.config import Settings
+from duopass.server.errors import Code, Problem
+from duopass.server.services import accounts, ledger
+from duopass.server.store.tables import Account, Posting, Settlement, Transaction
+
+COLUMNS = (
+    "day",
+    "merchant",
+    "terminal",
+    "currency",
+    "payments",
+    "count",
+    "voids",
+    "pending",
+    "refunds",
+    "other",
+    "net",
+)
+_BUCKETS = {"payment": "payments", "void": "voids", "pending": "pending", "refund": "refunds"}
+
+
+@dataclass
+class Line:
+    """One merchant's takings at one terminal (terminal "" for movements without one)."""
+
+    merchant: str
+    terminal: str
+    currency: str
+    payments: int = 0
+    count: int = 0
+    voids: int = 0
+    pending: int = 0
+    refunds: int = 0
+    other: int = 0
+
+    @property
+    def net(self) -> int:
+        return self.payments + self.voids + self.pending + self.refunds + self.other
+
+
+def report(session: Session, day: str) -> list[Line]:
+    """Every merchant posting booked on `day`, by merchant and terminal, in minor units."""
+    _check_day(day)
+    rows = session.execute(
+        select(
+            Account.name,
+            Account.currency,
+            Transaction.terminal_id,
+            Transaction.kind,
+            func.sum(Posting.amount),
+            func.count(Posting.id),
+        )
+        .join(Posting, Posting.transaction_id == Transaction.id)
+        .join(Account, Account.id == Posting.account_id)
+        .where(Transaction.business_date == day, Account.kind == "merchant")
+        .group_by(Account.name, Account.currency, Transaction.terminal_id, Transaction.kind)
+    ).all()
+    lines: dict[tuple[str, str], Line] = {}
+    for name, currency, terminal, kind, amount, count in rows:
+        key = (name.removeprefix("merchant:"), terminal or "")
+        line = lines.setdefault(key, Line(key[0], key[1], currency))
+        bucket = _BUCKETS.get(kind, "other")
+        setattr(line, bucket, getattr(line, bucket) + int(amount))
+        if kind == "payment":
+            line.count += int(count)
+    return [lines[key] for key in sorted(lines)]
+
+
+def to_csv(day: str, lines: list[Line]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for line in lines:
+        writer.writerow(
+            (
+                day,
+                line.merchant,
+                line.terminal,
+                line.currency,
+                line.payments,
+                line.count,
+                line.voids,
+                line.pending,
+                line.refunds,
+                line.other,
+                line.net,
+            )
+        )
+    return out.getvalue()
+
+
+def close(session: Session, settings: Settings, *, day: str, by: int, now: int) -> Settlement:
+    """Close an ended day: its report's digest and per-merchant totals go into the ledger.
+    Closing again returns the first closing."""
+    _check_day(day)
+    earlier = session.get(Settlement, day)
+    if earlier is not None:
+        return earlier
+    if day >= accounts.business_date(now, settings.zone):
+        raise Problem(Code.CONFLICT, "a day is closed once it has ended")
+    lines = report(session, day)
+    digest = hashlib.sha256(to_csv(day, lines).encode()).digest()
+    totals: dict[str, int] = {}
+    for line in lines:
+        totals[line.merchant] = totals.get(line.merchant, 0) + line.net
+    index = ledger.append(
+        session,
+        "settlement",
+        now,
+        settings.issuer,
+        {"day": day, "report": digest, "merchants": [[m, n] for m, n in sorted(totals.items())]},
+    )
+    closed = Settlement(
+        day=day, closed_at=now, closed_by=by, report_sha256=digest, ledger_index=index
+    )
+    session.add(closed)
+    return closed
+
+
+def _check_day(day: str) -> None:
+    try:
+        if date.fromisoformat(day).isoformat() != day:
+            raise ValueError(day)
+    except ValueError as exc:
+        raise Problem(Code.INVALID_REQUEST, "day is YYYY-MM-DD") from exc
