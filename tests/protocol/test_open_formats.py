@@ -6,12 +6,25 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from duopass.protocol import SigningKey
 from duopass.protocol.bundle import Bundle, BundleError, apply_bundle, encode_bundle, open_bundle
+from duopass.protocol.cbor import MalformedError, dumps, loads
+from duopass.protocol.journal import (
+    BATCH_BYTES_MAX,
+    GENESIS,
+    Entry,
+    JournalError,
+    encode_batch,
+    encode_entry,
+    open_batch,
+    parse_entry,
+)
 from duopass.protocol.keys import KeyId
+from duopass.protocol.reasons import Reason
 from duopass.protocol.requests import (
     enrolment_message,
     request_message,
@@ -19,6 +32,7 @@ from duopass.protocol.requests import (
     verify_request,
 )
 from duopass.protocol.trust import Policy, TrustKey
+from duopass.protocol.verify import Mode
 
 VECTORS = Path(__file__).resolve().parents[2] / "docs" / "vectors"
 BUNDLES = json.loads((VECTORS / "bundles.json").read_text())
@@ -128,3 +142,84 @@ def test_terminal_requests_are_byte_exact_and_verify():
     assert verify_request(key.public, body=body, now=REQUESTS["time"] + 300, **check)
     assert not verify_request(key.public, body=body, now=REQUESTS["time"] + 301, **check)
     assert not verify_request(key.public, body=body + b" ", now=REQUESTS["time"], **check)
+
+
+JOURNAL = json.loads((VECTORS / "journal.json").read_text())
+TERMINAL = SigningKey(bytes.fromhex(JOURNAL["terminal_seed_hex"]))
+
+
+def _entry(fields: dict[str, Any]) -> Entry:
+    return Entry(
+        seq=fields["seq"],
+        scanned_at=fields["scanned_at"],
+        clock_offset=fields["clock_offset"],
+        mode=Mode(fields["mode"]),
+        amount=fields["amount"],
+        currency=fields["currency"],
+        venue=fields["venue"],
+        verdict=Reason(fields["verdict"]),
+        online=fields["online"],
+        tried=fields["tried"],
+        bundle_seq=fields["bundle_seq"],
+        code=fields["code"],
+    )
+
+
+def test_journal_entries_and_batches_are_byte_exact():
+    assert TERMINAL.public.hex() == JOURNAL["terminal_public_hex"]
+    entries = {}
+    for fields in JOURNAL["entries"]:
+        data = encode_entry(_entry(fields))
+        assert data.hex() == fields["bytes_hex"]
+        assert parse_entry(data) == _entry(fields)
+        entries[fields["seq"]] = data
+    prev = GENESIS
+    for expected in JOURNAL["batches"]:
+        data = encode_batch(
+            TERMINAL,
+            JOURNAL["terminal_id"],
+            first=expected["first"],
+            prev=prev,
+            entries=[entries[seq] for seq in expected["entries"]],
+        )
+        assert data.hex() == expected["bytes_hex"]
+        batch = open_batch(data, TERMINAL.public)
+        assert batch.prev.hex() == expected["prev_hex"]
+        assert batch.digest.hex() == expected["sha256_hex"]
+        assert batch.entries == tuple(entries[seq] for seq in expected["entries"])
+        prev = batch.digest
+
+
+def test_a_batch_is_refused_as_a_whole_only_for_its_envelope():
+    data = bytes.fromhex(JOURNAL["batches"][0]["bytes_hex"])
+    with pytest.raises(JournalError, match="this terminal"):
+        open_batch(data, SigningKey(bytes(32)).public)
+    tampered = bytearray(data)
+    tampered[-70] ^= 1  # a byte of the payload: the signature no longer covers it
+    with pytest.raises(JournalError):
+        open_batch(bytes(tampered), TERMINAL.public)
+    with pytest.raises(JournalError, match="too large"):
+        open_batch(b"\x00" * (BATCH_BYTES_MAX + 1), TERMINAL.public)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {1: 0},  # seq starts at 1
+        {4: "refund"},
+        {8: "MAYBE"},
+        {9: 2},
+        {12: ""},
+        {5: None},  # a payment without an amount
+        {13: 1},  # a field nobody defined
+    ],
+)
+def test_a_malformed_entry_is_refused_alone(change: dict[int, Any]):
+    body = dict(loads(bytes.fromhex(JOURNAL["entries"][0]["bytes_hex"])))
+    for key, value in change.items():
+        if value is None:
+            body.pop(key)
+        else:
+            body[key] = value
+    with pytest.raises(MalformedError):
+        parse_entry(dumps(body))
