@@ -151,13 +151,17 @@ def outstanding(session: Session, credential: Credential, *, upto: int | None = 
     return limit + 1 - (seen or 0)
 
 
-def is_held(session: Session, credential: Credential, ctr: int) -> bool:
-    """Whether counter `ctr` of the credential still holds `txmax` (§4.1)."""
+def holds(credential: Credential, ctr: int) -> bool:
+    """Whether counter `ctr` of the credential holds `txmax` until it is seen (§4.1): within
+    `uses`, not released at a refresh, and the credential's holds not released by the sweep."""
     if not credential.offline or credential.holds_released or ctr >= credential.uses:
         return False
-    if credential.release_mark is not None and ctr > credential.release_mark:
-        return False
-    return session.get(CounterSeen, (credential.cti, ctr)) is None
+    return credential.release_mark is None or ctr <= credential.release_mark
+
+
+def is_held(session: Session, credential: Credential, ctr: int) -> bool:
+    """Whether counter `ctr` of the credential still holds `txmax` (§4.1)."""
+    return holds(credential, ctr) and session.get(CounterSeen, (credential.cti, ctr)) is None
 
 
 def _supersede(

@@ -68,18 +68,29 @@ def size(session: Session, *, lock: bool = False) -> int:
 def append(session: Session, event_type: str, time: int, iss: str, body: Mapping[str, Any]) -> int:
     """Append one event in the caller's transaction; returns its index (prepared SQL: this runs
     in every lifecycle event's transaction)."""
-    data = leaf_bytes(event_type, time, iss, body)
-    index = size(session, lock=True)
-    appended = CompactRange.read(_Nodes(session), index).append(hash_leaf(data))
-    assert appended.compact.size == index + 1, "the tree grows by one leaf"
-    session.execute(sql.INSERT_LEAF, {"index": index, "data": data})
-    nodes = [
-        {"level": n.node.level, "index": n.node.index, "hash": n.hash} for n in appended.stored
-    ]
+    return append_many(session, [leaf_bytes(event_type, time, iss, body)])
+
+
+def append_many(session: Session, leaves: Sequence[bytes]) -> int:
+    """Append leaves (from `leaf_bytes`) in order in the caller's transaction, with one read of
+    the tree's border and one write of each kind; returns the first one's index."""
+    first = size(session, lock=True)
+    compact = CompactRange.read(_Nodes(session), first)
+    nodes: list[dict[str, Any]] = []
+    for data in leaves:
+        appended = compact.append(hash_leaf(data))
+        compact = appended.compact
+        nodes.extend(
+            {"level": n.node.level, "index": n.node.index, "hash": n.hash} for n in appended.stored
+        )
+    assert compact.size == first + len(leaves), "the tree grows by one leaf each"
+    session.execute(
+        sql.INSERT_LEAF, [{"index": first + n, "data": data} for n, data in enumerate(leaves)]
+    )
     if nodes:
         session.execute(sql.INSERT_NODE, nodes)
-    session.execute(sql.SET_LEDGER_SIZE, {"value": index + 1})
-    return index
+    session.execute(sql.SET_LEDGER_SIZE, {"value": compact.size})
+    return first
 
 
 def root(session: Session, tree_size: int) -> RootHash:

@@ -1,0 +1,229 @@
+"""Journal ingestion: entries per second, durable, in batches of 500, each entry's signatures
+verified, against one raw libsodium verification measured in the same run (goal: <= 2x).
+
+The server's own path, in process: `open_batch` (the batch signature), then `journals.ingest` in
+one transaction per batch on a SQLite file with `synchronous=FULL` (one fsync per batch). Every
+entry is an offline payment with a fresh counter; 50 holders, so the issuer signature of each
+credential is verified once and cached (as a terminal does) while every device signature is
+verified. Rounds alternate with the baseline; each side's best round counts.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import nacl.bindings
+from sqlalchemy.orm import Session
+
+from bench.timing import parser, per_item, table, us
+from duopass.protocol import SigningKey, make_code
+from duopass.protocol.journal import (
+    BATCH_ENTRIES_MAX,
+    GENESIS,
+    Batch,
+    Entry,
+    batch_hash,
+    encode_batch,
+    encode_entry,
+    open_batch,
+)
+from duopass.protocol.reasons import Reason
+from duopass.protocol.requests import enrolment_message
+from duopass.protocol.verify import Mode
+from duopass.server.app import create_app
+from duopass.server.config import Settings
+from duopass.server.context import Context
+from duopass.server.keyring import Keyring
+from duopass.server.services import accounts, credentials, journals, people, terminals, topups
+from duopass.server.services.people import device_enrolment_message
+
+HOLDERS = 50
+TERMINAL = "till-bench"
+
+
+class Bench:
+    """A server database with holders, a till, and wallets that make codes."""
+
+    def __init__(self, directory: Path) -> None:
+        settings = Settings(
+            db_url=f"sqlite:///{directory / 'bench.db'}",
+            data_dir=directory / "data",
+            offline_uses=1000,
+            offline_txmax=100,
+        )
+        app = create_app(settings, keyring=Keyring.create(directory / "data", origin="b/ledger"))
+        self.ctx: Context = app.state.context
+        self.now = int(time.time())
+        self.wallets = [self._wallet(n) for n in range(HOLDERS)]
+        self.key = SigningKey.generate()
+        self._till()
+        self.seq, self.prev, self.ctr = 0, GENESIS, 0
+
+    def _wallet(self, n: int) -> tuple[bytes, SigningKey]:
+        ctx, device = self.ctx, SigningKey.generate()
+
+        def work(session: object) -> bytes:
+            s = session  # the unit's session
+            holder = people.create_holder(
+                s,  # type: ignore[arg-type]
+                ctx.keyring,
+                ctx.settings,
+                login=f"bench{n}",
+                person_id=f"p{n}",
+                password="bench-password",
+                overdraft=0,
+                now=self.now,
+                password_hash="-",
+            )
+            topups.top_up(
+                s,  # type: ignore[arg-type]
+                ctx.settings,
+                ctx.keyring,
+                holder,
+                amount=10**7,
+                request_id=f"bench-topup-{n}",
+                now=self.now,
+            )
+            proof = device.sign(device_enrolment_message(holder.login, device.public))
+            enrolled = people.enrol_device(
+                s,  # type: ignore[arg-type]
+                ctx.settings,
+                ctx.keyring,
+                holder,
+                public_key=device.public,
+                proof=proof,
+                now=self.now,
+            )
+            issued = credentials.sync(
+                s,  # type: ignore[arg-type]
+                ctx.keyring,
+                ctx.settings,
+                holder=holder,
+                device=enrolled,
+                request_id=f"bench-sync-{n}",
+                mark=None,
+                now=self.now,
+            )
+            return bytes(issued.credential.l1)
+
+        return self.ctx.run(work), device
+
+    def _till(self) -> None:
+        ctx = self.ctx
+
+        def work(session: object) -> None:
+            merchant = accounts.create_merchant(session, "bench", "CNY")  # type: ignore[arg-type]
+            code = terminals.create(
+                session,  # type: ignore[arg-type]
+                ctx.settings,
+                ctx.keyring,
+                terminal_id=TERMINAL,
+                mode="pay",
+                venue="canteen",
+                merchant_account_id=merchant,
+                currency="CNY",
+                event=None,
+                now=self.now,
+            )
+            terminals.enrol(
+                session,  # type: ignore[arg-type]
+                ctx.settings,
+                terminal_id=TERMINAL,
+                enrol_code=code,
+                public_key=self.key.public,
+                proof=self.key.sign(enrolment_message(TERMINAL, code, self.key.public)),
+                now=self.now,
+            )
+
+        ctx.run(work)
+
+    def batches(self, entries: int) -> list[bytes]:
+        """Signed batches of `entries` fresh offline payments, next in the chain."""
+        out: list[bytes] = []
+        pending: list[bytes] = []
+        first = self.seq + 1
+        for n in range(entries):
+            l1, device = self.wallets[n % HOLDERS]
+            ctr = self.ctr + n // HOLDERS
+            self.seq += 1
+            pending.append(
+                encode_entry(
+                    Entry(
+                        seq=self.seq,
+                        scanned_at=self.now,
+                        clock_offset=0,
+                        mode=Mode.PAY,
+                        amount=50,
+                        currency="CNY",
+                        venue="canteen",
+                        verdict=Reason.OK,
+                        online=False,
+                        tried=False,
+                        bundle_seq=0,
+                        code=make_code(l1, device, ctr=ctr, ts=self.now),
+                    )
+                )
+            )
+            if len(pending) == BATCH_ENTRIES_MAX or n == entries - 1:
+                data = encode_batch(
+                    self.key, TERMINAL, first=first, prev=self.prev, entries=pending
+                )
+                out.append(data)
+                self.prev, first, pending = batch_hash(data), self.seq + 1, []
+        self.ctr += -(-entries // HOLDERS)
+        return out
+
+    def ingest(self, batches: list[bytes]) -> None:
+        ctx = self.ctx
+        for data in batches:
+            batch = open_batch(data, self.key.public)
+
+            def work(session: Session, batch: Batch = batch, data: bytes = data) -> dict[str, Any]:
+                return journals.ingest(
+                    session,
+                    ctx.keyring,
+                    ctx.settings,
+                    terminal_id=TERMINAL,
+                    batch=batch,
+                    data=data,
+                    now=self.now,
+                )
+
+            answer = ctx.run(work)
+            assert not answer["rejected"] and not answer["duplicates"], answer
+
+
+def main() -> None:
+    args = parser(__doc__ or "").parse_args()
+    entries, rounds = (500, 1) if args.quick else (5_000, 3)
+    with tempfile.TemporaryDirectory() as tmp:
+        bench = Bench(Path(tmp))
+        public, secret = nacl.bindings.crypto_sign_keypair()
+        raw = [nacl.bindings.crypto_sign(n.to_bytes(64, "big"), secret) for n in range(entries)]
+
+        def raw_verify() -> None:
+            for message in raw:
+                nacl.bindings.crypto_sign_open(message, public)
+
+        best_raw, best_ingest = float("inf"), float("inf")
+        for _ in range(rounds):
+            best_raw = min(best_raw, per_item(raw_verify, entries))
+            batches = bench.batches(entries)
+            best_ingest = min(best_ingest, per_item(partial(bench.ingest, batches), entries))
+    ratio = best_ingest / best_raw
+    print(f"journal ingestion, {entries} entries a round in batches of {BATCH_ENTRIES_MAX}:")
+    table(
+        [
+            ("one raw libsodium verification", us(best_raw)),
+            ("ingestion per entry", f"{us(best_ingest)}  = {1 / best_ingest:,.0f} entries/s"),
+        ]
+    )
+    print(f"RATIO journal_entry_vs_raw_verify {ratio:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""What one journal batch refers to, read in a few queries before any of its entries is settled:
+the server's online verdicts for its seqs, the credentials and holders its codes name, the
+counters of those credentials already accepted, and the revocations and freezes that the bundles
+the entries name carried. Settling 500 entries then costs a handful of reads, not thousands.
+
+Also the re-check of §5.3 (both signatures, §3 at the scan time), with verified credentials
+cached by their exact bytes as a terminal caches them: the server's signing keys never change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from duopass.protocol.cbor import MalformedError
+from duopass.protocol.code import Code, FormatError, decode_code
+from duopass.protocol.code import Credential as Decoded
+from duopass.protocol.journal import Entry, parse_entry
+from duopass.protocol.memory import MemoryStore
+from duopass.protocol.reasons import Reason
+from duopass.protocol.trust import Policy
+from duopass.protocol.verify import TerminalConfig, verify_code
+from duopass.server.config import Settings
+from duopass.server.services import credentials
+from duopass.server.services.scans import ServerTrust
+from duopass.server.store.tables import CounterSeen, Credential, Holder, Scan, TrustChange
+
+_VERIFIED: dict[bytes, Decoded] = {}
+"""Credentials whose issuer signature verified, by their exact bytes (`verify_code` bounds it
+at L1_CACHE_ENTRIES_MAX, oldest out)."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One entry of the batch as received: parsed (or not) and its code decoded (or why not)."""
+
+    seq: int
+    raw: bytes
+    entry: Entry | None
+    code: Code | None = None
+    error: Reason | None = None
+
+
+def read_items(entries: Iterable[tuple[int, bytes]]) -> list[Item]:
+    """Parse each (seq, entry bytes) and decode its code; never raises."""
+    items = []
+    for seq, raw in entries:
+        try:
+            entry = parse_entry(raw)
+        except MalformedError:
+            entry = None
+        if entry is None or entry.seq != seq:
+            items.append(Item(seq, raw, None))
+            continue
+        try:
+            items.append(Item(seq, raw, entry, decode_code(entry.code, known=_VERIFIED)))
+        except FormatError:
+            items.append(Item(seq, raw, entry, error=Reason.FORMAT))
+        except MalformedError:
+            items.append(Item(seq, raw, entry, error=Reason.MALFORMED))
+    return items
+
+
+@dataclass
+class Seen:
+    """A counter accepted somewhere: the first acceptance settles against its hold (§4.4)."""
+
+    ts: int
+    terminal_id: str
+    seq: int
+    amount: int
+    hold: int
+
+
+class Refs:
+    """Everything the batch's entries refer to, read once."""
+
+    def __init__(
+        self, session: Session, settings: Settings, terminal_id: str, items: list[Item]
+    ) -> None:
+        seqs = [item.seq for item in items]
+        ctis = {
+            item.code.credential.claims.cti
+            for item in items
+            if item.code is not None and item.code.credential.claims.iss == settings.issuer
+        }
+        self.scans: dict[int, dict[str, Any]] = {
+            seq: json.loads(verdict)
+            for seq, verdict in session.execute(
+                select(Scan.seq, Scan.verdict).where(
+                    Scan.terminal_id == terminal_id, Scan.seq.between(min(seqs), max(seqs))
+                )
+            )
+        }
+        self.credentials: dict[bytes, Credential] = (
+            {
+                row.cti: row
+                for row in session.scalars(select(Credential).where(Credential.cti.in_(ctis)))
+            }
+            if ctis
+            else {}
+        )
+        holder_ids = {c.holder_id for c in self.credentials.values()}
+        self.holders: dict[int, Holder] = (
+            {
+                row.id: row
+                for row in session.scalars(select(Holder).where(Holder.id.in_(holder_ids)))
+            }
+            if holder_ids
+            else {}
+        )
+        self.counters: dict[tuple[bytes, int], Seen] = {}
+        self.revoked_at: dict[bytes, int] = {}
+        self.freezes: defaultdict[str, list[tuple[int, str]]] = defaultdict(list)
+        if not ctis:
+            return
+        for row in session.execute(
+            select(
+                CounterSeen.cti,
+                CounterSeen.ctr,
+                CounterSeen.ts,
+                CounterSeen.terminal_id,
+                CounterSeen.seq,
+                CounterSeen.amount,
+                CounterSeen.hold,
+            ).where(CounterSeen.cti.in_(ctis))
+        ):
+            self.counters[row.cti, row.ctr] = Seen(
+                row.ts, row.terminal_id, row.seq, row.amount, row.hold
+            )
+        for cti, seq in session.execute(
+            select(TrustChange.cti, TrustChange.seq).where(
+                TrustChange.cti.in_(ctis), TrustChange.change == "revoke"
+            )
+        ):
+            assert cti is not None
+            self.revoked_at[cti] = min(seq, self.revoked_at.get(cti, seq))
+        subs = {self.holders[c.holder_id].handle for c in self.credentials.values()}
+        for sub, seq, change in session.execute(
+            select(TrustChange.sub, TrustChange.seq, TrustChange.change).where(
+                TrustChange.sub.in_(subs), TrustChange.change.in_(("freeze", "unfreeze"))
+            )
+        ):
+            assert sub is not None
+            self.freezes[sub].append((seq, change))
+
+    def revoked_by_bundle(self, cti: bytes, sub: str, bundle_seq: int) -> bool:
+        """Whether the bundle version a terminal held had revoked the credential or frozen its
+        subject (§4.5)."""
+        if self.revoked_at.get(cti, bundle_seq + 1) <= bundle_seq:
+            return True
+        changes = [(seq, change) for seq, change in self.freezes.get(sub, ()) if seq <= bundle_seq]
+        return bool(changes) and max(changes)[1] == "freeze"
+
+    def is_held(self, credential: Credential, ctr: int) -> bool:
+        return credentials.holds(credential, ctr) and (credential.cti, ctr) not in self.counters
+
+
+def recheck(
+    session: Session, settings: Settings, terminal: Any, entry: Entry, code: Code
+) -> Reason:
+    """§3 again at the scan time (§5.3): signatures, windows, kind and scope against the
+    terminal's registered configuration, `ts` within freshness + skew of the scan time.
+    Revocations, freezes and counters are evidence here, not refusals: the caller checks them
+    against the bundle the entry names and the whole system's counters."""
+    if entry.mode.value not in (terminal.mode, "identity"):
+        return Reason.WRONG_KIND
+    if entry.venue != terminal.venue:
+        return Reason.OUT_OF_SCOPE
+    config = TerminalConfig(
+        mode=entry.mode, currency=terminal.currency, venue=terminal.venue, event=terminal.event
+    )
+    return verify_code(
+        code,
+        trust=_Recheck(session, settings, entry.server_time),
+        config=config,
+        memory=MemoryStore(),
+        now=entry.server_time,
+        amount=entry.amount,
+        verified=_VERIFIED,
+        online=True,  # check 18 is the caller's, after check 16's evidence
+    ).reason
+
+
+class _Recheck(ServerTrust):
+    """The server's keys, with revocations and freezes left to the evidence checks, and the
+    freshness check widened by the clock skew (§5.3: `ts` within freshness + skew)."""
+
+    def __init__(self, session: Session, settings: Settings, now: int) -> None:
+        super().__init__(session, settings, None, None, now)
+
+    def policy(self, iss: str) -> Policy:
+        base = Policy(static_tickets=self.settings.static_tickets)
+        return Policy(
+            static_tickets=base.static_tickets,
+            freshness_s=base.freshness_s + base.clock_skew_s,
+            clock_skew_s=base.clock_skew_s,
+        )
+
+    def is_revoked(self, iss: str, cti: bytes, ctr: int | None = None) -> bool:
+        return False
+
+    def is_frozen(self, iss: str, sub: str) -> bool:
+        return False
