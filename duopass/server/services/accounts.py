@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from duopass.server.errors import Code, Problem
@@ -29,6 +29,18 @@ def lock(session: Session, account_id: int) -> Account:
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one()
+
+
+def lock_all(session: Session, account_ids: Sequence[int]) -> None:
+    """Lock several accounts in id order, so that two units locking overlapping sets never
+    deadlock (SQLite: the database write lock already serialises)."""
+    if account_ids and session.get_bind().dialect.name != "sqlite":
+        session.execute(
+            select(Account.id)
+            .where(Account.id.in_(sorted(set(account_ids))))
+            .order_by(Account.id)
+            .with_for_update()
+        ).all()
 
 
 def free_funds(account: Account) -> int:
@@ -87,6 +99,78 @@ def post(
     )
     session.execute(sql.CHANGE_BALANCE, [{"id": a, "amount": m} for a, m in legs])
     return int(txn_id)
+
+
+class Movements:
+    """Movements booked together at the end of a unit (a journal batch): one INSERT of their
+    transactions (ids returned in order), one of their postings, and one UPDATE per account of
+    the summed balance and hold changes. `add` returns the movement's number, `write` the ids."""
+
+    def __init__(self, session: Session, *, now: int, zone: ZoneInfo) -> None:
+        self.session, self.now, self.day = session, now, business_date(now, zone)
+        self.transactions: list[dict[str, object]] = []
+        self.legs: list[list[tuple[int, int]]] = []
+        self.balance: dict[int, int] = {}
+        self.held: dict[int, int] = {}
+
+    def add(
+        self,
+        *,
+        kind: str,
+        legs: Sequence[tuple[int, int]],
+        occurred_at: int,
+        terminal_id: str | None = None,
+        memo: str = "",
+    ) -> int:
+        assert sum(amount for _, amount in legs) == 0, "postings must balance"
+        assert all(amount for _, amount in legs), "no empty legs"
+        self.transactions.append(
+            {
+                "kind": kind,
+                "request_id": None,
+                "created_at": self.now,
+                "occurred_at": occurred_at,
+                "business_date": self.day,
+                "terminal_id": terminal_id,
+                "memo": memo[:200],
+            }
+        )
+        self.legs.append(list(legs))
+        for account_id, amount in legs:
+            self.balance[account_id] = self.balance.get(account_id, 0) + amount
+        return len(self.transactions) - 1
+
+    def change_held(self, account_id: int, delta: int) -> None:
+        if delta:
+            self.held[account_id] = self.held.get(account_id, 0) + delta
+
+    def unwritten(self, account_id: int) -> tuple[int, int]:
+        """(balance, held) changes of an account not yet written."""
+        return self.balance.get(account_id, 0), self.held.get(account_id, 0)
+
+    def write(self) -> list[int]:
+        if not self.transactions:
+            return []
+        rows = self.session.execute(
+            insert(Transaction).returning(Transaction.id, sort_by_parameter_order=True),
+            self.transactions,
+        )
+        ids = [int(txn_id) for txn_id in rows.scalars()]
+        self.session.execute(
+            sql.INSERT_POSTING,
+            [
+                {"transaction_id": txn_id, "account_id": account_id, "amount": amount}
+                for txn_id, legs in zip(ids, self.legs, strict=True)
+                for account_id, amount in legs
+            ],
+        )
+        changed = [{"id": a, "amount": m} for a, m in sorted(self.balance.items()) if m]
+        if changed:
+            self.session.execute(sql.CHANGE_BALANCE, changed)
+        held = [{"id": a, "delta": d} for a, d in sorted(self.held.items()) if d]
+        if held:
+            self.session.execute(sql.CHANGE_HELD, held)
+        return ids
 
 
 def change_held(session: Session, account_id: int, delta: int) -> None:

@@ -99,10 +99,12 @@ class _Journal:
     ) -> None:
         self.session, self.keyring, self.settings = session, keyring, settings
         self.terminal, self.now = terminal, now
-        self.locked: dict[int, Account] = {}
+        self.books = accounts.Movements(session, now=now, zone=settings.zone)
+        """Every movement of the batch, written at the end: rows below name them by number."""
         self.counters: list[dict[str, Any]] = []
         self.entries: list[dict[str, Any]] = []
-        self.leaves: list[bytes] = []
+        self.leaves: list[tuple[str, dict[str, Any]]] = []
+        """(event type, body): a body's "transaction" is a movement number until written."""
 
     # -- the batch ---------------------------------------------------------------------------
 
@@ -131,6 +133,8 @@ class _Journal:
         self.refs = (
             Refs(session, self.settings, terminal.id, list(items.values())) if items else None
         )
+        if self.refs is not None:  # every account the batch may touch, locked in one order
+            accounts.lock_all(session, [h.account_id for h in self.refs.holders.values()])
         for seq, raw in enumerate(batch.entries, batch.first):
             stored = known.get(seq)
             if stored == raw:
@@ -154,23 +158,29 @@ class _Journal:
                 )
             if settled.reason is not None:
                 receipt.rejected.append({"seq": seq, "reason": settled.reason})
-        if self.entries:
+        if self.entries or self.books.transactions:
             self._write(batch)
             terminal.acked_seq = self._acked(terminal.acked_seq)
         receipt.acked_seq = terminal.acked_seq
         return receipt
 
     def _write(self, batch: Batch) -> None:
-        """What the batch created, a statement of each kind."""
+        """What the batch created, a statement of each kind; movement numbers become ids."""
         session = self.session
+        ids = self.books.write()
+
+        def resolved(row: dict[str, Any], key: str) -> dict[str, Any]:
+            number = row.get(key)
+            return row if number is None or number < 0 else {**row, key: ids[number]}
+
         if self.counters:
-            session.execute(sql.INSERT_COUNTER, self.counters)
-        session.execute(insert(JournalEntry), self.entries)
-        self.leaves.append(
-            ledger.leaf_bytes(
+            rows = [resolved(row, "transaction_id") for row in self.counters]
+            session.execute(sql.INSERT_COUNTER, rows)
+        if self.entries:
+            rows = [resolved(row, "transaction_id") for row in self.entries]
+            session.execute(insert(JournalEntry), rows)
+            self._leaf(
                 "journal_batch",
-                self.now,
-                self.settings.issuer,
                 {
                     "terminal": self.terminal.id,
                     "first": batch.first,
@@ -179,8 +189,13 @@ class _Journal:
                     "entries": len(self.entries),
                 },
             )
-        )
-        ledger.append_many(session, self.leaves)
+        issuer = self.settings.issuer
+        leaves = [
+            ledger.leaf_bytes(kind, self.now, issuer, resolved(body, "transaction"))
+            for kind, body in self.leaves
+        ]
+        if leaves:
+            ledger.append_many(session, leaves)
 
     def _store_batch(self, batch: Batch, data: bytes) -> int:
         """Keep the batch's bytes; a batch that skips entries or breaks the chain is an alert."""
@@ -293,21 +308,18 @@ class _Journal:
         if seen is None or (seen.terminal_id, seen.seq) != (self.terminal.id, entry.seq):
             return _Settled("confirmed")  # the server's acceptance moved nothing to reverse
         credential = self.refs.credentials[cti]
-        account = self._account(self.refs.holders[credential.holder_id])
+        account = self.refs.holders[credential.holder_id].account_id
         txn = None
         if seen.amount:
             assert self.terminal.merchant_account_id is not None
-            txn = accounts.post(
-                self.session,
+            txn = self.books.add(
                 kind="void",
                 legs=[(account, seen.amount), (self.terminal.merchant_account_id, -seen.amount)],
-                now=self.now,
                 occurred_at=entry.server_time,
-                zone=self.settings.zone,
                 terminal_id=self.terminal.id,
                 memo=f"void of seq {entry.seq}",
             )
-        accounts.change_held(self.session, account, seen.hold)
+        self.books.change_held(account, seen.hold)
         self.session.execute(
             delete(CounterSeen).where(CounterSeen.cti == cti, CounterSeen.ctr == ctr)
         )
@@ -373,8 +385,7 @@ class _Journal:
         if seen is not None:
             close = abs(ts - seen.ts) <= Policy().freshness_s
             evidence.append(Kind.RELAY_SUSPECTED if close else Kind.CLONE)
-            account = accounts.lock(self.session, holder.account_id)  # balances as they are now
-            if accounts.free_funds(account) < 0:
+            if self._free_funds(holder) < 0:
                 evidence.append(Kind.NEGATIVE_FUNDS)
         elif ctr is not None:
             self._seen(claims.cti, ctr, ts, entry, hold=hold, txn=txn)
@@ -415,19 +426,20 @@ class _Journal:
             }
         )
 
-    def _account(self, holder: Holder) -> int:
-        """The holder's account id, locked (once a batch) before its balance or holds change."""
-        if holder.account_id not in self.locked:
-            self.locked[holder.account_id] = accounts.lock(self.session, holder.account_id)
-        return holder.account_id
+    def _free_funds(self, holder: Holder) -> int:
+        """The holder's free funds now: as stored, plus what this batch has not written yet."""
+        stored = self.session.get(Account, holder.account_id, populate_existing=True)
+        assert stored is not None
+        balance, held = self.books.unwritten(stored.id)
+        return stored.balance + balance + stored.overdraft - stored.held - held
 
     def _charge(self, entry: Entry, credential: Credential, holder: Holder, hold: int) -> int:
         """Debit the holder (hold released; beyond free funds as debt) and credit the merchant.
         A lost credential's acceptance after the report costs the holder at most its hold; the
         rest is the loss account's (§6)."""
         assert entry.amount is not None and self.terminal.merchant_account_id is not None
-        account = self._account(holder)
-        accounts.change_held(self.session, account, -hold)
+        account = holder.account_id
+        self.books.change_held(account, -hold)
         holder_part = entry.amount
         if credential.lost_at is not None and entry.server_time >= credential.lost_at:
             holder_part = min(entry.amount, hold)
@@ -438,14 +450,8 @@ class _Journal:
             currency = self.terminal.currency or self.settings.currency
             loss = accounts.system_account(self.session, "loss", currency)
             legs.append((loss.id, holder_part - entry.amount))
-        return accounts.post(
-            self.session,
-            kind="payment",
-            legs=legs,
-            now=self.now,
-            occurred_at=entry.server_time,
-            zone=self.settings.zone,
-            terminal_id=self.terminal.id,
+        return self.books.add(
+            kind="payment", legs=legs, occurred_at=entry.server_time, terminal_id=self.terminal.id
         )
 
     def _pending(
@@ -471,20 +477,17 @@ class _Journal:
         assert entry.amount is not None and entry.currency is not None
         assert terminal.merchant_account_id is not None, "a till has a merchant"
         pending = accounts.system_account(self.session, "pending", entry.currency)
-        txn = accounts.post(
-            self.session,
+        txn = self.books.add(
             kind="pending",
             legs=[(pending.id, -entry.amount), (terminal.merchant_account_id, entry.amount)],
-            now=self.now,
             occurred_at=entry.server_time,
-            zone=self.settings.zone,
             terminal_id=terminal.id,
             memo=f"seq {entry.seq}",
         )
         return entry.amount, txn
 
     def _leaf(self, event_type: str, body: dict[str, Any]) -> None:
-        self.leaves.append(ledger.leaf_bytes(event_type, self.now, self.settings.issuer, body))
+        self.leaves.append((event_type, body))
 
     def _alert(
         self,
