@@ -103,7 +103,7 @@ def seed(ctx: Context, out: Path) -> dict[str, Any] | None:
         "holders": {
             "logins": f"student0000 .. student{HOLDERS - 1:04d}",
             "password": HOLDER_PASSWORD,
-            "first_handles": handles[:3],
+            "first_handles": handles[:10],
         },
         "merchants": merchants,
         "terminals": codes,

@@ -146,11 +146,11 @@ class Wallet:
     counter: int = 0
     handle: str = ""
     account_id: int = 0
+    password: str = ""
 
     def sign_in(self) -> None:
-        answer = self.http.post(
-            "/v1/session", json={"login": self.login, "password": f"pw-{self.login}-secret"}
-        )
+        password = self.password or f"pw-{self.login}-secret"
+        answer = self.http.post("/v1/session", json={"login": self.login, "password": password})
         assert answer.status_code == 200, answer.text
         self.auth = {"Authorization": f"Bearer {answer.json()['token']}"}
 
