@@ -256,8 +256,13 @@ def test_a_restored_copy_signs_nothing_until_a_sync(server, tmp_path):
     _refused(restored.show, Failure.RESTORED)
     copy = _wallet_cli(tmp_path / "restored", "code")
     assert copy.returncode == EXIT_STATUS[Failure.RESTORED] and "restored" in copy.stderr
+    # Its own refresh is retried as any other (the original's in-flight one never is).
+    _refused(Wallet(tmp_path / "restored", transport=_LoseAnswers()).sync, Failure.OFFLINE)
+    pending = restored.state.read().pending
+    assert pending is not None and pending.mark is None
+    issued = _server_credential(server, request_id=pending.request_id)
     held = restored.sync()
-    assert held.credential.claims.cti != old.credential.claims.cti
+    assert held.credential.claims.cti == issued.cti != old.credential.claims.cti
     # It sent no mark: the server releases nothing on the word of a copy.
     assert _server_credential(server, cti=old.credential.claims.cti).mark == 3
     assert restored.show().ctr == 0

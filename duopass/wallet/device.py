@@ -25,7 +25,8 @@ def load_key(path: Path) -> SigningKey:
             data = handle.read(KEY_FILE_BYTES_MAX + 1)
     except FileNotFoundError as exc:
         raise WalletError(
-            Failure.NOT_ENROLLED, "this wallet has no device key: run `duopass wallet enrol`"
+            Failure.STATE,
+            f"{path} is missing: this wallet cannot sign; enrol again in an empty --data-dir",
         ) from exc
     except OSError as exc:
         raise WalletError(Failure.STATE, f"{path}: {exc.strerror}") from exc

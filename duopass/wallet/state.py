@@ -15,13 +15,16 @@ fresh credential) the row stores `binding`, the machine id (`/etc/machine-id`) a
 number of the database file. SQLite never replaces its file, so the binding holds for the life
 of a wallet; a copy (a backup restored onto a new phone or disk, a copied home folder, `cp -a`
 of the data dir) has a new inode or another machine's id. A state whose binding differs is
-*restored*: it signs nothing, and its next sync forgets any refresh in flight (a retry could
-return a credential whose counters the original already showed) and sends no mark (it cannot
-know what the original displayed, so no holds are released on its word); the fresh credential
-rebinds the file. Chosen over a marker file outside the data dir because a home-folder backup
-would carry that marker along too. What it cannot see: a backup copied *into* the existing file
-(`cp backup wallet.db` keeps the inode) and a whole-disk or virtual-machine snapshot rolled
-back. A holder who does that on purpose controls their own wallet, which §4.6 bounds anyway.
+*restored*: it signs nothing, and its next sync forgets the original's refresh in flight (a
+retry could return a credential whose counters the original already showed; a request is
+stored with the binding it was made under, so the copy's own is retried as usual) and sends no
+mark (it cannot know what the original displayed, so no holds are released on its word); the
+fresh credential rebinds the file. Chosen over a marker file outside the data dir because a
+home-folder backup would carry that marker along too. What it cannot see: a backup copied
+*into* the existing file (`cp backup wallet.db` keeps the inode) and a whole-disk or
+virtual-machine snapshot rolled back; a holder who does that on purpose controls their own
+wallet, which §4.6 bounds anyway. The device number is left out: it can change at a reboot
+(some filesystems, removable or network disks), and a false alarm costs an online sync.
 """
 
 from __future__ import annotations
@@ -64,14 +67,14 @@ CREATE TABLE IF NOT EXISTS wallet (
     l1 BLOB, offline INTEGER,
     next_ctr INTEGER NOT NULL DEFAULT 0,
     ceiling INTEGER NOT NULL DEFAULT -1,
-    request_id TEXT, request_mark INTEGER,
+    request_id TEXT, request_mark INTEGER, request_binding TEXT,
     clock_server INTEGER, clock_wall REAL, clock_elapsed REAL, clock_boot TEXT
 )
 """
 _SELECT = (
     "SELECT binding, server, login, token, token_expires, device_id, l1, offline, next_ctr,"
-    " ceiling, request_id, request_mark, clock_server, clock_wall, clock_elapsed, clock_boot"
-    " FROM wallet WHERE id = 1"
+    " ceiling, request_id, request_mark, request_binding, clock_server, clock_wall,"
+    " clock_elapsed, clock_boot FROM wallet WHERE id = 1"
 )
 
 
@@ -105,10 +108,12 @@ class Held:
 
 @dataclass(frozen=True)
 class Pending:
-    """A sync request stored before it was sent: retried with the same id and mark."""
+    """A sync request stored before it was sent: retried with the same id and mark.
+    `binding` is where it was stored: a restored state does not retry the original's."""
 
     request_id: str
     mark: int | None
+    binding: str
 
 
 @dataclass(frozen=True)
@@ -152,14 +157,12 @@ class State:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         try:
             self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise WalletError(Failure.STATE, f"{self.path}: {exc}") from exc
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        try:
+            try:
+                yield self._db
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise WalletError(Failure.STATE, f"{self.path}: {exc}") from exc
@@ -183,7 +186,7 @@ class State:
             db.execute(
                 "UPDATE wallet SET server = ?, login = ?, token = ?, token_expires = ?,"
                 " device_id = ?, l1 = NULL, offline = NULL, next_ctr = 0, ceiling = -1,"
-                " request_id = NULL, request_mark = NULL WHERE id = 1",
+                " request_id = NULL, request_mark = NULL, request_binding = NULL WHERE id = 1",
                 (server, login, token, expires, device_id),
             )
 
@@ -211,17 +214,18 @@ class State:
         in the same transaction, before it is sent (§4.2)."""
         with self._transaction() as db:
             snapshot = self._read(db)
-            if snapshot.pending is not None and not snapshot.restored:
+            if snapshot.pending is not None and snapshot.pending.binding == self._binding:
                 return snapshot.pending
             held = snapshot.held
             mark: int | None = None
             if held is not None and not snapshot.restored and held.credential.claims.uses:
                 mark = min(held.next_ctr - 1 + REFRESH_RESERVE, held.ceiling)
                 db.execute("UPDATE wallet SET ceiling = ? WHERE id = 1", (mark,))
-            pending = Pending(secrets.token_hex(REQUEST_ID_BYTES), mark)
+            pending = Pending(secrets.token_hex(REQUEST_ID_BYTES), mark, self._binding)
             db.execute(
-                "UPDATE wallet SET request_id = ?, request_mark = ? WHERE id = 1",
-                (pending.request_id, pending.mark),
+                "UPDATE wallet SET request_id = ?, request_mark = ?, request_binding = ?"
+                " WHERE id = 1",
+                (pending.request_id, pending.mark, pending.binding),
             )
             return pending
 
@@ -247,7 +251,10 @@ class State:
                     (l1, int(offline), (uses or 0) - 1, self._binding),
                 )
             if ours:
-                db.execute("UPDATE wallet SET request_id = NULL, request_mark = NULL WHERE id = 1")
+                db.execute(
+                    "UPDATE wallet SET request_id = NULL, request_mark = NULL,"
+                    " request_binding = NULL WHERE id = 1"
+                )
             db.execute(
                 "UPDATE wallet SET clock_server = ?, clock_wall = ?, clock_elapsed = ?,"
                 " clock_boot = ? WHERE id = 1",
@@ -306,8 +313,8 @@ def decode_l1(l1: bytes) -> Credential:
 
 def _snapshot(row: tuple[object, ...], binding: str) -> Snapshot:
     (
-        bound, server, login, token, token_expires, device_id, l1, offline,
-        next_ctr, ceiling, request_id, request_mark, c_server, c_wall, c_elapsed, c_boot,
+        bound, server, login, token, token_expires, device_id, l1, offline, next_ctr, ceiling,
+        request_id, request_mark, request_binding, c_server, c_wall, c_elapsed, c_boot,
     ) = row  # fmt: skip
     account = None
     if device_id is not None:
@@ -330,7 +337,7 @@ def _snapshot(row: tuple[object, ...], binding: str) -> Snapshot:
     pending = None
     if request_id is not None:
         mark = _typed(request_mark, int) if request_mark is not None else None
-        pending = Pending(_typed(request_id, str), mark)
+        pending = Pending(_typed(request_id, str), mark, _typed(request_binding, str))
     clock = None
     if c_server is not None:
         boot = _typed(c_boot, str) if c_boot is not None else None
