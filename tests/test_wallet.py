@@ -283,6 +283,8 @@ def test_refusals_are_clear_and_distinct(server, tmp_path):
     garbage.mkdir()
     (garbage / "wallet.db").write_bytes(b"not a database" * 100)
     _refused(lambda: Wallet(garbage), Failure.STATE)
+    nowhere = _wallet_cli(tmp_path / "wallet", "code", "--png", str(tmp_path / "no" / "c.png"))
+    assert nowhere.returncode == 2 and nowhere.stdout == ""
     _refused(
         lambda: Wallet(tmp_path / "other").enrol(server="ftp://x", login="a", password="b"),
         Failure.REFUSED,

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -96,9 +97,9 @@ def sync(data_dir: DataDir = DEFAULT_DIR, timeout: Timeout = HTTP_TIMEOUT_DEFAUL
     """Fetch a fresh credential and the server's time (a refresh when one is held)."""
     with _wallet(data_dir, timeout) as wallet:
         held = wallet.sync()
-    claims = held.credential.claims
-    mode = "offline and online" if held.offline else "online only"
-    typer.echo(f"credential valid until {claims.exp} (Unix), {held.left} codes, {mode}", err=True)
+    until = datetime.fromtimestamp(held.credential.claims.exp, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    mode = "offline and online" if held.offline else "online only: no funds to hold"
+    typer.echo(f"credential valid until {until}, {held.left} codes, {mode}", err=True)
 
 
 @wallet_app.command()
@@ -126,6 +127,9 @@ def code(
     """
     draw = sys.stderr.isatty() if qr is None else qr
     frames = (count or _FRAMES_MAX) if watch else 1
+    if png is not None and not png.parent.is_dir():  # before a counter is used
+        typer.echo(f"duopass wallet: {png.parent}: no such folder", err=True)
+        raise typer.Exit(2)
     with _wallet(data_dir) as wallet:
         display = wallet.show()
         with suppress(KeyboardInterrupt):

@@ -20,7 +20,7 @@ from duopass.protocol.encoding import b64u_encode
 from duopass.protocol.keys import SigningKey
 from duopass.protocol.limits import FRESHNESS_DEFAULT_S
 from duopass.protocol.requests import device_enrolment_message
-from duopass.wallet.client import Client, SyncAnswer
+from duopass.wallet.client import Client, SyncAnswer, check_server_url
 from duopass.wallet.clock import Clock, ClockSample, SystemClock, server_now
 from duopass.wallet.device import load_key, load_or_create_key
 from duopass.wallet.errors import Failure, WalletError
@@ -98,16 +98,16 @@ class Wallet:
                 f"already enrolled at {account.server} as {account.login} (device"
                 f" {account.device_id}); use another --data-dir for another wallet",
             )
-        key = load_or_create_key(self.data_dir / KEY_FILE)
-        client = self._client(server)
+        client = self._client(server)  # refuses a bad URL before a key is made
         try:
+            key = load_or_create_key(self.data_dir / KEY_FILE)
             token, expires = client.sign_in(login, password, otp)
             proof = key.sign(device_enrolment_message(login, key.public))
             device_id = client.enrol_device(token, key.public, proof)
         finally:
             client.close()
         self.state.enrol(
-            server=server.rstrip("/"),
+            server=check_server_url(server),
             login=login,
             token=token,
             expires=expires,
