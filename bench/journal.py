@@ -32,14 +32,13 @@ from duopass.protocol.journal import (
     open_batch,
 )
 from duopass.protocol.reasons import Reason
-from duopass.protocol.requests import enrolment_message
+from duopass.protocol.requests import device_enrolment_message, enrolment_message
 from duopass.protocol.verify import Mode
 from duopass.server.app import create_app
 from duopass.server.config import Settings
 from duopass.server.context import Context
 from duopass.server.keyring import Keyring
 from duopass.server.services import accounts, credentials, journals, people, terminals, topups
-from duopass.server.services.people import device_enrolment_message
 
 HOLDERS = 50
 TERMINAL = "till-bench"

@@ -17,7 +17,7 @@ from PIL import Image
 
 from duopass.protocol.limits import IMAGE_FILE_BYTES_MAX
 
-__all__ = ["QrError", "Writer", "read_image", "read_image_file", "render_png"]
+__all__ = ["QrError", "Writer", "read_image", "read_image_file", "render_png", "render_terminal"]
 
 _IMAGE_PIXELS_MAX = 40_000_000
 _SIDE_MAX = 65_535
@@ -51,6 +51,14 @@ def render_png(
     pixels = np.repeat(np.repeat(padded, scale, axis=0), scale, axis=1)
     buffer = io.BytesIO()
     Image.fromarray(pixels, mode="L").save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def render_terminal(text: str, *, border: int = 2) -> str:
+    """The QR code for `text` as Unicode half blocks (two modules a character cell), for a
+    terminal; segno, as zxing-cpp writes no text."""
+    buffer = io.StringIO()
+    segno.make(text, error="m", micro=False).terminal(out=buffer, compact=True, border=border)
     return buffer.getvalue()
 
 

@@ -1,4 +1,5 @@
-"""The `duopass` command line: the conformance command, a decoder for people, keys and the demo."""
+"""The `duopass` command line: the conformance command, a decoder for people, keys, the demo,
+the server and the wallet."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from duopass.cli.output import code_json, verdict_json
 from duopass.cli.scanned import scanned_text
 from duopass.cli.serve import serve
 from duopass.cli.settlement import settlement
+from duopass.cli.wallet import wallet_app
 from duopass.protocol.cbor import MalformedError
 from duopass.protocol.code import FormatError, decode_code
 from duopass.protocol.keys import SigningKey
@@ -117,6 +119,7 @@ app.command()(demo)
 app.command()(serve)
 app.command()(audit)
 app.command()(settlement)
+app.add_typer(wallet_app, name="wallet")
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from duopass.protocol.keys import SigningKey, verify_signature
 
 __all__ = [
     "REQUEST_WINDOW_S",
+    "device_enrolment_message",
     "enrolment_message",
     "request_message",
     "sign_request",
@@ -40,6 +41,11 @@ def enrolment_message(terminal_id: str, enrol_code: str, public_key: bytes) -> b
         + b"\n"
         + public_key
     )
+
+
+def device_enrolment_message(login: str, public_key: bytes) -> bytes:
+    """What a wallet signs with its new device key to prove it holds it (docs/server.md)."""
+    return b"duopass-device-enrol-v1\n" + login.encode() + b"\n" + public_key
 
 
 def request_message(method: str, target: str, time: int, body: bytes) -> bytes:

@@ -22,13 +22,12 @@ from duopass.protocol import SigningKey, make_code
 from duopass.protocol.encoding import b64u_decode, b64u_encode
 from duopass.protocol.journal import GENESIS, Entry, batch_hash, encode_batch, encode_entry
 from duopass.protocol.reasons import Reason
-from duopass.protocol.requests import enrolment_message, sign_request
+from duopass.protocol.requests import device_enrolment_message, enrolment_message, sign_request
 from duopass.protocol.verify import Mode
 from duopass.server.app import create_app
 from duopass.server.config import Settings
 from duopass.server.context import Context
 from duopass.server.keyring import Keyring
-from duopass.server.services.people import device_enrolment_message
 from duopass.server.store.tables import Staff
 
 ADMIN_PASSWORD = "admin-password-for-tests"

@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from duopass.protocol.keys import is_usable_public_key, verify_signature
+from duopass.protocol.requests import device_enrolment_message
 from duopass.server.config import Settings
 from duopass.server.errors import Code, Problem
 from duopass.server.keyring import Keyring
@@ -22,11 +23,6 @@ from duopass.server.store.tables import Account, Credential, Device, Holder, Sta
 TOKEN_LIFETIME_S = 8 * 3600
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not a password anyone has")
-
-
-def device_enrolment_message(login: str, public_key: bytes) -> bytes:
-    """What a wallet signs with its new device key to prove it holds it."""
-    return b"duopass-device-enrol-v1\n" + login.encode() + b"\n" + public_key
 
 
 def create_holder(

@@ -1,0 +1,191 @@
+"""`duopass wallet ...`: the holder's wallet on the command line (docs/wallet.md).
+
+`code` prints exactly the DP1 text on standard output, one line a signature; the QR code for
+people goes to standard error (a terminal) or to a PNG file. Every refusal is one line on
+standard error and its own exit status (`duopass.wallet.EXIT_STATUS`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from duopass.qr import render_png, render_terminal
+from duopass.wallet import Display, Wallet, WalletError
+from duopass.wallet.limits import HTTP_TIMEOUT_DEFAULT_S, WATCH_INTERVAL_DEFAULT_S
+
+wallet_app = typer.Typer(
+    help="The holder's wallet: enrol a device, sync a credential, show codes offline.",
+    no_args_is_help=True,
+)
+
+_FRAMES_MAX = 10_000
+_CLEAR_SCREEN = "\x1b[H\x1b[2J"
+
+DataDir = Annotated[
+    Path,
+    typer.Option(
+        envvar="DUOPASS_WALLET_DIR",
+        help="the wallet's folder (device key, state)",
+        show_default=True,
+    ),
+]
+Timeout = Annotated[float, typer.Option(min=0.1, max=600, help="seconds to wait for the server")]
+Password = Annotated[
+    str,
+    typer.Option(
+        prompt=True,
+        hide_input=True,
+        envvar="DUOPASS_WALLET_PASSWORD",
+        help="the holder's password (asked for when not given)",
+    ),
+]
+Otp = Annotated[str | None, typer.Option(help="a one-time code, where one is enrolled (6 digits)")]
+DEFAULT_DIR = Path("~/.duopass-wallet")
+
+
+@contextmanager
+def _wallet(data_dir: Path, timeout: float = HTTP_TIMEOUT_DEFAULT_S) -> Iterator[Wallet]:
+    """The wallet in `data_dir`; a refusal becomes a message and its exit status."""
+    try:
+        with Wallet(data_dir.expanduser(), timeout=timeout) as wallet:
+            yield wallet
+    except WalletError as exc:
+        typer.echo(f"duopass wallet: {exc.message}", err=True)
+        raise typer.Exit(exc.exit_status) from exc
+
+
+@wallet_app.command()
+def enrol(
+    server: Annotated[str, typer.Option(help="the issuer server, e.g. http://127.0.0.1:8000")],
+    login: Annotated[str, typer.Option(help="the holder's login")],
+    password: Password,
+    otp: Otp = None,
+    data_dir: DataDir = DEFAULT_DIR,
+    timeout: Timeout = HTTP_TIMEOUT_DEFAULT_S,
+) -> None:
+    """Sign in, create the device key and register it with the server."""
+    with _wallet(data_dir, timeout) as wallet:
+        device_id = wallet.enrol(server=server, login=login, password=password, otp=otp)
+    typer.echo(f"enrolled as device {device_id}; next: duopass wallet sync", err=True)
+
+
+@wallet_app.command()
+def login(
+    password: Password,
+    otp: Otp = None,
+    data_dir: DataDir = DEFAULT_DIR,
+    timeout: Timeout = HTTP_TIMEOUT_DEFAULT_S,
+) -> None:
+    """Sign in again when the session has expired (the device stays enrolled)."""
+    with _wallet(data_dir, timeout) as wallet:
+        wallet.login(password=password, otp=otp)
+    typer.echo("signed in", err=True)
+
+
+@wallet_app.command()
+def sync(data_dir: DataDir = DEFAULT_DIR, timeout: Timeout = HTTP_TIMEOUT_DEFAULT_S) -> None:
+    """Fetch a fresh credential and the server's time (a refresh when one is held)."""
+    with _wallet(data_dir, timeout) as wallet:
+        held = wallet.sync()
+    until = datetime.fromtimestamp(held.credential.claims.exp, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    mode = "offline and online" if held.offline else "online only: no funds to hold"
+    typer.echo(f"credential valid until {until}, {held.left} codes, {mode}", err=True)
+
+
+@wallet_app.command()
+def code(
+    qr: Annotated[
+        bool | None,
+        typer.Option(help="draw the QR code on standard error [default: if it is a terminal]"),
+    ] = None,
+    png: Annotated[Path | None, typer.Option(help="also write the QR code to this PNG")] = None,
+    watch: Annotated[
+        bool, typer.Option(help="keep the code shown, re-signed with the time, until hidden")
+    ] = False,
+    interval: Annotated[
+        int, typer.Option(min=1, max=60, help="seconds between re-signatures (--watch)")
+    ] = WATCH_INTERVAL_DEFAULT_S,
+    count: Annotated[
+        int | None, typer.Option(min=1, max=_FRAMES_MAX, help="at most this many signatures")
+    ] = None,
+    data_dir: DataDir = DEFAULT_DIR,
+) -> None:
+    """Show a code: a new counter for this display, no network needed.
+
+    --watch re-signs the same counter with the time every --interval seconds while shown and
+    hides the code after the freshness window (PROTOCOL.md §2). Another code, another call.
+    """
+    draw = sys.stderr.isatty() if qr is None else qr
+    frames = (count or _FRAMES_MAX) if watch else 1
+    if png is not None and not png.parent.is_dir():  # before a counter is used
+        typer.echo(f"duopass wallet: {png.parent}: no such folder", err=True)
+        raise typer.Exit(2)
+    with _wallet(data_dir) as wallet:
+        display = wallet.show()
+        with suppress(KeyboardInterrupt):
+            _show(wallet, display, frames=frames, interval=interval, draw=draw, png=png)
+        if watch:
+            typer.echo("code hidden; `duopass wallet code` shows a new one", err=True)
+
+
+def _show(
+    wallet: Wallet, display: Display, *, frames: int, interval: int, draw: bool, png: Path | None
+) -> None:
+    for frame in range(frames):
+        now = wallet.now()
+        if frame and now >= display.hide_at:
+            return
+        text = display.text(now)
+        if png is not None:
+            _write_png(png, text)
+        if draw:
+            clear = _CLEAR_SCREEN if frames > 1 else ""
+            sys.stderr.write(clear + render_terminal(text))
+            sys.stderr.flush()
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+        if frame + 1 < frames:
+            time.sleep(max(0, min(interval, display.hide_at - now)))
+
+
+def _write_png(path: Path, text: str) -> None:
+    """Replace the image whole, so a viewer never reads half of one."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_bytes(render_png(text))
+        os.replace(temporary, path)
+    except OSError as exc:
+        typer.echo(f"duopass wallet: {path}: {exc.strerror}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@wallet_app.command()
+def status(
+    offline: Annotated[bool, typer.Option(help="do not ask the server for the funds")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+    data_dir: DataDir = DEFAULT_DIR,
+    timeout: Timeout = HTTP_TIMEOUT_DEFAULT_S,
+) -> None:
+    """The credential, codes left, expiry, a refresh in flight, and the free funds if online."""
+    with _wallet(data_dir, timeout) as wallet:
+        doc = wallet.status(online=not offline)
+    if as_json:
+        typer.echo(json.dumps(doc))
+        return
+    for name, value in doc.items():
+        if isinstance(value, dict):
+            typer.echo(f"{name}:")
+            for key, inner in value.items():
+                typer.echo(f"  {key}: {inner}")
+        else:
+            typer.echo(f"{name}: {value}")

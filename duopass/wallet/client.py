@@ -1,0 +1,184 @@
+"""The wallet's side of the holder endpoints (docs/server.md), over HTTP only.
+
+Every answer is read up to `RESPONSE_BYTES_MAX` and checked field by field before anything of
+it is believed; a problem document (RFC 9457) becomes a `WalletError` carrying its `detail`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from duopass.protocol.encoding import EncodingError, b64u_decode, b64u_encode
+from duopass.protocol.limits import USES_MAX
+from duopass.wallet.errors import Failure, WalletError
+from duopass.wallet.limits import (
+    L1_BYTES_MAX,
+    LOGIN_CHARS_MAX,
+    PASSWORD_CHARS_MAX,
+    RESPONSE_BYTES_MAX,
+    ROW_ID_MAX,
+    SERVER_URL_CHARS_MAX,
+    TIME_MAX,
+    TOKEN_CHARS_MAX,
+)
+
+__all__ = ["Client", "SyncAnswer", "check_server_url"]
+
+_TOKEN_TEXT = re.compile(r"[!-~]+")
+_DETAIL_CHARS_MAX = 300
+
+
+def check_server_url(url: str) -> str:
+    """The server's base URL without a trailing slash; http or https, nothing else."""
+    if len(url) > SERVER_URL_CHARS_MAX:
+        raise WalletError(Failure.REFUSED, "the server URL is too long")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise WalletError(Failure.REFUSED, f"not a server URL: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise WalletError(Failure.REFUSED, "the server URL must be http(s)://host[:port]")
+    if parts.query or parts.fragment:
+        raise WalletError(Failure.REFUSED, "the server URL takes no query or fragment")
+    return url.rstrip("/")
+
+
+@dataclass(frozen=True)
+class SyncAnswer:
+    """POST /v1/wallet/sync's answer, checked: the L1's bytes and what the server says of it."""
+
+    l1: bytes
+    cti: bytes
+    uses: int
+    exp: int
+    offline: bool
+    server_time: int
+
+
+class Client:
+    """One server, over httpx (a transport may be given, as tests do to lose answers)."""
+
+    def __init__(
+        self, server: str, *, timeout: float, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        self._http = httpx.Client(
+            base_url=check_server_url(server), timeout=timeout, transport=transport
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def sign_in(self, login: str, password: str, otp: str | None) -> tuple[str, int]:
+        """A session token and its expiry."""
+        if not 1 <= len(login) <= LOGIN_CHARS_MAX or not 1 <= len(password) <= PASSWORD_CHARS_MAX:
+            raise WalletError(Failure.REFUSED, "login or password empty or too long")
+        if otp is not None and re.fullmatch(r"[0-9]{6}", otp) is None:
+            raise WalletError(Failure.REFUSED, "a one-time code is 6 digits")
+        body: dict[str, Any] = {"login": login, "password": password}
+        if otp is not None:
+            body["otp"] = otp
+        answer = self._call("POST", "/v1/session", body, token=None)
+        token = answer.get("token")
+        if not isinstance(token, str) or not 1 <= len(token) <= TOKEN_CHARS_MAX:
+            raise _bad("token")
+        if _TOKEN_TEXT.fullmatch(token) is None:
+            raise _bad("token")
+        return token, _int(answer, "expires_at", 0, TIME_MAX)
+
+    def enrol_device(self, token: str, public_key: bytes, proof: bytes) -> int:
+        body = {"public_key": b64u_encode(public_key), "proof": b64u_encode(proof)}
+        answer = self._call("POST", "/v1/me/devices", body, token=token)
+        return _int(answer, "device_id", 1, ROW_ID_MAX)
+
+    def sync(self, token: str, device_id: int, request_id: str, mark: int | None) -> SyncAnswer:
+        body = {"device_id": device_id, "request_id": request_id, "mark": mark}
+        answer = self._call("POST", "/v1/wallet/sync", body, token=token)
+        return SyncAnswer(
+            l1=_b64u(answer, "credential", L1_BYTES_MAX),
+            cti=_b64u(answer, "cti", 64),
+            uses=_int(answer, "uses", 1, USES_MAX),
+            exp=_int(answer, "exp", 0, TIME_MAX),
+            offline=_bool(answer, "offline"),
+            server_time=_int(answer, "server_time", 0, TIME_MAX),
+        )
+
+    def account(self, token: str) -> dict[str, int | str]:
+        """The holder's balance, holds and free funds (the latest movements are left out)."""
+        answer = self._call("GET", "/v1/me/account", None, token=token)
+        currency = answer.get("currency")
+        if not isinstance(currency, str) or re.fullmatch(r"[A-Z]{3}", currency) is None:
+            raise _bad("currency")
+        amounts: dict[str, int | str] = {"currency": currency}
+        for name in ("balance", "overdraft", "held", "free_funds"):
+            amounts[name] = _int(answer, name, -(2**53), 2**53)
+        return amounts
+
+    def _call(
+        self, method: str, path: str, body: dict[str, Any] | None, *, token: str | None
+    ) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        try:
+            with self._http.stream(method, path, json=body, headers=headers) as response:
+                data = bytearray()
+                for chunk in response.iter_bytes():
+                    data += chunk
+                    if len(data) > RESPONSE_BYTES_MAX:
+                        raise WalletError(Failure.BAD_ANSWER, "the server's answer is too large")
+                status = response.status_code
+        except httpx.HTTPError as exc:
+            raise WalletError(
+                Failure.OFFLINE, f"cannot reach the server ({type(exc).__name__}): {exc}"
+            ) from exc
+        try:
+            document = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            document = None
+        if not isinstance(document, dict):
+            raise WalletError(Failure.BAD_ANSWER, f"the server answered {status} without JSON")
+        if status != httpx.codes.OK:
+            raise _problem(status, document)
+        return document
+
+
+def _problem(status: int, document: dict[str, Any]) -> WalletError:
+    code, detail = document.get("code"), document.get("detail")
+    code = code if isinstance(code, str) else str(status)
+    detail = detail if isinstance(detail, str) else "no detail"
+    text = f"the server refused ({code[:40]}): {detail[:_DETAIL_CHARS_MAX]}"
+    if code == "unauthenticated" and "token" in detail:
+        return WalletError(Failure.SIGNED_OUT, f"{text}; sign in again with `duopass wallet login`")
+    return WalletError(Failure.REFUSED, text)
+
+
+def _bad(name: str) -> WalletError:
+    return WalletError(Failure.BAD_ANSWER, f"the server's answer has no valid {name!r}")
+
+
+def _int(document: dict[str, Any], name: str, low: int, high: int) -> int:
+    value = document.get(name)
+    if type(value) is not int or not low <= value <= high:
+        raise _bad(name)
+    return value
+
+
+def _bool(document: dict[str, Any], name: str) -> bool:
+    value = document.get(name)
+    if type(value) is not bool:
+        raise _bad(name)
+    return value
+
+
+def _b64u(document: dict[str, Any], name: str, max_bytes: int) -> bytes:
+    value = document.get(name)
+    if not isinstance(value, str) or len(value) > (max_bytes * 4 + 2) // 3:
+        raise _bad(name)
+    try:
+        return b64u_decode(value)
+    except EncodingError as exc:
+        raise _bad(name) from exc

@@ -1,0 +1,31 @@
+"""Every limit of the wallet, named once, unit last: what it accepts from the server, its files
+and its user, and the constants of PROTOCOL.md it applies."""
+
+from __future__ import annotations
+
+from typing import Final
+
+REFRESH_RESERVE: Final = 2
+"""Added to the highest counter displayed to make a refresh's mark (§4.2's default)."""
+
+RESPONSE_BYTES_MAX: Final = 256 * 1024
+"""Largest answer read from the server; a sync answer is about 1 KiB."""
+SERVER_URL_CHARS_MAX: Final = 2048
+TOKEN_CHARS_MAX: Final = 512
+LOGIN_CHARS_MAX: Final = 64
+PASSWORD_CHARS_MAX: Final = 256
+"""As the server's request models allow."""
+L1_BYTES_MAX: Final = 1024
+"""Longest credential kept: a code of 1,200 base45 characters carries at most about 870 bytes."""
+ROW_ID_MAX: Final = 2**31 - 1
+"""Largest device id the server hands out."""
+TIME_MAX: Final = 2**40
+"""Latest time, in Unix seconds, believed from the server."""
+REQUEST_ID_BYTES: Final = 16
+"""Random bytes of a sync request id (sent as 32 hex characters)."""
+
+HTTP_TIMEOUT_DEFAULT_S: Final = 10.0
+LOCK_TIMEOUT_S: Final = 30.0
+"""How long one instance waits for another's counter transaction."""
+WATCH_INTERVAL_DEFAULT_S: Final = 5
+"""How often `code --watch` re-signs the displayed counter with a new `ts`."""

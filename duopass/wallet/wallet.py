@@ -1,0 +1,240 @@
+"""A wallet in its data directory: enrol, sign in, sync, show codes, report its status.
+
+The data directory (mode 0700) holds `device.jwk`, the device key (mode 0600, never sent
+anywhere), and `wallet.db`, the state (`state.py`). Codes need no network: only `enrol`,
+`login`, `sync` and `status` (for the funds) talk to the server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from duopass.protocol.cbor import MalformedError
+from duopass.protocol.code import make_code
+from duopass.protocol.encoding import b64u_encode
+from duopass.protocol.keys import SigningKey
+from duopass.protocol.limits import FRESHNESS_DEFAULT_S
+from duopass.protocol.requests import device_enrolment_message
+from duopass.wallet.client import Client, SyncAnswer, check_server_url
+from duopass.wallet.clock import Clock, ClockSample, SystemClock, server_now
+from duopass.wallet.device import load_key, load_or_create_key
+from duopass.wallet.errors import Failure, WalletError
+from duopass.wallet.limits import HTTP_TIMEOUT_DEFAULT_S
+from duopass.wallet.state import Account, Held, State, decode_l1, usable
+
+__all__ = ["Display", "Wallet"]
+
+KEY_FILE = "device.jwk"
+STATE_FILE = "wallet.db"
+
+
+@dataclass(frozen=True)
+class Display:
+    """One display of a code: one counter, re-signed with a new `ts` while shown (§2), hidden
+    at `hide_at` (server time). `ctr` is None for a static code."""
+
+    l1: bytes
+    key: SigningKey | None
+    ctr: int | None
+    hide_at: int
+
+    def text(self, ts: int) -> str:
+        """The DP1 text for wallet time `ts`."""
+        if self.key is None or self.ctr is None:
+            return make_code(self.l1, None)
+        return make_code(self.l1, self.key, ctr=self.ctr, ts=ts)
+
+
+class Wallet:
+    """One data directory. Use as a context manager; every method may raise `WalletError`."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        clock: Clock | None = None,
+        timeout: float = HTTP_TIMEOUT_DEFAULT_S,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        try:
+            data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WalletError(Failure.STATE, f"{data_dir}: {exc.strerror}") from exc
+        self.data_dir = data_dir
+        self.clock: Clock = clock or SystemClock()
+        self._timeout = timeout
+        self._transport = transport
+        self.state = State(data_dir / STATE_FILE)
+
+    def __enter__(self) -> Wallet:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.state.close()
+
+    def _client(self, server: str) -> Client:
+        return Client(server, timeout=self._timeout, transport=self._transport)
+
+    def now(self) -> int:
+        """The server's time as this wallet knows it (§2's `ts`)."""
+        return server_now(self.state.read().clock, self.clock)
+
+    def enrol(self, *, server: str, login: str, password: str, otp: str | None = None) -> int:
+        """Sign in, create the device key and register it with a proof of possession."""
+        account = self.state.read().account
+        if account is not None:
+            raise WalletError(
+                Failure.REFUSED,
+                f"already enrolled at {account.server} as {account.login} (device"
+                f" {account.device_id}); use another --data-dir for another wallet",
+            )
+        client = self._client(server)  # refuses a bad URL before a key is made
+        try:
+            key = load_or_create_key(self.data_dir / KEY_FILE)
+            token, expires = client.sign_in(login, password, otp)
+            proof = key.sign(device_enrolment_message(login, key.public))
+            device_id = client.enrol_device(token, key.public, proof)
+        finally:
+            client.close()
+        self.state.enrol(
+            server=check_server_url(server),
+            login=login,
+            token=token,
+            expires=expires,
+            device_id=device_id,
+        )
+        return device_id
+
+    def login(self, *, password: str, otp: str | None = None) -> None:
+        """A new session for an enrolled wallet (sessions last hours; the device stays)."""
+        account = self._account()
+        client = self._client(account.server)
+        try:
+            token, expires = client.sign_in(account.login, password, otp)
+        finally:
+            client.close()
+        self.state.set_session(token, expires)
+
+    def sync(self) -> Held:
+        """Fetch a credential and the server's time: a refresh with its request id and mark,
+        stored before sending and reused until an answer is stored (§4.2)."""
+        snapshot = self.state.read()
+        account = self._account()
+        if account.token is None or server_now(snapshot.clock, self.clock) >= account.token_expires:
+            raise WalletError(
+                Failure.SIGNED_OUT, "the session has expired: run `duopass wallet login`"
+            )
+        key = load_key(self.data_dir / KEY_FILE)
+        pending = self.state.begin_sync()
+        client = self._client(account.server)
+        try:
+            wall, elapsed = self.clock.wall(), self.clock.elapsed()
+            answer = client.sync(account.token, account.device_id, pending.request_id, pending.mark)
+            wall = (wall + self.clock.wall()) / 2  # the server read its clock in between
+            elapsed = (elapsed + self.clock.elapsed()) / 2
+        finally:
+            client.close()
+        _check_answer(answer, key)
+        sample = ClockSample(answer.server_time, wall, elapsed, self.clock.boot())
+        return self.state.finish_sync(
+            pending.request_id, l1=answer.l1, offline=answer.offline, clock=sample
+        )
+
+    def show(self) -> Display:
+        """A new display: the next counter, used durably before anything is signed (§2)."""
+        snapshot = self.state.read()
+        now = server_now(snapshot.clock, self.clock)
+        usable(snapshot, now)  # says why not before the key file is even read
+        key = load_key(self.data_dir / KEY_FILE)
+        held, ctr = self.state.reserve(now)
+        device_key = held.credential.claims.device_key
+        if device_key is not None and device_key != key.public:
+            raise WalletError(Failure.STATE, "the device key does not match the credential")
+        return Display(held.l1, key if ctr is not None else None, ctr, now + FRESHNESS_DEFAULT_S)
+
+    def status(self, *, online: bool) -> dict[str, Any]:
+        """What the wallet holds and may still do; the funds too when `online` and reachable."""
+        snapshot = self.state.read()
+        now = server_now(snapshot.clock, self.clock)
+        doc: dict[str, Any] = {"enrolled": snapshot.account is not None, "now": now}
+        if snapshot.account is not None:
+            account = snapshot.account
+            doc.update(server=account.server, login=account.login, device_id=account.device_id)
+            doc["signed_in"] = account.token is not None and now < account.token_expires
+        if snapshot.clock is not None:
+            doc["clock_offset_s"] = round(snapshot.clock.server - snapshot.clock.wall)
+        doc["restored"] = snapshot.restored
+        if snapshot.held is not None:
+            doc["credential"] = _held_json(snapshot.held, now)
+        if snapshot.pending is not None:
+            doc["refresh_pending"] = {
+                "request_id": snapshot.pending.request_id,
+                "mark": snapshot.pending.mark,
+            }
+        try:
+            usable(snapshot, now)
+            doc["codes"] = "ok"
+        except WalletError as exc:
+            doc["codes"] = exc.failure.value
+        if online and snapshot.account is not None and doc["signed_in"]:
+            doc["account"] = self._funds(snapshot.account)
+        return doc
+
+    def _funds(self, account: Account) -> dict[str, Any]:
+        assert account.token is not None
+        client = self._client(account.server)
+        try:
+            return dict(client.account(account.token))
+        except WalletError as exc:
+            return {"error": exc.failure.value, "message": exc.message}
+        finally:
+            client.close()
+
+    def _account(self) -> Account:
+        account = self.state.read().account
+        if account is None:
+            raise WalletError(
+                Failure.NOT_ENROLLED, "this wallet is not enrolled: run `duopass wallet enrol`"
+            )
+        return account
+
+
+def _check_answer(answer: SyncAnswer, key: SigningKey) -> None:
+    """The credential must be for this device and say what the answer says of it."""
+    try:
+        claims = decode_l1(answer.l1).claims
+    except MalformedError as exc:
+        raise WalletError(Failure.BAD_ANSWER, f"the credential is malformed: {exc}") from exc
+    if claims.device_key != key.public:
+        raise WalletError(Failure.BAD_ANSWER, "the credential is not bound to this device's key")
+    if (claims.cti, claims.uses, claims.exp) != (answer.cti, answer.uses, answer.exp):
+        raise WalletError(Failure.BAD_ANSWER, "the credential disagrees with the sync answer")
+
+
+def _held_json(held: Held, now: int) -> dict[str, Any]:
+    claims = held.credential.claims
+    return {
+        "iss": claims.iss,
+        "sub": claims.sub,
+        "cti": b64u_encode(claims.cti),
+        "kind": claims.kind.policy_name,
+        "uses": claims.uses,
+        "txmax": claims.txmax,
+        "cur": claims.cur,
+        "exp": claims.exp,
+        "expires_in_s": max(0, claims.exp - now),
+        "offline": held.offline,
+        "next_counter": held.next_ctr,
+        "ceiling": held.ceiling,
+        "left": held.left,
+    }
