@@ -161,3 +161,12 @@ def test_sync_retry_returns_the_same_credential(server):
     # The first credential's holds (all 9,000) were not released: a sync without a mark
     # releases nothing, so the new credential has nothing to hold and is for online use only.
     assert (held, first["offline"], first["uses"]) == (9_000, False, 1)
+
+
+def test_refreshes_are_limited_per_day(server):
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "rhea", balance=10_000)  # the day's issue
+    for _ in range(server.ctx.settings.refresh_max_per_day):
+        assert wallet.sync(mark=0).status_code == 200
+    refused = wallet.sync(mark=0)
+    assert refused.status_code == 429 and refused.json()["code"] == "refresh_limit"

@@ -51,20 +51,28 @@ def sync(
         raise Problem(Code.FROZEN, "the account is frozen pending review")
     account = accounts.lock(session, holder.account_id)
     today = accounts.business_date(now, settings.zone)
-    issued_today = session.scalar(
-        select(func.count())
-        .select_from(Credential)
-        .where(Credential.holder_id == holder.id, Credential.issued_day == today)
-    )
-    if (issued_today or 0) > settings.refresh_max_per_day:
-        raise Problem(Code.REFRESH_LIMIT, f"at most {settings.refresh_max_per_day} refreshes a day")
-    for old in session.scalars(
+    live = session.scalars(
         select(Credential).where(
             Credential.holder_id == holder.id,
             Credential.state == "live",
             Credential.kind == Kind.PURSE,
         )
-    ):
+    ).all()
+    if live:  # a refresh: at most refresh_max_per_day of them a day (§4.2)
+        refreshed_today = session.scalar(
+            select(func.count())
+            .select_from(Credential)
+            .where(
+                Credential.holder_id == holder.id,
+                Credential.issued_day == today,
+                Credential.refresh.is_(True),
+            )
+        )
+        if (refreshed_today or 0) >= settings.refresh_max_per_day:
+            raise Problem(
+                Code.REFRESH_LIMIT, f"at most {settings.refresh_max_per_day} refreshes a day"
+            )
+    for old in live:
         _supersede(session, settings, account, old, mark=mark, now=now)
     account = accounts.lock(session, holder.account_id)  # re-read after the releases
     uses, txmax, offline = _size(account, settings, holder)
@@ -96,6 +104,7 @@ def sync(
         request_id=request_id,
         offline=offline,
         issued_day=today,
+        refresh=bool(live),
     )
     session.add(credential)
     if offline:

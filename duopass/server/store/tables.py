@@ -122,6 +122,8 @@ class Credential(Base):
     offline: Mapped[bool] = mapped_column(Boolean, default=True)
     """False: no funds to hold, so listed as revoked in bundles and payable online only."""
     issued_day: Mapped[str] = mapped_column(String(10), default="")
+    refresh: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Issued by a refresh (it superseded a live credential): counted against the daily limit."""
     released: Mapped[int] = mapped_column(BigInteger, default=0)
     """Holds released at refresh on the wallet's word, confirmed when the credential is past
     its late window (§4.2: at most the overdraft unconfirmed at once)."""

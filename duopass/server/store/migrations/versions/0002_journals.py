@@ -23,6 +23,10 @@ def upgrade() -> None:
     zero = sa.text("0")
     op.add_column("credentials", sa.Column("lost_at", sa.BigInteger(), nullable=True))
     op.add_column(
+        "credentials",
+        sa.Column("refresh", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    op.add_column(
         "credentials", sa.Column("released", sa.BigInteger(), nullable=False, server_default=zero)
     )
     op.create_index("ix_transactions_business_date", "transactions", ["business_date"])
@@ -121,4 +125,5 @@ def downgrade() -> None:
     op.drop_index("ix_transactions_business_date", table_name="transactions")
     with op.batch_alter_table("credentials") as batch:
         batch.drop_column("released")
+        batch.drop_column("refresh")
         batch.drop_column("lost_at")
