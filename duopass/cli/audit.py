@@ -11,18 +11,13 @@ import base64
 import binascii
 import contextlib
 import os
-import sqlite3
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import typer
-from sqlalchemy import Engine, create_engine, select
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from duopass.ledger import LedgerError, NoteVerifier
 from duopass.ledger._text import b64encode
@@ -36,8 +31,9 @@ from duopass.ledger.audit import (
     parse_state,
 )
 from duopass.ledger.limits import NOTE_BYTES_MAX
-from duopass.server.services import ledger
-from duopass.server.store.tables import LedgerCheckpoint, LedgerLeaf, Meta
+
+if TYPE_CHECKING:
+    from duopass.cli.audit_db import LedgerDatabase
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 KEY_FILE_BYTES_MAX = 4096
@@ -117,70 +113,6 @@ def _decode_all(items: object, what: str) -> list[bytes]:
         return [base64.b64decode(item, validate=True) for item in items]
     except binascii.Error as exc:
         raise SourceError(f"{what}: not base64") from exc
-
-
-class _Database:
-    """The server's tables, opened read-only (SQLite `mode=ro`, PostgreSQL read-only sessions)."""
-
-    def __init__(self, url: str) -> None:
-        self.engine = _read_only_engine(url)
-        self.where = make_url(url).render_as_string(hide_password=True)
-        self.session = Session(self.engine)
-
-    def checkpoint(self) -> bytes | None:
-        """The latest checkpoint the server signed (it signs when asked, so it may lag the log)."""
-        return self.session.scalars(
-            select(LedgerCheckpoint.note).order_by(LedgerCheckpoint.size.desc()).limit(1)
-        ).first()
-
-    def log_size(self) -> int | None:
-        """The number of leaves, signed or not (the `ledger_size` row)."""
-        return self.session.scalars(select(Meta.value).where(Meta.name == ledger.SIZE)).first()
-
-    def entries(self, start: int, count: int, /) -> Sequence[bytes]:
-        rows = self.session.execute(
-            select(LedgerLeaf.index, LedgerLeaf.data)
-            .where(LedgerLeaf.index >= start, LedgerLeaf.index < start + count)
-            .order_by(LedgerLeaf.index)
-        ).all()
-        found = []
-        for expected, (index, data) in enumerate(rows, start):
-            if index != expected:  # a gap: the entries end here, the audit names the missing one
-                break
-            found.append(data)
-        return found
-
-    def consistency(self, old: int, new: int, /) -> Sequence[bytes]:
-        try:
-            return ledger.consistency(self.session, old, new)
-        except KeyError as exc:
-            raise SourceError(
-                f"the database lacks a tree node the proof {old}..{new} needs"
-            ) from exc
-
-    def close(self) -> None:
-        self.session.close()
-        self.engine.dispose()
-
-
-def _read_only_engine(url: str) -> Engine:
-    try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
-        raise SourceError(f"--db {url!r} is not a database URL", usage=True) from exc
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        if not parsed.database or parsed.database == ":memory:":
-            raise SourceError("--db needs a SQLite file: sqlite:///path.db", usage=True)
-        path = Path(parsed.database)
-        if not path.is_file():
-            raise SourceError(f"{path}: no such database file", usage=True)
-        uri = path.resolve().as_uri() + "?mode=ro"
-        return create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True))
-    if backend == "postgresql":
-        options = {"options": "-c default_transaction_read_only=on"}
-        return create_engine(parsed, connect_args=options)
-    raise SourceError(f"--db {url!r}: only sqlite:/// and postgresql:// are supported", usage=True)
 
 
 def _usage(message: str) -> typer.Exit:
@@ -310,15 +242,19 @@ def audit(
         except LedgerError as exc:
             raise _usage(f"state file {state}: {exc}") from exc
     try:
-        source: _Http | _Database = _Http(url) if url is not None else _Database(db or "")
+        source: _Http | LedgerDatabase
+        if url is not None:
+            source = _Http(url)
+        else:
+            from duopass.cli.audit_db import LedgerDatabase  # the database stack, only when used
+
+            source = LedgerDatabase(db or "")
     except SourceError as exc:
         raise _usage(str(exc)) from exc
     try:
         note = source.checkpoint()
         report = audit_log(note, source, verifier, trusted=trusted, page=page)
-        unsigned = source.log_size() if isinstance(source, _Database) else None
-    except SQLAlchemyError as exc:
-        raise _usage(f"cannot read {source.where}: {exc}") from exc
+        unsigned = None if isinstance(source, _Http) else source.log_size()
     except SourceError as exc:
         if exc.usage:
             raise _usage(str(exc)) from exc

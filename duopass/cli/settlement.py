@@ -8,12 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy import create_engine
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
-
-from duopass.server.errors import Problem
-from duopass.server.services import settlement as service
 
 
 def settlement(
@@ -25,6 +19,13 @@ def settlement(
     csv: Annotated[bool, typer.Option("--csv", help="CSV on standard output")] = False,
 ) -> None:
     """Print a day's settlement per merchant and terminal; totals are the postings' own."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.orm import Session
+
+    from duopass.server.errors import Problem
+    from duopass.server.services import settlement as service
+
     url = db or f"sqlite:///{data_dir / 'duopass.db'}"
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         typer.echo(f"duopass: no database at {url}", err=True)
