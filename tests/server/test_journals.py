@@ -3,8 +3,11 @@ the terminal's way, duplicates and conflicts, pending and review."""
 
 from __future__ import annotations
 
+import base64
 import time
 from typing import Any
+
+import cbor2
 
 from duopass.protocol import make_code
 from duopass.protocol.encoding import b64u_decode
@@ -16,6 +19,17 @@ def _alerts(admin, **query) -> list[dict[str, Any]]:
     answer = admin.http.get("/v1/admin/alerts", params=query, headers=admin.auth)
     assert answer.status_code == 200, answer.text
     return list(answer.json())
+
+
+def _ledger_payments(http, terminal: str) -> int:
+    """What the ledger says a terminal's payments came to (every leaf read and decoded)."""
+    leaves = http.get("/v1/ledger/entries", params={"start": 0}).json()["entries"]
+    total = 0
+    for text in leaves:
+        leaf = cbor2.loads(base64.b64decode(text))
+        if leaf[1] == "payment" and leaf[4]["terminal"] == terminal:
+            total += leaf[4]["amount"]
+    return total
 
 
 def test_an_offline_payment_is_booked_once_and_releases_its_hold(server):
@@ -185,7 +199,27 @@ def test_settlement_totals_are_the_merchants_postings(server):
     line = next(line for line in report["lines"] if line["terminal"] == "till-1")
     assert (line["payments"], line["count"], line["net"]) == (1_000, 2, 1_000)
     assert report["net"] == admin.account(merchant)["balance"]
+    assert line["payments"] == _ledger_payments(server.http, "till-1")
     csv = admin.http.get(f"/v1/admin/settlement/{day}?format=csv", headers=admin.auth)
     assert csv.headers["content-type"].startswith("text/csv")
     assert csv.text.splitlines()[0].startswith("day,merchant,terminal")
     assert admin.post(f"/v1/admin/settlement/{day}/close", {}).status_code == 409  # not ended
+
+
+def test_a_counter_above_the_refresh_mark_is_evidence_and_review_freezes(server):
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "xena", balance=10_000)
+    till, _ = enrolled_till(server.http, admin)
+    old = b64u_decode(wallet.credential["credential"])
+    assert wallet.sync(mark=1).status_code == 200  # the wallet promised no counter above 1
+    above = make_code(old, wallet.key, ctr=2, ts=int(time.time()))
+    assert till.journal([till.entry(above, seq=1)]).json()["rejected"] == []
+    alert = next(a for a in _alerts(admin) if a["kind"] == "above_mark")
+    assert alert["evidence"]["ctr"] == 2
+    frozen = admin.post(f"/v1/admin/alerts/{alert['id']}/review", {"action": "freeze"})
+    assert frozen.status_code == 200, frozen.text
+    # the evidence had already revoked the live credential; the freeze now refuses a new one
+    assert till.scan(wallet.code(), amount=100, seq=2)["reason"] == "REVOKED"
+    refused = wallet.sync()
+    assert refused.status_code == 403 and refused.json()["code"] == "frozen"
+    assert admin.books() == 0
