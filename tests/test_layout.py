@@ -48,3 +48,8 @@ def test_every_package_declares_its_public_surface():
     for init in PACKAGE.rglob("__init__.py"):
         tree = ast.parse(init.read_text())
         assert ast.get_docstring(tree), f"{init} has no docstring"
+
+
+def test_the_terminal_talks_to_the_server_over_http_only():
+    for module, names in _imports(PACKAGE / "terminal").items():
+        assert not any(name.startswith("duopass.server") for name in names), module

@@ -15,6 +15,7 @@ from duopass.cli.demo import demo
 from duopass.cli.output import code_json, verdict_json
 from duopass.cli.scanned import scanned_text
 from duopass.cli.serve import serve
+from duopass.cli.terminal import app as terminal_app
 from duopass.protocol.cbor import MalformedError
 from duopass.protocol.code import FormatError, decode_code
 from duopass.protocol.keys import SigningKey
@@ -115,6 +116,7 @@ def keygen(
 app.command()(demo)
 app.command()(serve)
 app.command()(audit)
+app.add_typer(terminal_app, name="terminal")
 
 
 def main() -> None:
