@@ -8,7 +8,9 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize("module", ["bench.verify", "bench.codegen", "bench.online"])
+@pytest.mark.parametrize(
+    "module", ["bench.verify", "bench.codegen", "bench.online", "bench.fallback"]
+)
 def test_benchmark_runs(module):
     done = subprocess.run(
         [sys.executable, "-m", module, "--quick"], capture_output=True, text=True, timeout=300

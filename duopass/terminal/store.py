@@ -247,7 +247,11 @@ class Store:
 
     def oldest_unacked(self) -> int | None:
         """The scan time (terminal clock) of the oldest entry the server has not acknowledged."""
-        row = self._db().execute("SELECT MIN(scanned_at) FROM journal").fetchone()
+        row = (
+            self._db()
+            .execute("SELECT MIN(scanned_at) FROM journal WHERE data IS NOT NULL")
+            .fetchone()
+        )
         return None if row is None or row[0] is None else int(row[0])
 
     def unsent(self) -> int:
