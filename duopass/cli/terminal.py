@@ -143,6 +143,8 @@ def run(
                 typer.echo("duopass terminal: line too long, ignored", err=True)
                 continue
             if not text:
+                if images:  # a frame without a code: nothing was scanned
+                    typer.echo("duopass terminal: no QR code in the image", err=True)
                 continue
             if till and (keyed_now := parse_amount(text)) is not None:
                 if not 1 <= keyed_now <= AMOUNT_MAX:

@@ -131,7 +131,7 @@ class Terminal:
             timeout_s=self.settings.upload_timeout_s,
         )
         self._threads = [
-            _Periodic("duopass-bundles", self.settings.bundle_s, self.bundles.try_sync),
+            _Periodic("duopass-bundles", self.settings.bundle_s, self._sync),
             _Periodic("duopass-upload", self.settings.upload_s, self.try_upload),
         ]
         for thread in self._threads:
@@ -151,9 +151,15 @@ class Terminal:
 
     def start(self) -> None:
         """The background threads: probe, bundle sync (at once), uploader (at once)."""
+        self._link_changed(self.link.state)
         self.link.start()
         for thread in self._threads:
             thread.start()
+
+    def _sync(self) -> bool:
+        """The bundle job: the trust bundle, and acceptances past their `keep_until` dropped."""
+        self.store.forget_until(int(time.time()) + self.client.offset)
+        return self.bundles.try_sync()
 
     def try_upload(self) -> bool:
         try:

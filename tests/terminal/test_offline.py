@@ -4,16 +4,18 @@ limits (§3 check 18, §5.5) and only bundles signed by the pinned root key."""
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 
 from duopass.protocol import SigningKey
 from duopass.protocol.bundle import BundleError
 from duopass.protocol.reasons import Reason
+from duopass.qr import render_png
 from duopass.terminal import Settings, Terminal, enrol, parse_amount, read_lines
 from duopass.terminal.store import KEY_NAME
 from tests.server.harness import ready_wallet
-from tests.terminal.conftest import server_acked, till_code
+from tests.terminal.conftest import cli, server_acked, till_code
 from tests.terminal.proxy import Mode
 
 OFFLINE = Settings(timeout_s=0.3)
@@ -126,3 +128,22 @@ def test_lines_lose_their_line_ending_and_nothing_else():
 )
 def test_amounts_keyed_in(line, minor):
     assert parse_amount(line) == minor
+
+
+def test_image_files_are_scanned_in_order(server, proxy, tmp_path):
+    admin, data, _ = _enrolled(server, proxy, tmp_path)
+    wallet = ready_wallet(server.http, admin, "hana", balance=100_000)
+    code = wallet.code()
+    frames = [tmp_path / "a.png", tmp_path / "b.png", tmp_path / "empty.png"]
+    frames[0].write_bytes(render_png(code))
+    frames[1].write_bytes(render_png(code))
+    frames[2].write_bytes(render_png("not a code")[:40])  # no image at all
+    proxy.set(Mode.REFUSE)
+    done = cli("run", "--json", "--amount", "150", "--data-dir", str(data), *map(str, frames))
+    assert done.returncode == 0, done.stderr
+    verdicts = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(v["reason"], v["mode"]) for v in verdicts] == [
+        ("OK", "offline"),
+        ("REPLAY", "offline"),
+    ]
+    assert "no QR code in the image" in done.stderr
