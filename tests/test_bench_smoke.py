@@ -9,7 +9,7 @@ import pytest
 
 
 @pytest.mark.parametrize(
-    "module", ["bench.verify", "bench.codegen", "bench.online", "bench.journal"]
+    "module", ["bench.verify", "bench.codegen", "bench.online", "bench.journal", "bench.fallback"]
 )
 def test_benchmark_runs(module):
     done = subprocess.run(

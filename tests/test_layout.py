@@ -57,3 +57,8 @@ def test_the_wallet_talks_to_the_server_over_http_only():
             module,
             ours,
         )
+
+
+def test_the_terminal_talks_to_the_server_over_http_only():
+    for module, names in _imports(PACKAGE / "terminal").items():
+        assert not any(name.startswith("duopass.server") for name in names), module

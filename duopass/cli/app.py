@@ -18,6 +18,7 @@ from duopass.cli.scanned import scanned_text
 from duopass.cli.serve import serve
 from duopass.cli.settlement import settlement
 from duopass.cli.wallet import wallet_app
+from duopass.cli.terminal import app as terminal_app
 from duopass.protocol.cbor import MalformedError
 from duopass.protocol.code import FormatError, decode_code
 from duopass.protocol.keys import SigningKey
@@ -120,6 +121,7 @@ app.command()(serve)
 app.command()(audit)
 app.command()(settlement)
 app.add_typer(wallet_app, name="wallet")
+app.add_typer(terminal_app, name="terminal")
 
 
 def main() -> None:

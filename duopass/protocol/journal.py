@@ -6,7 +6,8 @@ An entry is the deterministic CBOR map
 
     {1: seq, 2: scanned_at (terminal clock, Unix s), 3: clock_offset (server - terminal, s, at the
      last sync), 4: mode ("pay" | "entry" | "identity"), 5: amount (pay only), 6: currency (pay
-     only), 7: venue (absent when none), 8: verdict (a §3 reason), 9: decided (0 offline,
+     only), 7: venue (absent when none), 8: verdict (a §3 reason, INSUFFICIENT_FUNDS online,
+     or INTERRUPTED: the terminal stopped before giving one), 9: decided (0 offline,
      1 online: the server's verdict), 10: tried (0 | 1: the server was asked), 11: bundle seq held,
      12: the whole code text}
 

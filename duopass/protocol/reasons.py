@@ -29,3 +29,6 @@ class Reason(StrEnum):
     OVER_TX_LIMIT = "OVER_TX_LIMIT"  # check 18
     ALREADY_USED = "ALREADY_USED"  # check 19
     INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"  # online only (§3, §4)
+    INTERRUPTED = "INTERRUPTED"
+    """Journal only: the terminal stopped between taking a seq and giving a verdict (it crashed
+    or was killed), so it accepted nothing; settles like any refusal (§5.1)."""

@@ -18,9 +18,17 @@ from duopass.protocol.keys import verify_signature
 from duopass.protocol.limits import L1_CACHE_ENTRIES_MAX
 from duopass.protocol.memory import Acceptance, TerminalMemory
 from duopass.protocol.reasons import Reason
-from duopass.protocol.trust import TrustStore, TrustView
+from duopass.protocol.trust import Policy, TrustStore, TrustView
 
-__all__ = ["Mode", "TerminalConfig", "Verdict", "Verifier", "verify", "verify_code"]
+__all__ = [
+    "Mode",
+    "TerminalConfig",
+    "Verdict",
+    "Verifier",
+    "accepted",
+    "verify",
+    "verify_code",
+]
 
 
 class Mode(StrEnum):
@@ -189,16 +197,22 @@ def verify_code(
     entering = config.mode is Mode.ENTRY
     if entering and memory.entries_accepted(claims.iss, claims.sub) >= claims.ent:
         return refuse(Reason.ALREADY_USED)
-    acceptance = Acceptance(
+    return Verdict(Reason.OK, claims, ctr, accepted(claims, ctr, config.mode, policy))
+
+
+def accepted(claims: Claims, ctr: int | None, mode: Mode, policy: Policy) -> Acceptance:
+    """What an accepted scan adds to a terminal's memory (§3): the counter consumed (pay and
+    entry), the entry counted (entry), the generation; kept until `exp + clock_skew_s`. A terminal
+    records it for the server's online acceptances too."""
+    return Acceptance(
         iss=claims.iss,
         sub=claims.sub,
         cti=claims.cti,
         gen=claims.gen,
-        ctr=ctr if counting else None,
-        entry=entering,
+        ctr=ctr if mode is not Mode.IDENTITY else None,
+        entry=mode is Mode.ENTRY,
         keep_until=claims.exp + policy.clock_skew_s,
     )
-    return Verdict(Reason.OK, claims, ctr, acceptance)
 
 
 class Verifier:

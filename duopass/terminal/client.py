@@ -1,0 +1,153 @@
+"""The terminal's HTTP client: every request signed with the terminal key (protocol.requests),
+every answer bounded in size, and the server's clock read from its `Date` header.
+
+Two kinds of failure: `Unreachable` (no answer in time, connection refused or cut, a 5xx) is the
+link's business and sends scans offline; `Refused` (a 4xx problem document) means the server is
+there but will not serve this request.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from duopass.protocol.keys import SigningKey
+from duopass.protocol.requests import sign_request
+
+__all__ = ["ANSWER_BYTES_MAX", "Answer", "Client", "Refused", "Unreachable"]
+
+ANSWER_BYTES_MAX = 1024 * 1024
+"""Largest JSON answer read (a journal receipt lists at most 500 rejected entries)."""
+_SCAN_WORKERS = 4
+
+
+class Unreachable(Exception):
+    """No usable answer: timeout, refused or cut connection, or a server error (5xx)."""
+
+    def __init__(self, message: str, *, timeout: bool = False) -> None:
+        super().__init__(message)
+        self.timeout = timeout
+
+
+class Refused(Exception):
+    """The server answered with a problem document (4xx)."""
+
+    def __init__(self, status: int, code: str) -> None:
+        super().__init__(f"HTTP {status} {code}")
+        self.status, self.code = status, code
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+    offset: int | None
+    """Server time minus terminal time when the answer arrived (from `Date`), if it had one."""
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError as exc:
+            raise Refused(self.status, "answer is not JSON") from exc
+
+
+class Client:
+    """Signed requests to one server. Thread-safe; `close()` when done."""
+
+    def __init__(
+        self,
+        server: str,
+        *,
+        terminal_id: str = "",
+        key: SigningKey | None = None,
+        offset: int = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.terminal_id, self.key, self.offset, self.clock = terminal_id, key, offset, clock
+        self._http = httpx.Client(base_url=server.rstrip("/"), follow_redirects=False)
+        self._pool = ThreadPoolExecutor(_SCAN_WORKERS, thread_name_prefix="duopass-scan")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._http.close()
+
+    def request(
+        self,
+        method: str,
+        target: str,
+        *,
+        body: bytes = b"",
+        timeout: float,
+        signed: bool = True,
+        limit: int = ANSWER_BYTES_MAX,
+    ) -> Answer:
+        """One request, its answer read up to `limit` bytes; raises Unreachable or Refused."""
+        headers = {"Content-Type": "application/json"} if body else {}
+        if signed:
+            assert self.key is not None, "an enrolled terminal signs its requests"
+            headers |= sign_request(
+                self.key,
+                self.terminal_id,
+                method=method,
+                target=target,
+                time=int(self.clock()) + self.offset,
+                body=body,
+            )
+        try:
+            with self._http.stream(
+                method, target, content=body or None, headers=headers, timeout=timeout
+            ) as response:
+                data = bytearray()
+                for chunk in response.iter_bytes():
+                    data += chunk
+                    if len(data) > limit:
+                        raise Refused(response.status_code, "answer too large")
+                offset = _offset(response.headers.get("date"), self.clock())
+                status = response.status_code
+        except httpx.TimeoutException as exc:
+            raise Unreachable(f"no answer within {timeout} s", timeout=True) from exc
+        except httpx.HTTPError as exc:
+            raise Unreachable(f"{type(exc).__name__}: {exc}") from exc
+        if status >= 500:
+            raise Unreachable(f"server error {status}")
+        if status >= 400:
+            raise Refused(status, _problem_code(bytes(data)))
+        return Answer(status, bytes(data), offset)
+
+    def request_within(self, deadline_s: float, method: str, target: str, **kw: Any) -> Answer:
+        """`request` bounded in total time (connect, send and read together), for scans: after
+        `deadline_s` the caller moves on, and the request finishes or fails on its own."""
+        future: Future[Answer] = self._pool.submit(
+            self.request, method, target, timeout=deadline_s, **kw
+        )
+        try:
+            return future.result(timeout=deadline_s)
+        except FutureTimeout as exc:
+            future.cancel()  # still queued behind stuck requests: never sent
+            raise Unreachable(f"no answer within {deadline_s} s", timeout=True) from exc
+
+
+def _offset(date: str | None, now: float) -> int | None:
+    if date is None or len(date) > 64:
+        return None
+    try:
+        return round(parsedate_to_datetime(date).timestamp() - now)
+    except (TypeError, ValueError):
+        return None
+
+
+def _problem_code(body: bytes) -> str:
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return "unknown"
+    code = doc.get("code") if isinstance(doc, dict) else None
+    return code[:64] if isinstance(code, str) else "unknown"

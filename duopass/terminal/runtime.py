@@ -1,0 +1,195 @@
+"""An enrolled terminal put together: store, client, link, agent, and the background threads
+(link probe, bundle sync, uploader). One agent per data directory, held by a lock file;
+`duopass terminal upload` and `status` may run beside it."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Self
+
+from duopass.terminal.agent import Agent
+from duopass.terminal.bundles import BundleSync
+from duopass.terminal.client import Client, Unreachable
+from duopass.terminal.enrol import load_key
+from duopass.terminal.link import Link, State
+from duopass.terminal.store import DB_NAME, Store
+from duopass.terminal.uploader import Uploader
+
+__all__ = ["Busy", "NotEnrolled", "Settings", "Terminal"]
+
+log = logging.getLogger("duopass.terminal")
+
+_BACKOFF_MAX_S = 60.0
+_LOCK_NAME = "agent.lock"
+
+
+class Busy(Exception):
+    """Another agent holds this data directory."""
+
+
+class NotEnrolled(Exception):
+    """The data directory holds no enrolled terminal."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    timeout_s: float = 0.3
+    """The online timeout of a scan (§ PRODUCT: the terminal fallback)."""
+    timeouts_max: int = 2
+    probe_s: float = 1.0
+    upload_s: float = 5.0
+    upload_timeout_s: float = 10.0
+    bundle_s: float = 300.0
+    server: str | None = None
+    """Another URL for the enrolled server (a proxy, a new address)."""
+
+
+class _Periodic:
+    """Run `work` every `every_s`, at once when woken, backing off while it fails."""
+
+    def __init__(self, name: str, every_s: float, work: Callable[[], bool]) -> None:
+        self.every_s, self.work = every_s, work
+        self._wake, self._stop = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout_s: float) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=timeout_s)
+
+    def _run(self) -> None:
+        delay = 0.0
+        while not self._stop.is_set():
+            self._wake.wait(delay)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                ok = self.work()
+            except Exception:  # a background job must never die; the next round retries
+                log.exception("%s failed", self._thread.name)
+                ok = False
+            delay = self.every_s if ok else min(max(delay * 2, self.every_s), _BACKOFF_MAX_S)
+
+
+class Terminal:
+    """Everything `duopass terminal run` needs, as a context manager."""
+
+    def __init__(
+        self, data_dir: Path, settings: Settings | None = None, *, agent: bool = True
+    ) -> None:
+        self.settings = settings or Settings()
+        self.data_dir = data_dir
+        if not (data_dir / DB_NAME).is_file():
+            raise NotEnrolled(f"{data_dir} holds no terminal: run `duopass terminal enrol`")
+        self._lock_fd: int | None = _lock(data_dir) if agent else None
+        self.store = Store(data_dir)
+        if not self.store.enrolled:
+            self.store.close()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+            raise NotEnrolled(f"{data_dir} holds no enrolled terminal")
+        config = self.store.config()
+        self.client = Client(
+            self.settings.server or config.server,
+            terminal_id=config.terminal_id,
+            key=load_key(data_dir),
+            offset=self.store.clock_offset,
+        )
+        self.link = Link(
+            self.client,
+            timeout_s=self.settings.timeout_s,
+            probe_s=self.settings.probe_s,
+            timeouts_max=self.settings.timeouts_max,
+            on_change=self._link_changed,
+        )
+        self.agent = Agent(self.store, self.client, self.link, timeout_s=self.settings.timeout_s)
+        self.bundles = BundleSync(
+            self.store,
+            self.client,
+            timeout_s=self.settings.upload_timeout_s,
+            on_update=self.agent.set_trust,
+        )
+        self.uploader = Uploader(
+            self.store,
+            self.client,
+            self.client.key,  # type: ignore[arg-type]
+            timeout_s=self.settings.upload_timeout_s,
+        )
+        self._threads = [
+            _Periodic("duopass-bundles", self.settings.bundle_s, self._sync),
+            _Periodic("duopass-upload", self.settings.upload_s, self.try_upload),
+        ]
+        for thread in self._threads:
+            self.link.on_reconnect(thread.wake)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def recover(self) -> list[int]:
+        """After a crash: journal the interrupted scans, forget expired acceptances."""
+        seqs = self.agent.recover()
+        self.store.forget_until(int(time.time()) + self.client.offset)
+        return seqs
+
+    def start(self) -> None:
+        """The background threads: probe, bundle sync (at once), uploader (at once)."""
+        self._link_changed(self.link.state)
+        self.link.start()
+        for thread in self._threads:
+            thread.start()
+
+    def _sync(self) -> bool:
+        """The bundle job: the trust bundle, and acceptances past their `keep_until` dropped."""
+        self.store.forget_until(int(time.time()) + self.client.offset)
+        return self.bundles.try_sync()
+
+    def try_upload(self) -> bool:
+        try:
+            done = self.uploader.upload()
+        except Unreachable as exc:
+            log.info("upload failed: %s", exc)
+            return False
+        if done:
+            self.link.succeeded()
+        return done
+
+    def close(self) -> None:
+        for thread in self._threads:
+            thread.stop(self.settings.upload_timeout_s + 5)
+        self.link.stop()
+        self.client.close()
+        self.store.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _link_changed(self, state: State) -> None:
+        self.store.put(link=state.value, link_changed_at=int(time.time()))
+
+
+def _lock(data_dir: Path) -> int:
+    fd = os.open(data_dir / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        raise Busy(f"another terminal agent runs on {data_dir}") from exc
+    return fd

@@ -1,0 +1,76 @@
+"""What the cashier's devices type: scanned codes one a line (a keyboard-wedge scanner ends each
+with CR, LF or CRLF) and amounts keyed in before a scan. A line loses its line ending and nothing
+else (base45 has spaces); a line longer than SCAN_LINE_CHARS_MAX is given up, as a reader does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from duopass.protocol.limits import SCAN_LINE_CHARS_MAX
+
+__all__ = ["TOO_LONG", "format_amount", "parse_amount", "read_lines"]
+
+TOO_LONG = None
+"""What `read_lines` yields for a line it gave up on."""
+_CHUNK_BYTES = 64 * 1024
+_LINE_BYTES_MAX = SCAN_LINE_CHARS_MAX * 4
+"""UTF-8 takes at most 4 bytes a character."""
+_MINOR = re.compile(r"[0-9]{1,10}")
+_DECIMAL = re.compile(r"([0-9]{1,8})\.([0-9]{1,2})")
+
+
+def read_lines(stream: BinaryIO) -> Iterator[str | None]:
+    """Each line as text (invalid UTF-8 replaced, so it cannot be a code), without its CR, LF or
+    CRLF; `TOO_LONG` for a line past the limit. Reads in bounded chunks, returning each line as
+    soon as its end arrives (an interactive scanner waits for no buffer to fill)."""
+    read = getattr(stream, "read1", stream.read)
+    pending = bytearray()
+    skipping = False
+    while True:
+        chunk = read(_CHUNK_BYTES)
+        if not chunk:
+            break
+        pending += chunk
+        while True:
+            ends = [i for i in (pending.find(b"\r"), pending.find(b"\n")) if i >= 0]
+            if not ends:
+                break
+            end = min(ends)
+            line, pending = bytes(pending[:end]), pending[end + 1 :]
+            if skipping:
+                skipping = False
+                continue
+            yield _text(line)
+        if len(pending) > _LINE_BYTES_MAX:
+            if not skipping:
+                yield TOO_LONG
+            skipping = True
+            pending.clear()
+    if pending and not skipping:
+        yield _text(bytes(pending))
+
+
+def _text(line: bytes) -> str | None:
+    text = line.decode("utf-8", errors="replace")
+    return TOO_LONG if len(text) > SCAN_LINE_CHARS_MAX else text
+
+
+def parse_amount(line: str) -> int | None:
+    """An amount keyed in, in minor units: digits alone are minor units as a till's keypad
+    enters them (`1250` is 12.50), or a decimal with one or two places (`12.5`, `12.50`).
+    None when the line is not an amount."""
+    if _MINOR.fullmatch(line):
+        return int(line)
+    match = _DECIMAL.fullmatch(line)
+    if match is None:
+        return None
+    whole, cents = match.groups()
+    return int(whole) * 100 + int(cents.ljust(2, "0"))
+
+
+def format_amount(minor: int) -> str:
+    """Minor units shown with two decimals (the currencies of the field reports have two)."""
+    return f"{minor // 100}.{minor % 100:02d}"

@@ -1,0 +1,97 @@
+"""Cut the network between terminal and server: every scan still gets a verdict, marked offline;
+after reconnecting, the journals reconcile exactly."""
+
+from __future__ import annotations
+
+from tests.server.harness import ready_wallet
+from tests.terminal.conftest import (
+    TerminalProcess,
+    cli,
+    local,
+    server_acked,
+    till_code,
+    wait_for,
+)
+from tests.terminal.proxy import Mode
+
+
+def test_scans_go_offline_when_the_proxy_stops_answering_and_reconcile_after(
+    server, proxy, tmp_path
+):
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "ana", balance=100_000)
+    code, merchant = till_code(admin)
+    data = tmp_path / "till"
+    enrolled = cli(
+        "enrol", "--server", proxy.url, "--id", "till-1", "--code", code, "--data-dir", str(data)
+    )
+    assert enrolled.returncode == 0, enrolled.stderr
+    assert "trust bundle seq" in enrolled.stdout
+    till = TerminalProcess(data, "--amount", "500")
+
+    first = till.scan(wallet.code())
+    assert (first["reason"], first["mode"], first["seq"]) == ("OK", "online", 1)
+
+    proxy.set(Mode.SILENT)
+    replayed = wallet.code()
+    offline = [
+        till.scan(replayed, amount="12.50"),
+        till.scan(wallet.code()),
+        till.scan(wallet.code()),
+    ]
+    assert [v["reason"] for v in offline] == ["OK", "OK", "OK"]
+    assert {v["mode"] for v in offline} == {"offline"}
+    assert offline[0]["tried"] and offline[0]["amount"] == 1250
+    again = till.scan(replayed)
+    assert (again["reason"], again["mode"]) == ("REPLAY", "offline")
+    assert [v["seq"] for v in [*offline, again]] == [2, 3, 4, 5]
+
+    proxy.set(Mode.FORWARD)
+    wait_for(lambda: server_acked(server, "till-1") == 5, "the journal upload")
+    wait_for(lambda: not local(data, "SELECT seq FROM journal"), "entries deleted after the ack")
+    after = till.scan(wallet.code())
+    assert (after["reason"], after["mode"], after["seq"]) == ("OK", "online", 6)
+    assert till.finish() == 0, till.stderr()
+
+    assert server_acked(server, "till-1") == 6
+    paid = 500 + 1250 + 500 + 500 + 500
+    assert admin.account(wallet.account_id)["balance"] == 100_000 - paid
+    assert admin.account(merchant)["balance"] == paid
+    assert admin.books() == 0
+    status = cli("status", "--data-dir", str(data), "--json")
+    assert '"acked_seq": 6' in status.stdout and '"entries_held": 0' in status.stdout
+
+
+def test_a_refused_connection_sends_scans_offline_at_once(server, proxy, tmp_path):
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "ben", balance=100_000)
+    code, merchant = till_code(admin)
+    data = tmp_path / "till"
+    assert (
+        cli(
+            "enrol",
+            "--server",
+            proxy.url,
+            "--id",
+            "till-1",
+            "--code",
+            code,
+            "--data-dir",
+            str(data),
+        ).returncode
+        == 0
+    )
+    proxy.set(Mode.REFUSE)
+    till = TerminalProcess(data, "--amount", "700")
+    verdicts = [till.scan(wallet.code()) for _ in range(3)]
+    assert [(v["reason"], v["mode"]) for v in verdicts] == [("OK", "offline")] * 3
+    assert verdicts[0]["tried"] and not verdicts[-1]["tried"]  # offline after the first refusal
+    assert till.finish() == 0
+    assert server_acked(server, "till-1") == 0  # nothing reached the server yet
+    proxy.set(Mode.FORWARD)
+    uploaded = cli("upload", "--data-dir", str(data))
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert server_acked(server, "till-1") == 3
+    assert admin.account(wallet.account_id)["balance"] == 100_000 - 2_100
+    assert admin.account(merchant)["balance"] == 2_100
+    assert admin.books() == 0

@@ -1,0 +1,149 @@
+"""The terminal accepts wallet codes offline, with its memory kept across restarts, the offline
+limits (§3 check 18, §5.5) and only bundles signed by the pinned root key."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from duopass.protocol import SigningKey
+from duopass.protocol.bundle import BundleError
+from duopass.protocol.reasons import Reason
+from duopass.qr import render_png
+from duopass.terminal import Settings, Terminal, enrol, parse_amount, read_lines
+from duopass.terminal.store import KEY_NAME
+from tests.server.harness import ready_wallet
+from tests.terminal.conftest import cli, server_acked, till_code
+from tests.terminal.proxy import Mode
+
+OFFLINE = Settings(timeout_s=0.3)
+
+
+def _enrolled(server, proxy, tmp_path, **kw):
+    admin = server.admin()
+    code, merchant = till_code(admin)
+    data = tmp_path / "till"
+    enrol(data, server=proxy.url, terminal_id="till-1", code=code, **kw)
+    with Terminal(data, OFFLINE) as terminal:
+        terminal.bundles.sync()
+    return admin, data, merchant
+
+
+def test_wallet_codes_are_accepted_offline_and_remembered_across_restarts(server, proxy, tmp_path):
+    admin, data, merchant = _enrolled(server, proxy, tmp_path)
+    wallet = ready_wallet(server.http, admin, "emil", balance=100_000)
+    txmax = wallet.credential["txmax"]
+    proxy.set(Mode.REFUSE)
+    code = wallet.code()
+    with Terminal(data, OFFLINE) as terminal:
+        paid = terminal.agent.scan(code, amount=txmax)
+        assert (paid.reason, paid.online, paid.tried) == (Reason.OK, False, True)
+        assert terminal.agent.scan(wallet.code(), amount=txmax + 1).reason is Reason.OVER_TX_LIMIT
+    with Terminal(data, OFFLINE) as terminal:  # a restart: the counter is remembered
+        again = terminal.agent.scan(code, amount=100)
+        assert (again.reason, again.seq) == (Reason.REPLAY, 3)
+    proxy.set(Mode.FORWARD)
+    with Terminal(data, OFFLINE) as terminal:
+        assert terminal.uploader.upload()
+        # an online acceptance is remembered too
+        online = terminal.agent.scan(wallet.code(), amount=100)
+        assert online.online and online.ok
+        proxy.set(Mode.REFUSE)
+        replay = terminal.agent.scan(code, amount=1)
+        assert replay.reason is Reason.REPLAY
+    assert server_acked(server, "till-1") == 3
+    assert admin.account(wallet.account_id)["balance"] == 100_000 - txmax - 100
+    assert admin.account(merchant)["balance"] == txmax + 100
+    assert admin.books() == 0
+
+
+def test_an_online_acceptance_is_kept_in_the_terminals_memory(server, proxy, tmp_path):
+    admin, data, _ = _enrolled(server, proxy, tmp_path)
+    wallet = ready_wallet(server.http, admin, "fay", balance=100_000)
+    code = wallet.code()
+    with Terminal(data, OFFLINE) as terminal:
+        assert terminal.agent.scan(code, amount=100).online
+        proxy.set(Mode.REFUSE)
+        replay = terminal.agent.scan(code, amount=100)
+        assert (replay.reason, replay.online) == (Reason.REPLAY, False)
+
+
+def test_offline_payments_stop_while_the_journal_backlog_is_too_old(server, proxy, tmp_path):
+    # a late window of 12 h leaves no margin (§5.5): any unacknowledged entry blocks payments
+    admin, data, _ = _enrolled(server, proxy, tmp_path, late_window_s=12 * 3600 - 60)
+    wallet = ready_wallet(server.http, admin, "gus", balance=100_000)
+    proxy.set(Mode.REFUSE)
+    with Terminal(data, OFFLINE) as terminal:
+        assert terminal.agent.scan(wallet.code(), amount=100).ok  # nothing unacknowledged yet
+        stale = terminal.agent.scan(wallet.code(), amount=100)
+        assert (stale.reason, stale.online) == (Reason.TRUST_STALE, False)
+        proxy.set(Mode.FORWARD)
+        assert terminal.uploader.upload()
+        proxy.set(Mode.REFUSE)
+        assert terminal.agent.scan(wallet.code(), amount=100).ok
+
+
+def test_a_bundle_not_signed_by_the_pinned_root_key_is_refused(server, proxy, tmp_path):
+    _, data, _ = _enrolled(server, proxy, tmp_path)
+    with Terminal(data, OFFLINE) as terminal:
+        held = terminal.store.trust()
+        terminal.bundles.root_key = SigningKey.generate().public  # as if pinned to another root
+        with pytest.raises(BundleError):
+            terminal.bundles.sync()
+        assert terminal.store.trust() == held
+
+
+def test_bad_input_gets_a_verdict_and_never_crashes(server, proxy, tmp_path):
+    _, data, _ = _enrolled(server, proxy, tmp_path)
+    with Terminal(data, OFFLINE) as terminal:
+        for text in ["hello", "DP1:" + "A" * 2000, "DP1:%%%", "\ufffd", "DP1: 0 0"]:
+            verdict = terminal.agent.scan(text, amount=100)
+            assert verdict.reason in (Reason.FORMAT, Reason.MALFORMED), text
+        assert terminal.uploader.upload()
+    assert server_acked(server, "till-1") == 5
+    assert (data / KEY_NAME).stat().st_mode & 0o077 == 0
+
+
+def test_lines_lose_their_line_ending_and_nothing_else():
+    stream = io.BytesIO(b"DP1:A B \r\nsecond\rthird\n" + b"x" * 20_000 + b"\nlast")
+    lines = [line for line in read_lines(stream) if line != ""]
+    assert lines == ["DP1:A B ", "second", "third", None, "last"]
+
+
+@pytest.mark.parametrize(
+    ("line", "minor"),
+    [
+        ("1250", 1250),
+        ("12.50", 1250),
+        ("12.5", 1250),
+        ("0.07", 7),
+        ("12.", None),
+        ("1e3", None),
+        (" 12", None),
+        ("12,50", None),
+        ("99999999999", None),
+    ],
+)
+def test_amounts_keyed_in(line, minor):
+    assert parse_amount(line) == minor
+
+
+def test_image_files_are_scanned_in_order(server, proxy, tmp_path):
+    admin, data, _ = _enrolled(server, proxy, tmp_path)
+    wallet = ready_wallet(server.http, admin, "hana", balance=100_000)
+    code = wallet.code()
+    frames = [tmp_path / "a.png", tmp_path / "b.png", tmp_path / "empty.png"]
+    frames[0].write_bytes(render_png(code))
+    frames[1].write_bytes(render_png(code))
+    frames[2].write_bytes(render_png("not a code")[:40])  # no image at all
+    proxy.set(Mode.REFUSE)
+    done = cli("run", "--json", "--amount", "150", "--data-dir", str(data), *map(str, frames))
+    assert done.returncode == 0, done.stderr
+    verdicts = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(v["reason"], v["mode"]) for v in verdicts] == [
+        ("OK", "offline"),
+        ("REPLAY", "offline"),
+    ]
+    assert "no QR code in the image" in done.stderr
