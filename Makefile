@@ -3,7 +3,7 @@ SHELL := /bin/bash
 BIN := .venv/bin
 STAMP := .venv/.installed
 
-.PHONY: run demo test lint typecheck unit conformance bench fuzz clean
+.PHONY: run demo tour test lint typecheck unit conformance bench fuzz clean
 
 $(STAMP): requirements.lock pyproject.toml scripts/bootstrap.sh
 	./scripts/bootstrap.sh
@@ -11,8 +11,11 @@ $(STAMP): requirements.lock pyproject.toml scripts/bootstrap.sh
 run: $(STAMP)  ## the issuer server on 127.0.0.1:8000, SQLite, demo data
 	$(BIN)/duopass serve --demo --data-dir duopass-data
 
-demo: $(STAMP)  ## the offline demonstration of the protocol core, no server
-	$(BIN)/duopass demo --out demo-out
+demo: $(STAMP)  ## the lunch rush, self-contained (or: duopass demo --server URL)
+	$(BIN)/duopass demo
+
+tour: $(STAMP)  ## the protocol core end to end, no server: codes, QR images, offline verdicts
+	$(BIN)/duopass tour --out tour-out
 
 test: lint typecheck unit  ## everything CI runs
 
@@ -41,4 +44,4 @@ fuzz: $(STAMP)  ## a longer fuzz run than the suite's 100,000 inputs
 	$(BIN)/python -m fuzz.dp1 --inputs 5000000
 
 clean:
-	rm -rf .venv demo-out duopass-data .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf .venv tour-out duopass-data .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -20,11 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.timing import parser, table
+from duopass.demo.netcut import Mode, Proxy
 from duopass.protocol.reasons import Reason
 from duopass.terminal import Settings, Terminal, enrol
 from tests.server.harness import ready_wallet
 from tests.terminal.conftest import till_code
-from tests.terminal.proxy import Mode, Proxy
 
 _KNOWN_SCANS = 20
 """Scans timed per round once the terminal knows it is offline."""

@@ -164,7 +164,7 @@ def test_keygen_writes_a_private_file_once(tmp_path):
 
 
 def test_demo_runs_and_its_suggested_command_works(tmp_path):
-    done = duopass("demo", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    done = duopass("tour", "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "REPLAY" in done.stdout
     assert "ALREADY_USED" in done.stdout

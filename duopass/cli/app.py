@@ -17,8 +17,9 @@ from duopass.cli.output import code_json, verdict_json
 from duopass.cli.scanned import scanned_text
 from duopass.cli.serve import serve
 from duopass.cli.settlement import settlement
-from duopass.cli.wallet import wallet_app
 from duopass.cli.terminal import app as terminal_app
+from duopass.cli.tour import tour
+from duopass.cli.wallet import wallet_app
 from duopass.protocol.cbor import MalformedError
 from duopass.protocol.code import FormatError, decode_code
 from duopass.protocol.keys import SigningKey
@@ -117,6 +118,7 @@ def keygen(
 
 
 app.command()(demo)
+app.command()(tour)
 app.command()(serve)
 app.command()(audit)
 app.command()(settlement)

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from duopass.demo.netcut import Proxy
 from duopass.server.store.tables import Terminal as TerminalRow
 from tests.server.harness import Admin, Running, running_server
-from tests.terminal.proxy import Proxy
 
 DEADLINE_S = 60.0
 """Long enough for a loaded machine, so a broken test fails instead of hanging."""

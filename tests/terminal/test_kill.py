@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from duopass.demo.netcut import Mode
 from duopass.server.store.tables import JournalBatch
 from tests.server.harness import ready_wallet
 from tests.terminal.conftest import TerminalProcess, cli, local, server_acked, till_code, wait_for
-from tests.terminal.proxy import Mode
 
 
 def _batches(server) -> int:

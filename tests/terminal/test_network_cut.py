@@ -3,6 +3,7 @@ after reconnecting, the journals reconcile exactly."""
 
 from __future__ import annotations
 
+from duopass.demo.netcut import Mode
 from tests.server.harness import ready_wallet
 from tests.terminal.conftest import (
     TerminalProcess,
@@ -12,7 +13,6 @@ from tests.terminal.conftest import (
     till_code,
     wait_for,
 )
-from tests.terminal.proxy import Mode
 
 
 def test_scans_go_offline_when_the_proxy_stops_answering_and_reconcile_after(

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from duopass.demo.netcut import Mode
 from duopass.protocol import SigningKey
 from duopass.protocol.bundle import BundleError
 from duopass.protocol.reasons import Reason
@@ -16,7 +17,6 @@ from duopass.terminal import Settings, Terminal, enrol, parse_amount, read_lines
 from duopass.terminal.store import KEY_NAME
 from tests.server.harness import ready_wallet
 from tests.terminal.conftest import cli, server_acked, till_code
-from tests.terminal.proxy import Mode
 
 OFFLINE = Settings(timeout_s=0.3)
 
