@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -83,7 +83,7 @@ class SignedRequest:
     target: str
     body: bytes
 
-    def terminal(self, session: Session, now: int) -> Any:
+    def terminal(self, session: Session, now: int) -> terminals.TerminalRow:
         return terminals.authenticate(
             session,
             terminal_id=self.terminal_id,

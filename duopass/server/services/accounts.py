@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -63,12 +63,17 @@ def post(
     request_id: str | None = None,
     terminal_id: str | None = None,
     memo: str = "",
+    released: Mapping[int, int] | None = None,
 ) -> int:
     """Book one movement: `legs` are (account id, amount) and sum to zero; returns its id.
-    Written with SQL expressions (no ORM objects): this is on every payment's path."""
+    `released` holds (account id → amount) are released in the same update as the balance.
+    Prepared SQL on the driver (no ORM objects): this is on every payment's path."""
     assert sum(amount for _, amount in legs) == 0, "postings must balance"
     assert all(amount for _, amount in legs), "no empty legs"
-    txn_id = session.execute(
+    released = released or {}
+    assert released.keys() <= {a for a, _ in legs}, "holds are released on a leg's account"
+    db = sql.raw(session)
+    (txn_id,) = db.one(
         sql.INSERT_TRANSACTION,
         {
             "kind": kind,
@@ -79,19 +84,22 @@ def post(
             "terminal_id": terminal_id,
             "memo": memo[:200],
         },
-    ).scalar_one()
-    session.execute(
-        sql.INSERT_POSTING,
-        [{"transaction_id": txn_id, "account_id": a, "amount": m} for a, m in legs],
     )
-    session.execute(sql.CHANGE_BALANCE, [{"id": a, "amount": m} for a, m in legs])
+    db.many(
+        sql.INSERT_POSTING,
+        ({"transaction_id": txn_id, "account_id": a, "amount": m} for a, m in legs),
+    )
+    db.many(
+        sql.CHANGE_BALANCE,
+        ({"id": a, "amount": m, "released": released.get(a, 0)} for a, m in legs),
+    )
     return int(txn_id)
 
 
 def change_held(session: Session, account_id: int, delta: int) -> None:
     """Add to (or release from) an account's holds; a hold is released at most once by callers."""
     if delta:
-        session.execute(sql.CHANGE_HELD, {"id": account_id, "delta": delta})
+        sql.raw(session).run(sql.CHANGE_HELD, {"id": account_id, "delta": delta})
 
 
 def create_merchant(session: Session, name: str, currency: str) -> int:
