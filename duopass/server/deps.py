@@ -17,7 +17,9 @@ from duopass.server.store.tables import Holder, Staff
 _bearer = HTTPBearer(auto_error=False)
 
 
-def context(request: Request) -> Context:
+async def context(request: Request) -> Context:
+    """`async` though it awaits nothing: FastAPI runs a plain `def` dependency on its thread pool,
+    a hand-off that costs more than the scan route's own parsing."""
     ctx: Context = request.app.state.context
     return ctx
 

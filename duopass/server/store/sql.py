@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")
@@ -46,11 +47,14 @@ def _with_lock(sql: str, of: str = "") -> Locking:
 
 
 class Raw:
-    """The DB-API connection of a session's transaction: one driver call per statement."""
+    """The DB-API connection of a session's transaction: one driver call per statement. Driver
+    errors are raised as SQLAlchemy's (`IntegrityError`, `OperationalError`, ...), as from the
+    session, so the retry rule of units applies unchanged."""
 
     def __init__(self, session: Session) -> None:
         connection = session.connection()
-        self.is_sqlite = connection.dialect.name == "sqlite"
+        self._dialect = connection.dialect
+        self.is_sqlite = self._dialect.name == "sqlite"
         driver = connection.connection.driver_connection
         assert driver is not None
         self._cursor = driver.cursor()
@@ -60,20 +64,32 @@ class Raw:
             stmt = stmt.plain if self.is_sqlite else stmt.locked
         return stmt.named if self.is_sqlite else stmt.pyformat
 
+    def _execute(self, stmt: Statement | Locking, params: Any, *, many: bool = False) -> None:
+        text = self._text(stmt)
+        try:
+            if many:
+                self._cursor.executemany(text, params)
+            else:
+                self._cursor.execute(text, params)
+        except self._dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(
+                text, params, exc, self._dialect.loaded_dbapi.Error, dialect=self._dialect
+            ) from exc
+
     def one(self, stmt: Statement | Locking, params: Mapping[str, Any] | None = None) -> Any:
         """The first row (a tuple), or None."""
-        self._cursor.execute(self._text(stmt), params or {})
+        self._execute(stmt, params or {})
         return self._cursor.fetchone()
 
     def all(self, stmt: Statement, params: Mapping[str, Any]) -> list[Any]:
-        self._cursor.execute(self._text(stmt), params)
+        self._execute(stmt, params)
         return list(self._cursor.fetchall())
 
     def run(self, stmt: Statement, params: Mapping[str, Any] | None = None) -> None:
-        self._cursor.execute(self._text(stmt), params or {})
+        self._execute(stmt, params or {})
 
     def many(self, stmt: Statement, rows: Iterable[Mapping[str, Any]]) -> None:
-        self._cursor.executemany(self._text(stmt), list(rows))
+        self._execute(stmt, list(rows), many=True)
 
 
 def raw(session: Session) -> Raw:
