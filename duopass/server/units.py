@@ -93,27 +93,35 @@ class GroupCommit:
             if first is None:
                 return
             batch = [first]
-            while len(batch) < self.batch_max and not self._queue.empty():
-                unit = self._queue.get()
-                if unit is None:  # stop after this batch
-                    self._queue.put(None)
-                    break
-                batch.append(unit)
             self._commit(batch)
             _answer(batch)
 
     def _commit(self, batch: list[_Unit[Any]]) -> None:
-        """Run the batch in one transaction; on a failed transaction run it again whole."""
+        """Run the batch in one transaction, taking in units queued meanwhile until none is
+        waiting (or the batch is full), then commit; a failed transaction is run again whole."""
         for n in range(UNIT_ATTEMPTS):
             try:
                 with self.db.unit() as session:
-                    for unit in batch:
-                        unit.outcome = _in_savepoint(session, unit.work)
+                    done = 0
+                    while done < len(batch):
+                        for unit in batch[done:]:
+                            unit.outcome = _in_savepoint(session, unit.work)
+                        done = len(batch)
+                        if n == 0:
+                            self._take_queued(batch)
                 return
             except Exception as exc:  # BEGIN, a savepoint or COMMIT failed: nothing is answered
                 if n == UNIT_ATTEMPTS - 1:
                     for unit in batch:
                         unit.outcome = (False, exc)
+
+    def _take_queued(self, batch: list[_Unit[Any]]) -> None:
+        while len(batch) < self.batch_max and not self._queue.empty():
+            unit = self._queue.get()
+            if unit is None:  # stop once this batch is answered
+                self._queue.put(None)
+                return
+            batch.append(unit)
 
 
 class _Broken(Exception):

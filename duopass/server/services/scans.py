@@ -1,8 +1,9 @@
 """Online scans (§3 online, §4, §5.1): the checks against the whole system's state, and a
 payment, its postings and its ledger event in one transaction, exactly once per (terminal, seq).
 
-This is the server's hot path, so it reads and writes with SQL expressions (rows, not ORM
-objects), and caches the signing keys, which never change once written."""
+This is the server's hot path, so it reads and writes with prepared SQL on the driver (rows, not
+ORM objects), and caches the signing keys, which never change once written, and the credentials
+whose signature checked out under them (as a terminal's `Verifier` does)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 from duopass.protocol.cbor import MalformedError
 from duopass.protocol.claims import Kind
 from duopass.protocol.code import Code, FormatError, decode_code
+from duopass.protocol.code import Credential as ProtocolCredential
 from duopass.protocol.encoding import b64u_encode
 from duopass.protocol.keys import KeyId
 from duopass.protocol.reasons import Reason
@@ -64,6 +66,9 @@ class Payer(NamedTuple):
 
 _KEYS: dict[bytes, TrustKey] = {}
 """Signing keys by kid: rows that are never updated, so safe to keep across requests."""
+_VERIFIED: dict[bytes, ProtocolCredential] = {}
+"""Credentials whose issuer signature checked out under `_KEYS`, by their exact bytes (bounded by
+`verify_code`). Revocation, freezes and expiry are still checked on every scan."""
 
 
 class ServerTrust:
@@ -160,7 +165,7 @@ def _decide(
     session: Session, settings: Settings, *, terminal: TerminalRow, request: ScanRequest, now: int
 ) -> dict[str, Any]:
     try:
-        code = decode_code(request.code)
+        code = decode_code(request.code, known=_VERIFIED)
     except FormatError:
         return _answer(Reason.FORMAT)
     except MalformedError:
@@ -181,6 +186,7 @@ def _decide(
         memory=ServerMemory(session, payer),
         now=now,
         amount=request.amount,
+        verified=_VERIFIED,
         online=True,
     )
     if not verdict.ok:
