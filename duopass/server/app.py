@@ -46,6 +46,7 @@ def create_app(
             yield
         finally:
             maintenance.stop()
+            ctx.group.stop()
 
     app = FastAPI(
         lifespan=lifespan,

@@ -1,5 +1,6 @@
-"""What every request works with: the database, the keys, the settings and the clock; and
-`run`, which executes one unit of work, retrying it when a concurrent unit won a race."""
+"""What every request works with: the database, the keys, the settings and the clock; `run`,
+which executes one unit of work, retrying it when a concurrent unit won a race; and `group`,
+which commits concurrent scans together."""
 
 from __future__ import annotations
 
@@ -9,16 +10,14 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from duopass.server.config import Settings
-from duopass.server.errors import Code, Problem
 from duopass.server.keyring import Keyring
 from duopass.server.store.db import Database
+from duopass.server.units import GroupCommit, retrying
 
 T = TypeVar("T")
-UNIT_ATTEMPTS = 3
 
 
 class Metrics:
@@ -41,21 +40,19 @@ class Context:
     keyring: Keyring
     clock: Callable[[], float] = field(default=time.time)
     metrics: Metrics = field(default_factory=Metrics)
+    group: GroupCommit = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.group = GroupCommit(self.db)
 
     def now(self) -> int:
         return int(self.clock())
 
     def run(self, work: Callable[[Session], T]) -> T:
-        """Run `work` in one transaction. A unique-key or serialisation conflict means another
-        unit committed the same thing first: run again, and the retry sees what it did."""
-        for attempt in range(UNIT_ATTEMPTS):
-            try:
-                with self.db.unit() as session:
-                    return work(session)
-            except IntegrityError as exc:
-                if attempt == UNIT_ATTEMPTS - 1:  # not a race: the request clashes with what exists
-                    raise Problem(Code.CONFLICT, "conflicts with existing data") from exc
-            except OperationalError:
-                if attempt == UNIT_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
+        """Run `work` in one transaction of its own (`units.retrying`)."""
+
+        def attempt() -> T:
+            with self.db.unit() as session:
+                return work(session)
+
+        return retrying(attempt)

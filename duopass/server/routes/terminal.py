@@ -112,8 +112,9 @@ def enrol(body: EnrolIn, ctx: Ctx) -> EnrolOut:
 
 
 @router.post("/scans", response_model=ScanOut)
-def scan(body: ScanIn, signed: Signed, ctx: Ctx) -> dict[str, Any]:
-    """The verdict of §3 against the whole system; the same (terminal_id, seq) returns the first."""
+async def scan(body: ScanIn, signed: Signed, ctx: Ctx) -> dict[str, Any]:
+    """The verdict of §3 against the whole system; the same (terminal_id, seq) returns the first.
+    Concurrent scans are committed together (`Context.group`): answered once durable."""
     if body.mode == "pay" and body.amount is None:
         raise Problem(Code.INVALID_REQUEST, "a payment needs an amount")
     if body.terminal_id != signed.terminal_id:
@@ -135,7 +136,7 @@ def scan(body: ScanIn, signed: Signed, ctx: Ctx) -> dict[str, Any]:
             session, ctx.keyring, ctx.settings, terminal=terminal, request=request, now=now
         )
 
-    verdict = ctx.run(work)
+    verdict = await ctx.group.run(work)
     ctx.metrics.scans.labels(reason=verdict["reason"]).inc()
     return verdict
 
@@ -162,6 +163,7 @@ def journal(body: JournalIn, signed: Signed, ctx: Ctx) -> dict[str, Any]:
     data = _raw(body.batch, "batch")
     now = ctx.now()
     public_key = ctx.run(lambda s: signed.terminal(s, now).public_key)
+    assert public_key is not None, "an authenticated terminal is enrolled"
     try:  # the batch signature is checked outside the transaction: it holds no lock
         batch = open_batch(data, public_key)
     except JournalError as exc:

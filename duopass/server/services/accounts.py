@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -76,12 +76,17 @@ def post(
     request_id: str | None = None,
     terminal_id: str | None = None,
     memo: str = "",
+    released: Mapping[int, int] | None = None,
 ) -> int:
     """Book one movement: `legs` are (account id, amount) and sum to zero; returns its id.
-    Written with SQL expressions (no ORM objects): this is on every payment's path."""
+    `released` holds (account id → amount) are released in the same update as the balance.
+    Prepared SQL on the driver (no ORM objects): this is on every payment's path."""
     assert sum(amount for _, amount in legs) == 0, "postings must balance"
     assert all(amount for _, amount in legs), "no empty legs"
-    txn_id = session.execute(
+    released = released or {}
+    assert released.keys() <= {a for a, _ in legs}, "holds are released on a leg's account"
+    db = sql.raw(session)
+    (txn_id,) = db.one(
         sql.INSERT_TRANSACTION,
         {
             "kind": kind,
@@ -92,12 +97,15 @@ def post(
             "terminal_id": terminal_id,
             "memo": memo[:200],
         },
-    ).scalar_one()
-    session.execute(
-        sql.INSERT_POSTING,
-        [{"transaction_id": txn_id, "account_id": a, "amount": m} for a, m in legs],
     )
-    session.execute(sql.CHANGE_BALANCE, [{"id": a, "amount": m} for a, m in legs])
+    db.many(
+        sql.INSERT_POSTING,
+        ({"transaction_id": txn_id, "account_id": a, "amount": m} for a, m in legs),
+    )
+    db.many(
+        sql.CHANGE_BALANCE,
+        ({"id": a, "amount": m, "released": released.get(a, 0)} for a, m in legs),
+    )
     return int(txn_id)
 
 
@@ -149,34 +157,39 @@ class Movements:
         return self.balance.get(account_id, 0), self.held.get(account_id, 0)
 
     def write(self) -> list[int]:
-        if not self.transactions:
-            return []
-        rows = self.session.execute(
-            insert(Transaction).returning(Transaction.id, sort_by_parameter_order=True),
-            self.transactions,
+        """Write everything added; returns the transactions' ids, in the order added."""
+        ids: list[int] = []
+        db = sql.raw(self.session)
+        if self.transactions:
+            rows = self.session.execute(
+                insert(Transaction).returning(Transaction.id, sort_by_parameter_order=True),
+                self.transactions,
+            )
+            ids = [int(txn_id) for txn_id in rows.scalars()]
+            db.many(
+                sql.INSERT_POSTING,
+                (
+                    {"transaction_id": txn_id, "account_id": account_id, "amount": amount}
+                    for txn_id, legs in zip(ids, self.legs, strict=True)
+                    for account_id, amount in legs
+                ),
+            )
+        touched = sorted(self.balance.keys() | self.held.keys())
+        db.many(
+            sql.CHANGE_BALANCE,
+            (
+                {"id": a, "amount": self.balance.get(a, 0), "released": -self.held.get(a, 0)}
+                for a in touched
+                if self.balance.get(a, 0) or self.held.get(a, 0)
+            ),
         )
-        ids = [int(txn_id) for txn_id in rows.scalars()]
-        self.session.execute(
-            sql.INSERT_POSTING,
-            [
-                {"transaction_id": txn_id, "account_id": account_id, "amount": amount}
-                for txn_id, legs in zip(ids, self.legs, strict=True)
-                for account_id, amount in legs
-            ],
-        )
-        changed = [{"id": a, "amount": m} for a, m in sorted(self.balance.items()) if m]
-        if changed:
-            self.session.execute(sql.CHANGE_BALANCE, changed)
-        held = [{"id": a, "delta": d} for a, d in sorted(self.held.items()) if d]
-        if held:
-            self.session.execute(sql.CHANGE_HELD, held)
         return ids
 
 
 def change_held(session: Session, account_id: int, delta: int) -> None:
     """Add to (or release from) an account's holds; a hold is released at most once by callers."""
     if delta:
-        session.execute(sql.CHANGE_HELD, {"id": account_id, "delta": delta})
+        sql.raw(session).run(sql.CHANGE_HELD, {"id": account_id, "delta": delta})
 
 
 def create_merchant(session: Session, name: str, currency: str) -> int:

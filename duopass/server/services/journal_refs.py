@@ -193,7 +193,7 @@ class _Recheck(ServerTrust):
     freshness check widened by the clock skew (§5.3: `ts` within freshness + skew)."""
 
     def __init__(self, session: Session, settings: Settings, now: int) -> None:
-        super().__init__(session, settings, None, None, now)
+        super().__init__(session, settings, None, now)
 
     def policy(self, iss: str) -> Policy:
         base = Policy(static_tickets=self.settings.static_tickets)

@@ -175,7 +175,7 @@ class _Journal:
 
         if self.counters:
             rows = [resolved(row, "transaction_id") for row in self.counters]
-            session.execute(sql.INSERT_COUNTER, rows)
+            sql.raw(session).many(sql.INSERT_COUNTER, rows)
         if self.entries:
             rows = [resolved(row, "transaction_id") for row in self.entries]
             session.execute(insert(JournalEntry), rows)

@@ -2,8 +2,9 @@
 
 A leaf is the deterministic CBOR map `{1: type, 2: time, 3: iss, 4: body}` (§7). Appending locks
 the `ledger_size` row, so leaves follow commit order across processes; the perfect-subtree hashes
-it writes make every proof O(log n) reads. Checkpoints are signed only if consistent with the
-last one signed, and every one is kept.
+it writes make every proof O(log n) reads. The first append of a transaction reads the tree's
+right border; later ones in the same transaction (a batch of scans) keep it in the session.
+Checkpoints are signed only if consistent with the last one signed, and every one is kept.
 """
 
 from __future__ import annotations
@@ -33,11 +34,15 @@ from duopass.server.store.tables import LedgerCheckpoint
 SIZE = "ledger_size"
 
 
+_TAIL = "ledger_tail"
+"""`session.info` key: the border after this transaction's last append (its lock is held)."""
+
+
 class _Nodes:
     """A `NodeReader` over the `ledger_nodes` table (one query a batch)."""
 
     def __init__(self, session: Session) -> None:
-        self.session = session
+        self.db = sql.raw(session)
 
     def read_nodes(self, ids: Sequence[NodeId], /) -> Sequence[bytes]:
         if not ids:
@@ -45,8 +50,8 @@ class _Nodes:
         params: dict[str, int] = {}
         for n, node in enumerate(ids):
             params[f"l{n}"], params[f"i{n}"] = node.level, node.index
-        rows = self.session.execute(sql.nodes_query(len(ids)), params)
-        found = {(level, index): digest for level, index, digest in rows}
+        rows = self.db.all(sql.nodes_query(len(ids)), params)
+        found = {(level, index): bytes(digest) for level, index, digest in rows}
         return [found[node.level, node.index] for node in ids]
 
 
@@ -57,12 +62,12 @@ def leaf_bytes(event_type: str, time: int, iss: str, body: Mapping[str, Any]) ->
 
 def size(session: Session, *, lock: bool = False) -> int:
     """Leaves in the log; `lock` holds the append lock (the size row) until the transaction ends."""
-    query = sql.locking(session, sql.LEDGER_SIZE) if lock else sql.LEDGER_SIZE[0]
-    value = session.execute(query).scalar_one_or_none()
-    if value is None:
-        session.execute(sql.INSERT_LEDGER_SIZE)
+    db = sql.raw(session)
+    row = db.one(sql.LEDGER_SIZE if lock else sql.LEDGER_SIZE.plain)
+    if row is None:
+        db.run(sql.INSERT_LEDGER_SIZE)
         return 0
-    return int(value)
+    return int(row[0])
 
 
 def append(session: Session, event_type: str, time: int, iss: str, body: Mapping[str, Any]) -> int:
@@ -72,24 +77,26 @@ def append(session: Session, event_type: str, time: int, iss: str, body: Mapping
 
 
 def append_many(session: Session, leaves: Sequence[bytes]) -> int:
-    """Append leaves (from `leaf_bytes`) in order in the caller's transaction, with one read of
-    the tree's border and one write of each kind; returns the first one's index."""
-    first = size(session, lock=True)
-    compact = CompactRange.read(_Nodes(session), first)
+    """Append leaves (from `leaf_bytes`) in order in the caller's transaction, one write of each
+    kind; returns the first one's index. The tree's border is read (under the append lock) once
+    a transaction and kept in it for the next append."""
+    tail: CompactRange | None = session.info.get(_TAIL)
+    if tail is None:  # the transaction's first append: take the lock, then read the border
+        tail = CompactRange.read(_Nodes(session), size(session, lock=True))
+    first = tail.size
     nodes: list[dict[str, Any]] = []
     for data in leaves:
-        appended = compact.append(hash_leaf(data))
-        compact = appended.compact
+        appended = tail.append(hash_leaf(data))
+        tail = appended.compact
         nodes.extend(
             {"level": n.node.level, "index": n.node.index, "hash": n.hash} for n in appended.stored
         )
-    assert compact.size == first + len(leaves), "the tree grows by one leaf each"
-    session.execute(
-        sql.INSERT_LEAF, [{"index": first + n, "data": data} for n, data in enumerate(leaves)]
-    )
-    if nodes:
-        session.execute(sql.INSERT_NODE, nodes)
-    session.execute(sql.SET_LEDGER_SIZE, {"value": compact.size})
+    assert tail.size == first + len(leaves), "the tree grows by one leaf each"
+    db = sql.raw(session)
+    db.many(sql.INSERT_LEAF, [{"index": first + n, "data": data} for n, data in enumerate(leaves)])
+    db.many(sql.INSERT_NODE, nodes)
+    db.run(sql.SET_LEDGER_SIZE, {"value": tail.size})
+    session.info[_TAIL] = tail
     return first
 
 

@@ -1,14 +1,15 @@
 """Online scans (§3 online, §4, §5.1): the checks against the whole system's state, and a
 payment, its postings and its ledger event in one transaction, exactly once per (terminal, seq).
 
-This is the server's hot path, so it reads and writes with SQL expressions (rows, not ORM
-objects), and caches the signing keys, which never change once written."""
+This is the server's hot path, so it reads and writes with prepared SQL on the driver (rows, not
+ORM objects), and caches the signing keys, which never change once written, and the credentials
+whose signature checked out under them (as a terminal's `Verifier` does)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 from duopass.protocol.cbor import MalformedError
 from duopass.protocol.claims import Kind
 from duopass.protocol.code import Code, FormatError, decode_code
+from duopass.protocol.code import Credential as ProtocolCredential
 from duopass.protocol.encoding import b64u_encode
 from duopass.protocol.keys import KeyId
 from duopass.protocol.reasons import Reason
@@ -24,6 +26,7 @@ from duopass.protocol.verify import Mode, TerminalConfig, verify_code
 from duopass.server.config import Settings
 from duopass.server.keyring import Keyring
 from duopass.server.services import accounts, ledger
+from duopass.server.services.terminals import TerminalRow
 from duopass.server.store import sql
 from duopass.server.store.tables import (
     CounterSeen,
@@ -43,19 +46,37 @@ class ScanRequest:
     scanned_at: int
 
 
+class Payer(NamedTuple):
+    """A credential with its holder's freeze and account (a row of `sql.PAYER`)."""
+
+    holder_id: int
+    state: str
+    mark: int | None
+    release_mark: int | None
+    uses: int
+    txmax: int
+    offline: bool
+    holds_released: bool
+    frozen: bool
+    account_id: int
+    balance: int
+    overdraft: int
+    held: int
+
+
 _KEYS: dict[bytes, TrustKey] = {}
 """Signing keys by kid: rows that are never updated, so safe to keep across requests."""
+_VERIFIED: dict[bytes, ProtocolCredential] = {}
+"""Credentials whose issuer signature checked out under `_KEYS`, by their exact bytes (bounded by
+`verify_code`). Revocation, freezes and expiry are still checked on every scan."""
 
 
 class ServerTrust:
     """The trust view of the whole system: keys from the database, revocations and freezes as
     they are right now (a superseded credential stays payable up to its mark, §4.2)."""
 
-    def __init__(
-        self, session: Session, settings: Settings, credential: Any, holder: Any, now: int
-    ) -> None:
-        self.session, self.settings = session, settings
-        self.credential, self.holder = credential, holder
+    def __init__(self, session: Session, settings: Settings, payer: Payer | None, now: int) -> None:
+        self.session, self.settings, self.payer = session, settings, payer
         self.issued_at, self.max_age_s = now, _NEVER_STALE_S
 
     def key(self, iss: str, kid: bytes) -> TrustKey | None:
@@ -81,35 +102,34 @@ class ServerTrust:
         return Policy(static_tickets=self.settings.static_tickets)
 
     def is_revoked(self, iss: str, cti: bytes, ctr: int | None = None) -> bool:
-        credential = self.credential
-        if credential is None or credential.state == "revoked":
+        payer = self.payer
+        if payer is None or payer.state == "revoked":
             return True
-        if credential.state == "superseded":
-            return ctr is None or credential.mark is None or ctr > credential.mark
+        if payer.state == "superseded":
+            return ctr is None or payer.mark is None or ctr > payer.mark
         return False
 
     def is_frozen(self, iss: str, sub: str) -> bool:
-        return self.holder is not None and bool(self.holder.frozen)
+        return self.payer is not None and bool(self.payer.frozen)
 
 
 class ServerMemory:
     """What the system as a whole accepted: counters are unique system-wide."""
 
-    def __init__(self, session: Session, credential: Any) -> None:
-        self.session, self.credential = session, credential
+    def __init__(self, session: Session, payer: Payer | None) -> None:
+        self.session, self.payer = session, payer
 
     def highest_generation(self, iss: str, sub: str) -> int | None:
         return None  # online, older generations are revoked in the database at reissue
 
     def counter_accepted(self, iss: str, cti: bytes, ctr: int) -> bool:
-        found = self.session.execute(sql.COUNTER_SEEN, {"cti": cti, "ctr": ctr}).first()
-        return found is not None
+        return sql.raw(self.session).one(sql.COUNTER_SEEN, {"cti": cti, "ctr": ctr}) is not None
 
     def entries_accepted(self, iss: str, sub: str) -> int:
-        if self.credential is None:
+        if self.payer is None:
             return 0
         tickets = select(Credential.cti).where(
-            Credential.holder_id == self.credential.holder_id, Credential.kind == Kind.TICKET
+            Credential.holder_id == self.payer.holder_id, Credential.kind == Kind.TICKET
         )
         query = select(func.count()).select_from(CounterSeen).where(CounterSeen.cti.in_(tickets))
         return int(self.session.connection().execute(query).scalar_one())
@@ -123,17 +143,18 @@ def scan(
     keyring: Keyring,
     settings: Settings,
     *,
-    terminal: Any,
+    terminal: TerminalRow,
     request: ScanRequest,
     now: int,
 ) -> dict[str, Any]:
     """The verdict for one scan; the same (terminal, seq) again returns the first verdict."""
+    db = sql.raw(session)
     key = {"terminal_id": terminal.id, "seq": request.seq}
-    earlier = session.execute(sql.SCAN_VERDICT, key).scalar_one_or_none()
+    earlier = db.one(sql.SCAN_VERDICT, key)
     if earlier is not None:
-        return dict(json.loads(earlier))
+        return dict(json.loads(earlier[0]))
     verdict = _decide(session, settings, terminal=terminal, request=request, now=now)
-    session.execute(
+    db.run(
         sql.INSERT_SCAN,
         {**key, "received_at": now, "verdict": json.dumps(verdict), "provisional": True},
     )
@@ -141,39 +162,36 @@ def scan(
 
 
 def _decide(
-    session: Session, settings: Settings, *, terminal: Any, request: ScanRequest, now: int
+    session: Session, settings: Settings, *, terminal: TerminalRow, request: ScanRequest, now: int
 ) -> dict[str, Any]:
     try:
-        code = decode_code(request.code)
+        code = decode_code(request.code, known=_VERIFIED)
     except FormatError:
         return _answer(Reason.FORMAT)
     except MalformedError:
         return _answer(Reason.MALFORMED)
     claims = code.credential.claims
-    credential = holder = account = None
+    db = sql.raw(session)
+    payer = None
     if claims.iss == settings.issuer:
-        credential = session.execute(sql.CREDENTIAL, {"cti": claims.cti}).first()
-    if credential is not None:
-        holder = session.execute(sql.HOLDER, {"id": credential.holder_id}).first()
-    if holder is not None:  # every operation on the account waits here for the one before it
-        account = session.execute(
-            sql.locking(session, sql.ACCOUNT), {"id": holder.account_id}
-        ).first()
+        row = db.one(sql.PAYER, {"cti": claims.cti})
+        payer = None if row is None else Payer._make(row)
     config = TerminalConfig(
         mode=request.mode, currency=terminal.currency, venue=terminal.venue, event=terminal.event
     )
     verdict = verify_code(
         code,
-        trust=ServerTrust(session, settings, credential, holder, now),
+        trust=ServerTrust(session, settings, payer, now),
         config=config,
-        memory=ServerMemory(session, credential),
+        memory=ServerMemory(session, payer),
         now=now,
         amount=request.amount,
+        verified=_VERIFIED,
         online=True,
     )
     if not verdict.ok:
         return _answer(verdict.reason, code)
-    assert credential is not None and account is not None
+    assert payer is not None
     if request.mode is Mode.IDENTITY:
         return _answer(Reason.OK, code)
     ctr = verdict.ctr
@@ -183,24 +201,27 @@ def _decide(
         # verify_code found the counter unseen (check 17), so its hold is outstanding unless
         # the credential never held or a refresh released it (§4.1, §4.2)
         held = (
-            credential.offline
-            and not credential.holds_released
-            and ctr < credential.uses
-            and (credential.release_mark is None or ctr <= credential.release_mark)
+            payer.offline
+            and not payer.holds_released
+            and ctr < payer.uses
+            and (payer.release_mark is None or ctr <= payer.release_mark)
         )
-        hold = credential.txmax if held else 0
-        if request.amount > hold + account.balance + account.overdraft - account.held:
+        hold = payer.txmax if held else 0
+        if request.amount > hold + payer.balance + payer.overdraft - payer.held:
             return _answer(Reason.INSUFFICIENT_FUNDS, code)
-        accounts.change_held(session, account.id, -hold)
         assert terminal.merchant_account_id is not None, "a till has a merchant"
         txn_id = accounts.post(
             session,
             kind="payment",
-            legs=[(account.id, -request.amount), (terminal.merchant_account_id, request.amount)],
+            legs=[
+                (payer.account_id, -request.amount),
+                (terminal.merchant_account_id, request.amount),
+            ],
             now=now,
             occurred_at=request.scanned_at,
             zone=settings.zone,
             terminal_id=terminal.id,
+            released={payer.account_id: hold},
         )
         ledger.append(
             session,
@@ -232,7 +253,7 @@ def _decide(
         )
     if ctr is not None:
         assert code.dynamic is not None
-        session.execute(
+        db.run(
             sql.INSERT_COUNTER,
             {
                 "cti": claims.cti,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from typing import Any
+from typing import NamedTuple
 
 from sqlalchemy.orm import Session
 
@@ -20,6 +20,19 @@ from duopass.server.store import sql
 from duopass.server.store.tables import Terminal
 
 ENROL_CODE_BYTES = 12
+
+
+class TerminalRow(NamedTuple):
+    """A terminal as a request sees it (a row of `sql.TERMINAL`, not an ORM object)."""
+
+    id: str
+    mode: str
+    venue: str | None
+    currency: str | None
+    event: str | None
+    merchant_account_id: int | None
+    public_key: bytes | None
+    state: str
 
 
 def _code_hash(code: str) -> bytes:
@@ -118,9 +131,10 @@ def authenticate(
     target: str,
     body: bytes,
     now: int,
-) -> Any:
+) -> TerminalRow:
     """The calling terminal's row, once its signature checks out (on every terminal request)."""
-    terminal = session.execute(sql.TERMINAL, {"id": terminal_id}).first()
+    row = sql.raw(session).one(sql.TERMINAL, {"id": terminal_id})
+    terminal = None if row is None else TerminalRow._make(row)
     if terminal is None or terminal.state != "enrolled" or terminal.public_key is None:
         raise Problem(Code.UNAUTHENTICATED, "unknown or unenrolled terminal")
     if not verify_request(

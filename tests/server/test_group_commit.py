@@ -1,0 +1,114 @@
+"""Group commit: units queued together share one transaction, a savepoint each. A failing unit
+leaves only itself out; ledger appends of one batch keep the tree whole. Bounded: each batch is
+held at a gate until every unit is queued, and waits at most a few seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from duopass.ledger import hash_leaf, root_of
+from duopass.server.errors import Code, Problem
+from duopass.server.services import ledger
+from duopass.server.store import sql
+
+INSERT = sql.statement("INSERT INTO meta (name, value) VALUES (:name, :value)")
+READ = sql.statement("SELECT value FROM meta WHERE name = :name")
+LEAF = sql.statement('SELECT data FROM ledger_leaves WHERE "index" = :index')
+
+
+def _insert(name: str, value: int = 1) -> Callable[[Any], str]:
+    def work(session: Any) -> str:
+        sql.raw(session).run(INSERT, {"name": name, "value": value})
+        return name
+
+    return work
+
+
+def _failing(name: str) -> Callable[[Any], str]:
+    def work(session: Any) -> str:
+        _insert(name)(session)
+        raise Problem(Code.FORBIDDEN, "refused after writing")
+
+    return work
+
+
+def _one_batch(ctx: Any, works: list[Callable[[Any], Any]]) -> list[Any]:
+    """Run `works` in one batch: a gate unit holds the writer until all are queued."""
+    gate = threading.Event()
+
+    async def main() -> list[Any]:
+        held = asyncio.ensure_future(ctx.group.run(lambda _s: gate.wait(10)))
+        await asyncio.sleep(0.05)  # the writer is inside the gate unit
+        queued = [asyncio.ensure_future(ctx.group.run(work)) for work in works]
+        await asyncio.sleep(0)  # every unit is on the queue
+        gate.set()
+        await held
+        return list(await asyncio.wait_for(asyncio.gather(*queued, return_exceptions=True), 30))
+
+    return asyncio.run(main())
+
+
+def _value(ctx: Any, name: str) -> int | None:
+    row = ctx.run(lambda s: sql.raw(s).one(READ, {"name": name}))
+    return None if row is None else int(row[0])
+
+
+def test_a_failing_unit_rolls_back_alone(server):
+    ctx = server.ctx
+    outcomes = _one_batch(ctx, [_insert("gc-a"), _failing("gc-b"), _insert("gc-c")])
+    assert outcomes[0] == "gc-a" and outcomes[2] == "gc-c"
+    assert isinstance(outcomes[1], Problem) and outcomes[1].code is Code.FORBIDDEN
+    assert (_value(ctx, "gc-a"), _value(ctx, "gc-b"), _value(ctx, "gc-c")) == (1, None, 1)
+
+
+def test_a_unique_clash_in_a_batch_is_a_conflict_for_that_unit_only(server):
+    ctx = server.ctx
+    outcomes = _one_batch(ctx, [_insert("gc-x", 1), _insert("gc-x", 2), _insert("gc-y")])
+    assert outcomes[0] == "gc-x" and outcomes[2] == "gc-y"
+    assert isinstance(outcomes[1], Problem) and outcomes[1].code is Code.CONFLICT
+    assert (_value(ctx, "gc-x"), _value(ctx, "gc-y")) == (1, 1)
+
+
+def test_ledger_appends_in_a_batch_keep_the_tree_whole(server):
+    ctx = server.ctx
+    before = ctx.run(ledger.size)
+
+    def append(n: int, *, fail: bool = False) -> Callable[[Any], int]:
+        def work(session: Any) -> int:
+            index = ledger.append(session, "test", n, "demo-univ", {"n": n})
+            if fail:
+                raise Problem(Code.FORBIDDEN, "refused after appending")
+            return index
+
+        return work
+
+    works = [append(n, fail=n % 3 == 1) for n in range(9)]
+    outcomes = _one_batch(ctx, works)
+    kept = [n for n in range(9) if n % 3 != 1]
+    assert [outcomes[n] for n in kept] == list(range(before, before + len(kept)))
+    assert all(isinstance(outcomes[n], Problem) for n in range(9) if n % 3 == 1)
+
+    def check(session: Any) -> None:
+        size = ledger.size(session)
+        assert size == before + len(kept)
+        leaves = [sql.raw(session).one(LEAF, {"index": i})[0] for i in range(size)]
+        assert [bytes(leaf) for leaf in leaves[before:]] == [
+            ledger.leaf_bytes("test", n, "demo-univ", {"n": n}) for n in kept
+        ]
+        assert ledger.root(session, size) == root_of([hash_leaf(bytes(x)) for x in leaves])
+
+    ctx.run(check)
+
+
+@pytest.mark.parametrize("units", [1, 40])
+def test_every_unit_is_answered_after_its_commit(server, units):
+    ctx = server.ctx
+    names = [f"gc-many-{units}-{n}" for n in range(units)]
+    outcomes = _one_batch(ctx, [_insert(name) for name in names])
+    assert outcomes == names
+    assert all(_value(ctx, name) == 1 for name in names)
