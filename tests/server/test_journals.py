@@ -223,3 +223,18 @@ def test_a_counter_above_the_refresh_mark_is_evidence_and_review_freezes(server)
     refused = wallet.sync()
     assert refused.status_code == 403 and refused.json()["code"] == "frozen"
     assert admin.books() == 0
+
+
+def test_a_late_scan_request_gets_the_journals_verdict_and_changes_nothing(server):
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "yuri", balance=10_000)
+    till, merchant = enrolled_till(server.http, admin)
+    code = wallet.code()
+    # the till gave up on the server and refused; its journal arrives before the request does
+    entry = till.entry(code, seq=1, amount=700, verdict="INTERRUPTED")
+    assert till.journal([entry]).status_code == 200
+    late = till.scan(code, amount=700, seq=1)
+    assert (late["ok"], late["reason"], late["mode"]) == (False, "INTERRUPTED", "offline")
+    assert admin.account(wallet.account_id)["balance"] == 10_000
+    assert admin.account(merchant)["balance"] == 0
+    assert till.scan(code, amount=700, seq=2)["ok"]  # the counter was never used

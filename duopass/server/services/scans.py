@@ -19,6 +19,7 @@ from duopass.protocol.claims import Kind
 from duopass.protocol.code import Code, FormatError, decode_code
 from duopass.protocol.code import Credential as ProtocolCredential
 from duopass.protocol.encoding import b64u_encode
+from duopass.protocol.journal import parse_entry
 from duopass.protocol.keys import KeyId
 from duopass.protocol.reasons import Reason
 from duopass.protocol.trust import Policy, TrustKey
@@ -153,6 +154,9 @@ def scan(
     earlier = db.one(sql.SCAN_VERDICT, key)
     if earlier is not None:
         return dict(json.loads(earlier[0]))
+    journaled = db.one(sql.JOURNAL_ENTRY, key)
+    if journaled is not None:  # the terminal decided it and said so in its journal (§5.1)
+        return _journaled(bytes(journaled[0]))
     verdict = _decide(session, settings, terminal=terminal, request=request, now=now)
     db.run(
         sql.INSERT_SCAN,
@@ -269,8 +273,22 @@ def _decide(
     return _answer(Reason.OK, code)
 
 
-def _answer(reason: Reason, code: Code | None = None) -> dict[str, Any]:
-    answer: dict[str, Any] = {"ok": reason is Reason.OK, "reason": reason.value, "mode": "online"}
+def _journaled(data: bytes) -> dict[str, Any]:
+    """The verdict a journal entry already gave this (terminal, seq): a late scan request for it
+    returns that and changes nothing (§5.1). Its mode is the terminal's own, offline."""
+    try:
+        entry = parse_entry(data)
+    except MalformedError:  # an entry held for review: no verdict to repeat but a refusal
+        return _answer(Reason.MALFORMED, mode="offline")
+    try:
+        code = decode_code(entry.code)
+    except (FormatError, MalformedError):
+        code = None
+    return _answer(entry.verdict, code, mode="offline")
+
+
+def _answer(reason: Reason, code: Code | None = None, *, mode: str = "online") -> dict[str, Any]:
+    answer: dict[str, Any] = {"ok": reason is Reason.OK, "reason": reason.value, "mode": mode}
     if code is not None:
         claims = code.credential.claims
         answer.update(

@@ -104,6 +104,9 @@ def raw(session: Session) -> Raw:
 SCAN_VERDICT = statement(
     "SELECT verdict FROM scans WHERE terminal_id = :terminal_id AND seq = :seq"
 )
+JOURNAL_ENTRY = statement(
+    "SELECT data FROM journal_entries WHERE terminal_id = :terminal_id AND seq = :seq"
+)
 INSERT_SCAN = statement(
     "INSERT INTO scans (terminal_id, seq, received_at, verdict, provisional) "
     "VALUES (:terminal_id, :seq, :received_at, :verdict, :provisional)"
