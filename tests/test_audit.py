@@ -43,8 +43,9 @@ from duopass.ledger.audit import (
     parse_state,
 )
 from duopass.server.services.ledger import leaf_bytes
+from duopass.server.threaded import free_port
 from tests.pg import postgres_url_fixture  # noqa: F401
-from tests.server.harness import Running, free_port, ready_wallet, running_server
+from tests.server.harness import Running, ready_wallet, running_server
 
 ORIGIN = "demo-univ/ledger"
 

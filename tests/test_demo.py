@@ -10,9 +10,9 @@ import sys
 
 
 def test_the_lunch_rush_reconciles_and_catches_the_clone(tmp_path):
+    rush = ["--wallets", "12", "--online-s", "5", "--offline-s", "65", "--work-dir", str(tmp_path)]
     done = subprocess.run(
-        [sys.executable, "-m", "duopass", "demo", "--wallets", "12", "--online-s", "5"]
-        + ["--offline-s", "65", "--work-dir", str(tmp_path)],
+        [sys.executable, "-m", "duopass", "demo", *rush],
         capture_output=True,
         text=True,
         timeout=600,

@@ -3,20 +3,16 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import uvicorn
 
 from duopass.demo.rush import Server, connect
 from duopass.server.app import create_app
 from duopass.server.config import Settings
 from duopass.server.demo import seed
 from duopass.server.keyring import Keyring
+from duopass.server.threaded import serving
 
 
 @contextmanager
@@ -27,21 +23,5 @@ def own_server(work_dir: Path) -> Iterator[Server]:
     app = create_app(settings, keyring=Keyring.create(data, origin="demo-univ/ledger"))
     document = seed(app.state.context, data / "demo.json")
     assert document is not None, "a new database"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the demo's server did not start")
-        time.sleep(0.05)
-    try:
-        yield connect(f"http://127.0.0.1:{port}", document)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with serving(app) as url:
+        yield connect(url, document)

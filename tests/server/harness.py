@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 
 from duopass.protocol import SigningKey, make_code
 from duopass.protocol.encoding import b64u_decode, b64u_encode
@@ -29,14 +26,9 @@ from duopass.server.config import Settings
 from duopass.server.context import Context
 from duopass.server.keyring import Keyring
 from duopass.server.store.tables import Staff
+from duopass.server.threaded import serving
 
 ADMIN_PASSWORD = "admin-password-for-tests"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -66,24 +58,10 @@ def running_server(db_url: str, data_dir: Path, **settings: Any) -> Iterator[Run
             Staff(login="admin", password_hash=PasswordHasher().hash(ADMIN_PASSWORD), role="admin")
         )
     )
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("server did not start")
-        time.sleep(0.02)
-    url = f"http://127.0.0.1:{port}"
-    with httpx.Client(base_url=url, timeout=30) as http:
+    with serving(app) as url, httpx.Client(base_url=url, timeout=30) as http:
         try:
             yield Running(url, ctx, http)
         finally:
-            server.should_exit = True
-            thread.join(timeout=30)
             ctx.db.dispose()
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.server.harness import Admin, TerminalClient, Wallet, free_port
+from duopass.server.threaded import free_port
+from tests.server.harness import Admin, TerminalClient, Wallet
 
 PAYMENTS = 50
 WALLETS = 5  # 10 offline uses each: a counter per payment

@@ -79,6 +79,17 @@ def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     )
 
 
+def enrol_till(
+    proxy: Proxy, code: str, data: Path, terminal_id: str = "till-1"
+) -> subprocess.CompletedProcess[str]:
+    """`duopass terminal enrol` through the proxy, as an installer runs it."""
+    done = cli(
+        "enrol", "--server", proxy.url, "--id", terminal_id, "--code", code, "--data-dir", str(data)
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 class TerminalProcess:
     """`duopass terminal run --json` as a child process, fed one line at a time."""
 

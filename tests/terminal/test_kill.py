@@ -8,7 +8,15 @@ from sqlalchemy import func, select
 from duopass.demo.netcut import Mode
 from duopass.server.store.tables import JournalBatch
 from tests.server.harness import ready_wallet
-from tests.terminal.conftest import TerminalProcess, cli, local, server_acked, till_code, wait_for
+from tests.terminal.conftest import (
+    TerminalProcess,
+    cli,
+    enrol_till,
+    local,
+    server_acked,
+    till_code,
+    wait_for,
+)
 
 
 def _batches(server) -> int:
@@ -22,20 +30,7 @@ def test_killed_mid_upload_the_terminal_resends_the_same_batch_and_nothing_is_bo
     wallet = ready_wallet(server.http, admin, "cleo", balance=100_000)
     code, merchant = till_code(admin)
     data = tmp_path / "till"
-    assert (
-        cli(
-            "enrol",
-            "--server",
-            proxy.url,
-            "--id",
-            "till-1",
-            "--code",
-            code,
-            "--data-dir",
-            str(data),
-        ).returncode
-        == 0
-    )
+    enrol_till(proxy, code, data)
     till = TerminalProcess(data, "--upload-s", "3600")  # uploads when the link comes back
 
     # the server applies the payment online, but its answer never comes back: the till decides
@@ -79,20 +74,7 @@ def test_killed_mid_scan_the_seq_is_journalled_interrupted_and_the_charge_voided
     wallet = ready_wallet(server.http, admin, "dora", balance=100_000)
     code, merchant = till_code(admin)
     data = tmp_path / "till"
-    assert (
-        cli(
-            "enrol",
-            "--server",
-            proxy.url,
-            "--id",
-            "till-1",
-            "--code",
-            code,
-            "--data-dir",
-            str(data),
-        ).returncode
-        == 0
-    )
+    enrol_till(proxy, code, data)
     # the answer is held for far longer than the online timeout
     till = TerminalProcess(data, "--timeout-ms", "60000", "--amount", "900")
     proxy.set(Mode.HOLD)

@@ -8,6 +8,7 @@ from tests.server.harness import ready_wallet
 from tests.terminal.conftest import (
     TerminalProcess,
     cli,
+    enrol_till,
     local,
     server_acked,
     till_code,
@@ -22,11 +23,7 @@ def test_scans_go_offline_when_the_proxy_stops_answering_and_reconcile_after(
     wallet = ready_wallet(server.http, admin, "ana", balance=100_000)
     code, merchant = till_code(admin)
     data = tmp_path / "till"
-    enrolled = cli(
-        "enrol", "--server", proxy.url, "--id", "till-1", "--code", code, "--data-dir", str(data)
-    )
-    assert enrolled.returncode == 0, enrolled.stderr
-    assert "trust bundle seq" in enrolled.stdout
+    assert "trust bundle seq" in enrol_till(proxy, code, data).stdout
     till = TerminalProcess(data, "--amount", "500")
 
     first = till.scan(wallet.code())
@@ -67,20 +64,7 @@ def test_a_refused_connection_sends_scans_offline_at_once(server, proxy, tmp_pat
     wallet = ready_wallet(server.http, admin, "ben", balance=100_000)
     code, merchant = till_code(admin)
     data = tmp_path / "till"
-    assert (
-        cli(
-            "enrol",
-            "--server",
-            proxy.url,
-            "--id",
-            "till-1",
-            "--code",
-            code,
-            "--data-dir",
-            str(data),
-        ).returncode
-        == 0
-    )
+    enrol_till(proxy, code, data)
     proxy.set(Mode.REFUSE)
     till = TerminalProcess(data, "--amount", "700")
     verdicts = [till.scan(wallet.code()) for _ in range(3)]
