@@ -27,7 +27,7 @@ from duopass.protocol.trust import Policy
 from duopass.protocol.verify import Mode
 from duopass.server.config import Settings
 from duopass.server.keyring import Keyring
-from duopass.server.services import accounts, ledger
+from duopass.server.services import accounts, credentials, ledger
 from duopass.server.services.alerts import Kind, raise_alert
 from duopass.server.services.journal_refs import Item, Refs, Seen, read_items, recheck
 from duopass.server.store import sql
@@ -319,7 +319,11 @@ class _Journal:
                 terminal_id=self.terminal.id,
                 memo=f"void of seq {entry.seq}",
             )
-        self.books.change_held(account, seen.hold)
+        # the hold returns only while the counter could still be charged against it: not after
+        # the sweep released the credential's holds, nor above a refresh's release mark, where
+        # nothing would ever release it again
+        if credentials.holds(credential, ctr):
+            self.books.change_held(account, seen.hold)
         self.session.execute(
             delete(CounterSeen).where(CounterSeen.cti == cti, CounterSeen.ctr == ctr)
         )
