@@ -245,7 +245,7 @@ def test_a_void_after_the_sweep_leaves_no_hold_behind(server):
     credential's holds once; returning the voided counter's hold then would hold it for ever."""
     admin = server.admin()
     wallet = ready_wallet(server.http, admin, "zoe", balance=10_000)
-    till, merchant = enrolled_till(server.http, admin)
+    till, _ = enrolled_till(server.http, admin)
     code = wallet.code()
     assert till.scan(code, amount=300, seq=1)["ok"]
     ctx = server.ctx
