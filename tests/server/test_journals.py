@@ -8,10 +8,11 @@ import time
 from typing import Any
 
 import cbor2
+import pytest
 
 from duopass.protocol import make_code
 from duopass.protocol.encoding import b64u_decode
-from duopass.server.services import sweep
+from duopass.server.services import accounts, sweep
 from tests.server.harness import enrolled_till, ready_wallet
 
 
@@ -272,4 +273,37 @@ def test_a_counter_beyond_31_bits_is_booked_not_a_server_error(server):
     assert answer.status_code == 200, answer.text
     assert answer.json()["acked_seq"] == 1
     assert any(a["kind"] == "uses_exceeded" for a in _alerts(admin))
+    assert admin.books() == 0
+
+
+def test_a_refresh_committed_while_a_batch_waits_for_its_locks_is_seen(server, monkeypatch):
+    """Review (PostgreSQL): what a batch reads about its credentials and counters must be read
+    under the accounts' locks. A refresh that commits after the batch read the credential but
+    before it locked the account released counter 5's hold; the batch must not release it again."""
+    if server.ctx.settings.db_url.startswith("sqlite"):
+        pytest.skip("SQLite's write lock serialises the whole batch")
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "bela", balance=10_000, overdraft=100_000)
+    till, _ = enrolled_till(server.http, admin)
+    credential = b64u_decode(wallet.credential["credential"])
+    txmax = wallet.credential["txmax"]
+    code = make_code(credential, wallet.key, ctr=5, ts=int(time.time()))
+    real = accounts.lock_all
+    refreshed: list[int] = []
+
+    def refresh_first(session, account_ids):
+        if not refreshed:  # the wallet refreshes (mark 1) just before the batch takes its locks
+            refreshed.append(wallet.sync(mark=1).status_code)
+        real(session, account_ids)
+
+    monkeypatch.setattr(accounts, "lock_all", refresh_first)
+    answer = till.journal([till.entry(code, seq=1, amount=100)])
+    assert answer.status_code == 200, answer.text
+    assert refreshed == [200]
+    monkeypatch.setattr(accounts, "lock_all", real)
+    # what the account holds: counters 0 and 1 of the old credential (the mark) and the new one's
+    new = wallet.credential
+    expected = 2 * txmax + (new["uses"] * new["txmax"] if new.get("offline", True) else 0)
+    assert admin.account(wallet.account_id)["held"] == expected
+    assert any(a["kind"] == "above_mark" for a in _alerts(admin))
     assert admin.books() == 0
