@@ -8,10 +8,11 @@ import time
 from typing import Any
 
 import cbor2
+import pytest
 
 from duopass.protocol import make_code
 from duopass.protocol.encoding import b64u_decode
-from duopass.server.services import sweep
+from duopass.server.services import accounts, sweep
 from tests.server.harness import enrolled_till, ready_wallet
 
 
@@ -238,3 +239,71 @@ def test_a_late_scan_request_gets_the_journals_verdict_and_changes_nothing(serve
     assert admin.account(wallet.account_id)["balance"] == 10_000
     assert admin.account(merchant)["balance"] == 0
     assert till.scan(code, amount=700, seq=2)["ok"]  # the counter was never used
+
+
+def test_a_void_after_the_sweep_leaves_no_hold_behind(server):
+    """Review: a void applies whatever its age (§5.4), but the sweep has already released the
+    credential's holds once; returning the voided counter's hold then would hold it for ever."""
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "zoe", balance=10_000)
+    till, _ = enrolled_till(server.http, admin)
+    code = wallet.code()
+    assert till.scan(code, amount=300, seq=1)["ok"]
+    ctx = server.ctx
+    later = int(time.time()) + 86_400 + ctx.settings.late_window_s + 3_600
+    ctx.run(lambda s: sweep.sweep(s, ctx.keyring, ctx.settings, later))
+    assert admin.account(wallet.account_id)["held"] == 0
+    voided = till.journal([till.entry(code, seq=1, amount=300, verdict="BAD_SIGNATURE")])
+    assert voided.status_code == 200, voided.text
+    account = admin.account(wallet.account_id)
+    assert account["balance"] == 10_000
+    assert account["held"] == 0  # nothing can ever release a hold returned now
+    assert admin.books() == 0
+
+
+def test_a_counter_beyond_31_bits_is_booked_not_a_server_error(server):
+    """Review: an L2 counter is below 2^32 (limits.COUNTER_LIMIT) and a terminal may misstate a
+    verdict (§5.3), so an entry with such a counter must settle (evidence), never answer 500."""
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "abel", balance=10_000)
+    till, _ = enrolled_till(server.http, admin)
+    credential = b64u_decode(wallet.credential["credential"])
+    code = make_code(credential, wallet.key, ctr=2**31, ts=int(time.time()))
+    answer = till.journal([till.entry(code, seq=1, amount=100)])
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["acked_seq"] == 1
+    assert any(a["kind"] == "uses_exceeded" for a in _alerts(admin))
+    assert admin.books() == 0
+
+
+def test_a_refresh_committed_while_a_batch_waits_for_its_locks_is_seen(server, monkeypatch):
+    """Review (PostgreSQL): what a batch reads about its credentials and counters must be read
+    under the accounts' locks. A refresh that commits after the batch read the credential but
+    before it locked the account released counter 5's hold; the batch must not release it again."""
+    if server.ctx.settings.db_url.startswith("sqlite"):
+        pytest.skip("SQLite's write lock serialises the whole batch")
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "bela", balance=10_000, overdraft=100_000)
+    till, _ = enrolled_till(server.http, admin)
+    credential = b64u_decode(wallet.credential["credential"])
+    txmax = wallet.credential["txmax"]
+    code = make_code(credential, wallet.key, ctr=5, ts=int(time.time()))
+    real = accounts.lock_all
+    refreshed: list[int] = []
+
+    def refresh_first(session, account_ids):
+        if not refreshed:  # the wallet refreshes (mark 1) just before the batch takes its locks
+            refreshed.append(wallet.sync(mark=1).status_code)
+        real(session, account_ids)
+
+    monkeypatch.setattr(accounts, "lock_all", refresh_first)
+    answer = till.journal([till.entry(code, seq=1, amount=100)])
+    assert answer.status_code == 200, answer.text
+    assert refreshed == [200]
+    monkeypatch.setattr(accounts, "lock_all", real)
+    # what the account holds: counters 0 and 1 of the old credential (the mark) and the new one's
+    new = wallet.credential
+    expected = 2 * txmax + (new["uses"] * new["txmax"] if new.get("offline", True) else 0)
+    assert admin.account(wallet.account_id)["held"] == expected
+    assert any(a["kind"] == "above_mark" for a in _alerts(admin))
+    assert admin.books() == 0

@@ -78,18 +78,37 @@ class Seen:
     hold: int
 
 
+def _ctis(settings: Settings, items: list[Item]) -> set[bytes]:
+    return {
+        item.code.credential.claims.cti
+        for item in items
+        if item.code is not None and item.code.credential.claims.iss == settings.issuer
+    }
+
+
+def accounts_of(session: Session, settings: Settings, items: list[Item]) -> list[int]:
+    """The accounts of the holders the batch's codes name: to be locked before `Refs` reads what
+    a concurrent payment, refresh or void may change (credentials, counters, verdicts)."""
+    ctis = _ctis(settings, items)
+    if not ctis:
+        return []
+    return list(
+        session.scalars(
+            select(Holder.account_id)
+            .join(Credential, Credential.holder_id == Holder.id)
+            .where(Credential.cti.in_(ctis))
+        )
+    )
+
+
 class Refs:
-    """Everything the batch's entries refer to, read once."""
+    """Everything the batch's entries refer to, read once, under the locks of `accounts_of`."""
 
     def __init__(
         self, session: Session, settings: Settings, terminal_id: str, items: list[Item]
     ) -> None:
         seqs = [item.seq for item in items]
-        ctis = {
-            item.code.credential.claims.cti
-            for item in items
-            if item.code is not None and item.code.credential.claims.iss == settings.issuer
-        }
+        ctis = _ctis(settings, items)
         self.scans: dict[int, dict[str, Any]] = {
             seq: json.loads(verdict)
             for seq, verdict in session.execute(

@@ -27,9 +27,16 @@ from duopass.protocol.trust import Policy
 from duopass.protocol.verify import Mode
 from duopass.server.config import Settings
 from duopass.server.keyring import Keyring
-from duopass.server.services import accounts, ledger
+from duopass.server.services import accounts, credentials, ledger
 from duopass.server.services.alerts import Kind, raise_alert
-from duopass.server.services.journal_refs import Item, Refs, Seen, read_items, recheck
+from duopass.server.services.journal_refs import (
+    Item,
+    Refs,
+    Seen,
+    accounts_of,
+    read_items,
+    recheck,
+)
 from duopass.server.store import sql
 from duopass.server.store.tables import (
     Account,
@@ -130,11 +137,12 @@ class _Journal:
             (seq, raw) for seq, raw in enumerate(batch.entries, batch.first) if seq not in known
         ]
         items = {item.seq: item for item in read_items(fresh)}
+        # every holder account the batch may touch, locked in one order before anything a
+        # concurrent payment, refresh or void changes is read
+        accounts.lock_all(session, accounts_of(session, self.settings, list(items.values())))
         self.refs = (
             Refs(session, self.settings, terminal.id, list(items.values())) if items else None
         )
-        if self.refs is not None:  # every account the batch may touch, locked in one order
-            accounts.lock_all(session, [h.account_id for h in self.refs.holders.values()])
         for seq, raw in enumerate(batch.entries, batch.first):
             stored = known.get(seq)
             if stored == raw:
@@ -319,7 +327,11 @@ class _Journal:
                 terminal_id=self.terminal.id,
                 memo=f"void of seq {entry.seq}",
             )
-        self.books.change_held(account, seen.hold)
+        # the hold returns only while the counter could still be charged against it: not after
+        # the sweep released the credential's holds, nor above a refresh's release mark, where
+        # nothing would ever release it again
+        if credentials.holds(credential, ctr):
+            self.books.change_held(account, seen.hold)
         self.session.execute(
             delete(CounterSeen).where(CounterSeen.cti == cti, CounterSeen.ctr == ctr)
         )

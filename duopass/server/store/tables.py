@@ -140,7 +140,8 @@ class CounterSeen(Base):
 
     __tablename__ = "counters_seen"
     cti: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
-    ctr: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ctr: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    """Below 2^32 (an L2 counter): wider than a 32-bit INTEGER."""
     ts: Mapped[int] = mapped_column(BigInteger)
     terminal_id: Mapped[str] = mapped_column(String(64))
     seq: Mapped[int] = mapped_column(BigInteger)
