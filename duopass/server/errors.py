@@ -39,6 +39,7 @@ class Code(StrEnum):
     OUT_OF_RANGE = "out_of_range"
     INTERNAL = "internal"
     BAD_BATCH = "bad_batch"
+    BUSY = "busy"
 
 
 STATUS = {
@@ -60,6 +61,7 @@ STATUS = {
     Code.OUT_OF_RANGE: 422,
     Code.INTERNAL: 500,
     Code.BAD_BATCH: 422,
+    Code.BUSY: 503,
 }
 _FROM_STATUS = {
     401: Code.UNAUTHENTICATED,

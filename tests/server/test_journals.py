@@ -4,15 +4,17 @@ the terminal's way, duplicates and conflicts, pending and review."""
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from typing import Any
 
 import cbor2
 import pytest
+import sqlalchemy
 
 from duopass.protocol import make_code
 from duopass.protocol.encoding import b64u_decode
-from duopass.server.services import accounts, sweep
+from duopass.server.services import ledger, sweep
 from tests.server.harness import enrolled_till, ready_wallet
 
 
@@ -288,22 +290,48 @@ def test_a_refresh_committed_while_a_batch_waits_for_its_locks_is_seen(server, m
     credential = b64u_decode(wallet.credential["credential"])
     txmax = wallet.credential["txmax"]
     code = make_code(credential, wallet.key, ctr=5, ts=int(time.time()))
-    real = accounts.lock_all
+    real = ledger.lock_now
     refreshed: list[int] = []
 
-    def refresh_first(session, account_ids):
+    def refresh_first(session):
         if not refreshed:  # the wallet refreshes (mark 1) just before the batch takes its locks
             refreshed.append(wallet.sync(mark=1).status_code)
-        real(session, account_ids)
+        real(session)
 
-    monkeypatch.setattr(accounts, "lock_all", refresh_first)
+    monkeypatch.setattr(ledger, "lock_now", refresh_first)
     answer = till.journal([till.entry(code, seq=1, amount=100)])
     assert answer.status_code == 200, answer.text
     assert refreshed == [200]
-    monkeypatch.setattr(accounts, "lock_all", real)
+    monkeypatch.setattr(ledger, "lock_now", real)
     # what the account holds: counters 0 and 1 of the old credential (the mark) and the new one's
     new = wallet.credential
     expected = 2 * txmax + (new["uses"] * new["txmax"] if new.get("offline", True) else 0)
     assert admin.account(wallet.account_id)["held"] == expected
     assert any(a["kind"] == "above_mark" for a in _alerts(admin))
     assert admin.books() == 0
+
+
+def test_a_batch_never_waits_holding_locks_it_tries_again(server):
+    """PostgreSQL: a batch takes the ledger's append lock and its accounts' locks without waiting
+    (a wait could close a cycle with a group commit); finding one taken, it is rolled back and
+    tried again after a pause, and answers 503 `busy` only if the lock stays taken."""
+    if server.ctx.settings.db_url.startswith("sqlite"):
+        pytest.skip("SQLite's write lock serialises every writer")
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "dora", balance=10_000)
+    till, merchant = enrolled_till(server.http, admin)
+    entries = [till.entry(wallet.code(), seq=1, amount=400)]
+    engine = sqlalchemy.create_engine(server.ctx.settings.db_url)
+    with engine.connect() as other:
+        other.execute(
+            sqlalchemy.text("SELECT value FROM meta WHERE name = 'ledger_size' FOR UPDATE")
+        )
+        busy = till.journal(entries)  # the lock stays taken through every attempt
+        assert busy.status_code == 503 and busy.json()["code"] == "busy"
+        assert admin.account(merchant)["balance"] == 0
+        threading.Timer(0.3, other.rollback).start()  # taken, then released mid-attempts
+        answer = till.journal(entries)
+    engine.dispose()
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["acked_seq"] == 1
+    assert admin.account(merchant)["balance"] == 400

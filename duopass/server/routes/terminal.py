@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import OperationalError
 
 from duopass.protocol.encoding import EncodingError, b64u_decode, b64u_encode
 from duopass.protocol.journal import BATCH_BYTES_MAX, JournalError, open_batch
@@ -17,6 +19,10 @@ from duopass.server.limits import AMOUNT_MAX, ID_CHARS_MAX, SEQ_MAX, TIME_MAX
 from duopass.server.services import bundles, journals, scans, terminals
 
 router = APIRouter(prefix="/v1/terminal", tags=["terminal"])
+
+JOURNAL_ATTEMPTS = 7
+JOURNAL_PAUSE_S = 0.02
+"""A batch that finds its locks taken (journals.py `_lock`) tries again after 20, 40 .. 1280 ms."""
 
 
 class EnrolIn(BaseModel):
@@ -170,9 +176,10 @@ def journal(body: JournalIn, signed: Signed, ctx: Ctx) -> dict[str, Any]:
         raise Problem(Code.BAD_BATCH, str(exc)) from exc
     if batch.terminal_id != signed.terminal_id:
         raise Problem(Code.FORBIDDEN, "the batch is another terminal's")
-    return ctx.run(
-        lambda s: journals.ingest(
-            s,
+
+    def work(session: Any) -> dict[str, Any]:
+        return journals.ingest(
+            session,
             ctx.keyring,
             ctx.settings,
             terminal_id=signed.terminal_id,
@@ -180,4 +187,10 @@ def journal(body: JournalIn, signed: Signed, ctx: Ctx) -> dict[str, Any]:
             data=data,
             now=now,
         )
-    )
+
+    for attempt in range(JOURNAL_ATTEMPTS):  # a batch never waits for a lock: it tries again
+        try:
+            return ctx.run(work)
+        except OperationalError:
+            time.sleep(JOURNAL_PAUSE_S * 2**attempt)
+    raise Problem(Code.BUSY, "the accounts this batch books are busy: send it again later")

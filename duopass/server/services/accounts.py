@@ -31,15 +31,16 @@ def lock(session: Session, account_id: int) -> Account:
     ).one()
 
 
-def lock_all(session: Session, account_ids: Sequence[int]) -> None:
+def lock_all(session: Session, account_ids: Sequence[int], *, nowait: bool = False) -> None:
     """Lock several accounts in id order, so that two units locking overlapping sets never
-    deadlock (SQLite: the database write lock already serialises)."""
+    deadlock (SQLite: the database write lock already serialises). `nowait`: fail at once with
+    OperationalError if another transaction holds one, rather than wait while holding others."""
     if account_ids and session.get_bind().dialect.name != "sqlite":
         session.execute(
             select(Account.id)
             .where(Account.id.in_(sorted(set(account_ids))))
             .order_by(Account.id)
-            .with_for_update()
+            .with_for_update(nowait=nowait)
         ).all()
 
 
@@ -57,6 +58,12 @@ def system_account(session: Session, kind: str, currency: str) -> Account:
         session.add(account)
         session.flush()
     return account
+
+
+def system_accounts(session: Session, currency: str) -> list[int]:
+    """The ids of the pending and loss accounts of a currency that exist."""
+    names = [f"pending:{currency}", f"loss:{currency}"]
+    return list(session.scalars(select(Account.id).where(Account.name.in_(names))))
 
 
 def find_request(session: Session, request_id: str) -> Transaction | None:

@@ -137,9 +137,7 @@ class _Journal:
             (seq, raw) for seq, raw in enumerate(batch.entries, batch.first) if seq not in known
         ]
         items = {item.seq: item for item in read_items(fresh)}
-        # every holder account the batch may touch, locked in one order before anything a
-        # concurrent payment, refresh or void changes is read
-        accounts.lock_all(session, accounts_of(session, self.settings, list(items.values())))
+        self._lock(accounts_of(session, self.settings, list(items.values())))
         self.refs = (
             Refs(session, self.settings, terminal.id, list(items.values())) if items else None
         )
@@ -171,6 +169,21 @@ class _Journal:
             terminal.acked_seq = self._acked(terminal.acked_seq)
         receipt.acked_seq = terminal.acked_seq
         return receipt
+
+    def _lock(self, holder_accounts: list[int]) -> None:
+        """Everything the batch may change, locked before anything a concurrent payment, refresh
+        or void changes is read: the ledger's append lock, then the holders', the merchant's and
+        the pending and loss accounts. None of them is waited for (PostgreSQL `NOWAIT`): a batch
+        that waited holding some could close a cycle with a group-commit transaction, which takes
+        its locks in arrival order. A batch that finds one taken fails with OperationalError, is
+        rolled back whole, and is retried by the route after a pause."""
+        ledger.lock_now(self.session)
+        wanted = [*holder_accounts]
+        if self.terminal.merchant_account_id is not None:
+            wanted.append(self.terminal.merchant_account_id)
+        if self.terminal.currency is not None:
+            wanted += accounts.system_accounts(self.session, self.terminal.currency)
+        accounts.lock_all(self.session, wanted, nowait=True)
 
     def _write(self, batch: Batch) -> None:
         """What the batch created, a statement of each kind; movement numbers become ids."""

@@ -29,7 +29,7 @@ from duopass.ledger import (
 from duopass.ledger.tree import NodeId, consistency_proof, inclusion_proof, root_at
 from duopass.protocol.cbor import dumps
 from duopass.server.store import sql
-from duopass.server.store.tables import LedgerCheckpoint
+from duopass.server.store.tables import LedgerCheckpoint, Meta
 
 SIZE = "ledger_size"
 
@@ -58,6 +58,15 @@ class _Nodes:
 def leaf_bytes(event_type: str, time: int, iss: str, body: Mapping[str, Any]) -> bytes:
     """The exact bytes of a leaf (§7); body values are ints, text, bytes or lists/maps of them."""
     return dumps({1: event_type, 2: time, 3: iss, 4: dict(body)})
+
+
+def lock_now(session: Session) -> None:
+    """Take the append lock at once or fail with OperationalError (PostgreSQL; on SQLite the
+    write transaction holds it already): for a unit that must never wait holding other locks."""
+    if session.get_bind().dialect.name != "sqlite":
+        session.execute(
+            select(Meta.value).where(Meta.name == SIZE).with_for_update(nowait=True)
+        ).all()
 
 
 def size(session: Session, *, lock: bool = False) -> int:
