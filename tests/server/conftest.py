@@ -34,6 +34,14 @@ def server(request: pytest.FixtureRequest, tmp_path) -> Iterator[Running]:
 
 
 @pytest.fixture
+def postgres_server(request: pytest.FixtureRequest, tmp_path) -> Iterator[Running]:
+    """The server on PostgreSQL only, for what only row locks can show."""
+    url = _postgres_database(request.getfixturevalue("postgres_url"))
+    with running_server(url, tmp_path / "data") as running:
+        yield running
+
+
+@pytest.fixture
 def sqlite_server(tmp_path) -> Iterator[Running]:
     with running_server(f"sqlite:///{tmp_path / 'duopass.db'}", tmp_path / "data") as running:
         yield running

@@ -9,7 +9,6 @@ import time
 from typing import Any
 
 import cbor2
-import pytest
 import sqlalchemy
 
 from duopass.protocol import make_code
@@ -278,12 +277,13 @@ def test_a_counter_beyond_31_bits_is_booked_not_a_server_error(server):
     assert admin.books() == 0
 
 
-def test_a_refresh_committed_while_a_batch_waits_for_its_locks_is_seen(server, monkeypatch):
+def test_a_refresh_committed_while_a_batch_waits_for_its_locks_is_seen(
+    postgres_server, monkeypatch
+):
     """Review (PostgreSQL): what a batch reads about its credentials and counters must be read
     under the accounts' locks. A refresh that commits after the batch read the credential but
     before it locked the account released counter 5's hold; the batch must not release it again."""
-    if server.ctx.settings.db_url.startswith("sqlite"):
-        pytest.skip("SQLite's write lock serialises the whole batch")
+    server = postgres_server  # SQLite's write lock serialises the whole batch
     admin = server.admin()
     wallet = ready_wallet(server.http, admin, "bela", balance=10_000, overdraft=100_000)
     till, _ = enrolled_till(server.http, admin)
@@ -311,12 +311,11 @@ def test_a_refresh_committed_while_a_batch_waits_for_its_locks_is_seen(server, m
     assert admin.books() == 0
 
 
-def test_a_batch_never_waits_holding_locks_it_tries_again(server):
+def test_a_batch_never_waits_holding_locks_it_tries_again(postgres_server):
     """PostgreSQL: a batch takes the ledger's append lock and its accounts' locks without waiting
     (a wait could close a cycle with a group commit); finding one taken, it is rolled back and
     tried again after a pause, and answers 503 `busy` only if the lock stays taken."""
-    if server.ctx.settings.db_url.startswith("sqlite"):
-        pytest.skip("SQLite's write lock serialises every writer")
+    server = postgres_server  # SQLite's write lock serialises every writer
     admin = server.admin()
     wallet = ready_wallet(server.http, admin, "dora", balance=10_000)
     till, merchant = enrolled_till(server.http, admin)
