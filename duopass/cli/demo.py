@@ -42,8 +42,8 @@ def demo(
     cloned phone, the network back, journals reconciled; then the report."""
     from duopass.demo.rush import Plan, Rush, connect
 
-    logging.getLogger("duopass.terminal").setLevel(logging.WARNING)  # the table tells the story
-    console = Console()
+    logging.getLogger("duopass.terminal").setLevel(logging.ERROR)  # the table tells the story
+    console = Console(width=max(Console().width, 100))
     plan = Plan(wallets=wallets, online_s=online_s, offline_s=offline_s)
     with _folder(work_dir) as folder, _progress(console) as events:
         if server is None:
