@@ -334,3 +334,26 @@ def test_a_batch_never_waits_holding_locks_it_tries_again(postgres_server):
     assert answer.status_code == 200, answer.text
     assert answer.json()["acked_seq"] == 1
     assert admin.account(merchant)["balance"] == 400
+
+
+def test_a_void_hands_the_counter_to_its_duplicate(server):
+    """Review: a counter accepted online at one till and offline at another; the first till's
+    journal then says it refused. The charge is reversed, but the counter was used: the other
+    acceptance takes it over, and its hold stays released."""
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "erin", balance=10_000)
+    till, merchant = enrolled_till(server.http, admin)
+    other, _ = enrolled_till(server.http, admin, "till-2", merchant=merchant)
+    code = wallet.code()
+    assert till.scan(code, amount=600, seq=1)["ok"]
+    held = admin.account(wallet.account_id)["held"]
+    assert other.journal([other.entry(code, seq=1, amount=700)]).json()["rejected"] == []
+    voided = till.journal([till.entry(code, seq=1, amount=600, verdict="INTERRUPTED")])
+    assert voided.status_code == 200, voided.text
+    account = admin.account(wallet.account_id)
+    assert account["balance"] == 10_000 - 700
+    assert account["held"] == held  # not returned: the counter was used at till-2
+    assert admin.account(merchant)["balance"] == 700
+    third = till.scan(code, amount=100, seq=2)
+    assert third["reason"] == "REPLAY"  # the counter is still seen, now as till-2's
+    assert admin.books() == 0

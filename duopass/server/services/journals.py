@@ -321,8 +321,9 @@ class _Journal:
         return self._book(item, entry)
 
     def _void(self, entry: Entry, answer: dict[str, Any]) -> _Settled:
-        """The terminal rejected what the server accepted: the counter becomes unseen again, its
-        hold returns and the charge is reversed."""
+        """The terminal rejected what the server accepted: the charge is reversed, and the
+        counter becomes unseen again with its hold back, unless another acceptance of it was
+        booked meanwhile, which then takes the counter over."""
         assert self.refs is not None
         cti, ctr = b64u_decode(answer["cti"]), answer["ctr"]
         seen = self.refs.counters.get((cti, ctr)) if ctr is not None else None
@@ -340,15 +341,31 @@ class _Journal:
                 terminal_id=self.terminal.id,
                 memo=f"void of seq {entry.seq}",
             )
-        # the hold returns only while the counter could still be charged against it: not after
-        # the sweep released the credential's holds, nor above a refresh's release mark, where
-        # nothing would ever release it again
-        if credentials.holds(credential, ctr):
-            self.books.change_held(account, seen.hold)
-        self.session.execute(
-            delete(CounterSeen).where(CounterSeen.cti == cti, CounterSeen.ctr == ctr)
-        )
-        del self.refs.counters[cti, ctr]
+        successor = self._duplicate_of(cti, ctr, entry.seq)
+        if successor is not None:  # the counter was used elsewhere too: that use now settles
+            successor.hold = seen.hold  # against the hold already released (§4.4)
+            self.session.execute(
+                update(CounterSeen)
+                .where(CounterSeen.cti == cti, CounterSeen.ctr == ctr)
+                .values(
+                    terminal_id=successor.terminal_id,
+                    seq=successor.seq,
+                    ts=successor.ts,
+                    amount=successor.amount,
+                    transaction_id=None,
+                )
+            )
+            self.refs.counters[cti, ctr] = successor
+        else:
+            # the hold returns only while the counter could still be charged against it: not
+            # after the sweep released the credential's holds, nor above a refresh's release
+            # mark, where nothing would ever release it again
+            if credentials.holds(credential, ctr):
+                self.books.change_held(account, seen.hold)
+            self.session.execute(
+                delete(CounterSeen).where(CounterSeen.cti == cti, CounterSeen.ctr == ctr)
+            )
+            del self.refs.counters[cti, ctr]
         self._leaf(
             "void",
             {
@@ -361,6 +378,22 @@ class _Journal:
             },
         )
         return _Settled("voided", None, txn)
+
+    def _duplicate_of(self, cti: bytes, ctr: int, seq: int) -> Seen | None:
+        """The earliest other acceptance of a counter first accepted at (this terminal, `seq`):
+        a duplicate's alert names the acceptance it duplicated."""
+        first = {"terminal": self.terminal.id, "seq": seq}
+        for alert in self.session.scalars(
+            select(Alert)
+            .where(Alert.cti == cti, Alert.kind.in_((Kind.CLONE.value, Kind.RELAY_SUSPECTED.value)))
+            .order_by(Alert.id)
+        ):
+            evidence = json.loads(alert.evidence)
+            was = evidence.get("first", {})
+            if evidence.get("ctr") == ctr and {k: was.get(k) for k in first} == first:
+                assert alert.terminal_id is not None and alert.seq is not None
+                return Seen(evidence["ts"], alert.terminal_id, alert.seq, evidence["amount"], 0)
+        return None
 
     def _book(self, item: Item, entry: Entry) -> _Settled:
         """An acceptance the terminal decided offline (whatever the entry claims, unless the
@@ -415,7 +448,12 @@ class _Journal:
         elif ctr is not None:
             self._seen(claims.cti, ctr, ts, entry, hold=hold, txn=txn)
         for kind in evidence:
-            details: dict[str, Any] = {"ctr": ctr, "ts": ts, "bundle_seq": entry.bundle_seq}
+            details: dict[str, Any] = {
+                "ctr": ctr,
+                "ts": ts,
+                "amount": entry.amount or 0,
+                "bundle_seq": entry.bundle_seq,
+            }
             if seen is not None:
                 details["first"] = {"terminal": seen.terminal_id, "seq": seen.seq, "ts": seen.ts}
             self._alert(kind, details, seq=entry.seq, holder=holder, cti=claims.cti)
