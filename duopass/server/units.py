@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,11 @@ from duopass.server.store.db import Database
 T = TypeVar("T")
 UNIT_ATTEMPTS = 3
 BATCH_UNITS_MAX = 64
+UNIT_WAIT_S = 30.0
+"""Longest a request waits for its batch's commit; then 503 `busy` (its unit may still commit:
+the terminal retries with the same seq and gets the verdict it holds)."""
+
+log = logging.getLogger("duopass.server.units")
 
 
 def retrying(attempt: Callable[[], T]) -> T:
@@ -68,7 +74,10 @@ class GroupCommit:
         unit: _Unit[T] = _Unit(work, loop, loop.create_future())
         self._start()
         self._queue.put(unit)
-        return await unit.future
+        try:
+            return await asyncio.wait_for(asyncio.shield(unit.future), UNIT_WAIT_S)
+        except TimeoutError as exc:
+            raise Problem(Code.BUSY, "not committed in time: send the same request again") from exc
 
     def stop(self) -> None:
         """Finish the queued units, then end the writer."""
@@ -79,9 +88,10 @@ class GroupCommit:
             writer.join()
 
     def _start(self) -> None:
-        if self._writer is None:
+        """Start the writer, or a new one if the last died (it never should; see `_write`)."""
+        if self._writer is None or not self._writer.is_alive():
             with self._starting:
-                if self._writer is None:
+                if self._writer is None or not self._writer.is_alive():
                     self._writer = threading.Thread(
                         target=self._write, name="duopass-group-commit", daemon=True
                     )
@@ -93,7 +103,12 @@ class GroupCommit:
             if first is None:
                 return
             batch = [first]
-            self._commit(batch)
+            try:
+                self._commit(batch)
+            except BaseException as exc:  # no request is ever left waiting on a dead writer
+                log.exception("group commit failed")
+                for unit in batch:
+                    unit.outcome = (False, exc)
             _answer(batch)
 
     def _commit(self, batch: list[_Unit[Any]]) -> None:

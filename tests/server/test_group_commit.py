@@ -112,3 +112,50 @@ def test_every_unit_is_answered_after_its_commit(server, units):
     outcomes = _one_batch(ctx, [_insert(name) for name in names])
     assert outcomes == names
     assert all(_value(ctx, name) == 1 for name in names)
+
+
+def test_a_request_waits_for_its_commit_at_most_a_bound_and_the_unit_still_lands(
+    server, monkeypatch
+):
+    """A writer slower than UNIT_WAIT_S answers 503 busy; the unit commits all the same, so a
+    retry of the same request finds it (scans are idempotent by (terminal, seq))."""
+    from duopass.server import units
+
+    monkeypatch.setattr(units, "UNIT_WAIT_S", 0.2)
+    gate = threading.Event()
+
+    def slow(session: Any) -> str:
+        gate.wait(10)
+        return _insert("slow")(session)
+
+    async def main() -> None:
+        with pytest.raises(Problem) as refused:
+            await server.ctx.group.run(slow)
+        assert refused.value.code is Code.BUSY
+        gate.set()
+        assert await server.ctx.group.run(lambda _s: "after") == "after"  # the writer goes on
+
+    asyncio.run(main())
+    assert _value(server.ctx, "slow") == 1
+
+
+def test_a_writer_that_raises_answers_its_batch_and_keeps_writing(server, monkeypatch):
+    group = server.ctx.group
+    real = group._commit
+    calls: list[int] = []
+
+    def broken_once(batch: list[Any]) -> None:
+        if not calls:
+            calls.append(1)
+            raise RuntimeError("the writer broke")
+        real(batch)
+
+    monkeypatch.setattr(group, "_commit", broken_once)
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError):
+            await group.run(_insert("lost"))
+        assert await group.run(_insert("kept")) == "kept"
+
+    asyncio.run(main())
+    assert _value(server.ctx, "lost") is None and _value(server.ctx, "kept") == 1
