@@ -357,3 +357,27 @@ def test_a_void_hands_the_counter_to_its_duplicate(server):
     third = till.scan(code, amount=100, seq=2)
     assert third["reason"] == "REPLAY"  # the counter is still seen, now as till-2's
     assert admin.books() == 0
+
+
+def test_the_terminals_amount_stands_for_an_online_payment(server):
+    """§5.1: a journal entry settles an online verdict the terminal's way, amount included; what
+    it adds beyond txmax and the approved amount goes to pending (§5.3)."""
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "faye", balance=10_000)
+    till, merchant = enrolled_till(server.http, admin)
+    txmax = wallet.credential["txmax"]
+    lower, higher = wallet.code(), wallet.code()
+    assert till.scan(lower, amount=900, seq=1)["ok"]
+    assert till.scan(higher, amount=500, seq=2)["ok"]
+    answer = till.journal(
+        [
+            till.entry(lower, seq=1, amount=700, online=True),  # the cashier corrected it
+            till.entry(higher, seq=2, amount=txmax + 250, online=True),  # beyond txmax
+        ]
+    )
+    assert answer.json()["rejected"] == []
+    assert admin.account(wallet.account_id)["balance"] == 10_000 - 700 - txmax
+    assert admin.account(merchant)["balance"] == 700 + txmax + 250
+    pending = [a for a in _alerts(admin) if a["kind"] == "pending"]
+    assert [a["pending"] for a in pending] == [250]
+    assert admin.books() == 0

@@ -313,12 +313,86 @@ class _Journal:
             .values(provisional=False)
         )
         if bool(answer["ok"]) == (entry.verdict is Reason.OK) or entry.mode is Mode.IDENTITY:
-            return _Settled("confirmed")
+            txn = self._amend(entry, answer) if answer["ok"] and entry.charges else None
+            return _Settled("confirmed", None, txn)
         if entry.verdict is not Reason.OK:
             return self._void(entry, answer)
         # the server refused but the terminal accepted (its answer never arrived): book it as
         # the offline acceptance it is
         return self._book(item, entry)
+
+    def _amend(self, entry: Entry, answer: dict[str, Any]) -> int | None:
+        """An online payment the terminal journalled with another amount: the terminal's amount
+        stands (§5.1), the difference moved between holder and merchant. A terminal may misstate
+        an amount up to `txmax` (§5.3): what it adds beyond both that and the amount the server
+        approved goes to pending for review instead."""
+        assert self.refs is not None and entry.amount is not None
+        cti, ctr = b64u_decode(answer["cti"]), answer["ctr"]
+        seen = self.refs.counters.get((cti, ctr)) if ctr is not None else None
+        if seen is None or (seen.terminal_id, seen.seq) != (self.terminal.id, entry.seq):
+            return None
+        if entry.amount == seen.amount:
+            return None
+        assert self.terminal.merchant_account_id is not None
+        credential = self.refs.credentials[cti]
+        account = self.refs.holders[credential.holder_id].account_id
+        approved = seen.amount
+        cap = max(approved, credential.txmax)
+        charged = min(entry.amount, cap)
+        txn = None
+        if charged != seen.amount:
+            txn = self.books.add(
+                kind="amend",
+                legs=[
+                    (account, seen.amount - charged),
+                    (self.terminal.merchant_account_id, charged - seen.amount),
+                ],
+                occurred_at=entry.server_time,
+                terminal_id=self.terminal.id,
+                memo=f"seq {entry.seq}: {seen.amount} as journalled {entry.amount}",
+            )
+        if entry.amount > cap:
+            assert entry.currency is not None
+            excess = entry.amount - cap
+            pending = accounts.system_account(self.session, "pending", entry.currency)
+            self.books.add(
+                kind="pending",
+                legs=[(pending.id, -excess), (self.terminal.merchant_account_id, excess)],
+                occurred_at=entry.server_time,
+                terminal_id=self.terminal.id,
+                memo=f"seq {entry.seq}: above txmax",
+            )
+            self._alert(
+                Kind.PENDING,
+                {
+                    "reason": Reason.OVER_TX_LIMIT.value,
+                    "approved": seen.amount,
+                    "journal": entry.amount,
+                },
+                seq=entry.seq,
+                pending=excess,
+                holder=self.refs.holders[credential.holder_id],
+                cti=cti,
+            )
+        seen.amount = charged
+        self.session.execute(
+            update(CounterSeen)
+            .where(CounterSeen.cti == cti, CounterSeen.ctr == ctr)
+            .values(amount=charged)
+        )
+        self._leaf(
+            "amend",
+            {
+                "cti": cti,
+                "ctr": ctr,
+                "approved": approved,
+                "amount": entry.amount,
+                "terminal": self.terminal.id,
+                "seq": entry.seq,
+                "transaction": -1 if txn is None else txn,
+            },
+        )
+        return txn
 
     def _void(self, entry: Entry, answer: dict[str, Any]) -> _Settled:
         """The terminal rejected what the server accepted: the charge is reversed, and the

@@ -35,7 +35,13 @@ COLUMNS = (
     "other",
     "net",
 )
-_BUCKETS = {"payment": "payments", "void": "voids", "pending": "pending", "refund": "refunds"}
+_BUCKETS = {
+    "payment": "payments",
+    "amend": "payments",
+    "void": "voids",
+    "pending": "pending",
+    "refund": "refunds",
+}
 
 
 @dataclass
