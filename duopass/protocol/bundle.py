@@ -17,9 +17,9 @@ from typing import Any
 
 from duopass.protocol.cbor import MalformedError, dumps, loads
 from duopass.protocol.claims import Kind
-from duopass.protocol.code import sign1_parts
-from duopass.protocol.cose import l1_protected, sig_structure, sign1
-from duopass.protocol.keys import KeyId, SigningKey, kid_of, verify_signature
+from duopass.protocol.code import SignerError, open_signed
+from duopass.protocol.cose import l1_protected, sign1
+from duopass.protocol.keys import KeyId, SigningKey, kid_of
 from duopass.protocol.limits import (
     BUNDLE_BYTES_MAX,
     BUNDLE_ENTRIES_MAX,
@@ -90,12 +90,9 @@ def open_bundle(data: bytes, root_public: bytes) -> Bundle:
     if len(data) > BUNDLE_BYTES_MAX:
         raise BundleError("bundle too large")
     try:
-        protected, payload, signature = sign1_parts(loads(data, check_items=False))
-        if protected != l1_protected(kid_of(root_public)):
-            raise BundleError("bundle not signed by the pinned root key")
-        if not verify_signature(root_public, sig_structure(protected, b"", payload), signature):
-            raise BundleError("bad bundle signature")
-        return _parse(loads(payload))
+        return _parse(loads(open_signed(data, root_public)))
+    except SignerError as exc:
+        raise BundleError(f"bundle refused, pinned root key: {exc}") from exc
     except MalformedError as exc:
         raise BundleError(f"malformed bundle: {exc}") from exc
 

@@ -19,7 +19,7 @@ from duopass.protocol.cose import (
     sign1,
 )
 from duopass.protocol.encoding import EncodingError, b45decode, b45encode
-from duopass.protocol.keys import KeyId, SigningKey
+from duopass.protocol.keys import KeyId, SigningKey, kid_of, verify_signature
 from duopass.protocol.limits import (
     CODE_CHARS_MAX,
     CODE_PREFIX,
@@ -162,6 +162,21 @@ def _decode_dynamic(l2: object, l1_signature: bytes) -> DynamicPart:
     if type(ts) is not int or not -INT_ABS_LIMIT < ts < INT_ABS_LIMIT:
         raise MalformedError("L2 timestamp is not an integer below 2^53")
     return DynamicPart(ctr, ts, sig_structure(protected, l1_signature, payload), signature)
+
+
+class SignerError(ValueError):
+    """A signed object whose signer is not the expected key, or whose signature fails."""
+
+
+def open_signed(data: bytes, public: bytes) -> bytes:
+    """The payload of an untagged COSE_Sign1 (protected `{1: -8, 4: kid}`) signed by `public`:
+    how bundles and journal batches are opened. Raises MalformedError or SignerError."""
+    protected, payload, signature = sign1_parts(loads(data, check_items=False))
+    if protected != l1_protected(kid_of(public)):
+        raise SignerError("not signed by the expected key")
+    if not verify_signature(public, sig_structure(protected, b"", payload), signature):
+        raise SignerError("bad signature")
+    return payload
 
 
 def sign1_parts(value: object) -> tuple[bytes, bytes, bytes]:

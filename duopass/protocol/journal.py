@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from duopass.protocol.cbor import MalformedError, dumps, loads
-from duopass.protocol.code import sign1_parts
-from duopass.protocol.cose import l1_protected, sig_structure, sign1
-from duopass.protocol.keys import SigningKey, kid_of, verify_signature
+from duopass.protocol.code import SignerError, open_signed
+from duopass.protocol.cose import l1_protected, sign1
+from duopass.protocol.keys import SigningKey
 from duopass.protocol.limits import (
     CODE_CHARS_MAX,
     CURRENCY_CHARS,
@@ -193,12 +193,7 @@ def open_batch(data: bytes, terminal_public: bytes) -> Batch:
     if len(data) > BATCH_BYTES_MAX:
         raise JournalError("batch too large")
     try:
-        protected, payload, signature = sign1_parts(loads(data, check_items=False))
-        if protected != l1_protected(kid_of(terminal_public)):
-            raise JournalError("batch not signed by this terminal's key")
-        if not verify_signature(terminal_public, sig_structure(protected, b"", payload), signature):
-            raise JournalError("bad batch signature")
-        body = loads(payload)
+        body = loads(open_signed(data, terminal_public))
         if type(body) is not dict or set(body) != {1, 2, 3, 4, 5, 6} or body[1] != JOURNAL_VERSION:
             raise MalformedError("not a version 1 batch")
         first, last, entries = _count(body[3], low=1), _count(body[4], low=1), body[6]
@@ -212,6 +207,8 @@ def open_batch(data: bytes, terminal_public: bytes) -> Batch:
         if type(prev) is not bytes or len(prev) != len(GENESIS):
             raise MalformedError("batch prev")
         terminal_id = _text(body[2], TERMINAL_ID_CHARS_MAX)
+    except SignerError as exc:
+        raise JournalError(f"batch refused, this terminal's key: {exc}") from exc
     except MalformedError as exc:
         raise JournalError(f"malformed batch: {exc}") from exc
     return Batch(terminal_id, first, last, prev, tuple(entries), batch_hash(data))
