@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from duopass.server.config import Settings
 from duopass.server.keyring import Keyring
 from duopass.server.store.db import Database
-from duopass.server.units import GroupCommit, retrying
+from duopass.server.units import UNIT_ATTEMPTS, GroupCommit, retrying
 
 T = TypeVar("T")
 
@@ -48,11 +48,11 @@ class Context:
     def now(self) -> int:
         return int(self.clock())
 
-    def run(self, work: Callable[[Session], T]) -> T:
+    def run(self, work: Callable[[Session], T], *, attempts: int = UNIT_ATTEMPTS) -> T:
         """Run `work` in one transaction of its own (`units.retrying`)."""
 
         def attempt() -> T:
             with self.db.unit() as session:
                 return work(session)
 
-        return retrying(attempt)
+        return retrying(attempt, attempts=attempts)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from queue import SimpleQueue
@@ -27,6 +28,7 @@ from duopass.server.store.db import Database
 
 T = TypeVar("T")
 UNIT_ATTEMPTS = 3
+LOCK_PAUSE_S = 0.02
 BATCH_UNITS_MAX = 64
 UNIT_WAIT_S = 30.0
 """Longest a request waits for its batch's commit; then 503 `busy` (its unit may still commit:
@@ -35,18 +37,22 @@ the terminal retries with the same seq and gets the verdict it holds)."""
 log = logging.getLogger("duopass.server.units")
 
 
-def retrying(attempt: Callable[[], T]) -> T:
-    """Run one unit, again when a concurrent unit won a race: a unique-key or serialisation
-    conflict means another unit committed the same thing first, and the retry sees what it did."""
-    for n in range(UNIT_ATTEMPTS):
+def retrying(attempt: Callable[[], T], *, attempts: int = UNIT_ATTEMPTS) -> T:
+    """Run one unit, again when a concurrent unit won a race. A unique-key conflict means another
+    unit committed the same thing first, and the retry sees what it did. A lock conflict (a lock
+    not available, a deadlock, SQLite busy) means another unit holds what this one needs: the
+    retry waits a little first (20 ms, doubling), and when none succeeds the answer is 503
+    `busy`: the client sends the same request again later."""
+    for n in range(attempts):
         try:
             return attempt()
         except IntegrityError as exc:
-            if n == UNIT_ATTEMPTS - 1:  # not a race: the request clashes with what exists
+            if n == attempts - 1:  # not a race: the request clashes with what exists
                 raise Problem(Code.CONFLICT, "conflicts with existing data") from exc
-        except OperationalError:
-            if n == UNIT_ATTEMPTS - 1:
-                raise
+        except OperationalError as exc:
+            if n == attempts - 1:
+                raise Problem(Code.BUSY, "busy with other requests: send it again") from exc
+            time.sleep(LOCK_PAUSE_S * 2**n)
     raise AssertionError("unreachable")
 
 

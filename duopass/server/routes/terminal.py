@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import OperationalError
 
 from duopass.protocol.encoding import EncodingError, b64u_decode, b64u_encode
 from duopass.protocol.journal import BATCH_BYTES_MAX, JournalError, open_batch
@@ -20,9 +18,9 @@ from duopass.server.services import bundles, journals, scans, terminals
 
 router = APIRouter(prefix="/v1/terminal", tags=["terminal"])
 
-JOURNAL_ATTEMPTS = 7
-JOURNAL_PAUSE_S = 0.02
-"""A batch that finds its locks taken (journals.py `_lock`) tries again after 20, 40 .. 1280 ms."""
+JOURNAL_ATTEMPTS = 8
+"""A batch that finds its locks taken (journals.py `_lock`) tries again after 20, 40 .. 1280 ms,
+then answers 503 busy."""
 
 
 class EnrolIn(BaseModel):
@@ -188,9 +186,4 @@ def journal(body: JournalIn, signed: Signed, ctx: Ctx) -> dict[str, Any]:
             now=now,
         )
 
-    for attempt in range(JOURNAL_ATTEMPTS):  # a batch never waits for a lock: it tries again
-        try:
-            return ctx.run(work)
-        except OperationalError:
-            time.sleep(JOURNAL_PAUSE_S * 2**attempt)
-    raise Problem(Code.BUSY, "the accounts this batch books are busy: send it again later")
+    return ctx.run(work, attempts=JOURNAL_ATTEMPTS)  # a batch never waits for a lock
