@@ -4,7 +4,7 @@ counters of those credentials already accepted, and the revocations and freezes 
 the entries name carried. Settling 500 entries then costs a handful of reads, not thousands.
 
 Also the re-check of §5.3 (both signatures, §3 at the scan time), with verified credentials
-cached by their exact bytes as a terminal caches them: the server's signing keys never change.
+cached by their exact bytes (`verified.VERIFIED`, shared with online scans).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 
 from duopass.protocol.cbor import MalformedError
 from duopass.protocol.code import Code, FormatError, decode_code
-from duopass.protocol.code import Credential as Decoded
 from duopass.protocol.journal import Entry, parse_entry
 from duopass.protocol.memory import MemoryStore
 from duopass.protocol.reasons import Reason
@@ -29,11 +28,8 @@ from duopass.protocol.verify import TerminalConfig, verify_code
 from duopass.server.config import Settings
 from duopass.server.services import credentials
 from duopass.server.services.scans import ServerTrust
+from duopass.server.services.verified import VERIFIED
 from duopass.server.store.tables import CounterSeen, Credential, Holder, Scan, TrustChange
-
-_VERIFIED: dict[bytes, Decoded] = {}
-"""Credentials whose issuer signature verified, by their exact bytes (`verify_code` bounds it
-at L1_CACHE_ENTRIES_MAX, oldest out)."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +55,7 @@ def read_items(entries: Iterable[tuple[int, bytes]]) -> list[Item]:
             items.append(Item(seq, raw, None))
             continue
         try:
-            items.append(Item(seq, raw, entry, decode_code(entry.code, known=_VERIFIED)))
+            items.append(Item(seq, raw, entry, decode_code(entry.code, known=VERIFIED)))
         except FormatError:
             items.append(Item(seq, raw, entry, error=Reason.FORMAT))
         except MalformedError:
@@ -202,7 +198,7 @@ def recheck(
         memory=MemoryStore(),
         now=entry.server_time,
         amount=entry.amount,
-        verified=_VERIFIED,
+        verified=VERIFIED,
         online=True,  # check 18 is the caller's, after check 16's evidence
     ).reason
 

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from duopass.protocol.cbor import MalformedError
 from duopass.protocol.claims import Kind
 from duopass.protocol.code import Code, FormatError, decode_code
-from duopass.protocol.code import Credential as ProtocolCredential
 from duopass.protocol.encoding import b64u_encode
 from duopass.protocol.journal import parse_entry
 from duopass.protocol.keys import KeyId
@@ -28,6 +27,7 @@ from duopass.server.config import Settings
 from duopass.server.keyring import Keyring
 from duopass.server.services import accounts, ledger
 from duopass.server.services.terminals import TerminalRow
+from duopass.server.services.verified import VERIFIED
 from duopass.server.store import sql
 from duopass.server.store.tables import (
     CounterSeen,
@@ -67,9 +67,6 @@ class Payer(NamedTuple):
 
 _KEYS: dict[bytes, TrustKey] = {}
 """Signing keys by kid: rows that are never updated, so safe to keep across requests."""
-_VERIFIED: dict[bytes, ProtocolCredential] = {}
-"""Credentials whose issuer signature checked out under `_KEYS`, by their exact bytes (bounded by
-`verify_code`). Revocation, freezes and expiry are still checked on every scan."""
 
 
 class ServerTrust:
@@ -151,25 +148,24 @@ def scan(
     """The verdict for one scan; the same (terminal, seq) again returns the first verdict."""
     db = sql.raw(session)
     key = {"terminal_id": terminal.id, "seq": request.seq}
-    earlier = db.one(sql.SCAN_VERDICT, key)
-    if earlier is not None:
-        return dict(json.loads(earlier[0]))
-    journaled = db.one(sql.JOURNAL_ENTRY, key)
+    verdict, journaled = db.one(sql.SETTLED, key)
+    if verdict is not None:
+        return dict(json.loads(verdict))
     if journaled is not None:  # the terminal decided it and said so in its journal (§5.1)
-        return _journaled(bytes(journaled[0]))
-    verdict = _decide(session, settings, terminal=terminal, request=request, now=now)
+        return _journaled(bytes(journaled))
+    answer = _decide(session, settings, terminal=terminal, request=request, now=now)
     db.run(
         sql.INSERT_SCAN,
-        {**key, "received_at": now, "verdict": json.dumps(verdict), "provisional": True},
+        {**key, "received_at": now, "verdict": json.dumps(answer), "provisional": True},
     )
-    return verdict
+    return answer
 
 
 def _decide(
     session: Session, settings: Settings, *, terminal: TerminalRow, request: ScanRequest, now: int
 ) -> dict[str, Any]:
     try:
-        code = decode_code(request.code, known=_VERIFIED)
+        code = decode_code(request.code, known=VERIFIED)
     except FormatError:
         return _answer(Reason.FORMAT)
     except MalformedError:
@@ -190,7 +186,7 @@ def _decide(
         memory=ServerMemory(session, payer),
         now=now,
         amount=request.amount,
-        verified=_VERIFIED,
+        verified=VERIFIED,
         online=True,
     )
     if not verdict.ok:

@@ -101,12 +101,13 @@ def raw(session: Session) -> Raw:
     return found
 
 
-SCAN_VERDICT = statement(
-    "SELECT verdict FROM scans WHERE terminal_id = :terminal_id AND seq = :seq"
+SETTLED = statement(
+    "SELECT s.verdict, j.data FROM (SELECT 1 AS one) AS k "
+    "LEFT JOIN scans s ON s.terminal_id = :terminal_id AND s.seq = :seq "
+    "LEFT JOIN journal_entries j ON j.terminal_id = :terminal_id AND j.seq = :seq"
 )
-JOURNAL_ENTRY = statement(
-    "SELECT data FROM journal_entries WHERE terminal_id = :terminal_id AND seq = :seq"
-)
+"""What the server already holds for a (terminal, seq): its online verdict, the terminal's
+journal entry, both or neither (one row, one round trip on every scan)."""
 INSERT_SCAN = statement(
     "INSERT INTO scans (terminal_id, seq, received_at, verdict, provisional) "
     "VALUES (:terminal_id, :seq, :received_at, :verdict, :provisional)"
