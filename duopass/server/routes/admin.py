@@ -9,7 +9,8 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
-from duopass.server.deps import AdminCaller, Ctx, StaffCaller
+from duopass.server.context import Context
+from duopass.server.deps import AdminCaller, Caller, Ctx, StaffCaller
 from duopass.server.errors import Code, Problem
 from duopass.server.limits import (
     AMOUNT_MAX,
@@ -19,7 +20,7 @@ from duopass.server.limits import (
     REASON_CHARS_MAX,
     ROW_ID_MAX,
 )
-from duopass.server.routes.wallet import SignIn, TokenOut
+from duopass.server.routes.wallet import SignIn, TokenOut, sign_in_as
 from duopass.server.services import accounts, people, terminals, topups
 from duopass.server.store.tables import Account, Holder
 
@@ -82,13 +83,7 @@ def _holder(session: Any, handle: str) -> Holder:
 
 @router.post("/session", response_model=TokenOut)
 def staff_sign_in(body: SignIn, ctx: Ctx) -> TokenOut:
-    now = ctx.now()
-    token, expires = ctx.run(
-        lambda s: people.sign_in(
-            s, login=body.login, password=body.password, otp=body.otp, staff=True, now=now
-        )
-    )
-    return TokenOut(token=token, expires_at=expires)
+    return sign_in_as(body, ctx, staff=True)
 
 
 @router.post("/holders", response_model=HolderOut)
@@ -148,23 +143,15 @@ def refund(handle: str, body: RefundIn, _caller: StaffCaller, ctx: Ctx) -> Trans
 @router.post("/holders/{handle}/freeze", status_code=204)
 def freeze(handle: str, body: FreezeIn, caller: StaffCaller, ctx: Ctx) -> None:
     """Freeze at review: refused online at once, and in the next trust bundle."""
-    now = ctx.now()
-    ctx.run(
-        lambda s: people.set_frozen(
-            s,
-            ctx.settings,
-            ctx.keyring,
-            _holder(s, handle),
-            frozen=True,
-            reason=body.reason,
-            by=caller.id,
-            now=now,
-        )
-    )
+    _set_frozen(handle, body, caller, ctx, frozen=True)
 
 
 @router.post("/holders/{handle}/unfreeze", status_code=204)
 def unfreeze(handle: str, body: FreezeIn, caller: StaffCaller, ctx: Ctx) -> None:
+    _set_frozen(handle, body, caller, ctx, frozen=False)
+
+
+def _set_frozen(handle: str, body: FreezeIn, caller: Caller, ctx: Context, *, frozen: bool) -> None:
     now = ctx.now()
     ctx.run(
         lambda s: people.set_frozen(
@@ -172,7 +159,7 @@ def unfreeze(handle: str, body: FreezeIn, caller: StaffCaller, ctx: Ctx) -> None
             ctx.settings,
             ctx.keyring,
             _holder(s, handle),
-            frozen=False,
+            frozen=frozen,
             reason=body.reason,
             by=caller.id,
             now=now,

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from duopass.protocol.encoding import EncodingError, b64u_decode, b64u_encode
+from duopass.server.context import Context
 from duopass.server.deps import Ctx, HolderCaller
 from duopass.server.errors import Code, Problem
 from duopass.server.limits import ID_CHARS_MAX, LOGIN_CHARS_MAX, PASSWORD_CHARS_MAX, ROW_ID_MAX
@@ -76,10 +77,15 @@ def _raw(text: str) -> bytes:
 @router.post("/session", response_model=TokenOut)
 def sign_in(body: SignIn, ctx: Ctx) -> TokenOut:
     """A holder signs in (password, then a one-time code where one is enrolled)."""
+    return sign_in_as(body, ctx, staff=False)
+
+
+def sign_in_as(body: SignIn, ctx: Context, *, staff: bool) -> TokenOut:
+    """A holder's or (staff) a card-office user's session token."""
     now = ctx.now()
     token, expires = ctx.run(
         lambda s: people.sign_in(
-            s, login=body.login, password=body.password, otp=body.otp, staff=False, now=now
+            s, login=body.login, password=body.password, otp=body.otp, staff=staff, now=now
         )
     )
     return TokenOut(token=token, expires_at=expires)
