@@ -30,16 +30,9 @@ from bench.timing import parser
 from duopass.protocol import SigningKey, make_code
 from duopass.protocol.encoding import b64u_decode, b64u_encode
 from duopass.protocol.requests import device_enrolment_message, enrolment_message, sign_request
+from duopass.server.threaded import free_port, wait_until_up
 
 PRETIX_CHECKINS_PER_S = 54  # pretix on this kind of machine (DOMAIN.md)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_server(db: str, data: Path, port: int) -> subprocess.Popen[bytes]:
@@ -56,15 +49,7 @@ def start_server(db: str, data: Path, port: int) -> subprocess.Popen[bytes]:
             str(port),
         ]
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/ping", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("benchmark server did not start")
+    return wait_until_up(proc, f"http://127.0.0.1:{port}/v1/ping", timeout_s=60)
 
 
 def setup(

@@ -22,7 +22,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from duopass.server.threaded import free_port
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "pg.sh"
 URL_ENV = "DUOPASS_PG_URL"
@@ -41,12 +42,6 @@ STOP_TIMEOUT = 120
 
 class PostgresError(RuntimeError):
     """`scripts/pg.sh` could not start a server; the message holds its stderr."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _watchdog(directory: str) -> subprocess.Popen[bytes]:

@@ -1,14 +1,16 @@
-"""The server in a thread of this process, on a free port of 127.0.0.1: for the demo and the
-tests, which talk to it over real HTTP while they look at its state."""
+"""The server on a free port of 127.0.0.1, for the demo, the tests and the benchmarks: in a thread
+of this process (`serving`), or in a process of its own that they wait for (`wait_until_up`)."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 
@@ -40,3 +42,18 @@ def serving(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=START_TIMEOUT_S)
+
+
+def wait_until_up(
+    process: subprocess.Popen[bytes], url: str, *, timeout_s: float = 120.0
+) -> subprocess.Popen[bytes]:
+    """Wait for a server started in `process` to answer `url` (200); kill it if it never does."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return process
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"the server at {url} did not start")

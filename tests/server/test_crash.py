@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from duopass.server.threaded import free_port
+from duopass.server.threaded import free_port, wait_until_up
 from tests.server.harness import Admin, TerminalClient, Wallet
 
 PAYMENTS = 50
@@ -39,15 +39,7 @@ def _serve(data: Path, port: int) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                return server
-        except httpx.TransportError:
-            time.sleep(0.2)
-    server.kill()
-    raise RuntimeError("the server did not start")
+    return wait_until_up(server, f"http://127.0.0.1:{port}/healthz")
 
 
 def _pay(till: TerminalClient, code: str, seq: int, failures: list[int]) -> dict[str, object]:
