@@ -88,32 +88,47 @@ def post(
     """Book one movement: `legs` are (account id, amount) and sum to zero; returns its id.
     `released` holds (account id → amount) are released in the same update as the balance.
     Prepared SQL on the driver (no ORM objects): this is on every payment's path."""
-    assert sum(amount for _, amount in legs) == 0, "postings must balance"
-    assert all(amount for _, amount in legs), "no empty legs"
     released = released or {}
     assert released.keys() <= {a for a, _ in legs}, "holds are released on a leg's account"
+    day = business_date(now, zone)
+    row = _transaction(
+        kind, legs, now=now, day=day, occurred_at=occurred_at, terminal_id=terminal_id, memo=memo
+    )
     db = sql.raw(session)
-    (txn_id,) = db.one(
-        sql.INSERT_TRANSACTION,
-        {
-            "kind": kind,
-            "request_id": request_id,
-            "created_at": now,
-            "occurred_at": occurred_at,
-            "business_date": business_date(now, zone),
-            "terminal_id": terminal_id,
-            "memo": memo[:200],
-        },
-    )
-    db.many(
-        sql.INSERT_POSTING,
-        ({"transaction_id": txn_id, "account_id": a, "amount": m} for a, m in legs),
-    )
+    (txn_id,) = db.one(sql.INSERT_TRANSACTION, {**row, "request_id": request_id})
+    db.many(sql.INSERT_POSTING, _postings(txn_id, legs))
     db.many(
         sql.CHANGE_BALANCE,
         ({"id": a, "amount": m, "released": released.get(a, 0)} for a, m in legs),
     )
     return int(txn_id)
+
+
+def _transaction(
+    kind: str,
+    legs: Sequence[tuple[int, int]],
+    *,
+    now: int,
+    day: str,
+    occurred_at: int,
+    terminal_id: str | None,
+    memo: str,
+) -> dict[str, object]:
+    """A transaction's row, once its legs are known to balance."""
+    assert sum(amount for _, amount in legs) == 0, "postings must balance"
+    assert all(amount for _, amount in legs), "no empty legs"
+    return {
+        "kind": kind,
+        "created_at": now,
+        "occurred_at": occurred_at,
+        "business_date": day,
+        "terminal_id": terminal_id,
+        "memo": memo[:200],
+    }
+
+
+def _postings(txn_id: int, legs: Sequence[tuple[int, int]]) -> list[dict[str, int]]:
+    return [{"transaction_id": txn_id, "account_id": a, "amount": m} for a, m in legs]
 
 
 class Movements:
@@ -137,18 +152,16 @@ class Movements:
         terminal_id: str | None = None,
         memo: str = "",
     ) -> int:
-        assert sum(amount for _, amount in legs) == 0, "postings must balance"
-        assert all(amount for _, amount in legs), "no empty legs"
         self.transactions.append(
-            {
-                "kind": kind,
-                "request_id": None,
-                "created_at": self.now,
-                "occurred_at": occurred_at,
-                "business_date": self.day,
-                "terminal_id": terminal_id,
-                "memo": memo[:200],
-            }
+            _transaction(
+                kind,
+                legs,
+                now=self.now,
+                day=self.day,
+                occurred_at=occurred_at,
+                terminal_id=terminal_id,
+                memo=memo,
+            )
         )
         self.legs.append(list(legs))
         for account_id, amount in legs:
@@ -176,9 +189,9 @@ class Movements:
             db.many(
                 sql.INSERT_POSTING,
                 (
-                    {"transaction_id": txn_id, "account_id": account_id, "amount": amount}
+                    row
                     for txn_id, legs in zip(ids, self.legs, strict=True)
-                    for account_id, amount in legs
+                    for row in _postings(txn_id, legs)
                 ),
             )
         touched = sorted(self.balance.keys() | self.held.keys())
