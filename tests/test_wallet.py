@@ -289,3 +289,31 @@ def test_refusals_are_clear_and_distinct(server, tmp_path):
         lambda: Wallet(tmp_path / "other").enrol(server="ftp://x", login="a", password="b"),
         Failure.REFUSED,
     )
+
+
+def test_a_wallet_signs_in_with_its_device_key_when_its_session_ends(server, tmp_path):
+    """Sessions last hours and may be ended from another phone: sync signs in again with the
+    device key (no password, never throttled by guesses); a device reported lost cannot."""
+    wallet = _ready(server, tmp_path / "wallet", "dora", uses=3)
+    other = httpx.post(
+        f"{server.url}/v1/session", json={"login": "dora", "password": "pw-dora-secret"}
+    ).json()["token"]
+    ended = httpx.delete(
+        f"{server.url}/v1/me/sessions", headers={"Authorization": f"Bearer {other}"}
+    )
+    assert ended.json() == {"ended": 1}  # the wallet's session
+    before = wallet.state.read().account
+    assert before is not None
+    wallet.sync()
+    after = wallet.state.read().account
+    assert after is not None and after.token != before.token
+    for _ in range(6):  # someone guesses the password: the wallet does not care
+        httpx.post(f"{server.url}/v1/session", json={"login": "dora", "password": "guess"})
+    wallet.state.set_session(None, 0)
+    wallet.sync()
+    lost = httpx.post(
+        f"{server.url}/v1/me/loss-report", headers={"Authorization": f"Bearer {other}"}
+    )
+    assert lost.status_code == 200
+    refused = _refused(wallet.sync, Failure.SIGNED_OUT)
+    assert "reported lost" in refused.message

@@ -6,6 +6,7 @@ in `data_dir` (mode 0600), created by `duopass serve --init` or `--demo` and ref
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -38,6 +39,22 @@ class Settings(BaseSettings):
     late_window_s: int = Field(default=72 * 3600, ge=3600)
     key_publish_ahead_days: int = Field(default=7, ge=1, le=30)
     static_tickets: bool = False
+    recent_auth_s: int = Field(default=600, ge=60, le=3600)
+    """A password sign-in this recent counts as a step-up for a loss report, ending other
+    sessions or changing the second factor (RFC 9470 `max_age`)."""
+    throttle_exempt_networks: tuple[str, ...] = ()
+    """Networks (CIDR) not throttled as one, such as a campus behind one NAT: their sign-ins
+    are still throttled per account."""
+
+    @field_validator("throttle_exempt_networks")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not a network: {network!r}") from exc
+        return value
 
     @field_validator("timezone")
     @classmethod

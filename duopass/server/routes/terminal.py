@@ -11,10 +11,10 @@ from duopass.protocol.encoding import EncodingError, b64u_decode, b64u_encode
 from duopass.protocol.journal import BATCH_BYTES_MAX, JournalError, open_batch
 from duopass.protocol.limits import CODE_CHARS_MAX
 from duopass.protocol.verify import Mode
-from duopass.server.deps import Ctx, Signed
+from duopass.server.deps import Client, Ctx, Signed
 from duopass.server.errors import Code, Problem
 from duopass.server.limits import AMOUNT_MAX, ID_CHARS_MAX, SEQ_MAX, TIME_MAX
-from duopass.server.services import bundles, journals, scans, terminals
+from duopass.server.services import bundles, journals, scans, terminals, throttle
 
 router = APIRouter(prefix="/v1/terminal", tags=["terminal"])
 
@@ -90,10 +90,18 @@ def _raw(text: str, what: str) -> bytes:
 
 
 @router.post("/enrol", response_model=EnrolOut)
-def enrol(body: EnrolIn, ctx: Ctx) -> EnrolOut:
-    """Bind a terminal's key with its one-time enrolment code and a proof of possession."""
+def enrol(body: EnrolIn, ctx: Ctx, client: Client) -> EnrolOut:
+    """Bind a terminal's key with its one-time enrolment code and a proof of possession; wrong
+    codes are throttled per terminal id and per network (429 with Retry-After)."""
     now = ctx.now()
-    terminal = ctx.run(
+    secret = ctx.keyring.digest_key
+    keys = [
+        throttle.Throttle.of(throttle.ENROLMENT, secret, body.terminal_id),
+        *throttle.for_client(ctx.settings, secret, client),
+    ]
+    terminal = throttle.guarded(
+        ctx,
+        keys,
         lambda s: terminals.enrol(
             s,
             ctx.settings,
@@ -102,7 +110,8 @@ def enrol(body: EnrolIn, ctx: Ctx) -> EnrolOut:
             public_key=_raw(body.public_key, "public_key"),
             proof=_raw(body.proof, "proof"),
             now=now,
-        )
+        ),
+        counted={Code.BAD_ENROLMENT_CODE},
     )
     return EnrolOut(
         terminal_id=terminal.id,

@@ -79,6 +79,12 @@ class Holder(Base):
     person_digest: Mapped[bytes] = mapped_column(LargeBinary(32))
     password_hash: Mapped[str] = mapped_column(String(200))
     totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_pending: Mapped[str | None] = mapped_column(String(64))
+    """A secret `/v1/me/totp/new` handed out, waiting for its first code (only this one can be
+    turned on: the holder never picks the secret)."""
+    totp_pending_at: Mapped[int | None] = mapped_column(BigInteger)
+    totp_step: Mapped[int | None] = mapped_column(BigInteger)
+    """The last TOTP time step accepted: a one-time code is accepted once (RFC 6238 §5.2)."""
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     frozen: Mapped[bool] = mapped_column(Boolean, default=False)
     offline_suspended: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -329,13 +335,44 @@ class Staff(Base):
 
 
 class Token(Base):
-    """A bearer token (stored as its SHA-256) for a signed-in holder or staff member."""
+    """A session: a bearer token (stored as its SHA-256) for a signed-in holder or staff member.
+    Ending a session deletes its row."""
 
     __tablename__ = "tokens"
     digest: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
     role: Mapped[str] = mapped_column(String(8))
     principal_id: Mapped[int] = mapped_column(Integer)
     expires_at: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=0)
+    method: Mapped[str] = mapped_column(String(8), default="password")
+    """password (with the one-time code where one is on) or device (a signed challenge)."""
+    auth_at: Mapped[int | None] = mapped_column(BigInteger)
+    """When the person last proved their password in this session: a step-up within minutes
+    counts as recent (RFC 9470 max_age). None for device sign-ins."""
+    device_id: Mapped[int | None] = mapped_column(Integer)
+    """The device whose key signed this session in."""
+    __table_args__ = (Index("tokens_principal", "principal_id", "role"),)
+
+
+class AuthThrottle(Base):
+    """Failed sign-in proofs counted per account, network or enrolment code (keys are keyed
+    digests: no login or address is stored), shared by every server process and restart."""
+
+    __tablename__ = "auth_throttles"
+    key: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(12))
+    """account, network or enrolment: which limit applies."""
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_at: Mapped[int] = mapped_column(BigInteger)
+    blocked_until: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class UsedChallenge(Base):
+    """A device sign-in challenge already answered: each is accepted once, until it expires."""
+
+    __tablename__ = "used_challenges"
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
 class Meta(Base):
