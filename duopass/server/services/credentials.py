@@ -140,13 +140,15 @@ def _size(account: Account, settings: Settings, holder: Holder) -> tuple[int, in
 
 
 def outstanding(session: Session, credential: Credential, *, upto: int | None = None) -> int:
-    """How many counters of a credential still hold `txmax` (unseen, within uses and mark)."""
+    """How many counters of a credential still hold `txmax`: unseen, within `uses` and not
+    released at a refresh. That is up to the release mark, not the wallet's mark: the holds the
+    overdraft kept above the mark (§4.2) are held too, and the sweep must release them."""
     if not credential.offline or credential.holds_released or credential.kind != Kind.PURSE:
         return 0
     limit = (
         credential.uses - 1
-        if credential.mark is None
-        else min(credential.mark, credential.uses - 1)
+        if credential.release_mark is None
+        else min(credential.release_mark, credential.uses - 1)
     )
     if upto is not None:
         limit = min(limit, upto)
