@@ -41,6 +41,7 @@ class Code(StrEnum):
     BAD_BATCH = "bad_batch"
     BUSY = "busy"
     THROTTLED = "throttled"
+    IDEMPOTENCY_MISMATCH = "idempotency_mismatch"
 
 
 STATUS = {
@@ -64,6 +65,7 @@ STATUS = {
     Code.BAD_BATCH: 422,
     Code.BUSY: 503,
     Code.THROTTLED: 429,
+    Code.IDEMPOTENCY_MISMATCH: 409,
 }
 _FROM_STATUS = {
     401: Code.UNAUTHENTICATED,

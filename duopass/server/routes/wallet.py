@@ -14,7 +14,7 @@ from duopass.server.deps import Ctx, HolderCaller
 from duopass.server.errors import Code, Problem
 from duopass.server.limits import ID_CHARS_MAX, ROW_ID_MAX
 from duopass.server.services import accounts, auth, credentials, people
-from duopass.server.store.tables import Account, Device, Posting, Transaction
+from duopass.server.store.tables import Account, Posting, Transaction
 
 router = APIRouter(prefix="/v1", tags=["holder"])
 
@@ -107,15 +107,12 @@ def sync(body: SyncIn, caller: HolderCaller, ctx: Ctx) -> SyncOut:
     now = ctx.now()
 
     def work(session: Any) -> SyncOut:
-        device = session.get(Device, body.device_id)
-        if device is None:
-            raise Problem(Code.NOT_FOUND, "no such device")
         issued = credentials.sync(
             session,
             ctx.keyring,
             ctx.settings,
             holder=caller.holder(session),
-            device=device,
+            device_id=body.device_id,
             request_id=body.request_id,
             mark=body.mark,
             now=now,

@@ -51,6 +51,8 @@ class Transaction(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
     request_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    request_fingerprint: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    """What `request_id` was used for (services/idempotency.py): set with every request id."""
     created_at: Mapped[int] = mapped_column(BigInteger)
     """When the server booked it (Unix seconds)."""
     occurred_at: Mapped[int] = mapped_column(BigInteger)
@@ -123,8 +125,11 @@ class Credential(Base):
     holds_released: Mapped[bool] = mapped_column(Boolean, default=False)
     """All remaining holds released (expiry sweep); no counter of it is held any more."""
     l1: Mapped[bytes] = mapped_column(LargeBinary)
-    request_id: Mapped[str | None] = mapped_column(String(64), unique=True)
-    """The wallet's sync request id: a retry returns this credential and changes nothing."""
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    """The wallet's sync request id, unique per holder: a retry returns this credential and
+    changes nothing."""
+    request_fingerprint: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    """The sync's device and mark (services/idempotency.py); NULL on rows from before 0005."""
     offline: Mapped[bool] = mapped_column(Boolean, default=True)
     """False: no funds to hold, so listed as revoked in bundles and payable online only."""
     issued_day: Mapped[str] = mapped_column(String(10), default="")
@@ -138,6 +143,7 @@ class Credential(Base):
     __table_args__ = (
         CheckConstraint("state IN ('live', 'superseded', 'revoked')", name="credential_state"),
         Index("credentials_live", "holder_id", "state"),
+        UniqueConstraint("holder_id", "request_id", name="credential_request_once"),
     )
 
 
@@ -180,6 +186,8 @@ class Terminal(Base):
     currency: Mapped[str | None] = mapped_column(String(3))
     event: Mapped[str | None] = mapped_column(String(64))
     enrol_code_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    """SHA-256 of the one-time code; kept once spent, so that the enrolment it made can be
+    retried with the same key (a lost answer) and with no other."""
     public_key: Mapped[bytes | None] = mapped_column(LargeBinary(32))
     state: Mapped[str] = mapped_column(String(12), default="created")
     acked_seq: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -198,6 +206,9 @@ class Scan(Base):
     received_at: Mapped[int] = mapped_column(BigInteger)
     verdict: Mapped[str] = mapped_column(Text)
     """The JSON answer sent, byte for byte."""
+    request_fingerprint: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    """The scan's code, mode and amount (services/idempotency.py): a retry must be the same scan.
+    NULL on rows from before 0005."""
     provisional: Mapped[bool] = mapped_column(Boolean, default=True)
     """Until the terminal's journal entry confirms it (§5.1)."""
 
