@@ -361,3 +361,11 @@ def enrolled_till(
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def takings(http: httpx.Client, admin: Admin, merchant: int, amount: int, *, name: str) -> None:
+    """The merchant takes `amount` in (at most one offline hold, 30.00): a holder pays it online
+    at a till of theirs, so that a refund has takings to come back from."""
+    payer = ready_wallet(http, admin, f"payer-{name}", balance=amount)
+    till, _ = enrolled_till(http, admin, f"till-{name}", merchant=merchant)
+    assert till.scan(payer.code(), amount=amount)["ok"]

@@ -16,7 +16,14 @@ from sqlalchemy import func, select
 
 from duopass.server.store.db import MIGRATIONS
 from duopass.server.store.tables import LedgerLeaf
-from tests.server.harness import Admin, TerminalClient, Wallet, enrolled_till, ready_wallet
+from tests.server.harness import (
+    Admin,
+    TerminalClient,
+    Wallet,
+    enrolled_till,
+    ready_wallet,
+    takings,
+)
 
 
 def _mismatch(answer: httpx.Response) -> None:
@@ -60,6 +67,8 @@ def test_a_refund_key_reused_for_another_request_is_refused(server):
     admin = server.admin()
     x, y = admin.holder("xena", balance=1_000), admin.holder("yuri")
     shop, other_shop = admin.merchant("shop"), admin.merchant("other-shop")
+    takings(server.http, admin, shop, 1_000, name="shop")
+    takings(server.http, admin, other_shop, 1_000, name="other-shop")
     key = uuid.uuid4().hex
     first = _refund(admin, x["handle"], 300, shop, key)
     assert first.status_code == 200, first.text
@@ -70,8 +79,8 @@ def test_a_refund_key_reused_for_another_request_is_refused(server):
     _mismatch(admin.top_up(x["handle"], 300, key))  # the same key for another kind
     assert admin.account(x["account_id"])["balance"] == 1_300
     assert admin.account(y["account_id"])["balance"] == 0
-    assert admin.account(shop)["balance"] == -300
-    assert admin.account(other_shop)["balance"] == 0
+    assert admin.account(shop)["balance"] == 1_000 - 300
+    assert admin.account(other_shop)["balance"] == 1_000
     assert admin.books() == 0
 
 
@@ -215,6 +224,7 @@ def test_requests_made_before_the_migration_keep_their_meaning(server):
     admin = server.admin()
     wallet = ready_wallet(server.http, admin, "old-timer", balance=5_000)
     shop = admin.merchant("old-shop")
+    takings(server.http, admin, shop, 1_000, name="old-shop")
     top_key, refund_key, sync_key = (uuid.uuid4().hex for _ in range(3))
     top = admin.top_up(wallet.handle, 700, top_key)
     back = _refund(admin, wallet.handle, 200, shop, refund_key)
@@ -225,7 +235,26 @@ def test_requests_made_before_the_migration_keep_their_meaning(server):
     assert admin.top_up(wallet.handle, 700, top_key).json() == top.json()
     assert _refund(admin, wallet.handle, 200, shop, refund_key).json() == back.json()
     _mismatch(admin.top_up(wallet.handle, 7_000, top_key))
-    _mismatch(_refund(admin, wallet.handle, 200, admin.merchant("new-shop"), refund_key))
+    new_shop = admin.merchant("new-shop")
+    takings(server.http, admin, new_shop, 1_000, name="new-shop")
+    _mismatch(_refund(admin, wallet.handle, 200, new_shop, refund_key))
     assert wallet.sync(mark=0, request_id=sync_key).json()["cti"] == synced.json()["cti"]
     _mismatch(_second_device(server, wallet).sync(mark=1, request_id=sync_key))
     assert admin.account(wallet.account_id)["balance"] == 5_000 + 700 + 200
+
+
+def test_a_refund_comes_back_from_what_the_merchant_took_in(server):
+    """A refund moves money the merchant received back to the holder: never more than the
+    merchant holds (a mistyped refund would otherwise mint money into a holder's account)."""
+    admin = server.admin()
+    holder, shop = admin.holder("rhea"), admin.merchant("rhea-shop")
+    answer = _refund(admin, holder["handle"], 1, shop, uuid.uuid4().hex)
+    assert answer.status_code == 409 and answer.json()["code"] == "no_funds"
+    takings(server.http, admin, shop, 2_000, name="rhea")
+    assert _refund(admin, holder["handle"], 1_500, shop, uuid.uuid4().hex).status_code == 200
+    answer = _refund(admin, holder["handle"], 501, shop, uuid.uuid4().hex)
+    assert answer.status_code == 409 and answer.json()["code"] == "no_funds"
+    assert _refund(admin, holder["handle"], 500, shop, uuid.uuid4().hex).status_code == 200
+    assert admin.account(shop)["balance"] == 0
+    assert admin.account(holder["account_id"])["balance"] == 2_000
+    assert admin.books() == 0

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from duopass.server.config import Settings
+from duopass.server.errors import Code, Problem
 from duopass.server.keyring import Keyring
 from duopass.server.services import accounts, idempotency, ledger
 from duopass.server.store.tables import Holder, Transaction
@@ -57,7 +58,8 @@ def refund(
     request_id: str,
     now: int,
 ) -> Transaction:
-    """Move money back from a merchant to the holder (a returned purchase)."""
+    """Move money back from a merchant to the holder (a returned purchase): in the holder's
+    currency, and at most what the merchant has taken in and not yet refunded."""
     accounts.merchant(session, merchant_account_id)
     account = accounts.lock(session, holder.account_id)
     fingerprint = idempotency.money(
@@ -70,7 +72,15 @@ def refund(
     earlier = _earlier(session, request_id, fingerprint)
     if earlier is not None:
         return earlier
-    accounts.lock(session, merchant_account_id)
+    merchant = accounts.lock(session, merchant_account_id)
+    if merchant.currency != account.currency:
+        raise Problem(
+            Code.CONFLICT, f"the merchant books {merchant.currency}, not {account.currency}"
+        )
+    if amount > merchant.balance:
+        raise Problem(
+            Code.NO_FUNDS, f"the merchant has taken in {merchant.balance}, less than the refund"
+        )
     event = {
         "holder": keyring.digest(holder.handle),
         "amount": amount,
