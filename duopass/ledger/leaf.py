@@ -1,4 +1,6 @@
-"""The §7 leaf: one strict decoder for `{1: type, 2: time, 3: iss, 4: body}` in deterministic CBOR.
+"""The §7 leaf `{1: type, 2: time, 3: iss, 4: body}` in deterministic CBOR: its encoder and its
+strict decoder, both the protocol core's one CBOR (`protocol.cbor`, the ledger's only import of
+the core).
 
 Body maps have text keys (the code's integer-key rule is for DP1 codes) and hold integers, text,
 bytes, and lists or maps of them.
@@ -6,14 +8,14 @@ bytes, and lists or maps of them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, NoReturn
-
-import cbor2
+from typing import Any, Final
 
 from duopass.ledger.errors import LedgerError, LedgerReason
+from duopass.protocol.cbor import MalformedError, dumps, loads
 
-__all__ = ["LEAF_DEPTH_MAX", "Leaf", "parse_leaf"]
+__all__ = ["LEAF_DEPTH_MAX", "Leaf", "encode_leaf", "parse_leaf"]
 
 LEAF_DEPTH_MAX: Final = 16
 """CBOR nesting in a leaf: the leaf map, its body, and lists or maps within the body."""
@@ -35,32 +37,20 @@ def _malformed(detail: str) -> LedgerError:
     return LedgerError(LedgerReason.MALFORMED, detail)
 
 
-def _refuse_tag(*_args: object) -> NoReturn:
-    raise _malformed("CBOR tags are not allowed in a leaf")
-
-
-# Every tag cbor2 would decode itself is overridden and every other goes to the tag hook, so no
-# semantic decoder (shared references, sets, dates) runs on a leaf.
-_NO_TAGS: Final = dict.fromkeys(range(65_536), _refuse_tag)
+def encode_leaf(event_type: str, time: int, iss: str, body: Mapping[str, Any]) -> bytes:
+    """The exact bytes of a leaf (§7): the one deterministic CBOR encoder of the protocol core."""
+    return dumps({1: event_type, 2: time, 3: iss, 4: dict(body)})
 
 
 def parse_leaf(data: bytes) -> Leaf:
     """Decode one entry as a §7 leaf; raise `LedgerError` (MALFORMED) for anything else.
 
     Body maps have text keys and hold integers, text, bytes, and lists or maps of them; the bytes
-    must be the one deterministic encoding (RFC 8949 §4.2.1, length-first keys) of the value."""
+    must be the one deterministic encoding (RFC 8949 §4.2.1, length-first keys) of the value. The
+    decoder is the protocol core's (`protocol.cbor`), with text keys allowed."""
     try:
-        value = cbor2.loads(
-            data,
-            semantic_decoders=_NO_TAGS,
-            tag_hook=_refuse_tag,
-            max_depth=LEAF_DEPTH_MAX,
-            allow_indefinite=False,
-            allow_duplicate_keys=False,
-        )
-    except Exception as exc:  # cbor2 raises several types, RecursionError among them
-        if isinstance(exc.__cause__, LedgerError):  # a hook refused a tag
-            raise exc.__cause__ from None
+        value = loads(data, text_keys=True, max_depth=LEAF_DEPTH_MAX)
+    except MalformedError as exc:
         raise _malformed(f"not CBOR as a leaf must be: {str(exc)[:200]}") from exc
     if (
         type(value) is not dict
@@ -78,8 +68,6 @@ def parse_leaf(data: bytes) -> Leaf:
     if type(body) is not dict:
         raise _malformed("the body (4) is not a map")
     _check_body(body)
-    if cbor2.dumps(value, canonical=True) != data:
-        raise _malformed("not deterministically encoded CBOR")
     return Leaf(event_type, time, iss, body)
 
 

@@ -41,41 +41,51 @@ def encoded(value: CborValue) -> bytes:
     return cbor2.dumps(value)
 
 
-def loads(data: bytes, *, check_items: bool = True) -> Any:
+def loads(
+    data: bytes,
+    *,
+    check_items: bool = True,
+    text_keys: bool = False,
+    max_depth: int = CBOR_DEPTH_MAX,
+) -> Any:
     """Decode one deterministic DP1 CBOR item; raises MalformedError for anything else.
 
     Re-encoding in decoded order and comparing refuses non-shortest forms, indefinite lengths and
     duplicate keys; the walk refuses items DP1 does not allow (floats, simple values, text keys,
     integers beyond 2^53) and map keys out of length-first order. `check_items=False` skips the
     walk, for a caller that checks the type of every item it accepts and accepts no map of more
-    than one key; tags are refused either way.
+    than one key; tags are refused either way. `text_keys=True` also allows text map keys (the
+    ledger's leaf bodies, §7), and the bytes must then equal the value's deterministic encoding.
     """
     try:
         value = cbor2.loads(
             data,
             semantic_decoders=_NO_TAGS,
             tag_hook=_refuse_tag,
-            max_depth=CBOR_DEPTH_MAX,
+            max_depth=max_depth,
             allow_indefinite=False,
             allow_duplicate_keys=False,
         )
     except MalformedError:
         raise
     except Exception as exc:  # cbor2 raises several types, RecursionError among them
-        raise MalformedError(f"not CBOR: {type(exc).__name__}") from exc
-    if check_items:
-        _check_items(value)
-    if encoded(value) != data:
+        if isinstance(exc.__cause__, MalformedError):  # the tag hook refused a tag
+            raise exc.__cause__ from None
+        raise MalformedError(f"not CBOR: {type(exc).__name__}: {str(exc)[:120]}") from exc
+    if check_items or text_keys:
+        _check_items(value, text_keys=text_keys, max_depth=max_depth)
+    again = dumps(value) if text_keys else encoded(value)
+    if again != data:
         raise MalformedError("CBOR is not deterministically encoded")
     return value
 
 
-def _check_items(value: object) -> None:
+def _check_items(value: object, *, text_keys: bool, max_depth: int) -> None:
     """Refuse any item outside DP1's list, at any depth (iterative: no recursion on input)."""
     if type(value) is not list and type(value) is not dict:
         _check_leaf(value)
         return
-    pending: list[tuple[Any, int]] = [(value, CBOR_DEPTH_MAX)]
+    pending: list[tuple[Any, int]] = [(value, max_depth)]
     while pending:
         container, depth = pending.pop()
         if depth <= 0:
@@ -84,7 +94,10 @@ def _check_items(value: object) -> None:
             children = container
         else:
             children = container.values()
-            _check_keys(container)
+            if text_keys:  # order and duplicates: the caller compares the canonical encoding
+                _check_text_or_int_keys(container)
+            else:
+                _check_keys(container)
         for child in children:
             kind = type(child)
             if kind is list or kind is dict:
@@ -118,6 +131,15 @@ def _check_keys(mapping: dict[Any, Any]) -> None:
         if order <= previous:
             raise MalformedError("map keys out of length-first order")
         previous = order
+
+
+def _check_text_or_int_keys(mapping: dict[Any, Any]) -> None:
+    for key in mapping:
+        if type(key) is str:
+            continue
+        if type(key) is not int:
+            raise MalformedError("map keys must be integers or text")
+        _check_leaf(key)
 
 
 def canonical_key_order(key: int) -> tuple[int, int, int]:

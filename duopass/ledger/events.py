@@ -1,0 +1,120 @@
+"""The ledger's vocabulary: every lifecycle event type (§7) and the fields of its body.
+
+A leaf's body is a map with text keys. Personal data never enters it, only keyed digests
+(`holder`, `person`: HMAC-SHA-256 under a server secret). The catalogue is checked on every
+append (`event`), so a new event, or a new field of one, is added here first; types and fields
+are added, never renamed or reused: they are in signed checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from duopass.ledger.errors import LedgerError, LedgerReason
+from duopass.ledger.leaf import encode_leaf
+
+__all__ = ["CATALOGUE", "EventType", "Fields", "check_body", "event"]
+
+
+class EventType(StrEnum):
+    """What happened. Grouped as in §7: people, credentials, money, terminals, evidence."""
+
+    HOLDER_CREATE = "holder_create"
+    DEVICE_ENROL = "device_enrol"
+    DEVICE_REVOKE = "device_revoke"
+    LOSS_REPORT = "loss_report"
+    FREEZE = "freeze"
+    UNFREEZE = "unfreeze"
+    TOTP_ENABLE = "totp_enable"
+    TOTP_CHANGE = "totp_change"
+    TOTP_DISABLE = "totp_disable"
+    CREDENTIAL_ISSUE = "credential_issue"
+    CREDENTIAL_REFRESH = "credential_refresh"
+    CREDENTIAL_REVOKE = "credential_revoke"
+    HOLD_RELEASE = "hold_release"
+    KEY_ROTATION = "key_rotation"
+    TOPUP = "topup"
+    REFUND = "refund"
+    PAYMENT = "payment"
+    ENTRY = "entry"
+    AMEND = "amend"
+    VOID = "void"
+    PENDING_MOVE = "pending_move"
+    SETTLEMENT = "settlement"
+    TERMINAL_CREATE = "terminal_create"
+    TERMINAL_ENROL = "terminal_enrol"
+    JOURNAL_BATCH = "journal_batch"
+    ALERT = "alert"
+    OFFLINE_SUSPEND = "offline_suspend"
+    REVIEW = "review"
+
+
+@dataclass(frozen=True)
+class Fields:
+    """The keys a body of one event type must and may hold."""
+
+    required: frozenset[str]
+    optional: frozenset[str] = frozenset()
+
+
+def _f(required: str, optional: str = "") -> Fields:
+    return Fields(frozenset(required.split()), frozenset(optional.split()))
+
+
+_SCAN = "cti ctr terminal seq"
+CATALOGUE: Mapping[EventType, Fields] = {
+    EventType.HOLDER_CREATE: _f("holder person"),
+    EventType.DEVICE_ENROL: _f("holder device key"),
+    EventType.DEVICE_REVOKE: _f("device"),
+    EventType.LOSS_REPORT: _f("devices credentials", "sessions holder"),
+    EventType.FREEZE: _f("holder reason by"),
+    EventType.UNFREEZE: _f("holder reason by"),
+    EventType.TOTP_ENABLE: _f("holder"),
+    EventType.TOTP_CHANGE: _f("holder"),
+    EventType.TOTP_DISABLE: _f("holder"),
+    EventType.CREDENTIAL_ISSUE: _f(
+        "cti kid holder uses txmax exp offline", "kind gen sub ev nbf reissue_of"
+    ),
+    EventType.CREDENTIAL_REFRESH: _f("cti mark release_mark released"),
+    EventType.CREDENTIAL_REVOKE: _f("cti reason"),
+    EventType.HOLD_RELEASE: _f("cti released confirmed"),
+    EventType.KEY_ROTATION: _f("kid nbf exp"),
+    EventType.TOPUP: _f("holder amount transaction"),
+    EventType.REFUND: _f("holder amount merchant transaction"),
+    EventType.PAYMENT: _f(f"{_SCAN} amount transaction online"),
+    EventType.ENTRY: _f(_SCAN, "amount transaction online"),
+    EventType.AMEND: _f(f"{_SCAN} approved amount transaction"),
+    EventType.VOID: _f(f"{_SCAN} amount transaction"),
+    EventType.PENDING_MOVE: _f("alert amount transaction to_loss"),
+    EventType.SETTLEMENT: _f("day report merchants", "zone"),
+    EventType.TERMINAL_CREATE: _f("terminal mode venue"),
+    EventType.TERMINAL_ENROL: _f("terminal key"),
+    EventType.JOURNAL_BATCH: _f("terminal first last digest entries"),
+    EventType.ALERT: _f("alert kind", "holder cti terminal seq pending"),
+    EventType.OFFLINE_SUSPEND: _f("holder_id"),
+    EventType.REVIEW: _f("alert action by"),
+}
+"""Every event type and its body's fields."""
+
+
+def check_body(event_type: EventType, body: Mapping[str, Any]) -> None:
+    """Refuse (MALFORMED) a body that lacks a field its type requires or holds one it does
+    not know: the catalogue is the one place the ledger's vocabulary is written."""
+    fields = CATALOGUE[event_type]
+    keys = body.keys()
+    missing = fields.required - keys
+    unknown = keys - fields.required - fields.optional
+    if missing or unknown:
+        raise LedgerError(
+            LedgerReason.MALFORMED,
+            f"{event_type} body: missing {sorted(missing)}, unknown {sorted(unknown)}",
+        )
+
+
+def event(event_type: EventType, time: int, iss: str, body: Mapping[str, Any]) -> bytes:
+    """The leaf bytes of one event, its body checked against the catalogue."""
+    check_body(event_type, body)
+    return encode_leaf(event_type.value, time, iss, body)

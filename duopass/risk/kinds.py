@@ -1,0 +1,55 @@
+"""The catalogue of alert kinds, which of them suspend offline use, and what a reviewer does."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["SUSPENDING", "AlertKind", "ReviewAction"]
+
+
+class AlertKind(StrEnum):
+    """What an alert is about; added, never renamed (they are in the ledger and in reports)."""
+
+    RELAY_SUSPECTED = "relay_suspected"
+    """A counter accepted twice with `ts` within `freshness_s`: a double scan or a photo."""
+    CLONE = "clone"
+    """A counter accepted twice with `ts` further apart: the device key is on two phones."""
+    USES_EXCEEDED = "uses_exceeded"
+    """A counter at or past the credential's `uses`."""
+    ABOVE_MARK = "above_mark"
+    """A counter above the mark the wallet reported at refresh."""
+    REVOKED_ACCEPTED = "revoked_accepted"
+    """Accepted under a bundle that already revoked the credential (or froze the subject)."""
+    NEGATIVE_FUNDS = "negative_funds"
+    """A duplicate took the holder's free funds below zero."""
+    PENDING = "pending"
+    """An entry that could not be settled: its amount waits in the pending account."""
+    CONFLICT = "conflict"
+    """Different bytes for a (terminal, seq) the server already holds."""
+    GAP = "gap"
+    """A batch that starts past the terminal's acknowledged entries, or breaks the hash chain."""
+    MISSING_ENTRY = "missing_entry"
+    """An online verdict whose journal entry never came within the late window: now final."""
+
+
+SUSPENDING = frozenset(
+    {
+        AlertKind.CLONE,
+        AlertKind.USES_EXCEEDED,
+        AlertKind.ABOVE_MARK,
+        AlertKind.REVOKED_ACCEPTED,
+        AlertKind.NEGATIVE_FUNDS,
+    }
+)
+"""Evidence that suspends offline use at once (§4.5); only a person freezes."""
+
+
+class ReviewAction(StrEnum):
+    """What a reviewer does with an alert."""
+
+    DISMISS = "dismiss"
+    FREEZE = "freeze"
+    TO_HOLDER = "to_holder"
+    """Charge the pending amount to the holder (debit holder, credit pending)."""
+    TO_LOSS = "to_loss"
+    """Write the pending amount off (debit loss, credit pending)."""
