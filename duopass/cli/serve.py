@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from duopass.cli.numbers import whole
 from duopass.server.keyring import Keyring, KeyringError
 
 
@@ -30,7 +31,7 @@ class _JsonLines(logging.Formatter):
 
 def serve(
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    port: Annotated[int, whole(0, 65535, help="TCP port")] = 8000,
     db: Annotated[
         str | None, typer.Option(help="database URL (default: SQLite in the data dir)")
     ] = None,

@@ -6,7 +6,9 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from duopass.protocol.encoding import EncodingError, parse_digits
 from duopass.server.errors import Code, problem_response
+from duopass.server.limits import CONTENT_LENGTH_DIGITS_MAX
 
 
 class BodyLimit:
@@ -21,7 +23,7 @@ class BodyLimit:
             return
         limit = self.paths.get(scope.get("path", ""), self.limit)
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        if declared is not None and not _within(declared, limit):
             await _too_large(scope, receive, send, limit)
             return
         seen = 0
@@ -39,6 +41,16 @@ class BodyLimit:
             await self.app(scope, limited, send)
         except _TooLarge:
             await _too_large(scope, receive, send, limit)
+
+
+def _within(declared: bytes, limit: int) -> bool:
+    """Whether a declared body length is a number of at most `limit` (h11 lets only digits
+    through, but this middleware may run behind another server)."""
+    try:
+        length = parse_digits(declared.decode("latin-1"), digits_max=CONTENT_LENGTH_DIGITS_MAX)
+    except EncodingError:
+        return False
+    return length <= limit
 
 
 class _TooLarge(Exception):

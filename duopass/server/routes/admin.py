@@ -20,6 +20,7 @@ from duopass.server.limits import (
     REASON_CHARS_MAX,
     ROW_ID_MAX,
 )
+from duopass.server.params import Digits
 from duopass.server.routes.wallet import SignIn, TokenOut, sign_in_as
 from duopass.server.services import accounts, people, terminals, topups
 from duopass.server.store.tables import Account, Holder
@@ -198,7 +199,7 @@ def create_terminal(body: TerminalIn, _caller: AdminCaller, ctx: Ctx) -> dict[st
 
 @router.get("/accounts/{account_id}")
 def account(
-    account_id: Annotated[int, Path(ge=1, le=ROW_ID_MAX)], _caller: StaffCaller, ctx: Ctx
+    account_id: Annotated[int, Path(ge=1, le=ROW_ID_MAX), Digits], _caller: StaffCaller, ctx: Ctx
 ) -> dict[str, Any]:
     def work(session: Any) -> dict[str, Any]:
         row = session.get(Account, account_id)

@@ -14,6 +14,7 @@ from duopass.protocol.verify import Mode
 from duopass.server.deps import Ctx, Signed
 from duopass.server.errors import Code, Problem
 from duopass.server.limits import AMOUNT_MAX, ID_CHARS_MAX, SEQ_MAX, TIME_MAX
+from duopass.server.params import Digits
 from duopass.server.services import bundles, journals, scans, terminals
 
 router = APIRouter(prefix="/v1/terminal", tags=["terminal"])
@@ -149,7 +150,7 @@ async def scan(body: ScanIn, signed: Signed, ctx: Ctx) -> dict[str, Any]:
     "/bundle", response_class=Response, responses={200: {"content": {"application/cbor": {}}}}
 )
 def bundle(
-    signed: Signed, ctx: Ctx, since: Annotated[int, Query(ge=0, le=SEQ_MAX)] = 0
+    signed: Signed, ctx: Ctx, since: Annotated[int, Query(ge=0, le=SEQ_MAX), Digits] = 0
 ) -> Response:
     """The signed trust bundle, whole (`since=0`) or as a delta since a version."""
     now = ctx.now()

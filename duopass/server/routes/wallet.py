@@ -14,6 +14,7 @@ from duopass.server.context import Context
 from duopass.server.deps import Ctx, HolderCaller
 from duopass.server.errors import Code, Problem
 from duopass.server.limits import ID_CHARS_MAX, LOGIN_CHARS_MAX, PASSWORD_CHARS_MAX, ROW_ID_MAX
+from duopass.server.params import Digits
 from duopass.server.services import accounts, credentials, people
 from duopass.server.store.tables import Account, Device, Posting, Transaction
 
@@ -145,7 +146,7 @@ def enrol_device(body: DeviceIn, caller: HolderCaller, ctx: Ctx) -> DeviceOut:
 
 @router.delete("/me/devices/{device_id}", status_code=204)
 def revoke_device(
-    device_id: Annotated[int, Path(ge=1, le=ROW_ID_MAX)], caller: HolderCaller, ctx: Ctx
+    device_id: Annotated[int, Path(ge=1, le=ROW_ID_MAX), Digits], caller: HolderCaller, ctx: Ctx
 ) -> None:
     now = ctx.now()
     ctx.run(lambda s: people.revoke_device(s, ctx.settings, caller.holder(s), device_id, now))

@@ -1,0 +1,185 @@
+"""HTTP at its edges, over raw sockets against a live server: header bytes no client library
+would send, chunked bodies, methods a route lacks, and what the OpenAPI document promises."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from duopass.server.middleware import BodyLimit
+from tests.server.harness import enrolled_till
+
+HANG_GUARD_S = 20.0
+"""No answer within this means the server hangs: a guard, never a measured timing."""
+
+
+@dataclass
+class Raw:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def _address(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None
+    return parts.hostname, parts.port
+
+
+def _parse(data: bytes) -> Raw:
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if "chunked" in headers.get("transfer-encoding", ""):
+        body = _dechunk(body)
+    return Raw(int(status_line.split()[1]), headers, body)
+
+
+def _dechunk(data: bytes) -> bytes:
+    out = b""
+    while True:
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            return out
+        out, data = out + data[:size], data[size + 2 :]
+
+
+def _exchange(url: str, request: bytes) -> Raw:
+    """Send `request` as is (it asks for `Connection: close`); the whole answer."""
+    with socket.create_connection(_address(url), timeout=HANG_GUARD_S) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return _parse(data)
+
+
+def _request(method: str, target: str, headers: dict[str, str], body: bytes = b"") -> bytes:
+    lines = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    if body or method == "POST":
+        lines.append(f"Content-Length: {len(body)}")
+    return "\r\n".join(lines).encode("latin-1") + b"\r\n\r\n" + body
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def _logged() -> Iterator[list[logging.LogRecord]]:
+    """What the server and uvicorn log (warnings and up); uvicorn's loggers do not propagate."""
+    records = _Records()
+    loggers = [logging.getLogger(name) for name in ("duopass.server", "uvicorn.error", "uvicorn")]
+    for logger in loggers:
+        logger.addHandler(records)
+    try:
+        yield records.records
+    finally:
+        for logger in loggers:
+            logger.removeHandler(records)
+
+
+def _is_problem(answer: Raw, status: int, code: str) -> None:
+    assert answer.status == status, (answer.status, answer.body[:300])
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["code"] == code
+
+
+# -- A: numbers in headers are ASCII digits -------------------------------------------------
+
+TERMINAL_ROUTES = [  # bodies valid as far as their models go, so the signature is checked
+    ("GET", "/v1/terminal/bundle", b""),
+    (
+        "POST",
+        "/v1/terminal/scans",
+        b'{"code": "DP1:X", "mode": "identity", "terminal_id": "till-north-1", "seq": 1,'
+        b' "scanned_at": 0}',
+    ),
+    ("POST", "/v1/terminal/journal", b'{"batch": "AAAA"}'),
+]
+
+
+@pytest.mark.parametrize("time", [b"\xb2", b"\xb3", b"\xb9", b"1\xb2", b"\xb2" * 12])
+@pytest.mark.parametrize(("method", "path", "body"), TERMINAL_ROUTES)
+def test_a_time_of_superscript_digits_is_refused_not_a_crash(
+    sqlite_server, method, path, body, time
+):
+    enrolled_till(sqlite_server.http, sqlite_server.admin(), "till-north-1")
+    headers = {
+        "Duopass-Terminal": "till-north-1",
+        "Duopass-Time": time.decode("latin-1"),
+        "Duopass-Signature": "AAAA",
+        "Content-Type": "application/json",
+    }
+    with _logged() as records:
+        answer = _exchange(sqlite_server.url, _request(method, path, headers, body))
+    _is_problem(answer, 401, "unauthenticated")
+    assert not [r for r in records if r.exc_info or r.levelno >= logging.ERROR], records
+
+
+@pytest.mark.parametrize(
+    "length", [b"\xb2", b"\xd9\xa1", b"1_0", b"+10", b"1" * 5000, b"0" * 30 + b"10"]
+)
+def test_a_content_length_that_is_not_ascii_digits_is_refused(sqlite_server, length):
+    request = (
+        b"POST /v1/session HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        b"Content-Type: application/json\r\nContent-Length: " + length + b"\r\n\r\n{}"
+    )
+    with _logged() as records:
+        answer = _exchange(sqlite_server.url, request)
+    assert 400 <= answer.status < 500, answer
+    assert not [r for r in records if r.exc_info or r.levelno >= logging.ERROR], records
+
+
+@pytest.mark.parametrize("length", [b"1" * 5000, b"\xb2", b"\xd9\xa1", b"1_0", b"+1"])
+def test_the_body_limit_reads_a_content_length_as_ascii_digits(length):
+    """h11 lets only 1 to 20 ASCII digits through, so this is the middleware alone, as it would
+    run behind a server that does not: int() of 5,000 digits raised ValueError, a 500."""
+    sent: list[dict[str, Any]] = []
+
+    async def app(scope, receive, send):
+        raise AssertionError("the body limit let the request through")
+
+    async def receive():
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    headers = [(b"content-length", length)]
+    scope = {"type": "http", "method": "POST", "path": "/v1/session", "headers": headers}
+    asyncio.run(BodyLimit(app, limit=64)(scope, receive, send))
+    assert sent[0]["status"] == 413
+
+
+@pytest.mark.parametrize(
+    "query", ["since=%C2%B2", "since=%D9%A1", "since=1_0", "since=+1", "since=%201", "since=1.0"]
+)
+def test_query_numbers_are_ascii_digits(sqlite_server, query):
+    till, _ = enrolled_till(sqlite_server.http, sqlite_server.admin(), "till-q")
+    target = f"/v1/terminal/bundle?{query}"
+    answer = sqlite_server.http.get(target, headers=till._signed("GET", target, b""))
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["code"] == "invalid_request"
