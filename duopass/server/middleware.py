@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from duopass.protocol.encoding import EncodingError, parse_digits
@@ -34,13 +35,10 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise _TooLarge
+                    raise _TooLarge(limit)
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await _too_large(scope, receive, send, limit)
+        await self.app(scope, limited, send)
 
 
 def _within(declared: bytes, limit: int) -> bool:
@@ -53,8 +51,13 @@ def _within(declared: bytes, limit: int) -> bool:
     return length <= limit
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """Raised in the app's own reading of the body (a chunked one: its length was not declared).
+    FastAPI's body reader passes an HTTPException on to the problem handler; any other exception
+    it turns into 'There was an error parsing the body', a 422."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body over {limit} bytes")
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from duopass.server.limits import BODY_BYTES_MAX
 from duopass.server.middleware import BodyLimit
 from tests.server.harness import enrolled_till
 
@@ -183,3 +184,44 @@ def test_query_numbers_are_ascii_digits(sqlite_server, query):
     answer = sqlite_server.http.get(target, headers=till._signed("GET", target, b""))
     assert answer.status_code == 422, answer.text
     assert answer.json()["code"] == "invalid_request"
+
+
+# -- B: a chunked body over the limit is 413 as a declared one is ---------------------------
+
+
+def _chunked(method: str, target: str, headers: dict[str, str], body: bytes) -> bytes:
+    """A request whose body comes in 8 KiB chunks, its length declared nowhere."""
+    lines = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines.append("Transfer-Encoding: chunked")
+    out = "\r\n".join(lines).encode("latin-1") + b"\r\n\r\n"
+    for start in range(0, len(body), 8192):
+        piece = body[start : start + 8192]
+        out += f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+    return out + b"0\r\n\r\n"
+
+
+def _json_of(size: int) -> bytes:
+    return b'{"login": "' + b"a" * (size - 14) + b'"}'
+
+
+def test_a_chunked_body_over_the_limit_is_413(sqlite_server):
+    json_type = {"Content-Type": "application/json"}
+    over = _json_of(BODY_BYTES_MAX + 100)
+    for path in ("/v1/session", "/v1/admin/session", "/v1/terminal/enrol"):
+        answer = _exchange(sqlite_server.url, _chunked("POST", path, json_type, over))
+        _is_problem(answer, 413, "body_too_large")
+    # A chunked body within the limit is read as ever.
+    within = _chunked("POST", "/v1/session", json_type, b'{"login": "x", "password": "y"}')
+    _is_problem(_exchange(sqlite_server.url, within), 401, "unauthenticated")
+
+
+def test_a_chunked_body_over_the_limit_on_a_signed_route_is_413(sqlite_server):
+    till, _ = enrolled_till(sqlite_server.http, sqlite_server.admin(), "till-c")
+    body = _json_of(BODY_BYTES_MAX + 100)
+    headers = {
+        **till._signed("POST", "/v1/terminal/scans", body),
+        "Content-Type": "application/json",
+    }
+    answer = _exchange(sqlite_server.url, _chunked("POST", "/v1/terminal/scans", headers, body))
+    _is_problem(answer, 413, "body_too_large")
