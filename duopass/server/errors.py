@@ -8,6 +8,7 @@ error response, and no input makes the server answer with a stack trace.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from enum import StrEnum
 
 from fastapi import FastAPI, Request
@@ -82,7 +83,7 @@ class Problem(Exception):
 
 
 def problem_response(
-    code: Code, detail: str, *, headers: dict[str, str] | None = None
+    code: Code, detail: str, *, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     status = STATUS[code]
     body = {
@@ -115,9 +116,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(
-            _FROM_STATUS.get(exc.status_code, Code.INVALID_REQUEST), str(exc.detail)
-        )
+        code = _FROM_STATUS.get(exc.status_code, Code.INVALID_REQUEST)
+        return problem_response(code, str(exc.detail), headers=exc.headers)  # 405's Allow
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

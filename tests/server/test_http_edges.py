@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from duopass.server.errors import Code
 from duopass.server.limits import BODY_BYTES_MAX
 from duopass.server.middleware import BodyLimit
 from tests.server.harness import enrolled_till
@@ -225,3 +226,68 @@ def test_a_chunked_body_over_the_limit_on_a_signed_route_is_413(sqlite_server):
     }
     answer = _exchange(sqlite_server.url, _chunked("POST", "/v1/terminal/scans", headers, body))
     _is_problem(answer, 413, "body_too_large")
+
+
+# -- D: the OpenAPI document names every error answer; a 405 says what is allowed ------------
+
+PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+def _operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            yield method.upper(), path, operation
+
+
+def test_every_operation_documents_its_problem_answers(sqlite_server):
+    document = sqlite_server.http.get("/openapi.json").json()
+    schema = document["components"]["schemas"]["Problem"]
+    assert set(schema["required"]) == {"type", "title", "status", "detail", "code"}
+    assert set(schema["properties"]["code"]["enum"]) == {code.value for code in Code}
+    assert "HTTPValidationError" not in json.dumps(document)  # FastAPI's 422, never sent
+    operations = list(_operations(document))
+    assert len(operations) >= 30
+    for method, path, operation in operations:
+        errors = {s: a for s, a in operation["responses"].items() if not s.startswith("2")}
+        assert "default" in errors, (method, path)
+        for status, answer in errors.items():
+            assert answer["content"] == PROBLEM, (method, path, status)
+        derived = set()
+        if operation.get("security"):  # a bearer token, and a role
+            derived |= {"401", "403"}
+        if path.startswith("/v1/terminal/") and path != "/v1/terminal/enrol":  # signed
+            derived |= {"401", "413"}
+        if "requestBody" in operation:
+            derived |= {"413", "422"}
+        if operation.get("parameters"):
+            derived.add("422")
+        assert derived <= errors.keys(), (method, path, derived - errors.keys())
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "statuses"),
+    [
+        ("POST", "/v1/session", {"401", "413", "422", "503"}),
+        ("POST", "/v1/admin/session", {"401", "413", "422", "503"}),
+        ("POST", "/v1/wallet/sync", {"401", "403", "404", "409", "413", "422", "429", "503"}),
+        ("DELETE", "/v1/me/devices/{device_id}", {"401", "403", "404", "422", "503"}),
+        ("GET", "/v1/terminal/bundle", {"401", "413", "422", "503"}),
+        ("POST", "/v1/admin/alerts/{alert_id}/review", {"401", "403", "404", "409", "422"}),
+        ("GET", "/v1/ledger/entries/{index}", {"404", "422", "503"}),
+        ("GET", "/healthz", {"503"}),
+    ],
+)
+def test_routes_name_the_statuses_of_their_own_refusals(sqlite_server, method, path, statuses):
+    document = sqlite_server.http.get("/openapi.json").json()
+    responses = document["paths"][path][method.lower()]["responses"]
+    assert statuses <= responses.keys(), statuses - responses.keys()
+    if "429" in responses:
+        assert "Retry-After" in responses["429"]["headers"]
+
+
+def test_a_method_a_route_lacks_is_405_with_allow(sqlite_server):
+    for method, path, allowed in [("DELETE", "/v1/ping", "GET"), ("GET", "/v1/session", "POST")]:
+        answer = sqlite_server.http.request(method, path)
+        assert answer.status_code == 405, answer.text
+        assert answer.json()["code"] == "method_not_allowed"
+        assert allowed in answer.headers["allow"].split(", "), answer.headers

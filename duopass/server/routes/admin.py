@@ -20,6 +20,7 @@ from duopass.server.limits import (
     REASON_CHARS_MAX,
     ROW_ID_MAX,
 )
+from duopass.server.openapi import problems
 from duopass.server.params import Digits
 from duopass.server.routes.wallet import SignIn, TokenOut, sign_in_as
 from duopass.server.services import accounts, people, terminals, topups
@@ -82,12 +83,12 @@ def _holder(session: Any, handle: str) -> Holder:
     return holder
 
 
-@router.post("/session", response_model=TokenOut)
+@router.post("/session", response_model=TokenOut, responses=problems(401))
 def staff_sign_in(body: SignIn, ctx: Ctx) -> TokenOut:
     return sign_in_as(body, ctx, staff=True)
 
 
-@router.post("/holders", response_model=HolderOut)
+@router.post("/holders", response_model=HolderOut, responses=problems(409))
 def create_holder(body: HolderIn, _caller: StaffCaller, ctx: Ctx) -> HolderOut:
     now = ctx.now()
     holder = ctx.run(
@@ -105,7 +106,9 @@ def create_holder(body: HolderIn, _caller: StaffCaller, ctx: Ctx) -> HolderOut:
     return HolderOut(handle=holder.handle, account_id=holder.account_id)
 
 
-@router.post("/holders/{handle}/topups", response_model=TransactionOut)
+@router.post(
+    "/holders/{handle}/topups", response_model=TransactionOut, responses=problems(404, 409)
+)
 def top_up(handle: str, body: MoneyIn, _caller: StaffCaller, ctx: Ctx) -> TransactionOut:
     """Credit a holder; the same request id again returns the first answer and books nothing."""
     now = ctx.now()
@@ -123,7 +126,9 @@ def top_up(handle: str, body: MoneyIn, _caller: StaffCaller, ctx: Ctx) -> Transa
     return TransactionOut(transaction_id=txn.id, business_date=txn.business_date)
 
 
-@router.post("/holders/{handle}/refunds", response_model=TransactionOut)
+@router.post(
+    "/holders/{handle}/refunds", response_model=TransactionOut, responses=problems(404, 409)
+)
 def refund(handle: str, body: RefundIn, _caller: StaffCaller, ctx: Ctx) -> TransactionOut:
     now = ctx.now()
     txn = ctx.run(
@@ -141,13 +146,13 @@ def refund(handle: str, body: RefundIn, _caller: StaffCaller, ctx: Ctx) -> Trans
     return TransactionOut(transaction_id=txn.id, business_date=txn.business_date)
 
 
-@router.post("/holders/{handle}/freeze", status_code=204)
+@router.post("/holders/{handle}/freeze", status_code=204, responses=problems(404))
 def freeze(handle: str, body: FreezeIn, caller: StaffCaller, ctx: Ctx) -> None:
     """Freeze at review: refused online at once, and in the next trust bundle."""
     _set_frozen(handle, body, caller, ctx, frozen=True)
 
 
-@router.post("/holders/{handle}/unfreeze", status_code=204)
+@router.post("/holders/{handle}/unfreeze", status_code=204, responses=problems(404))
 def unfreeze(handle: str, body: FreezeIn, caller: StaffCaller, ctx: Ctx) -> None:
     _set_frozen(handle, body, caller, ctx, frozen=False)
 
@@ -168,7 +173,7 @@ def _set_frozen(handle: str, body: FreezeIn, caller: Caller, ctx: Context, *, fr
     )
 
 
-@router.post("/merchants", response_model=dict[str, int])
+@router.post("/merchants", response_model=dict[str, int], responses=problems(409))
 def create_merchant(body: MerchantIn, _caller: AdminCaller, ctx: Ctx) -> dict[str, int]:
     def work(session: Any) -> int:
         return accounts.create_merchant(session, body.name, ctx.settings.currency)
@@ -176,7 +181,7 @@ def create_merchant(body: MerchantIn, _caller: AdminCaller, ctx: Ctx) -> dict[st
     return {"account_id": ctx.run(work)}
 
 
-@router.post("/terminals", response_model=dict[str, str])
+@router.post("/terminals", response_model=dict[str, str], responses=problems(404, 409))
 def create_terminal(body: TerminalIn, _caller: AdminCaller, ctx: Ctx) -> dict[str, str]:
     """Create a till or gate; the answer's one-time code enrols it."""
     now = ctx.now()
@@ -197,7 +202,7 @@ def create_terminal(body: TerminalIn, _caller: AdminCaller, ctx: Ctx) -> dict[st
     return {"terminal_id": body.terminal_id, "enrol_code": code}
 
 
-@router.get("/accounts/{account_id}")
+@router.get("/accounts/{account_id}", responses=problems(404))
 def account(
     account_id: Annotated[int, Path(ge=1, le=ROW_ID_MAX), Digits], _caller: StaffCaller, ctx: Ctx
 ) -> dict[str, Any]:

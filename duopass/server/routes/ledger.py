@@ -16,6 +16,7 @@ from duopass.ledger import LedgerError, hash_leaf, make_receipt, open_checkpoint
 from duopass.server.deps import Ctx
 from duopass.server.errors import Code, Problem
 from duopass.server.limits import SEQ_MAX
+from duopass.server.openapi import problems
 from duopass.server.params import Digits
 from duopass.server.services import ledger
 from duopass.server.store.tables import LedgerLeaf
@@ -120,7 +121,7 @@ def entries(
     return EntriesOut(start=start, entries=_b64(ctx.run(work)))
 
 
-@router.get("/entries/{index}", response_model=EntryOut)
+@router.get("/entries/{index}", response_model=EntryOut, responses=problems(404))
 def entry(ctx: Ctx, index: Annotated[int, Path(ge=0, le=SEQ_MAX), Digits]) -> EntryOut:
     """The leaf's exact bytes (base64) and its receipt against the latest checkpoint."""
     now = ctx.now()

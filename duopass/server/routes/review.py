@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from duopass.server.deps import Ctx, StaffCaller
 from duopass.server.limits import REASON_CHARS_MAX, ROW_ID_MAX
+from duopass.server.openapi import problems
 from duopass.server.params import Digits
 from duopass.server.services import alerts
 
@@ -35,7 +36,7 @@ def list_alerts(
     return ctx.run(lambda s: alerts.listing(s, state=state, after=after, limit=limit))
 
 
-@router.post("/{alert_id}/review")
+@router.post("/{alert_id}/review", responses=problems(404, 409))
 def review(
     alert_id: Annotated[int, Path(ge=1, le=ROW_ID_MAX), Digits],
     body: ReviewIn,

@@ -14,6 +14,7 @@ from duopass.protocol.verify import Mode
 from duopass.server.deps import Ctx, Signed
 from duopass.server.errors import Code, Problem
 from duopass.server.limits import AMOUNT_MAX, ID_CHARS_MAX, SEQ_MAX, TIME_MAX
+from duopass.server.openapi import problems
 from duopass.server.params import Digits
 from duopass.server.services import bundles, journals, scans, terminals
 
@@ -90,7 +91,7 @@ def _raw(text: str, what: str) -> bytes:
         raise Problem(Code.INVALID_REQUEST, f"{what} is not unpadded base64url") from exc
 
 
-@router.post("/enrol", response_model=EnrolOut)
+@router.post("/enrol", response_model=EnrolOut, responses=problems(403))
 def enrol(body: EnrolIn, ctx: Ctx) -> EnrolOut:
     """Bind a terminal's key with its one-time enrolment code and a proof of possession."""
     now = ctx.now()
@@ -116,7 +117,7 @@ def enrol(body: EnrolIn, ctx: Ctx) -> EnrolOut:
     )
 
 
-@router.post("/scans", response_model=ScanOut)
+@router.post("/scans", response_model=ScanOut, responses=problems(403))
 async def scan(body: ScanIn, signed: Signed, ctx: Ctx) -> dict[str, Any]:
     """The verdict of §3 against the whole system; the same (terminal_id, seq) returns the first.
     Concurrent scans are committed together (`Context.group`): answered once durable."""
@@ -162,7 +163,7 @@ def bundle(
     return Response(ctx.run(work), media_type="application/cbor")
 
 
-@router.post("/journal", response_model=JournalOut)
+@router.post("/journal", response_model=JournalOut, responses=problems(403))
 def journal(body: JournalIn, signed: Signed, ctx: Ctx) -> dict[str, Any]:
     """A signed batch of journal entries (§5), settled exactly once per (terminal_id, seq)."""
     data = _raw(body.batch, "batch")

@@ -14,6 +14,7 @@ from duopass.server.context import Context
 from duopass.server.deps import Ctx, HolderCaller
 from duopass.server.errors import Code, Problem
 from duopass.server.limits import ID_CHARS_MAX, LOGIN_CHARS_MAX, PASSWORD_CHARS_MAX, ROW_ID_MAX
+from duopass.server.openapi import problems
 from duopass.server.params import Digits
 from duopass.server.services import accounts, credentials, people
 from duopass.server.store.tables import Account, Device, Posting, Transaction
@@ -75,7 +76,7 @@ def _raw(text: str) -> bytes:
         raise Problem(Code.INVALID_REQUEST, "not unpadded base64url") from exc
 
 
-@router.post("/session", response_model=TokenOut)
+@router.post("/session", response_model=TokenOut, responses=problems(401))
 def sign_in(body: SignIn, ctx: Ctx) -> TokenOut:
     """A holder signs in (password, then a one-time code where one is enrolled)."""
     return sign_in_as(body, ctx, staff=False)
@@ -109,7 +110,7 @@ def new_totp(caller: HolderCaller, ctx: Ctx) -> TotpOut:
     return TotpOut(secret=secret, uri=uri)
 
 
-@router.post("/me/totp", status_code=204)
+@router.post("/me/totp", status_code=204, responses=problems(403))
 def enable_totp(body: TotpIn, caller: HolderCaller, ctx: Ctx) -> None:
     """Turn on one-time codes as a second factor at sign-in."""
     now = ctx.now()
@@ -126,7 +127,7 @@ def enable_totp(body: TotpIn, caller: HolderCaller, ctx: Ctx) -> None:
     )
 
 
-@router.post("/me/devices", response_model=DeviceOut)
+@router.post("/me/devices", response_model=DeviceOut, responses=problems(403, 409))
 def enrol_device(body: DeviceIn, caller: HolderCaller, ctx: Ctx) -> DeviceOut:
     """Enrol a device key; the proof is its signature of the enrolment message."""
     now = ctx.now()
@@ -144,7 +145,7 @@ def enrol_device(body: DeviceIn, caller: HolderCaller, ctx: Ctx) -> DeviceOut:
     return DeviceOut(device_id=device.id)
 
 
-@router.delete("/me/devices/{device_id}", status_code=204)
+@router.delete("/me/devices/{device_id}", status_code=204, responses=problems(404))
 def revoke_device(
     device_id: Annotated[int, Path(ge=1, le=ROW_ID_MAX), Digits], caller: HolderCaller, ctx: Ctx
 ) -> None:
@@ -161,7 +162,7 @@ def report_loss(caller: HolderCaller, ctx: Ctx) -> dict[str, int]:
     }
 
 
-@router.post("/wallet/sync", response_model=SyncOut)
+@router.post("/wallet/sync", response_model=SyncOut, responses=problems(403, 404, 409, 429))
 def sync(body: SyncIn, caller: HolderCaller, ctx: Ctx) -> SyncOut:
     """Issue or refresh the purse credential; a retry with the same request id changes nothing."""
     now = ctx.now()
