@@ -6,12 +6,15 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from duopass.cli.numbers import whole
 from duopass.server.keyring import Keyring, KeyringError
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 
 class _JsonLines(logging.Formatter):
@@ -43,6 +46,13 @@ def serve(
     ] = False,
     init: Annotated[bool, typer.Option(help="create missing keys, then serve")] = False,
     issuer: Annotated[str, typer.Option(help="issuer id (iss)")] = "demo-univ",
+    metrics_port: Annotated[
+        int | None,
+        whole(1, 65535, help="also serve Prometheus metrics here, without authentication"),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="address of the --metrics-port listener")
+    ] = "127.0.0.1",
 ) -> None:
     """Run the issuer server."""
     import uvicorn
@@ -75,7 +85,21 @@ def serve(
                 err=True,
             )
             typer.echo(f"card office: admin / {document['admin']['password']}", err=True)
+    if metrics_port is not None:
+        _metrics_listener(app.state.context.metrics.registry, metrics_host, metrics_port)
     typer.echo(
         f"duopass issuer server for {issuer} on http://{host}:{port} (OpenAPI at /docs)", err=True
     )
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+
+
+def _metrics_listener(registry: CollectorRegistry, host: str, port: int) -> None:
+    """The registry for Prometheus scrapers, unauthenticated, in a thread the process ends."""
+    from prometheus_client import start_http_server
+
+    try:
+        start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        typer.echo(f"duopass: cannot serve metrics on {host}:{port}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"Prometheus metrics on http://{host}:{port}/metrics", err=True)

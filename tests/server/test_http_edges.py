@@ -7,18 +7,22 @@ import asyncio
 import json
 import logging
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from duopass.server.errors import Code
 from duopass.server.limits import BODY_BYTES_MAX
 from duopass.server.middleware import BodyLimit
-from tests.server.harness import enrolled_till
+from duopass.server.threaded import free_port, wait_until_up
+from tests.server.harness import enrolled_till, ready_wallet
 
 HANG_GUARD_S = 20.0
 """No answer within this means the server hangs: a guard, never a measured timing."""
@@ -291,3 +295,34 @@ def test_a_method_a_route_lacks_is_405_with_allow(sqlite_server):
         assert answer.status_code == 405, answer.text
         assert answer.json()["code"] == "method_not_allowed"
         assert allowed in answer.headers["allow"].split(", "), answer.headers
+
+
+# -- E: metrics are for staff, or for a scraper on a listener of its own ---------------------
+
+
+def test_metrics_need_a_staff_token(sqlite_server):
+    http, admin = sqlite_server.http, sqlite_server.admin()
+    anonymous = http.get("/metrics")
+    assert anonymous.status_code == 401, anonymous.text
+    assert anonymous.json()["code"] == "unauthenticated"
+    holder = ready_wallet(http, admin, "mo", balance=0)
+    assert http.get("/metrics", headers=holder.auth).json()["code"] == "forbidden"
+    staff = http.get("/metrics", headers=admin.auth)
+    assert staff.status_code == 200
+    assert "duopass_scans" in staff.text
+
+
+def test_serve_can_give_scrapers_a_listener_of_their_own(tmp_path):
+    port, metrics_port = free_port(), free_port()
+    command = [sys.executable, "-m", "duopass", "serve", "--init", "--data-dir", str(tmp_path)]
+    command += ["--port", str(port), "--metrics-port", str(metrics_port)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until_up(process, f"http://127.0.0.1:{port}/healthz")
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=HANG_GUARD_S)
+        assert scraped.status_code == 200
+        assert "duopass_scans" in scraped.text
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 401
+    finally:
+        process.terminate()
+        process.wait(timeout=HANG_GUARD_S)
