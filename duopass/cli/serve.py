@@ -57,6 +57,7 @@ def serve(
     """Run the issuer server."""
     import uvicorn
 
+    from duopass.server import deadlines
     from duopass.server.app import create_app
     from duopass.server.config import Settings
     from duopass.server.demo import seed
@@ -67,16 +68,7 @@ def serve(
     settings = Settings(
         db_url=db or f"sqlite:///{data_dir / 'duopass.db'}", data_dir=data_dir, issuer=issuer
     )
-    try:
-        keyring = (
-            Keyring.create(data_dir, origin=f"{issuer}/ledger")
-            if demo or init
-            else Keyring.load(data_dir)
-        )
-    except KeyringError as exc:
-        typer.echo(f"duopass: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    app = create_app(settings, keyring=keyring)
+    app = create_app(settings, keyring=_keyring(data_dir, issuer, create=demo or init))
     if demo:
         document = seed(app.state.context, data_dir / "demo.json")
         if document is not None:
@@ -90,7 +82,24 @@ def serve(
     typer.echo(
         f"duopass issuer server for {issuer} on http://{host}:{port} (OpenAPI at /docs)", err=True
     )
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        http=deadlines.protocol(settings),
+    )
+
+
+def _keyring(data_dir: Path, issuer: str, *, create: bool) -> Keyring:
+    try:
+        if create:
+            return Keyring.create(data_dir, origin=f"{issuer}/ledger")
+        return Keyring.load(data_dir)
+    except KeyringError as exc:
+        typer.echo(f"duopass: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 def _metrics_listener(registry: CollectorRegistry, host: str, port: int) -> None:

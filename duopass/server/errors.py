@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 log = logging.getLogger("duopass.server")
 
@@ -118,6 +119,12 @@ def install(app: FastAPI) -> None:
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _FROM_STATUS.get(exc.status_code, Code.INVALID_REQUEST)
         return problem_response(code, str(exc.detail), headers=exc.headers)  # 405's Allow
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(_request: Request, _exc: ClientDisconnect) -> JSONResponse:
+        # The client left (or its body stalled and the server closed the connection) while its
+        # body was read: nobody will read this answer, and nothing went wrong here.
+        return problem_response(Code.INVALID_REQUEST, "the client went away")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -22,7 +22,7 @@ from duopass.server.errors import Code
 from duopass.server.limits import BODY_BYTES_MAX
 from duopass.server.middleware import BodyLimit
 from duopass.server.threaded import free_port, wait_until_up
-from tests.server.harness import enrolled_till, ready_wallet
+from tests.server.harness import Running, enrolled_till, ready_wallet, running_server
 
 HANG_GUARD_S = 20.0
 """No answer within this means the server hangs: a guard, never a measured timing."""
@@ -326,3 +326,85 @@ def test_serve_can_give_scrapers_a_listener_of_their_own(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=HANG_GUARD_S)
+
+
+# -- C: a client that stalls is closed; others are served meanwhile -------------------------
+
+HEADER_TIMEOUT_S, BODY_TIMEOUT_S = 2.0, 3.0
+"""Short deadlines for the impatient server; the tests only say `closed before HANG_GUARD_S`."""
+
+
+@pytest.fixture
+def impatient(tmp_path) -> Iterator[Running]:
+    with running_server(
+        f"sqlite:///{tmp_path / 'duopass.db'}",
+        tmp_path / "data",
+        header_timeout_s=HEADER_TIMEOUT_S,
+        body_timeout_s=BODY_TIMEOUT_S,
+    ) as running:
+        yield running
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    """Whether the server closes the connection before the hang guard (reading what it sends)."""
+    sock.settimeout(HANG_GUARD_S)
+    try:
+        while sock.recv(65536):
+            pass
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        pass
+    return True
+
+
+def test_a_connection_that_sends_half_its_headers_is_closed(impatient):
+    with _logged() as records:
+        stalled = socket.create_connection(_address(impatient.url))
+        idle = socket.create_connection(_address(impatient.url))  # sends nothing at all
+        with stalled, idle:
+            stalled.sendall(b"GET /v1/ping HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Half: ")
+            assert impatient.http.get("/v1/ping").json() == {"ok": True}  # served meanwhile
+            assert _closed_by_server(stalled)
+            assert _closed_by_server(idle)
+    assert not [r for r in records if r.levelno >= logging.ERROR], records
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_a_body_that_stalls_is_closed(impatient, signed):
+    if signed:  # a GET whose dependency reads the body: the client's leaving must not be a 500
+        till, _ = enrolled_till(impatient.http, impatient.admin(), "till-s")
+        head = _request(
+            "GET", "/v1/terminal/bundle", till._signed("GET", "/v1/terminal/bundle", b"")
+        )
+        head = head.replace(b"Connection: close\r\n", b"Content-Length: 100\r\n")
+    else:
+        head = _request("POST", "/v1/session", {"Content-Type": "application/json"}, b"x" * 100)
+        head = head[:-100]
+    with _logged() as records, socket.create_connection(_address(impatient.url)) as sock:
+        sock.sendall(head + b'{"login": ')
+        assert impatient.http.get("/v1/ping").json() == {"ok": True}
+        assert _closed_by_server(sock)
+    assert not [r for r in records if r.exc_info or r.levelno >= logging.ERROR], records
+
+
+def test_a_slowloris_is_closed_however_steadily_it_dribbles(impatient):
+    """One header byte a second, more often than the header deadline: a timer that each byte
+    restarted would never fire; this deadline runs from the first byte."""
+    request = _request("GET", "/v1/ping", {f"X-Pad-{n}": "y" * 20 for n in range(50)})
+    closed = False
+    with socket.create_connection(_address(impatient.url)) as sock:
+        sock.settimeout(1.0)
+        for byte in request[: int(HANG_GUARD_S)]:
+            try:
+                sock.sendall(bytes([byte]))
+                if sock.recv(65536) == b"":
+                    closed = True
+                    break
+            except TimeoutError:
+                continue  # a second went by, nothing from the server: the next byte
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+        assert impatient.http.get("/v1/ping").json() == {"ok": True}
+    assert closed, "the server was still reading the headers after the hang guard"
