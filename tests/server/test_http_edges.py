@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -312,20 +313,30 @@ def test_metrics_need_a_staff_token(sqlite_server):
     assert "duopass_scans" in staff.text
 
 
-def test_serve_can_give_scrapers_a_listener_of_their_own(tmp_path):
+@pytest.fixture
+def served(tmp_path) -> Iterator[tuple[str, str]]:
+    """`duopass serve` in a process of its own: its URL and that of its metrics listener."""
     port, metrics_port = free_port(), free_port()
     command = [sys.executable, "-m", "duopass", "serve", "--init", "--data-dir", str(tmp_path)]
     command += ["--port", str(port), "--metrics-port", str(metrics_port)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "DUOPASS_HEADER_TIMEOUT_S": "1"}
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
     try:
         wait_until_up(process, f"http://127.0.0.1:{port}/healthz")
-        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=HANG_GUARD_S)
-        assert scraped.status_code == 200
-        assert "duopass_scans" in scraped.text
-        assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 401
+        yield f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}"
     finally:
         process.terminate()
         process.wait(timeout=HANG_GUARD_S)
+
+
+def test_serve_can_give_scrapers_a_listener_of_their_own(served):
+    url, metrics_url = served
+    scraped = httpx.get(f"{metrics_url}/metrics", timeout=HANG_GUARD_S)
+    assert scraped.status_code == 200
+    assert "duopass_scans" in scraped.text
+    assert httpx.get(f"{url}/metrics").status_code == 401
 
 
 # -- C: a client that stalls is closed; others are served meanwhile -------------------------
@@ -408,3 +419,10 @@ def test_a_slowloris_is_closed_however_steadily_it_dribbles(impatient):
                 break
         assert impatient.http.get("/v1/ping").json() == {"ok": True}
     assert closed, "the server was still reading the headers after the hang guard"
+
+
+def test_duopass_serve_closes_a_stalled_connection_too(served):
+    url, _ = served
+    with socket.create_connection(_address(url)) as sock:
+        sock.sendall(b"GET /v1/ping HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        assert _closed_by_server(sock)
