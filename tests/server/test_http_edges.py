@@ -1,5 +1,6 @@
-"""HTTP at its edges, over raw sockets against a live server: header bytes no client library
-would send, chunked bodies, methods a route lacks, and what the OpenAPI document promises."""
+"""HTTP at its edges, against a live server, over raw sockets where no client library would
+send the request: numbers in headers, chunked bodies, clients that stall, methods a route lacks,
+what the OpenAPI document promises, and who reads the metrics."""
 
 from __future__ import annotations
 
@@ -11,10 +12,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -24,88 +22,16 @@ from duopass.server.limits import BODY_BYTES_MAX
 from duopass.server.middleware import BodyLimit
 from duopass.server.threaded import free_port, wait_until_up
 from tests.server.harness import Running, enrolled_till, ready_wallet, running_server
-
-HANG_GUARD_S = 20.0
-"""No answer within this means the server hangs: a guard, never a measured timing."""
-
-
-@dataclass
-class Raw:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-def _address(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
-    assert parts.hostname is not None and parts.port is not None
-    return parts.hostname, parts.port
-
-
-def _parse(data: bytes) -> Raw:
-    head, _, body = data.partition(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    if "chunked" in headers.get("transfer-encoding", ""):
-        body = _dechunk(body)
-    return Raw(int(status_line.split()[1]), headers, body)
-
-
-def _dechunk(data: bytes) -> bytes:
-    out = b""
-    while True:
-        size_line, _, data = data.partition(b"\r\n")
-        size = int(size_line.split(b";")[0], 16)
-        if size == 0:
-            return out
-        out, data = out + data[:size], data[size + 2 :]
-
-
-def _exchange(url: str, request: bytes) -> Raw:
-    """Send `request` as is (it asks for `Connection: close`); the whole answer."""
-    with socket.create_connection(_address(url), timeout=HANG_GUARD_S) as sock:
-        sock.sendall(request)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    return _parse(data)
-
-
-def _request(method: str, target: str, headers: dict[str, str], body: bytes = b"") -> bytes:
-    lines = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    if body or method == "POST":
-        lines.append(f"Content-Length: {len(body)}")
-    return "\r\n".join(lines).encode("latin-1") + b"\r\n\r\n" + body
-
-
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(level=logging.WARNING)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@contextmanager
-def _logged() -> Iterator[list[logging.LogRecord]]:
-    """What the server and uvicorn log (warnings and up); uvicorn's loggers do not propagate."""
-    records = _Records()
-    loggers = [logging.getLogger(name) for name in ("duopass.server", "uvicorn.error", "uvicorn")]
-    for logger in loggers:
-        logger.addHandler(records)
-    try:
-        yield records.records
-    finally:
-        for logger in loggers:
-            logger.removeHandler(records)
+from tests.server.raw import (
+    HANG_GUARD_S,
+    Raw,
+    address,
+    chunked,
+    closed_by_server,
+    exchange,
+    logged,
+    request,
+)
 
 
 def _is_problem(answer: Raw, status: int, code: str) -> None:
@@ -140,8 +66,8 @@ def test_a_time_of_superscript_digits_is_refused_not_a_crash(
         "Duopass-Signature": "AAAA",
         "Content-Type": "application/json",
     }
-    with _logged() as records:
-        answer = _exchange(sqlite_server.url, _request(method, path, headers, body))
+    with logged() as records:
+        answer = exchange(sqlite_server.url, request(method, path, headers, body))
     _is_problem(answer, 401, "unauthenticated")
     assert not [r for r in records if r.exc_info or r.levelno >= logging.ERROR], records
 
@@ -154,8 +80,8 @@ def test_a_content_length_that_is_not_ascii_digits_is_refused(sqlite_server, len
         b"POST /v1/session HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
         b"Content-Type: application/json\r\nContent-Length: " + length + b"\r\n\r\n{}"
     )
-    with _logged() as records:
-        answer = _exchange(sqlite_server.url, request)
+    with logged() as records:
+        answer = exchange(sqlite_server.url, request)
     assert 400 <= answer.status < 500, answer
     assert not [r for r in records if r.exc_info or r.levelno >= logging.ERROR], records
 
@@ -195,18 +121,6 @@ def test_query_numbers_are_ascii_digits(sqlite_server, query):
 # -- B: a chunked body over the limit is 413 as a declared one is ---------------------------
 
 
-def _chunked(method: str, target: str, headers: dict[str, str], body: bytes) -> bytes:
-    """A request whose body comes in 8 KiB chunks, its length declared nowhere."""
-    lines = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    lines.append("Transfer-Encoding: chunked")
-    out = "\r\n".join(lines).encode("latin-1") + b"\r\n\r\n"
-    for start in range(0, len(body), 8192):
-        piece = body[start : start + 8192]
-        out += f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
-    return out + b"0\r\n\r\n"
-
-
 def _json_of(size: int) -> bytes:
     return b'{"login": "' + b"a" * (size - 14) + b'"}'
 
@@ -215,11 +129,11 @@ def test_a_chunked_body_over_the_limit_is_413(sqlite_server):
     json_type = {"Content-Type": "application/json"}
     over = _json_of(BODY_BYTES_MAX + 100)
     for path in ("/v1/session", "/v1/admin/session", "/v1/terminal/enrol"):
-        answer = _exchange(sqlite_server.url, _chunked("POST", path, json_type, over))
+        answer = exchange(sqlite_server.url, chunked("POST", path, json_type, over))
         _is_problem(answer, 413, "body_too_large")
     # A chunked body within the limit is read as ever.
-    within = _chunked("POST", "/v1/session", json_type, b'{"login": "x", "password": "y"}')
-    _is_problem(_exchange(sqlite_server.url, within), 401, "unauthenticated")
+    within = chunked("POST", "/v1/session", json_type, b'{"login": "x", "password": "y"}')
+    _is_problem(exchange(sqlite_server.url, within), 401, "unauthenticated")
 
 
 def test_a_chunked_body_over_the_limit_on_a_signed_route_is_413(sqlite_server):
@@ -229,7 +143,7 @@ def test_a_chunked_body_over_the_limit_on_a_signed_route_is_413(sqlite_server):
         **till._signed("POST", "/v1/terminal/scans", body),
         "Content-Type": "application/json",
     }
-    answer = _exchange(sqlite_server.url, _chunked("POST", "/v1/terminal/scans", headers, body))
+    answer = exchange(sqlite_server.url, chunked("POST", "/v1/terminal/scans", headers, body))
     _is_problem(answer, 413, "body_too_large")
 
 
@@ -356,28 +270,15 @@ def impatient(tmp_path) -> Iterator[Running]:
         yield running
 
 
-def _closed_by_server(sock: socket.socket) -> bool:
-    """Whether the server closes the connection before the hang guard (reading what it sends)."""
-    sock.settimeout(HANG_GUARD_S)
-    try:
-        while sock.recv(65536):
-            pass
-    except TimeoutError:
-        return False
-    except ConnectionResetError:
-        pass
-    return True
-
-
 def test_a_connection_that_sends_half_its_headers_is_closed(impatient):
-    with _logged() as records:
-        stalled = socket.create_connection(_address(impatient.url))
-        idle = socket.create_connection(_address(impatient.url))  # sends nothing at all
+    with logged() as records:
+        stalled = socket.create_connection(address(impatient.url))
+        idle = socket.create_connection(address(impatient.url))  # sends nothing at all
         with stalled, idle:
             stalled.sendall(b"GET /v1/ping HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Half: ")
             assert impatient.http.get("/v1/ping").json() == {"ok": True}  # served meanwhile
-            assert _closed_by_server(stalled)
-            assert _closed_by_server(idle)
+            assert closed_by_server(stalled)
+            assert closed_by_server(idle)
     assert not [r for r in records if r.levelno >= logging.ERROR], records
 
 
@@ -385,28 +286,28 @@ def test_a_connection_that_sends_half_its_headers_is_closed(impatient):
 def test_a_body_that_stalls_is_closed(impatient, signed):
     if signed:  # a GET whose dependency reads the body: the client's leaving must not be a 500
         till, _ = enrolled_till(impatient.http, impatient.admin(), "till-s")
-        head = _request(
+        head = request(
             "GET", "/v1/terminal/bundle", till._signed("GET", "/v1/terminal/bundle", b"")
         )
         head = head.replace(b"Connection: close\r\n", b"Content-Length: 100\r\n")
     else:
-        head = _request("POST", "/v1/session", {"Content-Type": "application/json"}, b"x" * 100)
+        head = request("POST", "/v1/session", {"Content-Type": "application/json"}, b"x" * 100)
         head = head[:-100]
-    with _logged() as records, socket.create_connection(_address(impatient.url)) as sock:
+    with logged() as records, socket.create_connection(address(impatient.url)) as sock:
         sock.sendall(head + b'{"login": ')
         assert impatient.http.get("/v1/ping").json() == {"ok": True}
-        assert _closed_by_server(sock)
+        assert closed_by_server(sock)
     assert not [r for r in records if r.exc_info or r.levelno >= logging.ERROR], records
 
 
 def test_a_slowloris_is_closed_however_steadily_it_dribbles(impatient):
     """One header byte a second, more often than the header deadline: a timer that each byte
     restarted would never fire; this deadline runs from the first byte."""
-    request = _request("GET", "/v1/ping", {f"X-Pad-{n}": "y" * 20 for n in range(50)})
+    dribbled = request("GET", "/v1/ping", {f"X-Pad-{n}": "y" * 20 for n in range(50)})
     closed = False
-    with socket.create_connection(_address(impatient.url)) as sock:
+    with socket.create_connection(address(impatient.url)) as sock:
         sock.settimeout(1.0)
-        for byte in request[: int(HANG_GUARD_S)]:
+        for byte in dribbled[: int(HANG_GUARD_S)]:
             try:
                 sock.sendall(bytes([byte]))
                 if sock.recv(65536) == b"":
@@ -423,6 +324,6 @@ def test_a_slowloris_is_closed_however_steadily_it_dribbles(impatient):
 
 def test_duopass_serve_closes_a_stalled_connection_too(served):
     url, _ = served
-    with socket.create_connection(_address(url)) as sock:
+    with socket.create_connection(address(url)) as sock:
         sock.sendall(b"GET /v1/ping HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-        assert _closed_by_server(sock)
+        assert closed_by_server(sock)
