@@ -102,7 +102,7 @@ class Bench:
                 ctx.keyring,
                 ctx.settings,
                 holder=holder,
-                device=enrolled,
+                device_id=enrolled.id,
                 request_id=f"bench-sync-{n}",
                 mark=None,
                 now=self.now,

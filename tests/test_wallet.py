@@ -4,10 +4,13 @@ mark with a lost answer, and restored-state detection (PROTOCOL.md §2, §4.2)."
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -18,9 +21,11 @@ from duopass.protocol import MemoryStore, Mode, Reason, TerminalConfig, Verifier
 from duopass.protocol.bundle import apply_bundle, open_bundle
 from duopass.protocol.trust import TrustStore
 from duopass.qr import read_image_file
+from duopass.server.services import sweep
 from duopass.server.store.tables import Credential
 from duopass.wallet import EXIT_STATUS, Failure, SystemClock, Wallet, WalletError
 from duopass.wallet.client import Client
+from duopass.wallet.state import Held
 from tests.server.harness import Running, TerminalClient, running_server
 
 TXMAX = 3_000  # the server's default offline_txmax: a balance of n * TXMAX gives n uses
@@ -223,6 +228,89 @@ def test_refresh_stores_its_mark_first_and_a_retry_gets_the_same_answer(server, 
     assert count == 2
 
 
+class _Held(httpx.HTTPTransport):
+    """Records each sync's request id; sends it only once `go` is set (`reached` says it waits)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[str] = []
+        self.reached, self.go = threading.Event(), threading.Event()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/wallet/sync":
+            self.sent.append(json.loads(request.content)["request_id"])
+            self.reached.set()
+            assert self.go.wait(60)
+        return super().handle_request(request)
+
+
+def test_two_instances_syncing_at_once_send_one_request_and_refresh_once(server, tmp_path):
+    """Issue 10: a wallet must not refresh twice at once with two request ids (each refresh
+    keeps its own holds until the sweep). A second instance on the same data dir finds the
+    first one's request stored and sends that; the first one's late answer keeps the counters
+    the second one has used since."""
+    data = tmp_path / "wallet"
+    old = _ready(server, data, "hana", uses=10).state.read().held
+    assert old is not None
+    assert [Wallet(data).show().ctr for _ in range(2)] == [0, 1]
+    slow, fast = _Held(), _Held()
+    fast.go.set()
+    late: list[Held] = []
+
+    def first() -> None:  # another instance, as another process would be
+        with Wallet(data, transport=slow) as wallet:
+            late.append(wallet.sync())
+
+    syncing = threading.Thread(target=first)
+    syncing.start()
+    assert slow.reached.wait(60)  # the first has stored its request and is sending it
+    held = Wallet(data, transport=fast).sync()
+    assert fast.sent == slow.sent and Wallet(data).show().ctr == 0
+    slow.go.set()
+    syncing.join(60)
+    assert late[0].credential.claims.cti == held.credential.claims.cti
+    assert late[0].next_ctr == 1 and Wallet(data).state.read().pending is None
+    credentials = server.ctx.run(lambda s: s.scalars(select(Credential)).all())
+    assert len(credentials) == 2  # the first issue and one refresh
+    assert _server_credential(server, cti=old.credential.claims.cti).mark == 1 + 2
+    assert _server_credential(server, request_id=slow.sent[0]).cti == held.credential.claims.cti
+
+
+def test_each_sync_refreshes_and_the_sweep_releases_what_refreshes_kept(tmp_path):
+    """Issue 10, one sync after another: each is a refresh, and each superseded credential keeps
+    its holds (counters up to the mark, and above it what the overdraft cannot release) until the
+    sweep. After the day's limit the wallet keeps its request and mark (§4.2; the server changed
+    nothing) and resends them until they go through. The sweep then releases every hold."""
+    data = tmp_path / "wallet"
+    with running_server(f"sqlite:///{tmp_path / 'd.db'}", tmp_path / "data") as server:
+        server.admin().holder("ivan", balance=100_000, overdraft=10_000)
+        wallet = Wallet(data)
+        wallet.enrol(server=server.url, login="ivan", password="pw-ivan-secret")
+        held = [wallet.sync().credential.claims.uses]
+        held += [wallet.sync().credential.claims.uses for _ in range(4)]  # nothing shown
+        assert held == [10, 10, 10, 9, 1]
+        funds = wallet.status(online=True)["account"]
+        assert (funds["held"], funds["free_funds"]) == (110_000, 0)
+        assert wallet.show().ctr == 0
+        assert "refresh_limit" in _refused(wallet.sync, Failure.REFUSED).message
+        pending = wallet.state.read().pending
+        assert pending is not None and pending.mark == 0  # the credential's one counter
+        _refused(wallet.sync, Failure.REFUSED)
+        assert wallet.state.read().pending == pending
+        _refused(wallet.show, Failure.USED_UP)
+        assert wallet.status(online=True)["account"] == funds
+        server.ctx.clock = lambda: time.time() + 86_400  # tomorrow, for the server
+        wallet.login(password="pw-ivan-secret")
+        cti = wallet.sync().credential.claims.cti
+        assert cti == _server_credential(server, request_id=pending.request_id).cti
+        assert wallet.state.read().pending is None
+        ctx = server.ctx
+        later = ctx.now() + 86_400 + ctx.settings.late_window_s + 3_600
+        ctx.run(lambda s: sweep.sweep(s, ctx.keyring, ctx.settings, later))
+        funds = wallet.status(online=True)["account"]
+        assert (funds["held"], funds["free_funds"]) == (0, 110_000)
+
+
 class _Later(SystemClock):
     """The system clock, `ahead` seconds on, as if the holder came back tomorrow."""
 
@@ -304,3 +392,31 @@ def test_an_answer_json_cannot_hold_is_a_bad_answer(answer):
         _refused(lambda: client.sign_in("ann", "pw-ann-secret", None), Failure.BAD_ANSWER)
     finally:
         client.close()
+
+
+def test_a_wallet_signs_in_with_its_device_key_when_its_session_ends(server, tmp_path):
+    """Sessions last hours and may be ended from another phone: sync signs in again with the
+    device key (no password, never throttled by guesses); a device reported lost cannot."""
+    wallet = _ready(server, tmp_path / "wallet", "dora", uses=3)
+    other = httpx.post(
+        f"{server.url}/v1/session", json={"login": "dora", "password": "pw-dora-secret"}
+    ).json()["token"]
+    ended = httpx.delete(
+        f"{server.url}/v1/me/sessions", headers={"Authorization": f"Bearer {other}"}
+    )
+    assert ended.json() == {"ended": 1}  # the wallet's session
+    before = wallet.state.read().account
+    assert before is not None
+    wallet.sync()
+    after = wallet.state.read().account
+    assert after is not None and after.token != before.token
+    for _ in range(6):  # someone guesses the password: the wallet does not care
+        httpx.post(f"{server.url}/v1/session", json={"login": "dora", "password": "guess"})
+    wallet.state.set_session(None, 0)
+    wallet.sync()
+    lost = httpx.post(
+        f"{server.url}/v1/me/loss-report", headers={"Authorization": f"Bearer {other}"}
+    )
+    assert lost.status_code == 200
+    refused = _refused(wallet.sync, Failure.SIGNED_OUT)
+    assert "reported lost" in refused.message

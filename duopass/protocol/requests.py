@@ -22,6 +22,7 @@ from duopass.protocol.limits import REQUEST_TIME_DIGITS_MAX
 __all__ = [
     "REQUEST_WINDOW_S",
     "device_enrolment_message",
+    "device_sign_in_message",
     "enrolment_message",
     "request_message",
     "sign_request",
@@ -47,6 +48,12 @@ def enrolment_message(terminal_id: str, enrol_code: str, public_key: bytes) -> b
 def device_enrolment_message(login: str, public_key: bytes) -> bytes:
     """What a wallet signs with its new device key to prove it holds it (docs/server.md)."""
     return b"duopass-device-enrol-v1\n" + login.encode() + b"\n" + public_key
+
+
+def device_sign_in_message(login: str, challenge: bytes) -> bytes:
+    """What a wallet signs with its enrolled device key to sign in without a password: the
+    server's one-time challenge, bound to the login (docs/server.md)."""
+    return b"duopass-device-signin-v1\n" + login.encode() + b"\n" + challenge
 
 
 def request_message(method: str, target: str, time: int, body: bytes) -> bytes:

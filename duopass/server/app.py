@@ -16,7 +16,16 @@ from duopass.server.keyring import Keyring
 from duopass.server.limits import BODY_BYTES_MAX, JOURNAL_BODY_BYTES_MAX
 from duopass.server.maintenance import Maintenance
 from duopass.server.middleware import BodyLimit
-from duopass.server.routes import admin, ledger, review, settlement, system, terminal, wallet
+from duopass.server.routes import (
+    admin,
+    ledger,
+    review,
+    session,
+    settlement,
+    system,
+    terminal,
+    wallet,
+)
 from duopass.server.services import signing
 from duopass.server.store.db import Database
 
@@ -56,7 +65,7 @@ def create_app(
     )
     app.state.context = ctx
     errors.install(app)
-    for module in (terminal, wallet, admin, review, settlement, ledger, system):
+    for module in (terminal, session, wallet, admin, review, settlement, ledger, system):
         openapi.document(module.router)
         app.include_router(module.router)
     openapi.install(app)

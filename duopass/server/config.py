@@ -6,6 +6,7 @@ in `data_dir` (mode 0600), created by `duopass serve --init` or `--demo` and ref
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -44,6 +45,22 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(default=60.0, gt=0, le=3600)
     """A request's body arrives within this of its headers: the largest (a 1.5 MiB journal)
     needs 26 kB/s; every other body is at most 64 KiB."""
+    recent_auth_s: int = Field(default=600, ge=60, le=3600)
+    """A password sign-in this recent counts as a step-up for a loss report, ending other
+    sessions or changing the second factor (RFC 9470 `max_age`)."""
+    throttle_exempt_networks: tuple[str, ...] = ()
+    """Networks (CIDR) not throttled as one, such as a campus behind one NAT: their sign-ins
+    are still throttled per account."""
+
+    @field_validator("throttle_exempt_networks")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not a network: {network!r}") from exc
+        return value
 
     @field_validator("timezone")
     @classmethod

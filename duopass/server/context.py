@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy.orm import Session
 
 from duopass.server.config import Settings
+from duopass.server.errors import Problem
 from duopass.server.keyring import Keyring
 from duopass.server.store.db import Database
 from duopass.server.units import UNIT_ATTEMPTS, GroupCommit, retrying
@@ -56,3 +57,11 @@ class Context:
                 return work(session)
 
         return retrying(attempt, attempts=attempts)
+
+    def run_refusable(self, work: Callable[[Session], T | Problem]) -> T:
+        """`run`, for work that counts what a refusal costs (failed sign-ins): it returns its
+        `Problem` instead of raising it, so the unit commits the count, and then it is raised."""
+        result = self.run(work)
+        if isinstance(result, Problem):
+            raise result
+        return result

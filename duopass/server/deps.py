@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from duopass.server.context import Context
 from duopass.server.errors import Code, Problem
-from duopass.server.services import people, terminals
-from duopass.server.store.tables import Holder, Staff
+from duopass.server.services import auth, terminals
+from duopass.server.services.auth import Caller
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -29,27 +29,22 @@ Ctx = Annotated[Context, Depends(context)]
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-@dataclass(frozen=True)
-class Caller:
-    """A signed-in person: `role` is holder, operator or admin; `id` their row."""
+def client_address(request: Request) -> str | None:
+    """The address the request came from, for per-network sign-in limits."""
+    return request.client.host if request.client is not None else None
 
-    role: str
-    id: int
 
-    def holder(self, session: Session) -> Holder:
-        holder = session.get(Holder, self.id)
-        assert holder is not None and self.role == "holder"
-        return holder
+Client = Annotated[str | None, Depends(client_address)]
 
 
 def _caller(ctx: Ctx, bearer: Bearer) -> Caller:
     if bearer is None:
         raise Problem(Code.UNAUTHENTICATED, "a bearer token is required")
     now = ctx.now()
-    token = ctx.run(lambda session: people.token_principal(session, bearer.credentials, now))
-    if token is None:
-        raise Problem(Code.UNAUTHENTICATED, "unknown or expired token")
-    return Caller(token.role, token.principal_id)
+    caller = ctx.run(lambda session: auth.principal(session, bearer.credentials, now))
+    if caller is None:
+        raise Problem(Code.UNAUTHENTICATED, "unknown, ended or expired session")
+    return caller
 
 
 def holder_caller(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
@@ -70,6 +65,7 @@ def admin_caller(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
     return caller
 
 
+SignedIn = Annotated[Caller, Depends(_caller)]
 HolderCaller = Annotated[Caller, Depends(holder_caller)]
 StaffCaller = Annotated[Caller, Depends(staff_caller)]
 AdminCaller = Annotated[Caller, Depends(admin_caller)]
@@ -122,4 +118,13 @@ PROBLEM_STATUSES: dict[Callable[..., Any], set[int]] = {
 """The problem statuses a route may answer because it depends on each of these; the OpenAPI
 document lists them for it (server.openapi)."""
 
-__all__ = ["AdminCaller", "Caller", "Ctx", "HolderCaller", "Signed", "Staff", "StaffCaller"]
+__all__ = [
+    "AdminCaller",
+    "Caller",
+    "Client",
+    "Ctx",
+    "HolderCaller",
+    "Signed",
+    "SignedIn",
+    "StaffCaller",
+]

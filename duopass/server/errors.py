@@ -42,6 +42,8 @@ class Code(StrEnum):
     INTERNAL = "internal"
     BAD_BATCH = "bad_batch"
     BUSY = "busy"
+    THROTTLED = "throttled"
+    IDEMPOTENCY_MISMATCH = "idempotency_mismatch"
 
 
 STATUS = {
@@ -64,6 +66,8 @@ STATUS = {
     Code.INTERNAL: 500,
     Code.BAD_BATCH: 422,
     Code.BUSY: 503,
+    Code.THROTTLED: 429,
+    Code.IDEMPOTENCY_MISMATCH: 409,
 }
 _FROM_STATUS = {
     401: Code.UNAUTHENTICATED,
@@ -77,10 +81,11 @@ _FROM_STATUS = {
 class Problem(Exception):
     """An expected refusal with a stable code; the message is for people."""
 
-    def __init__(self, code: Code, detail: str) -> None:
+    def __init__(self, code: Code, detail: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
+        self.headers = headers or {}
 
 
 def problem_response(
@@ -104,9 +109,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Problem)
     async def _problem(_request: Request, exc: Problem) -> JSONResponse:
-        headers = None
+        headers = dict(exc.headers)
         if exc.code is Code.STEP_UP_REQUIRED:  # RFC 9470
-            headers = {"WWW-Authenticate": 'Bearer error="insufficient_user_authentication"'}
+            headers.setdefault(
+                "WWW-Authenticate", 'Bearer error="insufficient_user_authentication"'
+            )
         return problem_response(exc.code, exc.detail, headers=headers)
 
     @app.exception_handler(RequestValidationError)

@@ -8,7 +8,7 @@ import logging
 import threading
 
 from duopass.server.context import Context
-from duopass.server.services import ledger, signing, sweep
+from duopass.server.services import auth, ledger, signing, sweep
 
 log = logging.getLogger("duopass.server.maintenance")
 INTERVAL_S = 60.0
@@ -23,6 +23,7 @@ def run_once(ctx: Context) -> None:
     if swept.credentials or swept.verdicts:
         log.info("sweep: %s", swept)
     ctx.run(lambda s: ledger.checkpoint(s, ctx.keyring.ledger, now))
+    ctx.run(lambda s: auth.purge(s, now))
 
 
 class Maintenance:

@@ -28,6 +28,8 @@ __all__ = ["LATE_WINDOW_DEFAULT_S", "EnrolError", "enrol", "load_key"]
 LATE_WINDOW_DEFAULT_S = 72 * 3600
 """The server's late window (§5.4) unless the card office says otherwise at enrolment."""
 _ENROL_TIMEOUT_S = 30.0
+_ENROLLING = "enrolling"
+"""Names the terminal id the key file was made for while enrolment has not succeeded."""
 _ISS = re.compile(rf"[!-~]{{1,{ISS_CHARS_MAX}}}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
@@ -43,6 +45,7 @@ def enrol(
     terminal_id: str,
     code: str,
     late_window_s: int = LATE_WINDOW_DEFAULT_S,
+    timeout_s: float = _ENROL_TIMEOUT_S,
 ) -> Config:
     """Enrol this data directory as `terminal_id`; raises EnrolError."""
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -50,8 +53,7 @@ def enrol(
     try:
         if store.enrolled:
             raise EnrolError(f"{data_dir} already holds terminal {store.config().terminal_id}")
-        key = SigningKey.generate()
-        _write_key(data_dir / KEY_NAME, key)
+        key = _enrolment_key(data_dir, terminal_id)
         client = Client(server, terminal_id=terminal_id, key=key)
         try:
             proof = key.sign(enrolment_message(terminal_id, code, key.public))
@@ -65,7 +67,7 @@ def enrol(
                 "POST",
                 "/v1/terminal/enrol",
                 body=json.dumps(body).encode(),
-                timeout=_ENROL_TIMEOUT_S,
+                timeout=timeout_s,
                 signed=False,
             )
         finally:
@@ -86,9 +88,26 @@ def enrol(
             acked_seq=0,
             clock_offset=answer.offset or 0,
         )
+        (data_dir / _ENROLLING).unlink(missing_ok=True)
         return config
     finally:
         store.close()
+
+
+def _enrolment_key(data_dir: Path, terminal_id: str) -> SigningKey:
+    """The key left by an earlier attempt to enrol this same terminal id (its answer may have
+    been lost after the server bound the key: the server answers a retry with the same code and
+    key again), or a new one."""
+    marker = data_dir / _ENROLLING
+    try:
+        if marker.read_text() == terminal_id:
+            return load_key(data_dir)
+    except (OSError, ValueError):
+        pass
+    key = SigningKey.generate()
+    _write_key(data_dir / KEY_NAME, key)
+    marker.write_text(terminal_id)
+    return key
 
 
 def load_key(data_dir: Path) -> SigningKey:

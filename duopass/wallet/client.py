@@ -18,6 +18,7 @@ from duopass.protocol.encoding import EncodingError, b64u_decode, b64u_encode
 from duopass.protocol.limits import USES_MAX
 from duopass.wallet.errors import Failure, WalletError
 from duopass.wallet.limits import (
+    CHALLENGE_BYTES_MAX,
     L1_BYTES_MAX,
     LOGIN_CHARS_MAX,
     PASSWORD_CHARS_MAX,
@@ -83,13 +84,32 @@ class Client:
         body: dict[str, Any] = {"login": login, "password": password}
         if otp is not None:
             body["otp"] = otp
-        answer = self._call("POST", "/v1/session", body, token=None)
+        return self._token(self._call("POST", "/v1/session", body, token=None))
+
+    def _token(self, answer: dict[str, Any]) -> tuple[str, int]:
         token = answer.get("token")
         if not isinstance(token, str) or not 1 <= len(token) <= TOKEN_CHARS_MAX:
             raise _bad("token")
         if _TOKEN_TEXT.fullmatch(token) is None:
             raise _bad("token")
         return token, _int(answer, "expires_at", 0, TIME_MAX)
+
+    def challenge(self) -> bytes:
+        """A one-time challenge for the device key to sign (device sign-in)."""
+        answer = self._call("POST", "/v1/session/challenge", {}, token=None)
+        return _b64u(answer, "challenge", CHALLENGE_BYTES_MAX)
+
+    def device_sign_in(
+        self, login: str, public_key: bytes, challenge: bytes, signature: bytes
+    ) -> tuple[str, int]:
+        """A session token for the enrolled device, without the password."""
+        body = {
+            "login": login,
+            "public_key": b64u_encode(public_key),
+            "challenge": b64u_encode(challenge),
+            "signature": b64u_encode(signature),
+        }
+        return self._token(self._call("POST", "/v1/session/device", body, token=None))
 
     def enrol_device(self, token: str, public_key: bytes, proof: bytes) -> int:
         body = {"public_key": b64u_encode(public_key), "proof": b64u_encode(proof)}
@@ -142,16 +162,16 @@ class Client:
         if not isinstance(document, dict):
             raise WalletError(Failure.BAD_ANSWER, f"the server answered {status} without JSON")
         if status != httpx.codes.OK:
-            raise _problem(status, document)
+            raise _problem(status, document, with_token=token is not None)
         return document
 
 
-def _problem(status: int, document: dict[str, Any]) -> WalletError:
+def _problem(status: int, document: dict[str, Any], *, with_token: bool) -> WalletError:
     code, detail = document.get("code"), document.get("detail")
     code = code if isinstance(code, str) else str(status)
     detail = detail if isinstance(detail, str) else "no detail"
     text = f"the server refused ({code[:40]}): {detail[:_DETAIL_CHARS_MAX]}"
-    if code == "unauthenticated" and "token" in detail:
+    if code == "unauthenticated" and with_token:  # the session ended or expired
         return WalletError(Failure.SIGNED_OUT, f"{text}; sign in again with `duopass wallet login`")
     return WalletError(Failure.REFUSED, text)
 

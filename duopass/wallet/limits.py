@@ -21,6 +21,8 @@ ROW_ID_MAX: Final = 2**31 - 1
 """Largest device id the server hands out."""
 TIME_MAX: Final = 2**40
 """Latest time, in Unix seconds, believed from the server."""
+CHALLENGE_BYTES_MAX: Final = 64
+"""Longest device sign-in challenge accepted from the server (it sends 40 bytes)."""
 REQUEST_ID_BYTES: Final = 16
 """Random bytes of a sync request id (sent as 32 hex characters)."""
 

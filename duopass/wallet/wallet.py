@@ -19,7 +19,7 @@ from duopass.protocol.code import make_code
 from duopass.protocol.encoding import b64u_encode
 from duopass.protocol.keys import SigningKey
 from duopass.protocol.limits import FRESHNESS_DEFAULT_S
-from duopass.protocol.requests import device_enrolment_message
+from duopass.protocol.requests import device_enrolment_message, device_sign_in_message
 from duopass.wallet.client import Client, SyncAnswer, check_server_url
 from duopass.wallet.clock import Clock, ClockSample, SystemClock, server_now
 from duopass.wallet.device import load_key, load_or_create_key
@@ -128,18 +128,21 @@ class Wallet:
     def sync(self) -> Held:
         """Fetch a credential and the server's time: a refresh with its request id and mark,
         stored before sending and reused until an answer is stored (§4.2)."""
-        snapshot = self.state.read()
         account = self._account()
-        if account.token is None or server_now(snapshot.clock, self.clock) >= account.token_expires:
-            raise WalletError(
-                Failure.SIGNED_OUT, "the session has expired: run `duopass wallet login`"
-            )
         key = load_key(self.data_dir / KEY_FILE)
         pending = self.state.begin_sync()
         client = self._client(account.server)
         try:
-            wall, elapsed = self.clock.wall(), self.clock.elapsed()
-            answer = client.sync(account.token, account.device_id, pending.request_id, pending.mark)
+            token = self._session(client, account, key, renew=False)
+            try:
+                wall, elapsed = self.clock.wall(), self.clock.elapsed()
+                answer = client.sync(token, account.device_id, pending.request_id, pending.mark)
+            except WalletError as exc:  # the session ended: the device signs in, same request
+                if exc.failure is not Failure.SIGNED_OUT:
+                    raise
+                token = self._session(client, account, key, renew=True)
+                wall, elapsed = self.clock.wall(), self.clock.elapsed()
+                answer = client.sync(token, account.device_id, pending.request_id, pending.mark)
             wall = (wall + self.clock.wall()) / 2  # the server read its clock in between
             elapsed = (elapsed + self.clock.elapsed()) / 2
         finally:
@@ -149,6 +152,27 @@ class Wallet:
         return self.state.finish_sync(
             pending.request_id, l1=answer.l1, offline=answer.offline, clock=sample
         )
+
+    def _session(self, client: Client, account: Account, key: SigningKey, *, renew: bool) -> str:
+        """The session token; when there is none, it has expired or `renew` says the server
+        ended it, the device key signs the server's challenge for a new one (no password)."""
+        now = server_now(self.state.read().clock, self.clock)
+        if not renew and account.token is not None and now < account.token_expires:
+            return account.token
+        challenge = client.challenge()
+        signature = key.sign(device_sign_in_message(account.login, challenge))
+        try:
+            token, expires = client.device_sign_in(account.login, key.public, challenge, signature)
+        except WalletError as exc:
+            if exc.failure is not Failure.REFUSED:
+                raise
+            raise WalletError(
+                Failure.SIGNED_OUT,
+                f"{exc.message}; this device can no longer sign in by itself (reported lost?):"
+                " run `duopass wallet login`",
+            ) from exc
+        self.state.set_session(token, expires)
+        return token
 
     def show(self) -> Display:
         """A new display: the next counter, used durably before anything is signed (§2)."""

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.pg import postgres_url_fixture  # noqa: F401
-from tests.server.harness import Running, running_server
+from tests.server.harness import ManualClock, Running, running_server
 
 
 def _postgres_database(base_url: str) -> str:
@@ -30,6 +30,26 @@ def server(request: pytest.FixtureRequest, tmp_path) -> Iterator[Running]:
     else:
         url = _postgres_database(request.getfixturevalue("postgres_url"))
     with running_server(url, tmp_path / "data") as running:
+        yield running
+
+
+def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """A fresh database of the kind the test's `request.param` names."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'duopass.db'}"
+    return _postgres_database(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def clocked_server(request: pytest.FixtureRequest, tmp_path, clock) -> Iterator[Running]:
+    """The server on both databases, on a clock the test moves (`clock`)."""
+    url = database_url(request, tmp_path)
+    with running_server(url, tmp_path / "data", clock=clock) as running:
         yield running
 
 

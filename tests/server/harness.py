@@ -7,19 +7,25 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
 from duopass.protocol import SigningKey, make_code
 from duopass.protocol.encoding import b64u_decode, b64u_encode
 from duopass.protocol.journal import GENESIS, Entry, batch_hash, encode_batch, encode_entry
 from duopass.protocol.reasons import Reason
-from duopass.protocol.requests import device_enrolment_message, enrolment_message, sign_request
+from duopass.protocol.requests import (
+    device_enrolment_message,
+    device_sign_in_message,
+    enrolment_message,
+    sign_request,
+)
 from duopass.protocol.verify import Mode
 from duopass.server.app import create_app
 from duopass.server.config import Settings
@@ -44,20 +50,37 @@ class Running:
         return Admin(self.http, {"Authorization": f"Bearer {token['token']}"})
 
 
+@dataclass
+class ManualClock:
+    """A server clock the test moves: frozen unless advanced."""
+
+    now: float = field(default_factory=time.time)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @contextmanager
-def running_server(db_url: str, data_dir: Path, **settings: Any) -> Iterator[Running]:
-    """Start the server in this process (uvicorn in a thread) on a free 127.0.0.1 port."""
+def running_server(
+    db_url: str, data_dir: Path, *, clock: Callable[[], float] = time.time, **settings: Any
+) -> Iterator[Running]:
+    """Start the server in this process (uvicorn in a thread) on a free 127.0.0.1 port; a second
+    one on the same database and data directory is another server process of the same issuer."""
     config = Settings(db_url=db_url, data_dir=data_dir, **settings)
     keyring = Keyring.create(data_dir, origin="demo-univ/ledger")
-    app = create_app(config, keyring=keyring)
+    app = create_app(config, keyring=keyring, clock=clock)
     ctx: Context = app.state.context
     from argon2 import PasswordHasher
 
-    ctx.run(
-        lambda s: s.add(
-            Staff(login="admin", password_hash=PasswordHasher().hash(ADMIN_PASSWORD), role="admin")
-        )
-    )
+    def admin(session: Any) -> None:
+        if session.scalars(select(Staff).where(Staff.login == "admin")).first() is None:
+            hashed = PasswordHasher().hash(ADMIN_PASSWORD)
+            session.add(Staff(login="admin", password_hash=hashed, role="admin"))
+
+    ctx.run(admin)
     with serving(app) as url, httpx.Client(base_url=url, timeout=30) as http:
         try:
             yield Running(url, ctx, http)
@@ -130,6 +153,23 @@ class Wallet:
         answer = self.http.post("/v1/session", json={"login": self.login, "password": password})
         assert answer.status_code == 200, answer.text
         self.auth = {"Authorization": f"Bearer {answer.json()['token']}"}
+
+    def device_sign_in(self) -> httpx.Response:
+        """Sign in with the device key: the server's challenge, signed."""
+        challenge = self.http.post("/v1/session/challenge").json()["challenge"]
+        signature = self.key.sign(device_sign_in_message(self.login, b64u_decode(challenge)))
+        answer = self.http.post(
+            "/v1/session/device",
+            json={
+                "login": self.login,
+                "public_key": b64u_encode(self.key.public),
+                "challenge": challenge,
+                "signature": b64u_encode(signature),
+            },
+        )
+        if answer.status_code == 200:
+            self.auth = {"Authorization": f"Bearer {answer.json()['token']}"}
+        return answer
 
     def enrol(self) -> None:
         proof = self.key.sign(device_enrolment_message(self.login, self.key.public))
@@ -321,3 +361,11 @@ def enrolled_till(
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def takings(http: httpx.Client, admin: Admin, merchant: int, amount: int, *, name: str) -> None:
+    """The merchant takes `amount` in (at most one offline hold, 30.00): a holder pays it online
+    at a till of theirs, so that a refund has takings to come back from."""
+    payer = ready_wallet(http, admin, f"payer-{name}", balance=amount)
+    till, _ = enrolled_till(http, admin, f"till-{name}", merchant=merchant)
+    assert till.scan(payer.code(), amount=amount)["ok"]

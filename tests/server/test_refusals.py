@@ -178,4 +178,7 @@ def test_one_time_codes_become_a_second_factor(server):
     answer = server.http.post("/v1/session", json=login)
     _problem(answer, 401, "step_up_required")
     assert "insufficient_user_authentication" in answer.headers["www-authenticate"]
-    assert server.http.post("/v1/session", json={**login, "otp": code}).status_code == 200
+    # the code that turned the factor on is spent; the next time step's code signs in
+    _problem(server.http.post("/v1/session", json={**login, "otp": code}), 401, "step_up_required")
+    later = totp.at(time.time() + 30)
+    assert server.http.post("/v1/session", json={**login, "otp": later}).status_code == 200

@@ -3,7 +3,11 @@ after reconnecting, the journals reconcile exactly."""
 
 from __future__ import annotations
 
+import pytest
+
 from duopass.demo.netcut import Mode
+from duopass.terminal.client import Unreachable
+from duopass.terminal.enrol import enrol, load_key
 from tests.server.harness import ready_wallet
 from tests.terminal.conftest import (
     TerminalProcess,
@@ -79,3 +83,19 @@ def test_a_refused_connection_sends_scans_offline_at_once(server, proxy, tmp_pat
     assert admin.account(wallet.account_id)["balance"] == 100_000 - 2_100
     assert admin.account(merchant)["balance"] == 2_100
     assert admin.books() == 0
+
+
+def test_an_enrolment_whose_answer_was_lost_is_retried_with_the_same_key(server, proxy, tmp_path):
+    """The server bound the key and spent the code, but its answer never came back: the next
+    `enrol` of the same terminal id sends the same key and is answered as the first was."""
+    code, _merchant = till_code(server.admin(), "till-lost")
+    data = tmp_path / "till"
+    proxy.set(Mode.FORWARD, hold_prefix=b"POST /v1/terminal/enrol")
+    with pytest.raises(Unreachable):
+        enrol(data, server=proxy.url, terminal_id="till-lost", code=code, timeout_s=2)
+    first_key = load_key(data).public
+    proxy.set(Mode.FORWARD)
+    config = enrol(data, server=proxy.url, terminal_id="till-lost", code=code)
+    assert config.terminal_id == "till-lost"
+    assert load_key(data).public == first_key
+    assert not (data / "enrolling").exists()

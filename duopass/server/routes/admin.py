@@ -22,7 +22,6 @@ from duopass.server.limits import (
 )
 from duopass.server.openapi import problems
 from duopass.server.params import Digits
-from duopass.server.routes.wallet import SignIn, TokenOut, sign_in_as
 from duopass.server.services import accounts, people, terminals, topups
 from duopass.server.store.tables import Account, Holder
 
@@ -81,11 +80,6 @@ def _holder(session: Any, handle: str) -> Holder:
     if holder is None:
         raise Problem(Code.NOT_FOUND, "no such holder")
     return holder
-
-
-@router.post("/session", response_model=TokenOut, responses=problems(401))
-def staff_sign_in(body: SignIn, ctx: Ctx) -> TokenOut:
-    return sign_in_as(body, ctx, staff=True)
 
 
 @router.post("/holders", response_model=HolderOut, responses=problems(409))
@@ -171,6 +165,17 @@ def _set_frozen(handle: str, body: FreezeIn, caller: Caller, ctx: Context, *, fr
             now=now,
         )
     )
+
+
+@router.post("/holders/{handle}/loss-report", responses=problems(404))
+def report_loss(handle: str, _caller: StaffCaller, ctx: Ctx) -> dict[str, int]:
+    """A loss reported at the counter: every credential and device key of the holder is
+    revoked and every session of theirs ends; the holder signs in again and enrols anew."""
+    now = ctx.now()
+    revoked = ctx.run(
+        lambda s: people.report_loss(s, ctx.settings, _holder(s, handle), now, keep=None)
+    )
+    return {"revoked": revoked}
 
 
 @router.post("/merchants", response_model=dict[str, int], responses=problems(409))

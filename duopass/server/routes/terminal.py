@@ -11,12 +11,12 @@ from duopass.protocol.encoding import EncodingError, b64u_decode, b64u_encode
 from duopass.protocol.journal import BATCH_BYTES_MAX, JournalError, open_batch
 from duopass.protocol.limits import CODE_CHARS_MAX
 from duopass.protocol.verify import Mode
-from duopass.server.deps import Ctx, Signed
+from duopass.server.deps import Client, Ctx, Signed
 from duopass.server.errors import Code, Problem
 from duopass.server.limits import AMOUNT_MAX, ID_CHARS_MAX, SEQ_MAX, TIME_MAX
 from duopass.server.openapi import problems
 from duopass.server.params import Digits
-from duopass.server.services import bundles, journals, scans, terminals
+from duopass.server.services import bundles, journals, scans, terminals, throttle
 
 router = APIRouter(prefix="/v1/terminal", tags=["terminal"])
 
@@ -91,11 +91,19 @@ def _raw(text: str, what: str) -> bytes:
         raise Problem(Code.INVALID_REQUEST, f"{what} is not unpadded base64url") from exc
 
 
-@router.post("/enrol", response_model=EnrolOut, responses=problems(403))
-def enrol(body: EnrolIn, ctx: Ctx) -> EnrolOut:
-    """Bind a terminal's key with its one-time enrolment code and a proof of possession."""
+@router.post("/enrol", response_model=EnrolOut, responses=problems(403, 429))
+def enrol(body: EnrolIn, ctx: Ctx, client: Client) -> EnrolOut:
+    """Bind a terminal's key with its one-time enrolment code and a proof of possession; wrong
+    codes are throttled per terminal id and per network (429 with Retry-After)."""
     now = ctx.now()
-    terminal = ctx.run(
+    secret = ctx.keyring.digest_key
+    keys = [
+        throttle.Throttle.of(throttle.ENROLMENT, secret, body.terminal_id),
+        *throttle.for_client(ctx.settings, secret, client),
+    ]
+    terminal = throttle.guarded(
+        ctx,
+        keys,
         lambda s: terminals.enrol(
             s,
             ctx.settings,
@@ -104,7 +112,8 @@ def enrol(body: EnrolIn, ctx: Ctx) -> EnrolOut:
             public_key=_raw(body.public_key, "public_key"),
             proof=_raw(body.proof, "proof"),
             now=now,
-        )
+        ),
+        counted={Code.BAD_ENROLMENT_CODE},
     )
     return EnrolOut(
         terminal_id=terminal.id,

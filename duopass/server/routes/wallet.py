@@ -1,4 +1,4 @@
-"""Holder endpoints: sign in, devices, the wallet's sync (credential issue and refresh), loss
+"""Holder endpoints: devices, the wallet's sync (credential issue and refresh), loss
 reports and the holder's own account. A holder sees only their own."""
 
 from __future__ import annotations
@@ -10,27 +10,15 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from duopass.protocol.encoding import EncodingError, b64u_decode, b64u_encode
-from duopass.server.context import Context
 from duopass.server.deps import Ctx, HolderCaller
 from duopass.server.errors import Code, Problem
-from duopass.server.limits import ID_CHARS_MAX, LOGIN_CHARS_MAX, PASSWORD_CHARS_MAX, ROW_ID_MAX
+from duopass.server.limits import ID_CHARS_MAX, ROW_ID_MAX
 from duopass.server.openapi import problems
 from duopass.server.params import Digits
-from duopass.server.services import accounts, credentials, people
-from duopass.server.store.tables import Account, Device, Posting, Transaction
+from duopass.server.services import accounts, auth, credentials, people
+from duopass.server.store.tables import Account, Posting, Transaction
 
 router = APIRouter(prefix="/v1", tags=["holder"])
-
-
-class SignIn(BaseModel):
-    login: str = Field(min_length=1, max_length=LOGIN_CHARS_MAX)
-    password: str = Field(min_length=1, max_length=PASSWORD_CHARS_MAX)
-    otp: str | None = Field(default=None, pattern=r"^[0-9]{6}$")
-
-
-class TokenOut(BaseModel):
-    token: str
-    expires_at: int
 
 
 class DeviceIn(BaseModel):
@@ -76,57 +64,6 @@ def _raw(text: str) -> bytes:
         raise Problem(Code.INVALID_REQUEST, "not unpadded base64url") from exc
 
 
-@router.post("/session", response_model=TokenOut, responses=problems(401))
-def sign_in(body: SignIn, ctx: Ctx) -> TokenOut:
-    """A holder signs in (password, then a one-time code where one is enrolled)."""
-    return sign_in_as(body, ctx, staff=False)
-
-
-def sign_in_as(body: SignIn, ctx: Context, *, staff: bool) -> TokenOut:
-    """A holder's or (staff) a card-office user's session token."""
-    now = ctx.now()
-    token, expires = ctx.run(
-        lambda s: people.sign_in(
-            s, login=body.login, password=body.password, otp=body.otp, staff=staff, now=now
-        )
-    )
-    return TokenOut(token=token, expires_at=expires)
-
-
-class TotpOut(BaseModel):
-    secret: str
-    uri: str
-
-
-class TotpIn(BaseModel):
-    secret: str = Field(pattern=r"^[A-Z2-7]{32}$", description="as /v1/me/totp/new hands it out")
-    otp: str = Field(pattern=r"^[0-9]{6}$")
-
-
-@router.post("/me/totp/new", response_model=TotpOut)
-def new_totp(caller: HolderCaller, ctx: Ctx) -> TotpOut:
-    """A secret for an authenticator app; nothing changes until it is confirmed."""
-    secret, uri = ctx.run(lambda s: people.new_totp(caller.holder(s), ctx.settings.issuer))
-    return TotpOut(secret=secret, uri=uri)
-
-
-@router.post("/me/totp", status_code=204, responses=problems(403))
-def enable_totp(body: TotpIn, caller: HolderCaller, ctx: Ctx) -> None:
-    """Turn on one-time codes as a second factor at sign-in."""
-    now = ctx.now()
-    ctx.run(
-        lambda s: people.enable_totp(
-            s,
-            ctx.settings,
-            ctx.keyring,
-            caller.holder(s),
-            secret=body.secret,
-            otp=body.otp,
-            now=now,
-        )
-    )
-
-
 @router.post("/me/devices", response_model=DeviceOut, responses=problems(403, 409))
 def enrol_device(body: DeviceIn, caller: HolderCaller, ctx: Ctx) -> DeviceOut:
     """Enrol a device key; the proof is its signature of the enrolment message."""
@@ -155,11 +92,15 @@ def revoke_device(
 
 @router.post("/me/loss-report")
 def report_loss(caller: HolderCaller, ctx: Ctx) -> dict[str, int]:
-    """The phone is lost: every credential dies (online now, offline with the next bundle)."""
+    """The phone is lost: every credential dies (online now, offline with the next bundle),
+    every device key is revoked and every other session ends. Asks for a recent password
+    sign-in, so a session left on the lost phone cannot report its owner's new phone lost."""
     now = ctx.now()
-    return {
-        "revoked": ctx.run(lambda s: people.report_loss(s, ctx.settings, caller.holder(s), now))
-    }
+    auth.require_recent(caller, ctx.settings, now)
+    revoked = ctx.run(
+        lambda s: people.report_loss(s, ctx.settings, caller.holder(s), now, keep=caller.token)
+    )
+    return {"revoked": revoked}
 
 
 @router.post("/wallet/sync", response_model=SyncOut, responses=problems(403, 404, 409, 429))
@@ -168,15 +109,12 @@ def sync(body: SyncIn, caller: HolderCaller, ctx: Ctx) -> SyncOut:
     now = ctx.now()
 
     def work(session: Any) -> SyncOut:
-        device = session.get(Device, body.device_id)
-        if device is None:
-            raise Problem(Code.NOT_FOUND, "no such device")
         issued = credentials.sync(
             session,
             ctx.keyring,
             ctx.settings,
             holder=caller.holder(session),
-            device=device,
+            device_id=body.device_id,
             request_id=body.request_id,
             mark=body.mark,
             now=now,

@@ -81,6 +81,7 @@ def post(
     occurred_at: int,
     zone: ZoneInfo,
     request_id: str | None = None,
+    request_fingerprint: bytes | None = None,
     terminal_id: str | None = None,
     memo: str = "",
     released: Mapping[int, int] | None = None,
@@ -95,7 +96,10 @@ def post(
         kind, legs, now=now, day=day, occurred_at=occurred_at, terminal_id=terminal_id, memo=memo
     )
     db = sql.raw(session)
-    (txn_id,) = db.one(sql.INSERT_TRANSACTION, {**row, "request_id": request_id})
+    (txn_id,) = db.one(
+        sql.INSERT_TRANSACTION,
+        {**row, "request_id": request_id, "request_fingerprint": request_fingerprint},
+    )
     db.many(sql.INSERT_POSTING, _postings(txn_id, legs))
     db.many(
         sql.CHANGE_BALANCE,

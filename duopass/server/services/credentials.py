@@ -14,7 +14,7 @@ from duopass.protocol.code import mint_credential
 from duopass.server.config import Settings
 from duopass.server.errors import Code, Problem
 from duopass.server.keyring import Keyring
-from duopass.server.services import accounts, ledger, signing, trustlog
+from duopass.server.services import accounts, idempotency, ledger, signing, trustlog
 from duopass.server.store.tables import Account, CounterSeen, Credential, Device, Holder
 
 CTI_BYTES = 12
@@ -32,25 +32,37 @@ def sync(
     settings: Settings,
     *,
     holder: Holder,
-    device: Device,
+    device_id: int,
     request_id: str,
     mark: int | None,
     now: int,
 ) -> Issued:
-    """Issue (or, with `mark`, refresh) the holder's purse credential for `device`."""
+    """Issue (or, with `mark`, refresh) the holder's purse credential for a device of theirs.
+    The same request id again returns the first answer; with another device or mark it is
+    refused. Request ids are the holder's own: another holder's is a fresh one here."""
+    fingerprint = idempotency.sync(device_id=device_id, mark=mark)
     earlier = session.scalars(
-        select(Credential).where(Credential.request_id == request_id)
+        select(Credential).where(
+            Credential.holder_id == holder.id, Credential.request_id == request_id
+        )
     ).one_or_none()
     if earlier is not None:
-        if earlier.holder_id != holder.id:
-            raise Problem(Code.CONFLICT, "request id already used")
+        if earlier.request_fingerprint is None:  # from before 0005: the mark is not known,
+            # and any is the retry's (the wallet keeps to the lowest mark it sent, §4.2)
+            same = earlier.device_id == device_id
+        else:
+            same = earlier.request_fingerprint == fingerprint
+        if not same:
+            raise idempotency.refuse("this request id")
         return Issued(earlier, now)
-    if device.revoked_at is not None or device.holder_id != holder.id:
-        raise Problem(Code.FORBIDDEN, "device revoked or not the holder's")
+    device = session.get(Device, device_id)
+    if device is None or device.holder_id != holder.id:  # one answer: ids are no oracle
+        raise Problem(Code.NOT_FOUND, "no such device")
+    if device.revoked_at is not None:
+        raise Problem(Code.FORBIDDEN, "the device is revoked")
     if holder.frozen:
         raise Problem(Code.FROZEN, "the account is frozen pending review")
     account = accounts.lock(session, holder.account_id)
-    today = accounts.business_date(now, settings.zone)
     live = session.scalars(
         select(Credential).where(
             Credential.holder_id == holder.id,
@@ -59,22 +71,52 @@ def sync(
         )
     ).all()
     if live:  # a refresh: at most refresh_max_per_day of them a day (§4.2)
-        refreshed_today = session.scalar(
-            select(func.count())
-            .select_from(Credential)
-            .where(
-                Credential.holder_id == holder.id,
-                Credential.issued_day == today,
-                Credential.refresh.is_(True),
-            )
-        )
-        if (refreshed_today or 0) >= settings.refresh_max_per_day:
-            raise Problem(
-                Code.REFRESH_LIMIT, f"at most {settings.refresh_max_per_day} refreshes a day"
-            )
+        _within_refresh_limit(session, settings, holder, now)
     for old in live:
         _supersede(session, settings, account, old, mark=mark, now=now)
     account = accounts.lock(session, holder.account_id)  # re-read after the releases
+    credential = _issue(
+        session,
+        keyring,
+        settings,
+        holder=holder,
+        device=device,
+        account=account,
+        request=(request_id, fingerprint),
+        refresh=bool(live),
+        now=now,
+    )
+    return Issued(credential, now)
+
+
+def _within_refresh_limit(session: Session, settings: Settings, holder: Holder, now: int) -> None:
+    refreshed_today = session.scalar(
+        select(func.count())
+        .select_from(Credential)
+        .where(
+            Credential.holder_id == holder.id,
+            Credential.issued_day == accounts.business_date(now, settings.zone),
+            Credential.refresh.is_(True),
+        )
+    )
+    if (refreshed_today or 0) >= settings.refresh_max_per_day:
+        raise Problem(Code.REFRESH_LIMIT, f"at most {settings.refresh_max_per_day} refreshes a day")
+
+
+def _issue(
+    session: Session,
+    keyring: Keyring,
+    settings: Settings,
+    *,
+    holder: Holder,
+    device: Device,
+    account: Account,
+    request: tuple[str, bytes],
+    refresh: bool,
+    now: int,
+) -> Credential:
+    """A new purse credential sized to the free funds, for the sync `request` (its id and
+    fingerprint), with its holds and its ledger event."""
     uses, txmax, offline = _size(account, settings, holder)
     claims = Claims(
         iss=settings.issuer,
@@ -101,10 +143,11 @@ def sync(
         exp=claims.exp,
         state="live",
         l1=mint_credential(claims, key),
-        request_id=request_id,
+        request_id=request[0],
+        request_fingerprint=request[1],
         offline=offline,
-        issued_day=today,
-        refresh=bool(live),
+        issued_day=accounts.business_date(now, settings.zone),
+        refresh=refresh,
     )
     session.add(credential)
     if offline:
@@ -126,7 +169,7 @@ def sync(
             "offline": int(offline),
         },
     )
-    return Issued(credential, now)
+    return credential
 
 
 def _size(account: Account, settings: Settings, holder: Holder) -> tuple[int, int, bool]:
@@ -140,13 +183,15 @@ def _size(account: Account, settings: Settings, holder: Holder) -> tuple[int, in
 
 
 def outstanding(session: Session, credential: Credential, *, upto: int | None = None) -> int:
-    """How many counters of a credential still hold `txmax` (unseen, within uses and mark)."""
+    """How many counters of a credential still hold `txmax`: unseen, within `uses` and not
+    released at a refresh. That is up to the release mark, not the wallet's mark: the holds the
+    overdraft kept above the mark (§4.2) are held too, and the sweep must release them."""
     if not credential.offline or credential.holds_released or credential.kind != Kind.PURSE:
         return 0
     limit = (
         credential.uses - 1
-        if credential.mark is None
-        else min(credential.mark, credential.uses - 1)
+        if credential.release_mark is None
+        else min(credential.release_mark, credential.uses - 1)
     )
     if upto is not None:
         limit = min(limit, upto)

@@ -1,14 +1,10 @@
-"""Holders and staff: accounts of people, passwords (argon2), one-time codes (TOTP), tokens,
-devices (enrolled with proof of possession), loss reports and freezes."""
+"""Holders: their accounts, devices (enrolled with proof of possession), loss reports and
+freezes. Signing in and sessions are `auth`; the second factor is `second_factor`."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 
-import pyotp
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -17,12 +13,8 @@ from duopass.protocol.requests import device_enrolment_message
 from duopass.server.config import Settings
 from duopass.server.errors import Code, Problem
 from duopass.server.keyring import Keyring
-from duopass.server.services import ledger, trustlog
-from duopass.server.store.tables import Account, Credential, Device, Holder, Staff, Token
-
-TOKEN_LIFETIME_S = 8 * 3600
-_hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("not a password anyone has")
+from duopass.server.services import auth, ledger, trustlog
+from duopass.server.store.tables import Account, Credential, Device, Holder
 
 
 def create_holder(
@@ -56,7 +48,7 @@ def create_holder(
         handle=handle,
         login=login,
         person_digest=keyring.digest(person_id),
-        password_hash=password_hash or _hasher.hash(password),
+        password_hash=password_hash or auth.hash_password(password),
         totp_secret=totp_secret,
         account_id=account.id,
     )
@@ -70,44 +62,6 @@ def create_holder(
         {"holder": keyring.digest(handle), "person": holder.person_digest},
     )
     return holder
-
-
-def sign_in(
-    session: Session, *, login: str, password: str, otp: str | None, staff: bool, now: int
-) -> tuple[str, int]:
-    """A bearer token for a holder or staff member; TOTP is required where one is enrolled."""
-    person: Holder | Staff | None
-    if staff:
-        person = session.scalars(select(Staff).where(Staff.login == login)).one_or_none()
-    else:
-        person = session.scalars(select(Holder).where(Holder.login == login)).one_or_none()
-    try:
-        _hasher.verify(person.password_hash if person else _DUMMY_HASH, password)
-    except (VerificationError, InvalidHashError) as exc:
-        raise Problem(Code.UNAUTHENTICATED, "wrong login or password") from exc
-    assert person is not None  # the dummy hash never verifies
-    totp = getattr(person, "totp_secret", None)
-    if totp is not None and (
-        otp is None or not pyotp.TOTP(totp).verify(otp, for_time=now, valid_window=1)
-    ):
-        raise Problem(Code.STEP_UP_REQUIRED, "a valid one-time code is required")
-    token = secrets.token_urlsafe(32)
-    role = person.role if isinstance(person, Staff) else "holder"
-    expires = now + TOKEN_LIFETIME_S
-    session.add(
-        Token(
-            digest=hashlib.sha256(token.encode()).digest(),
-            role=role,
-            principal_id=person.id,
-            expires_at=expires,
-        )
-    )
-    return token, expires
-
-
-def token_principal(session: Session, token: str, now: int) -> Token | None:
-    row = session.get(Token, hashlib.sha256(token.encode()).digest())
-    return row if row is not None and row.expires_at > now else None
 
 
 def enrol_device(
@@ -189,9 +143,12 @@ def revoke_device(
         ledger.append(session, "device_revoke", now, settings.issuer, {"device": device_id})
 
 
-def report_loss(session: Session, settings: Settings, holder: Holder, now: int) -> int:
-    """A loss report revokes every device and credential; it does not freeze (§6): a new device
-    enrols and syncs at once."""
+def report_loss(
+    session: Session, settings: Settings, holder: Holder, now: int, *, keep: bytes | None
+) -> int:
+    """A loss report revokes every device and credential and ends every session but `keep`
+    (the one that reported, if the holder did); it does not freeze (§6): a new device enrols
+    and syncs at once."""
     devices = session.scalars(
         select(Device.id).where(Device.holder_id == holder.id, Device.revoked_at.is_(None))
     ).all()
@@ -203,12 +160,13 @@ def report_loss(session: Session, settings: Settings, holder: Holder, now: int) 
     count = revoke_live_credentials(
         session, settings, holder, device_id=None, reason="loss report", now=now
     )
+    ended = auth.end_sessions(session, staff=False, principal_id=holder.id, keep=keep)
     ledger.append(
         session,
         "loss_report",
         now,
         settings.issuer,
-        {"devices": len(devices), "credentials": count},
+        {"devices": len(devices), "credentials": count, "sessions": ended},
     )
     return count
 
@@ -239,33 +197,4 @@ def set_frozen(
             "reason": keyring.digest(reason),
             "by": by,
         },
-    )
-
-
-def new_totp(holder: Holder, issuer: str) -> tuple[str, str]:
-    """A fresh TOTP secret and its otpauth:// URI (for a QR code in an authenticator app)."""
-    secret = pyotp.random_base32()
-    return secret, pyotp.TOTP(secret).provisioning_uri(name=holder.login, issuer_name=issuer)
-
-
-def enable_totp(
-    session: Session,
-    settings: Settings,
-    keyring: Keyring,
-    holder: Holder,
-    *,
-    secret: str,
-    otp: str,
-    now: int,
-) -> None:
-    """Turn on the second factor once the holder proves their authenticator shows `otp`."""
-    try:
-        matches = pyotp.TOTP(secret).verify(otp, for_time=now, valid_window=1)
-    except ValueError as exc:  # pyotp refuses short or badly padded secrets
-        raise Problem(Code.INVALID_REQUEST, "not a TOTP secret this server handed out") from exc
-    if not matches:
-        raise Problem(Code.BAD_PROOF, "the one-time code does not match the secret")
-    holder.totp_secret = secret
-    ledger.append(
-        session, "totp_enable", now, settings.issuer, {"holder": keyring.digest(holder.handle)}
     )

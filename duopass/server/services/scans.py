@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from duopass.protocol.cbor import MalformedError
 from duopass.protocol.claims import Kind
-from duopass.protocol.code import Code, FormatError, decode_code
+from duopass.protocol.code import Code, FormatError, decode_code, strip_line_ending
 from duopass.protocol.encoding import b64u_encode
 from duopass.protocol.journal import parse_entry
 from duopass.protocol.keys import KeyId
@@ -25,7 +25,7 @@ from duopass.protocol.trust import Policy, TrustKey
 from duopass.protocol.verify import Mode, TerminalConfig, verify_code
 from duopass.server.config import Settings
 from duopass.server.keyring import Keyring
-from duopass.server.services import accounts, ledger
+from duopass.server.services import accounts, idempotency, ledger
 from duopass.server.services.terminals import TerminalRow
 from duopass.server.services.verified import VERIFIED
 from duopass.server.store import sql
@@ -145,18 +145,32 @@ def scan(
     request: ScanRequest,
     now: int,
 ) -> dict[str, Any]:
-    """The verdict for one scan; the same (terminal, seq) again returns the first verdict."""
+    """The verdict for one scan; the same scan for the same (terminal, seq) again returns the
+    first verdict, and another scan (code, mode or amount) under that seq is refused: the first
+    verdict is not its answer, and a 200 would hide that it was never decided (or charged)."""
     db = sql.raw(session)
     key = {"terminal_id": terminal.id, "seq": request.seq}
-    verdict, journaled = db.one(sql.SETTLED, key)
+    fingerprint = idempotency.scan(
+        code=request.code, mode=request.mode.value, amount=request.amount
+    )
+    verdict, answered, journaled = db.one(sql.SETTLED, key)
     if verdict is not None:
+        # a verdict from before 0005 has no fingerprint: returned as before, unchecked
+        if answered is not None and bytes(answered) != fingerprint:
+            raise idempotency.refuse(f"seq {request.seq}")
         return dict(json.loads(verdict))
     if journaled is not None:  # the terminal decided it and said so in its journal (§5.1)
-        return _journaled(bytes(journaled))
+        return _journaled(bytes(journaled), request)
     answer = _decide(session, settings, terminal=terminal, request=request, now=now)
     db.run(
         sql.INSERT_SCAN,
-        {**key, "received_at": now, "verdict": json.dumps(answer), "provisional": True},
+        {
+            **key,
+            "received_at": now,
+            "verdict": json.dumps(answer),
+            "request_fingerprint": fingerprint,
+            "provisional": True,
+        },
     )
     return answer
 
@@ -269,13 +283,20 @@ def _decide(
     return _answer(Reason.OK, code)
 
 
-def _journaled(data: bytes) -> dict[str, Any]:
+def _journaled(data: bytes, request: ScanRequest) -> dict[str, Any]:
     """The verdict a journal entry already gave this (terminal, seq): a late scan request for it
-    returns that and changes nothing (§5.1). Its mode is the terminal's own, offline."""
+    returns that and changes nothing (§5.1), when it is the scan the entry records (the code as
+    verifiers read it, the mode and the amount). Its mode is the terminal's own, offline."""
     try:
         entry = parse_entry(data)
     except MalformedError:  # an entry held for review: no verdict to repeat but a refusal
         return _answer(Reason.MALFORMED, mode="offline")
+    if (strip_line_ending(entry.code), entry.mode, entry.amount) != (
+        strip_line_ending(request.code),
+        request.mode,
+        request.amount,
+    ):
+        raise idempotency.refuse(f"seq {request.seq}")
     try:
         code = decode_code(entry.code)
     except (FormatError, MalformedError):

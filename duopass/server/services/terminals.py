@@ -20,6 +20,7 @@ from duopass.server.store import sql
 from duopass.server.store.tables import Terminal
 
 ENROL_CODE_BYTES = 12
+_BAD_CODE = "unknown terminal or wrong or spent enrolment code"
 
 
 class TerminalRow(NamedTuple):
@@ -96,21 +97,26 @@ def enrol(
     proof: bytes,
     now: int,
 ) -> Terminal:
-    """Bind the terminal's key, once; the code is spent whatever happens next."""
+    """Bind the terminal's key, once. The spent code enrols nothing else: it only repeats its
+    own enrolment, for the same key, whose answer may have been lost on the way."""
     terminal = session.get(Terminal, terminal_id)
     if (
         terminal is None
         or terminal.enrol_code_hash is None
         or not hmac.compare_digest(terminal.enrol_code_hash, _code_hash(enrol_code))
     ):
-        raise Problem(Code.BAD_ENROLMENT_CODE, "unknown terminal or wrong or spent enrolment code")
+        raise Problem(Code.BAD_ENROLMENT_CODE, _BAD_CODE)
     if not is_usable_public_key(public_key):
         raise Problem(Code.BAD_DEVICE_KEY, "the terminal key is not a usable Ed25519 key")
     if not verify_signature(
         public_key, enrolment_message(terminal_id, enrol_code, public_key), proof
     ):
         raise Problem(Code.BAD_PROOF, "the proof of possession does not verify")
-    terminal.public_key, terminal.enrol_code_hash, terminal.state = public_key, None, "enrolled"
+    if terminal.state != "created":
+        if terminal.state == "enrolled" and terminal.public_key == public_key:
+            return terminal  # a retry: the same answer, nothing changes
+        raise Problem(Code.BAD_ENROLMENT_CODE, _BAD_CODE)
+    terminal.public_key, terminal.state = public_key, "enrolled"
     ledger.append(
         session,
         "terminal_enrol",

@@ -102,15 +102,15 @@ def raw(session: Session) -> Raw:
 
 
 SETTLED = statement(
-    "SELECT s.verdict, j.data FROM (SELECT 1 AS one) AS k "
+    "SELECT s.verdict, s.request_fingerprint, j.data FROM (SELECT 1 AS one) AS k "
     "LEFT JOIN scans s ON s.terminal_id = :terminal_id AND s.seq = :seq "
     "LEFT JOIN journal_entries j ON j.terminal_id = :terminal_id AND j.seq = :seq"
 )
-"""What the server already holds for a (terminal, seq): its online verdict, the terminal's
-journal entry, both or neither (one row, one round trip on every scan)."""
+"""What the server already holds for a (terminal, seq): its online verdict and the request it
+answered, the terminal's journal entry, both or neither (one row, one round trip on every scan)."""
 INSERT_SCAN = statement(
-    "INSERT INTO scans (terminal_id, seq, received_at, verdict, provisional) "
-    "VALUES (:terminal_id, :seq, :received_at, :verdict, :provisional)"
+    "INSERT INTO scans (terminal_id, seq, received_at, verdict, request_fingerprint, provisional) "
+    "VALUES (:terminal_id, :seq, :received_at, :verdict, :request_fingerprint, :provisional)"
 )
 PAYER = _with_lock(
     "SELECT c.holder_id, c.state, c.mark, c.release_mark, c.uses, c.txmax, c.offline, "
@@ -133,8 +133,9 @@ CHANGE_BALANCE = statement(
 )
 INSERT_TRANSACTION = statement(
     "INSERT INTO transactions "
-    "(kind, request_id, created_at, occurred_at, business_date, terminal_id, memo) VALUES "
-    "(:kind, :request_id, :created_at, :occurred_at, :business_date, :terminal_id, :memo) "
+    "(kind, request_id, request_fingerprint, created_at, occurred_at, business_date, "
+    "terminal_id, memo) VALUES (:kind, :request_id, :request_fingerprint, :created_at, "
+    ":occurred_at, :business_date, :terminal_id, :memo) "
     "RETURNING id"
 )
 INSERT_POSTING = statement(

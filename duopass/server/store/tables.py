@@ -51,6 +51,8 @@ class Transaction(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
     request_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    request_fingerprint: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    """What `request_id` was used for (services/idempotency.py): set with every request id."""
     created_at: Mapped[int] = mapped_column(BigInteger)
     """When the server booked it (Unix seconds)."""
     occurred_at: Mapped[int] = mapped_column(BigInteger)
@@ -79,6 +81,12 @@ class Holder(Base):
     person_digest: Mapped[bytes] = mapped_column(LargeBinary(32))
     password_hash: Mapped[str] = mapped_column(String(200))
     totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_pending: Mapped[str | None] = mapped_column(String(64))
+    """A secret `/v1/me/totp/new` handed out, waiting for its first code (only this one can be
+    turned on: the holder never picks the secret)."""
+    totp_pending_at: Mapped[int | None] = mapped_column(BigInteger)
+    totp_step: Mapped[int | None] = mapped_column(BigInteger)
+    """The last TOTP time step accepted: a one-time code is accepted once (RFC 6238 §5.2)."""
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     frozen: Mapped[bool] = mapped_column(Boolean, default=False)
     offline_suspended: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -117,8 +125,11 @@ class Credential(Base):
     holds_released: Mapped[bool] = mapped_column(Boolean, default=False)
     """All remaining holds released (expiry sweep); no counter of it is held any more."""
     l1: Mapped[bytes] = mapped_column(LargeBinary)
-    request_id: Mapped[str | None] = mapped_column(String(64), unique=True)
-    """The wallet's sync request id: a retry returns this credential and changes nothing."""
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    """The wallet's sync request id, unique per holder: a retry returns this credential and
+    changes nothing."""
+    request_fingerprint: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    """The sync's device and mark (services/idempotency.py); NULL on rows from before 0005."""
     offline: Mapped[bool] = mapped_column(Boolean, default=True)
     """False: no funds to hold, so listed as revoked in bundles and payable online only."""
     issued_day: Mapped[str] = mapped_column(String(10), default="")
@@ -132,6 +143,7 @@ class Credential(Base):
     __table_args__ = (
         CheckConstraint("state IN ('live', 'superseded', 'revoked')", name="credential_state"),
         Index("credentials_live", "holder_id", "state"),
+        UniqueConstraint("holder_id", "request_id", name="credential_request_once"),
     )
 
 
@@ -174,6 +186,8 @@ class Terminal(Base):
     currency: Mapped[str | None] = mapped_column(String(3))
     event: Mapped[str | None] = mapped_column(String(64))
     enrol_code_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    """SHA-256 of the one-time code; kept once spent, so that the enrolment it made can be
+    retried with the same key (a lost answer) and with no other."""
     public_key: Mapped[bytes | None] = mapped_column(LargeBinary(32))
     state: Mapped[str] = mapped_column(String(12), default="created")
     acked_seq: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -192,6 +206,9 @@ class Scan(Base):
     received_at: Mapped[int] = mapped_column(BigInteger)
     verdict: Mapped[str] = mapped_column(Text)
     """The JSON answer sent, byte for byte."""
+    request_fingerprint: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    """The scan's code, mode and amount (services/idempotency.py): a retry must be the same scan.
+    NULL on rows from before 0005."""
     provisional: Mapped[bool] = mapped_column(Boolean, default=True)
     """Until the terminal's journal entry confirms it (§5.1)."""
 
@@ -329,13 +346,44 @@ class Staff(Base):
 
 
 class Token(Base):
-    """A bearer token (stored as its SHA-256) for a signed-in holder or staff member."""
+    """A session: a bearer token (stored as its SHA-256) for a signed-in holder or staff member.
+    Ending a session deletes its row."""
 
     __tablename__ = "tokens"
     digest: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
     role: Mapped[str] = mapped_column(String(8))
     principal_id: Mapped[int] = mapped_column(Integer)
     expires_at: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=0)
+    method: Mapped[str] = mapped_column(String(8), default="password")
+    """password (with the one-time code where one is on) or device (a signed challenge)."""
+    auth_at: Mapped[int | None] = mapped_column(BigInteger)
+    """When the person last proved their password in this session: a step-up within minutes
+    counts as recent (RFC 9470 max_age). None for device sign-ins."""
+    device_id: Mapped[int | None] = mapped_column(Integer)
+    """The device whose key signed this session in."""
+    __table_args__ = (Index("tokens_principal", "principal_id", "role"),)
+
+
+class AuthThrottle(Base):
+    """Failed sign-in proofs counted per account, network or enrolment code (keys are keyed
+    digests: no login or address is stored), shared by every server process and restart."""
+
+    __tablename__ = "auth_throttles"
+    key: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(12))
+    """account, network or enrolment: which limit applies."""
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_at: Mapped[int] = mapped_column(BigInteger)
+    blocked_until: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class UsedChallenge(Base):
+    """A device sign-in challenge already answered: each is accepted once, until it expires."""
+
+    __tablename__ = "used_challenges"
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
 class Meta(Base):

@@ -1,0 +1,195 @@
+"""Sign-in throttles: failed proofs (passwords, one-time codes, enrolment codes) counted per
+account and per source network, with growing delays, in the database so that every server
+process and a restart see the same counts.
+
+An account that keeps failing waits longer after each failure, up to `Limit.max_s`; a refused
+attempt costs no password hash, so guessing cannot slow other people's sign-ins. A holder's
+enrolled device signs in with its key (`auth.device_sign_in`), which these counts never block:
+an attacker who guesses a password can delay its owner's password sign-ins, never lock them out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TypeVar
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from duopass.server.config import Settings
+from duopass.server.context import Context
+from duopass.server.errors import Code, Problem
+from duopass.server.store.tables import AuthThrottle
+
+__all__ = [
+    "ACCOUNT",
+    "ENROLMENT",
+    "NETWORK",
+    "Limit",
+    "Scope",
+    "Throttle",
+    "check",
+    "delay_s",
+    "fail",
+    "for_client",
+    "guarded",
+    "network_of",
+    "purge",
+    "succeed",
+]
+
+
+T = TypeVar("T")
+
+
+class Scope(StrEnum):
+    ACCOUNT = "account"
+    NETWORK = "network"
+    ENROLMENT = "enrolment"
+
+
+@dataclass(frozen=True)
+class Limit:
+    """`free` failures cost nothing; then each failure blocks the key for `base_s`, doubling,
+    at most `max_s`; a key that has not failed for `forget_s` starts again from zero."""
+
+    scope: Scope
+    free: int
+    base_s: int
+    max_s: int
+    forget_s: int
+
+
+ACCOUNT = Limit(Scope.ACCOUNT, free=5, base_s=2, max_s=900, forget_s=24 * 3600)
+"""Per login (holder or staff), whatever the network: about 16 guesses in the first hour,
+then 4 an hour."""
+NETWORK = Limit(Scope.NETWORK, free=50, base_s=1, max_s=900, forget_s=3600)
+"""Per source /24 (IPv4) or /64 (IPv6), whatever the account: about 60 guesses in the first
+hour, then 4 an hour. Campus networks behind one NAT are exempted by setting."""
+ENROLMENT = Limit(Scope.ENROLMENT, free=5, base_s=2, max_s=900, forget_s=24 * 3600)
+"""Per terminal id: wrong one-time enrolment codes."""
+
+
+def delay_s(limit: Limit, failures: int) -> int:
+    """How long a key is blocked after its `failures`-th failure."""
+    if failures < limit.free:
+        return 0
+    return min(limit.max_s, limit.base_s << min(failures - limit.free, 30))
+
+
+def network_of(address: str | None) -> str | None:
+    """The network a client address belongs to for counting: its /24 or /64. None for a
+    client without an IP address (a Unix socket, a test transport)."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return None
+    prefix = 24 if ip.version == 4 else 64
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """One counted key: a limit and the digest that names what it counts."""
+
+    limit: Limit
+    key: bytes
+
+    @classmethod
+    def of(cls, limit: Limit, secret: bytes, name: str) -> Throttle:
+        """`name` (a login, a network, a terminal id) enters the table only as a keyed digest."""
+        digest = hmac.new(secret, f"{limit.scope}\n{name}".encode(), hashlib.sha256).digest()
+        return cls(limit, digest)
+
+
+def for_client(settings: Settings, secret: bytes, client: str | None) -> list[Throttle]:
+    """The client's network's key, unless the network is exempt (or there is no address)."""
+    network = network_of(client)
+    if client is None or network is None:
+        return []
+    address = ipaddress.ip_address(client)
+    for allowed in settings.throttle_exempt_networks:
+        if address in ipaddress.ip_network(allowed, strict=False):
+            return []
+    return [Throttle.of(NETWORK, secret, network)]
+
+
+def guarded(
+    ctx: Context, keys: list[Throttle], work: Callable[[Session], T], *, counted: set[Code]
+) -> T:
+    """Run `work` in one unit unless a key is blocked; a refusal whose code is in `counted`
+    (a wrong proof) counts one failure against every key and is committed before it is raised;
+    success forgets the failures of all but network keys (one success on a network says
+    nothing of the other attempts from it)."""
+    now = ctx.now()
+
+    def attempt(session: Session) -> T | Problem:
+        try:
+            check(session, keys, now)
+            with session.begin_nested():
+                result = work(session)
+        except Problem as refusal:
+            if refusal.code in counted:
+                fail(session, keys, now)
+            return refusal
+        succeed(session, [key for key in keys if key.limit.scope is not Scope.NETWORK])
+        return result
+
+    return ctx.run_refusable(attempt)
+
+
+def _row(session: Session, throttle: Throttle, now: int) -> AuthThrottle | None:
+    row = session.scalars(
+        select(AuthThrottle).where(AuthThrottle.key == throttle.key).with_for_update()
+    ).one_or_none()
+    if row is not None and now - row.last_at > throttle.limit.forget_s and row.blocked_until <= now:
+        row.failures = 0
+    return row
+
+
+def check(session: Session, throttles: list[Throttle], now: int) -> None:
+    """Refuse (429 with Retry-After) while any of the keys is blocked."""
+    wait = 0
+    for throttle in throttles:
+        row = _row(session, throttle, now)
+        if row is not None and row.blocked_until > now:
+            wait = max(wait, row.blocked_until - now)
+    if wait:
+        raise Problem(
+            Code.THROTTLED,
+            f"too many failed attempts: try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+
+
+def fail(session: Session, throttles: list[Throttle], now: int) -> None:
+    """Count one failure against each key and block it as its limit says."""
+    for throttle in throttles:
+        row = _row(session, throttle, now)
+        if row is None:
+            row = AuthThrottle(key=throttle.key, scope=throttle.limit.scope, failures=0)
+            session.add(row)
+        row.failures += 1
+        row.last_at = now
+        row.blocked_until = max(row.blocked_until or 0, now + delay_s(throttle.limit, row.failures))
+
+
+def succeed(session: Session, throttles: list[Throttle]) -> None:
+    """A proof succeeded: forget the failures of these keys."""
+    session.execute(delete(AuthThrottle).where(AuthThrottle.key.in_([t.key for t in throttles])))
+
+
+def purge(session: Session, now: int) -> int:
+    """Drop keys that no limit remembers any more (maintenance)."""
+    forget = max(limit.forget_s for limit in (ACCOUNT, NETWORK, ENROLMENT))
+    result = session.execute(
+        delete(AuthThrottle).where(
+            AuthThrottle.last_at < now - forget, AuthThrottle.blocked_until <= now
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
