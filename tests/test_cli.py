@@ -49,6 +49,12 @@ def _verify(trust, *extra: str):
         ["--mode", "refund", CODE],
         ["--mode", "pay", "--amount", "3.5", "--currency", "CNY", CODE],
         ["--mode", "identity"],  # no code
+        # a number is ASCII digits: int() would read each of these as 350
+        ["--mode", "pay", "--amount", "\u0663\u0665\u0660", "--currency", "CNY", CODE],
+        ["--mode", "pay", "--amount", "\uff13\uff15\uff10", "--currency", "CNY", CODE],
+        ["--mode", "pay", "--amount", "3_50", "--currency", "CNY", CODE],
+        ["--mode", "pay", "--amount", " 350", "--currency", "CNY", CODE],
+        ["--mode", "pay", "--amount", "+350", "--currency", "CNY", CODE],
     ],
 )
 def test_usage_errors_exit_2_with_nothing_on_stdout(trust, extra):
@@ -56,6 +62,20 @@ def test_usage_errors_exit_2_with_nothing_on_stdout(trust, extra):
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr
+
+
+@pytest.mark.parametrize("now", ["\u0661" + "7" * 9, "1_700_000_000", "-1", "\u00b9"])
+def test_a_clock_that_is_not_ascii_digits_is_a_usage_error(trust, now):
+    done = duopass("verify", "--trust", str(trust), "--now", now, "--mode", "identity", CODE)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert "--now" in done.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "\u0661.5", "1_0", "1e3", "-1"])
+def test_seconds_on_the_command_line_are_ascii_digits(tmp_path, value):
+    done = duopass("terminal", "run", "--data-dir", str(tmp_path), "--probe-s", value)
+    assert done.returncode == 2
+    assert "Invalid value for '--probe-s'" in done.stderr
 
 
 @pytest.mark.parametrize(

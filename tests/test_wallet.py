@@ -24,6 +24,7 @@ from duopass.qr import read_image_file
 from duopass.server.services import sweep
 from duopass.server.store.tables import Credential
 from duopass.wallet import EXIT_STATUS, Failure, SystemClock, Wallet, WalletError
+from duopass.wallet.client import Client
 from duopass.wallet.state import Held
 from tests.server.harness import Running, TerminalClient, running_server
 
@@ -377,6 +378,20 @@ def test_refusals_are_clear_and_distinct(server, tmp_path):
         lambda: Wallet(tmp_path / "other").enrol(server="ftp://x", login="a", password="b"),
         Failure.REFUSED,
     )
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b'{"token": ' + b"1" * 5000 + b"}", b"[" * 100_000, b'{"code": 1' + b"0" * 4400 + b"}"],
+)
+def test_an_answer_json_cannot_hold_is_a_bad_answer(answer):
+    """json.loads raises a plain ValueError past 4,300 digits and RecursionError when deep."""
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=answer))
+    client = Client("http://127.0.0.1:9", timeout=5, transport=transport)
+    try:
+        _refused(lambda: client.sign_in("ann", "pw-ann-secret", None), Failure.BAD_ANSWER)
+    finally:
+        client.close()
 
 
 def test_a_wallet_signs_in_with_its_device_key_when_its_session_ends(server, tmp_path):

@@ -13,6 +13,7 @@ import typer
 
 from duopass.cli.audit import audit
 from duopass.cli.demo import demo
+from duopass.cli.numbers import whole
 from duopass.cli.output import code_json, verdict_json
 from duopass.cli.scanned import scanned_text
 from duopass.cli.serve import serve
@@ -23,7 +24,7 @@ from duopass.cli.wallet import wallet_app
 from duopass.protocol.cbor import MalformedError
 from duopass.protocol.code import FormatError, decode_code
 from duopass.protocol.keys import SigningKey
-from duopass.protocol.limits import TRUST_FILE_BYTES_MAX
+from duopass.protocol.limits import INT_ABS_LIMIT, TRUST_FILE_BYTES_MAX
 from duopass.protocol.memory import MemoryStore
 from duopass.protocol.trust import TrustStore, TrustStoreError, parse_trust_store
 from duopass.protocol.verify import Mode, TerminalConfig, Verifier
@@ -60,9 +61,11 @@ def verify(
         list[str], typer.Argument(metavar="CODE...", help="code texts or image files")
     ],
     trust: Annotated[Path, typer.Option(help="trust store file (PROTOCOL.md §3)")],
-    now: Annotated[int, typer.Option(help="the terminal's clock, Unix seconds")],
+    now: Annotated[int, whole(0, INT_ABS_LIMIT - 1, help="the terminal's clock, Unix seconds")],
     mode: Annotated[Mode, typer.Option(help="what the terminal scans for")],
-    amount: Annotated[int | None, typer.Option(help="payment in minor units (pay)")] = None,
+    amount: Annotated[
+        int | None, whole(1, INT_ABS_LIMIT - 1, help="payment in minor units (pay)")
+    ] = None,
     currency: Annotated[str | None, typer.Option(help="the till's currency (pay)")] = None,
     scope: Annotated[str | None, typer.Option(help="the terminal's venue id")] = None,
     event: Annotated[str | None, typer.Option(help="the event the gate admits (entry)")] = None,
@@ -71,7 +74,7 @@ def verify(
 
     Exit status 0 when every code was accepted, 1 when any was rejected, 2 for a usage error.
     """
-    if mode is Mode.PAY and (amount is None or amount < 1):
+    if mode is Mode.PAY and amount is None:
         raise _usage_error("--mode pay needs --amount of at least 1")
     if mode is Mode.PAY and not currency:
         raise _usage_error("--mode pay needs --currency")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import httpx
 import typer
 
+from duopass.cli.numbers import whole
 from duopass.ledger import LedgerError, NoteVerifier
 from duopass.ledger._text import b64encode
 from duopass.ledger.audit import (
@@ -222,7 +223,7 @@ def audit(
         Path, typer.Option(help="the checkpoint trusted by the last audit (JSON, kept updated)")
     ] = Path("duopass-audit-state.json"),
     page: Annotated[
-        int, typer.Option(min=1, max=PAGE_ENTRIES_MAX, help="entries read per request")
+        int, whole(1, PAGE_ENTRIES_MAX, help="entries read per request")
     ] = PAGE_ENTRIES_MAX,
 ) -> None:
     """Audit the ledger from outside: checkpoint signature, every entry, root and consistency.

@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from duopass.cli.numbers import seconds, whole
+
 _PHASES = {
     "wallets": "phones enrol and sync",
     "online": "lunch rush, server reachable",
@@ -31,9 +33,9 @@ def demo(
     demo_json: Annotated[
         Path, typer.Option(help="its demo.json (admin and holder passwords, merchants)")
     ] = Path("duopass-data/demo.json"),
-    wallets: Annotated[int, typer.Option(min=3, max=300, help="phones in the rush")] = 200,
-    online_s: Annotated[float, typer.Option(min=1, help="seconds with the server")] = 20.0,
-    offline_s: Annotated[float, typer.Option(min=65, help="seconds cut off (> 60)")] = 70.0,
+    wallets: Annotated[int, whole(3, 300, help="phones in the rush")] = 200,
+    online_s: Annotated[float, seconds(1, 3600, help="seconds with the server")] = 20.0,
+    offline_s: Annotated[float, seconds(65, 3600, help="seconds cut off (> 60)")] = 70.0,
     work_dir: Annotated[
         Path | None, typer.Option(help="keep the phones' and tills' data here")
     ] = None,

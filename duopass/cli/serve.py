@@ -6,11 +6,15 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from duopass.cli.numbers import whole
 from duopass.server.keyring import Keyring, KeyringError
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 
 class _JsonLines(logging.Formatter):
@@ -30,7 +34,7 @@ class _JsonLines(logging.Formatter):
 
 def serve(
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    port: Annotated[int, whole(0, 65535, help="TCP port")] = 8000,
     db: Annotated[
         str | None, typer.Option(help="database URL (default: SQLite in the data dir)")
     ] = None,
@@ -42,10 +46,18 @@ def serve(
     ] = False,
     init: Annotated[bool, typer.Option(help="create missing keys, then serve")] = False,
     issuer: Annotated[str, typer.Option(help="issuer id (iss)")] = "demo-univ",
+    metrics_port: Annotated[
+        int | None,
+        whole(1, 65535, help="also serve Prometheus metrics here, without authentication"),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="address of the --metrics-port listener")
+    ] = "127.0.0.1",
 ) -> None:
     """Run the issuer server."""
     import uvicorn
 
+    from duopass.server import deadlines
     from duopass.server.app import create_app
     from duopass.server.config import Settings
     from duopass.server.demo import seed
@@ -56,16 +68,7 @@ def serve(
     settings = Settings(
         db_url=db or f"sqlite:///{data_dir / 'duopass.db'}", data_dir=data_dir, issuer=issuer
     )
-    try:
-        keyring = (
-            Keyring.create(data_dir, origin=f"{issuer}/ledger")
-            if demo or init
-            else Keyring.load(data_dir)
-        )
-    except KeyringError as exc:
-        typer.echo(f"duopass: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    app = create_app(settings, keyring=keyring)
+    app = create_app(settings, keyring=_keyring(data_dir, issuer, create=demo or init))
     if demo:
         document = seed(app.state.context, data_dir / "demo.json")
         if document is not None:
@@ -74,7 +77,38 @@ def serve(
                 err=True,
             )
             typer.echo(f"card office: admin / {document['admin']['password']}", err=True)
+    if metrics_port is not None:
+        _metrics_listener(app.state.context.metrics.registry, metrics_host, metrics_port)
     typer.echo(
         f"duopass issuer server for {issuer} on http://{host}:{port} (OpenAPI at /docs)", err=True
     )
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        http=deadlines.protocol(settings),
+    )
+
+
+def _keyring(data_dir: Path, issuer: str, *, create: bool) -> Keyring:
+    try:
+        if create:
+            return Keyring.create(data_dir, origin=f"{issuer}/ledger")
+        return Keyring.load(data_dir)
+    except KeyringError as exc:
+        typer.echo(f"duopass: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _metrics_listener(registry: CollectorRegistry, host: str, port: int) -> None:
+    """The registry for Prometheus scrapers, unauthenticated, in a thread the process ends."""
+    from prometheus_client import start_http_server
+
+    try:
+        start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        typer.echo(f"duopass: cannot serve metrics on {host}:{port}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"Prometheus metrics on http://{host}:{port}/metrics", err=True)

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from duopass.cli.numbers import seconds, whole
 from duopass.cli.scanned import scanned_text
 from duopass.protocol.bundle import BundleError
 from duopass.protocol.encoding import b64u_encode
@@ -75,7 +76,7 @@ def enrol_command(
     code: Annotated[str, typer.Option(help="the one-time enrolment code")],
     data_dir: DataDir = _DEFAULT_DIR,
     late_window_s: Annotated[
-        int, typer.Option(min=13 * 3600, help="the server's late window (§5.4), seconds")
+        int, whole(13 * 3600, 366 * 86_400, help="the server's late window (§5.4), seconds")
     ] = LATE_WINDOW_DEFAULT_S,
 ) -> None:
     """Enrol this terminal: a new key, the root key pinned, the first trust bundle."""
@@ -104,13 +105,13 @@ def run(
     ] = None,
     data_dir: DataDir = _DEFAULT_DIR,
     amount: Annotated[
-        int | None, typer.Option(min=1, max=AMOUNT_MAX, help="fixed price, minor units (till)")
+        int | None, whole(1, AMOUNT_MAX, help="fixed price, minor units (till)")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object a verdict")] = False,
-    timeout_ms: Annotated[int, typer.Option(min=10, max=60_000, help="online timeout")] = 300,
-    probe_s: Annotated[float, typer.Option(min=0.05, help="offline: probe the server every")] = 1.0,
-    upload_s: Annotated[float, typer.Option(min=0.05, help="upload the journal every")] = 5.0,
-    bundle_s: Annotated[float, typer.Option(min=1, help="sync the trust bundle every")] = 300.0,
+    timeout_ms: Annotated[int, whole(10, 60_000, help="online timeout, ms")] = 300,
+    probe_s: Annotated[float, seconds(0.05, 3600, help="offline: probe the server every")] = 1.0,
+    upload_s: Annotated[float, seconds(0.05, 86_400, help="upload the journal every")] = 5.0,
+    bundle_s: Annotated[float, seconds(1, 86_400, help="sync the trust bundle every")] = 300.0,
     server: Annotated[str | None, typer.Option(help="override the enrolled server URL")] = None,
     verbose: Annotated[bool, typer.Option(help="log sync and upload to stderr")] = False,
 ) -> None:

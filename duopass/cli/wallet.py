@@ -19,6 +19,7 @@ from typing import Annotated
 
 import typer
 
+from duopass.cli.numbers import seconds, whole
 from duopass.qr import render_png, render_terminal
 from duopass.wallet import Display, Wallet, WalletError
 from duopass.wallet.limits import HTTP_TIMEOUT_DEFAULT_S, WATCH_INTERVAL_DEFAULT_S
@@ -39,7 +40,7 @@ DataDir = Annotated[
         show_default=True,
     ),
 ]
-Timeout = Annotated[float, typer.Option(min=0.1, max=600, help="seconds to wait for the server")]
+Timeout = Annotated[float, seconds(0.1, 600, help="seconds to wait for the server")]
 Password = Annotated[
     str,
     typer.Option(
@@ -113,11 +114,9 @@ def code(
         bool, typer.Option(help="keep the code shown, re-signed with the time, until hidden")
     ] = False,
     interval: Annotated[
-        int, typer.Option(min=1, max=60, help="seconds between re-signatures (--watch)")
+        int, whole(1, 60, help="seconds between re-signatures (--watch)")
     ] = WATCH_INTERVAL_DEFAULT_S,
-    count: Annotated[
-        int | None, typer.Option(min=1, max=_FRAMES_MAX, help="at most this many signatures")
-    ] = None,
+    count: Annotated[int | None, whole(1, _FRAMES_MAX, help="at most this many signatures")] = None,
     data_dir: DataDir = DEFAULT_DIR,
 ) -> None:
     """Show a code: a new counter for this display, no network needed.

@@ -21,6 +21,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -343,4 +344,8 @@ def connect(url: str, document: dict[str, Any]) -> Server:
 
 
 def _port(url: str) -> int:
-    return int(url.rsplit(":", 1)[1].split("/", 1)[0])
+    """The port the tills' cuttable link forwards to (on 127.0.0.1, where the demo runs)."""
+    port = urlsplit(url).port  # ASCII digits only: a ValueError for anything else
+    if port is None:
+        raise ValueError(f"the server URL {url} names no port")
+    return port

@@ -30,7 +30,7 @@ def parse_state(data: bytes, key: NoteVerifier) -> SignedCheckpoint:
         raise LedgerError(LedgerReason.TOO_LARGE, "the state file is too large")
     try:
         document = json.loads(data)
-    except ValueError as exc:  # UnicodeDecodeError is a ValueError
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise LedgerError(LedgerReason.MALFORMED, "the state file is not JSON") from exc
     if (
         type(document) is not dict

@@ -1,4 +1,5 @@
-"""Text encodings of the protocol: strict base45 (RFC 9285) and unpadded base64url.
+"""Text encodings of the protocol: strict base45 (RFC 9285), unpadded base64url, and decimal
+numbers in ASCII digits (every number that arrives as text from outside is read by `parse_digits`).
 
 Both decoders accept exactly one spelling per byte string. `b45` (numpy-vectorised, about four
 times faster than the `base45` package) maps unknown characters to zero and wraps values above
@@ -14,11 +15,19 @@ import re
 
 import b45
 
-__all__ = ["EncodingError", "b45decode", "b45encode", "b64u_decode", "b64u_encode"]
+__all__ = [
+    "EncodingError",
+    "b45decode",
+    "b45encode",
+    "b64u_decode",
+    "b64u_encode",
+    "parse_digits",
+]
 
 _B45_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 _B45_VALUE = {c: i for i, c in enumerate(_B45_ALPHABET)}
 _B64U_TEXT = re.compile(r"[A-Za-z0-9_-]*")
+_DIGITS = re.compile(r"[0-9]+")  # a str pattern's [0-9] is ASCII only, unlike \d
 _B45_TEXT = re.compile(r"[0-9A-Z $%*+\-./:]*")
 # A triple c, d, e is c + 45 d + 2025 e <= 0xFFFF. With c + 45 d <= 2024, e <= 31 always fits,
 # e >= 33 ("X" onwards) never does, and e = 32 ("W") fits when c + 45 d <= 735.
@@ -69,3 +78,16 @@ def b64u_decode(text: str) -> bytes:
     if b64u_encode(data) != text:
         raise EncodingError("base64url with stray bits in its last character")
     return data
+
+
+def parse_digits(text: str, *, digits_max: int) -> int:
+    """The number that 1 to `digits_max` ASCII digits spell; leading zeroes are allowed.
+
+    Nothing else is a number here: no sign, space, underscore or decimal point, and none of the
+    other digits Unicode knows. `int()` reads Arabic-Indic and fullwidth digits, underscores and
+    surrounding spaces, and refuses more than 4,300 digits; `str.isdigit()` passes superscripts
+    that `int()` then refuses: each once reached a server error."""
+    assert 0 < digits_max <= 4300, "int() reads at most 4,300 digits"
+    if not 0 < len(text) <= digits_max or _DIGITS.fullmatch(text) is None:
+        raise EncodingError(f"not 1 to {digits_max} ASCII decimal digits")
+    return int(text)

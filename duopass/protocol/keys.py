@@ -146,7 +146,7 @@ def _jwk_fields(data: bytes) -> dict[str, object]:
         raise KeyFileError("key file too large")
     try:
         fields = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8, nesting past the stack
         raise KeyFileError("key file is not JSON") from exc
     if not isinstance(fields, dict):
         raise KeyFileError("key file is not a JSON object")

@@ -41,6 +41,9 @@ CLOCK_SKEW_DEFAULT_S: Final = 300
 MAX_LIFETIME_DEFAULT_S: Final = {"purse": 86_400, "identity": 86_400, "ticket": 2_592_000}
 MAX_AGE_DEFAULT_S: Final = 86_400
 
+REQUEST_TIME_DIGITS_MAX: Final = 12
+"""Longest `Duopass-Time` a signed terminal request may carry (protocol.requests)."""
+
 TRUST_FILE_BYTES_MAX: Final = 16 * 1024 * 1024
 """Largest trust store file accepted: room for about 100,000 revocations."""
 

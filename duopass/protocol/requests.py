@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import hashlib
 
-from duopass.protocol.encoding import EncodingError, b64u_decode, b64u_encode
+from duopass.protocol.encoding import EncodingError, b64u_decode, b64u_encode, parse_digits
 from duopass.protocol.keys import SigningKey, verify_signature
+from duopass.protocol.limits import REQUEST_TIME_DIGITS_MAX
 
 __all__ = [
     "REQUEST_WINDOW_S",
@@ -76,10 +77,11 @@ def verify_request(
     public: bytes, *, method: str, target: str, time: str, signature: str, body: bytes, now: int
 ) -> bool:
     """Whether the signed headers prove the terminal key, within the time window."""
-    if not time.isdigit() or len(time) > 12 or abs(int(time) - now) > REQUEST_WINDOW_S:
-        return False
     try:
+        seconds = parse_digits(time, digits_max=REQUEST_TIME_DIGITS_MAX)
         raw = b64u_decode(signature)
     except EncodingError:
         return False
-    return verify_signature(public, request_message(method, target, int(time), body), raw)
+    if abs(seconds - now) > REQUEST_WINDOW_S:
+        return False
+    return verify_signature(public, request_message(method, target, seconds, body), raw)

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from duopass import __version__
-from duopass.server import errors
+from duopass.server import errors, openapi
 from duopass.server.config import Settings
 from duopass.server.context import Context
 from duopass.server.keyring import Keyring
@@ -66,7 +66,9 @@ def create_app(
     app.state.context = ctx
     errors.install(app)
     for module in (terminal, session, wallet, admin, review, settlement, ledger, system):
+        openapi.document(module.router)
         app.include_router(module.router)
+    openapi.install(app)
     app.add_middleware(
         BodyLimit,
         limit=BODY_BYTES_MAX,

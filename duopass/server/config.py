@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     late_window_s: int = Field(default=72 * 3600, ge=3600)
     key_publish_ahead_days: int = Field(default=7, ge=1, le=30)
     static_tickets: bool = False
+    header_timeout_s: float = Field(default=5.0, gt=0, le=300)
+    """A request's headers arrive within this of its first byte, or the connection is closed:
+    ours fit in one TCP segment, and 5 s covers two lost and resent (server.deadlines)."""
+    body_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    """A request's body arrives within this of its headers: the largest (a 1.5 MiB journal)
+    needs 26 kB/s; every other body is at most 64 KiB."""
     recent_auth_s: int = Field(default=600, ge=60, le=3600)
     """A password sign-in this recent counts as a step-up for a loss report, ending other
     sessions or changing the second factor (RFC 9470 `max_age`)."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -105,6 +106,17 @@ async def signed_request(
 
 
 Signed = Annotated[SignedRequest, Depends(signed_request)]
+
+PROBLEM_STATUSES: dict[Callable[..., Any], set[int]] = {
+    context: {503},  # every unit of work may end in 503 busy (units.retrying)
+    _caller: {401},
+    holder_caller: {403},
+    staff_caller: {403},
+    admin_caller: {403},
+    signed_request: {401, 413},  # it reads the body, whatever the method, to check it
+}
+"""The problem statuses a route may answer because it depends on each of these; the OpenAPI
+document lists them for it (server.openapi)."""
 
 __all__ = [
     "AdminCaller",

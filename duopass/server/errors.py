@@ -8,12 +8,14 @@ error response, and no input makes the server answer with a stack trace.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from enum import StrEnum
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 log = logging.getLogger("duopass.server")
 
@@ -87,7 +89,7 @@ class Problem(Exception):
 
 
 def problem_response(
-    code: Code, detail: str, *, headers: dict[str, str] | None = None
+    code: Code, detail: str, *, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     status = STATUS[code]
     body = {
@@ -122,9 +124,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(
-            _FROM_STATUS.get(exc.status_code, Code.INVALID_REQUEST), str(exc.detail)
-        )
+        code = _FROM_STATUS.get(exc.status_code, Code.INVALID_REQUEST)
+        return problem_response(code, str(exc.detail), headers=exc.headers)  # 405's Allow
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(_request: Request, _exc: ClientDisconnect) -> JSONResponse:
+        # The client left (or its body stalled and the server closed the connection) while its
+        # body was read: nobody will read this answer, and nothing went wrong here.
+        return problem_response(Code.INVALID_REQUEST, "the client went away")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

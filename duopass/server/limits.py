@@ -18,3 +18,7 @@ ROW_ID_MAX: Final = 2**31 - 1
 """Largest row id a request may name (ids are 32-bit in both databases' tables)."""
 TIME_MAX: Final = 2**40
 REASON_CHARS_MAX: Final = 500
+CONTENT_LENGTH_DIGITS_MAX: Final = 20
+"""Longest `Content-Length` read (h11's own limit); a longer one is over every body limit."""
+PARAM_DIGITS_MAX: Final = 20
+"""Longest number in a path or query string; each has a range of its own besides."""

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from duopass.protocol.encoding import EncodingError, parse_digits
 from duopass.server.errors import Code, problem_response
+from duopass.server.limits import CONTENT_LENGTH_DIGITS_MAX
 
 
 class BodyLimit:
@@ -21,7 +24,7 @@ class BodyLimit:
             return
         limit = self.paths.get(scope.get("path", ""), self.limit)
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        if declared is not None and not _within(declared, limit):
             await _too_large(scope, receive, send, limit)
             return
         seen = 0
@@ -32,17 +35,29 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise _TooLarge
+                    raise _TooLarge(limit)
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await _too_large(scope, receive, send, limit)
+        await self.app(scope, limited, send)
 
 
-class _TooLarge(Exception):
-    pass
+def _within(declared: bytes, limit: int) -> bool:
+    """Whether a declared body length is a number of at most `limit` (h11 lets only digits
+    through, but this middleware may run behind another server)."""
+    try:
+        length = parse_digits(declared.decode("latin-1"), digits_max=CONTENT_LENGTH_DIGITS_MAX)
+    except EncodingError:
+        return False
+    return length <= limit
+
+
+class _TooLarge(HTTPException):
+    """Raised in the app's own reading of the body (a chunked one: its length was not declared).
+    FastAPI's body reader passes an HTTPException on to the problem handler; any other exception
+    it turns into 'There was an error parsing the body', a 422."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body over {limit} bytes")
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:

@@ -14,6 +14,8 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from duopass.server import deadlines
+
 START_TIMEOUT_S = 30.0
 
 
@@ -27,9 +29,15 @@ def free_port() -> int:
 def serving(app: FastAPI) -> Iterator[str]:
     """Serve `app` until the block ends; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        http=deadlines.protocol(app.state.context.settings),
     )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="duopass-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + START_TIMEOUT_S

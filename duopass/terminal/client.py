@@ -9,16 +9,18 @@ there but will not serve this request.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
+from duopass.protocol.encoding import EncodingError, parse_digits
 from duopass.protocol.keys import SigningKey
 from duopass.protocol.requests import sign_request
 
@@ -27,6 +29,10 @@ __all__ = ["ANSWER_BYTES_MAX", "Answer", "Client", "Refused", "Unreachable"]
 ANSWER_BYTES_MAX = 1024 * 1024
 """Largest JSON answer read (a journal receipt lists at most 500 rejected entries)."""
 _SCAN_WORKERS = 4
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_IMF_FIXDATE = re.compile(
+    rf"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (..) ({'|'.join(_MONTHS)}) (....) (..):(..):(..) GMT"
+)
 
 
 class Unreachable(Exception):
@@ -55,7 +61,7 @@ class Answer:
     def json(self) -> Any:
         try:
             return json.loads(self.body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # also 4,300+ digit numbers, deep nesting
             raise Refused(self.status, "answer is not JSON") from exc
 
 
@@ -136,18 +142,32 @@ class Client:
 
 
 def _offset(date: str | None, now: float) -> int | None:
-    if date is None or len(date) > 64:
+    """Server time minus `now`, from a `Date` in IMF-fixdate, the one form a server sends
+    (RFC 9110 §5.6.7). `email.utils` reads any Unicode digit and underscores in a date; an
+    answer without a readable date leaves the clock offset as it was."""
+    match = _IMF_FIXDATE.fullmatch(date) if date is not None else None
+    if match is None:
         return None
+    day, month, year, hour, minute, second = match.groups()
     try:
-        return round(parsedate_to_datetime(date).timestamp() - now)
-    except (TypeError, ValueError):
+        when = datetime(
+            parse_digits(year, digits_max=4),
+            _MONTHS.index(month) + 1,
+            parse_digits(day, digits_max=2),
+            parse_digits(hour, digits_max=2),
+            parse_digits(minute, digits_max=2),
+            parse_digits(second, digits_max=2),
+            tzinfo=UTC,
+        )
+    except (EncodingError, ValueError):  # ValueError: 31 Feb, hour 24, a leap second
         return None
+    return round(when.timestamp() - now)
 
 
 def _problem_code(body: bytes) -> str:
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return "unknown"
     code = doc.get("code") if isinstance(doc, dict) else None
     return code[:64] if isinstance(code, str) else "unknown"

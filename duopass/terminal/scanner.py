@@ -5,10 +5,10 @@ else (base45 has spaces); a line longer than SCAN_LINE_CHARS_MAX is given up, as
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from duopass.protocol.encoding import EncodingError, parse_digits
 from duopass.protocol.limits import SCAN_LINE_CHARS_MAX
 
 __all__ = ["TOO_LONG", "format_amount", "parse_amount", "read_lines"]
@@ -18,8 +18,9 @@ TOO_LONG = None
 _CHUNK_BYTES = 64 * 1024
 _LINE_BYTES_MAX = SCAN_LINE_CHARS_MAX * 4
 """UTF-8 takes at most 4 bytes a character."""
-_MINOR = re.compile(r"[0-9]{1,10}")
-_DECIMAL = re.compile(r"([0-9]{1,8})\.([0-9]{1,2})")
+_MINOR_DIGITS_MAX = 10
+_WHOLE_DIGITS_MAX = 8
+_CENTS_DIGITS_MAX = 2
 
 
 def read_lines(stream: BinaryIO) -> Iterator[str | None]:
@@ -62,13 +63,15 @@ def parse_amount(line: str) -> int | None:
     """An amount keyed in, in minor units: digits alone are minor units as a till's keypad
     enters them (`1250` is 12.50), or a decimal with one or two places (`12.5`, `12.50`).
     None when the line is not an amount."""
-    if _MINOR.fullmatch(line):
-        return int(line)
-    match = _DECIMAL.fullmatch(line)
-    if match is None:
+    whole, point, cents = line.partition(".")
+    try:
+        if not point:
+            return parse_digits(line, digits_max=_MINOR_DIGITS_MAX)
+        padded = cents and cents.ljust(_CENTS_DIGITS_MAX, "0")  # `12.5` is 12.50; `12.` nothing
+        minor = parse_digits(padded, digits_max=_CENTS_DIGITS_MAX)
+        return parse_digits(whole, digits_max=_WHOLE_DIGITS_MAX) * 100 + minor
+    except EncodingError:
         return None
-    whole, cents = match.groups()
-    return int(whole) * 100 + int(cents.ljust(2, "0"))
 
 
 def format_amount(minor: int) -> str:

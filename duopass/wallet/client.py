@@ -157,7 +157,7 @@ class Client:
             ) from exc
         try:
             document = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (ValueError, RecursionError):  # also 4,300+ digit numbers and deep nesting
             document = None
         if not isinstance(document, dict):
             raise WalletError(Failure.BAD_ANSWER, f"the server answered {status} without JSON")

@@ -14,6 +14,7 @@ from duopass.protocol.bundle import BundleError
 from duopass.protocol.reasons import Reason
 from duopass.qr import render_png
 from duopass.terminal import Settings, Terminal, enrol, parse_amount, read_lines
+from duopass.terminal.client import Answer, Refused, _offset, _problem_code
 from duopass.terminal.store import KEY_NAME
 from tests.server.harness import ready_wallet
 from tests.terminal.conftest import cli, server_acked, till_code
@@ -124,10 +125,49 @@ def test_lines_lose_their_line_ending_and_nothing_else():
         (" 12", None),
         ("12,50", None),
         ("99999999999", None),
+        ("0012", 12),
+        (".5", None),
+        ("1.2.3", None),
+        ("12.505", None),
+        ("1_250", None),
+        ("+1250", None),
+        ("\u0661\u0662\u0665\u0660", None),  # Arabic-Indic 1250
+        ("\uff11\uff12.\uff15", None),  # fullwidth 12.5
+        ("\u00b2", None),
+        ("12.\u00b2", None),
     ],
 )
 def test_amounts_keyed_in(line, minor):
     assert parse_amount(line) == minor
+
+
+NOV_6_1994 = 784_111_777  # Sun, 06 Nov 1994 08:49:37 GMT
+
+
+@pytest.mark.parametrize(
+    ("date", "offset"),
+    [
+        ("Sun, 06 Nov 1994 08:49:37 GMT", 0),
+        ("Sun, 06 Nov 1994 08:50:37 GMT", 60),
+        ("Sun, \u0660\u0666 Nov \u0661\u0669\u0669\u0664 08:49:37 GMT", None),  # Arabic-Indic
+        ("Sun, 06 Nov 1_94 08:49:37 GMT", None),
+        ("Sun, 06 Nov \u00b2994 08:49:37 GMT", None),
+        ("Sun, 06 Nov +994 08:49:37 GMT", None),
+        ("Sun, 31 Feb 1994 08:49:37 GMT", None),
+        ("Sun, 06 Nov 1994 08:49:37 GMT trailing", None),
+        ("Sunday, 06-Nov-94 08:49:37 GMT", None),  # obsolete forms: no server of ours sends them
+        (None, None),
+    ],
+)
+def test_the_server_clock_is_read_from_an_imf_fixdate_in_ascii_digits(date, offset):
+    assert _offset(date, NOV_6_1994) == offset
+
+
+@pytest.mark.parametrize("body", [b"1" * 5000, b"[" * 100_000])
+def test_an_answer_json_cannot_hold_is_refused_not_a_crash(body):
+    with pytest.raises(Refused):
+        Answer(200, body, None).json()
+    assert _problem_code(body) == "unknown"
 
 
 def test_image_files_are_scanned_in_order(server, proxy, tmp_path):

@@ -20,6 +20,8 @@ from duopass.server.limits import (
     REASON_CHARS_MAX,
     ROW_ID_MAX,
 )
+from duopass.server.openapi import problems
+from duopass.server.params import Digits
 from duopass.server.services import accounts, people, terminals, topups
 from duopass.server.store.tables import Account, Holder
 
@@ -80,7 +82,7 @@ def _holder(session: Any, handle: str) -> Holder:
     return holder
 
 
-@router.post("/holders", response_model=HolderOut)
+@router.post("/holders", response_model=HolderOut, responses=problems(409))
 def create_holder(body: HolderIn, _caller: StaffCaller, ctx: Ctx) -> HolderOut:
     now = ctx.now()
     holder = ctx.run(
@@ -98,7 +100,9 @@ def create_holder(body: HolderIn, _caller: StaffCaller, ctx: Ctx) -> HolderOut:
     return HolderOut(handle=holder.handle, account_id=holder.account_id)
 
 
-@router.post("/holders/{handle}/topups", response_model=TransactionOut)
+@router.post(
+    "/holders/{handle}/topups", response_model=TransactionOut, responses=problems(404, 409)
+)
 def top_up(handle: str, body: MoneyIn, _caller: StaffCaller, ctx: Ctx) -> TransactionOut:
     """Credit a holder; the same request id again returns the first answer and books nothing."""
     now = ctx.now()
@@ -116,7 +120,9 @@ def top_up(handle: str, body: MoneyIn, _caller: StaffCaller, ctx: Ctx) -> Transa
     return TransactionOut(transaction_id=txn.id, business_date=txn.business_date)
 
 
-@router.post("/holders/{handle}/refunds", response_model=TransactionOut)
+@router.post(
+    "/holders/{handle}/refunds", response_model=TransactionOut, responses=problems(404, 409)
+)
 def refund(handle: str, body: RefundIn, _caller: StaffCaller, ctx: Ctx) -> TransactionOut:
     now = ctx.now()
     txn = ctx.run(
@@ -134,13 +140,13 @@ def refund(handle: str, body: RefundIn, _caller: StaffCaller, ctx: Ctx) -> Trans
     return TransactionOut(transaction_id=txn.id, business_date=txn.business_date)
 
 
-@router.post("/holders/{handle}/freeze", status_code=204)
+@router.post("/holders/{handle}/freeze", status_code=204, responses=problems(404))
 def freeze(handle: str, body: FreezeIn, caller: StaffCaller, ctx: Ctx) -> None:
     """Freeze at review: refused online at once, and in the next trust bundle."""
     _set_frozen(handle, body, caller, ctx, frozen=True)
 
 
-@router.post("/holders/{handle}/unfreeze", status_code=204)
+@router.post("/holders/{handle}/unfreeze", status_code=204, responses=problems(404))
 def unfreeze(handle: str, body: FreezeIn, caller: StaffCaller, ctx: Ctx) -> None:
     _set_frozen(handle, body, caller, ctx, frozen=False)
 
@@ -161,7 +167,7 @@ def _set_frozen(handle: str, body: FreezeIn, caller: Caller, ctx: Context, *, fr
     )
 
 
-@router.post("/holders/{handle}/loss-report")
+@router.post("/holders/{handle}/loss-report", responses=problems(404))
 def report_loss(handle: str, _caller: StaffCaller, ctx: Ctx) -> dict[str, int]:
     """A loss reported at the counter: every credential and device key of the holder is
     revoked and every session of theirs ends; the holder signs in again and enrols anew."""
@@ -172,7 +178,7 @@ def report_loss(handle: str, _caller: StaffCaller, ctx: Ctx) -> dict[str, int]:
     return {"revoked": revoked}
 
 
-@router.post("/merchants", response_model=dict[str, int])
+@router.post("/merchants", response_model=dict[str, int], responses=problems(409))
 def create_merchant(body: MerchantIn, _caller: AdminCaller, ctx: Ctx) -> dict[str, int]:
     def work(session: Any) -> int:
         return accounts.create_merchant(session, body.name, ctx.settings.currency)
@@ -180,7 +186,7 @@ def create_merchant(body: MerchantIn, _caller: AdminCaller, ctx: Ctx) -> dict[st
     return {"account_id": ctx.run(work)}
 
 
-@router.post("/terminals", response_model=dict[str, str])
+@router.post("/terminals", response_model=dict[str, str], responses=problems(404, 409))
 def create_terminal(body: TerminalIn, _caller: AdminCaller, ctx: Ctx) -> dict[str, str]:
     """Create a till or gate; the answer's one-time code enrols it."""
     now = ctx.now()
@@ -201,9 +207,9 @@ def create_terminal(body: TerminalIn, _caller: AdminCaller, ctx: Ctx) -> dict[st
     return {"terminal_id": body.terminal_id, "enrol_code": code}
 
 
-@router.get("/accounts/{account_id}")
+@router.get("/accounts/{account_id}", responses=problems(404))
 def account(
-    account_id: Annotated[int, Path(ge=1, le=ROW_ID_MAX)], _caller: StaffCaller, ctx: Ctx
+    account_id: Annotated[int, Path(ge=1, le=ROW_ID_MAX), Digits], _caller: StaffCaller, ctx: Ctx
 ) -> dict[str, Any]:
     def work(session: Any) -> dict[str, Any]:
         row = session.get(Account, account_id)

@@ -16,11 +16,13 @@ from duopass.ledger import LedgerError, hash_leaf, make_receipt, open_checkpoint
 from duopass.server.deps import Ctx
 from duopass.server.errors import Code, Problem
 from duopass.server.limits import SEQ_MAX
+from duopass.server.openapi import problems
+from duopass.server.params import Digits
 from duopass.server.services import ledger
 from duopass.server.store.tables import LedgerLeaf
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
-Size = Annotated[int, Query(ge=0, le=SEQ_MAX)]
+Size = Annotated[int, Query(ge=0, le=SEQ_MAX), Digits]
 
 LEDGER_PAGE_ENTRIES_MAX: Final = 1000
 """Entries in one answer of GET /v1/ledger/entries."""
@@ -95,7 +97,9 @@ def consistency(ctx: Ctx, old: Size, new: Size) -> ConsistencyOut:
 def entries(
     ctx: Ctx,
     start: Size,
-    count: Annotated[int, Query(ge=1, le=LEDGER_PAGE_ENTRIES_MAX)] = LEDGER_PAGE_ENTRIES_MAX,
+    count: Annotated[
+        int, Query(ge=1, le=LEDGER_PAGE_ENTRIES_MAX), Digits
+    ] = LEDGER_PAGE_ENTRIES_MAX,
 ) -> EntriesOut:
     """Up to `count` leaves from index `start`, each the exact bytes hashed (base64); fewer only
     where the log ends (none when `start` is the log's size)."""
@@ -117,8 +121,8 @@ def entries(
     return EntriesOut(start=start, entries=_b64(ctx.run(work)))
 
 
-@router.get("/entries/{index}", response_model=EntryOut)
-def entry(ctx: Ctx, index: Annotated[int, Path(ge=0, le=SEQ_MAX)]) -> EntryOut:
+@router.get("/entries/{index}", response_model=EntryOut, responses=problems(404))
+def entry(ctx: Ctx, index: Annotated[int, Path(ge=0, le=SEQ_MAX), Digits]) -> EntryOut:
     """The leaf's exact bytes (base64) and its receipt against the latest checkpoint."""
     now = ctx.now()
 

@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field
 
 from duopass.server.deps import Ctx, StaffCaller
 from duopass.server.limits import REASON_CHARS_MAX, ROW_ID_MAX
+from duopass.server.openapi import problems
+from duopass.server.params import Digits
 from duopass.server.services import alerts
 
 router = APIRouter(prefix="/v1/admin/alerts", tags=["card office"])
@@ -27,16 +29,16 @@ def list_alerts(
     _caller: StaffCaller,
     ctx: Ctx,
     state: Literal["open", "resolved"] = "open",
-    after: Annotated[int, Query(ge=0, le=ROW_ID_MAX)] = 0,
-    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
+    after: Annotated[int, Query(ge=0, le=ROW_ID_MAX), Digits] = 0,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX), Digits] = 100,
 ) -> list[dict[str, Any]]:
     """Alerts oldest first, a page at a time (`after` = the last id seen)."""
     return ctx.run(lambda s: alerts.listing(s, state=state, after=after, limit=limit))
 
 
-@router.post("/{alert_id}/review")
+@router.post("/{alert_id}/review", responses=problems(404, 409))
 def review(
-    alert_id: Annotated[int, Path(ge=1, le=ROW_ID_MAX)],
+    alert_id: Annotated[int, Path(ge=1, le=ROW_ID_MAX), Digits],
     body: ReviewIn,
     caller: StaffCaller,
     ctx: Ctx,

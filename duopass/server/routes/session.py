@@ -13,6 +13,7 @@ from duopass.server.context import Context
 from duopass.server.deps import Client, Ctx, HolderCaller, SignedIn
 from duopass.server.errors import Code, Problem
 from duopass.server.limits import LOGIN_CHARS_MAX, PASSWORD_CHARS_MAX
+from duopass.server.openapi import problems
 from duopass.server.services import auth, second_factor
 
 router = APIRouter(tags=["session"])
@@ -90,13 +91,15 @@ def _raw(text: str, what: str) -> bytes:
         raise Problem(Code.INVALID_REQUEST, f"{what} is not unpadded base64url") from exc
 
 
-@router.post("/v1/session", response_model=TokenOut)
+@router.post("/v1/session", response_model=TokenOut, responses=problems(401, 429))
 def sign_in(body: SignIn, ctx: Ctx, client: Client) -> TokenOut:
     """A holder signs in (password, then a one-time code where one is on); throttled."""
     return sign_in_as(body, ctx, client, staff=False)
 
 
-@router.post("/v1/admin/session", response_model=TokenOut, tags=["card office"])
+@router.post(
+    "/v1/admin/session", response_model=TokenOut, tags=["card office"], responses=problems(401, 429)
+)
 def staff_sign_in(body: SignIn, ctx: Ctx, client: Client) -> TokenOut:
     """A card-office user signs in; throttled like holders."""
     return sign_in_as(body, ctx, client, staff=True)
@@ -116,7 +119,7 @@ def device_challenge(ctx: Ctx) -> ChallengeOut:
     return ChallengeOut(challenge=b64u_encode(data), expires_at=expires)
 
 
-@router.post("/v1/session/device", response_model=TokenOut)
+@router.post("/v1/session/device", response_model=TokenOut, responses=problems(401))
 def device_sign_in(body: DeviceSignIn, ctx: Ctx) -> TokenOut:
     """A holder's wallet signs in with its enrolled device key: never throttled by password
     failures, refused for a revoked (lost) device."""
@@ -161,14 +164,14 @@ def end_other_sessions(caller: HolderCaller, ctx: Ctx) -> EndedOut:
     return EndedOut(ended=ended)
 
 
-@router.post("/v1/me/password", response_model=EndedOut)
+@router.post("/v1/me/password", response_model=EndedOut, responses=problems(429))
 def change_password(body: PasswordIn, caller: HolderCaller, ctx: Ctx) -> EndedOut:
     """A new password, with the current one; every other session ends."""
     ended = auth.change_password(ctx, caller, current=body.current_password, new=body.new_password)
     return EndedOut(ended=ended)
 
 
-@router.post("/v1/me/totp/new", response_model=TotpOut)
+@router.post("/v1/me/totp/new", response_model=TotpOut, responses=problems(429))
 def new_totp(caller: HolderCaller, ctx: Ctx, body: TotpNewIn | None = None) -> TotpOut:
     """A secret for an authenticator app, after a recent password sign-in or (when a factor is
     on) its current code; nothing changes until /v1/me/totp confirms it."""
@@ -181,7 +184,7 @@ def new_totp(caller: HolderCaller, ctx: Ctx, body: TotpNewIn | None = None) -> T
     return TotpOut(secret=secret, uri=uri)
 
 
-@router.post("/v1/me/totp", status_code=204)
+@router.post("/v1/me/totp", status_code=204, responses=problems(409))
 def enable_totp(body: TotpIn, caller: HolderCaller, ctx: Ctx) -> None:
     """Turn on (or change to) the secret /v1/me/totp/new handed out; other sessions end."""
     now = ctx.now()
@@ -196,7 +199,7 @@ def enable_totp(body: TotpIn, caller: HolderCaller, ctx: Ctx) -> None:
     ctx.run(work)
 
 
-@router.delete("/v1/me/totp", response_model=EndedOut)
+@router.delete("/v1/me/totp", response_model=EndedOut, responses=problems(409, 429))
 def disable_totp(caller: HolderCaller, ctx: Ctx, body: TotpOffIn | None = None) -> EndedOut:
     """Turn the second factor off (its current code, or a recent password sign-in); other
     sessions end."""

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Response
 
 from duopass.protocol.encoding import b64u_encode
 from duopass.server.deps import AdminCaller, Ctx, StaffCaller
+from duopass.server.openapi import problems
 from duopass.server.services import settlement
 
 router = APIRouter(prefix="/v1/admin/settlement", tags=["card office"])
@@ -34,7 +35,7 @@ def day_report(
     }
 
 
-@router.post("/{day}/close")
+@router.post("/{day}/close", responses=problems(409))
 def close_day(day: Day, caller: AdminCaller, ctx: Ctx) -> dict[str, Any]:
     """Close an ended day: the report's SHA-256 and totals become a ledger entry."""
     now = ctx.now()

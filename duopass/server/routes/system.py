@@ -7,7 +7,7 @@ from fastapi.responses import Response
 from prometheus_client import generate_latest
 from sqlalchemy import text
 
-from duopass.server.deps import Ctx
+from duopass.server.deps import Ctx, StaffCaller
 
 router = APIRouter(tags=["system"])
 
@@ -26,6 +26,7 @@ def ping() -> dict[str, bool]:
 
 
 @router.get("/metrics", response_class=Response)
-def metrics(ctx: Ctx) -> Response:
-    """Prometheus metrics."""
+def metrics(_caller: StaffCaller, ctx: Ctx) -> Response:
+    """Prometheus metrics, for card-office staff (scan counts by verdict are nobody else's
+    business). A scraper reads the listener of `duopass serve --metrics-port` instead."""
     return Response(generate_latest(ctx.metrics.registry), media_type="text/plain; version=0.0.4")

@@ -14,6 +14,8 @@ from duopass.protocol.verify import Mode
 from duopass.server.deps import Client, Ctx, Signed
 from duopass.server.errors import Code, Problem
 from duopass.server.limits import AMOUNT_MAX, ID_CHARS_MAX, SEQ_MAX, TIME_MAX
+from duopass.server.openapi import problems
+from duopass.server.params import Digits
 from duopass.server.services import bundles, journals, scans, terminals, throttle
 
 router = APIRouter(prefix="/v1/terminal", tags=["terminal"])
@@ -89,7 +91,7 @@ def _raw(text: str, what: str) -> bytes:
         raise Problem(Code.INVALID_REQUEST, f"{what} is not unpadded base64url") from exc
 
 
-@router.post("/enrol", response_model=EnrolOut)
+@router.post("/enrol", response_model=EnrolOut, responses=problems(403, 429))
 def enrol(body: EnrolIn, ctx: Ctx, client: Client) -> EnrolOut:
     """Bind a terminal's key with its one-time enrolment code and a proof of possession; wrong
     codes are throttled per terminal id and per network (429 with Retry-After)."""
@@ -124,7 +126,7 @@ def enrol(body: EnrolIn, ctx: Ctx, client: Client) -> EnrolOut:
     )
 
 
-@router.post("/scans", response_model=ScanOut)
+@router.post("/scans", response_model=ScanOut, responses=problems(403))
 async def scan(body: ScanIn, signed: Signed, ctx: Ctx) -> dict[str, Any]:
     """The verdict of §3 against the whole system; the same (terminal_id, seq) returns the first.
     Concurrent scans are committed together (`Context.group`): answered once durable."""
@@ -158,7 +160,7 @@ async def scan(body: ScanIn, signed: Signed, ctx: Ctx) -> dict[str, Any]:
     "/bundle", response_class=Response, responses={200: {"content": {"application/cbor": {}}}}
 )
 def bundle(
-    signed: Signed, ctx: Ctx, since: Annotated[int, Query(ge=0, le=SEQ_MAX)] = 0
+    signed: Signed, ctx: Ctx, since: Annotated[int, Query(ge=0, le=SEQ_MAX), Digits] = 0
 ) -> Response:
     """The signed trust bundle, whole (`since=0`) or as a delta since a version."""
     now = ctx.now()
@@ -170,7 +172,7 @@ def bundle(
     return Response(ctx.run(work), media_type="application/cbor")
 
 
-@router.post("/journal", response_model=JournalOut)
+@router.post("/journal", response_model=JournalOut, responses=problems(403))
 def journal(body: JournalIn, signed: Signed, ctx: Ctx) -> dict[str, Any]:
     """A signed batch of journal entries (§5), settled exactly once per (terminal_id, seq)."""
     data = _raw(body.batch, "batch")

@@ -13,6 +13,8 @@ from duopass.protocol.encoding import EncodingError, b64u_decode, b64u_encode
 from duopass.server.deps import Ctx, HolderCaller
 from duopass.server.errors import Code, Problem
 from duopass.server.limits import ID_CHARS_MAX, ROW_ID_MAX
+from duopass.server.openapi import problems
+from duopass.server.params import Digits
 from duopass.server.services import accounts, auth, credentials, people
 from duopass.server.store.tables import Account, Posting, Transaction
 
@@ -62,7 +64,7 @@ def _raw(text: str) -> bytes:
         raise Problem(Code.INVALID_REQUEST, "not unpadded base64url") from exc
 
 
-@router.post("/me/devices", response_model=DeviceOut)
+@router.post("/me/devices", response_model=DeviceOut, responses=problems(403, 409))
 def enrol_device(body: DeviceIn, caller: HolderCaller, ctx: Ctx) -> DeviceOut:
     """Enrol a device key; the proof is its signature of the enrolment message."""
     now = ctx.now()
@@ -80,9 +82,9 @@ def enrol_device(body: DeviceIn, caller: HolderCaller, ctx: Ctx) -> DeviceOut:
     return DeviceOut(device_id=device.id)
 
 
-@router.delete("/me/devices/{device_id}", status_code=204)
+@router.delete("/me/devices/{device_id}", status_code=204, responses=problems(404))
 def revoke_device(
-    device_id: Annotated[int, Path(ge=1, le=ROW_ID_MAX)], caller: HolderCaller, ctx: Ctx
+    device_id: Annotated[int, Path(ge=1, le=ROW_ID_MAX), Digits], caller: HolderCaller, ctx: Ctx
 ) -> None:
     now = ctx.now()
     ctx.run(lambda s: people.revoke_device(s, ctx.settings, caller.holder(s), device_id, now))
@@ -101,7 +103,7 @@ def report_loss(caller: HolderCaller, ctx: Ctx) -> dict[str, int]:
     return {"revoked": revoked}
 
 
-@router.post("/wallet/sync", response_model=SyncOut)
+@router.post("/wallet/sync", response_model=SyncOut, responses=problems(403, 404, 409, 429))
 def sync(body: SyncIn, caller: HolderCaller, ctx: Ctx) -> SyncOut:
     """Issue or refresh the purse credential; a retry with the same request id changes nothing."""
     now = ctx.now()

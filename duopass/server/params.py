@@ -1,0 +1,26 @@
+"""Numbers in paths and query strings: ASCII digits only, as every number from outside.
+
+Pydantic's lax integers read `1_000`, ` 5`, `+5` and `5.0` from a query string; a number has one
+spelling here. Use as `Annotated[int, Query(ge=0, le=N), Digits]`.
+"""
+
+from __future__ import annotations
+
+from pydantic import BeforeValidator
+
+from duopass.protocol.encoding import EncodingError, parse_digits
+from duopass.server.limits import PARAM_DIGITS_MAX
+
+__all__ = ["Digits"]
+
+
+def _ascii_digits(value: object) -> object:
+    if not isinstance(value, str):
+        return value  # a default, not from outside
+    try:
+        return parse_digits(value, digits_max=PARAM_DIGITS_MAX)
+    except EncodingError as exc:
+        raise ValueError(f"expected 1 to {PARAM_DIGITS_MAX} ASCII digits") from exc
+
+
+Digits = BeforeValidator(_ascii_digits)
