@@ -7,12 +7,12 @@ import binascii
 import re
 
 from duopass.ledger.errors import LedgerError, LedgerReason
-from duopass.protocol.encoding import EncodingError, parse_digits
 
 __all__ = ["b64decode", "b64encode", "has_control", "parse_decimal"]
 
 _B64_TEXT = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")
+_DECIMAL = re.compile(r"0|[1-9][0-9]*", re.ASCII)
 
 
 def b64encode(data: bytes) -> str:
@@ -34,11 +34,11 @@ def b64decode(text: str, what: str) -> bytes:
 
 
 def parse_decimal(text: str, what: str, *, limit: int) -> int:
-    """An ASCII decimal without leading zeroes (or `0`), at most `limit`."""
-    try:
-        value = parse_digits(text, digits_max=len(str(limit)))
-    except EncodingError as exc:
-        raise LedgerError(LedgerReason.MALFORMED, f"{what} is not a canonical decimal") from exc
+    """An ASCII decimal without leading zeroes (or `0`), at most `limit`. (The ledger reads only
+    `protocol.cbor` of the core, so it checks its digits itself: ASCII only, before `int`.)"""
+    if _DECIMAL.fullmatch(text) is None or len(text) > len(str(limit)):
+        raise LedgerError(LedgerReason.MALFORMED, f"{what} is not a canonical decimal")
+    value = int(text)
     if str(value) != text:
         raise LedgerError(LedgerReason.MALFORMED, f"{what} is not a canonical decimal")
     if value > limit:

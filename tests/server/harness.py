@@ -209,6 +209,29 @@ class Wallet:
         return dict(self.http.get("/v1/me/account", headers=self.auth).json())
 
 
+def password_session(running: Running, login: str) -> dict[str, str]:
+    """A holder's session as a password sign-in just made it, opened in process: for tests that
+    guess wrong passwords on purpose (the fuzzer), whose own sign-ins would be throttled."""
+    from duopass.server.services import auth
+    from duopass.server.store.tables import Holder
+
+    ctx, now = running.ctx, running.ctx.now()
+
+    def opened(session: Any) -> auth.Issued:
+        holder = session.scalars(select(Holder).where(Holder.login == login)).one()
+        return auth.open_session(
+            session,
+            role="holder",
+            principal_id=holder.id,
+            method="password",
+            auth_at=now,
+            device_id=None,
+            now=now,
+        )
+
+    return {"Authorization": f"Bearer {ctx.run(opened).token}"}
+
+
 def ready_wallet(
     http: httpx.Client, admin: Admin, login: str, *, balance: int, overdraft: int = 0
 ) -> Wallet:

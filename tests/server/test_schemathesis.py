@@ -50,7 +50,14 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from duopass.protocol.requests import sign_request
 from duopass.server.errors import Code
-from tests.server.harness import Running, TerminalClient, Wallet, ready_wallet, running_server
+from tests.server.harness import (
+    Running,
+    TerminalClient,
+    Wallet,
+    password_session,
+    ready_wallet,
+    running_server,
+)
 
 Operation = schemathesis.APIOperation[Any, Any, Any, Any]
 
@@ -304,9 +311,8 @@ def _sign_in_again(api: Api, server: Running, wallet: Wallet | None) -> None:
     sessions or reported the loss."""
     if api.mode != "anonymous":
         api.admin_auth = server.admin().auth
-    if wallet is not None:
-        wallet.sign_in()
-        api.holder_auth = wallet.auth
+    if wallet is not None:  # opened in process: the fuzzed password changes throttle its login
+        api.holder_auth = password_session(server, wallet.login)
 
 
 @pytest.mark.slow

@@ -45,6 +45,7 @@ __all__ = [
     "end_session",
     "end_sessions",
     "hash_password",
+    "open_session",
     "password_sign_in",
     "principal",
     "purge",
@@ -126,7 +127,7 @@ def _throttles(ctx: Context, *, login: str, staff: bool, client: str | None) -> 
     ]
 
 
-def _new_token(
+def open_session(
     session: Session,
     *,
     role: str,
@@ -136,6 +137,8 @@ def _new_token(
     device_id: int | None,
     now: int,
 ) -> Issued:
+    """A new session; only its token's digest is stored. The sign-ins call this once their
+    proof checked out."""
     token = secrets.token_urlsafe(32)
     expires = now + TOKEN_LIFETIME_S
     session.add(
@@ -183,7 +186,7 @@ def password_sign_in(
             if refusal is not None:
                 return refusal
         throttle.succeed(session, keys[:1])
-        return _new_token(
+        return open_session(
             session,
             role=person.role,
             principal_id=person.id,
@@ -259,7 +262,7 @@ def device_sign_in(
             )
     except IntegrityError:
         raise refused from None
-    return _new_token(
+    return open_session(
         session,
         role="holder",
         principal_id=holder.id,
