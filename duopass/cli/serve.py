@@ -53,12 +53,17 @@ def serve(
     metrics_host: Annotated[
         str, typer.Option(help="address of the --metrics-port listener")
     ] = "127.0.0.1",
+    testing: Annotated[
+        bool,
+        typer.Option(help="a server for tests: accepts DUOPASS_TEST_CLOCK (a clock tests move)"),
+    ] = False,
 ) -> None:
     """Run the issuer server."""
     import uvicorn
 
     from duopass.server import deadlines
     from duopass.server.app import create_app
+    from duopass.server.clock import MovableClockRefused
     from duopass.server.config import Settings
     from duopass.server.demo import seed
 
@@ -68,7 +73,13 @@ def serve(
     settings = Settings(
         db_url=db or f"sqlite:///{data_dir / 'duopass.db'}", data_dir=data_dir, issuer=issuer
     )
-    app = create_app(settings, keyring=_keyring(data_dir, issuer, create=demo or init))
+    try:
+        app = create_app(
+            settings, keyring=_keyring(data_dir, issuer, create=demo or init), testing=testing
+        )
+    except MovableClockRefused as exc:
+        typer.echo(f"duopass: {exc}", err=True)
+        raise typer.Exit(2) from exc
     if demo:
         document = seed(app.state.context, data_dir / "demo.json")
         if document is not None:
@@ -89,6 +100,7 @@ def serve(
         log_config=None,
         access_log=False,
         http=deadlines.protocol(settings),
+        date_header=False,  # the app dates its answers by its own clock (middleware.DateHeader)
     )
 
 

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from duopass import __version__
 from duopass.server import errors, openapi
+from duopass.server.clock import Clock, MovableClock, MovableClockRefused
 from duopass.server.config import Settings
 from duopass.server.context import Context
 from duopass.server.keyring import Keyring
 from duopass.server.limits import BODY_BYTES_MAX, JOURNAL_BODY_BYTES_MAX
 from duopass.server.maintenance import Maintenance
-from duopass.server.middleware import BodyLimit
+from duopass.server.middleware import BodyLimit, DateHeader
 from duopass.server.routes import (
     admin,
     ledger,
@@ -26,6 +27,7 @@ from duopass.server.routes import (
     terminal,
     wallet,
 )
+from duopass.server.routes import testing as testing_routes
 from duopass.server.services import signing
 from duopass.server.store.db import Database
 
@@ -34,10 +36,22 @@ def create_app(
     settings: Settings,
     *,
     keyring: Keyring | None = None,
-    clock: Callable[[], float] = time.time,
+    clock: Clock = time.time,
     migrate: bool = True,
+    testing: bool = False,
 ) -> FastAPI:
-    """Build the server. The schema is migrated and today's signing keys exist before it answers."""
+    """Build the server. The schema is migrated and today's signing keys exist before it answers.
+
+    `clock` is the one clock the server reads; with `settings.test_clock`, which only a server
+    started for tests (`testing`) accepts, it becomes a `MovableClock` over it that tests move
+    forward over HTTP (`/v1/test/clock`) or in process (`app.state.context.clock`)."""
+    if settings.test_clock:
+        if not testing:
+            raise MovableClockRefused(
+                "test_clock moves the server's time: only a server started for tests "
+                "(duopass serve --testing) accepts it"
+            )
+        clock = MovableClock(clock)
     db = Database(settings.db_url)
     if migrate:
         db.migrate()
@@ -65,10 +79,14 @@ def create_app(
     )
     app.state.context = ctx
     errors.install(app)
-    for module in (terminal, session, wallet, admin, review, settlement, ledger, system):
+    routers = [terminal, session, wallet, admin, review, settlement, ledger, system]
+    if isinstance(clock, MovableClock):
+        routers.append(testing_routes)
+    for module in routers:
         openapi.document(module.router)
         app.include_router(module.router)
     openapi.install(app)
+    app.add_middleware(DateHeader, clock=clock)
     app.add_middleware(
         BodyLimit,
         limit=BODY_BYTES_MAX,

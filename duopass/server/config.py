@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(default=60.0, gt=0, le=3600)
     """A request's body arrives within this of its headers: the largest (a 1.5 MiB journal)
     needs 26 kB/s; every other body is at most 64 KiB."""
+    test_clock: bool = False
+    """Run on a clock tests move (`POST /v1/test/clock`): refused unless the server was
+    started for tests (`duopass serve --testing`)."""
     recent_auth_s: int = Field(default=600, ge=60, le=3600)
     """A password sign-in this recent counts as a step-up for a loss report, ending other
     sessions or changing the second factor (RFC 9470 `max_age`)."""

@@ -1,7 +1,10 @@
-"""ASGI middleware: refuse bodies over the limit before reading them whole."""
+"""ASGI middleware: refuse bodies over the limit before reading them whole; date every answer
+by the server's own clock."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from email.utils import formatdate
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -63,3 +66,26 @@ class _TooLarge(HTTPException):
 async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
     response: Any = problem_response(Code.BODY_TOO_LARGE, f"request body over {limit} bytes")
     await response(scope, receive, send)
+
+
+class DateHeader:
+    """The `Date` header (RFC 9110 §6.6.1) from the server's clock, not the wall clock:
+    terminals set their clock offset by it, so it must agree with the times the server
+    answers and records (the server is run with uvicorn's own Date header off)."""
+
+    def __init__(self, app: ASGIApp, clock: Callable[[], float]) -> None:
+        self.app, self.clock = app, clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def dated(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                date = formatdate(self.clock(), usegmt=True).encode()
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                message = {**message, "headers": [*headers, (b"date", date)]}
+            await send(message)
+
+        await self.app(scope, receive, dated)

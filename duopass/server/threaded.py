@@ -36,6 +36,7 @@ def serving(app: FastAPI) -> Iterator[str]:
         log_level="warning",
         access_log=False,
         http=deadlines.protocol(app.state.context.settings),
+        date_header=False,  # the app dates its answers by its own clock (middleware.DateHeader)
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="duopass-server", daemon=True)

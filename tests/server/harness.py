@@ -71,7 +71,7 @@ def running_server(
     one on the same database and data directory is another server process of the same issuer."""
     config = Settings(db_url=db_url, data_dir=data_dir, **settings)
     keyring = Keyring.create(data_dir, origin="demo-univ/ledger")
-    app = create_app(config, keyring=keyring, clock=clock)
+    app = create_app(config, keyring=keyring, clock=clock, testing=True)
     ctx: Context = app.state.context
     from argon2 import PasswordHasher
 
