@@ -10,6 +10,7 @@ from typing import Any
 from duopass.protocol import make_code
 from duopass.protocol.bundle import open_bundle
 from duopass.protocol.encoding import b64u_decode
+from duopass.server.services import accounts
 from duopass.server.store.tables import CounterSeen
 from tests.server.harness import enrolled_till, ready_wallet
 
@@ -119,6 +120,58 @@ def test_5_interrupted_voids_what_the_server_charged_and_books_nothing(server):
     assert (account["balance"], account["held"]) == (10_000, held)
     assert admin.account(merchant)["balance"] == 0
     assert till.scan(charged, amount=100, seq=3)["ok"]  # its counter is unseen again
+    assert admin.books() == 0
+
+
+def test_5_2_a_conflict_books_nothing_until_a_person_decides(server):
+    """§5.2: other bytes for a (terminal_id, seq) held raise an alert holding both byte strings,
+    once per distinct entry, and book nothing; at review a person books the entry's amount to
+    the holder (`to_holder`) or to the loss account (`to_loss`), or books nothing (`dismiss`)."""
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "gina", balance=10_000)
+    till, merchant = enrolled_till(server.http, admin)
+    code = wallet.code()
+    stored = till.entry(code, seq=1, amount=700)
+    assert till.journal([stored]).json()["rejected"] == []
+    others = [till.entry(code, seq=1, amount=amount) for amount in (2_500, 900, 400)]
+    for other in [*others, others[0]]:  # the first one twice: a resent batch
+        answer = till.journal([other], first=1)
+        assert answer.json()["rejected"] == [{"seq": 1, "reason": "CONFLICT"}]
+    assert admin.account(merchant)["balance"] == 700  # the merchant is never credited twice
+    assert admin.account(wallet.account_id)["balance"] == 10_000 - 700
+    conflicts = _alerts(admin, "conflict")
+    assert [alert["pending"] for alert in conflicts] == [0, 0, 0]
+    assert [alert["evidence"]["amount"] for alert in conflicts] == [2_500, 900, 400]
+    assert b64u_decode(conflicts[0]["evidence"]["stored"]) == stored
+    assert b64u_decode(conflicts[0]["evidence"]["received"]) == others[0]
+    decisions = zip(conflicts, ("to_holder", "to_loss", "dismiss"), strict=True)
+    for alert, action in decisions:
+        done = admin.post(f"/v1/admin/alerts/{alert['id']}/review", {"action": action})
+        assert done.status_code == 200, done.text
+        assert (done.json()["state"], done.json()["pending"]) == ("resolved", 0)
+    assert admin.account(wallet.account_id)["balance"] == 10_000 - 700 - 2_500
+    assert admin.account(merchant)["balance"] == 700 + 2_500 + 900
+    pending = server.ctx.run(lambda s: accounts.system_account(s, "pending", "CNY").balance)
+    assert pending == 0
+    again = admin.post(f"/v1/admin/alerts/{conflicts[0]['id']}/review", {"action": "to_loss"})
+    assert again.status_code == 409
+    assert admin.books() == 0
+
+
+def test_5_2_a_conflict_that_charges_nothing_has_nothing_to_book(server):
+    """§5.2: a conflicting refusal books nothing, at review too: only dismiss or freeze."""
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "hedy", balance=10_000)
+    till, _ = enrolled_till(server.http, admin)
+    code = wallet.code()
+    assert till.journal([till.entry(code, seq=1, amount=700)]).status_code == 200
+    refused = till.entry(code, seq=1, amount=700, verdict="REPLAY")
+    assert till.journal([refused], first=1).json()["rejected"][0]["reason"] == "CONFLICT"
+    (alert,) = _alerts(admin, "conflict")
+    assert alert["evidence"]["amount"] == 0
+    booked = admin.post(f"/v1/admin/alerts/{alert['id']}/review", {"action": "to_holder"})
+    assert booked.status_code == 409
+    assert admin.post(f"/v1/admin/alerts/{alert['id']}/review", {"action": "dismiss"}).is_success
     assert admin.books() == 0
 
 
