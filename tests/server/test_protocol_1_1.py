@@ -5,14 +5,32 @@ in tests/test_wallet.py, the terminal's late window in tests/terminal/test_offli
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
 
 from duopass.protocol import make_code
 from duopass.protocol.bundle import open_bundle
 from duopass.protocol.encoding import b64u_decode
 from duopass.server.services import accounts
 from duopass.server.store.tables import CounterSeen
-from tests.server.harness import enrolled_till, ready_wallet
+from tests.server.conftest import database_url
+from tests.server.harness import Running, enrolled_till, ready_wallet, running_server
+
+ISSUER: dict[str, Any] = {
+    "timezone": "Pacific/Kiritimati",  # UTC+14: the booking day is rarely the UTC day
+    "late_window_s": 13 * 3600,
+    "freshness_s": 20,
+    "clock_skew_s": 120,
+}
+"""An issuer whose policy and time zone are not the defaults."""
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def issuer(request: pytest.FixtureRequest, tmp_path) -> Iterator[Running]:
+    with running_server(database_url(request, tmp_path), tmp_path / "data", **ISSUER) as running:
+        yield running
 
 
 def _alerts(admin, kind: str) -> list[dict[str, Any]]:
@@ -212,3 +230,32 @@ def test_5_3_check_15_is_widened_by_the_clock_skew_at_reconciliation(server):
     assert answer.json()["rejected"] == [{"seq": 2, "reason": "STALE"}]
     assert admin.account(wallet.account_id)["balance"] == 10_000 - 100
     assert admin.books() == 0
+
+
+def test_5_3_check_15_is_widened_by_the_issuers_own_skew(issuer):
+    """§5.3 with the issuer's policy, not the defaults: freshness 20 s + skew 120 s."""
+    admin = issuer.admin()
+    wallet = ready_wallet(issuer.http, admin, "gwen", balance=10_000)
+    till, _ = enrolled_till(issuer.http, admin)
+    credential = b64u_decode(wallet.credential["credential"])
+    now = int(time.time())
+    within = make_code(credential, wallet.key, ctr=0, ts=now - 130)
+    beyond = make_code(credential, wallet.key, ctr=1, ts=now - 150)
+    answer = till.journal(
+        [
+            till.entry(within, seq=1, amount=100, scanned_at=now),
+            till.entry(beyond, seq=2, amount=100, scanned_at=now),
+        ]
+    )
+    assert answer.json()["rejected"] == [{"seq": 2, "reason": "STALE"}]
+
+
+def test_5_4_the_trust_bundle_carries_the_issuers_late_window(issuer):
+    """§5.4: `late_window_s` travels with the §3 policy fields, whole bundles and deltas."""
+    till, _ = enrolled_till(issuer.http, issuer.admin())
+    whole = open_bundle(till.bundle(), till.root_key)
+    delta = open_bundle(till.bundle(since=whole.seq), till.root_key)
+    for bundle in (whole, delta):
+        policy = bundle.policy
+        assert (policy.freshness_s, policy.clock_skew_s) == (20, 120)
+        assert policy.late_window_s == 13 * 3600

@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 from duopass.protocol.encoding import b64u_decode
 from duopass.protocol.journal import GENESIS, Batch, Entry
 from duopass.protocol.reasons import Reason
-from duopass.protocol.trust import Policy
 from duopass.protocol.verify import Mode
 from duopass.server.config import Settings
 from duopass.server.keyring import Keyring
@@ -510,7 +509,7 @@ class _Journal:
             },
         )
         if seen is not None:
-            close = abs(ts - seen.ts) <= Policy().freshness_s
+            close = abs(ts - seen.ts) <= self.settings.policy.freshness_s
             evidence.append(Kind.RELAY_SUSPECTED if close else Kind.CLONE)
             if self._free_funds(holder) < 0:
                 evidence.append(Kind.NEGATIVE_FUNDS)
