@@ -23,10 +23,8 @@ from duopass.protocol.verify import Mode
 from duopass.terminal.client import Client
 from duopass.terminal.store import KEY_NAME, Config, Store
 
-__all__ = ["LATE_WINDOW_DEFAULT_S", "EnrolError", "enrol", "load_key"]
+__all__ = ["EnrolError", "enrol", "load_key"]
 
-LATE_WINDOW_DEFAULT_S = 72 * 3600
-"""The server's late window (§5.4) unless the card office says otherwise at enrolment."""
 _ENROL_TIMEOUT_S = 30.0
 _ISS = re.compile(rf"[!-~]{{1,{ISS_CHARS_MAX}}}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
@@ -42,7 +40,6 @@ def enrol(
     server: str,
     terminal_id: str,
     code: str,
-    late_window_s: int = LATE_WINDOW_DEFAULT_S,
 ) -> Config:
     """Enrol this data directory as `terminal_id`; raises EnrolError."""
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -70,7 +67,7 @@ def enrol(
             )
         finally:
             client.close()
-        config = _config(answer.json(), terminal_id, server, late_window_s)
+        config = _config(answer.json(), terminal_id, server)
         store.put(
             terminal_id=config.terminal_id,
             server=config.server,
@@ -80,7 +77,6 @@ def enrol(
             venue=config.venue,
             currency=config.currency,
             event=config.event,
-            late_window_s=late_window_s,
             key_file=KEY_NAME,
             next_seq=1,
             acked_seq=0,
@@ -107,7 +103,7 @@ def _write_key(path: Path, key: SigningKey) -> None:
         os.fsync(handle.fileno())
 
 
-def _config(doc: object, terminal_id: str, server: str, late_window_s: int) -> Config:
+def _config(doc: object, terminal_id: str, server: str) -> Config:
     """The enrolment answer, checked like any input."""
     if not isinstance(doc, dict):
         raise EnrolError("enrolment answer is not an object")
@@ -140,5 +136,4 @@ def _config(doc: object, terminal_id: str, server: str, late_window_s: int) -> C
         venue=venue,
         currency=currency if mode == Mode.PAY else None,
         event=event if mode == Mode.ENTRY else None,
-        late_window_s=late_window_s,
     )
