@@ -13,6 +13,7 @@ import pytest
 from duopass.protocol import make_code
 from duopass.protocol.bundle import open_bundle
 from duopass.protocol.encoding import b64u_decode
+from duopass.protocol.trust import dump_policy
 from duopass.server.services import accounts
 from duopass.server.store.tables import CounterSeen
 from tests.server.conftest import database_url
@@ -259,3 +260,17 @@ def test_5_4_the_trust_bundle_carries_the_issuers_late_window(issuer):
         policy = bundle.policy
         assert (policy.freshness_s, policy.clock_skew_s) == (20, 120)
         assert policy.late_window_s == 13 * 3600
+
+
+def test_6_the_sync_answer_carries_the_issuers_policy(issuer):
+    """§6: a wallet's sync (each a refresh once it holds one) answers with the §3 policy, in the
+    trust store file's form, so that it hides codes after the issuer's freshness_s."""
+    wallet = ready_wallet(issuer.http, issuer.admin(), "hana", balance=10_000)
+    policy = wallet.credential["policy"]
+    assert policy == dump_policy(issuer.ctx.settings.policy)
+    assert (policy["freshness_s"], policy["clock_skew_s"], policy["late_window_s"]) == (
+        20,
+        120,
+        13 * 3600,
+    )
+    assert wallet.sync(mark=0).json()["policy"] == policy
