@@ -205,7 +205,7 @@ def test_settlement_totals_are_the_merchants_postings(server):
     assert line["payments"] == _ledger_payments(server.http, "till-1")
     csv = admin.http.get(f"/v1/admin/settlement/{day}?format=csv", headers=admin.auth)
     assert csv.headers["content-type"].startswith("text/csv")
-    assert csv.text.splitlines()[0].startswith("day,merchant,terminal")
+    assert csv.text.splitlines()[0].startswith("day,time_zone,merchant,terminal")
     assert admin.post(f"/v1/admin/settlement/{day}/close", {}).status_code == 409  # not ended
 
 

@@ -4,9 +4,14 @@ in tests/test_wallet.py, the terminal's late window in tests/terminal/test_offli
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -274,3 +279,49 @@ def test_6_the_sync_answer_carries_the_issuers_policy(issuer):
         13 * 3600,
     )
     assert wallet.sync(mark=0).json()["policy"] == policy
+
+
+def _day(when: float) -> str:
+    return datetime.fromtimestamp(when, ZoneInfo(ISSUER["timezone"])).date().isoformat()
+
+
+def test_5_4_the_booking_day_is_in_the_issuers_zone_and_every_report_names_it(issuer):
+    """§5.4: an entry books on the day the server books it in the issuer's configured time zone,
+    and the settlement report says which zone: JSON, CSV and `duopass settlement`."""
+    admin = issuer.admin()
+    wallet = ready_wallet(issuer.http, admin, "ines", balance=10_000)
+    till, _ = enrolled_till(issuer.http, admin)
+    before = time.time()
+    assert till.scan(wallet.code(), amount=450, seq=1)["ok"]
+    reports = {
+        day: admin.http.get(f"/v1/admin/settlement/{day}", headers=admin.auth).json()
+        for day in {_day(before), _day(time.time())}  # one day, unless midnight passed
+    }
+    day, report = next((d, r) for d, r in reports.items() if r["lines"])
+    assert report["time_zone"] == "Pacific/Kiritimati"
+    assert [line["payments"] for line in report["lines"]] == [450]
+    csv = admin.http.get(f"/v1/admin/settlement/{day}?format=csv", headers=admin.auth).text
+    header, row = csv.splitlines()
+    assert header.startswith("day,time_zone,merchant,terminal")
+    assert row.startswith(f"{day},Pacific/Kiritimati,canteen-till-1,till-1,")
+    env = {**os.environ, "DUOPASS_TIMEZONE": "Pacific/Kiritimati"}
+    command = [
+        sys.executable,
+        "-m",
+        "duopass",
+        "settlement",
+        day,
+        "--db",
+        issuer.ctx.settings.db_url,
+    ]
+    for extra in ([], ["--csv"]):
+        printed = subprocess.run(
+            [*command, *extra],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert printed.returncode == 0, printed.stderr
+        assert "Pacific/Kiritimati" in printed.stdout
+    assert printed.stdout == csv
