@@ -218,6 +218,22 @@ def test_5_3_a_revocation_the_entrys_bundle_held_is_evidence_not_a_refusal(serve
     assert admin.books() == 0
 
 
+def test_5_3_a_freeze_the_entrys_bundle_held_is_evidence_too(server):
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "elke", balance=10_000)
+    till, _ = enrolled_till(server.http, admin)
+    code = wallet.code()
+    frozen = admin.post(f"/v1/admin/holders/{wallet.handle}/freeze", {"reason": "review"})
+    assert frozen.status_code == 204, frozen.text
+    freezing = open_bundle(till.bundle(), till.root_key)
+    assert wallet.handle in freezing.frozen_added
+    entry = till.entry(code, seq=1, amount=300, bundle_seq=freezing.seq)
+    assert till.journal([entry]).json()["rejected"] == []
+    assert admin.account(wallet.account_id)["balance"] == 10_000 - 300
+    assert _alerts(admin, "revoked_accepted")
+    assert admin.books() == 0
+
+
 def test_5_3_check_15_is_widened_by_the_clock_skew_at_reconciliation(server):
     """§5.3: the scan time must be within freshness_s + clock_skew_s (60 + 300) of `ts`."""
     admin = server.admin()

@@ -117,9 +117,7 @@ def _issue(
     refresh: bool,
     now: int,
 ) -> Credential:
-    """A new purse credential sized to the free funds, for the sync `request` (its id and
-    fingerprint), with its holds and its ledger event; a reissue after a loss report (§6)
-    revokes every older credential of the holder first."""
+    """A new purse credential for the sync `request` (id, fingerprint): sized to free funds."""
     uses, txmax, offline = _size(account, settings, holder)
     fresh = Claims(
         iss=settings.issuer,
@@ -134,12 +132,7 @@ def _issue(
         cur=account.currency,
         gen=_generation(session, holder),
     )
-    lost = None if refresh else _replaced(session, holder)
-    claims = fresh if lost is None else _reissued(lost, fresh)
-    if lost is not None:
-        people.revoke_live_credentials(
-            session, settings, holder, device_id=None, reason="reissue", now=now
-        )
+    claims, lost = (fresh, None) if refresh else _reissue(session, settings, holder, fresh, now)
     key = signing.current(session, keyring, settings, now)
     credential = Credential(
         cti=claims.cti,
@@ -178,7 +171,7 @@ def _issue(
             "exp": claims.exp,
             "offline": int(offline),
             "gen": claims.gen,
-            **({} if lost is None else {"replaces": lost.cti}),
+            **({} if lost is None else {"replaces": lost}),
         },
     )
     return credential
@@ -221,16 +214,26 @@ def _replaced(session: Session, holder: Holder) -> Credential | None:
     return None if since else lost
 
 
-def _reissued(lost: Credential, fresh: Claims) -> Claims:
-    """The replacement of a lost card as a §6 reissue of the lost credential: its validity
-    (`reissue`), bound to the new device, with `uses` and `txmax` sized to the funds now. A lost
-    credential that has expired leaves nothing to keep: a purse's validity is only its daily
-    renewal, so the replacement gets `fresh`'s, at the next generation all the same."""
+def _reissue(
+    session: Session, settings: Settings, holder: Holder, fresh: Claims, now: int
+) -> tuple[Claims, bytes | None]:
+    """The claims of a credential that is not a refresh, and the `cti` it replaces. The first
+    after a loss report is a §6 reissue of the lost credential: every older credential of the
+    holder revoked, its validity kept (`reissue`), bound to the new device, with `uses` and
+    `txmax` sized to the funds now. A lost credential that has expired leaves nothing to keep:
+    a purse's validity is only its daily renewal, so the replacement gets `fresh`'s, at the
+    next generation all the same."""
+    lost = _replaced(session, holder)
+    if lost is None:
+        return fresh, None
+    people.revoke_live_credentials(
+        session, settings, holder, device_id=None, reason="reissue", now=now
+    )
     old = decode_credential(loads(lost.l1), lost.l1).claims
     kept = reissue(old, cti=fresh.cti, iat=fresh.iat, device_key=fresh.device_key)
     if kept is None:
-        return replace(fresh, gen=old.gen + 1)
-    return replace(kept, uses=fresh.uses, txmax=fresh.txmax, cur=fresh.cur)
+        return replace(fresh, gen=old.gen + 1), lost.cti
+    return replace(kept, uses=fresh.uses, txmax=fresh.txmax, cur=fresh.cur), lost.cti
 
 
 def _size(account: Account, settings: Settings, holder: Holder) -> tuple[int, int, bool]:
