@@ -17,14 +17,29 @@ def settlement(
     ] = None,
     data_dir: Annotated[Path, typer.Option(help="the server's data dir")] = Path("duopass-data"),
     csv: Annotated[bool, typer.Option("--csv", help="CSV on standard output")] = False,
+    timezone: Annotated[
+        str | None,
+        typer.Option(
+            envvar="DUOPASS_TIMEZONE",
+            help="the issuer's time zone, as `duopass serve` reads it [default: the server's]",
+        ),
+    ] = None,
 ) -> None:
-    """Print a day's settlement per merchant and terminal; totals are the postings' own."""
+    """Print a day's settlement per merchant and terminal; totals are the postings' own. The
+    booking day is in the issuer's time zone (DUOPASS_TIMEZONE, as `duopass serve` reads it)."""
     from sqlalchemy import create_engine
     from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.orm import Session
 
+    from duopass.server.config import Settings
     from duopass.server.errors import Problem
     from duopass.server.services import settlement as service
+
+    try:
+        zone = Settings(timezone=timezone).timezone if timezone else Settings().timezone
+    except ValueError as exc:  # pydantic's ValidationError: an unknown zone
+        typer.echo(f"duopass: unknown time zone {timezone!r}", err=True)
+        raise typer.Exit(2) from exc
 
     url = db or f"sqlite:///{data_dir / 'duopass.db'}"
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
@@ -41,9 +56,9 @@ def settlement(
         typer.echo(f"duopass: cannot read the database: {type(exc).__name__}", err=True)
         raise typer.Exit(2) from exc
     if csv:
-        typer.echo(service.to_csv(day, lines), nl=False)
+        typer.echo(service.to_csv(day, lines, zone=zone), nl=False)
         return
-    typer.echo(f"settlement {day}")
+    typer.echo(f"settlement {day} (booking day in {zone})")
     typer.echo(f"{'merchant':<24} {'terminal':<16} {'payments':>12} {'count':>6} {'net':>12}")
     for line in lines:
         typer.echo(

@@ -19,7 +19,6 @@ from duopass.protocol.encoding import b64u_encode
 from duopass.protocol.verify import Mode
 from duopass.terminal import (
     AMOUNT_MAX,
-    LATE_WINDOW_DEFAULT_S,
     Busy,
     EnrolError,
     NotEnrolled,
@@ -76,15 +75,19 @@ def enrol_command(
     code: Annotated[str, typer.Option(help="the one-time enrolment code")],
     data_dir: DataDir = _DEFAULT_DIR,
     late_window_s: Annotated[
-        int, whole(13 * 3600, 366 * 86_400, help="the server's late window (§5.4), seconds")
-    ] = LATE_WINDOW_DEFAULT_S,
+        int | None, typer.Option(hidden=True, help="deprecated: the trust bundle carries it")
+    ] = None,
 ) -> None:
     """Enrol this terminal: a new key, the root key pinned, the first trust bundle."""
     _logging(False)
-    try:
-        config = enrol(
-            data_dir, server=server, terminal_id=terminal_id, code=code, late_window_s=late_window_s
+    if late_window_s is not None:  # before protocol revision 1.1 the bundle did not carry it
+        typer.echo(
+            "duopass terminal: --late-window-s is deprecated and ignored: the late window"
+            " comes with the trust bundle (§5.4)",
+            err=True,
         )
+    try:
+        config = enrol(data_dir, server=server, terminal_id=terminal_id, code=code)
     except (EnrolError, Refused, Unreachable) as exc:
         raise _fail(f"enrolment failed: {exc}", EXIT_FAILED) from exc
     with _open(data_dir) as terminal:
@@ -222,6 +225,7 @@ def status(
             "bundle_seq": trust.seq if trust else None,
             "bundle_age_s": now + store.clock_offset - trust.issued_at if trust else None,
             "bundle_max_age_s": trust.max_age_s if trust else None,
+            "late_window_s": trust.policy(config.iss).late_window_s if trust else None,
             "clock_offset_s": store.clock_offset,
             "link": store.get("link", "online"),
             "link_since": store.get("link_changed_at"),

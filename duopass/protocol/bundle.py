@@ -4,7 +4,7 @@ docs/protocol-core.md) and signature are COSE_Sign1 as in codes, with the root k
 
     {1: 1, 2: seq, 3: issued_at, 4: max_age_s, 5: since (0 = whole), 6: iss,
      7: {1: freshness_s, 2: clock_skew_s, 3: static_tickets (0|1),
-         4: max_lifetime_s purse, 5: identity, 6: ticket},
+         4: max_lifetime_s purse, 5: identity, 6: ticket, 7: late_window_s},
      8: [[kid, x, nbf, exp], ...] keys added,   9: [kid, ...] keys removed,
      10: [cti, ...] revoked added,              11: [cti, ...] revocations dropped,
      12: [sub, ...] frozen,                     13: [sub, ...] unfrozen}
@@ -26,6 +26,7 @@ from duopass.protocol.limits import (
     ED25519_KEY_BYTES,
     ISS_CHARS_MAX,
     KID_BYTES,
+    LATE_WINDOW_DEFAULT_S,
     SUB_CHARS_MAX,
 )
 from duopass.protocol.trust import Issuer, Policy, TrustKey, TrustStore
@@ -74,6 +75,7 @@ def encode_bundle(bundle: Bundle, root_key: SigningKey) -> bytes:
             4: policy.max_lifetime_s(Kind.PURSE),
             5: policy.max_lifetime_s(Kind.IDENTITY),
             6: policy.max_lifetime_s(Kind.TICKET),
+            7: policy.late_window_s,
         },
         8: [[k.kid, k.x, k.nbf, k.exp] for k in bundle.keys_added],
         9: list(bundle.keys_removed),
@@ -193,11 +195,15 @@ def _key(entry: object) -> TrustKey:
 
 
 def _policy(value: object) -> Policy:
-    if type(value) is not dict or set(value) != {1, 2, 3, 4, 5, 6}:
+    """Keys 1-6 are required; 7 (the late window, revision 1.1) may be absent, as in bundles
+    from before it: then 72 h. Other keys are ignored, so that a field added later does not make
+    terminals of this version refuse every bundle, as key 7 makes older ones do."""
+    if type(value) is not dict or not set(value) >= {1, 2, 3, 4, 5, 6}:
         raise MalformedError("bundle policy")
     fields = [_uint(value[n]) for n in range(1, 7)]
     if fields[2] not in (0, 1):
         raise MalformedError("bundle policy static_tickets")
+    late = _uint(value[7]) if 7 in value else LATE_WINDOW_DEFAULT_S
     return Policy(
         freshness_s=fields[0],
         clock_skew_s=fields[1],
@@ -205,4 +211,5 @@ def _policy(value: object) -> Policy:
         max_lifetime_purse_s=fields[3],
         max_lifetime_identity_s=fields[4],
         max_lifetime_ticket_s=fields[5],
+        late_window_s=late,
     )

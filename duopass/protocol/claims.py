@@ -7,7 +7,7 @@ issuer can never mint a credential that a verifier would call MALFORMED.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import Any, Final
 
@@ -26,7 +26,7 @@ from duopass.protocol.limits import (
     VENUE_CHARS_MAX,
 )
 
-__all__ = ["Claims", "Kind", "encode_claims", "parse_claims"]
+__all__ = ["Claims", "Kind", "encode_claims", "parse_claims", "reissue"]
 
 # CWT claim keys (RFC 8392) and the duopass map's keys (§2).
 ISS: Final = 1
@@ -78,6 +78,17 @@ class Claims:
     gen: int = 0
     ent: int = 1
     crit: tuple[int, ...] | None = None
+
+
+def reissue(old: Claims, *, cti: bytes, iat: int, device_key: bytes | None) -> Claims | None:
+    """§6: the claims of a reissue of `old` (a ticket, a lost card): a new `cti`, the same `sub`,
+    `gen` + 1, bound to the new device key, with everything else kept: `exp`, `nbf`, `ev`,
+    `scope`, `ent` (a reissue never extends) and `uses`, `txmax`, `cur`, for the issuer to size
+    anew where it must. None when `old` has expired by `iat`: nothing is left to keep, and no
+    credential can end before it starts."""
+    if iat >= old.exp:
+        return None
+    return replace(old, cti=cti, iat=iat, device_key=device_key, gen=old.gen + 1)
 
 
 def encode_claims(claims: Claims) -> bytes:

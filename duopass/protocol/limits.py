@@ -40,6 +40,9 @@ FRESHNESS_DEFAULT_S: Final = 60
 CLOCK_SKEW_DEFAULT_S: Final = 300
 MAX_LIFETIME_DEFAULT_S: Final = {"purse": 86_400, "identity": 86_400, "ticket": 2_592_000}
 MAX_AGE_DEFAULT_S: Final = 86_400
+LATE_WINDOW_DEFAULT_S: Final = 72 * 3600
+"""§5.4: how late a charging journal entry may arrive and still settle; issuer policy, in the
+trust bundle with the §3 fields (revision 1.1)."""
 
 REQUEST_TIME_DIGITS_MAX: Final = 12
 """Longest `Duopass-Time` a signed terminal request may carry (protocol.requests)."""

@@ -20,6 +20,7 @@ from duopass.protocol.limits import (
     FRESHNESS_DEFAULT_S,
     INT_ABS_LIMIT,
     ISS_CHARS_MAX,
+    LATE_WINDOW_DEFAULT_S,
     MAX_LIFETIME_DEFAULT_S,
     SUB_CHARS_MAX,
     TRUST_FILE_BYTES_MAX,
@@ -32,7 +33,9 @@ __all__ = [
     "TrustStore",
     "TrustStoreError",
     "TrustView",
+    "dump_policy",
     "dump_trust_store",
+    "parse_policy",
     "parse_trust_store",
 ]
 
@@ -58,7 +61,8 @@ class TrustStoreError(ValueError):
 
 @dataclass(frozen=True, kw_only=True)
 class Policy:
-    """An issuer's verification policy; every field defaults as §3 says."""
+    """An issuer's policy; every field defaults as §3 says, and the late window as §5.4 does
+    (terminals need it for their backlog rule, §5.5)."""
 
     freshness_s: int = FRESHNESS_DEFAULT_S
     clock_skew_s: int = CLOCK_SKEW_DEFAULT_S
@@ -66,6 +70,7 @@ class Policy:
     max_lifetime_purse_s: int = MAX_LIFETIME_DEFAULT_S["purse"]
     max_lifetime_identity_s: int = MAX_LIFETIME_DEFAULT_S["identity"]
     max_lifetime_ticket_s: int = MAX_LIFETIME_DEFAULT_S["ticket"]
+    late_window_s: int = LATE_WINDOW_DEFAULT_S
 
     def max_lifetime_s(self, kind: Kind) -> int:
         """Longest `exp - iat` the issuer allows for a credential of this kind."""
@@ -171,7 +176,7 @@ def dump_trust_store(store: TrustStore) -> bytes:
                     {"kid": b64u_encode(k.kid), "x": b64u_encode(k.x), "nbf": k.nbf, "exp": k.exp}
                     for k in issuer.keys
                 ],
-                "policy": _policy_doc(issuer.policy),
+                "policy": dump_policy(issuer.policy),
             }
             for issuer in store.issuers
         ],
@@ -181,12 +186,15 @@ def dump_trust_store(store: TrustStore) -> bytes:
     return (json.dumps(doc, indent=1) + "\n").encode()
 
 
-def _policy_doc(policy: Policy) -> dict[str, Any]:
+def dump_policy(policy: Policy) -> dict[str, Any]:
+    """A policy as the trust store file writes it (a JSON object); also what the server tells
+    wallets (§6)."""
     return {
         "freshness_s": policy.freshness_s,
         "clock_skew_s": policy.clock_skew_s,
         "static_tickets": policy.static_tickets,
         "max_lifetime_s": {kind.policy_name: policy.max_lifetime_s(kind) for kind in Kind},
+        "late_window_s": policy.late_window_s,
     }
 
 
@@ -195,7 +203,7 @@ def _issuer(value: object) -> Issuer:
     iss = _iss(entry)
     keys = tuple(_key(item) for item in _list(entry, "keys"))
     _distinct((key.kid for key in keys), f"kid of issuer {iss!r}")
-    policy = _policy(entry["policy"]) if "policy" in entry else _DEFAULT_POLICY
+    policy = parse_policy(entry["policy"]) if "policy" in entry else _DEFAULT_POLICY
     return Issuer(iss, keys, policy)
 
 
@@ -213,10 +221,12 @@ def _key(value: object) -> TrustKey:
     return TrustKey(KeyId(kid), x, nbf, exp)
 
 
-def _policy(value: object) -> Policy:
+def parse_policy(value: object) -> Policy:
+    """A policy from its decoded JSON object; absent fields take their defaults, unknown ones
+    are ignored. Raises TrustStoreError."""
     entry = _object(value, "policy")
     fields: dict[str, Any] = {}
-    for name in ("freshness_s", "clock_skew_s"):
+    for name in ("freshness_s", "clock_skew_s", "late_window_s"):
         if name in entry:
             fields[name] = _int(entry, name)
     if "static_tickets" in entry:

@@ -13,7 +13,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from duopass.protocol.limits import ISS_CHARS_MAX
+from duopass.protocol.limits import (
+    CLOCK_SKEW_DEFAULT_S,
+    FRESHNESS_DEFAULT_S,
+    ISS_CHARS_MAX,
+    LATE_WINDOW_DEFAULT_S,
+)
+from duopass.protocol.trust import Policy
 
 
 class Settings(BaseSettings):
@@ -36,7 +42,10 @@ class Settings(BaseSettings):
     """Largest offline payment a credential allows, in minor units (30.00 by default)."""
     refresh_max_per_day: int = Field(default=4, ge=1)
     refresh_reserve: int = Field(default=2, ge=0)
-    late_window_s: int = Field(default=72 * 3600, ge=3600)
+    late_window_s: int = Field(default=LATE_WINDOW_DEFAULT_S, ge=3600)
+    """§5.4; terminals learn it from the trust bundle (revision 1.1)."""
+    freshness_s: int = Field(default=FRESHNESS_DEFAULT_S, ge=1, le=3600)
+    clock_skew_s: int = Field(default=CLOCK_SKEW_DEFAULT_S, ge=0, le=3600)
     key_publish_ahead_days: int = Field(default=7, ge=1, le=30)
     static_tickets: bool = False
     header_timeout_s: float = Field(default=5.0, gt=0, le=300)
@@ -77,3 +86,14 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def policy(self) -> Policy:
+        """The issuer's policy (§3, and the late window of §5.4): what bundles carry to
+        terminals and sync answers to wallets, and what the server verifies and settles with."""
+        return Policy(
+            freshness_s=self.freshness_s,
+            clock_skew_s=self.clock_skew_s,
+            static_tickets=self.static_tickets,
+            late_window_s=self.late_window_s,
+        )

@@ -15,7 +15,7 @@ and forwards the journal in signed batches. It speaks to the server over HTTP on
 
 from duopass.terminal.agent import AMOUNT_MAX, Agent, Result
 from duopass.terminal.client import Client, Refused, Unreachable
-from duopass.terminal.enrol import LATE_WINDOW_DEFAULT_S, EnrolError, enrol
+from duopass.terminal.enrol import EnrolError, enrol
 from duopass.terminal.link import Link, State
 from duopass.terminal.runtime import Busy, NotEnrolled, Settings, Terminal
 from duopass.terminal.scanner import format_amount, parse_amount, read_lines
@@ -23,7 +23,6 @@ from duopass.terminal.store import DurableMemory, Store
 
 __all__ = [
     "AMOUNT_MAX",
-    "LATE_WINDOW_DEFAULT_S",
     "Agent",
     "Busy",
     "Client",

@@ -194,12 +194,14 @@ class Agent:
         )
 
     def _backlogged(self, now: int) -> bool:
-        """§5.5: the oldest unacknowledged entry is older than the late window minus 12 h."""
+        """§5.5: the oldest unacknowledged entry is older than the late window minus 12 h; the
+        late window is the issuer's, from the trust bundle (§5.4; 72 h until one says)."""
         oldest = self.store.oldest_unacked()
         if oldest is None:
             return False
         age = now - (oldest + self.client.offset)
-        return age > self.settings.late_window_s - BACKLOG_MARGIN_S
+        late_window_s = self.verifier.trust.policy(self.settings.iss).late_window_s
+        return age > late_window_s - BACKLOG_MARGIN_S
 
     def _acceptance(self, text: str, result: Result) -> Acceptance | None:
         """What the server's acceptance adds to this terminal's memory (§3: online acceptances

@@ -23,10 +23,8 @@ from duopass.protocol.verify import Mode
 from duopass.terminal.client import Client
 from duopass.terminal.store import KEY_NAME, Config, Store
 
-__all__ = ["LATE_WINDOW_DEFAULT_S", "EnrolError", "enrol", "load_key"]
+__all__ = ["EnrolError", "enrol", "load_key"]
 
-LATE_WINDOW_DEFAULT_S = 72 * 3600
-"""The server's late window (§5.4) unless the card office says otherwise at enrolment."""
 _ENROL_TIMEOUT_S = 30.0
 _ENROLLING = "enrolling"
 """Names the terminal id the key file was made for while enrolment has not succeeded."""
@@ -44,7 +42,6 @@ def enrol(
     server: str,
     terminal_id: str,
     code: str,
-    late_window_s: int = LATE_WINDOW_DEFAULT_S,
     timeout_s: float = _ENROL_TIMEOUT_S,
 ) -> Config:
     """Enrol this data directory as `terminal_id`; raises EnrolError."""
@@ -72,7 +69,7 @@ def enrol(
             )
         finally:
             client.close()
-        config = _config(answer.json(), terminal_id, server, late_window_s)
+        config = _config(answer.json(), terminal_id, server)
         store.put(
             terminal_id=config.terminal_id,
             server=config.server,
@@ -82,7 +79,6 @@ def enrol(
             venue=config.venue,
             currency=config.currency,
             event=config.event,
-            late_window_s=late_window_s,
             key_file=KEY_NAME,
             next_seq=1,
             acked_seq=0,
@@ -126,7 +122,7 @@ def _write_key(path: Path, key: SigningKey) -> None:
         os.fsync(handle.fileno())
 
 
-def _config(doc: object, terminal_id: str, server: str, late_window_s: int) -> Config:
+def _config(doc: object, terminal_id: str, server: str) -> Config:
     """The enrolment answer, checked like any input."""
     if not isinstance(doc, dict):
         raise EnrolError("enrolment answer is not an object")
@@ -159,5 +155,4 @@ def _config(doc: object, terminal_id: str, server: str, late_window_s: int) -> C
         venue=venue,
         currency=currency if mode == Mode.PAY else None,
         event=event if mode == Mode.ENTRY else None,
-        late_window_s=late_window_s,
     )

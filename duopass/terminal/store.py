@@ -69,7 +69,6 @@ class Config:
     venue: str | None
     currency: str | None
     event: str | None
-    late_window_s: int
 
 
 @dataclass(frozen=True)
@@ -180,7 +179,6 @@ class Store:
             venue=text("venue"),
             currency=text("currency"),
             event=text("event"),
-            late_window_s=self._int("late_window_s"),
         )
 
     @property

@@ -16,6 +16,7 @@ import httpx
 
 from duopass.protocol.encoding import EncodingError, b64u_decode, b64u_encode
 from duopass.protocol.limits import USES_MAX
+from duopass.protocol.trust import Policy, TrustStoreError, parse_policy
 from duopass.wallet.errors import Failure, WalletError
 from duopass.wallet.limits import (
     CHALLENGE_BYTES_MAX,
@@ -60,6 +61,8 @@ class SyncAnswer:
     exp: int
     offline: bool
     server_time: int
+    policy: Policy | None
+    """The issuer's policy (§6); None from a server that does not send it: §3's defaults."""
 
 
 class Client:
@@ -126,6 +129,7 @@ class Client:
             exp=_int(answer, "exp", 0, TIME_MAX),
             offline=_bool(answer, "offline"),
             server_time=_int(answer, "server_time", 0, TIME_MAX),
+            policy=_policy(answer),
         )
 
     def account(self, token: str) -> dict[str, int | str]:
@@ -202,3 +206,12 @@ def _b64u(document: dict[str, Any], name: str, max_bytes: int) -> bytes:
         return b64u_decode(value)
     except EncodingError as exc:
         raise _bad(name) from exc
+
+
+def _policy(document: dict[str, Any]) -> Policy | None:
+    if "policy" not in document:
+        return None
+    try:
+        return parse_policy(document["policy"])
+    except TrustStoreError as exc:
+        raise _bad("policy") from exc

@@ -12,7 +12,7 @@ from pathlib import Path
 from duopass.protocol.keys import KeyFileError, SigningKey
 from duopass.protocol.limits import KEY_FILE_BYTES_MAX
 from duopass.wallet.errors import Failure, WalletError
-from duopass.wallet.state import sync_directory
+from duopass.wallet.files import sync_directory
 
 __all__ = ["load_key", "load_or_create_key"]
 

@@ -29,19 +29,22 @@ wallet, which §4.6 bounds anyway. The device number is left out: it can change 
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 from duopass.protocol.cbor import MalformedError, loads
 from duopass.protocol.code import Credential, decode_credential
+from duopass.protocol.trust import Policy, dump_policy, parse_policy
 from duopass.wallet.clock import ClockSample
 from duopass.wallet.errors import Failure, WalletError
+from duopass.wallet.files import create_private
 from duopass.wallet.limits import L1_BYTES_MAX, LOCK_TIMEOUT_S, REFRESH_RESERVE, REQUEST_ID_BYTES
 
 __all__ = [
@@ -51,11 +54,11 @@ __all__ = [
     "Snapshot",
     "State",
     "decode_l1",
-    "sync_directory",
     "usable",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: the issuer's policy from the last sync answer (protocol revision 1.1); 1 is upgraded."""
 _T = TypeVar("_T")
 _MACHINE_ID_FILES = (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id"))
 _MACHINE_ID_CHARS_MAX = 64
@@ -68,13 +71,13 @@ CREATE TABLE IF NOT EXISTS wallet (
     next_ctr INTEGER NOT NULL DEFAULT 0,
     ceiling INTEGER NOT NULL DEFAULT -1,
     request_id TEXT, request_mark INTEGER, request_binding TEXT,
-    clock_server INTEGER, clock_wall REAL, clock_elapsed REAL, clock_boot TEXT
+    clock_server INTEGER, clock_wall REAL, clock_elapsed REAL, clock_boot TEXT, policy TEXT
 )
 """
 _SELECT = (
     "SELECT binding, server, login, token, token_expires, device_id, l1, offline, next_ctr,"
     " ceiling, request_id, request_mark, request_binding, clock_server, clock_wall,"
-    " clock_elapsed, clock_boot FROM wallet WHERE id = 1"
+    " clock_elapsed, clock_boot, policy FROM wallet WHERE id = 1"
 )
 
 
@@ -125,6 +128,8 @@ class Snapshot:
     pending: Pending | None
     clock: ClockSample | None
     restored: bool
+    policy: Policy = field(default_factory=Policy)
+    """The issuer's, from the last sync answer; §3's defaults when it carried none."""
 
 
 class State:
@@ -132,7 +137,7 @@ class State:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        _create_file(path)
+        create_private(path)
         try:
             self._db = sqlite3.connect(path, timeout=LOCK_TIMEOUT_S, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -141,8 +146,11 @@ class State:
             with self._transaction() as db:
                 version = db.execute("PRAGMA user_version").fetchone()[0]
                 tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-                if version != SCHEMA_VERSION and (version, tables) != (0, 0):
+                if version not in (1, SCHEMA_VERSION) and (version, tables) != (0, 0):
                     raise WalletError(Failure.STATE, f"{path}: not a wallet state file")
+                if version == 1:  # no policy kept yet: the defaults, until the next sync
+                    db.execute("ALTER TABLE wallet ADD COLUMN policy TEXT")
+                    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 if version == 0:
                     db.execute(_SCHEMA)
                     db.execute("INSERT INTO wallet (id, binding) VALUES (1, ?)", (self._binding,))
@@ -229,10 +237,18 @@ class State:
             )
             return pending
 
-    def finish_sync(self, request_id: str, *, l1: bytes, offline: bool, clock: ClockSample) -> Held:
+    def finish_sync(
+        self,
+        request_id: str,
+        *,
+        l1: bytes,
+        offline: bool,
+        clock: ClockSample,
+        policy: Policy | None = None,
+    ) -> Held:
         """Store the answer to `request_id`: a new credential starts at counter 0 and binds the
         file to where it now lives. The same credential again (another instance stored this
-        answer first) keeps its counters."""
+        answer first) keeps its counters. The answer's policy replaces the one kept."""
         credential = decode_l1(l1)
         with self._transaction() as db:
             snapshot = self._read(db)
@@ -257,8 +273,8 @@ class State:
                 )
             db.execute(
                 "UPDATE wallet SET clock_server = ?, clock_wall = ?, clock_elapsed = ?,"
-                " clock_boot = ? WHERE id = 1",
-                (clock.server, clock.wall, clock.elapsed, clock.boot),
+                " clock_boot = ?, policy = ? WHERE id = 1",
+                (clock.server, clock.wall, clock.elapsed, clock.boot, _policy_text(policy)),
             )
             held = self._read(db).held
             assert held is not None
@@ -314,7 +330,7 @@ def decode_l1(l1: bytes) -> Credential:
 def _snapshot(row: tuple[object, ...], binding: str) -> Snapshot:
     (
         bound, server, login, token, token_expires, device_id, l1, offline, next_ctr, ceiling,
-        request_id, request_mark, request_binding, c_server, c_wall, c_elapsed, c_boot,
+        request_id, request_mark, request_binding, c_server, c_wall, c_elapsed, c_boot, policy,
     ) = row  # fmt: skip
     account = None
     if device_id is not None:
@@ -344,35 +360,18 @@ def _snapshot(row: tuple[object, ...], binding: str) -> Snapshot:
         clock = ClockSample(
             _typed(c_server, int), _typed(c_wall, float), _typed(c_elapsed, float), boot
         )
-    return Snapshot(account, held, pending, clock, restored=bound != binding)
+    kept = Policy() if policy is None else parse_policy(json.loads(_typed(policy, str)))
+    return Snapshot(account, held, pending, clock, restored=bound != binding, policy=kept)
+
+
+def _policy_text(policy: Policy | None) -> str | None:
+    return None if policy is None else json.dumps(dump_policy(policy))
 
 
 def _typed(value: object, kind: type[_T]) -> _T:
     if type(value) is not kind:
         raise TypeError(f"a {kind.__name__} was expected")
     return value
-
-
-def _create_file(path: Path) -> None:
-    """Create the state file (mode 0600: it holds the session token) unless it exists; SQLite
-    gives its -wal and -shm files the same mode."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    except OSError as exc:
-        raise WalletError(Failure.STATE, f"{path}: {exc.strerror}") from exc
-    os.close(fd)
-    sync_directory(path.parent)
-
-
-def sync_directory(folder: Path) -> None:
-    """Make a new entry in `folder` durable (POSIX: fsync the directory)."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _binding(path: Path) -> str:

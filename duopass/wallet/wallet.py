@@ -18,7 +18,6 @@ from duopass.protocol.cbor import MalformedError
 from duopass.protocol.code import make_code
 from duopass.protocol.encoding import b64u_encode
 from duopass.protocol.keys import SigningKey
-from duopass.protocol.limits import FRESHNESS_DEFAULT_S
 from duopass.protocol.requests import device_enrolment_message, device_sign_in_message
 from duopass.wallet.client import Client, SyncAnswer, check_server_url
 from duopass.wallet.clock import Clock, ClockSample, SystemClock, server_now
@@ -150,7 +149,11 @@ class Wallet:
         _check_answer(answer, key)
         sample = ClockSample(answer.server_time, wall, elapsed, self.clock.boot())
         return self.state.finish_sync(
-            pending.request_id, l1=answer.l1, offline=answer.offline, clock=sample
+            pending.request_id,
+            l1=answer.l1,
+            offline=answer.offline,
+            clock=sample,
+            policy=answer.policy,
         )
 
     def _session(self, client: Client, account: Account, key: SigningKey, *, renew: bool) -> str:
@@ -175,7 +178,8 @@ class Wallet:
         return token
 
     def show(self) -> Display:
-        """A new display: the next counter, used durably before anything is signed (§2)."""
+        """A new display: the next counter, used durably before anything is signed (§2), hidden
+        the issuer's `freshness_s` later (§6: from the last sync answer; §3's default before)."""
         snapshot = self.state.read()
         now = server_now(snapshot.clock, self.clock)
         usable(snapshot, now)  # says why not before the key file is even read
@@ -184,7 +188,8 @@ class Wallet:
         device_key = held.credential.claims.device_key
         if device_key is not None and device_key != key.public:
             raise WalletError(Failure.STATE, "the device key does not match the credential")
-        return Display(held.l1, key if ctr is not None else None, ctr, now + FRESHNESS_DEFAULT_S)
+        hide_at = now + snapshot.policy.freshness_s
+        return Display(held.l1, key if ctr is not None else None, ctr, hide_at)
 
     def status(self, *, online: bool) -> dict[str, Any]:
         """What the wallet holds and may still do; the funds too when `online` and reachable."""
@@ -198,6 +203,7 @@ class Wallet:
         if snapshot.clock is not None:
             doc["clock_offset_s"] = round(snapshot.clock.server - snapshot.clock.wall)
         doc["restored"] = snapshot.restored
+        doc["freshness_s"] = snapshot.policy.freshness_s
         if snapshot.held is not None:
             doc["credential"] = _held_json(snapshot.held, now)
         if snapshot.pending is not None:

@@ -96,6 +96,22 @@ def test_a_delta_applies_on_the_version_it_starts_from():
         apply_bundle(None, delta)
 
 
+def test_the_late_window_travels_in_the_bundles_policy():
+    """§5.4 (revision 1.1): the policy map carries `late_window_s` (key 7) with the §3 fields."""
+    policy = Policy(freshness_s=20, late_window_s=12 * 3600)
+    data = encode_bundle(dataclasses.replace(_whole(), policy=policy), ROOT)
+    assert open_bundle(data, ROOT.public).policy == policy
+    assert apply_bundle(None, open_bundle(data, ROOT.public)).policy("demo-univ") == policy
+
+
+def test_a_bundle_from_before_the_late_window_opens_with_the_default():
+    """A bundle of revision 1.0 (policy keys 1-6 only) still opens: late window 72 h."""
+    old = BUNDLES["whole_without_late_window"]
+    bundle = open_bundle(bytes.fromhex(old["bytes_hex"]), ROOT.public)
+    assert bundle == _whole()
+    assert bundle.policy.late_window_s == old["late_window_s"] == 72 * 3600
+
+
 def test_bundles_signed_by_another_key_or_altered_are_refused():
     data = bytes.fromhex(BUNDLES["whole"]["bytes_hex"])
     with pytest.raises(BundleError):

@@ -122,6 +122,14 @@ def test_partial_policy_takes_defaults_for_the_rest():
     assert (policy.freshness_s, policy.clock_skew_s, policy.static_tickets) == (60, 300, False)
 
 
+def test_the_late_window_is_part_of_the_policy():
+    """§5.4: the trust store's policy names the late window too; absent, it is 72 h."""
+    store = parse_trust_store(_with(_set(["issuers", 0, "policy"], {"late_window_s": 3600})))
+    assert store.policy("demo-univ").late_window_s == 3600
+    assert parse_trust_store(dump_trust_store(store)) == store
+    assert Policy().late_window_s == 72 * 3600
+
+
 def test_dump_and_parse_round_trip():
     def change(doc):
         doc["revoked"] = [{"iss": "demo-univ", "cti": b64u_encode(b"\x02" * 12)}]

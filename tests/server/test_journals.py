@@ -98,7 +98,7 @@ def test_a_counter_accepted_at_two_tills_is_charged_twice_and_flagged(server):
     assert admin.books() == 0
 
 
-def test_a_conflicting_entry_goes_to_pending_and_review_moves_it(server):
+def test_a_conflicting_entry_books_nothing_until_review_books_it(server):
     admin = server.admin()
     wallet = ready_wallet(server.http, admin, "rosa", balance=10_000)
     till, merchant = enrolled_till(server.http, admin)
@@ -110,11 +110,12 @@ def test_a_conflicting_entry_goes_to_pending_and_review_moves_it(server):
     # resending the conflicting batch books nothing more
     assert till.journal([other], first=1).status_code == 200
     alert = next(a for a in _alerts(admin) if a["kind"] == "conflict")
-    assert alert["pending"] == 2_500
-    assert admin.account(merchant)["balance"] == 700 + 2_500
+    assert (alert["pending"], alert["evidence"]["amount"]) == (0, 2_500)
+    assert admin.account(merchant)["balance"] == 700  # §5.2: nothing until a person decides
     review = admin.post(f"/v1/admin/alerts/{alert['id']}/review", {"action": "to_loss"})
     assert review.status_code == 200, review.text
     assert review.json()["state"] == "resolved"
+    assert admin.account(merchant)["balance"] == 700 + 2_500
     again = admin.post(f"/v1/admin/alerts/{alert['id']}/review", {"action": "to_loss"})
     assert again.status_code == 409
     assert admin.books() == 0
@@ -204,7 +205,7 @@ def test_settlement_totals_are_the_merchants_postings(server):
     assert line["payments"] == _ledger_payments(server.http, "till-1")
     csv = admin.http.get(f"/v1/admin/settlement/{day}?format=csv", headers=admin.auth)
     assert csv.headers["content-type"].startswith("text/csv")
-    assert csv.text.splitlines()[0].startswith("day,merchant,terminal")
+    assert csv.text.splitlines()[0].startswith("day,time_zone,merchant,terminal")
     assert admin.post(f"/v1/admin/settlement/{day}/close", {}).status_code == 409  # not ended
 
 

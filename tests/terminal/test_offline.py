@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 
 import pytest
 
-from duopass.demo.netcut import Mode
+from duopass.demo.netcut import Mode, Proxy
 from duopass.protocol import SigningKey
 from duopass.protocol.bundle import BundleError
 from duopass.protocol.reasons import Reason
@@ -16,7 +17,7 @@ from duopass.qr import render_png
 from duopass.terminal import Settings, Terminal, enrol, parse_amount, read_lines
 from duopass.terminal.client import Answer, Refused, _offset, _problem_code
 from duopass.terminal.store import KEY_NAME
-from tests.server.harness import ready_wallet
+from tests.server.harness import Running, ready_wallet, running_server
 from tests.terminal.conftest import cli, server_acked, till_code
 
 OFFLINE = Settings(timeout_s=0.3)
@@ -71,12 +72,27 @@ def test_an_online_acceptance_is_kept_in_the_terminals_memory(server, proxy, tmp
         assert (replay.reason, replay.online) == (Reason.REPLAY, False)
 
 
-def test_offline_payments_stop_while_the_journal_backlog_is_too_old(server, proxy, tmp_path):
-    # a late window of 12 h leaves no margin (§5.5): any unacknowledged entry blocks payments
-    admin, data, _ = _enrolled(server, proxy, tmp_path, late_window_s=12 * 3600 - 60)
+@pytest.fixture
+def short_window(tmp_path) -> Iterator[tuple[Running, Proxy]]:
+    """A server whose late window (§5.4) is a minute short of 12 h: §5.5 leaves no margin."""
+    with running_server(
+        f"sqlite:///{tmp_path / 'short.db'}", tmp_path / "short", late_window_s=12 * 3600 - 60
+    ) as running:
+        cut = Proxy(int(running.url.rsplit(":", 1)[1]))
+        yield running, cut
+        cut.close()
+
+
+def test_offline_payments_stop_while_the_journal_backlog_is_too_old(short_window, tmp_path):
+    """§5.5 with the late window the trust bundle carries (§5.4), nothing given at enrolment:
+    any unacknowledged entry blocks offline payments."""
+    server, proxy = short_window
+    admin, data, _ = _enrolled(server, proxy, tmp_path)
     wallet = ready_wallet(server.http, admin, "gus", balance=100_000)
     proxy.set(Mode.REFUSE)
     with Terminal(data, OFFLINE) as terminal:
+        trust = terminal.store.trust()
+        assert trust is not None and trust.policy("demo-univ").late_window_s == 12 * 3600 - 60
         assert terminal.agent.scan(wallet.code(), amount=100).ok  # nothing unacknowledged yet
         stale = terminal.agent.scan(wallet.code(), amount=100)
         assert (stale.reason, stale.online) == (Reason.TRUST_STALE, False)
@@ -84,6 +100,19 @@ def test_offline_payments_stop_while_the_journal_backlog_is_too_old(server, prox
         assert terminal.uploader.upload()
         proxy.set(Mode.REFUSE)
         assert terminal.agent.scan(wallet.code(), amount=100).ok
+
+
+def test_the_enrol_option_for_the_late_window_is_deprecated_and_ignored(server, proxy, tmp_path):
+    """The late window comes from the bundle now; installers that still pass it keep working."""
+    code, _ = till_code(server.admin())
+    data = tmp_path / "till"
+    args = ["--server", proxy.url, "--id", "till-1", "--code", code, "--data-dir", str(data)]
+    done = cli("enrol", *args, "--late-window-s", "86400")
+    assert done.returncode == 0, done.stderr
+    assert "--late-window-s is deprecated" in done.stderr
+    with Terminal(data, OFFLINE) as terminal:
+        trust = terminal.store.trust()
+        assert trust is not None and trust.policy("demo-univ").late_window_s == 72 * 3600
 
 
 def test_a_bundle_not_signed_by_the_pinned_root_key_is_refused(server, proxy, tmp_path):

@@ -24,12 +24,15 @@ def day_report(
     ctx: Ctx,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> Any:
-    """Every merchant's takings on a booking day, by terminal: payments, voids, pending, refunds."""
+    """Every merchant's takings on a booking day (in the issuer's time zone, which the report
+    names), by terminal: payments, voids, pending, refunds."""
     lines = ctx.run(lambda s: settlement.report(s, day))
+    zone = ctx.settings.timezone
     if format == "csv":
-        return Response(settlement.to_csv(day, lines), media_type="text/csv")
+        return Response(settlement.to_csv(day, lines, zone=zone), media_type="text/csv")
     return {
         "day": day,
+        "time_zone": zone,
         "lines": [asdict(line) | {"net": line.net} for line in lines],
         "net": sum(line.net for line in lines),
     }

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from duopass.protocol.encoding import EncodingError, b64u_decode, b64u_encode
+from duopass.protocol.trust import dump_policy
 from duopass.server.deps import Ctx, HolderCaller
 from duopass.server.errors import Code, Problem
 from duopass.server.limits import ID_CHARS_MAX, ROW_ID_MAX
@@ -46,6 +47,10 @@ class SyncOut(BaseModel):
     exp: int
     offline: bool
     server_time: int
+    policy: dict[str, Any] = Field(
+        description="the issuer's §3 policy (and late window) as the trust store file writes it:"
+        " a wallet hides a code freshness_s after showing it (§6)"
+    )
 
 
 class AccountOut(BaseModel):
@@ -128,6 +133,7 @@ def sync(body: SyncIn, caller: HolderCaller, ctx: Ctx) -> SyncOut:
             exp=c.exp,
             offline=c.offline,
             server_time=issued.server_time,
+            policy=dump_policy(ctx.settings.policy),
         )
 
     return ctx.run(work)

@@ -1,6 +1,6 @@
 """Detection and response (§4.4-§4.5, §5): alerts with their evidence, offline use suspended at
 once, and the review queue where a person freezes an account or moves a pending amount to the
-holder or to the loss account.
+holder or to the loss account (a conflict's amount too, booked to the merchant only then).
 
 Only a person freezes. What the server does by itself on evidence is suspend offline use: the
 holder's live credentials are revoked (online at once, offline with the next bundle) and the
@@ -9,6 +9,7 @@ next sync issues a credential with no offline uses. Online payments within free 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from enum import StrEnum
@@ -22,7 +23,7 @@ from duopass.server.config import Settings
 from duopass.server.errors import Code, Problem
 from duopass.server.keyring import Keyring
 from duopass.server.services import accounts, ledger, people
-from duopass.server.store.tables import Alert, Holder
+from duopass.server.store.tables import Alert, Credential, Holder, Terminal
 
 
 class Kind(StrEnum):
@@ -42,7 +43,7 @@ class Kind(StrEnum):
     PENDING = "pending"
     """An entry that could not be settled: its amount waits in the pending account."""
     CONFLICT = "conflict"
-    """Different bytes for a (terminal, seq) the server already holds."""
+    """Different bytes for a (terminal, seq) the server already holds: nothing booked (§5.2)."""
     GAP = "gap"
     """A batch that starts past the terminal's acknowledged entries, or breaks the hash chain."""
     MISSING_ENTRY = "missing_entry"
@@ -61,9 +62,10 @@ class Action(StrEnum):
     DISMISS = "dismiss"
     FREEZE = "freeze"
     TO_HOLDER = "to_holder"
-    """Charge the pending amount to the holder (debit holder, credit pending)."""
+    """Charge the pending amount to the holder (debit holder, credit pending). A conflict's
+    amount is first booked to the till's merchant against pending (§5.2)."""
     TO_LOSS = "to_loss"
-    """Write the pending amount off (debit loss, credit pending)."""
+    """Write the pending amount off (debit loss, credit pending); a conflict's as above."""
 
 
 def raise_alert(
@@ -109,6 +111,56 @@ def raise_alert(
     if kind in SUSPENDING and holder is not None:
         suspend_offline(session, settings, holder, reason=kind.value, now=now)
     return alert
+
+
+def conflict(
+    session: Session,
+    settings: Settings,
+    keyring: Keyring,
+    *,
+    terminal_id: str,
+    seq: int,
+    stored: bytes,
+    received: bytes,
+    amount: int,
+    scanned_at: int | None,
+    cti: bytes | None,
+    now: int,
+) -> None:
+    """Other bytes for a (terminal_id, seq) the server holds (§5.2): an alert holding both byte
+    strings, once per distinct entry however often its batch is resent, naming the holder whose
+    credential its code carries. It books nothing: `amount` (what the entry would have charged
+    the till) waits in the evidence until a person decides at `review`."""
+    digest = hashlib.sha256(received).hexdigest()
+    for earlier in session.scalars(
+        select(Alert.evidence).where(
+            Alert.kind == Kind.CONFLICT.value, Alert.terminal_id == terminal_id, Alert.seq == seq
+        )
+    ):
+        if json.loads(earlier).get("received_sha256") == digest:
+            return
+    credential = session.get(Credential, cti) if cti is not None else None
+    holder = session.get(Holder, credential.holder_id) if credential is not None else None
+    evidence: dict[str, Any] = {
+        "stored": stored,
+        "received": received,
+        "received_sha256": digest,
+        "amount": amount,
+    }
+    if scanned_at is not None:
+        evidence["scanned_at"] = scanned_at
+    raise_alert(
+        session,
+        settings,
+        keyring,
+        Kind.CONFLICT,
+        now=now,
+        evidence=evidence,
+        holder=holder,
+        cti=cti if credential is not None else None,
+        terminal_id=terminal_id,
+        seq=seq,
+    )
 
 
 def suspend_offline(
@@ -169,6 +221,8 @@ def review(
     if action in (Action.FREEZE, Action.TO_HOLDER) and holder is None:
         raise Problem(Code.CONFLICT, "this alert names no holder")
     if action in (Action.TO_HOLDER, Action.TO_LOSS):
+        if alert.kind == Kind.CONFLICT.value and not alert.pending:
+            _book_conflict(session, settings, alert, now)
         if not alert.pending or alert.currency is None:
             raise Problem(Code.CONFLICT, "nothing pending on this alert")
         _move_pending(session, settings, alert, holder if action is Action.TO_HOLDER else None, now)
@@ -194,6 +248,51 @@ def review(
         {"alert": alert.id, "action": action.value, "by": by},
     )
     return alert
+
+
+def _book_conflict(session: Session, settings: Settings, alert: Alert, now: int) -> None:
+    """A person decided to book a conflicting entry (§5.2): its amount is credited to the till's
+    merchant against pending now, on today's booking day, for `_move_pending` to move on to the
+    holder or the loss account in the same transaction. An entry that charged nothing (a
+    refusal, an identity check, unreadable bytes) leaves nothing to book."""
+    evidence = json.loads(alert.evidence)
+    amount = int(evidence.get("amount", 0))
+    terminal = session.get(Terminal, alert.terminal_id) if alert.terminal_id else None
+    if not amount or terminal is None or terminal.currency is None:
+        return
+    merchant = terminal.merchant_account_id
+    assert merchant is not None, "a till has a merchant"
+    pending = accounts.system_account(session, "pending", terminal.currency)
+    wanted = [merchant, pending.id, accounts.system_account(session, "loss", terminal.currency).id]
+    holder = session.get(Holder, alert.holder_id) if alert.holder_id is not None else None
+    if holder is not None:
+        wanted.append(holder.account_id)
+    accounts.lock_all(session, wanted)  # in id order, before any balance changes
+    scanned_at = int(evidence.get("scanned_at", now))
+    txn = accounts.post(
+        session,
+        kind="pending",
+        legs=[(pending.id, -amount), (merchant, amount)],
+        now=now,
+        occurred_at=scanned_at,
+        zone=settings.zone,
+        terminal_id=terminal.id,
+        memo=f"seq {alert.seq}: conflict, alert {alert.id}",
+    )
+    ledger.append(
+        session,
+        "conflict_booked",
+        now,
+        settings.issuer,
+        {
+            "alert": alert.id,
+            "terminal": terminal.id,
+            "seq": alert.seq,
+            "amount": amount,
+            "transaction": txn,
+        },
+    )
+    alert.pending, alert.currency = amount, terminal.currency
 
 
 def _move_pending(

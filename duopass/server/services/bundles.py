@@ -20,7 +20,7 @@ from duopass.server.store.tables import Credential, Holder, SigningKeyRow, Trust
 
 def build(session: Session, keyring: Keyring, settings: Settings, *, since: int, now: int) -> bytes:
     seq = trustlog.current_seq(session)
-    policy = Policy(static_tickets=settings.static_tickets)
+    policy = settings.policy
     if 0 < since <= seq:
         return encode_bundle(
             _delta(session, settings, policy, since=since, seq=seq, now=now), keyring.root

@@ -1,20 +1,22 @@
 """Issuing credentials (§4): the wallet's sync issues a purse L1 sized to the free funds and
-holds each counter at `txmax`; a refresh supersedes the previous credential at the wallet's mark."""
+holds each counter at `txmax`; a refresh supersedes the previous credential at the wallet's mark.
+The first credential after a loss report is a reissue of the lost one (§6)."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from duopass.protocol.claims import Claims, Kind
-from duopass.protocol.code import mint_credential
+from duopass.protocol.cbor import loads
+from duopass.protocol.claims import Claims, Kind, reissue
+from duopass.protocol.code import decode_credential, mint_credential
 from duopass.server.config import Settings
 from duopass.server.errors import Code, Problem
 from duopass.server.keyring import Keyring
-from duopass.server.services import accounts, idempotency, ledger, signing, trustlog
+from duopass.server.services import accounts, idempotency, ledger, people, signing, trustlog
 from duopass.server.store.tables import Account, CounterSeen, Credential, Device, Holder
 
 CTI_BYTES = 12
@@ -115,10 +117,9 @@ def _issue(
     refresh: bool,
     now: int,
 ) -> Credential:
-    """A new purse credential sized to the free funds, for the sync `request` (its id and
-    fingerprint), with its holds and its ledger event."""
+    """A new purse credential for the sync `request` (id, fingerprint): sized to free funds."""
     uses, txmax, offline = _size(account, settings, holder)
-    claims = Claims(
+    fresh = Claims(
         iss=settings.issuer,
         sub=holder.handle,
         iat=now,
@@ -129,14 +130,16 @@ def _issue(
         uses=uses,
         txmax=txmax,
         cur=account.currency,
+        gen=_generation(session, holder),
     )
+    claims, lost = (fresh, None) if refresh else _reissue(session, settings, holder, fresh, now)
     key = signing.current(session, keyring, settings, now)
     credential = Credential(
         cti=claims.cti,
         holder_id=holder.id,
         device_id=device.id,
         kind=Kind.PURSE,
-        gen=0,
+        gen=claims.gen,
         uses=uses,
         txmax=txmax,
         iat=claims.iat,
@@ -167,9 +170,70 @@ def _issue(
             "txmax": txmax,
             "exp": claims.exp,
             "offline": int(offline),
+            "gen": claims.gen,
+            **({} if lost is None else {"replaces": lost}),
         },
     )
     return credential
+
+
+def _generation(session: Session, holder: Holder) -> int:
+    """The generation of the holder's newest purse credential: every later one keeps at least
+    it, since a terminal that accepted a generation refuses older ones (§3 check 9)."""
+    highest = session.scalar(
+        select(func.max(Credential.gen)).where(
+            Credential.holder_id == holder.id, Credential.kind == Kind.PURSE
+        )
+    )
+    return highest or 0
+
+
+def _replaced(session: Session, holder: Holder) -> Credential | None:
+    """The lost purse credential the holder's next one replaces (§6): the newest a loss report
+    named, unless a credential was issued since (a later generation, or a later issue)."""
+    lost = session.scalars(
+        select(Credential)
+        .where(
+            Credential.holder_id == holder.id,
+            Credential.kind == Kind.PURSE,
+            Credential.lost_at.is_not(None),
+        )
+        .order_by(Credential.lost_at.desc(), Credential.iat.desc())
+        .limit(1)
+    ).first()
+    if lost is None or lost.lost_at is None:
+        return None
+    since = session.scalar(
+        select(func.count())
+        .select_from(Credential)
+        .where(
+            Credential.holder_id == holder.id,
+            (Credential.gen > lost.gen) | (Credential.iat > lost.lost_at),
+        )
+    )
+    return None if since else lost
+
+
+def _reissue(
+    session: Session, settings: Settings, holder: Holder, fresh: Claims, now: int
+) -> tuple[Claims, bytes | None]:
+    """The claims of a credential that is not a refresh, and the `cti` it replaces. The first
+    after a loss report is a §6 reissue of the lost credential: every older credential of the
+    holder revoked, its validity kept (`reissue`), bound to the new device, with `uses` and
+    `txmax` sized to the funds now. A lost credential that has expired leaves nothing to keep:
+    a purse's validity is only its daily renewal, so the replacement gets `fresh`'s, at the
+    next generation all the same."""
+    lost = _replaced(session, holder)
+    if lost is None:
+        return fresh, None
+    people.revoke_live_credentials(
+        session, settings, holder, device_id=None, reason="reissue", now=now
+    )
+    old = decode_credential(loads(lost.l1), lost.l1).claims
+    kept = reissue(old, cti=fresh.cti, iat=fresh.iat, device_key=fresh.device_key)
+    if kept is None:
+        return replace(fresh, gen=old.gen + 1), lost.cti
+    return replace(kept, uses=fresh.uses, txmax=fresh.txmax, cur=fresh.cur), lost.cti
 
 
 def _size(account: Account, settings: Settings, holder: Holder) -> tuple[int, int, bool]:

@@ -9,6 +9,7 @@ cached by their exact bytes (`verified.VERIFIED`, shared with online scans).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import defaultdict
 from collections.abc import Iterable
@@ -211,12 +212,8 @@ class _Recheck(ServerTrust):
         super().__init__(session, settings, None, now)
 
     def policy(self, iss: str) -> Policy:
-        base = Policy(static_tickets=self.settings.static_tickets)
-        return Policy(
-            static_tickets=base.static_tickets,
-            freshness_s=base.freshness_s + base.clock_skew_s,
-            clock_skew_s=base.clock_skew_s,
-        )
+        base = self.settings.policy
+        return dataclasses.replace(base, freshness_s=base.freshness_s + base.clock_skew_s)
 
     def is_revoked(self, iss: str, cti: bytes, ctr: int | None = None) -> bool:
         return False

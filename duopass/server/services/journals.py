@@ -12,7 +12,6 @@ counters, entries and ledger leaves it creates are written together at the end.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,12 +22,11 @@ from sqlalchemy.orm import Session
 from duopass.protocol.encoding import b64u_decode
 from duopass.protocol.journal import GENESIS, Batch, Entry
 from duopass.protocol.reasons import Reason
-from duopass.protocol.trust import Policy
 from duopass.protocol.verify import Mode
 from duopass.server.config import Settings
 from duopass.server.keyring import Keyring
 from duopass.server.services import accounts, credentials, ledger
-from duopass.server.services.alerts import Kind, raise_alert
+from duopass.server.services.alerts import Kind, conflict, raise_alert
 from duopass.server.services.journal_refs import (
     Item,
     Refs,
@@ -53,7 +51,7 @@ from duopass.server.store.tables import (
 LATE = "LATE"
 """A charging entry whose code is older than the late window (§5.4): pending."""
 CONFLICT = "CONFLICT"
-"""Different bytes for a (terminal_id, seq) already held (§5.2): pending."""
+"""Different bytes for a (terminal_id, seq) already held (§5.2): nothing booked until review."""
 CURRENCY = "CURRENCY"
 """The entry's currency is not the till's."""
 
@@ -266,27 +264,23 @@ class _Journal:
         return acked
 
     def _conflict(self, seq: int, stored: bytes, raw: bytes) -> _Settled:
-        """Other bytes for a seq already held: an alert, and the new entry's amount to pending,
-        once per distinct entry however often the batch is resent."""
-        digest = hashlib.sha256(raw).hexdigest()
-        for earlier in self.session.scalars(
-            select(Alert.evidence).where(
-                Alert.kind == Kind.CONFLICT.value,
-                Alert.terminal_id == self.terminal.id,
-                Alert.seq == seq,
-            )
-        ):
-            if json.loads(earlier).get("received_sha256") == digest:
-                return _Settled("pending", CONFLICT)
+        """Other bytes for a seq already held (§5.2): an alert; nothing booked until review."""
         (item,) = read_items([(seq, raw)])
-        amount, txn = self._to_pending(item.entry)
-        self._alert(
-            Kind.CONFLICT,
-            {"stored": stored, "received": raw, "received_sha256": digest},
+        entry, code = item.entry, item.code
+        conflict(
+            self.session,
+            self.settings,
+            self.keyring,
+            terminal_id=self.terminal.id,
             seq=seq,
-            pending=amount,
+            stored=stored,
+            received=raw,
+            amount=self._charged(entry) if entry is not None else 0,
+            scanned_at=entry.server_time if entry is not None else None,
+            cti=code.credential.claims.cti if code is not None else None,
+            now=self.now,
         )
-        return _Settled("pending", CONFLICT, txn)
+        return _Settled("conflict", CONFLICT)
 
     # -- one entry ---------------------------------------------------------------------------
 
@@ -515,7 +509,7 @@ class _Journal:
             },
         )
         if seen is not None:
-            close = abs(ts - seen.ts) <= Policy().freshness_s
+            close = abs(ts - seen.ts) <= self.settings.policy.freshness_s
             evidence.append(Kind.RELAY_SUSPECTED if close else Kind.CLONE)
             if self._free_funds(holder) < 0:
                 evidence.append(Kind.NEGATIVE_FUNDS)
@@ -607,21 +601,26 @@ class _Journal:
         )
         return _Settled("pending", reason, txn)
 
-    def _to_pending(self, entry: Entry | None) -> tuple[int, int | None]:
-        terminal = self.terminal
-        if entry is None or not entry.charges or entry.currency != terminal.currency:
+    def _charged(self, entry: Entry) -> int:
+        """What the entry charges the till: an acceptance of a payment in the till's currency."""
+        charges = entry.charges and entry.currency == self.terminal.currency
+        return (entry.amount or 0) if charges else 0
+
+    def _to_pending(self, entry: Entry) -> tuple[int, int | None]:
+        amount = self._charged(entry)
+        if not amount:
             return 0, None
-        assert entry.amount is not None and entry.currency is not None
-        assert terminal.merchant_account_id is not None, "a till has a merchant"
+        assert entry.currency is not None
+        assert self.terminal.merchant_account_id is not None, "a till has a merchant"
         pending = accounts.system_account(self.session, "pending", entry.currency)
         txn = self.books.add(
             kind="pending",
-            legs=[(pending.id, -entry.amount), (terminal.merchant_account_id, entry.amount)],
+            legs=[(pending.id, -amount), (self.terminal.merchant_account_id, amount)],
             occurred_at=entry.server_time,
-            terminal_id=terminal.id,
+            terminal_id=self.terminal.id,
             memo=f"seq {entry.seq}",
         )
-        return entry.amount, txn
+        return amount, txn
 
     def _leaf(self, event_type: str, body: dict[str, Any]) -> None:
         self.leaves.append((event_type, body))

@@ -97,7 +97,7 @@ class ServerTrust:
         return cached
 
     def policy(self, iss: str) -> Policy:
-        return Policy(static_tickets=self.settings.static_tickets)
+        return self.settings.policy
 
     def is_revoked(self, iss: str, cti: bytes, ctr: int | None = None) -> bool:
         payer = self.payer

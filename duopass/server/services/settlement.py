@@ -1,9 +1,10 @@
 """Daily settlement per merchant and terminal: what each till took, voided and was credited from
 pending on one booking day, from the postings themselves, so the totals are the books' own.
 
-A movement settles on the day it is booked (an offline payment uploaded on Tuesday settles on
-Tuesday), so a day never changes once it has ended. Closing a day records the report's digest
-and totals in the ledger (§7: settlement is a lifecycle event).
+A movement settles on the day it is booked in the issuer's time zone (an offline payment
+uploaded on Tuesday settles on Tuesday), so a day never changes once it has ended; every report
+names the zone (§5.4). Closing a day records the report's digest and totals in the ledger (§7:
+settlement is a lifecycle event).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from duopass.server.store.tables import Account, Posting, Settlement, Transactio
 
 COLUMNS = (
     "day",
+    "time_zone",
     "merchant",
     "terminal",
     "currency",
@@ -91,7 +93,8 @@ def report(session: Session, day: str) -> list[Line]:
     return [lines[key] for key in sorted(lines)]
 
 
-def to_csv(day: str, lines: list[Line]) -> str:
+def to_csv(day: str, lines: list[Line], *, zone: str) -> str:
+    """The report as CSV; each row names the time zone its booking day is in."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
@@ -99,6 +102,7 @@ def to_csv(day: str, lines: list[Line]) -> str:
         writer.writerow(
             (
                 day,
+                zone,
                 line.merchant,
                 line.terminal,
                 line.currency,
@@ -124,7 +128,7 @@ def close(session: Session, settings: Settings, *, day: str, by: int, now: int) 
     if day >= accounts.business_date(now, settings.zone):
         raise Problem(Code.CONFLICT, "a day is closed once it has ended")
     lines = report(session, day)
-    digest = hashlib.sha256(to_csv(day, lines).encode()).digest()
+    digest = hashlib.sha256(to_csv(day, lines, zone=settings.timezone).encode()).digest()
     totals: dict[str, int] = {}
     for line in lines:
         totals[line.merchant] = totals.get(line.merchant, 0) + line.net
@@ -133,7 +137,12 @@ def close(session: Session, settings: Settings, *, day: str, by: int, now: int) 
         "settlement",
         now,
         settings.issuer,
-        {"day": day, "report": digest, "merchants": [[m, n] for m, n in sorted(totals.items())]},
+        {
+            "day": day,
+            "time_zone": settings.timezone,
+            "report": digest,
+            "merchants": [[m, n] for m, n in sorted(totals.items())],
+        },
     )
     closed = Settlement(
         day=day, closed_at=now, closed_by=by, report_sha256=digest, ledger_index=index

@@ -15,7 +15,6 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from duopass.protocol.claims import Kind
-from duopass.protocol.trust import Policy
 from duopass.server.config import Settings
 from duopass.server.keyring import Keyring
 from duopass.server.services import accounts, alerts, credentials, ledger
@@ -33,8 +32,8 @@ class Swept:
 
 
 def sweep(session: Session, keyring: Keyring, settings: Settings, now: int) -> Swept:
-    policy = Policy(static_tickets=settings.static_tickets)
-    horizon = policy.freshness_s + policy.clock_skew_s + settings.late_window_s
+    policy = settings.policy
+    horizon = policy.freshness_s + policy.clock_skew_s + policy.late_window_s
     expired = session.scalars(
         select(Credential)
         .where(
