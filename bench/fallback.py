@@ -1,4 +1,4 @@
-"""Terminal fallback: time from scan to verdict with the server unreachable, as a ratio to the
+"""TerminalAgent fallback: time from scan to verdict with the server unreachable, as a ratio to the
 configured online timeout. Goal: at most 1.1 for the first scan after the cut, and far below 1
 once the terminal knows it is offline.
 
@@ -22,7 +22,7 @@ from pathlib import Path
 from bench.timing import parser, table
 from duopass.demo.netcut import Mode, Proxy
 from duopass.protocol.reasons import Reason
-from duopass.terminal import Settings, Terminal, enrol
+from duopass.terminal import AgentSettings, TerminalAgent, enrol
 from tests.server.harness import ready_wallet
 from tests.terminal.conftest import till_code
 
@@ -30,15 +30,15 @@ _KNOWN_SCANS = 20
 """Scans timed per round once the terminal knows it is offline."""
 
 
-def _timed(terminal: Terminal, code: str) -> tuple[float, bool]:
+def _timed(terminal: TerminalAgent, code: str) -> tuple[float, bool]:
     started = time.perf_counter()
-    result = terminal.agent.scan(code, amount=1)
+    result = terminal.scan_path.scan(code, amount=1)
     elapsed = time.perf_counter() - started
     assert result.reason is Reason.OK, result
     return elapsed, result.online
 
 
-def _warm(terminal: Terminal, make: Callable[[], str]) -> float:
+def _warm(terminal: TerminalAgent, make: Callable[[], str]) -> float:
     """The link back online and one scan answered online (a loaded machine may miss the
     timeout once): that scan's time."""
     deadline = time.monotonic() + 30
@@ -73,8 +73,10 @@ def _run(tmp: Path, rounds: int, timeout_s: float) -> None:
         proxy = Proxy(int(server.url.rsplit(":", 1)[1]))
         try:
             enrol(tmp / "till", server=proxy.url, terminal_id="till-1", code=code)
-            settings = Settings(timeout_s=timeout_s, probe_s=0.05, upload_s=3600, bundle_s=3600)
-            with Terminal(tmp / "till", settings) as terminal:
+            settings = AgentSettings(
+                timeout_s=timeout_s, probe_s=0.05, upload_s=3600, bundle_s=3600
+            )
+            with TerminalAgent(tmp / "till", settings) as terminal:
                 terminal.bundles.sync()
                 terminal.start()
                 figures = _rounds(terminal, proxy, wallet, rounds, timeout_s)
@@ -84,7 +86,7 @@ def _run(tmp: Path, rounds: int, timeout_s: float) -> None:
 
 
 def _rounds(
-    terminal: Terminal, proxy: Proxy, wallet: object, rounds: int, timeout_s: float
+    terminal: TerminalAgent, proxy: Proxy, wallet: object, rounds: int, timeout_s: float
 ) -> dict[str, list[float]]:
     make = wallet.code  # type: ignore[attr-defined]
     figures: dict[str, list[float]] = {}

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import nacl.bindings
-from sqlalchemy.orm import Session
 
 from bench.timing import parser, per_item, table, us
 from duopass.protocol import SigningKey, make_code
@@ -32,13 +31,22 @@ from duopass.protocol.journal import (
     open_batch,
 )
 from duopass.protocol.reasons import Reason
-from duopass.protocol.requests import device_enrolment_message, enrolment_message
+from duopass.protocol.signed_requests import device_enrolment_message, enrolment_message
 from duopass.protocol.verify import Mode
 from duopass.server.app import create_app
-from duopass.server.config import Settings
-from duopass.server.context import Context
+from duopass.server.context import AppContext
 from duopass.server.keyring import Keyring
-from duopass.server.services import accounts, credentials, journals, people, terminals, topups
+from duopass.server.services import (
+    accounts,
+    credentials,
+    devices,
+    holders,
+    journals,
+    terminals,
+    topups,
+)
+from duopass.server.settings import Settings
+from duopass.server.unit_of_work import Unit
 
 HOLDERS = 50
 TERMINAL = "till-bench"
@@ -55,7 +63,7 @@ class Bench:
             offline_txmax=100,
         )
         app = create_app(settings, keyring=Keyring.create(directory / "data", origin="b/ledger"))
-        self.ctx: Context = app.state.context
+        self.ctx: AppContext = app.state.context
         self.now = int(time.time())
         self.wallets = [self._wallet(n) for n in range(HOLDERS)]
         self.key = SigningKey.generate()
@@ -63,49 +71,26 @@ class Bench:
         self.seq, self.prev, self.ctr = 0, GENESIS, 0
 
     def _wallet(self, n: int) -> tuple[bytes, SigningKey]:
-        ctx, device = self.ctx, SigningKey.generate()
+        device = SigningKey.generate()
 
-        def work(session: object) -> bytes:
-            s = session  # the unit's session
-            holder = people.create_holder(
-                s,  # type: ignore[arg-type]
-                ctx.keyring,
-                ctx.settings,
+        def work(unit: Unit) -> bytes:
+            holder = holders.create_holder(
+                unit,
                 login=f"bench{n}",
                 person_id=f"p{n}",
                 password="bench-password",
                 overdraft=0,
-                now=self.now,
                 password_hash="-",
             )
-            topups.top_up(
-                s,  # type: ignore[arg-type]
-                ctx.settings,
-                ctx.keyring,
-                holder,
-                amount=10**7,
-                request_id=f"bench-topup-{n}",
-                now=self.now,
-            )
+            topups.top_up(unit, holder, amount=10**7, request_id=f"bench-topup-{n}")
             proof = device.sign(device_enrolment_message(holder.login, device.public))
-            enrolled = people.enrol_device(
-                s,  # type: ignore[arg-type]
-                ctx.settings,
-                ctx.keyring,
-                holder,
-                public_key=device.public,
-                proof=proof,
-                now=self.now,
-            )
+            enrolled = devices.enrol_device(unit, holder, public_key=device.public, proof=proof)
             issued = credentials.sync(
-                s,  # type: ignore[arg-type]
-                ctx.keyring,
-                ctx.settings,
+                unit,
                 holder=holder,
                 device_id=enrolled.id,
                 request_id=f"bench-sync-{n}",
                 mark=None,
-                now=self.now,
             )
             return bytes(issued.credential.l1)
 
@@ -114,28 +99,23 @@ class Bench:
     def _till(self) -> None:
         ctx = self.ctx
 
-        def work(session: object) -> None:
-            merchant = accounts.create_merchant(session, "bench", "CNY")  # type: ignore[arg-type]
+        def work(unit: Unit) -> None:
+            merchant = accounts.create_merchant(unit.session, "bench", "CNY")
             code = terminals.create(
-                session,  # type: ignore[arg-type]
-                ctx.settings,
-                ctx.keyring,
+                unit,
                 terminal_id=TERMINAL,
                 mode="pay",
                 venue="canteen",
                 merchant_account_id=merchant,
                 currency="CNY",
                 event=None,
-                now=self.now,
             )
             terminals.enrol(
-                session,  # type: ignore[arg-type]
-                ctx.settings,
+                unit,
                 terminal_id=TERMINAL,
                 enrol_code=code,
                 public_key=self.key.public,
                 proof=self.key.sign(enrolment_message(TERMINAL, code, self.key.public)),
-                now=self.now,
             )
 
         ctx.run(work)
@@ -181,16 +161,8 @@ class Bench:
         for data in batches:
             batch = open_batch(data, self.key.public)
 
-            def work(session: Session, batch: Batch = batch, data: bytes = data) -> dict[str, Any]:
-                return journals.ingest(
-                    session,
-                    ctx.keyring,
-                    ctx.settings,
-                    terminal_id=TERMINAL,
-                    batch=batch,
-                    data=data,
-                    now=self.now,
-                )
+            def work(unit: Unit, batch: Batch = batch, data: bytes = data) -> dict[str, Any]:
+                return journals.ingest(unit, terminal_id=TERMINAL, batch=batch, data=data)
 
             answer = ctx.run(work)
             assert not answer["rejected"] and not answer["duplicates"], answer

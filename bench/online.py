@@ -27,10 +27,14 @@ import httpx
 
 from bench.online_server import BENCH_ADMIN_PASSWORD
 from bench.timing import parser
+from duopass.demo.serving import free_port, wait_until_up
 from duopass.protocol import SigningKey, make_code
 from duopass.protocol.encoding import b64u_decode, b64u_encode
-from duopass.protocol.requests import device_enrolment_message, enrolment_message, sign_request
-from duopass.server.threaded import free_port, wait_until_up
+from duopass.protocol.signed_requests import (
+    device_enrolment_message,
+    enrolment_message,
+    sign_request,
+)
 
 PRETIX_CHECKINS_PER_S = 54  # pretix on this kind of machine (DOMAIN.md)
 

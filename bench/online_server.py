@@ -11,8 +11,9 @@ import uvicorn
 from argon2 import PasswordHasher
 
 from duopass.server.app import create_app
-from duopass.server.config import Settings
 from duopass.server.keyring import Keyring
+from duopass.server.runner import uvicorn_config
+from duopass.server.settings import Settings
 from duopass.server.store.tables import Staff
 
 BENCH_ADMIN_PASSWORD = "bench-admin-password"
@@ -34,7 +35,7 @@ def main() -> None:
     app = create_app(settings, keyring=Keyring.create(args.data, origin="bench/ledger"))
     ctx = app.state.context
     ctx.run(
-        lambda s: s.add(
+        lambda u: u.session.add(
             Staff(
                 login="admin",
                 password_hash=PasswordHasher().hash(BENCH_ADMIN_PASSWORD),
@@ -42,7 +43,10 @@ def main() -> None:
             )
         )
     )
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    config = uvicorn_config(
+        app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False
+    )
+    uvicorn.Server(config).run()
 
 
 if __name__ == "__main__":

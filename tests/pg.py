@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from duopass.server.threaded import free_port
+from duopass.demo.serving import free_port
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "pg.sh"
 URL_ENV = "DUOPASS_PG_URL"

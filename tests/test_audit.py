@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, text
 from typer.testing import CliRunner, Result
 
 from duopass.cli.audit import audit
+from duopass.demo.serving import free_port
 from duopass.ledger import (
     Checkpoint,
     LedgerError,
@@ -42,8 +43,7 @@ from duopass.ledger.audit import (
     parse_leaf,
     parse_state,
 )
-from duopass.server.services.ledger import leaf_bytes
-from duopass.server.threaded import free_port
+from duopass.ledger.leaf import encode_leaf as leaf_bytes
 from tests.pg import postgres_url_fixture  # noqa: F401
 from tests.server.harness import Running, ready_wallet, running_server
 

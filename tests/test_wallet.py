@@ -4,6 +4,7 @@ mark with a lost answer, and restored-state detection (PROTOCOL.md §2, §4.2)."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -194,11 +195,11 @@ class _LoseAnswers(httpx.HTTPTransport):
 
 
 def _server_credential(server: Running, **where):
-    def read(session):
+    def read(unit):
         query = select(Credential)
         for name, value in where.items():
             query = query.where(getattr(Credential, name) == value)
-        return session.scalars(query).one()
+        return unit.session.scalars(query).one()
 
     return server.ctx.run(read)
 
@@ -224,7 +225,7 @@ def test_refresh_stores_its_mark_first_and_a_retry_gets_the_same_answer(server, 
     assert wallet.state.read().pending is None
     assert wallet.show().ctr == 0
     # Two credentials in all: the retries issued nothing more.
-    count = server.ctx.run(lambda s: len(s.scalars(select(Credential)).all()))
+    count = server.ctx.run(lambda u: len(u.session.scalars(select(Credential)).all()))
     assert count == 2
 
 
@@ -270,7 +271,7 @@ def test_two_instances_syncing_at_once_send_one_request_and_refresh_once(server,
     syncing.join(60)
     assert late[0].credential.claims.cti == held.credential.claims.cti
     assert late[0].next_ctr == 1 and Wallet(data).state.read().pending is None
-    credentials = server.ctx.run(lambda s: s.scalars(select(Credential)).all())
+    credentials = server.ctx.run(lambda u: u.session.scalars(select(Credential)).all())
     assert len(credentials) == 2  # the first issue and one refresh
     assert _server_credential(server, cti=old.credential.claims.cti).mark == 1 + 2
     assert _server_credential(server, request_id=slow.sent[0]).cti == held.credential.claims.cti
@@ -306,7 +307,7 @@ def test_each_sync_refreshes_and_the_sweep_releases_what_refreshes_kept(tmp_path
         assert wallet.state.read().pending is None
         ctx = server.ctx
         later = ctx.now() + 86_400 + ctx.settings.late_window_s + 3_600
-        ctx.run(lambda s: sweep.sweep(s, ctx.keyring, ctx.settings, later))
+        ctx.run(lambda u: sweep.sweep(dataclasses.replace(u, now=later)))
         funds = wallet.status(online=True)["account"]
         assert (funds["held"], funds["free_funds"]) == (0, 110_000)
 

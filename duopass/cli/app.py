@@ -12,10 +12,10 @@ from typing import Annotated
 import typer
 
 from duopass.cli.audit import audit
+from duopass.cli.code_argument import scanned_text
 from duopass.cli.demo import demo
 from duopass.cli.numbers import whole
 from duopass.cli.output import code_json, verdict_json
-from duopass.cli.scanned import scanned_text
 from duopass.cli.serve import serve
 from duopass.cli.settlement import settlement
 from duopass.cli.terminal import app as terminal_app

@@ -7,20 +7,17 @@ atomically so that the next audit starts from the checkpoint trusted now.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import os
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
-import httpx
 import typer
 
+from duopass.cli.audit_source import HttpSource, SourceError
 from duopass.cli.numbers import whole
-from duopass.ledger import LedgerError, NoteVerifier
+from duopass.ledger import Checkpoint, LedgerError, NoteVerifier
 from duopass.ledger._text import b64encode
 from duopass.ledger.audit import (
     PAGE_ENTRIES_MAX,
@@ -31,89 +28,12 @@ from duopass.ledger.audit import (
     format_state,
     parse_state,
 )
-from duopass.ledger.limits import NOTE_BYTES_MAX
 
 if TYPE_CHECKING:
     from duopass.cli.audit_db import LedgerDatabase
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 KEY_FILE_BYTES_MAX = 4096
-HTTP_TIMEOUT_SECONDS = 60.0
-
-
-class SourceError(Exception):
-    """The source failed: `usage` when it cannot be reached or opened at all (exit 2), else it
-    answered something an honest log never would (exit 1)."""
-
-    def __init__(self, message: str, *, usage: bool = False) -> None:
-        super().__init__(message)
-        self.usage = usage
-
-
-class _Http:
-    """The server's auditor endpoints (§8)."""
-
-    def __init__(self, url: str) -> None:
-        if not url.startswith(("http://", "https://")):
-            raise SourceError(f"--url {url!r} is not an http:// or https:// URL", usage=True)
-        self.url = self.where = url.rstrip("/")
-        self.client = httpx.Client(base_url=self.url, timeout=HTTP_TIMEOUT_SECONDS)
-
-    def _get(self, path: str, params: dict[str, int] | None = None) -> httpx.Response:
-        try:
-            answer = self.client.get(path, params=params)
-        except httpx.TransportError as exc:
-            raise SourceError(f"cannot reach {self.url}: {exc}", usage=True) from exc
-        if answer.status_code != 200:
-            raise SourceError(f"GET {answer.url} answered {answer.status_code}: {_problem(answer)}")
-        return answer
-
-    def _json(self, path: str, params: dict[str, int]) -> dict[str, Any]:
-        answer = self._get(path, params)
-        try:
-            document = answer.json()
-        except ValueError as exc:
-            raise SourceError(f"GET {answer.url} answered something that is not JSON") from exc
-        if not isinstance(document, dict):
-            raise SourceError(f"GET {answer.url} answered JSON that is not an object")
-        return document
-
-    def checkpoint(self) -> bytes:
-        return self._get("/v1/ledger/checkpoint").content[: NOTE_BYTES_MAX + 1]
-
-    def entries(self, start: int, count: int, /) -> Sequence[bytes]:
-        params = {"start": start, "count": count}
-        document = self._json("/v1/ledger/entries", params)
-        if document.get("start") != start:
-            raise SourceError(f"the entries asked from {start} came from {document.get('start')}")
-        return _decode_all(document.get("entries"), f"entries from {start}")
-
-    def consistency(self, old: int, new: int, /) -> Sequence[bytes]:
-        document = self._json("/v1/ledger/proofs/consistency", {"old": old, "new": new})
-        if (document.get("old"), document.get("new")) != (old, new):
-            raise SourceError(f"the consistency proof asked for {old}..{new} is for other sizes")
-        return _decode_all(document.get("proof"), f"the consistency proof {old}..{new}")
-
-    def close(self) -> None:
-        self.client.close()
-
-
-def _problem(answer: httpx.Response) -> str:
-    """A problem document's code and detail (RFC 9457), else the start of the body."""
-    try:
-        document = answer.json()
-        return f"{document['code']}: {document['detail']}"
-    except (ValueError, TypeError, KeyError):
-        return answer.text[:300]
-
-
-def _decode_all(items: object, what: str) -> list[bytes]:
-    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
-        raise SourceError(f"{what}: not a list of base64 strings")
-    try:
-        return [base64.b64decode(item, validate=True) for item in items]
-    except binascii.Error as exc:
-        raise SourceError(f"{what}: not base64") from exc
 
 
 def _usage(message: str) -> typer.Exit:
@@ -235,27 +155,12 @@ def audit(
     if (url is None) == (db is None):
         raise _usage("give exactly one of --url and --db")
     verifier = _verifier(key, key_file)
-    trusted = None
-    if state.exists():
-        data = _read_bounded(state, STATE_BYTES_MAX, "state file")
-        try:
-            trusted = parse_state(data, verifier).checkpoint
-        except LedgerError as exc:
-            raise _usage(f"state file {state}: {exc}") from exc
-    try:
-        source: _Http | LedgerDatabase
-        if url is not None:
-            source = _Http(url)
-        else:
-            from duopass.cli.audit_db import LedgerDatabase  # the database stack, only when used
-
-            source = LedgerDatabase(db or "")
-    except SourceError as exc:
-        raise _usage(str(exc)) from exc
+    trusted = _trusted(state, verifier)
+    source = _open_source(url, db)
     try:
         note = source.checkpoint()
         report = audit_log(note, source, verifier, trusted=trusted, page=page)
-        unsigned = None if isinstance(source, _Http) else source.log_size()
+        unsigned = None if isinstance(source, HttpSource) else source.log_size()
     except SourceError as exc:
         if exc.usage:
             raise _usage(str(exc)) from exc
@@ -273,12 +178,39 @@ def audit(
         typer.echo(f"audit FAILED: {len(report.findings) + report.unlisted} finding(s)")
         raise typer.Exit(EXIT_FAILED)
     assert note is not None and report.checkpoint is not None
-    if trusted != report.checkpoint:
-        try:
-            _write_atomically(state, format_state(note))
-        except OSError as exc:
-            raise _usage(f"audit passed, but the state file {state}: {exc.strerror}") from exc
-        typer.echo(f"state        {state} now trusts checkpoint {report.checkpoint.size}")
-    else:
-        typer.echo(f"state        {state} unchanged")
+    _keep(state, note, trusted, report.checkpoint)
     typer.echo("audit passed")
+
+
+def _trusted(state: Path, verifier: NoteVerifier) -> Checkpoint | None:
+    """The checkpoint the last audit trusted, from the state file, if there is one."""
+    if not state.exists():
+        return None
+    data = _read_bounded(state, STATE_BYTES_MAX, "state file")
+    try:
+        return parse_state(data, verifier).checkpoint
+    except LedgerError as exc:
+        raise _usage(f"state file {state}: {exc}") from exc
+
+
+def _open_source(url: str | None, db: str | None) -> HttpSource | LedgerDatabase:
+    try:
+        if url is not None:
+            return HttpSource(url)
+        from duopass.cli.audit_db import LedgerDatabase  # the database stack, only when used
+
+        return LedgerDatabase(db or "")
+    except SourceError as exc:
+        raise _usage(str(exc)) from exc
+
+
+def _keep(state: Path, note: bytes, trusted: Checkpoint | None, audited: Checkpoint) -> None:
+    """Trust the audited checkpoint from now on (the state file replaced atomically)."""
+    if trusted == audited:
+        typer.echo(f"state        {state} unchanged")
+        return
+    try:
+        _write_atomically(state, format_state(note))
+    except OSError as exc:
+        raise _usage(f"audit passed, but the state file {state}: {exc.strerror}") from exc
+    typer.echo(f"state        {state} now trusts checkpoint {audited.size}")

@@ -61,11 +61,11 @@ def serve(
     """Run the issuer server."""
     import uvicorn
 
-    from duopass.server import deadlines
+    from duopass.demo.seed import seed
     from duopass.server.app import create_app
     from duopass.server.clock import MovableClockRefused
-    from duopass.server.config import Settings
-    from duopass.server.demo import seed
+    from duopass.server.runner import uvicorn_config
+    from duopass.server.settings import Settings
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonLines())
@@ -93,15 +93,9 @@ def serve(
     typer.echo(
         f"duopass issuer server for {issuer} on http://{host}:{port} (OpenAPI at /docs)", err=True
     )
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        http=deadlines.protocol(settings),
-        date_header=False,  # the app dates its answers by its own clock (middleware.DateHeader)
-    )
+    uvicorn.Server(
+        uvicorn_config(app, host=host, port=port, log_config=None, access_log=False)
+    ).run()
 
 
 def _keyring(data_dir: Path, issuer: str, *, create: bool) -> Keyring:

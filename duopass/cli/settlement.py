@@ -31,9 +31,9 @@ def settlement(
     from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.orm import Session
 
-    from duopass.server.config import Settings
-    from duopass.server.errors import Problem
+    from duopass.server.problems import Problem
     from duopass.server.services import settlement as service
+    from duopass.server.settings import Settings
 
     try:
         zone = Settings(timezone=timezone).timezone if timezone else Settings().timezone

@@ -12,20 +12,20 @@ from typing import Annotated, Any
 
 import typer
 
+from duopass.cli.code_argument import scanned_text
 from duopass.cli.numbers import seconds, whole
-from duopass.cli.scanned import scanned_text
 from duopass.protocol.bundle import BundleError
 from duopass.protocol.encoding import b64u_encode
 from duopass.protocol.verify import Mode
 from duopass.terminal import (
     AMOUNT_MAX,
+    AgentSettings,
     Busy,
     EnrolError,
     NotEnrolled,
     Refused,
     Result,
-    Settings,
-    Terminal,
+    TerminalAgent,
     Unreachable,
     enrol,
     format_amount,
@@ -61,9 +61,11 @@ def _logging(verbose: bool) -> None:
     )
 
 
-def _open(data_dir: Path, settings: Settings | None = None, *, agent: bool = True) -> Terminal:
+def _open(
+    data_dir: Path, settings: AgentSettings | None = None, *, exclusive: bool = True
+) -> TerminalAgent:
     try:
-        return Terminal(data_dir, settings, agent=agent)
+        return TerminalAgent(data_dir, settings, exclusive=exclusive)
     except (NotEnrolled, Busy) as exc:
         raise _fail(str(exc)) from exc
 
@@ -124,7 +126,7 @@ def run(
     the scan (`1250` minor units, or `12.50`), which applies to the next scan only.
     """
     _logging(verbose)
-    settings = Settings(
+    settings = AgentSettings(
         timeout_s=timeout_ms / 1000,
         probe_s=probe_s,
         upload_s=upload_s,
@@ -137,7 +139,7 @@ def run(
                 f"duopass terminal: seq {seq} was cut short: journalled INTERRUPTED", err=True
             )
         terminal.start()
-        till = terminal.agent.config.mode is Mode.PAY
+        till = terminal.scan_path.config.mode is Mode.PAY
         keyed: int | None = None
         texts = (
             (scanned_text(str(path)) for path in images) if images else read_lines(sys.stdin.buffer)
@@ -160,7 +162,7 @@ def run(
             if till and price is None:
                 typer.echo("duopass terminal: no amount: key it in before the scan", err=True)
                 continue
-            result = terminal.agent.scan(text, amount=price)
+            result = terminal.scan_path.scan(text, amount=price)
             keyed = None
             typer.echo(json.dumps(result_json(result)) if as_json else result_line(result))
         if terminal.link.online:
@@ -206,7 +208,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Seqs, acknowledgement, unsent entries, trust bundle, link state."""
-    with _open(data_dir, agent=False) as terminal:
+    with _open(data_dir, exclusive=False) as terminal:
         store = terminal.store
         config = store.config()
         trust = store.trust()
@@ -244,15 +246,15 @@ def upload(
 ) -> None:
     """Upload the journal now; exit 0 when the server acknowledged every entry."""
     _logging(True)
-    settings = Settings(server=server)
+    settings = AgentSettings(server=server)
     try:
-        terminal = Terminal(data_dir, settings)
+        terminal = TerminalAgent(data_dir, settings)
         for seq in terminal.recover():  # no agent runs: interrupted scans are journalled
             typer.echo(
                 f"duopass terminal: seq {seq} was cut short: journalled INTERRUPTED", err=True
             )
     except Busy:
-        terminal = _open(data_dir, settings, agent=False)
+        terminal = _open(data_dir, settings, exclusive=False)
     except NotEnrolled as exc:
         raise _fail(str(exc)) from exc
     with terminal:
@@ -268,7 +270,7 @@ def upload(
 def sync(data_dir: DataDir = _DEFAULT_DIR) -> None:
     """Fetch and apply the trust bundle now."""
     _logging(True)
-    with _open(data_dir, agent=False) as terminal:
+    with _open(data_dir, exclusive=False) as terminal:
         try:
             trust = terminal.bundles.sync()
         except (Unreachable, Refused, BundleError) as exc:

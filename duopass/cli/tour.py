@@ -72,19 +72,7 @@ def tour(
         ),
         _Scan("a code of another scheme", "till", "HC1:NCFOXN%TS3DH3ZSUZK+.V0ET", 100),
     ]
-    terminals = {
-        "till": Verifier(
-            store, TerminalConfig(mode=Mode.PAY, currency="CNY", venue="canteen-1"), MemoryStore()
-        ),
-        "library": Verifier(
-            store, TerminalConfig(mode=Mode.IDENTITY, venue="library"), MemoryStore()
-        ),
-        "door": Verifier(
-            store,
-            TerminalConfig(mode=Mode.ENTRY, venue="hall-a", event="concert-2026-12-01"),
-            MemoryStore(),
-        ),
-    }
+    terminals = _terminals(store)
     table = Table(title=f"duopass offline verification ({ISSUER}, trust store seq {store.seq})")
     for column in ("scan", "terminal", "read from", "verdict", "ctr"):
         table.add_column(column)
@@ -105,6 +93,23 @@ def tour(
         f"--currency CNY {out / 'alice-0.png'}",
         soft_wrap=True,
     )
+
+
+def _terminals(store: TrustStore) -> dict[str, Verifier]:
+    """A till, a library gate and a concert door, each with its own memory."""
+    return {
+        "till": Verifier(
+            store, TerminalConfig(mode=Mode.PAY, currency="CNY", venue="canteen-1"), MemoryStore()
+        ),
+        "library": Verifier(
+            store, TerminalConfig(mode=Mode.IDENTITY, venue="library"), MemoryStore()
+        ),
+        "door": Verifier(
+            store,
+            TerminalConfig(mode=Mode.ENTRY, venue="hall-a", event="concert-2026-12-01"),
+            MemoryStore(),
+        ),
+    }
 
 
 def _trust_store(issuer_key: SigningKey, now: int) -> TrustStore:

@@ -30,8 +30,7 @@ from duopass.demo.netcut import Proxy
 from duopass.protocol.code import make_code
 from duopass.protocol.encoding import b64u_encode
 from duopass.protocol.keys import SigningKey
-from duopass.terminal import Settings as TerminalSettings
-from duopass.terminal import Terminal, enrol
+from duopass.terminal import AgentSettings, TerminalAgent, enrol
 from duopass.wallet import Wallet, WalletError
 from duopass.wallet.device import load_key
 from duopass.wallet.wallet import KEY_FILE
@@ -105,7 +104,7 @@ class Rush:
         self.tally = Tally()
         self.http = httpx.Client(base_url=server.url, timeout=HTTP_TIMEOUT_S)
         self.tag = f"{int(time.time()) % 100000:05d}"
-        """Terminal ids of this run (a server outlives many demo runs)."""
+        """TerminalAgent ids of this run (a server outlives many demo runs)."""
         self.line: queue.Queue[Path] = queue.Queue()
         """Wallets waiting to be served; a terminal takes the next one and puts it back."""
         self.cut, self.stop = threading.Event(), threading.Event()
@@ -131,7 +130,7 @@ class Rush:
             self.events("wallets", n + 1, self.plan.wallets)
         return out
 
-    def terminals(self, proxy: Proxy, stack: ExitStack) -> list[tuple[str, Terminal, bool]]:
+    def terminals(self, proxy: Proxy, stack: ExitStack) -> list[tuple[str, TerminalAgent, bool]]:
         """Four tills and two gates, created by the card office and enrolled through the proxy
         (the network the demo cuts); (id, terminal, is a till)."""
         places = [("north", "canteen-north"), ("north", "canteen-north")]
@@ -157,7 +156,7 @@ class Rush:
             answer.raise_for_status()
             data = self.dir / "terminals" / terminal_id
             enrol(data, server=proxy.url, terminal_id=terminal_id, code=answer.json()["enrol_code"])
-            terminal = stack.enter_context(Terminal(data, TerminalSettings(upload_s=2.0)))
+            terminal = stack.enter_context(TerminalAgent(data, AgentSettings(upload_s=2.0)))
             terminal.start()
             out.append((terminal_id, terminal, mode == "pay"))
         return out
@@ -200,7 +199,7 @@ class Rush:
             self._drain([t for _, t, _ in terminals])
             return self._report(before, [tid for tid, _ in tills])
 
-    def _serve(self, terminal_id: str, terminal: Terminal, till: bool) -> None:
+    def _serve(self, terminal_id: str, terminal: TerminalAgent, till: bool) -> None:
         """One terminal's queue: the next wallet in line shows a code and is served."""
         rng = random.Random(f"{self.plan.seed}-{terminal_id}")
         first_after_cut = True
@@ -216,7 +215,7 @@ class Rush:
             was_cut = self.cut.is_set()
             started = time.perf_counter()
             try:
-                result = terminal.agent.scan(text, amount=amount)
+                result = terminal.scan_path.scan(text, amount=amount)
             finally:
                 self.line.put(phone)
             if was_cut and first_after_cut:
@@ -239,12 +238,12 @@ class Rush:
                         return None
         return None
 
-    def _pay(self, till: tuple[str, Terminal], phone: Path, *, count: int) -> None:
+    def _pay(self, till: tuple[str, TerminalAgent], phone: Path, *, count: int) -> None:
         terminal_id, terminal = till
         for _ in range(count):
             text = self._show(phone)
             assert text is not None, "the victim has a fresh credential"
-            self.tally.record(terminal_id, terminal.agent.scan(text, amount=500), 500)
+            self.tally.record(terminal_id, terminal.scan_path.scan(text, amount=500), 500)
 
     def _clone(self, phones: list[Path]) -> tuple[Path, tuple[bytes, SigningKey]]:
         """The victim's phone, and what a clone copied off it: the credential and the key."""
@@ -257,13 +256,13 @@ class Rush:
         return victim, (held.l1, key)
 
     def _clone_pays(
-        self, clone: tuple[bytes, SigningKey], tills: list[tuple[str, Terminal]]
+        self, clone: tuple[bytes, SigningKey], tills: list[tuple[str, TerminalAgent]]
     ) -> None:
         """The second phone pays offline with the counters the victim used over a minute ago."""
         l1, key = clone
         for ctr, (terminal_id, terminal) in enumerate(tills):
             text = make_code(l1, key, ctr=ctr, ts=int(time.time()))
-            result = terminal.agent.scan(text, amount=900)
+            result = terminal.scan_path.scan(text, amount=900)
             self.tally.record(terminal_id, result, 900)
             if result.ok:
                 self.tally.clone_accepted += 1
@@ -279,7 +278,7 @@ class Rush:
     def _phase_start(self, phase: str) -> float:
         return self._started.setdefault(phase, time.monotonic())
 
-    def _drain(self, terminals: list[Terminal]) -> None:
+    def _drain(self, terminals: list[TerminalAgent]) -> None:
         """Reconnected: every journal uploaded and acknowledged (bounded)."""
         end = time.monotonic() + self.plan.upload_s
         while time.monotonic() < end:

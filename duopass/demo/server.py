@@ -8,11 +8,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from duopass.demo.rush import Server, connect
+from duopass.demo.seed import seed
+from duopass.demo.serving import serving
 from duopass.server.app import create_app
-from duopass.server.config import Settings
-from duopass.server.demo import seed
 from duopass.server.keyring import Keyring
-from duopass.server.threaded import serving
+from duopass.server.settings import Settings
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from duopass.ledger.checkpoint import (
 )
 from duopass.ledger.compact import Appended, CompactRange, StoredNode
 from duopass.ledger.errors import LedgerError, LedgerReason
-from duopass.ledger.memory import MemoryTree
+from duopass.ledger.memory_tree import MemoryTree
 from duopass.ledger.merkle import (
     EMPTY_ROOT,
     LeafHash,

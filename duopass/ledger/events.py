@@ -43,6 +43,7 @@ class EventType(StrEnum):
     AMEND = "amend"
     VOID = "void"
     PENDING_MOVE = "pending_move"
+    CONFLICT_BOOKED = "conflict_booked"
     SETTLEMENT = "settlement"
     TERMINAL_CREATE = "terminal_create"
     TERMINAL_ENROL = "terminal_enrol"
@@ -75,9 +76,7 @@ CATALOGUE: Mapping[EventType, Fields] = {
     EventType.TOTP_ENABLE: _f("holder"),
     EventType.TOTP_CHANGE: _f("holder"),
     EventType.TOTP_DISABLE: _f("holder"),
-    EventType.CREDENTIAL_ISSUE: _f(
-        "cti kid holder uses txmax exp offline", "kind gen sub ev nbf reissue_of"
-    ),
+    EventType.CREDENTIAL_ISSUE: _f("cti kid holder uses txmax exp offline", "gen replaces"),
     EventType.CREDENTIAL_REFRESH: _f("cti mark release_mark released"),
     EventType.CREDENTIAL_REVOKE: _f("cti reason"),
     EventType.HOLD_RELEASE: _f("cti released confirmed"),
@@ -89,7 +88,8 @@ CATALOGUE: Mapping[EventType, Fields] = {
     EventType.AMEND: _f(f"{_SCAN} approved amount transaction"),
     EventType.VOID: _f(f"{_SCAN} amount transaction"),
     EventType.PENDING_MOVE: _f("alert amount transaction to_loss"),
-    EventType.SETTLEMENT: _f("day report merchants", "zone"),
+    EventType.CONFLICT_BOOKED: _f("alert terminal seq amount transaction"),
+    EventType.SETTLEMENT: _f("day report merchants time_zone"),
     EventType.TERMINAL_CREATE: _f("terminal mode venue"),
     EventType.TERMINAL_ENROL: _f("terminal key"),
     EventType.JOURNAL_BATCH: _f("terminal first last digest entries"),

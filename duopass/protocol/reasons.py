@@ -1,8 +1,12 @@
-"""The reason codes of PROTOCOL.md §3: the API of every verdict. Added, never renamed or reused."""
+"""The reason codes of PROTOCOL.md §3: the API of every verdict; and the reasons a journal answer
+gives for an entry it holds for review instead of settling it (§5). Added, never renamed or
+reused."""
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+__all__ = ["Reason", "Unsettled"]
 
 
 class Reason(StrEnum):
@@ -32,3 +36,15 @@ class Reason(StrEnum):
     INTERRUPTED = "INTERRUPTED"
     """Journal only: the terminal stopped between taking a seq and giving a verdict (it crashed
     or was killed), so it accepted nothing; settles like any refusal (§5.1)."""
+
+
+class Unsettled(StrEnum):
+    """Why a journal entry was held for review (a journal answer's `rejected`), besides a §3
+    reason its re-check gave (§5.2, §5.4)."""
+
+    LATE = "LATE"
+    """A charging entry whose code is older than the late window."""
+    CONFLICT = "CONFLICT"
+    """Different bytes for a (terminal_id, seq) already held."""
+    CURRENCY = "CURRENCY"
+    """The entry's currency is not the till's."""

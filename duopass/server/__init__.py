@@ -5,3 +5,5 @@ which do one unit of work per command in one database transaction (the ledger ap
 The package imports nothing itself, so that commands which only read the database (audit,
 settlement) start without the web stack.
 """
+
+__all__: list[str] = []

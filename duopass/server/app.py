@@ -9,15 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from duopass import __version__
-from duopass.server import errors, openapi
-from duopass.server.clock import Clock, MovableClock, MovableClockRefused
-from duopass.server.config import Settings
-from duopass.server.context import Context
-from duopass.server.keyring import Keyring
-from duopass.server.limits import BODY_BYTES_MAX, JOURNAL_BODY_BYTES_MAX
-from duopass.server.maintenance import Maintenance
-from duopass.server.middleware import BodyLimit, DateHeader
-from duopass.server.routes import (
+from duopass.server import problems
+from duopass.server.api import openapi
+from duopass.server.api.middleware import BodyLimit, DateHeader
+from duopass.server.api.routes import (
     admin,
     ledger,
     review,
@@ -27,8 +22,14 @@ from duopass.server.routes import (
     terminal,
     wallet,
 )
-from duopass.server.routes import testing as testing_routes
-from duopass.server.services import signing
+from duopass.server.api.routes import testing as testing_routes
+from duopass.server.clock import Clock, MovableClock, MovableClockRefused
+from duopass.server.context import AppContext
+from duopass.server.keyring import Keyring
+from duopass.server.limits import BODY_BYTES_MAX, JOURNAL_BODY_BYTES_MAX
+from duopass.server.maintenance import Maintenance
+from duopass.server.services import signing_keys
+from duopass.server.settings import Settings
 from duopass.server.store.db import Database
 
 
@@ -55,11 +56,10 @@ def create_app(
     db = Database(settings.db_url)
     if migrate:
         db.migrate()
-    ctx = Context(
+    ctx = AppContext(
         settings=settings, db=db, keyring=keyring or Keyring.load(settings.data_dir), clock=clock
     )
-    now = ctx.now()
-    ctx.run(lambda s: signing.rotate(s, ctx.keyring, settings, now))
+    ctx.run(signing_keys.rotate)
     maintenance = Maintenance(ctx)
 
     @asynccontextmanager
@@ -78,7 +78,7 @@ def create_app(
         description="Online verification, credentials, trust bundles and the ledger (PROTOCOL.md).",
     )
     app.state.context = ctx
-    errors.install(app)
+    problems.install(app)
     routers = [terminal, session, wallet, admin, review, settlement, ledger, system]
     if isinstance(clock, MovableClock):
         routers.append(testing_routes)

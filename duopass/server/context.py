@@ -1,6 +1,6 @@
-"""What every request works with: the database, the keys, the settings and the clock; `run`,
-which executes one unit of work, retrying it when a concurrent unit won a race; and `group`,
-which commits concurrent scans together."""
+"""What the whole application works with: the database, the keys, the settings, the clock and
+the metrics; `run`, which executes one unit of work (retried when a concurrent unit won a race);
+and `group`, which commits concurrent scans together."""
 
 from __future__ import annotations
 
@@ -12,11 +12,16 @@ from typing import TypeVar
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy.orm import Session
 
-from duopass.server.config import Settings
-from duopass.server.errors import Problem
+from duopass.server.clock import Clock
+from duopass.server.group_commit import GroupCommit
 from duopass.server.keyring import Keyring
+from duopass.server.problems import Problem
+from duopass.server.services.terminals import Directory
+from duopass.server.settings import Settings
 from duopass.server.store.db import Database
-from duopass.server.units import UNIT_ATTEMPTS, GroupCommit, retrying
+from duopass.server.unit_of_work import UNIT_ATTEMPTS, Unit, retrying
+
+__all__ = ["AppContext", "Metrics"]
 
 T = TypeVar("T")
 
@@ -35,30 +40,38 @@ class Metrics:
 
 
 @dataclass
-class Context:
+class AppContext:
+    """One per application, on `app.state.context`: routes reach it through `deps.Ctx`."""
+
     settings: Settings
     db: Database
     keyring: Keyring
-    clock: Callable[[], float] = field(default=time.time)
+    clock: Clock = field(default=time.time)
     metrics: Metrics = field(default_factory=Metrics)
+    terminals: Directory = field(default_factory=Directory)
+    """Terminals by id, for authenticating their signed requests without a read each."""
     group: GroupCommit = field(init=False)
 
     def __post_init__(self) -> None:
-        self.group = GroupCommit(self.db)
+        self.group = GroupCommit(self.db, self._unit)
 
     def now(self) -> int:
+        """The server's time: the one clock everything it records and answers reads."""
         return int(self.clock())
 
-    def run(self, work: Callable[[Session], T], *, attempts: int = UNIT_ATTEMPTS) -> T:
-        """Run `work` in one transaction of its own (`units.retrying`)."""
+    def _unit(self, session: Session) -> Unit:
+        return Unit(session, self.settings, self.keyring, self.now())
+
+    def run(self, work: Callable[[Unit], T], *, attempts: int = UNIT_ATTEMPTS) -> T:
+        """Run `work` in one transaction of its own (`unit_of_work.retrying`)."""
 
         def attempt() -> T:
             with self.db.unit() as session:
-                return work(session)
+                return work(self._unit(session))
 
         return retrying(attempt, attempts=attempts)
 
-    def run_refusable(self, work: Callable[[Session], T | Problem]) -> T:
+    def run_refusable(self, work: Callable[[Unit], T | Problem]) -> T:
         """`run`, for work that counts what a refusal costs (failed sign-ins): it returns its
         `Problem` instead of raising it, so the unit commits the count, and then it is raised."""
         result = self.run(work)

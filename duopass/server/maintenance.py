@@ -7,29 +7,29 @@ from __future__ import annotations
 import logging
 import threading
 
-from duopass.server.context import Context
-from duopass.server.services import auth, ledger, signing, sweep
+from duopass.server.context import AppContext
+from duopass.server.services import sessions, signing_keys, sweep, throttle, tlog
 
 log = logging.getLogger("duopass.server.maintenance")
 INTERVAL_S = 60.0
 
 
-def run_once(ctx: Context) -> None:
-    now = ctx.now()
-    created = ctx.run(lambda s: signing.rotate(s, ctx.keyring, ctx.settings, now))
+def run_once(ctx: AppContext) -> None:
+    created = ctx.run(signing_keys.rotate)
     if created:
         log.info("created %d signing keys", created)
-    swept = ctx.run(lambda s: sweep.sweep(s, ctx.keyring, ctx.settings, now))
+    swept = ctx.run(sweep.sweep)
     if swept.credentials or swept.verdicts:
         log.info("sweep: %s", swept)
-    ctx.run(lambda s: ledger.checkpoint(s, ctx.keyring.ledger, now))
-    ctx.run(lambda s: auth.purge(s, now))
+    ctx.run(tlog.checkpoint)
+    ctx.run(lambda u: sessions.purge(u.session, u.now))
+    ctx.run(lambda u: throttle.purge(u.session, u.now))
 
 
 class Maintenance:
     """Runs `run_once` every `interval` seconds until `stop`; a failure is logged, not fatal."""
 
-    def __init__(self, ctx: Context, interval: float = INTERVAL_S) -> None:
+    def __init__(self, ctx: AppContext, interval: float = INTERVAL_S) -> None:
         self.ctx, self.interval = ctx, interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="duopass-maintenance", daemon=True)

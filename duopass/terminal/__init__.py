@@ -2,28 +2,31 @@
 server within a bounded timeout and otherwise decides by itself, journals every decision durably
 and forwards the journal in signed batches. It speaks to the server over HTTP only.
 
+    agent      `TerminalAgent`: all of it together, with the background threads
+    scan       `ScanPath`, one scan: seq, online try, offline fallback, journal entry, verdict
     store      the data directory: SQLite (WAL, durable): config, trust, journal, batches, memory
-    client     signed requests (protocol.requests), bounded answers, the server's clock
+    client     signed requests (protocol.signed_requests), bounded answers, the server's clock
     link       online, or offline with a background probe
-    agent      one scan: seq, online try, offline fallback, journal entry, verdict
     bundles    trust bundle sync against the pinned root key
     uploader   store and forward: batches stored before sending, deleted after acknowledgement
     enrol      the terminal key and the one-time enrolment code
-    scanner    lines from a keyboard-wedge scanner, amounts keyed in
-    runtime    all of it together, with the background threads
+    keyboard   lines from a keyboard-wedge scanner, amounts keyed in
+
+May import: `duopass.protocol` only of duopass (a vendor's terminal would know only the
+protocol); it speaks to the server over HTTP.
 """
 
-from duopass.terminal.agent import AMOUNT_MAX, Agent, Result
+from duopass.terminal.agent import AgentSettings, Busy, NotEnrolled, TerminalAgent
 from duopass.terminal.client import Client, Refused, Unreachable
 from duopass.terminal.enrol import EnrolError, enrol
+from duopass.terminal.keyboard import format_amount, parse_amount, read_lines
 from duopass.terminal.link import Link, State
-from duopass.terminal.runtime import Busy, NotEnrolled, Settings, Terminal
-from duopass.terminal.scanner import format_amount, parse_amount, read_lines
+from duopass.terminal.scan import AMOUNT_MAX, Result, ScanPath
 from duopass.terminal.store import DurableMemory, Store
 
 __all__ = [
     "AMOUNT_MAX",
-    "Agent",
+    "AgentSettings",
     "Busy",
     "Client",
     "DurableMemory",
@@ -32,10 +35,10 @@ __all__ = [
     "NotEnrolled",
     "Refused",
     "Result",
-    "Settings",
+    "ScanPath",
     "State",
     "Store",
-    "Terminal",
+    "TerminalAgent",
     "Unreachable",
     "enrol",
     "format_amount",

@@ -1,276 +1,197 @@
-"""One scan, start to verdict: a seq taken durably, the server asked within the online timeout,
-else the terminal's own verdict (§3 with its durable memory), then the journal entry (§5) and
-what was accepted, committed together before the verdict is returned.
-
-A scan that fell back after a timeout keeps its seq: if the server did apply it, the journal
-entry for that (terminal_id, seq) settles it the terminal's way (§5.1), never twice.
-"""
+"""An enrolled terminal put together: store, client, link, agent, and the background threads
+(link probe, bundle sync, uploader). One agent per data directory, held by a lock file;
+`duopass terminal upload` and `status` may run beside it."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
+import fcntl
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Self
 
-from duopass.protocol.cbor import MalformedError
-from duopass.protocol.code import FormatError, decode_code
-from duopass.protocol.encoding import EncodingError, b64u_decode
-from duopass.protocol.journal import Entry, encode_entry
-from duopass.protocol.limits import CODE_CHARS_MAX, SUB_CHARS_MAX
-from duopass.protocol.memory import Acceptance
-from duopass.protocol.reasons import Reason
-from duopass.protocol.trust import TrustStore
-from duopass.protocol.verify import Mode, TerminalConfig, Verifier, accepted
-from duopass.terminal.client import Client, Refused, Unreachable
-from duopass.terminal.link import Link
-from duopass.terminal.store import Config, DurableMemory, Store
+from duopass.terminal.bundles import BundleSync
+from duopass.terminal.client import Client, Unreachable
+from duopass.terminal.enrol import load_key
+from duopass.terminal.link import Link, State
+from duopass.terminal.scan import ScanPath
+from duopass.terminal.store import DB_NAME, Store
+from duopass.terminal.uploader import Uploader
 
-__all__ = ["AMOUNT_MAX", "BACKLOG_MARGIN_S", "Agent", "Result"]
+__all__ = ["AgentSettings", "Busy", "NotEnrolled", "TerminalAgent"]
 
 log = logging.getLogger("duopass.terminal")
 
-AMOUNT_MAX = 10**9
-"""Largest amount a till takes, in minor units: what the server accepts in a scan."""
-BACKLOG_MARGIN_S = 12 * 3600
-"""§5.5: payments are refused offline while the oldest unacknowledged entry is older than the
-late window minus this."""
-_NO_TRUST = TrustStore(seq=0, issued_at=0, max_age_s=0, issuers=())
+_BACKOFF_MAX_S = 60.0
+_LOCK_NAME = "agent.lock"
+
+
+class Busy(Exception):
+    """Another agent holds this data directory."""
+
+
+class NotEnrolled(Exception):
+    """The data directory holds no enrolled terminal."""
 
 
 @dataclass(frozen=True, kw_only=True)
-class Result:
-    """A scan's verdict as the terminal shows it; `online` says whose verdict it is."""
-
-    seq: int
-    reason: Reason
-    online: bool
-    tried: bool
-    mode: Mode
-    amount: int | None
-    currency: str | None
-    iss: str | None = None
-    sub: str | None = None
-    cti: bytes | None = None
-    ctr: int | None = None
-    note: str | None = None
-    """Why a tried scan was decided offline (the server's silence or refusal)."""
-
-    @property
-    def ok(self) -> bool:
-        return self.reason is Reason.OK
+class AgentSettings:
+    timeout_s: float = 0.3
+    """The online timeout of a scan (§ PRODUCT: the terminal fallback)."""
+    timeouts_max: int = 2
+    probe_s: float = 1.0
+    upload_s: float = 5.0
+    upload_timeout_s: float = 10.0
+    bundle_s: float = 300.0
+    server: str | None = None
+    """Another URL for the enrolled server (a proxy, a new address)."""
 
 
-class Agent:
-    """The scan path of one enrolled terminal. Thread-safe: scans run one at a time."""
+class _Periodic:
+    """Run `work` every `every_s`, at once when woken, backing off while it fails."""
+
+    def __init__(self, name: str, every_s: float, work: Callable[[], bool]) -> None:
+        self.every_s, self.work = every_s, work
+        self._wake, self._stop = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout_s: float) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=timeout_s)
+
+    def _run(self) -> None:
+        delay = 0.0
+        while not self._stop.is_set():
+            self._wake.wait(delay)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                ok = self.work()
+            except Exception:  # a background job must never die; the next round retries
+                log.exception("%s failed", self._thread.name)
+                ok = False
+            delay = self.every_s if ok else min(max(delay * 2, self.every_s), _BACKOFF_MAX_S)
+
+
+class TerminalAgent:
+    """Everything `duopass terminal run` needs, as a context manager."""
 
     def __init__(
-        self,
-        store: Store,
-        client: Client,
-        link: Link,
-        *,
-        timeout_s: float,
-        clock: Callable[[], float] = time.time,
+        self, data_dir: Path, settings: AgentSettings | None = None, *, exclusive: bool = True
     ) -> None:
-        self.store, self.client, self.link = store, client, link
-        self.timeout_s, self.clock = timeout_s, clock
-        config: Config = store.config()
-        self.settings = config
-        self.config = TerminalConfig(
-            mode=Mode(config.mode),
-            currency=config.currency,
-            venue=config.venue,
-            event=config.event,
+        self.settings = settings or AgentSettings()
+        self.data_dir = data_dir
+        if not (data_dir / DB_NAME).is_file():
+            raise NotEnrolled(f"{data_dir} holds no terminal: run `duopass terminal enrol`")
+        self._lock_fd: int | None = _lock(data_dir) if exclusive else None
+        self.store = Store(data_dir)
+        if not self.store.enrolled:
+            self.store.close()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+            raise NotEnrolled(f"{data_dir} holds no enrolled terminal")
+        config = self.store.config()
+        self.client = Client(
+            self.settings.server or config.server,
+            terminal_id=config.terminal_id,
+            key=load_key(data_dir),
+            offset=self.store.clock_offset,
         )
-        self.verifier = Verifier(store.trust() or _NO_TRUST, self.config, DurableMemory(store))
-        self._lock = threading.Lock()
+        self.link = Link(
+            self.client,
+            timeout_s=self.settings.timeout_s,
+            probe_s=self.settings.probe_s,
+            timeouts_max=self.settings.timeouts_max,
+            on_change=self._link_changed,
+        )
+        self.scan_path = ScanPath(
+            self.store, self.client, self.link, timeout_s=self.settings.timeout_s
+        )
+        self.bundles = BundleSync(
+            self.store,
+            self.client,
+            timeout_s=self.settings.upload_timeout_s,
+            on_update=self.scan_path.set_trust,
+        )
+        self.uploader = Uploader(
+            self.store,
+            self.client,
+            self.client.key,  # type: ignore[arg-type]
+            timeout_s=self.settings.upload_timeout_s,
+        )
+        self._threads = [
+            _Periodic("duopass-bundles", self.settings.bundle_s, self._sync),
+            _Periodic("duopass-upload", self.settings.upload_s, self.try_upload),
+        ]
+        for thread in self._threads:
+            self.link.on_reconnect(thread.wake)
 
-    def set_trust(self, trust: TrustStore) -> None:
-        with self._lock:
-            self.verifier.trust = trust
+    def __enter__(self) -> Self:
+        return self
 
-    # -- recovery --------------------------------------------------------------------------
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def recover(self) -> list[int]:
-        """Journal the scans a crash interrupted after they took a seq: the terminal accepted
-        nothing for them (its entry and acceptance commit together), so each is INTERRUPTED,
-        which voids a charge the server may have made online (§5.1)."""
-        done = []
-        for held in self.store.open_scans():
-            scan = _Scan(
-                held.seq, held.code, Mode(held.mode), held.amount, held.scanned_at, held.tried
-            )
-            with self.store.transaction() as db:
-                self.store.close_scan(db, scan.seq, self._entry(scan, Reason.INTERRUPTED), None)
-            done.append(scan.seq)
+        """After a crash: journal the interrupted scans, forget expired acceptances."""
+        seqs = self.scan_path.recover()
+        self.store.forget_until(int(time.time()) + self.client.offset)
+        return seqs
+
+    def start(self) -> None:
+        """The background threads: probe, bundle sync (at once), uploader (at once)."""
+        self._link_changed(self.link.state)
+        self.link.start()
+        for thread in self._threads:
+            thread.start()
+
+    def _sync(self) -> bool:
+        """The bundle job: the trust bundle, and acceptances past their `keep_until` dropped."""
+        self.store.forget_until(int(time.time()) + self.client.offset)
+        return self.bundles.try_sync()
+
+    def try_upload(self) -> bool:
+        try:
+            done = self.uploader.upload()
+        except Unreachable as exc:
+            log.info("upload failed: %s", exc)
+            return False
+        if done:
+            self.link.succeeded()
         return done
 
-    # -- a scan ----------------------------------------------------------------------------
+    def close(self) -> None:
+        for thread in self._threads:
+            thread.stop(self.settings.upload_timeout_s + 5)
+        self.link.stop()
+        self.client.close()
+        self.store.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
-    def scan(self, text: str, *, amount: int | None = None) -> Result:
-        """Decide one scanned text (one line, its line ending removed)."""
-        mode = self.config.mode
-        if mode is Mode.PAY:
-            if amount is None or not 1 <= amount <= AMOUNT_MAX:
-                raise ValueError("a payment needs an amount of 1 .. AMOUNT_MAX minor units")
-        else:
-            amount = None
-        if not text:
-            raise ValueError("nothing scanned")
-        with self._lock:
-            return self._scan(text, mode, amount)
-
-    def _scan(self, text: str, mode: Mode, amount: int | None) -> Result:
-        scanned_at = int(self.clock())
-        code = text[:CODE_CHARS_MAX]  # longer is no code (MALFORMED or FORMAT): kept in part
-        ask = self.link.online and len(text) <= CODE_CHARS_MAX
-        seq = self.store.open_scan(
-            scanned_at=scanned_at, mode=mode.value, amount=amount, code=code, tried=ask
-        )
-        scan = _Scan(seq, text, mode, amount, scanned_at, ask)
-        if not ask:
-            return self._close_offline(scan, None)
-        try:
-            result = self._ask(scan)
-        except Unreachable as exc:
-            self.link.failed(exc)
-            return self._close_offline(scan, f"server: {exc}")
-        except Refused as exc:
-            log.warning("server refused scan seq %s: %s", seq, exc)
-            return self._close_offline(scan, f"server: {exc}")
-        return self._close_online(scan, result)
-
-    def _ask(self, scan: _Scan) -> Result:
-        body = json.dumps(
-            {
-                "code": scan.text,
-                "mode": scan.mode.value,
-                "amount": scan.amount,
-                "terminal_id": self.settings.terminal_id,
-                "seq": scan.seq,
-                "scanned_at": scan.scanned_at + self.client.offset,
-            }
-        ).encode()
-        answer = self.client.request_within(self.timeout_s, "POST", "/v1/terminal/scans", body=body)
-        self.link.succeeded()
-        return _online_result(answer.json(), scan, self.config.currency)
-
-    def _close_online(self, scan: _Scan, result: Result) -> Result:
-        acceptance = self._acceptance(scan.text, result) if result.ok else None
-        entry = self._entry(scan, result.reason, online=True)
-        with self.store.transaction() as db:
-            self.store.close_scan(db, scan.seq, entry, acceptance)
-        return result
-
-    def _close_offline(self, scan: _Scan, note: str | None) -> Result:
-        now = scan.scanned_at + self.client.offset
-        with self.store.transaction() as db:
-            if scan.mode is Mode.PAY and self._backlogged(now):
-                stale = dataclasses.replace(self.verifier.trust, issued_at=0, max_age_s=0)
-                verdict = Verifier(stale, self.config, self.verifier.memory).scan(
-                    scan.text, now=now, amount=scan.amount
-                )
-            else:  # records what it accepts, inside this transaction
-                verdict = self.verifier.scan(scan.text, now=now, amount=scan.amount)
-            self.store.close_scan(db, scan.seq, self._entry(scan, verdict.reason), None)
-        claims = verdict.claims
-        return Result(
-            seq=scan.seq,
-            reason=verdict.reason,
-            online=False,
-            tried=scan.tried,
-            mode=scan.mode,
-            amount=scan.amount,
-            currency=self.config.currency if scan.mode is Mode.PAY else None,
-            iss=claims.iss if claims else None,
-            sub=claims.sub if claims else None,
-            cti=claims.cti if claims else None,
-            ctr=verdict.ctr,
-            note=note,
-        )
-
-    def _backlogged(self, now: int) -> bool:
-        """§5.5: the oldest unacknowledged entry is older than the late window minus 12 h; the
-        late window is the issuer's, from the trust bundle (§5.4; 72 h until one says)."""
-        oldest = self.store.oldest_unacked()
-        if oldest is None:
-            return False
-        age = now - (oldest + self.client.offset)
-        late_window_s = self.verifier.trust.policy(self.settings.iss).late_window_s
-        return age > late_window_s - BACKLOG_MARGIN_S
-
-    def _acceptance(self, text: str, result: Result) -> Acceptance | None:
-        """What the server's acceptance adds to this terminal's memory (§3: online acceptances
-        are kept too), from the code's own claims."""
-        try:
-            claims = decode_code(text).credential.claims
-        except (FormatError, MalformedError):
-            return None
-        return accepted(
-            claims, result.ctr, self.config.mode, self.verifier.trust.policy(claims.iss)
-        )
-
-    def _entry(self, scan: _Scan, verdict: Reason, *, online: bool = False) -> bytes:
-        pay = scan.mode is Mode.PAY
-        return encode_entry(
-            Entry(
-                seq=scan.seq,
-                scanned_at=scan.scanned_at,
-                clock_offset=self.client.offset,
-                mode=scan.mode,
-                amount=scan.amount if pay else None,
-                currency=self.config.currency if pay else None,
-                venue=self.config.venue,
-                verdict=verdict,
-                online=online,
-                tried=scan.tried,
-                bundle_seq=self.verifier.trust.seq,
-                code=scan.text[:CODE_CHARS_MAX],
-            )
-        )
+    def _link_changed(self, state: State) -> None:
+        self.store.put(link=state.value, link_changed_at=int(time.time()))
 
 
-@dataclass(frozen=True)
-class _Scan:
-    """A scan in progress: its seq is taken, its verdict not yet given."""
-
-    seq: int
-    text: str
-    mode: Mode
-    amount: int | None
-    scanned_at: int
-    tried: bool
-
-
-def _online_result(doc: object, scan: _Scan, currency: str | None) -> Result:
-    """The server's verdict (§8), checked like any input; anything else is a refusal."""
-    if not isinstance(doc, dict) or not isinstance(doc.get("reason"), str):
-        raise Refused(200, "verdict without a reason")
+def _lock(data_dir: Path) -> int:
+    fd = os.open(data_dir / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        reason = Reason(doc["reason"])
-    except ValueError as exc:
-        raise Refused(200, "unknown reason") from exc
-    if doc.get("ok") is not (reason is Reason.OK):
-        raise Refused(200, "ok and reason disagree")
-    iss, sub, cti, ctr = doc.get("iss"), doc.get("sub"), doc.get("cti"), doc.get("ctr")
-    try:
-        raw_cti = b64u_decode(cti) if isinstance(cti, str) and len(cti) <= 32 else None
-    except EncodingError:
-        raw_cti = None
-    return Result(
-        seq=scan.seq,
-        reason=reason,
-        online=True,
-        tried=True,
-        mode=scan.mode,
-        amount=scan.amount,
-        currency=currency if scan.mode is Mode.PAY else None,
-        iss=iss if isinstance(iss, str) and len(iss) <= SUB_CHARS_MAX else None,
-        sub=sub if isinstance(sub, str) and len(sub) <= SUB_CHARS_MAX else None,
-        cti=raw_cti,
-        ctr=ctr if type(ctr) is int else None,
-    )
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        raise Busy(f"another terminal agent runs on {data_dir}") from exc
+    return fd

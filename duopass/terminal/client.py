@@ -22,7 +22,7 @@ import httpx
 
 from duopass.protocol.encoding import EncodingError, parse_digits
 from duopass.protocol.keys import SigningKey
-from duopass.protocol.requests import sign_request
+from duopass.protocol.signed_requests import sign_request
 
 __all__ = ["ANSWER_BYTES_MAX", "Answer", "Client", "Refused", "Unreachable"]
 

@@ -18,7 +18,7 @@ from duopass.protocol.limits import (
     KEY_FILE_BYTES_MAX,
     VENUE_CHARS_MAX,
 )
-from duopass.protocol.requests import enrolment_message
+from duopass.protocol.signed_requests import enrolment_message
 from duopass.protocol.verify import Mode
 from duopass.terminal.client import Client
 from duopass.terminal.store import KEY_NAME, Config, Store

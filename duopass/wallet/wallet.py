@@ -18,7 +18,7 @@ from duopass.protocol.cbor import MalformedError
 from duopass.protocol.code import make_code
 from duopass.protocol.encoding import b64u_encode
 from duopass.protocol.keys import SigningKey
-from duopass.protocol.requests import device_enrolment_message, device_sign_in_message
+from duopass.protocol.signed_requests import device_enrolment_message, device_sign_in_message
 from duopass.wallet.client import Client, SyncAnswer, check_server_url
 from duopass.wallet.clock import Clock, ClockSample, SystemClock, server_now
 from duopass.wallet.device import load_key, load_or_create_key

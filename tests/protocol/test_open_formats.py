@@ -25,7 +25,7 @@ from duopass.protocol.journal import (
 )
 from duopass.protocol.keys import KeyId
 from duopass.protocol.reasons import Reason
-from duopass.protocol.requests import (
+from duopass.protocol.signed_requests import (
     enrolment_message,
     request_message,
     sign_request,

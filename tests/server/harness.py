@@ -16,11 +16,12 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from duopass.demo.serving import serving
 from duopass.protocol import SigningKey, make_code
 from duopass.protocol.encoding import b64u_decode, b64u_encode
 from duopass.protocol.journal import GENESIS, Entry, batch_hash, encode_batch, encode_entry
 from duopass.protocol.reasons import Reason
-from duopass.protocol.requests import (
+from duopass.protocol.signed_requests import (
     device_enrolment_message,
     device_sign_in_message,
     enrolment_message,
@@ -28,11 +29,10 @@ from duopass.protocol.requests import (
 )
 from duopass.protocol.verify import Mode
 from duopass.server.app import create_app
-from duopass.server.config import Settings
-from duopass.server.context import Context
+from duopass.server.context import AppContext
 from duopass.server.keyring import Keyring
+from duopass.server.settings import Settings
 from duopass.server.store.tables import Staff
-from duopass.server.threaded import serving
 
 ADMIN_PASSWORD = "admin-password-for-tests"
 
@@ -40,7 +40,7 @@ ADMIN_PASSWORD = "admin-password-for-tests"
 @dataclass
 class Running:
     url: str
-    ctx: Context
+    ctx: AppContext
     http: httpx.Client
 
     def admin(self) -> Admin:
@@ -72,10 +72,11 @@ def running_server(
     config = Settings(db_url=db_url, data_dir=data_dir, **settings)
     keyring = Keyring.create(data_dir, origin="demo-univ/ledger")
     app = create_app(config, keyring=keyring, clock=clock, testing=True)
-    ctx: Context = app.state.context
+    ctx: AppContext = app.state.context
     from argon2 import PasswordHasher
 
-    def admin(session: Any) -> None:
+    def admin(unit: Any) -> None:
+        session = unit.session
         if session.scalars(select(Staff).where(Staff.login == "admin")).first() is None:
             hashed = PasswordHasher().hash(ADMIN_PASSWORD)
             session.add(Staff(login="admin", password_hash=hashed, role="admin"))
@@ -212,24 +213,16 @@ class Wallet:
 def password_session(running: Running, login: str) -> dict[str, str]:
     """A holder's session as a password sign-in just made it, opened in process: for tests that
     guess wrong passwords on purpose (the fuzzer), whose own sign-ins would be throttled."""
-    from duopass.server.services import auth
+    from duopass.server.services import sessions
     from duopass.server.store.tables import Holder
 
-    ctx, now = running.ctx, running.ctx.now()
-
-    def opened(session: Any) -> auth.Issued:
-        holder = session.scalars(select(Holder).where(Holder.login == login)).one()
-        return auth.open_session(
-            session,
-            role="holder",
-            principal_id=holder.id,
-            method="password",
-            auth_at=now,
-            device_id=None,
-            now=now,
+    def opened(unit: Any) -> sessions.Issued:
+        holder = unit.session.scalars(select(Holder).where(Holder.login == login)).one()
+        return sessions.open_session(
+            unit, role="holder", principal_id=holder.id, method="password", device_id=None
         )
 
-    return {"Authorization": f"Bearer {ctx.run(opened).token}"}
+    return {"Authorization": f"Bearer {running.ctx.run(opened).token}"}
 
 
 def ready_wallet(

@@ -12,11 +12,11 @@ from email.utils import parsedate_to_datetime
 import httpx
 import pytest
 
+from duopass.demo.serving import free_port, wait_until_up
 from duopass.server.app import create_app
 from duopass.server.clock import MovableClock, MovableClockRefused
-from duopass.server.config import Settings
 from duopass.server.keyring import Keyring
-from duopass.server.threaded import free_port, wait_until_up
+from duopass.server.settings import Settings
 from tests.server.harness import Wallet, running_server
 
 HOUR = 3600

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -95,8 +96,8 @@ def _syncs(server: Running, wallet: Wallet, request_ids: list[str], *, mark: int
 def _credentials(server: Running, wallet: Wallet) -> list[tuple[object, ...]]:
     """(state, uses, txmax, offline, mark, release_mark, released) of each of its credentials."""
 
-    def read(session):
-        rows = session.scalars(
+    def read(unit):
+        rows = unit.session.scalars(
             select(Credential).join(Holder).where(Holder.account_id == wallet.account_id)
         )
         return sorted(
@@ -110,12 +111,10 @@ def _sweep_past_the_late_window(server: Running) -> None:
     """The sweep once every credential's counters can no longer arrive (§4.2), and not before."""
     ctx, policy = server.ctx, Policy()
     horizon = policy.freshness_s + policy.clock_skew_s + ctx.settings.late_window_s
-    exps = ctx.run(lambda s: list(s.scalars(select(Credential.exp))))
-    at_the_horizon = ctx.run(
-        lambda s: sweep.sweep(s, ctx.keyring, ctx.settings, min(exps) + horizon)
-    )
+    exps = ctx.run(lambda u: list(u.session.scalars(select(Credential.exp))))
+    at_the_horizon = ctx.run(lambda u: sweep.sweep(replace(u, now=min(exps) + horizon)))
     assert at_the_horizon.credentials == 0  # until then every hold stays
-    ctx.run(lambda s: sweep.sweep(s, ctx.keyring, ctx.settings, max(exps) + horizon + 1))
+    ctx.run(lambda u: sweep.sweep(replace(u, now=max(exps) + horizon + 1)))
 
 
 @pytest.mark.parametrize(
@@ -154,7 +153,9 @@ def test_ten_refreshes_at_once_hold_until_the_sweep_and_no_longer(
     for wallet in (ten, one):
         account = admin.account(wallet.account_id)
         assert (account["held"], account["free_funds"]) == (0, balance + overdraft)
-        row = server.ctx.run(lambda s, w=wallet: s.get(Account, w.account_id).unconfirmed_released)
+        row = server.ctx.run(
+            lambda u, w=wallet: u.session.get(Account, w.account_id).unconfirmed_released
+        )
         assert row == 0  # what refreshes released on the wallet's word is confirmed
     assert admin.books() == 0
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from duopass.server.threaded import free_port, wait_until_up
+from duopass.demo.serving import free_port, wait_until_up
 from tests.server.harness import Admin, TerminalClient, Wallet
 
 PAYMENTS = 50

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from duopass.ledger import hash_leaf, root_of
-from duopass.server.errors import Code, Problem
-from duopass.server.services import ledger
+from duopass.ledger.leaf import encode_leaf
+from duopass.server.problems import Problem, ProblemCode
+from duopass.server.services import tlog
 from duopass.server.store import sql
 
 INSERT = sql.statement("INSERT INTO meta (name, value) VALUES (:name, :value)")
@@ -22,17 +23,17 @@ LEAF = sql.statement('SELECT data FROM ledger_leaves WHERE "index" = :index')
 
 
 def _insert(name: str, value: int = 1) -> Callable[[Any], str]:
-    def work(session: Any) -> str:
-        sql.raw(session).run(INSERT, {"name": name, "value": value})
+    def work(unit: Any) -> str:
+        sql.raw(unit.session).run(INSERT, {"name": name, "value": value})
         return name
 
     return work
 
 
 def _failing(name: str) -> Callable[[Any], str]:
-    def work(session: Any) -> str:
-        _insert(name)(session)
-        raise Problem(Code.FORBIDDEN, "refused after writing")
+    def work(unit: Any) -> str:
+        _insert(name)(unit)
+        raise Problem(ProblemCode.FORBIDDEN, "refused after writing")
 
     return work
 
@@ -54,7 +55,7 @@ def _one_batch(ctx: Any, works: list[Callable[[Any], Any]]) -> list[Any]:
 
 
 def _value(ctx: Any, name: str) -> int | None:
-    row = ctx.run(lambda s: sql.raw(s).one(READ, {"name": name}))
+    row = ctx.run(lambda u: sql.raw(u.session).one(READ, {"name": name}))
     return None if row is None else int(row[0])
 
 
@@ -62,7 +63,7 @@ def test_a_failing_unit_rolls_back_alone(server):
     ctx = server.ctx
     outcomes = _one_batch(ctx, [_insert("gc-a"), _failing("gc-b"), _insert("gc-c")])
     assert outcomes[0] == "gc-a" and outcomes[2] == "gc-c"
-    assert isinstance(outcomes[1], Problem) and outcomes[1].code is Code.FORBIDDEN
+    assert isinstance(outcomes[1], Problem) and outcomes[1].code is ProblemCode.FORBIDDEN
     assert (_value(ctx, "gc-a"), _value(ctx, "gc-b"), _value(ctx, "gc-c")) == (1, None, 1)
 
 
@@ -70,19 +71,19 @@ def test_a_unique_clash_in_a_batch_is_a_conflict_for_that_unit_only(server):
     ctx = server.ctx
     outcomes = _one_batch(ctx, [_insert("gc-x", 1), _insert("gc-x", 2), _insert("gc-y")])
     assert outcomes[0] == "gc-x" and outcomes[2] == "gc-y"
-    assert isinstance(outcomes[1], Problem) and outcomes[1].code is Code.CONFLICT
+    assert isinstance(outcomes[1], Problem) and outcomes[1].code is ProblemCode.CONFLICT
     assert (_value(ctx, "gc-x"), _value(ctx, "gc-y")) == (1, 1)
 
 
 def test_ledger_appends_in_a_batch_keep_the_tree_whole(server):
     ctx = server.ctx
-    before = ctx.run(ledger.size)
+    before = ctx.run(lambda u: tlog.size(u.session))
 
     def append(n: int, *, fail: bool = False) -> Callable[[Any], int]:
-        def work(session: Any) -> int:
-            index = ledger.append(session, "test", n, "demo-univ", {"n": n})
+        def work(unit: Any) -> int:
+            index = tlog.append_many(unit.session, [encode_leaf("test", n, "demo-univ", {"n": n})])
             if fail:
-                raise Problem(Code.FORBIDDEN, "refused after appending")
+                raise Problem(ProblemCode.FORBIDDEN, "refused after appending")
             return index
 
         return work
@@ -93,14 +94,15 @@ def test_ledger_appends_in_a_batch_keep_the_tree_whole(server):
     assert [outcomes[n] for n in kept] == list(range(before, before + len(kept)))
     assert all(isinstance(outcomes[n], Problem) for n in range(9) if n % 3 == 1)
 
-    def check(session: Any) -> None:
-        size = ledger.size(session)
+    def check(unit: Any) -> None:
+        session = unit.session
+        size = tlog.size(session)
         assert size == before + len(kept)
         leaves = [sql.raw(session).one(LEAF, {"index": i})[0] for i in range(size)]
         assert [bytes(leaf) for leaf in leaves[before:]] == [
-            ledger.leaf_bytes("test", n, "demo-univ", {"n": n}) for n in kept
+            encode_leaf("test", n, "demo-univ", {"n": n}) for n in kept
         ]
-        assert ledger.root(session, size) == root_of([hash_leaf(bytes(x)) for x in leaves])
+        assert tlog.root(session, size) == root_of([hash_leaf(bytes(x)) for x in leaves])
 
     ctx.run(check)
 
@@ -119,19 +121,19 @@ def test_a_request_waits_for_its_commit_at_most_a_bound_and_the_unit_still_lands
 ):
     """A writer slower than UNIT_WAIT_S answers 503 busy; the unit commits all the same, so a
     retry of the same request finds it (scans are idempotent by (terminal, seq))."""
-    from duopass.server import units
+    from duopass.server import group_commit
 
-    monkeypatch.setattr(units, "UNIT_WAIT_S", 0.2)
+    monkeypatch.setattr(group_commit, "UNIT_WAIT_S", 0.2)
     gate = threading.Event()
 
-    def slow(session: Any) -> str:
+    def slow(unit: Any) -> str:
         gate.wait(10)
-        return _insert("slow")(session)
+        return _insert("slow")(unit)
 
     async def main() -> None:
         with pytest.raises(Problem) as refused:
             await server.ctx.group.run(slow)
-        assert refused.value.code is Code.BUSY
+        assert refused.value.code is ProblemCode.BUSY
         gate.set()
         assert await server.ctx.group.run(lambda _s: "after") == "after"  # the writer goes on
 

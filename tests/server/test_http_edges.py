@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
-from duopass.server.errors import Code
+from duopass.demo.serving import free_port, wait_until_up
+from duopass.server.api.middleware import BodyLimit
 from duopass.server.limits import BODY_BYTES_MAX
-from duopass.server.middleware import BodyLimit
-from duopass.server.threaded import free_port, wait_until_up
+from duopass.server.problems import ProblemCode
 from tests.server.harness import Running, enrolled_till, ready_wallet, running_server
 from tests.server.raw import (
     HANG_GUARD_S,
@@ -162,7 +162,7 @@ def test_every_operation_documents_its_problem_answers(sqlite_server):
     document = sqlite_server.http.get("/openapi.json").json()
     schema = document["components"]["schemas"]["Problem"]
     assert set(schema["required"]) == {"type", "title", "status", "detail", "code"}
-    assert set(schema["properties"]["code"]["enum"]) == {code.value for code in Code}
+    assert set(schema["properties"]["code"]["enum"]) == {code.value for code in ProblemCode}
     assert "HTTPValidationError" not in json.dumps(document)  # FastAPI's 422, never sent
     operations = list(_operations(document))
     assert len(operations) >= 30

@@ -33,7 +33,9 @@ def _mismatch(answer: httpx.Response) -> None:
 
 
 def _leaves(server) -> int:
-    return int(server.ctx.run(lambda s: s.scalar(select(func.count()).select_from(LedgerLeaf))))
+    return int(
+        server.ctx.run(lambda u: u.session.scalar(select(func.count()).select_from(LedgerLeaf)))
+    )
 
 
 def _refund(

@@ -4,6 +4,7 @@ the terminal's way, duplicates and conflicts, pending and review."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import threading
 import time
 from typing import Any
@@ -13,7 +14,7 @@ import sqlalchemy
 
 from duopass.protocol import make_code
 from duopass.protocol.encoding import b64u_decode
-from duopass.server.services import ledger, sweep
+from duopass.server.services import sweep, tlog
 from tests.server.harness import enrolled_till, ready_wallet
 
 
@@ -160,11 +161,11 @@ def test_time_releases_holds_and_finalises_unjournaled_verdicts(server):
     assert held > 0
     ctx = server.ctx
     later = int(time.time()) + 86_400 + ctx.settings.late_window_s + 3_600
-    swept = ctx.run(lambda s: sweep.sweep(s, ctx.keyring, ctx.settings, later))
+    swept = ctx.run(lambda u: sweep.sweep(dataclasses.replace(u, now=later)))
     assert (swept.credentials, swept.released, swept.verdicts) == (1, held, 1)
     assert admin.account(wallet.account_id)["held"] == 0
     assert any(a["kind"] == "missing_entry" for a in _alerts(admin))
-    again = ctx.run(lambda s: sweep.sweep(s, ctx.keyring, ctx.settings, later))
+    again = ctx.run(lambda u: sweep.sweep(dataclasses.replace(u, now=later)))
     assert (again.credentials, again.verdicts) == (0, 0)  # a hold is released at most once
     assert admin.books() == 0
 
@@ -253,7 +254,7 @@ def test_a_void_after_the_sweep_leaves_no_hold_behind(server):
     assert till.scan(code, amount=300, seq=1)["ok"]
     ctx = server.ctx
     later = int(time.time()) + 86_400 + ctx.settings.late_window_s + 3_600
-    ctx.run(lambda s: sweep.sweep(s, ctx.keyring, ctx.settings, later))
+    ctx.run(lambda u: sweep.sweep(dataclasses.replace(u, now=later)))
     assert admin.account(wallet.account_id)["held"] == 0
     voided = till.journal([till.entry(code, seq=1, amount=300, verdict="BAD_SIGNATURE")])
     assert voided.status_code == 200, voided.text
@@ -291,7 +292,7 @@ def test_a_refresh_committed_while_a_batch_waits_for_its_locks_is_seen(
     credential = b64u_decode(wallet.credential["credential"])
     txmax = wallet.credential["txmax"]
     code = make_code(credential, wallet.key, ctr=5, ts=int(time.time()))
-    real = ledger.lock_now
+    real = tlog.lock_now
     refreshed: list[int] = []
 
     def refresh_first(session):
@@ -299,11 +300,11 @@ def test_a_refresh_committed_while_a_batch_waits_for_its_locks_is_seen(
             refreshed.append(wallet.sync(mark=1).status_code)
         real(session)
 
-    monkeypatch.setattr(ledger, "lock_now", refresh_first)
+    monkeypatch.setattr(tlog, "lock_now", refresh_first)
     answer = till.journal([till.entry(code, seq=1, amount=100)])
     assert answer.status_code == 200, answer.text
     assert refreshed == [200]
-    monkeypatch.setattr(ledger, "lock_now", real)
+    monkeypatch.setattr(tlog, "lock_now", real)
     # what the account holds: counters 0 and 1 of the old credential (the mark) and the new one's
     new = wallet.credential
     expected = 2 * txmax + (new["uses"] * new["txmax"] if new.get("offline", True) else 0)

@@ -72,7 +72,7 @@ def test_4_4_the_first_acceptance_to_reach_the_server_settles(server):
     assert alert["terminal_id"] == "till-1"
     assert alert["evidence"]["first"] == {"terminal": "till-2", "seq": 1, "ts": now}
     cti = b64u_decode(wallet.credential["cti"])
-    seen = server.ctx.run(lambda s: s.get(CounterSeen, (cti, 0)))
+    seen = server.ctx.run(lambda u: u.session.get(CounterSeen, (cti, 0)))
     assert (seen.terminal_id, seen.seq, seen.ts) == ("till-2", 1, now)
     assert admin.books() == 0
 
@@ -175,7 +175,7 @@ def test_5_2_a_conflict_books_nothing_until_a_person_decides(server):
         assert (done.json()["state"], done.json()["pending"]) == ("resolved", 0)
     assert admin.account(wallet.account_id)["balance"] == 10_000 - 700 - 2_500
     assert admin.account(merchant)["balance"] == 700 + 2_500 + 900
-    pending = server.ctx.run(lambda s: accounts.system_account(s, "pending", "CNY").balance)
+    pending = server.ctx.run(lambda u: accounts.system_account(u.session, "pending", "CNY").balance)
     assert pending == 0
     again = admin.post(f"/v1/admin/alerts/{conflicts[0]['id']}/review", {"action": "to_loss"})
     assert again.status_code == 409

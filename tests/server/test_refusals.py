@@ -10,7 +10,7 @@ import pytest
 
 from duopass.protocol import SigningKey
 from duopass.protocol.encoding import b64u_encode
-from duopass.protocol.requests import sign_request
+from duopass.protocol.signed_requests import sign_request
 from tests.server.harness import TerminalClient, Wallet
 
 SMALL_ORDER_KEY = bytes.fromhex("0000000000000000000000000000000000000000000000000000000000000080")

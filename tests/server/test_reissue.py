@@ -53,7 +53,7 @@ def test_6_the_replacement_of_a_lost_card_keeps_its_validity(server):
         old.scope,
     )
     assert new.device_key == phone.key.public != old.device_key and new.cti != old.cti
-    row = server.ctx.run(lambda s: s.get(Credential, new.cti))
+    row = server.ctx.run(lambda u: u.session.get(Credential, new.cti))
     assert (row.gen, row.exp) == (1, old.exp)
     # check 9 at a till whose bundle predates the report: once it has accepted generation 1,
     # the lost phone's generation 0 is refused

@@ -10,14 +10,14 @@ each on a fresh server:
 - `admin`: the admin's bearer token on every call (so the admin routes get past auth, and the
   holder routes refuse it);
 - `owner`: the routes that take another credential, with it: a holder's bearer token on /v1/me
-  and /v1/wallet, a terminal's signed headers (duopass.protocol.requests) on the signed
+  and /v1/wallet, a terminal's signed headers (duopass.protocol.signed_requests) on the signed
   terminal routes (the body's `terminal_id` set to the signer); and the admin routes on a
   holder with the handle of one that exists. So their bodies reach the services.
 
 The property: no request makes the server answer 5xx (schemathesis' `not_a_server_error`, and a
 plain status check besides); a 2xx body matches its documented schema
 (`response_schema_conformance`); every refusal is a problem document with a stable code
-(duopass/server/errors.py). Every failing request is reported with the server's logged
+(duopass/server/problems.py). Every failing request is reported with the server's logged
 traceback ('duopass.server').
 
 The schemathesis pytest plugin (`schemathesis.pytest.from_fixture`) is not used: with
@@ -48,8 +48,8 @@ from schemathesis.errors import FailureGroup
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from duopass.protocol.requests import sign_request
-from duopass.server.errors import Code
+from duopass.protocol.signed_requests import sign_request
+from duopass.server.problems import ProblemCode
 from tests.server.harness import (
     Running,
     TerminalClient,
@@ -85,7 +85,7 @@ FUZZ_SETTINGS = settings(
     suppress_health_check=list(HealthCheck),
 )
 
-_PROBLEM_CODES = {code.value for code in Code}
+_PROBLEM_CODES = {code.value for code in ProblemCode}
 _CHECKS: list[schemathesis.CheckFunction] = [not_a_server_error]
 _SUCCESS_CHECKS: list[schemathesis.CheckFunction] = [
     not_a_server_error,

@@ -11,7 +11,7 @@ import pyotp
 
 from duopass.protocol import SigningKey
 from duopass.protocol.encoding import b64u_decode, b64u_encode
-from duopass.protocol.requests import device_enrolment_message, device_sign_in_message
+from duopass.protocol.signed_requests import device_enrolment_message, device_sign_in_message
 from tests.server.harness import Wallet
 
 LOGIN = {"login": "mia", "password": "pw-mia-secret"}

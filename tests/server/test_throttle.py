@@ -135,7 +135,9 @@ def test_staff_sign_in_and_one_time_codes_are_throttled_too(clocked_server):
     server.admin().holder("mia")
     secret = pyotp.random_base32()
     server.ctx.run(
-        lambda s: s.execute(update(Holder).where(Holder.login == "mia").values(totp_secret=secret))
+        lambda u: u.session.execute(
+            update(Holder).where(Holder.login == "mia").values(totp_secret=secret)
+        )
     )
     staff_guess = {"login": "admin", "password": "guess"}
     for _ in range(throttle.ACCOUNT.free):

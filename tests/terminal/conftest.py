@@ -1,5 +1,5 @@
 """A real server on a SQLite file, a proxy in front of it, and terminals that talk to it through
-the proxy: in this process (`Terminal`) or as the `duopass terminal` command."""
+the proxy: in this process (`TerminalAgent`) or as the `duopass terminal` command."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def till_code(admin: Admin, name: str = "till-1") -> tuple[str, int]:
 
 
 def server_acked(server: Running, terminal_id: str) -> int:
-    row = server.ctx.run(lambda s: s.get(TerminalRow, terminal_id))
+    row = server.ctx.run(lambda u: u.session.get(TerminalRow, terminal_id))
     assert row is not None
     return int(row.acked_seq)
 

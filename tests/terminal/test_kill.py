@@ -20,7 +20,9 @@ from tests.terminal.conftest import (
 
 
 def _batches(server) -> int:
-    return int(server.ctx.run(lambda s: s.scalar(select(func.count()).select_from(JournalBatch))))
+    return int(
+        server.ctx.run(lambda u: u.session.scalar(select(func.count()).select_from(JournalBatch)))
+    )
 
 
 def test_killed_mid_upload_the_terminal_resends_the_same_batch_and_nothing_is_booked_twice(

@@ -14,13 +14,13 @@ from duopass.protocol import SigningKey
 from duopass.protocol.bundle import BundleError
 from duopass.protocol.reasons import Reason
 from duopass.qr import render_png
-from duopass.terminal import Settings, Terminal, enrol, parse_amount, read_lines
+from duopass.terminal import AgentSettings, TerminalAgent, enrol, parse_amount, read_lines
 from duopass.terminal.client import Answer, Refused, _offset, _problem_code
 from duopass.terminal.store import KEY_NAME
 from tests.server.harness import Running, ready_wallet, running_server
 from tests.terminal.conftest import cli, server_acked, till_code
 
-OFFLINE = Settings(timeout_s=0.3)
+OFFLINE = AgentSettings(timeout_s=0.3)
 
 
 def _enrolled(server, proxy, tmp_path, **kw):
@@ -28,7 +28,7 @@ def _enrolled(server, proxy, tmp_path, **kw):
     code, merchant = till_code(admin)
     data = tmp_path / "till"
     enrol(data, server=proxy.url, terminal_id="till-1", code=code, **kw)
-    with Terminal(data, OFFLINE) as terminal:
+    with TerminalAgent(data, OFFLINE) as terminal:
         terminal.bundles.sync()
     return admin, data, merchant
 
@@ -39,21 +39,23 @@ def test_wallet_codes_are_accepted_offline_and_remembered_across_restarts(server
     txmax = wallet.credential["txmax"]
     proxy.set(Mode.REFUSE)
     code = wallet.code()
-    with Terminal(data, OFFLINE) as terminal:
-        paid = terminal.agent.scan(code, amount=txmax)
+    with TerminalAgent(data, OFFLINE) as terminal:
+        paid = terminal.scan_path.scan(code, amount=txmax)
         assert (paid.reason, paid.online, paid.tried) == (Reason.OK, False, True)
-        assert terminal.agent.scan(wallet.code(), amount=txmax + 1).reason is Reason.OVER_TX_LIMIT
-    with Terminal(data, OFFLINE) as terminal:  # a restart: the counter is remembered
-        again = terminal.agent.scan(code, amount=100)
+        assert (
+            terminal.scan_path.scan(wallet.code(), amount=txmax + 1).reason is Reason.OVER_TX_LIMIT
+        )
+    with TerminalAgent(data, OFFLINE) as terminal:  # a restart: the counter is remembered
+        again = terminal.scan_path.scan(code, amount=100)
         assert (again.reason, again.seq) == (Reason.REPLAY, 3)
     proxy.set(Mode.FORWARD)
-    with Terminal(data, OFFLINE) as terminal:
+    with TerminalAgent(data, OFFLINE) as terminal:
         assert terminal.uploader.upload()
         # an online acceptance is remembered too
-        online = terminal.agent.scan(wallet.code(), amount=100)
+        online = terminal.scan_path.scan(wallet.code(), amount=100)
         assert online.online and online.ok
         proxy.set(Mode.REFUSE)
-        replay = terminal.agent.scan(code, amount=1)
+        replay = terminal.scan_path.scan(code, amount=1)
         assert replay.reason is Reason.REPLAY
     assert server_acked(server, "till-1") == 3
     assert admin.account(wallet.account_id)["balance"] == 100_000 - txmax - 100
@@ -65,10 +67,10 @@ def test_an_online_acceptance_is_kept_in_the_terminals_memory(server, proxy, tmp
     admin, data, _ = _enrolled(server, proxy, tmp_path)
     wallet = ready_wallet(server.http, admin, "fay", balance=100_000)
     code = wallet.code()
-    with Terminal(data, OFFLINE) as terminal:
-        assert terminal.agent.scan(code, amount=100).online
+    with TerminalAgent(data, OFFLINE) as terminal:
+        assert terminal.scan_path.scan(code, amount=100).online
         proxy.set(Mode.REFUSE)
-        replay = terminal.agent.scan(code, amount=100)
+        replay = terminal.scan_path.scan(code, amount=100)
         assert (replay.reason, replay.online) == (Reason.REPLAY, False)
 
 
@@ -90,16 +92,16 @@ def test_offline_payments_stop_while_the_journal_backlog_is_too_old(short_window
     admin, data, _ = _enrolled(server, proxy, tmp_path)
     wallet = ready_wallet(server.http, admin, "gus", balance=100_000)
     proxy.set(Mode.REFUSE)
-    with Terminal(data, OFFLINE) as terminal:
+    with TerminalAgent(data, OFFLINE) as terminal:
         trust = terminal.store.trust()
         assert trust is not None and trust.policy("demo-univ").late_window_s == 12 * 3600 - 60
-        assert terminal.agent.scan(wallet.code(), amount=100).ok  # nothing unacknowledged yet
-        stale = terminal.agent.scan(wallet.code(), amount=100)
+        assert terminal.scan_path.scan(wallet.code(), amount=100).ok  # nothing unacknowledged yet
+        stale = terminal.scan_path.scan(wallet.code(), amount=100)
         assert (stale.reason, stale.online) == (Reason.TRUST_STALE, False)
         proxy.set(Mode.FORWARD)
         assert terminal.uploader.upload()
         proxy.set(Mode.REFUSE)
-        assert terminal.agent.scan(wallet.code(), amount=100).ok
+        assert terminal.scan_path.scan(wallet.code(), amount=100).ok
 
 
 def test_the_enrol_option_for_the_late_window_is_deprecated_and_ignored(server, proxy, tmp_path):
@@ -110,14 +112,14 @@ def test_the_enrol_option_for_the_late_window_is_deprecated_and_ignored(server, 
     done = cli("enrol", *args, "--late-window-s", "86400")
     assert done.returncode == 0, done.stderr
     assert "--late-window-s is deprecated" in done.stderr
-    with Terminal(data, OFFLINE) as terminal:
+    with TerminalAgent(data, OFFLINE) as terminal:
         trust = terminal.store.trust()
         assert trust is not None and trust.policy("demo-univ").late_window_s == 72 * 3600
 
 
 def test_a_bundle_not_signed_by_the_pinned_root_key_is_refused(server, proxy, tmp_path):
     _, data, _ = _enrolled(server, proxy, tmp_path)
-    with Terminal(data, OFFLINE) as terminal:
+    with TerminalAgent(data, OFFLINE) as terminal:
         held = terminal.store.trust()
         terminal.bundles.root_key = SigningKey.generate().public  # as if pinned to another root
         with pytest.raises(BundleError):
@@ -127,9 +129,9 @@ def test_a_bundle_not_signed_by_the_pinned_root_key_is_refused(server, proxy, tm
 
 def test_bad_input_gets_a_verdict_and_never_crashes(server, proxy, tmp_path):
     _, data, _ = _enrolled(server, proxy, tmp_path)
-    with Terminal(data, OFFLINE) as terminal:
+    with TerminalAgent(data, OFFLINE) as terminal:
         for text in ["hello", "DP1:" + "A" * 2000, "DP1:%%%", "\ufffd", "DP1: 0 0"]:
-            verdict = terminal.agent.scan(text, amount=100)
+            verdict = terminal.scan_path.scan(text, amount=100)
             assert verdict.reason in (Reason.FORMAT, Reason.MALFORMED), text
         assert terminal.uploader.upload()
     assert server_acked(server, "till-1") == 5

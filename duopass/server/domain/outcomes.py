@@ -22,3 +22,6 @@ class Outcome(StrEnum):
     """Nothing to book: a refusal, an identity check."""
     PENDING = "pending"
     """Could not be settled: held for review (see the entry's reason)."""
+    CONFLICT = "conflict"
+    """Other bytes for a seq already held: nothing booked until review (never stored: the
+    entry first held stays the one held)."""

@@ -1,1 +1,19 @@
-"""The service layer: one unit of work per command, in the caller's transaction."""
+"""The service layer: each function does one command's work inside the unit of work it is
+given (`unit_of_work.Unit`: the transaction's session, the settings, the keys, the unit's time),
+the ledger append included. Modules by subject:
+
+    accounts counters topups         money: postings, holds, top-ups and refunds
+    credentials devices holders      holders, their devices and credentials (issue, refresh,
+                                     reissue after a loss report)
+    auth sessions second_factor      signing in, sessions, one-time codes
+    throttle                         failed proofs counted per account and network
+    scans server_view credential_cache  online §3 against the whole system
+    journals/                        §5: a terminal's signed batches settled
+    alerts review sweep              evidence recorded, reviewed, and what time settles
+    bundles trust_changes signing_keys terminals  what terminals hold and who they are
+    settlement tlog idempotency      the books per day, the ledger, request fingerprints
+
+Modules are imported by name (`from duopass.server.services import accounts`).
+"""
+
+__all__: list[str] = []

@@ -1,17 +1,23 @@
-"""Money (§4): double-entry postings in minor units, per-account locks, free funds and holds."""
+"""Money (§4): double-entry postings in minor units, per-account locks, free funds and holds.
+
+One sign convention for holds: an amount *held* raises `held`, an amount *released* lowers it;
+both are positive numbers here (`domain.holds` says when which happens)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from duopass.server.errors import Code, Problem
+from duopass.server import domain
+from duopass.server.problems import Problem, ProblemCode
 from duopass.server.store import sql
-from duopass.server.store.tables import Account, Transaction
+from duopass.server.store.tables import Account, Holder, Posting, Transaction
+from duopass.server.unit_of_work import Unit
 
 
 def business_date(when: int, zone: ZoneInfo) -> str:
@@ -46,7 +52,9 @@ def lock_all(session: Session, account_ids: Sequence[int], *, nowait: bool = Fal
 
 def free_funds(account: Account) -> int:
     """Balance plus overdraft minus the holds of unseen counters (§4.1)."""
-    return account.balance + account.overdraft - account.held
+    return domain.free_funds(
+        balance=account.balance, overdraft=account.overdraft, held=account.held
+    )
 
 
 def system_account(session: Session, kind: str, currency: str) -> Account:
@@ -73,13 +81,11 @@ def find_request(session: Session, request_id: str) -> Transaction | None:
 
 
 def post(
-    session: Session,
+    unit: Unit,
     *,
     kind: str,
     legs: Sequence[tuple[int, int]],
-    now: int,
     occurred_at: int,
-    zone: ZoneInfo,
     request_id: str | None = None,
     request_fingerprint: bytes | None = None,
     terminal_id: str | None = None,
@@ -91,11 +97,13 @@ def post(
     Prepared SQL on the driver (no ORM objects): this is on every payment's path."""
     released = released or {}
     assert released.keys() <= {a for a, _ in legs}, "holds are released on a leg's account"
-    day = business_date(now, zone)
+    assert all(amount >= 0 for amount in released.values()), "a release is positive"
+    now = unit.now
+    day = business_date(now, unit.settings.zone)
     row = _transaction(
         kind, legs, now=now, day=day, occurred_at=occurred_at, terminal_id=terminal_id, memo=memo
     )
-    db = sql.raw(session)
+    db = sql.raw(unit.session)
     (txn_id,) = db.one(
         sql.INSERT_TRANSACTION,
         {**row, "request_id": request_id, "request_fingerprint": request_fingerprint},
@@ -140,8 +148,9 @@ class Movements:
     transactions (ids returned in order), one of their postings, and one UPDATE per account of
     the summed balance and hold changes. `add` returns the movement's number, `write` the ids."""
 
-    def __init__(self, session: Session, *, now: int, zone: ZoneInfo) -> None:
-        self.session, self.now, self.day = session, now, business_date(now, zone)
+    def __init__(self, unit: Unit) -> None:
+        self.session, self.now = unit.session, unit.now
+        self.day = business_date(unit.now, unit.settings.zone)
         self.transactions: list[dict[str, object]] = []
         self.legs: list[list[tuple[int, int]]] = []
         self.balance: dict[int, int] = {}
@@ -172,9 +181,13 @@ class Movements:
             self.balance[account_id] = self.balance.get(account_id, 0) + amount
         return len(self.transactions) - 1
 
-    def change_held(self, account_id: int, delta: int) -> None:
-        if delta:
-            self.held[account_id] = self.held.get(account_id, 0) + delta
+    def release(self, account_id: int, amount: int) -> None:
+        """Release `amount` (>= 0) of the account's holds when the batch is written."""
+        self.held[account_id] = self.held.get(account_id, 0) - amount
+
+    def hold(self, account_id: int, amount: int) -> None:
+        """Hold `amount` (>= 0) more (a void gives a counter its hold back)."""
+        self.held[account_id] = self.held.get(account_id, 0) + amount
 
     def unwritten(self, account_id: int) -> tuple[int, int]:
         """(balance, held) changes of an account not yet written."""
@@ -210,16 +223,24 @@ class Movements:
         return ids
 
 
-def change_held(session: Session, account_id: int, delta: int) -> None:
-    """Add to (or release from) an account's holds; a hold is released at most once by callers."""
-    if delta:
-        sql.raw(session).run(sql.CHANGE_HELD, {"id": account_id, "delta": delta})
+def hold(session: Session, account_id: int, amount: int) -> None:
+    """Hold `amount` (>= 0) of the account's free funds (a credential's counters, §4.1)."""
+    assert amount >= 0
+    if amount:
+        sql.raw(session).run(sql.CHANGE_HELD, {"id": account_id, "delta": amount})
+
+
+def release(session: Session, account_id: int, amount: int) -> None:
+    """Release `amount` (>= 0) of the account's holds; callers release a hold at most once."""
+    assert amount >= 0
+    if amount:
+        sql.raw(session).run(sql.CHANGE_HELD, {"id": account_id, "delta": -amount})
 
 
 def create_merchant(session: Session, name: str, currency: str) -> int:
     """A merchant's account (the card office's books name it `merchant:<name>`)."""
     if session.scalars(select(Account.id).where(Account.name == f"merchant:{name}")).first():
-        raise Problem(Code.CONFLICT, f"merchant {name!r} exists")
+        raise Problem(ProblemCode.CONFLICT, f"merchant {name!r} exists")
     account = Account(
         kind="merchant",
         name=f"merchant:{name}",
@@ -238,5 +259,54 @@ def merchant(session: Session, account_id: int) -> Account:
     """A merchant's account, or NOT_FOUND: a refund or a till must name a real merchant."""
     account = session.get(Account, account_id)
     if account is None or account.kind != "merchant":
-        raise Problem(Code.NOT_FOUND, "no such merchant account")
+        raise Problem(ProblemCode.NOT_FOUND, "no such merchant account")
     return account
+
+
+def describe(session: Session, account_id: int) -> dict[str, Any]:
+    """One account as the card office sees it, or NOT_FOUND."""
+    row = session.get(Account, account_id)
+    if row is None:
+        raise Problem(ProblemCode.NOT_FOUND, "no such account")
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "name": row.name,
+        "currency": row.currency,
+        "balance": row.balance,
+        "overdraft": row.overdraft,
+        "held": row.held,
+        "free_funds": free_funds(row),
+    }
+
+
+def books(session: Session) -> int:
+    """The closed loop's check: every account's balance summed (zero while the books hold)."""
+    return int(session.scalar(select(func.coalesce(func.sum(Account.balance), 0))) or 0)
+
+
+STATEMENT_LINES_MAX = 50
+
+
+def statement(session: Session, holder_id: int) -> dict[str, Any]:
+    """A holder's account and latest movements, dated when they happened (the device's time)."""
+    account = session.scalars(
+        select(Account).join(Holder, Holder.account_id == Account.id).where(Holder.id == holder_id)
+    ).one()
+    rows = session.execute(
+        select(Transaction.kind, Transaction.occurred_at, Transaction.business_date, Posting.amount)
+        .join(Posting, Posting.transaction_id == Transaction.id)
+        .where(Posting.account_id == account.id)
+        .order_by(Transaction.id.desc())
+        .limit(STATEMENT_LINES_MAX)
+    )
+    return {
+        "currency": account.currency,
+        "balance": account.balance,
+        "overdraft": account.overdraft,
+        "held": account.held,
+        "free_funds": free_funds(account),
+        "recent": [
+            {"kind": k, "occurred_at": t, "business_date": d, "amount": a} for k, t, d, a in rows
+        ],
+    }

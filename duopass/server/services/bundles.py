@@ -12,19 +12,21 @@ from sqlalchemy.orm import Session
 
 from duopass.protocol.bundle import Bundle, encode_bundle
 from duopass.protocol.trust import Policy, TrustKey
-from duopass.server.config import Settings
-from duopass.server.keyring import Keyring
-from duopass.server.services import signing, trustlog
+from duopass.server.services import signing_keys, trust_changes
+from duopass.server.settings import Settings
 from duopass.server.store.tables import Credential, Holder, SigningKeyRow, TrustChange
+from duopass.server.unit_of_work import Unit
 
 
-def build(session: Session, keyring: Keyring, settings: Settings, *, since: int, now: int) -> bytes:
-    seq = trustlog.current_seq(session)
+def build(unit: Unit, *, since: int) -> bytes:
+    """The signed trust bundle: whole (`since` 0, or a version the log no longer starts at), or
+    the changes since version `since`."""
+    session, settings, now = unit.session, unit.settings, unit.now
+    seq = trust_changes.current_seq(session)
     policy = settings.policy
     if 0 < since <= seq:
-        return encode_bundle(
-            _delta(session, settings, policy, since=since, seq=seq, now=now), keyring.root
-        )
+        delta = _delta(session, settings, policy, since=since, seq=seq, now=now)
+        return encode_bundle(delta, unit.keyring.root)
     revoked = session.scalars(
         select(Credential.cti).where(
             Credential.exp + policy.clock_skew_s >= now,
@@ -39,11 +41,11 @@ def build(session: Session, keyring: Keyring, settings: Settings, *, since: int,
         since=0,
         iss=settings.issuer,
         policy=policy,
-        keys_added=tuple(signing.published(session, now)),
+        keys_added=tuple(signing_keys.published(session, now)),
         revoked_added=tuple(revoked),
         frozen_added=tuple(frozen),
     )
-    return encode_bundle(whole, keyring.root)
+    return encode_bundle(whole, unit.keyring.root)
 
 
 def _delta(

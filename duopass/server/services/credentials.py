@@ -6,18 +6,30 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from duopass.ledger.events import EventType
 from duopass.protocol.cbor import loads
 from duopass.protocol.claims import Claims, Kind, reissue
 from duopass.protocol.code import decode_credential, mint_credential
-from duopass.server.config import Settings
-from duopass.server.errors import Code, Problem
-from duopass.server.keyring import Keyring
-from duopass.server.services import accounts, idempotency, ledger, people, signing, trustlog
-from duopass.server.store.tables import Account, CounterSeen, Credential, Device, Holder
+from duopass.server import domain
+from duopass.server.problems import Problem, ProblemCode
+from duopass.server.services import (
+    accounts,
+    counters,
+    devices,
+    idempotency,
+    signing_keys,
+    tlog,
+    trust_changes,
+)
+from duopass.server.store.tables import Account, Credential, Device, Holder
+from duopass.server.unit_of_work import Unit
+
+__all__ = ["CTI_BYTES", "Issued", "sync"]
 
 CTI_BYTES = 12
 
@@ -29,19 +41,12 @@ class Issued:
 
 
 def sync(
-    session: Session,
-    keyring: Keyring,
-    settings: Settings,
-    *,
-    holder: Holder,
-    device_id: int,
-    request_id: str,
-    mark: int | None,
-    now: int,
+    unit: Unit, *, holder: Holder, device_id: int, request_id: str, mark: int | None
 ) -> Issued:
     """Issue (or, with `mark`, refresh) the holder's purse credential for a device of theirs.
     The same request id again returns the first answer; with another device or mark it is
     refused. Request ids are the holder's own: another holder's is a fresh one here."""
+    session, now = unit.session, unit.now
     fingerprint = idempotency.sync(device_id=device_id, mark=mark)
     earlier = session.scalars(
         select(Credential).where(
@@ -59,11 +64,11 @@ def sync(
         return Issued(earlier, now)
     device = session.get(Device, device_id)
     if device is None or device.holder_id != holder.id:  # one answer: ids are no oracle
-        raise Problem(Code.NOT_FOUND, "no such device")
+        raise Problem(ProblemCode.NOT_FOUND, "no such device")
     if device.revoked_at is not None:
-        raise Problem(Code.FORBIDDEN, "the device is revoked")
+        raise Problem(ProblemCode.FORBIDDEN, "the device is revoked")
     if holder.frozen:
-        raise Problem(Code.FROZEN, "the account is frozen pending review")
+        raise Problem(ProblemCode.FROZEN, "the account is frozen pending review")
     account = accounts.lock(session, holder.account_id)
     live = session.scalars(
         select(Credential).where(
@@ -73,52 +78,50 @@ def sync(
         )
     ).all()
     if live:  # a refresh: at most refresh_max_per_day of them a day (§4.2)
-        _within_refresh_limit(session, settings, holder, now)
+        _within_refresh_limit(unit, holder)
     for old in live:
-        _supersede(session, settings, account, old, mark=mark, now=now)
+        _supersede(unit, account, old, mark=mark)
     account = accounts.lock(session, holder.account_id)  # re-read after the releases
     credential = _issue(
-        session,
-        keyring,
-        settings,
+        unit,
         holder=holder,
         device=device,
         account=account,
         request=(request_id, fingerprint),
         refresh=bool(live),
-        now=now,
     )
     return Issued(credential, now)
 
 
-def _within_refresh_limit(session: Session, settings: Settings, holder: Holder, now: int) -> None:
-    refreshed_today = session.scalar(
+def _within_refresh_limit(unit: Unit, holder: Holder) -> None:
+    settings = unit.settings
+    refreshed_today = unit.session.scalar(
         select(func.count())
         .select_from(Credential)
         .where(
             Credential.holder_id == holder.id,
-            Credential.issued_day == accounts.business_date(now, settings.zone),
+            Credential.issued_day == accounts.business_date(unit.now, settings.zone),
             Credential.refresh.is_(True),
         )
     )
     if (refreshed_today or 0) >= settings.refresh_max_per_day:
-        raise Problem(Code.REFRESH_LIMIT, f"at most {settings.refresh_max_per_day} refreshes a day")
+        raise Problem(
+            ProblemCode.REFRESH_LIMIT, f"at most {settings.refresh_max_per_day} refreshes a day"
+        )
 
 
 def _issue(
-    session: Session,
-    keyring: Keyring,
-    settings: Settings,
+    unit: Unit,
     *,
     holder: Holder,
     device: Device,
     account: Account,
     request: tuple[str, bytes],
     refresh: bool,
-    now: int,
 ) -> Credential:
     """A new purse credential for the sync `request` (id, fingerprint): sized to free funds."""
-    uses, txmax, offline = _size(account, settings, holder)
+    session, settings, now = unit.session, unit.settings, unit.now
+    uses, txmax, offline = _sizing(unit, holder, account)
     fresh = Claims(
         iss=settings.issuer,
         sub=holder.handle,
@@ -132,8 +135,8 @@ def _issue(
         cur=account.currency,
         gen=_generation(session, holder),
     )
-    claims, lost = (fresh, None) if refresh else _reissue(session, settings, holder, fresh, now)
-    key = signing.current(session, keyring, settings, now)
+    claims, lost = (fresh, None) if refresh else _reissue(unit, holder, fresh)
+    key = signing_keys.current(unit)
     credential = Credential(
         cti=claims.cti,
         holder_id=holder.id,
@@ -154,27 +157,29 @@ def _issue(
     )
     session.add(credential)
     if offline:
-        accounts.change_held(session, account.id, uses * txmax)
+        accounts.hold(session, account.id, uses * txmax)
     else:
-        trustlog.record(session, "revoke", cti=claims.cti, until=claims.exp)
-    ledger.append(
-        session,
-        "credential_issue",
-        now,
-        settings.issuer,
-        {
-            "cti": claims.cti,
-            "kid": key.kid,
-            "holder": keyring.digest(holder.handle),
-            "uses": uses,
-            "txmax": txmax,
-            "exp": claims.exp,
-            "offline": int(offline),
-            "gen": claims.gen,
-            **({} if lost is None else {"replaces": lost}),
-        },
+        trust_changes.record(session, "revoke", cti=claims.cti, until=claims.exp)
+    body: dict[str, Any] = {
+        "cti": claims.cti,
+        "kid": key.kid,
+        "holder": unit.keyring.digest(holder.handle),
+    }
+    body.update(uses=uses, txmax=txmax, exp=claims.exp, offline=int(offline), gen=claims.gen)
+    tlog.append(
+        unit, EventType.CREDENTIAL_ISSUE, body if lost is None else {**body, "replaces": lost}
     )
     return credential
+
+
+def _sizing(unit: Unit, holder: Holder, account: Account) -> domain.Sizing:
+    settings = unit.settings
+    return domain.size(
+        accounts.free_funds(account),
+        uses_max=settings.offline_uses,
+        txmax_max=settings.offline_txmax,
+        suspended=holder.offline_suspended,
+    )
 
 
 def _generation(session: Session, holder: Holder) -> int:
@@ -214,21 +219,17 @@ def _replaced(session: Session, holder: Holder) -> Credential | None:
     return None if since else lost
 
 
-def _reissue(
-    session: Session, settings: Settings, holder: Holder, fresh: Claims, now: int
-) -> tuple[Claims, bytes | None]:
+def _reissue(unit: Unit, holder: Holder, fresh: Claims) -> tuple[Claims, bytes | None]:
     """The claims of a credential that is not a refresh, and the `cti` it replaces. The first
     after a loss report is a §6 reissue of the lost credential: every older credential of the
     holder revoked, its validity kept (`reissue`), bound to the new device, with `uses` and
     `txmax` sized to the funds now. A lost credential that has expired leaves nothing to keep:
     a purse's validity is only its daily renewal, so the replacement gets `fresh`'s, at the
     next generation all the same."""
-    lost = _replaced(session, holder)
+    lost = _replaced(unit.session, holder)
     if lost is None:
         return fresh, None
-    people.revoke_live_credentials(
-        session, settings, holder, device_id=None, reason="reissue", now=now
-    )
+    devices.revoke_live_credentials(unit, holder, device_id=None, reason="reissue")
     old = decode_credential(loads(lost.l1), lost.l1).claims
     kept = reissue(old, cti=fresh.cti, iat=fresh.iat, device_key=fresh.device_key)
     if kept is None:
@@ -236,88 +237,24 @@ def _reissue(
     return replace(kept, uses=fresh.uses, txmax=fresh.txmax, cur=fresh.cur), lost.cti
 
 
-def _size(account: Account, settings: Settings, holder: Holder) -> tuple[int, int, bool]:
-    """(uses, txmax, offline): holds that fit in the free funds; fewer or smaller when funds are
-    low. With nothing to hold, or offline use suspended, the credential is for online use only."""
-    free = accounts.free_funds(account)
-    if free < 1 or holder.offline_suspended:
-        return 1, 1, False
-    txmax = min(settings.offline_txmax, free)
-    return min(settings.offline_uses, free // txmax), txmax, True
-
-
-def outstanding(session: Session, credential: Credential, *, upto: int | None = None) -> int:
-    """How many counters of a credential still hold `txmax`: unseen, within `uses` and not
-    released at a refresh. That is up to the release mark, not the wallet's mark: the holds the
-    overdraft kept above the mark (§4.2) are held too, and the sweep must release them."""
-    if not credential.offline or credential.holds_released or credential.kind != Kind.PURSE:
-        return 0
-    limit = (
-        credential.uses - 1
-        if credential.release_mark is None
-        else min(credential.release_mark, credential.uses - 1)
-    )
-    if upto is not None:
-        limit = min(limit, upto)
-    if limit < 0:
-        return 0
-    seen = session.scalar(
-        select(func.count())
-        .select_from(CounterSeen)
-        .where(CounterSeen.cti == credential.cti, CounterSeen.ctr <= limit)
-    )
-    return limit + 1 - (seen or 0)
-
-
-def holds(credential: Credential, ctr: int) -> bool:
-    """Whether counter `ctr` of the credential holds `txmax` until it is seen (§4.1): within
-    `uses`, not released at a refresh, and the credential's holds not released by the sweep."""
-    if not credential.offline or credential.holds_released or ctr >= credential.uses:
-        return False
-    return credential.release_mark is None or ctr <= credential.release_mark
-
-
-def is_held(session: Session, credential: Credential, ctr: int) -> bool:
-    """Whether counter `ctr` of the credential still holds `txmax` (§4.1)."""
-    return holds(credential, ctr) and session.get(CounterSeen, (credential.cti, ctr)) is None
-
-
-def _supersede(
-    session: Session,
-    settings: Settings,
-    account: Account,
-    old: Credential,
-    *,
-    mark: int | None,
-    now: int,
-) -> None:
+def _supersede(unit: Unit, account: Account, old: Credential, *, mark: int | None) -> None:
     """Mark `old` superseded at the wallet's mark and release the holds above it, within the
     overdraft of unconfirmed releases (§4.2); the rest stay until their counters or expiry."""
-    wallet_mark = old.uses - 1 if mark is None else max(-1, min(mark, old.uses - 1))
-    release_mark = wallet_mark
-    before = outstanding(session, old)
-    after = outstanding(session, old, upto=release_mark)
-    releasable = (before - after) * old.txmax
-    room = max(0, account.overdraft - account.unconfirmed_released)
-    if releasable > room:  # keep the holds whose release the overdraft cannot cover
-        kept = -(-(releasable - room) // old.txmax)
-        release_mark = min(old.uses - 1, release_mark + kept)
-        after = outstanding(session, old, upto=release_mark)
-        releasable = (before - after) * old.txmax
+    room = account.overdraft - account.unconfirmed_released
+    seen = counters.seen(unit.session, old.cti)
+    release = domain.refresh_release(counters.terms(old), mark=mark, seen=seen, room=room)
     old.state = "superseded"
-    old.mark, old.release_mark, old.released = wallet_mark, release_mark, releasable
-    accounts.change_held(session, account.id, -releasable)
-    account.unconfirmed_released += releasable
-    trustlog.record(session, "revoke", cti=old.cti, until=old.exp)
-    ledger.append(
-        session,
-        "credential_refresh",
-        now,
-        settings.issuer,
+    old.mark, old.release_mark, old.released = release
+    accounts.release(unit.session, account.id, release.released)
+    account.unconfirmed_released += release.released
+    trust_changes.record(unit.session, "revoke", cti=old.cti, until=old.exp)
+    tlog.append(
+        unit,
+        EventType.CREDENTIAL_REFRESH,
         {
             "cti": old.cti,
-            "mark": wallet_mark,
-            "release_mark": release_mark,
-            "released": releasable,
+            "mark": release.wallet_mark,
+            "release_mark": release.release_mark,
+            "released": release.released,
         },
     )

@@ -15,7 +15,7 @@ import hashlib
 
 from duopass.protocol import cbor
 from duopass.protocol.code import strip_line_ending
-from duopass.server.errors import Code, Problem
+from duopass.server.problems import Problem, ProblemCode
 
 FINGERPRINT_BYTES = 32
 
@@ -46,4 +46,6 @@ def scan(*, code: str, mode: str, amount: int | None) -> bytes:
 
 def refuse(what: str) -> Problem:
     """The refusal of a known key with another request."""
-    return Problem(Code.IDEMPOTENCY_MISMATCH, f"{what} was already used for a different request")
+    return Problem(
+        ProblemCode.IDEMPOTENCY_MISMATCH, f"{what} was already used for a different request"
+    )

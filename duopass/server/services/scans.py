@@ -9,33 +9,24 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
+from duopass.ledger.events import EventType
 from duopass.protocol.cbor import MalformedError
-from duopass.protocol.claims import Kind
 from duopass.protocol.code import Code, FormatError, decode_code, strip_line_ending
 from duopass.protocol.encoding import b64u_encode
 from duopass.protocol.journal import parse_entry
-from duopass.protocol.keys import KeyId
 from duopass.protocol.reasons import Reason
-from duopass.protocol.trust import Policy, TrustKey
-from duopass.protocol.verify import Mode, TerminalConfig, verify_code
-from duopass.server.config import Settings
-from duopass.server.keyring import Keyring
-from duopass.server.services import accounts, idempotency, ledger
+from duopass.protocol.verify import Mode, TerminalConfig, Verdict, verify_code
+from duopass.server import domain
+from duopass.server.services import accounts, idempotency, tlog
+from duopass.server.services.credential_cache import VERIFIED
+from duopass.server.services.server_view import Payer, ServerMemory, ServerTrust
 from duopass.server.services.terminals import TerminalRow
-from duopass.server.services.verified import VERIFIED
 from duopass.server.store import sql
-from duopass.server.store.tables import (
-    CounterSeen,
-    Credential,
-    SigningKeyRow,
-)
+from duopass.server.unit_of_work import Unit
 
-_NEVER_STALE_S = 2**40
+__all__ = ["ScanRequest", "scan"]
 
 
 @dataclass(frozen=True)
@@ -47,108 +38,11 @@ class ScanRequest:
     scanned_at: int
 
 
-class Payer(NamedTuple):
-    """A credential with its holder's freeze and account (a row of `sql.PAYER`)."""
-
-    holder_id: int
-    state: str
-    mark: int | None
-    release_mark: int | None
-    uses: int
-    txmax: int
-    offline: bool
-    holds_released: bool
-    frozen: bool
-    account_id: int
-    balance: int
-    overdraft: int
-    held: int
-
-
-_KEYS: dict[bytes, TrustKey] = {}
-"""Signing keys by kid: rows that are never updated, so safe to keep across requests."""
-
-
-class ServerTrust:
-    """The trust view of the whole system: keys from the database, revocations and freezes as
-    they are right now (a superseded credential stays payable up to its mark, §4.2)."""
-
-    def __init__(self, session: Session, settings: Settings, payer: Payer | None, now: int) -> None:
-        self.session, self.settings, self.payer = session, settings, payer
-        self.issued_at, self.max_age_s = now, _NEVER_STALE_S
-
-    def key(self, iss: str, kid: bytes) -> TrustKey | None:
-        if iss != self.settings.issuer:
-            return None
-        cached = _KEYS.get(kid)
-        if cached is None:
-            row = (
-                self.session.connection()
-                .execute(
-                    select(SigningKeyRow.public_key, SigningKeyRow.nbf, SigningKeyRow.exp).where(
-                        SigningKeyRow.kid == kid
-                    )
-                )
-                .first()
-            )
-            if row is None:
-                return None
-            cached = _KEYS[kid] = TrustKey(KeyId(kid), row.public_key, row.nbf, row.exp)
-        return cached
-
-    def policy(self, iss: str) -> Policy:
-        return self.settings.policy
-
-    def is_revoked(self, iss: str, cti: bytes, ctr: int | None = None) -> bool:
-        payer = self.payer
-        if payer is None or payer.state == "revoked":
-            return True
-        if payer.state == "superseded":
-            return ctr is None or payer.mark is None or ctr > payer.mark
-        return False
-
-    def is_frozen(self, iss: str, sub: str) -> bool:
-        return self.payer is not None and bool(self.payer.frozen)
-
-
-class ServerMemory:
-    """What the system as a whole accepted: counters are unique system-wide."""
-
-    def __init__(self, session: Session, payer: Payer | None) -> None:
-        self.session, self.payer = session, payer
-
-    def highest_generation(self, iss: str, sub: str) -> int | None:
-        return None  # online, older generations are revoked in the database at reissue
-
-    def counter_accepted(self, iss: str, cti: bytes, ctr: int) -> bool:
-        return sql.raw(self.session).one(sql.COUNTER_SEEN, {"cti": cti, "ctr": ctr}) is not None
-
-    def entries_accepted(self, iss: str, sub: str) -> int:
-        if self.payer is None:
-            return 0
-        tickets = select(Credential.cti).where(
-            Credential.holder_id == self.payer.holder_id, Credential.kind == Kind.TICKET
-        )
-        query = select(func.count()).select_from(CounterSeen).where(CounterSeen.cti.in_(tickets))
-        return int(self.session.connection().execute(query).scalar_one())
-
-    def record(self, acceptance: object) -> None:
-        raise AssertionError("online acceptances are booked by the scan service")
-
-
-def scan(
-    session: Session,
-    keyring: Keyring,
-    settings: Settings,
-    *,
-    terminal: TerminalRow,
-    request: ScanRequest,
-    now: int,
-) -> dict[str, Any]:
+def scan(unit: Unit, *, terminal: TerminalRow, request: ScanRequest) -> dict[str, Any]:
     """The verdict for one scan; the same scan for the same (terminal, seq) again returns the
     first verdict, and another scan (code, mode or amount) under that seq is refused: the first
     verdict is not its answer, and a 200 would hide that it was never decided (or charged)."""
-    db = sql.raw(session)
+    db = sql.raw(unit.session)
     key = {"terminal_id": terminal.id, "seq": request.seq}
     fingerprint = idempotency.scan(
         code=request.code, mode=request.mode.value, amount=request.amount
@@ -161,12 +55,12 @@ def scan(
         return dict(json.loads(verdict))
     if journaled is not None:  # the terminal decided it and said so in its journal (§5.1)
         return _journaled(bytes(journaled), request)
-    answer = _decide(session, settings, terminal=terminal, request=request, now=now)
+    answer = _decide(unit, terminal=terminal, request=request)
     db.run(
         sql.INSERT_SCAN,
         {
             **key,
-            "received_at": now,
+            "received_at": unit.now,
             "verdict": json.dumps(answer),
             "request_fingerprint": fingerprint,
             "provisional": True,
@@ -175,99 +69,91 @@ def scan(
     return answer
 
 
-def _decide(
-    session: Session, settings: Settings, *, terminal: TerminalRow, request: ScanRequest, now: int
-) -> dict[str, Any]:
+def _decide(unit: Unit, *, terminal: TerminalRow, request: ScanRequest) -> dict[str, Any]:
+    """Decode, run §3 against the whole system, then book what an acceptance changes."""
     try:
         code = decode_code(request.code, known=VERIFIED)
     except FormatError:
         return _answer(Reason.FORMAT)
     except MalformedError:
         return _answer(Reason.MALFORMED)
-    claims = code.credential.claims
-    db = sql.raw(session)
-    payer = None
-    if claims.iss == settings.issuer:
-        row = db.one(sql.PAYER, {"cti": claims.cti})
-        payer = None if row is None else Payer._make(row)
-    config = TerminalConfig(
-        mode=request.mode, currency=terminal.currency, venue=terminal.venue, event=terminal.event
-    )
-    verdict = verify_code(
-        code,
-        trust=ServerTrust(session, settings, payer, now),
-        config=config,
-        memory=ServerMemory(session, payer),
-        now=now,
-        amount=request.amount,
-        verified=VERIFIED,
-        online=True,
-    )
+    payer = _payer(unit, code)
+    verdict = _verify(unit, code, payer, terminal=terminal, request=request)
     if not verdict.ok:
         return _answer(verdict.reason, code)
     assert payer is not None
     if request.mode is Mode.IDENTITY:
         return _answer(Reason.OK, code)
-    ctr = verdict.ctr
+    return _accept(unit, code, payer, verdict.ctr, terminal=terminal, request=request)
+
+
+def _payer(unit: Unit, code: Code) -> Payer | None:
+    """The credential the code carries, with its holder's freeze and account (locked)."""
+    claims = code.credential.claims
+    if claims.iss != unit.settings.issuer:
+        return None
+    row = sql.raw(unit.session).one(sql.PAYER, {"cti": claims.cti})
+    return None if row is None else Payer._make(row)
+
+
+def _verify(
+    unit: Unit, code: Code, payer: Payer | None, *, terminal: TerminalRow, request: ScanRequest
+) -> Verdict:
+    config = TerminalConfig(
+        mode=request.mode, currency=terminal.currency, venue=terminal.venue, event=terminal.event
+    )
+    return verify_code(
+        code,
+        trust=ServerTrust(unit.session, unit.settings, payer, unit.now),
+        config=config,
+        memory=ServerMemory(unit.session, payer),
+        now=unit.now,
+        amount=request.amount,
+        verified=VERIFIED,
+        online=True,
+    )
+
+
+def _accept(
+    unit: Unit,
+    code: Code,
+    payer: Payer,
+    ctr: int | None,
+    *,
+    terminal: TerminalRow,
+    request: ScanRequest,
+) -> dict[str, Any]:
+    """An accepted payment or entry: the money (a payment within its hold plus the free funds,
+    §3 online), the ledger event and the counter, in the unit's transaction."""
+    claims = code.credential.claims
+    scan_event = {"cti": claims.cti, "terminal": terminal.id, "seq": request.seq}
     hold, txn_id = 0, None
     if request.mode is Mode.PAY:
         assert request.amount is not None and ctr is not None
-        # verify_code found the counter unseen (check 17), so its hold is outstanding unless
-        # the credential never held or a refresh released it (§4.1, §4.2)
-        held = (
-            payer.offline
-            and not payer.holds_released
-            and ctr < payer.uses
-            and (payer.release_mark is None or ctr <= payer.release_mark)
-        )
-        hold = payer.txmax if held else 0
-        if request.amount > hold + payer.balance + payer.overdraft - payer.held:
+        # verify_code found the counter unseen (check 17): its hold is outstanding if it holds
+        hold = domain.hold_of(payer.terms, ctr)
+        free = domain.free_funds(balance=payer.balance, overdraft=payer.overdraft, held=payer.held)
+        if not domain.payable(request.amount, hold=hold, free=free):
             return _answer(Reason.INSUFFICIENT_FUNDS, code)
         assert terminal.merchant_account_id is not None, "a till has a merchant"
         txn_id = accounts.post(
-            session,
+            unit,
             kind="payment",
             legs=[
                 (payer.account_id, -request.amount),
                 (terminal.merchant_account_id, request.amount),
             ],
-            now=now,
             occurred_at=request.scanned_at,
-            zone=settings.zone,
             terminal_id=terminal.id,
             released={payer.account_id: hold},
         )
-        ledger.append(
-            session,
-            "payment",
-            now,
-            settings.issuer,
-            {
-                "cti": claims.cti,
-                "ctr": ctr,
-                "amount": request.amount,
-                "terminal": terminal.id,
-                "seq": request.seq,
-                "transaction": txn_id,
-                "online": 1,
-            },
-        )
+        body = {**scan_event, "ctr": ctr, "amount": request.amount, "transaction": txn_id}
+        tlog.append(unit, EventType.PAYMENT, {**body, "online": 1})
     else:
-        ledger.append(
-            session,
-            "entry",
-            now,
-            settings.issuer,
-            {
-                "cti": claims.cti,
-                "ctr": -1 if ctr is None else ctr,
-                "terminal": terminal.id,
-                "seq": request.seq,
-            },
-        )
+        tlog.append(unit, EventType.ENTRY, {**scan_event, "ctr": -1 if ctr is None else ctr})
     if ctr is not None:
         assert code.dynamic is not None
-        db.run(
+        sql.raw(unit.session).run(
             sql.INSERT_COUNTER,
             {
                 "cti": claims.cti,

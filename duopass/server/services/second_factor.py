@@ -15,11 +15,11 @@ import pyotp
 from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
-from duopass.server.config import Settings
-from duopass.server.errors import Code, Problem
-from duopass.server.keyring import Keyring
-from duopass.server.services import ledger
+from duopass.ledger.events import EventType
+from duopass.server.problems import Problem, ProblemCode
+from duopass.server.services import tlog
 from duopass.server.store.tables import Holder
+from duopass.server.unit_of_work import Unit
 
 __all__ = ["PENDING_S", "begin", "check_sign_in", "confirm", "turn_off", "valid_current"]
 
@@ -65,9 +65,11 @@ def check_sign_in(session: Session, holder: Holder, otp: str | None, now: int) -
     if holder.totp_secret is None:
         return None
     if otp is None:
-        return Problem(Code.STEP_UP_REQUIRED, "a one-time code is required")
+        return Problem(ProblemCode.STEP_UP_REQUIRED, "a one-time code is required")
     if not valid_current(session, holder, otp, now):
-        return Problem(Code.STEP_UP_REQUIRED, "a valid one-time code not used before is required")
+        return Problem(
+            ProblemCode.STEP_UP_REQUIRED, "a valid one-time code not used before is required"
+        )
     return None
 
 
@@ -79,44 +81,27 @@ def begin(holder: Holder, issuer: str, now: int) -> tuple[str, str]:
     return holder.totp_pending, uri
 
 
-def confirm(
-    session: Session,
-    settings: Settings,
-    keyring: Keyring,
-    holder: Holder,
-    *,
-    otp: str,
-    secret: str | None,
-    now: int,
-) -> None:
+def confirm(unit: Unit, holder: Holder, *, otp: str, secret: str | None) -> None:
     """Turn on the secret `begin` handed out, once a code from it is shown."""
+    now = unit.now
     pending, since = holder.totp_pending, holder.totp_pending_at or 0
     if pending is None or now - since > PENDING_S:
-        raise Problem(Code.CONFLICT, "no secret is waiting: ask /v1/me/totp/new for one")
+        raise Problem(ProblemCode.CONFLICT, "no secret is waiting: ask /v1/me/totp/new for one")
     if secret is not None and not hmac.compare_digest(secret, pending):
-        raise Problem(Code.INVALID_REQUEST, "not the TOTP secret this server handed out")
+        raise Problem(ProblemCode.INVALID_REQUEST, "not the TOTP secret this server handed out")
     step = _step(pending, otp, now)
     if step is None:
-        raise Problem(Code.BAD_PROOF, "the one-time code does not match the secret")
+        raise Problem(ProblemCode.BAD_PROOF, "the one-time code does not match the secret")
     changed = holder.totp_secret is not None
     holder.totp_secret, holder.totp_step = pending, step
     holder.totp_pending = holder.totp_pending_at = None
-    ledger.append(
-        session,
-        "totp_change" if changed else "totp_enable",
-        now,
-        settings.issuer,
-        {"holder": keyring.digest(holder.handle)},
-    )
+    event = EventType.TOTP_CHANGE if changed else EventType.TOTP_ENABLE
+    tlog.append(unit, event, {"holder": unit.keyring.digest(holder.handle)})
 
 
-def turn_off(
-    session: Session, settings: Settings, keyring: Keyring, holder: Holder, now: int
-) -> None:
+def turn_off(unit: Unit, holder: Holder) -> None:
     """Sign-in asks for the password only again. The caller has checked the step-up."""
     if holder.totp_secret is None:
-        raise Problem(Code.CONFLICT, "no second factor is on")
+        raise Problem(ProblemCode.CONFLICT, "no second factor is on")
     holder.totp_secret = holder.totp_pending = holder.totp_pending_at = None
-    ledger.append(
-        session, "totp_disable", now, settings.issuer, {"holder": keyring.digest(holder.handle)}
-    )
+    tlog.append(unit, EventType.TOTP_DISABLE, {"holder": unit.keyring.digest(holder.handle)})

@@ -18,10 +18,11 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from duopass.server.config import Settings
-from duopass.server.errors import Code, Problem
-from duopass.server.services import accounts, ledger
+from duopass.ledger.events import EventType
+from duopass.server.problems import Problem, ProblemCode
+from duopass.server.services import accounts, tlog
 from duopass.server.store.tables import Account, Posting, Settlement, Transaction
+from duopass.server.unit_of_work import Unit
 
 COLUMNS = (
     "day",
@@ -118,25 +119,24 @@ def to_csv(day: str, lines: list[Line], *, zone: str) -> str:
     return out.getvalue()
 
 
-def close(session: Session, settings: Settings, *, day: str, by: int, now: int) -> Settlement:
+def close(unit: Unit, *, day: str, by: int) -> Settlement:
     """Close an ended day: its report's digest and per-merchant totals go into the ledger.
     Closing again returns the first closing."""
+    session, settings, now = unit.session, unit.settings, unit.now
     _check_day(day)
     earlier = session.get(Settlement, day)
     if earlier is not None:
         return earlier
     if day >= accounts.business_date(now, settings.zone):
-        raise Problem(Code.CONFLICT, "a day is closed once it has ended")
+        raise Problem(ProblemCode.CONFLICT, "a day is closed once it has ended")
     lines = report(session, day)
     digest = hashlib.sha256(to_csv(day, lines, zone=settings.timezone).encode()).digest()
     totals: dict[str, int] = {}
     for line in lines:
         totals[line.merchant] = totals.get(line.merchant, 0) + line.net
-    index = ledger.append(
-        session,
-        "settlement",
-        now,
-        settings.issuer,
+    index = tlog.append(
+        unit,
+        EventType.SETTLEMENT,
         {
             "day": day,
             "time_zone": settings.timezone,
@@ -156,4 +156,4 @@ def _check_day(day: str) -> None:
         if date.fromisoformat(day).isoformat() != day:
             raise ValueError(day)
     except ValueError as exc:
-        raise Problem(Code.INVALID_REQUEST, "day is YYYY-MM-DD") from exc
+        raise Problem(ProblemCode.INVALID_REQUEST, "day is YYYY-MM-DD") from exc

@@ -12,13 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 
+from duopass.ledger.events import EventType
 from duopass.protocol.claims import Kind
-from duopass.server.config import Settings
-from duopass.server.keyring import Keyring
-from duopass.server.services import accounts, alerts, credentials, ledger
+from duopass.risk import AlertKind
+from duopass.server.services import accounts, alerts, counters, tlog
 from duopass.server.store.tables import Credential, Holder, Scan
+from duopass.server.unit_of_work import Unit
+
+__all__ = ["BATCH_MAX", "Swept", "sweep"]
 
 BATCH_MAX = 500
 """Most credentials (and most verdicts) one sweep settles: a sweep is one short transaction."""
@@ -31,7 +33,9 @@ class Swept:
     verdicts: int
 
 
-def sweep(session: Session, keyring: Keyring, settings: Settings, now: int) -> Swept:
+def sweep(unit: Unit) -> Swept:
+    """Release what time settled, at most `BATCH_MAX` credentials and verdicts at a time."""
+    session, settings, now = unit.session, unit.settings, unit.now
     policy = settings.policy
     horizon = policy.freshness_s + policy.clock_skew_s + policy.late_window_s
     expired = session.scalars(
@@ -49,18 +53,13 @@ def sweep(session: Session, keyring: Keyring, settings: Settings, now: int) -> S
         holder = session.get(Holder, credential.holder_id)
         assert holder is not None
         account = accounts.lock(session, holder.account_id)
-        released = credentials.outstanding(session, credential) * credential.txmax
-        accounts.change_held(session, account.id, -released)
+        released = counters.outstanding(session, credential) * credential.txmax
+        accounts.release(session, account.id, released)
         account.unconfirmed_released = max(0, account.unconfirmed_released - credential.released)
         credential.holds_released = True
         released_total += released
-        ledger.append(
-            session,
-            "hold_release",
-            now,
-            settings.issuer,
-            {"cti": credential.cti, "released": released, "confirmed": credential.released},
-        )
+        body = {"cti": credential.cti, "released": released, "confirmed": credential.released}
+        tlog.append(unit, EventType.HOLD_RELEASE, body)
     late = session.execute(
         select(Scan.terminal_id, Scan.seq, Scan.received_at)
         .where(Scan.provisional.is_(True), Scan.received_at + settings.late_window_s < now)
@@ -73,11 +72,8 @@ def sweep(session: Session, keyring: Keyring, settings: Settings, now: int) -> S
             .values(provisional=False)
         )
         alerts.raise_alert(
-            session,
-            settings,
-            keyring,
-            alerts.Kind.MISSING_ENTRY,
-            now=now,
+            unit,
+            AlertKind.MISSING_ENTRY,
             evidence={"received_at": received_at},
             terminal_id=terminal_id,
             seq=seq,

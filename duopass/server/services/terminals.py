@@ -6,20 +6,26 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from typing import NamedTuple
+import threading
+from time import monotonic
+from typing import Literal, NamedTuple
 
 from sqlalchemy.orm import Session
 
+from duopass.ledger.events import EventType
 from duopass.protocol.keys import is_usable_public_key, verify_signature
-from duopass.protocol.requests import enrolment_message, verify_request
-from duopass.server.config import Settings
-from duopass.server.errors import Code, Problem
-from duopass.server.keyring import Keyring
-from duopass.server.services import accounts, ledger
+from duopass.protocol.signed_requests import enrolment_message, verify_request
+from duopass.server.problems import Problem, ProblemCode
+from duopass.server.services import accounts, tlog
 from duopass.server.store import sql
 from duopass.server.store.tables import Terminal
+from duopass.server.unit_of_work import Unit
+
+__all__ = ["Directory", "TerminalRow", "authenticate", "create", "enrol", "row"]
 
 ENROL_CODE_BYTES = 12
+DIRECTORY_TTL_S = 5.0
+DIRECTORY_ENTRIES_MAX = 100_000
 _BAD_CODE = "unknown terminal or wrong or spent enrolment code"
 
 
@@ -41,9 +47,7 @@ def _code_hash(code: str) -> bytes:
 
 
 def create(
-    session: Session,
-    settings: Settings,
-    keyring: Keyring,
+    unit: Unit,
     *,
     terminal_id: str,
     mode: str,
@@ -51,19 +55,19 @@ def create(
     merchant_account_id: int | None,
     currency: str | None,
     event: str | None,
-    now: int,
 ) -> str:
     """Create a terminal; returns its one-time enrolment code (only its hash is stored)."""
+    session = unit.session
     if session.get(Terminal, terminal_id) is not None:
         raise Problem(
-            Code.CONFLICT, f"terminal {terminal_id} exists; terminal ids are never reused"
+            ProblemCode.CONFLICT, f"terminal {terminal_id} exists; terminal ids are never reused"
         )
     if mode == "pay" and (merchant_account_id is None or currency is None):
-        raise Problem(Code.INVALID_REQUEST, "a till needs a merchant and a currency")
+        raise Problem(ProblemCode.INVALID_REQUEST, "a till needs a merchant and a currency")
     if merchant_account_id is not None:
         accounts.merchant(session, merchant_account_id)
     if mode == "entry" and event is None:
-        raise Problem(Code.INVALID_REQUEST, "a gate needs an event")
+        raise Problem(ProblemCode.INVALID_REQUEST, "a gate needs an event")
     code = secrets.token_urlsafe(ENROL_CODE_BYTES)
     session.add(
         Terminal(
@@ -77,60 +81,47 @@ def create(
             state="created",
         )
     )
-    ledger.append(
-        session,
-        "terminal_create",
-        now,
-        settings.issuer,
-        {"terminal": terminal_id, "mode": mode, "venue": venue or ""},
-    )
+    body = {"terminal": terminal_id, "mode": mode, "venue": venue or ""}
+    tlog.append(unit, EventType.TERMINAL_CREATE, body)
     return code
 
 
 def enrol(
-    session: Session,
-    settings: Settings,
-    *,
-    terminal_id: str,
-    enrol_code: str,
-    public_key: bytes,
-    proof: bytes,
-    now: int,
+    unit: Unit, *, terminal_id: str, enrol_code: str, public_key: bytes, proof: bytes
 ) -> Terminal:
     """Bind the terminal's key, once. The spent code enrols nothing else: it only repeats its
     own enrolment, for the same key, whose answer may have been lost on the way."""
-    terminal = session.get(Terminal, terminal_id)
+    terminal = unit.session.get(Terminal, terminal_id)
     if (
         terminal is None
         or terminal.enrol_code_hash is None
         or not hmac.compare_digest(terminal.enrol_code_hash, _code_hash(enrol_code))
     ):
-        raise Problem(Code.BAD_ENROLMENT_CODE, _BAD_CODE)
+        raise Problem(ProblemCode.BAD_ENROLMENT_CODE, _BAD_CODE)
     if not is_usable_public_key(public_key):
-        raise Problem(Code.BAD_DEVICE_KEY, "the terminal key is not a usable Ed25519 key")
+        raise Problem(ProblemCode.BAD_DEVICE_KEY, "the terminal key is not a usable Ed25519 key")
     if not verify_signature(
         public_key, enrolment_message(terminal_id, enrol_code, public_key), proof
     ):
-        raise Problem(Code.BAD_PROOF, "the proof of possession does not verify")
+        raise Problem(ProblemCode.BAD_PROOF, "the proof of possession does not verify")
     if terminal.state != "created":
         if terminal.state == "enrolled" and terminal.public_key == public_key:
             return terminal  # a retry: the same answer, nothing changes
-        raise Problem(Code.BAD_ENROLMENT_CODE, _BAD_CODE)
+        raise Problem(ProblemCode.BAD_ENROLMENT_CODE, _BAD_CODE)
     terminal.public_key, terminal.state = public_key, "enrolled"
-    ledger.append(
-        session,
-        "terminal_enrol",
-        now,
-        settings.issuer,
-        {"terminal": terminal_id, "key": public_key},
-    )
+    tlog.append(unit, EventType.TERMINAL_ENROL, {"terminal": terminal_id, "key": public_key})
     return terminal
 
 
+def row(session: Session, terminal_id: str) -> TerminalRow | None:
+    """A terminal as requests see it (prepared SQL: read on every signed request's path)."""
+    found = sql.raw(session).one(sql.TERMINAL, {"id": terminal_id})
+    return None if found is None else TerminalRow._make(found)
+
+
 def authenticate(
-    session: Session,
+    terminal: TerminalRow | None,
     *,
-    terminal_id: str,
     time: str,
     signature: str,
     method: str,
@@ -138,11 +129,9 @@ def authenticate(
     body: bytes,
     now: int,
 ) -> TerminalRow:
-    """The calling terminal's row, once its signature checks out (on every terminal request)."""
-    row = sql.raw(session).one(sql.TERMINAL, {"id": terminal_id})
-    terminal = None if row is None else TerminalRow._make(row)
+    """The calling terminal, once its signature checks out (on every terminal request)."""
     if terminal is None or terminal.state != "enrolled" or terminal.public_key is None:
-        raise Problem(Code.UNAUTHENTICATED, "unknown or unenrolled terminal")
+        raise Problem(ProblemCode.UNAUTHENTICATED, "unknown or unenrolled terminal")
     if not verify_request(
         terminal.public_key,
         method=method,
@@ -152,5 +141,37 @@ def authenticate(
         body=body,
         now=now,
     ):
-        raise Problem(Code.UNAUTHENTICATED, "bad terminal signature or clock more than 300 s off")
+        raise Problem(
+            ProblemCode.UNAUTHENTICATED, "bad terminal signature or clock more than 300 s off"
+        )
     return terminal
+
+
+class Directory:
+    """Terminals by id, each read from the database at most once every `ttl_s` seconds: a
+    terminal's row changes only at enrolment (after which this process forgets it at once) and
+    revocation (which other server processes learn within `ttl_s`). Saves a read on every
+    signed request, the online scans' hot path among them."""
+
+    def __init__(self, ttl_s: float = DIRECTORY_TTL_S) -> None:
+        self.ttl_s = ttl_s
+        self._rows: dict[str, tuple[float, TerminalRow | None]] = {}
+        self._lock = threading.Lock()
+
+    def cached(self, terminal_id: str) -> TerminalRow | Literal[False] | None:
+        """The row if it was read recently (None: no such terminal), else False."""
+        with self._lock:
+            hit = self._rows.get(terminal_id)
+        if hit is None or monotonic() - hit[0] > self.ttl_s:
+            return False
+        return hit[1]
+
+    def keep(self, terminal_id: str, found: TerminalRow | None) -> None:
+        with self._lock:
+            if len(self._rows) >= DIRECTORY_ENTRIES_MAX:
+                self._rows.clear()
+            self._rows[terminal_id] = (monotonic(), found)
+
+    def forget(self, terminal_id: str) -> None:
+        with self._lock:
+            self._rows.pop(terminal_id, None)

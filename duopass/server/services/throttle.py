@@ -21,10 +21,11 @@ from typing import TypeVar
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from duopass.server.config import Settings
-from duopass.server.context import Context
-from duopass.server.errors import Code, Problem
+from duopass.server.context import AppContext
+from duopass.server.problems import Problem, ProblemCode
+from duopass.server.settings import Settings
 from duopass.server.store.tables import AuthThrottle
+from duopass.server.unit_of_work import Unit
 
 __all__ = [
     "ACCOUNT",
@@ -120,22 +121,26 @@ def for_client(settings: Settings, secret: bytes, client: str | None) -> list[Th
 
 
 def guarded(
-    ctx: Context, keys: list[Throttle], work: Callable[[Session], T], *, counted: set[Code]
+    ctx: AppContext,
+    keys: list[Throttle],
+    work: Callable[[Unit], T],
+    *,
+    counted: set[ProblemCode],
 ) -> T:
     """Run `work` in one unit unless a key is blocked; a refusal whose code is in `counted`
     (a wrong proof) counts one failure against every key and is committed before it is raised;
     success forgets the failures of all but network keys (one success on a network says
     nothing of the other attempts from it)."""
-    now = ctx.now()
 
-    def attempt(session: Session) -> T | Problem:
+    def attempt(unit: Unit) -> T | Problem:
+        session = unit.session
         try:
-            check(session, keys, now)
+            check(session, keys, unit.now)
             with session.begin_nested():
-                result = work(session)
+                result = work(unit)
         except Problem as refusal:
             if refusal.code in counted:
-                fail(session, keys, now)
+                fail(session, keys, unit.now)
             return refusal
         succeed(session, [key for key in keys if key.limit.scope is not Scope.NETWORK])
         return result
@@ -161,7 +166,7 @@ def check(session: Session, throttles: list[Throttle], now: int) -> None:
             wait = max(wait, row.blocked_until - now)
     if wait:
         raise Problem(
-            Code.THROTTLED,
+            ProblemCode.THROTTLED,
             f"too many failed attempts: try again in {wait} s",
             headers={"Retry-After": str(wait)},
         )

@@ -1,5 +1,5 @@
 """Top-ups and refunds: idempotent by request id (bound to its request), double-entry, on the
-ledger."""
+tlog."""
 
 from __future__ import annotations
 
@@ -7,25 +7,17 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from duopass.server.config import Settings
-from duopass.server.errors import Code, Problem
-from duopass.server.keyring import Keyring
-from duopass.server.services import accounts, idempotency, ledger
+from duopass.ledger.events import EventType
+from duopass.server.problems import Problem, ProblemCode
+from duopass.server.services import accounts, idempotency, tlog
 from duopass.server.store.tables import Holder, Transaction
+from duopass.server.unit_of_work import Unit
 
 
-def top_up(
-    session: Session,
-    settings: Settings,
-    keyring: Keyring,
-    holder: Holder,
-    *,
-    amount: int,
-    request_id: str,
-    now: int,
-) -> Transaction:
+def top_up(unit: Unit, holder: Holder, *, amount: int, request_id: str) -> Transaction:
     """Credit the holder from top-up clearing; the same request again returns the first, and
     another request under the same id is refused."""
+    session = unit.session
     account = accounts.lock(session, holder.account_id)
     fingerprint = idempotency.money(
         "topup", holder_account=account.id, amount=amount, currency=account.currency
@@ -34,32 +26,23 @@ def top_up(
     if earlier is not None:
         return earlier
     clearing = accounts.system_account(session, "topup", account.currency)
-    event = {"holder": keyring.digest(holder.handle), "amount": amount}
+    event = {"holder": unit.keyring.digest(holder.handle), "amount": amount}
     return _book(
-        session,
-        settings,
-        "topup",
+        unit,
+        EventType.TOPUP,
         [(clearing.id, -amount), (account.id, amount)],
         request_id=request_id,
         fingerprint=fingerprint,
-        now=now,
         event=event,
     )
 
 
 def refund(
-    session: Session,
-    settings: Settings,
-    keyring: Keyring,
-    holder: Holder,
-    *,
-    merchant_account_id: int,
-    amount: int,
-    request_id: str,
-    now: int,
+    unit: Unit, holder: Holder, *, merchant_account_id: int, amount: int, request_id: str
 ) -> Transaction:
     """Move money back from a merchant to the holder (a returned purchase): in the holder's
     currency, and at most what the merchant has taken in and not yet refunded."""
+    session = unit.session
     accounts.merchant(session, merchant_account_id)
     account = accounts.lock(session, holder.account_id)
     fingerprint = idempotency.money(
@@ -75,25 +58,24 @@ def refund(
     merchant = accounts.lock(session, merchant_account_id)
     if merchant.currency != account.currency:
         raise Problem(
-            Code.CONFLICT, f"the merchant books {merchant.currency}, not {account.currency}"
+            ProblemCode.CONFLICT, f"the merchant books {merchant.currency}, not {account.currency}"
         )
     if amount > merchant.balance:
         raise Problem(
-            Code.NO_FUNDS, f"the merchant has taken in {merchant.balance}, less than the refund"
+            ProblemCode.NO_FUNDS,
+            f"the merchant has taken in {merchant.balance}, less than the refund",
         )
     event = {
-        "holder": keyring.digest(holder.handle),
+        "holder": unit.keyring.digest(holder.handle),
         "amount": amount,
         "merchant": merchant_account_id,
     }
     return _book(
-        session,
-        settings,
-        "refund",
+        unit,
+        EventType.REFUND,
         [(merchant_account_id, -amount), (account.id, amount)],
         request_id=request_id,
         fingerprint=fingerprint,
-        now=now,
         event=event,
     )
 
@@ -110,28 +92,24 @@ def _earlier(session: Session, request_id: str, fingerprint: bytes) -> Transacti
 
 
 def _book(
-    session: Session,
-    settings: Settings,
-    kind: str,
+    unit: Unit,
+    kind: EventType,
     legs: list[tuple[int, int]],
     *,
     request_id: str,
     fingerprint: bytes,
-    now: int,
     event: dict[str, Any],
 ) -> Transaction:
-    """Post the movement and its ledger event in the caller's transaction."""
+    """Post the movement and its ledger event in the unit's transaction."""
     txn_id = accounts.post(
-        session,
-        kind=kind,
+        unit,
+        kind=kind.value,
         legs=legs,
-        now=now,
-        occurred_at=now,
-        zone=settings.zone,
+        occurred_at=unit.now,
         request_id=request_id,
         request_fingerprint=fingerprint,
     )
-    ledger.append(session, kind, now, settings.issuer, {**event, "transaction": txn_id})
-    txn = session.get(Transaction, txn_id)
+    tlog.append(unit, kind, {**event, "transaction": txn_id})
+    txn = unit.session.get(Transaction, txn_id)
     assert txn is not None
     return txn

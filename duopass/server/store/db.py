@@ -8,6 +8,7 @@ runs at READ COMMITTED with its default durable commit; services lock the rows t
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -18,6 +19,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -82,3 +84,26 @@ def _sqlite_engine(url: str) -> Engine:
 
 def _postgres_engine(url: str) -> Engine:
     return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+
+
+def read_only_engine(url: str) -> Engine:
+    """An engine that cannot write (SQLite `mode=ro`, PostgreSQL read-only transactions), for
+    readers beside the server: `duopass audit --db`, `duopass settlement`. Raises ValueError
+    for a URL it cannot open."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ValueError(f"{url!r} is not a database URL") from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            raise ValueError("a SQLite file is needed: sqlite:///path.db")
+        path = Path(parsed.database)
+        if not path.is_file():
+            raise ValueError(f"{path}: no such database file")
+        uri = path.resolve().as_uri() + "?mode=ro"
+        return create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True))
+    if backend == "postgresql":
+        options = {"options": "-c default_transaction_read_only=on"}
+        return create_engine(parsed, connect_args=options)
+    raise ValueError(f"{url!r}: only sqlite:/// and postgresql:// are supported")

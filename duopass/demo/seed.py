@@ -1,0 +1,103 @@
+"""Demo data for `duopass serve --demo`: an issuer with a few hundred holders with balances,
+merchants, venues, and terminals ready to enrol. Written once, into an empty database."""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from argon2 import PasswordHasher
+from sqlalchemy import func, select
+
+from duopass.server.context import AppContext
+from duopass.server.services import accounts, holders, terminals, topups
+from duopass.server.store.tables import Holder, Staff
+from duopass.server.unit_of_work import Unit
+
+HOLDERS = 300
+HOLDER_PASSWORD = "demo-holder-pass"
+MERCHANTS = ("canteen-north", "canteen-south", "campus-shop")
+TERMINALS = (
+    ("till-north-1", "pay", "canteen-north", "canteen-north"),
+    ("till-north-2", "pay", "canteen-north", "canteen-north"),
+    ("till-south-1", "pay", "canteen-south", "canteen-south"),
+    ("till-shop-1", "pay", "campus-shop", "campus-shop"),
+    ("gate-library", "identity", "library", None),
+    ("gate-gym", "identity", "gym", None),
+)
+
+
+def seed(ctx: AppContext, out: Path) -> dict[str, Any] | None:
+    """Fill an empty database and write what people need to use it to `out` (JSON, mode 0600).
+    Returns that document, or None when the database already holds data."""
+    if ctx.run(lambda unit: unit.session.scalar(select(func.count()).select_from(Holder))):
+        return None
+    rng = random.Random(2026)
+    admin_password = secrets.token_urlsafe(12)
+    merchants: dict[str, int] = {}
+
+    def staff_and_merchants(unit: Unit) -> None:
+        session = unit.session
+        session.add(
+            Staff(login="admin", password_hash=PasswordHasher().hash(admin_password), role="admin")
+        )
+        for name in MERCHANTS:
+            merchants[name] = accounts.create_merchant(session, name, ctx.settings.currency)
+
+    ctx.run(staff_and_merchants)
+    password_hash = PasswordHasher().hash(
+        HOLDER_PASSWORD
+    )  # one hash for every demo holder: fast to seed
+
+    def holder(unit: Unit, n: int) -> str:
+        created = holders.create_holder(
+            unit,
+            login=f"student{n:04d}",
+            person_id=f"2026{n:06d}",
+            password=HOLDER_PASSWORD,
+            overdraft=rng.choice((0, 0, 2000)),
+            password_hash=password_hash,
+        )
+        topups.top_up(
+            unit,
+            created,
+            amount=rng.randrange(2_000, 50_000, 100),
+            request_id=f"demo-topup-{n:04d}",
+        )
+        return created.handle
+
+    handles = [ctx.run(partial(holder, n=n)) for n in range(HOLDERS)]
+
+    def terminal(unit: Unit, terminal_id: str, mode: str, venue: str, merchant: str | None) -> str:
+        return terminals.create(
+            unit,
+            terminal_id=terminal_id,
+            mode=mode,
+            venue=venue,
+            merchant_account_id=merchants[merchant] if merchant else None,
+            currency=ctx.settings.currency if mode == "pay" else None,
+            event=None,
+        )
+
+    codes = {
+        t[0]: ctx.run(partial(terminal, terminal_id=t[0], mode=t[1], venue=t[2], merchant=t[3]))
+        for t in TERMINALS
+    }
+    document = {
+        "admin": {"login": "admin", "password": admin_password},
+        "holders": {
+            "logins": f"student0000 .. student{HOLDERS - 1:04d}",
+            "password": HOLDER_PASSWORD,
+            "first_handles": handles[:10],
+        },
+        "merchants": merchants,
+        "terminals": codes,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=1) + "\n")
+    out.chmod(0o600)
+    return document

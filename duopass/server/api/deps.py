@@ -1,0 +1,126 @@
+"""Annotated dependencies: the context, and who is calling (holder, staff, terminal)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from duopass.protocol.journal import TERMINAL_ID_CHARS_MAX
+from duopass.protocol.signed_requests import SIGNATURE_HEADER, TERMINAL_HEADER, TIME_HEADER
+from duopass.server.context import AppContext
+from duopass.server.problems import Problem, ProblemCode
+from duopass.server.services import sessions, terminals
+from duopass.server.services.sessions import Caller
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+async def context(request: Request) -> AppContext:
+    """`async` though it awaits nothing: FastAPI runs a plain `def` dependency on its thread pool,
+    a hand-off that costs more than the scan route's own parsing."""
+    ctx: AppContext = request.app.state.context
+    return ctx
+
+
+Ctx = Annotated[AppContext, Depends(context)]
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def client_address(request: Request) -> str | None:
+    """The address the request came from, for per-network sign-in limits."""
+    return request.client.host if request.client is not None else None
+
+
+Client = Annotated[str | None, Depends(client_address)]
+
+
+def _caller(ctx: Ctx, bearer: Bearer) -> Caller:
+    if bearer is None:
+        raise Problem(ProblemCode.UNAUTHENTICATED, "a bearer token is required")
+    now = ctx.now()
+    caller = ctx.run(lambda unit: sessions.principal(unit.session, bearer.credentials, now))
+    if caller is None:
+        raise Problem(ProblemCode.UNAUTHENTICATED, "unknown, ended or expired session")
+    return caller
+
+
+def holder_caller(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
+    if caller.role != "holder":
+        raise Problem(ProblemCode.FORBIDDEN, "for holders only")
+    return caller
+
+
+def staff_caller(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
+    if caller.role not in ("operator", "admin"):
+        raise Problem(ProblemCode.FORBIDDEN, "for card-office staff only")
+    return caller
+
+
+def admin_caller(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
+    if caller.role != "admin":
+        raise Problem(ProblemCode.FORBIDDEN, "for card-office administrators only")
+    return caller
+
+
+SignedIn = Annotated[Caller, Depends(_caller)]
+HolderCaller = Annotated[Caller, Depends(holder_caller)]
+StaffCaller = Annotated[Caller, Depends(staff_caller)]
+AdminCaller = Annotated[Caller, Depends(admin_caller)]
+
+
+async def terminal_caller(
+    request: Request,
+    ctx: Ctx,
+    terminal_id: Annotated[str, Header(alias=TERMINAL_HEADER, max_length=TERMINAL_ID_CHARS_MAX)],
+    time: Annotated[str, Header(alias=TIME_HEADER, max_length=16)],
+    signature: Annotated[str, Header(alias=SIGNATURE_HEADER, max_length=128)],
+) -> terminals.TerminalRow:
+    """The terminal whose key signed this request (over its method, target, time and body),
+    authenticated before the route runs, so no terminal route can forget to."""
+    cached = ctx.terminals.cached(terminal_id)
+    if cached is False:
+        row = await run_in_threadpool(
+            ctx.run, lambda unit: terminals.row(unit.session, terminal_id)
+        )
+        ctx.terminals.keep(terminal_id, row)
+    else:
+        row = cached
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return terminals.authenticate(
+        row,
+        time=time,
+        signature=signature,
+        method=request.method,
+        target=target,
+        body=await request.body(),
+        now=ctx.now(),
+    )
+
+
+TerminalCaller = Annotated[terminals.TerminalRow, Depends(terminal_caller)]
+
+PROBLEM_STATUSES: dict[Callable[..., Any], set[int]] = {
+    context: {503},  # every unit of work may end in 503 busy (units.retrying)
+    _caller: {401},
+    holder_caller: {403},
+    staff_caller: {403},
+    admin_caller: {403},
+    terminal_caller: {401, 413},  # it reads the body, whatever the method, to check it
+}
+"""The problem statuses a route may answer because it depends on each of these; the OpenAPI
+document lists them for it (server.openapi)."""
+
+__all__ = [
+    "AdminCaller",
+    "Caller",
+    "Client",
+    "Ctx",
+    "HolderCaller",
+    "SignedIn",
+    "StaffCaller",
+    "TerminalCaller",
+]

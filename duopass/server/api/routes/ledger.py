@@ -1,0 +1,130 @@
+"""Auditor endpoints (§7, §8): the signed checkpoint, proofs, each entry with its receipt, and
+entries in bulk for auditors who re-hash the whole log."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from typing import Annotated, Final
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+
+from duopass.ledger import LedgerError
+from duopass.server.api.deps import Ctx
+from duopass.server.api.openapi import problems
+from duopass.server.api.params import Digits
+from duopass.server.limits import SEQ_MAX
+from duopass.server.problems import Problem, ProblemCode
+from duopass.server.services import tlog
+from duopass.server.unit_of_work import Unit
+
+router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+Size = Annotated[int, Query(ge=0, le=SEQ_MAX), Digits]
+
+LEDGER_PAGE_ENTRIES_MAX: Final = 1000
+"""Entries in one answer of GET /v1/ledger/entries."""
+
+
+class InclusionOut(BaseModel):
+    index: int
+    size: int
+    proof: list[str]
+
+
+class ConsistencyOut(BaseModel):
+    old: int
+    new: int
+    proof: list[str]
+
+
+class EntriesOut(BaseModel):
+    start: int
+    entries: list[str]
+
+
+class EntryOut(BaseModel):
+    index: int
+    data: str
+    receipt: str
+
+
+def _b64(items: Sequence[bytes]) -> list[str]:
+    return [base64.b64encode(item).decode() for item in items]
+
+
+def _within(session: Session, *sizes: int) -> None:
+    tree = tlog.size(session)
+    if any(size > tree for size in sizes):
+        raise Problem(ProblemCode.OUT_OF_RANGE, f"the log has {tree} entries")
+
+
+@router.get("/checkpoint", response_class=PlainTextResponse)
+def checkpoint(ctx: Ctx) -> PlainTextResponse:
+    """The latest checkpoint, a C2SP signed note (signed now if the log has grown)."""
+    note = ctx.run(tlog.checkpoint)
+    return PlainTextResponse(note.decode(), media_type="text/plain; charset=utf-8")
+
+
+@router.get("/proofs/inclusion", response_model=InclusionOut)
+def inclusion(ctx: Ctx, index: Size, size: Size) -> InclusionOut:
+    if index >= size:
+        raise Problem(ProblemCode.OUT_OF_RANGE, "index must be below size")
+
+    def work(unit: Unit) -> Sequence[bytes]:
+        _within(unit.session, size)
+        return tlog.inclusion(unit.session, index, size)
+
+    return InclusionOut(index=index, size=size, proof=_b64(ctx.run(work)))
+
+
+@router.get("/proofs/consistency", response_model=ConsistencyOut)
+def consistency(ctx: Ctx, old: Size, new: Size) -> ConsistencyOut:
+    if not 0 < old <= new:
+        raise Problem(ProblemCode.OUT_OF_RANGE, "need 0 < old <= new")
+
+    def work(unit: Unit) -> Sequence[bytes]:
+        _within(unit.session, new)
+        return tlog.consistency(unit.session, old, new)
+
+    return ConsistencyOut(old=old, new=new, proof=_b64(ctx.run(work)))
+
+
+@router.get("/entries", response_model=EntriesOut)
+def entries(
+    ctx: Ctx,
+    start: Size,
+    count: Annotated[
+        int, Query(ge=1, le=LEDGER_PAGE_ENTRIES_MAX), Digits
+    ] = LEDGER_PAGE_ENTRIES_MAX,
+) -> EntriesOut:
+    """Up to `count` leaves from index `start`, each the exact bytes hashed (base64); fewer only
+    where the log ends (none when `start` is the log's size)."""
+
+    def work(unit: Unit) -> list[bytes]:
+        _within(unit.session, start)
+        wanted = min(start + count, tlog.size(unit.session)) - start
+        found = tlog.read_entries(unit.session, start, wanted)
+        if len(found) != wanted:  # indices are unique and in range: fewer rows is a gap
+            missing = start + len(found)
+            raise Problem(ProblemCode.INTERNAL, f"ledger inconsistent: entry {missing} is missing")
+        return found
+
+    return EntriesOut(start=start, entries=_b64(ctx.run(work)))
+
+
+@router.get("/entries/{index}", response_model=EntryOut, responses=problems(404))
+def entry(ctx: Ctx, index: Annotated[int, Path(ge=0, le=SEQ_MAX), Digits]) -> EntryOut:
+    """The leaf's exact bytes (base64) and its receipt against the latest checkpoint."""
+    try:
+        found = ctx.run(lambda unit: tlog.receipt(unit, index))
+    except LedgerError as exc:  # the stored tree disagrees with itself: say so
+        raise Problem(
+            ProblemCode.INTERNAL, f"ledger inconsistent at entry {index}: {exc.reason}"
+        ) from exc
+    if found is None:
+        raise Problem(ProblemCode.NOT_FOUND, "no such entry")
+    data, receipt = found
+    return EntryOut(index=index, data=base64.b64encode(data).decode(), receipt=receipt.decode())

@@ -1,0 +1,59 @@
+"""The review queue (§4.5, §5.4): alerts with their evidence, and what a person decides: freeze
+the account, move a pending amount to the holder or to the loss account, or dismiss."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, Field
+
+from duopass.risk import ReviewAction
+from duopass.server.api.deps import Ctx, StaffCaller
+from duopass.server.api.openapi import problems
+from duopass.server.api.params import Digits
+from duopass.server.limits import REASON_CHARS_MAX, ROW_ID_MAX
+from duopass.server.services import alerts
+from duopass.server.services import review as review_service
+
+router = APIRouter(prefix="/v1/admin/alerts", tags=["card office"])
+
+PAGE_MAX = 500
+
+
+class ReviewIn(BaseModel):
+    action: Literal["dismiss", "freeze", "to_holder", "to_loss"]
+    note: str = Field(default="", max_length=REASON_CHARS_MAX)
+
+
+@router.get("")
+def list_alerts(
+    _caller: StaffCaller,
+    ctx: Ctx,
+    state: Literal["open", "resolved"] = "open",
+    after: Annotated[int, Query(ge=0, le=ROW_ID_MAX), Digits] = 0,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX), Digits] = 100,
+) -> list[dict[str, Any]]:
+    """Alerts oldest first, a page at a time (`after` = the last id seen)."""
+    return ctx.run(lambda unit: alerts.listing(unit.session, state=state, after=after, limit=limit))
+
+
+@router.post("/{alert_id}/review", responses=problems(404, 409))
+def review(
+    alert_id: Annotated[int, Path(ge=1, le=ROW_ID_MAX), Digits],
+    body: ReviewIn,
+    caller: StaffCaller,
+    ctx: Ctx,
+) -> dict[str, Any]:
+    """Resolve an open alert; the decision and who made it go into the ledger."""
+    return ctx.run(
+        lambda unit: alerts.describe(
+            review_service.review(
+                unit,
+                alert_id=alert_id,
+                action=ReviewAction(body.action),
+                note=body.note,
+                by=caller.id,
+            )
+        )
+    )

@@ -1,0 +1,32 @@
+"""Health and metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from prometheus_client import generate_latest
+from sqlalchemy import text
+
+from duopass.server.api.deps import Ctx, StaffCaller
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/healthz")
+def healthz(ctx: Ctx) -> dict[str, str]:
+    """Alive and able to reach the database."""
+    ctx.run(lambda unit: unit.session.execute(text("SELECT 1")))
+    return {"status": "ok", "issuer": ctx.settings.issuer}
+
+
+@router.get("/v1/ping")
+def ping() -> dict[str, bool]:
+    """Alive, touching nothing: for load balancers, and the benchmark's empty endpoint."""
+    return {"ok": True}
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(_caller: StaffCaller, ctx: Ctx) -> Response:
+    """Prometheus metrics, for card-office staff (scan counts by verdict are nobody else's
+    business). A scraper reads the listener of `duopass serve --metrics-port` instead."""
+    return Response(generate_latest(ctx.metrics.registry), media_type="text/plain; version=0.0.4")

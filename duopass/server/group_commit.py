@@ -1,0 +1,195 @@
+"""Group commit: one writer thread runs many concurrent units of work in one transaction (a
+savepoint each) and answers them after one commit.
+
+Group commit is for the hot path (online scans): a durable commit, the write lock and, on
+PostgreSQL, the ledger's append lock are paid once per batch instead of once per scan. Nothing is
+answered before the commit that holds it has returned; a unit that fails rolls back to its own
+savepoint and leaves the others in; a batch whose transaction fails is run again whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from queue import SimpleQueue
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy.orm import Session
+
+from duopass.server.problems import Problem, ProblemCode
+from duopass.server.store import sql
+from duopass.server.store.db import Database
+from duopass.server.unit_of_work import UNIT_ATTEMPTS, Unit, retrying
+
+T = TypeVar("T")
+BATCH_UNITS_MAX = 64
+UNIT_WAIT_S = 30.0
+"""Longest a request waits for its batch's commit; then 503 `busy` (its unit may still commit:
+the terminal retries with the same seq and gets the verdict it holds)."""
+
+log = logging.getLogger("duopass.server.group_commit")
+
+
+@dataclass(slots=True)
+class _Unit(Generic[T]):
+    work: Callable[[Unit], T]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[T]
+    outcome: tuple[bool, Any] = (False, None)
+    """(True, result) or (False, exception), set by the writer before the batch commits."""
+
+
+class GroupCommit:
+    """One writer thread per process, started on first use; `run` queues a unit and waits."""
+
+    def __init__(
+        self,
+        db: Database,
+        make_unit: Callable[[Session], Unit],
+        *,
+        batch_max: int = BATCH_UNITS_MAX,
+    ) -> None:
+        self.db, self.make_unit, self.batch_max = db, make_unit, batch_max
+        self._queue: SimpleQueue[_Unit[Any] | None] = SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._starting = threading.Lock()
+
+    async def run(self, work: Callable[[Unit], T]) -> T:
+        """`work`'s result once the transaction holding it has committed."""
+        loop = asyncio.get_running_loop()
+        unit: _Unit[T] = _Unit(work, loop, loop.create_future())
+        self._start()
+        self._queue.put(unit)
+        try:
+            return await asyncio.wait_for(asyncio.shield(unit.future), UNIT_WAIT_S)
+        except TimeoutError as exc:
+            raise Problem(
+                ProblemCode.BUSY, "not committed in time: send the same request again"
+            ) from exc
+
+    def stop(self) -> None:
+        """Finish the queued units, then end the writer."""
+        with self._starting:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            self._queue.put(None)
+            writer.join()
+
+    def _start(self) -> None:
+        """Start the writer, or a new one if the last died (it never should; see `_write`)."""
+        if self._writer is None or not self._writer.is_alive():
+            with self._starting:
+                if self._writer is None or not self._writer.is_alive():
+                    self._writer = threading.Thread(
+                        target=self._write, name="duopass-group-commit", daemon=True
+                    )
+                    self._writer.start()
+
+    def _write(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            try:
+                self._commit(batch)
+            except BaseException as exc:  # no request is ever left waiting on a dead writer
+                log.exception("group commit failed")
+                for unit in batch:
+                    unit.outcome = (False, exc)
+            _answer(batch)
+
+    def _commit(self, batch: list[_Unit[Any]]) -> None:
+        """Run the batch in one transaction, taking in units queued meanwhile until none is
+        waiting (or the batch is full), then commit; a failed transaction is run again whole."""
+        for n in range(UNIT_ATTEMPTS):
+            try:
+                with self.db.unit() as session:
+                    done = 0
+                    while done < len(batch):
+                        for unit in batch[done:]:
+                            unit.outcome = _in_savepoint(session, self.make_unit, unit.work)
+                        done = len(batch)
+                        if n == 0:
+                            self._take_queued(batch)
+                return
+            except Exception as exc:  # BEGIN, a savepoint or COMMIT failed: nothing is answered
+                if n == UNIT_ATTEMPTS - 1:
+                    for unit in batch:
+                        unit.outcome = (False, exc)
+
+    def _take_queued(self, batch: list[_Unit[Any]]) -> None:
+        while len(batch) < self.batch_max and not self._queue.empty():
+            unit = self._queue.get()
+            if unit is None:  # stop once this batch is answered
+                self._queue.put(None)
+                return
+            batch.append(unit)
+
+
+class _Broken(Exception):
+    """A savepoint could not be set, released or rolled back: the transaction is not to be
+    trusted, so the whole batch is run again."""
+
+
+def _control(db: sql.Raw, stmt: sql.Statement) -> None:
+    try:
+        db.run(stmt)
+    except Exception as exc:
+        raise _Broken(str(exc)) from exc
+
+
+def _in_savepoint(
+    session: Session, make_unit: Callable[[Session], Unit], work: Callable[[Unit], Any]
+) -> tuple[bool, Any]:
+    """One unit under its own savepoint, retried like a unit of its own; a failure rolls back
+    its writes (and what it kept in `session.info`) and is its answer alone."""
+    db = sql.raw(session)
+    kept = dict(session.info)
+
+    def attempt() -> Any:
+        _control(db, sql.SAVEPOINT)
+        try:
+            result = work(make_unit(session))
+            session.flush()  # ORM writes too belong inside the savepoint
+        except Exception:
+            _control(db, sql.ROLLBACK_TO)
+            _control(db, sql.RELEASE)
+            session.expunge_all()
+            session.info.clear()
+            session.info.update(kept)
+            raise
+        _control(db, sql.RELEASE)
+        return result
+
+    try:
+        return True, retrying(attempt)
+    except _Broken:
+        raise
+    except Exception as exc:
+        return False, exc
+
+
+def _answer(batch: list[_Unit[Any]]) -> None:
+    """Wake every waiting request, one call into each event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Unit[Any]]] = {}
+    for unit in batch:
+        by_loop.setdefault(unit.loop, []).append(unit)
+    for loop, units in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop has no one left to answer
+            loop.call_soon_threadsafe(_settle, units)
+
+
+def _settle(units: list[_Unit[Any]]) -> None:
+    for unit in units:
+        if unit.future.done():  # the request was cancelled; its unit committed all the same
+            continue
+        ok, value = unit.outcome
+        if ok:
+            unit.future.set_result(value)
+        else:
+            unit.future.set_exception(value)

@@ -1,0 +1,143 @@
+"""Errors as RFC 9457 problem documents, from one table of stable codes to HTTP statuses.
+
+Services raise `Problem(code, detail)`; one handler turns it, request validation failures and
+anything unexpected into `application/problem+json` with a stable `code`. No route builds its own
+error response, and no input makes the server answer with a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from enum import StrEnum
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+
+log = logging.getLogger("duopass.server")
+
+
+class ProblemCode(StrEnum):
+    """Stable problem codes; added, never renamed or reused."""
+
+    INVALID_REQUEST = "invalid_request"
+    BODY_TOO_LARGE = "body_too_large"
+    UNAUTHENTICATED = "unauthenticated"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    CONFLICT = "conflict"
+    ALREADY_ENROLLED = "already_enrolled"
+    BAD_ENROLMENT_CODE = "bad_enrolment_code"
+    BAD_DEVICE_KEY = "bad_device_key"
+    BAD_PROOF = "bad_proof"
+    STEP_UP_REQUIRED = "step_up_required"
+    REFRESH_LIMIT = "refresh_limit"
+    NO_FUNDS = "no_funds"
+    FROZEN = "frozen"
+    OUT_OF_RANGE = "out_of_range"
+    INTERNAL = "internal"
+    BAD_BATCH = "bad_batch"
+    BUSY = "busy"
+    THROTTLED = "throttled"
+    IDEMPOTENCY_MISMATCH = "idempotency_mismatch"
+
+
+STATUS = {
+    ProblemCode.INVALID_REQUEST: 422,
+    ProblemCode.BODY_TOO_LARGE: 413,
+    ProblemCode.UNAUTHENTICATED: 401,
+    ProblemCode.FORBIDDEN: 403,
+    ProblemCode.NOT_FOUND: 404,
+    ProblemCode.METHOD_NOT_ALLOWED: 405,
+    ProblemCode.CONFLICT: 409,
+    ProblemCode.ALREADY_ENROLLED: 409,
+    ProblemCode.BAD_ENROLMENT_CODE: 403,
+    ProblemCode.BAD_DEVICE_KEY: 422,
+    ProblemCode.BAD_PROOF: 403,
+    ProblemCode.STEP_UP_REQUIRED: 401,
+    ProblemCode.REFRESH_LIMIT: 429,
+    ProblemCode.NO_FUNDS: 409,
+    ProblemCode.FROZEN: 403,
+    ProblemCode.OUT_OF_RANGE: 422,
+    ProblemCode.INTERNAL: 500,
+    ProblemCode.BAD_BATCH: 422,
+    ProblemCode.BUSY: 503,
+    ProblemCode.THROTTLED: 429,
+    ProblemCode.IDEMPOTENCY_MISMATCH: 409,
+}
+_FROM_STATUS = {
+    401: ProblemCode.UNAUTHENTICATED,
+    403: ProblemCode.FORBIDDEN,
+    404: ProblemCode.NOT_FOUND,
+    405: ProblemCode.METHOD_NOT_ALLOWED,
+    413: ProblemCode.BODY_TOO_LARGE,
+}
+
+
+class Problem(Exception):
+    """An expected refusal with a stable code; the message is for people."""
+
+    def __init__(
+        self, code: ProblemCode, detail: str, *, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.headers = headers or {}
+
+
+def problem_response(
+    code: ProblemCode, detail: str, *, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    status = STATUS[code]
+    body = {
+        "type": f"https://duopass.dev/problems/{code.value}",
+        "title": code.value.replace("_", " "),
+        "status": status,
+        "detail": detail,
+        "code": code.value,
+    }
+    return JSONResponse(
+        body, status_code=status, media_type="application/problem+json", headers=headers
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every error into a problem document."""
+
+    @app.exception_handler(Problem)
+    async def _problem(_request: Request, exc: Problem) -> JSONResponse:
+        headers = dict(exc.headers)
+        if exc.code is ProblemCode.STEP_UP_REQUIRED:  # RFC 9470
+            headers.setdefault(
+                "WWW-Authenticate", 'Bearer error="insufficient_user_authentication"'
+            )
+        return problem_response(exc.code, exc.detail, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        return problem_response(
+            ProblemCode.INVALID_REQUEST, f"{where}: {first.get('msg', 'invalid')}"
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _FROM_STATUS.get(exc.status_code, ProblemCode.INVALID_REQUEST)
+        return problem_response(code, str(exc.detail), headers=exc.headers)  # 405's Allow
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(_request: Request, _exc: ClientDisconnect) -> JSONResponse:
+        # The client left (or its body stalled and the server closed the connection) while its
+        # body was read: nobody will read this answer, and nothing went wrong here.
+        return problem_response(ProblemCode.INVALID_REQUEST, "the client went away")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return problem_response(ProblemCode.INTERNAL, "internal error; it has been logged")

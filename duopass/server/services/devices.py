@@ -1,0 +1,68 @@
+"""A holder's devices: a wallet's key enrolled with proof of possession, revoked one by one or
+all at a loss report, and the credentials issued to them revoked with them."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from duopass.ledger.events import EventType
+from duopass.protocol.keys import is_usable_public_key, verify_signature
+from duopass.protocol.signed_requests import device_enrolment_message
+from duopass.server.problems import Problem, ProblemCode
+from duopass.server.services import tlog, trust_changes
+from duopass.server.store.tables import Credential, Device, Holder
+from duopass.server.unit_of_work import Unit
+
+__all__ = ["enrol_device", "revoke_device", "revoke_live_credentials"]
+
+
+def enrol_device(unit: Unit, holder: Holder, *, public_key: bytes, proof: bytes) -> Device:
+    """Enrol a device key; the same key again is the same device."""
+    session = unit.session
+    if not is_usable_public_key(public_key):
+        raise Problem(
+            ProblemCode.BAD_DEVICE_KEY, "not a usable Ed25519 key (small order or non-canonical)"
+        )
+    if not verify_signature(public_key, device_enrolment_message(holder.login, public_key), proof):
+        raise Problem(ProblemCode.BAD_PROOF, "the proof of possession does not verify")
+    existing = session.scalars(select(Device).where(Device.public_key == public_key)).one_or_none()
+    if existing is not None:
+        if existing.holder_id != holder.id or existing.revoked_at is not None:
+            raise Problem(ProblemCode.CONFLICT, "this key is enrolled elsewhere or was revoked")
+        return existing
+    device = Device(holder_id=holder.id, public_key=public_key, enrolled_at=unit.now)
+    session.add(device)
+    session.flush()
+    body = {"holder": unit.keyring.digest(holder.handle), "device": device.id, "key": public_key}
+    tlog.append(unit, EventType.DEVICE_ENROL, body)
+    return device
+
+
+def revoke_live_credentials(
+    unit: Unit, holder: Holder, *, device_id: int | None, reason: str
+) -> int:
+    """Revoke the holder's live and superseded credentials (of one device, or all): online at
+    once, offline with the next bundle. Their holds stay until §4 releases them (§6)."""
+    session = unit.session
+    query = select(Credential).where(
+        Credential.holder_id == holder.id, Credential.state != "revoked"
+    )
+    if device_id is not None:
+        query = query.where(Credential.device_id == device_id)
+    count = 0
+    for credential in session.scalars(query):
+        credential.state = "revoked"
+        trust_changes.record(session, "revoke", cti=credential.cti, until=credential.exp)
+        tlog.append(unit, EventType.CREDENTIAL_REVOKE, {"cti": credential.cti, "reason": reason})
+        count += 1
+    return count
+
+
+def revoke_device(unit: Unit, holder: Holder, device_id: int) -> None:
+    device = unit.session.get(Device, device_id)
+    if device is None or device.holder_id != holder.id:
+        raise Problem(ProblemCode.NOT_FOUND, "no such device")
+    if device.revoked_at is None:
+        device.revoked_at = unit.now
+        revoke_live_credentials(unit, holder, device_id=device_id, reason="device revoked")
+        tlog.append(unit, EventType.DEVICE_REVOKE, {"device": device_id})

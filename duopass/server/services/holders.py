@@ -1,0 +1,100 @@
+"""Holders: their accounts, loss reports and freezes. Devices are `devices`; signing in and
+sessions `auth`; the second factor `second_factor`."""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from duopass.ledger.events import EventType
+from duopass.server.problems import Problem, ProblemCode
+from duopass.server.services import auth, devices, sessions, tlog, trust_changes
+from duopass.server.store.tables import Account, Credential, Device, Holder
+from duopass.server.unit_of_work import Unit
+
+__all__ = ["by_handle", "create_holder", "report_loss", "set_frozen"]
+
+
+def by_handle(session: Session, handle: str) -> Holder:
+    """The holder a handle (a code's `sub`) names, or NOT_FOUND."""
+    holder = session.scalars(select(Holder).where(Holder.handle == handle)).one_or_none()
+    if holder is None:
+        raise Problem(ProblemCode.NOT_FOUND, "no such holder")
+    return holder
+
+
+def create_holder(
+    unit: Unit,
+    *,
+    login: str,
+    person_id: str,
+    password: str,
+    overdraft: int,
+    totp_secret: str | None = None,
+    password_hash: str | None = None,
+) -> Holder:
+    """A holder and their account; the person's number enters the ledger only as a digest."""
+    session, keyring = unit.session, unit.keyring
+    if session.scalars(select(Holder.id).where(Holder.login == login)).first() is not None:
+        raise Problem(ProblemCode.CONFLICT, f"login {login!r} is taken")
+    handle = "h-" + secrets.token_hex(6)
+    account = Account(
+        kind="holder",
+        name=f"holder:{handle}",
+        currency=unit.settings.currency,
+        balance=0,
+        overdraft=overdraft,
+        held=0,
+        unconfirmed_released=0,
+    )
+    session.add(account)
+    session.flush()
+    holder = Holder(
+        handle=handle,
+        login=login,
+        person_digest=keyring.digest(person_id),
+        password_hash=password_hash or auth.hash_password(password),
+        totp_secret=totp_secret,
+        account_id=account.id,
+    )
+    session.add(holder)
+    session.flush()
+    body = {"holder": keyring.digest(handle), "person": holder.person_digest}
+    tlog.append(unit, EventType.HOLDER_CREATE, body)
+    return holder
+
+
+def report_loss(unit: Unit, holder: Holder, *, keep: bytes | None) -> int:
+    """A loss report revokes every device and credential and ends every session but `keep`
+    (the one that reported, if the holder did); it does not freeze (§6): a new device enrols
+    and syncs at once, and its first credential is a reissue of the lost one."""
+    session, now = unit.session, unit.now
+    lost_devices = session.scalars(
+        select(Device.id).where(Device.holder_id == holder.id, Device.revoked_at.is_(None))
+    ).all()
+    session.execute(update(Device).where(Device.id.in_(lost_devices)).values(revoked_at=now))
+    lost = select(Credential.cti).where(
+        Credential.holder_id == holder.id, Credential.state != "revoked"
+    )
+    session.execute(update(Credential).where(Credential.cti.in_(lost)).values(lost_at=now))
+    count = devices.revoke_live_credentials(unit, holder, device_id=None, reason="loss report")
+    ended = sessions.end_sessions(session, staff=False, principal_id=holder.id, keep=keep)
+    body = {"devices": len(lost_devices), "credentials": count, "sessions": ended}
+    tlog.append(unit, EventType.LOSS_REPORT, body)
+    return count
+
+
+def set_frozen(unit: Unit, holder: Holder, *, frozen: bool, reason: str, by: int) -> None:
+    """Freeze or unfreeze at review: refused online at once, listed in the next bundle."""
+    if holder.frozen == frozen:
+        return
+    holder.frozen = frozen
+    trust_changes.record(unit.session, "freeze" if frozen else "unfreeze", sub=holder.handle)
+    keyring = unit.keyring
+    tlog.append(
+        unit,
+        EventType.FREEZE if frozen else EventType.UNFREEZE,
+        {"holder": keyring.digest(holder.handle), "reason": keyring.digest(reason), "by": by},
+    )

@@ -1,0 +1,204 @@
+"""A terminal's signed batch (§5.2): stored as evidence, checked against the hash chain and the
+terminal's acknowledged entries, each entry settled exactly once per (terminal_id, seq) (or a
+conflict when other bytes come for a held seq), everything it creates written together at the
+end, and `acked_seq` moved up to where the server holds every entry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from duopass.ledger.events import EventType, event
+from duopass.protocol.journal import GENESIS, Batch
+from duopass.protocol.reasons import Unsettled
+from duopass.risk import AlertKind, batch_evidence
+from duopass.server.domain import Outcome
+from duopass.server.services import accounts, alerts, tlog
+from duopass.server.services.journals.lookups import Refs, accounts_of, read_items
+from duopass.server.services.journals.settle import settle
+from duopass.server.services.journals.settling import Settled, Settling
+from duopass.server.store import sql
+from duopass.server.store.tables import JournalBatch, JournalEntry, Terminal
+from duopass.server.unit_of_work import Unit
+
+__all__ = ["Receipt", "ingest"]
+
+
+@dataclass
+class Receipt:
+    """The answer to one batch (§8): `{"acked_seq", "duplicates", "rejected"}`."""
+
+    acked_seq: int
+    duplicates: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    def answer(self) -> dict[str, Any]:
+        return {
+            "acked_seq": self.acked_seq,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+        }
+
+
+def ingest(unit: Unit, *, terminal_id: str, batch: Batch, data: bytes) -> dict[str, Any]:
+    """Settle one verified batch, in one unit with the terminal's row locked; the answer of §8."""
+    session = unit.session
+    terminal = session.scalars(
+        select(Terminal).where(Terminal.id == terminal_id).with_for_update()
+    ).one()
+    known = dict(
+        session.execute(
+            select(JournalEntry.seq, JournalEntry.data).where(
+                JournalEntry.terminal_id == terminal.id,
+                JournalEntry.seq.between(batch.first, batch.last),
+            )
+        ).all()
+    )
+    batch_id = session.scalars(
+        select(JournalBatch.id).where(
+            JournalBatch.terminal_id == terminal.id, JournalBatch.digest == batch.digest
+        )
+    ).first()
+    if batch_id is None:
+        batch_id = _store(unit, terminal, batch, data)
+    fresh = [(seq, raw) for seq, raw in enumerate(batch.entries, batch.first) if seq not in known]
+    items = {item.seq: item for item in read_items(fresh)}
+    _lock(unit, terminal, accounts_of(session, unit.settings, list(items.values())))
+    refs = Refs(session, unit.settings, terminal.id, list(items.values()))
+    st = Settling(unit, terminal, refs, accounts.Movements(unit))
+    receipt = Receipt(acked_seq=terminal.acked_seq)
+    for seq, raw in enumerate(batch.entries, batch.first):
+        stored = known.get(seq)
+        if stored == raw:
+            receipt.duplicates += 1
+            continue
+        if stored is not None:
+            settled = _conflict(st, seq, stored, raw)
+        else:
+            settled = settle(st, items[seq])
+            st.entries.append(_entry_row(st, seq, raw, batch_id, settled))
+        if settled.reason is not None:
+            receipt.rejected.append({"seq": seq, "reason": settled.reason})
+    if st.entries or st.books.transactions:
+        _write(st, batch)
+        terminal.acked_seq = _acked(unit, terminal.id, terminal.acked_seq)
+    receipt.acked_seq = terminal.acked_seq
+    return receipt.answer()
+
+
+def _entry_row(
+    st: Settling, seq: int, raw: bytes, batch_id: int, settled: Settled
+) -> dict[str, Any]:
+    return {
+        "terminal_id": st.terminal.id,
+        "seq": seq,
+        "data": raw,
+        "batch_id": batch_id,
+        "received_at": st.unit.now,
+        "outcome": settled.outcome.value,
+        "reason": settled.reason,
+        "transaction_id": settled.transaction,
+    }
+
+
+def _lock(unit: Unit, terminal: Terminal, holder_accounts: list[int]) -> None:
+    """Everything the batch may change, locked before anything a concurrent payment, refresh or
+    void changes is read: the ledger's append lock, then the holders', the merchant's and the
+    pending and loss accounts. None of them is waited for (PostgreSQL `NOWAIT`): a batch that
+    waited holding some could close a cycle with a group-commit transaction, which takes its
+    locks in arrival order. A batch that finds one taken fails with OperationalError, is rolled
+    back whole, and is retried by the route after a pause."""
+    tlog.lock_now(unit.session)
+    wanted = [*holder_accounts]
+    if terminal.merchant_account_id is not None:
+        wanted.append(terminal.merchant_account_id)
+    if terminal.currency is not None:
+        wanted += accounts.system_accounts(unit.session, terminal.currency)
+    accounts.lock_all(unit.session, wanted, nowait=True)
+
+
+def _write(st: Settling, batch: Batch) -> None:
+    """What the batch created, a statement of each kind; movement numbers become ids."""
+    session = st.unit.session
+    ids = st.books.write()
+
+    def resolved(row: dict[str, Any], key: str) -> dict[str, Any]:
+        number = row.get(key)
+        return row if number is None or number < 0 else {**row, key: ids[number]}
+
+    if st.counters:
+        rows = [resolved(row, "transaction_id") for row in st.counters]
+        sql.raw(session).many(sql.INSERT_COUNTER, rows)
+    if st.entries:
+        session.execute(
+            insert(JournalEntry), [resolved(row, "transaction_id") for row in st.entries]
+        )
+        body = {"terminal": st.terminal.id, "first": batch.first, "last": batch.last}
+        st.leaf(
+            EventType.JOURNAL_BATCH, {**body, "digest": batch.digest, "entries": len(st.entries)}
+        )
+    now, issuer = st.unit.now, st.unit.settings.issuer
+    leaves = [event(kind, now, issuer, resolved(body, "transaction")) for kind, body in st.leaves]
+    if leaves:
+        tlog.append_many(session, leaves)
+
+
+def _store(unit: Unit, terminal: Terminal, batch: Batch, data: bytes) -> int:
+    """Keep the batch's bytes; a batch that skips entries or breaks the chain is evidence."""
+    session = unit.session
+    if batch.first == 1:
+        chained = batch.prev == GENESIS
+    else:
+        before = session.scalars(
+            select(JournalBatch.digest).where(
+                JournalBatch.terminal_id == terminal.id, JournalBatch.last == batch.first - 1
+            )
+        ).all()
+        chained = not before or batch.prev in before
+    for found in batch_evidence(acked_seq=terminal.acked_seq, first=batch.first, chained=chained):
+        alerts.raise_alert(unit, AlertKind.GAP, evidence=found, terminal_id=terminal.id)
+    row = JournalBatch(
+        terminal_id=terminal.id,
+        first=batch.first,
+        last=batch.last,
+        digest=batch.digest,
+        prev=batch.prev,
+        received_at=unit.now,
+        data=data,
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def _acked(unit: Unit, terminal_id: str, acked: int) -> int:
+    """The highest seq up to which every entry is held."""
+    following = unit.session.scalars(
+        select(JournalEntry.seq)
+        .where(JournalEntry.terminal_id == terminal_id, JournalEntry.seq > acked)
+        .order_by(JournalEntry.seq)
+    )
+    for seq in following:
+        if seq != acked + 1:
+            break
+        acked = seq
+    return acked
+
+
+def _conflict(st: Settling, seq: int, stored: bytes, raw: bytes) -> Settled:
+    """Other bytes for a seq already held (§5.2): an alert; nothing booked until review."""
+    (item,) = read_items([(seq, raw)])
+    entry, code = item.entry, item.code
+    alerts.conflict(
+        st.unit,
+        terminal_id=st.terminal.id,
+        seq=seq,
+        stored=stored,
+        received=raw,
+        amount=st.charged(entry) if entry is not None else 0,
+        scanned_at=entry.server_time if entry is not None else None,
+        cti=code.credential.claims.cti if code is not None else None,
+    )
+    return Settled(Outcome.CONFLICT, Unsettled.CONFLICT.value)

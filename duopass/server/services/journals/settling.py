@@ -1,0 +1,104 @@
+"""One batch's settlement in progress: the unit it runs in, the terminal (its row locked), what
+the entries refer to (`lookups.Refs`), and what the batch creates, written together at the end
+(`batch.write`): money movements, counters, entry rows and ledger leaves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from duopass.ledger.events import EventType
+from duopass.protocol.journal import Entry
+from duopass.risk import AlertKind
+from duopass.server import domain
+from duopass.server.domain import Outcome
+from duopass.server.services import accounts, alerts
+from duopass.server.services.journals.lookups import Refs, Seen
+from duopass.server.store.tables import Account, Holder, Terminal
+from duopass.server.unit_of_work import Unit
+
+__all__ = ["Settled", "Settling"]
+
+
+class Settled(NamedTuple):
+    """How one entry settled: its outcome, why it is held (if it is), its money movement."""
+
+    outcome: Outcome
+    reason: str | None = None
+    transaction: int | None = None
+    """A movement number of the batch (`Settling.books`) until the batch is written."""
+
+
+@dataclass
+class Settling:
+    unit: Unit
+    terminal: Terminal
+    refs: Refs
+    books: accounts.Movements
+    counters: list[dict[str, Any]] = field(default_factory=list)
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    leaves: list[tuple[EventType, dict[str, Any]]] = field(default_factory=list)
+    """(event type, body): a body's "transaction" is a movement number until written."""
+
+    @property
+    def merchant(self) -> int:
+        assert self.terminal.merchant_account_id is not None, "a till has a merchant"
+        return self.terminal.merchant_account_id
+
+    def leaf(self, event_type: EventType, body: dict[str, Any]) -> None:
+        self.leaves.append((event_type, body))
+
+    def alert(
+        self,
+        kind: AlertKind,
+        evidence: dict[str, Any],
+        *,
+        seq: int | None = None,
+        pending: int = 0,
+        holder: Holder | None = None,
+        cti: bytes | None = None,
+    ) -> None:
+        alerts.raise_alert(
+            self.unit,
+            kind,
+            evidence=evidence,
+            holder=holder,
+            cti=cti,
+            terminal_id=self.terminal.id,
+            seq=seq,
+            pending=pending,
+            currency=self.terminal.currency if pending else None,
+        )
+
+    def seen(
+        self, cti: bytes, ctr: int, ts: int, entry: Entry, *, hold: int, txn: int | None
+    ) -> None:
+        """The first acceptance of a counter: held against its hold, written with the batch."""
+        amount = entry.amount or 0
+        self.refs.counters[cti, ctr] = Seen(ts, self.terminal.id, entry.seq, amount, hold)
+        self.counters.append(
+            {
+                "cti": cti,
+                "ctr": ctr,
+                "ts": ts,
+                "terminal_id": self.terminal.id,
+                "seq": entry.seq,
+                "amount": amount,
+                "hold": hold,
+                "transaction_id": txn,
+            }
+        )
+
+    def free_funds(self, holder: Holder) -> int:
+        """The holder's free funds now: as stored, plus what this batch has not written yet."""
+        stored = self.unit.session.get(Account, holder.account_id, populate_existing=True)
+        assert stored is not None
+        balance, held = self.books.unwritten(stored.id)
+        return domain.free_funds(
+            balance=stored.balance + balance, overdraft=stored.overdraft, held=stored.held + held
+        )
+
+    def charged(self, entry: Entry) -> int:
+        """What the entry charges the till: an acceptance of a payment in the till's currency."""
+        charges = entry.charges and entry.currency == self.terminal.currency
+        return (entry.amount or 0) if charges else 0

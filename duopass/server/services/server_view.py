@@ -1,0 +1,140 @@
+"""The server as a §3 verifier: the protocol core's `TrustView` and `TerminalMemory` over the
+whole system's state, for online scans (`scans`) and journal re-checks (`journals.recheck`).
+
+Online, the trust store cannot be stale, revocations and freezes are as they are right now (a
+credential superseded by a refresh stays payable up to its mark, §4.2), and counters are
+unique system-wide. Signing keys, which never change once written, are cached by kid."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from duopass.protocol.claims import Kind
+from duopass.protocol.keys import KeyId
+from duopass.protocol.trust import Policy, TrustKey
+from duopass.server.domain import HoldTerms
+from duopass.server.settings import Settings
+from duopass.server.store import sql
+from duopass.server.store.tables import CounterSeen, Credential, SigningKeyRow
+
+__all__ = ["NEVER_STALE_S", "Payer", "RecheckTrust", "ServerMemory", "ServerTrust"]
+
+NEVER_STALE_S = 2**40
+
+
+class Payer(NamedTuple):
+    """A credential with its holder's freeze and account (a row of `sql.PAYER`)."""
+
+    holder_id: int
+    state: str
+    mark: int | None
+    release_mark: int | None
+    uses: int
+    txmax: int
+    offline: bool
+    holds_released: bool
+    frozen: bool
+    account_id: int
+    balance: int
+    overdraft: int
+    held: int
+
+    @property
+    def terms(self) -> HoldTerms:
+        return HoldTerms(
+            self.offline, self.uses, self.txmax, self.release_mark, self.holds_released
+        )
+
+
+_KEYS: dict[bytes, TrustKey] = {}
+"""Signing keys by kid: rows that are never updated, so safe to keep across requests."""
+
+
+class ServerTrust:
+    """The trust view of the whole system: keys from the database, revocations and freezes as
+    they are right now (a superseded credential stays payable up to its mark, §4.2)."""
+
+    def __init__(self, session: Session, settings: Settings, payer: Payer | None, now: int) -> None:
+        self.session, self.settings, self.payer = session, settings, payer
+        self.issued_at, self.max_age_s = now, NEVER_STALE_S
+
+    def key(self, iss: str, kid: bytes) -> TrustKey | None:
+        if iss != self.settings.issuer:
+            return None
+        cached = _KEYS.get(kid)
+        if cached is None:
+            row = (
+                self.session.connection()
+                .execute(
+                    select(SigningKeyRow.public_key, SigningKeyRow.nbf, SigningKeyRow.exp).where(
+                        SigningKeyRow.kid == kid
+                    )
+                )
+                .first()
+            )
+            if row is None:
+                return None
+            cached = _KEYS[kid] = TrustKey(KeyId(kid), row.public_key, row.nbf, row.exp)
+        return cached
+
+    def policy(self, iss: str) -> Policy:
+        return self.settings.policy
+
+    def is_revoked(self, iss: str, cti: bytes, ctr: int | None = None) -> bool:
+        payer = self.payer
+        if payer is None or payer.state == "revoked":
+            return True
+        if payer.state == "superseded":
+            return ctr is None or payer.mark is None or ctr > payer.mark
+        return False
+
+    def is_frozen(self, iss: str, sub: str) -> bool:
+        return self.payer is not None and bool(self.payer.frozen)
+
+
+class ServerMemory:
+    """What the system as a whole accepted: counters are unique system-wide."""
+
+    def __init__(self, session: Session, payer: Payer | None) -> None:
+        self.session, self.payer = session, payer
+
+    def highest_generation(self, iss: str, sub: str) -> int | None:
+        return None  # online, older generations are revoked in the database at reissue
+
+    def counter_accepted(self, iss: str, cti: bytes, ctr: int) -> bool:
+        return sql.raw(self.session).one(sql.COUNTER_SEEN, {"cti": cti, "ctr": ctr}) is not None
+
+    def entries_accepted(self, iss: str, sub: str) -> int:
+        if self.payer is None:
+            return 0
+        tickets = select(Credential.cti).where(
+            Credential.holder_id == self.payer.holder_id, Credential.kind == Kind.TICKET
+        )
+        query = select(func.count()).select_from(CounterSeen).where(CounterSeen.cti.in_(tickets))
+        return int(self.session.connection().execute(query).scalar_one())
+
+    def record(self, acceptance: object) -> None:
+        raise AssertionError("online acceptances are booked by the scan service")
+
+
+class RecheckTrust(ServerTrust):
+    """For the re-check of an offline acceptance (§5.3): the server's keys, with revocations and
+    freezes left to the evidence rules, and the freshness check widened by the issuer's clock
+    skew (`ts` within freshness + skew of the scan time)."""
+
+    def __init__(self, session: Session, settings: Settings, now: int) -> None:
+        super().__init__(session, settings, None, now)
+
+    def policy(self, iss: str) -> Policy:
+        base = self.settings.policy
+        return dataclasses.replace(base, freshness_s=base.freshness_s + base.clock_skew_s)
+
+    def is_revoked(self, iss: str, cti: bytes, ctr: int | None = None) -> bool:
+        return False
+
+    def is_frozen(self, iss: str, sub: str) -> bool:
+        return False

@@ -1,0 +1,80 @@
+"""Daily signing keys (§1): one per day of the issuer's time zone, created by the server itself,
+published in trust bundles `key_publish_ahead_days` before their window opens."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from duopass.ledger.events import EventType
+from duopass.protocol.keys import SigningKey
+from duopass.protocol.trust import TrustKey
+from duopass.server.services import tlog, trust_changes
+from duopass.server.settings import Settings
+from duopass.server.store.tables import SigningKeyRow
+from duopass.server.unit_of_work import Unit
+
+KEY_RETENTION_S = 31 * 86_400
+"""A key stays in bundles this long after its window closes: tickets live up to 30 days."""
+
+
+def day_window(when: int, settings: Settings, days_ahead: int = 0) -> tuple[int, int]:
+    """[midnight, next midnight - 1] of the day `days_ahead` after the one `when` falls on."""
+    day = datetime.fromtimestamp(when, settings.zone).date() + timedelta(days=days_ahead)
+    start = datetime.combine(day, time(0), settings.zone)
+    end = datetime.combine(day + timedelta(days=1), time(0), settings.zone)
+    return int(start.timestamp()), int(end.timestamp()) - 1
+
+
+def rotate(unit: Unit) -> int:
+    """Make sure a key exists for today and each of the next days it must be published;
+    returns how many were created (each a trust change and a ledger event)."""
+    session, keyring, settings, now = unit.session, unit.keyring, unit.settings, unit.now
+    created = 0
+    for ahead in range(settings.key_publish_ahead_days + 1):
+        nbf, exp = day_window(now, settings, ahead)
+        exists = session.scalars(select(SigningKeyRow.kid).where(SigningKeyRow.nbf == nbf)).first()
+        if exists is not None:
+            continue
+        key = SigningKey.generate()
+        session.add(
+            SigningKeyRow(
+                kid=key.kid,
+                public_key=key.public,
+                sealed_seed=keyring.seal(key.seed),
+                nbf=nbf,
+                exp=exp,
+            )
+        )
+        trust_changes.record(session, "key", kid=key.kid)
+        tlog.append(unit, EventType.KEY_ROTATION, {"kid": key.kid, "nbf": nbf, "exp": exp})
+        created += 1
+    return created
+
+
+def current(unit: Unit) -> SigningKey:
+    """Today's signing key (created now if the scheduler has not run yet)."""
+    row = _covering(unit.session, unit.now)
+    if row is None:
+        rotate(unit)
+        row = _covering(unit.session, unit.now)
+        assert row is not None, "rotate creates today's key"
+    return SigningKey(unit.keyring.unseal(row.sealed_seed))
+
+
+def published(session: Session, now: int) -> list[TrustKey]:
+    """Keys a terminal must hold: every key still in use or retained, and those ahead."""
+    rows = session.scalars(
+        select(SigningKeyRow)
+        .where(SigningKeyRow.exp + KEY_RETENTION_S >= now)
+        .order_by(SigningKeyRow.nbf)
+    )
+    return [TrustKey(row.kid, row.public_key, row.nbf, row.exp) for row in rows]  # type: ignore[arg-type]
+
+
+def _covering(session: Session, now: int) -> SigningKeyRow | None:
+    return session.scalars(
+        select(SigningKeyRow).where(SigningKeyRow.nbf <= now, SigningKeyRow.exp >= now)
+    ).first()

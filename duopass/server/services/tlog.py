@@ -1,0 +1,185 @@
+"""The ledger: every lifecycle event a leaf of an RFC 9162 tree, in the event's own transaction.
+
+A leaf is the deterministic CBOR map `{1: type, 2: time, 3: iss, 4: body}` (§7). Appending locks
+the `ledger_size` row, so leaves follow commit order across processes; the perfect-subtree hashes
+it writes make every proof O(log n) reads. The first append of a transaction reads the tree's
+right border; later ones in the same transaction (a batch of scans) keep it in the session.
+Checkpoints are signed only if consistent with the last one signed, and every one is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from duopass.ledger import (
+    Checkpoint,
+    CompactRange,
+    NodeHash,
+    RootHash,
+    hash_leaf,
+    make_receipt,
+    open_checkpoint,
+    sign_checkpoint,
+    verify_consistency,
+)
+from duopass.ledger.events import EventType, event
+from duopass.ledger.tree import NodeId, consistency_proof, inclusion_proof, root_at
+from duopass.server.store import sql
+from duopass.server.store.tables import LedgerCheckpoint, LedgerLeaf, Meta
+from duopass.server.unit_of_work import Unit
+
+SIZE = "ledger_size"
+
+
+_TAIL = "ledger_tail"
+"""`session.info` key: the border after this transaction's last append (its lock is held)."""
+
+
+class _Nodes:
+    """A `NodeReader` over the `ledger_nodes` table (one query a batch)."""
+
+    def __init__(self, session: Session) -> None:
+        self.db = sql.raw(session)
+
+    def read_nodes(self, ids: Sequence[NodeId], /) -> Sequence[bytes]:
+        if not ids:
+            return []
+        params: dict[str, int] = {}
+        for n, node in enumerate(ids):
+            params[f"l{n}"], params[f"i{n}"] = node.level, node.index
+        rows = self.db.all(sql.nodes_query(len(ids)), params)
+        found = {(level, index): bytes(digest) for level, index, digest in rows}
+        return [found[node.level, node.index] for node in ids]
+
+
+def lock_now(session: Session) -> None:
+    """Take the append lock at once or fail with OperationalError (PostgreSQL; on SQLite the
+    write transaction holds it already): for a unit that must never wait holding other locks."""
+    if session.get_bind().dialect.name != "sqlite":
+        session.execute(
+            select(Meta.value).where(Meta.name == SIZE).with_for_update(nowait=True)
+        ).all()
+
+
+def size(session: Session, *, lock: bool = False) -> int:
+    """Leaves in the log; `lock` holds the append lock (the size row) until the transaction ends."""
+    db = sql.raw(session)
+    row = db.one(sql.LEDGER_SIZE if lock else sql.LEDGER_SIZE.plain)
+    if row is None:
+        db.run(sql.INSERT_LEDGER_SIZE)
+        return 0
+    return int(row[0])
+
+
+def append(unit: Unit, event_type: EventType, body: Mapping[str, Any]) -> int:
+    """Append one event (its body checked against `ledger.events`) in the unit's transaction, at
+    the unit's time; returns its index (prepared SQL: this runs in every lifecycle event's
+    transaction)."""
+    leaf = event(event_type, unit.now, unit.settings.issuer, body)
+    return append_many(unit.session, [leaf])
+
+
+def append_many(session: Session, leaves: Sequence[bytes]) -> int:
+    """Append leaves (from `ledger.events.event`) in order in the caller's transaction, one
+    write of each kind; returns the first one's index. The tree's border is read (under the
+    append lock) once a transaction and kept in it for the next append."""
+    tail: CompactRange | None = session.info.get(_TAIL)
+    if tail is None:  # the transaction's first append: take the lock, then read the border
+        tail = CompactRange.read(_Nodes(session), size(session, lock=True))
+    first = tail.size
+    nodes: list[dict[str, Any]] = []
+    for data in leaves:
+        appended = tail.append(hash_leaf(data))
+        tail = appended.compact
+        nodes.extend(
+            {"level": n.node.level, "index": n.node.index, "hash": n.hash} for n in appended.stored
+        )
+    assert tail.size == first + len(leaves), "the tree grows by one leaf each"
+    db = sql.raw(session)
+    db.many(sql.INSERT_LEAF, [{"index": first + n, "data": data} for n, data in enumerate(leaves)])
+    db.many(sql.INSERT_NODE, nodes)
+    db.run(sql.SET_LEDGER_SIZE, {"value": tail.size})
+    session.info[_TAIL] = tail
+    return first
+
+
+def root(session: Session, tree_size: int) -> RootHash:
+    return root_at(_Nodes(session), tree_size)
+
+
+def inclusion(session: Session, index: int, tree_size: int) -> list[NodeHash]:
+    return list(inclusion_proof(_Nodes(session), index, tree_size))
+
+
+def consistency(session: Session, old: int, new: int) -> list[bytes]:
+    return list(consistency_proof(_Nodes(session), old, new))
+
+
+def checkpoint(unit: Unit) -> bytes:
+    """The latest signed checkpoint, signing a new one first if the tree has grown.
+
+    Never signs a tree inconsistent with the last checkpoint: the consistency proof between them
+    is verified before the new one is signed (a corrupted node table stops here, loudly)."""
+    session, signer = unit.session, unit.keyring.ledger
+    tree_size = size(session, lock=True)
+    last = session.scalars(
+        select(LedgerCheckpoint).order_by(LedgerCheckpoint.size.desc()).limit(1)
+    ).first()
+    if last is not None and last.size == tree_size:
+        return last.note
+    new_root = root(session, tree_size)
+    if last is not None and last.size > 0:
+        signed = open_checkpoint(last.note, signer.verifier).checkpoint
+        verify_consistency(
+            size1=last.size,
+            size2=tree_size,
+            proof=consistency(session, last.size, tree_size),
+            root1=signed.root,
+            root2=new_root,
+        )
+    note = sign_checkpoint(Checkpoint(signer.name, tree_size, new_root), [signer])
+    session.add(LedgerCheckpoint(size=tree_size, signed_at=unit.now, note=note))
+    return note
+
+
+def read_entries(session: Session, start: int, count: int) -> list[bytes]:
+    """Up to `count` leaves from index `start`, the exact bytes hashed; they stop before the
+    first index missing (a gap: the caller, or the audit, names it)."""
+    rows = session.execute(
+        select(LedgerLeaf.index, LedgerLeaf.data)
+        .where(LedgerLeaf.index >= start, LedgerLeaf.index < start + count)
+        .order_by(LedgerLeaf.index)
+    ).all()
+    found = []
+    for expected, (index, data) in enumerate(rows, start):
+        if index != expected:
+            break
+        found.append(data)
+    return found
+
+
+def latest_note(session: Session) -> bytes | None:
+    """The latest checkpoint signed (it is signed when asked for, so it may lag the log)."""
+    return session.scalars(
+        select(LedgerCheckpoint.note).order_by(LedgerCheckpoint.size.desc()).limit(1)
+    ).first()
+
+
+def receipt(unit: Unit, index: int) -> tuple[bytes, bytes] | None:
+    """A leaf's exact bytes and its `c2sp.org/tlog-proof@v1` receipt against the latest
+    checkpoint (signed now if the log has grown); None for an index past the log. Raises
+    LedgerError if the stored tree disagrees with itself: never papered over."""
+    leaf = unit.session.get(LedgerLeaf, index)
+    if leaf is None:
+        return None
+    note = checkpoint(unit)
+    tree_size = open_checkpoint(note, unit.keyring.ledger.verifier).checkpoint.size
+    proof = inclusion(unit.session, index, tree_size)
+    made = make_receipt(
+        index=index, leaf_hash=hash_leaf(leaf.data), proof=proof, signed_checkpoint=note
+    )
+    return leaf.data, made
