@@ -199,3 +199,10 @@ def test_a_trust_store_with_a_huge_number_is_a_usage_error(tmp_path):
     path.write_text(json.dumps(PURSE["trust"]).replace('"seq": 7', '"seq": ' + "9" * 5000))
     done = _verify(path, "--mode", "identity", CODE)
     assert (done.returncode, done.stdout) == (2, "")
+
+
+def test_settlement_reads_a_database_that_exists_and_writes_nothing(tmp_path):
+    missing = duopass("settlement", "2026-01-01", "--data-dir", str(tmp_path / "none"))
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert "no database to read" in missing.stderr and "Traceback" not in missing.stderr
+    assert not (tmp_path / "none").exists()

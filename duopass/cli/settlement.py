@@ -27,13 +27,13 @@ def settlement(
 ) -> None:
     """Print a day's settlement per merchant and terminal; totals are the postings' own. The
     booking day is in the issuer's time zone (DUOPASS_TIMEZONE, as `duopass serve` reads it)."""
-    from sqlalchemy import create_engine
     from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.orm import Session
 
     from duopass.server.problems import Problem
     from duopass.server.services import settlement as service
     from duopass.server.settings import Settings
+    from duopass.server.store.db import read_only_engine
 
     try:
         zone = Settings(timezone=timezone).timezone if timezone else Settings().timezone
@@ -42,11 +42,12 @@ def settlement(
         raise typer.Exit(2) from exc
 
     url = db or f"sqlite:///{data_dir / 'duopass.db'}"
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-        typer.echo(f"duopass: no database at {url}", err=True)
-        raise typer.Exit(2)
     try:
-        engine = create_engine(url)
+        engine = read_only_engine(url)
+    except ValueError as exc:
+        typer.echo(f"duopass: no database to read: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    try:
         with Session(engine) as session:
             lines = service.report(session, day)
     except Problem as exc:
