@@ -7,6 +7,7 @@ in `data_dir` (mode 0600), created by `duopass serve --init` or `--demo` and ref
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -90,10 +91,19 @@ class Settings(BaseSettings):
     @property
     def policy(self) -> Policy:
         """The issuer's policy (§3, and the late window of §5.4): what bundles carry to
-        terminals and sync answers to wallets, and what the server verifies and settles with."""
-        return Policy(
-            freshness_s=self.freshness_s,
-            clock_skew_s=self.clock_skew_s,
-            static_tickets=self.static_tickets,
-            late_window_s=self.late_window_s,
-        )
+        terminals and sync answers to wallets, and what the server verifies and settles with.
+        Made once per set of values (journals read it for every entry); cached on the values
+        rather than on the object, so a `model_copy(update=...)` never keeps a stale one."""
+        return _policy(self.freshness_s, self.clock_skew_s, self.static_tickets, self.late_window_s)
+
+
+@lru_cache(maxsize=16)
+def _policy(
+    freshness_s: int, clock_skew_s: int, static_tickets: bool, late_window_s: int
+) -> Policy:
+    return Policy(
+        freshness_s=freshness_s,
+        clock_skew_s=clock_skew_s,
+        static_tickets=static_tickets,
+        late_window_s=late_window_s,
+    )
