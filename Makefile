@@ -2,14 +2,18 @@
 SHELL := /bin/bash
 BIN := .venv/bin
 STAMP := .venv/.installed
+# `make run PORT=8001` (or HOST=0.0.0.0, DATA_DIR=elsewhere) changes where the server runs
+HOST := 127.0.0.1
+PORT := 8000
+DATA_DIR := duopass-data
 
 .PHONY: run demo tour test lint typecheck unit conformance bench fuzz clean
 
 $(STAMP): requirements.lock pyproject.toml scripts/bootstrap.sh
 	./scripts/bootstrap.sh
 
-run: $(STAMP)  ## the issuer server on 127.0.0.1:8000, SQLite, demo data
-	$(BIN)/duopass serve --demo --data-dir duopass-data
+run: $(STAMP)  ## the issuer server on $(HOST):$(PORT), SQLite in $(DATA_DIR), demo data
+	$(BIN)/duopass serve --demo --data-dir $(DATA_DIR) --host $(HOST) --port $(PORT)
 
 demo: $(STAMP)  ## the lunch rush, self-contained (or: duopass demo --server URL)
 	$(BIN)/duopass demo

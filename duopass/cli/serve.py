@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -14,7 +15,12 @@ from duopass.cli.numbers import whole
 from duopass.server.keyring import Keyring, KeyringError
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
     from prometheus_client import CollectorRegistry
+
+    from duopass.server.context import AppContext
+    from duopass.server.settings import Settings
+    from duopass.server.unit_of_work import Unit
 
 
 class _JsonLines(logging.Formatter):
@@ -61,10 +67,7 @@ def serve(
     """Run the issuer server."""
     import uvicorn
 
-    from duopass.demo.seed import seed
-    from duopass.server.app import create_app
-    from duopass.server.clock import MovableClockRefused
-    from duopass.server.runner import uvicorn_config
+    from duopass.server.runner import CannotStart, hold_store, listen, uvicorn_config
     from duopass.server.settings import Settings
 
     handler = logging.StreamHandler(sys.stderr)
@@ -74,28 +77,66 @@ def serve(
         db_url=db or f"sqlite:///{data_dir / 'duopass.db'}", data_dir=data_dir, issuer=issuer
     )
     try:
-        app = create_app(
-            settings, keyring=_keyring(data_dir, issuer, create=demo or init), testing=testing
+        listener = listen(host, port)  # first: a port in use is said before anything else
+        keyring = _keyring(data_dir, issuer, create=demo or init)
+        store_lock = hold_store(settings.db_url)  # a second server on this SQLite file stops here
+    except CannotStart as exc:
+        typer.echo(f"duopass: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    try:
+        app = _app(settings, keyring, demo=demo, testing=testing)
+        if metrics_port is not None:
+            _metrics_listener(app.state.context.metrics.registry, metrics_host, metrics_port)
+        port = listener.getsockname()[1]  # the one the system chose, for --port 0
+        where = f"[{host}]" if ":" in host else host  # an IPv6 address, as a URL writes it
+        typer.echo(
+            f"duopass issuer server for {issuer} on http://{where}:{port} "
+            "(this page: /, OpenAPI at /docs)",
+            err=True,
         )
+        uvicorn.Server(
+            uvicorn_config(app, host=host, port=port, log_config=None, access_log=False)
+        ).run(sockets=[listener])
+    finally:
+        if store_lock is not None:
+            os.close(store_lock)
+
+
+def _app(settings: Settings, keyring: Keyring, *, demo: bool, testing: bool) -> FastAPI:
+    """The app, and the first steps its operator needs, printed: never a password."""
+    from duopass.demo.seed import seed
+    from duopass.server.app import create_app
+    from duopass.server.clock import MovableClockRefused
+
+    try:
+        app = create_app(settings, keyring=keyring, testing=testing)
     except MovableClockRefused as exc:
         typer.echo(f"duopass: {exc}", err=True)
         raise typer.Exit(2) from exc
-    if demo:
-        document = seed(app.state.context, data_dir / "demo.json")
-        if document is not None:
-            typer.echo(
-                f"demo data loaded; logins and enrolment codes in {data_dir / 'demo.json'}",
-                err=True,
-            )
-            typer.echo(f"card office: admin / {document['admin']['password']}", err=True)
-    if metrics_port is not None:
-        _metrics_listener(app.state.context.metrics.registry, metrics_host, metrics_port)
-    typer.echo(
-        f"duopass issuer server for {issuer} on http://{host}:{port} (OpenAPI at /docs)", err=True
-    )
-    uvicorn.Server(
-        uvicorn_config(app, host=host, port=port, log_config=None, access_log=False)
-    ).run()
+    ctx: AppContext = app.state.context
+    demo_json = settings.data_dir / "demo.json"
+    if demo and seed(ctx, demo_json) is not None:
+        typer.echo("demo data loaded", err=True)
+    if demo and demo_json.is_file():
+        typer.echo(
+            f"demo logins, passwords and enrolment codes: {demo_json} (readable by you only)",
+            err=True,
+        )
+    if not ctx.run(_staff_count):
+        typer.echo(
+            "no staff account yet: create the first admin with "
+            "`duopass staff add LOGIN --role admin`",
+            err=True,
+        )
+    return app
+
+
+def _staff_count(unit: Unit) -> int:
+    from sqlalchemy import func, select
+
+    from duopass.server.store.tables import Staff
+
+    return int(unit.session.scalar(select(func.count()).select_from(Staff)) or 0)
 
 
 def _keyring(data_dir: Path, issuer: str, *, create: bool) -> Keyring:

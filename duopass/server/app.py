@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from duopass import __version__
 from duopass.server import problems
@@ -31,6 +32,11 @@ from duopass.server.maintenance import Maintenance
 from duopass.server.services import signing_keys
 from duopass.server.settings import Settings
 from duopass.server.store.db import Database
+from duopass.server.web import home
+
+DOCS_ASSETS_PATH = "/static/docs"
+"""Where the scripts and styles of /docs and /redoc are served from: this server, never a CDN
+(a campus LAN may have no way out). They come from the `fastapi-offline` package."""
 
 
 def create_app(
@@ -71,7 +77,8 @@ def create_app(
             maintenance.stop()
             ctx.group.stop()
 
-    app = FastAPI(
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS_PATH,
         lifespan=lifespan,
         title="duopass issuer server",
         version=__version__,
@@ -79,7 +86,7 @@ def create_app(
     )
     app.state.context = ctx
     problems.install(app)
-    routers = [terminal, session, wallet, admin, review, settlement, ledger, system]
+    routers = [terminal, session, wallet, admin, review, settlement, ledger, system, home]
     if isinstance(clock, MovableClock):
         routers.append(testing_routes)
     for module in routers:

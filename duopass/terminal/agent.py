@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import threading
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
+from duopass import lockfile
 from duopass.terminal.bundles import BundleSync
 from duopass.terminal.client import Client, Unreachable
 from duopass.terminal.enrol import load_key
@@ -188,10 +188,7 @@ class TerminalAgent:
 
 
 def _lock(data_dir: Path) -> int:
-    fd = os.open(data_dir / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        os.close(fd)
+        return lockfile.hold(data_dir / _LOCK_NAME)
+    except lockfile.Held as exc:
         raise Busy(f"another terminal agent runs on {data_dir}") from exc
-    return fd

@@ -1,5 +1,7 @@
-"""The web (a room, empty until the browser issue builds it): the card-office console
-(`/console`) and the browser wallet (`/wallet`), served by this server on its own port.
+"""The web (a room the browser issue builds): the card-office console (`/console`) and the
+browser wallet (`/wallet`), served by this server on its own port. Today it holds the home page
+(`GET /`, `home`): what this server is and links to its API reference (`/docs`, `/redoc`, whose
+scripts the server serves itself: `app.create_app`), health and the ledger.
 
 What will live here: server-rendered pages (Jinja2 templates, htmx), their routes, the static
 assets vendored from npm (scripts, styles, fonts: nothing loads from another host), message

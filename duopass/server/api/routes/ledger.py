@@ -1,5 +1,5 @@
-"""Auditor endpoints (§7, §8): the signed checkpoint, proofs, each entry with its receipt, and
-entries in bulk for auditors who re-hash the whole log."""
+"""Auditor endpoints (§7, §8): the ledger's verifier key, the signed checkpoint, proofs, each
+entry with its receipt, and entries in bulk for auditors who re-hash the whole log."""
 
 from __future__ import annotations
 
@@ -66,6 +66,20 @@ def checkpoint(ctx: Ctx) -> PlainTextResponse:
     """The latest checkpoint, a C2SP signed note (signed now if the log has grown)."""
     note = ctx.run(tlog.checkpoint)
     return PlainTextResponse(note.decode(), media_type="text/plain; charset=utf-8")
+
+
+@router.get(
+    "/key",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+def key(ctx: Ctx) -> PlainTextResponse:
+    """The ledger's verifier key, one line: a C2SP signed-note verifier key
+    (`name+hash+base64`), as `duopass audit --key` takes it. Pin it the first time, from a
+    source you trust: checkpoints checked against a key the server hands out are only as good
+    as that first fetch."""
+    vkey = ctx.keyring.ledger.verifier.vkey()
+    return PlainTextResponse(vkey + "\n", media_type="text/plain; charset=utf-8")
 
 
 @router.get("/proofs/inclusion", response_model=InclusionOut)
