@@ -1,10 +1,10 @@
-"""`duopass serve`: the issuer server on uvicorn, with an embedded SQLite file by default."""
+"""`duopass serve`: the issuer server on uvicorn, with an embedded SQLite file by default. It
+logs JSON lines on standard output (`server.logbook`) and keeps its files to its owner
+(`server.files`)."""
 
 from __future__ import annotations
 
-import json
-import logging
-import sys
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,21 +15,6 @@ from duopass.server.keyring import Keyring, KeyringError
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
-
-
-class _JsonLines(logging.Formatter):
-    """One JSON object a line: structured logs a collector can parse."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": round(record.created, 3),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
 
 
 def serve(
@@ -57,22 +42,26 @@ def serve(
         bool,
         typer.Option(help="a server for tests: accepts DUOPASS_TEST_CLOCK (a clock tests move)"),
     ] = False,
+    access_log: Annotated[
+        bool, typer.Option(help="log every request (combined log form) with the events")
+    ] = True,
 ) -> None:
     """Run the issuer server."""
     import uvicorn
 
     from duopass.demo.seed import seed
+    from duopass.server import logbook
     from duopass.server.app import create_app
     from duopass.server.clock import MovableClockRefused
+    from duopass.server.logbook import Event
     from duopass.server.runner import uvicorn_config
     from duopass.server.settings import Settings
 
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonLines())
-    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    logbook.configure(access_log=access_log)
     settings = Settings(
         db_url=db or f"sqlite:///{data_dir / 'duopass.db'}", data_dir=data_dir, issuer=issuer
     )
+    _make_private(data_dir, settings.db_url)
     try:
         app = create_app(
             settings, keyring=_keyring(data_dir, issuer, create=demo or init), testing=testing
@@ -80,22 +69,41 @@ def serve(
     except MovableClockRefused as exc:
         typer.echo(f"duopass: {exc}", err=True)
         raise typer.Exit(2) from exc
-    if demo:
-        document = seed(app.state.context, data_dir / "demo.json")
-        if document is not None:
-            typer.echo(
-                f"demo data loaded; logins and enrolment codes in {data_dir / 'demo.json'}",
-                err=True,
-            )
-            typer.echo(f"card office: admin / {document['admin']['password']}", err=True)
+    if demo and seed(app.state.context, data_dir / "demo.json") is not None:
+        logbook.emit(  # the passwords stay in the file (0600), out of the log
+            Event.DEMO_LOADED,
+            f"demo data loaded; the admin's password, logins and enrolment codes are in "
+            f"{data_dir / 'demo.json'}",
+            path=str(data_dir / "demo.json"),
+        )
     if metrics_port is not None:
         _metrics_listener(app.state.context.metrics.registry, metrics_host, metrics_port)
-    typer.echo(
-        f"duopass issuer server for {issuer} on http://{host}:{port} (OpenAPI at /docs)", err=True
+    logbook.emit(
+        Event.SERVING,
+        f"duopass issuer server for {issuer} on http://{host}:{port} (OpenAPI at /docs)",
+        issuer=issuer,
+        url=f"http://{host}:{port}",
     )
-    uvicorn.Server(
+    uvicorn.Server(  # uvicorn's own access log is off: `api.access_log` writes the combined one
         uvicorn_config(app, host=host, port=port, log_config=None, access_log=False)
     ).run()
+
+
+def _make_private(data_dir: Path, db_url: str) -> None:
+    """From now on, files made are the owner's only (keys, database, demo.json); what an
+    older version or a copy left open to other users is closed, and the log says so."""
+    from duopass.server import files
+    from duopass.server.logbook import Event, emit
+
+    os.umask(files.PRIVATE_UMASK)
+    opened = files.make_private(data_dir, files.sqlite_files(db_url))
+    if opened:
+        emit(
+            Event.FILES_MADE_PRIVATE,
+            f"{len(opened)} files were open to other users: now the owner's only",
+            files=len(opened),
+            first=str(opened[0]),
+        )
 
 
 def _keyring(data_dir: Path, issuer: str, *, create: bool) -> Keyring:
@@ -117,4 +125,6 @@ def _metrics_listener(registry: CollectorRegistry, host: str, port: int) -> None
     except OSError as exc:
         typer.echo(f"duopass: cannot serve metrics on {host}:{port}: {exc}", err=True)
         raise typer.Exit(2) from exc
-    typer.echo(f"Prometheus metrics on http://{host}:{port}/metrics", err=True)
+    from duopass.server.logbook import Event, emit
+
+    emit(Event.SERVING, f"Prometheus metrics on http://{host}:{port}/metrics", metrics=port)
