@@ -1,11 +1,10 @@
-"""`duopass serve`: the issuer server on uvicorn, with an embedded SQLite file by default."""
+"""`duopass serve`: the issuer server on uvicorn, with an embedded SQLite file by default. It
+logs JSON lines on standard output (`server.logbook`) and keeps its files to its owner
+(`server.files`); only a refusal to start goes to standard error, as one line."""
 
 from __future__ import annotations
 
-import json
-import logging
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -21,21 +20,6 @@ if TYPE_CHECKING:
     from duopass.server.context import AppContext
     from duopass.server.settings import Settings
     from duopass.server.unit_of_work import Unit
-
-
-class _JsonLines(logging.Formatter):
-    """One JSON object a line: structured logs a collector can parse."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": round(record.created, 3),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
 
 
 def serve(
@@ -63,21 +47,25 @@ def serve(
         bool,
         typer.Option(help="a server for tests: accepts DUOPASS_TEST_CLOCK (a clock tests move)"),
     ] = False,
+    access_log: Annotated[
+        bool, typer.Option(help="log every request (combined log form) with the events")
+    ] = True,
 ) -> None:
     """Run the issuer server."""
     import uvicorn
 
+    from duopass.server import logbook
+    from duopass.server.logbook import Event
     from duopass.server.runner import CannotStart, hold_store, listen, uvicorn_config
     from duopass.server.settings import Settings
 
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonLines())
-    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    logbook.configure(access_log=access_log)
     settings = Settings(
         db_url=db or f"sqlite:///{data_dir / 'duopass.db'}", data_dir=data_dir, issuer=issuer
     )
     try:
         listener = listen(host, port)  # first: a port in use is said before anything else
+        _make_private(data_dir, settings.db_url)
         keyring = _keyring(data_dir, issuer, create=demo or init)
         store_lock = hold_store(settings.db_url)  # a second server on this SQLite file stops here
     except CannotStart as exc:
@@ -89,12 +77,14 @@ def serve(
             _metrics_listener(app.state.context.metrics.registry, metrics_host, metrics_port)
         port = listener.getsockname()[1]  # the one the system chose, for --port 0
         where = f"[{host}]" if ":" in host else host  # an IPv6 address, as a URL writes it
-        typer.echo(
+        logbook.emit(
+            Event.SERVING,
             f"duopass issuer server for {issuer} on http://{where}:{port} "
             "(this page: /, OpenAPI at /docs)",
-            err=True,
+            issuer=issuer,
+            url=f"http://{where}:{port}",
         )
-        uvicorn.Server(
+        uvicorn.Server(  # uvicorn's own access log is off: `api.access_log` writes the combined one
             uvicorn_config(app, host=host, port=port, log_config=None, access_log=False)
         ).run(sockets=[listener])
     finally:
@@ -107,6 +97,7 @@ def _app(settings: Settings, keyring: Keyring, *, demo: bool, testing: bool) -> 
     from duopass.demo.seed import seed
     from duopass.server.app import create_app
     from duopass.server.clock import MovableClockRefused
+    from duopass.server.logbook import Event, emit
 
     try:
         app = create_app(settings, keyring=keyring, testing=testing)
@@ -116,17 +107,18 @@ def _app(settings: Settings, keyring: Keyring, *, demo: bool, testing: bool) -> 
     ctx: AppContext = app.state.context
     demo_json = settings.data_dir / "demo.json"
     if demo and seed(ctx, demo_json) is not None:
-        typer.echo("demo data loaded", err=True)
-    if demo and demo_json.is_file():
-        typer.echo(
+        emit(Event.DEMO_LOADED, "demo data loaded", path=str(demo_json))
+    if demo and demo_json.is_file():  # the passwords stay in the file (0600), out of the log
+        emit(
+            Event.DEMO_LOGINS,
             f"demo logins, passwords and enrolment codes: {demo_json} (readable by you only)",
-            err=True,
+            path=str(demo_json),
         )
     if not ctx.run(_staff_count):
-        typer.echo(
+        emit(
+            Event.NO_STAFF,
             "no staff account yet: create the first admin with "
             "`duopass staff add LOGIN --role admin`",
-            err=True,
         )
     return app
 
@@ -137,6 +129,23 @@ def _staff_count(unit: Unit) -> int:
     from duopass.server.store.tables import Staff
 
     return int(unit.session.scalar(select(func.count()).select_from(Staff)) or 0)
+
+
+def _make_private(data_dir: Path, db_url: str) -> None:
+    """From now on, files made are the owner's only (keys, database, demo.json); what an
+    older version or a copy left open to other users is closed, and the log says so."""
+    from duopass.server import files
+    from duopass.server.logbook import Event, emit
+
+    os.umask(files.PRIVATE_UMASK)
+    opened = files.make_private(data_dir, files.sqlite_files(db_url))
+    if opened:
+        emit(
+            Event.FILES_MADE_PRIVATE,
+            f"{len(opened)} files were open to other users: now the owner's only",
+            files=len(opened),
+            first=str(opened[0]),
+        )
 
 
 def _keyring(data_dir: Path, issuer: str, *, create: bool) -> Keyring:
@@ -158,4 +167,6 @@ def _metrics_listener(registry: CollectorRegistry, host: str, port: int) -> None
     except OSError as exc:
         typer.echo(f"duopass: cannot serve metrics on {host}:{port}: {exc}", err=True)
         raise typer.Exit(2) from exc
-    typer.echo(f"Prometheus metrics on http://{host}:{port}/metrics", err=True)
+    from duopass.server.logbook import Event, emit
+
+    emit(Event.SERVING, f"Prometheus metrics on http://{host}:{port}/metrics", metrics=port)

@@ -7,19 +7,21 @@ import json
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from duopass.cli.code_argument import scanned_text
 from duopass.cli.numbers import seconds, whole
+from duopass.cli.people import local_time
 from duopass.protocol.bundle import BundleError
 from duopass.protocol.encoding import b64u_encode
 from duopass.protocol.verify import Mode
+from duopass.qr import QrError, read_image_file
 from duopass.terminal import (
-    AMOUNT_MAX,
     AgentSettings,
+    AmountError,
     Busy,
     EnrolError,
     NotEnrolled,
@@ -29,7 +31,8 @@ from duopass.terminal import (
     Unreachable,
     enrol,
     format_amount,
-    parse_amount,
+    is_keyed,
+    read_amount,
     read_lines,
 )
 
@@ -59,6 +62,18 @@ def _logging(verbose: bool) -> None:
         stream=sys.stderr,
         force=True,
     )
+    for name in ("httpx", "httpcore"):  # a line a request: for --verbose only
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def _amount(value: str | int) -> int:
+    """`--amount` as a keyed line reads it: `12.50`, or digits alone in minor units (`1250`)."""
+    if isinstance(value, int):
+        return value
+    try:
+        return read_amount(value)
+    except AmountError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def _open(
@@ -110,7 +125,10 @@ def run(
     ] = None,
     data_dir: DataDir = _DEFAULT_DIR,
     amount: Annotated[
-        int | None, whole(1, AMOUNT_MAX, help="fixed price, minor units (till)")
+        int | None,
+        typer.Option(
+            parser=_amount, metavar="AMOUNT", help="fixed price (till): 12.50, or 1250 minor units"
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object a verdict")] = False,
     timeout_ms: Annotated[int, whole(10, 60_000, help="online timeout, ms")] = 300,
@@ -123,7 +141,9 @@ def run(
     """Scan codes one a line from standard input (or the given image files); one verdict a line.
 
     A till takes the amount from --amount, or from a line holding only an amount keyed in before
-    the scan (`1250` minor units, or `12.50`), which applies to the next scan only.
+    the scan (`12.50`, or `1250` minor units), which applies to the next scan only. Exit status
+    0 when every input got a verdict (accepted or refused), 1 when some could not be scanned
+    (docs/terminal.md), 2 for usage.
     """
     _logging(verbose)
     settings = AgentSettings(
@@ -139,34 +159,82 @@ def run(
                 f"duopass terminal: seq {seq} was cut short: journalled INTERRUPTED", err=True
             )
         terminal.start()
-        till = terminal.scan_path.config.mode is Mode.PAY
-        keyed: int | None = None
-        texts = (
-            (scanned_text(str(path)) for path in images) if images else read_lines(sys.stdin.buffer)
-        )
-        for text in texts:
-            if text is None:
-                typer.echo("duopass terminal: line too long, ignored", err=True)
-                continue
-            if not text:
-                if images:  # a frame without a code: nothing was scanned
-                    typer.echo("duopass terminal: no QR code in the image", err=True)
-                continue
-            if till and (keyed_now := parse_amount(text)) is not None:
-                if not 1 <= keyed_now <= AMOUNT_MAX:
-                    typer.echo("duopass terminal: amount out of range, ignored", err=True)
-                else:
-                    keyed = keyed_now
-                continue
-            price = keyed if keyed is not None else amount
-            if till and price is None:
-                typer.echo("duopass terminal: no amount: key it in before the scan", err=True)
-                continue
-            result = terminal.scan_path.scan(text, amount=price)
-            keyed = None
-            typer.echo(json.dumps(result_json(result)) if as_json else result_line(result))
+        typer.echo(_ready(terminal), err=True)
+        till = _Till(terminal, fixed=amount, as_json=as_json)
+        if images:
+            for path in images:
+                till.image(path)
+        else:
+            for line in read_lines(sys.stdin.buffer):
+                till.line(line)
         if terminal.link.online:
             terminal.try_upload()
+    if till.errors:
+        typer.echo(f"duopass terminal: {till.errors} inputs not scanned", err=True)
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _ready(terminal: TerminalAgent) -> str:
+    config = terminal.store.config()
+    where = f" at {config.venue}" if config.venue else ""
+    server = terminal.settings.server or config.server
+    return f"duopass terminal: {config.terminal_id} ready: {config.mode}{where}, server {server}"
+
+
+@dataclass
+class _Till:
+    """What `run` does with each input: a verdict a scan, or a message and one error more."""
+
+    terminal: TerminalAgent
+    fixed: int | None
+    as_json: bool
+    keyed: int | None = None
+    errors: int = 0
+
+    @property
+    def pays(self) -> bool:
+        return self.terminal.scan_path.config.mode is Mode.PAY
+
+    def line(self, text: str | None) -> None:
+        if text is None:
+            self._error("line too long, not scanned")
+        elif not text:
+            return
+        elif self.pays and is_keyed(text):
+            try:
+                self.keyed = read_amount(text)
+            except AmountError as exc:
+                self.keyed = None  # never charge an amount the cashier did not mean
+                self._error(f"{exc}; key it in again")
+        else:
+            self._scan(text)
+
+    def image(self, path: Path) -> None:
+        if not path.is_file():
+            self._error(f"no such file: {path}")
+            return
+        try:
+            texts = read_image_file(path)
+        except QrError as exc:
+            self._error(f"not an image: {path} ({exc})")
+            return
+        if texts:
+            self._scan(texts[0])
+        else:  # a frame without a code: nothing was scanned
+            self._error(f"no QR code in the image: {path}")
+
+    def _scan(self, text: str) -> None:
+        price = self.keyed if self.keyed is not None else self.fixed
+        if self.pays and price is None:
+            self._error("no amount: key it in before the scan")
+            return
+        result = self.terminal.scan_path.scan(text, amount=price)
+        self.keyed = None
+        typer.echo(json.dumps(result_json(result)) if self.as_json else result_line(result))
+
+    def _error(self, message: str) -> None:
+        self.errors += 1
+        typer.echo(f"duopass terminal: {message}", err=True)
 
 
 def result_line(result: Result) -> str:
@@ -234,18 +302,21 @@ def status(
         }
     if as_json:
         typer.echo(json.dumps(doc))
-    else:
-        for key, value in doc.items():
-            typer.echo(f"{key:18} {value}")
+        return
+    since = doc["link_since"]
+    doc["link_since"] = local_time(since) if isinstance(since, int) else "never run"
+    for key, value in doc.items():
+        typer.echo(f"{key:18} {value}")
 
 
 @app.command()
 def upload(
     data_dir: DataDir = _DEFAULT_DIR,
     server: Annotated[str | None, typer.Option(help="override the enrolled server URL")] = None,
+    verbose: Annotated[bool, typer.Option(help="log each request to stderr")] = False,
 ) -> None:
     """Upload the journal now; exit 0 when the server acknowledged every entry."""
-    _logging(True)
+    _logging(verbose)
     settings = AgentSettings(server=server)
     try:
         terminal = TerminalAgent(data_dir, settings)
@@ -267,12 +338,15 @@ def upload(
 
 
 @app.command()
-def sync(data_dir: DataDir = _DEFAULT_DIR) -> None:
+def sync(
+    data_dir: DataDir = _DEFAULT_DIR,
+    verbose: Annotated[bool, typer.Option(help="log each request to stderr")] = False,
+) -> None:
     """Fetch and apply the trust bundle now."""
-    _logging(True)
+    _logging(verbose)
     with _open(data_dir, exclusive=False) as terminal:
         try:
             trust = terminal.bundles.sync()
         except (Unreachable, Refused, BundleError) as exc:
             raise _fail(f"bundle sync failed: {exc}", EXIT_FAILED) from exc
-    typer.echo(f"trust bundle seq {trust.seq}, issued at {trust.issued_at}")
+    typer.echo(f"trust bundle seq {trust.seq}, issued at {local_time(trust.issued_at)}")

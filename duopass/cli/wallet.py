@@ -13,13 +13,14 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from duopass.cli.numbers import seconds, whole
+from duopass.cli.people import local_time
+from duopass.cli.wallet_status import status_lines
 from duopass.qr import render_png, render_terminal
 from duopass.wallet import Display, Wallet, WalletError
 from duopass.wallet.limits import HTTP_TIMEOUT_DEFAULT_S, WATCH_INTERVAL_DEFAULT_S
@@ -55,10 +56,13 @@ DEFAULT_DIR = Path("~/.duopass-wallet")
 
 
 @contextmanager
-def _wallet(data_dir: Path, timeout: float = HTTP_TIMEOUT_DEFAULT_S) -> Iterator[Wallet]:
-    """The wallet in `data_dir`; a refusal becomes a message and its exit status."""
+def _wallet(
+    data_dir: Path, timeout: float = HTTP_TIMEOUT_DEFAULT_S, *, create: bool = True
+) -> Iterator[Wallet]:
+    """The wallet in `data_dir` (made unless `create` is false); a refusal becomes a message
+    and its exit status."""
     try:
-        with Wallet(data_dir.expanduser(), timeout=timeout) as wallet:
+        with Wallet(data_dir.expanduser(), timeout=timeout, create=create) as wallet:
             yield wallet
     except WalletError as exc:
         typer.echo(f"duopass wallet: {exc.message}", err=True)
@@ -98,7 +102,7 @@ def sync(data_dir: DataDir = DEFAULT_DIR, timeout: Timeout = HTTP_TIMEOUT_DEFAUL
     """Fetch a fresh credential and the server's time (a refresh when one is held)."""
     with _wallet(data_dir, timeout) as wallet:
         held = wallet.sync()
-    until = datetime.fromtimestamp(held.credential.claims.exp, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    until = local_time(held.credential.claims.exp)
     mode = "offline and online" if held.offline else "online only: no funds to hold"
     typer.echo(f"credential valid until {until}, {held.left} codes, {mode}", err=True)
 
@@ -175,16 +179,12 @@ def status(
     data_dir: DataDir = DEFAULT_DIR,
     timeout: Timeout = HTTP_TIMEOUT_DEFAULT_S,
 ) -> None:
-    """The credential, codes left, expiry, a refresh in flight, and the free funds if online."""
-    with _wallet(data_dir, timeout) as wallet:
+    """The credential, codes left, expiry, a refresh in flight, and the funds if online: money
+    in yuan, times in local time; --json gives the raw fields (minor units, Unix times)."""
+    with _wallet(data_dir, timeout, create=False) as wallet:
         doc = wallet.status(online=not offline)
     if as_json:
         typer.echo(json.dumps(doc))
         return
-    for name, value in doc.items():
-        if isinstance(value, dict):
-            typer.echo(f"{name}:")
-            for key, inner in value.items():
-                typer.echo(f"  {key}: {inner}")
-        else:
-            typer.echo(f"{name}: {value}")
+    for line in status_lines(doc):
+        typer.echo(line)

@@ -12,6 +12,7 @@ from fastapi_offline import FastAPIOffline
 from duopass import __version__
 from duopass.server import problems
 from duopass.server.api import openapi
+from duopass.server.api.access_log import AccessLog
 from duopass.server.api.middleware import BodyLimit, DateHeader
 from duopass.server.api.routes import (
     admin,
@@ -99,4 +100,5 @@ def create_app(
         limit=BODY_BYTES_MAX,
         paths={"/v1/terminal/journal": JOURNAL_BODY_BYTES_MAX},
     )
+    app.add_middleware(AccessLog)  # outermost: it sees every answer, refusals of size too
     return app

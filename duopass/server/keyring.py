@@ -39,7 +39,7 @@ class Keyring:
     @classmethod
     def create(cls, data_dir: Path, *, origin: str) -> Keyring:
         """Create whatever secret is missing, then load them all."""
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         _write_new(data_dir / _ROOT, SigningKey.generate().to_jwk())
         _write_new(data_dir / _LEDGER, (NoteSigner.generate(origin).skey() + "\n").encode())
         _write_new(data_dir / _WRAP, nacl.utils.random(32))

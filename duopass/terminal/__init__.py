@@ -19,7 +19,14 @@ protocol); it speaks to the server over HTTP.
 from duopass.terminal.agent import AgentSettings, Busy, NotEnrolled, TerminalAgent
 from duopass.terminal.client import Client, Refused, Unreachable
 from duopass.terminal.enrol import EnrolError, enrol
-from duopass.terminal.keyboard import format_amount, parse_amount, read_lines
+from duopass.terminal.keyboard import (
+    AmountError,
+    format_amount,
+    is_keyed,
+    parse_amount,
+    read_amount,
+    read_lines,
+)
 from duopass.terminal.link import Link, State
 from duopass.terminal.scan import AMOUNT_MAX, Result, ScanPath
 from duopass.terminal.store import DurableMemory, Store
@@ -27,6 +34,7 @@ from duopass.terminal.store import DurableMemory, Store
 __all__ = [
     "AMOUNT_MAX",
     "AgentSettings",
+    "AmountError",
     "Busy",
     "Client",
     "DurableMemory",
@@ -42,6 +50,8 @@ __all__ = [
     "Unreachable",
     "enrol",
     "format_amount",
+    "is_keyed",
     "parse_amount",
+    "read_amount",
     "read_lines",
 ]

@@ -102,7 +102,8 @@ def _enrolment_key(data_dir: Path, terminal_id: str) -> SigningKey:
         pass
     key = SigningKey.generate()
     _write_key(data_dir / KEY_NAME, key)
-    marker.write_text(terminal_id)
+    with os.fdopen(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+        out.write(terminal_id)
     return key
 
 

@@ -5,13 +5,24 @@ else (base45 has spaces); a line longer than SCAN_LINE_CHARS_MAX is given up, as
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import BinaryIO
 
 from duopass.protocol.encoding import EncodingError, parse_digits
-from duopass.protocol.limits import SCAN_LINE_CHARS_MAX
+from duopass.protocol.limits import CODE_PREFIX, SCAN_LINE_CHARS_MAX
+from duopass.terminal.scan import AMOUNT_MAX
 
-__all__ = ["TOO_LONG", "format_amount", "parse_amount", "read_lines"]
+__all__ = [
+    "KEYED_CHARS_MAX",
+    "TOO_LONG",
+    "AmountError",
+    "format_amount",
+    "is_keyed",
+    "parse_amount",
+    "read_amount",
+    "read_lines",
+]
 
 TOO_LONG = None
 """What `read_lines` yields for a line it gave up on."""
@@ -21,6 +32,15 @@ _LINE_BYTES_MAX = SCAN_LINE_CHARS_MAX * 4
 _MINOR_DIGITS_MAX = 10
 _WHOLE_DIGITS_MAX = 8
 _CENTS_DIGITS_MAX = 2
+KEYED_CHARS_MAX = 20
+_MANY_DECIMALS = re.compile(r"[0-9]+\.[0-9]{3,}")
+_TOO_MANY_DIGITS = re.compile(r"[0-9]+(\.[0-9]{1,2})?")
+"""Longest line a till reads as keyed in (an amount, or a mistyped one) rather than scanned."""
+
+
+class AmountError(ValueError):
+    """A line keyed in that is not an amount a till takes; the message says why, for the
+    cashier: `not an amount: 12.345 (two decimals at most)`."""
 
 
 def read_lines(stream: BinaryIO) -> Iterator[str | None]:
@@ -72,6 +92,33 @@ def parse_amount(line: str) -> int | None:
         return parse_digits(whole, digits_max=_WHOLE_DIGITS_MAX) * 100 + minor
     except EncodingError:
         return None
+
+
+def is_keyed(line: str) -> bool:
+    """Whether a till reads `line` as keyed in by the cashier, not scanned: a short line that
+    is no DP1 code. A scanner types codes of hundreds of characters, all starting `DP1:`."""
+    return len(line) <= KEYED_CHARS_MAX and not line.startswith(CODE_PREFIX)
+
+
+def read_amount(line: str) -> int:
+    """An amount keyed in (`parse_amount`), in minor units, from 0.01 to `AMOUNT_MAX`; raises
+    AmountError saying what is wrong with it."""
+    minor, shown = parse_amount(line), "".join(c if c.isprintable() else "?" for c in line)
+    if minor is None:
+        if line.startswith(("-", "+")):
+            why = "no sign: an amount is what the customer pays"
+        elif _MANY_DECIMALS.fullmatch(line):
+            why = "two decimals at most"
+        elif _TOO_MANY_DIGITS.fullmatch(line):
+            why = f"at most {format_amount(AMOUNT_MAX)}"
+        else:
+            why = "digits, with a point before the cents: 1250 or 12.50"
+        raise AmountError(f"not an amount: {shown} ({why})")
+    if minor < 1:
+        raise AmountError(f"not an amount: {shown} (at least 0.01)")
+    if minor > AMOUNT_MAX:
+        raise AmountError(f"not an amount: {shown} (at most {format_amount(AMOUNT_MAX)})")
+    return minor
 
 
 def format_amount(minor: int) -> str:

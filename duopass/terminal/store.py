@@ -9,7 +9,9 @@ and `duopass terminal upload`) never cut the same entries into two batches.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,6 +59,15 @@ CREATE INDEX IF NOT EXISTS accepted_subject ON accepted (iss, sub);
 """
 
 
+def _private(data_dir: Path) -> None:
+    """The data directory and its files for their owner only (0700, 0600 or less): they hold the
+    terminal's key and journal. Files an older version left open to others are closed."""
+    for path in (data_dir, *data_dir.iterdir()):
+        mode = path.lstat().st_mode
+        if not stat.S_ISLNK(mode) and mode & 0o077:
+            path.chmod(stat.S_IMODE(mode) & ~0o077)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
     """What enrolment fixed: who the terminal is, where its server is, what it scans for."""
@@ -98,6 +109,8 @@ class Store:
         self.data_dir = data_dir
         self.path = data_dir / DB_NAME
         self._local = threading.local()
+        _private(data_dir)
+        os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))  # -wal, -shm: the same
         self._db().executescript(_SCHEMA)
 
     # -- connections and transactions ------------------------------------------------------

@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from duopass.wallet.errors import Failure, WalletError
 
-__all__ = ["create_private", "sync_directory"]
+__all__ = ["create_private", "make_private", "sync_directory"]
+
+
+def make_private(folder: Path, *, leave: str) -> None:
+    """The data dir (0700) and its files (0600) for their owner only: files an older version
+    left open to others are closed. Symbolic links are left alone, and so is the file named
+    `leave` (the device key: one others could read is refused, not quietly closed)."""
+    try:
+        for path in (folder, *folder.iterdir()):
+            mode = path.lstat().st_mode
+            if path.name != leave and not stat.S_ISLNK(mode) and mode & 0o077:
+                path.chmod(stat.S_IMODE(mode) & ~0o077)
+    except OSError as exc:
+        raise WalletError(Failure.STATE, f"{folder}: {exc.strerror}") from exc
 
 
 def create_private(path: Path) -> None:

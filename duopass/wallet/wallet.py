@@ -23,6 +23,7 @@ from duopass.wallet.client import Client, SyncAnswer, check_server_url
 from duopass.wallet.clock import Clock, ClockSample, SystemClock, server_now
 from duopass.wallet.device import load_key, load_or_create_key
 from duopass.wallet.errors import Failure, WalletError
+from duopass.wallet.files import make_private
 from duopass.wallet.limits import HTTP_TIMEOUT_DEFAULT_S
 from duopass.wallet.state import Account, Held, State, decode_l1, usable
 
@@ -59,11 +60,20 @@ class Wallet:
         clock: Clock | None = None,
         timeout: float = HTTP_TIMEOUT_DEFAULT_S,
         transport: httpx.BaseTransport | None = None,
+        create: bool = True,
     ) -> None:
+        """The wallet in `data_dir`, created unless `create` is false (then a missing folder is
+        NOT_ENROLLED, and nothing is written)."""
+        if not create and not (data_dir / STATE_FILE).is_file():
+            raise WalletError(
+                Failure.NOT_ENROLLED,
+                f"{data_dir} holds no wallet: run `duopass wallet enrol`",
+            )
         try:
             data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise WalletError(Failure.STATE, f"{data_dir}: {exc.strerror}") from exc
+        make_private(data_dir, leave=KEY_FILE)
         self.data_dir = data_dir
         self.clock: Clock = clock or SystemClock()
         self._timeout = timeout
@@ -204,6 +214,8 @@ class Wallet:
             doc["clock_offset_s"] = round(snapshot.clock.server - snapshot.clock.wall)
         doc["restored"] = snapshot.restored
         doc["freshness_s"] = snapshot.policy.freshness_s
+        policy = snapshot.policy
+        doc["hold_horizon_s"] = policy.freshness_s + policy.clock_skew_s + policy.late_window_s
         if snapshot.held is not None:
             doc["credential"] = _held_json(snapshot.held, now)
         if snapshot.pending is not None:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from duopass.ledger.events import EventType
 from duopass.protocol.encoding import b64u_encode
 from duopass.risk import SUSPENDING, AlertKind
+from duopass.server.logbook import Event, note
 from duopass.server.services import devices, tlog
 from duopass.server.store.tables import Alert, Credential, Holder
 from duopass.server.unit_of_work import Unit
@@ -65,6 +66,18 @@ def raise_alert(
     if pending:
         body["pending"] = pending
     tlog.append(unit, EventType.ALERT, body)
+    note(
+        session,
+        Event.ALERT_RAISED,
+        f"alert {alert.id}: {kind.value}",
+        alert=alert.id,
+        kind=kind.value,
+        holder_id=alert.holder_id,
+        terminal_id=terminal_id,
+        seq=seq,
+        pending=pending,
+        currency=currency,
+    )
     if kind in SUSPENDING and holder is not None:
         suspend_offline(unit, holder, reason=kind.value)
     return alert
@@ -122,6 +135,13 @@ def suspend_offline(unit: Unit, holder: Holder, *, reason: str) -> None:
     if not holder.offline_suspended:
         holder.offline_suspended = True
         tlog.append(unit, EventType.OFFLINE_SUSPEND, {"holder_id": holder.id})
+        note(
+            unit.session,
+            Event.OFFLINE_SUSPENDED,
+            f"offline use suspended for holder {holder.id}: {reason}",
+            holder_id=holder.id,
+            reason=reason,
+        )
     devices.revoke_live_credentials(
         unit, holder, device_id=None, reason=f"offline suspended: {reason}"
     )

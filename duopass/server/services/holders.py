@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from duopass.ledger.events import EventType
+from duopass.server.logbook import Event, note
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import auth, devices, sessions, tlog, trust_changes
 from duopass.server.store.tables import Account, Credential, Device, Holder
@@ -83,6 +84,16 @@ def report_loss(unit: Unit, holder: Holder, *, keep: bytes | None) -> int:
     ended = sessions.end_sessions(session, staff=False, principal_id=holder.id, keep=keep)
     body = {"devices": len(lost_devices), "credentials": count, "sessions": ended}
     tlog.append(unit, EventType.LOSS_REPORT, body)
+    note(
+        session,
+        Event.LOSS_REPORTED,
+        f"loss reported for holder {holder.id}",
+        holder_id=holder.id,
+        reported_by="holder" if keep is not None else "staff",
+        devices=len(lost_devices),
+        credentials=count,
+        sessions=ended,
+    )
     return count
 
 
@@ -98,3 +109,5 @@ def set_frozen(unit: Unit, holder: Holder, *, frozen: bool, reason: str, by: int
         EventType.FREEZE if frozen else EventType.UNFREEZE,
         {"holder": keyring.digest(holder.handle), "reason": keyring.digest(reason), "by": by},
     )
+    event, done = (Event.HOLDER_FROZEN, "frozen") if frozen else (Event.HOLDER_UNFROZEN, "unfrozen")
+    note(unit.session, event, f"holder {holder.id} {done}", holder_id=holder.id, by=by)

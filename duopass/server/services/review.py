@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from duopass.ledger.events import EventType
 from duopass.risk import AlertKind, ReviewAction
+from duopass.server import logbook
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import accounts, holders, tlog
 from duopass.server.store.tables import Alert, Holder, Terminal
@@ -41,6 +42,15 @@ def review(unit: Unit, *, alert_id: int, action: ReviewAction, note: str, by: in
     alert.state, alert.resolution, alert.note = "resolved", action.value, note[:200]
     alert.resolved_by, alert.resolved_at = by, now
     tlog.append(unit, EventType.REVIEW, {"alert": alert.id, "action": action.value, "by": by})
+    logbook.note(
+        session,
+        logbook.Event.ALERT_REVIEWED,
+        f"alert {alert.id} resolved: {action.value}",
+        alert=alert.id,
+        action=action.value,
+        holder_id=alert.holder_id,
+        by=by,
+    )
     return alert
 
 

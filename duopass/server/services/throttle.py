@@ -22,8 +22,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from duopass.server.context import AppContext
+from duopass.server.logbook import Event, note
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.settings import Settings
+from duopass.server.store.db import discard_after, queued_after
 from duopass.server.store.tables import AuthThrottle
 from duopass.server.unit_of_work import Unit
 
@@ -100,12 +102,14 @@ class Throttle:
 
     limit: Limit
     key: bytes
+    name: str = ""
+    """What it counts (`holder:LOGIN`, a network, a terminal id), for the log only."""
 
     @classmethod
     def of(cls, limit: Limit, secret: bytes, name: str) -> Throttle:
         """`name` (a login, a network, a terminal id) enters the table only as a keyed digest."""
         digest = hmac.new(secret, f"{limit.scope}\n{name}".encode(), hashlib.sha256).digest()
-        return cls(limit, digest)
+        return cls(limit, digest, name)
 
 
 def for_client(settings: Settings, secret: bytes, client: str | None) -> list[Throttle]:
@@ -136,9 +140,14 @@ def guarded(
         session = unit.session
         try:
             check(session, keys, unit.now)
+        except Problem as refusal:
+            return refusal
+        queued = queued_after(session)
+        try:
             with session.begin_nested():
                 result = work(unit)
         except Problem as refusal:
+            discard_after(session, queued)  # what `work` did is undone: so is its log
             if refusal.code in counted:
                 fail(session, keys, unit.now)
             return refusal
@@ -158,13 +167,22 @@ def _row(session: Session, throttle: Throttle, now: int) -> AuthThrottle | None:
 
 
 def check(session: Session, throttles: list[Throttle], now: int) -> None:
-    """Refuse (429 with Retry-After) while any of the keys is blocked."""
-    wait = 0
+    """Refuse (429 with Retry-After) while any of the keys is blocked; the refusal is logged
+    once the unit commits (every caller commits it, with the counts it took)."""
+    wait, blocked = 0, None
     for throttle in throttles:
         row = _row(session, throttle, now)
-        if row is not None and row.blocked_until > now:
-            wait = max(wait, row.blocked_until - now)
-    if wait:
+        if row is not None and row.blocked_until - now > wait:
+            wait, blocked = row.blocked_until - now, throttle
+    if blocked is not None:
+        note(
+            session,
+            Event.SIGN_IN_THROTTLED,
+            f"sign-in throttled: {blocked.limit.scope} {blocked.name}",
+            scope=blocked.limit.scope.value,
+            blocked=blocked.name,
+            retry_after_s=wait,
+        )
         raise Problem(
             ProblemCode.THROTTLED,
             f"too many failed attempts: try again in {wait} s",

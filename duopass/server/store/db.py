@@ -1,4 +1,5 @@
-"""The database: one engine per process, durable commits, and write units that serialise.
+"""The database: one engine per process, durable commits, write units that serialise, and work
+to do once a unit has committed (`after_commit`: the log lines of what it did).
 
 SQLite runs in WAL mode with `synchronous=FULL` (every commit reaches the disk) and takes its
 write lock at `BEGIN IMMEDIATE`, so two writers never deadlock on a lock upgrade. PostgreSQL
@@ -8,9 +9,10 @@ runs at READ COMMITTED with its default durable commit; services lock the rows t
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,26 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+_AFTER_COMMIT = "after_commit"
+"""`session.info` key: what to run once this unit has committed, a tuple (never changed in place,
+so a group commit's savepoint that rolls back restores it with the rest of `session.info`)."""
+
+log = logging.getLogger("duopass.server.store")
+
+
+def after_commit(session: Session, work: Callable[[], None]) -> None:
+    """Run `work` once the unit `session` belongs to has committed, after its write lock is
+    released; never when it rolls back."""
+    session.info[_AFTER_COMMIT] = (*session.info.get(_AFTER_COMMIT, ()), work)
+
+
+def discard_after(session: Session, kept: int) -> None:
+    """Forget what was queued after the first `kept` (a nested transaction rolled back)."""
+    session.info[_AFTER_COMMIT] = session.info.get(_AFTER_COMMIT, ())[:kept]
+
+
+def queued_after(session: Session) -> int:
+    return len(session.info.get(_AFTER_COMMIT, ()))
 
 
 class Database:
@@ -42,9 +64,15 @@ class Database:
         """A unit of work: everything inside commits together or not at all.
 
         SQLite has one writer at a time; threads of this process queue on a lock instead of
-        on SQLite's busy handler, whose sleeps grow to 100 ms under contention."""
+        on SQLite's busy handler, whose sleeps grow to 100 ms under contention. What
+        `after_commit` queued runs once the unit has committed and the lock is released."""
         with self._writer, self._sessions() as session, session.begin():
             yield session
+        for work in session.info.pop(_AFTER_COMMIT, ()):
+            try:
+                work()
+            except Exception:  # the unit has committed: its answer stands
+                log.exception("after-commit work failed")
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
@@ -63,7 +91,9 @@ class Database:
 def _sqlite_engine(url: str) -> Engine:
     # isolation_level=None hands transaction control to us: BEGIN IMMEDIATE below.
     engine = create_engine(
-        url, connect_args={"isolation_level": None, "check_same_thread": False, "timeout": 30}
+        url,
+        connect_args={"isolation_level": None, "check_same_thread": False, "timeout": 30},
+        hide_parameters=True,  # an error's message never carries a row's values into a log
     )
 
     @event.listens_for(engine, "connect")
@@ -83,7 +113,9 @@ def _sqlite_engine(url: str) -> Engine:
 
 
 def _postgres_engine(url: str) -> Engine:
-    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    return create_engine(
+        url, pool_size=20, max_overflow=20, pool_pre_ping=True, hide_parameters=True
+    )
 
 
 def read_only_engine(url: str) -> Engine:

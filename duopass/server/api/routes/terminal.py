@@ -14,7 +14,9 @@ from duopass.protocol.verify import Mode
 from duopass.server.api.deps import Client, Ctx, TerminalCaller
 from duopass.server.api.openapi import problems
 from duopass.server.api.params import Digits
+from duopass.server.context import AppContext
 from duopass.server.limits import AMOUNT_MAX, ID_CHARS_MAX, SEQ_MAX, TIME_MAX
+from duopass.server.logbook import Event, emit
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import bundles, journals, scans, terminals, throttle
 
@@ -163,6 +165,20 @@ def bundle(
 @router.post("/journal", response_model=JournalOut, responses=problems(403))
 def journal(body: JournalIn, terminal: TerminalCaller, ctx: Ctx) -> dict[str, Any]:
     """A signed batch of journal entries (§5), settled exactly once per (terminal_id, seq)."""
+    try:
+        return _journal(body, terminal, ctx)
+    except Problem as refusal:
+        emit(
+            Event.JOURNAL_BATCH_REFUSED,
+            f"journal batch of {terminal.id} refused: {refusal.code.value}",
+            terminal_id=terminal.id,
+            reason=refusal.code.value,
+            detail=refusal.detail,
+        )
+        raise
+
+
+def _journal(body: JournalIn, terminal: terminals.TerminalRow, ctx: AppContext) -> dict[str, Any]:
     data = _raw(body.batch, "batch")
     public_key = terminal.public_key
     assert public_key is not None, "an authenticated terminal is enrolled"

@@ -15,6 +15,7 @@ from duopass.protocol.journal import GENESIS, Batch
 from duopass.protocol.reasons import Unsettled
 from duopass.risk import AlertKind, batch_evidence
 from duopass.server.domain import Outcome
+from duopass.server.logbook import Event, note
 from duopass.server.services import accounts, alerts, tlog
 from duopass.server.services.journals.lookups import Refs, accounts_of, read_items
 from duopass.server.services.journals.settle import settle
@@ -85,6 +86,18 @@ def ingest(unit: Unit, *, terminal_id: str, batch: Batch, data: bytes) -> dict[s
         _write(st, batch)
         terminal.acked_seq = _acked(unit, terminal.id, terminal.acked_seq)
     receipt.acked_seq = terminal.acked_seq
+    note(
+        session,
+        Event.JOURNAL_BATCH_ACCEPTED,
+        f"journal batch {batch.first}..{batch.last} of {terminal.id}",
+        terminal_id=terminal.id,
+        first=batch.first,
+        last=batch.last,
+        entries=len(st.entries),
+        duplicates=receipt.duplicates,
+        rejected=len(receipt.rejected),
+        acked_seq=receipt.acked_seq,
+    )
     return receipt.answer()
 
 

@@ -1,0 +1,138 @@
+"""What the card office reads: one JSON object a line on standard output for every record the
+server logs (its events, the access log, uvicorn's own lines, errors), with secrets blanked; and
+events a unit of work notes, logged only once it has committed.
+
+Each line has `time` (UTC, ISO 8601), `level`, `logger`, `event` (a stable `Event` name; `error`
+for any error, `log` for other lines) and `message`, then the event's fields (ids and counts,
+never a password, token, key, one-time or enrolment code). docs/server.md lists the events.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+from enum import StrEnum
+from functools import partial
+from typing import Any, TextIO
+
+from sqlalchemy.orm import Session
+
+from duopass.server.store.db import after_commit
+
+__all__ = ["ACCESS", "EVENTS", "Event", "JsonLines", "configure", "emit", "note", "redact"]
+
+EVENTS = logging.getLogger("duopass.server.events")
+ACCESS = logging.getLogger("duopass.server.access")
+REDACTED = "[redacted]"
+LOG_TEXT_CHARS_MAX = 4096
+"""Longest message or field text in a line; the rest is cut (a line stays one line)."""
+
+
+class Event(StrEnum):
+    """The `event` of a line; added, never renamed or reused."""
+
+    SERVING = "serving"
+    DEMO_LOADED = "demo_loaded"
+    DEMO_LOGINS = "demo_logins"
+    NO_STAFF = "no_staff_account"
+    FILES_MADE_PRIVATE = "files_made_private"
+    ALERT_RAISED = "alert_raised"
+    ALERT_REVIEWED = "alert_reviewed"
+    OFFLINE_SUSPENDED = "offline_suspended"
+    HOLDER_FROZEN = "holder_frozen"
+    HOLDER_UNFROZEN = "holder_unfrozen"
+    LOSS_REPORTED = "loss_reported"
+    JOURNAL_BATCH_ACCEPTED = "journal_batch_accepted"
+    JOURNAL_BATCH_REFUSED = "journal_batch_refused"
+    SIGN_IN_THROTTLED = "sign_in_throttled"
+    REQUEST = "request"
+    ERROR = "error"
+
+
+_SECRET_NAME = re.compile(
+    r"pass|token|secret|otp|code|key|auth|cookie|signature|proof|challenge", re.IGNORECASE
+)
+"""Field and query parameter names whose values are never logged."""
+_SECRET_IN_TEXT = (
+    (re.compile(r"(?i)\b(bearer|basic)\s+[^\s\"',;]+"), rf"\1 {REDACTED}"),
+    (
+        re.compile(
+            r"(?i)\b([\w-]*(?:password|passwd|token|secret|otp|enrol_code|authorization)[\w-]*)"
+            r"([\"']?\s*[=:]\s*[\"']?)[^\s\"'&,;}]+"
+        ),
+        rf"\1\2{REDACTED}",
+    ),
+)
+"""Secrets in free text (an exception's message, a third party's line)."""
+
+
+def note(session: Session, event: Event, message: str, **fields: Any) -> None:
+    """Log `event` once the unit `session` belongs to has committed; never if it rolls back."""
+    after_commit(session, partial(emit, event, message, **fields))
+
+
+def emit(event: Event, message: str, **fields: Any) -> None:
+    """Log `event` now."""
+    EVENTS.log(
+        logging.ERROR if event is Event.ERROR else logging.INFO,
+        message,
+        extra={"event": event.value, "fields": fields},
+    )
+
+
+def redact(text: str) -> str:
+    """`text` with what looks like a secret blanked, cut at `LOG_TEXT_CHARS_MAX`."""
+    for pattern, replacement in _SECRET_IN_TEXT:
+        text = pattern.sub(replacement, text)
+    return text[:LOG_TEXT_CHARS_MAX]
+
+
+def secret_name(name: str) -> bool:
+    return _SECRET_NAME.search(name) is not None
+
+
+def _field(name: str, value: Any) -> Any:
+    if secret_name(name):
+        return REDACTED
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    return redact(str(value))
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object a line, secrets blanked (defence in depth: events carry none)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        event = getattr(record, "event", None)
+        if event is None:
+            event = Event.ERROR.value if record.levelno >= logging.ERROR else "log"
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "event": event,
+            "message": redact(record.getMessage()),
+        }
+        fields = getattr(record, "fields", None) or {}
+        for name, value in fields.items():
+            entry.setdefault(str(name), _field(str(name), value))
+        if record.exc_info:
+            entry["exception"] = redact(self.formatException(record.exc_info))
+        return json.dumps(entry)
+
+
+def configure(*, stream: TextIO | None = None, access_log: bool = True) -> None:
+    """Every record of this process as JSON lines on `stream` (standard output); the access
+    log (`duopass.server.access`) on or off."""
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.setFormatter(JsonLines())
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    ACCESS.setLevel(logging.INFO if access_log else logging.WARNING)
