@@ -14,6 +14,8 @@ from duopass.server.api import openapi
 from duopass.server.api.middleware import BodyLimit, DateHeader
 from duopass.server.api.routes import (
     admin,
+    fleet,
+    holders,
     ledger,
     review,
     session,
@@ -79,7 +81,7 @@ def create_app(
     )
     app.state.context = ctx
     problems.install(app)
-    routers = [terminal, session, wallet, admin, review, settlement, ledger, system]
+    routers = [terminal, session, wallet, admin, holders, fleet, review, settlement, ledger, system]
     if isinstance(clock, MovableClock):
         routers.append(testing_routes)
     for module in routers:

@@ -23,6 +23,8 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+BUSY_TIMEOUT_MS = 30_000
+CHECKPOINT_WAIT_MS = 2_000
 
 
 class Database:
@@ -56,6 +58,22 @@ class Database:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
+    def checkpoint(self) -> bool:
+        """SQLite: copy the write-ahead log into the database file and truncate it; False when
+        a reader still needs part of it. PostgreSQL: nothing to do (True)."""
+        if not self.is_sqlite:
+            return True
+        connection = self.engine.raw_connection()  # autocommit: no BEGIN IMMEDIATE around it
+        cursor = connection.cursor()
+        try:  # waits for writers and readers at most CHECKPOINT_WAIT_MS, not the usual 30 s
+            cursor.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
+            busy, _log, _copied = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cursor.close()
+            connection.close()
+        return bool(busy == 0)
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -72,7 +90,7 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
