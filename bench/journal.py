@@ -45,6 +45,7 @@ from duopass.server.services import (
     terminals,
     topups,
 )
+from duopass.server.services.people import Person
 from duopass.server.settings import Settings
 from duopass.server.unit_of_work import Unit
 
@@ -77,7 +78,7 @@ class Bench:
             holder = holders.create_holder(
                 unit,
                 login=f"bench{n}",
-                person_id=f"p{n}",
+                person=Person(f"Bench {n}", f"B{n:06d}", f"bench{n}@bench.example"),
                 password="bench-password",
                 overdraft=0,
                 password_hash="-",

@@ -98,7 +98,13 @@ def setup(
         created = http.post(
             "/v1/admin/holders",
             headers=admin,
-            json={"login": login, "person_id": login, "password": "bench-password"},
+            json={
+                "login": login,
+                "name": f"Bench {n}",
+                "number": f"B{n:06d}",
+                "email": f"{login}@bench.example",
+                "password": "bench-password",
+            },
         ).json()
         http.post(
             f"/v1/admin/holders/{created['handle']}/topups",

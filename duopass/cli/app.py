@@ -14,10 +14,12 @@ import typer
 from duopass.cli.audit import audit
 from duopass.cli.code_argument import scanned_text
 from duopass.cli.demo import demo
+from duopass.cli.holder import app as holder_app
 from duopass.cli.numbers import whole
 from duopass.cli.output import code_json, verdict_json
 from duopass.cli.serve import serve
 from duopass.cli.settlement import settlement
+from duopass.cli.staff import app as staff_app
 from duopass.cli.terminal import app as terminal_app
 from duopass.cli.tour import tour
 from duopass.cli.wallet import wallet_app
@@ -127,6 +129,8 @@ app.command()(audit)
 app.command()(settlement)
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(terminal_app, name="terminal")
+app.add_typer(staff_app, name="staff")
+app.add_typer(holder_app, name="holder")
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from duopass.server.context import AppContext
 from duopass.server.services import accounts, holders, terminals, topups
+from duopass.server.services.people import Person
 from duopass.server.store.tables import Holder, Staff
 from duopass.server.unit_of_work import Unit
 
@@ -29,6 +30,25 @@ TERMINALS = (
     ("gate-library", "identity", "library", None),
     ("gate-gym", "identity", "gym", None),
 )
+
+
+FAMILY_NAMES = ("Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Huang", "Zhao", "Wu", "Zhou")
+GIVEN_NAMES = ("Fang", "Wei", "Min", "Jing", "Lei", "Yan", "Hao", "Xin", "Tao", "Lan", "Jun", "Yu")
+EMAIL_DOMAIN = "students.demo-univ.edu"
+
+
+def _person(n: int) -> Person:
+    """A plausible student: a name, the number `2026` and six digits, a campus address, and
+    a phone for half of them. Drawn apart from the money, which stays what it always was."""
+    rng = random.Random(202_700_000 + n)
+    family, given = rng.choice(FAMILY_NAMES), rng.choice(GIVEN_NAMES)
+    phone = f"+86 13{rng.randrange(10)} {rng.randrange(10**4):04d} {n:04d}" if n % 2 else None
+    return Person(
+        name=f"{family} {given}",
+        number=f"2026{n:06d}",
+        email=f"{given.lower()}.{family.lower()}.{n:04d}@{EMAIL_DOMAIN}",
+        phone=phone,
+    )
 
 
 def seed(ctx: AppContext, out: Path) -> dict[str, Any] | None:
@@ -57,7 +77,7 @@ def seed(ctx: AppContext, out: Path) -> dict[str, Any] | None:
         created = holders.create_holder(
             unit,
             login=f"student{n:04d}",
-            person_id=f"2026{n:06d}",
+            person=_person(n),
             password=HOLDER_PASSWORD,
             overdraft=rng.choice((0, 0, 2000)),
             password_hash=password_hash,

@@ -23,6 +23,7 @@ class EventType(StrEnum):
     """What happened. Grouped as in §7: people, credentials, money, terminals, evidence."""
 
     HOLDER_CREATE = "holder_create"
+    HOLDER_ERASE = "holder_erase"
     DEVICE_ENROL = "device_enrol"
     DEVICE_REVOKE = "device_revoke"
     LOSS_REPORT = "loss_report"
@@ -68,6 +69,7 @@ def _f(required: str, optional: str = "") -> Fields:
 _SCAN = "cti ctr terminal seq"
 CATALOGUE: Mapping[EventType, Fields] = {
     EventType.HOLDER_CREATE: _f("holder person"),
+    EventType.HOLDER_ERASE: _f("holder by sessions devices credentials"),
     EventType.DEVICE_ENROL: _f("holder device key"),
     EventType.DEVICE_REVOKE: _f("device"),
     EventType.LOSS_REPORT: _f("devices credentials", "sessions holder"),

@@ -16,6 +16,8 @@ from duopass.server.api.access_log import AccessLog
 from duopass.server.api.middleware import BodyLimit, DateHeader
 from duopass.server.api.routes import (
     admin,
+    fleet,
+    holders,
     ledger,
     review,
     session,
@@ -87,7 +89,8 @@ def create_app(
     )
     app.state.context = ctx
     problems.install(app)
-    routers = [terminal, session, wallet, admin, review, settlement, ledger, system, home]
+    routers = [terminal, session, wallet, admin, holders, fleet, review, settlement, ledger]
+    routers += [system, home]
     if isinstance(clock, MovableClock):
         routers.append(testing_routes)
     for module in routers:

@@ -71,6 +71,13 @@ class Keyring:
         """The keyed digest that stands for personal data in ledger leaves (§7)."""
         return hmac.new(self.digest_key, personal.encode(), hashlib.sha256).digest()
 
+    def person_digest(self, person_key: bytes, number: str) -> bytes:
+        """The keyed digest of a holder's number in their `holder_create` leaf: under the server
+        secret and the holder's own `person_key`, so that erasing that key (with the number)
+        leaves a digest nobody can match to a number again, whoever holds `digest.key`."""
+        message = b"duopass-person-v1\n" + person_key + number.encode()
+        return hmac.new(self.digest_key, message, hashlib.sha256).digest()
+
 
 def _write_new(path: Path, content: bytes) -> None:
     try:

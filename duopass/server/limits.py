@@ -11,6 +11,7 @@ JOURNAL_BODY_BYTES_MAX: Final = 1536 * 1024
 ID_CHARS_MAX: Final = 64
 LOGIN_CHARS_MAX: Final = 64
 PASSWORD_CHARS_MAX: Final = 256
+PASSWORD_CHARS_MIN: Final = 8
 AMOUNT_MAX: Final = 10**9
 """Largest amount in minor units in one request (10 million in a 2-decimal currency)."""
 SEQ_MAX: Final = 2**53 - 1
@@ -22,3 +23,16 @@ CONTENT_LENGTH_DIGITS_MAX: Final = 20
 """Longest `Content-Length` read (h11's own limit); a longer one is over every body limit."""
 PARAM_DIGITS_MAX: Final = 20
 """Longest number in a path or query string; each has a range of its own besides."""
+NAME_CHARS_MAX: Final = 100
+"""A holder's name as the card office writes it."""
+NUMBER_CHARS_MAX: Final = 32
+"""A student or staff number: letters, digits, `-` and `/`."""
+EMAIL_CHARS_MAX: Final = 254
+"""RFC 5321's path limit, less the angle brackets."""
+PHONE_CHARS_MAX: Final = 32
+SEARCH_CHARS_MAX: Final = 100
+PAGE_ITEMS_MAX: Final = 200
+"""Most items a list answers at once (`?limit=`)."""
+PAGE_ITEMS_DEFAULT: Final = 50
+CURSOR_CHARS_MAX: Final = 200
+"""Longest `?cursor=` a list reads: a cursor is the last item's key, base64url."""

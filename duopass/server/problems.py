@@ -44,6 +44,7 @@ class ProblemCode(StrEnum):
     BUSY = "busy"
     THROTTLED = "throttled"
     IDEMPOTENCY_MISMATCH = "idempotency_mismatch"
+    BAD_CURSOR = "bad_cursor"
 
 
 STATUS = {
@@ -68,6 +69,7 @@ STATUS = {
     ProblemCode.BUSY: 503,
     ProblemCode.THROTTLED: 429,
     ProblemCode.IDEMPOTENCY_MISMATCH: 409,
+    ProblemCode.BAD_CURSOR: 422,
 }
 _FROM_STATUS = {
     401: ProblemCode.UNAUTHENTICATED,

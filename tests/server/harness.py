@@ -97,12 +97,19 @@ class Admin:
     def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         return self.http.post(path, json=body, headers=self.auth)
 
-    def holder(self, login: str, *, balance: int = 0, overdraft: int = 0) -> dict[str, Any]:
+    def holder(
+        self, login: str, *, balance: int = 0, overdraft: int = 0, **person: str
+    ) -> dict[str, Any]:
+        """A new holder; `person` overrides the name, number, e-mail or phone made up from the
+        login."""
         created = self.post(
             "/v1/admin/holders",
             {
                 "login": login,
-                "person_id": f"id-{login}",
+                "name": f"Holder {login}",
+                "number": f"N-{uuid.uuid4().hex[:12]}",
+                "email": f"{login}@example.edu",
+                **person,
                 "password": f"pw-{login}-secret",
                 "overdraft": overdraft,
             },

@@ -213,8 +213,8 @@ def _migrate(server, step: str) -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     with server.ctx.db.engine.begin() as connection:
         config.attributes["connection"] = connection
-        if step == "down":
-            command.downgrade(config, "-1")
+        if step == "down":  # to before 0005, the migration under test
+            command.downgrade(config, "0004")
         else:
             command.upgrade(config, "head")
     server.ctx.db.engine.dispose()

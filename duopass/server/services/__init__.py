@@ -6,6 +6,9 @@ the ledger append included. Modules by subject:
     credentials devices holders      holders, their devices and credentials (issue, refresh,
                                      reissue after a loss report)
     auth sessions second_factor      signing in, sessions, one-time codes
+    people staff                     holders' personal data and its erasure; staff accounts
+    lookup fleet paging              what the card office looks up: holders, their history,
+                                     terminals; lists a page at a time
     throttle                         failed proofs counted per account and network
     scans server_view credential_cache  online §3 against the whole system
     journals/                        §5: a terminal's signed batches settled

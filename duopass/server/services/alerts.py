@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -21,11 +21,19 @@ from duopass.ledger.events import EventType
 from duopass.protocol.encoding import b64u_encode
 from duopass.risk import SUSPENDING, AlertKind
 from duopass.server.logbook import Event, note
-from duopass.server.services import devices, tlog
+from duopass.server.services import devices, people, tlog
 from duopass.server.store.tables import Alert, Credential, Holder
 from duopass.server.unit_of_work import Unit
 
-__all__ = ["conflict", "describe", "jsonable", "listing", "raise_alert", "suspend_offline"]
+__all__ = [
+    "conflict",
+    "describe",
+    "jsonable",
+    "listing",
+    "raise_alert",
+    "shown",
+    "suspend_offline",
+]
 
 
 def raise_alert(
@@ -150,16 +158,25 @@ def suspend_offline(unit: Unit, holder: Holder, *, reason: str) -> None:
 def listing(session: Session, *, state: str, after: int, limit: int) -> list[dict[str, Any]]:
     rows = session.scalars(
         select(Alert).where(Alert.state == state, Alert.id > after).order_by(Alert.id).limit(limit)
-    )
-    return [describe(alert) for alert in rows]
+    ).all()
+    return shown(session, rows)
 
 
-def describe(alert: Alert) -> dict[str, Any]:
+def shown(session: Session, rows: Sequence[Alert]) -> list[dict[str, Any]]:
+    """Alerts as staff see them: each names its holder (handle, login and name)."""
+    named = people.names(session, (alert.holder_id for alert in rows))
+    return [describe(alert, named.get(alert.holder_id or 0)) for alert in rows]
+
+
+def describe(alert: Alert, holder: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """An alert; `holder` names its holder (`people.names`)."""
+    who = holder or {"holder_handle": None, "holder_login": None, "holder_name": None}
     return {
         "id": alert.id,
         "kind": alert.kind,
         "created_at": alert.created_at,
         "holder_id": alert.holder_id,
+        **who,
         "cti": b64u_encode(alert.cti) if alert.cti is not None else None,
         "terminal_id": alert.terminal_id,
         "seq": alert.seq,

@@ -103,7 +103,7 @@ def password_sign_in(
     right = _matches(person.password_hash if person else None, password)
 
     def finish(unit: Unit) -> Issued | Problem:
-        if person is None or not right:
+        if person is None or not right or _disabled(unit.session, person):
             throttle.fail(unit.session, keys[1:], unit.now)
             return Problem(ProblemCode.UNAUTHENTICATED, "wrong login or password")
         if not staff:
@@ -121,11 +121,21 @@ def password_sign_in(
 
 
 def _person(session: Session, *, login: str, staff: bool) -> _Person | None:
-    if staff:
-        row = session.scalars(select(Staff).where(Staff.login == login)).one_or_none()
+    if staff:  # a disabled staff member is refused as an unknown login is
+        row = session.scalars(
+            select(Staff).where(Staff.login == login, Staff.disabled_at.is_(None))
+        ).one_or_none()
         return None if row is None else _Person(row.id, row.role, row.password_hash)
     holder = session.scalars(select(Holder).where(Holder.login == login)).one_or_none()
     return None if holder is None else _Person(holder.id, "holder", holder.password_hash)
+
+
+def _disabled(session: Session, person: _Person) -> bool:
+    """A staff member disabled while their password was being checked gets no session."""
+    if person.role == "holder":
+        return False
+    row = session.get(Staff, person.id)
+    return row is None or row.disabled_at is not None
 
 
 def challenge(keyring: Keyring, now: int) -> tuple[bytes, int]:

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 from duopass.ledger.events import EventType
 from duopass.server.logbook import Event, note
 from duopass.server.problems import Problem, ProblemCode
-from duopass.server.services import auth, devices, sessions, tlog, trust_changes
+from duopass.server.services import auth, devices, people, sessions, tlog, trust_changes
+from duopass.server.services.people import Person
 from duopass.server.store.tables import Account, Credential, Device, Holder
 from duopass.server.unit_of_work import Unit
 
@@ -30,13 +31,14 @@ def create_holder(
     unit: Unit,
     *,
     login: str,
-    person_id: str,
+    person: Person,
     password: str,
     overdraft: int,
     totp_secret: str | None = None,
     password_hash: str | None = None,
 ) -> Holder:
-    """A holder and their account; the person's number enters the ledger only as a digest."""
+    """A holder, their account and their personal data (`people`, apart from the books); the
+    number enters the ledger only as a digest salted with the holder's own key."""
     session, keyring = unit.session, unit.keyring
     if session.scalars(select(Holder.id).where(Holder.login == login)).first() is not None:
         raise Problem(ProblemCode.CONFLICT, f"login {login!r} is taken")
@@ -55,13 +57,14 @@ def create_holder(
     holder = Holder(
         handle=handle,
         login=login,
-        person_digest=keyring.digest(person_id),
+        person_digest=bytes(32),  # set below, once the holder has an id for `people.record`
         password_hash=password_hash or auth.hash_password(password),
         totp_secret=totp_secret,
         account_id=account.id,
     )
     session.add(holder)
     session.flush()
+    holder.person_digest = people.record(unit, holder, person)
     body = {"holder": keyring.digest(handle), "person": holder.person_digest}
     tlog.append(unit, EventType.HOLDER_CREATE, body)
     return holder

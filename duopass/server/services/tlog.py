@@ -27,6 +27,7 @@ from duopass.ledger import (
     verify_consistency,
 )
 from duopass.ledger.events import EventType, event
+from duopass.ledger.leaf import parse_leaf
 from duopass.ledger.tree import NodeId, consistency_proof, inclusion_proof, root_at
 from duopass.server.store import sql
 from duopass.server.store.tables import LedgerCheckpoint, LedgerLeaf, Meta
@@ -160,6 +161,13 @@ def read_entries(session: Session, start: int, count: int) -> list[bytes]:
             break
         found.append(data)
     return found
+
+
+def issuer(session: Session) -> str | None:
+    """The `iss` of the ledger's first leaf: the issuer this database belongs to (None while the
+    ledger is empty), for commands that append beside the server (`duopass holder erase`)."""
+    first = session.scalars(select(LedgerLeaf.data).where(LedgerLeaf.index == 0)).first()
+    return None if first is None else parse_leaf(bytes(first)).iss
 
 
 def latest_note(session: Session) -> bytes | None:

@@ -25,6 +25,8 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+BUSY_TIMEOUT_MS = 30_000
+CHECKPOINT_WAIT_MS = 2_000
 _AFTER_COMMIT = "after_commit"
 """`session.info` key: what to run once this unit has committed, a tuple (never changed in place,
 so a group commit's savepoint that rolls back restores it with the rest of `session.info`)."""
@@ -84,6 +86,22 @@ class Database:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
+    def checkpoint(self) -> bool:
+        """SQLite: copy the write-ahead log into the database file and truncate it; False when
+        a reader still needs part of it. PostgreSQL: nothing to do (True)."""
+        if not self.is_sqlite:
+            return True
+        connection = self.engine.raw_connection()  # autocommit: no BEGIN IMMEDIATE around it
+        cursor = connection.cursor()
+        try:  # waits for writers and readers at most CHECKPOINT_WAIT_MS, not the usual 30 s
+            cursor.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
+            busy, _log, _copied = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cursor.close()
+            connection.close()
+        return bool(busy == 0)
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -102,7 +120,7 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -192,6 +192,9 @@ class Terminal(Base):
     state: Mapped[str] = mapped_column(String(12), default="created")
     acked_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     """The server holds every journal entry of this terminal up to here (§5.2)."""
+    bundle_seq: Mapped[int | None] = mapped_column(BigInteger)
+    bundle_at: Mapped[int | None] = mapped_column(BigInteger)
+    """The trust bundle version last sent to it, and when (the bundle route writes both)."""
     __table_args__ = (
         CheckConstraint("state IN ('created', 'enrolled', 'revoked')", name="terminal_state"),
     )
@@ -342,6 +345,7 @@ class Staff(Base):
     login: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(8))
+    disabled_at: Mapped[int | None] = mapped_column(BigInteger)  # `duopass staff disable`
     __table_args__ = (CheckConstraint("role IN ('admin', 'operator')", name="staff_role"),)
 
 

@@ -14,27 +14,47 @@ from duopass.server.api.params import Digits
 from duopass.server.context import AppContext
 from duopass.server.limits import (
     AMOUNT_MAX,
+    EMAIL_CHARS_MAX,
     ID_CHARS_MAX,
     LOGIN_CHARS_MAX,
+    NAME_CHARS_MAX,
+    NUMBER_CHARS_MAX,
     PASSWORD_CHARS_MAX,
+    PASSWORD_CHARS_MIN,
+    PHONE_CHARS_MAX,
     REASON_CHARS_MAX,
     ROW_ID_MAX,
 )
 from duopass.server.services import accounts, holders, terminals, topups
+from duopass.server.services.people import Person
 
 router = APIRouter(prefix="/v1/admin", tags=["card office"])
 
 
 class HolderIn(BaseModel):
-    login: str = Field(min_length=1, max_length=LOGIN_CHARS_MAX)
-    person_id: str = Field(
-        min_length=1, max_length=64, description="e.g. the student number; stored only as a digest"
+    """A new holder. Name, number, e-mail and phone are kept apart from the books and can be
+    erased (`POST /v1/admin/holders/{handle}/erase`); the ledger sees only a keyed digest."""
+
+    login: str = Field(min_length=1, max_length=LOGIN_CHARS_MAX, pattern=r"^[!-~]+$")
+    name: str = Field(min_length=1, max_length=NAME_CHARS_MAX, pattern=r"^[^\x00-\x1f\x7f]+$")
+    number: str = Field(
+        min_length=1,
+        max_length=NUMBER_CHARS_MAX,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9/-]*$",
+        description="the student or staff number: one holder each",
     )
-    password: str = Field(min_length=8, max_length=PASSWORD_CHARS_MAX)
+    email: str = Field(
+        min_length=3, max_length=EMAIL_CHARS_MAX, pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]+$"
+    )
+    phone: str | None = Field(
+        default=None, min_length=3, max_length=PHONE_CHARS_MAX, pattern=r"^\+?[0-9][0-9 ()-]*$"
+    )
+    password: str = Field(min_length=PASSWORD_CHARS_MIN, max_length=PASSWORD_CHARS_MAX)
     overdraft: int = Field(default=0, ge=0, le=AMOUNT_MAX)
 
 
 class HolderOut(BaseModel):
+    id: int
     handle: str
     account_id: int
 
@@ -76,12 +96,12 @@ def create_holder(body: HolderIn, _caller: StaffCaller, ctx: Ctx) -> HolderOut:
         lambda unit: holders.create_holder(
             unit,
             login=body.login,
-            person_id=body.person_id,
+            person=Person(name=body.name, number=body.number, email=body.email, phone=body.phone),
             password=body.password,
             overdraft=body.overdraft,
         )
     )
-    return HolderOut(handle=holder.handle, account_id=holder.account_id)
+    return HolderOut(id=holder.id, handle=holder.handle, account_id=holder.account_id)
 
 
 @router.post(

@@ -15,6 +15,7 @@ from duopass.server.api.params import Digits
 from duopass.server.limits import REASON_CHARS_MAX, ROW_ID_MAX
 from duopass.server.services import alerts
 from duopass.server.services import review as review_service
+from duopass.server.unit_of_work import Unit
 
 router = APIRouter(prefix="/v1/admin/alerts", tags=["card office"])
 
@@ -34,7 +35,8 @@ def list_alerts(
     after: Annotated[int, Query(ge=0, le=ROW_ID_MAX), Digits] = 0,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX), Digits] = 100,
 ) -> list[dict[str, Any]]:
-    """Alerts oldest first, a page at a time (`after` = the last id seen)."""
+    """Alerts oldest first, a page at a time (`after` = the last id seen); each names its
+    holder (handle, login and name) for staff."""
     return ctx.run(lambda unit: alerts.listing(unit.session, state=state, after=after, limit=limit))
 
 
@@ -46,14 +48,11 @@ def review(
     ctx: Ctx,
 ) -> dict[str, Any]:
     """Resolve an open alert; the decision and who made it go into the ledger."""
-    return ctx.run(
-        lambda unit: alerts.describe(
-            review_service.review(
-                unit,
-                alert_id=alert_id,
-                action=ReviewAction(body.action),
-                note=body.note,
-                by=caller.id,
-            )
+
+    def reviewed(unit: Unit) -> dict[str, Any]:
+        alert = review_service.review(
+            unit, alert_id=alert_id, action=ReviewAction(body.action), note=body.note, by=caller.id
         )
-    )
+        return alerts.shown(unit.session, [alert])[0]
+
+    return ctx.run(reviewed)

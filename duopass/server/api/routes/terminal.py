@@ -18,7 +18,8 @@ from duopass.server.context import AppContext
 from duopass.server.limits import AMOUNT_MAX, ID_CHARS_MAX, SEQ_MAX, TIME_MAX
 from duopass.server.logbook import Event, emit
 from duopass.server.problems import Problem, ProblemCode
-from duopass.server.services import bundles, journals, scans, terminals, throttle
+from duopass.server.services import bundles, fleet, journals, scans, terminals, throttle
+from duopass.server.unit_of_work import Unit
 
 router = APIRouter(prefix="/v1/terminal", tags=["terminal"])
 
@@ -153,13 +154,19 @@ async def scan(body: ScanIn, terminal: TerminalCaller, ctx: Ctx) -> dict[str, An
     "/bundle", response_class=Response, responses={200: {"content": {"application/cbor": {}}}}
 )
 def bundle(
-    _terminal: TerminalCaller,
+    terminal: TerminalCaller,
     ctx: Ctx,
     since: Annotated[int, Query(ge=0, le=SEQ_MAX), Digits] = 0,
 ) -> Response:
-    """The signed trust bundle, whole (`since=0`) or as a delta since a version."""
-    data = ctx.run(lambda unit: bundles.build(unit, since=since))
-    return Response(data, media_type="application/cbor")
+    """The signed trust bundle, whole (`since=0`) or as a delta since a version; the version
+    sent is noted for the fleet view (`GET /v1/admin/terminals`)."""
+
+    def served(unit: Unit) -> bytes:
+        data = bundles.build(unit, since=since)
+        fleet.note_bundle(unit, terminal.id)
+        return data
+
+    return Response(ctx.run(served), media_type="application/cbor")
 
 
 @router.post("/journal", response_model=JournalOut, responses=problems(403))
