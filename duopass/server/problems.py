@@ -14,6 +14,7 @@ from enum import StrEnum
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -138,6 +139,16 @@ def install(app: FastAPI) -> None:
         # The client left (or its body stalled and the server closed the connection) while its
         # body was read: nobody will read this answer, and nothing went wrong here.
         return problem_response(ProblemCode.INVALID_REQUEST, "the client went away")
+
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, _exc: DataError) -> JSONResponse:
+        # A value every check let through that the database cannot hold: PostgreSQL text
+        # with a NUL character, a number past its column. The unit rolled back; the request
+        # is at fault, not the server (SQLite stores both, so only PostgreSQL gets here).
+        log.warning("unstorable value on %s %s", request.method, request.url.path)
+        return problem_response(
+            ProblemCode.INVALID_REQUEST, "a value the store cannot hold (a NUL character?)"
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -328,3 +328,21 @@ def test_duopass_serve_closes_a_stalled_connection_too(served):
     with socket.create_connection(address(url)) as sock:
         sock.sendall(b"GET /v1/ping HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         assert closed_by_server(sock)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/session", {"login": "student\u00000", "password": "x"}),
+        ("/v1/admin/session", {"login": "ad\u0000min", "password": "x"}),
+        ("/v1/admin/holders/h-1/freeze", {"reason": "cloned\u0000"}),
+        ("/v1/admin/holders", {"login": "nul\u0000", "password": "long enough", "name": "N"}),
+    ],
+)
+def test_text_with_a_nul_character_is_refused_not_a_crash(server: Running, path, body):
+    """PostgreSQL cannot store a NUL in text (SQLite can): either way the answer is a
+    refusal, never a 500 (found on the staff sign-in, before any authentication)."""
+    admin = server.admin()
+    answer = server.http.post(path, json=body, headers=admin.auth)
+    assert answer.status_code in {401, 404, 422}, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"

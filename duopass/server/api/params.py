@@ -6,12 +6,15 @@ spelling here. Use as `Annotated[int, Query(ge=0, le=N), Digits]`.
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from fastapi import Path
 from pydantic import BeforeValidator
 
 from duopass.protocol.encoding import EncodingError, parse_digits
-from duopass.server.limits import PARAM_DIGITS_MAX
+from duopass.server.limits import ID_CHARS_MAX, PARAM_DIGITS_MAX
 
-__all__ = ["Digits"]
+__all__ = ["Digits", "Handle"]
 
 
 def _ascii_digits(value: object) -> object:
@@ -24,3 +27,15 @@ def _ascii_digits(value: object) -> object:
 
 
 Digits = BeforeValidator(_ascii_digits)
+
+
+Handle = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=ID_CHARS_MAX,
+        pattern=r"^[!-~]+$",
+        description="the holder's handle (h-...)",
+    ),
+]
+"""A holder's handle in a path: printable ASCII, so no NUL or control reaches the store."""

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from duopass.server.api.deps import AdminCaller, Caller, Ctx, StaffCaller
 from duopass.server.api.openapi import problems
-from duopass.server.api.params import Digits
+from duopass.server.api.params import Digits, Handle
 from duopass.server.context import AppContext
 from duopass.server.limits import (
     AMOUNT_MAX,
@@ -137,13 +137,13 @@ def refund(handle: str, body: RefundIn, _caller: StaffCaller, ctx: Ctx) -> Trans
 
 
 @router.post("/holders/{handle}/freeze", status_code=204, responses=problems(404))
-def freeze(handle: str, body: FreezeIn, caller: StaffCaller, ctx: Ctx) -> None:
+def freeze(handle: Handle, body: FreezeIn, caller: StaffCaller, ctx: Ctx) -> None:
     """Freeze at review: refused online at once, and in the next trust bundle."""
     _set_frozen(handle, body, caller, ctx, frozen=True)
 
 
 @router.post("/holders/{handle}/unfreeze", status_code=204, responses=problems(404))
-def unfreeze(handle: str, body: FreezeIn, caller: StaffCaller, ctx: Ctx) -> None:
+def unfreeze(handle: Handle, body: FreezeIn, caller: StaffCaller, ctx: Ctx) -> None:
     _set_frozen(handle, body, caller, ctx, frozen=False)
 
 
@@ -162,7 +162,7 @@ def _set_frozen(
 
 
 @router.post("/holders/{handle}/loss-report", responses=problems(404))
-def report_loss(handle: str, _caller: StaffCaller, ctx: Ctx) -> dict[str, int]:
+def report_loss(handle: Handle, _caller: StaffCaller, ctx: Ctx) -> dict[str, int]:
     """A loss reported at the counter: every credential and device key of the holder is
     revoked and every session of theirs ends; the holder signs in again and enrols anew."""
     revoked = ctx.run(

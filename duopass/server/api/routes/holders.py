@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from duopass.server.api.deps import AdminCaller, Ctx, StaffCaller
 from duopass.server.api.openapi import problems
-from duopass.server.api.params import Digits
+from duopass.server.api.params import Digits, Handle
 from duopass.server.limits import (
     CURSOR_CHARS_MAX,
-    ID_CHARS_MAX,
     PAGE_ITEMS_DEFAULT,
     PAGE_ITEMS_MAX,
     SEARCH_CHARS_MAX,
@@ -24,15 +23,6 @@ from duopass.server.unit_of_work import Unit
 
 router = APIRouter(prefix="/v1/admin/holders", tags=["card office"])
 
-Handle = Annotated[
-    str,
-    Path(
-        min_length=1,
-        max_length=ID_CHARS_MAX,
-        pattern=r"^[!-~]+$",
-        description="the holder's handle (h-...)",
-    ),
-]
 Limit = Annotated[int, Query(ge=1, le=PAGE_ITEMS_MAX), Digits]
 Cursor = Annotated[
     str | None,
