@@ -188,7 +188,7 @@ class Session:
     def __init__(self, root: Path, port: int) -> None:
         self.port = port
         self.clone = root / "duopass"
-        self.clone.mkdir()
+        self.clone.mkdir(parents=True)
         (root / "shared").symlink_to(shared_dir())
         for name in _tracked_top_level() | {".venv"}:
             (self.clone / name).symlink_to(REPO / name)
