@@ -10,15 +10,20 @@ the fixture's, so that parameters named after it do not shadow the import) and t
 
 `postgres_url` is a SQLAlchemy URL (`postgresql+psycopg://postgres@127.0.0.1:PORT/duopass`). With
 `$DUOPASS_PG_URL` set, the tests use that server and start nothing; otherwise one server is started
-for the whole run, however many modules import the fixture, and stopped at its end (and at exit,
-and by a watchdog if the test process dies without running either). When the server cannot be
-started the fixture fails with the script's own messages: it never skips.
+for the whole run, however many modules and pytest-xdist workers ask for it, and stopped at its end
+(and by a watchdog if the run dies first). The workers share it through a folder the run's main
+process makes (`tests/conftest.py`): the first to need it starts it under a file lock and writes
+where it is; the main process stops it when the run ends. Tests that change data make a database
+of their own on it. When the server cannot be started the fixture fails with the script's own
+messages: it never skips.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
+import json
 import os
 import shutil
 import signal
@@ -35,6 +40,11 @@ from duopass.demo.serving import free_port
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "pg.sh"
 URL_ENV = "DUOPASS_PG_URL"
+SHARE_ENV = "DUOPASS_PG_SHARE"
+"""The folder through which the processes of one test run share a server (set by conftest.py)."""
+RUN_PID_ENV = "DUOPASS_PG_RUN_PID"
+"""The pid of the run's main process: the shared server's watchdog outlives the worker that
+started it, and ends the server only once the whole run is gone."""
 PORT_TAKEN = 75  # scripts/pg.sh's exit status when another process took the port first
 START_TIMEOUT = 900  # seconds; a first run may install PostgreSQL from Debian
 STOP_TIMEOUT = 120
@@ -44,13 +54,13 @@ class PostgresError(RuntimeError):
     """`scripts/pg.sh` could not start a server; the message holds its stderr."""
 
 
-def _watchdog(directory: str) -> subprocess.Popen[bytes]:
-    """A process that stops the server should this one die without cleaning up (SIGKILL or an
-    unhandled SIGTERM skip `atexit`). It polls our pid, in its own session so that a terminal's
-    Ctrl-C does not reach it."""
+def _watchdog(directory: str, pid: int) -> subprocess.Popen[bytes]:
+    """A process that stops the server should process `pid` die without cleaning up (SIGKILL or
+    an unhandled SIGTERM skip `atexit`). It polls that pid, in its own session so that a
+    terminal's Ctrl-C does not reach it."""
     script = 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; exec "$2" stop "$3"'
     return subprocess.Popen(
-        ["sh", "-c", script, "duopass-pg-watchdog", str(os.getpid()), str(SCRIPT), directory],
+        ["sh", "-c", script, "duopass-pg-watchdog", str(pid), str(SCRIPT), directory],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -72,9 +82,24 @@ def _run_stop(directory: str) -> None:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def start_postgres(attempts: int = 3) -> tuple[str, Callable[[], None]]:
+_WATCHDOGS: list[subprocess.Popen[bytes]] = []
+
+
+def _stop_server(directory: str, watchdog_pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(watchdog_pid, signal.SIGKILL)
+    _run_stop(directory)
+
+
+def start_postgres(
+    attempts: int = 3, *, on_start: Callable[[str, str, int], None] | None = None
+) -> tuple[str, Callable[[], None]]:
     """Starts a throwaway server on a free port of 127.0.0.1 and returns its SQLAlchemy URL and a
-    function that stops it and deletes its files (safe to call more than once)."""
+    function that stops it and deletes its files (safe to call more than once).
+
+    With `on_start`, the server belongs to the whole test run instead of this process: its
+    watchdog follows the run's main process, nothing stops it at this process's exit, and
+    `on_start(url, directory, watchdog_pid)` is told where it is, for `stop_shared`."""
     for attempt in range(1, attempts + 1):
         directory = tempfile.mkdtemp(prefix="duopass-pg-", dir="/tmp")
         try:
@@ -98,7 +123,12 @@ def start_postgres(attempts: int = 3) -> tuple[str, Callable[[], None]]:
                 f"{result.stderr.rstrip()}"
             )
     url = result.stdout.strip()
-    watchdog = _watchdog(directory)
+    if on_start is not None:
+        watchdog = _watchdog(directory, int(os.environ[RUN_PID_ENV]))
+        _WATCHDOGS.append(watchdog)  # running when this process ends, by design: keep it quiet
+        on_start(url, directory, watchdog.pid)
+        return url, lambda: None
+    watchdog = _watchdog(directory, os.getpid())
     lock = threading.Lock()
     stopped = False
 
@@ -117,6 +147,40 @@ def start_postgres(attempts: int = 3) -> tuple[str, Callable[[], None]]:
     return url, stop
 
 
+@contextlib.contextmanager
+def _locked(share: Path) -> Iterator[Path]:
+    """The shared server's record (`server.json` in `share`), held under an exclusive lock."""
+    with (share / "lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield share / "server.json"
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def shared_url(share: Path) -> str:
+    """The URL of the run's shared server, started by whichever process asks first."""
+    with _locked(share) as record:
+        if record.exists():
+            return str(json.loads(record.read_text())["url"])
+
+        def write(url: str, directory: str, watchdog: int) -> None:
+            server = {"url": url, "directory": directory, "watchdog": watchdog}
+            record.write_text(json.dumps(server))
+
+        url, _ = start_postgres(on_start=write)
+        return url
+
+
+def stop_shared(share: Path) -> None:
+    """Stops the run's shared server if a process started one; for the run's main process."""
+    with _locked(share) as record:
+        if record.exists():
+            server = json.loads(record.read_text())
+            record.unlink()
+            _stop_server(server["directory"], server["watchdog"])
+
+
 class _Shared:
     """The one server of a test process, shared by every module that imports the fixture: pytest
     makes a separate session fixture of each import, so the state lives here, not in pytest."""
@@ -127,8 +191,12 @@ class _Shared:
     @classmethod
     def url(cls) -> str:
         if cls.server is None and cls.failure is None:
+            share = os.environ.get(SHARE_ENV)
             try:
-                cls.server = start_postgres()
+                if share:  # the run's server: its main process stops it
+                    cls.server = (shared_url(Path(share)), lambda: None)
+                else:
+                    cls.server = start_postgres()
             except (PostgresError, OSError, subprocess.TimeoutExpired) as error:
                 cls.failure = f"could not start PostgreSQL for the tests: {error}"
         if cls.server is None:
