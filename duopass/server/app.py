@@ -82,6 +82,9 @@ def create_app(
 
     app = FastAPIOffline(
         static_url=DOCS_ASSETS_PATH,
+        # Swagger UI would otherwise fetch a badge from validator.swagger.io: nothing leaves
+        # the campus LAN, and the spec's URL is nobody else's business
+        swagger_ui_parameters={"validatorUrl": None},
         lifespan=lifespan,
         title="duopass issuer server",
         version=__version__,

@@ -74,10 +74,26 @@ def note(session: Session, event: Event, message: str, **fields: Any) -> None:
     after_commit(session, partial(emit, event, message, **fields))
 
 
+WARNING_EVENTS = frozenset(
+    {
+        Event.ALERT_RAISED,
+        Event.OFFLINE_SUSPENDED,
+        Event.JOURNAL_BATCH_REFUSED,
+        Event.SIGN_IN_THROTTLED,
+    }
+)
+"""What a person should look at: a log filtered to WARNING and above still shows them."""
+
+
 def emit(event: Event, message: str, **fields: Any) -> None:
     """Log `event` now."""
+    level = logging.INFO
+    if event is Event.ERROR:
+        level = logging.ERROR
+    elif event in WARNING_EVENTS:
+        level = logging.WARNING
     EVENTS.log(
-        logging.ERROR if event is Event.ERROR else logging.INFO,
+        level,
         message,
         extra={"event": event.value, "fields": fields},
     )

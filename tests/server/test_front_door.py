@@ -274,3 +274,10 @@ def test_the_api_docs_load_nothing_from_another_host(sqlite_server: Running, pag
         assert asset.headers["content-type"].startswith(ASSET_TYPES[tag]), (ref, asset.headers)
         assert len(asset.content) > 1000, ref
     assert sqlite_server.http.get("/openapi.json").status_code == 200
+
+
+def test_swagger_ui_is_told_not_to_call_its_validator(sqlite_server: Running) -> None:
+    """Swagger UI's bundle defaults to a badge from validator.swagger.io (a host off the LAN,
+    told the spec's URL): the page turns it off."""
+    page = sqlite_server.http.get("/docs").text
+    assert '"validatorUrl": null' in page, page

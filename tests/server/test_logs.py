@@ -251,6 +251,10 @@ def test_a_review_that_freezes_logs_it(sqlite_server, kept):
         "holder_frozen",
         "alert_reviewed",
     }
+    # what a person must look at survives a log filtered to WARNING and above
+    levels = {line["event"]: line["level"] for line in kept}
+    assert levels["alert_raised"] == levels["offline_suspended"] == "WARNING"
+    assert levels["journal_batch_accepted"] == "INFO"
 
 
 @pytest.mark.parametrize(
@@ -260,7 +264,8 @@ def test_a_review_that_freezes_logs_it(sqlite_server, kept):
         ("token=abc&limit=5", "token=[redacted]&limit=5"),
         ("enrol_code=x&Password=y", "enrol_code=[redacted]&Password=[redacted]"),
         ("api_key=z&cursor=9", "api_key=[redacted]&cursor=9"),
-        ("q=a%20b", "q=a%20b"),
+        ("q=Wang%20Li&limit=5", "q=[redacted]&limit=5"),  # a search: personal data
+        ("Q=2026000042", "Q=[redacted]"),
     ],
 )
 def test_secret_query_parameters_lose_their_values(query, logged):

@@ -100,14 +100,23 @@ def combined(
     )
 
 
+PERSONAL_PARAMS = frozenset({"q"})
+"""Query parameters that carry what a clerk searched for (a name, a number, an e-mail): personal
+data, which an erasure could not reach in a log, so never logged."""
+
+
 def redacted_query(query: str) -> str:
-    """The query string with the values of secret-looking parameters replaced."""
+    """The query string with the values of secret-looking and personal parameters replaced."""
     params = parse_qsl(query, keep_blank_values=True)
     if len(params) > QUERY_PARAMS_MAX:
         return REDACTED
     return "&".join(
-        f"{quote(name)}={REDACTED if secret_name(name) else quote(value)}" for name, value in params
+        f"{quote(name)}={REDACTED if _hidden(name) else quote(value)}" for name, value in params
     )
+
+
+def _hidden(name: str) -> bool:
+    return secret_name(name) or name.lower() in PERSONAL_PARAMS
 
 
 def _header(headers: dict[bytes, bytes], name: bytes) -> str:
