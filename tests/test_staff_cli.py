@@ -43,8 +43,11 @@ def _serve_init(data: Path) -> None:
             pytest.fail("duopass serve --init did not answer")
     finally:
         server.terminate()
-        _out, err = server.communicate(timeout=30)
+        out, err = server.communicate(timeout=30)
     assert PASSWORD.encode() not in err
+    # the hint names the command as it runs from a clone, on this very data dir
+    hint = f"`.venv/bin/duopass staff add LOGIN --role admin --data-dir {data}`"
+    assert hint in out.decode(), out
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +140,25 @@ def test_a_new_password_and_a_disabled_member_end_their_sessions(fresh, tmp_path
         assert server.http.get("/v1/admin/terminals", headers=auth).status_code == 401
         answer = _sign_in(server, "olga", "operator-pass-2")
         assert answer.status_code == 401 and answer.json()["code"] == "unauthenticated"
+
+        enabled = staff("enable", "olga", "--data-dir", fresh)
+        assert enabled.exit_code == 0 and "olga enabled" in enabled.stdout
+        assert _sign_in(server, "olga", "operator-pass-2").status_code == 200
+        again = staff("enable", "olga", "--data-dir", fresh)
+        assert again.exit_code == 0 and "was not disabled" in again.stdout
+
+
+def test_staff_are_listed_and_a_password_set_on_a_disabled_member_says_so(fresh, tmp_path):
+    secret = tmp_path / "pass"
+    secret.write_text("a-long-password\n")
+    for login, role in (("zed", "operator"), ("amy", "admin")):
+        added = staff("add", login, "--role", role, "--password-file", secret, "--data-dir", fresh)
+        assert added.exit_code == 0, added.output
+    assert staff("disable", "zed", "--data-dir", fresh).exit_code == 0
+    listed = staff("list", "--data-dir", fresh)
+    assert listed.exit_code == 0, listed.output
+    rows = [line.split() for line in listed.stdout.splitlines()]
+    assert rows == [["amy", "admin", "active"], ["zed", "operator", "disabled"]]
+    changed = staff("passwd", "zed", "--password-file", secret, "--data-dir", fresh)
+    assert changed.exit_code == 0 and "zed is disabled" in changed.stdout
+    assert "a-long-password" not in changed.output

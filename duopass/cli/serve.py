@@ -115,11 +115,10 @@ def _app(settings: Settings, keyring: Keyring, *, demo: bool, testing: bool) -> 
             path=str(demo_json),
         )
     if not ctx.run(_staff_count):
-        emit(
-            Event.NO_STAFF,
-            "no staff account yet: create the first admin with "
-            "`duopass staff add LOGIN --role admin`",
-        )
+        command = f".venv/bin/duopass staff add LOGIN --role admin --data-dir {settings.data_dir}"
+        if not ctx.db.is_sqlite:
+            command += " --db URL"  # the URL may hold a password: never in a log
+        emit(Event.NO_STAFF, f"no staff account yet: create the first admin with `{command}`")
     return app
 
 

@@ -1,6 +1,7 @@
 """`duopass staff`: card-office accounts, on the server's data dir and database directly (the
-first admin of a new server included): add, set a password, disable. Passwords are read from a
-prompt (twice) or a file, hashed with Argon2 as the server does, and never printed."""
+first admin of a new server included): add, list, set a password, disable, enable. Passwords
+are read from a prompt (twice) or a file, hashed with Argon2 as the server does, and never
+printed."""
 
 from __future__ import annotations
 
@@ -81,6 +82,8 @@ def passwd(
         data_dir, db, lambda unit: staff.set_password(unit, login=login, password=password)
     )
     typer.echo(f"password of {login} set; {ended} session(s) ended")
+    if any(name == login and disabled for name, _role, disabled in _listing(data_dir, db)):
+        typer.echo(f"{login} is disabled: `duopass staff enable {login}` lets them sign in")
 
 
 @app.command()
@@ -90,3 +93,25 @@ def disable(login: Login, data_dir: DataDir = DEFAULT_DIR, db: DbUrl = None) -> 
 
     ended = run_on_server(data_dir, db, lambda unit: staff.disable(unit, login=login))
     typer.echo(f"{login} disabled; {ended} session(s) ended")
+
+
+@app.command()
+def enable(login: Login, data_dir: DataDir = DEFAULT_DIR, db: DbUrl = None) -> None:
+    """Let a disabled staff member sign in again."""
+    from duopass.server.services import staff
+
+    was = run_on_server(data_dir, db, lambda unit: staff.enable(unit, login=login))
+    typer.echo(f"{login} enabled" if was else f"{login} was not disabled")
+
+
+@app.command("list")
+def list_(data_dir: DataDir = DEFAULT_DIR, db: DbUrl = None) -> None:
+    """Every staff member: login, role, active or disabled."""
+    for login, role, disabled in _listing(data_dir, db):
+        typer.echo(f"{login:<32} {role:<9} {'disabled' if disabled else 'active'}")
+
+
+def _listing(data_dir: Path, db: str | None) -> list[tuple[str, str, int | None]]:
+    from duopass.server.services import staff
+
+    return run_on_server(data_dir, db, lambda unit: staff.listing(unit.session))

@@ -168,7 +168,8 @@ def test_servers_sharing_postgresql_both_run_and_the_first_says_how_to_add_an_ad
         for served in servers:
             assert httpx.get(f"{served.url}/healthz").status_code == 200
         first = servers[0].log.read_text()
-        hint = "no staff account yet: create the first admin with `duopass staff add LOGIN"
+        hint = "no staff account yet: create the first admin with `.venv/bin/duopass staff add "
+        hint += f"LOGIN --role admin --data-dir {data} --db URL`"
         assert hint in first
         assert not re.search(r"(?i)password", first)
     finally:

@@ -12,7 +12,16 @@ from duopass.server.services import auth, sessions
 from duopass.server.store.tables import Staff
 from duopass.server.unit_of_work import Unit
 
-__all__ = ["ROLES", "add", "by_login", "check_password", "disable", "set_password"]
+__all__ = [
+    "ROLES",
+    "add",
+    "by_login",
+    "check_password",
+    "disable",
+    "enable",
+    "listing",
+    "set_password",
+]
 
 ROLES = ("admin", "operator")
 
@@ -67,3 +76,18 @@ def disable(unit: Unit, *, login: str) -> int:
     if row.disabled_at is None:
         row.disabled_at = unit.now
     return sessions.end_sessions(unit.session, staff=True, principal_id=row.id, keep=None)
+
+
+def enable(unit: Unit, *, login: str) -> bool:
+    """A disabled staff member may sign in again (with the password they had, or one
+    `set_password` gives). Returns whether they were disabled."""
+    row = by_login(unit.session, login)
+    was_disabled = row.disabled_at is not None
+    row.disabled_at = None
+    return was_disabled
+
+
+def listing(session: Session) -> list[tuple[str, str, int | None]]:
+    """Every staff member: login, role, and when they were disabled (None: active)."""
+    rows = session.execute(select(Staff.login, Staff.role, Staff.disabled_at).order_by(Staff.login))
+    return [(login, role, disabled_at) for login, role, disabled_at in rows]
