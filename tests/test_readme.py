@@ -131,7 +131,7 @@ CASES = [
     Case("curl -s localhost:8000/healthz", expect='"status":"ok"'),
     Case(r'curl -s "localhost:8000/v1/admin/holders\?q=', expect='"login":"student0042"'),
     Case("curl -s localhost:8000/v1/admin/terminals ", expect='"till-north-1"'),
-    Case("curl -s localhost:8000/v1/admin/alerts ", expect=r'^\[\{"id"'),
+    Case("curl -s localhost:8000/v1/admin/alerts ", expect=r'^\{"items":\[\{"id"'),
     Case("curl -s -X POST localhost:8000/v1/admin/alerts/", expect='"freeze"'),
     Case('curl -s "localhost:8000/v1/admin/settlement/', expect="terminal"),
     Case(".venv/bin/duopass audit ", expect="audit passed"),

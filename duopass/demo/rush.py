@@ -307,11 +307,24 @@ class Rush:
         answer.raise_for_status()
         return int(answer.json()["balance"])
 
+    def _alerts(self) -> list[dict[str, Any]]:
+        """The whole review queue, page after page."""
+        alerts: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": 200}
+        while True:
+            answer = self.http.get("/v1/admin/alerts", headers=self.server.admin, params=params)
+            answer.raise_for_status()
+            page = answer.json()
+            alerts += page["items"]
+            if page["next_cursor"] is None:
+                return alerts
+            params["cursor"] = page["next_cursor"]
+
     def _report(self, before: dict[int, int], tills: list[str]) -> dict[str, Any]:
         admin = self.server.admin
         credited = sum(self._balance(m) - b for m, b in before.items())
         books = self.http.get("/v1/admin/books", headers=admin).json()["sum_of_balances"]
-        alerts = self.http.get("/v1/admin/alerts", headers=admin, params={"limit": 500}).json()
+        alerts = self._alerts()
         caught = [a for a in alerts if a["cti"] == self.tally.clone_cti and a["kind"] == "clone"]
         online = sum(n for (_, on, _), n in self.tally.scans.items() if on)
         offline = sum(n for (_, on, _), n in self.tally.scans.items() if not on)

@@ -21,7 +21,7 @@ from tests.server.harness import enrolled_till, ready_wallet
 def _alerts(admin, **query) -> list[dict[str, Any]]:
     answer = admin.http.get("/v1/admin/alerts", params=query, headers=admin.auth)
     assert answer.status_code == 200, answer.text
-    return list(answer.json())
+    return list(answer.json()["items"])
 
 
 def _ledger_payments(http, terminal: str) -> int:

@@ -42,7 +42,7 @@ def issuer(request: pytest.FixtureRequest, tmp_path) -> Iterator[Running]:
 def _alerts(admin, kind: str) -> list[dict[str, Any]]:
     answer = admin.http.get("/v1/admin/alerts", headers=admin.auth)
     assert answer.status_code == 200, answer.text
-    return [alert for alert in answer.json() if alert["kind"] == kind]
+    return [alert for alert in answer.json()["items"] if alert["kind"] == kind]
 
 
 def test_4_4_the_first_acceptance_to_reach_the_server_settles(server):

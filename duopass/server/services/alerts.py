@@ -21,7 +21,7 @@ from duopass.ledger.events import EventType
 from duopass.protocol.encoding import b64u_encode
 from duopass.risk import SUSPENDING, AlertKind
 from duopass.server.logbook import Event, note
-from duopass.server.services import devices, people, tlog
+from duopass.server.services import devices, paging, people, tlog
 from duopass.server.store.tables import Alert, Credential, Holder
 from duopass.server.unit_of_work import Unit
 
@@ -155,11 +155,18 @@ def suspend_offline(unit: Unit, holder: Holder, *, reason: str) -> None:
     )
 
 
-def listing(session: Session, *, state: str, after: int, limit: int) -> list[dict[str, Any]]:
+def listing(session: Session, *, state: str, limit: int, cursor: str | None) -> dict[str, Any]:
+    """A page of the review queue (alerts in `state`, oldest first): `paging.page`'s answer."""
+    listing_name = f"alerts-{state}"
+    key = paging.read_cursor(cursor, listing_name, (int,))
+    after = key[0] if key is not None else 0
     rows = session.scalars(
-        select(Alert).where(Alert.state == state, Alert.id > after).order_by(Alert.id).limit(limit)
+        select(Alert)
+        .where(Alert.state == state, Alert.id > after)
+        .order_by(Alert.id)
+        .limit(limit + 1)
     ).all()
-    return shown(session, rows)
+    return paging.page(listing_name, shown(session, rows), limit, lambda item: (item["id"],))
 
 
 def shown(session: Session, rows: Sequence[Alert]) -> list[dict[str, Any]]:

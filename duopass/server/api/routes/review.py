@@ -5,21 +5,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
 from duopass.risk import ReviewAction
 from duopass.server.api.deps import Ctx, StaffCaller
 from duopass.server.api.openapi import problems
 from duopass.server.api.params import Digits
-from duopass.server.limits import REASON_CHARS_MAX, ROW_ID_MAX
+from duopass.server.api.routes.holders import Cursor, Limit
+from duopass.server.limits import PAGE_ITEMS_DEFAULT, REASON_CHARS_MAX, ROW_ID_MAX
 from duopass.server.services import alerts
 from duopass.server.services import review as review_service
 from duopass.server.unit_of_work import Unit
 
 router = APIRouter(prefix="/v1/admin/alerts", tags=["card office"])
-
-PAGE_MAX = 500
 
 
 class ReviewIn(BaseModel):
@@ -27,17 +26,19 @@ class ReviewIn(BaseModel):
     note: str = Field(default="", max_length=REASON_CHARS_MAX)
 
 
-@router.get("")
+@router.get("", responses=problems(422))
 def list_alerts(
     _caller: StaffCaller,
     ctx: Ctx,
     state: Literal["open", "resolved"] = "open",
-    after: Annotated[int, Query(ge=0, le=ROW_ID_MAX), Digits] = 0,
-    limit: Annotated[int, Query(ge=1, le=PAGE_MAX), Digits] = 100,
-) -> list[dict[str, Any]]:
-    """Alerts oldest first, a page at a time (`after` = the last id seen); each names its
-    holder (handle, login and name) for staff."""
-    return ctx.run(lambda unit: alerts.listing(unit.session, state=state, after=after, limit=limit))
+    limit: Limit = PAGE_ITEMS_DEFAULT,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """The review queue oldest first, a page at a time (`{items, next_cursor}`, as every list);
+    each alert names its holder (handle, login and name) for staff."""
+    return ctx.run(
+        lambda unit: alerts.listing(unit.session, state=state, limit=limit, cursor=cursor)
+    )
 
 
 @router.post("/{alert_id}/review", responses=problems(404, 409))
