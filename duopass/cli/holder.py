@@ -17,6 +17,10 @@ app = typer.Typer(help="Card holders, on the server's data dir.", no_args_is_hel
 def erase(
     handle: Annotated[str, typer.Argument(help="the holder's handle (h-...), as search shows")],
     by: Annotated[str, typer.Option(help="login of the admin who erases (recorded)")],
+    keep_money: Annotated[
+        bool,
+        typer.Option(help="erase though the account holds money or debt (refund it first)"),
+    ] = False,
     data_dir: DataDir = DEFAULT_DIR,
     db: DbUrl = None,
 ) -> None:
@@ -31,7 +35,9 @@ def erase(
         admin = staff.by_login(unit.session, by)
         if admin.role != "admin" or admin.disabled_at is not None:
             raise Problem(ProblemCode.FORBIDDEN, f"{by} is not an enabled admin")
-        return people.erase(unit, holders.by_handle(unit.session, handle), by=admin.id)
+        return people.erase(
+            unit, holders.by_handle(unit.session, handle), by=admin.id, keep_money=keep_money
+        )
 
     ctx = open_server(data_dir, db)
     try:

@@ -46,6 +46,7 @@ class ProblemCode(StrEnum):
     THROTTLED = "throttled"
     IDEMPOTENCY_MISMATCH = "idempotency_mismatch"
     BAD_CURSOR = "bad_cursor"
+    ACCOUNT_NOT_EMPTY = "account_not_empty"
 
 
 STATUS = {
@@ -71,6 +72,7 @@ STATUS = {
     ProblemCode.THROTTLED: 429,
     ProblemCode.IDEMPOTENCY_MISMATCH: 409,
     ProblemCode.BAD_CURSOR: 422,
+    ProblemCode.ACCOUNT_NOT_EMPTY: 409,
 }
 _FROM_STATUS = {
     401: ProblemCode.UNAUTHENTICATED,

@@ -85,12 +85,17 @@ def test_erasure_removes_the_person_and_the_books_and_ledger_still_verify(tmp_pa
         path = f"/v1/admin/holders/{wallet.handle}/erase"
         assert server.http.post(path, headers=operator).status_code == 403
 
-        erased = admin.post(path, {})
+        refused = admin.post(path, {})  # 38.00 on the account: nobody could reach it after
+        assert refused.status_code == 409 and refused.json()["code"] == "account_not_empty"
+        assert admin.http.get(f"/v1/admin/holders/{wallet.handle}", headers=admin.auth).json()[
+            "person"
+        ]  # nothing was erased
+        erased = admin.post(path, {"keep_money": True})
         assert erased.status_code == 200, erased.text
         done = erased.json()
         assert (done["devices"], done["credentials"], done["sessions"]) == (1, 1, 1)
         assert done["wal_checkpointed"] is True
-        again = admin.post(path, {})
+        again = admin.post(path, {"keep_money": True})
         assert again.status_code == 409 and again.json()["code"] == "conflict"
 
         assert wallet.http.get("/v1/me/account", headers=wallet.auth).status_code == 401
@@ -129,7 +134,8 @@ def test_erasure_on_both_databases_deletes_the_row_and_keeps_the_ledger(server, 
         return int(unit.session.scalar(select(func.count()).select_from(HolderPerson)))
 
     assert server.ctx.run(rows) == 1
-    assert admin.post(f"/v1/admin/holders/{wallet.handle}/erase", {}).status_code == 200
+    erase = f"/v1/admin/holders/{wallet.handle}/erase"
+    assert admin.post(erase, {"keep_money": True}).status_code == 200
     assert server.ctx.run(rows) == 0
     assert admin.books() == 0
     assert "holder_erase 1" in _audit(server, tmp_path)
@@ -171,21 +177,20 @@ def test_the_command_erases_on_the_data_dir_beside_the_running_server(tmp_path):
         )
         assert unknown.exit_code == 2 and "no such holder" in unknown.output  # type: ignore[attr-defined]
 
-        done = _cli(
-            duopass_app,
-            "holder",
-            "erase",
-            wallet.handle,
-            "--by",
-            "admin",
-            "--data-dir",
-            data,
-            "--db",
-            db,
-        )
+        args = ["holder", "erase", wallet.handle, "--by", "admin", "--data-dir", data, "--db", db]
+        refused = _cli(duopass_app, *args)
+        assert refused.exit_code == 2 and "refund it" in refused.output  # type: ignore[attr-defined]
+        done = _cli(duopass_app, *args, "--keep-money")
         assert done.exit_code == 0, done.output  # type: ignore[attr-defined]
         assert f"personal data of {wallet.handle} erased" in done.stdout  # type: ignore[attr-defined]
         shown = admin.http.get(f"/v1/admin/holders/{wallet.handle}", headers=admin.auth).json()
         assert shown["state"] == "erased" and shown["person"] is None
         assert "holder_erase 1" in _audit(server, tmp_path)
         assert admin.books() == 0
+
+
+def test_a_holder_whose_account_is_empty_is_erased_without_more_ado(sqlite_server):
+    admin = sqlite_server.admin()
+    holder = admin.holder("leaver", balance=0)
+    answer = admin.post(f"/v1/admin/holders/{holder['handle']}/erase", {})
+    assert answer.status_code == 200, answer.text

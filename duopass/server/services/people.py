@@ -24,7 +24,7 @@ from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import devices, sessions, tlog
 from duopass.server.store.db import Database
 from duopass.server.store.people import Erasure, HolderPerson
-from duopass.server.store.tables import Device, Holder
+from duopass.server.store.tables import Account, Device, Holder
 from duopass.server.unit_of_work import Unit
 
 __all__ = [
@@ -100,15 +100,24 @@ def erased_login(holder: Holder) -> str:
     return f"erased:{holder.handle}"
 
 
-def erase(unit: Unit, holder: Holder, *, by: int) -> dict[str, int]:
+def erase(unit: Unit, holder: Holder, *, by: int, keep_money: bool = False) -> dict[str, int]:
     """Erase a holder's personal data for good: the `holder_people` row (and its `person_key`),
     the login, the password and second factor; every device, credential and session of theirs
     ends. The erasure is recorded (who, when) in `erasures` and the ledger. On SQLite the
     deleted bytes are overwritten in the file (`secure_delete`); `people.scrub` then empties
-    the write-ahead log."""
+    the write-ahead log. An account holding money or debt is refused (409 account_not_empty)
+    unless `keep_money`: the money then stays on the account, under the handle alone."""
     session = unit.session
     if session.get(Erasure, holder.id) is not None:
         raise Problem(ProblemCode.CONFLICT, "this holder's personal data was erased already")
+    account = session.get(Account, holder.account_id)
+    if account is not None and account.balance != 0 and not keep_money:
+        # nobody can sign in to an erased account: its money would be stranded unseen
+        raise Problem(
+            ProblemCode.ACCOUNT_NOT_EMPTY,
+            f"the account's balance is {account.balance} (minor units): refund it or settle "
+            "the debt first, or erase with keep_money to leave it on a pseudonymous account",
+        )
     with _secure_delete(session):
         person = session.get(HolderPerson, holder.id)
         if person is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from pydantic import BaseModel
 
 from duopass.server.api.deps import AdminCaller, Ctx, StaffCaller
 from duopass.server.api.openapi import problems
@@ -22,6 +23,13 @@ from duopass.server.services import holders, lookup, people
 from duopass.server.unit_of_work import Unit
 
 router = APIRouter(prefix="/v1/admin/holders", tags=["card office"])
+
+
+class EraseIn(BaseModel):
+    keep_money: bool = False
+    """Erase even though the account holds money or debt: it stays on the account, which
+    nobody can sign in to any more (refund it first, as a rule)."""
+
 
 Limit = Annotated[int, Query(ge=1, le=PAGE_ITEMS_MAX), Digits]
 Cursor = Annotated[
@@ -87,14 +95,22 @@ def alerts(
 
 
 @router.post("/{handle}/erase", responses=problems(404, 409))
-def erase(handle: Handle, caller: AdminCaller, ctx: Ctx) -> dict[str, Any]:
+def erase(
+    handle: Handle, caller: AdminCaller, ctx: Ctx, body: EraseIn | None = None
+) -> dict[str, Any]:
     """Erase the holder's personal data for good (name, number, e-mail, phone, login, password):
     their devices, credentials and sessions end; the account and the ledger stay and verify.
-    Recorded, with who did it, in the ledger (`holder_erase`). 409 if erased already."""
+    Recorded, with who did it, in the ledger (`holder_erase`). 409 if erased already, and
+    409 `account_not_empty` while the account holds money or debt, unless `keep_money`."""
+    keep_money = body is not None and body.keep_money
 
     def erased(unit: Unit) -> dict[str, Any]:
         holder = holders.by_handle(unit.session, handle)
-        return {"handle": handle, "erased_at": unit.now, **people.erase(unit, holder, by=caller.id)}
+        return {
+            "handle": handle,
+            "erased_at": unit.now,
+            **people.erase(unit, holder, by=caller.id, keep_money=keep_money),
+        }
 
     answer = ctx.run(erased)
     return {**answer, "wal_checkpointed": people.scrub(ctx.db)}
