@@ -47,6 +47,7 @@ def _all_pages(admin: Admin, path: str, **query: Any) -> list[dict[str, Any]]:
         ("name", "Tab\there"),
         ("name", "N" * 101),
         ("name", ""),
+        ("name", "   "),
         ("phone", "call me"),
         ("login", "with space"),
     ],

@@ -3,10 +3,11 @@ freezes at review. Operators and admins; creating terminals and merchants is for
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from duopass.server.api.deps import AdminCaller, Caller, Ctx, StaffCaller
 from duopass.server.api.openapi import problems
@@ -43,14 +44,30 @@ class HolderIn(BaseModel):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9/-]*$",
         description="the student or staff number: one holder each",
     )
-    email: str = Field(
-        min_length=3, max_length=EMAIL_CHARS_MAX, pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]+$"
-    )
+    email: str = Field(min_length=3, max_length=EMAIL_CHARS_MAX)
     phone: str | None = Field(
         default=None, min_length=3, max_length=PHONE_CHARS_MAX, pattern=r"^\+?[0-9][0-9 ()-]*$"
     )
     password: str = Field(min_length=PASSWORD_CHARS_MIN, max_length=PASSWORD_CHARS_MAX)
     overdraft: int = Field(default=0, ge=0, le=AMOUNT_MAX)
+
+    @field_validator("name")
+    @classmethod
+    def _some_name(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("a name has at least one letter, not only spaces")
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _an_address(cls, value: str) -> str:
+        if EMAIL.fullmatch(value) is None:
+            raise ValueError("not an e-mail address (local@domain.tld, 64 characters before @)")
+        return value
+
+
+EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s.]+")
 
 
 class HolderOut(BaseModel):
