@@ -200,9 +200,9 @@ class _Till:
             self._error("line too long, not scanned")
         elif not text:
             return
-        elif self.pays and is_keyed(text):
+        elif self.pays and is_keyed(text.strip()):
             try:
-                self.keyed = read_amount(text)
+                self.keyed = read_amount(text.strip())  # ` 5.00 ` as a keypad may pad it
             except AmountError as exc:
                 self.keyed = None  # never charge an amount the cashier did not mean
                 self._error(f"{exc}; key it in again")
@@ -210,6 +210,9 @@ class _Till:
             self._scan(text)
 
     def image(self, path: Path) -> None:
+        if path.is_dir():
+            self._error(f"a folder, not an image: {path}")
+            return
         if not path.is_file():
             self._error(f"no such file: {path}")
             return

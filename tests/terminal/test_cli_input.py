@@ -35,7 +35,7 @@ def _journalled(data) -> int:
 
 def test_a_mistyped_amount_is_refused_and_the_next_code_is_taken(server, till):
     wallet = ready_wallet(server.http, server.admin(), "ines", balance=100_000)
-    typed = ["12.345", "-5", "99999999999", "abc", "12.50", wallet.code()]
+    typed = ["12.345", "-5", "99999999999", "abc", " 12.50 ", wallet.code()]
     done = cli("run", "--json", "--data-dir", str(till), stdin="\n".join(typed) + "\n")
     assert done.returncode == 1, done.stderr
     (verdict,) = [json.loads(line) for line in done.stdout.splitlines()]
@@ -73,10 +73,14 @@ def test_a_refused_scan_is_no_error_but_a_missing_or_empty_image_is(server, till
     blank = tmp_path / "blank.png"
     Image.new("L", (200, 200), 255).save(blank)
     missing = tmp_path / "nowhere.png"
-    done = cli("run", "--amount", "150", "--data-dir", str(till), str(missing), str(blank))
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    args = [str(missing), str(blank), str(folder)]
+    done = cli("run", "--amount", "150", "--data-dir", str(till), *args)
     assert done.returncode == 1
     assert done.stdout == ""
     assert f"no such file: {missing}" in done.stderr
+    assert f"a folder, not an image: {folder}" in done.stderr
     assert f"no QR code in the image: {blank}" in done.stderr
     assert _journalled(till) == 2
 
