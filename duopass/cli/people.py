@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-__all__ = ["local_time", "money"]
+__all__ = ["count", "local_time", "money"]
 
 
 def money(minor: int, currency: str | None) -> str:
@@ -14,6 +14,11 @@ def money(minor: int, currency: str | None) -> str:
     sign = "-" if minor < 0 else ""
     whole, cents = divmod(abs(minor), 100)
     return f"{sign}{whole}.{cents:02d}" + (f" {currency}" if currency else "")
+
+
+def count(number: int, noun: str, plural: str | None = None) -> str:
+    """`1 code`, `6 codes`, `0 codes`."""
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
 
 
 def local_time(epoch: int | float) -> str:

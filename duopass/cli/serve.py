@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from duopass.cli.numbers import whole
+from duopass.cli.people import count
 from duopass.server.keyring import Keyring, KeyringError
 
 if TYPE_CHECKING:
@@ -141,7 +142,8 @@ def _make_private(data_dir: Path, db_url: str) -> None:
     if opened:
         emit(
             Event.FILES_MADE_PRIVATE,
-            f"{len(opened)} files were open to other users: now the owner's only",
+            f"{count(len(opened), 'file')} {'was' if len(opened) == 1 else 'were'} open to"
+            " other users: now the owner's only",
             files=len(opened),
             first=str(opened[0]),
         )

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from duopass.cli.numbers import seconds, whole
-from duopass.cli.people import local_time
+from duopass.cli.people import count, local_time
 from duopass.protocol.bundle import BundleError
 from duopass.protocol.encoding import b64u_encode
 from duopass.protocol.verify import Mode
@@ -170,7 +170,7 @@ def run(
         if terminal.link.online:
             terminal.try_upload()
     if till.errors:
-        typer.echo(f"duopass terminal: {till.errors} inputs not scanned", err=True)
+        typer.echo(f"duopass terminal: {count(till.errors, 'input')} not scanned", err=True)
         raise typer.Exit(EXIT_FAILED)
 
 

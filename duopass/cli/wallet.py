@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 from duopass.cli.numbers import seconds, whole
-from duopass.cli.people import local_time
+from duopass.cli.people import count, local_time
 from duopass.cli.wallet_status import status_lines
 from duopass.qr import render_png, render_terminal
 from duopass.wallet import Display, Wallet, WalletError
@@ -104,7 +104,7 @@ def sync(data_dir: DataDir = DEFAULT_DIR, timeout: Timeout = HTTP_TIMEOUT_DEFAUL
         held = wallet.sync()
     until = local_time(held.credential.claims.exp)
     mode = "offline and online" if held.offline else "online only: no funds to hold"
-    typer.echo(f"credential valid until {until}, {held.left} codes, {mode}", err=True)
+    typer.echo(f"credential valid until {until}, {count(held.left, 'code')}, {mode}", err=True)
 
 
 @wallet_app.command()

@@ -76,17 +76,26 @@ def _account(
 def _held(
     amount: str, account: dict[str, Any], held: dict[str, Any] | None, doc: dict[str, Any]
 ) -> list[str]:
-    """Why money is held (PROTOCOL §4.1-4.2): each offline code the server has not seen paid
-    holds what it may pay; a sync releases the codes never shown, a shown one stays held until
-    its payment arrives or its credential's late window has passed (the server's sweep)."""
-    txmax = held["txmax"] if held is not None else 0
-    count = account["held"] // txmax if txmax and account["held"] % txmax == 0 else None
-    what = f"{count} offline codes" if count is not None else "offline codes"
-    until = "its credential's late window has passed"
-    if held is not None and doc.get("hold_horizon_s") is not None:
-        until = f"{local_time(held['exp'] + doc['hold_horizon_s'])} (for this credential)"
-    return [
-        f"held        {amount}: {what} the server has not seen paid may still charge it;",
-        "            a sync releases the codes never shown; a code shown but not scanned",
-        f"            stays held until its payment arrives, at the latest until {until}",
+    """Why money is held, as the server's rule has it (PROTOCOL §4.1-4.2): every counter of a
+    credential the server has not seen paid holds `txmax`. No count of codes is given: the total
+    spans earlier credentials, with other `txmax`, and the wallet cannot tell which of its shown
+    codes were paid. Held money comes back as payments arrive, or from the server's sweep once
+    its credential's `exp` plus freshness, skew and the late window has passed. A sync (a
+    refresh) gives back codes never shown only within the overdraft (what earlier refreshes gave
+    back counts against it until the sweep confirms it): with overdraft 0, none."""
+    lines = [
+        f"held        {amount}: offline codes the server has not seen paid may still charge it.",
+        "            It comes back as their payments arrive; the server's sweep releases the",
+        "            rest after the credential it was held for expires plus the late window.",
     ]
+    if held is not None and doc.get("hold_horizon_s") is not None:
+        # the credentials this wallet held before the current one expired no later than it
+        latest = local_time(held["exp"] + doc["hold_horizon_s"])
+        lines[-1] = lines[-1][:-1] + ":"
+        lines.append(f"            all of this wallet's by the first sweep after {latest}.")
+    if account["overdraft"] > 0:
+        overdraft = money(account["overdraft"], account["currency"])
+        lines.append(f"            A sync gives back codes never shown only up to {overdraft}.")
+    else:
+        lines.append("            A sync gives none of it back: that needs an overdraft.")
+    return lines

@@ -22,7 +22,9 @@ from duopass.wallet.limits import (
     CHALLENGE_BYTES_MAX,
     L1_BYTES_MAX,
     LOGIN_CHARS_MAX,
+    MOVEMENT_KIND_CHARS_MAX,
     PASSWORD_CHARS_MAX,
+    RECENT_LINES_MAX,
     RESPONSE_BYTES_MAX,
     ROW_ID_MAX,
     SERVER_URL_CHARS_MAX,
@@ -33,6 +35,8 @@ from duopass.wallet.limits import (
 __all__ = ["Client", "SyncAnswer", "check_server_url"]
 
 _TOKEN_TEXT = re.compile(r"[!-~]+")
+_KIND_TEXT = re.compile(rf"[a-z_]{{1,{MOVEMENT_KIND_CHARS_MAX}}}")
+_AMOUNT_MAX = 2**53
 _DETAIL_CHARS_MAX = 300
 
 
@@ -132,15 +136,17 @@ class Client:
             policy=_policy(answer),
         )
 
-    def account(self, token: str) -> dict[str, int | str]:
-        """The holder's balance, holds and free funds (the latest movements are left out)."""
+    def account(self, token: str) -> dict[str, Any]:
+        """The holder's balance, holds, free funds and latest movements (`recent`: kind,
+        `occurred_at` in Unix seconds, signed amount in minor units), newest first."""
         answer = self._call("GET", "/v1/me/account", None, token=token)
         currency = answer.get("currency")
         if not isinstance(currency, str) or re.fullmatch(r"[A-Z]{3}", currency) is None:
             raise _bad("currency")
-        amounts: dict[str, int | str] = {"currency": currency}
+        amounts: dict[str, Any] = {"currency": currency}
         for name in ("balance", "overdraft", "held", "free_funds"):
-            amounts[name] = _int(answer, name, -(2**53), 2**53)
+            amounts[name] = _int(answer, name, -_AMOUNT_MAX, _AMOUNT_MAX)
+        amounts["recent"] = _recent(answer)
         return amounts
 
     def _call(
@@ -189,6 +195,28 @@ def _int(document: dict[str, Any], name: str, low: int, high: int) -> int:
     if type(value) is not int or not low <= value <= high:
         raise _bad(name)
     return value
+
+
+def _recent(answer: dict[str, Any]) -> list[dict[str, Any]]:
+    """The latest movements, checked row by row (absent from an older server: none)."""
+    rows = answer.get("recent", [])
+    if not isinstance(rows, list) or len(rows) > RECENT_LINES_MAX:
+        raise _bad("recent")
+    recent = []
+    for row in rows:
+        if not isinstance(row, dict):
+            raise _bad("recent")
+        kind = row.get("kind")
+        if not isinstance(kind, str) or _KIND_TEXT.fullmatch(kind) is None:
+            raise _bad("recent")
+        recent.append(
+            {
+                "kind": kind,
+                "occurred_at": _int(row, "occurred_at", 0, TIME_MAX),
+                "amount": _int(row, "amount", -_AMOUNT_MAX, _AMOUNT_MAX),
+            }
+        )
+    return recent
 
 
 def _bool(document: dict[str, Any], name: str) -> bool:

@@ -25,6 +25,10 @@ CHALLENGE_BYTES_MAX: Final = 64
 """Longest device sign-in challenge accepted from the server (it sends 40 bytes)."""
 REQUEST_ID_BYTES: Final = 16
 """Random bytes of a sync request id (sent as 32 hex characters)."""
+RECENT_LINES_MAX: Final = 50
+"""Most movements kept from the account answer (the server sends its latest 50)."""
+MOVEMENT_KIND_CHARS_MAX: Final = 24
+"""Longest movement kind believed (`payment`, `topup`...: the server's column is 16)."""
 
 HTTP_TIMEOUT_DEFAULT_S: Final = 10.0
 LOCK_TIMEOUT_S: Final = 30.0

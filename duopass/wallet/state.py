@@ -315,7 +315,7 @@ def _used_up(held: Held, pending: Pending | None) -> WalletError:
         )
     return WalletError(
         Failure.USED_UP,
-        f"all {held.credential.claims.uses} offline codes of this credential are used:"
+        f"this credential's offline codes are all used ({held.credential.claims.uses}):"
         " run `duopass wallet sync` while online for a new one",
     )
 
