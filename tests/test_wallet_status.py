@@ -68,10 +68,11 @@ def test_status_shows_yuan_local_times_and_why_money_is_held(server, tmp_path):
     assert set(modes.values()) == {0o600}, modes
 
 
-def test_status_of_a_missing_wallet_makes_no_folder(tmp_path):
+@pytest.mark.parametrize("command", [["status"], ["sync"], ["code", "--no-qr"]])
+def test_a_missing_wallet_is_not_enrolled_and_no_folder_is_made(tmp_path, command):
     missing = tmp_path / "nowhere"
-    done = _wallet(missing, "status")
-    assert done.returncode == 3 and "duopass wallet enrol" in done.stderr
+    done = _wallet(missing, *command)
+    assert done.returncode == 3 and "duopass wallet enrol" in done.stderr, done.stderr
     assert not missing.exists()
 
 

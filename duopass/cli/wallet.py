@@ -57,10 +57,10 @@ DEFAULT_DIR = Path("~/.duopass-wallet")
 
 @contextmanager
 def _wallet(
-    data_dir: Path, timeout: float = HTTP_TIMEOUT_DEFAULT_S, *, create: bool = True
+    data_dir: Path, timeout: float = HTTP_TIMEOUT_DEFAULT_S, *, create: bool = False
 ) -> Iterator[Wallet]:
-    """The wallet in `data_dir` (made unless `create` is false); a refusal becomes a message
-    and its exit status."""
+    """The wallet in `data_dir` (made only when `create`: enrolment); a refusal becomes a
+    message and its exit status, and a missing folder stays missing."""
     try:
         with Wallet(data_dir.expanduser(), timeout=timeout, create=create) as wallet:
             yield wallet
@@ -79,7 +79,7 @@ def enrol(
     timeout: Timeout = HTTP_TIMEOUT_DEFAULT_S,
 ) -> None:
     """Sign in, create the device key and register it with the server."""
-    with _wallet(data_dir, timeout) as wallet:
+    with _wallet(data_dir, timeout, create=True) as wallet:
         device_id = wallet.enrol(server=server, login=login, password=password, otp=otp)
     typer.echo(f"enrolled as device {device_id}; next: duopass wallet sync", err=True)
 
@@ -181,7 +181,7 @@ def status(
 ) -> None:
     """The credential, codes left, expiry, a refresh in flight, and the funds if online: money
     in yuan, times in local time; --json gives the raw fields (minor units, Unix times)."""
-    with _wallet(data_dir, timeout, create=False) as wallet:
+    with _wallet(data_dir, timeout) as wallet:
         doc = wallet.status(online=not offline)
     if as_json:
         typer.echo(json.dumps(doc))
