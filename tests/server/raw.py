@@ -72,7 +72,9 @@ def request(method: str, target: str, headers: dict[str, str], body: bytes = b""
     return "\r\n".join(lines).encode("latin-1") + b"\r\n\r\n" + body
 
 
-class _Records(logging.Handler):
+class Records(logging.Handler):
+    """What the server logged, warnings and up."""
+
     def __init__(self) -> None:
         super().__init__(level=logging.WARNING)
         self.records: list[logging.LogRecord] = []
@@ -84,7 +86,7 @@ class _Records(logging.Handler):
 @contextmanager
 def logged() -> Iterator[list[logging.LogRecord]]:
     """What the server and uvicorn log (warnings and up); uvicorn's loggers do not propagate."""
-    records = _Records()
+    records = Records()
     loggers = [logging.getLogger(name) for name in ("duopass.server", "uvicorn.error", "uvicorn")]
     for logger in loggers:
         logger.addHandler(records)

@@ -58,6 +58,7 @@ from tests.server.harness import (
     ready_wallet,
     running_server,
 )
+from tests.server.raw import Records
 
 Operation = schemathesis.APIOperation[Any, Any, Any, Any]
 
@@ -104,15 +105,8 @@ def _project_frames(error: traceback.TracebackException) -> traceback.TracebackE
     return error
 
 
-class _Records(logging.Handler):
+class _Records(Records):
     """What the server logged (warnings and up) while serving the current request."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.WARNING)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
 
     def text(self) -> str:
         lines = []

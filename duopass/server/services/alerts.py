@@ -166,7 +166,9 @@ def listing(session: Session, *, state: str, limit: int, cursor: str | None) -> 
         .order_by(Alert.id)
         .limit(limit + 1)
     ).all()
-    return paging.page(listing_name, shown(session, rows), limit, lambda item: (item["id"],))
+    answer = paging.page(listing_name, rows, limit, lambda alert: (alert.id,))
+    answer["items"] = shown(session, answer["items"])  # names looked up for this page only
+    return answer
 
 
 def shown(session: Session, rows: Sequence[Alert]) -> list[dict[str, Any]]:
