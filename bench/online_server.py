@@ -14,7 +14,7 @@ from duopass.server.app import create_app
 from duopass.server.keyring import Keyring
 from duopass.server.runner import uvicorn_config
 from duopass.server.settings import Settings
-from duopass.server.store.tables import Staff
+from duopass.server.store.access import Staff
 
 BENCH_ADMIN_PASSWORD = "bench-admin-password"
 

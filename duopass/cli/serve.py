@@ -126,7 +126,7 @@ def _app(settings: Settings, keyring: Keyring, *, demo: bool, testing: bool) -> 
 def _staff_count(unit: Unit) -> int:
     from sqlalchemy import func, select
 
-    from duopass.server.store.tables import Staff
+    from duopass.server.store.access import Staff
 
     return int(unit.session.scalar(select(func.count()).select_from(Staff)) or 0)
 

@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 from duopass.server.context import AppContext
 from duopass.server.services import accounts, holders, terminals, topups
 from duopass.server.services.people import Person
-from duopass.server.store.tables import Holder, Staff
+from duopass.server.store.access import Staff
+from duopass.server.store.tables import Holder
 from duopass.server.unit_of_work import Unit
 
 HOLDERS = 300

@@ -32,7 +32,7 @@ from duopass.server.app import create_app
 from duopass.server.context import AppContext
 from duopass.server.keyring import Keyring
 from duopass.server.settings import Settings
-from duopass.server.store.tables import Staff
+from duopass.server.store.access import Staff
 
 ADMIN_PASSWORD = "admin-password-for-tests"
 

@@ -32,7 +32,8 @@ from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import second_factor, sessions, throttle
 from duopass.server.services.sessions import Caller, Issued
 from duopass.server.services.throttle import Throttle
-from duopass.server.store.tables import Device, Holder, Staff, Token, UsedChallenge
+from duopass.server.store.access import Staff, Token, UsedChallenge
+from duopass.server.store.tables import Device, Holder
 from duopass.server.unit_of_work import Unit
 
 __all__ = [

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.settings import Settings
-from duopass.server.store.tables import Holder, Token, UsedChallenge
+from duopass.server.store.access import Token, UsedChallenge
+from duopass.server.store.tables import Holder
 from duopass.server.unit_of_work import Unit
 
 __all__ = [

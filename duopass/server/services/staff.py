@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from duopass.server.limits import LOGIN_CHARS_MAX, PASSWORD_CHARS_MAX, PASSWORD_CHARS_MIN
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import auth, sessions
-from duopass.server.store.tables import Staff
+from duopass.server.store.access import Staff
 from duopass.server.unit_of_work import Unit
 
 __all__ = [

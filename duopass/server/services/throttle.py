@@ -25,8 +25,8 @@ from duopass.server.context import AppContext
 from duopass.server.logbook import Event, note
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.settings import Settings
+from duopass.server.store.access import AuthThrottle
 from duopass.server.store.db import discard_after, queued_after
-from duopass.server.store.tables import AuthThrottle
 from duopass.server.unit_of_work import Unit
 
 __all__ = [

@@ -1,6 +1,10 @@
 """Storage: tables, the engine (SQLite WAL with durable commits, or PostgreSQL) and migrations."""
 
-from duopass.server.store import people as _people  # noqa: F401  (its tables join Base's)
+# the modules whose tables join Base's
+from duopass.server.store import access as _access  # noqa: F401
+from duopass.server.store import decisions as _decisions  # noqa: F401
+from duopass.server.store import people as _people  # noqa: F401
+from duopass.server.store import tickets as _tickets  # noqa: F401
 from duopass.server.store.db import Database
 from duopass.server.store.tables import Base
 

@@ -140,6 +140,8 @@ class Credential(Base):
     its late window (§4.2: at most the overdraft unconfirmed at once)."""
     lost_at: Mapped[int | None] = mapped_column(BigInteger)
     """When a loss report revoked it: later acceptances cost the holder at most the holds (§6)."""
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    """A ticket's credential (kind 3): the ticket whose `sub` it carries (`store.tickets`)."""
     __table_args__ = (
         CheckConstraint("state IN ('live', 'superseded', 'revoked')", name="credential_state"),
         Index("credentials_live", "holder_id", "state"),
@@ -335,59 +337,6 @@ class LedgerCheckpoint(Base):
     size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     signed_at: Mapped[int] = mapped_column(BigInteger)
     note: Mapped[bytes] = mapped_column(LargeBinary)
-
-
-class Staff(Base):
-    """A card-office user: `admin` (everything) or `operator` (top-ups, reviews, no settings)."""
-
-    __tablename__ = "staff"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    login: Mapped[str] = mapped_column(String(64), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(8))
-    disabled_at: Mapped[int | None] = mapped_column(BigInteger)  # `duopass staff disable`
-    __table_args__ = (CheckConstraint("role IN ('admin', 'operator')", name="staff_role"),)
-
-
-class Token(Base):
-    """A session: a bearer token (stored as its SHA-256) for a signed-in holder or staff member.
-    Ending a session deletes its row."""
-
-    __tablename__ = "tokens"
-    digest: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
-    role: Mapped[str] = mapped_column(String(8))
-    principal_id: Mapped[int] = mapped_column(Integer)
-    expires_at: Mapped[int] = mapped_column(BigInteger)
-    created_at: Mapped[int] = mapped_column(BigInteger, default=0)
-    method: Mapped[str] = mapped_column(String(8), default="password")
-    """password (with the one-time code where one is on) or device (a signed challenge)."""
-    auth_at: Mapped[int | None] = mapped_column(BigInteger)
-    """When the person last proved their password in this session: a step-up within minutes
-    counts as recent (RFC 9470 max_age). None for device sign-ins."""
-    device_id: Mapped[int | None] = mapped_column(Integer)
-    """The device whose key signed this session in."""
-    __table_args__ = (Index("tokens_principal", "principal_id", "role"),)
-
-
-class AuthThrottle(Base):
-    """Failed sign-in proofs counted per account, network or enrolment code (keys are keyed
-    digests: no login or address is stored), shared by every server process and restart."""
-
-    __tablename__ = "auth_throttles"
-    key: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
-    scope: Mapped[str] = mapped_column(String(12))
-    """account, network or enrolment: which limit applies."""
-    failures: Mapped[int] = mapped_column(Integer, default=0)
-    last_at: Mapped[int] = mapped_column(BigInteger)
-    blocked_until: Mapped[int] = mapped_column(BigInteger, default=0)
-
-
-class UsedChallenge(Base):
-    """A device sign-in challenge already answered: each is accepted once, until it expires."""
-
-    __tablename__ = "used_challenges"
-    digest: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
-    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
 class Meta(Base):
