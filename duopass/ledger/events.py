@@ -52,6 +52,11 @@ class EventType(StrEnum):
     ALERT = "alert"
     OFFLINE_SUSPEND = "offline_suspend"
     REVIEW = "review"
+    ORDER_PAID = "order_paid"
+    ORDER_CANCEL = "order_cancel"
+    DECISION = "decision"
+    TICKET_TRANSFER = "ticket_transfer"
+    CHECKIN = "checkin"
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,16 @@ CATALOGUE: Mapping[EventType, Fields] = {
     EventType.ALERT: _f("alert kind", "holder cti terminal seq pending"),
     EventType.OFFLINE_SUSPEND: _f("holder_id"),
     EventType.REVIEW: _f("alert action by"),
+    EventType.ORDER_PAID: _f(
+        "order holder event amount currency tickets paid_by", "transaction by"
+    ),
+    EventType.ORDER_CANCEL: _f("order tickets refund", "transaction by"),
+    EventType.DECISION: _f(
+        "action policy sha256 inputs outcome rule",
+        "request ticket old_cti new_cti old_gen new_gen by",
+    ),
+    EventType.TICKET_TRANSFER: _f("ticket from to decision"),
+    EventType.CHECKIN: _f("ticket list type at", "nonce forced cti gen terminal seq by"),
 }
 """Every event type and its body's fields."""
 

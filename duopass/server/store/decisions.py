@@ -92,12 +92,12 @@ class ReissueRequest(Base):
 
 
 class StepUpCode(Base):
-    """A one-time code sent for a request's step-up (stored as its SHA-256): it expires, is
-    accepted once, and a request allows a few attempts."""
+    """A one-time code sent for a step-up (stored as its SHA-256): it expires, is accepted
+    once, and what it is for (`purpose`, e.g. a reissue request's id) allows a few attempts."""
 
     __tablename__ = "step_up_codes"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    request_id: Mapped[str] = mapped_column(ForeignKey("reissue_requests.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(64), index=True)
     holder_id: Mapped[int] = mapped_column(ForeignKey("holders.id"), index=True)
     factor: Mapped[str] = mapped_column(String(12))
     code_hash: Mapped[bytes] = mapped_column(LargeBinary(32))

@@ -314,7 +314,7 @@ def upgrade() -> None:
     op.create_table(
         "step_up_codes",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("request_id", sa.String(length=32), nullable=False),
+        sa.Column("purpose", sa.String(length=64), nullable=False),
         sa.Column("holder_id", sa.Integer(), nullable=False),
         sa.Column("factor", sa.String(length=12), nullable=False),
         sa.Column("code_hash", sa.LargeBinary(length=32), nullable=False),
@@ -326,17 +326,11 @@ def upgrade() -> None:
             ["holder_id"],
             ["holders.id"],
         ),
-        sa.ForeignKeyConstraint(
-            ["request_id"],
-            ["reissue_requests.id"],
-        ),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("step_up_codes", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_step_up_codes_holder_id"), ["holder_id"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_step_up_codes_request_id"), ["request_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_step_up_codes_purpose"), ["purpose"], unique=False)
 
     # not in batch mode (SQLite could not copy `credentials` while other tables refer to it):
     # SQLite adds the column in place, without the reference, which PostgreSQL gets
@@ -354,7 +348,7 @@ def downgrade() -> None:
         op.drop_constraint("credentials_ticket_id_fkey", "credentials", type_="foreignkey")
     op.drop_column("credentials", "ticket_id")
     with op.batch_alter_table("step_up_codes", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_step_up_codes_request_id"))
+        batch_op.drop_index(batch_op.f("ix_step_up_codes_purpose"))
         batch_op.drop_index(batch_op.f("ix_step_up_codes_holder_id"))
 
     op.drop_table("step_up_codes")
