@@ -83,7 +83,7 @@ CATALOGUE: Mapping[EventType, Fields] = {
     EventType.TOTP_ENABLE: _f("holder"),
     EventType.TOTP_CHANGE: _f("holder"),
     EventType.TOTP_DISABLE: _f("holder"),
-    EventType.CREDENTIAL_ISSUE: _f("cti kid holder uses txmax exp offline", "gen replaces"),
+    EventType.CREDENTIAL_ISSUE: _f("cti kid holder uses txmax exp offline", "gen replaces ticket"),
     EventType.CREDENTIAL_REFRESH: _f("cti mark release_mark released"),
     EventType.CREDENTIAL_REVOKE: _f("cti reason"),
     EventType.HOLD_RELEASE: _f("cti released confirmed"),

@@ -16,6 +16,7 @@ from duopass.server.api.access_log import AccessLog
 from duopass.server.api.middleware import BodyLimit, DateHeader
 from duopass.server.api.routes import (
     admin,
+    events,
     fleet,
     holders,
     ledger,
@@ -24,6 +25,7 @@ from duopass.server.api.routes import (
     settlement,
     system,
     terminal,
+    tickets,
     wallet,
 )
 from duopass.server.api.routes import testing as testing_routes
@@ -93,7 +95,7 @@ def create_app(
     app.state.context = ctx
     problems.install(app)
     routers = [terminal, session, wallet, admin, holders, fleet, review, settlement, ledger]
-    routers += [system, home]
+    routers += [events, tickets, system, home]
     if isinstance(clock, MovableClock):
         routers.append(testing_routes)
     for module in routers:

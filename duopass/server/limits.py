@@ -36,3 +36,9 @@ PAGE_ITEMS_MAX: Final = 200
 PAGE_ITEMS_DEFAULT: Final = 50
 CURSOR_CHARS_MAX: Final = 200
 """Longest `?cursor=` a list reads: a cursor is the last item's key, base64url."""
+NETWORKS_MAX: Final = 32
+"""Campus network ranges one venue lists."""
+TICKETS_PER_ORDER_MAX: Final = 20
+TICKET_QUOTA_MAX: Final = 1_000_000
+ENTRIES_MAX: Final = 1000
+"""Entries a ticket type allows (`ent`)."""

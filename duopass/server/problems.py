@@ -47,6 +47,7 @@ class ProblemCode(StrEnum):
     IDEMPOTENCY_MISMATCH = "idempotency_mismatch"
     BAD_CURSOR = "bad_cursor"
     ACCOUNT_NOT_EMPTY = "account_not_empty"
+    SOLD_OUT = "sold_out"
 
 
 STATUS = {
@@ -73,6 +74,7 @@ STATUS = {
     ProblemCode.IDEMPOTENCY_MISMATCH: 409,
     ProblemCode.BAD_CURSOR: 422,
     ProblemCode.ACCOUNT_NOT_EMPTY: 409,
+    ProblemCode.SOLD_OUT: 409,
 }
 _FROM_STATUS = {
     401: ProblemCode.UNAUTHENTICATED,

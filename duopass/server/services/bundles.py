@@ -15,6 +15,7 @@ from duopass.protocol.trust import Policy, TrustKey
 from duopass.server.services import signing_keys, trust_changes
 from duopass.server.settings import Settings
 from duopass.server.store.tables import Credential, Holder, SigningKeyRow, TrustChange
+from duopass.server.store.tickets import Ticket
 from duopass.server.unit_of_work import Unit
 
 
@@ -33,7 +34,13 @@ def build(unit: Unit, *, since: int) -> bytes:
             (Credential.state != "live") | Credential.offline.is_(False),
         )
     ).all()
-    frozen = session.scalars(select(Holder.handle).where(Holder.frozen.is_(True))).all()
+    frozen = [
+        *session.scalars(select(Holder.handle).where(Holder.frozen.is_(True))),
+        # a freeze covers the holder's tickets too (check 10)
+        *session.scalars(
+            select(Ticket.sub).join(Holder, Holder.id == Ticket.holder_id).where(Holder.frozen)
+        ),
+    ]
     whole = Bundle(
         seq=seq,
         issued_at=now,

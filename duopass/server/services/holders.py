@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from duopass.ledger.events import EventType
 from duopass.server.logbook import Event, note
 from duopass.server.problems import Problem, ProblemCode
-from duopass.server.services import auth, devices, people, sessions, tlog, trust_changes
+from duopass.server.services import auth, devices, people, sessions, tickets, tlog, trust_changes
 from duopass.server.services.people import Person
 from duopass.server.store.tables import Account, Credential, Device, Holder
 from duopass.server.unit_of_work import Unit
@@ -105,7 +105,9 @@ def set_frozen(unit: Unit, holder: Holder, *, frozen: bool, reason: str, by: int
     if holder.frozen == frozen:
         return
     holder.frozen = frozen
-    trust_changes.record(unit.session, "freeze" if frozen else "unfreeze", sub=holder.handle)
+    change = "freeze" if frozen else "unfreeze"
+    for sub in (holder.handle, *tickets.freeze_subs(unit.session, holder)):
+        trust_changes.record(unit.session, change, sub=sub)
     keyring = unit.keyring
     tlog.append(
         unit,

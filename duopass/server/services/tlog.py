@@ -84,6 +84,12 @@ def append(unit: Unit, event_type: EventType, body: Mapping[str, Any]) -> int:
     return append_many(unit.session, [leaf])
 
 
+def append_hashed(unit: Unit, event_type: EventType, body: Mapping[str, Any]) -> tuple[int, bytes]:
+    """`append`, with the leaf's RFC 9162 hash (a purchase proof names its payment by it)."""
+    leaf = event(event_type, unit.now, unit.settings.issuer, body)
+    return append_many(unit.session, [leaf]), bytes(hash_leaf(leaf))
+
+
 def append_many(session: Session, leaves: Sequence[bytes]) -> int:
     """Append leaves (from `ledger.events.event`) in order in the caller's transaction, one
     write of each kind; returns the first one's index. The tree's border is read (under the

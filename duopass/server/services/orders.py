@@ -1,0 +1,198 @@
+"""Orders of tickets: paid from the holder's account or marked paid by staff at the counter,
+cancelled with a refund. The payment is an `order_paid` ledger leaf, in the same transaction as
+the money; its leaf hash is each ticket's *purchase proof*. A cancelled order's tickets are
+revoked and never minted again (pretix #2467)."""
+
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from duopass.ledger.events import EventType
+from duopass.server.problems import Problem, ProblemCode
+from duopass.server.services import accounts, events, idempotency, tickets, tlog
+from duopass.server.store.tables import Account, Holder
+from duopass.server.store.tickets import Order, Ticket, TicketType
+from duopass.server.unit_of_work import Unit
+
+__all__ = ["box_office", "buy", "by_code", "cancel", "describe"]
+
+ORDER_CODE_BYTES = 5
+
+
+def box_office(session: Session, currency: str) -> Account:
+    """The merchant account ticket sales are booked to, one per currency."""
+    name = f"merchant:box-office:{currency}"
+    row = session.scalars(select(Account).where(Account.name == name)).one_or_none()
+    if row is None:
+        accounts.create_merchant(session, f"box-office:{currency}", currency)
+        row = session.scalars(select(Account).where(Account.name == name)).one()
+    return row
+
+
+def by_code(session: Session, code: str, *, holder_id: int | None = None) -> Order:
+    """An order by its public code (a holder's own only, when `holder_id` is given)."""
+    row = session.scalars(select(Order).where(Order.code == code)).one_or_none()
+    if row is None or (holder_id is not None and row.holder_id != holder_id):
+        raise Problem(ProblemCode.NOT_FOUND, f"no order {code[:20]!r}")
+    return row
+
+
+def buy(
+    unit: Unit,
+    holder: Holder,
+    *,
+    type_id: int,
+    quantity: int,
+    request_id: str,
+    staff_id: int | None = None,
+) -> Order:
+    """An order of `quantity` tickets: from the holder's free funds, or (with `staff_id`)
+    marked paid at the counter. The same request id again returns the first order."""
+    session = unit.session
+    account = accounts.lock(session, holder.account_id)
+    fingerprint = idempotency.money(
+        "order", holder_account=account.id, amount=quantity, currency=str(type_id)
+    )
+    earlier = session.scalars(
+        select(Order).where(Order.holder_id == holder.id, Order.request_id == request_id)
+    ).one_or_none()
+    if earlier is not None:
+        if earlier.request_fingerprint != fingerprint:
+            raise idempotency.refuse("this request id")
+        return earlier
+    if holder.frozen:
+        raise Problem(ProblemCode.FROZEN, "the account is frozen pending review")
+    kind = _sellable(unit, type_id, quantity)
+    amount = kind.price * quantity
+    if kind.currency != account.currency:
+        raise Problem(ProblemCode.CONFLICT, f"sold in {kind.currency}, not {account.currency}")
+    office = box_office(session, kind.currency)
+    if staff_id is None:
+        if amount > accounts.free_funds(account):
+            raise Problem(ProblemCode.NO_FUNDS, f"{amount} is more than the free funds")
+        payer = account.id
+    else:
+        payer = accounts.system_account(session, "topup", kind.currency).id
+    txn_id = accounts.post(
+        unit, kind="order", legs=[(payer, -amount), (office.id, amount)], occurred_at=unit.now
+    )
+    code = _order_code(session)
+    body: dict[str, Any] = {
+        "order": code,
+        "holder": unit.keyring.digest(holder.handle),
+        "event": kind.event_id,
+        "amount": amount,
+        "currency": kind.currency,
+        "tickets": quantity,
+        "paid_by": "account" if staff_id is None else "staff",
+        "transaction": txn_id,
+    }
+    if staff_id is not None:
+        body["by"] = staff_id
+    index, leaf_hash = tlog.append_hashed(unit, EventType.ORDER_PAID, body)
+    order = Order(
+        code=code,
+        holder_id=holder.id,
+        ticket_type_id=kind.id,
+        quantity=quantity,
+        amount=amount,
+        currency=kind.currency,
+        state="paid",
+        paid_by=body["paid_by"],
+        staff_id=staff_id,
+        transaction_id=txn_id,
+        payment_index=index,
+        payment_leaf=leaf_hash,
+        request_id=request_id,
+        request_fingerprint=fingerprint,
+        created_at=unit.now,
+    )
+    session.add(order)
+    session.flush()
+    tickets.create(unit, order, kind, quantity)
+    return order
+
+
+def _sellable(unit: Unit, type_id: int, quantity: int) -> TicketType:
+    """The ticket type, locked, with `quantity` places left, of an event not yet ended."""
+    session = unit.session
+    kind = session.scalars(
+        select(TicketType).where(TicketType.id == type_id).with_for_update()
+    ).one_or_none()
+    if kind is None:
+        raise Problem(ProblemCode.NOT_FOUND, f"no ticket type {type_id}")
+    if events.event(session, kind.event_id).ends <= unit.now:
+        raise Problem(ProblemCode.CONFLICT, "the event has ended")
+    if kind.sold + quantity > kind.quota:
+        raise Problem(ProblemCode.SOLD_OUT, f"{kind.quota - kind.sold} left of {kind.name!r}")
+    kind.sold += quantity
+    return kind
+
+
+def _order_code(session: Session) -> str:
+    while True:
+        code = base64.b32encode(os.urandom(ORDER_CODE_BYTES)).decode()
+        if session.scalars(select(Order.id).where(Order.code == code)).first() is None:
+            return code
+
+
+def cancel(unit: Unit, order: Order, *, staff_id: int) -> Order:
+    """Cancel a paid order: its tickets are revoked (online now, offline with the next bundle)
+    and never minted again, its places return to the quota, and the amount goes back the way
+    it came (to the holder's account, or out of top-up clearing for a counter payment)."""
+    session = unit.session
+    if order.state == "cancelled":
+        return order
+    holder = session.get(Holder, order.holder_id)
+    assert holder is not None
+    account = accounts.lock(session, holder.account_id)
+    office = box_office(session, order.currency)
+    accounts.lock(session, office.id)
+    if order.paid_by == "account":
+        payee = account.id
+    else:
+        payee = accounts.system_account(session, "topup", order.currency).id
+    txn_id = accounts.post(
+        unit,
+        kind="order_refund",
+        legs=[(office.id, -order.amount), (payee, order.amount)],
+        occurred_at=unit.now,
+    )
+    kind = session.scalars(
+        select(TicketType).where(TicketType.id == order.ticket_type_id).with_for_update()
+    ).one()
+    kind.sold -= order.quantity
+    revoked = tickets.cancel_all(unit, order)
+    order.state, order.cancelled_at, order.refund_transaction_id = "cancelled", unit.now, txn_id
+    tlog.append(
+        unit,
+        EventType.ORDER_CANCEL,
+        {"order": order.code, "tickets": revoked, "refund": order.amount, "transaction": txn_id}
+        | {"by": staff_id},
+    )
+    return order
+
+
+def describe(session: Session, order: Order) -> dict[str, Any]:
+    subs = session.scalars(
+        select(Ticket.sub).where(Ticket.order_id == order.id).order_by(Ticket.id)
+    )
+    return {
+        "code": order.code,
+        "ticket_type": order.ticket_type_id,
+        "quantity": order.quantity,
+        "amount": order.amount,
+        "currency": order.currency,
+        "state": order.state,
+        "paid_by": order.paid_by,
+        "purchase_proof": order.payment_leaf.hex(),
+        "ledger_index": order.payment_index,
+        "created_at": order.created_at,
+        "cancelled_at": order.cancelled_at,
+        "tickets": list(subs),
+    }
