@@ -71,16 +71,7 @@ def buy(
     amount = kind.price * quantity
     if kind.currency != account.currency:
         raise Problem(ProblemCode.CONFLICT, f"sold in {kind.currency}, not {account.currency}")
-    office = box_office(session, kind.currency)
-    if staff_id is None:
-        if amount > accounts.free_funds(account):
-            raise Problem(ProblemCode.NO_FUNDS, f"{amount} is more than the free funds")
-        payer = account.id
-    else:
-        payer = accounts.system_account(session, "topup", kind.currency).id
-    txn_id = accounts.post(
-        unit, kind="order", legs=[(payer, -amount), (office.id, amount)], occurred_at=unit.now
-    )
+    txn_id = _pay(unit, account, amount, kind.currency, at_counter=staff_id is not None)
     code = _order_code(session)
     body: dict[str, Any] = {
         "order": code,
@@ -116,6 +107,22 @@ def buy(
     session.flush()
     tickets.create(unit, order, kind, quantity)
     return order
+
+
+def _pay(unit: Unit, account: Account, amount: int, currency: str, *, at_counter: bool) -> int:
+    """Book an order's payment to the box office: from the holder's free funds, or (paid at
+    the counter) from top-up clearing."""
+    session = unit.session
+    office = box_office(session, currency)
+    if at_counter:
+        payer = accounts.system_account(session, "topup", currency).id
+    else:
+        if amount > accounts.free_funds(account):
+            raise Problem(ProblemCode.NO_FUNDS, f"{amount} is more than the free funds")
+        payer = account.id
+    return accounts.post(
+        unit, kind="order", legs=[(payer, -amount), (office.id, amount)], occurred_at=unit.now
+    )
 
 
 def _sellable(unit: Unit, type_id: int, quantity: int) -> TicketType:
