@@ -20,6 +20,7 @@ from duopass.server.api.routes import (
     fleet,
     holders,
     ledger,
+    reissue,
     review,
     session,
     settlement,
@@ -95,7 +96,7 @@ def create_app(
     app.state.context = ctx
     problems.install(app)
     routers = [terminal, session, wallet, admin, holders, fleet, review, settlement, ledger]
-    routers += [events, tickets, system, home]
+    routers += [events, tickets, reissue, system, home]
     if isinstance(clock, MovableClock):
         routers.append(testing_routes)
     for module in routers:

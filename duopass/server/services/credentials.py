@@ -213,6 +213,7 @@ def _replaced(session: Session, holder: Holder) -> Credential | None:
         .select_from(Credential)
         .where(
             Credential.holder_id == holder.id,
+            Credential.kind == Kind.PURSE,  # a ticket minted since replaces no purse
             (Credential.gen > lost.gen) | (Credential.iat > lost.lost_at),
         )
     )

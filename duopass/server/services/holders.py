@@ -70,20 +70,34 @@ def create_holder(
     return holder
 
 
-def report_loss(unit: Unit, holder: Holder, *, keep: bytes | None) -> int:
+def report_loss(
+    unit: Unit, holder: Holder, *, keep: bytes | None, keep_device: int | None = None
+) -> int:
     """A loss report revokes every device and credential and ends every session but `keep`
     (the one that reported, if the holder did); it does not freeze (§6): a new device enrols
-    and syncs at once, and its first credential is a reissue of the lost one."""
+    and syncs at once, and its first credential is a reissue of the lost one. `keep_device`:
+    the new device the report comes from (`POST /v1/me/lost`) stays, with its credentials."""
     session, now = unit.session, unit.now
     lost_devices = session.scalars(
-        select(Device.id).where(Device.holder_id == holder.id, Device.revoked_at.is_(None))
+        select(Device.id).where(
+            Device.holder_id == holder.id,
+            Device.revoked_at.is_(None),
+            Device.id != (keep_device or 0),
+        )
     ).all()
     session.execute(update(Device).where(Device.id.in_(lost_devices)).values(revoked_at=now))
     lost = select(Credential.cti).where(
-        Credential.holder_id == holder.id, Credential.state != "revoked"
+        Credential.holder_id == holder.id,
+        Credential.state != "revoked",
+        Credential.device_id.is_(None) | (Credential.device_id != (keep_device or 0)),
     )
     session.execute(update(Credential).where(Credential.cti.in_(lost)).values(lost_at=now))
-    count = devices.revoke_live_credentials(unit, holder, device_id=None, reason="loss report")
+    count = sum(
+        devices.revoke_live_credentials(unit, holder, device_id=device_id, reason="loss report")
+        for device_id in lost_devices
+    )
+    if keep_device is None:  # and those of no device (none are issued so, but all must die)
+        count += devices.revoke_live_credentials(unit, holder, device_id=None, reason="loss report")
     ended = sessions.end_sessions(session, staff=False, principal_id=holder.id, keep=keep)
     body = {"devices": len(lost_devices), "credentials": count, "sessions": ended}
     tlog.append(unit, EventType.LOSS_REPORT, body)
@@ -116,3 +130,16 @@ def set_frozen(unit: Unit, holder: Holder, *, frozen: bool, reason: str, by: int
     )
     event, done = (Event.HOLDER_FROZEN, "frozen") if frozen else (Event.HOLDER_UNFROZEN, "unfrozen")
     note(unit.session, event, f"holder {holder.id} {done}", holder_id=holder.id, by=by)
+
+
+def newest_device(session: Session, holder: Holder) -> Device:
+    """The holder's most recently enrolled device still in use (a transfer's destination)."""
+    device = session.scalars(
+        select(Device)
+        .where(Device.holder_id == holder.id, Device.revoked_at.is_(None))
+        .order_by(Device.enrolled_at.desc(), Device.id.desc())
+        .limit(1)
+    ).first()
+    if device is None:
+        raise Problem(ProblemCode.NOT_FOUND, "the holder has no device enrolled to receive it")
+    return device

@@ -19,6 +19,7 @@ from duopass.protocol.claims import Kind
 from duopass.protocol.code import mint_credential
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import accounts, events, signing_keys, tlog, trust_changes
+from duopass.server.store.decisions import ReissueRequest
 from duopass.server.store.tables import Credential, Device, Holder
 from duopass.server.store.tickets import Checkin, Event, Order, Ticket, TicketType
 from duopass.server.unit_of_work import Unit
@@ -188,7 +189,24 @@ def mint(unit: Unit, ticket: Ticket, device: Device, *, refresh: bool) -> Minted
         return Minted(ticket, None, refusal)
     if live is not None:
         revoke_credentials(unit, ticket, reason="codes used up" if refresh else "re-minted")
-    return Minted(ticket, issue(unit, ticket, device, terms=terms, cti=None), None)
+    planned = _planned_cti(session, ticket)
+    return Minted(ticket, issue(unit, ticket, device, terms=terms, cti=planned), None)
+
+
+def _planned_cti(session: Session, ticket: Ticket) -> bytes | None:
+    """The `cti` a reissue's decision named for the ticket's current generation, while no
+    credential carries it yet (the event was too far ahead to mint at confirmation)."""
+    if ticket.gen == 0:
+        return None
+    cti = session.scalars(
+        select(ReissueRequest.new_cti)
+        .where(ReissueRequest.ticket_id == ticket.id, ReissueRequest.state == "done")
+        .order_by(ReissueRequest.finished_at.desc())
+        .limit(1)
+    ).first()
+    if cti is None or session.get(Credential, cti) is not None:
+        return None
+    return cti
 
 
 def issue(

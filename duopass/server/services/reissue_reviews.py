@@ -1,0 +1,90 @@
+"""Reissue requests the policy sent to a person (`GET /v1/admin/reviews`): each with the input
+document it was decided on and the rule that sent it; approving or refusing is a decision on
+the ledger too, by the staff member, citing the policy decision it settles."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+
+from duopass.server.problems import Problem, ProblemCode
+from duopass.server.services import decisions, reissue
+from duopass.server.services.paging import page, read_cursor
+from duopass.server.store.decisions import Decision, ReissueRequest
+from duopass.server.store.tables import Holder
+from duopass.server.store.tickets import Ticket
+from duopass.server.unit_of_work import Unit
+
+__all__ = ["decide", "listing"]
+
+LISTING = "reissue-reviews"
+
+
+def listing(unit: Unit, *, limit: int, cursor: str | None) -> dict[str, Any]:
+    """Requests waiting for review, oldest first, a page at a time."""
+    session = unit.session
+    after = read_cursor(cursor, LISTING, [int, str])
+    query = (
+        select(ReissueRequest, Decision, Ticket.sub, Holder.handle)
+        .join(Decision, Decision.id == ReissueRequest.decision_id)
+        .join(Ticket, Ticket.id == ReissueRequest.ticket_id)
+        .join(Holder, Holder.id == ReissueRequest.holder_id)
+        .where(ReissueRequest.state == "review", ReissueRequest.expires_at > unit.now)
+        .order_by(ReissueRequest.created_at, ReissueRequest.id)
+    )
+    if after is not None:
+        query = query.where(
+            (ReissueRequest.created_at > after[0])
+            | ((ReissueRequest.created_at == after[0]) & (ReissueRequest.id > after[1]))
+        )
+    rows = session.execute(query.limit(limit + 1)).all()
+    items = [
+        {
+            **reissue.describe(row),
+            "ticket": sub,
+            "holder": handle,
+            "ledger_index": decision.ledger_index,
+            "inputs": None if decision.inputs is None else json.loads(decision.inputs),
+        }
+        for row, decision, sub, handle in rows
+    ]
+    return page(LISTING, items, limit, lambda item: (item["created_at"], item["request_id"]))
+
+
+def decide(
+    unit: Unit, request_id: str, *, approve: bool, reason: str, staff_id: int
+) -> ReissueRequest:
+    """A person's decision on a request at review: approved, it is ready for the holder to
+    confirm; refused, it ends. Recorded as a `decision` leaf (action review, rule reviewer)."""
+    session = unit.session
+    row = session.get(ReissueRequest, request_id)
+    if row is None:
+        raise Problem(ProblemCode.NOT_FOUND, "no such reissue request")
+    if row.state != "review" or row.expires_at <= unit.now:
+        raise Problem(ProblemCode.CONFLICT, f"the request is {row.state}, not waiting for review")
+    ticket = session.get(Ticket, row.ticket_id)
+    first = session.get(Decision, row.decision_id)
+    assert ticket is not None and first is not None
+    decisions.record(
+        unit,
+        action="review",
+        holder_id=row.holder_id,
+        ticket_id=row.ticket_id,
+        request_id=row.id,
+        inputs={"request": row.id, "decision": first.ledger_index, "reason": reason},
+        policy=None,
+        ruling_outcome="allow" if approve else "deny",
+        rule="reviewer",
+        staff_id=staff_id,
+        old_cti=row.old_cti,
+        new_cti=row.new_cti,
+        old_gen=ticket.gen,
+        new_gen=ticket.gen + 1,
+    )
+    if approve:
+        row.state, row.expires_at = "ready", unit.now + reissue.REQUEST_TTL_S
+    else:
+        row.state, row.finished_at = "denied", unit.now
+    return row
