@@ -36,3 +36,7 @@ PAGE_ITEMS_MAX: Final = 200
 PAGE_ITEMS_DEFAULT: Final = 50
 CURSOR_CHARS_MAX: Final = 200
 """Longest `?cursor=` a list reads: a cursor is the last item's key, base64url."""
+STEP_UP_CODE_DIGITS: Final = 6
+"""A step-up code, by e-mail or from the authenticator app: exactly six ASCII digits."""
+STEP_UP_PURPOSE_CHARS_MAX: Final = 64
+"""What a step-up is for (a reissue request's id): the `step_up_codes.purpose` column."""

@@ -47,6 +47,12 @@ class ProblemCode(StrEnum):
     IDEMPOTENCY_MISMATCH = "idempotency_mismatch"
     BAD_CURSOR = "bad_cursor"
     ACCOUNT_NOT_EMPTY = "account_not_empty"
+    FACTOR_UNAVAILABLE = "factor_unavailable"
+    NO_EMAIL = "no_email"
+    MAIL_UNAVAILABLE = "mail_unavailable"
+    STEP_UP_FAILED = "step_up_failed"
+    STEP_UP_EXPIRED = "step_up_expired"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
 
 
 STATUS = {
@@ -73,6 +79,12 @@ STATUS = {
     ProblemCode.IDEMPOTENCY_MISMATCH: 409,
     ProblemCode.BAD_CURSOR: 422,
     ProblemCode.ACCOUNT_NOT_EMPTY: 409,
+    ProblemCode.FACTOR_UNAVAILABLE: 409,
+    ProblemCode.NO_EMAIL: 409,
+    ProblemCode.MAIL_UNAVAILABLE: 503,
+    ProblemCode.STEP_UP_FAILED: 403,
+    ProblemCode.STEP_UP_EXPIRED: 409,
+    ProblemCode.TOO_MANY_ATTEMPTS: 429,
 }
 _FROM_STATUS = {
     401: ProblemCode.UNAUTHENTICATED,
