@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from duopass.server.context import AppContext
     from duopass.server.settings import Settings
     from duopass.server.unit_of_work import Unit
+
+_SmtpHost = Annotated[
+    str | None,
+    typer.Option(help="mail server for step-up codes (default: none, no codes by e-mail)"),
+]
 
 
 def serve(
@@ -51,6 +56,9 @@ def serve(
     access_log: Annotated[
         bool, typer.Option(help="log every request (combined log form) with the events")
     ] = True,
+    smtp_host: _SmtpHost = None,
+    smtp_port: Annotated[int | None, whole(1, 65535, help="its port (default 25)")] = None,
+    smtp_from: Annotated[str | None, typer.Option(help="the From of the codes' mail")] = None,
 ) -> None:
     """Run the issuer server."""
     import uvicorn
@@ -58,11 +66,10 @@ def serve(
     from duopass.server import logbook
     from duopass.server.logbook import Event
     from duopass.server.runner import CannotStart, hold_store, listen, uvicorn_config
-    from duopass.server.settings import Settings
 
     logbook.configure(access_log=access_log)
-    settings = Settings(
-        db_url=db or f"sqlite:///{data_dir / 'duopass.db'}", data_dir=data_dir, issuer=issuer
+    settings = _settings(
+        db, data_dir, issuer, smtp_host=smtp_host, smtp_port=smtp_port, smtp_from=smtp_from
     )
     try:
         listener = listen(host, port)  # first: a port in use is said before anything else
@@ -91,6 +98,18 @@ def serve(
     finally:
         if store_lock is not None:
             os.close(store_lock)
+
+
+def _settings(db: str | None, data_dir: Path, issuer: str, **mail: Any) -> Settings:
+    """The settings the flags name; a mail flag not given is left to `DUOPASS_SMTP_*`."""
+    from duopass.server.settings import Settings
+
+    return Settings(
+        db_url=db or f"sqlite:///{data_dir / 'duopass.db'}",
+        data_dir=data_dir,
+        issuer=issuer,
+        **{name: value for name, value in mail.items() if value is not None},
+    )
 
 
 def _app(settings: Settings, keyring: Keyring, *, demo: bool, testing: bool) -> FastAPI:

@@ -42,3 +42,7 @@ TICKETS_PER_ORDER_MAX: Final = 20
 TICKET_QUOTA_MAX: Final = 1_000_000
 ENTRIES_MAX: Final = 1000
 """Entries a ticket type allows (`ent`)."""
+STEP_UP_CODE_DIGITS: Final = 6
+"""A step-up code, by e-mail or from the authenticator app: exactly six ASCII digits."""
+STEP_UP_PURPOSE_CHARS_MAX: Final = 64
+"""What a step-up is for (a reissue request's id): the `step_up_codes.purpose` column."""

@@ -48,6 +48,12 @@ class ProblemCode(StrEnum):
     BAD_CURSOR = "bad_cursor"
     ACCOUNT_NOT_EMPTY = "account_not_empty"
     SOLD_OUT = "sold_out"
+    FACTOR_UNAVAILABLE = "factor_unavailable"
+    NO_EMAIL = "no_email"
+    MAIL_UNAVAILABLE = "mail_unavailable"
+    STEP_UP_FAILED = "step_up_failed"
+    STEP_UP_EXPIRED = "step_up_expired"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
 
 
 STATUS = {
@@ -75,6 +81,12 @@ STATUS = {
     ProblemCode.BAD_CURSOR: 422,
     ProblemCode.ACCOUNT_NOT_EMPTY: 409,
     ProblemCode.SOLD_OUT: 409,
+    ProblemCode.FACTOR_UNAVAILABLE: 409,
+    ProblemCode.NO_EMAIL: 409,
+    ProblemCode.MAIL_UNAVAILABLE: 503,
+    ProblemCode.STEP_UP_FAILED: 403,
+    ProblemCode.STEP_UP_EXPIRED: 409,
+    ProblemCode.TOO_MANY_ATTEMPTS: 429,
 }
 _FROM_STATUS = {
     401: ProblemCode.UNAUTHENTICATED,

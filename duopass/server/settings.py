@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from duopass.protocol.limits import (
@@ -61,6 +61,18 @@ class Settings(BaseSettings):
     recent_auth_s: int = Field(default=600, ge=60, le=3600)
     """A password sign-in this recent counts as a step-up for a loss report, ending other
     sessions or changing the second factor (RFC 9470 `max_age`)."""
+    smtp_host: str | None = None
+    """The mail server that takes step-up codes to holders; none: no codes by e-mail."""
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = Field(default="duopass@localhost", min_length=3, max_length=254)
+    smtp_starttls: bool = False
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    """From the environment only (`DUOPASS_SMTP_PASSWORD`): never a flag, never logged."""
+    smtp_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    """Each step of talking to the mail server (connect, every reply)."""
+    step_up_code_ttl_s: int = Field(default=600, ge=60, le=3600)
+    """How long a step-up code sent by e-mail stays good."""
     throttle_exempt_networks: tuple[str, ...] = ()
     """Networks (CIDR) not throttled as one, such as a campus behind one NAT: their sign-ins
     are still throttled per account."""

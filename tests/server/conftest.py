@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.mail import Mailbox, smtp_fixture  # noqa: F401
 from tests.pg import postgres_url_fixture  # noqa: F401
 from tests.server.harness import ManualClock, Running, running_server
 
@@ -50,6 +51,17 @@ def clocked_server(request: pytest.FixtureRequest, tmp_path, clock) -> Iterator[
     """The server on both databases, on a clock the test moves (`clock`)."""
     url = database_url(request, tmp_path)
     with running_server(url, tmp_path / "data", clock=clock) as running:
+        yield running
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def mail_server(
+    request: pytest.FixtureRequest, tmp_path, clock, smtp: Mailbox
+) -> Iterator[Running]:
+    """`clocked_server` that mails through the test's SMTP server (`smtp`)."""
+    url = database_url(request, tmp_path)
+    mail = {"smtp_host": "127.0.0.1", "smtp_port": smtp.port, "smtp_from": "cards@example.edu"}
+    with running_server(url, tmp_path / "data", clock=clock, **mail) as running:
         yield running
 
 

@@ -78,9 +78,8 @@ def _matches(password_hash: str | None, password: str) -> bool:
 def _throttles(ctx: AppContext, *, login: str, staff: bool, client: str | None) -> list[Throttle]:
     """The account's key (first), and the client's network's unless it is exempt."""
     secret = ctx.keyring.digest_key
-    name = f"{'staff' if staff else 'holder'}:{login}"
     return [
-        Throttle.of(throttle.ACCOUNT, secret, name),
+        throttle.account(secret, login, staff=staff),
         *throttle.for_client(ctx.settings, secret, client),
     ]
 

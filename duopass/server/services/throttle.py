@@ -36,6 +36,7 @@ __all__ = [
     "Limit",
     "Scope",
     "Throttle",
+    "account",
     "check",
     "delay_s",
     "fail",
@@ -110,6 +111,12 @@ class Throttle:
         """`name` (a login, a network, a terminal id) enters the table only as a keyed digest."""
         digest = hmac.new(secret, f"{limit.scope}\n{name}".encode(), hashlib.sha256).digest()
         return cls(limit, digest, name)
+
+
+def account(secret: bytes, login: str, *, staff: bool) -> Throttle:
+    """The key of one login's failures: every proof of that account (a password, a one-time
+    code, a step-up code) counts against it."""
+    return Throttle.of(ACCOUNT, secret, f"{'staff' if staff else 'holder'}:{login}")
 
 
 def for_client(settings: Settings, secret: bytes, client: str | None) -> list[Throttle]:
