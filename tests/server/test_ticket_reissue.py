@@ -137,10 +137,12 @@ def test_step_up_by_totp_then_confirm(server):
     )
     assert early.status_code == 409 and early.json()["code"] == "conflict"
     path = f"/v1/me/reissues/{asked['request_id']}/step-up"
+    begun = server.http.post(path, headers=phone.wallet.auth, json={"factor": "totp"})
+    assert begun.status_code == 200 and begun.json()["factor"] == "totp", begun.text
     wrong = server.http.post(
         path, headers=phone.wallet.auth, json={"factor": "totp", "code": "000000"}
     )
-    assert wrong.status_code in (401, 422), wrong.text
+    assert wrong.status_code == 403 and wrong.json()["code"] == "step_up_failed"
     right = pyotp.TOTP(secret).now()
     proved = server.http.post(
         path, headers=phone.wallet.auth, json={"factor": "totp", "code": right}
@@ -290,3 +292,25 @@ def test_reissue_inputs_have_limits_and_stable_reasons(server):
     )
     assert same.status_code == 409
     assert server.http.get("/v1/me/reissues/rq-00", headers=fan.wallet.auth).status_code == 404
+
+
+def test_step_up_by_a_code_mailed_through_a_real_smtp_server(mail_server, smtp):
+    admin = mail_server.admin()
+    fan, sub, _ = _bought(mail_server, admin, doors=int(time.time()) + HOUR)
+    phone = _new_phone(mail_server, fan)
+    asked = _ask(mail_server, phone, sub)
+    assert asked["outcome"] == "step_up" and "email_otp" in asked["factors"], asked
+    path = f"/v1/me/reissues/{asked['request_id']}/step-up"
+    begun = mail_server.http.post(path, headers=phone.wallet.auth, json={"factor": "email_otp"})
+    assert begun.status_code == 200, begun.text
+    assert begun.json()["sent_to"].endswith("@example.edu")
+    code = smtp.last_code("fan@example.edu")
+    proved = mail_server.http.post(
+        path, headers=phone.wallet.auth, json={"factor": "email_otp", "code": code}
+    )
+    assert proved.status_code == 200 and proved.json()["state"] == "ready", proved.text
+    again = mail_server.http.post(
+        path, headers=phone.wallet.auth, json={"factor": "email_otp", "code": code}
+    )
+    assert again.status_code in (403, 409)  # used once
+    assert _claims(_confirm(mail_server, phone, asked["request_id"])["credential"]).gen == 1

@@ -24,7 +24,16 @@ from duopass.server.store.tickets import Event, Ticket, TicketType
 from duopass.server.unit_of_work import Unit
 from duopass.tickets import mint_refusal
 
-__all__ = ["Confirmed", "confirm", "describe", "device_by_key", "open_request", "prove", "request"]
+__all__ = [
+    "Confirmed",
+    "begin_step_up",
+    "confirm",
+    "describe",
+    "device_by_key",
+    "open_request",
+    "request",
+    "stepped_up",
+]
 
 REQUEST_TTL_S = 15 * 60
 """A request not confirmed within this (or stepped up) expires; one at review waits for it."""
@@ -129,23 +138,33 @@ def request(unit: Unit, holder: Holder, request_id: str) -> ReissueRequest:
     return row
 
 
-def prove(
-    unit: Unit, holder: Holder, row: ReissueRequest, *, factor: str, code: str | None
+def begin_step_up(
+    unit: Unit, holder: Holder, row: ReissueRequest, *, factor: str
 ) -> dict[str, Any]:
-    """Step 1's step-up: without a code, send one (e-mail) or say what to enter (TOTP); with
-    one, check it, and the request is ready to confirm."""
+    """Step 1's step-up begins: a code is mailed (e-mail) or the authenticator's is awaited
+    (TOTP), for this request only."""
+    _stepping_up(row, factor)
+    return step_up.begin(
+        unit, holder=holder, purpose=row.id, factor=factor, about=f"moving a ticket ({row.id})"
+    )
+
+
+def stepped_up(unit: Unit, row: ReissueRequest, *, factor: str) -> dict[str, Any]:
+    """The step-up's code checked out (`step_up.verified` runs this in its unit): the request
+    is ready to confirm."""
+    _stepping_up(row, factor)
+    row.state, row.factor_done = "ready", factor
+    row.expires_at = unit.now + REQUEST_TTL_S
+    return {"request_id": row.id, "factor": factor, "state": row.state}
+
+
+def _stepping_up(row: ReissueRequest, factor: str) -> None:
     if row.state != "step_up":
         raise Problem(
             ProblemCode.CONFLICT, f"the request is {row.state}, not waiting for a step-up"
         )
     if factor not in json.loads(row.factors):
         raise Problem(ProblemCode.INVALID_REQUEST, f"the policy does not accept {factor!r} here")
-    if code is None:
-        return step_up.begin(unit, holder=holder, purpose=row.id, factor=factor)
-    step_up.verify(unit, holder=holder, purpose=row.id, factor=factor, code=code)
-    row.state, row.factor_done = "ready", factor
-    row.expires_at = unit.now + REQUEST_TTL_S
-    return {"factor": factor, "verified": True}
 
 
 @dataclass(frozen=True)

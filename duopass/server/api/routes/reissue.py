@@ -19,6 +19,7 @@ from duopass.server.api.routes.tickets import Sub
 from duopass.server.limits import LOGIN_CHARS_MAX, PAGE_ITEMS_DEFAULT, REASON_CHARS_MAX
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import holders, lost, reissue, reissue_reviews, sessions, tickets
+from duopass.server.services import step_up as step_up_service
 from duopass.server.services.reissue_inputs import Asked
 from duopass.server.services.sessions import Caller
 from duopass.server.store.decisions import PolicyVersion
@@ -128,18 +129,32 @@ def show_request(request_id: RequestId, caller: HolderCaller, ctx: Ctx) -> dict[
     )
 
 
-@router.post("/me/reissues/{request_id}/step-up", responses=problems(401, 404, 409, 429, 503))
+@router.post("/me/reissues/{request_id}/step-up", responses=problems(403, 404, 409, 422, 429, 503))
 def step_up(
     request_id: RequestId, body: StepUpIn, caller: HolderCaller, ctx: Ctx
 ) -> dict[str, Any]:
-    """Without `code`: send one (e-mail) or name what to enter (TOTP). With it: check it."""
+    """Without `code`: begin (an e-mailed code is sent; for TOTP the authenticator's code is
+    awaited). With it: check it; the request is then ready to confirm. Wrong codes count per
+    request and against the holder's sign-in limit."""
+    if body.code is None:
 
-    def work(unit: Unit) -> dict[str, Any]:
-        holder = caller.holder(unit.session)
-        row = reissue.request(unit, holder, request_id)
-        return reissue.prove(unit, holder, row, factor=body.factor, code=body.code)
+        def begin(unit: Unit) -> dict[str, Any]:
+            holder = caller.holder(unit.session)
+            row = reissue.request(unit, holder, request_id)
+            return reissue.begin_step_up(unit, holder, row, factor=body.factor)
 
-    return ctx.run(work)
+        return ctx.run(begin)
+    code = body.code
+    return step_up_service.verified(
+        ctx,
+        holder_id=caller.id,
+        purpose=request_id,
+        factor=body.factor,
+        code=code,
+        work=lambda unit: reissue.stepped_up(
+            unit, reissue.request(unit, caller.holder(unit.session), request_id), factor=body.factor
+        ),
+    )
 
 
 @router.post("/me/reissues/{request_id}/confirm", responses=problems(403, 404, 409))
