@@ -19,8 +19,9 @@ __all__ = ["seconds", "whole"]
 _FRACTION_DIGITS_MAX = 6
 
 
-def whole(low: int, high: int, *, help: str) -> Any:
-    """A `typer.Option` taking a whole number from `low` to `high`."""
+def whole(low: int, high: int, *, help: str, name: str | None = None) -> Any:
+    """A `typer.Option` taking a whole number from `low` to `high` (`name`: the option's,
+    when not the parameter's)."""
 
     def parse(value: str | int) -> int:
         if isinstance(value, int):  # the default, not typed in
@@ -33,7 +34,8 @@ def whole(low: int, high: int, *, help: str) -> Any:
             raise typer.BadParameter(f"{number} is not in {low}..{high}")
         return number
 
-    return typer.Option(parser=parse, metavar=f"{low}..{high}", help=help)
+    names = () if name is None else (name,)
+    return typer.Option(*names, parser=parse, metavar=f"{low}..{high}", help=help)
 
 
 def seconds(low: float, high: float, *, help: str) -> Any:

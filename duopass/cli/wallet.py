@@ -14,16 +14,22 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from duopass.cli.numbers import seconds, whole
 from duopass.cli.people import count, local_time
 from duopass.cli.wallet_status import status_lines
+from duopass.cli.wallet_tickets import event_lines, order_lines, sync_line, ticket_lines
 from duopass.qr import render_png, render_terminal
-from duopass.wallet import Display, Wallet, WalletError
-from duopass.wallet.limits import HTTP_TIMEOUT_DEFAULT_S, WATCH_INTERVAL_DEFAULT_S
+from duopass.wallet import Display, Failure, Wallet, WalletError
+from duopass.wallet.limits import (
+    HTTP_TIMEOUT_DEFAULT_S,
+    TICKETS_PER_ORDER_MAX,
+    WATCH_INTERVAL_DEFAULT_S,
+)
+from duopass.wallet.tickets import ticket_status
 
 wallet_app = typer.Typer(
     help="The holder's wallet: enrol a device, sync a credential, show codes offline.",
@@ -31,6 +37,10 @@ wallet_app = typer.Typer(
 )
 
 _FRAMES_MAX = 10_000
+_STOPS_TICKETS = frozenset(
+    {Failure.NOT_ENROLLED, Failure.OFFLINE, Failure.SIGNED_OUT, Failure.STATE}
+)
+"""Purse sync failures the ticket sync would meet too; after any other, tickets still sync."""
 _CLEAR_SCREEN = "\x1b[H\x1b[2J"
 
 DataDir = Annotated[
@@ -99,12 +109,85 @@ def login(
 
 @wallet_app.command()
 def sync(data_dir: DataDir = DEFAULT_DIR, timeout: Timeout = HTTP_TIMEOUT_DEFAULT_S) -> None:
-    """Fetch a fresh credential and the server's time (a refresh when one is held)."""
+    """Fetch a fresh credential and the server's time (a refresh when one is held), then the
+    tickets: new ones, and a new credential for those whose codes are used up."""
     with _wallet(data_dir, timeout) as wallet:
-        held = wallet.sync()
-    until = local_time(held.credential.claims.exp)
-    mode = "offline and online" if held.offline else "online only: no funds to hold"
-    typer.echo(f"credential valid until {until}, {count(held.left, 'code')}, {mode}", err=True)
+        purse: WalletError | None = None
+        try:
+            held = wallet.sync()
+            until = local_time(held.credential.claims.exp)
+            mode = "offline and online" if held.offline else "online only: no funds to hold"
+            left = count(held.left, "code")
+            typer.echo(f"credential valid until {until}, {left}, {mode}", err=True)
+        except WalletError as exc:
+            if exc.failure in _STOPS_TICKETS:
+                raise
+            typer.echo(f"duopass wallet: purse: {exc.message}", err=True)
+            purse = exc
+        try:
+            wallet.sync_tickets()
+        except WalletError as exc:
+            typer.echo(f"duopass wallet: tickets: {exc.message}", err=True)
+            raise typer.Exit((purse or exc).exit_status) from exc
+        typer.echo(f"tickets: {sync_line(_ticket_statuses(wallet))}", err=True)
+        if purse is not None:
+            raise typer.Exit(purse.exit_status)
+
+
+def _ticket_statuses(wallet: Wallet) -> list[dict[str, Any]]:
+    now, policy = wallet.now(), wallet.state.read().policy
+    return [ticket_status(ticket, now, policy) for ticket in wallet.tickets.all()]
+
+
+@wallet_app.command()
+def tickets(
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON array")] = False,
+    data_dir: DataDir = DEFAULT_DIR,
+) -> None:
+    """The tickets this wallet holds (as of its last sync; no network): event, doors and end
+    in local time, entries used, codes left, and ready or why not."""
+    with _wallet(data_dir) as wallet:
+        statuses = _ticket_statuses(wallet)
+    if as_json:
+        typer.echo(json.dumps(statuses))
+        return
+    for line in ticket_lines(statuses):
+        typer.echo(line)
+
+
+@wallet_app.command()
+def events(
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON array")] = False,
+    data_dir: DataDir = DEFAULT_DIR,
+    timeout: Timeout = HTTP_TIMEOUT_DEFAULT_S,
+) -> None:
+    """What is on sale: events not yet ended and their ticket types (the id `buy --type` takes)."""
+    with _wallet(data_dir, timeout) as wallet:
+        listed = wallet.events()
+    if as_json:
+        typer.echo(json.dumps(listed))
+        return
+    for line in event_lines(listed):
+        typer.echo(line)
+
+
+@wallet_app.command()
+def buy(
+    type_id: Annotated[
+        int, whole(1, 2**31 - 1, help="the ticket type (`duopass wallet events`)", name="--type")
+    ],
+    quantity: Annotated[int, whole(1, TICKETS_PER_ORDER_MAX, help="how many tickets")] = 1,
+    data_dir: DataDir = DEFAULT_DIR,
+    timeout: Timeout = HTTP_TIMEOUT_DEFAULT_S,
+) -> None:
+    """Buy tickets, paid from the account; the subs go to standard output. A retry of a
+    purchase whose answer was lost (same type and quantity) returns that order, charged once."""
+    with _wallet(data_dir, timeout) as wallet:
+        order = wallet.buy(type_id, quantity)
+    for line in order_lines(order):
+        typer.echo(line, err=True)
+    for sub in order["tickets"]:
+        typer.echo(sub)
 
 
 @wallet_app.command()
@@ -121,12 +204,16 @@ def code(
         int, whole(1, 60, help="seconds between re-signatures (--watch)")
     ] = WATCH_INTERVAL_DEFAULT_S,
     count: Annotated[int | None, whole(1, _FRAMES_MAX, help="at most this many signatures")] = None,
+    ticket: Annotated[
+        str | None, typer.Option(help="a ticket's code instead of the purse's (its sub or prefix)")
+    ] = None,
     data_dir: DataDir = DEFAULT_DIR,
 ) -> None:
     """Show a code: a new counter for this display, no network needed.
 
     --watch re-signs the same counter with the time every --interval seconds while shown and
     hides the code after the freshness window (PROTOCOL.md §2). Another code, another call.
+    --ticket SUB shows that ticket's code the same way (`duopass wallet tickets` lists them).
     """
     draw = sys.stderr.isatty() if qr is None else qr
     frames = (count or _FRAMES_MAX) if watch else 1
@@ -134,11 +221,12 @@ def code(
         typer.echo(f"duopass wallet: {png.parent}: no such folder", err=True)
         raise typer.Exit(2)
     with _wallet(data_dir) as wallet:
-        display = wallet.show()
+        display = wallet.show() if ticket is None else wallet.show_ticket(ticket)
         with suppress(KeyboardInterrupt):
             _show(wallet, display, frames=frames, interval=interval, draw=draw, png=png)
         if watch:
-            typer.echo("code hidden; `duopass wallet code` shows a new one", err=True)
+            again = "duopass wallet code" + ("" if ticket is None else f" --ticket {ticket}")
+            typer.echo(f"code hidden; `{again}` shows a new one", err=True)
 
 
 def _show(

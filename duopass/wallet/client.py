@@ -20,17 +20,25 @@ from duopass.protocol.trust import Policy, TrustStoreError, parse_policy
 from duopass.wallet.errors import Failure, WalletError
 from duopass.wallet.limits import (
     CHALLENGE_BYTES_MAX,
+    ENTRIES_MAX,
+    EVENTS_MAX,
     L1_BYTES_MAX,
     LOGIN_CHARS_MAX,
     MOVEMENT_KIND_CHARS_MAX,
+    NAME_CHARS_MAX,
     PASSWORD_CHARS_MAX,
+    PUBLIC_ID_CHARS_MAX,
     RECENT_LINES_MAX,
     RESPONSE_BYTES_MAX,
     ROW_ID_MAX,
     SERVER_URL_CHARS_MAX,
+    TICKET_TYPES_MAX,
+    TICKETS_MAX,
+    TICKETS_PER_ORDER_MAX,
     TIME_MAX,
     TOKEN_CHARS_MAX,
 )
+from duopass.wallet.tickets import TicketInfo, TicketItem, TicketsAnswer
 
 __all__ = ["Client", "SyncAnswer", "check_server_url"]
 
@@ -149,6 +157,43 @@ class Client:
         amounts["recent"] = _recent(answer)
         return amounts
 
+    def sync_tickets(self, token: str, device_id: int, exhausted: list[str]) -> TicketsAnswer:
+        """The holder's tickets for this device, with credentials (`exhausted`: replace)."""
+        body = {"device_id": device_id, "exhausted": exhausted[:TICKETS_MAX]}
+        answer = self._call("POST", "/v1/wallet/tickets", body, token=token)
+        items = answer.get("tickets")
+        if not isinstance(items, list) or len(items) > TICKETS_MAX:
+            raise _bad("tickets")
+        return TicketsAnswer(
+            tickets=tuple(_ticket_item(item) for item in items),
+            server_time=_int(answer, "server_time", 0, TIME_MAX),
+            policy=_policy(answer),
+        )
+
+    def events(self, token: str) -> list[dict[str, Any]]:
+        """What is on sale: events not yet ended, with their ticket types."""
+        answer = self._call("GET", "/v1/events", None, token=token)
+        items = answer.get("items")
+        if not isinstance(items, list) or len(items) > EVENTS_MAX:
+            raise _bad("items")
+        return [_event(item) for item in items]
+
+    def buy(self, token: str, type_id: int, quantity: int, request_id: str) -> dict[str, Any]:
+        """An order paid from the account; the same request id again returns the first one."""
+        body = {"ticket_type": type_id, "quantity": quantity, "request_id": request_id}
+        answer = self._call("POST", "/v1/me/orders", body, token=token)
+        subs = answer.get("tickets")
+        if not isinstance(subs, list) or len(subs) > TICKETS_PER_ORDER_MAX:
+            raise _bad("tickets")
+        return {
+            "code": _text(answer, "code", PUBLIC_ID_CHARS_MAX),
+            "quantity": _int(answer, "quantity", 1, TICKETS_PER_ORDER_MAX),
+            "amount": _int(answer, "amount", 0, _AMOUNT_MAX),
+            "currency": _text(answer, "currency", 3),
+            "state": _text(answer, "state", PUBLIC_ID_CHARS_MAX),
+            "tickets": [_text({"tickets": sub}, "tickets", PUBLIC_ID_CHARS_MAX) for sub in subs],
+        }
+
     def _call(
         self, method: str, path: str, body: dict[str, Any] | None, *, token: str | None
     ) -> dict[str, Any]:
@@ -171,7 +216,7 @@ class Client:
             document = None
         if not isinstance(document, dict):
             raise WalletError(Failure.BAD_ANSWER, f"the server answered {status} without JSON")
-        if status != httpx.codes.OK:
+        if status not in (httpx.codes.OK, httpx.codes.CREATED):
             raise _problem(status, document, with_token=token is not None)
         return document
 
@@ -217,6 +262,82 @@ def _recent(answer: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return recent
+
+
+def _text(document: dict[str, Any], name: str, high: int) -> str:
+    """A text field of printable characters (it may be shown on a terminal)."""
+    value = document.get(name)
+    if not isinstance(value, str) or not 1 <= len(value) <= high or not value.isprintable():
+        raise _bad(name)
+    return value
+
+
+def _object(document: dict[str, Any], name: str) -> dict[str, Any]:
+    value = document.get(name)
+    if not isinstance(value, dict):
+        raise _bad(name)
+    return value
+
+
+def _ticket_item(item: object) -> TicketItem:
+    if not isinstance(item, dict):
+        raise _bad("tickets")
+    event, kind = _object(item, "event"), _object(item, "ticket_type")
+    device_id = item.get("device_id")
+    info = TicketInfo(
+        sub=_text(item, "sub", PUBLIC_ID_CHARS_MAX),
+        event_id=_text(event, "id", PUBLIC_ID_CHARS_MAX),
+        event_name=_text(event, "name", NAME_CHARS_MAX),
+        doors=_int(event, "doors", 0, TIME_MAX),
+        ends=_int(event, "ends", 0, TIME_MAX),
+        type_id=_int(kind, "id", 1, ROW_ID_MAX),
+        type_name=_text(kind, "name", NAME_CHARS_MAX),
+        entries=_int(kind, "entries", 1, ENTRIES_MAX),
+        order=_text(item, "order", PUBLIC_ID_CHARS_MAX),
+        state=_text(item, "state", PUBLIC_ID_CHARS_MAX),
+        gen=_int(item, "gen", 0, TIME_MAX),
+        entries_used=_int(item, "entries_used", 0, TIME_MAX),
+        device_id=None if device_id is None else _int(item, "device_id", 1, ROW_ID_MAX),
+        purchase_proof=_text(item, "purchase_proof", 128),
+    )
+    refusal = item.get("refusal")
+    if refusal is not None:
+        refusal = _text(item, "refusal", PUBLIC_ID_CHARS_MAX)
+    l1 = None if item.get("credential") is None else _b64u(item, "credential", L1_BYTES_MAX)
+    if (l1 is None) == (refusal is None):
+        raise _bad("credential")  # one or the other, never both or neither
+    return TicketItem(info, l1, refusal)
+
+
+def _event(item: object) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise _bad("items")
+    kinds, venues = item.get("ticket_types"), item.get("venues")
+    if not isinstance(kinds, list) or len(kinds) > TICKET_TYPES_MAX:
+        raise _bad("ticket_types")
+    if not isinstance(venues, list) or len(venues) > TICKET_TYPES_MAX:
+        raise _bad("venues")
+    return {
+        "id": _text(item, "id", PUBLIC_ID_CHARS_MAX),
+        "name": _text(item, "name", NAME_CHARS_MAX),
+        "doors": _int(item, "doors", 0, TIME_MAX),
+        "ends": _int(item, "ends", 0, TIME_MAX),
+        "venues": [_text(_object({"venues": v}, "venues"), "name", NAME_CHARS_MAX) for v in venues],
+        "ticket_types": [_ticket_type(kind) for kind in kinds],
+    }
+
+
+def _ticket_type(kind: object) -> dict[str, Any]:
+    if not isinstance(kind, dict):
+        raise _bad("ticket_types")
+    return {
+        "id": _int(kind, "id", 1, ROW_ID_MAX),
+        "name": _text(kind, "name", NAME_CHARS_MAX),
+        "price": _int(kind, "price", 0, _AMOUNT_MAX),
+        "currency": _text(kind, "currency", 3),
+        "entries": _int(kind, "entries", 1, ENTRIES_MAX),
+        "available": _int(kind, "available", -_AMOUNT_MAX, _AMOUNT_MAX),
+    }
 
 
 def _bool(document: dict[str, Any], name: str) -> bool:

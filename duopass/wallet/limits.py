@@ -35,3 +35,18 @@ LOCK_TIMEOUT_S: Final = 30.0
 """How long one instance waits for another's counter transaction."""
 WATCH_INTERVAL_DEFAULT_S: Final = 5
 """How often `code --watch` re-signs the displayed counter with a new `ts`."""
+
+TICKETS_MAX: Final = 200
+"""Most tickets believed from one ticket sync answer (and sent as `exhausted`: the server's
+limit)."""
+EVENTS_MAX: Final = 200
+"""Most events believed from the catalogue answer."""
+TICKET_TYPES_MAX: Final = 50
+"""Most ticket types believed per event."""
+PUBLIC_ID_CHARS_MAX: Final = 64
+"""Longest ticket sub, event id, order code believed (the server's ID_CHARS_MAX)."""
+NAME_CHARS_MAX: Final = 100
+"""Longest event or ticket type name believed (the server's NAME_CHARS_MAX)."""
+ENTRIES_MAX: Final = 1000
+TICKETS_PER_ORDER_MAX: Final = 20
+"""As the server's request models allow."""

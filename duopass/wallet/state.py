@@ -34,7 +34,7 @@ import os
 import secrets
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -46,6 +46,7 @@ from duopass.wallet.clock import ClockSample
 from duopass.wallet.errors import Failure, WalletError
 from duopass.wallet.files import create_private
 from duopass.wallet.limits import L1_BYTES_MAX, LOCK_TIMEOUT_S, REFRESH_RESERVE, REQUEST_ID_BYTES
+from duopass.wallet.schema import upgrade
 
 __all__ = [
     "Account",
@@ -57,23 +58,9 @@ __all__ = [
     "usable",
 ]
 
-SCHEMA_VERSION = 2
-"""2: the issuer's policy from the last sync answer (protocol revision 1.1); 1 is upgraded."""
 _T = TypeVar("_T")
 _MACHINE_ID_FILES = (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id"))
 _MACHINE_ID_CHARS_MAX = 64
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS wallet (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    binding TEXT NOT NULL,
-    server TEXT, login TEXT, token TEXT, token_expires INTEGER, device_id INTEGER,
-    l1 BLOB, offline INTEGER,
-    next_ctr INTEGER NOT NULL DEFAULT 0,
-    ceiling INTEGER NOT NULL DEFAULT -1,
-    request_id TEXT, request_mark INTEGER, request_binding TEXT,
-    clock_server INTEGER, clock_wall REAL, clock_elapsed REAL, clock_boot TEXT, policy TEXT
-)
-"""
 _SELECT = (
     "SELECT binding, server, login, token, token_expires, device_id, l1, offline, next_ctr,"
     " ceiling, request_id, request_mark, request_binding, clock_server, clock_wall,"
@@ -144,22 +131,21 @@ class State:
             self._db.execute("PRAGMA synchronous=FULL")
             self._binding = _binding(path)
             with self._transaction() as db:
-                version = db.execute("PRAGMA user_version").fetchone()[0]
-                tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-                if version not in (1, SCHEMA_VERSION) and (version, tables) != (0, 0):
-                    raise WalletError(Failure.STATE, f"{path}: not a wallet state file")
-                if version == 1:  # no policy kept yet: the defaults, until the next sync
-                    db.execute("ALTER TABLE wallet ADD COLUMN policy TEXT")
-                    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-                if version == 0:
-                    db.execute(_SCHEMA)
-                    db.execute("INSERT INTO wallet (id, binding) VALUES (1, ?)", (self._binding,))
-                    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                upgrade(db, path, self._binding)
         except sqlite3.Error as exc:
             raise WalletError(Failure.STATE, f"{path}: {exc}") from exc
 
     def close(self) -> None:
         self._db.close()
+
+    @property
+    def binding(self) -> str:
+        """Where this file lives now (a credential stored under another binding was copied)."""
+        return self._binding
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """One `BEGIN IMMEDIATE` transaction: the one lock across instances (`tickets.py`)."""
+        return self._transaction()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -279,6 +265,15 @@ class State:
             held = self._read(db).held
             assert held is not None
             return held
+
+    def set_clock(self, clock: ClockSample, policy: Policy | None) -> None:
+        """The server's time and policy from another answer than the purse's (the tickets')."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE wallet SET clock_server = ?, clock_wall = ?, clock_elapsed = ?,"
+                " clock_boot = ?, policy = ? WHERE id = 1",
+                (clock.server, clock.wall, clock.elapsed, clock.boot, _policy_text(policy)),
+            )
 
 
 def usable(snapshot: Snapshot, now: int) -> Held:

@@ -1,4 +1,5 @@
-"""A wallet in its data directory: enrol, sign in, sync, show codes, report its status.
+"""A wallet in its data directory: enrol, sign in, sync, show codes, report its status; and
+the tickets beside the purse: sync them, show one, buy more (`tickets.py`).
 
 The data directory (mode 0700) holds `device.jwk`, the device key (mode 0600, never sent
 anywhere), and `wallet.db`, the state (`state.py`). Codes need no network: only `enrol`,
@@ -7,14 +8,16 @@ anywhere), and `wallet.db`, the state (`state.py`). Codes need no network: only 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from duopass.protocol.cbor import MalformedError
+from duopass.protocol.claims import Kind
 from duopass.protocol.code import make_code
 from duopass.protocol.encoding import b64u_encode
 from duopass.protocol.keys import SigningKey
@@ -24,11 +27,13 @@ from duopass.wallet.clock import Clock, ClockSample, SystemClock, server_now
 from duopass.wallet.device import load_key, load_or_create_key
 from duopass.wallet.errors import Failure, WalletError
 from duopass.wallet.files import make_private
-from duopass.wallet.limits import HTTP_TIMEOUT_DEFAULT_S
+from duopass.wallet.limits import HTTP_TIMEOUT_DEFAULT_S, ROW_ID_MAX, TICKETS_PER_ORDER_MAX
 from duopass.wallet.state import Account, Held, State, decode_l1, usable
+from duopass.wallet.tickets import HeldTicket, Tickets, usable_ticket
 
 __all__ = ["Display", "Wallet"]
 
+_T = TypeVar("_T")
 KEY_FILE = "device.jwk"
 STATE_FILE = "wallet.db"
 
@@ -79,6 +84,7 @@ class Wallet:
         self._timeout = timeout
         self._transport = transport
         self.state = State(data_dir / STATE_FILE)
+        self.tickets = Tickets(self.state)
 
     def __enter__(self) -> Wallet:
         return self
@@ -140,31 +146,88 @@ class Wallet:
         account = self._account()
         key = load_key(self.data_dir / KEY_FILE)
         pending = self.state.begin_sync()
-        client = self._client(account.server)
-        try:
-            token = self._session(client, account, key, renew=False)
-            try:
-                wall, elapsed = self.clock.wall(), self.clock.elapsed()
-                answer = client.sync(token, account.device_id, pending.request_id, pending.mark)
-            except WalletError as exc:  # the session ended: the device signs in, same request
-                if exc.failure is not Failure.SIGNED_OUT:
-                    raise
-                token = self._session(client, account, key, renew=True)
-                wall, elapsed = self.clock.wall(), self.clock.elapsed()
-                answer = client.sync(token, account.device_id, pending.request_id, pending.mark)
-            wall = (wall + self.clock.wall()) / 2  # the server read its clock in between
-            elapsed = (elapsed + self.clock.elapsed()) / 2
-        finally:
-            client.close()
+        answer, sample = self.online(
+            lambda client, token: self._timed(
+                lambda: client.sync(token, account.device_id, pending.request_id, pending.mark)
+            )
+        )
         _check_answer(answer, key)
-        sample = ClockSample(answer.server_time, wall, elapsed, self.clock.boot())
         return self.state.finish_sync(
             pending.request_id,
             l1=answer.l1,
             offline=answer.offline,
-            clock=sample,
+            clock=ClockSample(answer.server_time, *sample, self.clock.boot()),
             policy=answer.policy,
         )
+
+    def sync_tickets(self) -> list[HeldTicket]:
+        """Fetch the holder's tickets for this device: each with its credential or why it has
+        none; tickets whose codes are used up (or whose credential was copied here) are named
+        `exhausted`, and get a new credential that starts at counter 0 (§2)."""
+        account = self._account()
+        key = load_key(self.data_dir / KEY_FILE)
+        exhausted = self.tickets.exhausted()
+        answer, sample = self.online(
+            lambda client, token: self._timed(
+                lambda: client.sync_tickets(token, account.device_id, exhausted)
+            )
+        )
+        for item in answer.tickets:
+            if item.l1 is not None:
+                _check_ticket(item.info.sub, item.l1, key)
+        clock = ClockSample(answer.server_time, *sample, self.clock.boot())
+        self.state.set_clock(clock, answer.policy)
+        return self.tickets.store(answer)
+
+    def store_ticket_credential(self, sub: str, l1: bytes) -> HeldTicket:
+        """Keep a ticket credential the server handed over outside a sync (a reissue's
+        confirmation): it must be the ticket's and bound to this device; a new `cti` starts
+        at counter 0."""
+        _check_ticket(sub, l1, load_key(self.data_dir / KEY_FILE))
+        return self.tickets.replace_credential(sub, l1)
+
+    def events(self) -> list[dict[str, Any]]:
+        """What is on sale: events not yet ended, with their ticket types (`Client.events`)."""
+        self._account()
+        return self.online(lambda client, token: client.events(token))
+
+    def buy(self, type_id: int, quantity: int = 1) -> dict[str, Any]:
+        """An order paid from the account. Its request id is stored before it is sent, and a
+        retry of the same purchase (same type and quantity) whose answer never came sends it
+        again: the server returns the first order and charges nothing (`Client.buy`)."""
+        self._account()
+        if not 1 <= quantity <= TICKETS_PER_ORDER_MAX or not 1 <= type_id <= ROW_ID_MAX:
+            raise WalletError(
+                Failure.REFUSED, f"a quantity is 1 to {TICKETS_PER_ORDER_MAX}, a type id >= 1"
+            )
+        request_id = self.tickets.request_id("order", {"type": type_id, "quantity": quantity})
+        order = self.online(lambda client, token: client.buy(token, type_id, quantity, request_id))
+        self.tickets.request_done("order", request_id)
+        return order
+
+    def online(self, call: Callable[[Client, str], _T]) -> _T:
+        """`call(client, token)` with a session. When the server ended it, the device signs in
+        and `call` runs once more, so it must be safe to repeat (carry a request id)."""
+        account = self._account()
+        key = load_key(self.data_dir / KEY_FILE)
+        client = self._client(account.server)
+        try:
+            token = self._session(client, account, key, renew=False)
+            try:
+                return call(client, token)
+            except WalletError as exc:  # the session ended: the device signs in, same request
+                if exc.failure is not Failure.SIGNED_OUT:
+                    raise
+                return call(client, self._session(client, account, key, renew=True))
+        finally:
+            client.close()
+
+    def _timed(self, request: Callable[[], _T]) -> tuple[_T, tuple[float, float]]:
+        """The answer and the wall and boot-time clocks at the middle of the request (the
+        server read its clock in between)."""
+        wall, elapsed = self.clock.wall(), self.clock.elapsed()
+        answer = request()
+        return answer, ((wall + self.clock.wall()) / 2, (elapsed + self.clock.elapsed()) / 2)
 
     def _session(self, client: Client, account: Account, key: SigningKey, *, renew: bool) -> str:
         """The session token; when there is none, it has expired or `renew` says the server
@@ -200,6 +263,25 @@ class Wallet:
             raise WalletError(Failure.STATE, "the device key does not match the credential")
         hide_at = now + snapshot.policy.freshness_s
         return Display(held.l1, key if ctr is not None else None, ctr, hide_at)
+
+    def show_ticket(self, sub: str) -> Display:
+        """A new display of ticket `sub` (or the one ticket whose sub starts so): its next
+        counter, used durably before anything is signed (§2), hidden as `show` hides one."""
+        self._account()
+        snapshot = self.state.read()
+        now = server_now(snapshot.clock, self.clock)
+        ticket = self.tickets.find(sub)
+        usable_ticket(ticket, now, snapshot.policy)  # says why not before the key file is read
+        key = load_key(self.data_dir / KEY_FILE)
+        ticket, ctr = self.tickets.reserve(ticket.sub, now, snapshot.policy)
+        assert ticket.credential is not None and ticket.l1 is not None
+        device_key = ticket.credential.claims.device_key
+        if device_key is not None and device_key != key.public:
+            raise WalletError(Failure.STATE, "the device key does not match the credential")
+        hide_at = now + snapshot.policy.freshness_s
+        if device_key is None:  # a static ticket (§2): its L1 alone, no counter signed
+            return Display(ticket.l1, None, None, hide_at)
+        return Display(ticket.l1, key, ctr, hide_at)
 
     def status(self, *, online: bool) -> dict[str, Any]:
         """What the wallet holds and may still do; the funds too when `online` and reachable."""
@@ -261,6 +343,18 @@ def _check_answer(answer: SyncAnswer, key: SigningKey) -> None:
         raise WalletError(Failure.BAD_ANSWER, "the credential is not bound to this device's key")
     if (claims.cti, claims.uses, claims.exp) != (answer.cti, answer.uses, answer.exp):
         raise WalletError(Failure.BAD_ANSWER, "the credential disagrees with the sync answer")
+
+
+def _check_ticket(sub: str, l1: bytes, key: SigningKey) -> None:
+    """A ticket's credential must be well-formed, of kind 3, for that ticket and this device."""
+    try:
+        claims = decode_l1(l1).claims
+    except MalformedError as exc:
+        raise WalletError(Failure.BAD_ANSWER, f"ticket {sub}'s credential: {exc}") from exc
+    if claims.kind is not Kind.TICKET or claims.sub != sub:
+        raise WalletError(Failure.BAD_ANSWER, f"ticket {sub}'s credential is not that ticket's")
+    if claims.device_key != key.public:
+        raise WalletError(Failure.BAD_ANSWER, f"ticket {sub}'s credential is not for this device")
 
 
 def _held_json(held: Held, now: int) -> dict[str, Any]:
