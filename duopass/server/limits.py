@@ -42,3 +42,9 @@ TICKETS_PER_ORDER_MAX: Final = 20
 TICKET_QUOTA_MAX: Final = 1_000_000
 ENTRIES_MAX: Final = 1000
 """Entries a ticket type allows (`ent`)."""
+CHECKIN_LISTS_PER_REDEEM_MAX: Final = 16
+"""Check-in lists one redeem names (one per event: a multi-event scan)."""
+NONCE_CHARS_MAX: Final = 190
+"""A redeem's `nonce` (pretix's limit): printable ASCII."""
+TICKET_TYPES_PER_LIST_MAX: Final = 100
+"""Ticket types one check-in list names."""
