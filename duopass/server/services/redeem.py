@@ -31,7 +31,7 @@ from duopass.server.services.server_view import Payer, ServerMemory, ServerTrust
 from duopass.server.store import sql
 from duopass.server.store.tickets import Checkin, CheckinList, Order, Ticket
 from duopass.server.unit_of_work import Unit
-from duopass.tickets.checkin import ENTRY, Decision
+from duopass.tickets.checkin import ENTRY, Decision, entries_used
 
 __all__ = ["FORCEABLE", "INVALID", "RedeemRequest", "Redeemer", "redeem", "status_of"]
 
@@ -141,7 +141,7 @@ def redeem(unit: Unit, request: RedeemRequest, by: Redeemer) -> dict[str, Any]:
         return _decided(call, row, None, claims, check=check, why=INVALID)
     if check in FORGED or ticket is None:
         return _decided(call, row, None, claims, check=check, why=check.value)
-    decision, _ = checkins.decide_for(
+    decision, past = checkins.decide_for(
         session, row, ticket, entries_allowed=claims.ent or 1, type=request.type
     )
     why = _refusal(ticket, check, decision)
@@ -152,7 +152,8 @@ def redeem(unit: Unit, request: RedeemRequest, by: Redeemer) -> dict[str, Any]:
     if code.dynamic is not None:
         _consume(unit, code, checkin)
     tlog.append(unit, EventType.CHECKIN, checkins.leaf_body(checkin, ticket))
-    return _answered(unit, checkin, row, ticket, claims, check=check)
+    used = entries_used(past) + int(checkin.counted)
+    return _answered(unit, checkin, row, ticket, claims, check=check, used=used)
 
 
 def _lists(session: Any, ids: tuple[int, ...], by: Redeemer) -> list[CheckinList]:
@@ -282,8 +283,10 @@ def _answered(
     claims: Claims | None,
     *,
     check: Reason,
+    used: int | None = None,
 ) -> dict[str, Any]:
-    """The answer, kept on the check-in for a retry with the same nonce."""
+    """The answer, kept on the check-in for a retry with the same nonce; `used`: the ticket's
+    entries used, when known."""
     why = None if checkin.successful else checkin.reason
     answer: dict[str, Any] = {
         "status": "ok" if checkin.successful else "error",
@@ -293,16 +296,17 @@ def _answered(
         "forced": checkin.forced,
         "overridden": checkin.reason if checkin.successful else None,
         "require_attention": False,
-        "ticket": None if ticket is None else _ticket(unit, ticket, claims),
+        "ticket": None if ticket is None else _ticket(unit, ticket, claims, used),
         "list": {"id": row.id, "name": row.name, "event": row.event_id},
         "checkin_id": checkin.id,
         "type": checkin.type,
     }
-    checkin.answer = json.dumps(answer)
+    if checkin.nonce is not None:
+        checkin.answer = json.dumps(answer)
     return answer
 
 
-def _ticket(unit: Unit, ticket: Ticket, claims: Claims | None) -> dict[str, Any]:
+def _ticket(unit: Unit, ticket: Ticket, claims: Claims | None, used: int | None) -> dict[str, Any]:
     order = unit.session.get(Order, ticket.order_id)
     assert order is not None
     return {
@@ -310,7 +314,7 @@ def _ticket(unit: Unit, ticket: Ticket, claims: Claims | None) -> dict[str, Any]
         "event": ticket.event_id,
         "ticket_type": ticket.ticket_type_id,
         "gen": ticket.gen if claims is None else claims.gen,
-        "entries_used": tickets.entries(unit.session, ticket.id),
+        "entries_used": tickets.entries(unit.session, ticket.id) if used is None else used,
         "entries_allowed": (claims.ent or 1) if claims is not None else None,
         "order": order.code,
         "state": ticket.state,
