@@ -30,6 +30,9 @@ class AlertKind(StrEnum):
     """A batch that starts past the terminal's acknowledged entries, or breaks the hash chain."""
     MISSING_ENTRY = "missing_entry"
     """An online verdict whose journal entry never came within the late window: now final."""
+    ENTRIES_EXCEEDED = "entries_exceeded"
+    """An offline gate admitted a ticket past its entries (it counts across gates and lists):
+    recorded, for review; the gate opened, so nothing is refused."""
 
 
 SUSPENDING = frozenset(

@@ -16,6 +16,7 @@ from duopass.server.api.access_log import AccessLog
 from duopass.server.api.middleware import BodyLimit, DateHeader
 from duopass.server.api.routes import (
     admin,
+    checkin,
     events,
     fleet,
     holders,
@@ -96,7 +97,7 @@ def create_app(
     app.state.context = ctx
     problems.install(app)
     routers = [terminal, session, wallet, admin, holders, fleet, review, settlement, ledger]
-    routers += [events, tickets, reissue, system, home]
+    routers += [events, tickets, reissue, checkin, system, home]
     if isinstance(clock, MovableClock):
         routers.append(testing_routes)
     for module in routers:

@@ -14,6 +14,7 @@ from duopass.risk import Acceptance, AlertKind, Earlier, evidence
 from duopass.server import domain
 from duopass.server.domain import Outcome
 from duopass.server.services import accounts
+from duopass.server.services.journals.entries import journal_entry
 from duopass.server.services.journals.lookups import Item, Seen
 from duopass.server.services.journals.recheck import recheck
 from duopass.server.services.journals.settling import Settled, Settling
@@ -65,6 +66,8 @@ def book(st: Settling, item: Item, entry: Entry) -> Settled:
         )
     )
     _raise(st, found, entry, ctr=ctr, ts=ts, first=first, holder=holder, cti=claims.cti)
+    if entry.mode is Mode.ENTRY:
+        journal_entry(st, entry, credential, holder, claims)
     return Settled(Outcome.DUPLICATE if first is not None else Outcome.BOOKED, None, txn)
 
 

@@ -1,0 +1,55 @@
+"""An offline gate's acceptance of a ticket (§5.3): the gate opened, so the entry happened. It
+is recorded on the gate's check-in list at its scan time and counts against the ticket's
+entries; an entry the list would have refused online (no entries left, re-entry not allowed,
+a type it does not admit) is recorded all the same, with that refusal, and one past the
+ticket's entries is evidence for review (`entries_exceeded`), never a refusal."""
+
+from __future__ import annotations
+
+from duopass.ledger.events import EventType
+from duopass.protocol.claims import Claims
+from duopass.protocol.journal import Entry
+from duopass.risk import AlertKind
+from duopass.server.services import checkins
+from duopass.server.services.journals.settling import Settling
+from duopass.server.store.tables import Credential, Holder
+from duopass.server.store.tickets import Ticket
+from duopass.tickets.checkin import ENTRY, Refusal
+
+__all__ = ["journal_entry"]
+
+
+def journal_entry(
+    st: Settling, entry: Entry, credential: Credential, holder: Holder, claims: Claims
+) -> None:
+    """Record the gate's offline entry on its list, with the alert its excess raises."""
+    session = st.unit.session
+    ticket = session.get(Ticket, credential.ticket_id) if credential.ticket_id else None
+    row = checkins.gate_list(session, st.terminal.id, st.terminal.event)
+    if ticket is None or row is None:
+        return
+    allowed = claims.ent or 1
+    decision, _ = checkins.decide_for(session, row, ticket, entries_allowed=allowed, type=ENTRY)
+    refusal = decision.refusal
+    checkin = checkins.record(
+        st.unit,
+        row,
+        ticket,
+        type=ENTRY,
+        successful=True,
+        counted=decision.counted or refusal is not None,
+        reason=None if refusal is None else refusal.value,
+        at=entry.server_time,
+        claims=claims,
+        made=checkins.Made("journal", terminal_id=st.terminal.id, seq=entry.seq),
+    )
+    st.leaf(EventType.CHECKIN, checkins.leaf_body(checkin, ticket))
+    if refusal is Refusal.ALREADY_USED:
+        evidence = {
+            "ticket": ticket.sub,
+            "list": row.id,
+            "entries_allowed": allowed,
+            "scanned_at": entry.scanned_at,
+            "gen": claims.gen,
+        }
+        st.alert(AlertKind.ENTRIES_EXCEEDED, evidence, seq=entry.seq, holder=holder, cti=claims.cti)
