@@ -6,6 +6,9 @@ ticket's entries is evidence for review (`entries_exceeded`), never a refusal.""
 
 from __future__ import annotations
 
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
 from duopass.ledger.events import EventType
 from duopass.protocol.claims import Claims
 from duopass.protocol.journal import Entry
@@ -19,15 +22,42 @@ from duopass.tickets.checkin import ENTRY, Refusal
 __all__ = ["journal_entry"]
 
 
+def _reissued_at(session: Session, ticket_id: int, gen: int) -> int | None:
+    """When the ticket's generation `gen` was first issued (its reissue), if it was."""
+    return session.scalar(
+        select(func.min(Credential.iat)).where(
+            Credential.ticket_id == ticket_id, Credential.gen >= gen
+        )
+    )
+
+
 def journal_entry(
-    st: Settling, entry: Entry, credential: Credential, holder: Holder, claims: Claims
+    st: Settling,
+    entry: Entry,
+    credential: Credential,
+    holder: Holder,
+    claims: Claims,
+    *,
+    revoked_in_bundle: bool,
+    ts: int,
 ) -> None:
-    """Record the gate's offline entry on its list, with the alert its excess raises."""
+    """Record the gate's offline entry on its list, with the alert its excess raises, and the
+    informational one an older generation scanned after its reissue raises when the gate's
+    bundle could not know yet (with the bundle's revocation it is evidence, §4.5, raised by
+    the caller)."""
     session = st.unit.session
     ticket = session.get(Ticket, credential.ticket_id) if credential.ticket_id else None
     row = checkins.gate_list(session, st.terminal.id, st.terminal.event)
     if ticket is None or row is None:
         return
+    if not revoked_in_bundle and claims.gen < ticket.gen:
+        reissued = _reissued_at(session, ticket.id, claims.gen + 1)
+        if reissued is not None and ts >= reissued:
+            evidence = {"ticket": ticket.sub, "gen": claims.gen, "current_gen": ticket.gen}
+            evidence.update(reissued_at=reissued, ts=ts, bundle_seq=entry.bundle_seq)
+            st.alert(
+                AlertKind.OLD_GENERATION, evidence, seq=entry.seq, holder=holder, cti=claims.cti
+            )
     allowed = claims.ent or 1
     decision, _ = checkins.decide_for(session, row, ticket, entries_allowed=allowed, type=ENTRY)
     refusal = decision.refusal
