@@ -51,6 +51,9 @@ def serve(
     access_log: Annotated[
         bool, typer.Option(help="log every request (combined log form) with the events")
     ] = True,
+    policy: Annotated[
+        Path | None, typer.Option(help="the decision policy (default: the packaged one)")
+    ] = None,
 ) -> None:
     """Run the issuer server."""
     import uvicorn
@@ -58,12 +61,9 @@ def serve(
     from duopass.server import logbook
     from duopass.server.logbook import Event
     from duopass.server.runner import CannotStart, hold_store, listen, uvicorn_config
-    from duopass.server.settings import Settings
 
     logbook.configure(access_log=access_log)
-    settings = Settings(
-        db_url=db or f"sqlite:///{data_dir / 'duopass.db'}", data_dir=data_dir, issuer=issuer
-    )
+    settings = _settings(db, data_dir, issuer, policy)
     try:
         listener = listen(host, port)  # first: a port in use is said before anything else
         _make_private(data_dir, settings.db_url)
@@ -93,17 +93,32 @@ def serve(
             os.close(store_lock)
 
 
+def _settings(db: str | None, data_dir: Path, issuer: str, policy: Path | None) -> Settings:
+    from duopass.server.settings import Settings
+
+    settings = Settings(
+        db_url=db or f"sqlite:///{data_dir / 'duopass.db'}", data_dir=data_dir, issuer=issuer
+    )
+    if policy is not None:  # else DUOPASS_POLICY_FILE, or the packaged one
+        settings = settings.model_copy(update={"policy_file": policy})
+    return settings
+
+
 def _app(settings: Settings, keyring: Keyring, *, demo: bool, testing: bool) -> FastAPI:
     """The app, and the first steps its operator needs, printed: never a password."""
     from duopass.demo.seed import seed
     from duopass.server.app import create_app
     from duopass.server.clock import MovableClockRefused
     from duopass.server.logbook import Event, emit
+    from duopass.server.services.policy_store import PolicyFileError
 
     try:
         app = create_app(settings, keyring=keyring, testing=testing)
     except MovableClockRefused as exc:
         typer.echo(f"duopass: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except PolicyFileError as exc:
+        typer.echo(f"duopass: policy refused: {exc}", err=True)
         raise typer.Exit(2) from exc
     ctx: AppContext = app.state.context
     demo_json = settings.data_dir / "demo.json"

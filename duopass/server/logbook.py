@@ -48,6 +48,7 @@ class Event(StrEnum):
     JOURNAL_BATCH_ACCEPTED = "journal_batch_accepted"
     JOURNAL_BATCH_REFUSED = "journal_batch_refused"
     SIGN_IN_THROTTLED = "sign_in_throttled"
+    POLICY_LOADED = "policy_loaded"
     REQUEST = "request"
     ERROR = "error"
 

@@ -47,6 +47,8 @@ class ProblemCode(StrEnum):
     IDEMPOTENCY_MISMATCH = "idempotency_mismatch"
     BAD_CURSOR = "bad_cursor"
     ACCOUNT_NOT_EMPTY = "account_not_empty"
+    POLICY_CHANGED = "policy_changed"
+    BAD_POLICY = "bad_policy"
 
 
 STATUS = {
@@ -73,6 +75,8 @@ STATUS = {
     ProblemCode.IDEMPOTENCY_MISMATCH: 409,
     ProblemCode.BAD_CURSOR: 422,
     ProblemCode.ACCOUNT_NOT_EMPTY: 409,
+    ProblemCode.POLICY_CHANGED: 503,
+    ProblemCode.BAD_POLICY: 422,
 }
 _FROM_STATUS = {
     401: ProblemCode.UNAUTHENTICATED,

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     recent_auth_s: int = Field(default=600, ge=60, le=3600)
     """A password sign-in this recent counts as a step-up for a loss report, ending other
     sessions or changing the second factor (RFC 9470 `max_age`)."""
+    policy_file: Path | None = None
+    """The decision policy file (docs/policy.md); None: the one in the package
+    (`duopass/policy/reissue.toml`). Read at start, and at `POST /v1/admin/policy/reload`."""
     throttle_exempt_networks: tuple[str, ...] = ()
     """Networks (CIDR) not throttled as one, such as a campus behind one NAT: their sign-ins
     are still throttled per account."""
