@@ -30,6 +30,7 @@ from duopass.demo import doors_report
 from duopass.demo.netcut import Mode as Link
 from duopass.demo.netcut import Proxy
 from duopass.demo.rush import HTTP_TIMEOUT_S, Server, _port
+from duopass.demo.seed import HOLDERS
 from duopass.protocol.encoding import b64u_encode
 from duopass.terminal import AgentSettings, Result, TerminalAgent, enrol
 from duopass.wallet import Wallet, WalletError
@@ -68,6 +69,8 @@ class Attendee:
     phone: Path
     sub: str
     entries: int
+    tickets: int = 1
+    """Tickets the holder held at the first sync, this one included (earlier runs' too)."""
 
 
 @dataclass(frozen=True)
@@ -109,15 +112,18 @@ class Doors:
         events: Callable[[str, int, int], None] = lambda *_: None,
     ) -> None:
         self.server, self.plan, self.events = server, plan, events
-        self.rng = random.Random(plan.seed)
-        self.tally = Tally()
-        self.http = httpx.Client(base_url=server.url, timeout=HTTP_TIMEOUT_S)
         self.tag = f"{int(time.time()) % 100000:05d}"
         """Venue, event and gate ids of this run (a server outlives many demo runs)."""
+        self.rng = random.Random(f"{plan.seed}-{self.tag}")
+        """Who loses their phone: another holder at each run against the same server."""
+        self.tally = Tally()
+        self.http = httpx.Client(base_url=server.url, timeout=HTTP_TIMEOUT_S)
         self.dir = work_dir / f"doors-{self.tag}"
         self.line: queue.Queue[Attendee] = queue.Queue()
         self.stop = threading.Event()
         self.event = f"concert-{self.tag}"
+        self.first = self.rng.randrange(0, HOLDERS - plan.attendees + 1)
+        """The first demo holder at the doors (student0000 .. student0299)."""
         self.types: dict[int, int] = {}
         """entries -> ticket type id."""
 
@@ -179,7 +185,7 @@ class Doors:
             return list(pool.map(one, range(self.plan.attendees)))
 
     def _attendee(self, n: int) -> Attendee:
-        login = f"student{n:04d}"
+        login = f"student{self.first + n:04d}"
         phone = self.dir / "phones" / f"{n:04d}"
         entries = 2 if n % REENTRY_EVERY == 1 else 1
         with Wallet(phone) as wallet:
@@ -192,7 +198,7 @@ class Doors:
             held = {t.sub: t for t in wallet.sync_tickets()}
             if held[sub].credential is None:
                 raise RuntimeError(f"{login}: no credential for {sub} ({held[sub].refusal})")
-        return Attendee(n, login, phone, sub, entries)
+        return Attendee(n, login, phone, sub, entries, len(held))
 
     def _counter_sale(self, login: str, type_id: int) -> dict[str, Any]:
         answer = self.http.get(
@@ -261,9 +267,12 @@ class Doors:
             return doors_report.report(self, people, gates, trusted)
 
     def _choose_lost(self, people: list[Attendee]) -> Attendee:
-        """An attendee of the second half with a two-entry pass, not yet at the doors."""
+        """An attendee of the second half with a two-entry pass, not yet at the doors; one
+        who holds no tickets of earlier runs if there is one (the policy sends a holder's
+        many reissues to review, and a run against a server may follow many others)."""
         candidates = [a for a in people[len(people) // 2 :] if a.entries == 2]
-        return self.rng.choice(candidates)
+        fewest = min(a.tickets for a in candidates)
+        return self.rng.choice([a for a in candidates if a.tickets == fewest])
 
     def _phase(self, phase: str, arriving: list[Attendee]) -> None:
         """Let `arriving` in line and wait (bounded) until the line is served."""
@@ -314,6 +323,7 @@ class Doors:
         (refused), the new phone's code at north (online), and the old one there after it."""
         north, south, west = gates[0], gates[2], gates[3]
         story = self.tally.story
+        story["sub"] = lost.sub
         phone = self.dir / "phones" / f"{lost.n:04d}-new"
         with Wallet(phone) as wallet:
             wallet.enrol(
@@ -322,10 +332,14 @@ class Doors:
             story["lost"] = self._report_lost(wallet, phone)
             held = {t.sub: t for t in wallet.sync_tickets()}[lost.sub]
             story["new_gen"] = held.info.gen
+        moved = Attendee(lost.n, lost.login, phone, lost.sub, lost.entries)
+        if held.credential is None:  # the policy did not allow it: the checks say so
+            return moved
         with Wallet(lost.phone) as old:
             cred = {t.sub: t for t in old.tickets.all()}[lost.sub].credential
         assert cred is not None, "the old phone synced its ticket"
         story["old_cti"] = b64u_encode(cred.claims.cti)
+        self._after(lost.phone, held.credential.claims.iat)
         story["before_bundle"] = self._scan(west, lost.phone, lost.sub)
         south.proxy.set(Link.FORWARD)  # a moment online: the bundle that revokes the old code
         try:
@@ -335,7 +349,18 @@ class Doors:
         story["after_bundle"] = self._scan(south, lost.phone, lost.sub)
         story["new_code"] = self._scan(north, phone, lost.sub)
         story["old_after_new"] = self._scan(north, lost.phone, lost.sub)
-        return Attendee(lost.n, lost.login, phone, lost.sub, lost.entries)
+        return moved
+
+    def _after(self, phone: Path, moment: int) -> None:
+        """Until the phone's clock is past `moment` (bounded): the old phone turns up after the
+        reissue, by its own clock too (a code's `ts` is whole seconds, and the server judges
+        "after the reissue" by it)."""
+        deadline = time.monotonic() + LINK_WAIT_S
+        while time.monotonic() < deadline:
+            with Wallet(phone) as wallet:
+                if wallet.now() > moment:
+                    return
+            time.sleep(0.2)
 
     def _report_lost(self, wallet: Wallet, phone: Path) -> dict[str, Any]:
         """`POST /v1/me/lost` from the new phone, signed in with the password just now."""

@@ -19,6 +19,7 @@ import httpx
 from duopass.ledger import NoteVerifier
 from duopass.ledger.audit import Consistency, Report, audit_log
 from duopass.protocol.reasons import Reason
+from duopass.terminal import Result
 from duopass.wallet import Wallet
 
 if TYPE_CHECKING:
@@ -83,7 +84,9 @@ def report(
     admitted = sum(tally.admitted.values())
     over = sum(1 for a in people if used[a.sub] > a.entries)
     alerts = _alerts(doors, {g.id for g in gates}, story.get("old_cti"), gates[3].id)
-    flagged = [a for a in alerts if a["kind"] == "old_generation" and a["cti"] == story["old_cti"]]
+    flagged = [
+        a for a in alerts if a["kind"] == "old_generation" and a["cti"] == story.get("old_cti")
+    ]
     kinds = Counter(a["kind"] for a in alerts)
     entered = _entered(doors)
     ledger, ledger_ok, ledger_note = _audit(doors.http, pinned)
@@ -160,13 +163,19 @@ def _story(story: dict[str, Any], flagged: int) -> list[tuple[str, str, bool]]:
     """The lost phone: reissued at the door; its old code admitted where the gate could not
     know (then flagged), refused where it could."""
     lost = story.get("lost") or {}
-    moved = [t for t in lost.get("tickets", []) if t.get("state") in ("confirmed", "done")]
-    outcome = ", ".join(f"{t.get('outcome')} ({t.get('rule')})" for t in lost.get("tickets", []))
-    before, after = story["before_bundle"], story["after_bundle"]
-    new, old = story["new_code"], story["old_after_new"]
+    ours = [t for t in lost.get("tickets", []) if t.get("sub") == story["sub"]]
+    moved = [t for t in ours if t.get("state") == "done"]
+    outcome = ", ".join(f"{t.get('outcome')} ({t.get('rule')})" for t in ours)
+    before, after = story.get("before_bundle"), story.get("after_bundle")
+    new, old = story.get("new_code"), story.get("old_after_new")
 
-    def said(result: Any) -> str:
+    def said(result: Result | None) -> str:
+        if result is None:
+            return "not tried"
         return f"{result.reason.value} {'online' if result.online else 'offline'}"
+
+    def was(result: Result | None, reason: Reason, *, online: bool) -> bool:
+        return result is not None and result.reason is reason and result.online is online
 
     return [
         (
@@ -177,18 +186,18 @@ def _story(story: dict[str, Any], flagged: int) -> list[tuple[str, str, bool]]:
         (
             "old code, cut gate, bundle from before",
             f"{said(before)}, then {flagged} old_generation alert(s)",
-            before.ok and not before.online and flagged >= 1,
+            was(before, Reason.OK, online=False) and flagged >= 1,
         ),
         (
             "old code, cut gate, after its bundle",
             f"{said(after)} (bundle seq {story.get('south_bundle')})",
-            after.reason is Reason.REVOKED and not after.online,
+            was(after, Reason.REVOKED, online=False),
         ),
-        ("new phone's code, online gate", said(new), new.ok and new.online),
+        ("new phone's code, online gate", said(new), was(new, Reason.OK, online=True)),
         (
             "old code there after the new one",
             said(old),
-            old.reason is Reason.REVOKED,
+            old is not None and old.reason is Reason.REVOKED,
         ),
     ]
 
