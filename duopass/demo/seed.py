@@ -77,9 +77,7 @@ def seed(ctx: AppContext, out: Path) -> dict[str, Any] | None:
             merchants[name] = accounts.create_merchant(session, name, ctx.settings.currency)
 
     ctx.run(staff_and_merchants)
-    password_hash = PasswordHasher().hash(
-        HOLDER_PASSWORD
-    )  # one hash for every demo holder: fast to seed
+    password_hash = PasswordHasher().hash(HOLDER_PASSWORD)  # one for all: fast to seed
 
     def holder(unit: Unit, n: int) -> str:
         created = holders.create_holder(
@@ -114,9 +112,7 @@ def seed(ctx: AppContext, out: Path) -> dict[str, Any] | None:
     codes = {
         t[0]: ctx.run(partial(terminal, terminal_id=t[0], mode=t[1], venue=t[2], merchant=t[3]))
         for t in TERMINALS
-    }
-    concert = ctx.run(_concert)
-    codes[CONCERT_GATE] = concert.pop("gate_code")
+    } | {CONCERT_GATE: (concert := ctx.run(_concert)).pop("gate_code")}
     document = {
         "admin": {"login": "admin", "password": admin_password},
         "holders": {
