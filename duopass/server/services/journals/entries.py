@@ -52,7 +52,8 @@ def journal_entry(
         return
     if not revoked_in_bundle and claims.gen < ticket.gen:
         reissued = _reissued_at(session, ticket.id, claims.gen + 1)
-        if reissued is not None and ts >= reissued:
+        # scanned after the reissue (the gate's scan time; a code's `ts` is the phone's word)
+        if reissued is not None and max(ts, entry.server_time) >= reissued:
             evidence = {"ticket": ticket.sub, "gen": claims.gen, "current_gen": ticket.gen}
             evidence.update(reissued_at=reissued, ts=ts, bundle_seq=entry.bundle_seq)
             st.alert(
