@@ -42,6 +42,8 @@ bench: $(STAMP)  ## ratios measured in one run; see README
 	$(BIN)/python -m bench.codegen
 	$(BIN)/python -m bench.online
 	$(BIN)/python -m bench.online --postgres
+	$(BIN)/python -m bench.checkin
+	$(BIN)/python -m bench.checkin --postgres
 	$(BIN)/python -m bench.journal
 	$(BIN)/python -m bench.fallback
 

@@ -9,7 +9,15 @@ import pytest
 
 
 @pytest.mark.parametrize(
-    "module", ["bench.verify", "bench.codegen", "bench.online", "bench.journal", "bench.fallback"]
+    "module",
+    [
+        "bench.verify",
+        "bench.codegen",
+        "bench.online",
+        "bench.checkin",
+        "bench.journal",
+        "bench.fallback",
+    ],
 )
 def test_benchmark_runs(module):
     done = subprocess.run(

@@ -59,6 +59,9 @@ def serve(
     smtp_host: _SmtpHost = None,
     smtp_port: Annotated[int | None, whole(1, 65535, help="its port (default 25)")] = None,
     smtp_from: Annotated[str | None, typer.Option(help="the From of the codes' mail")] = None,
+    policy: Annotated[
+        Path | None, typer.Option(help="the decision policy (default: the packaged one)")
+    ] = None,
 ) -> None:
     """Run the issuer server."""
     import uvicorn
@@ -69,7 +72,13 @@ def serve(
 
     logbook.configure(access_log=access_log)
     settings = _settings(
-        db, data_dir, issuer, smtp_host=smtp_host, smtp_port=smtp_port, smtp_from=smtp_from
+        db,
+        data_dir,
+        issuer,
+        policy_file=policy,
+        smtp_host=smtp_host,
+        smtp_port=smtp_port,
+        smtp_from=smtp_from,
     )
     try:
         listener = listen(host, port)  # first: a port in use is said before anything else
@@ -100,15 +109,16 @@ def serve(
             os.close(store_lock)
 
 
-def _settings(db: str | None, data_dir: Path, issuer: str, **mail: Any) -> Settings:
-    """The settings the flags name; a mail flag not given is left to `DUOPASS_SMTP_*`."""
+def _settings(db: str | None, data_dir: Path, issuer: str, **given: Any) -> Settings:
+    """The settings the flags name; a flag not given is left to the environment
+    (`DUOPASS_SMTP_*`, `DUOPASS_POLICY_FILE`) or the default (the packaged policy)."""
     from duopass.server.settings import Settings
 
     return Settings(
         db_url=db or f"sqlite:///{data_dir / 'duopass.db'}",
         data_dir=data_dir,
         issuer=issuer,
-        **{name: value for name, value in mail.items() if value is not None},
+        **{name: value for name, value in given.items() if value is not None},
     )
 
 
@@ -118,11 +128,15 @@ def _app(settings: Settings, keyring: Keyring, *, demo: bool, testing: bool) -> 
     from duopass.server.app import create_app
     from duopass.server.clock import MovableClockRefused
     from duopass.server.logbook import Event, emit
+    from duopass.server.services.policy_store import PolicyFileError
 
     try:
         app = create_app(settings, keyring=keyring, testing=testing)
     except MovableClockRefused as exc:
         typer.echo(f"duopass: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except PolicyFileError as exc:
+        typer.echo(f"duopass: policy refused: {exc}", err=True)
         raise typer.Exit(2) from exc
     ctx: AppContext = app.state.context
     demo_json = settings.data_dir / "demo.json"

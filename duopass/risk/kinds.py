@@ -30,6 +30,13 @@ class AlertKind(StrEnum):
     """A batch that starts past the terminal's acknowledged entries, or breaks the hash chain."""
     MISSING_ENTRY = "missing_entry"
     """An online verdict whose journal entry never came within the late window: now final."""
+    ENTRIES_EXCEEDED = "entries_exceeded"
+    """An offline gate admitted a ticket past its entries (it counts across gates and lists):
+    recorded, for review; the gate opened, so nothing is refused."""
+    OLD_GENERATION = "old_generation"
+    """A ticket's older generation admitted offline after its reissue, by a gate whose bundle
+    did not revoke it yet: for information (the gate could not know), no suspension. Had the
+    bundle revoked it, it is `revoked_accepted`: evidence (§4.5)."""
 
 
 SUSPENDING = frozenset(

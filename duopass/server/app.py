@@ -16,10 +16,12 @@ from duopass.server.api.access_log import AccessLog
 from duopass.server.api.middleware import BodyLimit, DateHeader
 from duopass.server.api.routes import (
     admin,
+    checkin,
     events,
     fleet,
     holders,
     ledger,
+    policy,
     reissue,
     review,
     session,
@@ -35,7 +37,7 @@ from duopass.server.context import AppContext
 from duopass.server.keyring import Keyring
 from duopass.server.limits import BODY_BYTES_MAX, JOURNAL_BODY_BYTES_MAX
 from duopass.server.maintenance import Maintenance
-from duopass.server.services import signing_keys
+from duopass.server.services import policy_store, signing_keys
 from duopass.server.settings import Settings
 from duopass.server.store.db import Database
 from duopass.server.web import home
@@ -53,7 +55,8 @@ def create_app(
     migrate: bool = True,
     testing: bool = False,
 ) -> FastAPI:
-    """Build the server. The schema is migrated and today's signing keys exist before it answers.
+    """Build the server. The schema is migrated, today's signing keys exist and its policy is
+    the active one before it answers; a malformed policy file raises `PolicyFileError` first.
 
     `clock` is the one clock the server reads; with `settings.test_clock`, which only a server
     started for tests (`testing`) accepts, it becomes a `MovableClock` over it that tests move
@@ -65,6 +68,7 @@ def create_app(
                 "(duopass serve --testing) accepts it"
             )
         clock = MovableClock(clock)
+    loaded = policy_store.read(settings.policy_file)  # a malformed one stops here, first
     db = Database(settings.db_url)
     if migrate:
         db.migrate()
@@ -72,6 +76,7 @@ def create_app(
         settings=settings, db=db, keyring=keyring or Keyring.load(settings.data_dir), clock=clock
     )
     ctx.run(signing_keys.rotate)
+    ctx.pinned_policy = policy_store.pin(ctx, settings.policy_file, loaded)
     maintenance = Maintenance(ctx)
 
     @asynccontextmanager
@@ -96,7 +101,7 @@ def create_app(
     app.state.context = ctx
     problems.install(app)
     routers = [terminal, session, wallet, admin, holders, fleet, review, settlement, ledger]
-    routers += [events, tickets, reissue, system, home]
+    routers += [events, tickets, reissue, checkin, policy, system, home]
     if isinstance(clock, MovableClock):
         routers.append(testing_routes)
     for module in routers:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy.orm import Session
@@ -20,6 +20,9 @@ from duopass.server.services.terminals import Directory
 from duopass.server.settings import Settings
 from duopass.server.store.db import Database
 from duopass.server.unit_of_work import UNIT_ATTEMPTS, Unit, retrying
+
+if TYPE_CHECKING:
+    from duopass.server.services.policy_store import PinnedPolicy
 
 __all__ = ["AppContext", "Metrics"]
 
@@ -50,6 +53,8 @@ class AppContext:
     metrics: Metrics = field(default_factory=Metrics)
     terminals: Directory = field(default_factory=Directory)
     """Terminals by id, for authenticating their signed requests without a read each."""
+    pinned_policy: PinnedPolicy | None = None
+    """The policy this process decides with: set by `create_app` (`policy_store.start`)."""
     group: GroupCommit = field(init=False)
 
     def __post_init__(self) -> None:
@@ -60,7 +65,7 @@ class AppContext:
         return int(self.clock())
 
     def _unit(self, session: Session) -> Unit:
-        return Unit(session, self.settings, self.keyring, self.now())
+        return Unit(session, self.settings, self.keyring, self.now(), self.pinned_policy)
 
     def run(self, work: Callable[[Unit], T], *, attempts: int = UNIT_ATTEMPTS) -> T:
         """Run `work` in one transaction of its own (`unit_of_work.retrying`)."""

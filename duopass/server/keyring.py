@@ -71,6 +71,12 @@ class Keyring:
         """The keyed digest that stands for personal data in ledger leaves (§7)."""
         return hmac.new(self.digest_key, personal.encode(), hashlib.sha256).digest()
 
+    def inputs_digest(self, canonical: bytes) -> bytes:
+        """The keyed digest of a decision's input document (its canonical JSON) in the
+        decision's leaf: the inputs hold personal facts, and stay beside the leaf until erased."""
+        message = b"duopass-decision-inputs-v1\n" + canonical
+        return hmac.new(self.digest_key, message, hashlib.sha256).digest()
+
     def person_digest(self, person_key: bytes, number: str) -> bytes:
         """The keyed digest of a holder's number in their `holder_create` leaf: under the server
         secret and the holder's own `person_key`, so that erasing that key (with the number)

@@ -46,3 +46,9 @@ STEP_UP_CODE_DIGITS: Final = 6
 """A step-up code, by e-mail or from the authenticator app: exactly six ASCII digits."""
 STEP_UP_PURPOSE_CHARS_MAX: Final = 64
 """What a step-up is for (a reissue request's id): the `step_up_codes.purpose` column."""
+CHECKIN_LISTS_PER_REDEEM_MAX: Final = 16
+"""Check-in lists one redeem names (one per event: a multi-event scan)."""
+NONCE_CHARS_MAX: Final = 190
+"""A redeem's `nonce` (pretix's limit): printable ASCII."""
+TICKET_TYPES_PER_LIST_MAX: Final = 100
+"""Ticket types one check-in list names."""

@@ -49,6 +49,7 @@ class Event(StrEnum):
     JOURNAL_BATCH_REFUSED = "journal_batch_refused"
     SIGN_IN_THROTTLED = "sign_in_throttled"
     STEP_UP_SENT = "step_up_sent"
+    POLICY_LOADED = "policy_loaded"
     REQUEST = "request"
     ERROR = "error"
 

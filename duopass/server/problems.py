@@ -54,6 +54,8 @@ class ProblemCode(StrEnum):
     STEP_UP_FAILED = "step_up_failed"
     STEP_UP_EXPIRED = "step_up_expired"
     TOO_MANY_ATTEMPTS = "too_many_attempts"
+    POLICY_CHANGED = "policy_changed"
+    BAD_POLICY = "bad_policy"
 
 
 STATUS = {
@@ -87,6 +89,8 @@ STATUS = {
     ProblemCode.STEP_UP_FAILED: 403,
     ProblemCode.STEP_UP_EXPIRED: 409,
     ProblemCode.TOO_MANY_ATTEMPTS: 429,
+    ProblemCode.POLICY_CHANGED: 503,
+    ProblemCode.BAD_POLICY: 422,
 }
 _FROM_STATUS = {
     401: ProblemCode.UNAUTHENTICATED,

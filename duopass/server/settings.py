@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     """Each step of talking to the mail server (connect, every reply)."""
     step_up_code_ttl_s: int = Field(default=600, ge=60, le=3600)
     """How long a step-up code sent by e-mail stays good."""
+    policy_file: Path | None = None
+    """The decision policy file (docs/policy.md); None: the one in the package
+    (`duopass/policy/reissue.toml`). Read at start, and at `POST /v1/admin/policy/reload`."""
     throttle_exempt_networks: tuple[str, ...] = ()
     """Networks (CIDR) not throttled as one, such as a campus behind one NAT: their sign-ins
     are still throttled per account."""

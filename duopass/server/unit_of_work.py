@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
@@ -21,6 +21,9 @@ from sqlalchemy.orm import Session
 from duopass.server.keyring import Keyring
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.settings import Settings
+
+if TYPE_CHECKING:
+    from duopass.server.services.policy_store import PinnedPolicy
 
 __all__ = ["LOCK_PAUSE_S", "UNIT_ATTEMPTS", "Unit", "retrying"]
 
@@ -38,6 +41,9 @@ class Unit:
     keyring: Keyring
     now: int
     """The server's time for this unit (Unix seconds), read once."""
+    pinned_policy: PinnedPolicy | None = None
+    """The policy this process decides with (`services.policy_store`); None in a process
+    that decides nothing (the card-office commands)."""
 
 
 def retrying(attempt: Callable[[], T], *, attempts: int = UNIT_ATTEMPTS) -> T:

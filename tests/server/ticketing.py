@@ -3,6 +3,7 @@ and an entry gate. Everything goes through the server's HTTP API."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ import httpx
 
 from duopass.protocol.code import make_code
 from duopass.protocol.encoding import b64u_decode
+from duopass.protocol.signed_requests import sign_request
 from tests.server.harness import Admin, TerminalClient, Wallet
 
 HOUR = 3600
@@ -129,3 +131,35 @@ def entry_gate(
     gate = TerminalClient(http, name)
     assert gate.enrol(code).status_code == 200
     return gate
+
+
+def entrance(admin: Admin, event: str) -> int:
+    """The id of the event's first check-in list ("Entrance", all ticket types)."""
+    answer = admin.http.get(f"/v1/admin/events/{event}/checkin-lists", headers=admin.auth)
+    assert answer.status_code == 200, answer.text
+    return int(answer.json()["items"][0]["id"])
+
+
+def redeem(admin: Admin, secret: str, lists: list[int], **fields: Any) -> httpx.Response:
+    """A staff phone's redeem (pretix's request fields)."""
+    return admin.post("/v1/checkin/redeem", {"secret": secret, "lists": lists, **fields})
+
+
+def terminal_redeem(
+    gate: TerminalClient, secret: str, lists: list[int], **fields: Any
+) -> httpx.Response:
+    """A terminal's redeem: the request signed with its key."""
+    body = json.dumps({"secret": secret, "lists": lists, **fields}).encode()
+    headers = sign_request(
+        gate.key,
+        gate.terminal_id,
+        method="POST",
+        target="/v1/checkin/redeem",
+        time=int(time.time()),
+        body=body,
+    )
+    return gate.http.post(
+        "/v1/checkin/redeem",
+        content=body,
+        headers={**headers, "Content-Type": "application/json"},
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
@@ -103,6 +104,33 @@ async def terminal_caller(
 
 TerminalCaller = Annotated[terminals.TerminalRow, Depends(terminal_caller)]
 
+
+@dataclass(frozen=True)
+class StaffOrTerminal:
+    """A staff member (operator or admin) or a terminal: who may redeem check-ins."""
+
+    staff: Caller | None = None
+    terminal: terminals.TerminalRow | None = None
+
+
+async def staff_or_terminal(request: Request, ctx: Ctx, bearer: Bearer) -> StaffOrTerminal:
+    """A staff bearer token, else a terminal's signed request (its three headers)."""
+    if bearer is not None:
+        caller = await run_in_threadpool(_caller, ctx, bearer)
+        return StaffOrTerminal(staff=staff_caller(caller))
+    headers = request.headers
+    terminal_id = headers.get(TERMINAL_HEADER)
+    time, signature = headers.get(TIME_HEADER), headers.get(SIGNATURE_HEADER)
+    if terminal_id is None or time is None or signature is None:
+        raise Problem(ProblemCode.UNAUTHENTICATED, "a staff bearer token or a terminal's signature")
+    if len(terminal_id) > TERMINAL_ID_CHARS_MAX or len(time) > 16 or len(signature) > 128:
+        raise Problem(ProblemCode.UNAUTHENTICATED, "a terminal header is too long")
+    row = await terminal_caller(request, ctx, terminal_id, time, signature)
+    return StaffOrTerminal(terminal=row)
+
+
+StaffOrTerminalCaller = Annotated[StaffOrTerminal, Depends(staff_or_terminal)]
+
 PROBLEM_STATUSES: dict[Callable[..., Any], set[int]] = {
     context: {503},  # every unit of work may end in 503 busy (units.retrying)
     _caller: {401},
@@ -110,6 +138,7 @@ PROBLEM_STATUSES: dict[Callable[..., Any], set[int]] = {
     staff_caller: {403},
     admin_caller: {403},
     terminal_caller: {401, 413},  # it reads the body, whatever the method, to check it
+    staff_or_terminal: {401, 403, 413},
 }
 """The problem statuses a route may answer because it depends on each of these; the OpenAPI
 document lists them for it (server.openapi)."""
@@ -122,5 +151,7 @@ __all__ = [
     "HolderCaller",
     "SignedIn",
     "StaffCaller",
+    "StaffOrTerminal",
+    "StaffOrTerminalCaller",
     "TerminalCaller",
 ]

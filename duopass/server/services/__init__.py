@@ -15,6 +15,8 @@ the ledger append included. Modules by subject:
     alerts review sweep              evidence recorded, reviewed, and what time settles
     bundles trust_changes signing_keys terminals  what terminals hold and who they are
     settlement tlog idempotency      the books per day, the ledger, request fingerprints
+    policy_store decisions           the decision policy pinned and shared by processes;
+                                     decisions recorded, their inputs erased, replayed
 
 Modules are imported by name (`from duopass.server.services import accounts`).
 """

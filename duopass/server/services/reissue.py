@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from duopass.protocol.claims import Kind
 from duopass.server.problems import Problem, ProblemCode
@@ -41,7 +42,7 @@ OPEN_STATES = ("step_up", "review", "ready")
 STATE_OF = {"allow": "ready", "step_up": "step_up", "review": "review", "deny": "denied"}
 
 
-def device_by_key(session: Any, holder: Holder, key: bytes) -> Device:
+def device_by_key(session: Session, holder: Holder, key: bytes) -> Device:
     """The holder's enrolled, unrevoked device with this key: a ticket moves only to a device
     the holder has proved they hold (`POST /v1/me/devices`)."""
     device = session.scalars(select(Device).where(Device.public_key == key)).one_or_none()
@@ -105,7 +106,7 @@ def open_request(
     return row
 
 
-def _expiry(session: Any, ticket: Ticket, outcome: str, now: int) -> int:
+def _expiry(session: Session, ticket: Ticket, outcome: str, now: int) -> int:
     if outcome != "review":
         return now + REQUEST_TTL_S
     event = session.get(Event, ticket.event_id)
@@ -215,7 +216,7 @@ def _mint_now(unit: Unit, ticket: Ticket, device: Device, row: ReissueRequest) -
     return tickets.issue(unit, ticket, device, terms=terms, cti=row.new_cti)
 
 
-def _credential(session: Any, cti: bytes | None) -> Credential | None:
+def _credential(session: Session, cti: bytes | None) -> Credential | None:
     return None if cti is None else session.get(Credential, cti)
 
 

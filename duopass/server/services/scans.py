@@ -19,7 +19,7 @@ from duopass.protocol.journal import parse_entry
 from duopass.protocol.reasons import Reason
 from duopass.protocol.verify import Mode, TerminalConfig, Verdict, verify_code
 from duopass.server import domain
-from duopass.server.services import accounts, idempotency, tlog
+from duopass.server.services import accounts, checkins, idempotency, tlog
 from duopass.server.services.credential_cache import VERIFIED
 from duopass.server.services.server_view import Payer, ServerMemory, ServerTrust
 from duopass.server.services.terminals import TerminalRow
@@ -124,7 +124,8 @@ def _accept(
     request: ScanRequest,
 ) -> dict[str, Any]:
     """An accepted payment or entry: the money (a payment within its hold plus the free funds,
-    §3 online), the ledger event and the counter, in the unit's transaction."""
+    §3 online) or the check-in on the gate's list (its rules may still refuse), the ledger
+    event and the counter, in the unit's transaction."""
     claims = code.credential.claims
     scan_event = {"cti": claims.cti, "terminal": terminal.id, "seq": request.seq}
     hold, txn_id = 0, None
@@ -149,7 +150,13 @@ def _accept(
         )
         body = {**scan_event, "ctr": ctr, "amount": request.amount, "transaction": txn_id}
         tlog.append(unit, EventType.PAYMENT, {**body, "online": 1})
-    else:
+    else:  # an entry: its gate's check-in list decides too, and records it
+        assert terminal.event is not None, "an entry gate has an event"
+        refused = checkins.gate_entry(
+            unit, terminal_id=terminal.id, event_id=terminal.event, claims=claims, seq=request.seq
+        )
+        if refused is not Reason.OK:
+            return _answer(refused, code)
         tlog.append(unit, EventType.ENTRY, {**scan_event, "ctr": -1 if ctr is None else ctr})
     if ctr is not None:
         assert code.dynamic is not None

@@ -10,16 +10,17 @@ from __future__ import annotations
 import dataclasses
 from typing import NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from duopass.protocol.claims import Kind
 from duopass.protocol.keys import KeyId
 from duopass.protocol.trust import Policy, TrustKey
 from duopass.server.domain import HoldTerms
+from duopass.server.services import tickets
 from duopass.server.settings import Settings
 from duopass.server.store import sql
-from duopass.server.store.tables import CounterSeen, Credential, SigningKeyRow
+from duopass.server.store.tables import SigningKeyRow
+from duopass.server.store.tickets import Ticket
 
 __all__ = ["NEVER_STALE_S", "Payer", "RecheckTrust", "ServerMemory", "ServerTrust"]
 
@@ -109,13 +110,11 @@ class ServerMemory:
         return sql.raw(self.session).one(sql.COUNTER_SEEN, {"cti": cti, "ctr": ctr}) is not None
 
     def entries_accepted(self, iss: str, sub: str) -> int:
+        """The entries the ticket `sub` used, on every list and generation (check 19)."""
         if self.payer is None:
             return 0
-        tickets = select(Credential.cti).where(
-            Credential.holder_id == self.payer.holder_id, Credential.kind == Kind.TICKET
-        )
-        query = select(func.count()).select_from(CounterSeen).where(CounterSeen.cti.in_(tickets))
-        return int(self.session.connection().execute(query).scalar_one())
+        ticket_id = self.session.scalar(select(Ticket.id).where(Ticket.sub == sub))
+        return 0 if ticket_id is None else tickets.entries(self.session, ticket_id)
 
     def record(self, acceptance: object) -> None:
         raise AssertionError("online acceptances are booked by the scan service")

@@ -128,12 +128,13 @@ def freeze_subs(session: Session, holder: Holder) -> list[str]:
 
 
 def entries(session: Session, ticket_id: int) -> int:
-    """Successful entries of the ticket on any list, across its generations (check 19)."""
+    """Entries the ticket used on any list, across its generations (check 19): successful
+    entries, less re-entries after an exit (free on a list that allows them)."""
     count = session.scalar(
         select(func.count())
         .select_from(Checkin)
         .where(
-            Checkin.ticket_id == ticket_id, Checkin.successful.is_(True), Checkin.type == "entry"
+            Checkin.ticket_id == ticket_id, Checkin.successful.is_(True), Checkin.counted.is_(True)
         )
     )
     return int(count or 0)

@@ -177,7 +177,11 @@ class Checkin(Base):
     type: Mapped[str] = mapped_column(String(5))
     """entry or exit."""
     successful: Mapped[bool] = mapped_column(Boolean)
+    counted: Mapped[bool] = mapped_column(Boolean, default=False)
+    """A successful entry that used one of the ticket's entries (a re-entry after an exit, on
+    a list that allows it, uses none; an exit never does)."""
     reason: Mapped[str | None] = mapped_column(String(32))
+    """Why it was refused; for a forced check-in, the refusal it overrode."""
     at: Mapped[int] = mapped_column(BigInteger)
     """When it happened (the scan's `datetime`; the server's clock when absent)."""
     received_at: Mapped[int] = mapped_column(BigInteger)

@@ -14,6 +14,7 @@ from duopass.risk import Acceptance, AlertKind, Earlier, evidence
 from duopass.server import domain
 from duopass.server.domain import Outcome
 from duopass.server.services import accounts
+from duopass.server.services.journals.entries import journal_entry
 from duopass.server.services.journals.lookups import Item, Seen
 from duopass.server.services.journals.recheck import recheck
 from duopass.server.services.journals.settling import Settled, Settling
@@ -52,19 +53,22 @@ def book(st: Settling, item: Item, entry: Entry) -> Settled:
     st.leaf(EventType.PAYMENT if entry.mode is Mode.PAY else EventType.ENTRY, body)
     if first is None and ctr is not None:
         st.seen(claims.cti, ctr, ts, entry, hold=hold, txn=txn)
+    in_bundle = st.refs.revoked_by_bundle(claims.cti, claims.sub, entry.bundle_seq)
     found = evidence(
         Acceptance(
             ctr=ctr,
             ts=ts,
             past_uses=reason is Reason.USES_EXHAUSTED,
             mark=credential.mark,
-            revoked_in_bundle=st.refs.revoked_by_bundle(claims.cti, claims.sub, entry.bundle_seq),
+            revoked_in_bundle=in_bundle,
             earlier=None if first is None else Earlier(first.ts, first.terminal_id, first.seq),
             free_funds_after=st.free_funds(holder) if first is not None else 0,
             freshness_s=st.unit.settings.policy.freshness_s,
         )
     )
     _raise(st, found, entry, ctr=ctr, ts=ts, first=first, holder=holder, cti=claims.cti)
+    if entry.mode is Mode.ENTRY:
+        journal_entry(st, entry, credential, holder, claims, revoked_in_bundle=in_bundle, ts=ts)
     return Settled(Outcome.DUPLICATE if first is not None else Outcome.BOOKED, None, txn)
 
 

@@ -27,6 +27,7 @@ from duopass.server.services import counters
 from duopass.server.services.credential_cache import VERIFIED
 from duopass.server.settings import Settings
 from duopass.server.store.tables import CounterSeen, Credential, Holder, Scan, TrustChange
+from duopass.server.store.tickets import Ticket
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,9 @@ class Refs:
             assert cti is not None
             self.revoked_at[cti] = min(seq, self.revoked_at.get(cti, seq))
         subs = {self.holders[c.holder_id].handle for c in self.credentials.values()}
+        ticket_ids = {c.ticket_id for c in self.credentials.values() if c.ticket_id is not None}
+        if ticket_ids:  # a ticket's `sub` is its own id; a freeze of its holder names it too
+            subs |= set(session.scalars(select(Ticket.sub).where(Ticket.id.in_(ticket_ids))))
         for sub, seq, change in session.execute(
             select(TrustChange.sub, TrustChange.seq, TrustChange.change).where(
                 TrustChange.sub.in_(subs), TrustChange.change.in_(("freeze", "unfreeze"))

@@ -22,6 +22,7 @@ from duopass.server.services.journals.book import book
 from duopass.server.services.journals.lookups import Item, Seen
 from duopass.server.services.journals.settling import Settled, Settling
 from duopass.server.store.tables import Alert, CounterSeen, Scan
+from duopass.server.store.tickets import Checkin
 
 __all__ = ["settle"]
 
@@ -128,6 +129,13 @@ def _void(st: Settling, entry: Entry, answer: dict[str, Any]) -> Settled:
     cti, ctr, seen = own
     credential = st.refs.credentials[cti]
     account = st.refs.holders[credential.holder_id].account_id
+    if entry.mode is Mode.ENTRY:  # the gate stayed shut: the online check-in did not happen
+        st.unit.session.execute(
+            update(Checkin)
+            .where(Checkin.terminal_id == st.terminal.id, Checkin.seq == entry.seq)
+            .where(Checkin.source == "scan")
+            .values(successful=False, counted=False, reason="voided")
+        )
     txn = None
     if seen.amount:
         txn = st.books.add(

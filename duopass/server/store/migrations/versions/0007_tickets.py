@@ -206,6 +206,7 @@ def upgrade() -> None:
         sa.Column("ticket_id", sa.Integer(), nullable=True),
         sa.Column("type", sa.String(length=5), nullable=False),
         sa.Column("successful", sa.Boolean(), nullable=False),
+        sa.Column("counted", sa.Boolean(), nullable=False),
         sa.Column("reason", sa.String(length=32), nullable=True),
         sa.Column("at", sa.BigInteger(), nullable=False),
         sa.Column("received_at", sa.BigInteger(), nullable=False),
