@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from duopass.policy.files import default_policy_text
 
 from bench.online import run, start_server
 from bench.online_server import BENCH_ADMIN_PASSWORD
 from bench.timing import best_of, parser, us
 from duopass.demo.serving import free_port
-from duopass.policy import bench_inputs, decide, load
+from duopass.policy import DEFAULT_POLICY, bench_inputs, decide, load
 from duopass.protocol import SigningKey
 from duopass.protocol.encoding import b64u_encode
 from duopass.protocol.keys import verify_signature
@@ -182,7 +181,7 @@ def measure_http(db_kind: str, quick: bool) -> float:
 
 
 def measure_policy(quick: bool) -> None:
-    policy = load(default_policy_text())
+    policy = load(DEFAULT_POLICY.read_text(encoding="utf-8"))
     inputs = bench_inputs()
     key = SigningKey.generate()
     message = b"x" * 64

@@ -122,7 +122,9 @@ class Auth(_Section):
     recent_s: int
     totp: bool
     email: bool
-    CHOICES: ClassVar[Mapping[str, frozenset[str]]] = {"method": frozenset({"password", "device"})}
+    CHOICES: ClassVar[Mapping[str, frozenset[str]]] = {
+        "method": frozenset({"password", "device", "staff"})
+    }
 
 
 ACTIONS: Final = frozenset({"reissue", "transfer", "lost"})

@@ -26,11 +26,20 @@ def _claims(l1_text: str):
     return decode_credential(loads(l1), l1).claims
 
 
-def _new_phone(server, holder: TicketWallet) -> TicketWallet:
-    """The same holder on a second phone: signed in with the password, its key enrolled."""
+def _new_phone(server, holder: TicketWallet, *, otp: str | None = None) -> TicketWallet:
+    """The same holder on a second phone: signed in with the password (and the one-time code
+    once TOTP is on), its key enrolled."""
     phone = Wallet(server.http, holder.wallet.login)
     phone.handle, phone.account_id = holder.wallet.handle, holder.wallet.account_id
-    phone.sign_in()
+    if otp is None:
+        phone.sign_in()
+    else:
+        login = holder.wallet.login
+        answer = server.http.post(
+            "/v1/session", json={"login": login, "password": f"pw-{login}-secret", "otp": otp}
+        )
+        assert answer.status_code == 200, answer.text
+        phone.auth = {"Authorization": f"Bearer {answer.json()['token']}"}
     phone.enrol()
     return TicketWallet(phone)
 
@@ -124,12 +133,14 @@ def test_the_old_generation_is_refused_at_gates_online_and_offline(server):
     assert _claims(fan.tickets[sub]["credential"]).cti in delta.revoked_added
 
 
-def test_step_up_by_totp_then_confirm(server):
+def test_step_up_by_totp_then_confirm(clocked_server, clock):
+    server = clocked_server
     admin = server.admin()
     # doors within two hours and the request from outside the venue's network: step up
     fan, sub, _ = _bought(server, admin, doors=int(time.time()) + HOUR)
-    secret = _turn_on_totp(server, fan)
-    phone = _new_phone(server, fan)
+    secret = _turn_on_totp(server, fan, clock)
+    clock.advance(30)  # each one-time code is accepted once: the next time step's
+    phone = _new_phone(server, fan, otp=pyotp.TOTP(secret).at(int(clock.now)))
     asked = _ask(server, phone, sub)
     assert asked["outcome"] == "step_up" and "totp" in asked["factors"], asked
     early = server.http.post(
@@ -143,7 +154,8 @@ def test_step_up_by_totp_then_confirm(server):
         path, headers=phone.wallet.auth, json={"factor": "totp", "code": "000000"}
     )
     assert wrong.status_code == 403 and wrong.json()["code"] == "step_up_failed"
-    right = pyotp.TOTP(secret).now()
+    clock.advance(30)
+    right = pyotp.TOTP(secret).at(int(clock.now))
     proved = server.http.post(
         path, headers=phone.wallet.auth, json={"factor": "totp", "code": right}
     )
@@ -152,12 +164,11 @@ def test_step_up_by_totp_then_confirm(server):
     assert _claims(done["credential"]).gen == 1
 
 
-def _turn_on_totp(server, fan: TicketWallet) -> str:
+def _turn_on_totp(server, fan: TicketWallet, clock) -> str:
     auth = fan.wallet.auth
     secret = server.http.post("/v1/me/totp/new", headers=auth).json()["secret"]
-    on = server.http.post(
-        "/v1/me/totp", headers=auth, json={"secret": secret, "otp": pyotp.TOTP(secret).now()}
-    )
+    otp = pyotp.TOTP(secret).at(int(clock.now))
+    on = server.http.post("/v1/me/totp", headers=auth, json={"secret": secret, "otp": otp})
     assert on.status_code in (200, 204), on.text
     return str(secret)
 

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from duopass.policy import place_plausibility
+from duopass.policy import INPUTS_SCHEMA, Inputs, place
 from duopass.server.services import tickets
 from duopass.server.services.events import venues_of
 from duopass.server.services.sessions import Caller
@@ -48,7 +48,8 @@ def build(unit: Unit, holder: Holder, ticket: Ticket, asked: Asked) -> dict[str,
     event = session.get(Event, ticket.event_id)
     kind = session.get(TicketType, ticket.ticket_type_id)
     assert order is not None and event is not None and kind is not None
-    return {
+    document = {
+        "schema": INPUTS_SCHEMA,
         "action": asked.action,
         "purchase": {
             "order": order.code,
@@ -66,6 +67,7 @@ def build(unit: Unit, holder: Holder, ticket: Ticket, asked: Asked) -> dict[str,
         "risk": {"score": RISK_SCORE_NONE},
         "auth": _auth(session, holder, asked.caller, now),
     }
+    return Inputs.from_document(document).to_document()  # checked: exactly the schema
 
 
 def _device(
@@ -90,12 +92,14 @@ def _device(
 def _place(session: Session, event: Event, asked: Asked) -> dict[str, Any]:
     mine = venues_of(session, event.id)
     others = session.scalars(select(Venue).where(Venue.id.not_in([v.id for v in mine])))
-    network, given, distance = place_plausibility(
+    network, given, distance = place(
         asked.address,
         venue_networks=[n for v in mine for n in json.loads(v.networks)],
         campus_networks=[n for v in others for n in json.loads(v.networks)],
         claimed=asked.position,
-        venue_coords=[(v.lat_e6, v.lon_e6) for v in mine if v.lat_e6 is not None],
+        venue_coords=[
+            (v.lat_e6, v.lon_e6) for v in mine if v.lat_e6 is not None and v.lon_e6 is not None
+        ],
     )
     return {"network": network, "position_given": given, "distance_m": distance}
 
