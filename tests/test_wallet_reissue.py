@@ -193,9 +193,12 @@ def test_review_exits_pending_and_goes_on_once_a_person_approves(server, tmp_pat
 
 @pytest.fixture
 def mailing_server(tmp_path, smtp: Mailbox):
-    mail = {"smtp_host": "127.0.0.1", "smtp_port": smtp.port, "smtp_from": "cards@example.edu"}
     with running_server(
-        f"sqlite:///{tmp_path / 'duopass.db'}", tmp_path / "data", **mail
+        f"sqlite:///{tmp_path / 'duopass.db'}",
+        tmp_path / "data",
+        smtp_host="127.0.0.1",
+        smtp_port=smtp.port,
+        smtp_from="cards@example.edu",
     ) as running:
         yield running
 
