@@ -44,6 +44,8 @@ bench: $(STAMP)  ## ratios measured in one run; see README
 	$(BIN)/python -m bench.online --postgres
 	$(BIN)/python -m bench.checkin
 	$(BIN)/python -m bench.checkin --postgres
+	$(BIN)/python -m bench.reissue
+	$(BIN)/python -m bench.reissue --postgres
 	$(BIN)/python -m bench.journal
 	$(BIN)/python -m bench.fallback
 

@@ -15,6 +15,7 @@ import pytest
         "bench.codegen",
         "bench.online",
         "bench.checkin",
+        "bench.reissue",
         "bench.journal",
         "bench.fallback",
     ],

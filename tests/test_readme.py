@@ -127,6 +127,13 @@ CASES = [
         reduce=_with(DEMO_SMOKE),
         expect="clone",
     ),
+    Case(
+        ".venv/bin/duopass demo --doors",
+        how="smoke",
+        why="with --attendees 20 (tests/test_demo.py plays 40), self-contained",
+        reduce=_with(" --attendees 20"),
+        expect="ledger verified",
+    ),
     Case(".venv/bin/duopass demo", how="skip", why="what `make demo` runs, smoke-run above"),
     Case("curl -s localhost:8000/healthz", expect='"status":"ok"'),
     Case(r'curl -s "localhost:8000/v1/admin/holders\?q=', expect='"login":"student0042"'),

@@ -1,4 +1,5 @@
-"""`duopass demo`: the lunch rush (duopass.demo.rush), self-contained or against `make run`."""
+"""`duopass demo`: the lunch rush (duopass.demo.rush) or, with `--doors`, a concert's doors
+(duopass.demo.doors); self-contained or against `make run`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,11 +18,17 @@ from rich.table import Table
 
 from duopass.cli.numbers import seconds, whole
 
+if TYPE_CHECKING:
+    from duopass.demo.rush import Server
+
 _PHASES = {
     "wallets": "phones enrol and sync",
     "online": "lunch rush, server reachable",
     "offline": "the tills' network is cut",
     "upload": "reconnected: journals upload",
+    "attendees": "attendees buy and sync tickets",
+    "doors-online": "doors open, gates online",
+    "doors-offline": "two gates cut off, a lost phone",
 }
 
 
@@ -37,33 +44,59 @@ def demo(
     online_s: Annotated[float, seconds(1, 3600, help="seconds with the server")] = 20.0,
     offline_s: Annotated[float, seconds(65, 3600, help="seconds cut off (> 60)")] = 70.0,
     work_dir: Annotated[
-        Path | None, typer.Option(help="keep the phones' and tills' data here")
+        Path | None, typer.Option(help="keep the phones' and terminals' data here")
     ] = None,
+    doors: Annotated[
+        bool, typer.Option("--doors", help="a concert's doors instead of the lunch rush")
+    ] = False,
+    attendees: Annotated[int, whole(20, 300, help="attendees at the doors (--doors)")] = 300,
 ) -> None:
     """Play a lunch rush: tills and gates online, then cut off and offline within one scan, a
-    cloned phone, the network back, journals reconciled; then the report."""
-    from duopass.demo.rush import Plan, Rush, connect
-
-    logging.getLogger("duopass.terminal").setLevel(logging.ERROR)  # the table tells the story
+    cloned phone, the network back, journals reconciled; then the report. With --doors: a
+    concert's entry gates, two cut off, a lost phone reissued at the door, its old code tried
+    offline before and after the gate's bundle knew; then the checks."""
+    for name in ("duopass.terminal", "duopass.server.events"):  # the table tells the story
+        logging.getLogger(name).setLevel(logging.ERROR)
     console = Console(width=max(Console().width, 100))
-    plan = Plan(wallets=wallets, online_s=online_s, offline_s=offline_s)
     with _folder(work_dir) as folder, _progress(console) as events:
-        if server is None:
-            from duopass.demo.server import own_server
+        running = _server(console, folder, server, demo_json)
+        with running as connected:
+            if doors:
+                from duopass.demo.doors import Doors, DoorsPlan
 
-            console.print(f"starting a server of our own in {folder / 'server'}")
-            with own_server(folder) as running:
-                report = Rush(running, folder, plan, events).run()
-        else:
-            try:
-                document = json.loads(demo_json.read_text())
-            except (OSError, ValueError) as exc:
-                console.print(f"[red]cannot read {demo_json}: {exc}")
-                raise typer.Exit(2) from exc
-            report = Rush(connect(server, document), folder, plan, events).run()
+                report = Doors(connected, folder, DoorsPlan(attendees=attendees), events).run()
+            else:
+                from duopass.demo.rush import Plan, Rush
+
+                plan = Plan(wallets=wallets, online_s=online_s, offline_s=offline_s)
+                report = Rush(connected, folder, plan, events).run()
+    if doors:
+        _doors_summary(console, report)
+        if not report["ok"]:
+            raise typer.Exit(1)
+        return
     _summary(console, report)
     if not _believable(report):
         raise typer.Exit(1)
+
+
+def _server(
+    console: Console, folder: Path, url: str | None, demo_json: Path
+) -> contextlib.AbstractContextManager[Server]:
+    """A server of our own in `folder`, or the running one `demo_json` describes."""
+    if url is None:
+        from duopass.demo.server import own_server
+
+        console.print(f"starting a server of our own in {folder / 'server'}")
+        return own_server(folder)
+    from duopass.demo.rush import connect
+
+    try:
+        document = json.loads(demo_json.read_text())
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]cannot read {demo_json}: {exc}")
+        raise typer.Exit(2) from exc
+    return contextlib.nullcontext(connect(url, document))
 
 
 @contextlib.contextmanager
@@ -144,4 +177,16 @@ def _summary(console: Console, report: dict[str, Any]) -> None:
         f"{report['clone_accepted_offline']} / {report['clone_alerts']} clone alert(s)",
         check(report["clone_alerts"] >= 1),
     )
+    console.print(table)
+
+
+def _doors_summary(console: Console, report: dict[str, Any]) -> None:
+    table = Table(title="doors", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_column()
+    for label, value in report["figures"]:
+        table.add_row(label, value, "")
+    for label, value, ok in report["checks"]:
+        table.add_row(label, value, "[green]ok" if ok else "[red]WRONG")
     console.print(table)

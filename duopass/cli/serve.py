@@ -67,19 +67,11 @@ def serve(
     import uvicorn
 
     from duopass.server import logbook
-    from duopass.server.logbook import Event
     from duopass.server.runner import CannotStart, hold_store, listen, uvicorn_config
 
     logbook.configure(access_log=access_log)
-    settings = _settings(
-        db,
-        data_dir,
-        issuer,
-        policy_file=policy,
-        smtp_host=smtp_host,
-        smtp_port=smtp_port,
-        smtp_from=smtp_from,
-    )
+    mail = {"smtp_host": smtp_host, "smtp_port": smtp_port, "smtp_from": smtp_from}
+    settings = _settings(db, data_dir, issuer, policy_file=policy, **mail)
     try:
         listener = listen(host, port)  # first: a port in use is said before anything else
         _make_private(data_dir, settings.db_url)
@@ -92,21 +84,29 @@ def serve(
         app = _app(settings, keyring, demo=demo, testing=testing)
         if metrics_port is not None:
             _metrics_listener(app.state.context.metrics.registry, metrics_host, metrics_port)
-        port = listener.getsockname()[1]  # the one the system chose, for --port 0
-        where = f"[{host}]" if ":" in host else host  # an IPv6 address, as a URL writes it
-        logbook.emit(
-            Event.SERVING,
-            f"duopass issuer server for {issuer} on http://{where}:{port} "
-            "(this page: /, OpenAPI at /docs)",
-            issuer=issuer,
-            url=f"http://{where}:{port}",
-        )
+        port = _announce(host, listener.getsockname()[1], issuer)
         uvicorn.Server(  # uvicorn's own access log is off: `api.access_log` writes the combined one
             uvicorn_config(app, host=host, port=port, log_config=None, access_log=False)
         ).run(sockets=[listener])
     finally:
         if store_lock is not None:
             os.close(store_lock)
+
+
+def _announce(host: str, port: int, issuer: str) -> int:
+    """Log where the server listens (`port`: the one the system chose, for --port 0)."""
+    from duopass.server import logbook
+    from duopass.server.logbook import Event
+
+    where = f"[{host}]" if ":" in host else host  # an IPv6 address, as a URL writes it
+    logbook.emit(
+        Event.SERVING,
+        f"duopass issuer server for {issuer} on http://{where}:{port} "
+        "(this page: /, OpenAPI at /docs)",
+        issuer=issuer,
+        url=f"http://{where}:{port}",
+    )
+    return port
 
 
 def _settings(db: str | None, data_dir: Path, issuer: str, **given: Any) -> Settings:

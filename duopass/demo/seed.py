@@ -1,5 +1,6 @@
 """Demo data for `duopass serve --demo`: an issuer with a few hundred holders with balances,
-merchants, venues, and terminals ready to enrol. Written once, into an empty database."""
+merchants, venues, terminals ready to enrol, and a concert on sale with its entry gate. Written
+once, into an empty database."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
 from duopass.server.context import AppContext
-from duopass.server.services import accounts, holders, terminals, topups
+from duopass.server.services import accounts, events, holders, terminals, topups
 from duopass.server.services.people import Person
 from duopass.server.store.access import Staff
 from duopass.server.store.tables import Holder
@@ -31,6 +32,12 @@ TERMINALS = (
     ("gate-library", "identity", "library", None),
     ("gate-gym", "identity", "gym", None),
 )
+CONCERT = "welcome-concert"
+CONCERT_VENUE = "main-hall"
+CONCERT_GATE = "gate-concert"
+CONCERT_DOORS_IN_S = 3 * 86_400
+"""Doors three days after the demo starts: near enough for tickets' codes (30 days), far
+enough that the default policy allows a reissue without a step-up."""
 
 
 FAMILY_NAMES = ("Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Huang", "Zhao", "Wu", "Zhou")
@@ -70,9 +77,7 @@ def seed(ctx: AppContext, out: Path) -> dict[str, Any] | None:
             merchants[name] = accounts.create_merchant(session, name, ctx.settings.currency)
 
     ctx.run(staff_and_merchants)
-    password_hash = PasswordHasher().hash(
-        HOLDER_PASSWORD
-    )  # one hash for every demo holder: fast to seed
+    password_hash = PasswordHasher().hash(HOLDER_PASSWORD)  # one for all: fast to seed
 
     def holder(unit: Unit, n: int) -> str:
         created = holders.create_holder(
@@ -107,7 +112,7 @@ def seed(ctx: AppContext, out: Path) -> dict[str, Any] | None:
     codes = {
         t[0]: ctx.run(partial(terminal, terminal_id=t[0], mode=t[1], venue=t[2], merchant=t[3]))
         for t in TERMINALS
-    }
+    } | {CONCERT_GATE: (concert := ctx.run(_concert)).pop("gate_code")}
     document = {
         "admin": {"login": "admin", "password": admin_password},
         "holders": {
@@ -117,8 +122,32 @@ def seed(ctx: AppContext, out: Path) -> dict[str, Any] | None:
         },
         "merchants": merchants,
         "terminals": codes,
+        "events": {CONCERT: concert},
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(document, indent=1) + "\n")
     out.chmod(0o600)
     return document
+
+
+def _concert(unit: Unit) -> dict[str, Any]:
+    """A concert on sale in the main hall (campus network 127.0.0.0/8 counts as the hall's, so
+    a reissue asked from this machine is "at the venue"), and its entry gate."""
+    doors = unit.now + CONCERT_DOORS_IN_S
+    venue = events.VenueIn(CONCERT_VENUE, "Main Hall", 31_230_000, 121_470_000, ("127.0.0.0/8",))
+    events.add_venue(unit, venue)
+    spec = events.EventIn(CONCERT, "Welcome Concert", doors, doors + 4 * 3600, (CONCERT_VENUE,))
+    events.add_event(unit, spec)
+    kind = events.add_ticket_type(
+        unit, CONCERT, name="Standing", price=3_000, entries=1, quota=500, static_allowed=False
+    )
+    gate_code = terminals.create(
+        unit,
+        terminal_id=CONCERT_GATE,
+        mode="entry",
+        venue=CONCERT_VENUE,
+        merchant_account_id=None,
+        currency=None,
+        event=CONCERT,
+    )
+    return {"doors": doors, "ticket_type": kind.id, "gate_code": gate_code}

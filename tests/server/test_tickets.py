@@ -190,3 +190,15 @@ def test_catalogue_inputs_have_limits_and_stable_reasons(server):
     assert admin.post("/v1/admin/venues", {"id": "hall-a", "name": "Again"}).json()["code"] == (
         "conflict"
     )
+
+
+def test_a_free_ticket_moves_no_money_and_cancels_cleanly(server):
+    admin = server.admin()
+    sale = event_on_sale(admin, price=0)
+    fan = ticket_wallet(server.http, admin, "fan", balance=0)
+    order = fan.buy(sale)
+    assert order.status_code == 201, order.text
+    assert order.json()["amount"] == 0 and len(fan.sync().json()["tickets"]) == 1
+    cancelled = admin.post(f"/v1/admin/orders/{order.json()['code']}/cancel", {})
+    assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+    assert admin.books() == 0

@@ -81,8 +81,9 @@ def buy(
         "currency": kind.currency,
         "tickets": quantity,
         "paid_by": "account" if staff_id is None else "staff",
-        "transaction": txn_id,
     }
+    if txn_id is not None:
+        body["transaction"] = txn_id
     if staff_id is not None:
         body["by"] = staff_id
     index, leaf_hash = tlog.append_hashed(unit, EventType.ORDER_PAID, body)
@@ -109,10 +110,14 @@ def buy(
     return order
 
 
-def _pay(unit: Unit, account: Account, amount: int, currency: str, *, at_counter: bool) -> int:
+def _pay(
+    unit: Unit, account: Account, amount: int, currency: str, *, at_counter: bool
+) -> int | None:
     """Book an order's payment to the box office: from the holder's free funds, or (paid at
-    the counter) from top-up clearing."""
+    the counter) from top-up clearing. A free ticket moves no money (no transaction)."""
     session = unit.session
+    if amount == 0:
+        return None
     office = box_office(session, currency)
     if at_counter:
         payer = accounts.system_account(session, "topup", currency).id
@@ -164,12 +169,14 @@ def cancel(unit: Unit, order: Order, *, staff_id: int) -> Order:
         payee = account.id
     else:
         payee = accounts.system_account(session, "topup", order.currency).id
-    txn_id = accounts.post(
-        unit,
-        kind="order_refund",
-        legs=[(office.id, -order.amount), (payee, order.amount)],
-        occurred_at=unit.now,
-    )
+    txn_id = None
+    if order.amount:
+        txn_id = accounts.post(
+            unit,
+            kind="order_refund",
+            legs=[(office.id, -order.amount), (payee, order.amount)],
+            occurred_at=unit.now,
+        )
     kind = session.scalars(
         select(TicketType).where(TicketType.id == order.ticket_type_id).with_for_update()
     ).one()
@@ -179,8 +186,8 @@ def cancel(unit: Unit, order: Order, *, staff_id: int) -> Order:
     tlog.append(
         unit,
         EventType.ORDER_CANCEL,
-        {"order": order.code, "tickets": revoked, "refund": order.amount, "transaction": txn_id}
-        | {"by": staff_id},
+        {"order": order.code, "tickets": revoked, "refund": order.amount, "by": staff_id}
+        | ({} if txn_id is None else {"transaction": txn_id}),
     )
     return order
 

@@ -24,6 +24,7 @@ from duopass.server.services.reissue_inputs import Asked
 from duopass.server.services.sessions import Caller
 from duopass.server.store.decisions import PolicyVersion
 from duopass.server.store.tables import Holder
+from duopass.server.store.tickets import Ticket
 from duopass.server.unit_of_work import Unit
 
 router = APIRouter(prefix="/v1", tags=["reissue"])
@@ -72,6 +73,8 @@ def _key(text: str) -> bytes:
 
 def _opened(row: Any, unit: Unit) -> dict[str, Any]:
     answer = reissue.describe(row)
+    ticket = unit.session.get(Ticket, row.ticket_id)
+    answer["sub"] = None if ticket is None else ticket.sub
     version = unit.session.get(PolicyVersion, row.policy_sha256)
     answer["policy"]["version"] = None if version is None else version.version
     return answer
