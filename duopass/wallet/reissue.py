@@ -24,7 +24,7 @@ from duopass.wallet.state import Held
 from duopass.wallet.tickets import HeldTicket
 from duopass.wallet.wallet import KEY_FILE, Wallet
 
-__all__ = ["Conversation", "LostReport", "Moved", "Reissuer", "default_factor"]
+__all__ = ["Conversation", "LostReport", "Moved", "Reissuer"]
 
 _RESUMABLE = ("step_up", "review", "ready", "done")
 _T = TypeVar("_T")
@@ -61,12 +61,6 @@ class LostReport:
     tickets: tuple[LostTicket, ...]
     purse: Held | None
     purse_error: WalletError | None
-
-
-def default_factor(factors: tuple[str, ...]) -> str | None:
-    """The first factor the policy lists that a wallet can answer (not a passkey: the browser
-    issue brings those)."""
-    return next((factor for factor in factors if factor != "passkey"), None)
 
 
 class Reissuer:
@@ -137,39 +131,55 @@ class Reissuer:
         factor: str | None,
         code: str | None,
     ) -> None:
-        """Prove it again with `factor` (the policy's first usable one by default): check
-        `code` when given (a TOTP's is readied first if none was), else begin the factor and
-        ask the holder for the code, a few times if it is wrong."""
+        """Prove it again with `factor`, by default the first the policy lists that this
+        holder can use: check `code` when given (a TOTP's is readied first if none was), else
+        begin the factor and ask the holder for the code, a few times if it is wrong."""
         rq = decision.request_id
-        factor = factor or default_factor(decision.factors)
-        if factor is None or factor not in decision.factors:
-            offered = ", ".join(decision.factors) or "none"
-            raise WalletError(Failure.REFUSED, f"request {rq} needs a step-up by one of: {offered}")
+        factors = _factors(decision, factor)
         if code is not None:
-            try:
-                self._prove(rq, factor, code)
-            except WalletError as exc:
-                if exc.code != "step_up_expired" or factor != "totp":
-                    raise
-                self._online(lambda calls: calls.begin(rq, factor))
-                self._prove(rq, factor, code)
+            self._first_usable(factors, lambda chosen: self._prove_given(rq, chosen, code))
             return
-        begun = self._online(lambda calls: calls.begin(rq, factor))
+        chosen, begun = self._first_usable(
+            factors, lambda chosen: (chosen, self._online(lambda calls: calls.begin(rq, chosen)))
+        )
         for attempt in range(STEP_UP_TRIES_MAX):
-            given = talk.code(factor, begun)
+            given = talk.code(chosen, begun)
             if given is None:
                 raise WalletError(
                     Failure.PENDING,
-                    f"request {rq} waits for the {factor} code: run"
-                    f" `{_again(sub, rq)} --factor {factor} --code CODE`",
+                    f"request {rq} waits for the {chosen} code: run"
+                    f" `{_again(sub, rq)} --factor {chosen} --code CODE`",
                 )
             try:
-                self._prove(rq, factor, given)
+                self._prove(rq, chosen, given)
                 return
             except WalletError as exc:
                 if exc.code != "step_up_failed" or attempt + 1 == STEP_UP_TRIES_MAX:
                     raise
                 talk.note(exc.message)
+
+    @staticmethod
+    def _first_usable(factors: list[str], attempt: Callable[[str], _T]) -> _T:
+        """`attempt` with each factor in turn until one the holder has (not
+        `factor_unavailable`: no authenticator set up, no mail server)."""
+        for factor in factors[:-1]:
+            try:
+                return attempt(factor)
+            except WalletError as exc:
+                if exc.code != "factor_unavailable":
+                    raise
+        return attempt(factors[-1])
+
+    def _prove_given(self, request_id: str, factor: str, code: str) -> None:
+        """Check a code given on the command line; a TOTP step-up not begun yet is begun
+        first (nothing is sent for it)."""
+        try:
+            self._prove(request_id, factor, code)
+        except WalletError as exc:
+            if exc.code != "step_up_expired" or factor != "totp":
+                raise
+            self._online(lambda calls: calls.begin(request_id, factor))
+            self._prove(request_id, factor, code)
 
     def _prove(self, request_id: str, factor: str, code: str) -> None:
         state = self._online(lambda calls: calls.prove(request_id, factor, code))
@@ -239,6 +249,21 @@ class Reissuer:
 
     def _online(self, call: Callable[[ReissueCalls], _T]) -> _T:
         return self.wallet.online(lambda client, token: call(ReissueCalls(client, token)))
+
+
+def _factors(decision: Decision, factor: str | None) -> list[str]:
+    """The factors to try in order: the one asked for, else those the policy lists that a
+    wallet can answer."""
+    if factor is None:
+        usable = [each for each in decision.factors if each != "passkey"]
+    else:
+        usable = [factor] if factor in decision.factors else []
+    if not usable:
+        offered = ", ".join(decision.factors) or "none"
+        raise WalletError(
+            Failure.REFUSED, f"request {decision.request_id} needs a step-up by one of: {offered}"
+        )
+    return usable
 
 
 def _again(sub: str, request_id: str) -> str:
