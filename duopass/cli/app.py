@@ -24,6 +24,7 @@ from duopass.cli.staff import app as staff_app
 from duopass.cli.terminal import app as terminal_app
 from duopass.cli.tour import tour
 from duopass.cli.wallet import wallet_app
+from duopass.cli.wallet_reissue import lost, reissue
 from duopass.protocol.cbor import MalformedError
 from duopass.protocol.code import FormatError, decode_code
 from duopass.protocol.keys import SigningKey
@@ -128,6 +129,8 @@ app.command()(tour)
 app.command()(serve)
 app.command()(audit)
 app.command()(settlement)
+wallet_app.command()(reissue)
+wallet_app.command()(lost)
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(terminal_app, name="terminal")
 app.add_typer(staff_app, name="staff")

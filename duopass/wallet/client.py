@@ -194,6 +194,13 @@ class Client:
             "tickets": [_text({"tickets": sub}, "tickets", PUBLIC_ID_CHARS_MAX) for sub in subs],
         }
 
+    def call(
+        self, method: str, path: str, body: dict[str, Any] | None, *, token: str | None
+    ) -> dict[str, Any]:
+        """Any holder endpoint: its JSON object, unchecked (the caller checks each field, as
+        `reissue_client.py` does), or a problem as a `WalletError`."""
+        return self._call(method, path, body, token=token)
+
     def _call(
         self, method: str, path: str, body: dict[str, Any] | None, *, token: str | None
     ) -> dict[str, Any]:
@@ -227,8 +234,10 @@ def _problem(status: int, document: dict[str, Any], *, with_token: bool) -> Wall
     detail = detail if isinstance(detail, str) else "no detail"
     text = f"the server refused ({code[:40]}): {detail[:_DETAIL_CHARS_MAX]}"
     if code == "unauthenticated" and with_token:  # the session ended or expired
-        return WalletError(Failure.SIGNED_OUT, f"{text}; sign in again with `duopass wallet login`")
-    return WalletError(Failure.REFUSED, text)
+        return WalletError(
+            Failure.SIGNED_OUT, f"{text}; sign in again with `duopass wallet login`", code=code
+        )
+    return WalletError(Failure.REFUSED, text, code=code[:40])
 
 
 def _bad(name: str) -> WalletError:

@@ -20,6 +20,9 @@ class Failure(StrEnum):
     REFUSED = "refused"
     BAD_ANSWER = "bad_answer"
     STATE = "state"
+    PENDING = "pending"
+    """Not refused, not done: a person at the card office decides, or a step-up's code is
+    awaited (`duopass wallet reissue` says how to go on)."""
 
 
 EXIT_STATUS = {
@@ -33,17 +36,20 @@ EXIT_STATUS = {
     Failure.REFUSED: 10,
     Failure.BAD_ANSWER: 11,
     Failure.STATE: 12,
+    Failure.PENDING: 13,
 }
 """0 is success, 1 an unexpected error, 2 a usage error (as for every duopass command)."""
 
 
 class WalletError(Exception):
-    """An expected refusal: `failure` for programs, the message for people."""
+    """An expected refusal: `failure` for programs, the message for people; `code` is the
+    server's problem code when the server refused (`step_up_failed`, ...)."""
 
-    def __init__(self, failure: Failure, message: str) -> None:
+    def __init__(self, failure: Failure, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
         self.failure = failure
         self.message = message
+        self.code = code
 
     @property
     def exit_status(self) -> int:

@@ -47,6 +47,13 @@ PUBLIC_ID_CHARS_MAX: Final = 64
 """Longest ticket sub, event id, order code believed (the server's ID_CHARS_MAX)."""
 NAME_CHARS_MAX: Final = 100
 """Longest event or ticket type name believed (the server's NAME_CHARS_MAX)."""
+RULE_CHARS_MAX: Final = 64
+"""Longest policy rule name (and refusal word) believed (the server's column is 64)."""
+FACTOR_CHARS_MAX: Final = 12
+"""Longest step-up factor name believed (`email_otp`, `totp`, `passkey`)."""
+STEP_UP_TRIES_MAX: Final = 3
+"""Codes `duopass wallet reissue` asks for at its prompt before it gives up (the server takes
+5 wrong ones a code)."""
 ENTRIES_MAX: Final = 1000
 TICKETS_PER_ORDER_MAX: Final = 20
 """As the server's request models allow."""

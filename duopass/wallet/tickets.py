@@ -285,6 +285,25 @@ class Tickets:
             )
             return request_id
 
+    def remember(self, purpose: str, request_id: str, body: dict[str, Any]) -> None:
+        """Keep an id the server gave (a reissue request's) until `request_done`, so a retry
+        goes on with it instead of asking anew."""
+        with self._state.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO requests (purpose, request_id, body) VALUES (?, ?, ?)",
+                (purpose, request_id, json.dumps(body, sort_keys=True)),
+            )
+
+    def remembered(self, purpose: str, body: dict[str, Any]) -> str | None:
+        """The id kept for `purpose` and this same `body`, if any."""
+        with self._state.transaction() as db:
+            row = db.execute(
+                "SELECT request_id, body FROM requests WHERE purpose = ?", (purpose,)
+            ).fetchone()
+        if row is None or row[1] != json.dumps(body, sort_keys=True):
+            return None
+        return str(row[0])
+
     def request_done(self, purpose: str, request_id: str) -> None:
         """The request was answered: the next one of this purpose is a new request."""
         with self._state.transaction() as db:
