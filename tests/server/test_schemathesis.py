@@ -47,6 +47,7 @@ from schemathesis.core.result import Ok
 from schemathesis.errors import FailureGroup
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import response_schema_conformance
+from sqlalchemy.exc import NoResultFound
 
 from duopass.protocol.signed_requests import sign_request
 from duopass.server.problems import ProblemCode
@@ -132,6 +133,8 @@ class Api:
     till: TerminalClient | None = None
     sent: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
+    erased: int = 0
+    """Holders an operation erased (each replaced by a new one)."""
 
 
 @contextmanager
@@ -313,13 +316,23 @@ def _fuzz_failures(operation: Operation, api: Api) -> list[str]:
     return []
 
 
-def _sign_in_again(api: Api, server: Running, wallet: Wallet | None) -> None:
+def _sign_in_again(api: Api, server: Running, wallet: Wallet | None) -> Wallet | None:
     """Fresh sessions for each operation: one before may have signed out, ended the other
-    sessions or reported the loss."""
+    sessions or reported the loss. A holder an operation erased (its login is gone) is
+    replaced by a new one, so that the holder routes after it still land on a holder."""
     if api.mode != "anonymous":
         api.admin_auth = server.admin().auth
-    if wallet is not None:  # opened in process: the fuzzed password changes throttle its login
+    if wallet is None:
+        return None
+    try:  # opened in process: the fuzzed password changes throttle its login
         api.holder_auth = password_session(server, wallet.login)
+    except NoResultFound:
+        api.erased += 1
+        wallet = ready_wallet(
+            server.http, server.admin(), f"fuzz-holder-{api.erased}", balance=10_000
+        )
+        api.holder_auth, api.handle = password_session(server, wallet.login), wallet.handle
+    return wallet
 
 
 @pytest.mark.slow
@@ -365,7 +378,7 @@ def test_no_input_makes_the_server_fail(mode: str, tmp_path: Path) -> None:
             if not _in_pass(mode, operation.path):
                 continue
             operations += 1
-            _sign_in_again(api, srv, wallet if mode == "owner" else None)
+            wallet = _sign_in_again(api, srv, wallet if mode == "owner" else None)
             failures.extend(_coverage_failures(schema, operation, api))
             failures.extend(_fuzz_failures(operation, api))
         print(f"[{mode}] {operations} operations, {api.sent} requests, statuses {api.statuses}")

@@ -261,21 +261,37 @@ def test_the_counter_reports_a_loss_for_the_holder(server):
     assert reported.json()["tickets"][0]["state"] == "done"
 
 
-def test_a_transfer_moves_the_ticket_to_another_holder(server):
+def test_a_transfer_moves_the_ticket_to_another_holder(clocked_server, clock):
+    server = clocked_server
     admin = server.admin()
     fan, sub, _ = _bought(server, admin, doors=int(time.time()) + 2 * DAY)
+    secret = _turn_on_totp(server, fan, clock)
     friend = ticket_wallet(server.http, admin, "friend", balance=0)
     asked = server.http.post(
         f"/v1/me/tickets/{sub}/transfer", headers=fan.wallet.auth, json={"to_login": "friend"}
     )
     assert asked.status_code == 201, asked.text
     body = asked.json()
-    assert body["action"] == "transfer" and body["outcome"] == "step_up"
+    assert (body["action"], body["outcome"], body["rule"]) == (
+        "transfer",
+        "step_up",
+        "step_up_transfer",
+    )
+    path = f"/v1/me/reissues/{body['request_id']}/step-up"
+    assert server.http.post(path, headers=fan.wallet.auth, json={"factor": "totp"}).is_success
+    clock.advance(30)
+    code = pyotp.TOTP(secret).at(int(clock.now))
+    proved = server.http.post(path, headers=fan.wallet.auth, json={"factor": "totp", "code": code})
+    assert proved.status_code == 200, proved.text
+    done = _confirm(server, fan, body["request_id"])
+    assert _claims(done["credential"]).device_key == friend.wallet.key.public
+    assert server.http.get(f"/v1/me/tickets/{sub}", headers=fan.wallet.auth).status_code == 404
+    theirs = server.http.get(f"/v1/me/tickets/{sub}", headers=friend.wallet.auth).json()
+    assert theirs["gen"] == 1
     missing = server.http.post(
-        f"/v1/me/tickets/{sub}/transfer", headers=fan.wallet.auth, json={"to_login": "nobody"}
+        f"/v1/me/tickets/{sub}/transfer", headers=friend.wallet.auth, json={"to_login": "nobody"}
     )
     assert missing.status_code == 404
-    del friend
 
 
 def test_reissue_inputs_have_limits_and_stable_reasons(server):
