@@ -16,19 +16,16 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 import uuid
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.online import PRETIX_CHECKINS_PER_S, run, start_server
+from bench.online import PRETIX_CHECKINS_PER_S, run, served
 from bench.online_server import BENCH_ADMIN_PASSWORD
 from bench.timing import parser
-from duopass.demo.serving import free_port
 from duopass.protocol import SigningKey, make_code
 from duopass.protocol.encoding import b64u_decode, b64u_encode
 from duopass.protocol.signed_requests import (
@@ -168,35 +165,20 @@ def measure(db_kind: str, quick: bool, staff: bool) -> None:
     # a ticket has 16 codes (`uses`): two runs of `rounds` each; codes are fresh for 60 s
     holders, per_holder, rounds, connections = (2, 20, 5, 4) if quick else (10, 25, 8, 8)
     count = holders * per_holder * rounds
-    with tempfile.TemporaryDirectory() as tmp:
-        stop_pg = None
-        if db_kind == "postgres":
-            from tests.pg import start_postgres
-
-            db, stop_pg = start_postgres()
-        else:
-            db = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        port = free_port()
-        server = start_server(db, Path(tmp) / "data", port)
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
-                token, list_id, tickets = setup(http, holders, per_holder)
-            caller = token if staff else None
-            ping = b"GET /v1/ping HTTP/1.1\r\nHost: bench\r\n\r\n"
-            run(port, [ping] * 200, connections)  # warm-up
-            empty = run(port, [ping] * count, connections)
-            first = run(port, redeem_requests(caller, list_id, tickets, range(rounds)), connections)
-            empty_again = run(port, [ping] * count, connections)
-            second = run(
-                port,
-                redeem_requests(caller, list_id, tickets, range(rounds, 2 * rounds)),
-                connections,
-            )
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-            if stop_pg is not None:
-                stop_pg()
+    with served(db_kind) as port:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+            token, list_id, tickets = setup(http, holders, per_holder)
+        caller = token if staff else None
+        ping = b"GET /v1/ping HTTP/1.1\r\nHost: bench\r\n\r\n"
+        run(port, [ping] * 200, connections)  # warm-up
+        empty = run(port, [ping] * count, connections)
+        first = run(port, redeem_requests(caller, list_id, tickets, range(rounds)), connections)
+        empty_again = run(port, [ping] * count, connections)
+        second = run(
+            port,
+            redeem_requests(caller, list_id, tickets, range(rounds, 2 * rounds)),
+            connections,
+        )
     statuses = Counter(json.loads(body)["status"] for body in first[3] + second[3])
     assert statuses["ok"] == 2 * count, f"not every check-in succeeded: {dict(statuses)}"
     empty_rate = max(empty[0], empty_again[0])

@@ -21,6 +21,8 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -54,6 +56,29 @@ def start_server(db: str, data: Path, port: int) -> subprocess.Popen[bytes]:
         ]
     )
     return wait_until_up(proc, f"http://127.0.0.1:{port}/v1/ping", timeout_s=60)
+
+
+@contextmanager
+def served(db_kind: str) -> Iterator[int]:
+    """A benchmark server (`bench.online_server`) on a fresh SQLite file or PostgreSQL
+    (`db_kind`), in a temporary folder; yields its port, and stops everything after."""
+    with tempfile.TemporaryDirectory() as tmp:
+        stop_pg = None
+        if db_kind == "postgres":
+            from tests.pg import start_postgres
+
+            db, stop_pg = start_postgres()
+        else:
+            db = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        port = free_port()
+        server = start_server(db, Path(tmp) / "data", port)
+        try:
+            yield port
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+            if stop_pg is not None:
+                stop_pg()
 
 
 def setup(
@@ -209,34 +234,19 @@ def run(
 def measure(db_kind: str, quick: bool) -> None:
     # Codes are fresh for 60 s (freshness_s): each run must finish well within that.
     count, holders, connections = (200, 4, 4) if quick else (2_000, 20, 8)
-    with tempfile.TemporaryDirectory() as tmp:
-        stop_pg = None
-        if db_kind == "postgres":
-            from tests.pg import start_postgres
-
-            db, stop_pg = start_postgres()
-        else:
-            db = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        port = free_port()
-        server = start_server(db, Path(tmp) / "data", port)
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
-                till, terminal_id, wallets = setup(http, holders)
-            ping = b"GET /v1/ping HTTP/1.1\r\nHost: bench\r\n\r\n"
-            run(port, [ping] * 200, connections)  # warm-up
-            empty = run(port, [ping] * count, connections)
-            scans = run(
-                port, scan_requests(till, terminal_id, wallets, count, first_ctr=0), connections
-            )
-            empty_again = run(port, [ping] * count, connections)
-            scans_again = run(
-                port, scan_requests(till, terminal_id, wallets, count, first_ctr=500), connections
-            )
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-            if stop_pg is not None:
-                stop_pg()
+    with served(db_kind) as port:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+            till, terminal_id, wallets = setup(http, holders)
+        ping = b"GET /v1/ping HTTP/1.1\r\nHost: bench\r\n\r\n"
+        run(port, [ping] * 200, connections)  # warm-up
+        empty = run(port, [ping] * count, connections)
+        scans = run(
+            port, scan_requests(till, terminal_id, wallets, count, first_ctr=0), connections
+        )
+        empty_again = run(port, [ping] * count, connections)
+        scans_again = run(
+            port, scan_requests(till, terminal_id, wallets, count, first_ctr=500), connections
+        )
     reasons = Counter(json.loads(body)["reason"] for body in scans[3] + scans_again[3])
     assert reasons["OK"] == 2 * count, f"not every payment was accepted: {dict(reasons)}"
     empty_rate = max(empty[0], empty_again[0])

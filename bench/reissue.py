@@ -12,18 +12,15 @@ server processes (one core each) that needs at the measured rate.
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.online import run, start_server
+from bench.online import run, served
 from bench.online_server import BENCH_ADMIN_PASSWORD
 from bench.timing import best_of, parser, us
-from duopass.demo.serving import free_port
 from duopass.policy import DEFAULT_POLICY, bench_inputs, decide, load
 from duopass.protocol import SigningKey
 from duopass.protocol.encoding import b64u_encode
@@ -142,32 +139,17 @@ def reissues(port: int, holders: list[dict[str, Any]], to: int) -> tuple[float, 
 
 def measure_http(db_kind: str, quick: bool) -> float:
     count = 20 if quick else 200
-    with tempfile.TemporaryDirectory() as tmp:
-        stop_pg = None
-        if db_kind == "postgres":
-            from tests.pg import start_postgres
-
-            db, stop_pg = start_postgres()
-        else:
-            db = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        port = free_port()
-        server = start_server(db, Path(tmp) / "data", port)
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
-                admin = _admin(http)
-                type_id = _event(http, admin, count)
-                holders = [_holder(http, admin, n, type_id) for n in range(count)]
-            ping = b"GET /v1/ping HTTP/1.1\r\nHost: bench\r\n\r\n"
-            run(port, [ping] * 200, 4)
-            empty = run(port, [ping] * (2 * count), 4)[0]
-            first, _ = reissues(port, holders, to=1)
-            empty_again = run(port, [ping] * (2 * count), 4)[0]
-            second, _ = reissues(port, holders, to=0)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-            if stop_pg is not None:
-                stop_pg()
+    with served(db_kind) as port:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+            admin = _admin(http)
+            type_id = _event(http, admin, count)
+            holders = [_holder(http, admin, n, type_id) for n in range(count)]
+        ping = b"GET /v1/ping HTTP/1.1\r\nHost: bench\r\n\r\n"
+        run(port, [ping] * 200, 4)
+        empty = run(port, [ping] * (2 * count), 4)[0]
+        first, _ = reissues(port, holders, to=1)
+        empty_again = run(port, [ping] * (2 * count), 4)[0]
+        second, _ = reissues(port, holders, to=0)
     empty_rate, rate = max(empty, empty_again), max(first, second)
     ratio = rate / (empty_rate / 2)  # a reissue is two requests
     print(f"ticket reissues over HTTP, {db_kind}, {count} holders x2 reissues, 4 connections")
