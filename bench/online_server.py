@@ -1,53 +1,41 @@
-"""The server the online benchmark drives: `create_app` on uvicorn in its own process, with a
-staff login for the benchmark and credentials of 1,000 offline uses (so each holder has many
-counters to pay with)."""
+"""The server the online benchmarks drive: the production path, `duopass serve --init` (access
+log on, throttles on, `--workers N`), with the benchmark's settings in its environment
+(credentials of 1,000 offline uses, so each holder has many counters to pay with) and a staff
+login added by `duopass staff add`, as an operator does. Its log goes to a file, as a
+production log goes to a pipe or a disk."""
 
 from __future__ import annotations
 
-import argparse
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-import uvicorn
-from argon2 import PasswordHasher
-
-from duopass.server.app import create_app
-from duopass.server.keyring import Keyring
-from duopass.server.runner import uvicorn_config
-from duopass.server.settings import Settings
-from duopass.server.store.access import Staff
+from duopass.demo.serving import wait_until_up
 
 BENCH_ADMIN_PASSWORD = "bench-admin-password"
+BENCH_SETTINGS = {
+    "DUOPASS_OFFLINE_USES": "1000",
+    "DUOPASS_OFFLINE_TXMAX": "100",
+    "DUOPASS_REFRESH_MAX_PER_DAY": "100",
+}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--db", required=True)
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
-    settings = Settings(
-        db_url=args.db,
-        data_dir=args.data,
-        offline_uses=1000,
-        offline_txmax=100,
-        refresh_max_per_day=100,
+def start(db: str, data: Path, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
+    """`duopass serve` on `port` with its admin (login `admin`); its log in `data/../server.log`."""
+    env = {**os.environ, **BENCH_SETTINGS}
+    command = [sys.executable, "-m", "duopass", "serve", "--init", "--db", db]
+    command += ["--data-dir", str(data), "--port", str(port), "--workers", str(workers)]
+    with (data.parent / "server.log").open("ab") as log:
+        server = subprocess.Popen(command, env=env, stdout=log)
+    wait_until_up(server, f"http://127.0.0.1:{port}/v1/ping", timeout_s=120)
+    password = data.parent / "admin-password"
+    password.write_text(BENCH_ADMIN_PASSWORD + "\n")
+    where = ["--password-file", str(password), "--data-dir", str(data), "--db", db]
+    subprocess.run(
+        [sys.executable, "-m", "duopass", "staff", "add", "admin", "--role", "admin", *where],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
-    app = create_app(settings, keyring=Keyring.create(args.data, origin="bench/ledger"))
-    ctx = app.state.context
-    ctx.run(
-        lambda u: u.session.add(
-            Staff(
-                login="admin",
-                password_hash=PasswordHasher().hash(BENCH_ADMIN_PASSWORD),
-                role="admin",
-            )
-        )
-    )
-    config = uvicorn_config(
-        app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False
-    )
-    uvicorn.Server(config).run()
-
-
-if __name__ == "__main__":
-    main()
+    return server

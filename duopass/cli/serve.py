@@ -5,6 +5,7 @@ logs JSON lines on standard output (`server.logbook`) and keeps its files to its
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from duopass.server.settings import Settings
     from duopass.server.unit_of_work import Unit
 
+WORKERS_MAX = 64
 _SmtpHost = Annotated[
     str | None,
     typer.Option(help="mail server for step-up codes (default: none, no codes by e-mail)"),
@@ -62,17 +64,19 @@ def serve(
     policy: Annotated[
         Path | None, typer.Option(help="the decision policy (default: the packaged one)")
     ] = None,
+    workers: Annotated[
+        int, whole(1, WORKERS_MAX, help="server processes on the port (PostgreSQL only)")
+    ] = 1,
 ) -> None:
     """Run the issuer server."""
-    import uvicorn
-
     from duopass.server import logbook
-    from duopass.server.runner import CannotStart, hold_store, listen, uvicorn_config
+    from duopass.server.runner import CannotStart, hold_store, listen
 
     logbook.configure(access_log=access_log)
     mail = {"smtp_host": smtp_host, "smtp_port": smtp_port, "smtp_from": smtp_from}
     settings = _settings(db, data_dir, issuer, policy_file=policy, **mail)
     try:
+        _check_workers(workers, settings, metrics=metrics_port is not None)
         listener = listen(host, port)  # first: a port in use is said before anything else
         _make_private(data_dir, settings.db_url)
         keyring = _keyring(data_dir, issuer, create=demo or init)
@@ -85,12 +89,66 @@ def serve(
         if metrics_port is not None:
             _metrics_listener(app.state.context.metrics.registry, metrics_host, metrics_port)
         port = _announce(host, listener.getsockname()[1], issuer)
-        uvicorn.Server(  # uvicorn's own access log is off: `api.access_log` writes the combined one
-            uvicorn_config(app, host=host, port=port, log_config=None, access_log=False)
-        ).run(sockets=[listener])
+        if workers == 1:
+            _run(app, listener)
+        else:  # the parent's app has migrated and loaded; each worker builds its own
+            app.state.context.db.dispose()
+            _supervise(workers, settings, keyring, listener, testing=testing)
     finally:
         if store_lock is not None:
             os.close(store_lock)
+
+
+def _run(app: FastAPI, listener: socket.socket) -> None:
+    """uvicorn on the listening socket until stopped; its own access log is off
+    (`api.access_log` writes the combined one)."""
+    import uvicorn
+
+    from duopass.server.runner import uvicorn_config
+
+    host, port = listener.getsockname()[:2]
+    config = uvicorn_config(app, host=host, port=port, log_config=None, access_log=False)
+    uvicorn.Server(config).run(sockets=[listener])
+
+
+def _check_workers(workers: int, settings: Settings, *, metrics: bool) -> None:
+    from duopass.server.runner import CannotStart
+
+    if workers == 1:
+        return
+    if settings.db_url.startswith("sqlite"):
+        raise CannotStart(
+            f"--workers {workers} needs PostgreSQL (--db postgresql+psycopg://...): a SQLite"
+            " store has one writer process"
+        )
+    if metrics:
+        raise CannotStart("--metrics-port shows one process's metrics: not with --workers")
+    if settings.test_clock:
+        raise CannotStart("the test clock moves one process's time: not with --workers")
+
+
+def _supervise(
+    workers: int, settings: Settings, keyring: Keyring, listener: socket.socket, *, testing: bool
+) -> None:
+    """Fork the workers and keep them running (`server.workers`); exit 1 if they fail."""
+    from duopass.server.app import create_app
+    from duopass.server.workers import CANNOT_START, Supervisor, Worker, WorkersFailed
+
+    def serve_one(worker: Worker) -> None:
+        try:
+            app = create_app(
+                settings, keyring=keyring, migrate=False, testing=testing, worker=worker
+            )
+        except Exception as exc:
+            typer.echo(f"duopass: worker {worker.index} cannot start: {exc}", err=True)
+            raise SystemExit(CANNOT_START) from exc
+        _run(app, listener)
+
+    try:
+        Supervisor(workers, serve_one).run()
+    except WorkersFailed as exc:
+        typer.echo(f"duopass: {exc}", err=True)
+        raise typer.Exit(1) from exc
 
 
 def _announce(host: str, port: int, issuer: str) -> int:

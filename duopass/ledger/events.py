@@ -57,6 +57,7 @@ class EventType(StrEnum):
     DECISION = "decision"
     TICKET_TRANSFER = "ticket_transfer"
     CHECKIN = "checkin"
+    TERMINAL_REVOKE = "terminal_revoke"
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,7 @@ CATALOGUE: Mapping[EventType, Fields] = {
     ),
     EventType.TICKET_TRANSFER: _f("ticket from to decision"),
     EventType.CHECKIN: _f("ticket list type at", "nonce forced cti gen terminal seq by"),
+    EventType.TERMINAL_REVOKE: _f("terminal by"),
 }
 """Every event type and its body's fields."""
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -41,10 +41,30 @@ from duopass.server.services import policy_store, signing_keys
 from duopass.server.settings import Settings
 from duopass.server.store.db import Database
 from duopass.server.web import home
+from duopass.server.workers import Worker
 
 DOCS_ASSETS_PATH = "/static/docs"
 """Where the scripts and styles of /docs and /redoc are served from: this server, never a CDN
 (a campus LAN may have no way out). They come from the `fastapi-offline` package."""
+
+
+def _lifespan(
+    ctx: AppContext, maintenance: Maintenance | None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Maintenance (in the first worker only) and the group-commit writer, for the app's life."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if maintenance is not None:
+            maintenance.start()
+        try:
+            yield
+        finally:
+            if maintenance is not None:
+                maintenance.stop()
+            ctx.group.stop()
+
+    return lifespan
 
 
 def create_app(
@@ -54,6 +74,7 @@ def create_app(
     clock: Clock = time.time,
     migrate: bool = True,
     testing: bool = False,
+    worker: Worker | None = None,
 ) -> FastAPI:
     """Build the server. The schema is migrated, today's signing keys exist and its policy is
     the active one before it answers; a malformed policy file raises `PolicyFileError` first.
@@ -69,31 +90,25 @@ def create_app(
             )
         clock = MovableClock(clock)
     loaded = policy_store.read(settings.policy_file)  # a malformed one stops here, first
-    db = Database(settings.db_url)
+    worker = worker or Worker()
+    db = Database(settings.db_url, connections=worker.connections(settings.db_connections))
     if migrate:
         db.migrate()
     ctx = AppContext(
-        settings=settings, db=db, keyring=keyring or Keyring.load(settings.data_dir), clock=clock
+        settings=settings,
+        db=db,
+        keyring=keyring or Keyring.load(settings.data_dir),
+        clock=clock,
+        changes=worker.changes,
     )
     ctx.run(signing_keys.rotate)
     ctx.pinned_policy = policy_store.pin(ctx, settings.policy_file, loaded)
-    maintenance = Maintenance(ctx)
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        maintenance.start()
-        try:
-            yield
-        finally:
-            maintenance.stop()
-            ctx.group.stop()
-
     app = FastAPIOffline(
         static_url=DOCS_ASSETS_PATH,
         # Swagger UI would otherwise fetch a badge from validator.swagger.io: nothing leaves
         # the campus LAN, and the spec's URL is nobody else's business
         swagger_ui_parameters={"validatorUrl": None},
-        lifespan=lifespan,
+        lifespan=_lifespan(ctx, Maintenance(ctx) if worker.index == 0 else None),
         title="duopass issuer server",
         version=__version__,
         description="Online verification, credentials, trust bundles and the ledger (PROTOCOL.md).",

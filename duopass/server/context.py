@@ -18,6 +18,7 @@ from duopass.server.keyring import Keyring
 from duopass.server.problems import Problem
 from duopass.server.services.terminals import Directory
 from duopass.server.settings import Settings
+from duopass.server.siblings import Changes, LocalChanges
 from duopass.server.store.db import Database
 from duopass.server.unit_of_work import UNIT_ATTEMPTS, Unit, retrying
 
@@ -51,7 +52,9 @@ class AppContext:
     keyring: Keyring
     clock: Clock = field(default=time.time)
     metrics: Metrics = field(default_factory=Metrics)
-    terminals: Directory = field(default_factory=Directory)
+    changes: Changes = field(default_factory=LocalChanges)
+    """Changes to what every process caches, counted in memory the server's processes share."""
+    terminals: Directory = field(init=False)
     """Terminals by id, for authenticating their signed requests without a read each."""
     pinned_policy: PinnedPolicy | None = None
     """The policy this process decides with: set by `create_app` (`policy_store.start`)."""
@@ -59,6 +62,7 @@ class AppContext:
 
     def __post_init__(self) -> None:
         self.group = GroupCommit(self.db, self._unit)
+        self.terminals = Directory(self.changes)
 
     def now(self) -> int:
         """The server's time: the one clock everything it records and answers reads."""

@@ -123,7 +123,10 @@ def _field(name: str, value: Any) -> Any:
 
 
 class JsonLines(logging.Formatter):
-    """One JSON object a line, secrets blanked (defence in depth: events carry none)."""
+    """One JSON object a line, secrets blanked (defence in depth: events carry none); in a
+    worker of `duopass serve --workers`, every line says which (`worker`, from 0)."""
+
+    worker: int | None = None
 
     def format(self, record: logging.LogRecord) -> str:
         event = getattr(record, "event", None)
@@ -136,6 +139,8 @@ class JsonLines(logging.Formatter):
             "event": event,
             "message": redact(record.getMessage()),
         }
+        if JsonLines.worker is not None:
+            entry["worker"] = JsonLines.worker
         fields = getattr(record, "fields", None) or {}
         for name, value in fields.items():
             entry.setdefault(str(name), _field(str(name), value))

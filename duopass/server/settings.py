@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     policy_file: Path | None = None
     """The decision policy file (docs/policy.md); None: the one in the package
     (`duopass/policy/reissue.toml`). Read at start, and at `POST /v1/admin/policy/reload`."""
+    db_connections: int = Field(default=40, ge=4, le=1000)
+    """PostgreSQL connections this server keeps at most, all its processes together (each of
+    `duopass serve --workers N` pools a share, at least 8): within PostgreSQL's default 100
+    `max_connections` with room for a second server, audits and psql."""
     throttle_exempt_networks: tuple[str, ...] = ()
     """Networks (CIDR) not throttled as one, such as a campus behind one NAT: their sign-ins
     are still throttled per account."""

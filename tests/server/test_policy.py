@@ -207,7 +207,9 @@ def test_a_malformed_reload_is_refused_at_its_line_and_the_old_policy_stays(pinn
     decide_and_record(pinned, holder_id(pinned, "still"), sample_inputs().to_document())
 
 
-def test_a_stale_process_refuses_decisions_until_it_reloads(pinned, store, policy_file, tmp_path):
+def test_a_stale_process_refuses_decisions_until_its_file_holds_the_active_policy(
+    pinned, store, policy_file, tmp_path
+):
     holder = holder_id(pinned, "twoprocs")
     inputs = sample_inputs().to_document()
     newer = tmp_path / "newer.toml"
@@ -219,6 +221,7 @@ def test_a_stale_process_refuses_decisions_until_it_reloads(pinned, store, polic
         assert stale.value.code is ProblemCode.POLICY_CHANGED
 
         policy_file.write_text(REVIEW_ALL)  # the deployment reached the first one's file
+        assert decide_and_record(pinned, holder, inputs) > 0  # its file holds the active one
         reloaded = pinned.admin().post("/v1/admin/policy/reload", {})
         assert reloaded.status_code == 200 and reloaded.json()["activated"] is False
         index = decide_and_record(pinned, holder, inputs)

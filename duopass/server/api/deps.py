@@ -84,10 +84,11 @@ async def terminal_caller(
     authenticated before the route runs, so no terminal route can forget to."""
     cached = ctx.terminals.cached(terminal_id)
     if cached is False:
+        seen = ctx.terminals.changes.seen()
         row = await run_in_threadpool(
             ctx.run, lambda unit: terminals.row(unit.session, terminal_id)
         )
-        ctx.terminals.keep(terminal_id, row)
+        ctx.terminals.keep(terminal_id, row, seen)
     else:
         row = cached
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")

@@ -2,7 +2,8 @@
 kept in the database by the SHA-256 of its text so every version ever used stays replayable,
 and made the active one. A process whose policy is not the database's active one (another
 process of the issuer loaded a newer file since) refuses decisions (503 policy_changed) until
-it reloads (`POST /v1/admin/policy/reload`).
+it reloads (`POST /v1/admin/policy/reload`), or finds that its own file now holds the active
+one (a sibling process reloaded it).
 """
 
 from __future__ import annotations
@@ -157,13 +158,39 @@ def current(unit: Unit) -> Policy:
     if pinned is None:
         raise Problem(ProblemCode.POLICY_CHANGED, "this process decides with no policy")
     policy = pinned.policy
-    if active_sha256(unit) != policy.sha256:
+    active = active_sha256(unit)
+    if active != policy.sha256:
+        policy = _follow(pinned, active)
+    if active != policy.sha256:
         raise Problem(
             ProblemCode.POLICY_CHANGED,
             f"this server's policy ({policy.version}) is no longer the active one: "
             "it decides again once reloaded (POST /v1/admin/policy/reload); send it again",
             headers={"Retry-After": "5"},
         )
+    return policy
+
+
+def _follow(pinned: PinnedPolicy, active: bytes | None) -> Policy:
+    """The policy in this process's file if it is now the active one (a sibling process, or
+    another server with the same file, reloaded it: `duopass serve --workers` reaches one
+    process a request), adopted without an activation; else the policy in use."""
+    try:
+        policy = read(pinned.path)
+    except PolicyFileError:
+        return pinned.policy
+    if policy.sha256 != active:
+        return pinned.policy
+    pinned.policy = policy
+    emit(
+        Event.POLICY_LOADED,
+        f"policy {policy.version} ({policy.sha256.hex()[:12]}) from {pinned.source}: "
+        "the active one, reloaded by another process",
+        version=policy.version,
+        sha256=policy.sha256.hex(),
+        file=pinned.source,
+        activated=False,
+    )
     return policy
 
 

@@ -17,11 +17,12 @@ from duopass.protocol.keys import is_usable_public_key, verify_signature
 from duopass.protocol.signed_requests import enrolment_message, verify_request
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import accounts, tlog
+from duopass.server.siblings import Changes
 from duopass.server.store import sql
 from duopass.server.store.tables import Terminal
 from duopass.server.unit_of_work import Unit
 
-__all__ = ["Directory", "TerminalRow", "authenticate", "create", "enrol", "row"]
+__all__ = ["Directory", "TerminalRow", "authenticate", "create", "enrol", "revoke", "row"]
 
 ENROL_CODE_BYTES = 12
 DIRECTORY_TTL_S = 5.0
@@ -113,6 +114,20 @@ def enrol(
     return terminal
 
 
+def revoke(unit: Unit, terminal_id: str, *, by: int) -> bool:
+    """Refuse the terminal's signed requests from now on (its id is never enrolled again);
+    False when it was revoked already. The caller counts the change (`Directory.changes`) once
+    it has committed, so every process of this server refuses it from its answer on."""
+    terminal = unit.session.get(Terminal, terminal_id, with_for_update=True)
+    if terminal is None:
+        raise Problem(ProblemCode.NOT_FOUND, f"no terminal {terminal_id}")
+    if terminal.state == "revoked":
+        return False
+    terminal.state, terminal.enrol_code_hash = "revoked", None
+    tlog.append(unit, EventType.TERMINAL_REVOKE, {"terminal": terminal_id, "by": by})
+    return True
+
+
 def row(session: Session, terminal_id: str) -> TerminalRow | None:
     """A terminal as requests see it (prepared SQL: read on every signed request's path)."""
     found = sql.raw(session).one(sql.TERMINAL, {"id": terminal_id})
@@ -148,30 +163,30 @@ def authenticate(
 
 
 class Directory:
-    """Terminals by id, each read from the database at most once every `ttl_s` seconds: a
-    terminal's row changes only at enrolment (after which this process forgets it at once) and
-    revocation (which other server processes learn within `ttl_s`). Saves a read on every
-    signed request, the online scans' hot path among them."""
+    """Terminals by id, each read from the database at most once every `ttl_s` seconds. A
+    terminal's row changes only at enrolment and revocation, and the process that commits one
+    counts it (`changes.bump`, in memory the server's processes share: `server.siblings`): an
+    entry read before the count moved is stale at once, in every process of this server. Other
+    servers on the same database learn of it within `ttl_s`. Saves a read on every signed
+    request, the online scans' hot path among them."""
 
-    def __init__(self, ttl_s: float = DIRECTORY_TTL_S) -> None:
-        self.ttl_s = ttl_s
-        self._rows: dict[str, tuple[float, TerminalRow | None]] = {}
+    def __init__(self, changes: Changes, ttl_s: float = DIRECTORY_TTL_S) -> None:
+        self.changes, self.ttl_s = changes, ttl_s
+        self._rows: dict[str, tuple[float, int, TerminalRow | None]] = {}
         self._lock = threading.Lock()
 
     def cached(self, terminal_id: str) -> TerminalRow | Literal[False] | None:
         """The row if it was read recently (None: no such terminal), else False."""
         with self._lock:
             hit = self._rows.get(terminal_id)
-        if hit is None or monotonic() - hit[0] > self.ttl_s:
+        if hit is None or monotonic() - hit[0] > self.ttl_s or hit[1] != self.changes.seen():
             return False
-        return hit[1]
+        return hit[2]
 
-    def keep(self, terminal_id: str, found: TerminalRow | None) -> None:
+    def keep(self, terminal_id: str, found: TerminalRow | None, seen: int) -> None:
+        """Keep a row read from the database; `seen` is `changes.seen()` taken before the
+        read, so a change committed meanwhile leaves the entry stale."""
         with self._lock:
             if len(self._rows) >= DIRECTORY_ENTRIES_MAX:
                 self._rows.clear()
-            self._rows[terminal_id] = (monotonic(), found)
-
-    def forget(self, terminal_id: str) -> None:
-        with self._lock:
-            self._rows.pop(terminal_id, None)
+            self._rows[terminal_id] = (monotonic(), seen, found)

@@ -27,6 +27,9 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
 CHECKPOINT_WAIT_MS = 2_000
+POOL_CONNECTIONS_DEFAULT = 40
+"""A process's PostgreSQL pool: one a thread that can hold one at a time (the group-commit
+writer, maintenance, and up to 40 requests on the thread pool, most never waiting on it)."""
 _AFTER_COMMIT = "after_commit"
 """`session.info` key: what to run once this unit has committed, a tuple (never changed in place,
 so a group commit's savepoint that rolls back restores it with the rest of `session.info`)."""
@@ -52,10 +55,11 @@ def queued_after(session: Session) -> int:
 class Database:
     """An engine, a session factory and `unit()`: one transaction, committed or rolled back."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, connections: int = POOL_CONNECTIONS_DEFAULT) -> None:
+        """`connections`: PostgreSQL's pool size, the most this process holds (SQLite: unused)."""
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        self.engine = _sqlite_engine(url) if self.is_sqlite else _postgres_engine(url)
+        self.engine = _sqlite_engine(url) if self.is_sqlite else _postgres_engine(url, connections)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._writer: AbstractContextManager[object] = (
             threading.Lock() if self.is_sqlite else nullcontext()
@@ -130,9 +134,11 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
-def _postgres_engine(url: str) -> Engine:
+def _postgres_engine(url: str, connections: int) -> Engine:
+    """A pool of `connections`, none beyond (no overflow): a thread that finds them all in use
+    waits for one (30 s, then an error), so a server never holds more than it was given."""
     return create_engine(
-        url, pool_size=20, max_overflow=20, pool_pre_ping=True, hide_parameters=True
+        url, pool_size=connections, max_overflow=0, pool_pre_ping=True, hide_parameters=True
     )
 
 

@@ -212,6 +212,22 @@ def create_terminal(body: TerminalIn, _caller: AdminCaller, ctx: Ctx) -> dict[st
     return {"terminal_id": body.terminal_id, "enrol_code": code}
 
 
+@router.post("/terminals/{terminal_id}/revoke", responses=problems(404))
+def revoke_terminal(
+    terminal_id: Annotated[
+        str, Path(min_length=1, max_length=ID_CHARS_MAX, pattern=r"^[A-Za-z0-9._-]+$")
+    ],
+    caller: AdminCaller,
+    ctx: Ctx,
+) -> dict[str, bool]:
+    """Retire a till or gate: every request it signs is refused (401) from this answer on, by
+    every process of this server (others on the same database within 5 s). Upload its journal
+    first: a revoked terminal uploads nothing more."""
+    revoked = ctx.run(lambda unit: terminals.revoke(unit, terminal_id, by=caller.id))
+    ctx.terminals.changes.bump()
+    return {"revoked": revoked}
+
+
 @router.get("/accounts/{account_id}", responses=problems(404))
 def account(
     account_id: Annotated[int, Path(ge=1, le=ROW_ID_MAX), Digits], _caller: StaffCaller, ctx: Ctx

@@ -115,7 +115,7 @@ def enrol(body: EnrolIn, ctx: Ctx, client: Client) -> EnrolOut:
         ),
         counted={ProblemCode.BAD_ENROLMENT_CODE},
     )
-    ctx.terminals.forget(terminal.id)
+    ctx.terminals.changes.bump()
     return EnrolOut(
         terminal_id=terminal.id,
         iss=ctx.settings.issuer,
