@@ -25,6 +25,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.cpu import Tiers, postmaster_of
 from bench.online_server import BENCH_ADMIN_PASSWORD, start
 from bench.timing import parser
 from duopass.demo.serving import free_port
@@ -50,11 +51,18 @@ def served(db_kind: str, workers: int = 1) -> Iterator[int]:
             db = _postgres_database()
         port = free_port()
         server = start(db, Path(tmp) / "data", port, workers)
+        pg_port = db.rsplit(":", 1)[1].split("/")[0] if db_kind == "postgres" else None
+        TIERS[port] = Tiers(server.pid, postmaster_of(int(pg_port)) if pg_port else None)
         try:
             yield port
         finally:
+            del TIERS[port]
             server.terminate()
             server.wait(timeout=60)
+
+
+TIERS: dict[int, Tiers] = {}
+"""The process trees of each running benchmark server (by port): CPU per request by tier."""
 
 
 _POSTGRES: list[str] = []
@@ -230,6 +238,21 @@ def run(
 Result = tuple[float, float, float, list[bytes]]
 
 
+def charged(port: int, requests: list[bytes], connections: int) -> tuple[Result, float, float]:
+    """`run`, with the milliseconds of CPU each request cost the server's processes and the
+    database's (0 for SQLite, which is inside the server)."""
+    tiers = TIERS[port]
+    server_before, db_before = tiers.read()
+    result = run(port, requests, connections)
+    server_after, db_after = tiers.read()
+    n = len(requests)
+    return result, (server_after - server_before) * 1000 / n, (db_after - db_before) * 1000 / n
+
+
+CPU_MS: dict[str, tuple[float, float]] = {}
+"""The last measurement's CPU per request by tier, per kind of request (`ping`, `scan`)."""
+
+
 def measure_one(db_kind: str, quick: bool, workers: int) -> tuple[float, Result, int]:
     """The empty endpoint's best rate and the best run of scans, with `workers` processes."""
     # Codes are fresh for 60 s (freshness_s): each run must finish well within that.
@@ -243,10 +266,11 @@ def measure_one(db_kind: str, quick: bool, workers: int) -> tuple[float, Result,
         scans = run(
             port, scan_requests(till, terminal_id, wallets, count, first_ctr=0), connections
         )
-        empty_again = run(port, [ping] * count, connections)
-        scans_again = run(
+        empty_again, *ping_cpu = charged(port, [ping] * count, connections)
+        scans_again, *scan_cpu = charged(
             port, scan_requests(till, terminal_id, wallets, count, first_ctr=500), connections
         )
+    CPU_MS["ping"], CPU_MS["scan"] = (ping_cpu[0], ping_cpu[1]), (scan_cpu[0], scan_cpu[1])
     reasons = Counter(json.loads(body)["reason"] for body in scans[3] + scans_again[3])
     assert reasons["OK"] == 2 * count, f"not every payment was accepted: {dict(reasons)}"
     best = max((scans, scans_again), key=lambda r: r[0])
@@ -272,6 +296,11 @@ def measure(db_kind: str, quick: bool, most_workers: int) -> None:
         print(
             f"  {workers:7d}   {empty_rate:11.0f}   {rate:11.0f}   {ratio:20.2f}x"
             f"   {p50:6.1f}   {p99:6.1f}   {rate / PRETIX_CHECKINS_PER_S:13.1f}x"
+        )
+        (ping_app, ping_db), (scan_app, scan_db) = CPU_MS["ping"], CPU_MS["scan"]
+        print(
+            f"           CPU a request, server / database: empty {ping_app:.2f} / {ping_db:.2f}"
+            f" ms, scan {scan_app:.2f} / {scan_db:.2f} ms"
         )
     print(f"  ({count} requests a run, the better of two; p99 goal < 50 ms; pretix goal 20x)")
     print(f"RATIO online_{db_kind}_scan_vs_empty {ratio:.3f}")
