@@ -3,7 +3,8 @@ lookup time, and resident memory of a server holding 100,000 holders and 1,000,0
 entries (issue 14; goals: the store under 64 MiB resident, a lookup under 10 us).
 
 The terminal side runs each step in a fresh process and reads VmRSS from /proc/self/status before
-and after: applying a whole signed bundle, reloading the store as a restart does, and, for
+and after: applying a whole signed bundle as `BundleSync` does (then giving the C heap's freed
+memory back), reloading the store as a restart does, and, for
 comparison, the layout before (a frozenset of (iss, cti) pairs). A lookup (`is_revoked`, hit and
 miss) is timed against one dict lookup and one raw libsodium verify in the same run. The server
 side is `bench.memory_server`.
@@ -29,6 +30,7 @@ from bench.timing import best_of, parser, table, us
 from duopass.protocol import SigningKey
 from duopass.protocol.bundle import Bundle, apply_bundle, encode_bundle, open_bundle
 from duopass.protocol.trust import Policy, TrustStore
+from duopass.terminal.held_trust import give_back_memory
 from duopass.terminal.store import Store
 
 ISS = "demo-univ"
@@ -104,6 +106,7 @@ def child(step: str, bundle: Path, data_dir: Path, rounds: int) -> dict[str, Any
         store = apply_bundle(None, open_bundle(raw, ROOT.public))
         del raw
         Store(data_dir).save_trust(store, whole=True, now=1, offset=0)
+        give_back_memory()  # as BundleSync does after a whole bundle
     elif step == "reload":
         loaded = Store(data_dir).trust()
         assert loaded is not None
