@@ -46,6 +46,7 @@ bench: $(STAMP)  ## ratios measured in one run; see README
 	$(BIN)/python -m bench.checkin --postgres
 	$(BIN)/python -m bench.reissue
 	$(BIN)/python -m bench.reissue --postgres
+	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.journal
 	$(BIN)/python -m bench.fallback
 

@@ -18,6 +18,7 @@ import pytest
         "bench.reissue",
         "bench.journal",
         "bench.fallback",
+        "bench.memory",
     ],
 )
 def test_benchmark_runs(module):

@@ -29,6 +29,7 @@ from duopass.protocol.limits import (
     LATE_WINDOW_DEFAULT_S,
     SUB_CHARS_MAX,
 )
+from duopass.protocol.packed import Freezes, PackedSet, Revocations
 from duopass.protocol.trust import Issuer, Policy, TrustKey, TrustStore
 
 __all__ = ["Bundle", "BundleError", "apply_bundle", "encode_bundle", "open_bundle"]
@@ -111,10 +112,18 @@ def apply_bundle(store: TrustStore | None, bundle: Bundle) -> TrustStore:
     for kid in bundle.keys_removed:
         keys.pop(KeyId(kid), None)
     keys.update((k.kid, k) for k in bundle.keys_added)
-    revoked = _mine(store.revoked if store and bundle.since else frozenset(), bundle.iss)
-    frozen = _mine(store.frozen if store and bundle.since else frozenset(), bundle.iss)
-    revoked = (revoked - set(bundle.revoked_removed)) | set(bundle.revoked_added)
-    frozen = (frozen - set(bundle.frozen_removed)) | set(bundle.frozen_added)
+    revoked, frozen = (store.revocations, store.freezes) if store else (Revocations(), Freezes())
+    if bundle.since:  # a delta: patch what is held, copying only the groups it touches
+        mine_revoked = revoked.issuer(bundle.iss).patch(
+            bundle.revoked_added, bundle.revoked_removed
+        )
+        mine_frozen = frozen.issuer(bundle.iss).patch(
+            (sub.encode() for sub in bundle.frozen_added),
+            (sub.encode() for sub in bundle.frozen_removed),
+        )
+    else:  # whole: built once from its lists (already sorted: one pass)
+        mine_revoked = PackedSet(bundle.revoked_added)
+        mine_frozen = PackedSet(sub.encode() for sub in bundle.frozen_added)
     others = tuple(i for i in store.issuers if i.iss != bundle.iss) if store else ()
     issuer = Issuer(bundle.iss, tuple(sorted(keys.values(), key=lambda k: k.nbf)), bundle.policy)
     return TrustStore(
@@ -122,19 +131,9 @@ def apply_bundle(store: TrustStore | None, bundle: Bundle) -> TrustStore:
         issued_at=bundle.issued_at,
         max_age_s=bundle.max_age_s,
         issuers=(*others, issuer),
-        revoked=_others(store.revoked if store else frozenset(), bundle.iss)
-        | frozenset((bundle.iss, cti) for cti in revoked),
-        frozen=_others(store.frozen if store else frozenset(), bundle.iss)
-        | frozenset((bundle.iss, sub) for sub in frozen),
+        revoked=revoked.with_issuer(bundle.iss, mine_revoked),
+        frozen=frozen.with_issuer(bundle.iss, mine_frozen),
     )
-
-
-def _mine(entries: frozenset[tuple[str, Any]], iss: str) -> set[Any]:
-    return {value for owner, value in entries if owner == iss}
-
-
-def _others(entries: frozenset[tuple[str, Any]], iss: str) -> frozenset[tuple[str, Any]]:
-    return frozenset(entry for entry in entries if entry[0] != iss)
 
 
 def _parse(body: object) -> Bundle:

@@ -58,7 +58,12 @@ SCAN_LINE_CHARS_MAX: Final = 4096
 L1_CACHE_ENTRIES_MAX: Final = 10_000
 """Verified credentials a terminal keeps parsed, keyed by their exact bytes."""
 
-BUNDLE_BYTES_MAX: Final = 8 * 1024 * 1024
-"""Largest signed trust bundle a terminal accepts."""
-BUNDLE_ENTRIES_MAX: Final = 200_000
-"""Most keys, revocations and freezes one bundle may list, all lists together."""
+BUNDLE_ENTRIES_MAX: Final = 1_500_000
+"""Most keys, revocations and freezes one bundle may list, all lists together: a whole bundle of
+the 1,000,000 revocations a terminal is built to hold (issue 14), and half as much again so that
+an issuer near that size is not one busy week from terminals refusing its bundles. A delta
+carries only what changed since the version held, so it stays far below."""
+BUNDLE_BYTES_MAX: Final = 32 * 1024 * 1024
+"""Largest signed trust bundle a terminal accepts: 1,500,000 revocations of 16-byte `cti`s take
+25.5 MB of CBOR (17 bytes each; the server's 12-byte ones 19.5 MB), and the rest leaves room for
+keys and some 100,000 freezes of 64-character subs. Either limit refuses the bundle whole."""

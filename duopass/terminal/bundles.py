@@ -12,6 +12,7 @@ from duopass.protocol.bundle import BundleError, apply_bundle, open_bundle
 from duopass.protocol.limits import BUNDLE_BYTES_MAX
 from duopass.protocol.trust import TrustStore
 from duopass.terminal.client import Client, Refused, Unreachable
+from duopass.terminal.held_trust import give_back_memory
 from duopass.terminal.store import Store
 
 __all__ = ["WHOLE_EVERY_S", "BundleSync"]
@@ -65,9 +66,11 @@ class BundleSync:
         if bundle.iss != self.iss:
             raise BundleError(f"bundle for {bundle.iss!r}, not for {self.iss!r}")
         store = apply_bundle(held, bundle)
-        self.store.save_trust(
-            store, whole=bundle.since == 0, now=int(self.clock()), offset=self.client.offset
-        )
+        whole = bundle.since == 0
+        del answer, bundle
+        self.store.save_trust(store, whole=whole, now=int(self.clock()), offset=self.client.offset)
+        if whole:
+            give_back_memory()
         if self.on_update is not None:
             self.on_update(store)
         return store

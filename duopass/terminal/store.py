@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from duopass.protocol.memory import Acceptance
-from duopass.protocol.trust import TrustStore, dump_trust_store, parse_trust_store
+from duopass.protocol.trust import TrustStore
+from duopass.terminal.held_trust import SCHEMA as _TRUST_SCHEMA
+from duopass.terminal.held_trust import HeldTrust
 
 __all__ = ["DB_NAME", "KEY_NAME", "Config", "DurableMemory", "Open", "Store", "StoredBatch"]
 
@@ -109,9 +111,10 @@ class Store:
         self.data_dir = data_dir
         self.path = data_dir / DB_NAME
         self._local = threading.local()
+        self._held_trust = HeldTrust()
         _private(data_dir)
         os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))  # -wal, -shm: the same
-        self._db().executescript(_SCHEMA)
+        self._db().executescript(_SCHEMA + _TRUST_SCHEMA)
 
     # -- connections and transactions ------------------------------------------------------
 
@@ -126,13 +129,14 @@ class Store:
         return db
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction on this thread's connection, committed (durably) on exit."""
+    def transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction on this thread's connection, committed (durably) on exit; with
+        `write=False`, a read transaction (one snapshot)."""
         db = self._db()
         if db.in_transaction:  # nested: the outer transaction commits
             yield db
             return
-        db.execute("BEGIN IMMEDIATE")
+        db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
             yield db
         except BaseException:
@@ -210,19 +214,17 @@ class Store:
     # -- the trust store -------------------------------------------------------------------
 
     def trust(self) -> TrustStore | None:
-        data = self.get("trust")
-        return parse_trust_store(data) if isinstance(data, bytes) else None
+        """The trust store held (its lists packed: held_trust), read in one transaction."""
+        with self.transaction(write=False) as db:
+            return self._held_trust.load(db)
 
     def save_trust(self, store: TrustStore, *, whole: bool, now: int, offset: int) -> None:
-        values: dict[str, object] = {
-            "trust": dump_trust_store(store),
-            "bundle_seq": store.seq,
-            "bundle_synced_at": now,
-            "clock_offset": offset,
-        }
-        if whole:
-            values["bundle_whole_at"] = now
-        self.put(**values)
+        with self.transaction() as db:
+            values = self._held_trust.save(db, store)
+            values.update(bundle_seq=store.seq, bundle_synced_at=now, clock_offset=offset)
+            if whole:
+                values["bundle_whole_at"] = now
+            self.put(**values)
 
     # -- the journal -----------------------------------------------------------------------
 

@@ -52,7 +52,9 @@ class Payer(NamedTuple):
 
 
 _KEYS: dict[bytes, TrustKey] = {}
-"""Signing keys by kid: rows that are never updated, so safe to keep across requests."""
+"""Signing keys by kid: rows that are never updated, so safe to keep across requests. One key a
+day: emptied when it reaches `_KEYS_MAX` (years of keys), so it stays bounded all the same."""
+_KEYS_MAX = 1024
 
 
 class ServerTrust:
@@ -79,6 +81,8 @@ class ServerTrust:
             )
             if row is None:
                 return None
+            if len(_KEYS) >= _KEYS_MAX:
+                _KEYS.clear()
             cached = _KEYS[kid] = TrustKey(KeyId(kid), row.public_key, row.nbf, row.exp)
         return cached
 
