@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from duopass.ledger.events import EventType, event
 from duopass.protocol.journal import GENESIS, Batch
@@ -145,9 +145,8 @@ def _write(st: Settling, batch: Batch) -> None:
         rows = [resolved(row, "transaction_id") for row in st.counters]
         sql.raw(session).many(sql.INSERT_COUNTER, rows)
     if st.entries:
-        session.execute(
-            insert(JournalEntry), [resolved(row, "transaction_id") for row in st.entries]
-        )
+        rows = [resolved(row, "transaction_id") for row in st.entries]
+        sql.raw(session).many(sql.INSERT_JOURNAL_ENTRY, rows)
         body = {"terminal": st.terminal.id, "first": batch.first, "last": batch.last}
         st.leaf(
             EventType.JOURNAL_BATCH, {**body, "digest": batch.digest, "entries": len(st.entries)}
