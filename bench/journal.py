@@ -56,6 +56,7 @@ from duopass.server.services import (
     topups,
 )
 from duopass.server.services.journals import lookups
+from duopass.server.services.journals.signatures import DeviceSignatures
 from duopass.server.services.people import Person
 from duopass.server.settings import Settings
 from duopass.server.unit_of_work import Unit
@@ -203,6 +204,10 @@ def stages(bench: Bench, batches: list[bytes]) -> list[tuple[str, float]]:
             assert claims.device_key is not None
             assert verify_signature(claims.device_key, dynamic.signed, dynamic.signature)
 
+    def pooled() -> None:
+        signatures = DeviceSignatures(items)
+        assert all(signatures.verdict(item.seq) for item in items)
+
     def leaves() -> None:
         tail = CompactRange.empty()
         for item in items:
@@ -219,6 +224,7 @@ def stages(bench: Bench, batches: list[bytes]) -> list[tuple[str, float]]:
             ("batch envelopes (one signature a batch)", envelopes),
             ("entry decode (lookups.read_items)", decode),
             ("device signatures, one core", devices),
+            (f"device signatures, a thread per core ({os.cpu_count()})", pooled),
             ("ledger leaves (encode, hash, tree)", leaves),
         ]
     ]

@@ -20,6 +20,7 @@ from duopass.server.services import accounts, alerts, tlog
 from duopass.server.services.journals.lookups import Refs, accounts_of, read_items
 from duopass.server.services.journals.settle import settle
 from duopass.server.services.journals.settling import Settled, Settling
+from duopass.server.services.journals.signatures import DeviceSignatures
 from duopass.server.store import sql
 from duopass.server.store.tables import JournalBatch, JournalEntry, Terminal
 from duopass.server.unit_of_work import Unit
@@ -66,9 +67,10 @@ def ingest(unit: Unit, *, terminal_id: str, batch: Batch, data: bytes) -> dict[s
         batch_id = _store(unit, terminal, batch, data)
     fresh = [(seq, raw) for seq, raw in enumerate(batch.entries, batch.first) if seq not in known]
     items = {item.seq: item for item in read_items(fresh)}
+    signatures = DeviceSignatures(list(items.values()))  # on the other cores from here on
     _lock(unit, terminal, accounts_of(session, unit.settings, list(items.values())))
     refs = Refs(session, unit.settings, terminal.id, list(items.values()))
-    st = Settling(unit, terminal, refs, accounts.Movements(unit))
+    st = Settling(unit, terminal, refs, accounts.Movements(unit), signatures)
     receipt = Receipt(acked_seq=terminal.acked_seq)
     for seq, raw in enumerate(batch.entries, batch.first):
         stored = known.get(seq)
