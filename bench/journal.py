@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -209,14 +210,13 @@ def stages(bench: Bench, batches: list[bytes]) -> list[tuple[str, float]]:
         assert all(signatures.verdict(item.seq) for item in items)
 
     def leaves() -> None:
-        tail = CompactRange.empty()
+        data = []
         for item in items:
             assert item.code is not None and item.code.dynamic is not None
             body = {"cti": item.code.credential.claims.cti, "ctr": item.code.dynamic.ctr}
             body.update(terminal=TERMINAL, seq=item.seq, amount=50, online=0, transaction=1)
-            tail = tail.append(
-                hash_leaf(event(EventType.PAYMENT, bench.now, "bench", body))
-            ).compact
+            data.append(event(EventType.PAYMENT, bench.now, "bench", body))
+        CompactRange.empty().grow([hash_leaf(leaf) for leaf in data])
 
     return [
         (name, per_item(run, entries))
@@ -246,22 +246,40 @@ def main() -> None:
             for message in raw:
                 nacl.bindings.crypto_sign_open(message, public)
 
-        best_raw, best_ingest = float("inf"), float("inf")
+        best_raw, best_ingest = Best(), Best()
         for _ in range(rounds):
-            best_raw = min(best_raw, per_item(raw_verify, entries))
+            best_raw.time(raw_verify, entries)
             batches = bench.batches(entries)
-            best_ingest = min(best_ingest, per_item(partial(bench.ingest, batches), entries))
-    ratio = best_ingest / best_raw
+            best_ingest.time(partial(bench.ingest, batches), entries)
+    raw_wall, wall = best_raw.wall, best_ingest.wall
     print(
         f"journal ingestion, an upload of {entries} entries in batches of {BATCH_ENTRIES_MAX}, "
         f"{os.cpu_count()} cores:"
     )
-    rows = [("one raw libsodium verification, one core", best_raw)]
+    rows = [("one raw libsodium verification, one core", raw_wall)]
     rows += parts
-    rows.append(("ingestion per entry, wall", best_ingest))
-    table([(name, f"{us(t)}  {t / best_raw:5.2f}x") for name, t in rows])
-    print(f"  = {1 / best_ingest:,.0f} entries/s")
-    print(f"RATIO journal_entry_vs_raw_verify {ratio:.3f}")
+    rows.append(("ingestion per entry, wall", wall))
+    table([(name, f"{us(t)}  {t / raw_wall:5.2f}x") for name, t in rows])
+    print(
+        f"  = {1 / wall:,.0f} entries/s; CPU time of every thread per entry "
+        f"{best_ingest.cpu / best_raw.cpu:.2f}x one raw verification's (on a busy machine "
+        "the wall time runs longer)"
+    )
+    print(f"RATIO journal_entry_vs_raw_verify {wall / raw_wall:.3f}")
+
+
+class Best:
+    """The best round's wall time per item, and the process CPU time (every thread) of that
+    round: on a shared machine the CPU time says what the work cost when wall time cannot."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = float("inf"), float("inf")
+
+    def time(self, run: Callable[[], None], items: int) -> None:
+        started = time.process_time()
+        wall = per_item(run, items)
+        if wall < self.wall:
+            self.wall, self.cpu = wall, (time.process_time() - started) / items
 
 
 if __name__ == "__main__":

@@ -137,6 +137,7 @@ def _lock(unit: Unit, terminal: Terminal, holder_accounts: list[int]) -> None:
 def _write(st: Settling, batch: Batch) -> None:
     """What the batch created, a statement of each kind; movement numbers become ids."""
     session = st.unit.session
+    session.flush()  # what the session holds goes before the driver's statements
     ids = st.books.write()
 
     def resolved(row: dict[str, Any], key: str) -> dict[str, Any]:
