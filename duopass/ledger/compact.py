@@ -92,6 +92,26 @@ class CompactRange:
         assert after.nodes()[-1] == stored[-1].node  # the merged subtree ends the new border
         return Appended(after, tuple(stored), after.root())
 
+    def grow(self, leaf_hashes: Sequence[LeafHash]) -> tuple[CompactRange, list[StoredNode]]:
+        """Append several leaves in order, as `append` one by one would, without a root per
+        leaf: the new border, and every node to store (each leaf, then what it completed)."""
+        if any(len(h) != HASH_BYTES for h in leaf_hashes):
+            raise ValueError("a leaf hash is 32 bytes")
+        if self.size + len(leaf_hashes) > TREE_SIZE_MAX:
+            raise ValueError("the log is full")
+        border = list(self.border)
+        stored: list[StoredNode] = []
+        for index, leaf_hash in enumerate(leaf_hashes, self.size):
+            merged: bytes = leaf_hash
+            stored.append(StoredNode(NodeId(0, index), NodeHash(merged)))
+            level = 0
+            while (index >> level) & 1:  # one merge per trailing one bit of the old size
+                merged = hash_children(border.pop(), merged)
+                level += 1
+                stored.append(StoredNode(NodeId(level, index >> level), NodeHash(merged)))
+            border.append(NodeHash(merged))
+        return CompactRange(self.size + len(leaf_hashes), tuple(border)), stored
+
     def extend(self, leaf_hashes: Sequence[LeafHash]) -> tuple[Appended, ...]:
         """Append several leaves in order; one outcome per leaf."""
         outcomes = []

@@ -111,9 +111,12 @@ def verify_code(
     amount: int | None = None,
     verified: MutableMapping[bytes, Credential] | None = None,
     online: bool = False,
+    device_signature: bool | None = None,
 ) -> Verdict:
     """§3 checks 3 to 19 on a decoded code. `online=True` is the server's run: check 18 does not
-    apply (the funds rule of §3-§4 replaces it) and revocation may depend on the counter."""
+    apply (the funds rule of §3-§4 replaces it) and revocation may depend on the counter.
+    `device_signature` is check 14's outcome when the caller verified the L2 signature under
+    the credential's `cnf` already (a journal batch verifies its entries' on every core)."""
     credential, dynamic = code.credential, code.dynamic
     claims = credential.claims
     ctr = dynamic.ctr if dynamic is not None else None
@@ -177,7 +180,11 @@ def verify_code(
     else:
         assert claims.device_key is not None and claims.uses is not None, "decoder invariant"
         # check 14: device signature under cnf, bound to this L1 by its signature as aad
-        if not verify_signature(claims.device_key, dynamic.signed, dynamic.signature):
+        if device_signature is None:
+            device_signature = verify_signature(
+                claims.device_key, dynamic.signed, dynamic.signature
+            )
+        if not device_signature:
             return refuse(Reason.BAD_DEVICE_SIGNATURE)
         # check 15: fresh
         if abs(now - dynamic.ts) > policy.freshness_s:

@@ -170,3 +170,13 @@ def test_extend_is_appending_in_order():
 def test_a_border_that_cannot_be_is_refused(size, border):
     with pytest.raises(ValueError, match=r"tree|border"):
         CompactRange(size, border)
+
+
+@pytest.mark.parametrize(("start", "count"), [(0, 0), (0, 1), (7, 1), (10, 10), (1, 250)])
+def test_grow_stores_what_appending_one_by_one_stores(start, count):
+    border = CompactRange.read(TREE, start)
+    grown, stored = border.grow(LEAVES[start : start + count])
+    outcomes = border.extend(LEAVES[start : start + count])
+    assert grown == (outcomes[-1].compact if outcomes else border)
+    assert stored == [s for o in outcomes for s in o.stored]
+    assert grown.root() == root_of(LEAVES[: start + count])

@@ -12,9 +12,10 @@ from typing import Any
 import cbor2
 import sqlalchemy
 
-from duopass.protocol import make_code
+from duopass.protocol import SigningKey, make_code
 from duopass.protocol.encoding import b64u_decode
 from duopass.server.services import sweep, tlog
+from duopass.server.services.journals.signatures import PARALLEL_FROM
 from tests.server.harness import enrolled_till, ready_wallet
 
 
@@ -382,4 +383,29 @@ def test_the_terminals_amount_stands_for_an_online_payment(server):
     assert admin.account(merchant)["balance"] == 700 + txmax + 250
     pending = [a for a in _alerts(admin) if a["kind"] == "pending"]
     assert [a["pending"] for a in pending] == [250]
+    assert admin.books() == 0
+
+
+def test_a_large_batch_verifies_device_signatures_ahead_with_the_same_verdicts(server):
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "wanda", balance=10_000)
+    till, merchant = enrolled_till(server.http, admin)
+    own, forger = wallet.key, SigningKey.generate()
+    entries, forged = [], set()
+    for seq in range(1, PARALLEL_FROM + 7):  # enough to go to the pool
+        wallet.key = forger if seq % 10 == 3 else own
+        forged.update({seq} if wallet.key is forger else set())
+        entries.append(till.entry(wallet.code(), seq=seq, amount=10))
+    wallet.key = own
+    answer = till.journal(entries)
+    assert answer.status_code == 200, answer.text
+    rejected = {r["seq"]: r["reason"] for r in answer.json()["rejected"]}
+    assert rejected == dict.fromkeys(forged, "BAD_DEVICE_SIGNATURE")
+    booked = 10 * (len(entries) - len(forged))
+    assert admin.account(wallet.account_id)["balance"] == 10_000 - booked
+    assert admin.account(merchant)["balance"] == booked + 10 * len(forged)  # those in pending
+    # a small batch (verified one by one in the re-check) gives the same verdict
+    wallet.key = forger
+    small = till.journal([till.entry(wallet.code(), seq=len(entries) + 1, amount=10)])
+    assert small.json()["rejected"] == [{"seq": len(entries) + 1, "reason": "BAD_DEVICE_SIGNATURE"}]
     assert admin.books() == 0

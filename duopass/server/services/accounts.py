@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from duopass.server import domain
@@ -198,11 +198,7 @@ class Movements:
         ids: list[int] = []
         db = sql.raw(self.session)
         if self.transactions:
-            rows = self.session.execute(
-                insert(Transaction).returning(Transaction.id, sort_by_parameter_order=True),
-                self.transactions,
-            )
-            ids = [int(txn_id) for txn_id in rows.scalars()]
+            ids = self._insert_transactions(db)
             db.many(
                 sql.INSERT_POSTING,
                 (
@@ -221,6 +217,23 @@ class Movements:
             ),
         )
         return ids
+
+    def _insert_transactions(self, db: sql.Raw) -> list[int]:
+        """Insert the transactions in one statement; their ids, in order. SQLite cannot say in
+        which order a multi-row RETURNING answers (SQLAlchemy would insert row by row): there
+        the one writer's rows take the ids after the largest, one by one, so the last id names
+        them all."""
+        if db.is_sqlite:
+            self.session.flush()  # what the session holds goes first, as a session insert would
+            db.many(sql.INSERT_TRANSACTIONS, self.transactions)
+            last = int(db.one(sql.LAST_ROWID)[0])
+            return list(range(last - len(self.transactions) + 1, last + 1))
+        table = cast(Table, Transaction.__table__)  # Core, not the ORM's bulk path
+        rows = self.session.execute(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True),
+            self.transactions,
+        )
+        return [int(txn_id) for txn_id in rows.scalars()]
 
 
 def hold(session: Session, account_id: int, amount: int) -> None:

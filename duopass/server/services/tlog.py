@@ -91,24 +91,22 @@ def append_hashed(unit: Unit, event_type: EventType, body: Mapping[str, Any]) ->
 
 
 def append_many(session: Session, leaves: Sequence[bytes]) -> int:
-    """Append leaves (from `ledger.events.event`) in order in the caller's transaction, one
-    write of each kind; returns the first one's index. The tree's border is read (under the
+    """Append leaves (from `ledger.events.event`) in order in the caller's transaction, hashed
+    together and one write of each kind (a journal batch's leaves in one call); returns the
+    first one's index. The tree's border is read (under the
     append lock) once a transaction and kept in it for the next append."""
     tail: CompactRange | None = session.info.get(_TAIL)
     if tail is None:  # the transaction's first append: take the lock, then read the border
         tail = CompactRange.read(_Nodes(session), size(session, lock=True))
     first = tail.size
-    nodes: list[dict[str, Any]] = []
-    for data in leaves:
-        appended = tail.append(hash_leaf(data))
-        tail = appended.compact
-        nodes.extend(
-            {"level": n.node.level, "index": n.node.index, "hash": n.hash} for n in appended.stored
-        )
+    tail, stored = tail.grow([hash_leaf(data) for data in leaves])
     assert tail.size == first + len(leaves), "the tree grows by one leaf each"
     db = sql.raw(session)
     db.many(sql.INSERT_LEAF, [{"index": first + n, "data": data} for n, data in enumerate(leaves)])
-    db.many(sql.INSERT_NODE, nodes)
+    db.many(
+        sql.INSERT_NODE,
+        [{"level": n.node.level, "index": n.node.index, "hash": n.hash} for n in stored],
+    )
     db.run(sql.SET_LEDGER_SIZE, {"value": tail.size})
     session.info[_TAIL] = tail
     return first

@@ -127,6 +127,19 @@ INSERT_COUNTER = statement(
     "INSERT INTO counters_seen (cti, ctr, ts, terminal_id, seq, amount, hold, transaction_id) "
     "VALUES (:cti, :ctr, :ts, :terminal_id, :seq, :amount, :hold, :transaction_id)"
 )
+INSERT_TRANSACTIONS = statement(
+    "INSERT INTO transactions (kind, created_at, occurred_at, business_date, terminal_id, memo) "
+    "VALUES (:kind, :created_at, :occurred_at, :business_date, :terminal_id, :memo)"
+)
+"""Many at once, without a request id (`accounts.Movements`)."""
+LAST_ROWID = statement("SELECT last_insert_rowid()")
+"""SQLite: the rowid the connection inserted last."""
+INSERT_JOURNAL_ENTRY = statement(
+    "INSERT INTO journal_entries "
+    "(terminal_id, seq, data, batch_id, received_at, outcome, reason, transaction_id) "
+    "VALUES (:terminal_id, :seq, :data, :batch_id, :received_at, :outcome, :reason, "
+    ":transaction_id)"
+)
 CHANGE_HELD = statement("UPDATE accounts SET held = held + :delta WHERE id = :id")
 CHANGE_BALANCE = statement(
     "UPDATE accounts SET balance = balance + :amount, held = held - :released WHERE id = :id"

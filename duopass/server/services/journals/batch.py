@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from duopass.ledger.events import EventType, event
 from duopass.protocol.journal import GENESIS, Batch
@@ -20,6 +20,7 @@ from duopass.server.services import accounts, alerts, tlog
 from duopass.server.services.journals.lookups import Refs, accounts_of, read_items
 from duopass.server.services.journals.settle import settle
 from duopass.server.services.journals.settling import Settled, Settling
+from duopass.server.services.journals.signatures import DeviceSignatures
 from duopass.server.store import sql
 from duopass.server.store.tables import JournalBatch, JournalEntry, Terminal
 from duopass.server.unit_of_work import Unit
@@ -66,9 +67,10 @@ def ingest(unit: Unit, *, terminal_id: str, batch: Batch, data: bytes) -> dict[s
         batch_id = _store(unit, terminal, batch, data)
     fresh = [(seq, raw) for seq, raw in enumerate(batch.entries, batch.first) if seq not in known]
     items = {item.seq: item for item in read_items(fresh)}
+    signatures = DeviceSignatures(list(items.values()))  # on the other cores from here on
     _lock(unit, terminal, accounts_of(session, unit.settings, list(items.values())))
     refs = Refs(session, unit.settings, terminal.id, list(items.values()))
-    st = Settling(unit, terminal, refs, accounts.Movements(unit))
+    st = Settling(unit, terminal, refs, accounts.Movements(unit), signatures)
     receipt = Receipt(acked_seq=terminal.acked_seq)
     for seq, raw in enumerate(batch.entries, batch.first):
         stored = known.get(seq)
@@ -135,6 +137,7 @@ def _lock(unit: Unit, terminal: Terminal, holder_accounts: list[int]) -> None:
 def _write(st: Settling, batch: Batch) -> None:
     """What the batch created, a statement of each kind; movement numbers become ids."""
     session = st.unit.session
+    session.flush()  # what the session holds goes before the driver's statements
     ids = st.books.write()
 
     def resolved(row: dict[str, Any], key: str) -> dict[str, Any]:
@@ -145,9 +148,8 @@ def _write(st: Settling, batch: Batch) -> None:
         rows = [resolved(row, "transaction_id") for row in st.counters]
         sql.raw(session).many(sql.INSERT_COUNTER, rows)
     if st.entries:
-        session.execute(
-            insert(JournalEntry), [resolved(row, "transaction_id") for row in st.entries]
-        )
+        rows = [resolved(row, "transaction_id") for row in st.entries]
+        sql.raw(session).many(sql.INSERT_JOURNAL_ENTRY, rows)
         body = {"terminal": st.terminal.id, "first": batch.first, "last": batch.last}
         st.leaf(
             EventType.JOURNAL_BATCH, {**body, "digest": batch.digest, "entries": len(st.entries)}

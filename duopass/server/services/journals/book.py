@@ -34,7 +34,8 @@ def book(st: Settling, item: Item, entry: Entry) -> Settled:
     if credential is None:  # not a credential this issuer issued
         return pending(st, entry, Reason.UNKNOWN_KEY.value)
     holder = st.refs.holders[credential.holder_id]
-    reason = recheck(st.unit, st.terminal, entry, code)
+    device_signature = st.signatures.verdict(item.seq)
+    reason = recheck(st.unit, st.terminal, entry, code, device_signature=device_signature)
     if reason not in (Reason.OK, Reason.USES_EXHAUSTED):
         return pending(st, entry, reason.value, holder=holder, cti=claims.cti)
     ctr = code.dynamic.ctr if code.dynamic is not None else None

@@ -142,7 +142,7 @@ class Refs:
                 CounterSeen.seq,
                 CounterSeen.amount,
                 CounterSeen.hold,
-            ).where(CounterSeen.cti.in_(ctis))
+            ).where(CounterSeen.cti.in_(ctis), CounterSeen.ctr.in_(self._ctrs(items)))
         ):
             self.counters[row.cti, row.ctr] = Seen(
                 row.ts, row.terminal_id, row.seq, row.amount, row.hold
@@ -165,6 +165,13 @@ class Refs:
         ):
             assert sub is not None
             self.freezes[sub].append((seq, change))
+
+    def _ctrs(self, items: list[Item]) -> set[int]:
+        """The counters the batch can ask about: its codes' and the online verdicts' (not every
+        counter a long-used credential ever had)."""
+        ctrs = {answer["ctr"] for answer in self.scans.values() if answer.get("ctr") is not None}
+        ctrs.update(item.code.dynamic.ctr for item in items if item.code and item.code.dynamic)
+        return ctrs
 
     def revoked_by_bundle(self, cti: bytes, sub: str, bundle_seq: int) -> bool:
         """Whether the bundle version a terminal held had revoked the credential or frozen its

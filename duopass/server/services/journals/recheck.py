@@ -17,8 +17,11 @@ from duopass.server.unit_of_work import Unit
 __all__ = ["recheck"]
 
 
-def recheck(unit: Unit, terminal: Terminal, entry: Entry, code: Code) -> Reason:
-    """The first §3 check the acceptance fails at its scan time, or OK."""
+def recheck(
+    unit: Unit, terminal: Terminal, entry: Entry, code: Code, *, device_signature: bool | None
+) -> Reason:
+    """The first §3 check the acceptance fails at its scan time, or OK; `device_signature` is
+    check 14's outcome if verified ahead (`signatures`)."""
     if entry.mode.value not in (terminal.mode, "identity"):
         return Reason.WRONG_KIND
     if entry.venue != terminal.venue:
@@ -35,4 +38,5 @@ def recheck(unit: Unit, terminal: Terminal, entry: Entry, code: Code) -> Reason:
         amount=entry.amount,
         verified=VERIFIED,
         online=True,  # check 18 is the caller's, after check 16's evidence
+        device_signature=device_signature,
     ).reason

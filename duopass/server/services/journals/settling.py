@@ -1,6 +1,7 @@
 """One batch's settlement in progress: the unit it runs in, the terminal (its row locked), what
-the entries refer to (`lookups.Refs`), and what the batch creates, written together at the end
-(`batch.write`): money movements, counters, entry rows and ledger leaves."""
+the entries refer to (`lookups.Refs`), their device signatures verified ahead (`signatures`),
+and what the batch creates, written together at the end (`batch.write`): money movements,
+counters, entry rows and ledger leaves."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from duopass.server import domain
 from duopass.server.domain import Outcome
 from duopass.server.services import accounts, alerts
 from duopass.server.services.journals.lookups import Refs, Seen
+from duopass.server.services.journals.signatures import DeviceSignatures
 from duopass.server.store.tables import Account, Holder, Terminal
 from duopass.server.unit_of_work import Unit
 
@@ -35,6 +37,7 @@ class Settling:
     terminal: Terminal
     refs: Refs
     books: accounts.Movements
+    signatures: DeviceSignatures
     counters: list[dict[str, Any]] = field(default_factory=list)
     entries: list[dict[str, Any]] = field(default_factory=list)
     leaves: list[tuple[EventType, dict[str, Any]]] = field(default_factory=list)

@@ -1,0 +1,62 @@
+"""A large batch's device signatures (§3 check 14), verified on every core ahead of the settling
+that needs them: PyNaCl's calls into libsodium go through cffi, which releases the GIL, so a
+pool of one thread per core verifies while the unit's own thread settles the entries before.
+
+Only the work moves: the re-check (`recheck`) still takes check 14's verdict at its place in
+the §3 order, under the same key (the credential's `cnf`) and over the same bytes."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import cache
+
+from duopass.protocol.keys import verify_signature
+from duopass.server.services.journals.lookups import Item
+
+__all__ = ["PARALLEL_FROM", "DeviceSignatures"]
+
+PARALLEL_FROM = 64
+"""Entries with a device signature from which a batch verifies them on the pool; a smaller
+batch leaves them to the re-check, one by one."""
+_CHUNK = 25
+"""Signatures per task: the first results are ready soon, and the cores share the rest."""
+
+_Check = tuple[int, bytes, bytes, bytes]
+"""(seq, device key, signed bytes, signature)."""
+
+
+@cache
+def _pool() -> ThreadPoolExecutor:
+    """One pool per process, a thread per core, started when a large batch first comes."""
+    return ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="device-signatures")
+
+
+def _verify(checks: list[_Check]) -> dict[int, bool]:
+    return {seq: verify_signature(key, signed, sig) for seq, key, signed, sig in checks}
+
+
+class DeviceSignatures:
+    """Check 14's verdict of each entry of a batch, by seq, computed ahead on the pool."""
+
+    def __init__(self, items: list[Item]) -> None:
+        checks: list[_Check] = []
+        for item in items:
+            code = item.code
+            if code is None or code.dynamic is None:
+                continue
+            key = code.credential.claims.device_key
+            assert key is not None, "the decoder refuses an L2 without cnf"
+            checks.append((item.seq, key, code.dynamic.signed, code.dynamic.signature))
+        self._tasks: dict[int, Future[dict[int, bool]]] = {}
+        if len(checks) < PARALLEL_FROM:
+            return
+        for start in range(0, len(checks), _CHUNK):
+            chunk = checks[start : start + _CHUNK]
+            task = _pool().submit(_verify, chunk)
+            self._tasks.update((check[0], task) for check in chunk)
+
+    def verdict(self, seq: int) -> bool | None:
+        """Whether the entry's device signature verified; None: not verified ahead."""
+        task = self._tasks.get(seq)
+        return None if task is None else task.result()[seq]
