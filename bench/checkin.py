@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from bench.online import PRETIX_CHECKINS_PER_S, run, served
+from bench.online import PRETIX_CHECKINS_PER_S, charged, run, served
 from bench.online_server import BENCH_ADMIN_PASSWORD
 from bench.timing import parser
 from duopass.protocol import SigningKey, make_code
@@ -174,7 +174,7 @@ def measure(db_kind: str, quick: bool, staff: bool) -> None:
         empty = run(port, [ping] * count, connections)
         first = run(port, redeem_requests(caller, list_id, tickets, range(rounds)), connections)
         empty_again = run(port, [ping] * count, connections)
-        second = run(
+        second, app_ms, db_ms = charged(
             port,
             redeem_requests(caller, list_id, tickets, range(rounds, 2 * rounds)),
             connections,
@@ -192,6 +192,7 @@ def measure(db_kind: str, quick: bool, staff: bool) -> None:
     print(f"  check-ins           {best[0]:8.0f} req/s  = {ratio:.2f}x the empty endpoint")
     print(f"  check-in latency    p50 {best[1] * 1000:.1f} ms, p99 {best[2] * 1000:.1f} ms")
     print(f"  vs pretix check-in  {best[0] / PRETIX_CHECKINS_PER_S:8.1f}x its 54/s")
+    print(f"  CPU a check-in      server {app_ms:.2f} ms, database {db_ms:.2f} ms")
     print(f"RATIO checkin_{db_kind}{'_staff' if staff else ''}_vs_empty {ratio:.3f}")
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from bench.online import run, served
+from bench.online import TIERS, run, served
 from bench.online_server import BENCH_ADMIN_PASSWORD
 from bench.timing import best_of, parser, us
 from duopass.policy import DEFAULT_POLICY, bench_inputs, decide, load
@@ -149,7 +149,10 @@ def measure_http(db_kind: str, quick: bool) -> float:
         empty = run(port, [ping] * (2 * count), 4)[0]
         first, _ = reissues(port, holders, to=1)
         empty_again = run(port, [ping] * (2 * count), 4)[0]
+        before = TIERS[port].read()
         second, _ = reissues(port, holders, to=0)
+        after = TIERS[port].read()
+    app_ms, db_ms = ((a - b) * 1000 / count for a, b in zip(after, before, strict=True))
     empty_rate, rate = max(empty, empty_again), max(first, second)
     ratio = rate / (empty_rate / 2)  # a reissue is two requests
     print(f"ticket reissues over HTTP, {db_kind}, {count} holders x2 reissues, 4 connections")
@@ -161,6 +164,7 @@ def measure_http(db_kind: str, quick: bool) -> float:
         f"  the report's peak   {PEAK_PER_S:.0f}/s needs {PEAK_PER_S / rate:.1f} server processes"
         " (one core each) at this rate"
     )
+    print(f"  CPU a reissue       server {app_ms:.1f} ms, database {db_ms:.1f} ms")
     print(f"RATIO reissue_{db_kind}_vs_empty_pair {ratio:.3f}")
     return rate
 
