@@ -38,7 +38,7 @@ from duopass.server.keyring import Keyring
 from duopass.server.limits import BODY_BYTES_MAX, JOURNAL_BODY_BYTES_MAX
 from duopass.server.maintenance import Maintenance
 from duopass.server.services import policy_store, signing_keys
-from duopass.server.settings import Settings
+from duopass.server.settings import Settings, TestOnlySettingRefused
 from duopass.server.store.db import Database
 from duopass.server.web import home
 
@@ -68,6 +68,11 @@ def create_app(
                 "(duopass serve --testing) accepts it"
             )
         clock = MovableClock(clock)
+    if settings.test_cheap_password_hashing and not testing:
+        raise TestOnlySettingRefused(
+            "test_cheap_password_hashing makes passwords cheap to guess: only a server started "
+            "for tests accepts it"
+        )
     loaded = policy_store.read(settings.policy_file)  # a malformed one stops here, first
     db = Database(settings.db_url)
     if migrate:
