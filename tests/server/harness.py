@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from duopass.demo.serving import serving
@@ -36,6 +37,9 @@ from duopass.server.settings import Settings
 from duopass.server.store.access import Staff
 
 ADMIN_PASSWORD = "admin-password-for-tests"
+SQLITE_ONLY = pytest.mark.parametrize("server", ["sqlite"], indirect=True)
+"""The `server` fixture on SQLite alone, for a test whose subject the database cannot change:
+concurrency, row locks, money, the ledger and migrations stay on both."""
 
 
 @dataclass
