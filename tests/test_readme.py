@@ -4,7 +4,9 @@ test starts on a free port of 127.0.0.1 (the README's port 8000 is the only text
 
 Each line is run verbatim through bash (variables set by one line are seen by the next, as in one
 terminal), smoke-run at reduced size (make targets run their recipe's commands, from `make -n`,
-with smaller arguments), or skipped, as the table `CASES` says, with the reason. A README line no
+with smaller arguments), left to another test that runs exactly its smoke-run commands (checked
+here, command by command, so as not to run a lunch rush or the benchmarks twice), or skipped, as
+the table `CASES` says, with the reason. A README line no
 case matches fails the test, so a new line must be given a case here. The list of lines not run
 as printed, and why, is printed (`pytest -rA` shows it) and recorded as a property."""
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -27,6 +30,8 @@ import httpx
 import pytest
 
 from duopass.demo.serving import free_port
+from tests.test_bench_smoke import BENCHMARKS
+from tests.test_demo import DOORS, RUSH
 from tests.vectors import shared_dir
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,8 +39,10 @@ README = REPO / "README.md"
 README_PORT = 8000
 START_S = 300.0
 """How long a server may take to answer /healthz: migrations and demo data on a loaded machine."""
-DEMO_SMOKE = " --wallets 12 --online-s 5 --offline-s 65"
+DEMO_SMOKE = " " + shlex.join(RUSH[1:])
 """The lunch rush at the size tests/test_demo.py plays it (the offline cut cannot be under 65 s)."""
+DOORS_SMOKE = " " + shlex.join(DOORS[2:])
+"""The doors at the size tests/test_demo.py plays them."""
 CONFORMANCE_SAMPLE = ("expired.json", "frozen.json", "identity-ok.json", "foreign-format.json")
 
 
@@ -45,9 +52,12 @@ class Case:
 
     pattern: str
     how: str = "run"
-    """run: as printed; smoke: `reduce(line)` instead; skip: not at all."""
+    """run: as printed; smoke: `reduce(line)` instead; covered: `reduce(line)` is what another
+    test runs (`covered`), so not again; skip: not at all."""
     why: str = ""
     reduce: Callable[[Session, str], list[str]] | None = None
+    covered: tuple[tuple[str, ...], ...] = ()
+    """For `covered`: the arguments (after the program) of the commands the other test runs."""
     stdin: Callable[[Session], str] | None = None
     expect: str = ""
     """A regex the line's output (stdout and stderr) must contain."""
@@ -86,10 +96,10 @@ CASES = [
     Case("make test", how="skip", why="the suite this test is part of"),
     Case(
         "make demo",
-        how="smoke",
-        why=f"its recipe with{DEMO_SMOKE} (12 phones, not 200)",
+        how="covered",
+        why=f"its recipe with{DEMO_SMOKE} (12 phones, not 200), run by tests/test_demo.py",
         reduce=lambda s, line: _recipe(s, line, change=lambda c: c + DEMO_SMOKE),
-        expect="clone",
+        covered=(RUSH,),
     ),
     Case(
         "make tour",
@@ -107,10 +117,10 @@ CASES = [
     ),
     Case(
         "make bench",
-        how="smoke",
-        why="its recipe, each benchmark with --quick",
+        how="covered",
+        why="its recipe, each benchmark with --quick, run by tests/test_bench_smoke.py",
         reduce=lambda s, line: _recipe(s, line, change=lambda c: c + " --quick"),
-        expect="x",
+        covered=tuple(("-m", *benchmark, "--quick") for benchmark in BENCHMARKS),
     ),
     Case(
         "make fuzz",
@@ -129,10 +139,10 @@ CASES = [
     ),
     Case(
         ".venv/bin/duopass demo --doors",
-        how="smoke",
-        why="with --attendees 20 (tests/test_demo.py plays 40), self-contained",
-        reduce=_with(" --attendees 20"),
-        expect="ledger verified",
+        how="covered",
+        why=f"with{DOORS_SMOKE}, self-contained, run by tests/test_demo.py",
+        reduce=_with(DOORS_SMOKE),
+        covered=(DOORS,),
     ),
     Case(".venv/bin/duopass demo", how="skip", why="what `make demo` runs, smoke-run above"),
     Case("curl -s localhost:8000/healthz", expect='"status":"ok"'),
@@ -340,6 +350,14 @@ def test_the_readme_runs_as_printed(
             not_as_printed.append(f"skipped: {first}\n    because {case.why}")
             continue
         stdin = case.stdin(session) if case.stdin else ""
+        if case.how == "covered":
+            assert case.reduce is not None
+            commands = case.reduce(session, session.localised(line))
+            elsewhere = [c for c in commands if tuple(shlex.split(c)[1:]) not in case.covered]
+            assert elsewhere == [], f"{first}: commands no other test runs: {elsewhere}"
+            shown = "\n    ".join(commands)
+            not_as_printed.append(f"covered: {first}\n    as {case.why}:\n    {shown}")
+            continue
         if case.how == "make-run":
             output = _make_run(session, line, tmp_path / "make-run")
         elif case.how == "smoke":

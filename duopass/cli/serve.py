@@ -187,10 +187,11 @@ def _app(settings: Settings, keyring: Keyring, *, demo: bool, testing: bool) -> 
     from duopass.server.clock import MovableClockRefused
     from duopass.server.logbook import Event, emit
     from duopass.server.services.policy_store import PolicyFileError
+    from duopass.server.settings import TestOnlySettingRefused
 
     try:
         app = create_app(settings, keyring=keyring, testing=testing)
-    except MovableClockRefused as exc:
+    except (MovableClockRefused, TestOnlySettingRefused) as exc:
         typer.echo(f"duopass: {exc}", err=True)
         raise typer.Exit(2) from exc
     except PolicyFileError as exc:

@@ -38,7 +38,7 @@ from duopass.server.keyring import Keyring
 from duopass.server.limits import BODY_BYTES_MAX, JOURNAL_BODY_BYTES_MAX
 from duopass.server.maintenance import Maintenance
 from duopass.server.services import policy_store, signing_keys
-from duopass.server.settings import Settings
+from duopass.server.settings import Settings, TestOnlySettingRefused
 from duopass.server.store.db import Database
 from duopass.server.web import home
 from duopass.server.workers import Worker
@@ -82,13 +82,7 @@ def create_app(
     `clock` is the one clock the server reads; with `settings.test_clock`, which only a server
     started for tests (`testing`) accepts, it becomes a `MovableClock` over it that tests move
     forward over HTTP (`/v1/test/clock`) or in process (`app.state.context.clock`)."""
-    if settings.test_clock:
-        if not testing:
-            raise MovableClockRefused(
-                "test_clock moves the server's time: only a server started for tests "
-                "(duopass serve --testing) accepts it"
-            )
-        clock = MovableClock(clock)
+    clock = _test_settings(settings, clock, testing=testing)
     loaded = policy_store.read(settings.policy_file)  # a malformed one stops here, first
     worker = worker or Worker()
     db = Database(settings.db_url, connections=worker.connections(settings.db_connections))
@@ -131,3 +125,21 @@ def create_app(
     )
     app.add_middleware(AccessLog)  # outermost: it sees every answer, refusals of size too
     return app
+
+
+def _test_settings(settings: Settings, clock: Clock, *, testing: bool) -> Clock:
+    """The clock the server reads; the settings only a server started for tests takes are
+    refused by any other."""
+    if settings.test_cheap_password_hashing and not testing:
+        raise TestOnlySettingRefused(
+            "test_cheap_password_hashing makes passwords cheap to guess: only a server started "
+            "for tests accepts it"
+        )
+    if not settings.test_clock:
+        return clock
+    if not testing:
+        raise MovableClockRefused(
+            "test_clock moves the server's time: only a server started for tests "
+            "(duopass serve --testing) accepts it"
+        )
+    return MovableClock(clock)

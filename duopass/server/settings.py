@@ -23,6 +23,12 @@ from duopass.protocol.limits import (
 from duopass.protocol.trust import Policy
 
 
+class TestOnlySettingRefused(RuntimeError):
+    """A setting only a server started for tests takes was given to another one."""
+
+    __test__ = False  # not a test class, whatever pytest makes of its name
+
+
 class Settings(BaseSettings):
     """Everything the server is configured with; see `duopass serve --help`."""
 
@@ -58,6 +64,10 @@ class Settings(BaseSettings):
     test_clock: bool = False
     """Run on a clock tests move (`POST /v1/test/clock`): refused unless the server was
     started for tests (`duopass serve --testing`)."""
+    test_cheap_password_hashing: bool = False
+    """Hash passwords with Argon2id at its cheapest (one pass over 8 KiB), so a test suite's
+    thousands of sign-ins cost microseconds each: such hashes are cheap to guess, so it is
+    refused unless the server was started for tests (`create_app(testing=True)`)."""
     recent_auth_s: int = Field(default=600, ge=60, le=3600)
     """A password sign-in this recent counts as a step-up for a loss report, ending other
     sessions or changing the second factor (RFC 9470 `max_age`)."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from duopass.demo.serving import serving
@@ -31,10 +32,14 @@ from duopass.protocol.verify import Mode
 from duopass.server.app import create_app
 from duopass.server.context import AppContext
 from duopass.server.keyring import Keyring
+from duopass.server.services.auth import hash_password
 from duopass.server.settings import Settings
 from duopass.server.store.access import Staff
 
 ADMIN_PASSWORD = "admin-password-for-tests"
+SQLITE_ONLY = pytest.mark.parametrize("server", ["sqlite"], indirect=True)
+"""The `server` fixture on SQLite alone, for a test whose subject the database cannot change:
+concurrency, row locks, money, the ledger and migrations stay on both."""
 
 
 @dataclass
@@ -69,16 +74,16 @@ def running_server(
 ) -> Iterator[Running]:
     """Start the server in this process (uvicorn in a thread) on a free 127.0.0.1 port; a second
     one on the same database and data directory is another server process of the same issuer."""
+    settings.setdefault("test_cheap_password_hashing", True)  # argon2 at full cost: 0.3 s a hash
     config = Settings(db_url=db_url, data_dir=data_dir, **settings)
     keyring = Keyring.create(data_dir, origin="demo-univ/ledger")
     app = create_app(config, keyring=keyring, clock=clock, testing=True)
     ctx: AppContext = app.state.context
-    from argon2 import PasswordHasher
 
     def admin(unit: Any) -> None:
         session = unit.session
         if session.scalars(select(Staff).where(Staff.login == "admin")).first() is None:
-            hashed = PasswordHasher().hash(ADMIN_PASSWORD)
+            hashed = hash_password(config, ADMIN_PASSWORD)
             session.add(Staff(login="admin", password_hash=hashed, role="admin"))
 
     ctx.run(admin)

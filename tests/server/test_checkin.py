@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from duopass.ledger.leaf import parse_leaf
+from tests.server.harness import SQLITE_ONLY
 from tests.server.ticketing import (
     HOUR,
     entrance,
@@ -39,6 +40,7 @@ def _status(admin, list_id: int) -> dict[str, Any]:
     return dict(answer.json())
 
 
+@SQLITE_ONLY
 def test_a_pretix_like_session_at_the_door(server):
     admin = server.admin()
     sale = event_on_sale(admin, doors=int(time.time()) - 60)
@@ -131,6 +133,7 @@ def test_force_records_what_an_offline_device_did(server):
     )
 
 
+@SQLITE_ONLY
 def test_refusals_in_pretix_and_protocol_words(server):
     admin = server.admin()
     sale = event_on_sale(admin, doors=int(time.time()) - 60)

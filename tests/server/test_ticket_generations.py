@@ -9,7 +9,7 @@ import time
 
 from duopass.protocol.bundle import open_bundle
 from duopass.protocol.encoding import b64u_encode
-from tests.server.harness import TerminalClient, Wallet
+from tests.server.harness import SQLITE_ONLY, TerminalClient, Wallet
 from tests.server.ticketing import TicketWallet, entry_gate, event_on_sale, ticket_wallet
 
 
@@ -40,6 +40,7 @@ def _alerts(admin) -> list[str]:
     return [item["kind"] for item in items]
 
 
+@SQLITE_ONLY
 def test_a_gate_that_could_not_know_raises_an_informational_alert(server):
     admin = server.admin()
     fan, sub, _, gate = _reissued(server, admin)
@@ -52,6 +53,7 @@ def test_a_gate_that_could_not_know_raises_an_informational_alert(server):
     assert holder["offline_suspended"] is False
 
 
+@SQLITE_ONLY
 def test_a_gate_whose_bundle_revoked_it_is_evidence(server):
     admin = server.admin()
     fan, sub, _, gate = _reissued(server, admin)

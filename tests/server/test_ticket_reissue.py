@@ -15,7 +15,7 @@ from duopass.protocol.bundle import apply_bundle, open_bundle
 from duopass.protocol.cbor import loads
 from duopass.protocol.code import decode_credential
 from duopass.protocol.encoding import b64u_decode, b64u_encode
-from tests.server.harness import Wallet
+from tests.server.harness import SQLITE_ONLY, Wallet
 from tests.server.ticketing import HOUR, TicketWallet, entry_gate, event_on_sale, ticket_wallet
 
 DAY = 86_400
@@ -117,6 +117,7 @@ def _decision_leaves(server) -> list[Any]:
     return out
 
 
+@SQLITE_ONLY
 def test_the_old_generation_is_refused_at_gates_online_and_offline(server):
     admin = server.admin()
     # doors are open, and the request comes from the venue's own network: allowed
@@ -192,6 +193,7 @@ def test_a_fully_used_ticket_is_denied_and_the_decision_recorded(server):
     assert _decision_leaves(server)[-1].body["outcome"] == "deny"
 
 
+@SQLITE_ONLY
 def test_review_waits_for_a_person_who_approves_or_refuses(server):
     admin = server.admin()
     fan, sub, _ = _bought(server, admin, doors=int(time.time()) + 2 * DAY)
@@ -249,6 +251,7 @@ def test_lost_phone_moves_the_purse_and_every_ticket_in_one_action(server):
     assert {t["sub"] for t in phone.sync().json()["tickets"] if t["credential"]} == set(subs)
 
 
+@SQLITE_ONLY
 def test_the_counter_reports_a_loss_for_the_holder(server):
     admin = server.admin()
     fan, _, _ = _bought(server, admin, doors=int(time.time()) + 2 * DAY)

@@ -16,6 +16,7 @@ from duopass.protocol.cbor import loads
 from duopass.protocol.claims import Kind
 from duopass.protocol.code import decode_credential
 from duopass.protocol.encoding import b64u_decode
+from tests.server.harness import SQLITE_ONLY
 from tests.server.ticketing import HOUR, entry_gate, event_on_sale, ticket_wallet
 
 DAY = 86_400
@@ -62,6 +63,7 @@ def test_the_same_order_request_twice_buys_once(server):
     assert other.json()["code"] == "idempotency_mismatch"
 
 
+@SQLITE_ONLY
 def test_sync_mints_a_ticket_bound_to_the_device_for_the_event(server):
     admin = server.admin()
     sale = event_on_sale(admin, venues=("hall-a", "hall-b"), entries=2)
@@ -91,6 +93,7 @@ def test_sync_mints_a_ticket_bound_to_the_device_for_the_event(server):
     assert server.http.get(f"/v1/me/tickets/{sub}", headers=other.wallet.auth).status_code == 404
 
 
+@SQLITE_ONLY
 def test_a_ticket_far_ahead_is_an_entitlement_without_a_credential(server):
     admin = server.admin()
     doors = int(time.time()) + 40 * DAY  # beyond the 30-day ticket lifetime
@@ -101,6 +104,7 @@ def test_a_ticket_far_ahead_is_an_entitlement_without_a_credential(server):
     assert (item["sub"], item["credential"], item["refusal"]) == (sub, None, "too_early")
 
 
+@SQLITE_ONLY
 def test_an_entry_gate_admits_the_ticket_online(server):
     admin = server.admin()
     sale = event_on_sale(admin, doors=int(time.time()) - 60)
@@ -150,6 +154,7 @@ def test_counter_orders_are_paid_at_the_counter_and_refunded_there(server):
     assert admin.books() == 0 and fan.wallet.account()["balance"] == 0
 
 
+@SQLITE_ONLY
 def test_a_freeze_covers_the_holders_tickets_online_and_offline(server):
     admin = server.admin()
     sale = event_on_sale(admin, doors=int(time.time()) - HOUR)

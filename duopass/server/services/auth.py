@@ -32,6 +32,7 @@ from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import second_factor, sessions, throttle
 from duopass.server.services.sessions import Caller, Issued
 from duopass.server.services.throttle import Throttle
+from duopass.server.settings import Settings
 from duopass.server.store.access import Staff, Token, UsedChallenge
 from duopass.server.store.tables import Device, Holder
 from duopass.server.unit_of_work import Unit
@@ -50,8 +51,14 @@ CHALLENGE_TTL_S = 120
 _CHALLENGE_NONCE_BYTES = 16
 _CHALLENGE_MAC_BYTES = 16
 T = TypeVar("T")
-_hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("not a password anyone has")
+_HASHERS = {
+    False: PasswordHasher(),  # argon2-cffi's defaults: RFC 9106's low-memory profile
+    True: PasswordHasher(time_cost=1, memory_cost=8, parallelism=1),  # tests only (settings)
+}
+"""By `settings.test_cheap_password_hashing`. Verifying reads the cost from the stored hash."""
+_DUMMY_HASHES = {
+    cheap: hasher.hash("not a password anyone has") for cheap, hasher in _HASHERS.items()
+}
 
 
 @dataclass(frozen=True)
@@ -63,14 +70,18 @@ class _Person:
     password_hash: str
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+def hash_password(settings: Settings, password: str) -> str:
+    return _HASHERS[settings.test_cheap_password_hashing].hash(password)
 
 
-def _matches(password_hash: str | None, password: str) -> bool:
+def _matches(settings: Settings, password_hash: str | None, password: str) -> bool:
     """Argon2 against the stored hash, or against a dummy for an unknown login (same cost)."""
+    cheap = settings.test_cheap_password_hashing
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        dummy = _DUMMY_HASHES[cheap]
+        return (
+            _HASHERS[cheap].verify(password_hash or dummy, password) and password_hash is not None
+        )
     except (VerificationError, InvalidHashError):
         return False
 
@@ -100,7 +111,7 @@ def password_sign_in(
         return _person(unit.session, login=login, staff=staff)
 
     person = ctx.run_refusable(begin)
-    right = _matches(person.password_hash if person else None, password)
+    right = _matches(ctx.settings, person.password_hash if person else None, password)
 
     def finish(unit: Unit) -> Issued | Problem:
         if person is None or not right or _disabled(unit.session, person):
@@ -237,8 +248,8 @@ def change_password(ctx: AppContext, caller: Caller, *, current: str, new: str) 
         return row.login, row.password_hash
 
     login, stored = ctx.run_refusable(read)
-    right = _matches(stored, current)
-    new_hash = hash_password(new) if right else ""
+    right = _matches(ctx.settings, stored, current)
+    new_hash = hash_password(ctx.settings, new) if right else ""
     keys = _throttles(ctx, login=login, staff=caller.is_staff, client=None)
 
     def write(unit: Unit) -> int | Problem:

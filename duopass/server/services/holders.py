@@ -58,7 +58,7 @@ def create_holder(
         handle=handle,
         login=login,
         person_digest=bytes(32),  # set below, once the holder has an id for `people.record`
-        password_hash=password_hash or auth.hash_password(password),
+        password_hash=password_hash or auth.hash_password(unit.settings, password),
         totp_secret=totp_secret,
         account_id=account.id,
     )

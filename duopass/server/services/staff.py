@@ -55,7 +55,7 @@ def add(unit: Unit, *, login: str, role: str, password: str) -> Staff:
     session = unit.session
     if session.scalars(select(Staff.id).where(Staff.login == login)).first() is not None:
         raise Problem(ProblemCode.CONFLICT, f"staff login {login!r} is taken")
-    row = Staff(login=login, role=role, password_hash=auth.hash_password(password))
+    row = Staff(login=login, role=role, password_hash=auth.hash_password(unit.settings, password))
     session.add(row)
     session.flush()
     return row
@@ -65,7 +65,7 @@ def set_password(unit: Unit, *, login: str, password: str) -> int:
     """Set a staff member's password; every session of theirs ends. Returns how many ended."""
     check_password(password)
     row = by_login(unit.session, login)
-    row.password_hash = auth.hash_password(password)
+    row.password_hash = auth.hash_password(unit.settings, password)
     return sessions.end_sessions(unit.session, staff=True, principal_id=row.id, keep=None)
 
 
