@@ -13,7 +13,7 @@ BENCHMARKS = (
     ("bench.verify",),
     ("bench.codegen",),
     ("bench.online",),
-    ("bench.online", "--postgres"),
+    ("bench.online", "--postgres", "--workers", "2"),
     ("bench.checkin",),
     ("bench.checkin", "--postgres"),
     ("bench.reissue",),
