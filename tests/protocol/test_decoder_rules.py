@@ -224,13 +224,13 @@ def test_key_order_check_agrees_with_the_canonical_encoder(mapping):
             loads(as_given)
 
 
-@given(st.text(alphabet="0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:", max_size=12))
+@given(st.text(alphabet="0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:a\x00é", max_size=12))
 def test_base45_accepts_exactly_the_texts_that_re_encode_to_themselves(text):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # b45 warns when a final pair wraps in uint8
         try:
             canonical = len(text) % 3 != 1 and b45.encode(b45.decode(text)) == text
-        except ValueError:
+        except (ValueError, IndexError):  # b45 indexes its table by the character
             canonical = False
     if canonical:
         assert b45encode(b45decode(text)) == text
