@@ -13,7 +13,16 @@ import cbor2
 
 from duopass.protocol.limits import CBOR_DEPTH_MAX, INT_ABS_LIMIT
 
-__all__ = ["CborValue", "MalformedError", "canonical_key_order", "dumps", "encoded", "loads"]
+__all__ = [
+    "CborValue",
+    "MalformedError",
+    "canonical_key_order",
+    "check_tree",
+    "check_keys",
+    "dumps",
+    "encoded",
+    "loads",
+]
 
 CborValue = int | bytes | str | list[Any] | dict[int, Any]
 
@@ -53,8 +62,8 @@ def loads(
     Re-encoding in decoded order and comparing refuses non-shortest forms, indefinite lengths and
     duplicate keys; the walk refuses items DP1 does not allow (floats, simple values, text keys,
     integers beyond 2^53) and map keys out of length-first order. `check_items=False` skips the
-    walk, for a caller that checks the type of every item it accepts and accepts no map of more
-    than one key; tags are refused either way. `text_keys=True` also allows text map keys (the
+    walk, for a caller that checks the type of every item it accepts and the keys of every map of
+    more than one key with `check_keys` (`parse_claims`, with `check_tree` on unknown claims); tags are refused either way. `text_keys=True` also allows text map keys (the
     ledger's leaf bodies, §7), and the bytes must then equal the value's deterministic encoding.
     """
     try:
@@ -73,14 +82,14 @@ def loads(
             raise exc.__cause__ from None
         raise MalformedError(f"not CBOR: {type(exc).__name__}: {str(exc)[:120]}") from exc
     if check_items or text_keys:
-        _check_items(value, text_keys=text_keys, max_depth=max_depth)
+        check_tree(value, text_keys=text_keys, max_depth=max_depth)
     again = dumps(value) if text_keys else encoded(value)
     if again != data:
         raise MalformedError("CBOR is not deterministically encoded")
     return value
 
 
-def _check_items(value: object, *, text_keys: bool, max_depth: int) -> None:
+def check_tree(value: object, *, text_keys: bool = False, max_depth: int = CBOR_DEPTH_MAX) -> None:
     """Refuse any item outside DP1's list, at any depth (iterative: no recursion on input)."""
     if type(value) is not list and type(value) is not dict:
         _check_leaf(value)
@@ -97,7 +106,7 @@ def _check_items(value: object, *, text_keys: bool, max_depth: int) -> None:
             if text_keys:  # order and duplicates: the caller compares the canonical encoding
                 _check_text_or_int_keys(container)
             else:
-                _check_keys(container)
+                check_keys(container)
         for child in children:
             kind = type(child)
             if kind is list or kind is dict:
@@ -117,7 +126,7 @@ def _check_leaf(item: object) -> None:
     raise MalformedError(f"CBOR item of type {type(item).__name__} is not allowed")
 
 
-def _check_keys(mapping: dict[Any, Any]) -> None:
+def check_keys(mapping: dict[Any, Any]) -> None:
     """Integer keys of DP1's range in strictly ascending length-first order (so no duplicates)."""
     previous = (0, -1, 0)
     for key in mapping:
