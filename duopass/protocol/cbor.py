@@ -16,9 +16,10 @@ from duopass.protocol.limits import CBOR_DEPTH_MAX, INT_ABS_LIMIT
 __all__ = [
     "CborValue",
     "MalformedError",
+    "bytes_head",
     "canonical_key_order",
-    "check_tree",
     "check_keys",
+    "check_tree",
     "dumps",
     "encoded",
     "loads",
@@ -45,6 +46,22 @@ def dumps(value: CborValue) -> bytes:
     return cbor2.dumps(value, canonical=True)
 
 
+def bytes_head(size: int) -> bytes:
+    """The head deterministic CBOR writes before a byte string of `size` bytes."""
+    if size < 24:
+        return _SHORT_BYTES_HEADS[size]
+    if size < 0x100:
+        return bytes((0x58, size))
+    if size < 0x10000:
+        return b"\x59" + size.to_bytes(2, "big")
+    if size < 0x1_0000_0000:
+        return b"\x5a" + size.to_bytes(4, "big")
+    return b"\x5b" + size.to_bytes(8, "big")
+
+
+_SHORT_BYTES_HEADS = [bytes((0x40 + size,)) for size in range(24)]
+
+
 def encoded(value: CborValue) -> bytes:
     """The bytes a value returned by `loads` was decoded from (map order as decoded)."""
     return cbor2.dumps(value)
@@ -63,8 +80,9 @@ def loads(
     duplicate keys; the walk refuses items DP1 does not allow (floats, simple values, text keys,
     integers beyond 2^53) and map keys out of length-first order. `check_items=False` skips the
     walk, for a caller that checks the type of every item it accepts and the keys of every map of
-    more than one key with `check_keys` (`parse_claims`, with `check_tree` on unknown claims); tags are refused either way. `text_keys=True` also allows text map keys (the
-    ledger's leaf bodies, §7), and the bytes must then equal the value's deterministic encoding.
+    more than one key with `check_keys` (`parse_claims`, with `check_tree` on unknown claims); tags
+    are refused either way. `text_keys=True` also allows text map keys (the ledger's leaf bodies,
+    §7), and the bytes must then equal the value's deterministic encoding.
     """
     try:
         value = cbor2.loads(
@@ -168,4 +186,5 @@ def canonical_key_order(key: int) -> tuple[int, int, int]:
     return length, int(key < 0), argument
 
 
-_SMALL_KEY_ORDER = {key: canonical_key_order(key) for key in range(-0x10000, 0x10000)}
+_SMALL_KEY_ORDER = {key: canonical_key_order(key) for key in (*range(-0x100, 0x100), -65537)}
+"""Orders looked up, not computed: every key of one or two bytes, and -65537 (the `dp` claim)."""

@@ -15,10 +15,10 @@ from typing import Any, Final
 
 from duopass.protocol.cbor import MalformedError, check_keys, check_tree, dumps, loads
 from duopass.protocol.limits import (
+    CBOR_DEPTH_MAX,
     CRIT_KEYS_UNDERSTOOD,
     CTI_BYTES_MAX,
     CTI_BYTES_MIN,
-    CBOR_DEPTH_MAX,
     CURRENCY_CHARS,
     ED25519_KEY_BYTES,
     EVENT_CHARS_MAX,
@@ -208,9 +208,7 @@ def _opt_uint(
     return _check_uint(value, key, low=low, high=high)
 
 
-def _check_uint(
-    value: object, key: int, *, low: int = 0, high: int = INT_ABS_LIMIT - 1
-) -> int:
+def _check_uint(value: object, key: int, *, low: int = 0, high: int = INT_ABS_LIMIT - 1) -> int:
     # `type() is int`: a CBOR true decodes to True, an int that must not pass for 1.
     if type(value) is not int or not low <= value <= high:
         raise MalformedError(f"claim {key} out of range")

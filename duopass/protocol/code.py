@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from duopass.protocol.cbor import MalformedError, dumps, encoded, loads
+from duopass.protocol.cbor import MalformedError, bytes_head, dumps, loads
 from duopass.protocol.claims import Claims, encode_claims, parse_claims
 from duopass.protocol.cose import (
     L1_PROTECTED_PREFIX,
@@ -120,7 +120,7 @@ def decode_code(text: str, *, known: Mapping[bytes, Credential] | None = None) -
     envelope = loads(envelope_bytes, check_items=False)
     if not isinstance(envelope, list) or not 1 <= len(envelope) <= 2:
         raise MalformedError("envelope is not [L1] or [L1, L2]")
-    l1_bytes = encoded(envelope[0])
+    l1_bytes = envelope_bytes[1 : 1 + _sign1_size(envelope[0])]  # after the envelope's head
     credential = known.get(l1_bytes) if known is not None else None
     if credential is None:
         credential = decode_credential(envelope[0], l1_bytes)
@@ -177,6 +177,21 @@ def open_signed(data: bytes, public: bytes) -> bytes:
     if not verify_signature(public, sig_structure(protected, b"", payload), signature):
         raise SignerError("bad signature")
     return payload
+
+
+def _sign1_size(value: object) -> int:
+    """How many bytes a COSE_Sign1 takes, deterministically encoded: its head, the protected
+    header, an empty map, the payload and the signature (from their lengths, not re-encoding)."""
+    protected, payload, signature = sign1_parts(value)
+    return (
+        2  # the array's head, the empty map
+        + len(bytes_head(len(protected)))
+        + len(protected)
+        + len(bytes_head(len(payload)))
+        + len(payload)
+        + len(bytes_head(len(signature)))
+        + len(signature)
+    )
 
 
 def sign1_parts(value: object) -> tuple[bytes, bytes, bytes]:

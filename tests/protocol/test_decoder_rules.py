@@ -15,7 +15,7 @@ from duopass.protocol import Reason, decode_code
 from duopass.protocol.cbor import MalformedError, dumps, loads
 from duopass.protocol.claims import Claims, Kind, encode_claims
 from duopass.protocol.code import FormatError, make_code, mint_credential
-from duopass.protocol.cose import L2_PROTECTED, l1_protected, sign1
+from duopass.protocol.cose import L2_PROTECTED, l1_protected, sig_structure, sign1
 from duopass.protocol.encoding import EncodingError, b45decode, b45encode, b64u_decode
 from tests.protocol.strategies import DEVICE, ISSUER, NOW
 from tests.protocol.test_properties import PURSE, PURSE_CODE, _till
@@ -254,3 +254,18 @@ def test_a_negative_timestamp_is_an_integer_and_simply_stale():
     l1 = sign1(ISSUER, l1_protected(ISSUER.kid), encode_claims(PURSE))
     envelope = [l1, sign1(DEVICE, L2_PROTECTED, dumps([0, -1]), l1[3])]
     assert _reason("DP1:" + b45encode(dumps(envelope))) is Reason.STALE
+
+
+@pytest.mark.parametrize("sizes", [(0, 0, 0), (13, 0, 23), (24, 64, 255), (256, 1, 65_536)])
+def test_sig_structure_is_the_deterministic_encoding_of_its_array(sizes):
+    protected, aad, payload = (bytes([7]) * size for size in sizes)
+    assert sig_structure(protected, aad, payload) == dumps(["Signature1", protected, aad, payload])
+
+
+@pytest.mark.parametrize("device", [DEVICE, None])
+def test_a_credentials_bytes_are_its_l1_as_encoded_in_the_code(device):
+    l1 = mint_credential(
+        PURSE if device else Claims(**{**PURSE.__dict__, "device_key": None, "uses": None}), ISSUER
+    )
+    decoded = decode_code(make_code(l1, device, ctr=1, ts=NOW))
+    assert decoded.credential.encoded == l1
