@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import nacl.bindings
@@ -117,7 +118,7 @@ def command_path(codes: list[str], rounds: int) -> tuple[float, float]:
     return (many - one) / (len(codes) - 1), one
 
 
-def stages(codes: list[str]) -> dict[str, object]:
+def stages(codes: list[str]) -> dict[str, Callable[[], None]]:
     """The §2 decode cut at each stage, cumulatively: base45, envelope, L1 claims, COSE."""
     texts = [code[4:] for code in codes]
 

@@ -22,6 +22,7 @@ __all__ = [
     "check_tree",
     "dumps",
     "encoded",
+    "int_size",
     "loads",
 ]
 
@@ -71,6 +72,7 @@ def loads(
     data: bytes,
     *,
     check_items: bool = True,
+    reencode: bool = True,
     text_keys: bool = False,
     max_depth: int = CBOR_DEPTH_MAX,
 ) -> Any:
@@ -81,8 +83,11 @@ def loads(
     integers beyond 2^53) and map keys out of length-first order. `check_items=False` skips the
     walk, for a caller that checks the type of every item it accepts and the keys of every map of
     more than one key with `check_keys` (`parse_claims`, with `check_tree` on unknown claims); tags
-    are refused either way. `text_keys=True` also allows text map keys (the ledger's leaf bodies,
-    §7), and the bytes must then equal the value's deterministic encoding.
+    are refused either way. `reencode=False` skips the comparison, for a caller that compares the
+    length instead, having typed every item (`decode_code`): the deterministic encoding is the only
+    one of its length, and cbor2 ignores trailing bytes. `text_keys=True` also allows text map keys
+    (the ledger's leaf bodies, §7), and the bytes must then equal the value's deterministic
+    encoding.
     """
     try:
         value = cbor2.loads(
@@ -101,6 +106,8 @@ def loads(
         raise MalformedError(f"not CBOR: {type(exc).__name__}: {str(exc)[:120]}") from exc
     if check_items or text_keys:
         check_tree(value, text_keys=text_keys, max_depth=max_depth)
+    if not reencode and not text_keys:
+        return value
     again = dumps(value) if text_keys else encoded(value)
     if again != data:
         raise MalformedError("CBOR is not deterministically encoded")
@@ -167,6 +174,11 @@ def _check_text_or_int_keys(mapping: dict[Any, Any]) -> None:
         if type(key) is not int:
             raise MalformedError("map keys must be integers or text")
         _check_leaf(key)
+
+
+def int_size(value: int) -> int:
+    """How many bytes deterministic CBOR takes for an integer."""
+    return canonical_key_order(value)[0]
 
 
 def canonical_key_order(key: int) -> tuple[int, int, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Any
 
@@ -269,3 +270,9 @@ def test_a_credentials_bytes_are_its_l1_as_encoded_in_the_code(device):
     )
     decoded = decode_code(make_code(l1, device, ctr=1, ts=NOW))
     assert decoded.credential.encoded == l1
+
+
+def test_parsed_claims_carry_every_field():
+    parsed = decode_code(PURSE_CODE).credential.claims
+    assert vars(parsed).keys() == {field.name for field in dataclasses.fields(Claims)}
+    assert parsed == PURSE
