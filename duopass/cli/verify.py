@@ -7,7 +7,6 @@ It imports only the protocol core, so `duopass.cli.main` can start it without th
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -16,7 +15,7 @@ import typer
 
 from duopass.cli.code_argument import scanned_text
 from duopass.cli.numbers import whole
-from duopass.cli.output import verdict_json
+from duopass.cli.output import verdict_line
 from duopass.protocol.limits import INT_ABS_LIMIT, TRUST_FILE_BYTES_MAX
 from duopass.protocol.memory import MemoryStore
 from duopass.protocol.trust import TrustStore, TrustStoreError, parse_trust_store
@@ -76,11 +75,11 @@ def verify(
 def verify_all(codes: list[str], verifier: Verifier, now: int, amount: int | None) -> bool:
     """Scan each code in order, writing its verdict line; True when all were accepted."""
     all_accepted = True
-    write, dump = sys.stdout.write, json.dumps
+    write = sys.stdout.write
     for argument in codes:
         verdict = verifier.scan(scanned_text(argument), now=now, amount=amount)
         all_accepted &= verdict.ok
-        write(dump(verdict_json(verdict)) + "\n")  # flushed at exit, not once a line
+        write(verdict_line(verdict) + "\n")  # flushed at the end, not once a line
     sys.stdout.flush()
     return all_accepted
 
