@@ -1,5 +1,5 @@
 """`python -m duopass` is the `duopass` command."""
 
-from duopass.cli.app import main
+from duopass.cli.main import main
 
 main()

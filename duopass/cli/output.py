@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from json.encoder import encode_basestring_ascii as _json_text
 from typing import Any
 
 from duopass.protocol.claims import Claims
@@ -9,7 +10,7 @@ from duopass.protocol.code import Code
 from duopass.protocol.encoding import b64u_encode
 from duopass.protocol.verify import Verdict
 
-__all__ = ["claims_json", "code_json", "verdict_json"]
+__all__ = ["claims_json", "code_json", "verdict_json", "verdict_line"]
 
 
 def verdict_json(verdict: Verdict) -> dict[str, Any]:
@@ -25,6 +26,21 @@ def verdict_json(verdict: Verdict) -> dict[str, Any]:
             gen=verdict.claims.gen,
         )
     return doc
+
+
+def verdict_line(verdict: Verdict) -> str:
+    """`json.dumps(verdict_json(verdict))`, written out: the conformance command prints one a
+    code, and the dict and the generic encoder were a twentieth of its time (a test compares)."""
+    line = f'{{"ok": {"true" if verdict.ok else "false"}, "reason": "{verdict.reason.value}"'
+    claims = verdict.claims
+    if claims is None:
+        return line + "}"
+    ctr = "null" if verdict.ctr is None else int(verdict.ctr)
+    return (
+        f'{line}, "iss": {_json_text(claims.iss)}, "sub": {_json_text(claims.sub)}, '
+        f'"cti": "{b64u_encode(claims.cti)}", "ctr": {ctr}, '
+        f'"kind": "{claims.kind.policy_name}", "gen": {int(claims.gen)}}}'
+    )
 
 
 def claims_json(claims: Claims) -> dict[str, Any]:

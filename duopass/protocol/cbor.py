@@ -13,7 +13,18 @@ import cbor2
 
 from duopass.protocol.limits import CBOR_DEPTH_MAX, INT_ABS_LIMIT
 
-__all__ = ["CborValue", "MalformedError", "canonical_key_order", "dumps", "encoded", "loads"]
+__all__ = [
+    "CborValue",
+    "MalformedError",
+    "bytes_head",
+    "canonical_key_order",
+    "check_keys",
+    "check_tree",
+    "dumps",
+    "encoded",
+    "int_size",
+    "loads",
+]
 
 CborValue = int | bytes | str | list[Any] | dict[int, Any]
 
@@ -36,6 +47,22 @@ def dumps(value: CborValue) -> bytes:
     return cbor2.dumps(value, canonical=True)
 
 
+def bytes_head(size: int) -> bytes:
+    """The head deterministic CBOR writes before a byte string of `size` bytes."""
+    if size < 24:
+        return _SHORT_BYTES_HEADS[size]
+    if size < 0x100:
+        return bytes((0x58, size))
+    if size < 0x10000:
+        return b"\x59" + size.to_bytes(2, "big")
+    if size < 0x1_0000_0000:
+        return b"\x5a" + size.to_bytes(4, "big")
+    return b"\x5b" + size.to_bytes(8, "big")
+
+
+_SHORT_BYTES_HEADS = [bytes((0x40 + size,)) for size in range(24)]
+
+
 def encoded(value: CborValue) -> bytes:
     """The bytes a value returned by `loads` was decoded from (map order as decoded)."""
     return cbor2.dumps(value)
@@ -45,6 +72,7 @@ def loads(
     data: bytes,
     *,
     check_items: bool = True,
+    reencode: bool = True,
     text_keys: bool = False,
     max_depth: int = CBOR_DEPTH_MAX,
 ) -> Any:
@@ -53,9 +81,13 @@ def loads(
     Re-encoding in decoded order and comparing refuses non-shortest forms, indefinite lengths and
     duplicate keys; the walk refuses items DP1 does not allow (floats, simple values, text keys,
     integers beyond 2^53) and map keys out of length-first order. `check_items=False` skips the
-    walk, for a caller that checks the type of every item it accepts and accepts no map of more
-    than one key; tags are refused either way. `text_keys=True` also allows text map keys (the
-    ledger's leaf bodies, §7), and the bytes must then equal the value's deterministic encoding.
+    walk, for a caller that checks the type of every item it accepts and the keys of every map of
+    more than one key with `check_keys` (`parse_claims`, with `check_tree` on unknown claims); tags
+    are refused either way. `reencode=False` skips the comparison, for a caller that compares the
+    length instead, having typed every item (`decode_code`): the deterministic encoding is the only
+    one of its length, and cbor2 ignores trailing bytes. `text_keys=True` also allows text map keys
+    (the ledger's leaf bodies, §7), and the bytes must then equal the value's deterministic
+    encoding.
     """
     try:
         value = cbor2.loads(
@@ -73,14 +105,16 @@ def loads(
             raise exc.__cause__ from None
         raise MalformedError(f"not CBOR: {type(exc).__name__}: {str(exc)[:120]}") from exc
     if check_items or text_keys:
-        _check_items(value, text_keys=text_keys, max_depth=max_depth)
+        check_tree(value, text_keys=text_keys, max_depth=max_depth)
+    if not reencode and not text_keys:
+        return value
     again = dumps(value) if text_keys else encoded(value)
     if again != data:
         raise MalformedError("CBOR is not deterministically encoded")
     return value
 
 
-def _check_items(value: object, *, text_keys: bool, max_depth: int) -> None:
+def check_tree(value: object, *, text_keys: bool = False, max_depth: int = CBOR_DEPTH_MAX) -> None:
     """Refuse any item outside DP1's list, at any depth (iterative: no recursion on input)."""
     if type(value) is not list and type(value) is not dict:
         _check_leaf(value)
@@ -97,7 +131,7 @@ def _check_items(value: object, *, text_keys: bool, max_depth: int) -> None:
             if text_keys:  # order and duplicates: the caller compares the canonical encoding
                 _check_text_or_int_keys(container)
             else:
-                _check_keys(container)
+                check_keys(container)
         for child in children:
             kind = type(child)
             if kind is list or kind is dict:
@@ -117,7 +151,7 @@ def _check_leaf(item: object) -> None:
     raise MalformedError(f"CBOR item of type {type(item).__name__} is not allowed")
 
 
-def _check_keys(mapping: dict[Any, Any]) -> None:
+def check_keys(mapping: dict[Any, Any]) -> None:
     """Integer keys of DP1's range in strictly ascending length-first order (so no duplicates)."""
     previous = (0, -1, 0)
     for key in mapping:
@@ -142,6 +176,11 @@ def _check_text_or_int_keys(mapping: dict[Any, Any]) -> None:
         _check_leaf(key)
 
 
+def int_size(value: int) -> int:
+    """How many bytes deterministic CBOR takes for an integer."""
+    return canonical_key_order(value)[0]
+
+
 def canonical_key_order(key: int) -> tuple[int, int, int]:
     """Sort key of an integer map key in RFC 7049 canonical (length-first) order: encoded length,
     then major type (unsigned before negative), then the encoded argument."""
@@ -159,4 +198,5 @@ def canonical_key_order(key: int) -> tuple[int, int, int]:
     return length, int(key < 0), argument
 
 
-_SMALL_KEY_ORDER = {key: canonical_key_order(key) for key in range(-0x10000, 0x10000)}
+_SMALL_KEY_ORDER = {key: canonical_key_order(key) for key in (*range(-0x100, 0x100), -65537)}
+"""Orders looked up, not computed: every key of one or two bytes, and -65537 (the `dp` claim)."""

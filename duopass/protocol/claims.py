@@ -1,7 +1,9 @@
 """The L1 payload: typed CWT claims and duopass claims (§2), built only through `parse_claims`.
 
 `encode_claims` writes the deterministic map and runs it back through `parse_claims`, so the
-issuer can never mint a credential that a verifier would call MALFORMED.
+issuer can never mint a credential that a verifier would call MALFORMED. `parse_claims` is also
+the strict walk of the payload (map keys, item types): it types every claim it knows and hands
+only unknown ones to `check_tree`, so the decoder need not walk the whole map first.
 """
 
 from __future__ import annotations
@@ -11,14 +13,16 @@ from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import Any, Final
 
-from duopass.protocol.cbor import MalformedError, dumps
+from duopass.protocol.cbor import MalformedError, check_keys, check_tree, dumps, loads
 from duopass.protocol.limits import (
+    CBOR_DEPTH_MAX,
     CRIT_KEYS_UNDERSTOOD,
     CTI_BYTES_MAX,
     CTI_BYTES_MIN,
     CURRENCY_CHARS,
     ED25519_KEY_BYTES,
     EVENT_CHARS_MAX,
+    INT_ABS_LIMIT,
     ISS_CHARS_MAX,
     SCOPE_VENUES_MAX,
     SUB_CHARS_MAX,
@@ -38,6 +42,9 @@ CTI: Final = 7
 CNF: Final = 8
 DP: Final = -65537
 DP_CRIT, DP_KIND, DP_USES, DP_TXMAX, DP_CUR, DP_SCOPE, DP_EV, DP_GEN, DP_ENT = range(9)
+_KNOWN_CLAIMS = frozenset({ISS, SUB, EXP, NBF, IAT, CTI, CNF, DP})
+_KNOWN_DP = frozenset(range(9))
+_COSE_OKP_ED25519_KEYS = (1, -1, -2)  # kty, crv, x: the one key order deterministic CBOR allows
 
 
 class Kind(IntEnum):
@@ -119,7 +126,7 @@ def encode_claims(claims: Claims) -> bytes:
         payload[CNF] = {1: {1: 1, -1: 6, -2: claims.device_key}}
     encoded = dumps(payload)
     try:
-        parsed = parse_claims(payload)
+        parsed = parse_claims(loads(encoded, check_items=False))
     except MalformedError as exc:
         raise ValueError(f"claims a verifier would refuse: {exc}") from exc
     assert parsed == claims, "encoding must round-trip"
@@ -127,16 +134,25 @@ def encode_claims(claims: Claims) -> bytes:
 
 
 def parse_claims(payload: object) -> Claims:
-    """Check a decoded L1 payload against §2's tables; raises MalformedError."""
-    if not isinstance(payload, dict):
+    """Check a decoded L1 payload against §2's tables; raises MalformedError.
+
+    Besides each claim's type and range, every map's keys (integers, length-first order) and
+    every item of an unknown claim (§2: also inside unknown claims) are checked here."""
+    if type(payload) is not dict:
         raise MalformedError("claims are not a map")
+    check_keys(payload)
+    if not payload.keys() <= _KNOWN_CLAIMS:
+        _check_unknown(payload, _KNOWN_CLAIMS, CBOR_DEPTH_MAX - 1)
     iat = _uint(payload, IAT)
     exp = _uint(payload, EXP)
     if exp <= iat:
         raise MalformedError("exp is not after iat")
     dp = payload.get(DP)
-    if not isinstance(dp, dict):
+    if type(dp) is not dict:
         raise MalformedError("dp claims missing")
+    check_keys(dp)
+    if not dp.keys() <= _KNOWN_DP:
+        _check_unknown(dp, _KNOWN_DP, CBOR_DEPTH_MAX - 2)
     crit = _crit(dp.get(DP_CRIT))
     kind = _KIND_OF_VALUE.get(_uint(dp, DP_KIND))
     if kind is None:
@@ -152,7 +168,7 @@ def parse_claims(payload: object) -> Claims:
         raise MalformedError("a purse needs txmax and cur")
     if kind is Kind.TICKET and ev is None:
         raise MalformedError("a ticket needs ev")
-    return Claims(
+    return _checked(
         iss=_iss(payload.get(ISS)),
         sub=_text(payload.get(SUB), SUB_CHARS_MAX),
         iat=iat,
@@ -172,6 +188,20 @@ def parse_claims(payload: object) -> Claims:
     )
 
 
+def _checked(**fields: Any) -> Claims:
+    """`Claims(**fields)` for fields `parse_claims` has checked, all of them given, without the
+    frozen `__init__`'s sixteen `object.__setattr__` calls (a twentieth of decoding a code)."""
+    claims = object.__new__(Claims)
+    claims.__dict__.update(fields)
+    return claims
+
+
+def _check_unknown(claims: dict[Any, Any], known: frozenset[int], max_depth: int) -> None:
+    """Unknown claims are ignored, but must hold only items DP1 allows, at any depth."""
+    for key in claims.keys() - known:
+        check_tree(claims[key], max_depth=max_depth)
+
+
 def _uint(claims: dict[Any, Any], key: int) -> int:
     value = claims.get(key)
     if value is None:
@@ -180,7 +210,7 @@ def _uint(claims: dict[Any, Any], key: int) -> int:
 
 
 def _opt_uint(
-    claims: dict[Any, Any], key: int, *, low: int = 0, high: int | None = None
+    claims: dict[Any, Any], key: int, *, low: int = 0, high: int = INT_ABS_LIMIT - 1
 ) -> int | None:
     value = claims.get(key)
     if value is None:
@@ -188,20 +218,15 @@ def _opt_uint(
     return _check_uint(value, key, low=low, high=high)
 
 
-def _check_uint(value: object, key: int, *, low: int = 0, high: int | None = None) -> int:
-    # The CBOR decoder never yields bool, and has bounded every integer below 2^53.
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or value < low
-        or (high is not None and value > high)
-    ):
+def _check_uint(value: object, key: int, *, low: int = 0, high: int = INT_ABS_LIMIT - 1) -> int:
+    # `type() is int`: a CBOR true decodes to True, an int that must not pass for 1.
+    if type(value) is not int or not low <= value <= high:
         raise MalformedError(f"claim {key} out of range")
     return value
 
 
 def _text(value: object, max_chars: int) -> str:
-    if not isinstance(value, str) or not 1 <= len(value) <= max_chars:
+    if type(value) is not str or not 1 <= len(value) <= max_chars:
         raise MalformedError("text claim missing or of the wrong length")
     return value
 
@@ -211,13 +236,13 @@ def _opt_text(value: object, max_chars: int) -> str | None:
 
 
 def _iss(value: object) -> str:
-    if not isinstance(value, str) or _ISS_TEXT.fullmatch(value) is None:
+    if type(value) is not str or _ISS_TEXT.fullmatch(value) is None:
         raise MalformedError("iss is not 1..64 characters from ! to ~")
     return value
 
 
 def _cti(value: object) -> bytes:
-    if not isinstance(value, bytes) or not CTI_BYTES_MIN <= len(value) <= CTI_BYTES_MAX:
+    if type(value) is not bytes or not CTI_BYTES_MIN <= len(value) <= CTI_BYTES_MAX:
         raise MalformedError("cti missing or of the wrong length")
     return value
 
@@ -226,13 +251,22 @@ def _cnf(value: object) -> bytes | None:
     """RFC 8747 `{1: COSE_Key}` with exactly an OKP Ed25519 key; the point is judged at check 14."""
     if value is None:
         return None
-    if not isinstance(value, dict) or len(value) != 1 or not isinstance(value.get(1), dict):
+    if type(value) is not dict or len(value) != 1 or type(value.get(1)) is not dict:
         raise MalformedError("cnf is not {1: COSE_Key}")
+    check_keys(value)  # the one key is the integer 1, not true
     key = value[1]
-    if len(key) != 3 or key.get(1) != 1 or key.get(-1) != 6:
+    if (
+        len(key) != 3
+        or tuple(key) != _COSE_OKP_ED25519_KEYS
+        or tuple(map(type, key)) != (int, int, int)
+        or type(key[1]) is not int
+        or key[1] != 1
+        or type(key[-1]) is not int
+        or key[-1] != 6
+    ):
         raise MalformedError("cnf key is not exactly an OKP Ed25519 key")
-    raw = key.get(-2)
-    if not isinstance(raw, bytes) or len(raw) != ED25519_KEY_BYTES:
+    raw = key[-2]
+    if type(raw) is not bytes or len(raw) != ED25519_KEY_BYTES:
         raise MalformedError("cnf key is not 32 bytes")
     return raw
 
@@ -241,9 +275,9 @@ def _opt_currency(value: object) -> str | None:
     if value is None:
         return None
     if (
-        not isinstance(value, str)
+        type(value) is not str
         or len(value) != CURRENCY_CHARS
-        or not all("A" <= c <= "Z" for c in value)
+        or _CURRENCY_TEXT.fullmatch(value) is None
     ):
         raise MalformedError("cur is not three letters A-Z")
     return value
@@ -252,7 +286,7 @@ def _opt_currency(value: object) -> str | None:
 def _scope(value: object) -> tuple[str, ...] | None:
     if value is None:
         return None
-    if not isinstance(value, list) or not 1 <= len(value) <= SCOPE_VENUES_MAX:
+    if type(value) is not list or not 1 <= len(value) <= SCOPE_VENUES_MAX:
         raise MalformedError("scope is not a list of 1..16 venues")
     return tuple(_text(venue, VENUE_CHARS_MAX) for venue in value)
 
@@ -260,7 +294,7 @@ def _scope(value: object) -> tuple[str, ...] | None:
 def _crit(value: object) -> tuple[int, ...] | None:
     if value is None:
         return None
-    if not isinstance(value, list) or not value:
+    if type(value) is not list or not value:
         raise MalformedError("crit is not a non-empty list")
     keys = tuple(_check_uint(key, DP_CRIT) for key in value)
     if len(set(keys)) != len(keys):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from duopass.protocol.cbor import MalformedError, dumps, encoded, loads
+from duopass.protocol.cbor import MalformedError, bytes_head, dumps, int_size, loads
 from duopass.protocol.claims import Claims, encode_claims, parse_claims
 from duopass.protocol.cose import (
     L1_PROTECTED_PREFIX,
@@ -116,11 +116,16 @@ def decode_code(text: str, *, known: Mapping[bytes, Credential] | None = None) -
         envelope_bytes = b45decode(text[len(CODE_PREFIX) :])
     except EncodingError as exc:
         raise MalformedError(str(exc)) from exc
-    # Every item of the envelope is type-checked below (and the L1 payload walked in full).
-    envelope = loads(envelope_bytes, check_items=False)
-    if not isinstance(envelope, list) or not 1 <= len(envelope) <= 2:
+    # Every item of the envelope is typed by `_sign1_size`, so the deterministic encoding is the one
+    # as long as the sizes add up to (a longer head is a longer encoding); the L1 payload is walked.
+    envelope = loads(envelope_bytes, check_items=False, reencode=False)
+    if type(envelope) is not list or not 1 <= len(envelope) <= 2:
         raise MalformedError("envelope is not [L1] or [L1, L2]")
-    l1_bytes = encoded(envelope[0])
+    l1_size = _sign1_size(envelope[0])
+    l2_size = _sign1_size(envelope[1]) if len(envelope) == 2 else 0
+    if len(envelope_bytes) != 1 + l1_size + l2_size:  # the envelope's head, L1, L2
+        raise MalformedError("CBOR is not deterministically encoded")
+    l1_bytes = envelope_bytes[1 : 1 + l1_size]
     credential = known.get(l1_bytes) if known is not None else None
     if credential is None:
         credential = decode_credential(envelope[0], l1_bytes)
@@ -139,7 +144,7 @@ def decode_credential(l1: object, encoded: bytes) -> Credential:
         L1_PROTECTED_PREFIX
     ):
         raise MalformedError("L1 protected header is not {1: -8, 4: kid}")
-    claims = parse_claims(loads(payload))
+    claims = parse_claims(loads(payload, check_items=False))  # which walks what it must
     return Credential(
         kid=KeyId(protected[-KID_BYTES:]),
         claims=claims,
@@ -153,7 +158,7 @@ def _decode_dynamic(l2: object, l1_signature: bytes) -> DynamicPart:
     protected, payload, signature = sign1_parts(l2)
     if protected != L2_PROTECTED:
         raise MalformedError("L2 protected header is not {1: -8}")
-    body = loads(payload, check_items=False)
+    body = loads(payload, check_items=False, reencode=False)  # the length is compared below
     if type(body) is not list or len(body) != 2:
         raise MalformedError("L2 payload is not [ctr, ts]")
     ctr, ts = body
@@ -161,6 +166,8 @@ def _decode_dynamic(l2: object, l1_signature: bytes) -> DynamicPart:
         raise MalformedError("L2 counter out of range")
     if type(ts) is not int or not -INT_ABS_LIMIT < ts < INT_ABS_LIMIT:
         raise MalformedError("L2 timestamp is not an integer below 2^53")
+    if len(payload) != 1 + int_size(ctr) + int_size(ts):
+        raise MalformedError("CBOR is not deterministically encoded")
     return DynamicPart(ctr, ts, sig_structure(protected, l1_signature, payload), signature)
 
 
@@ -177,6 +184,21 @@ def open_signed(data: bytes, public: bytes) -> bytes:
     if not verify_signature(public, sig_structure(protected, b"", payload), signature):
         raise SignerError("bad signature")
     return payload
+
+
+def _sign1_size(value: object) -> int:
+    """How many bytes a COSE_Sign1 takes, deterministically encoded: its head, the protected
+    header, an empty map, the payload and the signature (from their lengths, not re-encoding)."""
+    protected, payload, signature = sign1_parts(value)
+    return (
+        2  # the array's head, the empty map
+        + len(bytes_head(len(protected)))
+        + len(protected)
+        + len(bytes_head(len(payload)))
+        + len(payload)
+        + len(bytes_head(len(signature)))
+        + len(signature)
+    )
 
 
 def sign1_parts(value: object) -> tuple[bytes, bytes, bytes]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from duopass.protocol.cbor import dumps
+from duopass.protocol.cbor import bytes_head, dumps
 from duopass.protocol.keys import KeyId, SigningKey
 
 __all__ = [
@@ -30,9 +30,23 @@ def l1_protected(kid: KeyId) -> bytes:
     return dumps({1: ALG_EDDSA, 4: kid})
 
 
+_SIG_STRUCTURE_HEAD: Final = b"\x84" + dumps("Signature1")  # a 4-element array, its first item
+
+
 def sig_structure(protected: bytes, external_aad: bytes, payload: bytes) -> bytes:
-    """The bytes a COSE_Sign1 signature covers: `["Signature1", protected, aad, payload]`."""
-    return dumps(["Signature1", protected, external_aad, payload])
+    """The bytes a COSE_Sign1 signature covers: `["Signature1", protected, aad, payload]`,
+    deterministically encoded (joined here: the verifier builds two a code)."""
+    return b"".join(
+        (
+            _SIG_STRUCTURE_HEAD,
+            bytes_head(len(protected)),
+            protected,
+            bytes_head(len(external_aad)),
+            external_aad,
+            bytes_head(len(payload)),
+            payload,
+        )
+    )
 
 
 def sign1(

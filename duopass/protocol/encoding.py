@@ -1,10 +1,12 @@
 """Text encodings of the protocol: strict base45 (RFC 9285), unpadded base64url, and decimal
 numbers in ASCII digits (every number that arrives as text from outside is read by `parse_digits`).
 
-Both decoders accept exactly one spelling per byte string. `b45` (numpy-vectorised, about four
-times faster than the `base45` package) maps unknown characters to zero and wraps values above
-0xFFFF, so the text is checked first: only alphabet characters, and no group whose value
-overflows (a tests compares this with re-encoding, the definition of canonical).
+Both decoders accept exactly one spelling per byte string. Base45 is decoded by big-integer
+arithmetic on every group at once (about three times faster than the numpy-vectorised `b45`
+package, which stays the encoder and is imported only by it): the text is mapped to digit values
+by one `bytes.translate`, a character outside the alphabet refused there, and a group whose value
+overflows 0xFFFF refused by its 24-bit lane (a test compares this with re-encoding, the definition
+of canonical).
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-
-import b45
 
 __all__ = [
     "EncodingError",
@@ -25,14 +25,13 @@ __all__ = [
 ]
 
 _B45_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
-_B45_VALUE = {c: i for i, c in enumerate(_B45_ALPHABET)}
+_B45_NOT_A_DIGIT = 0xFF
+_B45_DIGITS = bytes(
+    _B45_ALPHABET.index(chr(b)) if chr(b) in _B45_ALPHABET else _B45_NOT_A_DIGIT for b in range(256)
+)
+"""`bytes.translate` table: an ASCII character to its base45 value, anything else to 0xFF."""
 _B64U_TEXT = re.compile(r"[A-Za-z0-9_-]*")
 _DIGITS = re.compile(r"[0-9]+")  # a str pattern's [0-9] is ASCII only, unlike \d
-_B45_TEXT = re.compile(r"[0-9A-Z $%*+\-./:]*")
-# A triple c, d, e is c + 45 d + 2025 e <= 0xFFFF. With c + 45 d <= 2024, e <= 31 always fits,
-# e >= 33 ("X" onwards) never does, and e = 32 ("W") fits when c + 45 d <= 735.
-_B45_THIRD_OVERFLOWS = re.compile(r"[XYZ $%*+\-./:]")
-_B45_W_ROOM = 0xFFFF - 32 * 45 * 45
 
 
 class EncodingError(ValueError):
@@ -41,25 +40,40 @@ class EncodingError(ValueError):
 
 def b45encode(data: bytes) -> str:
     """Encode bytes as RFC 9285 base45 text."""
+    import b45  # numpy-backed: loaded only where codes are made, never on the verify path
+
     return str(b45.encode(data))
 
 
 def b45decode(text: str) -> bytes:
-    """Decode RFC 9285 base45, refusing every text that is not the canonical encoding."""
-    if len(text) % 3 == 1 or _B45_TEXT.fullmatch(text) is None:
+    """Decode RFC 9285 base45, refusing every text that is not the canonical encoding.
+
+    Every full group c, d, e sits in a 24-bit lane of one integer; c + 45 d + 2025 e is computed
+    for all lanes at once (at most 91,124: no carry between lanes), and a nonzero top byte in a
+    lane is a group above 0xFFFF."""
+    size = len(text)
+    if size % 3 == 1 or not text.isascii():
         raise EncodingError("not base45")
-    thirds = text[2::3]  # the last character of every full group
-    if _B45_THIRD_OVERFLOWS.search(thirds) is not None:
+    digits = text.encode("ascii").translate(_B45_DIGITS)
+    if _B45_NOT_A_DIGIT in digits:
+        raise EncodingError("not base45")
+    groups, tail = divmod(size, 3)
+    full = size - tail
+    lanes = int.from_bytes(digits[:full], "big")
+    low = int.from_bytes(b"\0\0\xff" * groups, "big")
+    values = ((lanes >> 16) & low) + 45 * ((lanes >> 8) & low) + 2025 * (lanes & low)
+    spread = values.to_bytes(full, "big")
+    if spread[0::3].count(0) != groups:
         raise EncodingError("base45 group above 0xFFFF")
-    if "W" in thirds:
-        for group in range(len(thirds)):
-            if thirds[group] == "W":
-                low, high = text[3 * group], text[3 * group + 1]
-                if _B45_VALUE[low] + 45 * _B45_VALUE[high] > _B45_W_ROOM:
-                    raise EncodingError("base45 group above 0xFFFF")
-    if len(text) % 3 == 2 and _B45_VALUE[text[-2]] + 45 * _B45_VALUE[text[-1]] > 0xFF:
-        raise EncodingError("base45 final pair above 0xFF")
-    return bytes(b45.decode(text))
+    out = bytearray(2 * groups + tail // 2)
+    out[0 : 2 * groups : 2] = spread[1::3]
+    out[1 : 2 * groups : 2] = spread[2::3]
+    if tail:
+        pair = digits[-2] + 45 * digits[-1]
+        if pair > 0xFF:
+            raise EncodingError("base45 final pair above 0xFF")
+        out[-1] = pair
+    return bytes(out)
 
 
 def b64u_encode(data: bytes) -> str:
