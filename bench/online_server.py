@@ -10,6 +10,7 @@ from pathlib import Path
 import uvicorn
 from argon2 import PasswordHasher
 
+from bench.server_profile import profiled
 from duopass.server.app import create_app
 from duopass.server.keyring import Keyring
 from duopass.server.runner import uvicorn_config
@@ -46,7 +47,8 @@ def main() -> None:
     config = uvicorn_config(
         app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False
     )
-    uvicorn.Server(config).run()
+    with profiled(ctx):  # $DUOPASS_BENCH_PROFILE: where the server's time goes
+        uvicorn.Server(config).run()
 
 
 if __name__ == "__main__":

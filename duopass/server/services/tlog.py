@@ -107,9 +107,10 @@ def append_many(session: Session, leaves: Sequence[bytes]) -> int:
         )
     assert tail.size == first + len(leaves), "the tree grows by one leaf each"
     db = sql.raw(session)
-    db.many(sql.INSERT_LEAF, [{"index": first + n, "data": data} for n, data in enumerate(leaves)])
-    db.many(sql.INSERT_NODE, nodes)
-    db.run(sql.SET_LEDGER_SIZE, {"value": tail.size})
+    leaf_rows = [{"index": first + n, "data": data} for n, data in enumerate(leaves)]
+    db.later(sql.INSERT_LEAF, leaf_rows, many=True)
+    db.later(sql.INSERT_NODE, nodes, many=True)
+    db.later(sql.SET_LEDGER_SIZE, {"value": tail.size})
     session.info[_TAIL] = tail
     return first
 

@@ -24,6 +24,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
+from duopass.server.store import sql
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
 CHECKPOINT_WAIT_MS = 2_000
@@ -131,9 +133,11 @@ def _sqlite_engine(url: str) -> Engine:
 
 
 def _postgres_engine(url: str) -> Engine:
-    return create_engine(
+    engine = create_engine(
         url, pool_size=20, max_overflow=20, pool_pre_ping=True, hide_parameters=True
     )
+    event.listen(engine, "before_cursor_execute", sql.send_deferred)
+    return engine
 
 
 def read_only_engine(url: str) -> Engine:
