@@ -147,23 +147,28 @@ def _in_savepoint(
     session: Session, make_unit: Callable[[Session], Unit], work: Callable[[Unit], Any]
 ) -> tuple[bool, Any]:
     """One unit under its own savepoint, retried like a unit of its own; a failure rolls back
-    its writes (and what it kept in `session.info`) and is its answer alone."""
+    its writes (and what it kept in `session.info`) and is its answer alone. On PostgreSQL the
+    savepoint, the release and the unit's writes go with its reads (`sql.Raw.deferred`): a few
+    round trips a unit, its last one ending it, so an error is always the unit's own."""
     db = sql.raw(session)
     kept = dict(session.info)
 
     def attempt() -> Any:
-        _control(db, sql.SAVEPOINT)
-        try:
-            result = work(make_unit(session))
-            session.flush()  # ORM writes too belong inside the savepoint
-        except Exception:
-            _control(db, sql.ROLLBACK_TO)
-            _control(db, sql.RELEASE)
-            session.expunge_all()
-            session.info.clear()
-            session.info.update(kept)
-            raise
-        _control(db, sql.RELEASE)
+        with db.deferred():
+            db.later(sql.SAVEPOINT)
+            try:
+                result = work(make_unit(session))
+                session.flush()  # ORM writes too belong inside the savepoint
+                db.later(sql.RELEASE)
+                db.sync()
+            except Exception:
+                if sql.SAVEPOINT.pyformat not in db.discard():  # else nothing was sent
+                    _control(db, sql.ROLLBACK_TO)
+                    _control(db, sql.RELEASE)
+                session.expunge_all()
+                session.info.clear()
+                session.info.update(kept)
+                raise
         return result
 
     try:

@@ -91,10 +91,13 @@ def post(
     terminal_id: str | None = None,
     memo: str = "",
     released: Mapping[int, int] | None = None,
+    txn_id: int | None = None,
 ) -> int:
     """Book one movement: `legs` are (account id, amount) and sum to zero; returns its id.
     `released` holds (account id → amount) are released in the same update as the balance.
-    Prepared SQL on the driver (no ORM objects): this is on every payment's path."""
+    `txn_id`: its id, taken ahead (`sql.NEXT_TRANSACTION_ID`): then nothing here waits for an
+    answer (`sql.Raw.later`). Prepared SQL on the driver (no ORM objects): this is on every
+    payment's path."""
     released = released or {}
     assert released.keys() <= {a for a, _ in legs}, "holds are released on a leg's account"
     assert all(amount >= 0 for amount in released.values()), "a release is positive"
@@ -104,14 +107,16 @@ def post(
         kind, legs, now=now, day=day, occurred_at=occurred_at, terminal_id=terminal_id, memo=memo
     )
     db = sql.raw(unit.session)
-    (txn_id,) = db.one(
-        sql.INSERT_TRANSACTION,
-        {**row, "request_id": request_id, "request_fingerprint": request_fingerprint},
-    )
-    db.many(sql.INSERT_POSTING, _postings(txn_id, legs))
-    db.many(
+    row.update(request_id=request_id, request_fingerprint=request_fingerprint)
+    if txn_id is None:
+        (txn_id,) = db.one(sql.INSERT_TRANSACTION, row)
+    else:
+        db.later(sql.INSERT_NUMBERED_TRANSACTION, {**row, "id": txn_id})
+    db.later(sql.INSERT_POSTING, _postings(txn_id, legs), many=True)
+    db.later(
         sql.CHANGE_BALANCE,
-        ({"id": a, "amount": m, "released": released.get(a, 0)} for a, m in legs),
+        [{"id": a, "amount": m, "released": released.get(a, 0)} for a, m in legs],
+        many=True,
     )
     return int(txn_id)
 

@@ -247,7 +247,7 @@ def _consume(unit: Unit, code: Code, checkin: Checkin) -> None:
     claims, db = code.credential.claims, sql.raw(unit.session)
     key = {"cti": claims.cti, "ctr": code.dynamic.ctr}
     if db.one(sql.COUNTER_SEEN, key) is None:
-        db.run(
+        db.later(
             sql.INSERT_COUNTER,
             {
                 **key,

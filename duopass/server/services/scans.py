@@ -38,6 +38,20 @@ class ScanRequest:
     scanned_at: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """What one round trip read for a scan (`_read`)."""
+
+    settled: tuple[Any, Any, Any]
+    """The online verdict held for (terminal, seq), the request it answered, its journal entry."""
+    payer: Payer | None
+    """The code's credential with its holder's freeze and account, the account locked."""
+    seen: dict[tuple[bytes, int], bool]
+    """Whether the code's counter was accepted (read after the lock)."""
+    txn_id: int | None
+    """A payment's transaction id, taken ahead (PostgreSQL)."""
+
+
 def scan(unit: Unit, *, terminal: TerminalRow, request: ScanRequest) -> dict[str, Any]:
     """The verdict for one scan; the same scan for the same (terminal, seq) again returns the
     first verdict, and another scan (code, mode or amount) under that seq is refused: the first
@@ -47,7 +61,9 @@ def scan(unit: Unit, *, terminal: TerminalRow, request: ScanRequest) -> dict[str
     fingerprint = idempotency.scan(
         code=request.code, mode=request.mode.value, amount=request.amount
     )
-    verdict, answered, journaled = db.one(sql.SETTLED, key)
+    code = _decode(request.code)
+    read = _read(unit, key, code, request.mode)
+    verdict, answered, journaled = read.settled
     if verdict is not None:
         # a verdict from before 0005 has no fingerprint: returned as before, unchecked
         if answered is not None and bytes(answered) != fingerprint:
@@ -55,8 +71,11 @@ def scan(unit: Unit, *, terminal: TerminalRow, request: ScanRequest) -> dict[str
         return dict(json.loads(verdict))
     if journaled is not None:  # the terminal decided it and said so in its journal (§5.1)
         return _journaled(bytes(journaled), request)
-    answer = _decide(unit, terminal=terminal, request=request)
-    db.run(
+    if isinstance(code, Reason):
+        answer = _answer(code)
+    else:
+        answer = _decide(unit, code, read, terminal=terminal, request=request)
+    db.later(
         sql.INSERT_SCAN,
         {
             **key,
@@ -69,44 +88,65 @@ def scan(unit: Unit, *, terminal: TerminalRow, request: ScanRequest) -> dict[str
     return answer
 
 
-def _decide(unit: Unit, *, terminal: TerminalRow, request: ScanRequest) -> dict[str, Any]:
-    """Decode, run §3 against the whole system, then book what an acceptance changes."""
+def _decode(text: str) -> Code | Reason:
     try:
-        code = decode_code(request.code, known=VERIFIED)
+        return decode_code(text, known=VERIFIED)
     except FormatError:
-        return _answer(Reason.FORMAT)
+        return Reason.FORMAT
     except MalformedError:
-        return _answer(Reason.MALFORMED)
-    payer = _payer(unit, code)
-    verdict = _verify(unit, code, payer, terminal=terminal, request=request)
+        return Reason.MALFORMED
+
+
+def _read(unit: Unit, key: dict[str, Any], code: Code | Reason, mode: Mode) -> _Read:
+    """What the server holds for (terminal, seq), and for a code of this issuer its credential
+    with its holder's freeze and account (locked), whether its counter was accepted (read
+    after the lock: every operation on an account waits for the one before it) and a payment's
+    transaction id: one round trip on PostgreSQL."""
+    db = sql.raw(unit.session)
+    reads: list[tuple[sql.Statement | sql.Locking, dict[str, Any]]] = [(sql.SETTLED, key)]
+    if isinstance(code, Reason) or code.credential.claims.iss != unit.settings.issuer:
+        return _Read(db.fetch(*reads)[0], None, {}, None)
+    cti = code.credential.claims.cti
+    reads.append((sql.PAYER, {"cti": cti}))
+    counter = None if code.dynamic is None else (cti, code.dynamic.ctr)
+    if counter is not None:
+        reads.append((sql.COUNTER_SEEN, {"cti": cti, "ctr": counter[1]}))
+    numbered = mode is Mode.PAY and not db.is_sqlite
+    if numbered:
+        reads.append((sql.NEXT_TRANSACTION_ID, {}))
+    rows = db.fetch(*reads)
+    return _Read(
+        rows[0],
+        None if rows[1] is None else Payer._make(rows[1]),
+        {} if counter is None else {counter: rows[2] is not None},
+        int(rows[-1][0]) if numbered else None,
+    )
+
+
+def _decide(
+    unit: Unit, code: Code, read: _Read, *, terminal: TerminalRow, request: ScanRequest
+) -> dict[str, Any]:
+    """Run §3 against the whole system, then book what an acceptance changes."""
+    verdict = _verify(unit, code, read, terminal=terminal, request=request)
     if not verdict.ok:
         return _answer(verdict.reason, code)
-    assert payer is not None
+    assert read.payer is not None
     if request.mode is Mode.IDENTITY:
         return _answer(Reason.OK, code)
-    return _accept(unit, code, payer, verdict.ctr, terminal=terminal, request=request)
-
-
-def _payer(unit: Unit, code: Code) -> Payer | None:
-    """The credential the code carries, with its holder's freeze and account (locked)."""
-    claims = code.credential.claims
-    if claims.iss != unit.settings.issuer:
-        return None
-    row = sql.raw(unit.session).one(sql.PAYER, {"cti": claims.cti})
-    return None if row is None else Payer._make(row)
+    return _accept(unit, code, read, verdict.ctr, terminal=terminal, request=request)
 
 
 def _verify(
-    unit: Unit, code: Code, payer: Payer | None, *, terminal: TerminalRow, request: ScanRequest
+    unit: Unit, code: Code, read: _Read, *, terminal: TerminalRow, request: ScanRequest
 ) -> Verdict:
     config = TerminalConfig(
         mode=request.mode, currency=terminal.currency, venue=terminal.venue, event=terminal.event
     )
     return verify_code(
         code,
-        trust=ServerTrust(unit.session, unit.settings, payer, unit.now),
+        trust=ServerTrust(unit.session, unit.settings, read.payer, unit.now),
         config=config,
-        memory=ServerMemory(unit.session, payer),
+        memory=ServerMemory(unit.session, read.payer, read.seen),
         now=unit.now,
         amount=request.amount,
         verified=VERIFIED,
@@ -117,7 +157,7 @@ def _verify(
 def _accept(
     unit: Unit,
     code: Code,
-    payer: Payer,
+    read: _Read,
     ctr: int | None,
     *,
     terminal: TerminalRow,
@@ -126,6 +166,8 @@ def _accept(
     """An accepted payment or entry: the money (a payment within its hold plus the free funds,
     §3 online) or the check-in on the gate's list (its rules may still refuse), the ledger
     event and the counter, in the unit's transaction."""
+    payer = read.payer
+    assert payer is not None
     claims = code.credential.claims
     scan_event = {"cti": claims.cti, "terminal": terminal.id, "seq": request.seq}
     hold, txn_id = 0, None
@@ -147,6 +189,7 @@ def _accept(
             occurred_at=request.scanned_at,
             terminal_id=terminal.id,
             released={payer.account_id: hold},
+            txn_id=read.txn_id,
         )
         body = {**scan_event, "ctr": ctr, "amount": request.amount, "transaction": txn_id}
         tlog.append(unit, EventType.PAYMENT, {**body, "online": 1})
@@ -160,7 +203,7 @@ def _accept(
         tlog.append(unit, EventType.ENTRY, {**scan_event, "ctr": -1 if ctr is None else ctr})
     if ctr is not None:
         assert code.dynamic is not None
-        sql.raw(unit.session).run(
+        sql.raw(unit.session).later(
             sql.INSERT_COUNTER,
             {
                 "cti": claims.cti,

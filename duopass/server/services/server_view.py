@@ -8,6 +8,7 @@ unique system-wide. Signing keys, which never change once written, are cached by
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -105,13 +106,23 @@ class ServerTrust:
 class ServerMemory:
     """What the system as a whole accepted: counters are unique system-wide."""
 
-    def __init__(self, session: Session, payer: Payer | None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        payer: Payer | None,
+        seen: Mapping[tuple[bytes, int], bool] | None = None,
+    ) -> None:
         self.session, self.payer = session, payer
+        self.seen = seen or {}
+        """(cti, ctr) → accepted, read already (with the account's lock held)."""
 
     def highest_generation(self, iss: str, sub: str) -> int | None:
         return None  # online, older generations are revoked in the database at reissue
 
     def counter_accepted(self, iss: str, cti: bytes, ctr: int) -> bool:
+        known = self.seen.get((cti, ctr))
+        if known is not None:
+            return known
         return sql.raw(self.session).one(sql.COUNTER_SEEN, {"cti": cti, "ctr": ctr}) is not None
 
     def entries_accepted(self, iss: str, sub: str) -> int:

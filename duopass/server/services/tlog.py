@@ -102,12 +102,11 @@ def append_many(session: Session, leaves: Sequence[bytes]) -> int:
     tail, stored = tail.grow([hash_leaf(data) for data in leaves])
     assert tail.size == first + len(leaves), "the tree grows by one leaf each"
     db = sql.raw(session)
-    db.many(sql.INSERT_LEAF, [{"index": first + n, "data": data} for n, data in enumerate(leaves)])
-    db.many(
-        sql.INSERT_NODE,
-        [{"level": n.node.level, "index": n.node.index, "hash": n.hash} for n in stored],
-    )
-    db.run(sql.SET_LEDGER_SIZE, {"value": tail.size})
+    leaf_rows = [{"index": first + n, "data": data} for n, data in enumerate(leaves)]
+    node_rows = [{"level": n.node.level, "index": n.node.index, "hash": n.hash} for n in stored]
+    db.later(sql.INSERT_LEAF, leaf_rows, many=True)
+    db.later(sql.INSERT_NODE, node_rows, many=True)
+    db.later(sql.SET_LEDGER_SIZE, {"value": tail.size})
     session.info[_TAIL] = tail
     return first
 

@@ -24,6 +24,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
+from duopass.server.store import sql
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
 CHECKPOINT_WAIT_MS = 2_000
@@ -137,9 +139,11 @@ def _sqlite_engine(url: str) -> Engine:
 def _postgres_engine(url: str, connections: int) -> Engine:
     """A pool of `connections`, none beyond (no overflow): a thread that finds them all in use
     waits for one (30 s, then an error), so a server never holds more than it was given."""
-    return create_engine(
+    engine = create_engine(
         url, pool_size=connections, max_overflow=0, pool_pre_ping=True, hide_parameters=True
     )
+    event.listen(engine, "before_cursor_execute", sql.send_deferred)
+    return engine
 
 
 def read_only_engine(url: str) -> Engine:

@@ -10,11 +10,13 @@ dialect has them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -49,7 +51,15 @@ def _with_lock(sql: str, of: str = "") -> Locking:
 class Raw:
     """The DB-API connection of a session's transaction: one driver call per statement. Driver
     errors are raised as SQLAlchemy's (`IntegrityError`, `OperationalError`, ...), as from the
-    session, so the retry rule of units applies unchanged."""
+    session, so the retry rule of units applies unchanged.
+
+    On PostgreSQL, inside `deferred()`, writes whose result no one reads (`later`) wait and go
+    with the next statement that reads, in one pipeline: one round trip for all of them
+    (`fetch` reads several rows in one too). Any other statement on the connection, through
+    SQLAlchemy as well (`send_deferred`), sends them first, so the order of statements never
+    changes; only when a deferred write fails does: its error is raised by the statement that
+    sent it, at the latest when the block ends. On SQLite, a call into the library, every
+    statement runs when called."""
 
     def __init__(self, session: Session) -> None:
         connection = session.connection()
@@ -57,24 +67,37 @@ class Raw:
         self.is_sqlite = self._dialect.name == "sqlite"
         driver = connection.connection.driver_connection
         assert driver is not None
+        self._driver: Any = driver
         self._cursor = driver.cursor()
+        self._writes = driver.cursor()
+        self._info = connection.info
+        self._deferring = False
+        self._pending: list[tuple[str, Any, bool]] = []
 
     def _text(self, stmt: Statement | Locking) -> str:
         if isinstance(stmt, Locking):
             stmt = stmt.plain if self.is_sqlite else stmt.locked
         return stmt.named if self.is_sqlite else stmt.pyformat
 
-    def _execute(self, stmt: Statement | Locking, params: Any, *, many: bool = False) -> None:
-        text = self._text(stmt)
+    @contextmanager
+    def _errors(self, text: str, params: Any) -> Iterator[None]:
         try:
-            if many:
-                self._cursor.executemany(text, params)
-            else:
-                self._cursor.execute(text, params)
+            yield
         except self._dialect.loaded_dbapi.Error as exc:
             raise DBAPIError.instance(
                 text, params, exc, self._dialect.loaded_dbapi.Error, dialect=self._dialect
             ) from exc
+
+    def _execute(self, stmt: Statement | Locking, params: Any, *, many: bool = False) -> None:
+        text = self._text(stmt)
+        if self._pending:
+            self._round([(text, params, many)], self._cursor)
+            return
+        with self._errors(text, params):
+            if many:
+                self._cursor.executemany(text, params)
+            else:
+                self._cursor.execute(text, params)
 
     def one(self, stmt: Statement | Locking, params: Mapping[str, Any] | None = None) -> Any:
         """The first row (a tuple), or None."""
@@ -90,6 +113,82 @@ class Raw:
 
     def many(self, stmt: Statement, rows: Iterable[Mapping[str, Any]]) -> None:
         self._execute(stmt, list(rows), many=True)
+
+    def fetch(self, *reads: tuple[Statement | Locking, Mapping[str, Any]]) -> list[Any]:
+        """The first row (or None) of each read, run in order; on PostgreSQL sent together with
+        what waits, in one round trip (each read sees what committed before it ran)."""
+        if self.is_sqlite:
+            return [self.one(stmt, params) for stmt, params in reads]
+        cursors = self._round([(self._text(stmt), params, False) for stmt, params in reads])
+        return [cursor.fetchone() for cursor in cursors]
+
+    def later(self, stmt: Statement, params: Any = None, *, many: bool = False) -> None:
+        """A write whose result no one reads: inside `deferred()` it waits to go with the next
+        statement, else it runs now. `many`: `params` is a list of rows (executemany)."""
+        rows = list(params) if many else params or {}
+        if not self._deferring:
+            self._execute(stmt, rows, many=many)
+        elif not many or rows:
+            self._pending.append((self._text(stmt), rows, many))
+            self._info[_DEFERRED] = self
+
+    def sync(self) -> None:
+        """Send what waits now (its errors are raised here)."""
+        if self._pending:
+            self._round([])
+
+    def discard(self) -> list[str]:
+        """Forget what waits (the unit failed before sending it); the texts forgotten."""
+        dropped = [text for text, _, _ in self._pending]
+        self._pending.clear()
+        self._info.pop(_DEFERRED, None)
+        return dropped
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Let `later` writes wait (PostgreSQL); whatever waits is sent when the block ends,
+        or forgotten if it ends by an exception."""
+        if self.is_sqlite or self._deferring:
+            yield
+            return
+        self._deferring = True
+        try:
+            yield
+            self.sync()
+        except BaseException:
+            self.discard()
+            raise
+        finally:
+            self._deferring = False
+
+    def _round(self, then: list[tuple[str, Any, bool]], cursor: Any = None) -> list[Any]:
+        """Send what waits, then `then` (on `cursor`, else one cursor each), in one pipeline;
+        the cursors of `then`, in order."""
+        pending = self._pending
+        self._pending = []
+        self._info.pop(_DEFERRED, None)
+        statements = [(self._writes, *sent) for sent in pending]
+        statements += [(cursor or self._driver.cursor(), *sent) for sent in then]
+        texts = "; ".join(sent[1] for sent in statements)
+        with self._errors(texts, None), self._driver.pipeline():
+            for on, text, params, many in statements:
+                if many:
+                    on.executemany(text, params)
+                else:
+                    on.execute(text, params)
+        return [cursor for cursor, *_ in statements[len(pending) :]]
+
+
+_DEFERRED = "duopass_deferred"
+"""`Connection.info` key: the `Raw` whose writes wait, while some do."""
+
+
+def send_deferred(conn: Connection, *_: Any) -> None:
+    """SQLAlchemy's `before_cursor_execute` on PostgreSQL: the writes waiting in `Raw` go
+    first, so a statement never overtakes one issued before it."""
+    waiting = conn.info.get(_DEFERRED)
+    if waiting is not None:
+        waiting.sync()
 
 
 def raw(session: Session) -> Raw:
@@ -151,6 +250,15 @@ INSERT_TRANSACTION = statement(
     ":occurred_at, :business_date, :terminal_id, :memo) "
     "RETURNING id"
 )
+INSERT_NUMBERED_TRANSACTION = statement(
+    "INSERT INTO transactions "
+    "(id, kind, request_id, request_fingerprint, created_at, occurred_at, business_date, "
+    "terminal_id, memo) VALUES (:id, :kind, :request_id, :request_fingerprint, :created_at, "
+    ":occurred_at, :business_date, :terminal_id, :memo)"
+)
+NEXT_TRANSACTION_ID = statement("SELECT nextval(pg_get_serial_sequence('transactions', 'id'))")
+"""PostgreSQL: a transaction's id taken ahead (read with others), so that its insert needs no
+round trip of its own; an id taken and not used leaves a gap, as a rollback does."""
 INSERT_POSTING = statement(
     "INSERT INTO postings (transaction_id, account_id, amount) "
     "VALUES (:transaction_id, :account_id, :amount)"
