@@ -74,9 +74,9 @@ def test_sqlite_stays_one_process(tmp_path):
     assert done.stderr.count("\n") == 1
 
 
-def test_workers_book_each_payment_once_and_share_one_ledger(tmp_path, postgres_url):
+def test_workers_book_each_payment_once_and_share_one_ledger(tmp_path, request):
     data, port, log = tmp_path / "data", free_port(), tmp_path / "server.log"
-    db = _postgres_database(postgres_url)
+    db = _postgres_database(request)
     command = [sys.executable, "-m", "duopass", "serve", "--init", "--workers", str(WORKERS)]
     command += ["--db", db, "--data-dir", str(data)]
     with log.open("wb") as out:
