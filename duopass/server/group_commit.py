@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from queue import SimpleQueue
 from typing import Any, Generic, TypeVar
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from duopass.server.problems import Problem, ProblemCode
@@ -27,6 +28,8 @@ from duopass.server.unit_of_work import UNIT_ATTEMPTS, Unit, retrying
 
 T = TypeVar("T")
 BATCH_UNITS_MAX = 64
+AGAIN_MAX = 8
+"""Batches a unit may be moved out of by lock conflicts before it is answered 503 `busy`."""
 UNIT_WAIT_S = 30.0
 """Longest a request waits for its batch's commit; then 503 `busy` (its unit may still commit:
 the terminal retries with the same seq and gets the verdict it holds)."""
@@ -41,6 +44,8 @@ class _Unit(Generic[T]):
     future: asyncio.Future[T]
     outcome: tuple[bool, Any] = (False, None)
     """(True, result) or (False, exception), set by the writer before the batch commits."""
+    again: int = 0
+    """Batches this unit was moved out of by a lock conflict (`_LOCKED`)."""
 
 
 class GroupCommit:
@@ -90,18 +95,23 @@ class GroupCommit:
                     self._writer.start()
 
     def _write(self) -> None:
+        again: list[_Unit[Any]] = []
         while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
+            if again:
+                batch, again = again, []
+            else:
+                first = self._queue.get()
+                if first is None:
+                    return
+                batch = [first]
             try:
                 self._commit(batch)
             except BaseException as exc:  # no request is ever left waiting on a dead writer
                 log.exception("group commit failed")
                 for unit in batch:
                     unit.outcome = (False, exc)
-            _answer(batch)
+            again = _moved_out(batch)
+            _answer([unit for unit in batch if unit.outcome is not _LOCKED])
 
     def _commit(self, batch: list[_Unit[Any]]) -> None:
         """Run the batch in one transaction, taking in units queued meanwhile until none is
@@ -129,6 +139,32 @@ class GroupCommit:
                 self._queue.put(None)
                 return
             batch.append(unit)
+
+
+_LOCKED: tuple[bool, Any] = (False, object())  # its own object: compared by identity
+"""A unit's outcome when a lock conflict rolled it back: the lock may be held by another
+process's batch that waits on a lock this batch holds (PostgreSQL aborts one side of such a
+deadlock), so retrying inside this batch would meet the same conflict; it runs again in the
+next batch, after this one's commit has released everything."""
+
+
+def _moved_out(batch: list[_Unit[Any]]) -> list[_Unit[Any]]:
+    """The units a lock conflict rolled back, for the next batch; one moved out too often is
+    answered 503 `busy` (the terminal sends the same request again)."""
+    again = []
+    for unit in batch:
+        if unit.outcome is _LOCKED:
+            unit.again += 1
+            if unit.again > AGAIN_MAX:
+                busy = Problem(ProblemCode.BUSY, "busy with other requests: send it again")
+                unit.outcome = (False, busy)
+            else:
+                again.append(unit)
+    return again
+
+
+class _Locked(Exception):
+    """A unit's statement met a lock conflict (OperationalError); its savepoint is undone."""
 
 
 class _Broken(Exception):
@@ -161,13 +197,15 @@ def _in_savepoint(
                 session.flush()  # ORM writes too belong inside the savepoint
                 db.later(sql.RELEASE)
                 db.sync()
-            except Exception:
+            except Exception as exc:
                 if sql.SAVEPOINT.pyformat not in db.discard():  # else nothing was sent
                     _control(db, sql.ROLLBACK_TO)
                     _control(db, sql.RELEASE)
                 session.expunge_all()
                 session.info.clear()
                 session.info.update(kept)
+                if isinstance(exc, OperationalError):
+                    raise _Locked from exc
                 raise
         return result
 
@@ -175,6 +213,8 @@ def _in_savepoint(
         return True, retrying(attempt)
     except _Broken:
         raise
+    except _Locked:
+        return _LOCKED
     except Exception as exc:
         return False, exc
 
