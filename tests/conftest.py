@@ -3,6 +3,7 @@ they share (tests/pg.py), stopped when the run ends."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -40,3 +41,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 _SHARE = pytest.StashKey[Path]()
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored():
+    """A command run in process (`CliRunner`) may point the root logger at its own output,
+    which is closed when it returns; the next test's log records must not go there."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -72,11 +72,15 @@ def serve(
     from duopass.server import logbook
     from duopass.server.runner import CannotStart, hold_store, listen
 
-    logbook.configure(access_log=access_log)
     mail = {"smtp_host": smtp_host, "smtp_port": smtp_port, "smtp_from": smtp_from}
     settings = _settings(db, data_dir, issuer, policy_file=policy, **mail)
-    try:
+    try:  # flags that cannot go together: refused before the log is set up, or anything is done
         _check_workers(workers, settings, metrics=metrics_port is not None)
+    except CannotStart as exc:
+        typer.echo(f"duopass: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    logbook.configure(access_log=access_log)
+    try:
         listener = listen(host, port)  # first: a port in use is said before anything else
         _make_private(data_dir, settings.db_url)
         keyring = _keyring(data_dir, issuer, create=demo or init)
