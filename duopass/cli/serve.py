@@ -74,11 +74,7 @@ def serve(
 
     mail = {"smtp_host": smtp_host, "smtp_port": smtp_port, "smtp_from": smtp_from}
     settings = _settings(db, data_dir, issuer, policy_file=policy, **mail)
-    try:  # flags that cannot go together: refused before the log is set up, or anything is done
-        _check_workers(workers, settings, metrics=metrics_port is not None)
-    except CannotStart as exc:
-        typer.echo(f"duopass: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    _refuse_workers(workers, settings, metrics=metrics_port is not None)  # before the log
     logbook.configure(access_log=access_log)
     try:
         listener = listen(host, port)  # first: a port in use is said before anything else
@@ -113,6 +109,18 @@ def _run(app: FastAPI, listener: socket.socket) -> None:
     host, port = listener.getsockname()[:2]
     config = uvicorn_config(app, host=host, port=port, log_config=None, access_log=False)
     uvicorn.Server(config).run(sockets=[listener])
+
+
+def _refuse_workers(workers: int, settings: Settings, *, metrics: bool) -> None:
+    """Flags that cannot go together with `--workers`: one line, exit 2, before the log is set
+    up or anything is done."""
+    from duopass.server.runner import CannotStart
+
+    try:
+        _check_workers(workers, settings, metrics=metrics)
+    except CannotStart as exc:
+        typer.echo(f"duopass: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 def _check_workers(workers: int, settings: Settings, *, metrics: bool) -> None:
