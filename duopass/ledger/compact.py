@@ -74,21 +74,7 @@ class CompactRange:
 
     def append(self, leaf_hash: LeafHash) -> Appended:
         """Add leaf number `size`; return what to store (the leaf first) and the new root."""
-        if len(leaf_hash) != HASH_BYTES:
-            raise ValueError("a leaf hash is 32 bytes")
-        if self.size == TREE_SIZE_MAX:
-            raise ValueError("the log is full")
-        index = self.size
-        border = list(self.border)
-        merged: bytes = leaf_hash
-        stored = [StoredNode(NodeId(0, index), NodeHash(merged))]
-        level = 0
-        while (index >> level) & 1:  # one merge per trailing one bit of the old size
-            merged = hash_children(border.pop(), merged)
-            level += 1
-            stored.append(StoredNode(NodeId(level, index >> level), NodeHash(merged)))
-        border.append(NodeHash(merged))
-        after = CompactRange(index + 1, tuple(border))
+        after, stored = self.grow([leaf_hash])
         assert after.nodes()[-1] == stored[-1].node  # the merged subtree ends the new border
         return Appended(after, tuple(stored), after.root())
 

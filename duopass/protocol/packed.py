@@ -41,11 +41,7 @@ class _Group:
     def lower(self, item: bytes) -> int:
         """The position of the first entry not below `item`."""
         width, data = self.width, self.data
-        if self.index is None:
-            low, high = 0, self.count
-        else:
-            prefix = item[0] << 8 | item[1]
-            low, high = self.index[prefix], self.index[prefix + 1]
+        low, high = self._run(item)
         while low < high:
             middle = (low + high) >> 1
             at = middle * width
@@ -55,17 +51,20 @@ class _Group:
                 high = middle
         return low
 
+    def _run(self, item: bytes) -> tuple[int, int]:
+        """The entries `item` can be among: those sharing its 16-bit prefix, when indexed."""
+        if self.index is None:
+            return 0, self.count
+        prefix = item[0] << 8 | item[1]
+        return self.index[prefix], self.index[prefix + 1]
+
     def has(self, item: bytes) -> bool:
         """Narrow to a run of at most `_SCAN` entries (the prefix index, then bisection), then
         one C substring search over the run; a match must start on an entry's boundary."""
         width, data = self.width, self.data
         if width == 0:
             return self.count == 1
-        if self.index is None:
-            low, high = 0, self.count
-        else:
-            prefix = item[0] << 8 | item[1]
-            low, high = self.index[prefix], self.index[prefix + 1]
+        low, high = self._run(item)
         while high - low > _SCAN:
             middle = (low + high) >> 1
             at = middle * width
