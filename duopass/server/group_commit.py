@@ -184,8 +184,10 @@ def _in_savepoint(
 ) -> tuple[bool, Any]:
     """One unit under its own savepoint, retried like a unit of its own; a failure rolls back
     its writes (and what it kept in `session.info`) and is its answer alone. On PostgreSQL the
-    savepoint, the release and the unit's writes go with its reads (`sql.Raw.deferred`): a few
-    round trips a unit, its last one ending it, so an error is always the unit's own."""
+    savepoint and the unit's writes go with its reads (`sql.Raw.deferred`): a few round trips a
+    unit, its last one ending it, so an error is always the unit's own. A unit that succeeds
+    leaves its savepoint for the commit to end (one statement fewer a unit): the next unit's
+    savepoint nests in it, and a rollback goes to the newest savepoint of the name, its own."""
     db = sql.raw(session)
     kept = dict(session.info)
 
@@ -195,7 +197,6 @@ def _in_savepoint(
             try:
                 result = work(make_unit(session))
                 session.flush()  # ORM writes too belong inside the savepoint
-                db.later(sql.RELEASE)
                 db.sync()
             except Exception as exc:
                 if sql.SAVEPOINT.pyformat not in db.discard():  # else nothing was sent

@@ -110,6 +110,13 @@ def post(
     row.update(request_id=request_id, request_fingerprint=request_fingerprint)
     if txn_id is None:
         (txn_id,) = db.one(sql.INSERT_TRANSACTION, row)
+    elif not db.is_sqlite and len({a for a, _ in legs}) == len(legs):
+        params: dict[str, object] = {**row, "id": txn_id}
+        for n, (account_id, amount) in enumerate(legs):
+            params.update({f"a{n}": account_id, f"m{n}": amount})
+            params[f"r{n}"] = released.get(account_id, 0)
+        db.later(sql.movement_writes(len(legs)), params)
+        return int(txn_id)
     else:
         db.later(sql.INSERT_NUMBERED_TRANSACTION, {**row, "id": txn_id})
     db.later(sql.INSERT_POSTING, _postings(txn_id, legs), many=True)

@@ -71,20 +71,24 @@ def scan(unit: Unit, *, terminal: TerminalRow, request: ScanRequest) -> dict[str
         return dict(json.loads(verdict))
     if journaled is not None:  # the terminal decided it and said so in its journal (§5.1)
         return _journaled(bytes(journaled), request)
+    counter = None
     if isinstance(code, Reason):
         answer = _answer(code)
     else:
-        answer = _decide(unit, code, read, terminal=terminal, request=request)
-    db.later(
-        sql.INSERT_SCAN,
-        {
-            **key,
-            "received_at": unit.now,
-            "verdict": json.dumps(answer),
-            "request_fingerprint": fingerprint,
-            "provisional": True,
-        },
-    )
+        answer, counter = _decide(unit, code, read, terminal=terminal, request=request)
+    row = {
+        **key,
+        "received_at": unit.now,
+        "verdict": json.dumps(answer),
+        "request_fingerprint": fingerprint,
+        "provisional": True,
+    }
+    if counter is not None and not db.is_sqlite:
+        db.later(sql.INSERT_COUNTER_AND_SCAN, {**counter, **row})
+        return answer
+    if counter is not None:
+        db.later(sql.INSERT_COUNTER, counter)
+    db.later(sql.INSERT_SCAN, row)
     return answer
 
 
@@ -103,36 +107,40 @@ def _read(unit: Unit, key: dict[str, Any], code: Code | Reason, mode: Mode) -> _
     after the lock: every operation on an account waits for the one before it) and a payment's
     transaction id: one round trip on PostgreSQL."""
     db = sql.raw(unit.session)
-    reads: list[tuple[sql.Statement | sql.Locking, dict[str, Any]]] = [(sql.SETTLED, key)]
     if isinstance(code, Reason) or code.credential.claims.iss != unit.settings.issuer:
-        return _Read(db.fetch(*reads)[0], None, {}, None)
+        return _Read(db.fetch((sql.SETTLED, key))[0], None, {}, None)
+    numbered = mode is Mode.PAY and not db.is_sqlite
+    settled = sql.SETTLED_NUMBERED if numbered else sql.SETTLED
+    reads: list[tuple[sql.Statement | sql.Locking, dict[str, Any]]] = [(settled, key)]
     cti = code.credential.claims.cti
     reads.append((sql.PAYER, {"cti": cti}))
     counter = None if code.dynamic is None else (cti, code.dynamic.ctr)
     if counter is not None:
         reads.append((sql.COUNTER_SEEN, {"cti": cti, "ctr": counter[1]}))
-    numbered = mode is Mode.PAY and not db.is_sqlite
-    if numbered:
-        reads.append((sql.NEXT_TRANSACTION_ID, {}))
     rows = db.fetch(*reads)
     return _Read(
-        rows[0],
+        rows[0][:3],
         None if rows[1] is None else Payer._make(rows[1]),
         {} if counter is None else {counter: rows[2] is not None},
-        int(rows[-1][0]) if numbered else None,
+        int(rows[0][3]) if numbered else None,
     )
+
+
+Counter = dict[str, Any]
+"""The `counters_seen` row an acceptance adds (`sql.INSERT_COUNTER`), written with the scan's."""
 
 
 def _decide(
     unit: Unit, code: Code, read: _Read, *, terminal: TerminalRow, request: ScanRequest
-) -> dict[str, Any]:
-    """Run §3 against the whole system, then book what an acceptance changes."""
+) -> tuple[dict[str, Any], Counter | None]:
+    """Run §3 against the whole system, then book what an acceptance changes: the answer, and
+    the counter it accepted, for the caller to write."""
     verdict = _verify(unit, code, read, terminal=terminal, request=request)
     if not verdict.ok:
-        return _answer(verdict.reason, code)
+        return _answer(verdict.reason, code), None
     assert read.payer is not None
     if request.mode is Mode.IDENTITY:
-        return _answer(Reason.OK, code)
+        return _answer(Reason.OK, code), None
     return _accept(unit, code, read, verdict.ctr, terminal=terminal, request=request)
 
 
@@ -162,7 +170,7 @@ def _accept(
     *,
     terminal: TerminalRow,
     request: ScanRequest,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], Counter | None]:
     """An accepted payment or entry: the money (a payment within its hold plus the free funds,
     §3 online) or the check-in on the gate's list (its rules may still refuse), the ledger
     event and the counter, in the unit's transaction."""
@@ -177,7 +185,7 @@ def _accept(
         hold = domain.hold_of(payer.terms, ctr)
         free = domain.free_funds(balance=payer.balance, overdraft=payer.overdraft, held=payer.held)
         if not domain.payable(request.amount, hold=hold, free=free):
-            return _answer(Reason.INSUFFICIENT_FUNDS, code)
+            return _answer(Reason.INSUFFICIENT_FUNDS, code), None
         assert terminal.merchant_account_id is not None, "a till has a merchant"
         txn_id = accounts.post(
             unit,
@@ -199,24 +207,22 @@ def _accept(
             unit, terminal_id=terminal.id, event_id=terminal.event, claims=claims, seq=request.seq
         )
         if refused is not Reason.OK:
-            return _answer(refused, code)
+            return _answer(refused, code), None
         tlog.append(unit, EventType.ENTRY, {**scan_event, "ctr": -1 if ctr is None else ctr})
-    if ctr is not None:
-        assert code.dynamic is not None
-        sql.raw(unit.session).later(
-            sql.INSERT_COUNTER,
-            {
-                "cti": claims.cti,
-                "ctr": ctr,
-                "ts": code.dynamic.ts,
-                "terminal_id": terminal.id,
-                "seq": request.seq,
-                "amount": request.amount or 0,
-                "hold": hold,
-                "transaction_id": txn_id,
-            },
-        )
-    return _answer(Reason.OK, code)
+    if ctr is None:
+        return _answer(Reason.OK, code), None
+    assert code.dynamic is not None
+    counter = {
+        "cti": claims.cti,
+        "ctr": ctr,
+        "ts": code.dynamic.ts,
+        "terminal_id": terminal.id,
+        "seq": request.seq,
+        "amount": request.amount or 0,
+        "hold": hold,
+        "transaction_id": txn_id,
+    }
+    return _answer(Reason.OK, code), counter
 
 
 def _journaled(data: bytes, request: ScanRequest) -> dict[str, Any]:

@@ -70,6 +70,8 @@ class Raw:
         self._driver: Any = driver
         self._cursor = driver.cursor()
         self._writes = driver.cursor()
+        self._reads: list[Any] = []
+        """Cursors of `fetch`, reused: each read's row is taken before the next round."""
         self._info = connection.info
         self._deferring = False
         self._pending: list[tuple[str, Any, bool]] = []
@@ -168,7 +170,12 @@ class Raw:
         self._pending = []
         self._info.pop(_DEFERRED, None)
         statements = [(self._writes, *sent) for sent in pending]
-        statements += [(cursor or self._driver.cursor(), *sent) for sent in then]
+        if cursor is None:
+            while len(self._reads) < len(then):
+                self._reads.append(self._driver.cursor())
+            statements += [(on, *sent) for on, sent in zip(self._reads, then, strict=False)]
+        else:
+            statements += [(cursor, *sent) for sent in then]
         texts = "; ".join(sent[1] for sent in statements)
         with self._errors(texts, None), self._driver.pipeline():
             for on, text, params, many in statements:
@@ -207,6 +214,13 @@ SETTLED = statement(
 )
 """What the server already holds for a (terminal, seq): its online verdict and the request it
 answered, the terminal's journal entry, both or neither (one row, one round trip on every scan)."""
+SETTLED_NUMBERED = statement(
+    "SELECT s.verdict, s.request_fingerprint, j.data, "
+    "nextval(pg_get_serial_sequence('transactions', 'id')) FROM (SELECT 1 AS one) AS k "
+    "LEFT JOIN scans s ON s.terminal_id = :terminal_id AND s.seq = :seq "
+    "LEFT JOIN journal_entries j ON j.terminal_id = :terminal_id AND j.seq = :seq"
+)
+"""PostgreSQL: `SETTLED` with a payment's transaction id taken ahead (`NEXT_TRANSACTION_ID`)."""
 INSERT_SCAN = statement(
     "INSERT INTO scans (terminal_id, seq, received_at, verdict, request_fingerprint, provisional) "
     "VALUES (:terminal_id, :seq, :received_at, :verdict, :request_fingerprint, :provisional)"
@@ -222,6 +236,15 @@ PAYER = _with_lock(
 """A credential with its holder and their account, the account locked: every operation on an
 account waits here for the one before it."""
 COUNTER_SEEN = statement("SELECT 1 FROM counters_seen WHERE cti = :cti AND ctr = :ctr")
+INSERT_COUNTER_AND_SCAN = statement(
+    "WITH c AS (INSERT INTO counters_seen "
+    "(cti, ctr, ts, terminal_id, seq, amount, hold, transaction_id) "
+    "VALUES (:cti, :ctr, :ts, :terminal_id, :seq, :amount, :hold, :transaction_id)) "
+    "INSERT INTO scans (terminal_id, seq, received_at, verdict, request_fingerprint, provisional) "
+    "VALUES (:terminal_id, :seq, :received_at, :verdict, :request_fingerprint, :provisional)"
+)
+"""PostgreSQL: an accepted scan's counter and its scan row in one statement (the counter's
+`terminal_id` and `seq` are the scan's)."""
 INSERT_COUNTER = statement(
     "INSERT INTO counters_seen (cti, ctr, ts, terminal_id, seq, amount, hold, transaction_id) "
     "VALUES (:cti, :ctr, :ts, :terminal_id, :seq, :amount, :hold, :transaction_id)"
@@ -285,3 +308,44 @@ def nodes_query(count: int) -> Statement:
     wanted = " OR ".join(f'(level = :l{n} AND "index" = :i{n})' for n in range(count))
     # only bind-parameter names are interpolated; every value is bound
     return statement(f'SELECT level, "index", hash FROM ledger_nodes WHERE {wanted}')  # noqa: S608
+
+
+_MOVEMENT_COLUMNS = (
+    "id, kind, request_id, request_fingerprint, created_at, occurred_at, business_date, "
+    "terminal_id, memo"
+)
+
+
+@cache
+def movement_writes(legs: int) -> Statement:
+    """PostgreSQL: a movement whose id was taken ahead, in one statement (one parse, one
+    execution instead of one a row): its transaction, its `legs` postings and the balance and
+    hold change of each leg's account (`:a0, :m0, :r0` ...: account, amount, released; the
+    accounts distinct, as an UPDATE changes a row once). Data-modifying CTEs run once each
+    and the foreign keys are checked when the statement ends, when all rows are in."""
+    values = ", ".join(f"(:id, :a{n}, :m{n})" for n in range(legs))
+    changes = ", ".join(
+        f"(CAST(:a{n} AS BIGINT), CAST(:m{n} AS BIGINT), CAST(:r{n} AS BIGINT))"
+        for n in range(legs)
+    )
+    placeholders = ", ".join(f":{name.strip()}" for name in _MOVEMENT_COLUMNS.split(","))
+    # only bind-parameter names are interpolated; every value is bound
+    return statement(
+        f"WITH t AS (INSERT INTO transactions ({_MOVEMENT_COLUMNS}) VALUES ({placeholders})), "  # noqa: S608
+        f"p AS (INSERT INTO postings (transaction_id, account_id, amount) VALUES {values}) "
+        "UPDATE accounts SET balance = accounts.balance + v.amount, "
+        "held = accounts.held - v.released "
+        f"FROM (VALUES {changes}) AS v (id, amount, released) WHERE accounts.id = v.id"
+    )
+
+
+@cache
+def ledger_writes(nodes: int) -> Statement:
+    """PostgreSQL: one leaf (`:index`, `:data`), the `nodes` perfect-subtree hashes it completes
+    (`:l0, :i0, :h0` ...) and the new size, in one statement (see `movement_writes`)."""
+    hashes = ", ".join(f"(:l{n}, :i{n}, :h{n})" for n in range(nodes))
+    # only bind-parameter names are interpolated; every value is bound
+    stored = f', n AS (INSERT INTO ledger_nodes (level, "index", hash) VALUES {hashes})'  # noqa: S608
+    leaf = 'WITH l AS (INSERT INTO ledger_leaves ("index", data) VALUES (:index, :data))'
+    size = " UPDATE meta SET value = :value WHERE name = 'ledger_size'"
+    return statement(leaf + (stored if nodes else "") + size)
