@@ -81,25 +81,29 @@ class Raw:
             stmt = stmt.plain if self.is_sqlite else stmt.locked
         return stmt.named if self.is_sqlite else stmt.pyformat
 
+    def _raised(self, text: str, params: Any, exc: Exception) -> Exception:
+        error = self._dialect.loaded_dbapi.Error
+        return DBAPIError.instance(text, params, exc, error, dialect=self._dialect)
+
     @contextmanager
     def _errors(self, text: str, params: Any) -> Iterator[None]:
         try:
             yield
         except self._dialect.loaded_dbapi.Error as exc:
-            raise DBAPIError.instance(
-                text, params, exc, self._dialect.loaded_dbapi.Error, dialect=self._dialect
-            ) from exc
+            raise self._raised(text, params, exc) from exc
 
     def _execute(self, stmt: Statement | Locking, params: Any, *, many: bool = False) -> None:
         text = self._text(stmt)
         if self._pending:
             self._round([(text, params, many)], self._cursor)
             return
-        with self._errors(text, params):
+        try:  # not `_errors`: a context manager a statement costs as much as SQLite's call
             if many:
                 self._cursor.executemany(text, params)
             else:
                 self._cursor.execute(text, params)
+        except self._dialect.loaded_dbapi.Error as exc:
+            raise self._raised(text, params, exc) from exc
 
     def one(self, stmt: Statement | Locking, params: Mapping[str, Any] | None = None) -> Any:
         """The first row (a tuple), or None."""
