@@ -57,8 +57,8 @@ class Settings(BaseSettings):
     key_publish_ahead_days: int = Field(default=7, ge=1, le=30)
     static_tickets: bool = False
     http_parser: Literal["httptools", "h11"] = "httptools"
-    """What parses HTTP/1.1 (api.deadlines): httptools (llhttp, in C), or h11 (pure Python, the
-    slower by about 1 ms of CPU a request), each with the same deadlines and limits."""
+    """What parses HTTP/1.1 (api.deadlines): httptools (llhttp, in C), or h11 (pure Python, some
+    0.3 ms of CPU a request more), each with the same deadlines and limits."""
     header_timeout_s: float = Field(default=5.0, gt=0, le=300)
     """A request's headers arrive within this of its first byte, or the connection is closed:
     ours fit in one TCP segment, and 5 s covers two lost and resent (server.deadlines)."""
