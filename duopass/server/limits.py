@@ -19,6 +19,9 @@ ROW_ID_MAX: Final = 2**31 - 1
 """Largest row id a request may name (ids are 32-bit in both databases' tables)."""
 TIME_MAX: Final = 2**40
 REASON_CHARS_MAX: Final = 500
+REQUEST_HEAD_BYTES_MAX: Final = 16 * 1024
+"""Largest request head (request line and headers) still incomplete: h11's own limit, which the
+httptools server is held to as well (api.deadlines); a longer one is answered 400."""
 CONTENT_LENGTH_DIGITS_MAX: Final = 20
 """Longest `Content-Length` read (h11's own limit); a longer one is over every body limit."""
 PARAM_DIGITS_MAX: Final = 20

@@ -18,6 +18,7 @@ from sqlalchemy import make_url
 
 from duopass import lockfile
 from duopass.server.api import deadlines
+from duopass.server.limits import REQUEST_HEAD_BYTES_MAX
 
 __all__ = ["CannotStart", "hold_store", "listen", "uvicorn_config"]
 
@@ -38,6 +39,8 @@ def uvicorn_config(app: FastAPI, *, host: str, port: int, **options: Any) -> uvi
         host=host,
         port=port,
         http=deadlines.protocol(app.state.context.settings),
+        h11_max_incomplete_event_size=REQUEST_HEAD_BYTES_MAX,
+        loop="uvloop",
         date_header=False,
         **options,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
@@ -55,6 +56,9 @@ class Settings(BaseSettings):
     clock_skew_s: int = Field(default=CLOCK_SKEW_DEFAULT_S, ge=0, le=3600)
     key_publish_ahead_days: int = Field(default=7, ge=1, le=30)
     static_tickets: bool = False
+    http_parser: Literal["httptools", "h11"] = "httptools"
+    """What parses HTTP/1.1 (api.deadlines): httptools (llhttp, in C), or h11 (pure Python, some
+    0.3 ms of CPU a request more), each with the same deadlines and limits."""
     header_timeout_s: float = Field(default=5.0, gt=0, le=300)
     """A request's headers arrive within this of its first byte, or the connection is closed:
     ours fit in one TCP segment, and 5 s covers two lost and resent (server.deadlines)."""

@@ -19,7 +19,7 @@ import pytest
 
 from duopass.demo.serving import free_port, wait_until_up
 from duopass.server.api.middleware import BodyLimit
-from duopass.server.limits import BODY_BYTES_MAX
+from duopass.server.limits import BODY_BYTES_MAX, REQUEST_HEAD_BYTES_MAX
 from duopass.server.problems import ProblemCode
 from tests.server.harness import Running, enrolled_till, ready_wallet, running_server
 from tests.server.raw import (
@@ -267,13 +267,15 @@ HEADER_TIMEOUT_S, BODY_TIMEOUT_S = 2.0, 3.0
 """Short deadlines for the impatient server; the tests only say `closed before HANG_GUARD_S`."""
 
 
-@pytest.fixture
-def impatient(tmp_path) -> Iterator[Running]:
+@pytest.fixture(params=["httptools", "h11"])
+def impatient(tmp_path, request) -> Iterator[Running]:
+    """A server of short deadlines, on each HTTP parser the server can run (`http_parser`)."""
     with running_server(
         f"sqlite:///{tmp_path / 'duopass.db'}",
         tmp_path / "data",
         header_timeout_s=HEADER_TIMEOUT_S,
         body_timeout_s=BODY_TIMEOUT_S,
+        http_parser=request.param,
     ) as running:
         yield running
 
@@ -306,6 +308,24 @@ def test_a_body_that_stalls_is_closed(impatient, signed):
         assert impatient.http.get("/v1/ping").json() == {"ok": True}
         assert closed_by_server(sock)
     assert not [r for r in records if r.exc_info or r.levelno >= logging.ERROR], records
+
+
+def test_a_head_over_the_limit_is_refused_on_either_parser(impatient):
+    """h11 refuses a head still incomplete past 16 KiB; llhttp buffers nothing, so the
+    httptools protocol counts for it. Sent in pieces, as a head larger than a segment comes."""
+    with logged() as records, socket.create_connection(address(impatient.url)) as sock:
+        sock.sendall(b"GET /v1/ping HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        for n in range(REQUEST_HEAD_BYTES_MAX // 1000 + 1):  # the last one crosses it
+            sock.sendall(f"X-Pad-{n}: ".encode() + b"y" * 990 + b"\r\n")
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert not [r for r in records if r.levelno >= logging.ERROR], records
+
+
+def test_a_head_within_the_limit_is_served_on_either_parser(impatient):
+    pads = {f"X-Pad-{n}": "y" * 990 for n in range(REQUEST_HEAD_BYTES_MAX // 1000 - 2)}
+    answer = exchange(impatient.url, request("GET", "/v1/ping", pads))
+    assert answer.status == 200, answer
 
 
 def test_a_slowloris_is_closed_however_steadily_it_dribbles(impatient):

@@ -13,7 +13,9 @@ names and lose their values. Off with `duopass serve --no-access-log`.
 from __future__ import annotations
 
 import logging
+import re
 import time
+from functools import lru_cache
 from urllib.parse import parse_qsl, quote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -54,7 +56,13 @@ class AccessLog:
 
 
 def _log(scope: Scope, status: int, sent: int, started: float) -> None:
-    headers = {k.lower(): v for k, v in scope.get("headers", [])}
+    referer = agent = "-"
+    for raw_name, value in scope.get("headers", []):
+        name = raw_name.lower()
+        if name == b"referer":
+            referer = _cut(value.decode("latin-1"))
+        elif name == b"user-agent":
+            agent = _cut(value.decode("latin-1"))
     client = scope.get("client")
     host = client[0] if client else "-"
     target = (scope.get("raw_path") or scope.get("path", "").encode()).decode("latin-1")
@@ -62,29 +70,28 @@ def _log(scope: Scope, status: int, sent: int, started: float) -> None:
     if query:
         target += "?" + redacted_query(query)
     request_line = f"{scope.get('method', '-')} {target} HTTP/{scope.get('http_version', '1.1')}"
-    referer = _header(headers, b"referer")
-    agent = _header(headers, b"user-agent")
-    ACCESS.info(
-        combined(
-            host,
-            at=started,
-            request_line=request_line,
-            status=status,
-            sent=sent,
-            referer=referer,
-            agent=agent,
-        ),
-        extra={
-            "event": Event.REQUEST.value,
-            "fields": {
-                "client": host,
-                "method": scope.get("method"),
-                "path": _cut(scope.get("path", "")),
-                "status": status,
-                "bytes": sent,
-                "duration_ms": round((time.time() - started) * 1000, 1),
-            },
-        },
+    message = combined(
+        host,
+        at=started,
+        request_line=request_line,
+        status=status,
+        sent=sent,
+        referer=referer,
+        agent=agent,
+    )
+    fields = {
+        "client": host,
+        "method": scope.get("method"),
+        "path": _cut(scope.get("path", "")),
+        "status": status,
+        "bytes": sent,
+        "duration_ms": round((time.time() - started) * 1000, 1),
+    }
+    # As ACCESS.info(message, extra=...) would, less its search of the stack for the caller's
+    # file and line, which no line shows
+    extra = {"event": Event.REQUEST.value, "fields": fields}
+    ACCESS.handle(
+        ACCESS.makeRecord(ACCESS.name, logging.INFO, "", 0, message, (), None, None, extra)
     )
 
 
@@ -92,12 +99,17 @@ def combined(
     host: str, *, at: float, request_line: str, status: int, sent: int, referer: str, agent: str
 ) -> str:
     """`host ident user [time] "request" status bytes "referer" "user-agent"`."""
-    stamp = time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(at))
     size = str(sent) if sent else "-"
     return (
-        f'{host} - - [{stamp}] "{_quoted(request_line)}" {status} {size} '
+        f'{host} - - [{_stamp(int(at))}] "{_quoted(request_line)}" {status} {size} '
         f'"{_quoted(referer)}" "{_quoted(agent)}"'
     )
+
+
+@lru_cache(maxsize=4)
+def _stamp(second: int) -> str:
+    """The local time of a second as the combined log form writes it (made once a second)."""
+    return time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(second))
 
 
 PERSONAL_PARAMS = frozenset({"q"})
@@ -119,9 +131,8 @@ def _hidden(name: str) -> bool:
     return secret_name(name) or name.lower() in PERSONAL_PARAMS
 
 
-def _header(headers: dict[bytes, bytes], name: bytes) -> str:
-    value = headers.get(name)
-    return "-" if value is None else _cut(value.decode("latin-1"))
+_PLAIN = re.compile(r"[ !#-\[\]-~]*")
+"""Printable ASCII but `"` and `\\`: a field `_quoted` leaves as it is."""
 
 
 def _cut(text: str) -> str:
@@ -130,8 +141,11 @@ def _cut(text: str) -> str:
 
 def _quoted(text: str) -> str:
     """As Apache writes a quoted field: `"` and `\\` escaped, other controls as `\\xhh`."""
+    text = _cut(text)
+    if _PLAIN.fullmatch(text):
+        return text  # the usual field: printable ASCII, nothing to escape
     out = []
-    for char in _cut(text):
+    for char in text:
         if char in '"\\':
             out.append("\\" + char)
         elif not char.isprintable() or ord(char) > 0x7E:

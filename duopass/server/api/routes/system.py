@@ -20,7 +20,7 @@ def healthz(ctx: Ctx) -> dict[str, str]:
 
 
 @router.get("/v1/ping")
-def ping() -> dict[str, bool]:
+async def ping() -> dict[str, bool]:
     """Alive, touching nothing: for load balancers, and the benchmark's empty endpoint."""
     return {"ok": True}
 
