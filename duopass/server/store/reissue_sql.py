@@ -1,12 +1,12 @@
-"""Prepared SQL for a reissue's input document (`services.reissue_inputs`): the server's records
-a decision is made on, in two statements on the driver (`sql.Raw`) instead of one ORM query per
-fact."""
+"""Prepared SQL for a reissue (`services.reissue_inputs`, `services.reissue`): the server's
+records a decision is made on, and the terms its new credential is minted on, in a few
+statements on the driver (`sql.Raw`) instead of one ORM query per fact."""
 
 from __future__ import annotations
 
 from duopass.server.store.sql import statement
 
-__all__ = ["FACTS", "VENUES"]
+__all__ = ["FACTS", "TERMS", "VENUES"]
 
 FACTS = statement(
     "SELECT o.code, o.paid_by, o.amount, o.currency, o.payment_leaf, o.created_at, "
@@ -32,3 +32,9 @@ VENUES = statement(
     "FROM venues v ORDER BY v.id"
 )
 """Every venue, with whether it is one of the event's."""
+TERMS = statement(
+    "SELECT e.doors, e.ends, k.entries FROM events e, ticket_types k "
+    "WHERE e.id = :event AND k.id = :kind"
+)
+"""What minting a ticket's credential needs of its event and ticket type (with the event's
+venues, `checkin_sql.VENUES`)."""
