@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import select
 
@@ -25,7 +25,9 @@ from duopass.tickets.checkin import ENTRY, Decision, ListRules, Past, Refusal, d
 
 __all__ = [
     "GATE_REASONS",
+    "ListRow",
     "Made",
+    "Recorded",
     "add_list",
     "assign_gate",
     "checkin_list",
@@ -105,7 +107,18 @@ def of_event(session: Any, event_id: str) -> list[CheckinList]:
     )
 
 
-def rules_of(row: CheckinList) -> ListRules:
+class ListRow(NamedTuple):
+    """A check-in list's row, read without the ORM (the redeem route)."""
+
+    id: int
+    event_id: str
+    name: str
+    ticket_types: str | None
+    allow_reentry: bool
+    entry_limit: int | None
+
+
+def rules_of(row: CheckinList | ListRow) -> ListRules:
     types = None if row.ticket_types is None else frozenset(json.loads(row.ticket_types))
     return ListRules(row.id, types, row.allow_reentry, row.entry_limit)
 
@@ -223,7 +236,37 @@ def record(
     return checkin
 
 
-def leaf_body(checkin: Checkin, ticket: Ticket) -> dict[str, Any]:
+class Recorded(Protocol):
+    """What a check-in's ledger event tells of it: a `Checkin` row, or the redeem route's."""
+
+    @property
+    def list_id(self) -> int: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def at(self) -> int: ...
+    @property
+    def cti(self) -> bytes | None: ...
+    @property
+    def gen(self) -> int | None: ...
+    @property
+    def nonce(self) -> str | None: ...
+    @property
+    def forced(self) -> bool: ...
+    @property
+    def terminal_id(self) -> str | None: ...
+    @property
+    def seq(self) -> int | None: ...
+    @property
+    def staff_id(self) -> int | None: ...
+
+
+class _Subject(Protocol):
+    @property
+    def sub(self) -> str: ...
+
+
+def leaf_body(checkin: Recorded, ticket: _Subject) -> dict[str, Any]:
     """The `checkin` ledger event's body."""
     body: dict[str, Any] = {
         "ticket": ticket.sub,

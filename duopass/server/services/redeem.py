@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
-
-from sqlalchemy import select
+from typing import Any, NamedTuple
 
 from duopass.ledger.events import EventType
 from duopass.protocol.cbor import MalformedError
@@ -24,14 +22,14 @@ from duopass.protocol.code import Code, FormatError, decode_code
 from duopass.protocol.reasons import Reason
 from duopass.protocol.verify import Mode, TerminalConfig, verify_code
 from duopass.server.problems import Problem, ProblemCode
-from duopass.server.services import checkins, events, tickets, tlog
-from duopass.server.services.checkins import Made
+from duopass.server.services import checkin_reads, checkins, tlog
+from duopass.server.services.checkin_reads import Read, TicketRow
+from duopass.server.services.checkins import ListRow
 from duopass.server.services.credential_cache import VERIFIED
-from duopass.server.services.server_view import Payer, ServerMemory, ServerTrust
-from duopass.server.store import sql
-from duopass.server.store.tickets import Checkin, CheckinList, Order, Ticket
+from duopass.server.services.server_view import ServerMemory, ServerTrust
+from duopass.server.store import checkin_sql, sql
 from duopass.server.unit_of_work import Unit
-from duopass.tickets.checkin import ENTRY, Decision, entries_used
+from duopass.tickets.checkin import ENTRY, Decision, decide, entries_used
 
 __all__ = ["FORCEABLE", "INVALID", "RedeemRequest", "Redeemer", "redeem", "status_of"]
 
@@ -88,14 +86,37 @@ class Redeemer:
     terminal_event: str | None = None
 
 
+class _Checkin(NamedTuple):
+    """A check-in as it is recorded (a row of `checkins`), before its insert."""
+
+    id: int
+    list_id: int
+    ticket_id: int | None
+    type: str
+    successful: bool
+    counted: bool
+    reason: str | None
+    at: int
+    received_at: int
+    gen: int | None
+    cti: bytes | None
+    nonce: str | None
+    forced: bool
+    source: str
+    terminal_id: str | None
+    seq: int | None
+    staff_id: int | None
+
+
 @dataclass(frozen=True)
 class _Call:
-    """One redeem in progress: its unit, request, caller and the check-in's time."""
+    """One redeem in progress: its unit, request, caller, the check-in's time, what it read."""
 
     unit: Unit
     request: RedeemRequest
     by: Redeemer
     at: int
+    read: Read
 
 
 def status_of(answer: dict[str, Any]) -> int:
@@ -107,72 +128,68 @@ def status_of(answer: dict[str, Any]) -> int:
 
 def redeem(unit: Unit, request: RedeemRequest, by: Redeemer) -> dict[str, Any]:
     """Check the code in (or out) on the list of its event among `request.lists`."""
-    session = unit.session
-    lists = _lists(session, request.lists, by)
-    if request.nonce is not None:
-        before = session.scalar(
-            select(Checkin.answer).where(
-                Checkin.nonce == request.nonce, Checkin.list_id.in_(request.lists)
-            )
-        )
-        if before is not None:
-            return dict(json.loads(before))
+    code = _decode(request.secret)
+    found = checkin_reads.read(unit, request.lists, request.nonce, code)
+    lists = _lists(found.lists, request.lists, by)
+    if found.answered is not None:
+        return dict(json.loads(found.answered))
     at = unit.now if request.at is None else request.at
-    call = _Call(unit, request, by, at)
-    try:
-        code = decode_code(request.secret, known=VERIFIED)
-    except (FormatError, MalformedError) as exc:
-        check = Reason.FORMAT if isinstance(exc, FormatError) else Reason.MALFORMED
-        return _decided(call, lists[0], None, None, check=check, why=INVALID)
+    call = _Call(unit, request, by, at, found)
+    if isinstance(code, Reason):
+        return _decided(call, lists[0], None, None, check=code, why=INVALID)
     claims = code.credential.claims
     row = next((r for r in lists if r.event_id == claims.ev), lists[0])
-    ticket = (
-        session.scalars(select(Ticket).where(Ticket.sub == claims.sub)).first()
-        if claims.iss == unit.settings.issuer
-        else None
-    )
-    payer = _payer(unit, claims)
+    ticket = found.ticket
     # a forced upload is checked at the time it happened, like a journal's entry (§5.3)
     now = at if request.force and request.at is not None else unit.now
-    check = _verify(unit, code, payer, row, now=now)
+    check = _verify(call, code, row, now=now)
     if check in (Reason.FORMAT, Reason.MALFORMED, Reason.UNKNOWN_KEY) or (
         ticket is None and check not in FORGED
     ):
         return _decided(call, row, None, claims, check=check, why=INVALID)
     if check in FORGED or ticket is None:
         return _decided(call, row, None, claims, check=check, why=check.value)
-    decision, past = checkins.decide_for(
-        session, row, ticket, entries_allowed=claims.ent or 1, type=request.type
+    decision = decide(
+        checkins.rules_of(row),
+        ticket_type=ticket.ticket_type_id,
+        cancelled=ticket.state == "cancelled",
+        entries_allowed=claims.ent or 1,
+        history=found.past,
+        type=request.type,
     )
     why = _refusal(ticket, check, decision)
     if why is not None and not (request.force and why in FORCEABLE):
         return _decided(call, row, ticket, claims, check=check, why=why)
     counted = decision.counted if decision.ok else request.type == ENTRY
     checkin = _checkin(call, row, ticket, claims, counted=counted, why=why)
+    answer = _answered(call, checkin, row, ticket, claims, check=check)
     if code.dynamic is not None:
-        _consume(unit, code, checkin)
+        _consume(unit, code, found, checkin)
     tlog.append(unit, EventType.CHECKIN, checkins.leaf_body(checkin, ticket))
-    used = entries_used(past) + int(checkin.counted)
-    return _answered(unit, checkin, row, ticket, claims, check=check, used=used)
+    return answer
 
 
-def _lists(session: Any, ids: tuple[int, ...], by: Redeemer) -> list[CheckinList]:
-    rows = [checkins.checkin_list(session, list_id) for list_id in ids]
+def _decode(secret: str) -> Code | Reason:
+    try:
+        return decode_code(secret, known=VERIFIED)
+    except FormatError:
+        return Reason.FORMAT
+    except MalformedError:
+        return Reason.MALFORMED
+
+
+def _lists(found: list[ListRow | None], ids: tuple[int, ...], by: Redeemer) -> list[ListRow]:
+    rows = []
+    for row, list_id in zip(found, ids, strict=True):
+        if row is None:
+            raise Problem(ProblemCode.NOT_FOUND, f"no check-in list {list_id}")
+        rows.append(row)
     event_ids = [r.event_id for r in rows]
     if len(set(event_ids)) != len(event_ids):
         raise Problem(ProblemCode.INVALID_REQUEST, "no two lists of the same event")
     if by.terminal_id is not None and any(e != by.terminal_event for e in event_ids):
         raise Problem(ProblemCode.FORBIDDEN, "a terminal checks in on its own event's lists only")
     return rows
-
-
-def _payer(unit: Unit, claims: Claims) -> Payer | None:
-    """The credential with its holder's freeze, the holder's account locked (as a scan does):
-    check-ins of one holder's tickets wait for each other."""
-    if claims.iss != unit.settings.issuer:
-        return None
-    found = sql.raw(unit.session).one(sql.PAYER, {"cti": claims.cti})
-    return None if found is None else Payer._make(found)
 
 
 class _Memory(ServerMemory):
@@ -183,24 +200,28 @@ class _Memory(ServerMemory):
         return 0
 
 
-def _verify(unit: Unit, code: Code, payer: Payer | None, row: CheckinList, *, now: int) -> Reason:
+def _verify(call: _Call, code: Code, row: ListRow, *, now: int) -> Reason:
     """§3 as an entry gate of the list's event at the venue of it that the code names."""
+    unit, read = call.unit, call.read
     claims = code.credential.claims
-    venues = [v.id for v in events.venues_of(unit.session, row.event_id)]
+    venues = read.venues
+    if row.event_id != claims.ev:  # no list of the code's event: the first list's
+        found = sql.raw(unit.session).all(checkin_sql.VENUES, {"event": row.event_id})
+        venues = [venue for (venue,) in found]
     scoped = [v for v in venues if claims.scope is None or v in claims.scope]
     config = TerminalConfig(mode=Mode.ENTRY, venue=(scoped or venues)[0], event=row.event_id)
     return verify_code(
         code,
-        trust=ServerTrust(unit.session, unit.settings, payer, now),
+        trust=ServerTrust(unit.session, unit.settings, read.payer, now),
         config=config,
-        memory=_Memory(unit.session, payer),
+        memory=_Memory(unit.session, read.payer, read.seen),
         now=now,
         verified=VERIFIED,
         online=True,
     ).reason
 
 
-def _refusal(ticket: Ticket, check: Reason, decision: Decision) -> str | None:
+def _refusal(ticket: TicketRow, check: Reason, decision: Decision) -> str | None:
     """The answer's reason: `canceled` first (it says why the code is revoked), then the first
     failing §3 check, then the list's rules."""
     if ticket.state == "cancelled":
@@ -212,45 +233,47 @@ def _refusal(ticket: Ticket, check: Reason, decision: Decision) -> str | None:
 
 def _checkin(
     call: _Call,
-    row: CheckinList,
-    ticket: Ticket | None,
+    row: ListRow,
+    ticket: TicketRow | None,
     claims: Claims | None,
     *,
     counted: bool,
     why: str | None,
     successful: bool = True,
-) -> Checkin:
-    made = Made(
-        "redeem",
-        terminal_id=call.by.terminal_id,
-        staff_id=call.by.staff_id,
-        nonce=call.request.nonce,
-        forced=successful and why is not None,
-    )
-    return checkins.record(
-        call.unit,
-        row,
-        ticket,
+) -> _Checkin:
+    """One check-in decision on the list (inserted with its answer: `_answered`)."""
+    return _Checkin(
+        id=call.read.checkin_id,
+        list_id=row.id,
+        ticket_id=None if ticket is None else ticket.id,
         type=call.request.type,
         successful=successful,
-        counted=counted,
+        counted=successful and counted,
         reason=why,
         at=call.at,
-        claims=claims,
-        made=made,
+        received_at=call.unit.now,
+        gen=None if claims is None else claims.gen,
+        cti=None if claims is None else claims.cti,
+        nonce=call.request.nonce,
+        forced=successful and why is not None,
+        source="redeem",
+        terminal_id=call.by.terminal_id,
+        seq=None,
+        staff_id=call.by.staff_id,
     )
 
 
-def _consume(unit: Unit, code: Code, checkin: Checkin) -> None:
+def _consume(unit: Unit, code: Code, read: Read, checkin: _Checkin) -> None:
     """The code's counter, consumed system-wide (a forced upload of a seen one consumes none)."""
     assert code.dynamic is not None
-    claims, db = code.credential.claims, sql.raw(unit.session)
-    key = {"cti": claims.cti, "ctr": code.dynamic.ctr}
-    if db.one(sql.COUNTER_SEEN, key) is None:
-        db.later(
+    claims = code.credential.claims
+    key = (claims.cti, code.dynamic.ctr)
+    if not read.seen.get(key, False):
+        sql.raw(unit.session).later(
             sql.INSERT_COUNTER,
             {
-                **key,
+                "cti": key[0],
+                "ctr": key[1],
                 "ts": code.dynamic.ts,
                 "terminal_id": f"checkin:{checkin.list_id}",
                 "seq": checkin.id,
@@ -263,8 +286,8 @@ def _consume(unit: Unit, code: Code, checkin: Checkin) -> None:
 
 def _decided(
     call: _Call,
-    row: CheckinList,
-    ticket: Ticket | None,
+    row: ListRow,
+    ticket: TicketRow | None,
     claims: Claims | None,
     *,
     check: Reason,
@@ -272,21 +295,19 @@ def _decided(
 ) -> dict[str, Any]:
     """A refusal, recorded (pretix logs failed scans) and answered."""
     checkin = _checkin(call, row, ticket, claims, counted=False, why=why, successful=False)
-    return _answered(call.unit, checkin, row, ticket, claims, check=check)
+    return _answered(call, checkin, row, ticket, claims, check=check)
 
 
 def _answered(
-    unit: Unit,
-    checkin: Checkin,
-    row: CheckinList,
-    ticket: Ticket | None,
+    call: _Call,
+    checkin: _Checkin,
+    row: ListRow,
+    ticket: TicketRow | None,
     claims: Claims | None,
     *,
     check: Reason,
-    used: int | None = None,
 ) -> dict[str, Any]:
-    """The answer, kept on the check-in for a retry with the same nonce; `used`: the ticket's
-    entries used, when known."""
+    """The answer, inserted with the check-in, kept for a retry with the same nonce."""
     why = None if checkin.successful else checkin.reason
     answer: dict[str, Any] = {
         "status": "ok" if checkin.successful else "error",
@@ -296,26 +317,33 @@ def _answered(
         "forced": checkin.forced,
         "overridden": checkin.reason if checkin.successful else None,
         "require_attention": False,
-        "ticket": None if ticket is None else _ticket(unit, ticket, claims, used),
+        "ticket": None if ticket is None else _ticket(ticket, claims, checkin, call.read),
         "list": {"id": row.id, "name": row.name, "event": row.event_id},
         "checkin_id": checkin.id,
         "type": checkin.type,
     }
-    if checkin.nonce is not None:
-        checkin.answer = json.dumps(answer)
+    kept = None if checkin.nonce is None else json.dumps(answer)
+    row_fields = {**checkin._asdict(), "answer": kept}
+    sql.raw(call.unit.session).later(checkin_sql.INSERT_CHECKIN, row_fields)
     return answer
 
 
-def _ticket(unit: Unit, ticket: Ticket, claims: Claims | None, used: int | None) -> dict[str, Any]:
-    order = unit.session.get(Order, ticket.order_id)
-    assert order is not None
+def _ticket(
+    ticket: TicketRow, claims: Claims | None, checkin: _Checkin, read: Read
+) -> dict[str, Any]:
+    """The ticket in an answer, with the entries it used (this check-in's included)."""
+    past = read.past
+    if checkin.successful:
+        used = entries_used(past) + int(checkin.counted)
+    else:
+        used = sum(1 for p in past if p.counted)
     return {
         "sub": ticket.sub,
         "event": ticket.event_id,
         "ticket_type": ticket.ticket_type_id,
         "gen": ticket.gen if claims is None else claims.gen,
-        "entries_used": tickets.entries(unit.session, ticket.id) if used is None else used,
+        "entries_used": used,
         "entries_allowed": (claims.ent or 1) if claims is not None else None,
-        "order": order.code,
+        "order": ticket.order,
         "state": ticket.state,
     }

@@ -17,13 +17,14 @@ from sqlalchemy.orm import Session
 
 from duopass.protocol.claims import Kind
 from duopass.server.problems import Problem, ProblemCode
-from duopass.server.services import decisions, events, policy_store, step_up, tickets
+from duopass.server.services import decisions, policy_store, step_up, tickets
 from duopass.server.services.reissue_inputs import Asked, build
+from duopass.server.store import checkin_sql, reissue_sql, sql
 from duopass.server.store.decisions import ReissueRequest
 from duopass.server.store.tables import Credential, Device, Holder
-from duopass.server.store.tickets import Event, Ticket, TicketType
+from duopass.server.store.tickets import Event, Ticket
 from duopass.server.unit_of_work import Unit
-from duopass.tickets import mint_refusal
+from duopass.tickets import EventTerms, mint_refusal
 
 __all__ = [
     "Confirmed",
@@ -205,11 +206,11 @@ def confirm(unit: Unit, holder: Holder, row: ReissueRequest) -> Confirmed:
 
 
 def _mint_now(unit: Unit, ticket: Ticket, device: Device, row: ReissueRequest) -> Credential | None:
-    session = unit.session
-    event = session.get(Event, ticket.event_id)
-    kind = session.get(TicketType, ticket.ticket_type_id)
-    assert event is not None and kind is not None
-    terms = events.terms(session, event, kind)
+    db = sql.raw(unit.session)
+    found = db.one(reissue_sql.TERMS, {"event": ticket.event_id, "kind": ticket.ticket_type_id})
+    assert found is not None
+    venues = tuple(venue for (venue,) in db.all(checkin_sql.VENUES, {"event": ticket.event_id}))
+    terms = EventTerms(ticket.event_id, found[0], found[1], venues, found[2])
     lifetime = unit.settings.policy.max_lifetime_s(Kind.TICKET)
     if mint_refusal(terms, now=unit.now, max_lifetime_s=lifetime) is not None:
         return None

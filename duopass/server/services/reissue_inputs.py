@@ -9,17 +9,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
 from duopass.policy import INPUTS_SCHEMA, Inputs, place
-from duopass.server.services import tickets
-from duopass.server.services.events import venues_of
 from duopass.server.services.sessions import Caller
-from duopass.server.store.decisions import ReissueRequest
-from duopass.server.store.people import HolderPerson
-from duopass.server.store.tables import Credential, Device, Holder
-from duopass.server.store.tickets import Event, Order, Ticket, TicketType, Venue
+from duopass.server.store import reissue_sql, sql
+from duopass.server.store.tables import Device, Holder
+from duopass.server.store.tickets import Ticket
 from duopass.server.unit_of_work import Unit
 
 __all__ = ["Asked", "build"]
@@ -44,80 +38,61 @@ class Asked:
 def build(unit: Unit, holder: Holder, ticket: Ticket, asked: Asked) -> dict[str, Any]:
     """The input document for deciding `asked` on `ticket`."""
     session, now = unit.session, unit.now
-    order = session.get(Order, ticket.order_id)
-    event = session.get(Event, ticket.event_id)
-    kind = session.get(TicketType, ticket.ticket_type_id)
-    assert order is not None and event is not None and kind is not None
+    session.flush()  # the statements below go around the ORM: they see what it changed
+    db = sql.raw(session)
+    params = {
+        "ticket": ticket.id,
+        "device": asked.device.id,
+        "holder": holder.id,
+        "since": now - WINDOW_30D_S,
+        "yes": True,
+    }
+    facts = db.one(reissue_sql.FACTS, params)
+    assert facts is not None
+    code, paid_by, amount, currency, leaf, created_at, doors, ends, allowed = facts[:9]
+    held_before, enrolled, active, newest, recent, used, email = facts[9:]
     document = {
         "schema": INPUTS_SCHEMA,
         "action": asked.action,
         "purchase": {
-            "order": order.code,
-            "paid_by": order.paid_by,
-            "amount": order.amount,
-            "currency": order.currency,
-            "proof": order.payment_leaf.hex(),
-            "age_s": max(0, now - order.created_at),
+            "order": code,
+            "paid_by": paid_by,
+            "amount": amount,
+            "currency": currency,
+            "proof": bytes(leaf).hex(),
+            "age_s": max(0, now - created_at),
         },
-        "device": _device(session, holder, ticket, asked.device, now),
-        "place": _place(session, event, asked),
-        "time": {"to_doors_s": event.doors - now, "to_end_s": event.ends - now},
-        "reissues": _reissues(session, holder, ticket, now),
-        "used": {"entries": tickets.entries(session, ticket.id), "allowed": kind.entries},
+        "device": {
+            "is_new": not held_before,
+            "enrolled": enrolled,
+            "active": active,
+            "newest_age_s": -1 if newest is None else max(0, now - newest),
+            "same_as_current": ticket.device_id == asked.device.id,
+        },
+        "place": _place(db, ticket.event_id, asked),
+        "time": {"to_doors_s": doors - now, "to_end_s": ends - now},
+        "reissues": {"ticket": ticket.gen, "holder_30d": int(recent or 0)},
+        "used": {"entries": int(used or 0), "allowed": allowed},
         "risk": {"score": RISK_SCORE_NONE},
-        "auth": _auth(session, holder, asked.caller, now),
+        "auth": _auth(holder, asked.caller, bool(email), now),
     }
     return Inputs.from_document(document).to_document()  # checked: exactly the schema
 
 
-def _device(
-    session: Session, holder: Holder, ticket: Ticket, device: Device, now: int
-) -> dict[str, Any]:
-    held_before = session.scalar(
-        select(func.count()).select_from(Credential).where(Credential.device_id == device.id)
-    )
-    devices = session.execute(
-        select(Device.enrolled_at, Device.revoked_at).where(Device.holder_id == holder.id)
-    ).all()
-    newest = max((enrolled for enrolled, _ in devices), default=None)
-    return {
-        "is_new": not held_before,
-        "enrolled": len(devices),
-        "active": sum(1 for _, revoked in devices if revoked is None),
-        "newest_age_s": -1 if newest is None else max(0, now - newest),
-        "same_as_current": ticket.device_id == device.id,
-    }
-
-
-def _place(session: Session, event: Event, asked: Asked) -> dict[str, Any]:
-    mine = venues_of(session, event.id)
-    others = session.scalars(select(Venue).where(Venue.id.not_in([v.id for v in mine])))
+def _place(db: sql.Raw, event_id: str, asked: Asked) -> dict[str, Any]:
+    venues = db.all(reissue_sql.VENUES, {"event": event_id})
+    mine = [v for v in venues if v[4]]
     network, given, distance = place(
         asked.address,
-        venue_networks=[n for v in mine for n in json.loads(v.networks)],
-        campus_networks=[n for v in others for n in json.loads(v.networks)],
+        venue_networks=[n for v in mine for n in json.loads(v[1])],
+        campus_networks=[n for v in venues if not v[4] for n in json.loads(v[1])],
         claimed=asked.position,
-        venue_coords=[
-            (v.lat_e6, v.lon_e6) for v in mine if v.lat_e6 is not None and v.lon_e6 is not None
-        ],
+        venue_coords=[(v[2], v[3]) for v in mine if v[2] is not None and v[3] is not None],
     )
     return {"network": network, "position_given": given, "distance_m": distance}
 
 
-def _reissues(session: Session, holder: Holder, ticket: Ticket, now: int) -> dict[str, int]:
-    recent = session.scalar(
-        select(func.count())
-        .select_from(ReissueRequest)
-        .where(
-            ReissueRequest.holder_id == holder.id,
-            ReissueRequest.created_at > now - WINDOW_30D_S,
-        )
-    )
-    return {"ticket": ticket.gen, "holder_30d": int(recent or 0)}
-
-
-def _auth(session: Session, holder: Holder, caller: Caller | None, now: int) -> dict[str, Any]:
-    person = session.get(HolderPerson, holder.id)
+def _auth(holder: Holder, caller: Caller | None, email: bool, now: int) -> dict[str, Any]:
     if caller is None or caller.is_staff:
         method, recent = "staff", 0
     else:
@@ -127,5 +102,5 @@ def _auth(session: Session, holder: Holder, caller: Caller | None, now: int) -> 
         "method": method,
         "recent_s": recent,
         "totp": holder.totp_secret is not None,
-        "email": person is not None and bool(person.email),
+        "email": email,
     }

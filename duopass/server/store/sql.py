@@ -128,6 +128,17 @@ class Raw:
         cursors = self._round([(self._text(stmt), params, False) for stmt, params in reads])
         return [cursor.fetchone() for cursor in cursors]
 
+    def fetch_all(self, *reads: tuple[Statement | Locking, Mapping[str, Any]]) -> list[list[Any]]:
+        """Every row of each read, as `fetch` runs them (one round trip on PostgreSQL)."""
+        if self.is_sqlite:
+            found = []
+            for stmt, params in reads:
+                self._execute(stmt, params)
+                found.append(list(self._cursor.fetchall()))
+            return found
+        cursors = self._round([(self._text(stmt), params, False) for stmt, params in reads])
+        return [list(cursor.fetchall()) for cursor in cursors]
+
     def later(self, stmt: Statement, params: Any = None, *, many: bool = False) -> None:
         """A write whose result no one reads: inside `deferred()` it waits to go with the next
         statement, else it runs now. `many`: `params` is a list of rows (executemany)."""
