@@ -129,10 +129,14 @@ class DeadlineHttpToolsProtocol(_Deadlines, HttpToolsProtocol):
         self._watch()
 
     def data_received(self, data: bytes) -> None:
-        if self._reading is _Awaiting.HEADERS:  # counted from the segment after its first
-            self._head_bytes += len(data)
         super().data_received(data)
-        if self._reading is _Awaiting.HEADERS and self._head_bytes > REQUEST_HEAD_BYTES_MAX:
+        if self._reading is not _Awaiting.HEADERS:
+            self._watch()
+            return
+        # a head still incomplete counts every segment it spans, the one it began in whole
+        # (at most a pipelined request's tail over): a head that came in one piece counts too
+        self._head_bytes += len(data)
+        if self._head_bytes > REQUEST_HEAD_BYTES_MAX:
             msg = "Invalid HTTP request received."  # uvicorn's words for h11's refusal
             self.logger.warning(msg)
             self.send_400_response(msg)
