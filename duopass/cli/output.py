@@ -5,9 +5,10 @@ from __future__ import annotations
 from json.encoder import encode_basestring_ascii as _json_text
 from typing import Any
 
-from duopass.protocol.claims import Claims
+from duopass.protocol.claims import Claims, Kind
 from duopass.protocol.code import Code
 from duopass.protocol.encoding import b64u_encode
+from duopass.protocol.reasons import Reason
 from duopass.protocol.verify import Verdict
 
 __all__ = ["claims_json", "code_json", "verdict_json", "verdict_line"]
@@ -30,8 +31,9 @@ def verdict_json(verdict: Verdict) -> dict[str, Any]:
 
 def verdict_line(verdict: Verdict) -> str:
     """`json.dumps(verdict_json(verdict))`, written out: the conformance command prints one a
-    code, and the dict and the generic encoder were a twentieth of its time (a test compares)."""
-    line = f'{{"ok": {"true" if verdict.ok else "false"}, "reason": "{verdict.reason.value}"'
+    code, and the dict and the generic encoder were a twentieth of its time (a test compares).
+    The enum members' texts are looked up, not read through their properties."""
+    line = _VERDICT_HEADS[verdict.reason]
     claims = verdict.claims
     if claims is None:
         return line + "}"
@@ -39,8 +41,15 @@ def verdict_line(verdict: Verdict) -> str:
     return (
         f'{line}, "iss": {_json_text(claims.iss)}, "sub": {_json_text(claims.sub)}, '
         f'"cti": "{b64u_encode(claims.cti)}", "ctr": {ctr}, '
-        f'"kind": "{claims.kind.policy_name}", "gen": {int(claims.gen)}}}'
+        f'"kind": "{_KIND_NAMES[claims.kind]}", "gen": {int(claims.gen)}}}'
     )
+
+
+_VERDICT_HEADS = {
+    reason: f'{{"ok": {"true" if reason is Reason.OK else "false"}, "reason": "{reason.value}"'
+    for reason in Reason
+}
+_KIND_NAMES = {kind: kind.policy_name for kind in Kind}
 
 
 def claims_json(claims: Claims) -> dict[str, Any]:

@@ -73,15 +73,26 @@ def verify(
 
 
 def verify_all(codes: list[str], verifier: Verifier, now: int, amount: int | None) -> bool:
-    """Scan each code in order, writing its verdict line; True when all were accepted."""
+    """Scan each code in order, writing its verdict line; True when all were accepted.
+
+    Lines are written `_LINES_A_WRITE` at a time: with PYTHONUNBUFFERED set (or `-u`) every
+    `write` is a system call."""
     all_accepted = True
-    write = sys.stdout.write
+    lines: list[str] = []
     for argument in codes:
         verdict = verifier.scan(scanned_text(argument), now=now, amount=amount)
         all_accepted &= verdict.ok
-        write(verdict_line(verdict) + "\n")  # flushed at the end, not once a line
+        lines.append(verdict_line(verdict))
+        if len(lines) == _LINES_A_WRITE:
+            sys.stdout.write("\n".join(lines) + "\n")
+            lines.clear()
+    if lines:
+        sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()
     return all_accepted
+
+
+_LINES_A_WRITE = 256
 
 
 def verify_alone() -> None:

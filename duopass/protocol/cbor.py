@@ -152,7 +152,22 @@ def _check_leaf(item: object) -> None:
 
 
 def check_keys(mapping: dict[Any, Any]) -> None:
-    """Integer keys of DP1's range in strictly ascending length-first order (so no duplicates)."""
+    """Integer keys of DP1's range in strictly ascending length-first order (so no duplicates).
+
+    Keys of one or two bytes, and `dp`'s (every key of a code's maps), are ranked by one lookup
+    each; `True == 1` finds 1's rank, so the type is compared too."""
+    previous = -1
+    for key in mapping:
+        rank = _SMALL_KEY_RANK.get(key)
+        if rank is None or type(key) is not int:
+            _check_any_keys(mapping)
+            return
+        if rank <= previous:
+            raise MalformedError("map keys out of length-first order")
+        previous = rank
+
+
+def _check_any_keys(mapping: dict[Any, Any]) -> None:
     previous = (0, -1, 0)
     for key in mapping:
         if type(key) is not int:
@@ -200,3 +215,7 @@ def canonical_key_order(key: int) -> tuple[int, int, int]:
 
 _SMALL_KEY_ORDER = {key: canonical_key_order(key) for key in (*range(-0x100, 0x100), -65537)}
 """Orders looked up, not computed: every key of one or two bytes, and -65537 (the `dp` claim)."""
+_SMALL_KEY_RANK = {
+    key: rank for rank, key in enumerate(sorted(_SMALL_KEY_ORDER, key=_SMALL_KEY_ORDER.__getitem__))
+}
+"""Each key of `_SMALL_KEY_ORDER` to its place in length-first order."""

@@ -158,8 +158,8 @@ def parse_claims(payload: object) -> Claims:
     if kind is None:
         raise MalformedError("unknown kind")
     device_key = _cnf(payload.get(CNF))
-    uses = _opt_uint(dp, DP_USES, low=1, high=USES_MAX)
-    txmax = _opt_uint(dp, DP_TXMAX, low=1)
+    uses = _opt_uint(dp, DP_USES, 1, USES_MAX)
+    txmax = _opt_uint(dp, DP_TXMAX, 1)
     cur = _opt_currency(dp.get(DP_CUR))
     ev = _opt_text(dp.get(DP_EV), EVENT_CHARS_MAX)
     if device_key is not None and uses is None:
@@ -169,30 +169,33 @@ def parse_claims(payload: object) -> Claims:
     if kind is Kind.TICKET and ev is None:
         raise MalformedError("a ticket needs ev")
     return _checked(
-        iss=_iss(payload.get(ISS)),
-        sub=_text(payload.get(SUB), SUB_CHARS_MAX),
-        iat=iat,
-        exp=exp,
-        cti=_cti(payload.get(CTI)),
-        kind=kind,
-        nbf=_opt_uint(payload, NBF),
-        device_key=device_key,
-        uses=uses,
-        txmax=txmax,
-        cur=cur,
-        scope=_scope(dp.get(DP_SCOPE)),
-        ev=ev,
-        gen=_opt_uint(dp, DP_GEN) or 0,
-        ent=_opt_uint(dp, DP_ENT, low=1) or 1,
-        crit=crit,
+        {
+            "iss": _iss(payload.get(ISS)),
+            "sub": _text(payload.get(SUB), SUB_CHARS_MAX),
+            "iat": iat,
+            "exp": exp,
+            "cti": _cti(payload.get(CTI)),
+            "kind": kind,
+            "nbf": _opt_uint(payload, NBF),
+            "device_key": device_key,
+            "uses": uses,
+            "txmax": txmax,
+            "cur": cur,
+            "scope": _scope(dp.get(DP_SCOPE)),
+            "ev": ev,
+            "gen": _opt_uint(dp, DP_GEN) or 0,
+            "ent": _opt_uint(dp, DP_ENT, 1) or 1,
+            "crit": crit,
+        }
     )
 
 
-def _checked(**fields: Any) -> Claims:
+def _checked(fields: dict[str, Any]) -> Claims:
     """`Claims(**fields)` for fields `parse_claims` has checked, all of them given, without the
-    frozen `__init__`'s sixteen `object.__setattr__` calls (a twentieth of decoding a code)."""
+    frozen `__init__`'s sixteen `object.__setattr__` calls (a twentieth of decoding a code):
+    `fields` becomes the instance's `__dict__`."""
     claims = object.__new__(Claims)
-    claims.__dict__.update(fields)
+    object.__setattr__(claims, "__dict__", fields)
     return claims
 
 
@@ -206,16 +209,21 @@ def _uint(claims: dict[Any, Any], key: int) -> int:
     value = claims.get(key)
     if value is None:
         raise MalformedError(f"claim {key} missing")
-    return _check_uint(value, key)
+    if type(value) is not int or not 0 <= value < INT_ABS_LIMIT:
+        raise MalformedError(f"claim {key} out of range")
+    return value
 
 
 def _opt_uint(
-    claims: dict[Any, Any], key: int, *, low: int = 0, high: int = INT_ABS_LIMIT - 1
+    claims: dict[Any, Any], key: int, low: int = 0, high: int = INT_ABS_LIMIT - 1
 ) -> int | None:
     value = claims.get(key)
     if value is None:
         return None
-    return _check_uint(value, key, low=low, high=high)
+    # `type() is int`: a CBOR true decodes to True, an int that must not pass for 1.
+    if type(value) is not int or not low <= value <= high:
+        raise MalformedError(f"claim {key} out of range")
+    return value
 
 
 def _check_uint(value: object, key: int, *, low: int = 0, high: int = INT_ABS_LIMIT - 1) -> int:

@@ -14,6 +14,7 @@ from duopass.protocol.claims import Claims, encode_claims, parse_claims
 from duopass.protocol.cose import (
     L1_PROTECTED_PREFIX,
     L2_PROTECTED,
+    SIG_STRUCTURE_HEAD,
     l1_protected,
     sig_structure,
     sign1,
@@ -46,19 +47,40 @@ class FormatError(ValueError):
     """Text that is not a DP1 code at all (check 1)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Credential:
     """A decoded L1; `encoded` is its exact CBOR bytes, the key of any verification cache."""
 
     kid: KeyId
     claims: Claims
     encoded: bytes
-    signed: bytes
-    """The Sig_structure the issuer signed."""
     signature: bytes
 
+    @property
+    def signed(self) -> bytes:
+        """The Sig_structure the issuer signed, cut from `encoded` (not kept: a terminal's
+        cache holds thousands of credentials)."""
+        return self.signed_message()[ED25519_SIG_BYTES:]
 
-@dataclass(frozen=True)
+    def signed_message(self) -> bytes:
+        """The signature followed by the Sig_structure, as libsodium's `crypto_sign_open`
+        takes it: `["Signature1", protected, h'', payload]` is L1's
+        `[protected, {}, payload, signature]` with the empty map an empty byte string and the
+        signature cut off, so it is joined from slices of `encoded`."""
+        encoded = self.encoded  # slices of bytes join faster than a memoryview's, this small
+        protected_end = 1 + _L1_PROTECTED_SIZE
+        return b"".join(
+            (
+                self.signature,
+                SIG_STRUCTURE_HEAD,
+                encoded[1:protected_end],
+                b"\x40",
+                encoded[protected_end + 1 : -_SIGNATURE_SIZE],
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class DynamicPart:
     """A decoded L2: counter and wallet time, and what the device signed."""
 
@@ -68,7 +90,7 @@ class DynamicPart:
     signature: bytes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Code:
     """A well-formed DP1 code: a credential, and its dynamic part unless it is a static code."""
 
@@ -121,41 +143,41 @@ def decode_code(text: str, *, known: Mapping[bytes, Credential] | None = None) -
     envelope = loads(envelope_bytes, check_items=False, reencode=False)
     if type(envelope) is not list or not 1 <= len(envelope) <= 2:
         raise MalformedError("envelope is not [L1] or [L1, L2]")
-    l1_size = _sign1_size(envelope[0])
-    l2_size = _sign1_size(envelope[1]) if len(envelope) == 2 else 0
+    l1 = sign1_parts(envelope[0])
+    l1_size = _sign1_size(l1)
+    l2 = sign1_parts(envelope[1]) if len(envelope) == 2 else None
+    l2_size = _sign1_size(l2) if l2 is not None else 0
     if len(envelope_bytes) != 1 + l1_size + l2_size:  # the envelope's head, L1, L2
         raise MalformedError("CBOR is not deterministically encoded")
     l1_bytes = envelope_bytes[1 : 1 + l1_size]
     credential = known.get(l1_bytes) if known is not None else None
     if credential is None:
-        credential = decode_credential(envelope[0], l1_bytes)
-    if len(envelope) == 1:
+        credential = _credential(l1, l1_bytes)
+    if l2 is None:
         return Code(credential, None)
     if credential.claims.device_key is None:
         raise MalformedError("an L2 on a credential without cnf")
-    return Code(credential, _decode_dynamic(envelope[1], credential.signature))
+    return Code(credential, _decode_dynamic(l2, credential.signature))
 
 
 def decode_credential(l1: object, encoded: bytes) -> Credential:
     """Check a decoded L1 array (whose deterministic encoding is `encoded`): exact protected
     header, empty unprotected map, claims."""
-    protected, payload, signature = sign1_parts(l1)
+    return _credential(sign1_parts(l1), encoded)
+
+
+def _credential(parts: tuple[bytes, bytes, bytes], encoded: bytes) -> Credential:
+    protected, payload, signature = parts
     if len(protected) != len(L1_PROTECTED_PREFIX) + KID_BYTES or not protected.startswith(
         L1_PROTECTED_PREFIX
     ):
         raise MalformedError("L1 protected header is not {1: -8, 4: kid}")
     claims = parse_claims(loads(payload, check_items=False))  # which walks what it must
-    return Credential(
-        kid=KeyId(protected[-KID_BYTES:]),
-        claims=claims,
-        encoded=encoded,
-        signed=sig_structure(protected, b"", payload),
-        signature=signature,
-    )
+    return Credential(KeyId(protected[-KID_BYTES:]), claims, encoded, signature)
 
 
-def _decode_dynamic(l2: object, l1_signature: bytes) -> DynamicPart:
-    protected, payload, signature = sign1_parts(l2)
+def _decode_dynamic(parts: tuple[bytes, bytes, bytes], l1_signature: bytes) -> DynamicPart:
+    protected, payload, signature = parts
     if protected != L2_PROTECTED:
         raise MalformedError("L2 protected header is not {1: -8}")
     body = loads(payload, check_items=False, reencode=False)  # the length is compared below
@@ -168,7 +190,8 @@ def _decode_dynamic(l2: object, l1_signature: bytes) -> DynamicPart:
         raise MalformedError("L2 timestamp is not an integer below 2^53")
     if len(payload) != 1 + int_size(ctr) + int_size(ts):
         raise MalformedError("CBOR is not deterministically encoded")
-    return DynamicPart(ctr, ts, sig_structure(protected, l1_signature, payload), signature)
+    signed = b"".join((_L2_SIGNED_HEAD, l1_signature, bytes_head(len(payload)), payload))
+    return DynamicPart(ctr, ts, signed, signature)
 
 
 class SignerError(ValueError):
@@ -186,19 +209,24 @@ def open_signed(data: bytes, public: bytes) -> bytes:
     return payload
 
 
-def _sign1_size(value: object) -> int:
+def _sign1_size(parts: tuple[bytes, bytes, bytes]) -> int:
     """How many bytes a COSE_Sign1 takes, deterministically encoded: its head, the protected
     header, an empty map, the payload and the signature (from their lengths, not re-encoding)."""
-    protected, payload, signature = sign1_parts(value)
-    return (
-        2  # the array's head, the empty map
-        + len(bytes_head(len(protected)))
-        + len(protected)
-        + len(bytes_head(len(payload)))
-        + len(payload)
-        + len(bytes_head(len(signature)))
-        + len(signature)
-    )
+    protected, payload, _ = parts
+    size = 2 + _SIGNATURE_SIZE + len(protected) + len(payload)  # with the array head, empty map
+    return size + _head_size(len(protected)) + _head_size(len(payload))
+
+
+def _head_size(length: int) -> int:
+    """How many bytes deterministic CBOR's head takes before `length` bytes."""
+    return 1 if length < 24 else 2 if length < 0x100 else 3 if length < 0x10000 else 5
+
+
+_SIGNATURE_SIZE = 2 + ED25519_SIG_BYTES  # a byte string's 2-byte head, the 64 bytes
+_L1_PROTECTED_SIZE = 1 + len(L1_PROTECTED_PREFIX) + KID_BYTES  # with its 1-byte head
+_L2_SIGNED_HEAD = b"".join((SIG_STRUCTURE_HEAD, bytes_head(len(L2_PROTECTED)), L2_PROTECTED))
+_L2_SIGNED_HEAD += bytes_head(ED25519_SIG_BYTES)  # the aad is the L1 signature
+"""The Sig_structure of every L2 up to the L1 signature (its external aad)."""
 
 
 def sign1_parts(value: object) -> tuple[bytes, bytes, bytes]:

@@ -11,6 +11,7 @@ __all__ = [
     "ALG_EDDSA",
     "L1_PROTECTED_PREFIX",
     "L2_PROTECTED",
+    "SIG_STRUCTURE_HEAD",
     "l1_protected",
     "sig_structure",
     "sign1",
@@ -30,7 +31,7 @@ def l1_protected(kid: KeyId) -> bytes:
     return dumps({1: ALG_EDDSA, 4: kid})
 
 
-_SIG_STRUCTURE_HEAD: Final = b"\x84" + dumps("Signature1")  # a 4-element array, its first item
+SIG_STRUCTURE_HEAD: Final = b"\x84" + dumps("Signature1")  # a 4-element array, its first item
 
 
 def sig_structure(protected: bytes, external_aad: bytes, payload: bytes) -> bytes:
@@ -38,7 +39,7 @@ def sig_structure(protected: bytes, external_aad: bytes, payload: bytes) -> byte
     deterministically encoded (joined here: the verifier builds two a code)."""
     return b"".join(
         (
-            _SIG_STRUCTURE_HEAD,
+            SIG_STRUCTURE_HEAD,
             bytes_head(len(protected)),
             protected,
             bytes_head(len(external_aad)),

@@ -78,7 +78,11 @@ def b45decode(text: str) -> bytes:
 
 def b64u_encode(data: bytes) -> str:
     """Encode bytes as base64url without padding (RFC 4648 §5)."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    encoded = binascii.b2a_base64(data, newline=False).rstrip(b"=")
+    return encoded.translate(_B64U_FROM_STANDARD).decode("ascii")
+
+
+_B64U_FROM_STANDARD = bytes.maketrans(b"+/", b"-_")
 
 
 def b64u_decode(text: str) -> bytes:

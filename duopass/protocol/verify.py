@@ -14,7 +14,7 @@ from enum import StrEnum
 from duopass.protocol.cbor import MalformedError
 from duopass.protocol.claims import Claims, Kind
 from duopass.protocol.code import Code, Credential, FormatError, decode_code
-from duopass.protocol.keys import verify_signature
+from duopass.protocol.keys import verify_signature, verify_signed_message
 from duopass.protocol.limits import L1_CACHE_ENTRIES_MAX
 from duopass.protocol.memory import Acceptance, TerminalMemory
 from duopass.protocol.reasons import Reason
@@ -133,7 +133,7 @@ def verify_code(
         return refuse(Reason.UNKNOWN_KEY)
     # check 5: issuer signature (a credential in `verified` checked out under this store)
     if verified is None or credential.encoded not in verified:
-        if not verify_signature(key.x, credential.signed, credential.signature):
+        if not verify_signed_message(key.x, credential.signed_message()):
             return refuse(Reason.BAD_SIGNATURE)
         if verified is not None:
             if len(verified) >= L1_CACHE_ENTRIES_MAX:

@@ -276,3 +276,21 @@ def test_parsed_claims_carry_every_field():
     parsed = decode_code(PURSE_CODE).credential.claims
     assert vars(parsed).keys() == {field.name for field in dataclasses.fields(Claims)}
     assert parsed == PURSE
+
+
+@pytest.mark.parametrize("aud_chars", [0, 200])  # a payload head of two bytes, then of three
+def test_the_signed_bytes_are_the_sig_structures_of_both_parts(aud_chars):
+    """The decoder cuts L1's Sig_structure from its encoding and joins L2's from a fixed head:
+    both must be what COSE builds."""
+    payload = loads(encode_claims(PURSE))
+    if aud_chars:
+        payload[3] = "a" * aud_chars  # `aud`, an unknown claim here
+    text = _code_with_payload(payload)
+    l1, l2 = loads(b45decode(text[4:]))
+    code = decode_code(text)
+    assert code.dynamic is not None
+    assert code.credential.signed == sig_structure(l1[0], b"", l1[2])
+    assert code.credential.signed_message() == l1[3] + sig_structure(l1[0], b"", l1[2])
+    assert code.dynamic.signed == sig_structure(l2[0], l1[3], l2[2])
+    assert (len(l1[2]) > 255) is (aud_chars > 0)
+    assert _reason(text) is Reason.OK
