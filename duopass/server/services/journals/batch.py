@@ -107,7 +107,7 @@ def _entry_row(
     st: Settling, seq: int, raw: bytes, batch_id: int, settled: Settled
 ) -> dict[str, Any]:
     return {
-        "terminal_id": st.terminal.id,
+        "terminal_id": st.terminal_id,
         "seq": seq,
         "data": raw,
         "batch_id": batch_id,

@@ -22,7 +22,7 @@ from duopass.protocol.cbor import MalformedError
 from duopass.protocol.code import Code, FormatError, decode_code
 from duopass.protocol.journal import Entry, parse_entry
 from duopass.protocol.reasons import Reason
-from duopass.server.domain import holds
+from duopass.server.domain import HoldTerms, holds
 from duopass.server.services import counters
 from duopass.server.services.credential_cache import VERIFIED
 from duopass.server.settings import Settings
@@ -129,6 +129,7 @@ class Refs:
             else {}
         )
         self.counters: dict[tuple[bytes, int], Seen] = {}
+        self._terms: dict[bytes, HoldTerms] = {}
         self.revoked_at: dict[bytes, int] = {}
         self.freezes: defaultdict[str, list[tuple[int, str]]] = defaultdict(list)
         if not ctis:
@@ -183,4 +184,10 @@ class Refs:
 
     def is_held(self, credential: Credential, ctr: int) -> bool:
         """Whether counter `ctr` still holds `txmax`, as this batch has seen it so far."""
-        return holds(counters.terms(credential), ctr) and (credential.cti, ctr) not in self.counters
+        cti = credential.cti
+        if (cti, ctr) in self.counters:
+            return False
+        terms = self._terms.get(cti)
+        if terms is None:  # a credential's terms do not change under the batch's locks
+            terms = self._terms[cti] = counters.terms(credential)
+        return holds(terms, ctr)
