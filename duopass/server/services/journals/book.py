@@ -15,9 +15,8 @@ from duopass.server import domain
 from duopass.server.domain import Outcome
 from duopass.server.services import accounts
 from duopass.server.services.journals.entries import journal_entry
-from duopass.server.services.journals.lookups import Item, Seen
+from duopass.server.services.journals.lookups import CredentialRef, HolderRef, Item, Seen
 from duopass.server.services.journals.settling import Settled, Settling
-from duopass.server.store.tables import Credential, Holder
 
 __all__ = ["book", "pending"]
 
@@ -80,7 +79,7 @@ def _raise(
     ctr: int | None,
     ts: int,
     first: Seen | None,
-    holder: Holder,
+    holder: HolderRef,
     cti: bytes,
 ) -> None:
     for kind in found:
@@ -107,7 +106,9 @@ def _unpayable(st: Settling, entry: Entry, txmax: int | None, ts: int) -> str | 
     return None
 
 
-def _charge(st: Settling, entry: Entry, credential: Credential, holder: Holder, hold: int) -> int:
+def _charge(
+    st: Settling, entry: Entry, credential: CredentialRef, holder: HolderRef, hold: int
+) -> int:
     """Debit the holder (hold released; beyond free funds as debt) and credit the merchant. A
     lost credential's acceptance after the report costs the holder at most its hold; the rest
     is the loss account's (§6)."""
@@ -133,7 +134,7 @@ def pending(
     entry: Entry,
     reason: str,
     *,
-    holder: Holder | None = None,
+    holder: HolderRef | None = None,
     cti: bytes | None = None,
 ) -> Settled:
     """An acceptance that cannot be settled: debit pending, credit the merchant, and an alert

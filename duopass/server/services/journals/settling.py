@@ -14,7 +14,7 @@ from duopass.risk import AlertKind
 from duopass.server import domain
 from duopass.server.domain import Outcome
 from duopass.server.services import accounts, alerts
-from duopass.server.services.journals.lookups import Refs, Seen
+from duopass.server.services.journals.lookups import HolderRef, Refs, Seen
 from duopass.server.services.journals.recheck import Recheck
 from duopass.server.services.journals.signatures import DeviceSignatures
 from duopass.server.store.tables import Account, Holder, Terminal
@@ -69,14 +69,14 @@ class Settling:
         *,
         seq: int | None = None,
         pending: int = 0,
-        holder: Holder | None = None,
+        holder: HolderRef | None = None,
         cti: bytes | None = None,
     ) -> None:
         alerts.raise_alert(
             self.unit,
             kind,
             evidence=evidence,
-            holder=holder,
+            holder=None if holder is None else self.unit.session.get(Holder, holder.id),
             cti=cti,
             terminal_id=self.terminal.id,
             seq=seq,
@@ -103,7 +103,7 @@ class Settling:
             }
         )
 
-    def free_funds(self, holder: Holder) -> int:
+    def free_funds(self, holder: HolderRef) -> int:
         """The holder's free funds now: as stored, plus what this batch has not written yet."""
         stored = self.unit.session.get(Account, holder.account_id, populate_existing=True)
         assert stored is not None
