@@ -62,7 +62,7 @@ def book(st: Settling, item: Item, entry: Entry) -> Settled:
             revoked_in_bundle=in_bundle,
             earlier=None if first is None else Earlier(first.ts, first.terminal_id, first.seq),
             free_funds_after=st.free_funds(holder) if first is not None else 0,
-            freshness_s=st.unit.settings.policy.freshness_s,
+            freshness_s=st.policy.freshness_s,
         )
     )
     _raise(st, found, entry, ctr=ctr, ts=ts, first=first, holder=holder, cti=claims.cti)
@@ -101,7 +101,7 @@ def _unpayable(st: Settling, entry: Entry, txmax: int | None, ts: int) -> str | 
         return Unsettled.CURRENCY.value
     if txmax is None or entry.amount > txmax:
         return Reason.OVER_TX_LIMIT.value
-    if st.unit.now - ts > st.unit.settings.policy.late_window_s:
+    if st.unit.now - ts > st.policy.late_window_s:
         return Unsettled.LATE.value
     return None
 

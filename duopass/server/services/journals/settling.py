@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 from duopass.ledger.events import EventType
 from duopass.protocol.journal import Entry
+from duopass.protocol.trust import Policy
 from duopass.risk import AlertKind
 from duopass.server import domain
 from duopass.server.domain import Outcome
@@ -48,11 +49,14 @@ class Settling:
     merchant_account_id: int | None = field(init=False)
     """The terminal's, read once a batch (not through the ORM at every entry)."""
     recheck: Recheck = field(init=False)
+    policy: Policy = field(init=False)
+    """The issuer's, read once a batch (the settings do not change under a unit)."""
 
     def __post_init__(self) -> None:
         self.terminal_id, self.currency = self.terminal.id, self.terminal.currency
         self.merchant_account_id = self.terminal.merchant_account_id
         self.recheck = Recheck(self.unit, self.terminal)
+        self.policy = self.unit.settings.policy
 
     @property
     def merchant(self) -> int:
