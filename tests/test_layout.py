@@ -128,6 +128,7 @@ def test_the_ledger_reads_only_the_protocol_cores_cbor():
         "duopass.protocol.cbor",
         "duopass.protocol.cbor.MalformedError",
         "duopass.protocol.cbor.dumps",
+        "duopass.protocol.cbor.encoded",
         "duopass.protocol.cbor.loads",
     }
 

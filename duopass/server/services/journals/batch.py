@@ -17,6 +17,7 @@ from duopass.risk import AlertKind, batch_evidence
 from duopass.server.domain import Outcome
 from duopass.server.logbook import Event, note
 from duopass.server.services import accounts, alerts, tlog
+from duopass.server.services.journals.collector import paused
 from duopass.server.services.journals.lookups import Refs, accounts_of, read_items
 from duopass.server.services.journals.settle import settle
 from duopass.server.services.journals.settling import Settled, Settling
@@ -45,7 +46,13 @@ class Receipt:
 
 
 def ingest(unit: Unit, *, terminal_id: str, batch: Batch, data: bytes) -> dict[str, Any]:
-    """Settle one verified batch, in one unit with the terminal's row locked; the answer of §8."""
+    """Settle one verified batch, in one unit with the terminal's row locked; the answer of §8
+    (a large one with the cycle collector paused, `collector`)."""
+    with paused(len(batch.entries)):
+        return _ingest(unit, terminal_id=terminal_id, batch=batch, data=data)
+
+
+def _ingest(unit: Unit, *, terminal_id: str, batch: Batch, data: bytes) -> dict[str, Any]:
     session = unit.session
     terminal = session.scalars(
         select(Terminal).where(Terminal.id == terminal_id).with_for_update()
@@ -107,7 +114,7 @@ def _entry_row(
     st: Settling, seq: int, raw: bytes, batch_id: int, settled: Settled
 ) -> dict[str, Any]:
     return {
-        "terminal_id": st.terminal.id,
+        "terminal_id": st.terminal_id,
         "seq": seq,
         "data": raw,
         "batch_id": batch_id,

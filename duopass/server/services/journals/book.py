@@ -15,10 +15,8 @@ from duopass.server import domain
 from duopass.server.domain import Outcome
 from duopass.server.services import accounts
 from duopass.server.services.journals.entries import journal_entry
-from duopass.server.services.journals.lookups import Item, Seen
-from duopass.server.services.journals.recheck import recheck
+from duopass.server.services.journals.lookups import CredentialRef, HolderRef, Item, Seen
 from duopass.server.services.journals.settling import Settled, Settling
-from duopass.server.store.tables import Credential, Holder
 
 __all__ = ["book", "pending"]
 
@@ -35,7 +33,7 @@ def book(st: Settling, item: Item, entry: Entry) -> Settled:
         return pending(st, entry, Reason.UNKNOWN_KEY.value)
     holder = st.refs.holders[credential.holder_id]
     device_signature = st.signatures.verdict(item.seq)
-    reason = recheck(st.unit, st.terminal, entry, code, device_signature=device_signature)
+    reason = st.recheck(entry, code, device_signature=device_signature)
     if reason not in (Reason.OK, Reason.USES_EXHAUSTED):
         return pending(st, entry, reason.value, holder=holder, cti=claims.cti)
     ctr = code.dynamic.ctr if code.dynamic is not None else None
@@ -48,7 +46,7 @@ def book(st: Settling, item: Item, entry: Entry) -> Settled:
     held = first is None and ctr is not None and st.refs.is_held(credential, ctr)
     hold = credential.txmax if held else 0
     txn = _charge(st, entry, credential, holder, hold) if entry.mode is Mode.PAY else None
-    body = {"cti": claims.cti, "ctr": -1 if ctr is None else ctr, "terminal": st.terminal.id}
+    body = {"cti": claims.cti, "ctr": -1 if ctr is None else ctr, "terminal": st.terminal_id}
     body.update(seq=entry.seq, amount=entry.amount or 0, online=0)
     body["transaction"] = -1 if txn is None else txn
     st.leaf(EventType.PAYMENT if entry.mode is Mode.PAY else EventType.ENTRY, body)
@@ -64,7 +62,7 @@ def book(st: Settling, item: Item, entry: Entry) -> Settled:
             revoked_in_bundle=in_bundle,
             earlier=None if first is None else Earlier(first.ts, first.terminal_id, first.seq),
             free_funds_after=st.free_funds(holder) if first is not None else 0,
-            freshness_s=st.unit.settings.policy.freshness_s,
+            freshness_s=st.policy.freshness_s,
         )
     )
     _raise(st, found, entry, ctr=ctr, ts=ts, first=first, holder=holder, cti=claims.cti)
@@ -81,7 +79,7 @@ def _raise(
     ctr: int | None,
     ts: int,
     first: Seen | None,
-    holder: Holder,
+    holder: HolderRef,
     cti: bytes,
 ) -> None:
     for kind in found:
@@ -99,16 +97,18 @@ def _raise(
 def _unpayable(st: Settling, entry: Entry, txmax: int | None, ts: int) -> str | None:
     """Why an offline payment cannot be settled automatically (§5.4), if it cannot."""
     assert entry.amount is not None
-    if entry.currency != st.terminal.currency:
+    if entry.currency != st.currency:
         return Unsettled.CURRENCY.value
     if txmax is None or entry.amount > txmax:
         return Reason.OVER_TX_LIMIT.value
-    if st.unit.now - ts > st.unit.settings.policy.late_window_s:
+    if st.unit.now - ts > st.policy.late_window_s:
         return Unsettled.LATE.value
     return None
 
 
-def _charge(st: Settling, entry: Entry, credential: Credential, holder: Holder, hold: int) -> int:
+def _charge(
+    st: Settling, entry: Entry, credential: CredentialRef, holder: HolderRef, hold: int
+) -> int:
     """Debit the holder (hold released; beyond free funds as debt) and credit the merchant. A
     lost credential's acceptance after the report costs the holder at most its hold; the rest
     is the loss account's (§6)."""
@@ -125,7 +125,7 @@ def _charge(st: Settling, entry: Entry, credential: Credential, holder: Holder, 
         loss = accounts.system_account(st.unit.session, "loss", currency)
         legs.append((loss.id, -loss_part))
     return st.books.add(
-        kind="payment", legs=legs, occurred_at=entry.server_time, terminal_id=st.terminal.id
+        kind="payment", legs=legs, occurred_at=entry.server_time, terminal_id=st.terminal_id
     )
 
 
@@ -134,7 +134,7 @@ def pending(
     entry: Entry,
     reason: str,
     *,
-    holder: Holder | None = None,
+    holder: HolderRef | None = None,
     cti: bytes | None = None,
 ) -> Settled:
     """An acceptance that cannot be settled: debit pending, credit the merchant, and an alert

@@ -14,8 +14,9 @@ from duopass.protocol.claims import Claims
 from duopass.protocol.journal import Entry
 from duopass.risk import AlertKind
 from duopass.server.services import checkins
+from duopass.server.services.journals.lookups import CredentialRef, HolderRef
 from duopass.server.services.journals.settling import Settling
-from duopass.server.store.tables import Credential, Holder
+from duopass.server.store.tables import Credential
 from duopass.server.store.tickets import Ticket
 from duopass.tickets.checkin import ENTRY, Refusal
 
@@ -34,8 +35,8 @@ def _reissued_at(session: Session, ticket_id: int, gen: int) -> int | None:
 def journal_entry(
     st: Settling,
     entry: Entry,
-    credential: Credential,
-    holder: Holder,
+    credential: CredentialRef,
+    holder: HolderRef,
     claims: Claims,
     *,
     revoked_in_bundle: bool,

@@ -11,9 +11,9 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["Item", "Refs", "Seen", "accounts_of", "read_items"]
+__all__ = ["CredentialRef", "HolderRef", "Item", "Refs", "Seen", "accounts_of", "read_items"]
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,7 +22,7 @@ from duopass.protocol.cbor import MalformedError
 from duopass.protocol.code import Code, FormatError, decode_code
 from duopass.protocol.journal import Entry, parse_entry
 from duopass.protocol.reasons import Reason
-from duopass.server.domain import holds
+from duopass.server.domain import HoldTerms, holds
 from duopass.server.services import counters
 from duopass.server.services.credential_cache import VERIFIED
 from duopass.server.settings import Settings
@@ -72,6 +72,31 @@ class Seen:
     hold: int
 
 
+class CredentialRef(NamedTuple):
+    """What settling an entry reads of a stored credential (a row, not an ORM object: a batch
+    reads them by the hundred)."""
+
+    cti: bytes
+    holder_id: int
+    ticket_id: int | None
+    kind: int
+    uses: int
+    txmax: int
+    mark: int | None
+    release_mark: int | None
+    holds_released: bool
+    offline: bool
+    lost_at: int | None
+
+
+class HolderRef(NamedTuple):
+    """What settling an entry reads of a holder; an alert naming it loads the holder itself."""
+
+    id: int
+    account_id: int
+    handle: str
+
+
 def _ctis(settings: Settings, items: list[Item]) -> set[bytes]:
     return {
         item.code.credential.claims.cti
@@ -111,24 +136,18 @@ class Refs:
                 )
             )
         }
-        self.credentials: dict[bytes, Credential] = (
-            {
-                row.cti: row
-                for row in session.scalars(select(Credential).where(Credential.cti.in_(ctis)))
-            }
-            if ctis
-            else {}
-        )
-        holder_ids = {c.holder_id for c in self.credentials.values()}
-        self.holders: dict[int, Holder] = (
-            {
-                row.id: row
-                for row in session.scalars(select(Holder).where(Holder.id.in_(holder_ids)))
-            }
-            if holder_ids
-            else {}
-        )
+        self.credentials: dict[bytes, CredentialRef] = {}
+        self.holders: dict[int, HolderRef] = {}
+        if ctis:
+            columns = [getattr(Credential, name) for name in CredentialRef._fields]
+            for row in session.execute(select(*columns).where(Credential.cti.in_(ctis))):
+                self.credentials[row[0]] = CredentialRef(*row)
+        if holder_ids := {c.holder_id for c in self.credentials.values()}:
+            read = select(Holder.id, Holder.account_id, Holder.handle)
+            for row in session.execute(read.where(Holder.id.in_(holder_ids))):
+                self.holders[row[0]] = HolderRef(*row)
         self.counters: dict[tuple[bytes, int], Seen] = {}
+        self._terms: dict[bytes, HoldTerms] = {}
         self.revoked_at: dict[bytes, int] = {}
         self.freezes: defaultdict[str, list[tuple[int, str]]] = defaultdict(list)
         if not ctis:
@@ -181,6 +200,12 @@ class Refs:
         changes = [(seq, change) for seq, change in self.freezes.get(sub, ()) if seq <= bundle_seq]
         return bool(changes) and max(changes)[1] == "freeze"
 
-    def is_held(self, credential: Credential, ctr: int) -> bool:
+    def is_held(self, credential: CredentialRef, ctr: int) -> bool:
         """Whether counter `ctr` still holds `txmax`, as this batch has seen it so far."""
-        return holds(counters.terms(credential), ctr) and (credential.cti, ctr) not in self.counters
+        cti = credential.cti
+        if (cti, ctr) in self.counters:
+            return False
+        terms = self._terms.get(cti)
+        if terms is None:  # a credential's terms do not change under the batch's locks
+            terms = self._terms[cti] = counters.terms(credential)
+        return holds(terms, ctr)

@@ -10,11 +10,13 @@ from typing import Any, NamedTuple
 
 from duopass.ledger.events import EventType
 from duopass.protocol.journal import Entry
+from duopass.protocol.trust import Policy
 from duopass.risk import AlertKind
 from duopass.server import domain
 from duopass.server.domain import Outcome
 from duopass.server.services import accounts, alerts
-from duopass.server.services.journals.lookups import Refs, Seen
+from duopass.server.services.journals.lookups import HolderRef, Refs, Seen
+from duopass.server.services.journals.recheck import Recheck
 from duopass.server.services.journals.signatures import DeviceSignatures
 from duopass.server.store.tables import Account, Holder, Terminal
 from duopass.server.unit_of_work import Unit
@@ -42,11 +44,24 @@ class Settling:
     entries: list[dict[str, Any]] = field(default_factory=list)
     leaves: list[tuple[EventType, dict[str, Any]]] = field(default_factory=list)
     """(event type, body): a body's "transaction" is a movement number until written."""
+    terminal_id: str = field(init=False)
+    currency: str | None = field(init=False)
+    merchant_account_id: int | None = field(init=False)
+    """The terminal's, read once a batch (not through the ORM at every entry)."""
+    recheck: Recheck = field(init=False)
+    policy: Policy = field(init=False)
+    """The issuer's, read once a batch (the settings do not change under a unit)."""
+
+    def __post_init__(self) -> None:
+        self.terminal_id, self.currency = self.terminal.id, self.terminal.currency
+        self.merchant_account_id = self.terminal.merchant_account_id
+        self.recheck = Recheck(self.unit, self.terminal)
+        self.policy = self.unit.settings.policy
 
     @property
     def merchant(self) -> int:
-        assert self.terminal.merchant_account_id is not None, "a till has a merchant"
-        return self.terminal.merchant_account_id
+        assert self.merchant_account_id is not None, "a till has a merchant"
+        return self.merchant_account_id
 
     def leaf(self, event_type: EventType, body: dict[str, Any]) -> None:
         self.leaves.append((event_type, body))
@@ -58,14 +73,14 @@ class Settling:
         *,
         seq: int | None = None,
         pending: int = 0,
-        holder: Holder | None = None,
+        holder: HolderRef | None = None,
         cti: bytes | None = None,
     ) -> None:
         alerts.raise_alert(
             self.unit,
             kind,
             evidence=evidence,
-            holder=holder,
+            holder=None if holder is None else self.unit.session.get(Holder, holder.id),
             cti=cti,
             terminal_id=self.terminal.id,
             seq=seq,
@@ -78,13 +93,13 @@ class Settling:
     ) -> None:
         """The first acceptance of a counter: held against its hold, written with the batch."""
         amount = entry.amount or 0
-        self.refs.counters[cti, ctr] = Seen(ts, self.terminal.id, entry.seq, amount, hold)
+        self.refs.counters[cti, ctr] = Seen(ts, self.terminal_id, entry.seq, amount, hold)
         self.counters.append(
             {
                 "cti": cti,
                 "ctr": ctr,
                 "ts": ts,
-                "terminal_id": self.terminal.id,
+                "terminal_id": self.terminal_id,
                 "seq": entry.seq,
                 "amount": amount,
                 "hold": hold,
@@ -92,7 +107,7 @@ class Settling:
             }
         )
 
-    def free_funds(self, holder: Holder) -> int:
+    def free_funds(self, holder: HolderRef) -> int:
         """The holder's free funds now: as stored, plus what this batch has not written yet."""
         stored = self.unit.session.get(Account, holder.account_id, populate_existing=True)
         assert stored is not None
@@ -103,5 +118,5 @@ class Settling:
 
     def charged(self, entry: Entry) -> int:
         """What the entry charges the till: an acceptance of a payment in the till's currency."""
-        charges = entry.charges and entry.currency == self.terminal.currency
+        charges = entry.charges and entry.currency == self.currency
         return (entry.amount or 0) if charges else 0
