@@ -50,7 +50,7 @@ from duopass.protocol import (
     mint_credential,
 )
 from duopass.protocol.cbor import loads
-from duopass.protocol.claims import parse_claims
+from duopass.protocol.claims import decode_claims
 from duopass.protocol.code import sign1_parts
 from duopass.protocol.cose import sig_structure
 from duopass.protocol.encoding import b45decode
@@ -150,16 +150,16 @@ def stages(codes: list[str]) -> dict[str, Callable[[], None]]:
     def claims() -> None:
         for text in texts:
             l1 = loads(b45decode(text), check_items=False, reencode=False)[0]
-            parse_claims(loads(l1[2], check_items=False))
+            decode_claims(l1[2])
 
     def cose() -> None:
         for text in texts:
             l1, l2 = loads(b45decode(text), check_items=False, reencode=False)
             protected, payload, _ = sign1_parts(l1)
-            parse_claims(loads(payload, check_items=False))
+            decode_claims(payload)
             sig_structure(protected, b"", payload)
             l2_protected, l2_payload, _ = sign1_parts(l2)
-            loads(l2_payload, check_items=False)
+            loads(l2_payload, check_items=False, reencode=False)
             sig_structure(l2_protected, l1[3], l2_payload)
 
     return {"base45": base45, "envelope": envelope, "claims": claims, "cose": cose}

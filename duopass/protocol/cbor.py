@@ -17,6 +17,7 @@ __all__ = [
     "CborValue",
     "MalformedError",
     "bytes_head",
+    "bytes_size",
     "canonical_key_order",
     "check_keys",
     "check_tree",
@@ -24,6 +25,8 @@ __all__ = [
     "encoded",
     "int_size",
     "loads",
+    "text_size",
+    "uint_size",
 ]
 
 CborValue = int | bytes | str | list[Any] | dict[int, Any]
@@ -189,6 +192,32 @@ def _check_text_or_int_keys(mapping: dict[Any, Any]) -> None:
         if type(key) is not int:
             raise MalformedError("map keys must be integers or text")
         _check_leaf(key)
+
+
+def bytes_size(length: int) -> int:
+    """How many bytes deterministic CBOR takes for a byte string of `length` bytes, head and all
+    (so also a text string of `length` bytes in UTF-8)."""
+    return length + (1 if length < 24 else 2 if length < 0x100 else 3 if length < 0x10000 else 5)
+
+
+def text_size(text: str) -> int:
+    """How many bytes deterministic CBOR takes for a text string, head and all."""
+    return bytes_size(len(text) if text.isascii() else len(text.encode()))
+
+
+def uint_size(value: int) -> int:
+    """How many bytes deterministic CBOR takes for an integer from 0 to 2^64 - 1."""
+    return (
+        1
+        if value < 24
+        else 2
+        if value < 0x100
+        else 3
+        if value < 0x10000
+        else 5
+        if value < 0x1_0000_0000
+        else 9
+    )
 
 
 def int_size(value: int) -> int:

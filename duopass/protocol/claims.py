@@ -13,7 +13,17 @@ from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import Any, Final
 
-from duopass.protocol.cbor import MalformedError, check_keys, check_tree, dumps, loads
+from duopass.protocol.cbor import (
+    MalformedError,
+    bytes_size,
+    check_keys,
+    check_tree,
+    dumps,
+    encoded,
+    loads,
+    text_size,
+    uint_size,
+)
 from duopass.protocol.limits import (
     CBOR_DEPTH_MAX,
     CRIT_KEYS_UNDERSTOOD,
@@ -30,7 +40,7 @@ from duopass.protocol.limits import (
     VENUE_CHARS_MAX,
 )
 
-__all__ = ["Claims", "Kind", "encode_claims", "parse_claims", "reissue"]
+__all__ = ["Claims", "Kind", "decode_claims", "encode_claims", "parse_claims", "reissue"]
 
 # CWT claim keys (RFC 8392) and the duopass map's keys (§2).
 ISS: Final = 1
@@ -45,6 +55,8 @@ DP_CRIT, DP_KIND, DP_USES, DP_TXMAX, DP_CUR, DP_SCOPE, DP_EV, DP_GEN, DP_ENT = r
 _KNOWN_CLAIMS = frozenset({ISS, SUB, EXP, NBF, IAT, CTI, CNF, DP})
 _KNOWN_DP = frozenset(range(9))
 _COSE_OKP_ED25519_KEYS = (1, -1, -2)  # kty, crv, x: the one key order deterministic CBOR allows
+_CNF_SIZE = len(dumps({1: {1: 1, -1: 6, -2: bytes(32)}}))
+_DP_KEY_EXTRA = len(dumps(DP)) - 1  # the dp claim's key takes 5 bytes, every other one 1
 
 
 class Kind(IntEnum):
@@ -133,11 +145,62 @@ def encode_claims(claims: Claims) -> bytes:
     return encoded
 
 
+def decode_claims(payload: bytes) -> Claims:
+    """The claims of an L1 payload's bytes, strictly decoded (§2); raises MalformedError.
+
+    §2's re-encoding comparison is a length comparison where `parse_claims` has typed every item
+    (no unknown claims): a longer head is a longer encoding and cbor2 refuses indefinite lengths,
+    so the deterministic encoding of the decoded map is the only one of its length (and cbor2's
+    trailing bytes would make the payload longer). With unknown claims it re-encodes. A null
+    (which `parse_claims` reads as an absent claim) is refused here either way."""
+    value = loads(payload, check_items=False, reencode=False)
+    claims = parse_claims(value)
+    dp = value[DP]
+    if value.keys() <= _KNOWN_CLAIMS and dp.keys() <= _KNOWN_DP:
+        if len(payload) != _encoded_size(value, dp):  # a null counts 0 bytes: refused here
+            raise MalformedError("CBOR is not deterministically encoded")
+    elif None in value.values() or None in dp.values():
+        raise MalformedError("null is not a DP1 item")
+    elif encoded(value) != payload:
+        raise MalformedError("CBOR is not deterministically encoded")
+    return claims
+
+
+def _encoded_size(payload: dict[int, Any], dp: dict[int, Any]) -> int:
+    """The length of the deterministic encoding of a payload `parse_claims` accepted, of known
+    claims only: the decoded map's items (an explicit `gen: 0` counts), not the `Claims`."""
+    size = 1 + len(payload) + _DP_KEY_EXTRA  # the map's head (at most 8 claims), 1-byte keys
+    for key, value in payload.items():
+        kind = type(value)
+        if kind is int:
+            size += uint_size(value)
+        elif kind is str:
+            size += text_size(value)
+        elif kind is bytes:
+            size += bytes_size(len(value))
+        elif kind is dict and key == CNF:  # a null counts nothing, never 42
+            size += _CNF_SIZE
+    size += 1 + len(dp)  # dp's head (at most 9 keys), its 1-byte keys
+    for key, value in dp.items():
+        kind = type(value)
+        if kind is int:
+            size += uint_size(value)
+        elif kind is str:
+            size += text_size(value)
+        elif kind is list:
+            if key == DP_CRIT:  # at most 9 keys below 24: a 1-byte head, 1-byte items
+                size += 1 + len(value)
+            else:  # scope: at most 16 venues
+                size += 1 + sum(map(text_size, value))
+    return size
+
+
 def parse_claims(payload: object) -> Claims:
     """Check a decoded L1 payload against §2's tables; raises MalformedError.
 
     Besides each claim's type and range, every map's keys (integers, length-first order) and
-    every item of an unknown claim (§2: also inside unknown claims) are checked here."""
+    every item of an unknown claim (§2: also inside unknown claims) are checked here; a null
+    reads as an absent claim, so `decode_claims` refuses it."""
     if type(payload) is not dict:
         raise MalformedError("claims are not a map")
     check_keys(payload)
@@ -261,7 +324,8 @@ def _cnf(value: object) -> bytes | None:
         return None
     if type(value) is not dict or len(value) != 1 or type(value.get(1)) is not dict:
         raise MalformedError("cnf is not {1: COSE_Key}")
-    check_keys(value)  # the one key is the integer 1, not true
+    if type(next(iter(value))) is not int:  # the one key is the integer 1, not true
+        raise MalformedError("cnf is not {1: COSE_Key}")
     key = value[1]
     if (
         len(key) != 3
@@ -296,7 +360,9 @@ def _scope(value: object) -> tuple[str, ...] | None:
         return None
     if type(value) is not list or not 1 <= len(value) <= SCOPE_VENUES_MAX:
         raise MalformedError("scope is not a list of 1..16 venues")
-    return tuple(_text(venue, VENUE_CHARS_MAX) for venue in value)
+    for venue in value:
+        _text(venue, VENUE_CHARS_MAX)
+    return tuple(value)
 
 
 def _crit(value: object) -> tuple[int, ...] | None:

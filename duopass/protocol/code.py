@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from duopass.protocol.cbor import MalformedError, bytes_head, dumps, int_size, loads
-from duopass.protocol.claims import Claims, encode_claims, parse_claims
+from duopass.protocol.claims import Claims, decode_claims, encode_claims
 from duopass.protocol.cose import (
     L1_PROTECTED_PREFIX,
     L2_PROTECTED,
@@ -172,7 +172,7 @@ def _credential(parts: tuple[bytes, bytes, bytes], encoded: bytes) -> Credential
         L1_PROTECTED_PREFIX
     ):
         raise MalformedError("L1 protected header is not {1: -8, 4: kid}")
-    claims = parse_claims(loads(payload, check_items=False))  # which walks what it must
+    claims = decode_claims(payload)  # which walks what it must
     return Credential(KeyId(protected[-KID_BYTES:]), claims, encoded, signature)
 
 

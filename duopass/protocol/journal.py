@@ -28,7 +28,14 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Final
 
-from duopass.protocol.cbor import MalformedError, check_keys, dumps, loads
+from duopass.protocol.cbor import (
+    MalformedError,
+    check_keys,
+    dumps,
+    loads,
+    text_size,
+    uint_size,
+)
 from duopass.protocol.code import SignerError, open_signed
 from duopass.protocol.cose import l1_protected, sign1
 from duopass.protocol.keys import SigningKey
@@ -141,13 +148,15 @@ def parse_entry(data: bytes) -> Entry:
     """An entry from its bytes; raises MalformedError for anything but a well-formed entry.
 
     Every value is typed below and the keys checked in order (`check_keys`), so the decoder's
-    walk of the map is not needed; the re-encoding comparison still refuses other encodings."""
+    walk of the map is not needed, and the re-encoding comparison is a length comparison."""
     if len(data) > ENTRY_BYTES_MAX:
         raise MalformedError("entry too large")
-    body = loads(data, check_items=False)
+    body = loads(data, check_items=False, reencode=False)  # the length is compared below
     if type(body) is not dict:
         raise MalformedError("entry is not a map")
     check_keys(body)
+    if None in body.values():  # `get` would read a null venue as none
+        raise MalformedError("null is not a DP1 item")
     mode, verdict = _MODES.get(_word(body.get(4))), _REASONS.get(_word(body.get(8)))
     if mode is None or verdict is None:
         raise MalformedError("entry mode or verdict unknown")
@@ -155,7 +164,7 @@ def parse_entry(data: bytes) -> Entry:
     if keys != (_ENTRY_KEYS_PAY if mode is Mode.PAY else _ENTRY_KEYS_OTHER):
         raise MalformedError("entry fields")
     venue = body.get(7)
-    return Entry(
+    entry = Entry(
         seq=_count(body[1], low=1),
         scanned_at=_count(body[2]),
         clock_offset=_integer(body[3]),
@@ -169,6 +178,22 @@ def parse_entry(data: bytes) -> Entry:
         bundle_seq=_count(body[11]),
         code=_text(body[12], CODE_CHARS_MAX),
     )
+    if len(data) != _encoded_size(body):
+        raise MalformedError("CBOR is not deterministically encoded")
+    return entry
+
+
+def _encoded_size(body: dict[int, Any]) -> int:
+    """The length of the deterministic encoding of an entry `parse_entry` typed: integers and
+    texts under the 1-byte keys 1 to 12. Every item typed, a longer head is a longer encoding
+    (and cbor2's trailing bytes a longer entry), so this length is the re-encoding comparison."""
+    size = 1 + len(body)  # the map's head, the keys
+    for value in body.values():
+        if type(value) is str:
+            size += text_size(value)
+        else:
+            size += uint_size(value if value >= 0 else -1 - value)
+    return size
 
 
 def encode_batch(

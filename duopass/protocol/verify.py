@@ -122,7 +122,7 @@ def verify_code(
     ctr = dynamic.ctr if dynamic is not None else None
 
     def refuse(reason: Reason) -> Verdict:
-        return Verdict(reason, claims, ctr)
+        return _verdict(reason, claims, ctr, None)
 
     # §3 check 3: the trust store is fresh
     if now > trust.issued_at + trust.max_age_s:
@@ -204,22 +204,36 @@ def verify_code(
     entering = config.mode is Mode.ENTRY
     if entering and memory.entries_accepted(claims.iss, claims.sub) >= claims.ent:
         return refuse(Reason.ALREADY_USED)
-    return Verdict(Reason.OK, claims, ctr, accepted(claims, ctr, config.mode, policy))
+    return _verdict(Reason.OK, claims, ctr, accepted(claims, ctr, config.mode, policy))
+
+
+def _verdict(
+    reason: Reason, claims: Claims, ctr: int | None, acceptance: Acceptance | None
+) -> Verdict:
+    """`Verdict(reason, claims, ctr, acceptance)` without the frozen `__init__`'s
+    `object.__setattr__` per field (every scan makes one): the fields become its `__dict__`."""
+    verdict = object.__new__(Verdict)
+    fields = {"reason": reason, "claims": claims, "ctr": ctr, "acceptance": acceptance}
+    object.__setattr__(verdict, "__dict__", fields)
+    return verdict
 
 
 def accepted(claims: Claims, ctr: int | None, mode: Mode, policy: Policy) -> Acceptance:
     """What an accepted scan adds to a terminal's memory (§3): the counter consumed (pay and
     entry), the entry counted (entry), the generation; kept until `exp + clock_skew_s`. A terminal
-    records it for the server's online acceptances too."""
-    return Acceptance(
-        iss=claims.iss,
-        sub=claims.sub,
-        cti=claims.cti,
-        gen=claims.gen,
-        ctr=ctr if mode is not Mode.IDENTITY else None,
-        entry=mode is Mode.ENTRY,
-        keep_until=claims.exp + policy.clock_skew_s,
-    )
+    records it for the server's online acceptances too. Built as `_verdict` builds a verdict."""
+    acceptance = object.__new__(Acceptance)
+    fields = {
+        "iss": claims.iss,
+        "sub": claims.sub,
+        "cti": claims.cti,
+        "gen": claims.gen,
+        "ctr": ctr if mode is not Mode.IDENTITY else None,
+        "entry": mode is Mode.ENTRY,
+        "keep_until": claims.exp + policy.clock_skew_s,
+    }
+    object.__setattr__(acceptance, "__dict__", fields)
+    return acceptance
 
 
 class Verifier:
