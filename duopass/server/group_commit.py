@@ -69,12 +69,14 @@ class GroupCommit:
         unit: _Unit[T] = _Unit(work, loop, loop.create_future())
         self._start()
         self._queue.put(unit)
+        # a timer rather than `wait_for(shield(...))`: one future a request, not three and a
+        # task's worth of callbacks; a request cancelled meanwhile cancels the future, and
+        # `_settle` passes over a future already done, its unit committed all the same
+        late = loop.call_later(UNIT_WAIT_S, _too_late, unit.future)
         try:
-            return await asyncio.wait_for(asyncio.shield(unit.future), UNIT_WAIT_S)
-        except TimeoutError as exc:
-            raise Problem(
-                ProblemCode.BUSY, "not committed in time: send the same request again"
-            ) from exc
+            return await unit.future
+        finally:
+            late.cancel()
 
     def stop(self) -> None:
         """Finish the queued units, then end the writer."""
@@ -228,6 +230,12 @@ def _answer(batch: list[_Unit[Any]]) -> None:
     for loop, units in by_loop.items():
         with contextlib.suppress(RuntimeError):  # a closed loop has no one left to answer
             loop.call_soon_threadsafe(_settle, units)
+
+
+def _too_late(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        busy = Problem(ProblemCode.BUSY, "not committed in time: send the same request again")
+        future.set_exception(busy)
 
 
 def _settle(units: list[_Unit[Any]]) -> None:

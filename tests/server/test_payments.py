@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -170,3 +171,33 @@ def test_refreshes_are_limited_per_day(server):
         assert wallet.sync(mark=0).status_code == 200
     refused = wallet.sync(mark=0)
     assert refused.status_code == 429 and refused.json()["code"] == "refresh_limit"
+
+
+def test_a_scan_is_answered_alike_by_either_handler(server):
+    """A plain JSON scan takes the lean path (api/lean.py); a content type with parameters goes
+    to FastAPI's own handler: the same scan, retried, gets the same bytes from both."""
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "bea", balance=10_000)
+    till, _ = _till(server, admin)
+    body = json.dumps(
+        {
+            "code": wallet.code(),
+            "mode": "pay",
+            "amount": 300,
+            "terminal_id": till.terminal_id,
+            "seq": 1,
+            "scanned_at": int(time.time()),
+        }
+    ).encode()
+    answers = [
+        server.http.post(
+            "/v1/terminal/scans",
+            content=body,
+            headers={**till._signed("POST", "/v1/terminal/scans", body), "Content-Type": kind},
+        )
+        for kind in ("application/json", "application/json; charset=utf-8")
+    ]
+    assert answers[0].status_code == answers[1].status_code == 200
+    assert answers[0].json()["reason"] == "OK" and answers[0].json()["mode"] == "online"
+    assert answers[0].content == answers[1].content
+    assert answers[0].headers["content-type"] == answers[1].headers["content-type"]

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from duopass.protocol.limits import CODE_CHARS_MAX
 from duopass.server.api.deps import AdminCaller, Ctx, StaffCaller, StaffOrTerminalCaller
+from duopass.server.api.lean import LeanRoute
 from duopass.server.api.openapi import MEDIA_TYPE, problems
 from duopass.server.limits import (
     CHECKIN_LISTS_PER_REDEEM_MAX,
@@ -27,7 +28,8 @@ from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import checkins, events, redeem
 from duopass.server.unit_of_work import Unit
 
-router = APIRouter(prefix="/v1", tags=["check-in"])
+router = APIRouter(prefix="/v1", tags=["check-in"], route_class=LeanRoute)
+"""Lean: the redeem route skips FastAPI's per-request dependency resolution (api/lean.py)."""
 
 RowId = Annotated[int, Field(ge=1, le=ROW_ID_MAX)]
 

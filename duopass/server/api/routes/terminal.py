@@ -12,6 +12,7 @@ from duopass.protocol.journal import BATCH_BYTES_MAX, JournalError, open_batch
 from duopass.protocol.limits import CODE_CHARS_MAX
 from duopass.protocol.verify import Mode
 from duopass.server.api.deps import Client, Ctx, TerminalCaller
+from duopass.server.api.lean import LeanRoute
 from duopass.server.api.openapi import problems
 from duopass.server.api.params import Digits
 from duopass.server.context import AppContext
@@ -21,7 +22,8 @@ from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import bundles, fleet, journals, scans, terminals, throttle
 from duopass.server.unit_of_work import Unit
 
-router = APIRouter(prefix="/v1/terminal", tags=["terminal"])
+router = APIRouter(prefix="/v1/terminal", tags=["terminal"], route_class=LeanRoute)
+"""Lean: the scan route skips FastAPI's per-request dependency resolution (api/lean.py)."""
 
 JOURNAL_ATTEMPTS = 8
 """A batch that finds its locks taken (journals.py `_lock`) tries again after 20, 40 .. 1280 ms,

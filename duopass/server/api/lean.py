@@ -1,0 +1,211 @@
+"""Lean routes: the hot routes (online scans, check-ins) served without FastAPI's per-request
+dependency resolution, with the same answers.
+
+FastAPI works out again on every request what a route's dependency tree is made of (cache keys,
+scopes, parameter kinds, the content type's parsing): some hundreds of microseconds a scan, more
+than the scan's own parsing and signature check. A `LeanRoute` works its tree out once, when the
+route is built, and serves the usual request (a JSON body, every header there) by calling the
+same dependencies in the same order with the same values, the body and headers validated by the
+same pydantic fields, the answer serialised by FastAPI's own `serialize_response`. Anything
+unusual (a header missing or refused, another content type, a body that does not parse or
+validate, overridden dependencies) goes to FastAPI's own handler, which answers as it always
+did: nothing has been called by then, only validated. The route is FastAPI's in every other
+way: the OpenAPI document describes it as before.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi.datastructures import DefaultPlaceholder
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, serialize_response
+from starlette.requests import Request
+from starlette.responses import Response
+
+__all__ = ["LeanRoute"]
+
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """A dependency: its own dependencies first, then its call with their values."""
+
+    name: str | None
+    call: Callable[..., Coroutine[Any, Any, Any]]
+    subs: tuple[_Step, ...]
+    headers: tuple[Any, ...]
+    """Its header fields (`ModelField`), validated before anything of the tree is called."""
+    connection: tuple[str, ...]
+    """The names it takes the request under (`Request`, `HTTPConnection`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    root: _Step
+    """The endpoint, the body aside."""
+    body: Any
+    """The body's field (`ModelField`): one JSON object, not embedded."""
+    headers: tuple[Any, ...]
+
+
+class LeanRoute(APIRoute):
+    """An `APIRoute` whose usual request skips FastAPI's generic resolution (module docstring);
+    a route with a dependency of a kind it does not plan for is served by FastAPI alone."""
+
+    def get_route_handler(self) -> Handler:
+        stock = super().get_route_handler()
+        plan = _plan(self)
+        if plan is None or self.response_field is None:
+            return stock
+        if not isinstance(self.response_class, DefaultPlaceholder):
+            return stock  # a custom response class: only FastAPI's own path knows it
+        overrides = self.dependency_overrides_provider
+        status = self.status_code or 200  # as Response has it
+
+        async def app(request: Request) -> Response:
+            if getattr(overrides, "dependency_overrides", None):
+                return await stock(request)
+            body = await _json_body(request, plan.body)
+            headers = None if body is None else _headers(request, plan.headers)
+            if headers is None:
+                return await stock(request)
+            answer = await _solve(plan.root, request, headers, {}, {plan.body.name: body})
+            if isinstance(answer, Response):
+                return answer
+            content = await serialize_response(
+                field=self.response_field,
+                response_content=answer,
+                include=self.response_model_include,
+                exclude=self.response_model_exclude,
+                by_alias=self.response_model_by_alias,
+                exclude_unset=self.response_model_exclude_unset,
+                exclude_defaults=self.response_model_exclude_defaults,
+                exclude_none=self.response_model_exclude_none,
+                dump_json=True,
+            )
+            return Response(content=content, media_type="application/json", status_code=status)
+
+        return app
+
+
+async def _json_body(request: Request, field: Any) -> Any:
+    """The body validated by the route's body field; None if it is not a JSON object that
+    validates (FastAPI's handler then reads it as it does: the body is kept, read once)."""
+    if request.headers.get("content-type") != "application/json" or not await request.body():
+        return None
+    try:
+        parsed = await request.json()
+    except ValueError:
+        return None
+    value, errors = field.validate(parsed, {}, loc=("body",))
+    return None if errors else value
+
+
+def _headers(request: Request, fields: tuple[Any, ...]) -> dict[int, Any] | None:
+    """Each header field's value (by the field's id), or None if one is missing or refused."""
+    values = {}
+    headers = request.headers
+    for field in fields:
+        key = field.field_info.validation_alias or field.alias  # as FastAPI looks it up
+        raw = headers.get(key)
+        if raw is None:
+            return None
+        value, errors = field.validate(raw, {}, loc=("header", key))
+        if errors:
+            return None
+        values[id(field)] = value
+    return values
+
+
+async def _solve(
+    step: _Step,
+    request: Request,
+    headers: dict[int, Any],
+    cache: dict[Any, Any],
+    values: dict[str, Any],
+) -> Any:
+    """As FastAPI resolves a dependency: its own first, each called once a request."""
+    values.update(dict.fromkeys(step.connection, request))
+    for sub in step.subs:
+        if sub.call in cache:
+            solved = cache[sub.call]
+        else:
+            solved = cache[sub.call] = await _solve(sub, request, headers, cache, {})
+        if sub.name is not None:
+            values[sub.name] = solved
+    for field in step.headers:
+        values[field.name] = headers[id(field)]
+    return await step.call(**values)
+
+
+def _plan(route: APIRoute) -> _Plan | None:
+    """The route's tree worked out once, or None if it has what `_solve` does not do."""
+    endpoint = route.dependant
+    if len(endpoint.body_params) != 1 or route.body_field is not endpoint.body_params[0]:
+        return None  # no body, or several (embedded in one object)
+    headers: list[Any] = []
+    root = _step(endpoint, headers)
+    if root is None:
+        return None
+    return _Plan(root=root, body=route.body_field, headers=tuple(headers))
+
+
+def _step(dependant: Dependant, headers: list[Any]) -> _Step | None:
+    call = dependant.call
+    if call is None or not _is_coroutine(call) or not dependant.use_cache:
+        return None
+    if dependant.path_params or dependant.query_params or dependant.cookie_params:
+        return None
+    for field in dependant.header_params:
+        if field.field_info.annotation is not str or not _one_name(field):
+            return None  # a list of values, a conversion, names to choose from
+    unplanned = (
+        dependant.websocket_param_name,
+        dependant.background_tasks_param_name,
+        dependant.response_param_name,
+        dependant.security_scopes_param_name,
+        getattr(dependant, "concurrency", None),
+    )
+    if any(name is not None for name in unplanned) or _scoped(dependant):
+        return None
+    subs = []
+    for sub in dependant.dependencies:
+        if sub.body_params:
+            return None
+        step = _step(sub, headers)
+        if step is None:
+            return None
+        subs.append(step)
+    headers.extend(dependant.header_params)
+    connection = (dependant.request_param_name, dependant.http_connection_param_name)
+    return _Step(
+        name=dependant.name,
+        call=call,
+        subs=tuple(subs),
+        headers=tuple(dependant.header_params),
+        connection=tuple(name for name in connection if name is not None),
+    )
+
+
+def _one_name(field: Any) -> bool:
+    """A header named by its own alias alone (no underscores to convert, no choices)."""
+    info = field.field_info
+    named = info.alias is not None and info.alias != field.name
+    return named and isinstance(info.validation_alias, str | None)
+
+
+def _scoped(dependant: Dependant) -> bool:
+    """OAuth scopes make FastAPI's cache key more than the call."""
+    return bool(dependant.own_oauth_scopes or dependant.parent_oauth_scopes)
+
+
+def _is_coroutine(call: Callable[..., Any]) -> bool:
+    if inspect.isasyncgenfunction(call) or inspect.isgeneratorfunction(call):
+        return False
+    method = getattr(call, "__call__", None)  # noqa: B004 (a dependency may be an object)
+    return inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(method)
