@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nacl.secret
@@ -23,6 +23,9 @@ from duopass.ledger import NoteSigner
 from duopass.protocol.keys import SigningKey
 
 _ROOT, _LEDGER, _WRAP, _DIGEST = "root.jwk", "ledger.key", "wrap.key", "digest.key"
+UNSEALED_KEYS_MAX = 4
+"""Daily signing keys kept unsealed in the process (`Keyring.signing_key`): today's, and a
+day's either side of midnight, with room for one more."""
 
 
 class KeyringError(RuntimeError):
@@ -35,6 +38,7 @@ class Keyring:
     ledger: NoteSigner
     wrap_key: bytes
     digest_key: bytes
+    _unsealed: dict[bytes, SigningKey] = field(default_factory=dict, init=False, compare=False)
 
     @classmethod
     def create(cls, data_dir: Path, *, origin: str) -> Keyring:
@@ -66,6 +70,18 @@ class Keyring:
 
     def unseal(self, sealed: bytes) -> bytes:
         return bytes(nacl.secret.SecretBox(self.wrap_key).decrypt(sealed))
+
+    def signing_key(self, sealed_seed: bytes) -> SigningKey:
+        """The daily signing key sealed in `sealed_seed`, unsealed once per process and kept
+        (at most `UNSEALED_KEYS_MAX`, the oldest dropped first): every credential minted signs
+        with today's key (docs/server.md, "Signing keys in memory")."""
+        key = self._unsealed.get(sealed_seed)
+        if key is None:
+            key = SigningKey(self.unseal(sealed_seed))
+            while len(self._unsealed) >= UNSEALED_KEYS_MAX:
+                self._unsealed.pop(next(iter(self._unsealed)), None)
+            self._unsealed[sealed_seed] = key
+        return key
 
     def digest(self, personal: str) -> bytes:
         """The keyed digest that stands for personal data in ledger leaves (§7)."""

@@ -19,7 +19,9 @@ from duopass.policy import decide as rule_on
 from duopass.policy.load import POLICY_BYTES_MAX
 from duopass.server.logbook import Event, emit
 from duopass.server.problems import Problem, ProblemCode
+from duopass.server.store import sql
 from duopass.server.store.decisions import PolicyVersion
+from duopass.server.store.sql import statement
 from duopass.server.store.tables import Meta
 from duopass.server.unit_of_work import Unit
 
@@ -152,13 +154,24 @@ def active_sha256(unit: Unit) -> bytes | None:
     return None if found is None else bytes(found)
 
 
+ACTIVE = statement("SELECT sha256 FROM policy_versions ORDER BY activated_at DESC LIMIT 1")
+
+
+def _active(unit: Unit) -> bytes | None:
+    """`active_sha256` in one statement on the driver, after the unit's changes are flushed:
+    every decision reads it."""
+    unit.session.flush()
+    found = sql.raw(unit.session).one(ACTIVE)
+    return None if found is None else bytes(found[0])
+
+
 def current(unit: Unit) -> Policy:
     """This process's policy, if it is the active one; else 503 policy_changed."""
     pinned = unit.pinned_policy
     if pinned is None:
         raise Problem(ProblemCode.POLICY_CHANGED, "this process decides with no policy")
     policy = pinned.policy
-    active = active_sha256(unit)
+    active = _active(unit)
     if active != policy.sha256:
         policy = _follow(pinned, active)
     if active != policy.sha256:

@@ -65,7 +65,8 @@ def open_request(
     _close_open(unit, ticket)
     inputs = build(unit, holder, ticket, asked)
     policy, ruling = policy_store.decide(unit, inputs)
-    live = tickets.live_credential(session, ticket)
+    live = sql.raw(session).one(reissue_sql.LIVE_CTI, {"ticket": ticket.id})  # flushed in `build`
+    old_cti = None if live is None else bytes(live[0])
     request_id = "rq-" + secrets.token_hex(8)
     new_cti = os.urandom(tickets.CTI_BYTES)
     decision = decisions.record(
@@ -78,7 +79,7 @@ def open_request(
         policy=policy,
         ruling_outcome=ruling.outcome,
         rule=ruling.rule,
-        old_cti=None if live is None else live.cti,
+        old_cti=old_cti,
         new_cti=new_cti,
         old_gen=ticket.gen,
         new_gen=ticket.gen + 1,
@@ -98,7 +99,7 @@ def open_request(
         decision_id=decision.id,
         created_at=now,
         expires_at=_expiry(session, ticket, ruling.outcome, now),
-        old_cti=None if live is None else live.cti,
+        old_cti=old_cti,
         new_cti=new_cti,
         finished_at=now if ruling.outcome == "deny" else None,
     )
@@ -118,6 +119,9 @@ def _expiry(session: Session, ticket: Ticket, outcome: str, now: int) -> int:
 def _close_open(unit: Unit, ticket: Ticket) -> None:
     """A new request ends the ticket's earlier open ones, except one waiting for a person:
     asking again must not slip past a review."""
+    unit.session.flush()  # the count goes around the ORM: it sees what the unit changed
+    if not sql.raw(unit.session).one(reissue_sql.OPEN, {"ticket": ticket.id})[0]:
+        return  # the usual case: nothing to close, and no rows to load
     for row in unit.session.scalars(
         select(ReissueRequest).where(
             ReissueRequest.ticket_id == ticket.id, ReissueRequest.state.in_(OPEN_STATES)

@@ -13,6 +13,8 @@ from duopass.protocol.keys import SigningKey
 from duopass.protocol.trust import TrustKey
 from duopass.server.services import tlog, trust_changes
 from duopass.server.settings import Settings
+from duopass.server.store import sql
+from duopass.server.store.sql import statement
 from duopass.server.store.tables import SigningKeyRow
 from duopass.server.unit_of_work import Unit
 
@@ -54,14 +56,20 @@ def rotate(unit: Unit) -> int:
     return created
 
 
+COVERING = statement("SELECT sealed_seed FROM signing_keys WHERE nbf <= :now AND exp >= :now")
+"""The sealed seed of the key whose window covers `now` (one statement on the driver)."""
+
+
 def current(unit: Unit) -> SigningKey:
-    """Today's signing key (created now if the scheduler has not run yet)."""
-    row = _covering(unit.session, unit.now)
-    if row is None:
+    """Today's signing key (created now if the scheduler has not run yet), unsealed once per
+    process (`Keyring.signing_key`)."""
+    found = sql.raw(unit.session).one(COVERING, {"now": unit.now})
+    if found is None:
         rotate(unit)
-        row = _covering(unit.session, unit.now)
-        assert row is not None, "rotate creates today's key"
-    return SigningKey(unit.keyring.unseal(row.sealed_seed))
+        unit.session.flush()  # the read goes around the ORM: it sees the new row
+        found = sql.raw(unit.session).one(COVERING, {"now": unit.now})
+        assert found is not None, "rotate creates today's key"
+    return unit.keyring.signing_key(bytes(found[0]))
 
 
 def published(session: Session, now: int) -> list[TrustKey]:
@@ -72,9 +80,3 @@ def published(session: Session, now: int) -> list[TrustKey]:
         .order_by(SigningKeyRow.nbf)
     )
     return [TrustKey(row.kid, row.public_key, row.nbf, row.exp) for row in rows]  # type: ignore[arg-type]
-
-
-def _covering(session: Session, now: int) -> SigningKeyRow | None:
-    return session.scalars(
-        select(SigningKeyRow).where(SigningKeyRow.nbf <= now, SigningKeyRow.exp >= now)
-    ).first()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from duopass.server.store.sql import statement
 
-__all__ = ["FACTS", "TERMS", "VENUES"]
+__all__ = ["FACTS", "LIVE_CTI", "OPEN", "TERMS", "VENUES"]
 
 FACTS = statement(
     "SELECT o.code, o.paid_by, o.amount, o.currency, o.payment_leaf, o.created_at, "
@@ -38,3 +38,13 @@ TERMS = statement(
 )
 """What minting a ticket's credential needs of its event and ticket type (with the event's
 venues, `checkin_sql.VENUES`)."""
+OPEN = statement(
+    "SELECT COUNT(*) FROM reissue_requests "
+    "WHERE ticket_id = :ticket AND state IN ('step_up', 'review', 'ready')"
+)
+"""How many of the ticket's requests are still open (`services.reissue.OPEN_STATES`)."""
+LIVE_CTI = statement(
+    "SELECT cti FROM credentials WHERE ticket_id = :ticket AND state = 'live' "
+    "ORDER BY iat DESC LIMIT 1"
+)
+"""The `cti` of the ticket's newest live credential (`services.tickets.live_credential`)."""
