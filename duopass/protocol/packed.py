@@ -11,6 +11,7 @@ false positives, so no lookup ever needs the server. A million 12-byte `cti`s ta
 from __future__ import annotations
 
 import sys
+from abc import abstractmethod
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
@@ -225,12 +226,14 @@ class Listing(AbstractSet[tuple[str, V]], Generic[V]):
         self._sets = {iss: PackedSet(values) for iss, values in by_issuer.items()}
 
     @staticmethod
+    @abstractmethod
     def _encode(value: V) -> bytes:
-        raise NotImplementedError
+        """A value as the fixed-width bytes its `PackedSet` holds."""
 
     @staticmethod
+    @abstractmethod
     def _decode(value: bytes) -> V:
-        raise NotImplementedError
+        """The value of a `PackedSet` item."""
 
     @classmethod
     def of(cls, sets: Mapping[str, PackedSet]) -> Self:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from abc import ABC, abstractmethod
 from enum import Enum
 from typing import Any
 
@@ -38,7 +39,7 @@ class _Awaiting(Enum):
     BODY = "body"
 
 
-class _Deadlines:
+class _Deadlines(asyncio.Protocol, ABC):
     """The timer of whatever the connection waits for from the client; the protocol says what
     that is (`_awaited`) after each event that may change it."""
 
@@ -52,8 +53,21 @@ class _Deadlines:
         self._awaiting: _Awaiting | None = None
         self._deadline: asyncio.TimerHandle | None = None
 
+    @abstractmethod
     def _awaited(self) -> _Awaiting | None:
-        raise NotImplementedError
+        """What the connection now waits for from the client, if anything (the parser's view)."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._watch()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._await(None)
+        super().connection_lost(exc)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]
+        self._watch()
 
     def _watch(self) -> None:
         """Start the deadline of what the connection now waits for from the client."""
@@ -89,21 +103,9 @@ class DeadlineH11Protocol(_Deadlines, H11Protocol):
         super().__init__(*args, **kwargs)
         self._start_deadlines()
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._watch()
-
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         self._watch()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._watch()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._await(None)
-        super().connection_lost(exc)
 
     def _awaited(self) -> _Awaiting | None:
         if self.conn.their_state is h11.SEND_BODY:
@@ -123,10 +125,6 @@ class DeadlineHttpToolsProtocol(_Deadlines, HttpToolsProtocol):
         self._start_deadlines()
         self._reading: _Awaiting | None = None  # the part of a request the parser is in
         self._head_bytes = 0
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._watch()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -153,14 +151,6 @@ class DeadlineHttpToolsProtocol(_Deadlines, HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._reading = None
         super().on_message_complete()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._watch()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._await(None)
-        super().connection_lost(exc)
 
     def _awaited(self) -> _Awaiting | None:
         if self._reading is not None:
