@@ -95,7 +95,7 @@ def post(
 ) -> int:
     """Book one movement: `legs` are (account id, amount) and sum to zero; returns its id.
     `released` holds (account id → amount) are released in the same update as the balance.
-    `txn_id`: its id, taken ahead (`sql.NEXT_TRANSACTION_ID`): then nothing here waits for an
+    `txn_id`: its id, taken ahead (`sql.SETTLED_NUMBERED`): then nothing here waits for an
     answer (`sql.Raw.later`). Prepared SQL on the driver (no ORM objects): this is on every
     payment's path."""
     released = released or {}

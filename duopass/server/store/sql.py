@@ -248,7 +248,8 @@ SETTLED_NUMBERED = statement(
     "LEFT JOIN scans s ON s.terminal_id = :terminal_id AND s.seq = :seq "
     "LEFT JOIN journal_entries j ON j.terminal_id = :terminal_id AND j.seq = :seq"
 )
-"""PostgreSQL: `SETTLED` with a payment's transaction id taken ahead (`NEXT_TRANSACTION_ID`)."""
+"""PostgreSQL: `SETTLED` with a payment's transaction id taken ahead, so that its insert needs
+no round trip of its own; an id taken and not used leaves a gap, as a rollback does."""
 INSERT_SCAN = statement(
     "INSERT INTO scans (terminal_id, seq, received_at, verdict, request_fingerprint, provisional) "
     "VALUES (:terminal_id, :seq, :received_at, :verdict, :request_fingerprint, :provisional)"
@@ -307,9 +308,6 @@ INSERT_NUMBERED_TRANSACTION = statement(
     "terminal_id, memo) VALUES (:id, :kind, :request_id, :request_fingerprint, :created_at, "
     ":occurred_at, :business_date, :terminal_id, :memo)"
 )
-NEXT_TRANSACTION_ID = statement("SELECT nextval(pg_get_serial_sequence('transactions', 'id'))")
-"""PostgreSQL: a transaction's id taken ahead (read with others), so that its insert needs no
-round trip of its own; an id taken and not used leaves a gap, as a rollback does."""
 INSERT_POSTING = statement(
     "INSERT INTO postings (transaction_id, account_id, amount) "
     "VALUES (:transaction_id, :account_id, :amount)"
