@@ -10,6 +10,7 @@ import itertools
 import json
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -56,13 +57,30 @@ def _workers_logged(log: Path, start: int, path: str, status: int) -> set[int]:
 
 
 def _until_every_worker(log: Path, start: int, status: int, ask: Any) -> None:
-    """Ask (in parallel bursts, fresh connections) until every worker has answered `status`."""
-    for _ in range(40):
+    """Ask (in parallel bursts, fresh connections) until every worker has answered `status`;
+    then until the log holds a line for every request asked (a worker writes its line once the
+    answer is sent, so a client can hold an answer whose line is still to come)."""
+    asked_from = log.stat().st_size
+    for rounds in range(1, 41):
         with ThreadPoolExecutor(6) as pool:
             list(pool.map(lambda _: ask(), range(6)))
         if _workers_logged(log, start, "/v1/terminal/bundle", status) == set(range(WORKERS)):
+            _until_logged(log, asked_from, "/v1/terminal/bundle", 6 * rounds)
             return
     raise AssertionError("the kernel never handed a connection to every worker")
+
+
+def _until_logged(log: Path, start: int, path: str, count: int) -> None:
+    """Wait (10 s at most) until the log, from byte `start`, holds `count` lines for `path`."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with log.open("rb") as lines:
+            lines.seek(start)
+            whole = (line for line in lines if line.endswith(b"\n"))  # not one being written
+            if sum(json.loads(line).get("path") == path for line in whole) >= count:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"the log never held {count} lines for {path}")
 
 
 def test_sqlite_stays_one_process(tmp_path):
