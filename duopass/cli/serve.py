@@ -28,6 +28,24 @@ _SmtpHost = Annotated[
     str | None,
     typer.Option(help="mail server for step-up codes (default: none, no codes by e-mail)"),
 ]
+_AccessLog = Annotated[
+    bool, typer.Option(help="log every request (combined log form) with the events")
+]
+_TrustedProxy = Annotated[
+    list[str] | None,
+    typer.Option(
+        metavar="CIDR",
+        help="a reverse proxy's network (repeatable): its requests are the X-Forwarded-For "
+        "client's (default: none, every request is its TCP peer's)",
+    ),
+]
+_ExemptNetwork = Annotated[
+    list[str] | None,
+    typer.Option(
+        metavar="CIDR",
+        help="a network not throttled as one, such as a campus behind one NAT (repeatable)",
+    ),
+]
 
 
 def serve(
@@ -55,9 +73,9 @@ def serve(
         bool,
         typer.Option(help="a server for tests: accepts DUOPASS_TEST_CLOCK (a clock tests move)"),
     ] = False,
-    access_log: Annotated[
-        bool, typer.Option(help="log every request (combined log form) with the events")
-    ] = True,
+    access_log: _AccessLog = True,
+    trusted_proxy: _TrustedProxy = None,
+    throttle_exempt_network: _ExemptNetwork = None,
     smtp_host: _SmtpHost = None,
     smtp_port: Annotated[int | None, whole(1, 65535, help="its port (default 25)")] = None,
     smtp_from: Annotated[str | None, typer.Option(help="the From of the codes' mail")] = None,
@@ -72,8 +90,9 @@ def serve(
     from duopass.server import logbook
     from duopass.server.runner import CannotStart, hold_store, listen
 
-    mail = {"smtp_host": smtp_host, "smtp_port": smtp_port, "smtp_from": smtp_from}
-    settings = _settings(db, data_dir, issuer, policy_file=policy, **mail)
+    given: dict[str, Any] = {"smtp_host": smtp_host, "smtp_port": smtp_port, "smtp_from": smtp_from}
+    given |= {"trusted_proxies": trusted_proxy, "throttle_exempt_networks": throttle_exempt_network}
+    settings = _settings(db, data_dir, issuer, policy_file=policy, **given)
     _refuse_workers(workers, settings, metrics=metrics_port is not None)  # before the log
     logbook.configure(access_log=access_log)
     try:
@@ -181,15 +200,25 @@ def _announce(host: str, port: int, issuer: str) -> int:
 
 def _settings(db: str | None, data_dir: Path, issuer: str, **given: Any) -> Settings:
     """The settings the flags name; a flag not given is left to the environment
-    (`DUOPASS_SMTP_*`, `DUOPASS_POLICY_FILE`) or the default (the packaged policy)."""
+    (`DUOPASS_SMTP_*`, `DUOPASS_POLICY_FILE`, `DUOPASS_TRUSTED_PROXIES='["10.0.0.0/8"]'`) or
+    the default (the packaged policy). A value refused is said in one line (exit 2)."""
+    from pydantic import ValidationError
+
     from duopass.server.settings import Settings
 
-    return Settings(
-        db_url=db or f"sqlite:///{data_dir / 'duopass.db'}",
-        data_dir=data_dir,
-        issuer=issuer,
-        **{name: value for name, value in given.items() if value is not None},
-    )
+    try:
+        return Settings(
+            db_url=db or f"sqlite:///{data_dir / 'duopass.db'}",
+            data_dir=data_dir,
+            issuer=issuer,
+            **{name: value for name, value in given.items() if value not in (None, [])},
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"][:1])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        typer.echo(f"duopass: {where}: {message}", err=True)
+        raise typer.Exit(2) from exc
 
 
 def _app(settings: Settings, keyring: Keyring, *, demo: bool, testing: bool) -> FastAPI:

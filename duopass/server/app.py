@@ -13,6 +13,7 @@ from duopass import __version__
 from duopass.server import problems
 from duopass.server.api import openapi
 from duopass.server.api.access_log import AccessLog
+from duopass.server.api.forwarded import ForwardedFor
 from duopass.server.api.middleware import BodyLimit, DateHeader
 from duopass.server.api.routes import (
     admin,
@@ -125,7 +126,9 @@ def create_app(
         limit=BODY_BYTES_MAX,
         paths={"/v1/terminal/journal": JOURNAL_BODY_BYTES_MAX},
     )
-    app.add_middleware(AccessLog)  # outermost: it sees every answer, refusals of size too
+    app.add_middleware(AccessLog)  # it sees every answer, refusals of size too
+    if settings.trusted_proxies:  # outermost: every step sees the forwarded client
+        app.add_middleware(ForwardedFor, trusted=settings.trusted_proxies)
     return app
 
 

@@ -55,3 +55,8 @@ NONCE_CHARS_MAX: Final = 190
 """A redeem's `nonce` (pretix's limit): printable ASCII."""
 TICKET_TYPES_PER_LIST_MAX: Final = 100
 """Ticket types one check-in list names."""
+FORWARDED_HOPS_MAX: Final = 64
+"""Most `X-Forwarded-For` hops read, from the right, behind trusted proxies (api.forwarded):
+a chain of trusted proxies longer than this is answered as if it came from the peer."""
+FORWARDED_HOP_CHARS_MAX: Final = 64
+"""Longest hop read (the longest IPv6 address, in brackets, with a port, is 54)."""

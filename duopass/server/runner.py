@@ -1,9 +1,10 @@
 """How the server runs on uvicorn, once for every caller (`duopass serve`, the servers tests and
-the demo start, the benchmark's): the deadlines slow clients get (`api.deadlines`), and no
-`Date` header of uvicorn's own, since the app dates its answers by its own clock
-(`api.middleware.DateHeader`). And what `duopass serve` takes before it builds the app, so that
-a server that cannot start says why in one line: its listening socket, and the lock that makes
-it the one server on a SQLite store."""
+the demo start, the benchmark's): the deadlines slow clients get (`api.deadlines`), no `Date`
+header of uvicorn's own, since the app dates its answers by its own clock
+(`api.middleware.DateHeader`), and none of its proxy headers (the app reads them itself, from
+trusted proxies only: `api.forwarded`). And what `duopass serve` takes before it builds the app,
+so that a server that cannot start says why in one line: its listening socket, and the lock that
+makes it the one server on a SQLite store."""
 
 from __future__ import annotations
 
@@ -42,6 +43,9 @@ def uvicorn_config(app: FastAPI, *, host: str, port: int, **options: Any) -> uvi
         h11_max_incomplete_event_size=REQUEST_HEAD_BYTES_MAX,
         loop="uvloop",
         date_header=False,
+        # uvicorn would trust X-Forwarded-For from 127.0.0.1 (or $FORWARDED_ALLOW_IPS) even
+        # with no proxy in front: any local client could name its address
+        proxy_headers=False,
         **options,
     )
 

@@ -96,9 +96,14 @@ class Settings(BaseSettings):
     `max_connections` with room for a second server, audits and psql."""
     throttle_exempt_networks: tuple[str, ...] = ()
     """Networks (CIDR) not throttled as one, such as a campus behind one NAT: their sign-ins
-    are still throttled per account."""
+    are still throttled per account. Matched against the client's address: the forwarded one
+    behind a trusted proxy."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Networks (CIDR) of the reverse proxies in front of the server: a request from one of them
+    is the client's that `X-Forwarded-For` names (api.forwarded). None by default: every
+    request is its TCP peer's, whatever its headers say."""
 
-    @field_validator("throttle_exempt_networks")
+    @field_validator("throttle_exempt_networks", "trusted_proxies")
     @classmethod
     def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for network in value:

@@ -7,7 +7,9 @@ Both, because the server writes one stream in one format (a collector parses JSO
 message can be fed as is to tools that read combined logs (`jq -r 'select(.event=="request")
 .message'`). The user field is always `-`: a bearer token is never logged, nor anything made
 from it. Query parameters whose names look secret (token, code, password, key...) keep their
-names and lose their values. Off with `duopass serve --no-access-log`.
+names and lose their values. The client is the request's client address: behind a trusted
+proxy, the one it forwarded, and the proxy in the JSON line's `proxy` field (api.forwarded).
+Off with `duopass serve --no-access-log`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from urllib.parse import parse_qsl, quote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from duopass.server.api.forwarded import PEER_KEY
 from duopass.server.logbook import ACCESS, REDACTED, Event, secret_name
 
 __all__ = ["AccessLog", "combined", "redacted_query"]
@@ -65,6 +68,7 @@ def _log(scope: Scope, status: int, sent: int, started: float) -> None:
             agent = _cut(value.decode("latin-1"))
     client = scope.get("client")
     host = client[0] if client else "-"
+    proxy = scope.get(PEER_KEY)  # set only behind a trusted proxy (api.forwarded)
     target = (scope.get("raw_path") or scope.get("path", "").encode()).decode("latin-1")
     query = scope.get("query_string", b"").decode("latin-1")
     if query:
@@ -87,6 +91,8 @@ def _log(scope: Scope, status: int, sent: int, started: float) -> None:
         "bytes": sent,
         "duration_ms": round((time.time() - started) * 1000, 1),
     }
+    if proxy:
+        fields["proxy"] = proxy[0]
     # As ACCESS.info(message, extra=...) would, less its search of the stack for the caller's
     # file and line, which no line shows
     extra = {"event": Event.REQUEST.value, "fields": fields}

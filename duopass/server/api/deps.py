@@ -32,7 +32,8 @@ Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 def client_address(request: Request) -> str | None:
-    """The address the request came from, for per-network sign-in limits."""
+    """The address the request came from, for per-network sign-in limits and risk features: its
+    TCP peer, or behind a trusted proxy the client the proxy forwarded (api.forwarded)."""
     return request.client.host if request.client is not None else None
 
 
