@@ -21,6 +21,7 @@ from typing import TypeVar
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from duopass.risk import network_of
 from duopass.server.context import AppContext
 from duopass.server.logbook import Event, note
 from duopass.server.problems import Problem, ProblemCode
@@ -84,17 +85,6 @@ def delay_s(limit: Limit, failures: int) -> int:
     if failures < limit.free:
         return 0
     return min(limit.max_s, limit.base_s << min(failures - limit.free, 30))
-
-
-def network_of(address: str | None) -> str | None:
-    """The network a client address belongs to for counting: its /24 or /64. None for a
-    client without an IP address (a Unix socket, a test transport)."""
-    try:
-        ip = ipaddress.ip_address(address or "")
-    except ValueError:
-        return None
-    prefix = 24 if ip.version == 4 else 64
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
 @dataclass(frozen=True)
