@@ -1,7 +1,7 @@
 """What observations write, as rows every feature store keeps in its own way: one bucket row per
 (key, signal, window, bucket) with its count and latest time, one pair row per (subject, signal,
-other) with the time it was last seen. Rows come merged (one per primary key) and sorted, so one
-multi-row upsert writes them and concurrent writers take their row locks in the same order.
+kind of the other, other) with the time it was last seen. Rows come merged (one per primary key)
+and sorted, so one multi-row upsert writes them and concurrent writers lock rows in one order.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ class BucketRow:
 class PairRow:
     subject: str
     signal: str
-    other: str
     kind: str
     """The kind of `other` (what a distinct count counts)."""
+    other: str
     last_at: int
 
 
@@ -68,6 +68,6 @@ def pair_rows(observations: Sequence[Observation], now: int) -> list[PairRow]:
         if not counted(Window.DAY, at, now):
             continue
         for pair in observation.pairs:
-            row = (str(pair.subject), observation.signal.value, str(pair.other), pair.other.kind)
+            row = (str(pair.subject), observation.signal.value, pair.other.kind, str(pair.other))
             merged[row] = max(merged.get(row, at), at)
     return [PairRow(*row, last) for row, last in sorted(merged.items())]

@@ -37,7 +37,7 @@ class MemoryFeatureStore:
             self.buckets[at] = (events + row.events, max(last, row.last_at))
         for pair in pair_rows(observations, now):
             at3 = (pair.subject, pair.signal, pair.other)
-            _, last = self.pairs.get(at3, (pair.kind, pair.last_at))
+            _, last = self.pairs.get(at3, (pair.kind, pair.last_at))  # `other` names its kind
             self.pairs[at3] = (pair.kind, max(last, pair.last_at))
 
     def read(self, queries: Sequence[Query], *, now: int) -> Features:

@@ -4,7 +4,9 @@ every server process and a restart see the same counts.
 
 An observation costs two statements at most: one multi-row upsert of every bucket row it adds
 to (each key in each window) and one of its pairs; a read of any number of queries (up to
-`QUERIES_MAX`) is one statement. Rows expire with their window: maintenance deletes them.
+`QUERIES_MAX`) is one statement. The texts are made once per row count and per shape of read,
+and run on the driver, as the hot paths' are (`store.sql`). Rows expire with their window:
+maintenance deletes them.
 """
 
 from __future__ import annotations
@@ -12,11 +14,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Select, cast, delete, func, literal_column, select
-from sqlalchemy import union_all as sql_union_all
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from duopass.risk import (
@@ -36,101 +37,128 @@ from duopass.risk import (
 from duopass.risk.buckets import bucket_rows, pair_rows
 from duopass.risk.features import QUERIES_MAX
 from duopass.risk.windows import RETENTION_S
+from duopass.server.store import sql
 from duopass.server.store.risk import RiskBucket, RiskPair
 from duopass.server.unit_of_work import Unit
 
-__all__ = ["DatabaseFeatureStore", "account_key", "observe", "sign_in", "store_for"]
+__all__ = [
+    "ROWS_PER_STATEMENT",
+    "DatabaseFeatureStore",
+    "account_key",
+    "observe",
+    "sign_in",
+    "store_for",
+]
 
 
 class DatabaseFeatureStore:
-    """`FeatureStore` in the tables of `store.risk`, on one unit's session."""
+    """`FeatureStore` in the tables of `store.risk`, on one unit's session. Its statements go to
+    the driver (`store.sql.Raw`): a write waits to go with the next read inside `deferred()`."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self._postgres = session.get_bind().dialect.name != "sqlite"
 
     def record(self, observations: Sequence[Observation], *, now: int) -> None:
-        buckets = [vars(row) for row in bucket_rows(observations, now)]
+        raw = sql.raw(self.session)
+        buckets = bucket_rows(observations, now)
         if buckets:
-            insert = self._insert(RiskBucket).values(buckets)
-            self.session.execute(
-                insert.on_conflict_do_update(
-                    index_elements=["key", "signal", "span_s", "start"],
-                    set_={
-                        "events": RiskBucket.events + insert.excluded.events,
-                        "last_at": self._greatest(RiskBucket.last_at, insert.excluded.last_at),
-                    },
-                )
-            )
-        pairs = [vars(row) for row in pair_rows(observations, now)]
+            params = {
+                f"{name}{n}": getattr(row, name)
+                for n, row in enumerate(buckets)
+                for name in _BUCKET
+            }
+            raw.later(_upsert(_BUCKET_UPSERT, _BUCKET, len(buckets)), params)
+        pairs = pair_rows(observations, now)
         if pairs:
-            insert = self._insert(RiskPair).values(pairs)
-            self.session.execute(
-                insert.on_conflict_do_update(
-                    index_elements=["subject", "signal", "other"],
-                    set_={"last_at": self._greatest(RiskPair.last_at, insert.excluded.last_at)},
-                )
-            )
+            params = {
+                f"{name}{n}": getattr(row, name) for n, row in enumerate(pairs) for name in _PAIR
+            }
+            raw.later(_upsert(_PAIR_UPSERT, _PAIR, len(pairs)), params)
 
     def read(self, queries: Sequence[Query], *, now: int) -> Features:
         if len(queries) > QUERIES_MAX:
             raise ValueError(f"at most {QUERIES_MAX} queries in one read")
         if not queries:
             return Features()
-        parts = [_part(n, query, now) for n, query in enumerate(queries)]
-        values: dict[int, int | None] = {
-            n: None if value is None else int(value)
-            for n, value in self.session.execute(sql_union_all(*parts))
-        }
+        params: dict[str, Any] = {}
+        for n, query in enumerate(queries):
+            params |= _params(n, query, now)
+        shape = tuple(type(query).__name__ for query in queries)
+        rows = sql.raw(self.session).all(_union(shape), params)
+        values = {n: None if value is None else int(value) for n, value in rows}
         return Features([(query, values[n]) for n, query in enumerate(queries)])
 
     def expire(self, *, now: int) -> int:
-        gone = 0
-        for window in Window:
-            result = self.session.execute(
-                delete(RiskBucket).where(
-                    RiskBucket.span_s == window.span_s, RiskBucket.start <= now - window.span_s
-                )
-            )
-            gone += _rows(result)
-        result = self.session.execute(delete(RiskPair).where(RiskPair.last_at <= now - RETENTION_S))
-        return gone + _rows(result)
-
-    def _insert(self, table: type[RiskBucket] | type[RiskPair]) -> Any:
-        """The dialect's INSERT, which has ON CONFLICT DO UPDATE on both."""
-        return (postgresql.insert if self._postgres else sqlite.insert)(table)
-
-    def _greatest(self, a: Any, b: Any) -> ColumnElement[Any]:
-        return func.greatest(a, b) if self._postgres else func.max(a, b)
+        buckets = self.session.execute(
+            delete(RiskBucket).where(RiskBucket.start + RiskBucket.span_s <= now)
+        )
+        pairs = self.session.execute(delete(RiskPair).where(RiskPair.last_at <= now - RETENTION_S))
+        return _rows(buckets) + _rows(pairs)
 
 
 def _rows(result: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _part(n: int, query: Query, now: int) -> Select[int, int]:
-    """One query as one row (its index, its value), for a UNION ALL of them all."""
-    index = literal_column(str(n), BigInteger).label("n")  # an int of ours, inlined
-    key, signal = str(query.key), query.signal.value
+ROWS_PER_STATEMENT = 500
+"""Most rows one upsert writes (six parameters each): an observation's are at most 24 (8 keys,
+3 windows); a batch of many observations takes one statement per 500 rows."""
+_BUCKET = ("key", "signal", "span_s", "start", "events", "last_at")
+_BUCKET_UPSERT = (
+    'INSERT INTO risk_buckets ("key", signal, span_s, start, events, last_at) VALUES {rows} '
+    'ON CONFLICT ("key", signal, span_s, start) DO UPDATE SET '
+    "events = risk_buckets.events + excluded.events, last_at = CASE "
+    "WHEN excluded.last_at > risk_buckets.last_at THEN excluded.last_at "
+    "ELSE risk_buckets.last_at END"
+)
+_PAIR = ("subject", "signal", "kind", "other", "last_at")
+_PAIR_UPSERT = (
+    "INSERT INTO risk_pairs (subject, signal, kind, other, last_at) VALUES {rows} "
+    "ON CONFLICT (subject, signal, kind, other) DO UPDATE SET last_at = CASE "
+    "WHEN excluded.last_at > risk_pairs.last_at THEN excluded.last_at "
+    "ELSE risk_pairs.last_at END"
+)
+_PARTS = {
+    "Count": (
+        'SELECT {n}, COALESCE(SUM(events), 0) FROM risk_buckets WHERE "key" = :key{n} '
+        "AND signal = :signal{n} AND span_s = :span{n} AND start > :since{n}"
+    ),
+    "LastSeen": (
+        'SELECT {n}, MAX(last_at) FROM risk_buckets WHERE "key" = :key{n} '
+        "AND signal = :signal{n} AND span_s = :span{n} AND start > :since{n}"
+    ),
+    "Distinct": (
+        "SELECT {n}, COUNT(*) FROM risk_pairs WHERE subject = :key{n} AND signal = :signal{n} "
+        "AND kind = :kind{n} AND last_at > :since{n}"
+    ),
+}
+"""One query as one row: its index and its value (standard SQL: one text for both databases)."""
+
+
+@lru_cache(maxsize=128)
+def _upsert(template: str, columns: tuple[str, ...], rows: int) -> sql.Statement:
+    """The multi-row upsert of `rows` rows (one text per row count: a few dozen at most)."""
+    values = ", ".join(
+        "(" + ", ".join(f":{name}{n}" for name in columns) + ")" for n in range(rows)
+    )
+    return sql.statement(template.format(rows=values))
+
+
+@lru_cache(maxsize=256)
+def _union(shape: tuple[str, ...]) -> sql.Statement:
+    """The one statement that reads queries of these kinds, in this order."""
+    return sql.statement(
+        " UNION ALL ".join(_PARTS[kind].format(n=n) for n, kind in enumerate(shape))
+    )
+
+
+def _params(n: int, query: Query, now: int) -> dict[str, Any]:
+    found: dict[str, Any] = {f"key{n}": str(query.key), f"signal{n}": query.signal.value}
     if isinstance(query, Distinct):
-        return select(index, cast(func.count(), BigInteger).label("value")).where(
-            RiskPair.subject == key,
-            RiskPair.signal == signal,
-            RiskPair.kind == query.of.value,
-            RiskPair.last_at > now - query.window.span_s,
-        )
+        found |= {f"kind{n}": query.of.value, f"since{n}": now - query.window.span_s}
+        return found
     window = query.window if isinstance(query, Count) else Window.DAY
-    value = (
-        func.coalesce(func.sum(RiskBucket.events), 0)
-        if isinstance(query, Count)
-        else func.max(RiskBucket.last_at)
-    )
-    return select(index, cast(value, BigInteger).label("value")).where(
-        RiskBucket.key == key,
-        RiskBucket.signal == signal,
-        RiskBucket.span_s == window.span_s,
-        RiskBucket.start > now - window.span_s,
-    )
+    return found | {f"span{n}": window.span_s, f"since{n}": now - window.span_s}
 
 
 def store_for(unit: Unit) -> FeatureStore:

@@ -4,7 +4,7 @@ window (maintenance deletes them), so both stay bounded by the traffic of one da
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Index, Integer, String
+from sqlalchemy import BigInteger, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from duopass.server.store.tables import Base
@@ -22,11 +22,12 @@ class RiskBucket(Base):
     span_s: Mapped[int] = mapped_column(Integer, primary_key=True)
     """The window: 60, 3600 or 86400."""
     start: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    """The bucket's start (Unix seconds); the row expires at `start + span_s`."""
+    """The bucket's start (Unix seconds); the row expires at `start + span_s` (indexed: the
+    reads' plans cannot take that index for their primary key's)."""
     events: Mapped[int] = mapped_column(BigInteger)
     last_at: Mapped[int] = mapped_column(BigInteger)
     """The latest event counted in it: last-seen reads the day window's."""
-    __table_args__ = (Index("risk_buckets_expiry", "span_s", "start"),)
+    __table_args__ = (Index("risk_buckets_expiry", text("(start + span_s)")),)
 
 
 class RiskPair(Base):
@@ -35,7 +36,7 @@ class RiskPair(Base):
     __tablename__ = "risk_pairs"
     subject: Mapped[str] = mapped_column(String(128), primary_key=True)
     signal: Mapped[str] = mapped_column(String(32), primary_key=True)
-    other: Mapped[str] = mapped_column(String(128), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(12))
+    kind: Mapped[str] = mapped_column(String(12), primary_key=True)
     """The kind of `other`: what a distinct count counts."""
+    other: Mapped[str] = mapped_column(String(128), primary_key=True)
     last_at: Mapped[int] = mapped_column(BigInteger, index=True)

@@ -28,15 +28,15 @@ def upgrade() -> None:
         sa.Column("last_at", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("key", "signal", "span_s", "start"),
     )
-    op.create_index("risk_buckets_expiry", "risk_buckets", ["span_s", "start"])
+    op.create_index("risk_buckets_expiry", "risk_buckets", [sa.text("(start + span_s)")])
     op.create_table(
         "risk_pairs",
         sa.Column("subject", sa.String(length=128), nullable=False),
         sa.Column("signal", sa.String(length=32), nullable=False),
-        sa.Column("other", sa.String(length=128), nullable=False),
         sa.Column("kind", sa.String(length=12), nullable=False),
+        sa.Column("other", sa.String(length=128), nullable=False),
         sa.Column("last_at", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("subject", "signal", "other"),
+        sa.PrimaryKeyConstraint("subject", "signal", "kind", "other"),
     )
     op.create_index("ix_risk_pairs_last_at", "risk_pairs", ["last_at"])
 
