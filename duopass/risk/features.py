@@ -24,6 +24,7 @@ __all__ = [
     "KEY_CHARS_MAX",
     "PAIRS_MAX",
     "QUERIES_MAX",
+    "SEEN_WITH_MAX",
     "Count",
     "Distinct",
     "FeatureStore",
@@ -46,6 +47,8 @@ PAIRS_MAX = 8
 """Most pairs one observation records."""
 QUERIES_MAX = 64
 """Most queries one read asks (one statement in the database)."""
+SEEN_WITH_MAX = 100
+"""Most keys one `seen_with` lists."""
 
 
 class KeyKind(StrEnum):
@@ -232,6 +235,14 @@ class FeatureStore(Protocol):
 
     def read(self, queries: Sequence[Query], *, now: int) -> Features:
         """The value of each query at `now` (at most `QUERIES_MAX`)."""
+        ...
+
+    def seen_with(
+        self, key: Key, signal: Signal, of: KeyKind, *, window: Window, now: int, limit: int
+    ) -> list[tuple[Key, int]]:
+        """The keys of kind `of` seen with `key` on `signal` in `window` at `now` (those a
+        `Distinct` counts), each with when it was last, latest first (ties in any order), at most
+        `limit` (up to `SEEN_WITH_MAX`): the venues a holder was just at, for geovelocity."""
         ...
 
     def expire(self, *, now: int) -> int:

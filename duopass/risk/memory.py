@@ -9,12 +9,16 @@ from collections.abc import Sequence
 from duopass.risk.buckets import bucket_rows, pair_rows
 from duopass.risk.features import (
     QUERIES_MAX,
+    SEEN_WITH_MAX,
     Count,
     Distinct,
     Features,
+    Key,
+    KeyKind,
     LastSeen,
     Observation,
     Query,
+    Signal,
 )
 from duopass.risk.windows import RETENTION_S, Window, counted
 
@@ -64,6 +68,19 @@ class MemoryFeatureStore:
             if (subject, s, kind) == (key, signal, query.of.value)
             and now - query.window.span_s < last <= now
         )
+
+    def seen_with(
+        self, key: Key, signal: Signal, of: KeyKind, *, window: Window, now: int, limit: int
+    ) -> list[tuple[Key, int]]:
+        if not 0 < limit <= SEEN_WITH_MAX:
+            raise ValueError(f"a limit of 1 to {SEEN_WITH_MAX}")
+        found = [
+            (Key.parse(other), last)
+            for (subject, s, other), (kind, last) in self.pairs.items()
+            if (subject, s, kind) == (str(key), signal.value, of.value)
+            and now - window.span_s < last <= now
+        ]
+        return sorted(found, key=lambda seen: (-seen[1], str(seen[0])))[:limit]
 
     def expire(self, *, now: int) -> int:
         gone = [at for at in self.buckets if at[3] <= now - at[2]]  # start <= now - span

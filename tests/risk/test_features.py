@@ -186,3 +186,23 @@ def test_keys_and_observations_are_checked():
         Observation(T0, FAIL, (MIA, MIA))
     with pytest.raises(ValueError, match="distinct keys"):
         Observation(T0, FAIL, tuple(Key(KeyKind.DEVICE, str(n)) for n in range(9)))
+
+
+def test_seen_with_lists_the_latest_keys_a_distinct_count_counts():
+    """The venues a holder was at in the last hour, latest first: what geovelocity reads."""
+    store = MemoryFeatureStore()
+    venues = [Key(KeyKind.VENUE, name) for name in ("north", "south", "library")]
+    for minutes, venue in ((0, venues[0]), (20, venues[1]), (50, venues[2]), (55, venues[0])):
+        at = T0 + 60 * minutes
+        accepted = Observation(at, Signal.OFFLINE_ACCEPTANCE, (MIA,), (Pair(MIA, venue),))
+        store.record([accepted], now=at)
+    seen = store.seen_with(
+        MIA, Signal.OFFLINE_ACCEPTANCE, KeyKind.VENUE, window=Window.HOUR, now=T0 + 3600, limit=2
+    )
+    assert seen == [(venues[0], T0 + 55 * 60), (venues[2], T0 + 50 * 60)]
+    later = store.seen_with(
+        MIA, Signal.OFFLINE_ACCEPTANCE, KeyKind.VENUE, window=Window.HOUR, now=T0 + 80 * 60, limit=9
+    )
+    assert later == [(venues[0], T0 + 55 * 60), (venues[2], T0 + 50 * 60)]  # south: 60 min ago
+    with pytest.raises(ValueError, match="limit"):
+        store.seen_with(MIA, FAIL, KeyKind.VENUE, window=Window.DAY, now=T0, limit=101)

@@ -26,6 +26,7 @@ from duopass.risk import (
     Signal,
     Window,
 )
+from duopass.risk.features import SEEN_WITH_MAX
 from duopass.server import maintenance
 from duopass.server.services.risk_features import DatabaseFeatureStore
 from duopass.server.store.db import Database
@@ -61,6 +62,17 @@ def _record(database: Database, observations: list[Observation], now: int) -> No
 def _read(database: Database, queries: list[Query], now: int) -> dict[str, int | None]:
     with database.unit() as session:
         return dict(DatabaseFeatureStore(session).read(queries, now=now))
+
+
+def _seen_with(store: Database | MemoryFeatureStore, now: int, limit: int) -> list[tuple[Key, int]]:
+    """The accounts that failed to sign in from the first network in the last hour."""
+    args = (NETWORKS[0], Signal.SIGN_IN_FAILURE, KeyKind.ACCOUNT)
+    if isinstance(store, MemoryFeatureStore):
+        return store.seen_with(*args, window=Window.HOUR, now=now, limit=limit)
+    with store.unit() as session:
+        return DatabaseFeatureStore(session).seen_with(
+            *args, window=Window.HOUR, now=now, limit=limit
+        )
 
 
 def _stream(seed: int) -> Iterator[tuple[int, Observation]]:
@@ -101,6 +113,10 @@ def test_every_read_is_the_reference_stores_as_the_clock_moves(database):
         reference.record([observation], now=now)
         if step % 2 == 0:
             assert _read(database, queries, now) == dict(reference.read(queries, now=now)), now
+            for limit in (2, SEEN_WITH_MAX):
+                seen, expected = _seen_with(database, now, limit), _seen_with(reference, now, limit)
+                assert [at for _, at in seen] == [at for _, at in expected]  # ties: any order
+                assert limit == 2 or sorted(seen) == sorted(expected)
         if step % 10 == 0:
             with database.unit() as session:
                 DatabaseFeatureStore(session).expire(now=now)

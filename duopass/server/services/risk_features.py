@@ -35,7 +35,7 @@ from duopass.risk import (
     network_of,
 )
 from duopass.risk.buckets import bucket_rows, pair_rows
-from duopass.risk.features import QUERIES_MAX
+from duopass.risk.features import QUERIES_MAX, SEEN_WITH_MAX
 from duopass.risk.windows import RETENTION_S
 from duopass.server.store import sql
 from duopass.server.store.risk import RiskBucket, RiskPair
@@ -88,6 +88,16 @@ class DatabaseFeatureStore:
         values = {n: None if value is None else int(value) for n, value in rows}
         return Features([(query, values[n]) for n, query in enumerate(queries)])
 
+    def seen_with(
+        self, key: Key, signal: Signal, of: KeyKind, *, window: Window, now: int, limit: int
+    ) -> list[tuple[Key, int]]:
+        if not 0 < limit <= SEEN_WITH_MAX:
+            raise ValueError(f"a limit of 1 to {SEEN_WITH_MAX}")
+        params: dict[str, Any] = {"key": str(key), "signal": signal.value, "kind": of.value}
+        params |= {"since": now - window.span_s, "limit": limit}
+        rows = sql.raw(self.session).all(_SEEN_WITH, params)
+        return [(Key.parse(other), int(last)) for other, last in rows]
+
     def expire(self, *, now: int) -> int:
         buckets = self.session.execute(
             delete(RiskBucket).where(RiskBucket.start + RiskBucket.span_s <= now)
@@ -133,6 +143,10 @@ _PARTS = {
     ),
 }
 """One query as one row: its index and its value (standard SQL: one text for both databases)."""
+_SEEN_WITH = sql.statement(
+    "SELECT other, last_at FROM risk_pairs WHERE subject = :key AND signal = :signal "
+    "AND kind = :kind AND last_at > :since ORDER BY last_at DESC LIMIT :limit"
+)
 
 
 @lru_cache(maxsize=128)
