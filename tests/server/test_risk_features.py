@@ -272,3 +272,20 @@ def test_failed_sign_ins_are_counted_per_account_and_network(clocked_server, clo
         return sum(unit.session.scalar(select(func.count()).select_from(t)) or 0 for t in tables)
 
     assert server.ctx.run(rows) == 0
+
+
+def test_a_batch_of_many_rows_is_written_in_chunks(database):
+    """A journal's worth of acceptances at once: 900 bucket rows, more than one upsert holds."""
+    terminals = [Key(KeyKind.TERMINAL, f"till-{n}") for n in range(300)]
+    batch = [
+        Observation(T0, Signal.OFFLINE_ACCEPTANCE, (terminal, ACCOUNTS[n % 4]))
+        for n, terminal in enumerate(terminals)
+    ]
+    _record(database, batch, now=T0 + 10)
+    queries: list[Query] = [
+        Count(terminals[-1], Signal.OFFLINE_ACCEPTANCE, Window.MINUTE),
+        Count(ACCOUNTS[0], Signal.OFFLINE_ACCEPTANCE, Window.DAY),
+    ]
+    assert list(_read(database, queries, T0 + 10).values()) == [1, 75]
+    with database.unit() as session:
+        assert session.scalar(select(func.count()).select_from(RiskBucket)) == 3 * 304

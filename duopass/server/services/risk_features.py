@@ -60,20 +60,19 @@ class DatabaseFeatureStore:
 
     def record(self, observations: Sequence[Observation], *, now: int) -> None:
         raw = sql.raw(self.session)
-        buckets = bucket_rows(observations, now)
-        if buckets:
-            params = {
-                f"{name}{n}": getattr(row, name)
-                for n, row in enumerate(buckets)
-                for name in _BUCKET
-            }
-            raw.later(_upsert(_BUCKET_UPSERT, _BUCKET, len(buckets)), params)
-        pairs = pair_rows(observations, now)
-        if pairs:
-            params = {
-                f"{name}{n}": getattr(row, name) for n, row in enumerate(pairs) for name in _PAIR
-            }
-            raw.later(_upsert(_PAIR_UPSERT, _PAIR, len(pairs)), params)
+        writes: list[tuple[str, tuple[str, ...], Sequence[Any]]] = [
+            (_BUCKET_UPSERT, _BUCKET, bucket_rows(observations, now)),
+            (_PAIR_UPSERT, _PAIR, pair_rows(observations, now)),
+        ]
+        for template, columns, rows in writes:
+            for first in range(0, len(rows), ROWS_PER_STATEMENT):
+                chunk = rows[first : first + ROWS_PER_STATEMENT]
+                params = {
+                    f"{name}{n}": getattr(row, name)
+                    for n, row in enumerate(chunk)
+                    for name in columns
+                }
+                raw.later(_upsert(template, columns, len(chunk)), params)
 
     def read(self, queries: Sequence[Query], *, now: int) -> Features:
         if len(queries) > QUERIES_MAX:
