@@ -1,24 +1,59 @@
 """Risk: what the server concludes from what it sees, as pure rules over plain values.
 
-Today: the evidence rules of offline acceptances (§4.4-§4.5, §5: clone, relay, past `uses`,
-above a refresh mark, revoked in the bundle, negative free funds, gaps in a journal) and the
-catalogue of alert kinds they raise. The risk engine (streaming features over request rates,
-devices and networks, rules and scores that allow, step up, send to review or deny) grows here.
+The evidence rules of offline acceptances (§4.4-§4.5, §5: clone, relay, past `uses`, above a
+refresh mark, revoked in the bundle, negative free funds, gaps in a journal) and the catalogue of
+alert kinds they raise; the streaming features of the risk engine (`features`: keys, signals,
+observations, queries and the `FeatureStore` interface; `windows`: the sliding windows and their
+buckets; `buckets`: the rows a store keeps; `memory`: the reference store). Rules and scores
+that allow, step up, send to review or deny grow here.
 
 May import: the standard library and `duopass.protocol`. Never the server, its database or
-HTTP: the server persists what these rules conclude (`server/services/alerts.py`).
+HTTP: the server persists what these rules conclude (`server/services/alerts.py`) and keeps the
+features' counts (`server/services/risk_features.py`).
 """
 
 from duopass.risk.evidence import Acceptance, Earlier, batch_evidence, duplicate_kind, evidence
+from duopass.risk.features import (
+    Count,
+    Distinct,
+    Features,
+    FeatureStore,
+    Key,
+    KeyKind,
+    LastSeen,
+    Observation,
+    Pair,
+    Query,
+    Signal,
+    ip_of,
+    network_of,
+)
 from duopass.risk.kinds import SUSPENDING, AlertKind, ReviewAction
+from duopass.risk.memory import MemoryFeatureStore
+from duopass.risk.windows import Window
 
 __all__ = [
     "SUSPENDING",
     "Acceptance",
     "AlertKind",
+    "Count",
+    "Distinct",
     "Earlier",
+    "FeatureStore",
+    "Features",
+    "Key",
+    "KeyKind",
+    "LastSeen",
+    "MemoryFeatureStore",
+    "Observation",
+    "Pair",
+    "Query",
     "ReviewAction",
+    "Signal",
+    "Window",
     "batch_evidence",
     "duplicate_kind",
     "evidence",
+    "ip_of",
+    "network_of",
 ]

@@ -29,7 +29,7 @@ from duopass.protocol.signed_requests import device_sign_in_message
 from duopass.server.context import AppContext
 from duopass.server.keyring import Keyring
 from duopass.server.problems import Problem, ProblemCode
-from duopass.server.services import second_factor, sessions, throttle
+from duopass.server.services import risk_features, second_factor, sessions, throttle
 from duopass.server.services.sessions import Caller, Issued
 from duopass.server.services.throttle import Throttle
 from duopass.server.settings import Settings
@@ -116,6 +116,7 @@ def password_sign_in(
     def finish(unit: Unit) -> Issued | Problem:
         if person is None or not right or _disabled(unit.session, person):
             throttle.fail(unit.session, keys[1:], unit.now)
+            _observe(unit, person, login=login, staff=staff, client=client, failed=True)
             return Problem(ProblemCode.UNAUTHENTICATED, "wrong login or password")
         if not staff:
             holder = unit.session.get(Holder, person.id)
@@ -124,11 +125,21 @@ def password_sign_in(
             if refusal is not None:
                 return refusal
         throttle.succeed(unit.session, keys[:1])
+        _observe(unit, person, login=login, staff=staff, client=client, failed=False)
         return sessions.open_session(
             unit, role=person.role, principal_id=person.id, method="password", device_id=None
         )
 
     return ctx.run_refusable(finish)
+
+
+def _observe(
+    unit: Unit, person: _Person | None, *, login: str, staff: bool, client: str | None, failed: bool
+) -> None:
+    """The sign-in (or its failure) counted in the risk features, with the unit's outcome."""
+    principal = None if person is None else person.id
+    account = risk_features.account_key(unit, staff=staff, principal_id=principal, login=login)
+    risk_features.observe(unit, risk_features.sign_in(account, client, at=unit.now, failed=failed))
 
 
 def _person(session: Session, *, login: str, staff: bool) -> _Person | None:

@@ -21,6 +21,7 @@ from typing import TypeVar
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from duopass.risk import ip_of, network_of
 from duopass.server.context import AppContext
 from duopass.server.logbook import Event, note
 from duopass.server.problems import Problem, ProblemCode
@@ -86,28 +87,6 @@ def delay_s(limit: Limit, failures: int) -> int:
     return min(limit.max_s, limit.base_s << min(failures - limit.free, 30))
 
 
-def _ip(address: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """A client's IP address; an IPv4 one as IPv4 even when a dual-stack listener (`--host ::`)
-    gives it mapped into IPv6 (`::ffff:a.b.c.d`), or every IPv4 client would share one /64."""
-    try:
-        ip = ipaddress.ip_address(address or "")
-    except ValueError:
-        return None
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
-
-
-def network_of(address: str | None) -> str | None:
-    """The network a client address belongs to for counting: its /24 or /64. None for a
-    client without an IP address (a Unix socket, a test transport)."""
-    ip = _ip(address)
-    if ip is None:
-        return None
-    prefix = 24 if ip.version == 4 else 64
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
-
-
 @dataclass(frozen=True)
 class Throttle:
     """One counted key: a limit and the digest that names what it counts."""
@@ -134,7 +113,7 @@ def for_client(settings: Settings, secret: bytes, client: str | None) -> list[Th
     """The client's network's key, unless the network is exempt (or there is no address).
     `client` is the request's client address (`api.deps.client_address`): behind a trusted
     proxy, the forwarded one, so an exempt campus range is matched however it arrives."""
-    address, network = _ip(client), network_of(client)
+    address, network = ip_of(client), network_of(client)
     if address is None or network is None:
         return []
     for allowed in settings.throttle_exempt_networks:

@@ -1,0 +1,207 @@
+"""The risk features' reference store, in the database (`duopass.risk.FeatureStore`): it works
+in its caller's transaction, so a decision and the counts it read and added commit together, and
+every server process and a restart see the same counts.
+
+An observation costs two statements at most: one multi-row upsert of every bucket row it adds
+to (each key in each window) and one of its pairs; a read of any number of queries (up to
+`QUERIES_MAX`) is one statement. The texts are made once per row count and per shape of read,
+and run on the driver, as the hot paths' are (`store.sql`). Rows expire with their window:
+maintenance deletes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from duopass.risk import (
+    Count,
+    Distinct,
+    Features,
+    FeatureStore,
+    Key,
+    KeyKind,
+    Observation,
+    Pair,
+    Query,
+    Signal,
+    Window,
+    network_of,
+)
+from duopass.risk.buckets import bucket_rows, pair_rows
+from duopass.risk.features import QUERIES_MAX, SEEN_WITH_MAX
+from duopass.risk.windows import RETENTION_S
+from duopass.server.store import sql
+from duopass.server.store.risk import RiskBucket, RiskPair
+from duopass.server.unit_of_work import Unit
+
+__all__ = [
+    "ROWS_PER_STATEMENT",
+    "DatabaseFeatureStore",
+    "account_key",
+    "observe",
+    "sign_in",
+    "store_for",
+]
+
+
+class DatabaseFeatureStore:
+    """`FeatureStore` in the tables of `store.risk`, on one unit's session. Its statements go to
+    the driver (`store.sql.Raw`): a write waits to go with the next read inside `deferred()`."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def record(self, observations: Sequence[Observation], *, now: int) -> None:
+        raw = sql.raw(self.session)
+        writes: list[tuple[str, tuple[str, ...], Sequence[Any]]] = [
+            (_BUCKET_UPSERT, _BUCKET, bucket_rows(observations, now)),
+            (_PAIR_UPSERT, _PAIR, pair_rows(observations, now)),
+        ]
+        for template, columns, rows in writes:
+            for first in range(0, len(rows), ROWS_PER_STATEMENT):
+                chunk = rows[first : first + ROWS_PER_STATEMENT]
+                params = {
+                    f"{name}{n}": getattr(row, name)
+                    for n, row in enumerate(chunk)
+                    for name in columns
+                }
+                raw.later(_upsert(template, columns, len(chunk)), params)
+
+    def read(self, queries: Sequence[Query], *, now: int) -> Features:
+        if len(queries) > QUERIES_MAX:
+            raise ValueError(f"at most {QUERIES_MAX} queries in one read")
+        if not queries:
+            return Features()
+        params: dict[str, Any] = {}
+        for n, query in enumerate(queries):
+            params |= _params(n, query, now)
+        shape = tuple(type(query).__name__ for query in queries)
+        rows = sql.raw(self.session).all(_union(shape), params)
+        values = {n: None if value is None else int(value) for n, value in rows}
+        return Features([(query, values[n]) for n, query in enumerate(queries)])
+
+    def seen_with(
+        self, key: Key, signal: Signal, of: KeyKind, *, window: Window, now: int, limit: int
+    ) -> list[tuple[Key, int]]:
+        if not 0 < limit <= SEEN_WITH_MAX:
+            raise ValueError(f"a limit of 1 to {SEEN_WITH_MAX}")
+        params: dict[str, Any] = {"key": str(key), "signal": signal.value, "kind": of.value}
+        params |= {"since": now - window.span_s, "limit": limit}
+        rows = sql.raw(self.session).all(_SEEN_WITH, params)
+        return [(Key.parse(other), int(last)) for other, last in rows]
+
+    def expire(self, *, now: int) -> int:
+        buckets = self.session.execute(
+            delete(RiskBucket).where(RiskBucket.start + RiskBucket.span_s <= now)
+        )
+        pairs = self.session.execute(delete(RiskPair).where(RiskPair.last_at <= now - RETENTION_S))
+        return _rows(buckets) + _rows(pairs)
+
+
+def _rows(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+ROWS_PER_STATEMENT = 500
+"""Most rows one upsert writes (six parameters each): an observation's are at most 24 (8 keys,
+3 windows); a batch of many observations takes one statement per 500 rows."""
+_BUCKET = ("key", "signal", "span_s", "start", "events", "last_at")
+_BUCKET_UPSERT = (
+    'INSERT INTO risk_buckets ("key", signal, span_s, start, events, last_at) VALUES {rows} '
+    'ON CONFLICT ("key", signal, span_s, start) DO UPDATE SET '
+    "events = risk_buckets.events + excluded.events, last_at = CASE "
+    "WHEN excluded.last_at > risk_buckets.last_at THEN excluded.last_at "
+    "ELSE risk_buckets.last_at END"
+)
+_PAIR = ("subject", "signal", "kind", "other", "last_at")
+_PAIR_UPSERT = (
+    "INSERT INTO risk_pairs (subject, signal, kind, other, last_at) VALUES {rows} "
+    "ON CONFLICT (subject, signal, kind, other) DO UPDATE SET last_at = CASE "
+    "WHEN excluded.last_at > risk_pairs.last_at THEN excluded.last_at "
+    "ELSE risk_pairs.last_at END"
+)
+_PARTS = {
+    "Count": (
+        'SELECT {n}, COALESCE(SUM(events), 0) FROM risk_buckets WHERE "key" = :key{n} '
+        "AND signal = :signal{n} AND span_s = :span{n} AND start > :since{n}"
+    ),
+    "LastSeen": (
+        'SELECT {n}, MAX(last_at) FROM risk_buckets WHERE "key" = :key{n} '
+        "AND signal = :signal{n} AND span_s = :span{n} AND start > :since{n}"
+    ),
+    "Distinct": (
+        "SELECT {n}, COUNT(*) FROM risk_pairs WHERE subject = :key{n} AND signal = :signal{n} "
+        "AND kind = :kind{n} AND last_at > :since{n}"
+    ),
+}
+"""One query as one row: its index and its value (standard SQL: one text for both databases)."""
+_SEEN_WITH = sql.statement(
+    "SELECT other, last_at FROM risk_pairs WHERE subject = :key AND signal = :signal "
+    "AND kind = :kind AND last_at > :since ORDER BY last_at DESC LIMIT :limit"
+)
+
+
+@lru_cache(maxsize=128)
+def _upsert(template: str, columns: tuple[str, ...], rows: int) -> sql.Statement:
+    """The multi-row upsert of `rows` rows (one text per row count: a few dozen at most)."""
+    values = ", ".join(
+        "(" + ", ".join(f":{name}{n}" for name in columns) + ")" for n in range(rows)
+    )
+    return sql.statement(template.format(rows=values))
+
+
+@lru_cache(maxsize=256)
+def _union(shape: tuple[str, ...]) -> sql.Statement:
+    """The one statement that reads queries of these kinds, in this order."""
+    return sql.statement(
+        " UNION ALL ".join(_PARTS[kind].format(n=n) for n, kind in enumerate(shape))
+    )
+
+
+def _params(n: int, query: Query, now: int) -> dict[str, Any]:
+    found: dict[str, Any] = {f"key{n}": str(query.key), f"signal{n}": query.signal.value}
+    if isinstance(query, Distinct):
+        found |= {f"kind{n}": query.of.value, f"since{n}": now - query.window.span_s}
+        return found
+    window = query.window if isinstance(query, Count) else Window.DAY
+    return found | {f"span{n}": window.span_s, f"since{n}": now - window.span_s}
+
+
+def store_for(unit: Unit) -> FeatureStore:
+    """The feature store a unit records in and reads from: the database's, in its transaction."""
+    return DatabaseFeatureStore(unit.session)
+
+
+def observe(unit: Unit, *observations: Observation) -> None:
+    """Count `observations` in the unit's feature store, at the unit's time."""
+    store_for(unit).record(observations, now=unit.now)
+
+
+def account_key(unit: Unit, *, staff: bool, principal_id: int | None, login: str) -> Key:
+    """An account's key: `holder:ID` or `staff:ID`; for a login nobody has, a keyed digest of
+    it (people type passwords into the login field: an unknown login is never stored)."""
+    if principal_id is not None:
+        return Key(KeyKind.ACCOUNT, f"{'staff' if staff else 'holder'}:{principal_id}")
+    named = f"{'staff' if staff else 'holder'}\n{login}".encode()
+    digest = hmac.new(unit.keyring.digest_key, b"risk-login\n" + named, hashlib.sha256)
+    return Key(KeyKind.ACCOUNT, "login:" + digest.hexdigest()[:24])
+
+
+def sign_in(account: Key, client: str | None, *, at: int, failed: bool) -> Observation:
+    """A password sign-in (or a failed one) of `account` from the address `client`: counted per
+    account, address and network; the network and the account each seen with the other."""
+    keys, pairs = [account], []
+    network = network_of(client)
+    if client is not None and network is not None:
+        net = Key(KeyKind.NETWORK, network)
+        keys += [Key(KeyKind.ADDRESS, client), net]
+        pairs = [Pair(net, account), Pair(account, net)]
+    signal = Signal.SIGN_IN_FAILURE if failed else Signal.SIGN_IN
+    return Observation(at, signal, tuple(keys), tuple(pairs))

@@ -1,0 +1,208 @@
+"""The streaming features' window arithmetic, held to its definition (`duopass.risk.windows`):
+a window's count is every event from `counted_since(now)` to `now` and none other; state that
+no window counts any more expires, and expiring it changes no read."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from duopass.risk import (
+    Count,
+    Distinct,
+    Features,
+    Key,
+    KeyKind,
+    LastSeen,
+    MemoryFeatureStore,
+    Observation,
+    Pair,
+    Signal,
+    Window,
+    network_of,
+)
+from duopass.risk.buckets import bucket_rows
+from duopass.risk.windows import bucket_start, counted_since, expires_at
+
+T0 = 1_800_000_000  # a whole day: every bucket of every window starts here
+MIA = Key(KeyKind.ACCOUNT, "holder:1")
+NET = Key(KeyKind.NETWORK, "10.1.2.0/24")
+FAIL = Signal.SIGN_IN_FAILURE
+
+
+def _failure(at: int, *keys: Key, pairs: tuple[Pair, ...] = ()) -> Observation:
+    return Observation(at, FAIL, keys or (MIA,), pairs)
+
+
+def _count(store: MemoryFeatureStore, window: Window, now: int, key: Key = MIA) -> int | None:
+    return store.read([Count(key, FAIL, window)], now=now)[
+        f"{key.kind}.sign_in_failure.{window.label}"
+    ]
+
+
+def test_each_window_counts_from_the_start_of_its_oldest_bucket():
+    now = T0 + 3 * 3600 + 25 * 60 + 17
+    assert counted_since(Window.MINUTE, now) == now - 59  # the last 60 seconds, exactly
+    assert counted_since(Window.HOUR, now) == T0 + 2 * 3600 + 26 * 60  # 59 min 17 s back
+    assert counted_since(Window.DAY, now) == T0 + 4 * 3600 - 86400  # 23 h 25 min 17 s back
+    assert bucket_start(Window.HOUR, now) == T0 + 3 * 3600 + 25 * 60
+    assert expires_at(Window.HOUR, T0) == T0 + 3600
+
+
+@pytest.mark.parametrize("window", list(Window))
+def test_an_event_is_counted_from_its_time_until_its_bucket_leaves_the_window(window):
+    store = MemoryFeatureStore()
+    at = T0 + window.bucket_s + window.bucket_s // 2  # inside its bucket, not at its start
+    store.record([_failure(at)], now=at)
+    assert _count(store, window, at) == 1
+    leaves = bucket_start(window, at) + window.span_s
+    assert _count(store, window, leaves - 1) == 1
+    assert _count(store, window, leaves) == 0
+    assert at + window.span_s - window.bucket_s <= leaves <= at + window.span_s
+
+
+def test_the_minute_is_exact_to_the_second():
+    store = MemoryFeatureStore()
+    store.record([_failure(T0 + s) for s in range(0, 120, 7)], now=T0 + 120)
+    for now in range(T0 + 119, T0 + 200):
+        expected = sum(1 for s in range(0, 120, 7) if now - 60 < T0 + s <= now)
+        assert _count(store, Window.MINUTE, now) == expected
+
+
+events = st.lists(st.integers(min_value=0, max_value=3 * 86400), max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(events=events, later=st.integers(min_value=0, max_value=2 * 86400))
+def test_every_count_is_the_events_since_its_window_starts(events, later):
+    """Against the definition, for events recorded as they happen, read at any later time;
+    and expiring state at that time changes no read then or after."""
+    store = MemoryFeatureStore()
+    for at in sorted(events):
+        store.record([_failure(T0 + at)], now=T0 + at)
+    now = T0 + (max(events, default=0)) + later
+    for window in Window:
+        since = counted_since(window, now)
+        assert _count(store, window, now) == sum(1 for at in events if since <= T0 + at <= now)
+    before = store.read(_all_queries(), now=now)
+    store.expire(now=now)
+    assert store.read(_all_queries(), now=now) == before
+    assert len(store.buckets) <= 60 + 60 + 24  # bounded: one key, one signal
+    if later >= 86400:
+        assert not store.buckets and not store.pairs
+
+
+def _all_queries() -> list[Count | Distinct | LastSeen]:
+    return [
+        *(Count(MIA, FAIL, window) for window in Window),
+        *(Distinct(NET, FAIL, KeyKind.ACCOUNT, window) for window in Window),
+        LastSeen(MIA, FAIL),
+    ]
+
+
+def test_distinct_counts_remember_each_pair_to_the_second():
+    store = MemoryFeatureStore()
+    accounts = [Key(KeyKind.ACCOUNT, f"holder:{n}") for n in range(5)]
+    for n, account in enumerate(accounts):  # one account a minute, the first one twice
+        store.record(
+            [_failure(T0 + 60 * n, account, NET, pairs=(Pair(NET, account),))], now=T0 + 60 * n
+        )
+    store.record([_failure(T0 + 300, NET, pairs=(Pair(NET, accounts[0]),))], now=T0 + 300)
+    distinct = {w: Distinct(NET, FAIL, KeyKind.ACCOUNT, w) for w in Window}
+    read = store.read(list(distinct.values()), now=T0 + 300)
+    assert read["network.sign_in_failure.distinct_account.1m"] == 1  # holder:0 again, at 300
+    assert read["network.sign_in_failure.distinct_account.1h"] == 5
+    read = store.read([distinct[Window.MINUTE]], now=T0 + 359)
+    assert read["network.sign_in_failure.distinct_account.1m"] == 1
+    read = store.read([distinct[Window.MINUTE]], now=T0 + 360)
+    assert read["network.sign_in_failure.distinct_account.1m"] == 0
+    assert (
+        store.read([distinct[Window.DAY]], now=T0 + 240 + 86399)[distinct[Window.DAY].feature] == 2
+    )
+    assert (
+        store.read([Count(NET, FAIL, Window.HOUR)], now=T0 + 300)["network.sign_in_failure.1h"] == 6
+    )
+
+
+def test_last_seen_is_the_latest_time_within_a_day():
+    store = MemoryFeatureStore()
+    store.record([_failure(T0 + 10), _failure(T0 + 4000)], now=T0 + 4000)
+    seen = LastSeen(MIA, FAIL)
+    assert store.read([seen], now=T0 + 5000)["account.sign_in_failure.last_at"] == T0 + 4000
+    assert store.read([seen], now=T0 + 3600 + 86399)[seen.feature] == T0 + 4000
+    assert store.read([seen], now=T0 + 3600 + 86400)[seen.feature] is None
+    assert store.read([LastSeen(NET, FAIL)], now=T0 + 5000)[LastSeen(NET, FAIL).feature] is None
+
+
+def test_a_late_observation_counts_where_its_time_falls_and_a_future_one_counts_as_now():
+    store = MemoryFeatureStore()
+    now = T0 + 7200
+    store.record([_failure(now - 120), _failure(now - 90_000), _failure(now + 500)], now=now)
+    assert _count(store, Window.MINUTE, now) == 1  # the one from the future, at now
+    assert _count(store, Window.HOUR, now) == 2
+    assert _count(store, Window.DAY, now) == 2  # the one over a day old was never stored
+    assert all(start <= now for (_, _, _, start) in store.buckets)
+
+
+def test_one_observation_is_one_row_per_key_and_window_merged_and_sorted():
+    device = Key(KeyKind.DEVICE, "7")
+    rows = bucket_rows([_failure(T0 + 5, MIA, device), _failure(T0 + 6, MIA)], T0 + 6)
+    assert rows == sorted(rows)
+    assert len(rows) == 2 * 3 + 1  # MIA's two seconds are two minute buckets
+    day = [row for row in rows if row.key == str(MIA) and row.span_s == 86400]
+    assert [(row.events, row.last_at) for row in day] == [(2, T0 + 6)]
+
+
+def test_features_are_named_unique_and_explained():
+    read = Features([(Count(MIA, FAIL, Window.HOUR), 3), (LastSeen(MIA, FAIL), None)])
+    assert dict(read) == {"account.sign_in_failure.1h": 3, "account.sign_in_failure.last_at": None}
+    assert read.explained()[0] == {
+        "feature": "account.sign_in_failure.1h",
+        "key": "account:holder:1",
+        "value": 3,
+    }
+    renamed = Features([(Count(NET, FAIL, Window.HOUR, name="from_network"), 9)])
+    assert dict(read | renamed)["from_network"] == 9
+    with pytest.raises(ValueError, match="same feature name"):
+        Features(
+            [
+                (Count(MIA, FAIL, Window.HOUR), 3),
+                (Count(NET, FAIL, Window.HOUR, name="account.sign_in_failure.1h"), 1),
+            ]
+        )
+
+
+def test_keys_and_observations_are_checked():
+    assert Key.parse("address:2001:db8::1") == Key(KeyKind.ADDRESS, "2001:db8::1")
+    assert network_of("10.1.2.3") == "10.1.2.0/24"
+    assert network_of("2001:db8::1") == "2001:db8::/64"
+    assert network_of("testclient") is None
+    with pytest.raises(ValueError, match="printable"):
+        Key(KeyKind.ACCOUNT, "")
+    with pytest.raises(ValueError, match="printable"):
+        Key(KeyKind.ACCOUNT, "x" * 121)
+    with pytest.raises(ValueError, match="distinct keys"):
+        Observation(T0, FAIL, (MIA, MIA))
+    with pytest.raises(ValueError, match="distinct keys"):
+        Observation(T0, FAIL, tuple(Key(KeyKind.DEVICE, str(n)) for n in range(9)))
+
+
+def test_seen_with_lists_the_latest_keys_a_distinct_count_counts():
+    """The venues a holder was at in the last hour, latest first: what geovelocity reads."""
+    store = MemoryFeatureStore()
+    venues = [Key(KeyKind.VENUE, name) for name in ("north", "south", "library")]
+    for minutes, venue in ((0, venues[0]), (20, venues[1]), (50, venues[2]), (55, venues[0])):
+        at = T0 + 60 * minutes
+        accepted = Observation(at, Signal.OFFLINE_ACCEPTANCE, (MIA,), (Pair(MIA, venue),))
+        store.record([accepted], now=at)
+    seen = store.seen_with(
+        MIA, Signal.OFFLINE_ACCEPTANCE, KeyKind.VENUE, window=Window.HOUR, now=T0 + 3600, limit=2
+    )
+    assert seen == [(venues[0], T0 + 55 * 60), (venues[2], T0 + 50 * 60)]
+    later = store.seen_with(
+        MIA, Signal.OFFLINE_ACCEPTANCE, KeyKind.VENUE, window=Window.HOUR, now=T0 + 80 * 60, limit=9
+    )
+    assert later == [(venues[0], T0 + 55 * 60), (venues[2], T0 + 50 * 60)]  # south: 60 min ago
+    with pytest.raises(ValueError, match="limit"):
+        store.seen_with(MIA, FAIL, KeyKind.VENUE, window=Window.DAY, now=T0, limit=101)
