@@ -5,7 +5,9 @@ A policy is a TOML file of named rules in CEL (Common Expression Language, throu
 `common-expression-language` package), first match wins, its last rule `when = "true"`;
 `load` checks it whole and pins it by the SHA-256 of its text; `decide` runs it on the input
 document (`Inputs`: purchase proof, device history, place, timing, reissue counts, use, risk,
-sign-in). `place` works out the place section from an address and a claimed position.
+sign-in). `place` works out the place section from an address and a claimed position. The
+same file's risk half (`guards`, loaded by `load_risk`): `[[signal]]`s weighted into a score
+and `[[guard]]`s that act at a point (sign-in, reissue, ...) on the risk document.
 docs/policy.md describes the format, every input and how a decision is replayed.
 
 May import: the standard library, the CEL library and `duopass.protocol`. Never the server.

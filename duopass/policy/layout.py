@@ -1,6 +1,7 @@
 """Where things are in a policy file: the offset of every key and value of the top level and
-of each `[[rule]]` table, and for a string value, the file offset of each of its characters,
-so that an error inside a rule's CEL expression is reported at the file's line and column.
+of each table of an array (`[[rule]]`, `[[signal]]`, `[[guard]]`), and for a string value,
+the file offset of each of its characters, so that an error inside a rule's CEL expression is
+reported at the file's line and column.
 
 `tomllib` has read the file already (it is valid TOML); this scanner only finds positions.
 When a file is written in a way it does not follow (a rule as an inline table), positions
@@ -41,6 +42,9 @@ class Layout:
     top: dict[str, Spot] = field(default_factory=dict)
     rules: list[dict[str, Spot]] = field(default_factory=list)
     rule_headers: list[int] = field(default_factory=list)
+    tables: dict[str, list[dict[str, Spot]]] = field(default_factory=dict)
+    """Every array of tables (`[[rule]]`, `[[signal]]`, `[[guard]]`) by name."""
+    headers: dict[str, list[int]] = field(default_factory=dict)
     _lines: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -53,9 +57,15 @@ class Layout:
 
     def rule_spot(self, index: int, key: str) -> Spot:
         """Where a rule's key is, or its `[[rule]]` header when the key is not found."""
-        if index < len(self.rules) and key in self.rules[index]:
-            return self.rules[index][key]
-        header = self.rule_headers[index] if index < len(self.rule_headers) else 0
+        return self.spot("rule", index, key)
+
+    def spot(self, table: str, index: int, key: str) -> Spot:
+        """Where the key of the `index`th `[[table]]` is, or its header when not found."""
+        found = self.tables.get(table, [])
+        if index < len(found) and key in found[index]:
+            return found[index][key]
+        headers = self.headers.get(table, [])
+        header = headers[index] if index < len(headers) else 0
         return Spot(header, header)
 
 
@@ -73,10 +83,13 @@ def scan(text: str) -> Layout:
         elif char == "[":
             close = text.find("]", i)
             name = text[i:close].strip("[] \t")
-            if text.startswith("[[", i) and name == "rule":
-                layout.rule_headers.append(i)
-                layout.rules.append({})
-                current = layout.rules[-1]
+            if text.startswith("[[", i):
+                layout.headers.setdefault(name, []).append(i)
+                layout.tables.setdefault(name, []).append({})
+                current = layout.tables[name][-1]
+                if name == "rule":
+                    layout.rule_headers.append(i)
+                    layout.rules.append(current)
             else:
                 current = None  # a table this scanner does not place
             i = _line_end(text, close)

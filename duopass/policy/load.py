@@ -1,7 +1,8 @@
 """Loading a policy file (TOML): every refusal names the file's line and column.
 
-The file holds `version` and a list of `[[rule]]` tables (`name`, `when`, `outcome`,
-`factors`), nothing else. Each `when` is compiled; each is checked for the names it reads
+The file holds `version`, a list of `[[rule]]` tables (`name`, `when`, `outcome`,
+`factors`) and the risk half's `[[signal]]` and `[[guard]]` tables (`load_risk`), nothing
+else. Each `when` is compiled; each is checked for the names it reads
 (every `section.field` must be one of the input document's) and run on sample documents, where
 it must give a bool; the last rule is `when = "true"`, so some rule always decides.
 """
@@ -18,6 +19,7 @@ import cel
 
 from duopass.policy.inputs import ACTIONS, sample_inputs
 from duopass.policy.layout import Layout, Spot, decode_string, scan
+from duopass.policy.load_risk import load_risk
 from duopass.policy.model import Factor, Outcome, Policy, PolicyError, Rule
 from duopass.policy.names import unknown_name
 
@@ -74,8 +76,9 @@ def load(text: str) -> Policy:
         raise PolicyError(line, column, f"not TOML: {why}") from exc
     layout = scan(text)
     fail = _failer(layout)
-    for key in document.keys() - {"version", "rule"}:
-        fail(layout.top.get(key, Spot(0, 0)).key, f"unknown key {key!r} (version and rule only)")
+    for key in document.keys() - {"version", "rule", "signal", "guard"}:
+        spot = layout.top.get(key, Spot(0, 0)).key
+        fail(spot, f"unknown key {key!r} (version, rule, signal and guard only)")
     version = document.get("version")
     if not isinstance(version, str) or not VERSION_PATTERN.fullmatch(version):
         fail(layout.top.get("version", Spot(0, 0)).value, "version: 1 to 64 printable characters")
@@ -93,7 +96,9 @@ def load(text: str) -> Policy:
     if rules[-1].when.strip() != "true":
         fail(layout.rule_spot(len(rules) - 1, "when").value, 'the last rule is when = "true"')
     reads = frozenset(name for rule in rules for name in rule.program.variables()) & _ROOTS
-    return Policy(str(version), hashlib.sha256(data).digest(), text, tuple(rules), reads)
+    weights, guards = load_risk(document, layout, fail, _compile)
+    digest = hashlib.sha256(data).digest()
+    return Policy(str(version), digest, text, tuple(rules), reads, weights, guards)
 
 
 def _failer(layout: Layout) -> Callable[[int, str], NoReturn]:
@@ -139,9 +144,17 @@ def _rule(
 
 
 def _compile(
-    layout: Layout, start: int, when: str, name: str, fail: Callable[[int, str], NoReturn]
+    layout: Layout,
+    start: int,
+    when: str,
+    name: str,
+    fail: Callable[[int, str], NoReturn],
+    *,
+    samples: list[dict[str, Any]] | None = None,
+    paths: frozenset[str] | None = None,
 ) -> Any:
-    """The compiled expression, its names known, and a bool on every sample."""
+    """The compiled expression, its names known (the reissue document's, or `paths`), and a
+    bool on every sample (the reissue samples, or `samples`)."""
     offsets = _offsets(layout, start, when)
     try:
         program = cel.compile(when)
@@ -152,10 +165,10 @@ def _compile(
         else:
             line, column, message = int(where[1]), int(where[2]), where[3]
             fail(offsets[_index(when, line, column)], f"rule {name}: CEL: {message}")
-    wrong = unknown_name(when, program.variables())
+    wrong = unknown_name(when, program.variables(), paths)
     if wrong is not None:
         fail(offsets[min(wrong[0], len(when))], f"rule {name}: {wrong[1]}")
-    for sample in _SAMPLES:
+    for sample in _SAMPLES if samples is None else samples:
         try:
             result = program.execute(sample)
         except Exception as exc:  # the CEL library raises several kinds

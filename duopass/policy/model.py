@@ -85,6 +85,10 @@ class Policy:
     reads: frozenset[str] = field(default=frozenset(), repr=False)
     """The document's top-level names its rules read: only these are handed to CEL, whose
     conversion of a value costs more than evaluating a rule (docs/policy.md, speed)."""
+    weights: tuple[Any, ...] = ()
+    """The risk half's `[[signal]]`s (`guards.Weight`), in file order."""
+    guards: tuple[Any, ...] = ()
+    """The risk half's `[[guard]]`s (`guards.Guard`), in file order: the first that holds acts."""
 
     def describe(self) -> dict[str, Any]:
         """The policy as `GET /v1/policy` shows it: enough to re-check any decision."""
@@ -101,6 +105,18 @@ class Policy:
                 for rule in self.rules
             ],
             "inputs_schema": INPUTS_SCHEMA,
+            "signals": [{"name": w.name, "when": w.when, "weight": w.weight} for w in self.weights],
+            "guards": [
+                {
+                    "name": g.name,
+                    "points": list(g.points),
+                    "when": g.when,
+                    "action": g.action.value,
+                    "factors": [factor.value for factor in g.factors],
+                    "retry_after_s": g.retry_after_s,
+                }
+                for g in self.guards
+            ],
         }
 
 

@@ -28,27 +28,44 @@ _MACRO_VARIABLE: Final = re.compile(
 )
 
 
-def unknown_name(when: str, variables: list[str]) -> tuple[int, str] | None:
+def unknown_name(
+    when: str, variables: list[str], paths: frozenset[str] | None = None
+) -> tuple[int, str] | None:
     """The index in `when` of the first name the input document lacks, and why; None when
-    every name is known."""
+    every name is known. `paths`: the document's names (`field_paths()` form); the reissue
+    input document's when None."""
+    if paths is None:
+        return _unknown(when, variables, _PATHS, _ROOTS, _SECTIONS)
+    roots = frozenset(path for path in paths if "." not in path)
+    sections = frozenset(path.split(".")[0] for path in paths if "." in path)
+    return _unknown(when, variables, paths, roots, sections)
+
+
+def _unknown(
+    when: str,
+    variables: list[str],
+    paths: frozenset[str],
+    roots: frozenset[str],
+    sections: frozenset[str],
+) -> tuple[int, str] | None:
     text = _STRING.sub(lambda m: " " * len(m[0]), when)
     bound = set(_MACRO_VARIABLE.findall(text))
     for name in variables:
-        if name not in _ROOTS and name not in bound:
+        if name not in roots and name not in bound:
             found = re.search(rf"(?<![\w.]){re.escape(name)}\b", text)
             return (found.start() if found else 0), f"no input named {name!r}"
     for match in _PATH.finditer(text):
         root, members = match[1], [m.strip() for m in match[2].split(".")[1:]]
-        if root not in _ROOTS or root in bound or not members:
+        if root not in roots or root in bound or not members:
             continue
         called = match[3] is not None  # the last member is a method: `x.startsWith(...)`
         fields = members[:-1] if called else members
         if not fields:
             continue
         where = match.start(2) + match[2].index(fields[0])
-        if root not in _SECTIONS:
+        if root not in sections:
             return where, f"{root} has no fields (it is a {_kind(root)})"
-        if f"{root}.{fields[0]}" not in _PATHS:
+        if f"{root}.{fields[0]}" not in paths:
             return where, f"{root} has no field {fields[0]!r}"
         if len(fields) > 1:
             return where, f"{root}.{fields[0]} has no fields"
@@ -56,4 +73,8 @@ def unknown_name(when: str, variables: list[str]) -> tuple[int, str] | None:
 
 
 def _kind(root: str) -> str:
-    return "number" if root == "schema" else "string"
+    if root == "features":
+        return 'map: features["account.sign_in_failure.1h"]'
+    if root == "signals":
+        return "list"
+    return "number" if root in ("schema", "score") else "string"

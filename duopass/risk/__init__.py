@@ -4,12 +4,14 @@ The evidence rules of offline acceptances (§4.4-§4.5, §5: clone, relay, past 
 refresh mark, revoked in the bundle, negative free funds, gaps in a journal) and the catalogue of
 alert kinds they raise; the streaming features of the risk engine (`features`: keys, signals,
 observations, queries and the `FeatureStore` interface; `windows`: the sliding windows and their
-buckets; `buckets`: the rows a store keeps; `memory`: the reference store). Rules and scores
-that allow, step up, send to review or deny grow here.
+buckets; `buckets`: the rows a store keeps; `memory`: the reference store); the points where the
+server asks the policy's signals and guards, the features read there, and the judgement
+(`points`).
 
-May import: the standard library and `duopass.protocol`. Never the server, its database or
-HTTP: the server persists what these rules conclude (`server/services/alerts.py`) and keeps the
-features' counts (`server/services/risk_features.py`).
+May import: the standard library, `duopass.protocol` and `duopass.policy` (the signals and guards
+are the policy's). Never the server, its database or HTTP: the server persists what these rules
+conclude (`server/services/alerts.py`) and keeps the features' counts
+(`server/services/risk_features.py`).
 """
 
 from duopass.risk.evidence import Acceptance, Earlier, batch_evidence, duplicate_kind, evidence

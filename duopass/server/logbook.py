@@ -50,6 +50,7 @@ class Event(StrEnum):
     SIGN_IN_THROTTLED = "sign_in_throttled"
     STEP_UP_SENT = "step_up_sent"
     POLICY_LOADED = "policy_loaded"
+    RISK_DECISION = "risk_decision"
     REQUEST = "request"
     ERROR = "error"
 

@@ -1,6 +1,6 @@
 """Work the server does by itself on a schedule: rotate daily signing keys (publishing them
 ahead), release what time settles (the sweep), sign a checkpoint when the ledger has grown, and
-forget what sessions, throttles and the risk features no longer need.
+forget what sessions, throttles, the risk features and its decision records no longer need.
 One thread, stopped with the app."""
 
 from __future__ import annotations
@@ -9,7 +9,15 @@ import logging
 import threading
 
 from duopass.server.context import AppContext
-from duopass.server.services import risk_features, sessions, signing_keys, sweep, throttle, tlog
+from duopass.server.services import (
+    risk_engine,
+    risk_features,
+    sessions,
+    signing_keys,
+    sweep,
+    throttle,
+    tlog,
+)
 
 log = logging.getLogger("duopass.server.maintenance")
 INTERVAL_S = 60.0
@@ -26,6 +34,7 @@ def run_once(ctx: AppContext) -> None:
     ctx.run(lambda u: sessions.purge(u.session, u.now))
     ctx.run(lambda u: throttle.purge(u.session, u.now))
     ctx.run(lambda u: risk_features.store_for(u).expire(now=u.now))
+    ctx.run(risk_engine.expire)
 
 
 class Maintenance:

@@ -56,6 +56,9 @@ class ProblemCode(StrEnum):
     TOO_MANY_ATTEMPTS = "too_many_attempts"
     POLICY_CHANGED = "policy_changed"
     BAD_POLICY = "bad_policy"
+    RISK_DENIED = "risk_denied"
+    RISK_REVIEW = "risk_review"
+    RISK_RATE_LIMITED = "risk_rate_limited"
 
 
 STATUS = {
@@ -91,6 +94,9 @@ STATUS = {
     ProblemCode.TOO_MANY_ATTEMPTS: 429,
     ProblemCode.POLICY_CHANGED: 503,
     ProblemCode.BAD_POLICY: 422,
+    ProblemCode.RISK_DENIED: 403,
+    ProblemCode.RISK_REVIEW: 403,
+    ProblemCode.RISK_RATE_LIMITED: 429,
 }
 _FROM_STATUS = {
     401: ProblemCode.UNAUTHENTICATED,

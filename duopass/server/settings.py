@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     """PostgreSQL connections this server keeps at most, all its processes together (each of
     `duopass serve --workers N` pools a share, at least 8): within PostgreSQL's default 100
     `max_connections` with room for a second server, audits and psql."""
+    risk_decision_retention_s: int = Field(default=30 * 86_400, ge=86_400, le=400 * 86_400)
+    """How long the risk engine's decision records are kept (maintenance deletes older ones)."""
     throttle_exempt_networks: tuple[str, ...] = ()
     """Networks (CIDR) not throttled as one, such as a campus behind one NAT: their sign-ins
     are still throttled per account. Matched against the client's address: the forwarded one

@@ -12,6 +12,7 @@ import pyotp
 import pytest
 from sqlalchemy import update
 
+from duopass.policy import DEFAULT_POLICY
 from duopass.server.services import throttle
 from duopass.server.store.tables import Holder
 from tests.server.conftest import database_url
@@ -114,10 +115,15 @@ def test_the_counts_are_shared_by_server_processes_and_survive_a_restart(url, tm
 
 def test_a_network_that_keeps_failing_waits_unless_it_is_exempt(tmp_path):
     """On SQLite only: the counting is the same code as above on both databases, and each of
-    these hundred guesses costs a password hash."""
+    these hundred guesses costs a password hash. The throttle alone: a policy without the risk
+    engine's guards, whose credential-stuffing guard holds such a network sooner
+    (tests/server/test_risk_engine.py)."""
     url, clock = f"sqlite:///{tmp_path / 'duopass.db'}", ManualClock()
     exempt = ("127.0.3.0/24",)
-    with running_server(url, tmp_path / "data", clock=clock, throttle_exempt_networks=exempt) as s:
+    unguarded = tmp_path / "unguarded.toml"
+    unguarded.write_text(DEFAULT_POLICY.read_text().split("[[guard]]")[0])
+    settings = {"throttle_exempt_networks": exempt, "policy_file": unguarded}
+    with running_server(url, tmp_path / "data", clock=clock, **settings) as s:
         s.admin().holder("mia")
         with _from("127.0.2.9", s.url) as noisy, _from("127.0.3.9", s.url) as campus:
             for client in (noisy, campus):  # one wrong guess each for many logins

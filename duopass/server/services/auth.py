@@ -24,12 +24,21 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from duopass.policy import Factor
+from duopass.policy.guards import Action
 from duopass.protocol.keys import verify_signature
 from duopass.protocol.signed_requests import device_sign_in_message
+from duopass.risk.points import Point, Subject
 from duopass.server.context import AppContext
 from duopass.server.keyring import Keyring
 from duopass.server.problems import Problem, ProblemCode
-from duopass.server.services import risk_features, second_factor, sessions, throttle
+from duopass.server.services import (
+    risk_engine,
+    risk_features,
+    second_factor,
+    sessions,
+    throttle,
+)
 from duopass.server.services.sessions import Caller, Issued
 from duopass.server.services.throttle import Throttle
 from duopass.server.settings import Settings
@@ -108,7 +117,9 @@ def password_sign_in(
         except Problem as refusal:
             return refusal
         throttle.fail(unit.session, keys[:1], unit.now)  # counted now, forgotten on success
-        return _person(unit.session, login=login, staff=staff)
+        person = _person(unit.session, login=login, staff=staff)
+        risky = _risk(unit, person, login=login, staff=staff, client=client)
+        return person if risky is None else risky  # before the hash: it learns nothing
 
     person = ctx.run_refusable(begin)
     right = _matches(ctx.settings, person.password_hash if person else None, password)
@@ -140,6 +151,30 @@ def _observe(
     principal = None if person is None else person.id
     account = risk_features.account_key(unit, staff=staff, principal_id=principal, login=login)
     risk_features.observe(unit, risk_features.sign_in(account, client, at=unit.now, failed=failed))
+
+
+def _risk(
+    unit: Unit, person: _Person | None, *, login: str, staff: bool, client: str | None
+) -> Problem | None:
+    """The risk policy at sign-in (its decision recorded in this unit): a refusal for deny,
+    review and rate_limit; for step_up, one unless the account has a factor the guard accepts
+    that sign-in asks for (TOTP: its code is then required as always)."""
+    principal = None if person is None else person.id
+    account = risk_features.account_key(unit, staff=staff, principal_id=principal, login=login)
+    request = {"staff": staff, "allowlisted": risk_engine.allowlisted(unit.settings, client)}
+    judged = risk_engine.check(unit, Point.SIGN_IN, Subject(account, None, client), request)
+    refusal = risk_engine.refusal(judged)
+    if refusal is not None or judged is None or judged.assessment.action is not Action.STEP_UP:
+        return refusal
+    holder = None if staff or person is None else unit.session.get(Holder, person.id)
+    has_totp = holder is not None and holder.totp_secret is not None
+    if has_totp and Factor.TOTP in judged.assessment.factors:
+        return None
+    return Problem(
+        ProblemCode.STEP_UP_REQUIRED,
+        "this account needs a second factor to sign in now: sign in with an enrolled device, "
+        "or ask the card office",
+    )
 
 
 def _person(session: Session, *, login: str, staff: bool) -> _Person | None:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from duopass.protocol.claims import Kind
 from duopass.server.problems import Problem, ProblemCode
-from duopass.server.services import decisions, policy_store, step_up, tickets
+from duopass.server.services import decisions, policy_store, risk_engine, step_up, tickets
 from duopass.server.services.reissue_inputs import Asked, build
 from duopass.server.store import checkin_sql, reissue_sql, sql
 from duopass.server.store.decisions import ReissueRequest
@@ -63,7 +63,8 @@ def open_request(
     if ticket.device_id == asked.device.id and to_holder is None:
         raise Problem(ProblemCode.CONFLICT, "the ticket is on this device already")
     _close_open(unit, ticket)
-    inputs = build(unit, holder, ticket, asked)
+    score = risk_engine.reissue_score(unit, holder.id, asked.device.id, asked.address)
+    inputs = build(unit, holder, ticket, asked, risk_score=score)
     policy, ruling = policy_store.decide(unit, inputs)
     live = sql.raw(session).one(reissue_sql.LIVE_CTI, {"ticket": ticket.id})  # flushed in `build`
     old_cti = None if live is None else bytes(live[0])

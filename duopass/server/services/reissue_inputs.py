@@ -19,8 +19,6 @@ from duopass.server.unit_of_work import Unit
 __all__ = ["Asked", "build"]
 
 WINDOW_30D_S = 30 * 86_400
-RISK_SCORE_NONE = 0
-"""The risk engine's score until that issue makes it real: the input exists, fixed at 0."""
 
 
 @dataclass(frozen=True)
@@ -35,8 +33,11 @@ class Asked:
     position: tuple[int, int] | None
 
 
-def build(unit: Unit, holder: Holder, ticket: Ticket, asked: Asked) -> dict[str, Any]:
-    """The input document for deciding `asked` on `ticket`."""
+def build(
+    unit: Unit, holder: Holder, ticket: Ticket, asked: Asked, *, risk_score: int = 0
+) -> dict[str, Any]:
+    """The input document for deciding `asked` on `ticket`; `risk_score`: the risk engine's
+    score of the request at the reissue point (`risk_engine.reissue_score`)."""
     session, now = unit.session, unit.now
     session.flush()  # the statements below go around the ORM: they see what it changed
     db = sql.raw(session)
@@ -73,7 +74,7 @@ def build(unit: Unit, holder: Holder, ticket: Ticket, asked: Asked) -> dict[str,
         "time": {"to_doors_s": doors - now, "to_end_s": ends - now},
         "reissues": {"ticket": ticket.gen, "holder_30d": int(recent or 0)},
         "used": {"entries": int(used or 0), "allowed": allowed},
-        "risk": {"score": RISK_SCORE_NONE},
+        "risk": {"score": risk_score},
         "auth": _auth(holder, asked.caller, bool(email), now),
     }
     return Inputs.from_document(document).to_document()  # checked: exactly the schema

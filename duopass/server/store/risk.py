@@ -4,12 +4,12 @@ window (maintenance deletes them), so both stay bounded by the traffic of one da
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Index, Integer, String, text
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from duopass.server.store.tables import Base
 
-__all__ = ["RiskBucket", "RiskPair"]
+__all__ = ["RiskBucket", "RiskDecision", "RiskPair"]
 
 
 class RiskBucket(Base):
@@ -40,3 +40,27 @@ class RiskPair(Base):
     """The kind of `other`: what a distinct count counts."""
     other: Mapped[str] = mapped_column(String(128), primary_key=True)
     last_at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class RiskDecision(Base):
+    """One decision of the risk engine (`duopass.risk.points`), with what it read: the point,
+    the subject's keys, the policy's version and SHA-256, the guard that acted, the score, the
+    signals that held, each feature read with its value, and the action. Written in the unit of
+    the request it judged; maintenance deletes those older than `risk_decision_retention_s`."""
+
+    __tablename__ = "risk_decisions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[int] = mapped_column(BigInteger, index=True)
+    point: Mapped[str] = mapped_column(String(24))
+    subject: Mapped[str] = mapped_column(Text)
+    """JSON: the keys read (`account:holder:7`, `network:10.0.0.0/24`, `address:...`)."""
+    policy_version: Mapped[str] = mapped_column(String(64))
+    policy_sha256: Mapped[bytes] = mapped_column(LargeBinary(32))
+    guard: Mapped[str | None] = mapped_column(String(64))
+    """The guard that acted; NULL when none matched (allowed)."""
+    score: Mapped[int] = mapped_column(Integer)
+    signals: Mapped[str] = mapped_column(Text)
+    """JSON: the names of the signals that held."""
+    features: Mapped[str] = mapped_column(Text)
+    """JSON: `Features.explained()`: each feature's name, key and value."""
+    action: Mapped[str] = mapped_column(String(24), index=True)

@@ -30,11 +30,30 @@ class RuleOut(BaseModel):
     factors: list[str]
 
 
+class SignalOut(BaseModel):
+    name: str
+    when: str
+    weight: int
+
+
+class GuardOut(BaseModel):
+    name: str
+    points: list[str]
+    when: str
+    action: str
+    factors: list[str]
+    retry_after_s: int
+
+
 class PolicyOut(BaseModel):
     version: str
     sha256: str
     rules: list[RuleOut]
     inputs_schema: int
+    signals: list[SignalOut] = []
+    """The risk half: weighted signals (docs/policy.md)."""
+    guards: list[GuardOut] = []
+    """The risk half: guards per point, first match acts."""
 
 
 class ReloadOut(BaseModel):

@@ -1,0 +1,154 @@
+"""The risk engine's rules and score over HTTP (issue 15, "Rules and score"): credential stuffing
+from one network is rate-limited with Retry-After while an honest user on another network signs
+in freely; a campus network on the allowlist is counted per account only; every decision is a
+record naming the guard, the policy and each feature read with its value; and a reissue's
+decision reads a score above 0 when its signals hold."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from duopass.server.store.risk import RiskDecision
+from duopass.server.unit_of_work import Unit
+from tests.server.harness import SQLITE_ONLY, ManualClock, Running, running_server
+from tests.server.test_ticket_reissue import DAY, _ask, _bought, _confirm, _new_phone
+
+WRONG = "not-the-password"
+
+
+def _from(address: str, base_url: str) -> httpx.Client:
+    """A client whose connections come from `address` (another 127.0.0.0/8 address)."""
+    return httpx.Client(
+        base_url=base_url, transport=httpx.HTTPTransport(local_address=address), timeout=30
+    )
+
+
+def _decisions(server: Running) -> list[dict[str, Any]]:
+    def read(unit: Unit) -> list[dict[str, Any]]:
+        rows = unit.session.scalars(select(RiskDecision).order_by(RiskDecision.id))
+        return [
+            {
+                "point": row.point,
+                "guard": row.guard,
+                "action": row.action,
+                "score": row.score,
+                "signals": json.loads(row.signals),
+                "features": {f["feature"]: f["value"] for f in json.loads(row.features)},
+                "subject": json.loads(row.subject),
+                "version": row.policy_version,
+                "sha256": bytes(row.policy_sha256).hex(),
+            }
+            for row in rows
+        ]
+
+    return server.ctx.run(read)
+
+
+def test_credential_stuffing_is_rate_limited_and_an_honest_user_is_not(clocked_server, clock):
+    server: Running = clocked_server
+    admin = server.admin()
+    for login in ("ana", "ben", "cai"):
+        admin.holder(login)
+    stuffer, honest = _from("127.0.5.7", server.url), _from("127.0.9.7", server.url)
+    logins = ["ana", "ben", "cai", *(f"guess{n}" for n in range(17))]  # 20 accounts, a try each
+    with stuffer, honest:
+        for login in logins:
+            tried = stuffer.post("/v1/session", json={"login": login, "password": WRONG})
+            assert tried.status_code == 401, tried.text
+        blocked = stuffer.post("/v1/session", json={"login": "ana", "password": "pw-ana-secret"})
+        assert blocked.status_code == 429, blocked.text
+        assert blocked.json()["code"] == "risk_rate_limited"
+        assert blocked.headers["Retry-After"] == "900"
+        for login in ("ana", "ben"):  # the same accounts, from their own network: no friction
+            fine = honest.post(
+                "/v1/session", json={"login": login, "password": f"pw-{login}-secret"}
+            )
+            assert fine.status_code == 200, fine.text
+        clock.advance(3601)  # the hour has passed: the network is no longer held
+        again = stuffer.post("/v1/session", json={"login": "ana", "password": "pw-ana-secret"})
+        assert again.status_code == 200, again.text
+    decisions = _decisions(server)
+    assert [d["action"] for d in decisions] == ["rate_limit"]  # allows with score 0: no record
+    decision = decisions[0]
+    policy = server.http.get("/v1/policy").json()
+    assert (decision["version"], decision["sha256"]) == (policy["version"], policy["sha256"])
+    assert (decision["point"], decision["guard"]) == ("sign_in", "credential_stuffing")
+    assert (decision["score"], decision["signals"]) == (40, ["network_stuffing"])
+    assert decision["features"] == {
+        "account.sign_in_failure.1m": 1,
+        "account.sign_in_failure.1h": 1,
+        "account.sign_in_failure.1d": 1,
+        "address.sign_in_failure.1m": 20,
+        "network.sign_in_failure.1h": 20,
+        "network.sign_in_failure.distinct_account.1h": 20,
+    }
+    assert "network:127.0.5.0/24" in decision["subject"]
+    assert "address:127.0.5.7" in decision["subject"]
+    assert policy["guards"][0]["name"] == "credential_stuffing"
+
+
+def test_an_allowlisted_campus_network_is_counted_per_account_only(tmp_path):
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    exempt = ("127.0.7.0/24",)
+    with running_server(url, tmp_path / "data", throttle_exempt_networks=exempt) as server:
+        server.admin().holder("dia")
+        with _from("127.0.7.9", server.url) as campus:
+            for n in range(25):  # students mistype their passwords behind one NAT
+                tried = campus.post("/v1/session", json={"login": f"s{n}", "password": WRONG})
+                assert tried.status_code == 401, tried.text
+            fine = campus.post("/v1/session", json={"login": "dia", "password": "pw-dia-secret"})
+            assert fine.status_code == 200, fine.text
+        assert _decisions(server) == []
+
+
+def test_an_account_guessed_at_needs_its_second_factor(tmp_path):
+    url, clock = f"sqlite:///{tmp_path / 'db.sqlite'}", ManualClock()
+    with running_server(url, tmp_path / "data", clock=clock) as server:
+        server.admin().holder("eve")
+        with _from("127.0.3.3", server.url) as guesser:
+            failed = 0
+            while failed < 10:  # ten wrong guesses, each once the throttle lets it through
+                tried = guesser.post("/v1/session", json={"login": "eve", "password": WRONG})
+                if tried.status_code == 429:
+                    clock.advance(int(tried.headers["Retry-After"]))
+                    continue
+                assert tried.status_code == 401, tried.text
+                failed += 1
+            refused = None
+            while refused is None or refused.status_code == 429:
+                if refused is not None:
+                    clock.advance(int(refused.headers["Retry-After"]))
+                right = {"login": "eve", "password": "pw-eve-secret"}
+                refused = guesser.post("/v1/session", json=right)
+        assert refused.status_code == 401 and refused.json()["code"] == "step_up_required"
+        decision = _decisions(server)[-1]
+        assert (decision["guard"], decision["action"]) == ("account_under_attack", "step_up")
+        assert decision["features"]["account.sign_in_failure.1h"] == 10
+        assert (decision["score"], decision["signals"]) == (30, ["account_failing"])
+
+
+@SQLITE_ONLY
+def test_a_reissue_decision_reads_the_risk_score(server):
+    admin = server.admin()
+    fan, sub, _ = _bought(server, admin, doors=int(time.time()) + 2 * DAY)
+    phones = [fan]
+    for _ in range(3):  # three new phones in a day
+        phone = _new_phone(server, phones[-1])
+        asked = _ask(server, phone, sub)
+        assert asked["outcome"] == "allow", asked
+        _confirm(server, phone, asked["request_id"])
+        phones.append(phone)
+    phone = _new_phone(server, phones[-1])
+    asked = _ask(server, phone, sub)
+    queue = server.http.get("/v1/admin/reviews", headers=admin.auth).json()["items"]
+    waiting = [item for item in queue if item["request_id"] == asked["request_id"]]
+    assert waiting[0]["inputs"]["risk"]["score"] == 40  # reissue_many_devices
+    scored = [d for d in _decisions(server) if d["point"] == "reissue"]
+    assert scored[-1]["signals"] == ["reissue_many_devices"]
+    assert scored[-1]["features"]["account.reissue_request.distinct_device.1d"] == 3
+    assert scored[-1]["action"] == "allow"  # guards do not act at reissue: the rules decide
