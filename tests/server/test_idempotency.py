@@ -14,6 +14,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import func, select
 
+from duopass.server.services import policy_store
 from duopass.server.store.db import MIGRATIONS
 from duopass.server.store.tables import LedgerLeaf
 from tests.server.harness import (
@@ -218,6 +219,9 @@ def _migrate(server, step: str) -> None:
         else:
             command.upgrade(config, "head")
     server.ctx.db.engine.dispose()
+    if step == "up":  # the policy's table came back empty: pin it, as a restarted server does
+        pinned = server.ctx.pinned_policy
+        server.ctx.run(lambda unit: policy_store.activate(unit, pinned.policy))
 
 
 def test_requests_made_before_the_migration_keep_their_meaning(server):

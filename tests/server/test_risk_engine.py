@@ -11,11 +11,13 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
+from duopass.policy import DEFAULT_POLICY
 from duopass.server.store.risk import RiskDecision
 from duopass.server.unit_of_work import Unit
-from tests.server.harness import SQLITE_ONLY, ManualClock, Running, running_server
+from tests.server.harness import SQLITE_ONLY, ManualClock, Running, Wallet, running_server
 from tests.server.test_ticket_reissue import DAY, _ask, _bought, _confirm, _new_phone
 
 WRONG = "not-the-password"
@@ -152,3 +154,54 @@ def test_a_reissue_decision_reads_the_risk_score(server):
     assert scored[-1]["signals"] == ["reissue_many_devices"]
     assert scored[-1]["features"]["account.reissue_request.distinct_device.1d"] == 3
     assert scored[-1]["action"] == "allow"  # guards do not act at reissue: the rules decide
+
+
+GUARDED = """
+[[guard]]
+name = "big_top_up"
+points = ["top_up"]
+when = "request.amount > 50000"
+action = "review"
+
+[[guard]]
+name = "many_phones"
+points = ["device_enrolment"]
+when = 'features["account.device_enrolment.1d"] >= 2'
+action = "deny"
+"""
+
+
+def test_top_ups_and_enrolments_are_screened_and_counted(tmp_path):
+    """A policy with guards at the counter's top-up and at device enrolment: each acts, with its
+    decision kept though the request was refused, and the counts it read."""
+    policy = tmp_path / "guarded.toml"
+    policy.write_text(DEFAULT_POLICY.read_text() + GUARDED)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    with running_server(url, tmp_path / "data", policy_file=policy) as server:
+        admin = server.admin()
+        holder = admin.holder("fay")
+        assert admin.top_up(holder["handle"], 20_000).status_code == 200
+        big = admin.top_up(holder["handle"], 60_000)
+        assert (big.status_code, big.json()["code"]) == (403, "risk_review"), big.text
+        assert admin.account(holder["account_id"])["balance"] == 20_000  # nothing booked
+        phones = [Wallet(server.http, "fay") for _ in range(3)]
+        for phone in phones:
+            phone.sign_in()
+        phones[0].enrol()
+        phones[1].enrol()
+        with pytest.raises(AssertionError, match="risk_denied"):
+            phones[2].enrol()
+        review, deny = _decisions(server)
+    assert (review["point"], review["guard"], review["action"]) == (
+        "top_up",
+        "big_top_up",
+        "review",
+    )
+    assert review["features"] == {"account.top_up.1h": 1, "account.top_up.1d": 1}
+    assert (deny["point"], deny["guard"], deny["action"]) == (
+        "device_enrolment",
+        "many_phones",
+        "deny",
+    )
+    assert deny["features"]["account.device_enrolment.1d"] == 2
+    assert deny["subject"][0] == f"account:holder:{holder['id']}"

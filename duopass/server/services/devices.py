@@ -8,16 +8,21 @@ from sqlalchemy import select
 from duopass.ledger.events import EventType
 from duopass.protocol.keys import is_usable_public_key, verify_signature
 from duopass.protocol.signed_requests import device_enrolment_message
+from duopass.risk import Key, KeyKind, Signal
+from duopass.risk.points import Point, Subject
 from duopass.server.problems import Problem, ProblemCode
-from duopass.server.services import tlog, trust_changes
+from duopass.server.services import risk_engine, tlog, trust_changes
 from duopass.server.store.tables import Credential, Device, Holder
 from duopass.server.unit_of_work import Unit
 
 __all__ = ["enrol_device", "revoke_device", "revoke_live_credentials"]
 
 
-def enrol_device(unit: Unit, holder: Holder, *, public_key: bytes, proof: bytes) -> Device:
-    """Enrol a device key; the same key again is the same device."""
+def enrol_device(
+    unit: Unit, holder: Holder, *, public_key: bytes, proof: bytes, client: str | None = None
+) -> Device:
+    """Enrol a device key; the same key again is the same device. A new one is screened by the
+    risk policy (`device_enrolment`: `risk_engine.Refused`) and counted, from `client`."""
     session = unit.session
     if not is_usable_public_key(public_key):
         raise Problem(
@@ -30,9 +35,13 @@ def enrol_device(unit: Unit, holder: Holder, *, public_key: bytes, proof: bytes)
         if existing.holder_id != holder.id or existing.revoked_at is not None:
             raise Problem(ProblemCode.CONFLICT, "this key is enrolled elsewhere or was revoked")
         return existing
+    subject = Subject(risk_engine.holder_key(holder.id), None, client)
+    risk_engine.screen(unit, Point.DEVICE_ENROLMENT, subject)
     device = Device(holder_id=holder.id, public_key=public_key, enrolled_at=unit.now)
     session.add(device)
     session.flush()
+    subject = Subject(subject.account, Key(KeyKind.DEVICE, str(device.id)), client)
+    risk_engine.observe(unit, Signal.DEVICE_ENROLMENT, subject)
     body = {"holder": unit.keyring.digest(holder.handle), "device": device.id, "key": public_key}
     tlog.append(unit, EventType.DEVICE_ENROL, body)
     return device

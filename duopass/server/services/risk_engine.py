@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from sqlalchemy import delete
 
@@ -28,7 +28,21 @@ from duopass.server.settings import Settings
 from duopass.server.store.risk import RiskDecision
 from duopass.server.unit_of_work import Unit
 
-__all__ = ["allowlisted", "check", "expire", "record", "refusal", "reissue_score"]
+__all__ = [
+    "Refused",
+    "allowlisted",
+    "check",
+    "expire",
+    "holder_key",
+    "kept",
+    "observe",
+    "record",
+    "refusal",
+    "reissue_score",
+    "screen",
+]
+
+T = TypeVar("T")
 
 
 def allowlisted(settings: Settings, client: str | None) -> bool:
@@ -90,7 +104,45 @@ def record(unit: Unit, subject: Subject, judged: Judged) -> RiskDecision:
     return row
 
 
-def refusal(judged: Judged | None) -> Problem | None:
+class Refused(Problem):
+    """A request the risk policy refused (`screen`). Raised, it rolls its unit back like any
+    `Problem`; a route that keeps the decision record runs its work through `kept`."""
+
+
+def kept(work: Callable[[Unit], T]) -> Callable[[Unit], T | Problem]:
+    """`work` for `AppContext.run_refusable`: a `Refused` is returned, so the unit commits the
+    decision record (and the counts it read) before the refusal is sent."""
+
+    def run(unit: Unit) -> T | Problem:
+        try:
+            return work(unit)
+        except Refused as refused:
+            return refused
+
+    return run
+
+
+def screen(
+    unit: Unit, point: Point, subject: Subject, request: Mapping[str, Any] | None = None
+) -> Judged | None:
+    """`check`, then raise `Refused` for deny, review and rate_limit, and for step_up (these
+    points have no second-factor path: 401 step_up_required); allow and suspend_offline go on
+    (no point screened here carries a credential to suspend)."""
+    judged = check(unit, point, subject, request)
+    refused = refusal(judged)
+    if refused is not None:
+        raise refused
+    if judged is not None and judged.assessment.action is Action.STEP_UP:
+        guard = judged.assessment.guard
+        raise Refused(
+            ProblemCode.STEP_UP_REQUIRED,
+            f"the risk policy ({guard}) asks for more proof than this request can give: "
+            "ask the card office",
+        )
+    return judged
+
+
+def refusal(judged: Judged | None) -> Refused | None:
     """The refusal an action means for the request, or None (allow, step_up, suspend_offline:
     the caller handles the last two)."""
     if judged is None:
@@ -98,14 +150,14 @@ def refusal(judged: Judged | None) -> Problem | None:
     assessment = judged.assessment
     guard = assessment.guard
     if assessment.action is Action.DENY:
-        return Problem(ProblemCode.RISK_DENIED, f"refused by the risk policy ({guard})")
+        return Refused(ProblemCode.RISK_DENIED, f"refused by the risk policy ({guard})")
     if assessment.action is Action.REVIEW:
-        return Problem(
+        return Refused(
             ProblemCode.RISK_REVIEW,
             f"held by the risk policy ({guard}) until the card office has looked",
         )
     if assessment.action is Action.RATE_LIMIT:
-        return Problem(
+        return Refused(
             ProblemCode.RISK_RATE_LIMITED,
             f"too many requests like this one ({guard}): try again later",
             headers={"Retry-After": str(assessment.retry_after_s)},
@@ -118,18 +170,31 @@ def reissue_score(unit: Unit, holder_id: int, device_id: int, address: str | Non
     request is then counted (per holder, device, address and network, the holder seen with the
     device and the network with the holder). The reissue rules read the score as `risk.score`;
     guards do not act at this point (the policy refuses one that lists it)."""
-    account = Key(KeyKind.ACCOUNT, f"holder:{holder_id}")
-    device = Key(KeyKind.DEVICE, str(device_id))
-    subject = Subject(account, device, address)
+    subject = Subject(holder_key(holder_id), Key(KeyKind.DEVICE, str(device_id)), address)
     judged = check(unit, Point.REISSUE, subject)
-    keys, pairs = [account, device], [Pair(account, device)]
-    network = subject.network
-    if address is not None and network is not None:
-        keys += [Key(KeyKind.ADDRESS, address), network]
-        pairs.append(Pair(network, account))
-    observation = Observation(unit.now, Signal.REISSUE_REQUEST, tuple(keys), tuple(pairs))
-    risk_features.observe(unit, observation)
+    observe(unit, Signal.REISSUE_REQUEST, subject)
     return 0 if judged is None else judged.assessment.score
+
+
+def observe(unit: Unit, signal: Signal, subject: Subject) -> None:
+    """Count `signal` for the subject's keys (account, device, address, network), with the
+    pairs account -> device and network -> account."""
+    keys = [key for key in (subject.account, subject.device) if key is not None]
+    pairs = []
+    if subject.account is not None and subject.device is not None:
+        pairs.append(Pair(subject.account, subject.device))
+    network = subject.network
+    if subject.address is not None and network is not None:
+        keys += [Key(KeyKind.ADDRESS, subject.address), network]
+        if subject.account is not None:
+            pairs.append(Pair(network, subject.account))
+    if keys:
+        risk_features.observe(unit, Observation(unit.now, signal, tuple(keys), tuple(pairs)))
+
+
+def holder_key(holder_id: int) -> Key:
+    """A holder's account key (`account:holder:ID`), as sign-ins count it."""
+    return Key(KeyKind.ACCOUNT, f"holder:{holder_id}")
 
 
 def expire(unit: Unit) -> int:

@@ -1,5 +1,5 @@
 """Top-ups and refunds: idempotent by request id (bound to its request), double-entry, on the
-tlog."""
+tlog; a new one screened by the risk policy (`top_up`, `refund` points) and counted."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from duopass.ledger.events import EventType
+from duopass.risk import Signal
+from duopass.risk.points import Point, Subject
 from duopass.server.problems import Problem, ProblemCode
-from duopass.server.services import accounts, idempotency, tlog
+from duopass.server.services import accounts, idempotency, risk_engine, tlog
 from duopass.server.store.tables import Holder, Transaction
 from duopass.server.unit_of_work import Unit
 
@@ -25,6 +27,7 @@ def top_up(unit: Unit, holder: Holder, *, amount: int, request_id: str) -> Trans
     earlier = _earlier(session, request_id, fingerprint)
     if earlier is not None:
         return earlier
+    _screen(unit, Point.TOP_UP, holder, amount)
     clearing = accounts.system_account(session, "topup", account.currency)
     event = {"holder": unit.keyring.digest(holder.handle), "amount": amount}
     return _book(
@@ -55,6 +58,7 @@ def refund(
     earlier = _earlier(session, request_id, fingerprint)
     if earlier is not None:
         return earlier
+    _screen(unit, Point.REFUND, holder, amount)
     merchant = accounts.lock(session, merchant_account_id)
     if merchant.currency != account.currency:
         raise Problem(
@@ -78,6 +82,15 @@ def refund(
         fingerprint=fingerprint,
         event=event,
     )
+
+
+def _screen(unit: Unit, point: Point, holder: Holder, amount: int) -> None:
+    """The risk policy on a new top-up or refund (`risk_engine.Refused` when it refuses), then
+    the request counted for the holder. A repeat of an earlier request is neither."""
+    subject = Subject(risk_engine.holder_key(holder.id))
+    risk_engine.screen(unit, point, subject, {"amount": amount, "staff": True})
+    signal = Signal.TOP_UP if point is Point.TOP_UP else Signal.REFUND
+    risk_engine.observe(unit, signal, subject)
 
 
 def _earlier(session: Session, request_id: str, fingerprint: bytes) -> Transaction | None:

@@ -26,7 +26,7 @@ from duopass.server.limits import (
     REASON_CHARS_MAX,
     ROW_ID_MAX,
 )
-from duopass.server.services import accounts, holders, terminals, topups
+from duopass.server.services import accounts, holders, risk_engine, terminals, topups
 from duopass.server.services.people import Person
 
 router = APIRouter(prefix="/v1/admin", tags=["card office"])
@@ -122,32 +122,40 @@ def create_holder(body: HolderIn, _caller: StaffCaller, ctx: Ctx) -> HolderOut:
 
 
 @router.post(
-    "/holders/{handle}/topups", response_model=TransactionOut, responses=problems(404, 409)
+    "/holders/{handle}/topups",
+    response_model=TransactionOut,
+    responses=problems(403, 404, 409, 429),
 )
 def top_up(handle: str, body: MoneyIn, _caller: StaffCaller, ctx: Ctx) -> TransactionOut:
     """Credit a holder; the same request id again returns the first answer and books nothing."""
-    txn = ctx.run(
-        lambda unit: topups.top_up(
-            unit,
-            holders.by_handle(unit.session, handle),
-            amount=body.amount,
-            request_id=body.request_id,
+    txn = ctx.run_refusable(
+        risk_engine.kept(
+            lambda unit: topups.top_up(
+                unit,
+                holders.by_handle(unit.session, handle),
+                amount=body.amount,
+                request_id=body.request_id,
+            )
         )
     )
     return TransactionOut(transaction_id=txn.id, business_date=txn.business_date)
 
 
 @router.post(
-    "/holders/{handle}/refunds", response_model=TransactionOut, responses=problems(404, 409)
+    "/holders/{handle}/refunds",
+    response_model=TransactionOut,
+    responses=problems(403, 404, 409, 429),
 )
 def refund(handle: str, body: RefundIn, _caller: StaffCaller, ctx: Ctx) -> TransactionOut:
-    txn = ctx.run(
-        lambda unit: topups.refund(
-            unit,
-            holders.by_handle(unit.session, handle),
-            merchant_account_id=body.merchant_account_id,
-            amount=body.amount,
-            request_id=body.request_id,
+    txn = ctx.run_refusable(
+        risk_engine.kept(
+            lambda unit: topups.refund(
+                unit,
+                holders.by_handle(unit.session, handle),
+                merchant_account_id=body.merchant_account_id,
+                amount=body.amount,
+                request_id=body.request_id,
+            )
         )
     )
     return TransactionOut(transaction_id=txn.id, business_date=txn.business_date)

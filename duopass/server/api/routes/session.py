@@ -93,14 +93,17 @@ def _raw(text: str, what: str) -> bytes:
         raise Problem(ProblemCode.INVALID_REQUEST, f"{what} is not unpadded base64url") from exc
 
 
-@router.post("/v1/session", response_model=TokenOut, responses=problems(401, 429))
+@router.post("/v1/session", response_model=TokenOut, responses=problems(401, 403, 429))
 def sign_in(body: SignIn, ctx: Ctx, client: Client) -> TokenOut:
     """A holder signs in (password, then a one-time code where one is on); throttled."""
     return sign_in_as(body, ctx, client, staff=False)
 
 
 @router.post(
-    "/v1/admin/session", response_model=TokenOut, tags=["card office"], responses=problems(401, 429)
+    "/v1/admin/session",
+    response_model=TokenOut,
+    tags=["card office"],
+    responses=problems(401, 403, 429),
 )
 def staff_sign_in(body: SignIn, ctx: Ctx, client: Client) -> TokenOut:
     """A card-office user signs in; throttled like holders."""

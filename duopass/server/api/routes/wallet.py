@@ -10,12 +10,19 @@ from pydantic import BaseModel, Field
 
 from duopass.protocol.encoding import EncodingError, b64u_decode, b64u_encode
 from duopass.protocol.trust import dump_policy
-from duopass.server.api.deps import Ctx, HolderCaller
+from duopass.server.api.deps import Client, Ctx, HolderCaller
 from duopass.server.api.openapi import problems
 from duopass.server.api.params import Digits
 from duopass.server.limits import ID_CHARS_MAX, ROW_ID_MAX
 from duopass.server.problems import Problem, ProblemCode
-from duopass.server.services import accounts, credentials, devices, holders, sessions
+from duopass.server.services import (
+    accounts,
+    credentials,
+    devices,
+    holders,
+    risk_engine,
+    sessions,
+)
 from duopass.server.unit_of_work import Unit
 
 router = APIRouter(prefix="/v1", tags=["holder"])
@@ -68,13 +75,15 @@ def _raw(text: str) -> bytes:
         raise Problem(ProblemCode.INVALID_REQUEST, "not unpadded base64url") from exc
 
 
-@router.post("/me/devices", response_model=DeviceOut, responses=problems(403, 409))
-def enrol_device(body: DeviceIn, caller: HolderCaller, ctx: Ctx) -> DeviceOut:
+@router.post("/me/devices", response_model=DeviceOut, responses=problems(403, 409, 429))
+def enrol_device(body: DeviceIn, caller: HolderCaller, ctx: Ctx, client: Client) -> DeviceOut:
     """Enrol a device key; the proof is its signature of the enrolment message."""
     key, proof = _raw(body.public_key), _raw(body.proof)
-    device = ctx.run(
-        lambda unit: devices.enrol_device(
-            unit, caller.holder(unit.session), public_key=key, proof=proof
+    device = ctx.run_refusable(
+        risk_engine.kept(
+            lambda unit: devices.enrol_device(
+                unit, caller.holder(unit.session), public_key=key, proof=proof, client=client
+            )
         )
     )
     return DeviceOut(device_id=device.id)
