@@ -6,6 +6,7 @@ decision reads a score above 0 when its signals hold."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from typing import Any
@@ -14,8 +15,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from duopass.ledger.leaf import parse_leaf
 from duopass.policy import DEFAULT_POLICY
 from duopass.server.store.risk import RiskDecision
+from duopass.server.store.tables import Holder
 from duopass.server.unit_of_work import Unit
 from tests.server.harness import SQLITE_ONLY, ManualClock, Running, Wallet, running_server
 from tests.server.test_ticket_reissue import DAY, _ask, _bought, _confirm, _new_phone
@@ -28,6 +31,24 @@ def _from(address: str, base_url: str) -> httpx.Client:
     return httpx.Client(
         base_url=base_url, transport=httpx.HTTPTransport(local_address=address), timeout=30
     )
+
+
+def _suspended(server: Running, holder_id: int) -> bool:
+    def read(unit: Unit) -> bool:
+        holder = unit.session.get(Holder, holder_id)
+        assert holder is not None
+        return bool(holder.offline_suspended)
+
+    return server.ctx.run(read)
+
+
+def _ledger_size(server: Running) -> int:
+    return int(server.http.get("/v1/ledger/checkpoint").text.splitlines()[1])
+
+
+def _leaf_type(server: Running, index: int) -> str:
+    entry = server.http.get(f"/v1/ledger/entries/{index}").json()
+    return str(parse_leaf(base64.b64decode(entry["data"])).type)
 
 
 def _decisions(server: Running) -> list[dict[str, Any]]:
@@ -158,6 +179,12 @@ def test_a_reissue_decision_reads_the_risk_score(server):
 
 GUARDED = """
 [[guard]]
+name = "huge_top_up"
+points = ["top_up"]
+when = "request.amount > 90000"
+action = "suspend_offline"
+
+[[guard]]
 name = "big_top_up"
 points = ["top_up"]
 when = "request.amount > 50000"
@@ -184,6 +211,11 @@ def test_top_ups_and_enrolments_are_screened_and_counted(tmp_path):
         big = admin.top_up(holder["handle"], 60_000)
         assert (big.status_code, big.json()["code"]) == (403, "risk_review"), big.text
         assert admin.account(holder["account_id"])["balance"] == 20_000  # nothing booked
+        assert not _suspended(server, holder["id"])
+        assert admin.top_up(holder["handle"], 100_000).status_code == 200  # booked, and ...
+        assert _suspended(server, holder["id"])  # ... offline use suspended, on the ledger
+        leaves = [_leaf_type(server, n) for n in range(_ledger_size(server))]
+        assert leaves.count("offline_suspend") == 1
         phones = [Wallet(server.http, "fay") for _ in range(3)]
         for phone in phones:
             phone.sign_in()
@@ -191,7 +223,9 @@ def test_top_ups_and_enrolments_are_screened_and_counted(tmp_path):
         phones[1].enrol()
         with pytest.raises(AssertionError, match="risk_denied"):
             phones[2].enrol()
-        review, deny = _decisions(server)
+        review, suspend, deny = _decisions(server)
+    assert (suspend["guard"], suspend["action"]) == ("huge_top_up", "suspend_offline")
+    assert suspend["features"]["account.top_up.1h"] == 1  # the refused one was not counted
     assert (review["point"], review["guard"], review["action"]) == (
         "top_up",
         "big_top_up",

@@ -158,15 +158,17 @@ def _risk(
 ) -> Problem | None:
     """The risk policy at sign-in (its decision recorded in this unit): a refusal for deny,
     review and rate_limit; for step_up, one unless the account has a factor the guard accepts
-    that sign-in asks for (TOTP: its code is then required as always)."""
+    that sign-in asks for (TOTP: its code is then required as always); suspend_offline
+    suspends a holder's offline use (whether or not the password is right) and goes on."""
     principal = None if person is None else person.id
     account = risk_features.account_key(unit, staff=staff, principal_id=principal, login=login)
     request = {"staff": staff, "allowlisted": risk_engine.allowlisted(unit.settings, client)}
     judged = risk_engine.check(unit, Point.SIGN_IN, Subject(account, None, client), request)
     refusal = risk_engine.refusal(judged)
+    holder = None if staff or person is None else unit.session.get(Holder, person.id)
+    risk_engine.suspend(unit, judged, holder)
     if refusal is not None or judged is None or judged.assessment.action is not Action.STEP_UP:
         return refusal
-    holder = None if staff or person is None else unit.session.get(Holder, person.id)
     has_totp = holder is not None and holder.totp_secret is not None
     if has_totp and Factor.TOTP in judged.assessment.factors:
         return None

@@ -36,7 +36,7 @@ def enrol_device(
             raise Problem(ProblemCode.CONFLICT, "this key is enrolled elsewhere or was revoked")
         return existing
     subject = Subject(risk_engine.holder_key(holder.id), None, client)
-    risk_engine.screen(unit, Point.DEVICE_ENROLMENT, subject)
+    risk_engine.screen(unit, Point.DEVICE_ENROLMENT, subject, holder=holder)
     device = Device(holder_id=holder.id, public_key=public_key, enrolled_at=unit.now)
     session.add(device)
     session.flush()

@@ -26,6 +26,7 @@ from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import policy_store, risk_features
 from duopass.server.settings import Settings
 from duopass.server.store.risk import RiskDecision
+from duopass.server.store.tables import Holder
 from duopass.server.unit_of_work import Unit
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "refusal",
     "reissue_score",
     "screen",
+    "suspend",
 ]
 
 T = TypeVar("T")
@@ -123,15 +125,21 @@ def kept(work: Callable[[Unit], T]) -> Callable[[Unit], T | Problem]:
 
 
 def screen(
-    unit: Unit, point: Point, subject: Subject, request: Mapping[str, Any] | None = None
+    unit: Unit,
+    point: Point,
+    subject: Subject,
+    request: Mapping[str, Any] | None = None,
+    *,
+    holder: Holder | None = None,
 ) -> Judged | None:
     """`check`, then raise `Refused` for deny, review and rate_limit, and for step_up (these
-    points have no second-factor path: 401 step_up_required); allow and suspend_offline go on
-    (no point screened here carries a credential to suspend)."""
+    points have no second-factor path: 401 step_up_required); allow goes on, and so does
+    suspend_offline, once `suspend` has suspended the holder's offline use."""
     judged = check(unit, point, subject, request)
     refused = refusal(judged)
     if refused is not None:
         raise refused
+    suspend(unit, judged, holder)
     if judged is not None and judged.assessment.action is Action.STEP_UP:
         guard = judged.assessment.guard
         raise Refused(
@@ -140,6 +148,18 @@ def screen(
             "ask the card office",
         )
     return judged
+
+
+def suspend(unit: Unit, judged: Judged | None, holder: Holder | None) -> None:
+    """For suspend_offline: the holder's live credentials revoked and offline use suspended
+    (`alerts.suspend_offline`: its ledger event `offline_suspend`, in this unit), the reason
+    naming the guard. Nothing for another action, or with no holder."""
+    if judged is None or holder is None:
+        return
+    if judged.assessment.action is Action.SUSPEND_OFFLINE:
+        from duopass.server.services import alerts  # noqa: PLC0415 (alerts -> devices -> here)
+
+        alerts.suspend_offline(unit, holder, reason=f"risk guard {judged.assessment.guard}")
 
 
 def refusal(judged: Judged | None) -> Refused | None:

@@ -88,7 +88,7 @@ def _screen(unit: Unit, point: Point, holder: Holder, amount: int) -> None:
     """The risk policy on a new top-up or refund (`risk_engine.Refused` when it refuses), then
     the request counted for the holder. A repeat of an earlier request is neither."""
     subject = Subject(risk_engine.holder_key(holder.id))
-    risk_engine.screen(unit, point, subject, {"amount": amount, "staff": True})
+    risk_engine.screen(unit, point, subject, {"amount": amount, "staff": True}, holder=holder)
     signal = Signal.TOP_UP if point is Point.TOP_UP else Signal.REFUND
     risk_engine.observe(unit, signal, subject)
 
