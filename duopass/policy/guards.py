@@ -153,11 +153,14 @@ def assess(policy: Policy, document: Mapping[str, Any]) -> Assessment:
     guards: tuple[Guard, ...] = policy.guards
     point = document["point"]
     errors: list[str] = []
-    base = {name: document[name] for name in ("point", "features", "request")}
-    context = cel.Context(base)
+    features = document["features"]
+    if policy.feature_reads is not None:  # only what is read: CEL converts every value given
+        features = {name: features[name] for name in policy.feature_reads}
+    context = cel.Context({"point": point, "features": features, "request": document["request"]})
     held = tuple(w.name for w in weights if _holds(w.program, context, w.name, errors))
     score: int = min(SCORE_MAX, sum(w.weight for w in weights if w.name in held))
-    context = cel.Context({**base, "score": score, "signals": list(held)})
+    context.add_variable("score", score)
+    context.add_variable("signals", list(held))
     for guard in guards:
         if point in guard.points and _holds(guard.program, context, guard.name, errors):
             return Assessment(

@@ -96,9 +96,9 @@ def load(text: str) -> Policy:
     if rules[-1].when.strip() != "true":
         fail(layout.rule_spot(len(rules) - 1, "when").value, 'the last rule is when = "true"')
     reads = frozenset(name for rule in rules for name in rule.program.variables()) & _ROOTS
-    weights, guards = load_risk(document, layout, fail, _compile)
+    weights, guards, feature_reads = load_risk(document, layout, fail, _compile)
     digest = hashlib.sha256(data).digest()
-    return Policy(str(version), digest, text, tuple(rules), reads, weights, guards)
+    return Policy(str(version), digest, text, tuple(rules), reads, weights, guards, feature_reads)
 
 
 def _failer(layout: Layout) -> Callable[[int, str], NoReturn]:

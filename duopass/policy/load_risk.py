@@ -35,6 +35,7 @@ _PATHS: Final = frozenset(
     {"point", "features", "request", "score", "signals"} | {f"request.{f}" for f in REQUEST_FIELDS}
 )
 _FEATURE_LITERAL: Final = re.compile(r"""features\s*\[\s*(['"])(.*?)\1\s*\]""")
+_FEATURES_WORD: Final = re.compile(r"(?<![\w.])features\b")
 _SAMPLES: Final = sample_risk_documents()
 
 Fail = Callable[[int, str], NoReturn]
@@ -42,8 +43,9 @@ Fail = Callable[[int, str], NoReturn]
 
 def load_risk(
     document: dict[str, Any], layout: Layout, fail: Fail, compile_when: Callable[..., Any]
-) -> tuple[tuple[Weight, ...], tuple[Guard, ...]]:
-    """The signals and guards of a parsed policy file (none when it has none)."""
+) -> tuple[tuple[Weight, ...], tuple[Guard, ...], frozenset[str] | None]:
+    """The signals and guards of a parsed policy file (none when it has none), and the feature
+    names they read (None when one reads `features` other than as `features["name"]`)."""
     weights: list[Weight] = []
     for index, table in enumerate(_tables(document, "signal", SIGNALS_MAX, layout, fail)):
         weight = _signal(layout, index, table, fail, compile_when)
@@ -56,7 +58,17 @@ def load_risk(
         if any(earlier.name == guard.name for earlier in guards):
             fail(layout.spot("guard", index, "name").value, f"a second guard {guard.name!r}")
         guards.append(guard)
-    return tuple(weights), tuple(guards)
+    return tuple(weights), tuple(guards), _feature_reads([*weights, *guards])
+
+
+def _feature_reads(tables: list[Weight | Guard]) -> frozenset[str] | None:
+    names: set[str] = set()
+    for table in tables:
+        literal = _FEATURE_LITERAL.findall(table.when)
+        if len(literal) != len(_FEATURES_WORD.findall(table.when)):
+            return None
+        names.update(name for _, name in literal)
+    return frozenset(names)
 
 
 def _tables(

@@ -89,6 +89,9 @@ class Policy:
     """The risk half's `[[signal]]`s (`guards.Weight`), in file order."""
     guards: tuple[Any, ...] = ()
     """The risk half's `[[guard]]`s (`guards.Guard`), in file order: the first that holds acts."""
+    feature_reads: frozenset[str] | None = field(default=None, repr=False)
+    """The features its signals and guards name (`features["..."]`), the only ones handed to
+    CEL; None when one reads `features` otherwise (then every feature is)."""
 
     def describe(self) -> dict[str, Any]:
         """The policy as `GET /v1/policy` shows it: enough to re-check any decision."""

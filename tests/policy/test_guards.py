@@ -141,3 +141,13 @@ def test_the_risk_document_is_every_feature_and_checked():
         with pytest.raises(ValueError, match=r"point|feature|request"):
             wrong()
     assert "reissue" in POINTS and "journal" in POINTS
+
+
+def test_only_the_features_a_policy_names_are_handed_to_cel():
+    named = load(HEAD + f"[[signal]]\nname = \"s\"\nwhen = '{STUFFING} >= 5'\nweight = 9\n")
+    assert named.feature_reads == frozenset({"network.sign_in_failure.distinct_account.1h"})
+    features = {"network.sign_in_failure.distinct_account.1h": 5}
+    assert assess(named, risk_document("sign_in", features, {})).score == 9
+    anyhow = load(HEAD + '[[signal]]\nname = "s"\nwhen = "size(features) > 3"\nweight = 9\n')
+    assert anyhow.feature_reads is None  # read otherwise: every feature goes
+    assert assess(anyhow, risk_document("sign_in", {}, {})).score == 9
