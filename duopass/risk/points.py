@@ -89,6 +89,8 @@ def queries(point: Point, subject: Subject) -> list[Query]:
             found.append(Count(account, Signal.DEVICE_ENROLMENT, _D))
         if network is not None:
             found.append(Count(network, Signal.DEVICE_ENROLMENT, _H))
+    elif point is Point.WALLET_SYNC and account is not None:
+        found += [Count(account, _FAIL, _H), Count(account, _FAIL, _D)]
     elif point in (Point.TOP_UP, Point.REFUND) and account is not None:
         if point is Point.TOP_UP:
             found += [Count(account, Signal.TOP_UP, _H), Count(account, Signal.TOP_UP, _D)]

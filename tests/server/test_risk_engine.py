@@ -239,3 +239,36 @@ def test_top_ups_and_enrolments_are_screened_and_counted(tmp_path):
     )
     assert deny["features"]["account.device_enrolment.1d"] == 2
     assert deny["subject"][0] == f"account:holder:{holder['id']}"
+
+
+SYNC_GUARD = """
+[[guard]]
+name = "sync_after_guessing"
+points = ["wallet_sync"]
+when = 'features["account.sign_in_failure.1h"] >= 3'
+action = "suspend_offline"
+"""
+
+
+def test_a_sync_after_guessing_gets_an_online_only_credential(tmp_path):
+    policy = tmp_path / "sync.toml"
+    policy.write_text(DEFAULT_POLICY.read_text() + SYNC_GUARD)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    with running_server(url, tmp_path / "data", policy_file=policy) as server:
+        holder = server.admin().holder("gus", balance=5_000)
+        calm = Wallet(server.http, "gus")
+        calm.sign_in()
+        calm.enrol()
+        assert calm.sync().json()["offline"] is True  # nothing held: an offline credential
+        for _ in range(3):
+            server.http.post("/v1/session", json={"login": "gus", "password": WRONG})
+        synced = calm.sync()
+        assert synced.status_code == 200, synced.text
+        assert synced.json()["offline"] is False
+        assert _suspended(server, holder["id"])
+        decision = _decisions(server)[-1]
+    assert (decision["point"], decision["guard"]) == ("wallet_sync", "sync_after_guessing")
+    assert decision["features"] == {
+        "account.sign_in_failure.1h": 3,
+        "account.sign_in_failure.1d": 3,
+    }

@@ -15,6 +15,8 @@ from duopass.ledger.events import EventType
 from duopass.protocol.cbor import loads
 from duopass.protocol.claims import Claims, Kind, reissue
 from duopass.protocol.code import decode_credential, mint_credential
+from duopass.risk import Key, KeyKind
+from duopass.risk.points import Point, Subject
 from duopass.server import domain
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import (
@@ -22,6 +24,7 @@ from duopass.server.services import (
     counters,
     devices,
     idempotency,
+    risk_engine,
     signing_keys,
     tlog,
     trust_changes,
@@ -41,11 +44,19 @@ class Issued:
 
 
 def sync(
-    unit: Unit, *, holder: Holder, device_id: int, request_id: str, mark: int | None
+    unit: Unit,
+    *,
+    holder: Holder,
+    device_id: int,
+    request_id: str,
+    mark: int | None,
+    client: str | None = None,
 ) -> Issued:
     """Issue (or, with `mark`, refresh) the holder's purse credential for a device of theirs.
     The same request id again returns the first answer; with another device or mark it is
-    refused. Request ids are the holder's own: another holder's is a fresh one here."""
+    refused. Request ids are the holder's own: another holder's is a fresh one here. A new
+    sync is screened by the risk policy (`wallet_sync`, from `client`): it may be refused
+    (`risk_engine.Refused`) or suspend offline use before the credential is issued."""
     session, now = unit.session, unit.now
     fingerprint = idempotency.sync(device_id=device_id, mark=mark)
     earlier = session.scalars(
@@ -69,6 +80,10 @@ def sync(
         raise Problem(ProblemCode.FORBIDDEN, "the device is revoked")
     if holder.frozen:
         raise Problem(ProblemCode.FROZEN, "the account is frozen pending review")
+    subject = Subject(
+        risk_engine.holder_key(holder.id), Key(KeyKind.DEVICE, str(device_id)), client
+    )
+    risk_engine.screen(unit, Point.WALLET_SYNC, subject, holder=holder)
     account = accounts.lock(session, holder.account_id)
     live = session.scalars(
         select(Credential).where(

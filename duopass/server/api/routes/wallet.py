@@ -109,7 +109,7 @@ def report_loss(caller: HolderCaller, ctx: Ctx) -> dict[str, int]:
 
 
 @router.post("/wallet/sync", response_model=SyncOut, responses=problems(403, 404, 409, 429))
-def sync(body: SyncIn, caller: HolderCaller, ctx: Ctx) -> SyncOut:
+def sync(body: SyncIn, caller: HolderCaller, ctx: Ctx, client: Client) -> SyncOut:
     """Issue or refresh the purse credential; a retry with the same request id changes nothing."""
 
     def work(unit: Unit) -> SyncOut:
@@ -119,6 +119,7 @@ def sync(body: SyncIn, caller: HolderCaller, ctx: Ctx) -> SyncOut:
             device_id=body.device_id,
             request_id=body.request_id,
             mark=body.mark,
+            client=client,
         )
         c = issued.credential
         return SyncOut(
@@ -132,7 +133,7 @@ def sync(body: SyncIn, caller: HolderCaller, ctx: Ctx) -> SyncOut:
             policy=dump_policy(ctx.settings.policy),
         )
 
-    return ctx.run(work)
+    return ctx.run_refusable(risk_engine.kept(work))
 
 
 @router.get("/me/account", response_model=AccountOut)
