@@ -1,6 +1,7 @@
 """Work the server does by itself on a schedule: rotate daily signing keys (publishing them
-ahead), release what time settles (the sweep), sign a checkpoint when the ledger has grown, and
-forget what sessions, throttles and the risk features no longer need.
+ahead), release what time settles (the sweep), watch the terminal fleet (`fleet_watch`), sign a
+checkpoint when the ledger has grown, and forget what sessions, throttles and the risk features
+no longer need.
 One thread, stopped with the app."""
 
 from __future__ import annotations
@@ -9,7 +10,15 @@ import logging
 import threading
 
 from duopass.server.context import AppContext
-from duopass.server.services import risk_features, sessions, signing_keys, sweep, throttle, tlog
+from duopass.server.services import (
+    fleet_watch,
+    risk_features,
+    sessions,
+    signing_keys,
+    sweep,
+    throttle,
+    tlog,
+)
 
 log = logging.getLogger("duopass.server.maintenance")
 INTERVAL_S = 60.0
@@ -22,6 +31,9 @@ def run_once(ctx: AppContext) -> None:
     swept = ctx.run(sweep.sweep)
     if swept.credentials or swept.verdicts:
         log.info("sweep: %s", swept)
+    raised = ctx.run(fleet_watch.watch)
+    if raised:
+        log.info("fleet: %d alerts raised", raised)
     ctx.run(tlog.checkpoint)
     ctx.run(lambda u: sessions.purge(u.session, u.now))
     ctx.run(lambda u: throttle.purge(u.session, u.now))
