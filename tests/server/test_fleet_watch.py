@@ -14,6 +14,7 @@ from duopass.risk import AlertKind
 from duopass.risk.fleet import BUNDLE_LAG_CRITICAL_S, BUNDLE_LAG_WARNING_S, HEARTBEAT_MISSED_S
 from duopass.server import maintenance
 from duopass.server.services import fleet_watch
+from duopass.server.store.tables import Terminal
 from duopass.terminal.client import Client
 from duopass.terminal.heartbeat import beat
 from tests.server.harness import Admin, ManualClock, Running, enrolled_till
@@ -136,3 +137,19 @@ def test_a_growing_backlog_raises_one_alert(clocked_server: Running, clock: Manu
         poll(client, backlog=0)  # the uploads went through
         swept_after(clocked_server, clock, 60)
         assert kinds(admin, "till-stuck") == []
+
+
+def test_a_fleet_wide_lapse_is_raised_a_bounded_batch_a_run(server: Running) -> None:
+    """Every terminal silent at once (rows made directly: 130 enrolments over HTTP would be the
+    slowest part): a run raises at most `RAISE_MAX` alerts, the next run the rest, then none."""
+    now = server.ctx.now()
+
+    def silent(unit: Any) -> None:
+        for i in range(fleet_watch.RAISE_MAX + 30):
+            unit.session.add(
+                Terminal(id=f"gate-{i:03}", mode="entry", state="enrolled", heartbeat_at=now - 700)
+            )
+
+    server.ctx.run(silent)
+    runs = [server.ctx.run(fleet_watch.watch) for _ in range(3)]
+    assert runs == [fleet_watch.RAISE_MAX, 30, 0]

@@ -3,8 +3,9 @@
 (once per episode: the kinds in episode are kept on the terminal row), the open alerts of an
 episode that ended closed by the server (`resolution` "recovered", a ledger `alert_clear`).
 
-Bounded work: at most `WATCH_MAX` terminals a run, those looked at longest ago first; rows
-another server process is sweeping are skipped (PostgreSQL's SKIP LOCKED).
+Bounded work: at most `WATCH_MAX` terminals a run, those looked at longest ago first, and no more
+once `RAISE_MAX` alerts are raised (a fleet-wide lapse is spread over a few minutes); rows another
+server process is sweeping are skipped (PostgreSQL's SKIP LOCKED).
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from duopass.server.services import alerts, fleet, tlog
 from duopass.server.store.tables import Alert, Terminal
 from duopass.server.unit_of_work import Unit
 
-__all__ = ["RECOVERED", "WATCH_MAX", "watch"]
+__all__ = ["RAISE_MAX", "RECOVERED", "WATCH_MAX", "watch"]
 
 WATCH_MAX = 500
 """Most terminals one sweep looks at: one short transaction; a larger fleet takes more runs."""
+RAISE_MAX = 100
+"""Most alerts one sweep raises: 500 terminals swept take about 0.1-0.2 s on SQLite, 400
+alerts raised at once 1.3 s of its one writer (indicative)."""
 RECOVERED = "recovered"
 """The `resolution` of an alert the server closed because its episode ended."""
 
@@ -42,6 +46,8 @@ def watch(unit: Unit) -> int:
     ).all()
     raised = 0
     for terminal, *latest in rows:
+        if raised >= RAISE_MAX:
+            break
         last_seen, backlog = fleet.heard(terminal, latest)
         terminal.backlog_rises = rules.rises(terminal.backlog_seen, backlog, terminal.backlog_rises)
         terminal.backlog_seen = backlog
