@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from duopass.protocol.cbor import MalformedError, bytes_head, dumps, int_size, loads
+from duopass.protocol.cbor import MalformedError, bytes_head, dumps, loads, read_int
 from duopass.protocol.claims import Claims, decode_claims, encode_claims
 from duopass.protocol.cose import (
     L1_PROTECTED_PREFIX,
@@ -177,21 +177,26 @@ def _credential(parts: tuple[bytes, bytes, bytes], encoded: bytes) -> Credential
 
 
 def _decode_dynamic(parts: tuple[bytes, bytes, bytes], l1_signature: bytes) -> DynamicPart:
+    """The L2 payload is read in place, not by `loads`: `[ctr, ts]` is an array head and two
+    deterministically encoded integers, and nothing after them."""
     protected, payload, signature = parts
     if protected != L2_PROTECTED:
         raise MalformedError("L2 protected header is not {1: -8}")
-    body = loads(payload, check_items=False, reencode=False)  # the length is compared below
-    if type(body) is not list or len(body) != 2:
+    if payload[:1] != _PAIR_HEAD:
         raise MalformedError("L2 payload is not [ctr, ts]")
-    ctr, ts = body
-    if type(ctr) is not int or not 0 <= ctr < COUNTER_LIMIT:
-        raise MalformedError("L2 counter out of range")
-    if type(ts) is not int or not -INT_ABS_LIMIT < ts < INT_ABS_LIMIT:
-        raise MalformedError("L2 timestamp is not an integer below 2^53")
-    if len(payload) != 1 + int_size(ctr) + int_size(ts):
+    ctr, at = read_int(payload, 1)
+    ts, at = read_int(payload, at)
+    if at != len(payload):
         raise MalformedError("CBOR is not deterministically encoded")
+    if not 0 <= ctr < COUNTER_LIMIT:
+        raise MalformedError("L2 counter out of range")
+    if not -INT_ABS_LIMIT < ts < INT_ABS_LIMIT:
+        raise MalformedError("L2 timestamp is not an integer below 2^53")
     signed = b"".join((_L2_SIGNED_HEAD, l1_signature, bytes_head(len(payload)), payload))
     return DynamicPart(ctr, ts, signed, signature)
+
+
+_PAIR_HEAD = b"\x82"
 
 
 class SignerError(ValueError):
