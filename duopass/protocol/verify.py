@@ -259,9 +259,18 @@ class Verifier:
         self._verified = {}  # verified under the old store's keys only
 
     def scan(self, text: str, *, now: int, amount: int | None = None) -> Verdict:
-        """Verify a scan and, when accepted, record it in the memory before returning."""
-        verdict = verify(
-            text,
+        """Verify a scan and, when accepted, record it in the memory before returning (`verify`
+        written out: one call less a scan)."""
+        if self.config.mode is Mode.PAY and (amount is None or amount < 1):
+            raise ValueError("a payment needs an amount of at least 1")
+        try:
+            code = decode_code(text, known=self._verified)  # §3 checks 1 and 2
+        except FormatError:
+            return Verdict(Reason.FORMAT)
+        except MalformedError:
+            return Verdict(Reason.MALFORMED)
+        verdict = verify_code(
+            code,
             trust=self._trust,
             config=self.config,
             memory=self.memory,
