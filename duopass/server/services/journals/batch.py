@@ -17,11 +17,11 @@ from duopass.risk import AlertKind, batch_evidence
 from duopass.server.domain import Outcome
 from duopass.server.logbook import Event, note
 from duopass.server.services import accounts, alerts, tlog
-from duopass.server.services.journals.collector import paused
+from duopass.server.services.journals.interpreter import large_batch
 from duopass.server.services.journals.lookups import Refs, accounts_of, read_items
 from duopass.server.services.journals.settle import settle
 from duopass.server.services.journals.settling import Settled, Settling
-from duopass.server.services.journals.signatures import DeviceSignatures
+from duopass.server.services.journals.signatures import decode
 from duopass.server.store import sql
 from duopass.server.store.tables import JournalBatch, JournalEntry, Terminal
 from duopass.server.unit_of_work import Unit
@@ -47,8 +47,8 @@ class Receipt:
 
 def ingest(unit: Unit, *, terminal_id: str, batch: Batch, data: bytes) -> dict[str, Any]:
     """Settle one verified batch, in one unit with the terminal's row locked; the answer of §8
-    (a large one with the cycle collector paused, `collector`)."""
-    with paused(len(batch.entries)):
+    (a large one with the interpreter set for it, `interpreter`)."""
+    with large_batch(len(batch.entries)):
         return _ingest(unit, terminal_id=terminal_id, batch=batch, data=data)
 
 
@@ -73,8 +73,8 @@ def _ingest(unit: Unit, *, terminal_id: str, batch: Batch, data: bytes) -> dict[
     if batch_id is None:
         batch_id = _store(unit, terminal, batch, data)
     fresh = [(seq, raw) for seq, raw in enumerate(batch.entries, batch.first) if seq not in known]
-    items = {item.seq: item for item in read_items(fresh)}
-    signatures = DeviceSignatures(list(items.values()))  # on the other cores from here on
+    decoded, signatures = decode(fresh)  # signatures verified on the other cores from here on
+    items = {item.seq: item for item in decoded}
     _lock(unit, terminal, accounts_of(session, unit.settings, list(items.values())))
     refs = Refs(session, unit.settings, terminal.id, list(items.values()))
     st = Settling(unit, terminal, refs, accounts.Movements(unit), signatures)
