@@ -147,22 +147,25 @@ def _write(st: Settling, batch: Batch) -> None:
     session.flush()  # what the session holds goes before the driver's statements
     ids = st.books.write()
 
-    def resolved(row: dict[str, Any], key: str) -> dict[str, Any]:
-        number = row.get(key)
-        return row if number is None or number < 0 else {**row, key: ids[number]}
+    def resolved(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+        """The batch's own rows, their movement numbers replaced by ids in place."""
+        for row in rows:
+            number = row.get(key)
+            if number is not None and number >= 0:
+                row[key] = ids[number]
+        return rows
 
     if st.counters:
-        rows = [resolved(row, "transaction_id") for row in st.counters]
-        sql.raw(session).many(sql.INSERT_COUNTER, rows)
+        sql.raw(session).many(sql.INSERT_COUNTER, resolved(st.counters, "transaction_id"))
     if st.entries:
-        rows = [resolved(row, "transaction_id") for row in st.entries]
-        sql.raw(session).many(sql.INSERT_JOURNAL_ENTRY, rows)
+        sql.raw(session).many(sql.INSERT_JOURNAL_ENTRY, resolved(st.entries, "transaction_id"))
         body = {"terminal": st.terminal.id, "first": batch.first, "last": batch.last}
         st.leaf(
             EventType.JOURNAL_BATCH, {**body, "digest": batch.digest, "entries": len(st.entries)}
         )
     now, issuer = st.unit.now, st.unit.settings.issuer
-    leaves = [event(kind, now, issuer, resolved(body, "transaction")) for kind, body in st.leaves]
+    resolved([body for _, body in st.leaves], "transaction")
+    leaves = [event(kind, now, issuer, body) for kind, body in st.leaves]
     if leaves:
         tlog.append_many(session, leaves)
 

@@ -51,6 +51,8 @@ class DeviceSignatures:
         self._waiting: list[_Check] = []
         self._pooled = False
         self._tasks: dict[int, Future[dict[int, bool]]] = {}
+        self._done: dict[int, bool] = {}
+        """Verdicts of the tasks already waited for (one wait a task, not one an entry)."""
         self.add(items)
 
     def add(self, items: Sequence[Item]) -> None:
@@ -72,8 +74,14 @@ class DeviceSignatures:
 
     def verdict(self, seq: int) -> bool | None:
         """Whether the entry's device signature verified; None: not verified ahead."""
+        done = self._done.get(seq)
+        if done is not None:
+            return done
         task = self._tasks.get(seq)
-        return None if task is None else task.result()[seq]
+        if task is None:
+            return None
+        self._done.update(task.result())
+        return self._done[seq]
 
 
 def decode(entries: Sequence[tuple[int, bytes]]) -> tuple[list[Item], DeviceSignatures]:
