@@ -17,8 +17,8 @@ from duopass.risk import AlertKind, batch_evidence
 from duopass.server.domain import Outcome
 from duopass.server.logbook import Event, note
 from duopass.server.services import accounts, alerts, tlog
-from duopass.server.services.journals.interpreter import large_batch
-from duopass.server.services.journals.lookups import Refs, accounts_of, read_items
+from duopass.server.services.journals.collector import paused
+from duopass.server.services.journals.lookups import Item, Refs, accounts_of, read_items
 from duopass.server.services.journals.settle import settle
 from duopass.server.services.journals.settling import Settled, Settling
 from duopass.server.services.journals.signatures import decode
@@ -47,8 +47,8 @@ class Receipt:
 
 def ingest(unit: Unit, *, terminal_id: str, batch: Batch, data: bytes) -> dict[str, Any]:
     """Settle one verified batch, in one unit with the terminal's row locked; the answer of §8
-    (a large one with the interpreter set for it, `interpreter`)."""
-    with large_batch(len(batch.entries)):
+    (a large one with the cycle collector paused, `collector`)."""
+    with paused(len(batch.entries)):
         return _ingest(unit, terminal_id=terminal_id, batch=batch, data=data)
 
 
@@ -73,24 +73,15 @@ def _ingest(unit: Unit, *, terminal_id: str, batch: Batch, data: bytes) -> dict[
     if batch_id is None:
         batch_id = _store(unit, terminal, batch, data)
     fresh = [(seq, raw) for seq, raw in enumerate(batch.entries, batch.first) if seq not in known]
-    decoded, signatures = decode(fresh)  # signatures verified on the other cores from here on
-    items = {item.seq: item for item in decoded}
-    _lock(unit, terminal, accounts_of(session, unit.settings, list(items.values())))
-    refs = Refs(session, unit.settings, terminal.id, list(items.values()))
-    st = Settling(unit, terminal, refs, accounts.Movements(unit), signatures)
-    receipt = Receipt(acked_seq=terminal.acked_seq)
-    for seq, raw in enumerate(batch.entries, batch.first):
-        stored = known.get(seq)
-        if stored == raw:
-            receipt.duplicates += 1
-            continue
-        if stored is not None:
-            settled = _conflict(st, seq, stored, raw)
-        else:
-            settled = settle(st, items[seq])
-            st.entries.append(_entry_row(st, seq, raw, batch_id, settled))
-        if settled.reason is not None:
-            receipt.rejected.append({"seq": seq, "reason": settled.reason})
+    decoded, signatures = decode(fresh)  # verified in a worker process from here on
+    try:
+        items = {item.seq: item for item in decoded}
+        _lock(unit, terminal, accounts_of(session, unit.settings, decoded))
+        refs = Refs(session, unit.settings, terminal.id, decoded)
+        st = Settling(unit, terminal, refs, accounts.Movements(unit), signatures)
+        receipt = _settle_all(st, batch, known, items, batch_id)
+    finally:
+        signatures.close()  # the worker is free for another batch while this one writes
     if st.entries or st.books.transactions:
         _write(st, batch)
         terminal.acked_seq = _acked(unit, terminal.id, terminal.acked_seq)
@@ -108,6 +99,27 @@ def _ingest(unit: Unit, *, terminal_id: str, batch: Batch, data: bytes) -> dict[
         acked_seq=receipt.acked_seq,
     )
     return receipt.answer()
+
+
+def _settle_all(
+    st: Settling, batch: Batch, known: dict[int, bytes], items: dict[int, Item], batch_id: int
+) -> Receipt:
+    """Each entry of the batch in seq order: a duplicate counted, other bytes for a held seq a
+    conflict, a fresh one settled (its row written with the batch)."""
+    receipt = Receipt(acked_seq=st.terminal.acked_seq)
+    for seq, raw in enumerate(batch.entries, batch.first):
+        stored = known.get(seq)
+        if stored == raw:
+            receipt.duplicates += 1
+            continue
+        if stored is not None:
+            settled = _conflict(st, seq, stored, raw)
+        else:
+            settled = settle(st, items[seq])
+            st.entries.append(_entry_row(st, seq, raw, batch_id, settled))
+        if settled.reason is not None:
+            receipt.rejected.append({"seq": seq, "reason": settled.reason})
+    return receipt
 
 
 def _entry_row(

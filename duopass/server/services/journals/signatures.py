@@ -1,58 +1,42 @@
-"""A large batch's device signatures (§3 check 14), verified on the other cores ahead of the
-settling that needs them: PyNaCl's calls into libsodium go through cffi, which releases the GIL,
-so a pool verifies while the unit's own thread decodes the rest of the batch and settles the
-entries before.
+"""A large batch's device signatures (§3 check 14), verified in a worker process (`verifier`)
+ahead of the settling that needs them, while the unit's own thread decodes the rest of the batch
+and settles the entries before.
 
-The batch is decoded a slice at a time (`decode`) and each slice's signatures go to the pool as
-soon as it is decoded, so verifying overlaps the decoding as well as the settling.
+The batch is decoded a slice at a time (`decode`) and each slice's signatures go to the worker
+as soon as it is decoded, so verifying overlaps the decoding as well as the settling.
 
 Only the work moves: the re-check (`recheck`) still takes check 14's verdict at its place in
-the §3 order, under the same key (the credential's `cnf`) and over the same bytes."""
+the §3 order, under the same key (the credential's `cnf`) and over the same bytes; an entry the
+worker did not answer for (none was free, or it failed) is verified by the re-check itself."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from functools import cache
 
-from duopass.protocol.keys import verify_signature
+from duopass.server.services.journals import verifier
 from duopass.server.services.journals.lookups import Item, read_items
 
 __all__ = ["PARALLEL_FROM", "DeviceSignatures", "decode"]
 
 PARALLEL_FROM = 64
-"""Entries with a device signature from which a batch verifies them on the pool; a smaller
+"""Entries with a device signature from which a batch verifies them in a worker; a smaller
 batch leaves them to the re-check, one by one."""
-_CHUNK = 25
-"""Signatures per task: the first results are ready soon, and the cores share the rest."""
 _SLICE = 50
-"""Entries decoded before their signatures go to the pool."""
-
-_Check = tuple[int, bytes, bytes, bytes]
-"""(seq, device key, signed bytes, signature)."""
-
-
-@cache
-def _pool() -> ThreadPoolExecutor:
-    """One pool per process, a thread per core, started when a large batch first comes."""
-    return ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="device-signatures")
-
-
-def _verify(checks: list[_Check]) -> dict[int, bool]:
-    return {seq: verify_signature(key, signed, sig) for seq, key, signed, sig in checks}
+"""Entries decoded before their signatures go to the worker."""
 
 
 class DeviceSignatures:
-    """Check 14's verdict of each entry of a batch, by seq, computed ahead on the pool. Items
-    are added as they are decoded; the pool starts once `PARALLEL_FROM` signatures wait."""
+    """Check 14's verdict of each entry of a batch, by seq, computed ahead in a worker. Items
+    are added as they are decoded; the worker is asked once `PARALLEL_FROM` signatures wait.
+    `close` gives the worker back (a batch's unit ends with it, however it ends)."""
 
     def __init__(self, items: Sequence[Item] = ()) -> None:
-        self._waiting: list[_Check] = []
-        self._pooled = False
-        self._tasks: dict[int, Future[dict[int, bool]]] = {}
+        self._waiting: list[tuple[int, tuple[bytes, bytes, bytes]]] = []
+        self._worker: verifier.Worker | None = None
+        self._asked = False
+        self._sent: list[list[int]] = []
+        """The seqs of each request whose answers are not read yet, in order."""
         self._done: dict[int, bool] = {}
-        """Verdicts of the tasks already waited for (one wait a task, not one an entry)."""
         self.add(items)
 
     def add(self, items: Sequence[Item]) -> None:
@@ -63,30 +47,46 @@ class DeviceSignatures:
                 continue
             key = code.credential.claims.device_key
             assert key is not None, "the decoder refuses an L2 without cnf"
-            self._waiting.append((item.seq, key, code.dynamic.signed, code.dynamic.signature))
-        if self._pooled or len(self._waiting) >= PARALLEL_FROM:
-            self._pooled = True
-            checks, self._waiting = self._waiting, []
-            for start in range(0, len(checks), _CHUNK):
-                chunk = checks[start : start + _CHUNK]
-                task = _pool().submit(_verify, chunk)
-                self._tasks.update((check[0], task) for check in chunk)
+            self._waiting.append((item.seq, (key, code.dynamic.signed, code.dynamic.signature)))
+        if not self._asked and len(self._waiting) >= PARALLEL_FROM:
+            self._asked, self._worker = True, verifier.lend()
+        if self._worker is None or not self._waiting:
+            return
+        checks, self._waiting = self._waiting, []
+        try:
+            self._worker.send([check for _, check in checks])
+        except OSError:
+            self._failed()
+            return
+        self._sent.append([seq for seq, _ in checks])
 
     def verdict(self, seq: int) -> bool | None:
         """Whether the entry's device signature verified; None: not verified ahead."""
-        done = self._done.get(seq)
-        if done is not None:
-            return done
-        task = self._tasks.get(seq)
-        if task is None:
-            return None
-        self._done.update(task.result())
-        return self._done[seq]
+        while seq not in self._done and self._sent and self._worker is not None:
+            seqs = self._sent.pop(0)
+            try:
+                self._done.update(zip(seqs, self._worker.receive(), strict=True))
+            except OSError:
+                self._failed()
+        return self._done.get(seq)
+
+    def close(self) -> None:
+        """Give the worker back (the answers not read are read and dropped)."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.back()
+
+    def _failed(self) -> None:
+        """The worker is gone: what it did not answer is left to the re-check."""
+        worker, self._worker = self._worker, None
+        self._sent.clear()
+        if worker is not None:
+            worker.close()
 
 
 def decode(entries: Sequence[tuple[int, bytes]]) -> tuple[list[Item], DeviceSignatures]:
     """Each (seq, entry bytes) parsed and its code decoded (`read_items`), a slice at a time,
-    each slice's device signatures sent to the pool as soon as it is decoded."""
+    each slice's device signatures sent to the worker as soon as it is decoded."""
     items: list[Item] = []
     signatures = DeviceSignatures()
     for start in range(0, len(entries), _SLICE):
