@@ -36,6 +36,8 @@ class DeviceSignatures:
         self._asked = False
         self._sent: list[list[int]] = []
         """The seqs of each request whose answers are not read yet, in order."""
+        self._owed: set[int] = set()
+        """Those seqs together (an entry without a device signature waits for nothing)."""
         self._done: dict[int, bool] = {}
         self.add(items)
 
@@ -59,11 +61,13 @@ class DeviceSignatures:
             self._failed()
             return
         self._sent.append([seq for seq, _ in checks])
+        self._owed.update(seq for seq, _ in checks)
 
     def verdict(self, seq: int) -> bool | None:
         """Whether the entry's device signature verified; None: not verified ahead."""
-        while seq not in self._done and self._sent and self._worker is not None:
+        while seq in self._owed and self._worker is not None:
             seqs = self._sent.pop(0)
+            self._owed.difference_update(seqs)
             try:
                 self._done.update(zip(seqs, self._worker.receive(), strict=True))
             except OSError:
@@ -80,6 +84,7 @@ class DeviceSignatures:
         """The worker is gone: what it did not answer is left to the re-check."""
         worker, self._worker = self._worker, None
         self._sent.clear()
+        self._owed.clear()
         if worker is not None:
             worker.close()
 
