@@ -1,5 +1,5 @@
 """The test run's main process: how many pytest-xdist workers, and the one PostgreSQL server
-they share (tests/pg.py), stopped when the run ends."""
+(tests/pg.py) and one Redis server (tests/redis.py) they share, stopped when the run ends."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import redis as test_redis
 from tests.pg import RUN_PID_ENV, SHARE_ENV, URL_ENV, stop_shared
 
 WORKERS_MAX = 2
@@ -36,6 +37,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if share is None:
         return
     stop_shared(share)
+    test_redis.stop_shared(share)
     shutil.rmtree(share, ignore_errors=True)
     del os.environ[SHARE_ENV], os.environ[RUN_PID_ENV]
 

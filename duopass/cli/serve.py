@@ -46,6 +46,14 @@ _ExemptNetwork = Annotated[
         help="a network not throttled as one, such as a campus behind one NAT (repeatable)",
     ),
 ]
+_RedisUrl = Annotated[
+    str | None,
+    typer.Option(
+        metavar="redis://HOST:PORT/DB",
+        help="keep the risk features' counts in this Redis, not in the database (not in its "
+        "transaction; password from DUOPASS_REDIS_PASSWORD, keys under DUOPASS_REDIS_PREFIX)",
+    ),
+]
 
 
 def serve(
@@ -76,6 +84,7 @@ def serve(
     access_log: _AccessLog = True,
     trusted_proxy: _TrustedProxy = None,
     throttle_exempt_network: _ExemptNetwork = None,
+    redis_url: _RedisUrl = None,
     smtp_host: _SmtpHost = None,
     smtp_port: Annotated[int | None, whole(1, 65535, help="its port (default 25)")] = None,
     smtp_from: Annotated[str | None, typer.Option(help="the From of the codes' mail")] = None,
@@ -92,6 +101,7 @@ def serve(
 
     given: dict[str, Any] = {"smtp_host": smtp_host, "smtp_port": smtp_port, "smtp_from": smtp_from}
     given |= {"trusted_proxies": trusted_proxy, "throttle_exempt_networks": throttle_exempt_network}
+    given |= {"redis_url": redis_url, "risk_store": "redis" if redis_url else None}
     settings = _settings(db, data_dir, issuer, policy_file=policy, **given)
     _refuse_workers(workers, settings, metrics=metrics_port is not None)  # before the log
     logbook.configure(access_log=access_log)
@@ -200,8 +210,9 @@ def _announce(host: str, port: int, issuer: str) -> int:
 
 def _settings(db: str | None, data_dir: Path, issuer: str, **given: Any) -> Settings:
     """The settings the flags name; a flag not given is left to the environment
-    (`DUOPASS_SMTP_*`, `DUOPASS_POLICY_FILE`, `DUOPASS_TRUSTED_PROXIES='["10.0.0.0/8"]'`) or
-    the default (the packaged policy). A value refused is said in one line (exit 2)."""
+    (`DUOPASS_SMTP_*`, `DUOPASS_POLICY_FILE`, `DUOPASS_TRUSTED_PROXIES='["10.0.0.0/8"]'`,
+    `DUOPASS_REDIS_*`) or the default (the packaged policy). A value refused is said in one line
+    (exit 2), without the value (a URL may hold a password)."""
     from pydantic import ValidationError
 
     from duopass.server.settings import Settings
@@ -215,9 +226,9 @@ def _settings(db: str | None, data_dir: Path, issuer: str, **given: Any) -> Sett
         )
     except ValidationError as exc:
         error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"][:1])
+        where = "".join(f"{part}: " for part in error["loc"][:1])  # none: several settings
         message = str(error["msg"]).removeprefix("Value error, ")
-        typer.echo(f"duopass: {where}: {message}", err=True)
+        typer.echo(f"duopass: {where}{message}", err=True)
         raise typer.Exit(2) from exc
 
 

@@ -135,6 +135,7 @@ def run(
     probe_s: Annotated[float, seconds(0.05, 3600, help="offline: probe the server every")] = 1.0,
     upload_s: Annotated[float, seconds(0.05, 86_400, help="upload the journal every")] = 5.0,
     bundle_s: Annotated[float, seconds(1, 86_400, help="sync the trust bundle every")] = 300.0,
+    heartbeat_s: Annotated[float, seconds(1, 86_400, help="send a heartbeat every")] = 300.0,
     server: Annotated[str | None, typer.Option(help="override the enrolled server URL")] = None,
     verbose: Annotated[bool, typer.Option(help="log sync and upload to stderr")] = False,
 ) -> None:
@@ -151,6 +152,7 @@ def run(
         probe_s=probe_s,
         upload_s=upload_s,
         bundle_s=bundle_s,
+        heartbeat_s=heartbeat_s,
         server=server,
     )
     with _open(data_dir, settings) as terminal:

@@ -1,7 +1,7 @@
 """`duopass verify`, the conformance command (PROTOCOL.md §3): codes verified as one fresh terminal.
 
 It imports only the protocol core, so `duopass.cli.main` can start it without the other commands
-(the server stack, HTTP clients, image readers: seconds of imports); per code it adds one `stat`
+(the server stack, HTTP clients, image readers: seconds of imports); per code it adds one `access`
 (is the argument an image file?), one JSON line and a buffered write to the verification itself.
 """
 
@@ -75,19 +75,15 @@ def verify(
 def verify_all(codes: list[str], verifier: Verifier, now: int, amount: int | None) -> bool:
     """Scan each code in order, writing its verdict line; True when all were accepted.
 
-    Lines are written `_LINES_A_WRITE` at a time: with PYTHONUNBUFFERED set (or `-u`) every
-    `write` is a system call."""
+    The codes are scanned `_LINES_A_WRITE` at a time by `Verifier.scan_all` (their signatures
+    verified one after another) and their lines written together: with PYTHONUNBUFFERED set
+    (or `-u`) every `write` is a system call."""
     all_accepted = True
-    lines: list[str] = []
-    for argument in codes:
-        verdict = verifier.scan(scanned_text(argument), now=now, amount=amount)
-        all_accepted &= verdict.ok
-        lines.append(verdict_line(verdict))
-        if len(lines) == _LINES_A_WRITE:
-            sys.stdout.write("\n".join(lines) + "\n")
-            lines.clear()
-    if lines:
-        sys.stdout.write("\n".join(lines) + "\n")
+    for start in range(0, len(codes), _LINES_A_WRITE):
+        texts = [scanned_text(argument) for argument in codes[start : start + _LINES_A_WRITE]]
+        verdicts = verifier.scan_all(texts, now=now, amount=amount)
+        all_accepted = all_accepted and all(verdict.ok for verdict in verdicts)
+        sys.stdout.write("\n".join(map(verdict_line, verdicts)) + "\n")
     sys.stdout.flush()
     return all_accepted
 

@@ -58,6 +58,8 @@ class EventType(StrEnum):
     TICKET_TRANSFER = "ticket_transfer"
     CHECKIN = "checkin"
     TERMINAL_REVOKE = "terminal_revoke"
+    ALERT_CLEAR = "alert_clear"
+    """The server closed an alert by itself: what it was about is over (a terminal recovered)."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ CATALOGUE: Mapping[EventType, Fields] = {
     EventType.TICKET_TRANSFER: _f("ticket from to decision"),
     EventType.CHECKIN: _f("ticket list type at", "nonce forced cti gen terminal seq by"),
     EventType.TERMINAL_REVOKE: _f("terminal by"),
+    EventType.ALERT_CLEAR: _f("alert kind", "terminal"),
 }
 """Every event type and its body's fields."""
 

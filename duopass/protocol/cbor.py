@@ -25,6 +25,7 @@ __all__ = [
     "encoded",
     "int_size",
     "loads",
+    "read_int",
     "text_size",
     "uint_size",
 ]
@@ -115,6 +116,32 @@ def loads(
     if again != data:
         raise MalformedError("CBOR is not deterministically encoded")
     return value
+
+
+def read_int(data: bytes, at: int) -> tuple[int, int]:
+    """The integer whose deterministic encoding starts at `data[at]`, and where the next item
+    starts: what `loads` then a re-encoding comparison accept of one integer, read in place
+    (an L2 payload is two of them). Raises MalformedError for any other item or a longer head."""
+    if at >= len(data):
+        raise MalformedError("CBOR ends early")
+    head = data[at]
+    if head >= 0x40:  # major type 2 and above: no integer
+        raise MalformedError("not an integer")
+    value, end = head & 0x1F, at + 1
+    if value >= 24:
+        width = _ARGUMENT_WIDTHS.get(value, 0)
+        end += width
+        if not width or end > len(data):
+            raise MalformedError("not CBOR: an integer's head is reserved or cut short")
+        value = int.from_bytes(data[at + 1 : end], "big")
+        if value < _SHORTEST_FROM[width]:
+            raise MalformedError("CBOR is not deterministically encoded")
+    return (value if head < 0x20 else -1 - value), end
+
+
+_ARGUMENT_WIDTHS = {24: 1, 25: 2, 26: 4, 27: 8}
+_SHORTEST_FROM = {1: 24, 2: 0x100, 4: 0x10000, 8: 0x1_0000_0000}
+"""The smallest argument a head of each width may carry in deterministic CBOR."""
 
 
 def check_tree(value: object, *, text_keys: bool = False, max_depth: int = CBOR_DEPTH_MAX) -> None:

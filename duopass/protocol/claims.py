@@ -8,7 +8,6 @@ only unknown ones to `check_tree`, so the decoder need not walk the whole map fi
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import Any, Final
@@ -73,8 +72,6 @@ class Kind(IntEnum):
 
 
 _KIND_OF_VALUE = {kind.value: kind for kind in Kind}
-_ISS_TEXT = re.compile(f"[!-~]{{1,{ISS_CHARS_MAX}}}")
-_CURRENCY_TEXT = re.compile(f"[A-Z]{{{CURRENCY_CHARS}}}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,51 +145,21 @@ def encode_claims(claims: Claims) -> bytes:
 def decode_claims(payload: bytes) -> Claims:
     """The claims of an L1 payload's bytes, strictly decoded (§2); raises MalformedError.
 
-    §2's re-encoding comparison is a length comparison where `parse_claims` has typed every item
+    §2's re-encoding comparison is a length comparison where `_parse` has typed every item
     (no unknown claims): a longer head is a longer encoding and cbor2 refuses indefinite lengths,
     so the deterministic encoding of the decoded map is the only one of its length (and cbor2's
     trailing bytes would make the payload longer). With unknown claims it re-encodes. A null
-    (which `parse_claims` reads as an absent claim) is refused here either way."""
+    (which `_parse` reads as an absent claim) is refused here either way."""
     value = loads(payload, check_items=False, reencode=False)
-    claims = parse_claims(value)
-    dp = value[DP]
-    if value.keys() <= _KNOWN_CLAIMS and dp.keys() <= _KNOWN_DP:
-        if len(payload) != _encoded_size(value, dp):  # a null counts 0 bytes: refused here
+    claims, size = _parse(value)
+    if size >= 0:
+        if len(payload) != size:  # a null counts 0 bytes: refused here
             raise MalformedError("CBOR is not deterministically encoded")
-    elif None in value.values() or None in dp.values():
+    elif None in value.values() or None in value[DP].values():
         raise MalformedError("null is not a DP1 item")
     elif encoded(value) != payload:
         raise MalformedError("CBOR is not deterministically encoded")
     return claims
-
-
-def _encoded_size(payload: dict[int, Any], dp: dict[int, Any]) -> int:
-    """The length of the deterministic encoding of a payload `parse_claims` accepted, of known
-    claims only: the decoded map's items (an explicit `gen: 0` counts), not the `Claims`."""
-    size = 1 + len(payload) + _DP_KEY_EXTRA  # the map's head (at most 8 claims), 1-byte keys
-    for key, value in payload.items():
-        kind = type(value)
-        if kind is int:
-            size += uint_size(value)
-        elif kind is str:
-            size += text_size(value)
-        elif kind is bytes:
-            size += bytes_size(len(value))
-        elif kind is dict and key == CNF:  # a null counts nothing, never 42
-            size += _CNF_SIZE
-    size += 1 + len(dp)  # dp's head (at most 9 keys), its 1-byte keys
-    for key, value in dp.items():
-        kind = type(value)
-        if kind is int:
-            size += uint_size(value)
-        elif kind is str:
-            size += text_size(value)
-        elif kind is list:
-            if key == DP_CRIT:  # at most 9 keys below 24: a 1-byte head, 1-byte items
-                size += 1 + len(value)
-            else:  # scope: at most 16 venues
-                size += 1 + sum(map(text_size, value))
-    return size
 
 
 def parse_claims(payload: object) -> Claims:
@@ -201,56 +168,116 @@ def parse_claims(payload: object) -> Claims:
     Besides each claim's type and range, every map's keys (integers, length-first order) and
     every item of an unknown claim (§2: also inside unknown claims) are checked here; a null
     reads as an absent claim, so `decode_claims` refuses it."""
+    return _parse(payload)[0]
+
+
+def _parse(payload: object) -> tuple[Claims, int]:
+    """`parse_claims`, and the length of the deterministic encoding of the decoded map when it
+    holds known claims only (-1 otherwise): each item's size is added where it is typed (a null
+    adds none, an explicit `gen: 0` its byte). The checks are written out, not called, on the
+    path every scan takes; the helpers raise the message when one fails."""
     if type(payload) is not dict:
         raise MalformedError("claims are not a map")
     check_keys(payload)
+    size = 1 + len(payload) + _DP_KEY_EXTRA  # the map's head (at most 8 claims), 1-byte keys
     if not payload.keys() <= _KNOWN_CLAIMS:
         _check_unknown(payload, _KNOWN_CLAIMS, CBOR_DEPTH_MAX - 1)
-    iat = _uint(payload, IAT)
-    exp = _uint(payload, EXP)
-    if exp <= iat:
+        size = -1 << 32  # stays negative: no claim adds that much
+    get = payload.get
+    iat, exp, nbf = get(IAT), get(EXP), get(NBF)
+    if type(iat) is not int or type(exp) is not int or not 0 <= iat < exp < INT_ABS_LIMIT:
+        _uint(payload, IAT)
+        _uint(payload, EXP)
         raise MalformedError("exp is not after iat")
-    dp = payload.get(DP)
+    size += uint_size(iat) + uint_size(exp)
+    dp = get(DP)
     if type(dp) is not dict:
         raise MalformedError("dp claims missing")
+    fields: dict[str, Any] = {"iss": get(ISS), "sub": get(SUB), "iat": iat, "exp": exp}
+    fields["cti"] = cti = get(CTI)
+    fields["kind"] = None  # in `Claims` order: `_parse_dp` sets it
+    fields["nbf"] = nbf
+    fields["device_key"] = device_key = _cnf(get(CNF))
+    size += _parse_dp(dp, fields)
+    if device_key is not None:
+        if fields["uses"] is None:
+            raise MalformedError("a device-bound credential needs uses")
+        size += _CNF_SIZE
+    kind = fields["kind"]
+    if kind is Kind.PURSE and (fields["txmax"] is None or fields["cur"] is None):
+        raise MalformedError("a purse needs txmax and cur")
+    if kind is Kind.TICKET and fields["ev"] is None:
+        raise MalformedError("a ticket needs ev")
+    iss, sub = fields["iss"], fields["sub"]
+    if (
+        type(iss) is not str
+        or not 0 < len(iss) <= ISS_CHARS_MAX
+        or not iss.isascii()  # only ! to ~: str methods take a fifth of a regular expression
+        or not iss.isprintable()
+        or " " in iss
+    ):
+        raise MalformedError("iss is not 1..64 characters from ! to ~")
+    if type(sub) is not str or not 0 < len(sub) <= SUB_CHARS_MAX:
+        raise MalformedError("text claim missing or of the wrong length")
+    if type(cti) is not bytes or not CTI_BYTES_MIN <= len(cti) <= CTI_BYTES_MAX:
+        raise MalformedError("cti missing or of the wrong length")
+    size += bytes_size(len(iss)) + text_size(sub) + bytes_size(len(cti))
+    if nbf is not None:
+        size += uint_size(_check_uint(nbf, NBF))
+    return _checked(fields), size
+
+
+def _parse_dp(dp: dict[Any, Any], fields: dict[str, Any]) -> int:
+    """The dp map's claims into `fields` (`_parse`'s), and the size of its encoding."""
     check_keys(dp)
+    size = 1 + len(dp)  # dp's head (at most 9 keys), its 1-byte keys
     if not dp.keys() <= _KNOWN_DP:
         _check_unknown(dp, _KNOWN_DP, CBOR_DEPTH_MAX - 2)
-    crit = _crit(dp.get(DP_CRIT))
-    kind = _KIND_OF_VALUE.get(_uint(dp, DP_KIND))
+        size = -1 << 32
+    get = dp.get
+    crit = get(DP_CRIT)
+    if crit is not None:
+        crit = _crit(crit)
+        size += 1 + len(crit)  # at most 9 keys below 24: a 1-byte head, 1-byte items
+    kind = get(DP_KIND)
+    kind = _KIND_OF_VALUE.get(kind) if type(kind) is int else None
     if kind is None:
+        _uint(dp, DP_KIND)
         raise MalformedError("unknown kind")
-    device_key = _cnf(payload.get(CNF))
-    uses = _opt_uint(dp, DP_USES, 1, USES_MAX)
-    txmax = _opt_uint(dp, DP_TXMAX, 1)
-    cur = _opt_currency(dp.get(DP_CUR))
-    ev = _opt_text(dp.get(DP_EV), EVENT_CHARS_MAX)
-    if device_key is not None and uses is None:
-        raise MalformedError("a device-bound credential needs uses")
-    if kind is Kind.PURSE and (txmax is None or cur is None):
-        raise MalformedError("a purse needs txmax and cur")
-    if kind is Kind.TICKET and ev is None:
-        raise MalformedError("a ticket needs ev")
-    return _checked(
-        {
-            "iss": _iss(payload.get(ISS)),
-            "sub": _text(payload.get(SUB), SUB_CHARS_MAX),
-            "iat": iat,
-            "exp": exp,
-            "cti": _cti(payload.get(CTI)),
-            "kind": kind,
-            "nbf": _opt_uint(payload, NBF),
-            "device_key": device_key,
-            "uses": uses,
-            "txmax": txmax,
-            "cur": cur,
-            "scope": _scope(dp.get(DP_SCOPE)),
-            "ev": ev,
-            "gen": _opt_uint(dp, DP_GEN) or 0,
-            "ent": _opt_uint(dp, DP_ENT, 1) or 1,
-            "crit": crit,
-        }
-    )
+    size += 1  # every kind is below 24
+    uses, txmax, gen, ent = get(DP_USES), get(DP_TXMAX), get(DP_GEN), get(DP_ENT)
+    if uses is not None:  # the unsigned integers checked as `_check_uint` checks them
+        if type(uses) is not int or not 0 < uses <= USES_MAX:
+            raise MalformedError(f"claim {DP_USES} out of range")
+        size += uint_size(uses)
+    if txmax is not None:
+        if type(txmax) is not int or not 0 < txmax < INT_ABS_LIMIT:
+            raise MalformedError(f"claim {DP_TXMAX} out of range")
+        size += uint_size(txmax)
+    if gen is not None:
+        size += uint_size(_check_uint(gen, DP_GEN))
+    if ent is not None:
+        size += uint_size(_check_uint(ent, DP_ENT, low=1))
+    cur, scope, ev = get(DP_CUR), get(DP_SCOPE), get(DP_EV)
+    if cur is not None:
+        if (
+            type(cur) is not str
+            or len(cur) != CURRENCY_CHARS
+            or not cur.isascii()  # only A to Z
+            or not cur.isalpha()
+            or not cur.isupper()
+        ):
+            raise MalformedError("cur is not three letters A-Z")
+        size += 1 + CURRENCY_CHARS
+    if ev is not None:
+        size += text_size(_text(ev, EVENT_CHARS_MAX))
+    if scope is not None:
+        scope = _scope(scope)
+        size += 1 + sum(map(text_size, scope))  # at most 16 venues: a 1-byte head
+    fields["kind"], fields["uses"], fields["txmax"] = kind, uses, txmax
+    fields["cur"], fields["scope"], fields["ev"] = cur, scope, ev
+    fields["gen"], fields["ent"], fields["crit"] = gen or 0, ent or 1, crit
+    return size
 
 
 def _checked(fields: dict[str, Any]) -> Claims:
@@ -277,18 +304,6 @@ def _uint(claims: dict[Any, Any], key: int) -> int:
     return value
 
 
-def _opt_uint(
-    claims: dict[Any, Any], key: int, low: int = 0, high: int = INT_ABS_LIMIT - 1
-) -> int | None:
-    value = claims.get(key)
-    if value is None:
-        return None
-    # `type() is int`: a CBOR true decodes to True, an int that must not pass for 1.
-    if type(value) is not int or not low <= value <= high:
-        raise MalformedError(f"claim {key} out of range")
-    return value
-
-
 def _check_uint(value: object, key: int, *, low: int = 0, high: int = INT_ABS_LIMIT - 1) -> int:
     # `type() is int`: a CBOR true decodes to True, an int that must not pass for 1.
     if type(value) is not int or not low <= value <= high:
@@ -302,62 +317,36 @@ def _text(value: object, max_chars: int) -> str:
     return value
 
 
-def _opt_text(value: object, max_chars: int) -> str | None:
-    return None if value is None else _text(value, max_chars)
-
-
-def _iss(value: object) -> str:
-    if type(value) is not str or _ISS_TEXT.fullmatch(value) is None:
-        raise MalformedError("iss is not 1..64 characters from ! to ~")
-    return value
-
-
-def _cti(value: object) -> bytes:
-    if type(value) is not bytes or not CTI_BYTES_MIN <= len(value) <= CTI_BYTES_MAX:
-        raise MalformedError("cti missing or of the wrong length")
-    return value
-
-
 def _cnf(value: object) -> bytes | None:
-    """RFC 8747 `{1: COSE_Key}` with exactly an OKP Ed25519 key; the point is judged at check 14."""
+    """RFC 8747 `{1: COSE_Key}` with exactly an OKP Ed25519 key; the point is judged at check 14.
+    Every key and value is typed (`True == 1`: a CBOR true must not pass for the integer)."""
     if value is None:
         return None
-    if type(value) is not dict or len(value) != 1 or type(value.get(1)) is not dict:
+    if type(value) is not dict or len(value) != 1:
         raise MalformedError("cnf is not {1: COSE_Key}")
-    if type(next(iter(value))) is not int:  # the one key is the integer 1, not true
+    ((one, key),) = value.items()
+    if type(one) is not int or one != 1 or type(key) is not dict:
         raise MalformedError("cnf is not {1: COSE_Key}")
-    key = value[1]
+    if len(key) != 3:
+        raise MalformedError("cnf key is not exactly an OKP Ed25519 key")
+    (kty_key, crv_key, x_key), (kty, crv, raw) = key, key.values()
     if (
-        len(key) != 3
-        or tuple(key) != _COSE_OKP_ED25519_KEYS
-        or tuple(map(type, key)) != (int, int, int)
-        or type(key[1]) is not int
-        or key[1] != 1
-        or type(key[-1]) is not int
-        or key[-1] != 6
+        type(kty_key) is not int
+        or type(crv_key) is not int
+        or type(x_key) is not int
+        or (kty_key, crv_key, x_key) != _COSE_OKP_ED25519_KEYS
+        or type(kty) is not int
+        or kty != 1
+        or type(crv) is not int
+        or crv != 6
     ):
         raise MalformedError("cnf key is not exactly an OKP Ed25519 key")
-    raw = key[-2]
     if type(raw) is not bytes or len(raw) != ED25519_KEY_BYTES:
         raise MalformedError("cnf key is not 32 bytes")
     return raw
 
 
-def _opt_currency(value: object) -> str | None:
-    if value is None:
-        return None
-    if (
-        type(value) is not str
-        or len(value) != CURRENCY_CHARS
-        or _CURRENCY_TEXT.fullmatch(value) is None
-    ):
-        raise MalformedError("cur is not three letters A-Z")
-    return value
-
-
-def _scope(value: object) -> tuple[str, ...] | None:
-    if value is None:
-        return None
+def _scope(value: object) -> tuple[str, ...]:
     if type(value) is not list or not 1 <= len(value) <= SCOPE_VENUES_MAX:
         raise MalformedError("scope is not a list of 1..16 venues")
     for venue in value:
@@ -365,9 +354,7 @@ def _scope(value: object) -> tuple[str, ...] | None:
     return tuple(value)
 
 
-def _crit(value: object) -> tuple[int, ...] | None:
-    if value is None:
-        return None
+def _crit(value: object) -> tuple[int, ...]:
     if type(value) is not list or not value:
         raise MalformedError("crit is not a non-empty list")
     keys = tuple(_check_uint(key, DP_CRIT) for key in value)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from duopass.protocol.cbor import MalformedError, bytes_head, dumps, int_size, loads
+from duopass.protocol.cbor import MalformedError, bytes_head, dumps, loads, read_int
 from duopass.protocol.claims import Claims, decode_claims, encode_claims
 from duopass.protocol.cose import (
     L1_PROTECTED_PREFIX,
@@ -129,13 +129,14 @@ def decode_code(text: str, *, known: Mapping[bytes, Credential] | None = None) -
     `known` maps the exact bytes of credentials decoded before to their result, so a credential
     scanned many times is parsed once; identical bytes always decode identically.
     """
-    text = strip_line_ending(text)
+    if text[-1:] in _LINE_END_CHARS:
+        text = strip_line_ending(text)
     if not text.startswith(CODE_PREFIX):
         raise FormatError("not a DP1 code")
     if len(text) > CODE_CHARS_MAX:
         raise MalformedError("code too long")
     try:
-        envelope_bytes = b45decode(text[len(CODE_PREFIX) :])
+        envelope_bytes = b45decode(text[_PREFIX_CHARS:])
     except EncodingError as exc:
         raise MalformedError(str(exc)) from exc
     # Every item of the envelope is typed by `_sign1_size`, so the deterministic encoding is the one
@@ -154,10 +155,32 @@ def decode_code(text: str, *, known: Mapping[bytes, Credential] | None = None) -
     if credential is None:
         credential = _credential(l1, l1_bytes)
     if l2 is None:
-        return Code(credential, None)
+        return _new_code(credential, None)
     if credential.claims.device_key is None:
         raise MalformedError("an L2 on a credential without cnf")
-    return Code(credential, _decode_dynamic(l2, credential.signature))
+    return _new_code(credential, _decode_dynamic(l2, credential.signature))
+
+
+def _new_code(credential: Credential, dynamic: DynamicPart | None) -> Code:
+    """`Code(credential, dynamic)` without the frozen `__init__`'s `object.__setattr__` calls:
+    each slot set through its descriptor (every scan makes a Code, a Credential, a DynamicPart)."""
+    code = _new(Code)
+    _SET_CREDENTIAL(code, credential)
+    _SET_DYNAMIC(code, dynamic)
+    return code
+
+
+_new = object.__new__
+_SET_CREDENTIAL = Code.__dict__["credential"].__set__
+_SET_DYNAMIC = Code.__dict__["dynamic"].__set__
+_SET_KID, _SET_CLAIMS, _SET_ENCODED, _SET_SIGNATURE = (
+    Credential.__dict__[name].__set__ for name in ("kid", "claims", "encoded", "signature")
+)
+_SET_CTR, _SET_TS, _SET_SIGNED, _SET_SIGNATURE_L2 = (
+    DynamicPart.__dict__[name].__set__ for name in ("ctr", "ts", "signed", "signature")
+)
+_LINE_END_CHARS = ("\r", "\n")
+_PREFIX_CHARS = len(CODE_PREFIX)
 
 
 def decode_credential(l1: object, encoded: bytes) -> Credential:
@@ -173,25 +196,41 @@ def _credential(parts: tuple[bytes, bytes, bytes], encoded: bytes) -> Credential
     ):
         raise MalformedError("L1 protected header is not {1: -8, 4: kid}")
     claims = decode_claims(payload)  # which walks what it must
-    return Credential(KeyId(protected[-KID_BYTES:]), claims, encoded, signature)
+    credential = _new(Credential)  # as `_new_code` builds a Code
+    _SET_KID(credential, protected[-KID_BYTES:])
+    _SET_CLAIMS(credential, claims)
+    _SET_ENCODED(credential, encoded)
+    _SET_SIGNATURE(credential, signature)
+    return credential
 
 
 def _decode_dynamic(parts: tuple[bytes, bytes, bytes], l1_signature: bytes) -> DynamicPart:
+    """The L2 payload is read in place, not by `loads`: `[ctr, ts]` is an array head and two
+    deterministically encoded integers, and nothing after them."""
     protected, payload, signature = parts
     if protected != L2_PROTECTED:
         raise MalformedError("L2 protected header is not {1: -8}")
-    body = loads(payload, check_items=False, reencode=False)  # the length is compared below
-    if type(body) is not list or len(body) != 2:
+    if payload[:1] != _PAIR_HEAD:
         raise MalformedError("L2 payload is not [ctr, ts]")
-    ctr, ts = body
-    if type(ctr) is not int or not 0 <= ctr < COUNTER_LIMIT:
-        raise MalformedError("L2 counter out of range")
-    if type(ts) is not int or not -INT_ABS_LIMIT < ts < INT_ABS_LIMIT:
-        raise MalformedError("L2 timestamp is not an integer below 2^53")
-    if len(payload) != 1 + int_size(ctr) + int_size(ts):
+    ctr, at = read_int(payload, 1)
+    ts, at = read_int(payload, at)
+    if at != len(payload):
         raise MalformedError("CBOR is not deterministically encoded")
-    signed = b"".join((_L2_SIGNED_HEAD, l1_signature, bytes_head(len(payload)), payload))
-    return DynamicPart(ctr, ts, signed, signature)
+    if not 0 <= ctr < COUNTER_LIMIT:
+        raise MalformedError("L2 counter out of range")
+    if not -INT_ABS_LIMIT < ts < INT_ABS_LIMIT:
+        raise MalformedError("L2 timestamp is not an integer below 2^53")
+    dynamic = _new(DynamicPart)  # as `_new_code` builds a Code
+    _SET_CTR(dynamic, ctr)
+    _SET_TS(dynamic, ts)
+    _SET_SIGNED(
+        dynamic, b"".join((_L2_SIGNED_HEAD, l1_signature, bytes_head(len(payload)), payload))
+    )
+    _SET_SIGNATURE_L2(dynamic, signature)
+    return dynamic
+
+
+_PAIR_HEAD = b"\x82"
 
 
 class SignerError(ValueError):

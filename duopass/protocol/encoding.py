@@ -15,6 +15,8 @@ import base64
 import binascii
 import re
 
+from duopass.protocol.limits import CODE_CHARS_MAX
+
 __all__ = [
     "EncodingError",
     "b45decode",
@@ -30,6 +32,7 @@ _B45_DIGITS = bytes(
     _B45_ALPHABET.index(chr(b)) if chr(b) in _B45_ALPHABET else _B45_NOT_A_DIGIT for b in range(256)
 )
 """`bytes.translate` table: an ASCII character to its base45 value, anything else to 0xFF."""
+_B45_GROUPS_CACHED = CODE_CHARS_MAX // 3
 _B64U_TEXT = re.compile(r"[A-Za-z0-9_-]*")
 _DIGITS = re.compile(r"[0-9]+")  # a str pattern's [0-9] is ASCII only, unlike \d
 
@@ -59,12 +62,12 @@ def b45decode(text: str) -> bytes:
         raise EncodingError("not base45")
     groups, tail = divmod(size, 3)
     full = size - tail
-    lanes = int.from_bytes(digits[:full], "big")
-    low = int.from_bytes(b"\0\0\xff" * groups, "big")
+    lanes = int.from_bytes(digits[:full] if tail else digits, "big")
+    low = _LANE_MASKS.get(groups) or _lane_mask(groups)  # lane masks of the codes seen, kept
     values = ((lanes >> 16) & low) + 45 * ((lanes >> 8) & low) + 2025 * (lanes & low)
-    spread = values.to_bytes(full, "big")
-    if spread[0::3].count(0) != groups:
+    if values & (low << 16):  # a lane's top byte
         raise EncodingError("base45 group above 0xFFFF")
+    spread = values.to_bytes(full, "big")
     out = bytearray(2 * groups + tail // 2)
     out[0 : 2 * groups : 2] = spread[1::3]
     out[1 : 2 * groups : 2] = spread[2::3]
@@ -74,6 +77,18 @@ def b45decode(text: str) -> bytes:
             raise EncodingError("base45 final pair above 0xFF")
         out[-1] = pair
     return bytes(out)
+
+
+def _lane_mask(groups: int) -> int:
+    """The low byte of each of `groups` 24-bit lanes set; kept for a code's length (at most
+    CODE_CHARS_MAX characters: a bounded cache)."""
+    mask = int.from_bytes(b"\0\0\xff" * groups, "big")
+    if groups <= _B45_GROUPS_CACHED:
+        _LANE_MASKS[groups] = mask
+    return mask
+
+
+_LANE_MASKS: dict[int, int] = {}
 
 
 def b64u_encode(data: bytes) -> str:

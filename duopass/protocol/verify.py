@@ -7,7 +7,7 @@ terminal: it caches verified credentials by their exact bytes and records accept
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -112,11 +112,13 @@ def verify_code(
     verified: MutableMapping[bytes, Credential] | None = None,
     online: bool = False,
     device_signature: bool | None = None,
+    issuer_signature: bool | None = None,
 ) -> Verdict:
     """§3 checks 3 to 19 on a decoded code. `online=True` is the server's run: check 18 does not
     apply (the funds rule of §3-§4 replaces it) and revocation may depend on the counter.
     `device_signature` is check 14's outcome when the caller verified the L2 signature under
-    the credential's `cnf` already (a journal batch verifies its entries' on every core)."""
+    the credential's `cnf` already (a journal batch verifies its entries' on every core), and
+    `issuer_signature` check 5's under the key `trust` holds for the L1's `iss` and kid."""
     credential, dynamic = code.credential, code.dynamic
     claims = credential.claims
     ctr = dynamic.ctr if dynamic is not None else None
@@ -133,7 +135,9 @@ def verify_code(
         return refuse(Reason.UNKNOWN_KEY)
     # check 5: issuer signature (a credential in `verified` checked out under this store)
     if verified is None or credential.encoded not in verified:
-        if not verify_signed_message(key.x, credential.signed_message()):
+        if issuer_signature is None:
+            issuer_signature = verify_signed_message(key.x, credential.signed_message())
+        if not issuer_signature:
             return refuse(Reason.BAD_SIGNATURE)
         if verified is not None:
             if len(verified) >= L1_CACHE_ENTRIES_MAX:
@@ -255,9 +259,18 @@ class Verifier:
         self._verified = {}  # verified under the old store's keys only
 
     def scan(self, text: str, *, now: int, amount: int | None = None) -> Verdict:
-        """Verify a scan and, when accepted, record it in the memory before returning."""
-        verdict = verify(
-            text,
+        """Verify a scan and, when accepted, record it in the memory before returning (`verify`
+        written out: one call less a scan)."""
+        if self.config.mode is Mode.PAY and (amount is None or amount < 1):
+            raise ValueError("a payment needs an amount of at least 1")
+        try:
+            code = decode_code(text, known=self._verified)  # §3 checks 1 and 2
+        except FormatError:
+            return Verdict(Reason.FORMAT)
+        except MalformedError:
+            return Verdict(Reason.MALFORMED)
+        verdict = verify_code(
+            code,
             trust=self._trust,
             config=self.config,
             memory=self.memory,
@@ -268,3 +281,63 @@ class Verifier:
         if verdict.acceptance is not None:
             self.memory.record(verdict.acceptance)
         return verdict
+
+    def scan_all(
+        self, texts: Sequence[str], *, now: int, amount: int | None = None
+    ) -> list[Verdict]:
+        """`scan` of each text in order, with the same verdicts and memory; the signatures of
+        the codes are verified first, one after another (pure: verifying ahead of the checks
+        before them changes no verdict), so libsodium runs with its tables and code in cache
+        instead of after each code's decoding and checks (a tenth of a scan)."""
+        if self.config.mode is Mode.PAY and (amount is None or amount < 1):
+            raise ValueError("a payment needs an amount of at least 1")
+        trust, verified, record = self._trust, self._verified, self.memory.record
+        codes: list[Code | Verdict] = []
+        for text in texts:
+            try:
+                codes.append(decode_code(text, known=verified))
+            except FormatError:
+                codes.append(Verdict(Reason.FORMAT))
+            except MalformedError:
+                codes.append(Verdict(Reason.MALFORMED))
+        signatures = [_signatures(code, trust, verified) for code in codes]
+        verdicts = []
+        for code, (issuer, device) in zip(codes, signatures, strict=True):
+            if type(code) is Verdict:
+                verdicts.append(code)
+                continue
+            assert type(code) is Code
+            verdict = verify_code(
+                code,
+                trust=trust,
+                config=self.config,
+                memory=self.memory,
+                now=now,
+                amount=amount,
+                verified=verified,
+                issuer_signature=issuer,
+                device_signature=device,
+            )
+            if verdict.acceptance is not None:
+                record(verdict.acceptance)
+            verdicts.append(verdict)
+        return verdicts
+
+
+def _signatures(
+    code: Code | Verdict, trust: TrustStore, verified: MutableMapping[bytes, Credential]
+) -> tuple[bool | None, bool | None]:
+    """Checks 5 and 14's outcomes for a decoded code, None where `verify_code` would not
+    verify: no key for it (check 4), a credential in `verified`, no dynamic part."""
+    if type(code) is not Code:
+        return None, None
+    credential, dynamic = code.credential, code.dynamic
+    issuer = device = None
+    if credential.encoded not in verified:
+        key = trust.key(credential.claims.iss, credential.kid)
+        if key is not None:
+            issuer = verify_signed_message(key.x, credential.signed_message())
+    device_key = credential.claims.device_key
+    if dynamic is not None and device_key is not None:
+        device = verify_signature(device_key, dynamic.signed, dynamic.signature)
+    return issuer, device

@@ -1,6 +1,6 @@
 """The names of the streaming features: what is counted (signals), per what (keys), what an
 observation records, what a decision asks (queries), what it read (`Features`), and the
-interface every feature store implements (`FeatureStore`: the database, later Redis).
+interface every feature store implements (`FeatureStore`: the database or Redis).
 
 An observation says that at one time one signal touched some keys (an account, a device, an
 address and its network, ...): each key's count of that signal goes up by one in every window.

@@ -37,6 +37,16 @@ class AlertKind(StrEnum):
     """A ticket's older generation admitted offline after its reissue, by a gate whose bundle
     did not revoke it yet: for information (the gate could not know), no suspension. Had the
     bundle revoked it, it is `revoked_accepted`: evidence (§4.5)."""
+    HEARTBEAT_MISSED = "heartbeat_missed"
+    """A terminal not heard for two heartbeats and a grace (duopass.risk.fleet)."""
+    BUNDLE_LAG = "bundle_lag"
+    """A terminal not sent a trust bundle for 120 minutes (Kingstar's warning)."""
+    BUNDLE_LAG_CRITICAL = "bundle_lag_critical"
+    """A terminal not sent a trust bundle for 240 minutes (Kingstar's critical)."""
+    CLOCK_DRIFT = "clock_drift"
+    """A terminal whose signed requests show its clock off the server's by more than the bound."""
+    JOURNAL_BACKLOG = "journal_backlog"
+    """A terminal's journal entries heard of but not held: too many, or rising sweep after sweep."""
 
 
 SUSPENDING = frozenset(

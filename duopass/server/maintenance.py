@@ -1,6 +1,7 @@
 """Work the server does by itself on a schedule: rotate daily signing keys (publishing them
-ahead), release what time settles (the sweep), sign a checkpoint when the ledger has grown, and
-forget what sessions, throttles, the risk features and its decision records no longer need.
+ahead), release what time settles (the sweep), watch the terminal fleet (`fleet_watch`), sign a
+checkpoint when the ledger has grown, and forget what sessions, throttles, the risk features and
+the risk engine's decision records no longer need.
 One thread, stopped with the app."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import threading
 
 from duopass.server.context import AppContext
 from duopass.server.services import (
+    fleet_watch,
     risk_engine,
     risk_features,
     sessions,
@@ -30,6 +32,9 @@ def run_once(ctx: AppContext) -> None:
     swept = ctx.run(sweep.sweep)
     if swept.credentials or swept.verdicts:
         log.info("sweep: %s", swept)
+    raised = ctx.run(fleet_watch.watch)
+    if raised:
+        log.info("fleet: %d alerts raised", raised)
     ctx.run(tlog.checkpoint)
     ctx.run(lambda u: sessions.purge(u.session, u.now))
     ctx.run(lambda u: throttle.purge(u.session, u.now))

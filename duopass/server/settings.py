@@ -10,9 +10,10 @@ import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from duopass.protocol.limits import (
@@ -33,7 +34,8 @@ class TestOnlySettingRefused(RuntimeError):
 class Settings(BaseSettings):
     """Everything the server is configured with; see `duopass serve --help`."""
 
-    model_config = SettingsConfigDict(env_prefix="DUOPASS_", frozen=True)
+    # A refused value is not repeated in its error: a URL may hold a password.
+    model_config = SettingsConfigDict(env_prefix="DUOPASS_", frozen=True, hide_input_in_errors=True)
 
     db_url: str = "sqlite:///duopass-data/duopass.db"
     data_dir: Path = Path("duopass-data")
@@ -104,6 +106,39 @@ class Settings(BaseSettings):
     """Networks (CIDR) of the reverse proxies in front of the server: a request from one of them
     is the client's that `X-Forwarded-For` names (api.forwarded). None by default: every
     request is its TCP peer's, whatever its headers say."""
+
+    risk_store: Literal["database", "redis"] = "database"
+    """Where the risk features' counts live: the database (the reference: counted in each
+    request's transaction), or the Redis at `redis_url`, for a traffic the database's tables
+    cannot take (not atomic with the transaction: docs/server.md "Risk features");
+    `duopass serve --redis-url` chooses Redis."""
+    redis_url: str | None = Field(default=None, max_length=2048)
+    """`redis://HOST:PORT/DB`, `rediss://` (TLS) or `unix:///PATH?db=N`: with no password in it
+    (that is `redis_password`), so it may be a flag."""
+    redis_password: SecretStr | None = None
+    """From the environment only (`DUOPASS_REDIS_PASSWORD`): never a flag, never logged."""
+    redis_prefix: str = Field(default="duopass:", min_length=1, max_length=64, pattern=r"^[!-~]+$")
+    """What this deployment's Redis keys start with: deployments with their own share a Redis."""
+    redis_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    """Each connection to Redis and each answer from it."""
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        url = urlsplit(value)
+        if url.scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError("a redis://, rediss:// or unix:// URL")
+        if url.password is not None:  # the message must not repeat it: no input in it
+            raise ValueError("no password in the URL: set DUOPASS_REDIS_PASSWORD")
+        return value
+
+    @model_validator(mode="after")
+    def _redis_named(self) -> Settings:
+        if self.risk_store == "redis" and self.redis_url is None:
+            raise ValueError("risk_store redis needs redis_url (--redis-url)")
+        return self
 
     @field_validator("throttle_exempt_networks", "trusted_proxies")
     @classmethod

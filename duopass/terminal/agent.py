@@ -1,5 +1,5 @@
 """An enrolled terminal put together: store, client, link, agent, and the background threads
-(link probe, bundle sync, uploader). One agent per data directory, held by a lock file;
+(link probe, bundle sync, uploader, heartbeat). One agent per data directory, held by a lock file;
 `duopass terminal upload` and `status` may run beside it."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from duopass import lockfile
 from duopass.terminal.bundles import BundleSync
 from duopass.terminal.client import Client, Unreachable
 from duopass.terminal.enrol import load_key
+from duopass.terminal.heartbeat import try_beat
 from duopass.terminal.link import Link, State
 from duopass.terminal.scan import ScanPath
 from duopass.terminal.store import DB_NAME, Store
@@ -47,6 +48,9 @@ class AgentSettings:
     upload_s: float = 5.0
     upload_timeout_s: float = 10.0
     bundle_s: float = 300.0
+    heartbeat_s: float = 300.0
+    """An idle terminal's heartbeat (duopass.risk.fleet.HEARTBEAT_S): the server alerts after
+    two missed and a minute's grace."""
     server: str | None = None
     """Another URL for the enrolled server (a proxy, a new address)."""
 
@@ -135,6 +139,7 @@ class TerminalAgent:
         self._threads = [
             _Periodic("duopass-bundles", self.settings.bundle_s, self._sync),
             _Periodic("duopass-upload", self.settings.upload_s, self.try_upload),
+            _Periodic("duopass-heartbeat", self.settings.heartbeat_s, self._beat),
         ]
         for thread in self._threads:
             self.link.on_reconnect(thread.wake)
@@ -152,7 +157,7 @@ class TerminalAgent:
         return seqs
 
     def start(self) -> None:
-        """The background threads: probe, bundle sync (at once), uploader (at once)."""
+        """The background threads: probe, bundle sync, uploader and heartbeat (each at once)."""
         self._link_changed(self.link.state)
         self.link.start()
         for thread in self._threads:
@@ -162,6 +167,9 @@ class TerminalAgent:
         """The bundle job: the trust bundle, and acceptances past their `keep_until` dropped."""
         self.store.forget_until(int(time.time()) + self.client.offset)
         return self.bundles.try_sync()
+
+    def _beat(self) -> bool:
+        return try_beat(self.store, self.client, timeout_s=self.settings.upload_timeout_s)
 
     def try_upload(self) -> bool:
         try:

@@ -15,9 +15,12 @@ from duopass.terminal.client import Client, Refused, Unreachable
 from duopass.terminal.held_trust import give_back_memory
 from duopass.terminal.store import Store
 
-__all__ = ["WHOLE_EVERY_S", "BundleSync"]
+__all__ = ["CLOCK_MOVED_S", "WHOLE_EVERY_S", "BundleSync"]
 
 log = logging.getLogger("duopass.terminal")
+
+CLOCK_MOVED_S = 60
+"""A refused request whose answer shows the clock this far from the offset held: read it again."""
 
 WHOLE_EVERY_S = 86_400
 """A whole bundle at least this often: deltas never remove (expired keys, old revocations)."""
@@ -54,12 +57,22 @@ class BundleSync:
             return self._apply(held, 0)
 
     def _apply(self, held: TrustStore | None, since: int) -> TrustStore:
-        answer = self.client.request(
-            "GET",
-            f"/v1/terminal/bundle?since={since}",
-            timeout=self.timeout_s,
-            limit=BUNDLE_BYTES_MAX,
-        )
+        target = f"/v1/terminal/bundle?since={since}"
+        try:
+            answer = self.client.request(
+                "GET", target, timeout=self.timeout_s, limit=BUNDLE_BYTES_MAX
+            )
+        except Refused as refused:
+            offset = _clock_moved(refused, self.client.offset)
+            if offset is None:
+                raise
+            log.warning(
+                "clock moved %+d s: offset read from the refusal", self.client.offset - offset
+            )
+            self.client.offset = offset
+            answer = self.client.request(
+                "GET", target, timeout=self.timeout_s, limit=BUNDLE_BYTES_MAX
+            )
         if answer.offset is not None:
             self.client.offset = answer.offset
         bundle = open_bundle(answer.body, self.root_key)
@@ -87,3 +100,13 @@ class BundleSync:
             return False
         log.info("trust bundle seq %s, issued at %s", store.seq, store.issued_at)
         return True
+
+
+def _clock_moved(refused: Refused, offset: int) -> int | None:
+    """The new offset, when a 401's `Date` shows the clock moved (a reset, a jump) since the
+    offset held was read: its signed requests fall outside the server's window, and every one
+    would be refused until the offset is read again. Read from the refusal as from any answer
+    (a `Date` is never signed: it sets a clock, not trust)."""
+    if refused.status != 401 or refused.offset is None:
+        return None
+    return refused.offset if abs(refused.offset - offset) > CLOCK_MOVED_S else None

@@ -46,9 +46,10 @@ class Unreachable(Exception):
 class Refused(Exception):
     """The server answered with a problem document (4xx)."""
 
-    def __init__(self, status: int, code: str) -> None:
+    def __init__(self, status: int, code: str, offset: int | None = None) -> None:
         super().__init__(f"HTTP {status} {code}")
-        self.status, self.code = status, code
+        self.status, self.code, self.offset = status, code, offset
+        """`offset`: server time minus terminal time, from the refusal's `Date`, if any."""
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ class Client:
         if status >= 500:
             raise Unreachable(f"server error {status}")
         if status >= 400:
-            raise Refused(status, _problem_code(bytes(data)))
+            raise Refused(status, _problem_code(bytes(data)), offset)
         return Answer(status, bytes(data), offset)
 
     def request_within(self, deadline_s: float, method: str, target: str, **kw: Any) -> Answer:

@@ -267,6 +267,11 @@ class Store:
         )
         return None if row is None or row[0] is None else int(row[0])
 
+    def backlog(self) -> int:
+        """Journal entries written and not yet acknowledged by the server (its heartbeat)."""
+        row = self._db().execute("SELECT COUNT(*) FROM journal WHERE data IS NOT NULL").fetchone()
+        return int(row[0])
+
     def unsent(self) -> int:
         row = self._db().execute("SELECT COUNT(*) FROM journal WHERE batch IS NULL").fetchone()
         return int(row[0])

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import nacl.bindings
+import nacl.exceptions
 import pytest
 
 from duopass.protocol import SigningKey, is_usable_public_key, kid_of, verify_signature
-from duopass.protocol.keys import KeyFileError, public_key_from_jwk
+from duopass.protocol.keys import KeyFileError, public_key_from_jwk, verify_signed_message
 
 # A small-order point (order 4 in Ed25519) and a signature with R = identity, S = 0, which
 # OpenSSL accepts for every message under that key.
@@ -34,6 +36,33 @@ def test_wrong_lengths_are_simply_invalid():
     key = SigningKey(b"\x33" * 32)
     assert not verify_signature(key.public[:31], b"m", key.sign(b"m"))
     assert not verify_signature(key.public, b"m", key.sign(b"m")[:63])
+
+
+def test_the_direct_libsodium_call_agrees_with_pynacls_wrapper():
+    """`verify_signed_message` calls libsodium's `crypto_sign_open` without PyNaCl's wrapper:
+    both must answer alike for good, forged, cut and small-order inputs."""
+    key = SigningKey(b"\x33" * 32)
+    signed = key.sign(b"message") + b"message"
+    order = 2**252 + 27742317777372353535851937790883648493
+    s = int.from_bytes(signed[32:64], "little") + order
+    cases = [
+        (key.public, signed),
+        (key.public, signed[:-1] + b"M"),
+        (key.public, signed[:32] + s.to_bytes(32, "little") + signed[64:]),
+        (key.public, signed[:64]),
+        (key.public, key.sign(b"") + b""),
+        (SMALL_ORDER_KEY, IDENTITY_R_ZERO_S + b"any message"),
+        (SigningKey(b"\x44" * 32).public, signed),
+        (bytes(32), signed),
+    ]
+    for public, message in cases:
+        try:
+            nacl.bindings.crypto_sign_open(message, public)
+            wrapper = True
+        except nacl.exceptions.CryptoError:
+            wrapper = False
+        assert verify_signed_message(public, message) is wrapper
+    assert [verify_signed_message(p, m) for p, m in cases[:5]] == [True, False, False, False, True]
 
 
 def test_kid_is_the_sha256_prefix():

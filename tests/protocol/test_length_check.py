@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from duopass.protocol.cbor import MalformedError, loads
+from duopass.protocol.cbor import MalformedError, loads, read_int
 from duopass.protocol.claims import DP, decode_claims, encode_claims, parse_claims
 from duopass.protocol.journal import Entry, encode_entry, parse_entry
 from duopass.protocol.reasons import Reason
@@ -117,6 +117,36 @@ def test_a_loose_head_anywhere_in_an_entry_is_refused(data: st.DataObject):
             parse_entry(loose)
     with pytest.raises(MalformedError):
         parse_entry(canonical + b"\x00")
+
+
+@st.composite
+def integer_heads(draw: st.DrawFn) -> bytes:
+    """An integer with a head of any width, or any few bytes, then anything."""
+    value = draw(st.integers(-(2**64), 2**64 - 1))
+    major, argument = (0, value) if value >= 0 else (1, -1 - value)
+    head = _head(draw, major, argument, True)
+    start = head if draw(st.booleans()) else draw(st.binary(max_size=9))
+    return start + draw(st.binary(max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(integer_heads())
+def test_read_int_takes_exactly_the_one_integer_loads_accepts(data: bytes):
+    """The L2 payload's integers are read in place: what `read_int` reads is the integer that
+    decoding the same bytes and comparing its re-encoding accepts, and nothing else is read."""
+    try:
+        read: object = read_int(data, 0)
+    except MalformedError:
+        read = MalformedError
+    decoded: object = MalformedError
+    for end in range(1, min(len(data), 9) + 1):
+        try:
+            value = loads(data[:end], check_items=False)
+        except MalformedError:
+            continue
+        decoded = (value, end) if type(value) is int else MalformedError
+        break
+    assert read == decoded
 
 
 def test_an_explicit_null_is_malformed_in_claims_and_entries():

@@ -48,6 +48,8 @@ def test_session_through_the_library(vector):
         verifier.scan(code, now=vector["now"], amount=vector["amount"]) for code in vector["codes"]
     ]
     assert [verdict.reason.value for verdict in got] == vector["expect"]
+    batch = Verifier(store, config, MemoryStore())  # the signatures first, then the checks
+    assert batch.scan_all(vector["codes"], now=vector["now"], amount=vector["amount"]) == got
 
 
 def _command(vector, trust: Path, codes: list[str]) -> list[str]:

@@ -51,6 +51,7 @@ TERMINAL_ROUTES = [  # bodies valid as far as their models go, so the signature 
         b' "scanned_at": 0}',
     ),
     ("POST", "/v1/terminal/journal", b'{"batch": "AAAA"}'),
+    ("POST", "/v1/terminal/heartbeat", b'{"backlog": 0}'),
 ]
 
 
@@ -198,6 +199,7 @@ def test_every_operation_documents_its_problem_answers(sqlite_server):
         ("POST", "/v1/wallet/sync", {"401", "403", "404", "409", "413", "422", "429", "503"}),
         ("DELETE", "/v1/me/devices/{device_id}", {"401", "403", "404", "422", "503"}),
         ("GET", "/v1/terminal/bundle", {"401", "413", "422", "503"}),
+        ("POST", "/v1/terminal/heartbeat", {"401", "413", "422", "503"}),
         ("POST", "/v1/admin/alerts/{alert_id}/review", {"401", "403", "404", "409", "422"}),
         ("GET", "/v1/ledger/entries/{index}", {"404", "422", "503"}),
         ("GET", "/healthz", {"503"}),

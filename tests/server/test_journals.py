@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import os
+import signal
 import threading
 import time
 from typing import Any
@@ -15,6 +17,7 @@ import sqlalchemy
 from duopass.protocol import SigningKey, make_code
 from duopass.protocol.encoding import b64u_decode
 from duopass.server.services import sweep, tlog
+from duopass.server.services.journals import verifier
 from duopass.server.services.journals.signatures import PARALLEL_FROM
 from tests.server.harness import enrolled_till, ready_wallet
 
@@ -408,4 +411,32 @@ def test_a_large_batch_verifies_device_signatures_ahead_with_the_same_verdicts(s
     wallet.key = forger
     small = till.journal([till.entry(wallet.code(), seq=len(entries) + 1, amount=10)])
     assert small.json()["rejected"] == [{"seq": len(entries) + 1, "reason": "BAD_DEVICE_SIGNATURE"}]
+    assert admin.books() == 0
+
+
+def test_a_large_batch_whose_signature_worker_died_is_verified_in_the_recheck(server):
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "wendy", balance=10_000)
+    till, _ = enrolled_till(server.http, admin)
+    own, forger = wallet.key, SigningKey.generate()
+
+    def batch(first: int) -> list[bytes]:
+        entries = []
+        for seq in range(first, first + PARALLEL_FROM + 7):
+            wallet.key = forger if seq % 10 == 3 else own
+            entries.append(till.entry(wallet.code(), seq=seq, amount=10))
+        wallet.key = own
+        return entries
+
+    assert till.journal(batch(1)).status_code == 200  # a worker started
+    assert verifier.pids()
+    for pid in verifier.pids():  # the server runs in this process
+        os.kill(pid, signal.SIGKILL)
+    first = PARALLEL_FROM + 8
+    entries = batch(first)
+    answer = till.journal(entries)
+    assert answer.status_code == 200, answer.text
+    forged = [seq for seq in range(first, first + len(entries)) if seq % 10 == 3]
+    rejected = {r["seq"]: r["reason"] for r in answer.json()["rejected"]}
+    assert rejected == dict.fromkeys(forged, "BAD_DEVICE_SIGNATURE")
     assert admin.books() == 0

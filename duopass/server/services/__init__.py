@@ -10,7 +10,8 @@ the ledger append included. Modules by subject:
     lookup fleet paging              what the card office looks up: holders, their history,
                                      terminals; lists a page at a time
     throttle                         failed proofs counted per account and network
-    risk_features                    the risk engine's sliding-window counts, in the database
+    risk_features risk_redis         the risk engine's sliding-window counts, in the database
+                                     (the reference) or in Redis
     scans server_view credential_cache  online §3 against the whole system
     journals/                        §5: a terminal's signed batches settled
     alerts review sweep              evidence recorded, reviewed, and what time settles

@@ -1,6 +1,7 @@
 """The risk features' reference store, in the database (`duopass.risk.FeatureStore`): it works
 in its caller's transaction, so a decision and the counts it read and added commit together, and
-every server process and a restart see the same counts.
+every server process and a restart see the same counts. `store_for` gives a unit this store, or
+the Redis one (`risk_redis`) where the settings choose it.
 
 An observation costs two statements at most: one multi-row upsert of every bucket row it adds
 to (each key in each window) and one of its pairs; a read of any number of queries (up to
@@ -175,7 +176,13 @@ def _params(n: int, query: Query, now: int) -> dict[str, Any]:
 
 
 def store_for(unit: Unit) -> FeatureStore:
-    """The feature store a unit records in and reads from: the database's, in its transaction."""
+    """The feature store a unit records in and reads from: the database's, in its transaction;
+    or, with `risk_store = "redis"`, this process's Redis store (outside the transaction)."""
+    if unit.settings.risk_store == "redis":
+        # Imported when asked for: the Redis client takes a quarter of a second to import.
+        from duopass.server.services import risk_redis  # noqa: PLC0415
+
+        return risk_redis.store(unit.settings)
     return DatabaseFeatureStore(unit.session)
 
 

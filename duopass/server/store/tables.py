@@ -197,8 +197,22 @@ class Terminal(Base):
     bundle_seq: Mapped[int | None] = mapped_column(BigInteger)
     bundle_at: Mapped[int | None] = mapped_column(BigInteger)
     """The trust bundle version last sent to it, and when (the bundle route writes both)."""
+    heartbeat_at: Mapped[int | None] = mapped_column(BigInteger)
+    clock_offset_s: Mapped[int | None] = mapped_column(BigInteger)
+    """Its clock minus the server's, from its last heartbeat or bundle request's signed time."""
+    held_bundle_seq: Mapped[int | None] = mapped_column(BigInteger)
+    reported_backlog: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """The bundle version it holds and its journal entries not yet acknowledged, as its last
+    heartbeat reported them."""
+    backlog_seen: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    backlog_rises: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    fleet_alerts: Mapped[str] = mapped_column(String(120), default="", server_default="")
+    fleet_swept_at: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """What the fleet sweep keeps (services/fleet_watch.py): the backlog it last saw, the sweeps
+    in a row it rose at, the fleet alert kinds in episode (space-separated), when it looked."""
     __table_args__ = (
         CheckConstraint("state IN ('created', 'enrolled', 'revoked')", name="terminal_state"),
+        Index("terminals_fleet_swept", "fleet_swept_at"),
     )
 
 

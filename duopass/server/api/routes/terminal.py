@@ -1,15 +1,17 @@
-"""Terminal endpoints (§8): enrolment, online scans exactly once, trust bundles, journals."""
+"""Terminal endpoints (§8): enrolment, online scans exactly once, trust bundles, journals,
+heartbeats."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, Field
 
 from duopass.protocol.encoding import EncodingError, b64u_decode, b64u_encode
 from duopass.protocol.journal import BATCH_BYTES_MAX, JournalError, open_batch
 from duopass.protocol.limits import CODE_CHARS_MAX
+from duopass.protocol.signed_requests import TIME_HEADER
 from duopass.protocol.verify import Mode
 from duopass.server.api.deps import Client, Ctx, TerminalCaller
 from duopass.server.api.lean import LeanRoute
@@ -24,6 +26,9 @@ from duopass.server.unit_of_work import Unit
 
 router = APIRouter(prefix="/v1/terminal", tags=["terminal"], route_class=LeanRoute)
 """Lean: the scan route skips FastAPI's per-request dependency resolution (api/lean.py)."""
+
+SignedAt = Annotated[str, Header(alias=TIME_HEADER, max_length=16)]
+"""The signed request's time by the terminal's clock: digits, checked by `TerminalCaller`."""
 
 JOURNAL_ATTEMPTS = 8
 """A batch that finds its locks taken (journals.py `_lock`) tries again after 20, 40 .. 1280 ms,
@@ -68,6 +73,19 @@ class ScanOut(BaseModel):
     sub: str | None = None
     cti: str | None = None
     ctr: int | None = None
+
+
+class HeartbeatIn(BaseModel):
+    bundle_seq: int | None = Field(
+        default=None, ge=0, le=SEQ_MAX, description="the trust bundle version it holds"
+    )
+    backlog: int = Field(
+        ge=0, le=SEQ_MAX, description="its journal entries the server has not acknowledged"
+    )
+
+
+class HeartbeatOut(BaseModel):
+    clock_offset_s: int = Field(description="the terminal's clock minus the server's")
 
 
 class JournalIn(BaseModel):
@@ -158,17 +176,35 @@ async def scan(body: ScanIn, terminal: TerminalCaller, ctx: Ctx) -> dict[str, An
 def bundle(
     terminal: TerminalCaller,
     ctx: Ctx,
+    signed_at: SignedAt,
     since: Annotated[int, Query(ge=0, le=SEQ_MAX), Digits] = 0,
 ) -> Response:
     """The signed trust bundle, whole (`since=0`) or as a delta since a version; the version
-    sent is noted for the fleet view (`GET /v1/admin/terminals`)."""
+    sent and the terminal's clock offset are noted for the fleet view (`GET
+    /v1/admin/terminals`)."""
 
     def served(unit: Unit) -> bytes:
         data = bundles.build(unit, since=since)
-        fleet.note_bundle(unit, terminal.id)
+        fleet.note_bundle(unit, terminal.id, signed_at=int(signed_at))
         return data
 
     return Response(ctx.run(served), media_type="application/cbor")
+
+
+@router.post("/heartbeat", response_model=HeartbeatOut)
+def heartbeat(
+    body: HeartbeatIn, terminal: TerminalCaller, ctx: Ctx, signed_at: SignedAt
+) -> dict[str, Any]:
+    """The terminal is alive (an idle agent sends one every 300 s): the bundle version it
+    holds, its journal backlog, and its clock (the signed time) are noted for the fleet sweep
+    (docs/server.md, "The fleet watched")."""
+    at = int(signed_at)  # digits: the signature check read them
+    ctx.run(
+        lambda unit: fleet.note_heartbeat(
+            unit, terminal.id, signed_at=at, bundle_seq=body.bundle_seq, backlog=body.backlog
+        )
+    )
+    return {"clock_offset_s": at - ctx.now()}
 
 
 @router.post("/journal", response_model=JournalOut, responses=problems(403))

@@ -18,10 +18,10 @@ from duopass.server.domain import Outcome
 from duopass.server.logbook import Event, note
 from duopass.server.services import accounts, alerts, tlog
 from duopass.server.services.journals.collector import paused
-from duopass.server.services.journals.lookups import Refs, accounts_of, read_items
+from duopass.server.services.journals.lookups import Item, Refs, accounts_of, read_items
 from duopass.server.services.journals.settle import settle
 from duopass.server.services.journals.settling import Settled, Settling
-from duopass.server.services.journals.signatures import DeviceSignatures
+from duopass.server.services.journals.signatures import decode
 from duopass.server.store import sql
 from duopass.server.store.tables import JournalBatch, JournalEntry, Terminal
 from duopass.server.unit_of_work import Unit
@@ -73,24 +73,15 @@ def _ingest(unit: Unit, *, terminal_id: str, batch: Batch, data: bytes) -> dict[
     if batch_id is None:
         batch_id = _store(unit, terminal, batch, data)
     fresh = [(seq, raw) for seq, raw in enumerate(batch.entries, batch.first) if seq not in known]
-    items = {item.seq: item for item in read_items(fresh)}
-    signatures = DeviceSignatures(list(items.values()))  # on the other cores from here on
-    _lock(unit, terminal, accounts_of(session, unit.settings, list(items.values())))
-    refs = Refs(session, unit.settings, terminal.id, list(items.values()))
-    st = Settling(unit, terminal, refs, accounts.Movements(unit), signatures)
-    receipt = Receipt(acked_seq=terminal.acked_seq)
-    for seq, raw in enumerate(batch.entries, batch.first):
-        stored = known.get(seq)
-        if stored == raw:
-            receipt.duplicates += 1
-            continue
-        if stored is not None:
-            settled = _conflict(st, seq, stored, raw)
-        else:
-            settled = settle(st, items[seq])
-            st.entries.append(_entry_row(st, seq, raw, batch_id, settled))
-        if settled.reason is not None:
-            receipt.rejected.append({"seq": seq, "reason": settled.reason})
+    decoded, signatures = decode(fresh)  # verified in a worker process from here on
+    try:
+        items = {item.seq: item for item in decoded}
+        _lock(unit, terminal, accounts_of(session, unit.settings, decoded))
+        refs = Refs(session, unit.settings, terminal.id, decoded)
+        st = Settling(unit, terminal, refs, accounts.Movements(unit), signatures)
+        receipt = _settle_all(st, batch, known, items, batch_id)
+    finally:
+        signatures.close()  # the worker is free for another batch while this one writes
     if st.entries or st.books.transactions:
         _write(st, batch)
         terminal.acked_seq = _acked(unit, terminal.id, terminal.acked_seq)
@@ -108,6 +99,27 @@ def _ingest(unit: Unit, *, terminal_id: str, batch: Batch, data: bytes) -> dict[
         acked_seq=receipt.acked_seq,
     )
     return receipt.answer()
+
+
+def _settle_all(
+    st: Settling, batch: Batch, known: dict[int, bytes], items: dict[int, Item], batch_id: int
+) -> Receipt:
+    """Each entry of the batch in seq order: a duplicate counted, other bytes for a held seq a
+    conflict, a fresh one settled (its row written with the batch)."""
+    receipt = Receipt(acked_seq=st.terminal.acked_seq)
+    for seq, raw in enumerate(batch.entries, batch.first):
+        stored = known.get(seq)
+        if stored == raw:
+            receipt.duplicates += 1
+            continue
+        if stored is not None:
+            settled = _conflict(st, seq, stored, raw)
+        else:
+            settled = settle(st, items[seq])
+            st.entries.append(_entry_row(st, seq, raw, batch_id, settled))
+        if settled.reason is not None:
+            receipt.rejected.append({"seq": seq, "reason": settled.reason})
+    return receipt
 
 
 def _entry_row(
@@ -147,22 +159,25 @@ def _write(st: Settling, batch: Batch) -> None:
     session.flush()  # what the session holds goes before the driver's statements
     ids = st.books.write()
 
-    def resolved(row: dict[str, Any], key: str) -> dict[str, Any]:
-        number = row.get(key)
-        return row if number is None or number < 0 else {**row, key: ids[number]}
+    def resolved(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+        """The batch's own rows, their movement numbers replaced by ids in place."""
+        for row in rows:
+            number = row.get(key)
+            if number is not None and number >= 0:
+                row[key] = ids[number]
+        return rows
 
     if st.counters:
-        rows = [resolved(row, "transaction_id") for row in st.counters]
-        sql.raw(session).many(sql.INSERT_COUNTER, rows)
+        sql.raw(session).many(sql.INSERT_COUNTER, resolved(st.counters, "transaction_id"))
     if st.entries:
-        rows = [resolved(row, "transaction_id") for row in st.entries]
-        sql.raw(session).many(sql.INSERT_JOURNAL_ENTRY, rows)
+        sql.raw(session).many(sql.INSERT_JOURNAL_ENTRY, resolved(st.entries, "transaction_id"))
         body = {"terminal": st.terminal.id, "first": batch.first, "last": batch.last}
         st.leaf(
             EventType.JOURNAL_BATCH, {**body, "digest": batch.digest, "entries": len(st.entries)}
         )
     now, issuer = st.unit.now, st.unit.settings.issuer
-    leaves = [event(kind, now, issuer, resolved(body, "transaction")) for kind, body in st.leaves]
+    resolved([body for _, body in st.leaves], "transaction")
+    leaves = [event(kind, now, issuer, body) for kind, body in st.leaves]
     if leaves:
         tlog.append_many(session, leaves)
 

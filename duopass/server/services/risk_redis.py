@@ -1,0 +1,246 @@
+"""The risk features in Redis (`duopass.risk.FeatureStore`), for deployments whose traffic
+outgrows the database's tables: the same reads as the reference store, shared by every server
+process, kept across a restart as Redis keeps its data (append-only file or snapshots). Not in
+the database's transaction: what a unit records is in Redis at once, whether the unit then
+commits or not (docs/server.md "Risk features").
+
+Per key and signal, each window is a hash of bucket start -> events (the day's also a hash of
+bucket start -> latest time, for `LastSeen`), and each (subject, signal, kind of the other) a
+sorted set of the others scored by when each was last seen. A record is one Lua script (every
+row of its observations, one round trip), a read of any number of queries another, `seen_with`
+one command. Every key carries a TTL to the end of the last window that counts what it holds,
+and a hash forgets its stale buckets when it gets a new one: Redis keeps at most a day of
+traffic by itself, and `expire` has nothing to do.
+
+Keys are `PREFIX risk:b:SPAN:SIGNAL:KEY`, `PREFIX risk:t:SIGNAL:KEY` and
+`PREFIX risk:p:SIGNAL:KIND:KEY` (the feature key last: it may hold colons), so deployments with
+their own prefixes share one Redis. One Redis (or a primary and its replicas), not a Cluster:
+a script's keys are in many slots.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from typing import cast
+
+import redis
+
+from duopass.risk import (
+    Count,
+    Distinct,
+    Features,
+    Key,
+    KeyKind,
+    LastSeen,
+    Observation,
+    Query,
+    Signal,
+    Window,
+)
+from duopass.risk.buckets import bucket_rows, pair_rows
+from duopass.risk.features import QUERIES_MAX, SEEN_WITH_MAX
+from duopass.risk.windows import RETENTION_S
+from duopass.server.problems import Problem, ProblemCode
+from duopass.server.settings import Settings
+
+__all__ = ["ROWS_PER_SCRIPT", "RedisFeatureStore", "store"]
+
+ROWS_PER_SCRIPT = 500
+"""Most rows one record script writes: an observation's are at most 32 (8 keys in 3 windows and
+the day's latest times, 8 pairs); a journal's batch takes one script per 500 rows, so that no
+script holds Redis for long."""
+
+_RECORD = """
+-- KEYS: bucket hashes, then latest-time hashes, then pair sets;
+-- ARGV: now, retention, how many of each kind of key, then each key's row
+local now, retention = tonumber(ARGV[1]), tonumber(ARGV[2])
+local buckets, lasts, pairs = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local at = 6
+local function keep(key, till) -- the key lives at least until `till` (the server's time)
+  if redis.call('TTL', key) < till - now then redis.call('EXPIRE', key, till - now) end
+end
+local function prune(key, before) -- a hash forgets its buckets that started at `before` or earlier
+  for _, start in ipairs(redis.call('HKEYS', key)) do
+    if tonumber(start) <= before then redis.call('HDEL', key, start) end
+  end
+end
+for i = 1, buckets do
+  local start, events, span = ARGV[at], tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
+  at = at + 3
+  if redis.call('HINCRBY', KEYS[i], start, events) == events then
+    prune(KEYS[i], now - span)
+  end
+  keep(KEYS[i], tonumber(start) + span)
+end
+for i = buckets + 1, buckets + lasts do
+  local start, last = ARGV[at], tonumber(ARGV[at + 1])
+  at = at + 2
+  local was = redis.call('HGET', KEYS[i], start)
+  if not was then prune(KEYS[i], now - retention) end
+  if not was or tonumber(was) < last then redis.call('HSET', KEYS[i], start, last) end
+  keep(KEYS[i], tonumber(start) + retention)
+end
+for i = buckets + lasts + 1, buckets + lasts + pairs do
+  local other, last = ARGV[at], tonumber(ARGV[at + 1])
+  at = at + 2
+  redis.call('ZADD', KEYS[i], 'GT', last, other)
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - retention)
+  keep(KEYS[i], last + retention)
+end
+return 0
+"""
+
+_READ = """
+-- KEYS: one per query; ARGV: now, then each query's kind (c count, l latest, d distinct) and
+-- the time after which it counts
+local now = tonumber(ARGV[1])
+local values = {}
+for i, key in ipairs(KEYS) do
+  local kind, since = ARGV[2 * i], ARGV[2 * i + 1]
+  if kind == 'd' then
+    values[i] = redis.call('ZCOUNT', key, '(' .. since, ARGV[1])
+  else
+    local fields, total, latest = redis.call('HGETALL', key), 0, false
+    for j = 1, #fields, 2 do
+      local start = tonumber(fields[j])
+      if start > tonumber(since) and start <= now then
+        local value = tonumber(fields[j + 1])
+        total = total + value
+        if not latest or value > latest then latest = value end
+      end
+    end
+    if kind == 'c' then values[i] = total else values[i] = latest end
+  end
+end
+return values
+"""
+
+
+@contextlib.contextmanager
+def _answering() -> Iterator[None]:
+    """Redis unreachable or too slow: 503 `busy`, the request not done (its unit rolls back),
+    rather than a decision taken without its counts."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise Problem(ProblemCode.BUSY, "the risk store does not answer: send it again") from exc
+
+
+class RedisFeatureStore:
+    """`FeatureStore` in one Redis, its keys under `prefix`."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.client, self.prefix = client, prefix
+        self._record = client.register_script(_RECORD)
+        self._read = client.register_script(_READ)
+
+    def _bucket(self, span_s: int, signal: str, key: str) -> str:
+        return f"{self.prefix}risk:b:{span_s}:{signal}:{key}"
+
+    def _latest(self, signal: str, key: str) -> str:
+        return f"{self.prefix}risk:t:{signal}:{key}"
+
+    def _pairs(self, signal: str, kind: str, subject: str) -> str:
+        return f"{self.prefix}risk:p:{signal}:{kind}:{subject}"
+
+    def record(self, observations: Sequence[Observation], *, now: int) -> None:
+        rows = bucket_rows(observations, now)
+        writes: list[tuple[str, str, tuple[str | int, ...]]] = [  # (what, its key, its row)
+            *(
+                ("b", self._bucket(r.span_s, r.signal, r.key), (r.start, r.events, r.span_s))
+                for r in rows
+            ),
+            *(
+                ("t", self._latest(r.signal, r.key), (r.start, r.last_at))
+                for r in rows
+                if r.span_s == RETENTION_S
+            ),
+            *(
+                ("p", self._pairs(p.signal, p.kind, p.subject), (p.other, p.last_at))
+                for p in pair_rows(observations, now)
+            ),
+        ]
+        for first in range(0, len(writes), ROWS_PER_SCRIPT):
+            chunk = writes[first : first + ROWS_PER_SCRIPT]  # still in the script's order
+            counts = [sum(1 for what, _, _ in chunk if what == kind) for kind in "btp"]
+            args = [now, RETENTION_S, *counts, *(value for _, _, row in chunk for value in row)]
+            with _answering():
+                self._record(keys=[key for _, key, _ in chunk], args=args)
+
+    def read(self, queries: Sequence[Query], *, now: int) -> Features:
+        if len(queries) > QUERIES_MAX:
+            raise ValueError(f"at most {QUERIES_MAX} queries in one read")
+        if not queries:
+            return Features()
+        keys: list[str] = []
+        args: list[str | int] = [now]
+        for query in queries:
+            key, signal = str(query.key), query.signal.value
+            if isinstance(query, Distinct):
+                keys.append(self._pairs(signal, query.of.value, key))
+                args += ["d", now - query.window.span_s]
+            elif isinstance(query, Count):
+                keys.append(self._bucket(query.window.span_s, signal, key))
+                args += ["c", now - query.window.span_s]
+            else:
+                assert isinstance(query, LastSeen)
+                keys.append(self._latest(signal, key))
+                args += ["l", now - RETENTION_S]
+        with _answering():
+            values = self._read(keys=keys, args=args)
+        return Features(
+            [(q, None if v is None else int(v)) for q, v in zip(queries, values, strict=True)]
+        )
+
+    def seen_with(
+        self, key: Key, signal: Signal, of: KeyKind, *, window: Window, now: int, limit: int
+    ) -> list[tuple[Key, int]]:
+        if not 0 < limit <= SEEN_WITH_MAX:
+            raise ValueError(f"a limit of 1 to {SEEN_WITH_MAX}")
+        with _answering():
+            found = self.client.zrevrangebyscore(
+                self._pairs(signal.value, of.value, str(key)),
+                now,
+                f"({now - window.span_s}",
+                start=0,
+                num=limit,
+                withscores=True,
+                score_cast_func=int,
+            )
+        return [(Key.parse(other), last) for other, last in cast(list[tuple[str, int]], found)]
+
+    def expire(self, *, now: int) -> int:
+        """Nothing to do: Redis forgets a key at the end of its TTL, and a hash its stale
+        buckets when it gets a new one (see the module). Returns 0."""
+        del now
+        return 0
+
+
+_STORES: dict[tuple[str, str | None, str, float, int], RedisFeatureStore] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def store(settings: Settings) -> RedisFeatureStore:
+    """The Redis store `settings` name (`redis_url`, `redis_password`, `redis_prefix`), on this
+    process's one client (a pool of connections), made when first asked for: a process forked
+    by `serve --workers` makes its own rather than sharing its parent's sockets."""
+    assert settings.redis_url is not None  # Settings refuse the Redis store without one
+    secret = settings.redis_password
+    password = None if secret is None else secret.get_secret_value()
+    timeout = settings.redis_timeout_s
+    at = (settings.redis_url, password, settings.redis_prefix, timeout, os.getpid())
+    with _STORES_LOCK:
+        found = _STORES.get(at)
+        if found is None:
+            client = redis.Redis.from_url(
+                settings.redis_url,
+                password=password,
+                decode_responses=True,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+            )
+            found = _STORES[at] = RedisFeatureStore(client, settings.redis_prefix)
+    return found
