@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from duopass.policy import DEFAULT_POLICY
 from duopass.server.limits import FORWARDED_HOPS_MAX
 from duopass.server.logbook import ACCESS, EVENTS, Event, JsonLines
 from duopass.server.services import throttle
@@ -72,9 +73,14 @@ def logged() -> Iterator[_Lines]:
 
 def _server(sqlite_schema, tmp_path, **settings: Any) -> Iterator[Running]:
     """On SQLite only: what address a request is counted against does not depend on the store
-    (the counting itself runs on both in test_throttle)."""
+    (the counting itself runs on both in test_throttle). The throttles alone: a policy without
+    the risk engine's guards, whose credential-stuffing guard holds a network sooner (by the
+    same address: tests/server/test_risk_engine.py)."""
     shutil.copyfile(sqlite_schema, tmp_path / "duopass.db")
     url = f"sqlite:///{tmp_path / 'duopass.db'}"
+    unguarded = tmp_path / "unguarded.toml"
+    unguarded.write_text(DEFAULT_POLICY.read_text().split("[[guard]]")[0])
+    settings = {"policy_file": unguarded, **settings}
     with running_server(url, tmp_path / "data", clock=ManualClock(), **settings) as running:
         running.admin().holder("mia")
         yield running

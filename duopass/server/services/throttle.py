@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from duopass.risk import ip_of, network_of
@@ -155,6 +156,16 @@ def guarded(
     return ctx.run_refusable(attempt)
 
 
+def _claim(session: Session, throttle: Throttle, now: int) -> None:
+    """Make the key's row if there is none (no failures), so `check` can lock it: a check that
+    found no row locked nothing, and on PostgreSQL several attempts could pass it at once and
+    then each count a failure on the row the first made (more than `free` guesses let by)."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    row = {"key": throttle.key, "scope": throttle.limit.scope.value, "failures": 0}
+    values = {**row, "last_at": now, "blocked_until": 0}
+    session.execute(dialect.insert(AuthThrottle).values(values).on_conflict_do_nothing())
+
+
 def _row(session: Session, throttle: Throttle, now: int) -> AuthThrottle | None:
     row = session.scalars(
         select(AuthThrottle).where(AuthThrottle.key == throttle.key).with_for_update()
@@ -169,6 +180,7 @@ def check(session: Session, throttles: list[Throttle], now: int) -> None:
     once the unit commits (every caller commits it, with the counts it took)."""
     wait, blocked = 0, None
     for throttle in throttles:
+        _claim(session, throttle, now)
         row = _row(session, throttle, now)
         if row is not None and row.blocked_until - now > wait:
             wait, blocked = row.blocked_until - now, throttle
