@@ -111,7 +111,7 @@ def password_sign_in(
     where one is on). Throttled: 429 with Retry-After while the account or network is blocked."""
     keys = _throttles(ctx, login=login, staff=staff, client=client)
 
-    def begin(unit: Unit) -> _Person | Problem | None:
+    def begin(unit: Unit) -> tuple[_Person | None, bool] | Problem:
         try:
             throttle.check(unit.session, keys, unit.now)
         except Problem as refusal:
@@ -119,9 +119,9 @@ def password_sign_in(
         throttle.fail(unit.session, keys[:1], unit.now)  # counted now, forgotten on success
         person = _person(unit.session, login=login, staff=staff)
         risky = _risk(unit, person, login=login, staff=staff, client=client)
-        return person if risky is None else risky  # before the hash: it learns nothing
+        return risky if isinstance(risky, Problem) else (person, risky)  # before the hash
 
-    person = ctx.run_refusable(begin)
+    person, stepped_up = ctx.run_refusable(begin)
     right = _matches(ctx.settings, person.password_hash if person else None, password)
 
     def finish(unit: Unit) -> Issued | Problem:
@@ -129,6 +129,8 @@ def password_sign_in(
             throttle.fail(unit.session, keys[1:], unit.now)
             _observe(unit, person, login=login, staff=staff, client=client, failed=True)
             return Problem(ProblemCode.UNAUTHENTICATED, "wrong login or password")
+        if stepped_up:  # told only to whoever knows the password: it names no factor
+            return _step_up_required()
         if not staff:
             holder = unit.session.get(Holder, person.id)
             assert holder is not None
@@ -155,11 +157,13 @@ def _observe(
 
 def _risk(
     unit: Unit, person: _Person | None, *, login: str, staff: bool, client: str | None
-) -> Problem | None:
+) -> Problem | bool:
     """The risk policy at sign-in (its decision recorded in this unit): a refusal for deny,
-    review and rate_limit; for step_up, one unless the account has a factor the guard accepts
-    that sign-in asks for (TOTP: its code is then required as always); suspend_offline
-    suspends a holder's offline use (whether or not the password is right) and goes on."""
+    review and rate_limit; for step_up, True unless the account has a factor the guard accepts
+    that sign-in asks for (TOTP: its code is then required as always), and the sign-in is
+    refused once the password is checked (so the answer before it tells nobody which accounts
+    have TOTP); suspend_offline suspends a holder's offline use (whether or not the password is
+    right) and goes on."""
     principal = None if person is None else person.id
     account = risk_features.account_key(unit, staff=staff, principal_id=principal, login=login)
     request = {"staff": staff, "allowlisted": risk_engine.allowlisted(unit.settings, client)}
@@ -167,11 +171,15 @@ def _risk(
     refusal = risk_engine.refusal(judged)
     holder = None if staff or person is None else unit.session.get(Holder, person.id)
     risk_engine.suspend(unit, judged, holder)
-    if refusal is not None or judged is None or judged.assessment.action is not Action.STEP_UP:
+    if refusal is not None:
         return refusal
+    if judged is None or judged.assessment.action is not Action.STEP_UP:
+        return False
     has_totp = holder is not None and holder.totp_secret is not None
-    if has_totp and Factor.TOTP in judged.assessment.factors:
-        return None
+    return not (has_totp and Factor.TOTP in judged.assessment.factors)
+
+
+def _step_up_required() -> Problem:
     return Problem(
         ProblemCode.STEP_UP_REQUIRED,
         "this account needs a second factor to sign in now: sign in with an enrolled device, "

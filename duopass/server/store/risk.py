@@ -9,14 +9,18 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from duopass.server.store.tables import Base
 
-__all__ = ["RiskBucket", "RiskDecision", "RiskPair"]
+__all__ = ["KEY_COLUMN_CHARS", "RiskBucket", "RiskDecision", "RiskPair"]
+
+KEY_COLUMN_CHARS = 136
+"""A key's column: `kind:value`, the longest kind (`terminal`) and its colon (9) and a value of
+at most `risk.features.KEY_CHARS_MAX` (120), with room to spare."""
 
 
 class RiskBucket(Base):
     """How many times a signal touched a key in one bucket of one window (`risk.windows`)."""
 
     __tablename__ = "risk_buckets"
-    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    key: Mapped[str] = mapped_column(String(KEY_COLUMN_CHARS), primary_key=True)
     """`kind:value` (`risk.features.Key`)."""
     signal: Mapped[str] = mapped_column(String(32), primary_key=True)
     span_s: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -34,11 +38,11 @@ class RiskPair(Base):
     """A key seen with another on a signal, and when last: distinct counts count these."""
 
     __tablename__ = "risk_pairs"
-    subject: Mapped[str] = mapped_column(String(128), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(KEY_COLUMN_CHARS), primary_key=True)
     signal: Mapped[str] = mapped_column(String(32), primary_key=True)
     kind: Mapped[str] = mapped_column(String(12), primary_key=True)
     """The kind of `other`: what a distinct count counts."""
-    other: Mapped[str] = mapped_column(String(128), primary_key=True)
+    other: Mapped[str] = mapped_column(String(KEY_COLUMN_CHARS), primary_key=True)
     last_at: Mapped[int] = mapped_column(BigInteger, index=True)
 
 

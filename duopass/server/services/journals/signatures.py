@@ -94,8 +94,12 @@ def decode(entries: Sequence[tuple[int, bytes]]) -> tuple[list[Item], DeviceSign
     each slice's device signatures sent to the worker as soon as it is decoded."""
     items: list[Item] = []
     signatures = DeviceSignatures()
-    for start in range(0, len(entries), _SLICE):
-        decoded = read_items(entries[start : start + _SLICE])
-        signatures.add(decoded)
-        items += decoded
+    try:
+        for start in range(0, len(entries), _SLICE):
+            decoded = read_items(entries[start : start + _SLICE])
+            signatures.add(decoded)
+            items += decoded
+    except BaseException:
+        signatures.close()  # a worker lent is given back, whatever went wrong
+        raise
     return items, signatures

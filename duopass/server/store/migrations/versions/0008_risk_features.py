@@ -20,7 +20,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "risk_buckets",
-        sa.Column("key", sa.String(length=128), nullable=False),
+        sa.Column("key", sa.String(length=136), nullable=False),
         sa.Column("signal", sa.String(length=32), nullable=False),
         sa.Column("span_s", sa.Integer(), nullable=False),
         sa.Column("start", sa.BigInteger(), autoincrement=False, nullable=False),
@@ -31,10 +31,10 @@ def upgrade() -> None:
     op.create_index("risk_buckets_expiry", "risk_buckets", [sa.text("(start + span_s)")])
     op.create_table(
         "risk_pairs",
-        sa.Column("subject", sa.String(length=128), nullable=False),
+        sa.Column("subject", sa.String(length=136), nullable=False),
         sa.Column("signal", sa.String(length=32), nullable=False),
         sa.Column("kind", sa.String(length=12), nullable=False),
-        sa.Column("other", sa.String(length=128), nullable=False),
+        sa.Column("other", sa.String(length=136), nullable=False),
         sa.Column("last_at", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("subject", "signal", "kind", "other"),
     )
