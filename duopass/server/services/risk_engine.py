@@ -11,7 +11,6 @@ hold keys (ids, addresses, keyed digests of unknown logins), never a password or
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -19,11 +18,11 @@ from typing import Any, TypeVar
 from sqlalchemy import delete
 
 from duopass.policy.guards import Action
-from duopass.risk import Key, KeyKind, Observation, Pair, Signal, ip_of
+from duopass.risk import Key, KeyKind, Observation, Pair, Signal
 from duopass.risk.points import Judged, Point, Subject, judge, queries
 from duopass.server.logbook import Event, emit
 from duopass.server.problems import Problem, ProblemCode
-from duopass.server.services import policy_store, risk_features
+from duopass.server.services import policy_store, risk_features, throttle
 from duopass.server.settings import Settings
 from duopass.server.store.risk import RiskDecision
 from duopass.server.store.tables import Holder
@@ -48,15 +47,9 @@ T = TypeVar("T")
 
 
 def allowlisted(settings: Settings, client: str | None) -> bool:
-    """Whether the client's address is in a network kept from being throttled as one (a campus
-    NAT: `throttle_exempt_networks`); the risk document's `request.allowlisted`."""
-    address = ip_of(client)
-    if address is None:
-        return False
-    return any(
-        address in ipaddress.ip_network(network, strict=False)
-        for network in settings.throttle_exempt_networks
-    )
+    """The risk document's `request.allowlisted`: the client is in a network the throttles
+    exempt (a campus NAT), so it is counted per account only."""
+    return throttle.exempt(settings, client)
 
 
 def check(

@@ -41,6 +41,7 @@ __all__ = [
     "account",
     "check",
     "delay_s",
+    "exempt",
     "fail",
     "for_client",
     "guarded",
@@ -114,13 +115,20 @@ def for_client(settings: Settings, secret: bytes, client: str | None) -> list[Th
     """The client's network's key, unless the network is exempt (or there is no address).
     `client` is the request's client address (`api.deps.client_address`): behind a trusted
     proxy, the forwarded one, so an exempt campus range is matched however it arrives."""
-    address, network = ip_of(client), network_of(client)
-    if address is None or network is None:
+    network = network_of(client)
+    if network is None or exempt(settings, client):
         return []
-    for allowed in settings.throttle_exempt_networks:
-        if address in ipaddress.ip_network(allowed, strict=False):
-            return []
     return [Throttle.of(NETWORK, secret, network)]
+
+
+def exempt(settings: Settings, client: str | None) -> bool:
+    """Whether the client's address is in a network kept from being counted as one (a campus
+    NAT: `throttle_exempt_networks`): the throttles' and the risk engine's (`allowlisted`)."""
+    address = ip_of(client)
+    return address is not None and any(
+        address in ipaddress.ip_network(allowed, strict=False)
+        for allowed in settings.throttle_exempt_networks
+    )
 
 
 def guarded(
