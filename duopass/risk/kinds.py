@@ -47,6 +47,9 @@ class AlertKind(StrEnum):
     """A terminal whose signed requests show its clock off the server's by more than the bound."""
     JOURNAL_BACKLOG = "journal_backlog"
     """A terminal's journal entries heard of but not held: too many, or rising sweep after sweep."""
+    RISK_DECISION = "risk_decision"
+    """The risk engine held (review), refused (deny) or suspended offline use (suspend_offline):
+    the decision with its guard, signals and features, for a person (services.risk_records)."""
 
 
 SUSPENDING = frozenset(

@@ -25,6 +25,7 @@ from duopass.server.api.routes import (
     policy,
     reissue,
     review,
+    risk,
     session,
     settlement,
     system,
@@ -113,7 +114,7 @@ def create_app(
     # FastAPI tries routes in this order, at some microseconds each (no two routers' paths
     # overlap): the routes terminals and load balancers call most come first
     routers = [terminal, checkin, system, session, wallet, admin, holders, fleet, review]
-    routers += [settlement, ledger, events, tickets, reissue, policy, home]
+    routers += [settlement, ledger, events, tickets, reissue, policy, risk, home]
     if isinstance(clock, MovableClock):
         routers.append(testing_routes)
     for module in routers:

@@ -60,3 +60,9 @@ FORWARDED_HOPS_MAX: Final = 64
 a chain of trusted proxies longer than this is answered as if it came from the peer."""
 FORWARDED_HOP_CHARS_MAX: Final = 64
 """Longest hop read (the longest IPv6 address, in brackets, with a port, is 54)."""
+RISK_WINDOW_S_DEFAULT: Final = 86_400
+"""The window `GET /v1/admin/risk` ranks keys over, unless asked for another."""
+RISK_WINDOW_S_MAX: Final = 7 * 86_400
+"""Longest window it ranks keys over (decision records are kept longer: list them by key)."""
+RISK_KEY_CHARS_MAX: Final = 136
+"""A risk key as the card office filters on it (`kind:value`: `store.risk.KEY_COLUMN_CHARS`)."""

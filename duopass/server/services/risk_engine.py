@@ -25,6 +25,7 @@ from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import policy_store, risk_features, throttle
 from duopass.server.settings import Settings
 from duopass.server.store.risk import RiskDecision
+from duopass.server.store.risk_keys import RiskDecisionKey
 from duopass.server.store.tables import Holder
 from duopass.server.unit_of_work import Unit
 
@@ -69,7 +70,8 @@ def check(
 
 
 def record(unit: Unit, subject: Subject, judged: Judged) -> RiskDecision:
-    """The decision record, added to the unit (it commits with the request)."""
+    """The decision record, added to the unit (it commits with the request), with its keys
+    and, for review, deny and suspend_offline, its alert (`risk_records`)."""
     assessment = judged.assessment
     row = RiskDecision(
         at=unit.now,
@@ -84,6 +86,9 @@ def record(unit: Unit, subject: Subject, judged: Judged) -> RiskDecision:
         action=assessment.action.value,
     )
     unit.session.add(row)
+    from duopass.server.services import risk_records  # noqa: PLC0415 (alerts -> devices -> here)
+
+    risk_records.keep(unit, row)
     if assessment.action is not Action.ALLOW or assessment.errors:
         emit(
             Event.RISK_DECISION,
@@ -213,5 +218,6 @@ def holder_key(holder_id: int) -> Key:
 def expire(unit: Unit) -> int:
     """Delete the decision records older than the retention; how many went."""
     cutoff = unit.now - unit.settings.risk_decision_retention_s
+    unit.session.execute(delete(RiskDecisionKey).where(RiskDecisionKey.at < cutoff))
     result = unit.session.execute(delete(RiskDecision).where(RiskDecision.at < cutoff))
     return int(getattr(result, "rowcount", 0) or 0)

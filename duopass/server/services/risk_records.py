@@ -1,0 +1,98 @@
+"""What a risk decision leaves for the card office, in the decision's unit: a row per key it
+read (`RiskDecisionKey`, what `risk_view` ranks and filters by), and for an action a person
+should see (review, deny, suspend_offline) an alert in the review queue carrying the decision
+with its evidence: its id, point, guard, score, signals, each feature read with its value, the
+keys and the policy's pin.
+
+One open alert per guard, point and first key (the account, else the device or network): a
+decision the same guard makes again on the same subject while its alert is open is counted on
+that alert (`repeats`, `last_decision`, `last_at`), so a client refused again and again raises
+one alert, not one a request. Each new alert is a ledger event (`alerts.raise_alert`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+from sqlalchemy import select
+
+from duopass.policy.guards import Action
+from duopass.risk import AlertKind
+from duopass.server.services import alerts
+from duopass.server.store.risk import RiskDecision
+from duopass.server.store.risk_keys import RiskDecisionKey
+from duopass.server.store.tables import Alert, Holder
+from duopass.server.unit_of_work import Unit
+
+__all__ = ["ALERTING", "OPEN_ALERTS_READ", "evidence", "keep"]
+
+ALERTING: Final = frozenset({Action.REVIEW, Action.DENY, Action.SUSPEND_OFFLINE})
+"""The actions whose decisions go to the review queue."""
+OPEN_ALERTS_READ: Final = 50
+"""Open risk alerts of one holder (or of none) read to find the one a decision repeats."""
+
+
+def keep(unit: Unit, row: RiskDecision) -> None:
+    """The decision's key rows, and its alert if its action is one a person sees."""
+    session = unit.session
+    session.flush()  # the decision's id
+    keys = list(dict.fromkeys(json.loads(row.subject)))
+    session.add_all(
+        RiskDecisionKey(decision_id=row.id, key=key, at=row.at, score=row.score) for key in keys
+    )
+    if Action(row.action) in ALERTING:
+        _alert(unit, row, keys)
+
+
+def evidence(row: RiskDecision) -> dict[str, Any]:
+    """A decision as its alert carries it."""
+    return {
+        "decision": row.id,
+        "at": row.at,
+        "point": row.point,
+        "guard": row.guard,
+        "action": row.action,
+        "score": row.score,
+        "signals": json.loads(row.signals),
+        "features": json.loads(row.features),
+        "subject": json.loads(row.subject),
+        "policy_version": row.policy_version,
+        "policy_sha256": bytes(row.policy_sha256).hex(),
+        "repeats": 1,
+        "last_decision": row.id,
+        "last_at": row.at,
+    }
+
+
+def _alert(unit: Unit, row: RiskDecision, keys: list[str]) -> None:
+    session = unit.session
+    holder = _holder(unit, keys)
+    holder_id = None if holder is None else holder.id
+    same_holder = Alert.holder_id.is_(None) if holder_id is None else Alert.holder_id == holder_id
+    open_alerts = session.scalars(
+        select(Alert)
+        .where(Alert.kind == AlertKind.RISK_DECISION.value, Alert.state == "open", same_holder)
+        .order_by(Alert.id.desc())
+        .limit(OPEN_ALERTS_READ)
+    )
+    first = keys[0] if keys else None
+    for alert in open_alerts:
+        held = json.loads(alert.evidence)
+        subject = held.get("subject") or [None]
+        if (held.get("guard"), held.get("point"), subject[0]) == (row.guard, row.point, first):
+            held.update(repeats=int(held.get("repeats", 1)) + 1, last_decision=row.id)
+            held["last_at"] = row.at
+            alert.evidence = json.dumps(held, sort_keys=True)
+            return
+    alerts.raise_alert(unit, AlertKind.RISK_DECISION, evidence=evidence(row), holder=holder)
+
+
+def _holder(unit: Unit, keys: list[str]) -> Holder | None:
+    """The holder the decision's account key names (`account:holder:ID`), if any."""
+    for key in keys:
+        if key.startswith("account:holder:"):
+            digits = key.removeprefix("account:holder:")
+            if digits.isdigit() and len(digits) < 11:
+                return unit.session.get(Holder, int(digits))
+    return None

@@ -1,0 +1,52 @@
+"""risk decision keys: each key a risk decision read, with its time and score, for the card
+office's view of the keys most at risk and its decisions filtered by key
+
+Decisions recorded before it get their rows from their subjects (a JSON list of keys).
+
+Revision ID: 0011
+Revises: 0010
+"""
+
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0011"
+down_revision = "0010"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "risk_decision_keys",
+        sa.Column("decision_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("key", sa.String(length=136), nullable=False),
+        sa.Column("at", sa.BigInteger(), nullable=False),
+        sa.Column("score", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("decision_id", "key"),
+    )
+    op.create_index("risk_decision_keys_at", "risk_decision_keys", ["at"])
+    op.create_index("risk_decision_keys_key", "risk_decision_keys", ["key", "decision_id"])
+    bind = op.get_bind()
+    rows = bind.execute(sa.text("SELECT id, at, score, subject FROM risk_decisions"))
+    keys = [
+        {"decision_id": id_, "key": key, "at": at, "score": score}
+        for id_, at, score, subject in rows
+        for key in dict.fromkeys(json.loads(subject))
+    ]
+    if keys:
+        insert = sa.text(
+            "INSERT INTO risk_decision_keys (decision_id, key, at, score)"
+            " VALUES (:decision_id, :key, :at, :score)"
+        )
+        bind.execute(insert, keys)
+
+
+def downgrade() -> None:
+    op.drop_index("risk_decision_keys_key", table_name="risk_decision_keys")
+    op.drop_index("risk_decision_keys_at", table_name="risk_decision_keys")
+    op.drop_table("risk_decision_keys")
