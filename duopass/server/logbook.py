@@ -51,6 +51,7 @@ class Event(StrEnum):
     STEP_UP_SENT = "step_up_sent"
     POLICY_LOADED = "policy_loaded"
     RISK_DECISION = "risk_decision"
+    SIGNATURE_WORKER_STALLED = "signature_worker_stalled"
     REQUEST = "request"
     ERROR = "error"
 
@@ -83,6 +84,7 @@ WARNING_EVENTS = frozenset(
         Event.OFFLINE_SUSPENDED,
         Event.JOURNAL_BATCH_REFUSED,
         Event.SIGN_IN_THROTTLED,
+        Event.SIGNATURE_WORKER_STALLED,
     }
 )
 """What a person should look at: a log filtered to WARNING and above still shows them."""

@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     `max_connections` with room for a second server, audits and psql."""
     risk_decision_retention_s: int = Field(default=30 * 86_400, ge=86_400, le=400 * 86_400)
     """How long the risk engine's decision records are kept (maintenance deletes older ones)."""
+    signature_worker_deadline_s: float = Field(default=5.0, gt=0, le=60)
+    """How long a journal batch waits for its signature worker (services.journals.verifier) to
+    take a request or answer one: past it the worker is killed (the next batch starts another)
+    and the batch's signatures not yet answered are verified in the server's process. A healthy
+    worker answers a request of 50 in a few milliseconds."""
     throttle_exempt_networks: tuple[str, ...] = ()
     """Networks (CIDR) not throttled as one, such as a campus behind one NAT: their sign-ins
     are still throttled per account. Matched against the client's address: the forwarded one

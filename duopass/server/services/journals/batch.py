@@ -73,7 +73,8 @@ def _ingest(unit: Unit, *, terminal_id: str, batch: Batch, data: bytes) -> dict[
     if batch_id is None:
         batch_id = _store(unit, terminal, batch, data)
     fresh = [(seq, raw) for seq, raw in enumerate(batch.entries, batch.first) if seq not in known]
-    decoded, signatures = decode(fresh)  # verified in a worker process from here on
+    deadline_s = unit.settings.signature_worker_deadline_s
+    decoded, signatures = decode(fresh, deadline_s=deadline_s)  # verified in a worker from here
     try:
         items = {item.seq: item for item in decoded}
         _lock(unit, terminal, accounts_of(session, unit.settings, decoded))

@@ -7,7 +7,8 @@ as soon as it is decoded, so verifying overlaps the decoding as well as the sett
 
 Only the work moves: the re-check (`recheck`) still takes check 14's verdict at its place in
 the §3 order, under the same key (the credential's `cnf`) and over the same bytes; an entry the
-worker did not answer for (none was free, or it failed) is verified by the re-check itself."""
+worker did not answer for (none was free, it failed, or it missed its deadline and was killed)
+is verified by the re-check itself."""
 
 from __future__ import annotations
 
@@ -30,7 +31,11 @@ class DeviceSignatures:
     are added as they are decoded; the worker is asked once `PARALLEL_FROM` signatures wait.
     `close` gives the worker back (a batch's unit ends with it, however it ends)."""
 
-    def __init__(self, items: Sequence[Item] = ()) -> None:
+    def __init__(
+        self, items: Sequence[Item] = (), *, deadline_s: float = verifier.DEADLINE_S_DEFAULT
+    ) -> None:
+        self._deadline_s = deadline_s
+        """How long the worker may take to take a request or answer one (`verifier.lend`)."""
         self._waiting: list[tuple[int, tuple[bytes, bytes, bytes]]] = []
         self._worker: verifier.Worker | None = None
         self._asked = False
@@ -51,7 +56,7 @@ class DeviceSignatures:
             assert key is not None, "the decoder refuses an L2 without cnf"
             self._waiting.append((item.seq, (key, code.dynamic.signed, code.dynamic.signature)))
         if not self._asked and len(self._waiting) >= PARALLEL_FROM:
-            self._asked, self._worker = True, verifier.lend()
+            self._asked, self._worker = True, verifier.lend(self._deadline_s)
         if self._worker is None or not self._waiting:
             return
         checks, self._waiting = self._waiting, []
@@ -89,11 +94,14 @@ class DeviceSignatures:
             worker.close()
 
 
-def decode(entries: Sequence[tuple[int, bytes]]) -> tuple[list[Item], DeviceSignatures]:
+def decode(
+    entries: Sequence[tuple[int, bytes]], *, deadline_s: float = verifier.DEADLINE_S_DEFAULT
+) -> tuple[list[Item], DeviceSignatures]:
     """Each (seq, entry bytes) parsed and its code decoded (`read_items`), a slice at a time,
-    each slice's device signatures sent to the worker as soon as it is decoded."""
+    each slice's device signatures sent to the worker as soon as it is decoded (each wait on
+    it bounded by `deadline_s`)."""
     items: list[Item] = []
-    signatures = DeviceSignatures()
+    signatures = DeviceSignatures(deadline_s=deadline_s)
     try:
         for start in range(0, len(entries), _SLICE):
             decoded = read_items(entries[start : start + _SLICE])

@@ -9,11 +9,14 @@ stopped to wait. A worker needs nothing of the server's process: the unit's thre
 slice's checks to the pipe and reads the answers when it needs them.
 
 A request is a count and that many (key, signature, message), each with its length; the answer
-is a byte a check, 1 where `keys.verify_signature` holds, so the verdicts are those of the
+is a byte a check, 1 where `keys.verify_signature` holds (after one byte the worker writes
+once it has started), so the verdicts are those of the
 re-check verifying the same bytes. A worker is lent to one batch at a time (`lend`, `Worker.back`);
 at most one per core but one runs, and a batch that finds none free verifies in the re-check.
 A worker that fails (killed, a broken pipe) is dropped and its batch's verdicts still missing are
-left to the re-check, so every entry is verified either way.
+left to the re-check, so every entry is verified either way. So is one that does not take a
+request or answer it within the deadline it was lent with (a stopped or hung process): it is
+killed (a `signature_worker_stalled` event), and the next batch starts another.
 """
 
 from __future__ import annotations
@@ -21,16 +24,25 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import select
 import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-__all__ = ["Worker", "lend", "pids"]
+from duopass.server.logbook import Event, emit
 
+__all__ = ["DEADLINE_S_DEFAULT", "Worker", "lend", "pids"]
+
+DEADLINE_S_DEFAULT = 5.0
+"""`Settings.signature_worker_deadline_s`'s default."""
+START_S_MAX = 30.0
+"""How long a new worker may take to start (an interpreter and PyNaCl: it writes a byte once
+ready); from then on each request and answer is held to the deadline."""
 _COUNT = struct.Struct(">I")
 _LENGTHS = struct.Struct(">HHI")
 
@@ -39,6 +51,8 @@ import struct, sys
 from duopass.protocol.keys import verify_signature
 count, lengths = struct.Struct(">I"), struct.Struct(">HHI")
 read, write = sys.stdin.buffer.read, sys.stdout.buffer
+write.write(b"\\x02")  # ready
+write.flush()
 while head := read(4):
     answer = bytearray()
     for _ in range(count.unpack(head)[0]):
@@ -62,7 +76,8 @@ def _most() -> int:
 
 
 class Worker:
-    """One worker process, lent to one batch at a time."""
+    """One worker process, lent to one batch at a time, each wait on it bounded by the
+    deadline it was lent with (`lend`)."""
 
     def __init__(self) -> None:
         root = str(Path(__file__).resolve().parents[4])  # the directory holding `duopass`
@@ -71,31 +86,70 @@ class Worker:
             [sys.executable, "-c", _SERVE],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            bufsize=0,
             env={**os.environ, "PYTHONPATH": path},
         )
         self._in: IO[bytes] = self.process.stdin  # type: ignore[assignment]
         self._out: IO[bytes] = self.process.stdout  # type: ignore[assignment]
+        os.set_blocking(self._in.fileno(), False)  # a full pipe waits in `_wait`, bounded
+        self._ready = False
+        """Whether its ready byte (written once it has imported what it needs) was read."""
+        self.deadline_s = DEADLINE_S_DEFAULT
+        """How long one request may wait to be taken, or for its answer."""
         self.owed: list[int] = []
         """How many answers each request sent and not yet read is owed, in order."""
 
     def send(self, checks: Sequence[tuple[bytes, bytes, bytes]]) -> None:
-        """Ask for (key, message, signature) checks; raises OSError if the worker is gone."""
+        """Ask for (key, message, signature) checks; raises OSError if the worker is gone,
+        TimeoutError (an OSError) if it takes none of it within the deadline."""
         parts = [_COUNT.pack(len(checks))]
         for key, message, signature in checks:
             parts += (_LENGTHS.pack(len(key), len(signature), len(message)), key, signature)
             parts.append(message)
-        self._in.write(b"".join(parts))
-        self._in.flush()
+        left = memoryview(b"".join(parts))
+        until = time.monotonic() + (self.deadline_s if self._ready else START_S_MAX)
+        while left:
+            try:
+                left = left[os.write(self._in.fileno(), left) :]
+            except BlockingIOError:
+                self._wait(self._in, select.POLLOUT, until)
         self.owed.append(len(checks))
 
     def receive(self) -> list[bool]:
         """The verdicts of the oldest request not yet read; raises OSError if the worker is
-        gone."""
+        gone, TimeoutError (an OSError) if the answer is not whole within the deadline."""
         count = self.owed.pop(0)
-        answer = self._out.read(count)
-        if len(answer) != count:
-            raise OSError("the signature worker ended")
+        if not self._ready:  # the interpreter's start is not held to the deadline
+            self._read(1, time.monotonic() + START_S_MAX)
+            self._ready = True
+        answer = self._read(count, time.monotonic() + self.deadline_s)
         return [byte == 1 for byte in answer]
+
+    def _read(self, count: int, until: float) -> bytes:
+        answer = bytearray()
+        while len(answer) < count:
+            self._wait(self._out, select.POLLIN, until)
+            read = os.read(self._out.fileno(), count - len(answer))
+            if not read:
+                raise OSError("the signature worker ended")
+            answer += read
+        return bytes(answer)
+
+    def _wait(self, pipe: IO[bytes], events: int, until: float) -> None:
+        """Until `pipe` is ready for `events` (or closed); TimeoutError past `until`, the
+        worker killed (a stopped or hung worker would otherwise hold its batch forever)."""
+        poller = select.poll()
+        poller.register(pipe.fileno(), events)
+        if not poller.poll(max(until - time.monotonic(), 0) * 1000):
+            emit(
+                Event.SIGNATURE_WORKER_STALLED,
+                f"signature worker {self.process.pid} did not answer within "
+                f"{self.deadline_s} s: killed, its batch verified in the server's process",
+                pid=self.process.pid,
+                deadline_s=self.deadline_s,
+            )
+            self.close()
+            raise TimeoutError("the signature worker did not answer in time")
 
     def back(self) -> None:
         """Give the worker back once every answer owed is read; a failed one is dropped."""
@@ -109,28 +163,32 @@ class Worker:
             _idle.append(self)
 
     def close(self) -> None:
+        """Kill the worker (if it still runs) and close its pipes; again changes nothing."""
         with _lock:
             if self in _started:
                 _started.remove(self)
+        self.process.kill()  # first: a stopped worker dies of it too, and nothing waits on it
+        self.process.wait()
         with contextlib.suppress(OSError):
             self._in.close()
-        self.process.kill()
-        self.process.wait()
         self._out.close()
 
 
-def lend() -> Worker | None:
-    """A free worker (started if fewer than one per core but one run), or None."""
+def lend(deadline_s: float) -> Worker | None:
+    """A free worker (started if fewer than one per core but one run), or None; each wait on
+    it is bounded by `deadline_s` (`Settings.signature_worker_deadline_s`)."""
     with _lock:
         if _idle:
-            return _idle.pop()
-        if len(_started) >= _most():
+            worker = _idle.pop()
+        elif len(_started) >= _most():
             return None
-        if not _started and not _exiting:
-            _exiting.append(atexit.register(_close_all))
-        worker = Worker()
-        _started.append(worker)
-        return worker
+        else:
+            if not _started and not _exiting:
+                _exiting.append(atexit.register(_close_all))
+            worker = Worker()
+            _started.append(worker)
+    worker.deadline_s = deadline_s
+    return worker
 
 
 def _close_all() -> None:
