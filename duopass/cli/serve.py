@@ -241,9 +241,14 @@ def _app(settings: Settings, keyring: Keyring, *, demo: bool, testing: bool) -> 
     from duopass.server.services.policy_store import PolicyFileError
     from duopass.server.settings import TestOnlySettingRefused
 
+    refused: tuple[type[Exception], ...] = (MovableClockRefused, TestOnlySettingRefused)
+    if settings.risk_store == "redis":  # the client is imported only then (0.25 s)
+        from duopass.server.services.risk_redis import RedisTooOld
+
+        refused += (RedisTooOld,)
     try:
         app = create_app(settings, keyring=keyring, testing=testing)
-    except (MovableClockRefused, TestOnlySettingRefused) as exc:
+    except refused as exc:
         typer.echo(f"duopass: {exc}", err=True)
         raise typer.Exit(2) from exc
     except PolicyFileError as exc:

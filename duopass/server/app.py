@@ -79,7 +79,8 @@ def create_app(
     worker: Worker | None = None,
 ) -> FastAPI:
     """Build the server. The schema is migrated, today's signing keys exist and its policy is
-    the active one before it answers; a malformed policy file raises `PolicyFileError` first.
+    the active one before it answers; a malformed policy file raises `PolicyFileError` first,
+    and a Redis risk store older than 6.2 `risk_redis.RedisTooOld`.
 
     `clock` is the one clock the server reads; with `settings.test_clock`, which only a server
     started for tests (`testing`) accepts, it becomes a `MovableClock` over it that tests move
@@ -99,6 +100,10 @@ def create_app(
     )
     ctx.run(signing_keys.rotate)
     ctx.pinned_policy = policy_store.pin(ctx, settings.policy_file, loaded)
+    if settings.risk_store == "redis":
+        from duopass.server.services import risk_redis  # noqa: PLC0415 (the client: 0.25 s)
+
+        risk_redis.check(settings)  # one too old for the scripts stops here
     app = FastAPIOffline(
         static_url=DOCS_ASSETS_PATH,
         # Swagger UI would otherwise fetch a badge from validator.swagger.io: nothing leaves

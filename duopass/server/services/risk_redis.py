@@ -15,7 +15,8 @@ traffic by itself, and `expire` has nothing to do.
 Keys are `PREFIX risk:b:SPAN:SIGNAL:KEY`, `PREFIX risk:t:SIGNAL:KEY` and
 `PREFIX risk:p:SIGNAL:KIND:KEY` (the feature key last: it may hold colons), so deployments with
 their own prefixes share one Redis. One Redis (or a primary and its replicas), not a Cluster:
-a script's keys are in many slots.
+a script's keys are in many slots. Redis 6.2 or later (`ZADD GT`): the version is checked when
+the server starts and when a process first connects, and an older one is refused by name.
 """
 
 from __future__ import annotations
@@ -43,10 +44,19 @@ from duopass.risk import (
 from duopass.risk.buckets import bucket_rows, pair_rows
 from duopass.risk.features import QUERIES_MAX, SEEN_WITH_MAX
 from duopass.risk.windows import RETENTION_S
+from duopass.server.logbook import Event, emit
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.settings import Settings
 
-__all__ = ["ROWS_PER_SCRIPT", "RedisFeatureStore", "store"]
+__all__ = [
+    "REDIS_VERSION_MIN",
+    "ROWS_PER_SCRIPT",
+    "RedisFeatureStore",
+    "RedisTooOld",
+    "check",
+    "check_version",
+    "store",
+]
 
 ROWS_PER_SCRIPT = 500
 """Most rows one record script writes: an observation's are at most 32 (8 keys in 3 windows and
@@ -219,6 +229,51 @@ class RedisFeatureStore:
         return 0
 
 
+REDIS_VERSION_MIN = (6, 2)
+"""The oldest Redis the scripts run on: `ZADD ... GT` came with 6.2."""
+
+
+class RedisTooOld(RuntimeError):
+    """The Redis at `redis_url` is older than `REDIS_VERSION_MIN` (or does not say)."""
+
+
+def check_version(client: redis.Redis) -> str:
+    """The server's version (`HELLO`, which every user may send, unlike `INFO`), or
+    `RedisTooOld`; Redis before 6.0 has no `HELLO` at all."""
+    try:
+        hello = client.execute_command("HELLO")  # type: ignore[no-untyped-call]
+    except redis.ResponseError as exc:
+        if "unknown command" not in str(exc).lower():
+            raise
+        raise RedisTooOld(_too_old("before 6.0 (it has no HELLO)")) from exc
+    if isinstance(hello, list):  # a RESP2 answer: names and values in turn
+        hello = dict(zip(hello[::2], hello[1::2], strict=True))
+    version = str(hello.get("version", "")) if isinstance(hello, dict) else ""
+    numbers = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+    if len(numbers) < 2 or numbers < REDIS_VERSION_MIN:
+        raise RedisTooOld(_too_old(version or "of no version"))
+    return version
+
+
+def _too_old(version: str) -> str:
+    least = ".".join(map(str, REDIS_VERSION_MIN))
+    return (
+        f"the risk store's Redis is {version}: it needs {least} or later (ZADD GT); "
+        "upgrade it, or keep the risk features in the database (no --redis-url)"
+    )
+
+
+def check(settings: Settings) -> None:
+    """At start: `RedisTooOld` if the Redis `settings` name answers with an older version.
+    One that does not answer yet is checked when first used (`store`)."""
+    try:
+        store(settings)
+    except Problem as exc:
+        if isinstance(exc.__cause__, RedisTooOld):
+            raise exc.__cause__ from None
+        # not answering: each request answers 503 busy until it does, checked then
+
+
 _STORES: dict[tuple[str, str | None, str, float, int], RedisFeatureStore] = {}
 _STORES_LOCK = threading.Lock()
 
@@ -242,5 +297,18 @@ def store(settings: Settings) -> RedisFeatureStore:
                 socket_timeout=timeout,
                 socket_connect_timeout=timeout,
             )
+            with _answering():
+                _checked(client)
             found = _STORES[at] = RedisFeatureStore(client, settings.redis_prefix)
     return found
+
+
+def _checked(client: redis.Redis) -> None:
+    """`check_version`, or 500 internal naming the version (and an error logged): a Redis
+    this old would refuse the scripts' commands one request at a time."""
+    try:
+        check_version(client)
+    except RedisTooOld as exc:
+        client.close()
+        emit(Event.ERROR, str(exc))
+        raise Problem(ProblemCode.INTERNAL, str(exc)) from exc
