@@ -20,7 +20,7 @@ from duopass.server.services import staff
 from duopass.server.store.db import MIGRATIONS
 from tests.server.conftest import database_url
 from tests.server.harness import Admin, Running, Wallet, running_server
-from tests.server.test_risk_engine import GUARDED
+from tests.server.test_risk_engine import GUARDED, SYNC_GUARD
 
 TOPPED_UP = """
 [[signal]]
@@ -202,3 +202,28 @@ def test_decisions_from_before_their_keys_are_ranked_after_the_migration(guarded
             (command.downgrade if target == "0010" else command.upgrade)(config, target)
         guarded.ctx.db.engine.dispose()
     assert _risk(admin)["top_keys"]["items"] == before
+
+
+def test_syncs_a_guard_suspends_still_count_as_refreshes(tmp_path):
+    """A sync's suspend_offline revokes the live credential before it is replaced: the
+    replacement is a refresh all the same, and the syncs after it are held to
+    `refresh_max_per_day` (before, each was a first issue the limit never saw). The one sync
+    that suspends gets its replacement even at the limit: else the holder would have none."""
+    policy = tmp_path / "sync.toml"
+    policy.write_text(DEFAULT_POLICY.read_text() + SYNC_GUARD)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    with running_server(url, tmp_path / "data", policy_file=policy, refresh_max_per_day=2) as srv:
+        srv.admin().holder("kim", balance=5_000)
+        phone = Wallet(srv.http, "kim")
+        phone.sign_in()
+        phone.enrol()
+        for mark in (None, 0, 0):  # the first credential, then the day's two refreshes
+            assert phone.sync(mark=mark).status_code == 200
+        assert phone.sync(mark=0).json()["code"] == "refresh_limit"
+        for _ in range(3):
+            srv.http.post("/v1/session", json={"login": "kim", "password": "not-the-password"})
+        suspended = phone.sync(mark=0)  # at the limit, but its credential was just revoked
+        assert suspended.status_code == 200, suspended.text
+        assert suspended.json()["offline"] is False
+        limited = phone.sync(mark=0)
+        assert (limited.status_code, limited.json()["code"]) == (429, "refresh_limit")

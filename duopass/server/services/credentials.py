@@ -5,6 +5,7 @@ The first credential after a loss report is a reissue of the lost one (§6)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -83,16 +84,16 @@ def sync(
     subject = Subject(
         risk_engine.holder_key(holder.id), Key(KeyKind.DEVICE, str(device_id)), client
     )
+    # read before screening: a suspend_offline revokes the live credentials, and their
+    # replacement is a refresh all the same
+    refreshing, suspended = bool(_live(session, holder)), holder.offline_suspended
     risk_engine.screen(unit, Point.WALLET_SYNC, subject, holder=holder)
     account = accounts.lock(session, holder.account_id)
-    live = session.scalars(
-        select(Credential).where(
-            Credential.holder_id == holder.id,
-            Credential.state == "live",
-            Credential.kind == Kind.PURSE,
-        )
-    ).all()
-    if live:  # a refresh: at most refresh_max_per_day of them a day (§4.2)
+    live = _live(session, holder)
+    refreshing = refreshing or bool(live)
+    # at most refresh_max_per_day refreshes a day (§4.2), but for the one replacing what this
+    # sync's suspension revoked: a refusal would leave the holder without a credential
+    if refreshing and (suspended or not holder.offline_suspended):
         _within_refresh_limit(unit, holder)
     for old in live:
         _supersede(unit, account, old, mark=mark)
@@ -103,9 +104,20 @@ def sync(
         device=device,
         account=account,
         request=(request_id, fingerprint),
-        refresh=bool(live),
+        refresh=refreshing,
     )
     return Issued(credential, now)
+
+
+def _live(session: Session, holder: Holder) -> Sequence[Credential]:
+    """The holder's live purse credentials: what a sync refreshes."""
+    return session.scalars(
+        select(Credential).where(
+            Credential.holder_id == holder.id,
+            Credential.state == "live",
+            Credential.kind == Kind.PURSE,
+        )
+    ).all()
 
 
 def _within_refresh_limit(unit: Unit, holder: Holder) -> None:
