@@ -21,12 +21,8 @@ messages: it never skips.
 from __future__ import annotations
 
 import atexit
-import contextlib
-import fcntl
-import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from duopass.demo.serving import free_port
+from tests import servers
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "pg.sh"
 URL_ENV = "DUOPASS_PG_URL"
@@ -55,17 +52,8 @@ class PostgresError(RuntimeError):
 
 
 def _watchdog(directory: str, pid: int) -> subprocess.Popen[bytes]:
-    """A process that stops the server should process `pid` die without cleaning up (SIGKILL or
-    an unhandled SIGTERM skip `atexit`). It polls that pid, in its own session so that a
-    terminal's Ctrl-C does not reach it."""
-    script = 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; exec "$2" stop "$3"'
-    return subprocess.Popen(
-        ["sh", "-c", script, "duopass-pg-watchdog", str(pid), str(SCRIPT), directory],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    """A process that stops the server should process `pid` die without cleaning up."""
+    return servers.watchdog(SCRIPT, "duopass-pg-watchdog", directory, pid)
 
 
 def _run_stop(directory: str) -> None:
@@ -83,12 +71,6 @@ def _run_stop(directory: str) -> None:
 
 
 _WATCHDOGS: list[subprocess.Popen[bytes]] = []
-
-
-def _stop_server(directory: str, watchdog_pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(watchdog_pid, signal.SIGKILL)
-    _run_stop(directory)
 
 
 def start_postgres(
@@ -138,8 +120,7 @@ def start_postgres(
             if stopped:
                 return
             stopped = True
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(watchdog.pid, signal.SIGKILL)
+            servers.end_watchdog(watchdog.pid)
             watchdog.wait()
             _run_stop(directory)
 
@@ -147,38 +128,23 @@ def start_postgres(
     return url, stop
 
 
-@contextlib.contextmanager
-def _locked(share: Path) -> Iterator[Path]:
-    """The shared server's record (`server.json` in `share`), held under an exclusive lock."""
-    with (share / "lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield share / "server.json"
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+_RECORD = servers.Record(lock="lock", record="server.json")
 
 
 def shared_url(share: Path) -> str:
     """The URL of the run's shared server, started by whichever process asks first."""
-    with _locked(share) as record:
-        if record.exists():
-            return str(json.loads(record.read_text())["url"])
 
-        def write(url: str, directory: str, watchdog: int) -> None:
-            server = {"url": url, "directory": directory, "watchdog": watchdog}
-            record.write_text(json.dumps(server))
+    def start() -> tuple[str, str, int]:
+        started: list[tuple[str, str, int]] = []
+        start_postgres(on_start=lambda *server: started.append(server))
+        return started[0]
 
-        url, _ = start_postgres(on_start=write)
-        return url
+    return _RECORD.url(share, start)
 
 
 def stop_shared(share: Path) -> None:
     """Stops the run's shared server if a process started one; for the run's main process."""
-    with _locked(share) as record:
-        if record.exists():
-            server = json.loads(record.read_text())
-            record.unlink()
-            _stop_server(server["directory"], server["watchdog"])
+    _RECORD.stop(share, _run_stop)
 
 
 class _Shared:

@@ -19,12 +19,8 @@ skips.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -33,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from duopass.demo.serving import free_port
+from tests import servers
 from tests.pg import PORT_TAKEN, RUN_PID_ENV, SHARE_ENV
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "redis.sh"
@@ -78,21 +75,8 @@ def _stop(directory: str) -> None:
 
 
 def _watchdog(directory: str, pid: int) -> subprocess.Popen[bytes]:
-    """A process that stops the server should process `pid` die without cleaning up; in its own
-    session, so that a terminal's Ctrl-C does not reach it."""
-    script = 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; exec "$2" stop "$3"'
-    return subprocess.Popen(
-        ["sh", "-c", script, "duopass-redis-watchdog", str(pid), str(SCRIPT), directory],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def _end_watchdog(watchdog: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(watchdog, signal.SIGKILL)
+    """A process that stops the server should process `pid` die without cleaning up."""
+    return servers.watchdog(SCRIPT, "duopass-redis-watchdog", directory, pid)
 
 
 _WATCHDOGS: list[subprocess.Popen[bytes]] = []
@@ -125,7 +109,7 @@ class OwnRedis:
 
     def close(self) -> None:
         if self._watchdog is not None:
-            _end_watchdog(self._watchdog.pid)
+            servers.end_watchdog(self._watchdog.pid)
             self._watchdog.wait()
         _stop(self.directory)
 
@@ -136,23 +120,14 @@ class OwnRedis:
         self.close()
 
 
-@contextlib.contextmanager
-def _locked(share: Path) -> Iterator[Path]:
-    """The shared server's record (`redis.json` in `share`), held under an exclusive lock."""
-    with (share / "redis.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield share / "redis.json"
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+_RECORD = servers.Record(lock="redis.lock", record="redis.json")
 
 
 def shared_url(share: Path) -> str:
     """The URL of the run's shared server, started by whichever process asks first; its
     watchdog follows the run's main process, which stops it (`stop_shared`)."""
-    with _locked(share) as record:
-        if record.exists():
-            return str(json.loads(record.read_text())["url"])
+
+    def start() -> tuple[str, str, int]:
         directory = tempfile.mkdtemp(prefix="duopass-redis-", dir="/tmp")
         try:
             url = _start(directory, persistent=False)
@@ -161,19 +136,14 @@ def shared_url(share: Path) -> str:
             raise
         watchdog = _watchdog(directory, int(os.environ[RUN_PID_ENV]))
         _WATCHDOGS.append(watchdog)
-        server = {"url": url, "directory": directory, "watchdog": watchdog.pid}
-        record.write_text(json.dumps(server))
-        return url
+        return url, directory, watchdog.pid
+
+    return _RECORD.url(share, start)
 
 
 def stop_shared(share: Path) -> None:
     """Stops the run's shared server if a process started one; for the run's main process."""
-    with _locked(share) as record:
-        if record.exists():
-            server = json.loads(record.read_text())
-            record.unlink()
-            _end_watchdog(server["watchdog"])
-            _stop(server["directory"])
+    _RECORD.stop(share, _stop)
 
 
 class _Shared:
