@@ -227,3 +227,39 @@ def test_syncs_a_guard_suspends_still_count_as_refreshes(tmp_path):
         assert suspended.json()["offline"] is False
         limited = phone.sync(mark=0)
         assert (limited.status_code, limited.json()["code"]) == (429, "refresh_limit")
+
+
+GUESSING = """
+[[guard]]
+name = "guessing_address"
+points = ["sign_in"]
+when = 'features["address.sign_in_failure.1m"] >= 3'
+action = "deny"
+"""
+
+
+def test_guesses_at_unknown_logins_are_one_alert_per_network(tmp_path):
+    """A deny at sign-in for logins nobody has: each guess is a decision of its own account key
+    (a login's digest), but the queue keeps one alert for the network, counting them."""
+    policy = tmp_path / "guessing.toml"
+    policy.write_text(DEFAULT_POLICY.read_text() + GUESSING)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    with running_server(url, tmp_path / "data", policy_file=policy) as srv:
+        admin = srv.admin()
+        answers = [
+            srv.http.post("/v1/session", json={"login": f"who{n}", "password": "not-it-at-all"})
+            for n in range(7)
+        ]
+        codes = [answer.json()["code"] for answer in answers]
+        assert codes == ["unauthenticated"] * 3 + ["risk_denied"] * 4
+        (alert,) = _risk_alerts(admin)
+        assert alert["holder_id"] is None
+        evidence = alert["evidence"]
+        assert (evidence["guard"], evidence["grouped_by"]) == (
+            "guessing_address",
+            "network:127.0.0.0/24",
+        )
+        assert evidence["repeats"] == 4
+        assert evidence["subject"][0].startswith("account:login:")
+        denied = _risk(admin, action="deny")["decisions"]["items"]
+        assert len({d["subject"][0] for d in denied}) == 4  # four logins, one alert

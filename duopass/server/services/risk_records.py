@@ -4,10 +4,11 @@ should see (review, deny, suspend_offline) an alert in the review queue carrying
 with its evidence: its id, point, guard, score, signals, each feature read with its value, the
 keys and the policy's pin.
 
-One open alert per guard, point and first key (the account, else the device or network): a
-decision the same guard makes again on the same subject while its alert is open is counted on
-that alert (`repeats`, `last_decision`, `last_at`), so a client refused again and again raises
-one alert, not one a request. Each new alert is a ledger event (`alerts.raise_alert`).
+One open alert per guard, point and subject (`grouped_by`: the account, else for an unknown
+login or no account the network, else the first key): a decision the same guard makes again on
+the same subject while its alert is open is counted on that alert (`repeats`, `last_decision`,
+`last_at`), so a client refused again and again raises one alert, not one a request. Each new
+alert is a ledger event (`alerts.raise_alert`).
 """
 
 from __future__ import annotations
@@ -76,16 +77,31 @@ def _alert(unit: Unit, row: RiskDecision, keys: list[str]) -> None:
         .order_by(Alert.id.desc())
         .limit(OPEN_ALERTS_READ)
     )
-    first = keys[0] if keys else None
+    grouped_by = _grouped_by(keys)
     for alert in open_alerts:
         held = json.loads(alert.evidence)
-        subject = held.get("subject") or [None]
-        if (held.get("guard"), held.get("point"), subject[0]) == (row.guard, row.point, first):
+        if (held.get("guard"), held.get("point"), held.get("grouped_by")) == (
+            row.guard,
+            row.point,
+            grouped_by,
+        ):
             held.update(repeats=int(held.get("repeats", 1)) + 1, last_decision=row.id)
             held["last_at"] = row.at
             alert.evidence = json.dumps(held, sort_keys=True)
             return
-    alerts.raise_alert(unit, AlertKind.RISK_DECISION, evidence=evidence(row), holder=holder)
+    found = {**evidence(row), "grouped_by": grouped_by}
+    alerts.raise_alert(unit, AlertKind.RISK_DECISION, evidence=found, holder=holder)
+
+
+def _grouped_by(keys: list[str]) -> str | None:
+    """The key a decision's alert is kept per: its account, unless that is only a login's
+    digest (an unknown login: each guess would be an alert), then its network, else its first
+    key."""
+    accounts = [key for key in keys if key.startswith("account:")]
+    if accounts and not accounts[0].startswith("account:login:"):
+        return accounts[0]
+    networks = [key for key in keys if key.startswith("network:")]
+    return networks[0] if networks else (keys[0] if keys else None)
 
 
 def _holder(unit: Unit, keys: list[str]) -> Holder | None:
