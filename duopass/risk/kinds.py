@@ -73,3 +73,7 @@ class ReviewAction(StrEnum):
     """Charge the pending amount to the holder (debit holder, credit pending)."""
     TO_LOSS = "to_loss"
     """Write the pending amount off (debit loss, credit pending)."""
+    RELEASE = "release"
+    """Let a request the risk policy held for review through, once: its guard's next review at
+    the same point for the same subject within a day is an allow (`risk_decision` alerts of
+    action review only)."""

@@ -263,3 +263,38 @@ def test_guesses_at_unknown_logins_are_one_alert_per_network(tmp_path):
         assert evidence["subject"][0].startswith("account:login:")
         denied = _risk(admin, action="deny")["decisions"]["items"]
         assert len({d["subject"][0] for d in denied}) == 4  # four logins, one alert
+
+
+def test_a_person_releases_a_held_request_once(guarded):
+    admin = guarded.admin()
+    holder = admin.holder("lea")
+    held = admin.top_up(holder["handle"], 60_000)
+    assert held.json()["code"] == "risk_review"
+    (alert,) = _risk_alerts(admin)
+    released = admin.post(
+        f"/v1/admin/alerts/{alert['id']}/review",
+        {"action": "release", "note": "her scholarship, paid at the counter"},
+    )
+    assert released.status_code == 200, released.text
+    assert released.json()["resolution"] == "release"
+    assert admin.top_up(holder["handle"], 60_000).status_code == 200  # let through, once
+    assert admin.account(holder["account_id"])["balance"] == 60_000
+    again = admin.top_up(holder["handle"], 60_000)
+    assert again.json()["code"] == "risk_review"  # the release is used up: a new alert
+    (reopened,) = _risk_alerts(admin)
+    assert reopened["id"] != alert["id"]
+    decisions = _risk(admin, action="review")["decisions"]["items"]
+    assert [d["released_by"] for d in decisions] == [None, alert["id"], None]
+    (used,) = _risk_alerts(admin, "resolved")
+    assert used["evidence"]["released_to"] == decisions[1]["id"]
+    phones = [Wallet(guarded.http, "lea") for _ in range(3)]
+    for phone in phones:
+        phone.sign_in()
+    phones[0].enrol()
+    phones[1].enrol()
+    with pytest.raises(AssertionError, match="risk_denied"):
+        phones[2].enrol()
+    deny = next(a for a in _risk_alerts(admin) if a["evidence"]["action"] == "deny")
+    refused = admin.post(f"/v1/admin/alerts/{deny['id']}/review", {"action": "release"})
+    assert (refused.status_code, refused.json()["code"]) == (409, "conflict")
+    assert _leaves(guarded).count("review") == 1

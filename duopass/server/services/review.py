@@ -1,6 +1,7 @@
 """The review queue (§4.5, §5.2): a person resolves an alert: dismisses it, freezes the holder,
 or moves its pending amount to the holder or to the loss account (a conflicting entry's amount
-is booked to the till's merchant only then)."""
+is booked to the till's merchant only then), or releases a request the risk policy held for
+review (`risk_records`: its next one goes through)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,11 @@ def review(unit: Unit, *, alert_id: int, action: ReviewAction, note: str, by: in
     holder = session.get(Holder, alert.holder_id) if alert.holder_id is not None else None
     if action in (ReviewAction.FREEZE, ReviewAction.TO_HOLDER) and holder is None:
         raise Problem(ProblemCode.CONFLICT, "this alert names no holder")
+    if action is ReviewAction.RELEASE and (
+        alert.kind != AlertKind.RISK_DECISION.value
+        or json.loads(alert.evidence).get("action") != "review"
+    ):
+        raise Problem(ProblemCode.CONFLICT, "only a request held for risk review is released")
     if action in (ReviewAction.TO_HOLDER, ReviewAction.TO_LOSS):
         if alert.kind == AlertKind.CONFLICT.value and not alert.pending:
             _book_conflict(unit, alert)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from sqlalchemy import delete
@@ -65,7 +66,9 @@ def check(
     judged = judge(policy, point, features, request)
     assessment = judged.assessment
     if assessment.action is not Action.ALLOW or assessment.score > 0:
-        record(unit, subject, judged)
+        row = record(unit, subject, judged)
+        if row.released_by is not None:  # a review a person released (risk_records)
+            return replace(judged, assessment=replace(assessment, action=Action.ALLOW))
     return judged
 
 

@@ -9,6 +9,11 @@ login or no account the network, else the first key): a decision the same guard 
 the same subject while its alert is open is counted on that alert (`repeats`, `last_decision`,
 `last_at`), so a client refused again and again raises one alert, not one a request. Each new
 alert is a ledger event (`alerts.raise_alert`).
+
+A person who resolves a review's alert with `release` lets the request through once: the same
+guard's next review at that point for that subject, within `RELEASE_S`, is recorded as the
+review it is with `released_by` naming the alert, and allowed (`risk_engine.check`); the alert's
+evidence says which decision used it (`released_to`).
 """
 
 from __future__ import annotations
@@ -19,19 +24,22 @@ from typing import Any, Final
 from sqlalchemy import select
 
 from duopass.policy.guards import Action
-from duopass.risk import AlertKind
+from duopass.risk import AlertKind, ReviewAction
 from duopass.server.services import alerts
 from duopass.server.store.risk import RiskDecision
 from duopass.server.store.risk_keys import RiskDecisionKey
 from duopass.server.store.tables import Alert, Holder
 from duopass.server.unit_of_work import Unit
 
-__all__ = ["ALERTING", "OPEN_ALERTS_READ", "evidence", "keep"]
+__all__ = ["ALERTING", "OPEN_ALERTS_READ", "RELEASE_S", "evidence", "keep"]
 
 ALERTING: Final = frozenset({Action.REVIEW, Action.DENY, Action.SUSPEND_OFFLINE})
 """The actions whose decisions go to the review queue."""
 OPEN_ALERTS_READ: Final = 50
-"""Open risk alerts of one holder (or of none) read to find the one a decision repeats."""
+"""Open risk alerts of one holder (or of none) read to find the one a decision repeats (and
+released ones, to find a release)."""
+RELEASE_S: Final = 86_400
+"""How long a person's release of a review lets the next such request through."""
 
 
 def keep(unit: Unit, row: RiskDecision) -> None:
@@ -67,30 +75,53 @@ def evidence(row: RiskDecision) -> dict[str, Any]:
 
 
 def _alert(unit: Unit, row: RiskDecision, keys: list[str]) -> None:
-    session = unit.session
     holder = _holder(unit, keys)
-    holder_id = None if holder is None else holder.id
-    same_holder = Alert.holder_id.is_(None) if holder_id is None else Alert.holder_id == holder_id
-    open_alerts = session.scalars(
-        select(Alert)
-        .where(Alert.kind == AlertKind.RISK_DECISION.value, Alert.state == "open", same_holder)
-        .order_by(Alert.id.desc())
-        .limit(OPEN_ALERTS_READ)
-    )
     grouped_by = _grouped_by(keys)
-    for alert in open_alerts:
+    if row.action == Action.REVIEW.value:
+        released = _same(unit, row, holder, grouped_by, state="resolved")
+        if released is not None:  # a person let it through, once
+            row.released_by = released.id
+            return
+    repeated = _same(unit, row, holder, grouped_by, state="open")
+    if repeated is not None:
+        held = json.loads(repeated.evidence)
+        held.update(repeats=int(held.get("repeats", 1)) + 1, last_decision=row.id)
+        held["last_at"] = row.at
+        repeated.evidence = json.dumps(held, sort_keys=True)
+        return
+    found = {**evidence(row), "grouped_by": grouped_by}
+    alerts.raise_alert(unit, AlertKind.RISK_DECISION, evidence=found, holder=holder)
+
+
+def _same(
+    unit: Unit, row: RiskDecision, holder: Holder | None, grouped_by: str | None, *, state: str
+) -> Alert | None:
+    """The open alert of the same guard, point and subject (`state` open), or the release of
+    one not yet used, from the last `RELEASE_S` (`state` resolved; it is marked used)."""
+    same_holder = Alert.holder_id.is_(None) if holder is None else Alert.holder_id == holder.id
+    query = select(Alert).where(
+        Alert.kind == AlertKind.RISK_DECISION.value, Alert.state == state, same_holder
+    )
+    if state == "resolved":
+        query = query.where(
+            Alert.resolution == ReviewAction.RELEASE.value,
+            Alert.resolved_at >= unit.now - RELEASE_S,
+        )
+    for alert in unit.session.scalars(query.order_by(Alert.id.desc()).limit(OPEN_ALERTS_READ)):
         held = json.loads(alert.evidence)
-        if (held.get("guard"), held.get("point"), held.get("grouped_by")) == (
+        if (held.get("guard"), held.get("point"), held.get("grouped_by")) != (
             row.guard,
             row.point,
             grouped_by,
         ):
-            held.update(repeats=int(held.get("repeats", 1)) + 1, last_decision=row.id)
-            held["last_at"] = row.at
+            continue
+        if state == "resolved":
+            if "released_to" in held:
+                continue
+            held["released_to"] = row.id
             alert.evidence = json.dumps(held, sort_keys=True)
-            return
-    found = {**evidence(row), "grouped_by": grouped_by}
-    alerts.raise_alert(unit, AlertKind.RISK_DECISION, evidence=found, holder=holder)
+        return alert
+    return None
 
 
 def _grouped_by(keys: list[str]) -> str | None:

@@ -135,4 +135,5 @@ def describe(row: RiskDecision) -> dict[str, Any]:
         "subject": json.loads(row.subject),
         "policy_version": row.policy_version,
         "policy_sha256": bytes(row.policy_sha256).hex(),
+        "released_by": row.released_by,
     }

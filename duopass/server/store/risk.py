@@ -68,3 +68,6 @@ class RiskDecision(Base):
     features: Mapped[str] = mapped_column(Text)
     """JSON: `Features.explained()`: each feature's name, key and value."""
     action: Mapped[str] = mapped_column(String(24), index=True)
+    released_by: Mapped[int | None] = mapped_column(Integer)
+    """A review a person released: the alert whose release let this request through
+    (`risk_records`), the action recorded being the policy's."""

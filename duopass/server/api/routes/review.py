@@ -22,7 +22,9 @@ router = APIRouter(prefix="/v1/admin/alerts", tags=["card office"])
 
 
 class ReviewIn(BaseModel):
-    action: Literal["dismiss", "freeze", "to_holder", "to_loss"]
+    action: Literal["dismiss", "freeze", "to_holder", "to_loss", "release"]
+    """`release`: for a `risk_decision` alert of action review, the guard's next review of
+    the same request (point and subject) within a day lets it through, once."""
     note: str = Field(default="", max_length=REASON_CHARS_MAX)
 
 

@@ -63,6 +63,9 @@ class DecisionOut(BaseModel):
     subject: list[str]
     policy_version: str
     policy_sha256: str
+    released_by: int | None = None
+    """A review a person released (`POST /v1/admin/alerts/{id}/review`, `release`): that
+    alert's id; the request went through."""
 
 
 class KeysPage(BaseModel):

@@ -1,5 +1,6 @@
 """risk decision keys: each key a risk decision read, with its time and score, for the card
-office's view of the keys most at risk and its decisions filtered by key
+office's view of the keys most at risk and its decisions filtered by key; and the alert whose
+release (a person's) let a decision held for review through
 
 Decisions recorded before it get their rows from their subjects (a JSON list of keys).
 
@@ -21,6 +22,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.add_column("risk_decisions", sa.Column("released_by", sa.Integer(), nullable=True))
     op.create_table(
         "risk_decision_keys",
         sa.Column("decision_id", sa.Integer(), autoincrement=False, nullable=False),
@@ -50,3 +52,5 @@ def downgrade() -> None:
     op.drop_index("risk_decision_keys_key", table_name="risk_decision_keys")
     op.drop_index("risk_decision_keys_at", table_name="risk_decision_keys")
     op.drop_table("risk_decision_keys")
+    # not in batch mode, as 0006: SQLite drops a column without constraints in place
+    op.drop_column("risk_decisions", "released_by")
