@@ -102,11 +102,11 @@ def _same(
     query = select(Alert).where(
         Alert.kind == AlertKind.RISK_DECISION.value, Alert.state == state, same_holder
     )
-    if state == "resolved":
+    if state == "resolved":  # locked: two requests at once use a release once between them
         query = query.where(
             Alert.resolution == ReviewAction.RELEASE.value,
             Alert.resolved_at >= unit.now - RELEASE_S,
-        )
+        ).with_for_update()
     for alert in unit.session.scalars(query.order_by(Alert.id.desc()).limit(OPEN_ALERTS_READ)):
         held = json.loads(alert.evidence)
         if (held.get("guard"), held.get("point"), held.get("grouped_by")) != (
