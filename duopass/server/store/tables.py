@@ -359,4 +359,3 @@ class Meta(Base):
     __tablename__ = "meta"
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger)
-    __table_args__ = (UniqueConstraint("name"),)
