@@ -17,6 +17,7 @@ from duopass.cli.demo import demo
 from duopass.cli.holder import app as holder_app
 from duopass.cli.output import code_json
 from duopass.cli.policy import app as policy_app
+from duopass.cli.risk import app as risk_app
 from duopass.cli.serve import serve
 from duopass.cli.settlement import settlement
 from duopass.cli.staff import app as staff_app
@@ -80,6 +81,7 @@ app.add_typer(terminal_app, name="terminal")
 app.add_typer(staff_app, name="staff")
 app.add_typer(holder_app, name="holder")
 app.add_typer(policy_app, name="policy")
+app.add_typer(risk_app, name="risk")
 
 
 def main() -> None:
