@@ -35,6 +35,7 @@ __all__ = [
     "effective",
     "limits_of",
     "meal_at",
+    "meals_out",
     "set_bounds",
     "set_limits",
     "set_pin_hash",
@@ -120,6 +121,16 @@ def _day(unit: Unit, at: int) -> tuple[int, int, int]:
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
     tomorrow = midnight + timedelta(days=1)  # wall-clock arithmetic: the next local midnight
     return int(midnight.timestamp()), int(tomorrow.timestamp()), local.hour * 60 + local.minute
+
+
+def clock_of(minutes: int) -> str:
+    """Local minutes after midnight as `HH:MM`."""
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def meals_out(meals: tuple[Meal, ...]) -> list[dict[str, str]]:
+    """The meal periods as the API shows them: `{"name", "start": "HH:MM", "end"}`."""
+    return [{"name": m.name, "start": clock_of(m.start), "end": clock_of(m.end)} for m in meals]
 
 
 def meal_at(meals: tuple[Meal, ...], minute: int) -> Meal | None:
@@ -259,7 +270,7 @@ def limits_of(unit: Unit, holder_id: int) -> dict[str, Any]:
             "meal_max": office.meal_max,
             "confirm_max": office.confirm_max,
         },
-        "meals": [asdict(m) for m in office.meals],
+        "meals": meals_out(office.meals),
         "pin_set": row.pin_hash is not None,
     }
 

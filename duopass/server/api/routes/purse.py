@@ -77,10 +77,6 @@ def _minutes(clock: str) -> int:
     return int(hours) * 60 + int(minutes)
 
 
-def _clock_of(minutes: int) -> str:
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
-
-
 def _bounds_out(office: Bounds) -> dict[str, Any]:
     return {
         "daily_max": office.daily_max,
@@ -89,10 +85,7 @@ def _bounds_out(office: Bounds) -> dict[str, Any]:
         "meal_default": office.meal_default,
         "confirm_max": office.confirm_max,
         "confirm_default": office.confirm_default,
-        "meals": [
-            {"name": m.name, "start": _clock_of(m.start), "end": _clock_of(m.end)}
-            for m in office.meals
-        ],
+        "meals": purse_limits.meals_out(office.meals),
     }
 
 
@@ -122,13 +115,14 @@ def set_my_limits(body: LimitsIn, caller: HolderCaller, ctx: Ctx) -> dict[str, A
     return ctx.run(lambda unit: purse_limits.set_limits(unit, caller.id, own))
 
 
-@router.put("/wallet/pin", status_code=204, responses=problems(401))
-def set_my_pin(body: PinIn, caller: HolderCaller, ctx: Ctx) -> None:
+@router.put("/wallet/pin", responses=problems(401))
+def set_my_pin(body: PinIn, caller: HolderCaller, ctx: Ctx) -> dict[str, bool]:
     """Set (or remove) the payment PIN, hashed as passwords are; asks for a recent password
     sign-in, so a session on a lost phone cannot change it."""
     sessions.require_recent(caller, ctx.settings, ctx.now())
     hashed = None if body.pin is None else auth.hash_password(ctx.settings, body.pin)
     ctx.run(lambda unit: purse_limits.set_pin_hash(unit, caller.id, hashed))
+    return {"pin_set": hashed is not None}
 
 
 @router.get("/admin/purse-limits")
