@@ -186,3 +186,16 @@ def test_pin_above_the_amount_and_wrong_pins_throttled(clocked_server, clock):
     clock.advance(601)  # no longer a recent sign-in: the PIN stays as it is
     stale = wallet.http.put("/v1/wallet/pin", json={"pin": "999999"}, headers=wallet.auth)
     _refused(stale, "step_up_required", 401)
+
+
+def test_a_new_credential_carries_the_pin_amount_offline(server: Running):
+    """Offline a till can check neither a PIN nor a day: the credential's `txmax` (the largest
+    payment a till takes offline) is at most the PIN amount and the daily total."""
+    admin = server.admin()
+    plain = ready_wallet(server.http, admin, "yue", balance=20_000).credential
+    _set_bounds(admin, daily_default=2500, confirm_default=1000)
+    pin = ready_wallet(server.http, admin, "xia", balance=20_000).credential
+    _set_bounds(admin, daily_default=800, confirm_default=1000)
+    daily = ready_wallet(server.http, admin, "qiu", balance=20_000).credential
+    assert [c["txmax"] for c in (plain, pin, daily)] == [3000, 1000, 800]
+    assert pin["offline"] and daily["offline"]

@@ -36,6 +36,7 @@ __all__ = [
     "limits_of",
     "meal_at",
     "meals_out",
+    "offline_txmax",
     "set_bounds",
     "set_limits",
     "set_pin_hash",
@@ -293,6 +294,17 @@ def set_limits(unit: Unit, holder_id: int, own: Limits) -> dict[str, Any]:
         .values(limit_daily=own.daily, limit_meal=own.meal, confirm_above=own.confirm_above)
     )
     return limits_of(unit, holder_id)
+
+
+def offline_txmax(unit: Unit, holder: Holder, txmax_max: int) -> int:
+    """A new credential's largest `txmax` under the holder's limits (§3 offline has no PIN and
+    no day): at most the PIN amount (a till offline refuses a larger payment, OVER_TX_LIMIT, as
+    it cannot ask for the PIN) and at most the daily total. Its `uses` stay: online, each
+    payment is checked against the day; offline, the day is counted once journals settle."""
+    own = Limits(holder.limit_daily, holder.limit_meal, holder.confirm_above)
+    limits = effective(own, bounds(unit))
+    caps = [c for c in (txmax_max, limits.confirm_above, limits.daily) if c is not None]
+    return min(caps)
 
 
 def set_pin_hash(unit: Unit, holder_id: int, pin_hash: str | None) -> None:
