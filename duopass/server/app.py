@@ -23,6 +23,7 @@ from duopass.server.api.routes import (
     holders,
     ledger,
     policy,
+    purse,
     reissue,
     review,
     session,
@@ -113,7 +114,7 @@ def create_app(
     # FastAPI tries routes in this order, at some microseconds each (no two routers' paths
     # overlap): the routes terminals and load balancers call most come first
     routers = [terminal, checkin, system, session, wallet, admin, holders, fleet, review]
-    routers += [settlement, ledger, events, tickets, reissue, policy, home]
+    routers += [settlement, ledger, events, tickets, reissue, policy, purse, home]
     if isinstance(clock, MovableClock):
         routers.append(testing_routes)
     for module in routers:

@@ -60,3 +60,10 @@ FORWARDED_HOPS_MAX: Final = 64
 a chain of trusted proxies longer than this is answered as if it came from the peer."""
 FORWARDED_HOP_CHARS_MAX: Final = 64
 """Longest hop read (the longest IPv6 address, in brackets, with a port, is 54)."""
+PIN_DIGITS: Final = 6
+"""A holder's payment PIN (purse limits): exactly six ASCII digits, as campus card PINs are."""
+MEAL_PERIODS_MAX: Final = 8
+"""Meal periods the card office defines (breakfast, lunch, dinner, ...)."""
+MEAL_NAME_CHARS_MAX: Final = 32
+MEAL_COUNT_MAX: Final = 100
+"""Largest count of payments per meal period a bound or a holder may set."""
