@@ -188,14 +188,15 @@ def test_pin_above_the_amount_and_wrong_pins_throttled(clocked_server, clock):
     _refused(stale, "step_up_required", 401)
 
 
-def test_a_new_credential_carries_the_pin_amount_offline(server: Running):
+def test_a_new_credential_carries_the_daily_total_offline(server: Running):
     """Offline a till can check neither a PIN nor a day: the credential's `txmax` (the largest
-    payment a till takes offline) is at most the PIN amount and the daily total."""
+    payment a till takes offline) is at most the daily total; the PIN amount leaves it as the
+    office set it (held down to it, a payment above it could not be paid online either)."""
     admin = server.admin()
     plain = ready_wallet(server.http, admin, "yue", balance=20_000).credential
     _set_bounds(admin, daily_default=2500, confirm_default=1000)
     pin = ready_wallet(server.http, admin, "xia", balance=20_000).credential
     _set_bounds(admin, daily_default=800, confirm_default=1000)
     daily = ready_wallet(server.http, admin, "qiu", balance=20_000).credential
-    assert [c["txmax"] for c in (plain, pin, daily)] == [3000, 1000, 800]
+    assert [c["txmax"] for c in (plain, pin, daily)] == [3000, 2500, 800]
     assert pin["offline"] and daily["offline"]

@@ -298,13 +298,15 @@ def set_limits(unit: Unit, holder_id: int, own: Limits) -> dict[str, Any]:
 
 def offline_txmax(unit: Unit, holder: Holder, txmax_max: int) -> int:
     """A new credential's largest `txmax` under the holder's limits (§3 offline has no PIN and
-    no day): at most the PIN amount (a till offline refuses a larger payment, OVER_TX_LIMIT, as
-    it cannot ask for the PIN) and at most the daily total. Its `uses` stay: online, each
-    payment is checked against the day; offline, the day is counted once journals settle."""
+    no day): at most the daily total. Not the PIN amount: online a payment of `a` is allowed
+    only up to its counter's hold plus the free funds (§5), so a `txmax` held down to the PIN
+    amount would refuse, online and with the right PIN, any payment much above it once the
+    holds take the funds. Offline the office's `offline_txmax` stays the largest payment taken
+    without a PIN. Its `uses` stay: online, each payment is checked against the day; offline,
+    the day is counted once journals settle."""
     own = Limits(holder.limit_daily, holder.limit_meal, holder.confirm_above)
     limits = effective(own, bounds(unit))
-    caps = [c for c in (txmax_max, limits.confirm_above, limits.daily) if c is not None]
-    return min(caps)
+    return min(c for c in (txmax_max, limits.daily) if c is not None)
 
 
 def set_pin_hash(unit: Unit, holder_id: int, pin_hash: str | None) -> None:
