@@ -25,7 +25,20 @@ from typing import Any
 
 from duopass.risk.baselines import FAST_ALPHA, VENUES_KEPT, Baseline, Use, log_amount
 
-__all__ = ["RULES", "Holds", "Rule", "Score", "Thresholds", "judge", "learn", "score"]
+__all__ = [
+    "DEFAULT",
+    "RULES",
+    "Holds",
+    "Rule",
+    "Score",
+    "Thresholds",
+    "hour_surprise",
+    "judge",
+    "learn",
+    "place_and_hour",
+    "score",
+    "venue_surprise",
+]
 
 
 class Rule(StrEnum):
@@ -81,7 +94,10 @@ class Thresholds:
     drift_z: float = 5.0
 
 
-@dataclass(frozen=True, slots=True)
+DEFAULT = Thresholds()
+
+
+@dataclass(slots=True)
 class Score:
     amount_z: float | None
     hour_bits: float | None
@@ -122,36 +138,38 @@ def score(
     limits: Thresholds | None = None,
     *,
     context: Baseline | None = None,
+    full: bool = True,
 ) -> Score:
     """How far off `use` is from `baseline` (which does not hold it yet), and what flags it.
     `context` (the terminal's baseline, for a holder's) spreads the hours' prior as the
     terminal's entries do: a holder's first late snack at the night shop is less strange than
-    a payment there at an hour it is never used."""
-    limits = limits or Thresholds()
-    rules = RULES[holds]
-    warm = baseline.n >= limits.warmup
+    a payment there at an hour it is never used. Not `full`: only the parts a rule may read
+    (the others None), for the hot path; the flags are the same."""
+    limits = limits or DEFAULT
+    terminal = holds is Holds.TERMINAL
     flags: list[Rule] = []
-    amount_z = drift_z = None
+    amount_z = drift_z = hour_bits = venue_bits = burst_z = None
     if use.amount is not None and baseline.amounts:
         x = log_amount(use.amount)
         sd = max(baseline.sd, limits.sd_floor)
         amount_z = max(0.0, (x - baseline.mean) / sd)
         if baseline.amounts >= limits.warmup and amount_z >= limits.amount_z:
             flags.append(Rule.AMOUNT)
-        if Rule.DRIFT in rules:
+        if terminal:
             drift_z = _drift(baseline, x, sd)
             on = Rule.DRIFT.value in baseline.episodes
             if baseline.amounts >= limits.drift_warmup and drift_z >= limits.drift_z and not on:
                 flags.append(Rule.DRIFT)
-    hour_bits = _hour_bits(baseline, use.hour, context) if baseline.n else None
-    venue_bits = _venue_bits(baseline, use.venue) if baseline.n else None
-    if warm and hour_bits is not None and venue_bits is not None:
-        if Rule.PLACE_AND_HOUR in rules and _place_and_hour(hour_bits, venue_bits, limits):
+    warm = baseline.n >= limits.warmup
+    if baseline.n and (warm or full):
+        hour_bits = hour_surprise(baseline, use.hour, context)
+        if full or (not terminal and hour_bits >= limits.rare_bits):
+            venue_bits = venue_surprise(baseline, use.venue)
+        if warm and not terminal and place_and_hour(hour_bits, venue_bits, limits):
             flags.append(Rule.PLACE_AND_HOUR)
-        if Rule.HOUR in rules and hour_bits >= limits.hour_bits:
+        if warm and hour_bits >= limits.hour_bits:
             flags.append(Rule.HOUR)
-    burst_z = None
-    if baseline.days:
+    if baseline.days and (full or baseline.days >= limits.warmup_days):
         today = (baseline.today if use.day == baseline.day else 0) + 1
         spread = max(baseline.day_sd, limits.burst_floor, limits.burst_share * baseline.day_mean)
         limit = baseline.day_mean + limits.burst_z * spread
@@ -179,7 +197,7 @@ def learn(baseline: Baseline, use: Use, found: Score, limits: Thresholds | None 
     """Fold `use` in, flagged or not (the next entry is judged against everything seen; a
     person decides what a flagged one was), and start or end the drift's episode: it ends once
     the recent level is back within half its limit."""
-    limits = limits or Thresholds()
+    limits = limits or DEFAULT
     drift = found.drift_z
     if drift is not None:
         on = Rule.DRIFT.value in baseline.episodes
@@ -202,7 +220,7 @@ def _near(hours: list[int], hour: int) -> float:
     return hours[hour] + (hours[hour - 1] + hours[(hour + 1) % 24]) / 2
 
 
-def _hour_bits(baseline: Baseline, hour: int, context: Baseline | None) -> float:
+def hour_surprise(baseline: Baseline, hour: int, context: Baseline | None) -> float:
     """The surprise of `hour`; the prior's 12 entries spread evenly, or as `context`'s."""
     prior = 24 * PRIOR
     share = 1 / 24
@@ -212,12 +230,14 @@ def _hour_bits(baseline: Baseline, hour: int, context: Baseline | None) -> float
     return -math.log2((near + prior * share) / (2 * sum(baseline.hours) + prior))
 
 
-def _venue_bits(baseline: Baseline, venue: str) -> float:
+def venue_surprise(baseline: Baseline, venue: str) -> float:
     venues = baseline.venues
     total = sum(venues.values()) + PRIOR * (VENUES_KEPT + 1)
     return -math.log2((venues.get(venue, 0) + PRIOR) / total)
 
 
-def _place_and_hour(hour_bits: float, venue_bits: float, limits: Thresholds) -> bool:
+def place_and_hour(hour_bits: float, venue_bits: float | None, limits: Thresholds) -> bool:
+    if venue_bits is None:
+        return False
     both = min(hour_bits, venue_bits) >= limits.rare_bits
     return both and hour_bits + venue_bits >= limits.place_and_hour_bits

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "DAYS_CAP",
+    "FADE_EVERY",
     "FAST_ALPHA",
     "HOURS_CAP",
     "VENUES_KEPT",
@@ -37,15 +38,15 @@ DAYS_CAP = 60
 """Active days past this many weigh 1/60 each."""
 HOURS_CAP = 512
 """The hour bins (and the venue counters) are halved, rounded down, when they hold more entries
-than this: what a key did long ago fades."""
+than this (looked at every `FADE_EVERY` entries): what a key did long ago fades."""
+FADE_EVERY = 16
 VENUES_KEPT = 8
 """Venues a Misra-Gries summary keeps: any venue of more than 1/9 of the entries is among them."""
 FAST_ALPHA = 0.05
 """The weight of a new amount in the recent level (about the last twenty entries)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Use:
+class Use(NamedTuple):
     """One accepted journal entry as a baseline sees it."""
 
     at: int
@@ -100,14 +101,48 @@ class Baseline:
             self.mean, self.var = _welford(self.mean, self.var, x, min(self.amounts, WEIGHT_CAP))
             self.fast = x if self.amounts == 1 else self.fast + FAST_ALPHA * (x - self.fast)
         self.hours[use.hour] += 1
-        if sum(self.hours) > HOURS_CAP:
-            self.hours = [count // 2 for count in self.hours]
         _count_venue(self.venues, use.venue)
-        if sum(self.venues.values()) > HOURS_CAP:
-            self.venues = {v: c // 2 for v, c in self.venues.items() if c > 1}
+        if self.n % FADE_EVERY == 0:
+            self._fade()
         if use.day != self.day:
             self.close_day(use.day)
         self.today += 1
+
+    def fold(self, uses: list[Use]) -> None:
+        """`observe` each of `uses` in order (the same state), in one loop."""
+        n, amounts, mean, var, fast = self.n, self.amounts, self.mean, self.var, self.fast
+        hours, venues = self.hours, self.venues
+        for use in uses:
+            n += 1
+            amount = use.amount
+            if amount is not None:
+                x = math.log1p(amount if amount > 0 else 0)
+                amounts += 1
+                w = amounts if amounts < WEIGHT_CAP else WEIGHT_CAP
+                d = x - mean
+                mean += d / w
+                var += (d * (x - mean) - var) / w
+                fast = x if amounts == 1 else fast + FAST_ALPHA * (x - fast)
+            hours[use.hour] += 1
+            venue = use.venue
+            if venue in venues:
+                venues[venue] += 1
+            else:
+                _count_venue(venues, venue)
+            if n % FADE_EVERY == 0:
+                self.hours, self.venues = hours, venues
+                self._fade()
+                hours, venues = self.hours, self.venues
+            if use.day != self.day:
+                self.close_day(use.day)
+            self.today += 1
+        self.n, self.amounts, self.mean, self.var, self.fast = n, amounts, mean, var, fast
+
+    def _fade(self) -> None:
+        if sum(self.hours) > HOURS_CAP:
+            self.hours = [count // 2 for count in self.hours]
+        if sum(self.venues.values()) > HOURS_CAP:
+            self.venues = {v: c // 2 for v, c in self.venues.items() if c > 1}
 
     def close_day(self, day: int) -> None:
         """Fold the day held so far into the daily counts, and start `day` (later or not: a
@@ -137,8 +172,6 @@ class Baseline:
             share = other.amounts / merged.amounts
             merged.fast = self.fast + share * (other.fast - self.fast)
         merged.hours = [a + b for a, b in zip(self.hours, other.hours, strict=True)]
-        if sum(merged.hours) > HOURS_CAP:
-            merged.hours = [count // 2 for count in merged.hours]
         merged.venues = _merge_venues(self.venues, other.venues)
         early, late = sorted((self, other), key=lambda b: b.day)
         merged.days = early.days + late.days
@@ -147,6 +180,7 @@ class Baseline:
         )
         merged.day, merged.today = late.day, late.today
         merged.episodes = sorted(set(self.episodes) | set(other.episodes))
+        merged._fade()
         if early.day == late.day:
             merged.today += early.today
         elif early.today:  # the earlier one's day in progress is over

@@ -3,6 +3,7 @@ pure functions: bounded, mergeable, deterministic; each rule with its warm-up.""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import random
@@ -10,8 +11,9 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from duopass.risk.anomaly import Holds, Rule, judge, score
-from duopass.risk.baselines import HOURS_CAP, VENUES_KEPT, Baseline, Use
+from duopass.risk.anomaly import RULES, Holds, Rule, judge, score
+from duopass.risk.baselines import FADE_EVERY, HOURS_CAP, VENUES_KEPT, Baseline, Use
+from duopass.risk.batch_judge import BatchJudge
 
 VENUES = [f"venue-{n}" for n in range(12)]
 
@@ -63,6 +65,16 @@ def test_the_venues_kept_are_the_frequent_ones_folded_or_merged(first, second):
             assert true - len(places) / (VENUES_KEPT + 1) <= summary.get(venue, 0) <= true
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(uses, max_size=80), st.lists(uses, max_size=80))
+def test_a_fold_is_each_entry_observed(before, items):
+    one_by_one, folded = _fold(before), _fold(before)
+    for use in items:
+        one_by_one.observe(use)
+    folded.fold(items)
+    assert folded == one_by_one
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.lists(uses, max_size=80))
 def test_the_state_is_stored_and_read_back_whole(items):
@@ -72,12 +84,46 @@ def test_the_state_is_stored_and_read_back_whole(items):
     assert _fold(items) == baseline  # the same entries give the same state
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(uses, max_size=80), uses, st.booleans())
+def test_the_hot_path_flags_as_the_full_score_does(items, use, terminal):
+    holds = Holds.TERMINAL if terminal else Holds.HOLDER
+    context = _fold(items[::2])
+    baseline = _fold(items)
+    full = score(baseline, use, holds, context=context)
+    lean = score(baseline, use, holds, context=context, full=False)
+    assert lean.flags == full.flags and set(full.flags) <= set(RULES[holds])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(uses, max_size=80), uses, st.booleans())
+def test_a_batch_of_one_is_judged_as_the_score_judges_it(items, use, terminal):
+    holds = Holds.TERMINAL if terminal else Holds.HOLDER
+    context, baseline = _fold(items[::2]), _fold(items)
+    sequential = copy.deepcopy(baseline)
+    found = judge(sequential, use, holds, context=context)
+    batch = BatchJudge(baseline, holds, context=context)
+    assert batch.flags(use) == found.flags
+    batch.finish()
+    assert baseline == sequential
+
+
+def test_a_batch_is_judged_against_the_baseline_it_found_then_folded_in():
+    habit = _habit(40)
+    batch = BatchJudge(habit, Holds.HOLDER)
+    flagged = [batch.flags(_meal(amount, day=30)) for amount in (200, 2_900, 2_900, 210)]
+    assert flagged == [(), (Rule.AMOUNT,), (Rule.AMOUNT,), ()]  # the first did not teach it
+    assert habit.n == 40
+    batch.finish()
+    assert habit.n == 44 and habit.today == 4
+
+
 def test_a_baseline_stays_bounded_however_long_it_runs():
     rng = random.Random(3)
     baseline = Baseline()
     for n in range(5_000):
         baseline.observe(_meal(rng.randint(100, 900), day=n // 3, hour=rng.randrange(24)))
-    assert sum(baseline.hours) <= HOURS_CAP and len(baseline.venues) <= 1
+    assert sum(baseline.hours) <= HOURS_CAP + FADE_EVERY and len(baseline.venues) <= 1
     assert len(json.dumps(baseline.state())) < 1_000
 
 

@@ -4,7 +4,9 @@ raised as a `journal_anomaly` alert for review with its evidence (the entry, the
 was, the score).
 
 One pass a batch, after its entries settled: one read of every baseline the batch names, the
-entries judged in seq order in memory, one statement writing the baselines back. The holders'
+entries judged in seq order against the baselines as the batch found them (`BatchJudge`: the
+limits worked out once a key), the entries folded in grouped by key, one statement writing the
+baselines back. The holders'
 rows are changed under the locks the batch holds on their accounts, the terminal's under its
 row's, so concurrent batches never lose an update. At most one alert per key a batch (its
 most-off entry; the evidence counts the others) and `ALERTS_MAX` in all.
@@ -14,14 +16,16 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
 from duopass.protocol.verify import Mode
 from duopass.risk import AlertKind
-from duopass.risk.anomaly import Holds, Score, learn, score
+from duopass.risk.anomaly import Holds, Score
 from duopass.risk.baselines import Baseline, Use
+from duopass.risk.batch_judge import BatchJudge
 from duopass.server.domain import Outcome
 from duopass.server.services import alerts
 from duopass.server.services.journals.lookups import Item
@@ -49,10 +53,26 @@ _WRITE = sql.statement(
 class _Flagged:
     """A key's most-off entry of the batch, and how many of its entries were flagged."""
 
-    def __init__(self, item: Item, use: Use, found: Score, baseline: Baseline) -> None:
-        self.item, self.use, self.score = item, use, found
-        self.baseline = baseline.summary()
+    def __init__(self, item: Item, use: Use, found: Score, baseline: dict[str, Any]) -> None:
+        self.item, self.use, self.score, self.baseline = item, use, found, baseline
         self.count = 0
+
+
+class _Flags(dict[str, _Flagged]):
+    """The keys flagged so far in the batch."""
+
+    def judge(self, key: str, judge: BatchJudge, item: Item, use: Use) -> None:
+        """Judge the entry; keep it if it is the key's most-off one yet."""
+        flags = judge.flags(use)
+        if not flags:
+            return
+        found = judge.explained(use, flags)  # rare: every part of the score, for the evidence
+        was = self.get(key)
+        if was is None or found.weight > was.score.weight:
+            count = 0 if was is None else was.count
+            was = self[key] = _Flagged(item, use, found, judge.baseline.summary())
+            was.count = count
+        was.count += 1
 
 
 def observe_batch(st: Settling, items: dict[int, Item]) -> int:
@@ -62,14 +82,18 @@ def observe_batch(st: Settling, items: dict[int, Item]) -> int:
     if not uses:
         return 0
     till = terminal_key(st.terminal_id)
-    keys = {till, *(holder_key(holder_id) for _, _, holder_id in uses)}
-    baselines = _read(st.unit.session, keys)
-    flagged = _Flags()
+    baselines = _read(st.unit.session, {till, *(key for _, _, key in uses)})
     terminal = baselines[till]
-    for item, use, holder_id in uses:
-        key = holder_key(holder_id)
-        flagged.judge(key, baselines[key], Holds.HOLDER, item, use, context=terminal)
-        flagged.judge(till, terminal, Holds.TERMINAL, item, use)
+    judges = {till: BatchJudge(terminal, Holds.TERMINAL)}
+    for key, baseline in baselines.items():
+        if key != till:
+            judges[key] = BatchJudge(baseline, Holds.HOLDER, context=terminal)
+    flagged, till_judge = _Flags(), judges[till]
+    for item, use, key in uses:
+        flagged.judge(key, judges[key], item, use)
+        flagged.judge(till, till_judge, item, use)
+    for judge in judges.values():
+        judge.finish()
     rows = [
         {"key": key, "state": json.dumps(b.state()), "entries": b.n, "updated_at": st.unit.now}
         for key, b in sorted(baselines.items())
@@ -78,9 +102,10 @@ def observe_batch(st: Settling, items: dict[int, Item]) -> int:
     return _raise(st, flagged)
 
 
-def _uses(st: Settling, items: dict[int, Item]) -> list[tuple[Item, Use, int]]:
-    """The batch's accepted entries of this issuer's credentials, as the baselines see them."""
-    zone, offsets = st.unit.settings.zone, dict[int, int]()
+def _uses(st: Settling, items: dict[int, Item]) -> list[tuple[Item, Use, str]]:
+    """The batch's accepted entries of this issuer's credentials, as the baselines see them,
+    each with its holder's key."""
+    zone, offsets, keys = st.unit.settings.zone, dict[int, int](), dict[int, str]()
     found = []
     for row in st.entries:
         item = items.get(row["seq"])
@@ -94,7 +119,10 @@ def _uses(st: Settling, items: dict[int, Item]) -> list[tuple[Item, Use, int]]:
         day, hour = _local(at, zone, offsets)
         amount = st.charged(entry) if entry.mode is Mode.PAY else None
         use = Use(at, day, hour, entry.venue or "", amount)
-        found.append((item, use, credential.holder_id))
+        key = keys.get(credential.holder_id)
+        if key is None:
+            key = keys[credential.holder_id] = holder_key(credential.holder_id)
+        found.append((item, use, key))
     return found
 
 
@@ -119,25 +147,6 @@ def _read(session: Session, keys: set[str]) -> dict[str, Baseline]:
         key: Baseline.restore(json.loads(found[key])) if key in found else Baseline()
         for key in ordered
     }
-
-
-class _Flags(dict[str, _Flagged]):
-    """The keys flagged so far in the batch."""
-
-    def judge(
-        self, key: str, baseline: Baseline, holds: Holds, item: Item, use: Use, **context: Baseline
-    ) -> None:
-        """Score the entry against the key's baseline, keep it if it is the key's most-off
-        one yet, then fold it in."""
-        found = score(baseline, use, holds, context=context.get("context"))
-        if found.flagged:
-            was = self.get(key)
-            if was is None or found.weight > was.score.weight:
-                count = 0 if was is None else was.count
-                was = self[key] = _Flagged(item, use, found, baseline)
-                was.count = count
-            was.count += 1
-        learn(baseline, use, found)
 
 
 def _raise(st: Settling, flagged: _Flags) -> int:
