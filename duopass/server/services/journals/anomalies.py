@@ -6,10 +6,10 @@ was, the score).
 One pass a batch, after its entries settled: one read of every baseline the batch names, the
 entries judged in seq order against the baselines as the batch found them (`BatchJudge`: the
 limits worked out once a key), the entries folded in grouped by key, one statement writing the
-baselines back. The holders'
-rows are changed under the locks the batch holds on their accounts, the terminal's under its
-row's, so concurrent batches never lose an update. At most one alert per key a batch (its
-most-off entry; the evidence counts the others) and `ALERTS_MAX` in all.
+baselines back. The holders' rows are changed under the locks the batch holds on their
+accounts, the terminal's under its row's, so concurrent batches never lose an update. At most
+one alert per key a batch (its most-off entry; the evidence counts the others) and `ALERTS_MAX`
+in all.
 """
 
 from __future__ import annotations
