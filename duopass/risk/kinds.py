@@ -47,6 +47,9 @@ class AlertKind(StrEnum):
     """A terminal whose signed requests show its clock off the server's by more than the bound."""
     JOURNAL_BACKLOG = "journal_backlog"
     """A terminal's journal entries heard of but not held: too many, or rising sweep after sweep."""
+    JOURNAL_ANOMALY = "journal_anomaly"
+    """A journal entry far off its holder's or its terminal's habits (duopass.risk.anomaly): for
+    review, no suspension (an honest holder's new habit looks the same at first)."""
 
 
 SUSPENDING = frozenset(
