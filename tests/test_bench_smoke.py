@@ -21,6 +21,7 @@ BENCHMARKS = (
     ("bench.journal",),
     ("bench.fallback",),
     ("bench.memory",),
+    ("bench.anomaly",),
 )
 """`python -m`'s arguments, as `make bench` gives them."""
 
@@ -32,3 +33,16 @@ def test_benchmark_runs(benchmark):
     )
     assert done.returncode == 0, done.stderr
     assert "RATIO" in done.stdout
+
+
+def test_the_anomaly_benchmark_runs_the_rules_without_river():
+    """river is no dependency of duopass: without it the rules are measured alone."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.anomaly", "--quick", "--rules-only"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "the rules alone" in done.stdout and "half-space" not in done.stdout
+    assert "RATIO anomaly_rules_min_recall" in done.stdout

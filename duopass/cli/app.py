@@ -17,6 +17,7 @@ from duopass.cli.demo import demo
 from duopass.cli.holder import app as holder_app
 from duopass.cli.output import code_json
 from duopass.cli.policy import app as policy_app
+from duopass.cli.risk import app as risk_app
 from duopass.cli.serve import serve
 from duopass.cli.settlement import settlement
 from duopass.cli.staff import app as staff_app
@@ -24,6 +25,7 @@ from duopass.cli.terminal import app as terminal_app
 from duopass.cli.tour import tour
 from duopass.cli.verify import EXIT_REJECTED, usage_error, verify
 from duopass.cli.wallet import wallet_app
+from duopass.cli.wallet_limits import limits_command, pin_command
 from duopass.cli.wallet_reissue import lost, reissue
 from duopass.protocol.cbor import MalformedError
 from duopass.protocol.code import FormatError, decode_code
@@ -75,11 +77,14 @@ app.command()(audit)
 app.command()(settlement)
 wallet_app.command()(reissue)
 wallet_app.command()(lost)
+wallet_app.command("limits")(limits_command)
+wallet_app.command("pin")(pin_command)
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(terminal_app, name="terminal")
 app.add_typer(staff_app, name="staff")
 app.add_typer(holder_app, name="holder")
 app.add_typer(policy_app, name="policy")
+app.add_typer(risk_app, name="risk")
 
 
 def main() -> None:

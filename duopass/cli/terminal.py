@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -162,12 +164,13 @@ def run(
             )
         terminal.start()
         typer.echo(_ready(terminal), err=True)
-        till = _Till(terminal, fixed=amount, as_json=as_json)
+        lines = read_lines(sys.stdin.buffer)
+        till = _Till(terminal, fixed=amount, as_json=as_json, lines=lines)
         if images:
             for path in images:
                 till.image(path)
         else:
-            for line in read_lines(sys.stdin.buffer):
+            for line in lines:
                 till.line(line)
         if terminal.link.online:
             terminal.try_upload()
@@ -190,6 +193,8 @@ class _Till:
     terminal: TerminalAgent
     fixed: int | None
     as_json: bool
+    lines: Iterator[str | None] = field(default_factory=lambda: iter(()))
+    """The keypad's and scanner's lines: a PIN the server asks for is the next one."""
     keyed: int | None = None
     errors: int = 0
 
@@ -233,9 +238,21 @@ class _Till:
         if self.pays and price is None:
             self._error("no amount: key it in before the scan")
             return
-        result = self.terminal.scan_path.scan(text, amount=price)
+        result = self.terminal.scan_path.scan(text, amount=price, pin_entry=self._pin)
         self.keyed = None
         typer.echo(json.dumps(result_json(result)) if self.as_json else result_line(result))
+
+    def _pin(self, why: str) -> str | None:
+        """The holder types their PIN on the keypad (the next line); anything but its digits
+        gives up, and the payment is refused."""
+        again = "wrong PIN, " if why == "pin_wrong" else ""
+        typer.echo(f"duopass terminal: {again}PIN for this payment?", err=True)
+        typed = next(self.lines, None)
+        pin = None if typed is None else typed.strip()
+        if pin is None or not re.fullmatch(r"[0-9]{6}", pin):
+            typer.echo("duopass terminal: no PIN: payment refused", err=True)
+            return None
+        return pin
 
     def _error(self, message: str) -> None:
         self.errors += 1

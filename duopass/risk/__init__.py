@@ -6,12 +6,13 @@ alert kinds they raise; the streaming features of the risk engine (`features`: k
 observations, queries and the `FeatureStore` interface; `windows`: the sliding windows and their
 buckets; `buckets`: the rows a store keeps; `memory`: the reference store); the points where the
 server asks the policy's signals and guards, the features read there, and the judgement
-(`points`).
+(`points`); the habits of holders and terminals over their journal entries (`baselines`) and the
+rules that flag an entry far off them (`anomaly`).
 
 May import: the standard library, `duopass.protocol` and `duopass.policy` (the signals and guards
 are the policy's). Never the server, its database or HTTP: the server persists what these rules
 conclude (`server/services/alerts.py`) and keeps the features' counts
-(`server/services/risk_features.py`).
+(`server/services/risk_features.py`) and the baselines (`server/services/journals/anomalies.py`).
 """
 
 from duopass.risk.evidence import Acceptance, Earlier, batch_evidence, duplicate_kind, evidence

@@ -50,6 +50,9 @@ class AlertKind(StrEnum):
     RISK_DECISION = "risk_decision"
     """The risk engine held (review), refused (deny) or suspended offline use (suspend_offline):
     the decision with its guard, signals and features, for a person (services.risk_records)."""
+    JOURNAL_ANOMALY = "journal_anomaly"
+    """A journal entry far off its holder's or its terminal's habits (duopass.risk.anomaly): for
+    review, no suspension (an honest holder's new habit looks the same at first)."""
 
 
 SUSPENDING = frozenset(

@@ -23,6 +23,7 @@ from duopass.server.api.routes import (
     holders,
     ledger,
     policy,
+    purse,
     reissue,
     review,
     risk,
@@ -119,7 +120,7 @@ def create_app(
     # FastAPI tries routes in this order, at some microseconds each (no two routers' paths
     # overlap): the routes terminals and load balancers call most come first
     routers = [terminal, checkin, system, session, wallet, admin, holders, fleet, review]
-    routers += [settlement, ledger, events, tickets, reissue, policy, risk, home]
+    routers += [settlement, ledger, events, tickets, reissue, policy, purse, risk, home]
     if isinstance(clock, MovableClock):
         routers.append(testing_routes)
     for module in routers:

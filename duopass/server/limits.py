@@ -66,3 +66,10 @@ RISK_WINDOW_S_MAX: Final = 7 * 86_400
 """Longest window it ranks keys over (decision records are kept longer: list them by key)."""
 RISK_KEY_CHARS_MAX: Final = 136
 """A risk key as the card office filters on it (`kind:value`: `store.risk.KEY_COLUMN_CHARS`)."""
+PIN_DIGITS: Final = 6
+"""A holder's payment PIN (purse limits): exactly six ASCII digits, as campus card PINs are."""
+MEAL_PERIODS_MAX: Final = 8
+"""Meal periods the card office defines (breakfast, lunch, dinner, ...)."""
+MEAL_NAME_CHARS_MAX: Final = 32
+MEAL_COUNT_MAX: Final = 100
+"""Largest count of payments per meal period a bound or a holder may set."""

@@ -59,6 +59,12 @@ class ProblemCode(StrEnum):
     RISK_DENIED = "risk_denied"
     RISK_REVIEW = "risk_review"
     RISK_RATE_LIMITED = "risk_rate_limited"
+    LIMIT_DAILY_TOTAL = "limit_daily_total"
+    LIMIT_MEAL_COUNT = "limit_meal_count"
+    PIN_REQUIRED = "pin_required"
+    PIN_WRONG = "pin_wrong"
+    PIN_NOT_SET = "pin_not_set"
+    LIMIT_ABOVE_BOUND = "limit_above_bound"
 
 
 STATUS = {
@@ -97,6 +103,12 @@ STATUS = {
     ProblemCode.RISK_DENIED: 403,
     ProblemCode.RISK_REVIEW: 403,
     ProblemCode.RISK_RATE_LIMITED: 429,
+    ProblemCode.LIMIT_DAILY_TOTAL: 403,
+    ProblemCode.LIMIT_MEAL_COUNT: 403,
+    ProblemCode.PIN_REQUIRED: 403,
+    ProblemCode.PIN_WRONG: 403,
+    ProblemCode.PIN_NOT_SET: 403,
+    ProblemCode.LIMIT_ABOVE_BOUND: 422,
 }
 _FROM_STATUS = {
     401: ProblemCode.UNAUTHENTICATED,

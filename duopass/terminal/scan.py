@@ -39,6 +39,17 @@ BACKLOG_MARGIN_S = 12 * 3600
 """§5.5: payments are refused offline while the oldest unacknowledged entry is older than the
 late window minus this."""
 _NO_TRUST = TrustStore(seq=0, issued_at=0, max_age_s=0, issuers=())
+PURSE_REFUSALS = frozenset(
+    {"limit_daily_total", "limit_meal_count", "pin_required", "pin_wrong", "pin_not_set"}
+    | {"throttled"}
+)
+"""The server's refusals of a payment over the holder's purse limits (docs/terminal.md): final,
+journalled as INSUFFICIENT_FUNDS, never decided again offline (which would let it through)."""
+PIN_TRIES = 3
+"""PINs the till asks for one payment before it refuses it."""
+PinEntry = Callable[[str], str | None]
+"""Asks the holder for their PIN (given the server's `pin_required` or `pin_wrong`): the digits
+typed on the till's keypad, or None if they gave up."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,8 +122,11 @@ class ScanPath:
 
     # -- a scan ----------------------------------------------------------------------------
 
-    def scan(self, text: str, *, amount: int | None = None) -> Result:
-        """Decide one scanned text (one line, its line ending removed)."""
+    def scan(
+        self, text: str, *, amount: int | None = None, pin_entry: PinEntry | None = None
+    ) -> Result:
+        """Decide one scanned text (one line, its line ending removed); `pin_entry` asks for
+        the PIN when the server wants it for this payment."""
         mode = self.config.mode
         if mode is Mode.PAY:
             if amount is None or not 1 <= amount <= AMOUNT_MAX:
@@ -122,9 +136,11 @@ class ScanPath:
         if not text:
             raise ValueError("nothing scanned")
         with self._lock:
-            return self._scan(text, mode, amount)
+            return self._scan(text, mode, amount, pin_entry)
 
-    def _scan(self, text: str, mode: Mode, amount: int | None) -> Result:
+    def _scan(
+        self, text: str, mode: Mode, amount: int | None, pin_entry: PinEntry | None
+    ) -> Result:
         scanned_at = int(self.clock())
         code = text[:CODE_CHARS_MAX]  # longer is no code (MALFORMED or FORMAT): kept in part
         ask = self.link.online and len(text) <= CODE_CHARS_MAX
@@ -135,26 +151,42 @@ class ScanPath:
         if not ask:
             return self._close_offline(scan, None)
         try:
-            result = self._ask(scan)
+            result = self._ask_with_pin(scan, pin_entry)
         except Unreachable as exc:
             self.link.failed(exc)
             return self._close_offline(scan, f"server: {exc}")
         except Refused as exc:
+            if exc.code in PURSE_REFUSALS:
+                return self._close_refused(scan, exc.code)
             log.warning("server refused scan seq %s: %s", seq, exc)
             return self._close_offline(scan, f"server: {exc}")
         return self._close_online(scan, result)
 
-    def _ask(self, scan: _Scan) -> Result:
-        body = json.dumps(
-            {
-                "code": scan.text,
-                "mode": scan.mode.value,
-                "amount": scan.amount,
-                "terminal_id": self.settings.terminal_id,
-                "seq": scan.seq,
-                "scanned_at": scan.scanned_at + self.client.offset,
-            }
-        ).encode()
+    def _ask_with_pin(self, scan: _Scan, pin_entry: PinEntry | None) -> Result:
+        """Ask the server; when it wants the holder's PIN, ask them and send the same seq again
+        with it (the server recorded nothing for the seq), at most `PIN_TRIES` PINs."""
+        pin = None
+        for _ in range(PIN_TRIES):
+            try:
+                return self._ask(scan, pin)
+            except Refused as exc:
+                if pin_entry is None or exc.code not in ("pin_required", "pin_wrong"):
+                    raise
+                pin = pin_entry(exc.code)
+                if pin is None:
+                    raise
+        return self._ask(scan, pin)
+
+    def _ask(self, scan: _Scan, pin: str | None = None) -> Result:
+        fields = {
+            "code": scan.text,
+            "mode": scan.mode.value,
+            "amount": scan.amount,
+            "terminal_id": self.settings.terminal_id,
+            "seq": scan.seq,
+            "scanned_at": scan.scanned_at + self.client.offset,
+        }
+        body = json.dumps(fields if pin is None else {**fields, "pin": pin}).encode()
         answer = self.client.request_within(self.timeout_s, "POST", "/v1/terminal/scans", body=body)
         self.link.succeeded()
         return _online_result(answer.json(), scan, self.config.currency)
@@ -165,6 +197,23 @@ class ScanPath:
         with self.store.transaction() as db:
             self.store.close_scan(db, scan.seq, entry, acceptance)
         return result
+
+    def _close_refused(self, scan: _Scan, code: str) -> Result:
+        """The server refused the payment over a purse limit: journalled as an online refusal
+        (nothing is charged, nothing accepted), the server's code as the note."""
+        entry = self._entry(scan, Reason.INSUFFICIENT_FUNDS, online=True)
+        with self.store.transaction() as db:
+            self.store.close_scan(db, scan.seq, entry, None)
+        return Result(
+            seq=scan.seq,
+            reason=Reason.INSUFFICIENT_FUNDS,
+            online=True,
+            tried=True,
+            mode=scan.mode,
+            amount=scan.amount,
+            currency=self.config.currency,
+            note=code,
+        )
 
     def _close_offline(self, scan: _Scan, note: str | None) -> Result:
         now = scan.scanned_at + self.client.offset

@@ -191,15 +191,15 @@ def _leaves(server: Running) -> list[str]:
 
 
 def test_decisions_from_before_their_keys_are_ranked_after_the_migration(guarded):
-    """0011 on a database with decisions: their key rows come from their subjects."""
+    """0013 on a database with decisions: their key rows come from their subjects."""
     admin, _holder = _screened(guarded)
     before = _risk(admin)["top_keys"]["items"]
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    for target in ("0010", "head"):
+    for target in ("0012", "head"):
         with guarded.ctx.db.engine.begin() as connection:
             config.attributes["connection"] = connection
-            (command.downgrade if target == "0010" else command.upgrade)(config, target)
+            (command.downgrade if target == "0012" else command.upgrade)(config, target)
         guarded.ctx.db.engine.dispose()
     assert _risk(admin)["top_keys"]["items"] == before
 

@@ -95,6 +95,12 @@ def _matches(settings: Settings, password_hash: str | None, password: str) -> bo
         return False
 
 
+def secret_matches(settings: Settings, secret_hash: str | None, secret: str) -> bool:
+    """A secret hashed as passwords are (a payment PIN) against its hash; None: no hash, at
+    the same cost."""
+    return _matches(settings, secret_hash, secret)
+
+
 def _throttles(ctx: AppContext, *, login: str, staff: bool, client: str | None) -> list[Throttle]:
     """The account's key (first), and the client's network's unless it is exempt."""
     secret = ctx.keyring.digest_key

@@ -25,6 +25,7 @@ from duopass.server.services import (
     counters,
     devices,
     idempotency,
+    purse_limits,
     risk_engine,
     signing_keys,
     tlog,
@@ -200,11 +201,13 @@ def _issue(
 
 
 def _sizing(unit: Unit, holder: Holder, account: Account) -> domain.Sizing:
+    """Sized to the free funds, and to the holder's purse limits where §3 can carry them
+    offline: `txmax` at most the PIN amount and the daily total (`purse_limits.offline_txmax`)."""
     settings = unit.settings
     return domain.size(
         accounts.free_funds(account),
         uses_max=settings.offline_uses,
-        txmax_max=settings.offline_txmax,
+        txmax_max=purse_limits.offline_txmax(unit, holder, settings.offline_txmax),
         suspended=holder.offline_suspended,
     )
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from duopass.ledger.events import EventType
@@ -24,6 +24,7 @@ from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import decisions, devices, sessions, tlog
 from duopass.server.store.db import Database
 from duopass.server.store.people import Erasure, HolderPerson
+from duopass.server.store.risk import JournalBaseline, holder_key
 from duopass.server.store.tables import Account, Device, Holder
 from duopass.server.unit_of_work import Unit
 
@@ -128,6 +129,7 @@ def erase(unit: Unit, holder: Holder, *, by: int, keep_money: bool = False) -> d
         holder.totp_secret = holder.totp_pending = None
         holder.totp_pending_at = None
         emptied = decisions.erase_inputs(unit, holder.id)  # their leaves stay whole
+        session.execute(delete(JournalBaseline).where(JournalBaseline.key == holder_key(holder.id)))
         session.flush()
     live = select(Device.id).where(Device.holder_id == holder.id, Device.revoked_at.is_(None))
     device_ids = session.scalars(live).all()

@@ -19,7 +19,7 @@ from duopass.protocol.journal import parse_entry
 from duopass.protocol.reasons import Reason
 from duopass.protocol.verify import Mode, TerminalConfig, Verdict, verify_code
 from duopass.server import domain
-from duopass.server.services import accounts, checkins, idempotency, tlog
+from duopass.server.services import accounts, checkins, idempotency, purse_limits, tlog
 from duopass.server.services.credential_cache import VERIFIED
 from duopass.server.services.server_view import Payer, ServerMemory, ServerTrust
 from duopass.server.services.terminals import TerminalRow
@@ -36,6 +36,8 @@ class ScanRequest:
     amount: int | None
     seq: int
     scanned_at: int
+    pin_ok: bool | None = None
+    """Whether the PIN the till sent is the holder's (None: none sent): purse limits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +184,7 @@ def _accept(
     if request.mode is Mode.PAY:
         assert request.amount is not None and ctr is not None
         # verify_code found the counter unseen (check 17): its hold is outstanding if it holds
+        purse_limits.check(unit, payer, request.amount, pin_ok=request.pin_ok)  # or refuse
         hold = domain.hold_of(payer.terms, ctr)
         free = domain.free_funds(balance=payer.balance, overdraft=payer.overdraft, held=payer.held)
         if not domain.payable(request.amount, hold=hold, free=free):

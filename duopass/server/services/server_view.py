@@ -45,6 +45,18 @@ class Payer(NamedTuple):
     balance: int
     overdraft: int
     held: int
+    limit_daily: int | None = None
+    limit_meal: int | None = None
+    confirm_above: int | None = None
+    pin_set: bool = False
+    daily_max: int | None = None
+    daily_default: int | None = None
+    meal_max: int | None = None
+    meal_default: int | None = None
+    confirm_max: int | None = None
+    confirm_default: int | None = None
+    meals: str | None = None
+    """The holder's purse limits and the office's bounds (`services.purse_limits`)."""
 
     @property
     def terms(self) -> HoldTerms:

@@ -4,6 +4,7 @@
 from duopass.server.store import access as _access  # noqa: F401
 from duopass.server.store import decisions as _decisions  # noqa: F401
 from duopass.server.store import people as _people  # noqa: F401
+from duopass.server.store import purse as _purse  # noqa: F401
 from duopass.server.store import risk as _risk  # noqa: F401
 from duopass.server.store import risk_keys as _risk_keys  # noqa: F401
 from duopass.server.store import tickets as _tickets  # noqa: F401

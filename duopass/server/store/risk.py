@@ -1,6 +1,8 @@
 """The tables of the risk engine's streaming features (`duopass.risk.features`): bucket counts
 per key, signal and window, and the pairs distinct counts are read from. Rows expire with their
-window (maintenance deletes them), so both stay bounded by the traffic of one day."""
+window (maintenance deletes them), so both stay bounded by the traffic of one day. Its decisions;
+and the baselines of holders' and terminals' journal entries (`duopass.risk.baselines`), one
+bounded row per holder or terminal."""
 
 from __future__ import annotations
 
@@ -9,7 +11,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from duopass.server.store.tables import Base
 
-__all__ = ["KEY_COLUMN_CHARS", "RiskBucket", "RiskDecision", "RiskPair"]
+__all__ = [
+    "KEY_COLUMN_CHARS",
+    "JournalBaseline",
+    "RiskBucket",
+    "RiskDecision",
+    "RiskPair",
+    "holder_key",
+    "terminal_key",
+]
 
 KEY_COLUMN_CHARS = 136
 """A key's column: `kind:value`, the longest kind (`terminal`) and its colon (9) and a value of
@@ -71,3 +81,26 @@ class RiskDecision(Base):
     released_by: Mapped[int | None] = mapped_column(Integer)
     """A review a person released: the alert whose release let this request through
     (`risk_records`), the action recorded being the policy's."""
+
+
+class JournalBaseline(Base):
+    """One holder's or terminal's habits over its journal entries (`risk.baselines.Baseline`),
+    updated with each journal batch (`services/anomalies.py`); a few hundred bytes, one row per
+    key whatever its traffic."""
+
+    __tablename__ = "journal_baselines"
+    key: Mapped[str] = mapped_column(String(KEY_COLUMN_CHARS), primary_key=True)
+    """`holder:<id>` or `terminal:<id>`."""
+    state: Mapped[str] = mapped_column(Text)
+    """JSON: `Baseline.state()`."""
+    entries: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+def holder_key(holder_id: int) -> str:
+    """A holder's `JournalBaseline.key` (erasure deletes the row: habits are personal data)."""
+    return f"holder:{holder_id}"
+
+
+def terminal_key(terminal_id: str) -> str:
+    return f"terminal:{terminal_id}"

@@ -256,14 +256,19 @@ INSERT_SCAN = statement(
 )
 PAYER = _with_lock(
     "SELECT c.holder_id, c.state, c.mark, c.release_mark, c.uses, c.txmax, c.offline, "
-    "c.holds_released, h.frozen, a.id, a.balance, a.overdraft, a.held "
+    "c.holds_released, h.frozen, a.id, a.balance, a.overdraft, a.held, "
+    "h.limit_daily, h.limit_meal, h.confirm_above, h.pin_hash IS NOT NULL, "
+    "b.daily_max, b.daily_default, b.meal_max, b.meal_default, b.confirm_max, "
+    "b.confirm_default, b.meals "
     "FROM credentials c JOIN holders h ON h.id = c.holder_id "
     "JOIN accounts a ON a.id = h.account_id "
+    "LEFT JOIN purse_bounds b ON b.id = 1 "
     "WHERE c.cti = :cti",
     of="a",
 )
 """A credential with its holder and their account, the account locked: every operation on an
-account waits here for the one before it."""
+account waits here for the one before it; with the holder's purse limits and the office's
+bounds (`services.purse_limits`)."""
 COUNTER_SEEN = statement("SELECT 1 FROM counters_seen WHERE cti = :cti AND ctr = :ctr")
 INSERT_COUNTER_AND_SCAN = statement(
     "WITH c AS (INSERT INTO counters_seen "

@@ -90,6 +90,14 @@ class Holder(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     frozen: Mapped[bool] = mapped_column(Boolean, default=False)
     offline_suspended: Mapped[bool] = mapped_column(Boolean, default=False)
+    limit_daily: Mapped[int | None] = mapped_column(BigInteger)
+    """The holder's own daily total (minor units; None: the office's default), purse limits."""
+    limit_meal: Mapped[int | None] = mapped_column(Integer)
+    """The holder's own count of payments per meal period (None: the office's default)."""
+    confirm_above: Mapped[int | None] = mapped_column(BigInteger)
+    """Online payments above this amount need the PIN (None: the office's default)."""
+    pin_hash: Mapped[str | None] = mapped_column(String(200))
+    """The payment PIN, hashed as passwords are (None: no PIN set)."""
 
 
 class Device(Base):
@@ -359,4 +367,3 @@ class Meta(Base):
     __tablename__ = "meta"
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger)
-    __table_args__ = (UniqueConstraint("name"),)

@@ -6,6 +6,7 @@ wallet      devices, the wallet's sync, loss reports, the holder's account
 admin       the card office: holders, money, merchants, terminals, books
 review      alerts and their review
 settlement  the books per merchant and day, closing a day
+purse       purse limits: the holder's own and PIN, the office's bounds
 ledger      checkpoints, proofs, entries, receipts (auditors)
 system      health, ping, metrics
 testing     the movable clock (servers started for tests only)

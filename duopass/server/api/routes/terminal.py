@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from duopass.protocol.encoding import EncodingError, b64u_decode, b64u_encode
@@ -17,11 +18,20 @@ from duopass.server.api.deps import Client, Ctx, TerminalCaller
 from duopass.server.api.lean import LeanRoute
 from duopass.server.api.openapi import problems
 from duopass.server.api.params import Digits
+from duopass.server.api.routes.purse import PIN_PATTERN
 from duopass.server.context import AppContext
 from duopass.server.limits import AMOUNT_MAX, ID_CHARS_MAX, SEQ_MAX, TIME_MAX
 from duopass.server.logbook import Event, emit
 from duopass.server.problems import Problem, ProblemCode
-from duopass.server.services import bundles, fleet, journals, scans, terminals, throttle
+from duopass.server.services import (
+    bundles,
+    fleet,
+    journals,
+    pin_scan,
+    scans,
+    terminals,
+    throttle,
+)
 from duopass.server.unit_of_work import Unit
 
 router = APIRouter(prefix="/v1/terminal", tags=["terminal"], route_class=LeanRoute)
@@ -63,6 +73,12 @@ class ScanIn(BaseModel):
     terminal_id: str = Field(min_length=1, max_length=ID_CHARS_MAX)
     seq: int = Field(ge=0, le=SEQ_MAX)
     scanned_at: int = Field(ge=0, le=TIME_MAX)
+    pin: str | None = Field(
+        default=None,
+        pattern=PIN_PATTERN,
+        description="the PIN the holder typed at the till, sent again with the same seq after "
+        "a 403 pin_required (purse limits; wrong PINs are throttled per holder)",
+    )
 
 
 class ScanOut(BaseModel):
@@ -147,10 +163,13 @@ def enrol(body: EnrolIn, ctx: Ctx, client: Client) -> EnrolOut:
     )
 
 
-@router.post("/scans", response_model=ScanOut, responses=problems(403))
+@router.post("/scans", response_model=ScanOut, responses=problems(403, 429))
 async def scan(body: ScanIn, terminal: TerminalCaller, ctx: Ctx) -> dict[str, Any]:
     """The verdict of §3 against the whole system; the same (terminal_id, seq) returns the first.
-    Concurrent scans are committed together (`AppContext.group`): answered once durable."""
+    Concurrent scans are committed together (`AppContext.group`): answered once durable. A
+    payment over the holder's purse limits is refused with a problem (403 limit_daily_total,
+    limit_meal_count, pin_required, pin_wrong, pin_not_set) and nothing is recorded for the
+    seq: the till asks for the PIN and sends the same seq again, or journals its refusal."""
     if body.mode == "pay" and body.amount is None:
         raise Problem(ProblemCode.INVALID_REQUEST, "a payment needs an amount")
     if body.terminal_id != terminal.id:
@@ -164,8 +183,12 @@ async def scan(body: ScanIn, terminal: TerminalCaller, ctx: Ctx) -> dict[str, An
         seq=body.seq,
         scanned_at=body.scanned_at,
     )
-
-    verdict = await ctx.group.run(lambda unit: scans.scan(unit, terminal=terminal, request=request))
+    if body.pin is not None and request.mode is Mode.PAY:
+        verdict = await run_in_threadpool(pin_scan.scan, ctx, terminal, request, body.pin)
+    else:
+        verdict = await ctx.group.run(
+            lambda unit: scans.scan(unit, terminal=terminal, request=request)
+        )
     ctx.metrics.scans.labels(reason=verdict["reason"]).inc()
     return verdict
 

@@ -1,0 +1,180 @@
+"""Anomalies in offline journals: each batch's accepted entries judged against their holder's
+and their terminal's habits (`duopass.risk.anomaly`), the baselines updated, and an entry far off
+raised as a `journal_anomaly` alert for review with its evidence (the entry, the baseline as it
+was, the score).
+
+One pass a batch, after its entries settled: one read of every baseline the batch names, the
+entries judged in seq order against the baselines as the batch found them (`BatchJudge`: the
+limits worked out once a key), the entries folded in grouped by key, one statement writing the
+baselines back. The holders' rows are changed under the locks the batch holds on their
+accounts, the terminal's under its row's, so concurrent batches never lose an update. At most
+one alert per key a batch (its most-off entry; the evidence counts the others) and `ALERTS_MAX`
+in all.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from duopass.protocol.verify import Mode
+from duopass.risk import AlertKind
+from duopass.risk.anomaly import Holds, Score
+from duopass.risk.baselines import Baseline, Use
+from duopass.risk.batch_judge import BatchJudge
+from duopass.server.domain import Outcome
+from duopass.server.services import alerts
+from duopass.server.services.journals.lookups import Item
+from duopass.server.services.journals.settling import Settling
+from duopass.server.store import sql
+from duopass.server.store.risk import holder_key, terminal_key
+from duopass.server.store.tables import Holder
+
+__all__ = ["ALERTS_MAX", "OBSERVED", "observe_batch"]
+
+ALERTS_MAX = 20
+"""Most anomaly alerts one batch raises (one per key at most)."""
+OBSERVED = frozenset({Outcome.BOOKED.value, Outcome.DUPLICATE.value, Outcome.CONFIRMED.value})
+"""The entries a baseline learns from: acceptances the server booked or confirmed."""
+
+_READ = "SELECT key, state FROM journal_baselines WHERE key IN ({keys})"
+_WRITE = sql.statement(
+    "INSERT INTO journal_baselines (key, state, entries, updated_at) "
+    "VALUES (:key, :state, :entries, :updated_at) "
+    "ON CONFLICT (key) DO UPDATE SET state = excluded.state, entries = excluded.entries, "
+    "updated_at = excluded.updated_at"
+)
+
+
+class _Flagged:
+    """A key's most-off entry of the batch, and how many of its entries were flagged."""
+
+    def __init__(self, item: Item, use: Use, found: Score, baseline: dict[str, Any]) -> None:
+        self.item, self.use, self.score, self.baseline = item, use, found, baseline
+        self.count = 0
+
+
+class _Flags(dict[str, _Flagged]):
+    """The keys flagged so far in the batch."""
+
+    def judge(self, key: str, judge: BatchJudge, item: Item, use: Use) -> None:
+        """Judge the entry; keep it if it is the key's most-off one yet."""
+        flags = judge.flags(use)
+        if not flags:
+            return
+        found = judge.explained(use, flags)  # rare: every part of the score, for the evidence
+        was = self.get(key)
+        if was is None or found.weight > was.score.weight:
+            count = 0 if was is None else was.count
+            was = self[key] = _Flagged(item, use, found, judge.baseline.summary())
+            was.count = count
+        was.count += 1
+
+
+def observe_batch(st: Settling, items: dict[int, Item]) -> int:
+    """Judge the batch's accepted entries (`st.entries`, their `items`), write the baselines
+    back, raise the alerts; returns how many it raised."""
+    uses = _uses(st, items)
+    if not uses:
+        return 0
+    till = terminal_key(st.terminal_id)
+    baselines = _read(st.unit.session, {till, *(key for _, _, key in uses)})
+    terminal = baselines[till]
+    judges = {till: BatchJudge(terminal, Holds.TERMINAL)}
+    for key, baseline in baselines.items():
+        if key != till:
+            judges[key] = BatchJudge(baseline, Holds.HOLDER, context=terminal)
+    flagged, till_judge = _Flags(), judges[till]
+    for item, use, key in uses:
+        flagged.judge(key, judges[key], item, use)
+        flagged.judge(till, till_judge, item, use)
+    for judge in judges.values():
+        judge.finish()
+    rows = [
+        {"key": key, "state": json.dumps(b.state()), "entries": b.n, "updated_at": st.unit.now}
+        for key, b in sorted(baselines.items())
+    ]
+    sql.raw(st.unit.session).many(_WRITE, rows)
+    return _raise(st, flagged)
+
+
+def _uses(st: Settling, items: dict[int, Item]) -> list[tuple[Item, Use, str]]:
+    """The batch's accepted entries of this issuer's credentials, as the baselines see them,
+    each with its holder's key."""
+    zone, offsets, keys = st.unit.settings.zone, dict[int, int](), dict[int, str]()
+    found = []
+    for row in st.entries:
+        item = items.get(row["seq"])
+        if row["outcome"] not in OBSERVED or item is None or item.entry is None:
+            continue
+        entry, code = item.entry, item.code
+        credential = st.refs.credentials.get(code.credential.claims.cti) if code else None
+        if credential is None or entry.mode is Mode.IDENTITY:
+            continue
+        at = entry.server_time
+        day, hour = _local(at, zone, offsets)
+        amount = st.charged(entry) if entry.mode is Mode.PAY else None
+        use = Use(at, day, hour, entry.venue or "", amount)
+        key = keys.get(credential.holder_id)
+        if key is None:
+            key = keys[credential.holder_id] = holder_key(credential.holder_id)
+        found.append((item, use, key))
+    return found
+
+
+def _local(at: int, zone: ZoneInfo, offsets: dict[int, int]) -> tuple[int, int]:
+    """The local day number and hour of `at` in the campus's time zone (the zone's offset
+    looked up once an hour of scan times)."""
+    offset = offsets.get(at // 3600)
+    if offset is None:
+        delta = datetime.fromtimestamp(at, zone).utcoffset()
+        offset = offsets[at // 3600] = int(delta.total_seconds()) if delta is not None else 0
+    local = at + offset
+    return local // 86400, local % 86400 // 3600
+
+
+def _read(session: Session, keys: set[str]) -> dict[str, Baseline]:
+    """Every baseline of `keys` (a new one where none is stored), in one statement."""
+    ordered = sorted(keys)
+    params = {f"k{n}": key for n, key in enumerate(ordered)}
+    text = _READ.format(keys=", ".join(f":{name}" for name in params))
+    found = dict(sql.raw(session).all(sql.statement(text), params))
+    return {
+        key: Baseline.restore(json.loads(found[key])) if key in found else Baseline()
+        for key in ordered
+    }
+
+
+def _raise(st: Settling, flagged: _Flags) -> int:
+    ranked = sorted(flagged.items(), key=lambda kv: (-kv[1].score.weight, kv[0]))
+    session = st.unit.session
+    for key, found in ranked[:ALERTS_MAX]:
+        item, use = found.item, found.use
+        assert item.entry is not None and item.code is not None
+        cti = item.code.credential.claims.cti
+        holder = None
+        if key.startswith("holder:"):
+            holder = session.get(Holder, int(key.removeprefix("holder:")))
+        entry = {"terminal": st.terminal_id, "seq": item.seq, "at": use.at, "hour": use.hour}
+        entry.update(venue=use.venue, amount=use.amount)
+        evidence = {
+            "key": key,
+            "score": found.score.explained(),
+            "entry": entry,
+            "baseline": found.baseline,
+            "flagged_in_batch": found.count,
+        }
+        alerts.raise_alert(
+            st.unit,
+            AlertKind.JOURNAL_ANOMALY,
+            evidence=evidence,
+            holder=holder,
+            cti=cti if holder is not None else None,
+            terminal_id=st.terminal_id,
+            seq=item.seq,
+        )
+    return min(len(ranked), ALERTS_MAX)

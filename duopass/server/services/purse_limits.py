@@ -1,0 +1,319 @@
+"""Purse limits (DOMAIN): a daily total and a count per meal period per holder, set by the holder
+within the card office's bounds, and a PIN asked above a single-payment amount, enforced on the
+online pay path (`check`, from `scans`); what the office and the holder set (`bounds`,
+`set_bounds`, `limits_of`, `set_limits`, `set_pin`).
+
+Each value a holder may set is theirs if they set one, else the office's default, else the
+office's bound; never above the bound (a bound lowered later lowers every holder's at once). A
+day is the issuer's time zone's calendar day (`Settings.timezone`); a meal period is a window of
+local time the office names. Spending is read from the postings of the holder's account, so
+offline payments count once their journal has been settled."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import update
+
+from duopass.server.problems import Problem, ProblemCode
+from duopass.server.services.server_view import Payer
+from duopass.server.store import sql
+from duopass.server.store.purse import BOUNDS_ID, PurseBounds
+from duopass.server.store.tables import Holder
+from duopass.server.unit_of_work import Unit
+
+__all__ = [
+    "DEFAULT_MEALS",
+    "Bounds",
+    "Limits",
+    "Meal",
+    "bounds",
+    "check",
+    "effective",
+    "limits_of",
+    "meal_at",
+    "meals_out",
+    "offline_txmax",
+    "set_bounds",
+    "set_limits",
+    "set_pin_hash",
+]
+
+
+@dataclass(frozen=True)
+class Meal:
+    """A meal period: local minutes after midnight, `start` included, `end` not."""
+
+    name: str
+    start: int
+    end: int
+
+
+DEFAULT_MEALS: tuple[Meal, ...] = (
+    Meal("breakfast", 6 * 60, 10 * 60),
+    Meal("lunch", 10 * 60 + 30, 14 * 60),
+    Meal("dinner", 16 * 60 + 30, 20 * 60),
+)
+"""The periods until the office names its own: 06:00-10:00, 10:30-14:00, 16:30-20:00."""
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The office's bounds (None: no bound) and defaults (None: no limit), and its meals."""
+
+    daily_max: int | None = None
+    daily_default: int | None = None
+    meal_max: int | None = None
+    meal_default: int | None = None
+    confirm_max: int | None = None
+    confirm_default: int | None = None
+    meals: tuple[Meal, ...] = DEFAULT_MEALS
+
+
+@dataclass(frozen=True)
+class Limits:
+    """A holder's limits: daily total (minor units), payments per meal period, and the amount
+    above which an online payment needs the PIN; None: no limit."""
+
+    daily: int | None = None
+    meal: int | None = None
+    confirm_above: int | None = None
+
+
+def _within(own: int | None, default: int | None, bound: int | None) -> int | None:
+    value = own if own is not None else default if default is not None else bound
+    return value if value is None or bound is None else min(value, bound)
+
+
+def effective(own: Limits, office: Bounds) -> Limits:
+    """What applies: the holder's own value, else the default, else the bound; at most the
+    bound."""
+    return Limits(
+        daily=_within(own.daily, office.daily_default, office.daily_max),
+        meal=_within(own.meal, office.meal_default, office.meal_max),
+        confirm_above=_within(own.confirm_above, office.confirm_default, office.confirm_max),
+    )
+
+
+def _meals(text: str | None) -> tuple[Meal, ...]:
+    if text is None:
+        return DEFAULT_MEALS
+    return tuple(Meal(m["name"], int(m["start"]), int(m["end"])) for m in json.loads(text))
+
+
+def _bounds_of(payer: Payer) -> Bounds:
+    return Bounds(
+        payer.daily_max,
+        payer.daily_default,
+        payer.meal_max,
+        payer.meal_default,
+        payer.confirm_max,
+        payer.confirm_default,
+        _meals(payer.meals),
+    )
+
+
+def _day(unit: Unit, at: int) -> tuple[int, int, int]:
+    """The local day of `at`: its start and end (Unix seconds), and `at`'s local minute."""
+    local = datetime.fromtimestamp(at, unit.settings.zone)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    tomorrow = midnight + timedelta(days=1)  # wall-clock arithmetic: the next local midnight
+    return int(midnight.timestamp()), int(tomorrow.timestamp()), local.hour * 60 + local.minute
+
+
+def clock_of(minutes: int) -> str:
+    """Local minutes after midnight as `HH:MM`."""
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def meals_out(meals: tuple[Meal, ...]) -> list[dict[str, str]]:
+    """The meal periods as the API shows them: `{"name", "start": "HH:MM", "end"}`."""
+    return [{"name": m.name, "start": clock_of(m.start), "end": clock_of(m.end)} for m in meals]
+
+
+def meal_at(meals: tuple[Meal, ...], minute: int) -> Meal | None:
+    """The meal period a local minute falls in, if any."""
+    return next((m for m in meals if m.start <= minute < m.end), None)
+
+
+_SPENT = sql.statement(
+    "SELECT COALESCE(SUM(-p.amount), 0), COALESCE(SUM(CASE WHEN t.occurred_at >= :meal_start "
+    "AND t.occurred_at < :meal_end THEN 1 ELSE 0 END), 0) "
+    "FROM postings p JOIN transactions t ON t.id = p.transaction_id "
+    "WHERE p.account_id = :account AND p.amount < 0 AND t.kind = 'payment' "
+    "AND t.occurred_at >= :start AND t.occurred_at < :end"
+)
+"""The day's payments from an account: their total, and how many fell in the meal period."""
+
+
+def check(unit: Unit, payer: Payer, amount: int, *, pin_ok: bool | None) -> None:
+    """Refuse (a `Problem`, before anything is written) a payment of `amount` now over the
+    holder's daily total or meal count, or above their confirmation amount without the right
+    PIN (`pin_ok`: None when none was given). The payer's account is locked (`sql.PAYER`)."""
+    if _no_limits(payer):
+        return  # nobody set anything: the hot path reads nothing more
+    limits = effective(
+        Limits(payer.limit_daily, payer.limit_meal, payer.confirm_above), _bounds_of(payer)
+    )
+    if limits.daily is not None or limits.meal is not None:
+        _check_day(unit, payer, amount, limits)
+    if limits.confirm_above is None or amount <= limits.confirm_above:
+        return
+    if not payer.pin_set:
+        raise Problem(
+            ProblemCode.PIN_NOT_SET,
+            f"payments above {limits.confirm_above} need the holder's PIN, and none is set",
+        )
+    if pin_ok is None:
+        raise Problem(
+            ProblemCode.PIN_REQUIRED, f"payments above {limits.confirm_above} need the PIN"
+        )
+    if not pin_ok:
+        raise Problem(ProblemCode.PIN_WRONG, "wrong PIN")
+
+
+def _no_limits(payer: Payer) -> bool:
+    return all(
+        value is None
+        for value in (
+            payer.limit_daily,
+            payer.limit_meal,
+            payer.confirm_above,
+            payer.daily_max,
+            payer.daily_default,
+            payer.meal_max,
+            payer.meal_default,
+            payer.confirm_max,
+            payer.confirm_default,
+        )
+    )
+
+
+def _check_day(unit: Unit, payer: Payer, amount: int, limits: Limits) -> None:
+    start, end, minute = _day(unit, unit.now)
+    meal = meal_at(_meals(payer.meals), minute) if limits.meal is not None else None
+    meal_start = start + 60 * meal.start if meal else 0
+    meal_end = start + 60 * meal.end if meal else 0
+    params = {"account": payer.account_id, "start": start, "end": end}
+    spent, meals = sql.raw(unit.session).one(
+        _SPENT, {**params, "meal_start": meal_start, "meal_end": meal_end}
+    )
+    if limits.daily is not None and int(spent) + amount > limits.daily:
+        raise Problem(
+            ProblemCode.LIMIT_DAILY_TOTAL,
+            f"over the daily total of {limits.daily}: {int(spent)} spent today",
+        )
+    if meal is not None and limits.meal is not None and int(meals) + 1 > limits.meal:
+        raise Problem(
+            ProblemCode.LIMIT_MEAL_COUNT,
+            f"{int(meals)} payments this {meal.name} already: the limit is {limits.meal}",
+        )
+
+
+# -- what the office and the holder set ------------------------------------------------------
+
+
+def bounds(unit: Unit) -> Bounds:
+    row = unit.session.get(PurseBounds, BOUNDS_ID)
+    if row is None:
+        return Bounds()
+    return Bounds(
+        row.daily_max,
+        row.daily_default,
+        row.meal_max,
+        row.meal_default,
+        row.confirm_max,
+        row.confirm_default,
+        _meals(row.meals),
+    )
+
+
+def set_bounds(unit: Unit, office: Bounds) -> Bounds:
+    """Replace the office's bounds (a default above its bound is refused)."""
+    for name, default, bound in (
+        ("daily", office.daily_default, office.daily_max),
+        ("meal", office.meal_default, office.meal_max),
+        ("confirm", office.confirm_default, office.confirm_max),
+    ):
+        if default is not None and bound is not None and default > bound:
+            raise Problem(ProblemCode.LIMIT_ABOVE_BOUND, f"the {name} default is above its bound")
+    fields = asdict(office)
+    fields["meals"] = json.dumps([asdict(m) for m in office.meals])
+    row = unit.session.get(PurseBounds, BOUNDS_ID)
+    if row is None:
+        unit.session.add(PurseBounds(id=BOUNDS_ID, updated_at=unit.now, **fields))
+    else:
+        for key, value in fields.items():
+            setattr(row, key, value)
+        row.updated_at = unit.now
+    return office
+
+
+def _holder(unit: Unit, holder_id: int) -> Holder:
+    row = unit.session.get(Holder, holder_id)
+    assert row is not None, "a signed-in holder exists"
+    return row
+
+
+def limits_of(unit: Unit, holder_id: int) -> dict[str, Any]:
+    """The holder's own values, what applies, the office's bounds, and whether a PIN is set."""
+    row = _holder(unit, holder_id)
+    own = Limits(row.limit_daily, row.limit_meal, row.confirm_above)
+    office = bounds(unit)
+    return {
+        "own": asdict(own),
+        "effective": asdict(effective(own, office)),
+        "bounds": {
+            "daily_max": office.daily_max,
+            "meal_max": office.meal_max,
+            "confirm_max": office.confirm_max,
+        },
+        "meals": meals_out(office.meals),
+        "pin_set": row.pin_hash is not None,
+    }
+
+
+def set_limits(unit: Unit, holder_id: int, own: Limits) -> dict[str, Any]:
+    """Set the holder's own limits (None: the office's default); above a bound is refused."""
+    office = bounds(unit)
+    for name, value, bound in (
+        ("daily total", own.daily, office.daily_max),
+        ("meal count", own.meal, office.meal_max),
+        ("confirmation amount", own.confirm_above, office.confirm_max),
+    ):
+        if value is not None and bound is not None and value > bound:
+            raise Problem(
+                ProblemCode.LIMIT_ABOVE_BOUND, f"the {name} {value} is above the office's {bound}"
+            )
+    unit.session.execute(
+        update(Holder)
+        .where(Holder.id == holder_id)
+        .values(limit_daily=own.daily, limit_meal=own.meal, confirm_above=own.confirm_above)
+    )
+    return limits_of(unit, holder_id)
+
+
+def offline_txmax(unit: Unit, holder: Holder, txmax_max: int) -> int:
+    """A new credential's largest `txmax` under the holder's limits (§3 offline has no PIN and
+    no day): at most the daily total. Not the PIN amount: online a payment of `a` is allowed
+    only up to its counter's hold plus the free funds (§5), so a `txmax` held down to the PIN
+    amount would refuse, online and with the right PIN, any payment much above it once the
+    holds take the funds. Offline the office's `offline_txmax` stays the largest payment taken
+    without a PIN. Its `uses` stay: online, each payment is checked against the day; offline,
+    the day is counted once journals settle."""
+    own = Limits(holder.limit_daily, holder.limit_meal, holder.confirm_above)
+    limits = effective(own, bounds(unit))
+    return min(c for c in (txmax_max, limits.daily) if c is not None)
+
+
+def set_pin_hash(unit: Unit, holder_id: int, pin_hash: str | None) -> None:
+    unit.session.execute(update(Holder).where(Holder.id == holder_id).values(pin_hash=pin_hash))
+
+
+def pin_hash_of(unit: Unit, handle: str) -> str | None:
+    """The PIN hash of the holder whose `sub` (handle) this is, if any."""
+    found = unit.session.query(Holder.pin_hash).filter(Holder.handle == handle).first()
+    return None if found is None else found[0]
