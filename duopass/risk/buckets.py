@@ -55,7 +55,7 @@ def bucket_rows(observations: Sequence[Observation], now: int) -> list[BucketRow
             for key in observation.keys:
                 row = (str(key), observation.signal.value, window.span_s, start)
                 events, last = merged.get(row, (0, at))
-                merged[row] = (events + 1, max(last, at))
+                merged[row] = (events + observation.events, max(last, at))
     return [BucketRow(*row, events, last) for row, (events, last) in sorted(merged.items())]
 
 

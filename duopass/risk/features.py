@@ -132,18 +132,24 @@ class Pair:
 
 @dataclass(frozen=True)
 class Observation:
-    """At `at` (Unix seconds), `signal` touched `keys` (each counted once) and saw `pairs`."""
+    """At `at` (Unix seconds), `signal` touched `keys` (each counted `events` times, by default
+    once) and saw `pairs`. An observation of -1 event at the same `at` withdraws a pending one
+    (a sign-in counted as a failure when it starts, withdrawn once its password is right): it
+    falls in the same buckets, so every window's count is as if the pending one never was."""
 
     at: int
     signal: Signal
     keys: tuple[Key, ...]
     pairs: tuple[Pair, ...] = ()
+    events: int = 1
 
     def __post_init__(self) -> None:
         if len(set(self.keys)) != len(self.keys) or len(self.keys) > KEYS_MAX:
             raise ValueError(f"an observation touches at most {KEYS_MAX} distinct keys")
         if len(set(self.pairs)) != len(self.pairs) or len(self.pairs) > PAIRS_MAX:
             raise ValueError(f"an observation records at most {PAIRS_MAX} distinct pairs")
+        if self.events not in (1, -1):
+            raise ValueError("an observation counts one event, or withdraws one")
 
 
 @dataclass(frozen=True)
