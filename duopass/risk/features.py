@@ -26,6 +26,7 @@ __all__ = [
     "QUERIES_MAX",
     "SEEN_WITH_MAX",
     "Count",
+    "Derived",
     "Distinct",
     "FeatureStore",
     "Features",
@@ -77,6 +78,9 @@ class Signal(StrEnum):
     ONLINE_SCAN = "online_scan"
     ONLINE_REFUSAL = "online_refusal"
     OFFLINE_ACCEPTANCE = "offline_acceptance"
+    AMOUNT_MISMATCH = "amount_mismatch"
+    """A journal entry whose amount is not what the server approved online (§5.1 amend), or
+    above the credential's `txmax`: per terminal (one that misreports amounts)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -203,13 +207,26 @@ class LastSeen:
 Query = Count | Distinct | LastSeen
 
 
+@dataclass(frozen=True)
+class Derived:
+    """A feature computed from what stores hold rather than read from one (the km/h between a
+    holder's two latest venues): named, with the key it is of, so a record explains it."""
+
+    key: Key
+    name: str
+
+    @property
+    def feature(self) -> str:
+        return self.name
+
+
 class Features(Mapping[str, int | None]):
     """What a decision read: each feature's name -> its value (a count, or a time for
     `LastSeen`), in the order asked. Names are unique within one `Features`."""
 
     __slots__ = ("_read", "_values")
 
-    def __init__(self, read: Sequence[tuple[Query, int | None]] = ()) -> None:
+    def __init__(self, read: Sequence[tuple[Query | Derived, int | None]] = ()) -> None:
         self._read = tuple(read)
         self._values = {query.feature: value for query, value in self._read}
         if len(self._values) != len(self._read):
@@ -231,7 +248,7 @@ class Features(Mapping[str, int | None]):
         return Features(self._read + other._read)
 
     @property
-    def queries(self) -> tuple[Query, ...]:
+    def queries(self) -> tuple[Query | Derived, ...]:
         return tuple(query for query, _ in self._read)
 
     def explained(self) -> list[dict[str, str | int | None]]:

@@ -47,6 +47,9 @@ class AlertKind(StrEnum):
     """A terminal whose signed requests show its clock off the server's by more than the bound."""
     JOURNAL_BACKLOG = "journal_backlog"
     """A terminal's journal entries heard of but not held: too many, or rising sweep after sweep."""
+    RISK_GUARD = "risk_guard"
+    """A risk guard acted at journal reconciliation (review, deny, suspend_offline, ...): the
+    evidence names the guard, its action, the decision record and each feature with its value."""
 
 
 SUSPENDING = frozenset(

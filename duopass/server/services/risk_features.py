@@ -16,10 +16,10 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, event
 from sqlalchemy.orm import Session
 
 from duopass.risk import (
@@ -50,6 +50,7 @@ __all__ = [
     "attempt",
     "failed",
     "observe",
+    "observe_at_commit",
     "sign_in",
     "store_for",
     "withdrawn",
@@ -191,8 +192,36 @@ def store_for(unit: Unit) -> FeatureStore:
 
 
 def observe(unit: Unit, *observations: Observation) -> None:
-    """Count `observations` in the unit's feature store, at the unit's time."""
-    store_for(unit).record(observations, now=unit.now)
+    """Count `observations` in the unit's feature store, at the unit's time (nothing with the
+    engine off: `settings.risk_engine`)."""
+    if unit.settings.risk_engine:
+        store_for(unit).record(observations, now=unit.now)
+
+
+_PENDING = "risk_features_pending"
+"""`Session.info` key: observations counted when the transaction commits (a tuple: a savepoint
+that fails puts the unit's `info` back, and with it what came before its own)."""
+
+
+def observe_at_commit(unit: Unit, *observations: Observation) -> None:
+    """Count `observations` as the unit's transaction commits, together with those of every
+    other unit of that transaction (a group commit's scans): one upsert for the batch, not one
+    a request. In the same transaction (they commit together); reads made before then do not
+    see them. Nothing with the engine off."""
+    if not unit.settings.risk_engine:
+        return
+    info = unit.session.info
+    pending = info.get(_PENDING)
+    if pending is None:
+        store = store_for(unit)
+        event.listen(unit.session, "before_commit", partial(_flush, store), once=True)
+    info[_PENDING] = (*(pending or ()), *observations)
+
+
+def _flush(store: FeatureStore, session: Session) -> None:
+    pending = session.info.pop(_PENDING, ())
+    if pending:
+        store.record(pending, now=max(observation.at for observation in pending))
 
 
 def account_key(unit: Unit, *, staff: bool, principal_id: int | None, login: str) -> Key:
