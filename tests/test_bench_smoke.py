@@ -21,6 +21,7 @@ BENCHMARKS = (
     ("bench.journal",),
     ("bench.fallback",),
     ("bench.memory",),
+    ("bench.risk",),
 )
 """`python -m`'s arguments, as `make bench` gives them."""
 
