@@ -75,7 +75,6 @@ FEATURE_NAMES: Final = (
     "terminal.offline_acceptance.1h",
     "terminal.amount_mismatch.1h",
     "terminal.amount_mismatch.1d",
-    "account.offline_acceptance.1h",
     "account.offline_acceptance.distinct_terminal.1h",
     "account.offline_acceptance.distinct_venue.1h",
     "account.online_scan.distinct_venue.1h",

@@ -116,7 +116,6 @@ def _journal(subject: Subject) -> list[Query]:
     account, terminal = subject.account, subject.terminal
     if account is not None:
         return [
-            Count(account, _OFFLINE, _H),
             Distinct(account, _OFFLINE, KeyKind.TERMINAL, _H),
             Distinct(account, _OFFLINE, KeyKind.VENUE, _H),
             Distinct(account, _SCAN, KeyKind.VENUE, _H),

@@ -72,16 +72,20 @@ def reconcile(st: Settling) -> list[Judged]:
 
 
 def _observations(st: Settling, terminal: Key, venue: Key | None) -> list[Observation]:
+    """One observation an acceptance, counted per terminal and venue (no feature counts a
+    holder's: its distinct tills and venues are its pairs, made once a holder), one a mismatch."""
+    places = (terminal,) if venue is None else (terminal, venue)
+    made: dict[int, tuple[tuple[Key, ...], tuple[Pair, ...]]] = {}
     found = []
     for holder_id, at in st.risk_seen.accepted:
-        account = risk_engine.holder_key(holder_id)
-        places = [terminal] if venue is None else [terminal, venue]
-        pairs = tuple(Pair(account, place) for place in places)
-        found.append(Observation(at, Signal.OFFLINE_ACCEPTANCE, (account, *places), pairs))
-    found += [
-        Observation(at, Signal.AMOUNT_MISMATCH, (terminal,)) for at in st.risk_seen.misreported
-    ]
-    return found
+        keys_pairs = made.get(holder_id)
+        if keys_pairs is None:
+            account = risk_engine.holder_key(holder_id)
+            pairs = tuple(Pair(account, place) for place in places)
+            keys_pairs = made[holder_id] = (places, pairs)
+        found.append(Observation(at, Signal.OFFLINE_ACCEPTANCE, *keys_pairs))
+    mismatch = Signal.AMOUNT_MISMATCH
+    return found + [Observation(at, mismatch, (terminal,)) for at in st.risk_seen.misreported]
 
 
 def _read_all(store: FeatureStore, groups: Sequence[list[Query]], now: int) -> list[Features]:
