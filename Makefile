@@ -50,6 +50,7 @@ bench: $(STAMP)  ## ratios measured in one run; see README
 	$(BIN)/python -m bench.journal
 	$(BIN)/python -m bench.fallback
 	$(BIN)/python -m bench.anomaly
+	$(BIN)/python -m bench.risk
 
 fuzz: $(STAMP)  ## a longer fuzz run than the suite's 100,000 inputs
 	$(BIN)/python -m fuzz.dp1 --inputs 5000000

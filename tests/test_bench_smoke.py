@@ -22,6 +22,7 @@ BENCHMARKS = (
     ("bench.fallback",),
     ("bench.memory",),
     ("bench.anomaly",),
+    ("bench.risk",),
 )
 """`python -m`'s arguments, as `make bench` gives them."""
 

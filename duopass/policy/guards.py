@@ -60,14 +60,38 @@ FEATURE_NAMES: Final = (
     "account.top_up.1h",
     "account.top_up.1d",
     "account.refund.1d",
+    "terminal.online_scan.1m",
+    "terminal.online_scan.1h",
+    "terminal.online_refusal.1m",
+    "terminal.online_refusal.1h",
+    "venue.online_scan.1m",
+    "venue.online_scan.1h",
+    "venue.online_refusal.1m",
+    "venue.online_refusal.1h",
+    "event.online_scan.1m",
+    "event.online_scan.1h",
+    "event.online_refusal.1m",
+    "event.online_refusal.1h",
+    "terminal.offline_acceptance.1h",
+    "terminal.amount_mismatch.1h",
+    "terminal.amount_mismatch.1d",
+    "account.offline_acceptance.distinct_terminal.1h",
+    "account.offline_acceptance.distinct_venue.1h",
+    "account.online_scan.distinct_venue.1h",
+    "account.geovelocity_kmh",
 )
 """Every feature the risk document carries (`duopass.risk.points` reads them by point); added
 to, never renamed: stored decisions name them."""
 
-REQUEST_FIELDS: Final[Mapping[str, type]] = {"amount": int, "staff": bool, "allowlisted": bool}
+REQUEST_FIELDS: Final[Mapping[str, type]] = {
+    "amount": int,
+    "staff": bool,
+    "allowlisted": bool,
+    "device": bool,
+}
 """`request.amount`: minor units of a top-up or refund, else 0; `request.staff`: a staff
 member's request; `request.allowlisted`: from a network the settings keep from being throttled
-as one (a campus NAT)."""
+as one (a campus NAT); `request.device`: a sign-in by an enrolled device's key (no password)."""
 
 SCORE_MAX: Final = 100
 
@@ -137,7 +161,7 @@ def risk_document(
     if unknown:
         raise ValueError(f"no features named {sorted(unknown)}")
     values = {name: int(features.get(name) or 0) for name in FEATURE_NAMES}
-    facts: dict[str, Any] = {"amount": 0, "staff": False, "allowlisted": False}
+    facts: dict[str, Any] = {"amount": 0, "staff": False, "allowlisted": False, "device": False}
     for key, value in request.items():
         kind = REQUEST_FIELDS.get(key)
         if kind is None or type(value) is not kind:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from duopass.risk.features import Observation
-from duopass.risk.windows import Window, bucket_start, counted
+from duopass.risk.features import Key, Observation, Pair
+from duopass.risk.windows import Window, counted
 
 __all__ = ["BucketRow", "PairRow", "bucket_rows", "pair_rows"]
 
@@ -44,18 +44,25 @@ def _at(observation: Observation, now: int) -> int:
 
 def bucket_rows(observations: Sequence[Observation], now: int) -> list[BucketRow]:
     """The bucket rows `observations` add to at `now`, merged and sorted; buckets no window
-    counts any more at `now` are left out."""
+    counts any more at `now` are left out. (A journal batch's hundreds of observations come
+    through here: each key is named once, each window's bucket found once an observation.)"""
     merged: dict[tuple[str, str, int, int], tuple[int, int]] = {}
+    names: dict[Key, str] = {}
+    windows = [(window.span_s, window.bucket_s) for window in Window]
     for observation in observations:
         at = _at(observation, now)
-        for window in Window:
-            start = bucket_start(window, at)
-            if not counted(window, start, now):
+        signal, events = observation.signal.value, observation.events
+        keys = [names.get(key) or names.setdefault(key, str(key)) for key in observation.keys]
+        for span, width in windows:
+            start = at - at % width  # windows.bucket_start
+            if not now - span < start <= now:  # windows.counted
                 continue
-            for key in observation.keys:
-                row = (str(key), observation.signal.value, window.span_s, start)
-                events, last = merged.get(row, (0, at))
-                merged[row] = (events + 1, max(last, at))
+            for key in keys:
+                row = (key, signal, span, start)
+                found = merged.get(row)
+                merged[row] = (
+                    (events, at) if found is None else (found[0] + events, max(found[1], at))
+                )
     return [BucketRow(*row, events, last) for row, (events, last) in sorted(merged.items())]
 
 
@@ -63,11 +70,16 @@ def pair_rows(observations: Sequence[Observation], now: int) -> list[PairRow]:
     """The pair rows `observations` set at `now`, merged (latest time) and sorted; pairs older
     than the day window are left out."""
     merged: dict[tuple[str, str, str, str], int] = {}
+    named: dict[Pair, tuple[str, str, str]] = {}
     for observation in observations:
         at = _at(observation, now)
-        if not counted(Window.DAY, at, now):
+        if not observation.pairs or not counted(Window.DAY, at, now):
             continue
+        signal = observation.signal.value
         for pair in observation.pairs:
-            row = (str(pair.subject), observation.signal.value, pair.other.kind, str(pair.other))
+            subject, kind, other = named.get(pair) or named.setdefault(
+                pair, (str(pair.subject), pair.other.kind.value, str(pair.other))
+            )
+            row = (subject, signal, kind, other)
             merged[row] = max(merged.get(row, at), at)
     return [PairRow(*row, last) for row, last in sorted(merged.items())]

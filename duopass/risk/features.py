@@ -26,6 +26,7 @@ __all__ = [
     "QUERIES_MAX",
     "SEEN_WITH_MAX",
     "Count",
+    "Derived",
     "Distinct",
     "FeatureStore",
     "Features",
@@ -77,6 +78,9 @@ class Signal(StrEnum):
     ONLINE_SCAN = "online_scan"
     ONLINE_REFUSAL = "online_refusal"
     OFFLINE_ACCEPTANCE = "offline_acceptance"
+    AMOUNT_MISMATCH = "amount_mismatch"
+    """A journal entry whose amount is not what the server approved online (§5.1 amend), or
+    above the credential's `txmax`: per terminal (one that misreports amounts)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -132,18 +136,24 @@ class Pair:
 
 @dataclass(frozen=True)
 class Observation:
-    """At `at` (Unix seconds), `signal` touched `keys` (each counted once) and saw `pairs`."""
+    """At `at` (Unix seconds), `signal` touched `keys` (each counted `events` times, by default
+    once) and saw `pairs`. An observation of -1 event at the same `at` withdraws a pending one
+    (a sign-in counted as a failure when it starts, withdrawn once its password is right): it
+    falls in the same buckets, so every window's count is as if the pending one never was."""
 
     at: int
     signal: Signal
     keys: tuple[Key, ...]
     pairs: tuple[Pair, ...] = ()
+    events: int = 1
 
     def __post_init__(self) -> None:
         if len(set(self.keys)) != len(self.keys) or len(self.keys) > KEYS_MAX:
             raise ValueError(f"an observation touches at most {KEYS_MAX} distinct keys")
         if len(set(self.pairs)) != len(self.pairs) or len(self.pairs) > PAIRS_MAX:
             raise ValueError(f"an observation records at most {PAIRS_MAX} distinct pairs")
+        if self.events not in (1, -1):
+            raise ValueError("an observation counts one event, or withdraws one")
 
 
 @dataclass(frozen=True)
@@ -197,13 +207,26 @@ class LastSeen:
 Query = Count | Distinct | LastSeen
 
 
+@dataclass(frozen=True)
+class Derived:
+    """A feature computed from what stores hold rather than read from one (the km/h between a
+    holder's two latest venues): named, with the key it is of, so a record explains it."""
+
+    key: Key
+    name: str
+
+    @property
+    def feature(self) -> str:
+        return self.name
+
+
 class Features(Mapping[str, int | None]):
     """What a decision read: each feature's name -> its value (a count, or a time for
     `LastSeen`), in the order asked. Names are unique within one `Features`."""
 
     __slots__ = ("_read", "_values")
 
-    def __init__(self, read: Sequence[tuple[Query, int | None]] = ()) -> None:
+    def __init__(self, read: Sequence[tuple[Query | Derived, int | None]] = ()) -> None:
         self._read = tuple(read)
         self._values = {query.feature: value for query, value in self._read}
         if len(self._values) != len(self._read):
@@ -225,7 +248,7 @@ class Features(Mapping[str, int | None]):
         return Features(self._read + other._read)
 
     @property
-    def queries(self) -> tuple[Query, ...]:
+    def queries(self) -> tuple[Query | Derived, ...]:
         return tuple(query for query, _ in self._read)
 
     def explained(self) -> list[dict[str, str | int | None]]:

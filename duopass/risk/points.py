@@ -26,7 +26,7 @@ from duopass.risk.features import (
 )
 from duopass.risk.windows import Window
 
-__all__ = ["Judged", "Point", "Subject", "judge", "queries"]
+__all__ = ["GEOVELOCITY", "Judged", "Point", "Subject", "judge", "queries"]
 
 
 class Point(StrEnum):
@@ -48,6 +48,9 @@ class Subject:
     account: Key | None = None
     device: Key | None = None
     address: str | None = None
+    terminal: Key | None = None
+    venue: Key | None = None
+    event: Key | None = None
 
     @property
     def network(self) -> Key | None:
@@ -56,7 +59,7 @@ class Subject:
 
     def keys(self) -> list[str]:
         """Its keys as stores name them, for a decision record."""
-        found = [self.account, self.device, self.network]
+        found = [self.account, self.device, self.network, self.terminal, self.venue, self.event]
         address = None if self.address is None else f"address:{self.address}"
         return [str(key) for key in found if key is not None] + ([address] if address else [])
 
@@ -91,11 +94,39 @@ def queries(point: Point, subject: Subject) -> list[Query]:
             found.append(Count(network, Signal.DEVICE_ENROLMENT, _H))
     elif point is Point.WALLET_SYNC and account is not None:
         found += [Count(account, _FAIL, _H), Count(account, _FAIL, _D)]
+    elif point is Point.JOURNAL:
+        found += _journal(subject)
     elif point in (Point.TOP_UP, Point.REFUND) and account is not None:
         if point is Point.TOP_UP:
             found += [Count(account, Signal.TOP_UP, _H), Count(account, Signal.TOP_UP, _D)]
         else:
             found.append(Count(account, Signal.REFUND, _D))
+    return found
+
+
+_SCAN, _REFUSAL, _OFFLINE = Signal.ONLINE_SCAN, Signal.ONLINE_REFUSAL, Signal.OFFLINE_ACCEPTANCE
+GEOVELOCITY = "account.geovelocity_kmh"
+"""The derived feature (`Derived`): the km/h between a holder's latest sighting at this venue
+and its latest at another (`duopass.risk.geo`); the caller computes it."""
+
+
+def _journal(subject: Subject) -> list[Query]:
+    """At journal reconciliation a holder (with the batch's terminal) is judged on where its
+    credential was accepted; the batch's terminal alone (no account) on what it reports."""
+    account, terminal = subject.account, subject.terminal
+    if account is not None:
+        return [
+            Distinct(account, _OFFLINE, KeyKind.TERMINAL, _H),
+            Distinct(account, _OFFLINE, KeyKind.VENUE, _H),
+            Distinct(account, _SCAN, KeyKind.VENUE, _H),
+        ]
+    found: list[Query] = []
+    if terminal is not None:
+        found += [Count(terminal, _OFFLINE, _H), Count(terminal, Signal.AMOUNT_MISMATCH, _H)]
+        found.append(Count(terminal, Signal.AMOUNT_MISMATCH, _D))
+    for key in (terminal, subject.venue, subject.event):
+        if key is not None:
+            found += [Count(key, signal, w) for signal in (_SCAN, _REFUSAL) for w in (_M, _H)]
     return found
 
 

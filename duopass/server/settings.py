@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     is the client's that `X-Forwarded-For` names (api.forwarded). None by default: every
     request is its TCP peer's, whatever its headers say."""
 
+    risk_engine: bool = True
+    """Whether the risk engine counts and judges (features recorded, guards acting, decision
+    records written); off only to measure what it costs (`bench/risk.py`: `DUOPASS_RISK_ENGINE=0`):
+    the throttles and the evidence rules stay on either way."""
     risk_store: Literal["database", "redis"] = "database"
     """Where the risk features' counts live: the database (the reference: counted in each
     request's transaction), or the Redis at `redis_url`, for a traffic the database's tables

@@ -103,11 +103,11 @@ def test_credential_stuffing_is_rate_limited_and_an_honest_user_is_not(clocked_s
     assert (decision["point"], decision["guard"]) == ("sign_in", "credential_stuffing")
     assert (decision["score"], decision["signals"]) == (40, ["network_stuffing"])
     assert decision["features"] == {
-        "account.sign_in_failure.1m": 1,
-        "account.sign_in_failure.1h": 1,
-        "account.sign_in_failure.1d": 1,
-        "address.sign_in_failure.1m": 20,
-        "network.sign_in_failure.1h": 20,
+        "account.sign_in_failure.1m": 2,  # the attempt judged is counted (then withdrawn)
+        "account.sign_in_failure.1h": 2,
+        "account.sign_in_failure.1d": 2,
+        "address.sign_in_failure.1m": 21,
+        "network.sign_in_failure.1h": 21,
         "network.sign_in_failure.distinct_account.1h": 20,
     }
     assert "network:127.0.5.0/24" in decision["subject"]
@@ -158,7 +158,7 @@ def test_an_account_guessed_at_needs_its_second_factor(tmp_path):
         assert wrong.status_code == 401 and wrong.json()["code"] == "unauthenticated", wrong.text
         decision = _decisions(server)[-2]
         assert (decision["guard"], decision["action"]) == ("account_under_attack", "step_up")
-        assert decision["features"]["account.sign_in_failure.1h"] == 10
+        assert decision["features"]["account.sign_in_failure.1h"] == 11  # with this attempt
         assert (decision["score"], decision["signals"]) == (30, ["account_failing"])
 
 

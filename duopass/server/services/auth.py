@@ -28,6 +28,7 @@ from duopass.policy import Factor
 from duopass.policy.guards import Action
 from duopass.protocol.keys import verify_signature
 from duopass.protocol.signed_requests import device_sign_in_message
+from duopass.risk import Key, KeyKind, Observation
 from duopass.risk.points import Point, Subject
 from duopass.server.context import AppContext
 from duopass.server.keyring import Keyring
@@ -117,24 +118,32 @@ def password_sign_in(
     where one is on). Throttled: 429 with Retry-After while the account or network is blocked."""
     keys = _throttles(ctx, login=login, staff=staff, client=client)
 
-    def begin(unit: Unit) -> tuple[_Person | None, bool] | Problem:
+    def begin(unit: Unit) -> tuple[_Person | None, bool, Observation] | Problem:
         try:
             throttle.check(unit.session, keys, unit.now)
         except Problem as refusal:
             return refusal
         throttle.fail(unit.session, keys[:1], unit.now)  # counted now, forgotten on success
         person = _person(unit.session, login=login, staff=staff)
-        risky = _risk(unit, person, login=login, staff=staff, client=client)
-        return risky if isinstance(risky, Problem) else (person, risky)  # before the hash
+        principal = None if person is None else person.id
+        account = risk_features.account_key(unit, staff=staff, principal_id=principal, login=login)
+        pending = risk_features.attempt(account, client, at=unit.now)
+        risk_features.observe(unit, pending)  # before the read: parallel attempts see it
+        risky = _risk(unit, person, account, staff=staff, client=client)
+        if isinstance(risky, Problem):  # a refused attempt is no guess
+            risk_features.observe(unit, risk_features.withdrawn(pending))
+            return risky
+        return person, risky, pending  # before the hash
 
-    person, stepped_up = ctx.run_refusable(begin)
+    person, stepped_up, pending = ctx.run_refusable(begin)
     right = _matches(ctx.settings, person.password_hash if person else None, password)
 
     def finish(unit: Unit) -> Issued | Problem:
         if person is None or not right or _disabled(unit.session, person):
             throttle.fail(unit.session, keys[1:], unit.now)
-            _observe(unit, person, login=login, staff=staff, client=client, failed=True)
+            risk_features.observe(unit, risk_features.failed(pending, at=unit.now))
             return Problem(ProblemCode.UNAUTHENTICATED, "wrong login or password")
+        risk_features.observe(unit, risk_features.withdrawn(pending))  # the password is right
         if stepped_up:  # told only to whoever knows the password: it names no factor
             return _step_up_required()
         if not staff:
@@ -144,7 +153,10 @@ def password_sign_in(
             if refusal is not None:
                 return refusal
         throttle.succeed(unit.session, keys[:1])
-        _observe(unit, person, login=login, staff=staff, client=client, failed=False)
+        account = pending.keys[0]
+        risk_features.observe(
+            unit, risk_features.sign_in(account, client, at=unit.now, failed=False)
+        )
         return sessions.open_session(
             unit, role=person.role, principal_id=person.id, method="password", device_id=None
         )
@@ -152,26 +164,15 @@ def password_sign_in(
     return ctx.run_refusable(finish)
 
 
-def _observe(
-    unit: Unit, person: _Person | None, *, login: str, staff: bool, client: str | None, failed: bool
-) -> None:
-    """The sign-in (or its failure) counted in the risk features, with the unit's outcome."""
-    principal = None if person is None else person.id
-    account = risk_features.account_key(unit, staff=staff, principal_id=principal, login=login)
-    risk_features.observe(unit, risk_features.sign_in(account, client, at=unit.now, failed=failed))
-
-
 def _risk(
-    unit: Unit, person: _Person | None, *, login: str, staff: bool, client: str | None
+    unit: Unit, person: _Person | None, account: Key, *, staff: bool, client: str | None
 ) -> Problem | bool:
     """The risk policy at sign-in (its decision recorded in this unit): a refusal for deny,
     review and rate_limit; for step_up, True unless the account has a factor the guard accepts
     that sign-in asks for (TOTP: its code is then required as always), and the sign-in is
     refused once the password is checked (so the answer before it tells nobody which accounts
     have TOTP); suspend_offline suspends a holder's offline use (whether or not the password is
-    right) and goes on."""
-    principal = None if person is None else person.id
-    account = risk_features.account_key(unit, staff=staff, principal_id=principal, login=login)
+    right) and goes on. The features read count this attempt (pending, as a failure)."""
     request = {"staff": staff, "allowlisted": risk_engine.allowlisted(unit.settings, client)}
     judged = risk_engine.check(unit, Point.SIGN_IN, Subject(account, None, client), request)
     refusal = risk_engine.refusal(judged)
@@ -235,34 +236,83 @@ def _challenge_time(keyring: Keyring, data: bytes, now: int) -> int | None:
 
 
 def device_sign_in(
-    unit: Unit, *, login: str, public_key: bytes, challenge_bytes: bytes, signature: bytes
+    ctx: AppContext,
+    *,
+    login: str,
+    public_key: bytes,
+    challenge_bytes: bytes,
+    signature: bytes,
+    client: str | None,
 ) -> Issued:
     """A session for a holder whose enrolled, unrevoked device signed our challenge. Every
-    refusal reads the same, so it tells nothing of logins or keys."""
-    session = unit.session
-    refused = Problem(ProblemCode.UNAUTHENTICATED, "device sign-in refused")
+    refusal reads the same, so it tells nothing of logins or keys. The risk policy judges it at
+    `sign_in` as a password sign-in (`request.device` true), its attempt counted before the read
+    and withdrawn on success; a step-up it asks for is met (the device key is the second proof
+    password sign-ins are sent to), so password guesses never lock its owner out."""
+
+    def attempt(unit: Unit) -> Issued | Problem:
+        session = unit.session
+        holder = session.scalars(select(Holder).where(Holder.login == login)).one_or_none()
+        device = session.scalars(
+            select(Device).where(Device.public_key == public_key)
+        ).one_or_none()
+        principal = None if holder is None else holder.id
+        account = risk_features.account_key(unit, staff=False, principal_id=principal, login=login)
+        device_key = None if device is None else Key(KeyKind.DEVICE, str(device.id))
+        pending = risk_features.attempt(account, client, at=unit.now, device=device_key)
+        risk_features.observe(unit, pending)  # before the read: parallel attempts see it
+        allowlisted = risk_engine.allowlisted(unit.settings, client)
+        request = {"staff": False, "allowlisted": allowlisted, "device": True}
+        subject = Subject(account, device_key, client)
+        judged = risk_engine.check(unit, Point.SIGN_IN, subject, request)
+        refusal = risk_engine.refusal(judged)
+        if refusal is not None:
+            risk_features.observe(unit, risk_features.withdrawn(pending))
+            return refusal
+        if not _device_proved(unit, holder, device, challenge_bytes, signature):
+            risk_features.observe(unit, risk_features.failed(pending, at=unit.now))
+            return Problem(ProblemCode.UNAUTHENTICATED, "device sign-in refused")
+        assert holder is not None and device is not None
+        risk_engine.suspend(unit, judged, holder)
+        risk_features.observe(
+            unit,
+            risk_features.withdrawn(pending),
+            risk_features.sign_in(account, client, at=unit.now, failed=False, device=device_key),
+        )
+        return sessions.open_session(
+            unit, role="holder", principal_id=holder.id, method="device", device_id=device.id
+        )
+
+    return ctx.run_refusable(attempt)
+
+
+def _device_proved(
+    unit: Unit,
+    holder: Holder | None,
+    device: Device | None,
+    challenge_bytes: bytes,
+    signature: bytes,
+) -> bool:
+    """The holder's enrolled, unrevoked device signed our unused, valid challenge (now used)."""
     issued = _challenge_time(unit.keyring, challenge_bytes, unit.now)
-    holder = session.scalars(select(Holder).where(Holder.login == login)).one_or_none()
-    device = session.scalars(select(Device).where(Device.public_key == public_key)).one_or_none()
     if issued is None or holder is None or device is None:
-        raise refused
+        return False
     if device.holder_id != holder.id or device.revoked_at is not None:
-        raise refused
-    if not verify_signature(public_key, device_sign_in_message(login, challenge_bytes), signature):
-        raise refused
+        return False
+    message = device_sign_in_message(holder.login, challenge_bytes)
+    if not verify_signature(device.public_key, message, signature):
+        return False
     try:
-        with session.begin_nested():
-            session.add(
+        with unit.session.begin_nested():
+            unit.session.add(
                 UsedChallenge(
                     digest=hashlib.sha256(challenge_bytes).digest(),
                     expires_at=issued + CHALLENGE_TTL_S,
                 )
             )
     except IntegrityError:
-        raise refused from None
-    return sessions.open_session(
-        unit, role="holder", principal_id=holder.id, method="device", device_id=device.id
-    )
+        return False
+    return True
 
 
 def stepped_up(

@@ -41,6 +41,7 @@ __all__ = [
     "record",
     "refusal",
     "reissue_score",
+    "scanned",
     "screen",
     "suspend",
 ]
@@ -59,7 +60,7 @@ def check(
 ) -> Judged | None:
     """The active policy's decision at `point` for `subject`, recorded unless a plain allow;
     None when this process decides with no policy (a context outside a served app)."""
-    if unit.pinned_policy is None:
+    if unit.pinned_policy is None or not unit.settings.risk_engine:
         return None
     policy = policy_store.current(unit)
     features = risk_features.store_for(unit).read(queries(point, subject), now=unit.now)
@@ -211,6 +212,32 @@ def observe(unit: Unit, signal: Signal, subject: Subject) -> None:
             pairs.append(Pair(network, subject.account))
     if keys:
         risk_features.observe(unit, Observation(unit.now, signal, tuple(keys), tuple(pairs)))
+
+
+def scanned(
+    unit: Unit,
+    *,
+    terminal: str,
+    venue: str | None,
+    event: str | None,
+    holder_id: int | None,
+    ok: bool,
+) -> None:
+    """An online scan (`ok`) or its refusal counted per terminal, venue and event, and the
+    holder (where known) seen at the venue (its distinct venues, geovelocity); the holder's own
+    scans are not counted (no feature reads them). One upsert of each kind for all the scans
+    of the scan's group commit (`observe_at_commit`)."""
+    keys = (Key(KeyKind.TERMINAL, terminal), *(Key(kind, v) for kind, v in _places(venue, event)))
+    pairs: tuple[Pair, ...] = ()
+    if holder_id is not None and venue is not None:
+        pairs = (Pair(holder_key(holder_id), keys[1]),)
+    signal = Signal.ONLINE_SCAN if ok else Signal.ONLINE_REFUSAL
+    risk_features.observe_at_commit(unit, Observation(unit.now, signal, keys, pairs))
+
+
+def _places(venue: str | None, event: str | None) -> list[tuple[KeyKind, str]]:
+    found = [] if venue is None else [(KeyKind.VENUE, venue)]
+    return found + ([] if event is None else [(KeyKind.EVENT, event)])
 
 
 def holder_key(holder_id: int) -> Key:

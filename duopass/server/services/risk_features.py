@@ -15,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
-from functools import lru_cache
+from dataclasses import replace
+from functools import lru_cache, partial
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, event
 from sqlalchemy.orm import Session
 
 from duopass.risk import (
@@ -46,9 +47,13 @@ __all__ = [
     "ROWS_PER_STATEMENT",
     "DatabaseFeatureStore",
     "account_key",
+    "attempt",
+    "failed",
     "observe",
+    "observe_at_commit",
     "sign_in",
     "store_for",
+    "withdrawn",
 ]
 
 
@@ -187,8 +192,36 @@ def store_for(unit: Unit) -> FeatureStore:
 
 
 def observe(unit: Unit, *observations: Observation) -> None:
-    """Count `observations` in the unit's feature store, at the unit's time."""
-    store_for(unit).record(observations, now=unit.now)
+    """Count `observations` in the unit's feature store, at the unit's time (nothing with the
+    engine off: `settings.risk_engine`)."""
+    if unit.settings.risk_engine:
+        store_for(unit).record(observations, now=unit.now)
+
+
+_PENDING = "risk_features_pending"
+"""`Session.info` key: observations counted when the transaction commits (a tuple: a savepoint
+that fails puts the unit's `info` back, and with it what came before its own)."""
+
+
+def observe_at_commit(unit: Unit, *observations: Observation) -> None:
+    """Count `observations` as the unit's transaction commits, together with those of every
+    other unit of that transaction (a group commit's scans): one upsert for the batch, not one
+    a request. In the same transaction (they commit together); reads made before then do not
+    see them. Nothing with the engine off."""
+    if not unit.settings.risk_engine:
+        return
+    info = unit.session.info
+    pending = info.get(_PENDING)
+    if pending is None:
+        store = store_for(unit)
+        event.listen(unit.session, "before_commit", partial(_flush, store), once=True)
+    info[_PENDING] = (*(pending or ()), *observations)
+
+
+def _flush(store: FeatureStore, session: Session) -> None:
+    pending = session.info.pop(_PENDING, ())
+    if pending:
+        store.record(pending, now=max(observation.at for observation in pending))
 
 
 def account_key(unit: Unit, *, staff: bool, principal_id: int | None, login: str) -> Key:
@@ -201,14 +234,44 @@ def account_key(unit: Unit, *, staff: bool, principal_id: int | None, login: str
     return Key(KeyKind.ACCOUNT, "login:" + digest.hexdigest()[:24])
 
 
-def sign_in(account: Key, client: str | None, *, at: int, failed: bool) -> Observation:
-    """A password sign-in (or a failed one) of `account` from the address `client`: counted per
-    account, address and network; the network and the account each seen with the other."""
+def sign_in(
+    account: Key, client: str | None, *, at: int, failed: bool, device: Key | None = None
+) -> Observation:
+    """A sign-in (or a failed one) of `account` from the address `client`, with a device key's
+    signature where `device` is given: counted per account, device, address and network; the
+    network and the account each seen with the other, the account with the device."""
     keys, pairs = [account], []
+    if device is not None:
+        keys.append(device)
+        pairs.append(Pair(account, device))
     network = network_of(client)
     if client is not None and network is not None:
         net = Key(KeyKind.NETWORK, network)
         keys += [Key(KeyKind.ADDRESS, client), net]
-        pairs = [Pair(net, account), Pair(account, net)]
+        pairs += [Pair(net, account), Pair(account, net)]
     signal = Signal.SIGN_IN_FAILURE if failed else Signal.SIGN_IN
     return Observation(at, signal, tuple(keys), tuple(pairs))
+
+
+def attempt(account: Key, client: str | None, *, at: int, device: Key | None = None) -> Observation:
+    """A sign-in as it starts: a pending failure, counted per account (device), address and
+    network before the policy reads them, so that parallel attempts (a burst of guesses) each
+    see the others; its pairs wait for the outcome (`failed`), or it is `withdrawn`."""
+    return replace(sign_in(account, client, at=at, failed=True, device=device), pairs=())
+
+
+def failed(pending: Observation, *, at: int) -> Observation:
+    """The pending failure's outcome, a wrong password or signature: the pairs (network and
+    account each seen with the other, the account with the device) that make distinct counts;
+    its counts are already in."""
+    account, others = pending.keys[0], pending.keys[1:]
+    pairs = [Pair(account, key) for key in others if key.kind is KeyKind.DEVICE]
+    for net in (key for key in others if key.kind is KeyKind.NETWORK):
+        pairs += [Pair(net, account), Pair(account, net)]
+    return Observation(at, Signal.SIGN_IN_FAILURE, (), tuple(pairs))
+
+
+def withdrawn(pending: Observation) -> Observation:
+    """What takes the pending failure back (the password was right, or the attempt refused
+    before any guess): -1 event at the time it was counted, in the same buckets."""
+    return replace(pending, events=-1)

@@ -90,7 +90,10 @@ def _alert(unit: Unit, row: RiskDecision, keys: list[str]) -> None:
         repeated.evidence = json.dumps(held, sort_keys=True)
         return
     found = {**evidence(row), "grouped_by": grouped_by}
-    alerts.raise_alert(unit, AlertKind.RISK_DECISION, evidence=found, holder=holder)
+    terminal = next((k.removeprefix("terminal:") for k in keys if k.startswith("terminal:")), None)
+    alerts.raise_alert(
+        unit, AlertKind.RISK_DECISION, evidence=found, holder=holder, terminal_id=terminal
+    )
 
 
 def _same(

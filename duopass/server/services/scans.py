@@ -19,7 +19,14 @@ from duopass.protocol.journal import parse_entry
 from duopass.protocol.reasons import Reason
 from duopass.protocol.verify import Mode, TerminalConfig, Verdict, verify_code
 from duopass.server import domain
-from duopass.server.services import accounts, checkins, idempotency, purse_limits, tlog
+from duopass.server.services import (
+    accounts,
+    checkins,
+    idempotency,
+    purse_limits,
+    risk_engine,
+    tlog,
+)
 from duopass.server.services.credential_cache import VERIFIED
 from duopass.server.services.server_view import Payer, ServerMemory, ServerTrust
 from duopass.server.services.terminals import TerminalRow
@@ -78,6 +85,15 @@ def scan(unit: Unit, *, terminal: TerminalRow, request: ScanRequest) -> dict[str
         answer = _answer(code)
     else:
         answer, counter = _decide(unit, code, read, terminal=terminal, request=request)
+    holder = None if read.payer is None else read.payer.holder_id
+    risk_engine.scanned(
+        unit,
+        terminal=terminal.id,
+        venue=terminal.venue,
+        event=terminal.event,
+        holder_id=holder,
+        ok=answer["ok"],
+    )
     row = {
         **key,
         "received_at": unit.now,

@@ -217,7 +217,10 @@ def fail(session: Session, throttles: list[Throttle], now: int) -> None:
             session.add(row)
         row.failures += 1
         row.last_at = now
-        row.blocked_until = max(row.blocked_until or 0, now + delay_s(throttle.limit, row.failures))
+        # a free failure blocks nothing: `now + 0` would block a unit that started a second
+        # earlier and waited for this row (parallel attempts on PostgreSQL) for that second
+        delay = delay_s(throttle.limit, row.failures)
+        row.blocked_until = max(row.blocked_until or 0, now + delay if delay else 0)
 
 
 def succeed(session: Session, throttles: list[Throttle]) -> None:

@@ -125,15 +125,18 @@ def device_challenge(ctx: Ctx) -> ChallengeOut:
 
 
 @router.post("/v1/session/device", response_model=TokenOut, responses=problems(401))
-def device_sign_in(body: DeviceSignIn, ctx: Ctx) -> TokenOut:
+def device_sign_in(body: DeviceSignIn, ctx: Ctx, client: Client) -> TokenOut:
     """A holder's wallet signs in with its enrolled device key: never throttled by password
-    failures, refused for a revoked (lost) device."""
+    failures, refused for a revoked (lost) device; judged by the risk policy."""
     key, data = _raw(body.public_key, "public_key"), _raw(body.challenge, "challenge")
     signature = _raw(body.signature, "signature")
-    issued = ctx.run(
-        lambda unit: auth.device_sign_in(
-            unit, login=body.login, public_key=key, challenge_bytes=data, signature=signature
-        )
+    issued = auth.device_sign_in(
+        ctx,
+        login=body.login,
+        public_key=key,
+        challenge_bytes=data,
+        signature=signature,
+        client=client,
     )
     return TokenOut(token=issued.token, expires_at=issued.expires_at)
 

@@ -17,7 +17,7 @@ from duopass.risk import AlertKind, batch_evidence
 from duopass.server.domain import Outcome
 from duopass.server.logbook import Event, note
 from duopass.server.services import accounts, alerts, tlog
-from duopass.server.services.journals import anomalies
+from duopass.server.services.journals import anomalies, risk_point
 from duopass.server.services.journals.collector import paused
 from duopass.server.services.journals.lookups import Item, Refs, accounts_of, read_items
 from duopass.server.services.journals.settle import settle
@@ -85,6 +85,7 @@ def _ingest(unit: Unit, *, terminal_id: str, batch: Batch, data: bytes) -> dict[
     finally:
         signatures.close()  # the worker is free for another batch while this one writes
     anomalies.observe_batch(st, items)
+    risk_point.reconcile(st)  # the risk engine's journal point: counts, judges, acts
     if st.entries or st.books.transactions:
         _write(st, batch)
         terminal.acked_seq = _acked(unit, terminal.id, terminal.acked_seq)

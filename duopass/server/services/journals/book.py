@@ -40,6 +40,8 @@ def book(st: Settling, item: Item, entry: Entry) -> Settled:
     ts = code.dynamic.ts if code.dynamic is not None else entry.server_time
     if entry.mode is Mode.PAY:
         refused = _unpayable(st, entry, claims.txmax, ts)
+        if refused == Reason.OVER_TX_LIMIT.value:  # more than the credential allows
+            st.risk_seen.misreported.append(entry.server_time)
         if refused is not None:
             return pending(st, entry, refused, holder=holder, cti=claims.cti)
     first = st.refs.counters.get((claims.cti, ctr)) if ctr is not None else None
@@ -50,6 +52,7 @@ def book(st: Settling, item: Item, entry: Entry) -> Settled:
     body.update(seq=entry.seq, amount=entry.amount or 0, online=0)
     body["transaction"] = -1 if txn is None else txn
     st.leaf(EventType.PAYMENT if entry.mode is Mode.PAY else EventType.ENTRY, body)
+    st.risk_seen.accepted.append((holder.id, entry.server_time))
     if first is None and ctr is not None:
         st.seen(claims.cti, ctr, ts, entry, hold=hold, txn=txn)
     in_bundle = st.refs.revoked_by_bundle(claims.cti, claims.sub, entry.bundle_seq)

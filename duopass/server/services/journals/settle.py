@@ -79,6 +79,7 @@ def _amend(st: Settling, entry: Entry, answer: dict[str, Any]) -> int | None:
     if own is None or entry.amount == own[2].amount:
         return None
     cti, ctr, seen = own
+    st.risk_seen.misreported.append(entry.server_time)  # not the amount approved online
     credential = st.refs.credentials[cti]
     holder = st.refs.holders[credential.holder_id]
     approved = seen.amount
@@ -127,6 +128,7 @@ def _void(st: Settling, entry: Entry, answer: dict[str, Any]) -> Settled:
     if own is None:
         return Settled(Outcome.CONFIRMED)  # the server's acceptance moved nothing to reverse
     cti, ctr, seen = own
+    st.risk_seen.misreported.append(entry.server_time)  # not the amount approved online
     credential = st.refs.credentials[cti]
     account = st.refs.holders[credential.holder_id].account_id
     if entry.mode is Mode.ENTRY:  # the gate stayed shut: the online check-in did not happen

@@ -21,7 +21,7 @@ from duopass.server.services.journals.signatures import DeviceSignatures
 from duopass.server.store.tables import Account, Holder, Terminal
 from duopass.server.unit_of_work import Unit
 
-__all__ = ["Settled", "Settling"]
+__all__ = ["RiskSeen", "Settled", "Settling"]
 
 
 class Settled(NamedTuple):
@@ -31,6 +31,16 @@ class Settled(NamedTuple):
     reason: str | None = None
     transaction: int | None = None
     """A movement number of the batch (`Settling.books`) until the batch is written."""
+
+
+@dataclass
+class RiskSeen:
+    """What the batch told the risk engine's journal point (`risk_point`), as it settled."""
+
+    accepted: list[tuple[int, int]] = field(default_factory=list)
+    """(holder id, scan time) of each offline acceptance booked."""
+    misreported: list[int] = field(default_factory=list)
+    """Scan times of entries whose amount was not what the server approved or allowed."""
 
 
 @dataclass
@@ -44,6 +54,7 @@ class Settling:
     entries: list[dict[str, Any]] = field(default_factory=list)
     leaves: list[tuple[EventType, dict[str, Any]]] = field(default_factory=list)
     """(event type, body): a body's "transaction" is a movement number until written."""
+    risk_seen: RiskSeen = field(default_factory=RiskSeen)
     terminal_id: str = field(init=False)
     currency: str | None = field(init=False)
     merchant_account_id: int | None = field(init=False)
