@@ -233,7 +233,8 @@ GUESSING = """
 [[guard]]
 name = "guessing_address"
 points = ["sign_in"]
-when = 'features["address.sign_in_failure.1m"] >= 3'
+# three failures before this attempt, which counts itself
+when = 'features["address.sign_in_failure.1m"] >= 4'
 action = "deny"
 """
 
