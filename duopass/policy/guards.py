@@ -79,6 +79,7 @@ FEATURE_NAMES: Final = (
     "account.offline_acceptance.distinct_venue.1h",
     "account.online_scan.distinct_venue.1h",
     "account.geovelocity_kmh",
+    "network.sign_in.1h",
 )
 """Every feature the risk document carries (`duopass.risk.points` reads them by point); added
 to, never renamed: stored decisions name them."""

@@ -79,7 +79,8 @@ def queries(point: Point, subject: Subject) -> list[Query]:
         if address is not None:
             found.append(Count(address, _FAIL, _M))
         if network is not None:
-            found += [Count(network, _FAIL, _H), Distinct(network, _FAIL, KeyKind.ACCOUNT, _H)]
+            failing = Distinct(network, _FAIL, KeyKind.ACCOUNT, _H)
+            found += [Count(network, _FAIL, _H), failing, Count(network, Signal.SIGN_IN, _H)]
     elif point is Point.REISSUE:
         if account is not None:
             devices = Distinct(account, _REISSUE, KeyKind.DEVICE, _D)

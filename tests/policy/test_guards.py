@@ -30,7 +30,14 @@ def test_the_packaged_policy_has_signals_and_guards_and_one_pin():
     text = DEFAULT_POLICY.read_text()
     policy = load(text)
     assert policy.sha256 == hashlib.sha256(text.encode()).digest()  # the risk half included
-    assert [g.name for g in policy.guards] == ["credential_stuffing", "account_under_attack"]
+    assert [g.name for g in policy.guards] == [
+        "credential_stuffing",
+        "account_under_attack",
+        "stuffing_suspected",
+        "cloned_key_at_tills",
+        "impossible_travel",
+        "terminal_misreporting",
+    ]
     assert {w.name for w in policy.weights} >= {"network_stuffing", "reissue_many_devices"}
     described = policy.describe()
     assert described["guards"][0] == {
@@ -132,7 +139,12 @@ def test_the_risk_document_is_every_feature_and_checked():
     assert set(document["features"]) == set(FEATURE_NAMES)
     assert document["features"]["account.sign_in_failure.1h"] == 3
     assert document["features"]["network.sign_in_failure.1h"] == 0
-    assert document["request"] == {"amount": 0, "staff": True, "allowlisted": False}
+    assert document["request"] == {
+        "amount": 0,
+        "staff": True,
+        "allowlisted": False,
+        "device": False,
+    }
     for wrong in (
         lambda: risk_document("gate", {}, {}),
         lambda: risk_document("sign_in", {"x.y.1h": 1}, {}),

@@ -243,7 +243,8 @@ def test_guesses_at_unknown_logins_are_one_alert_per_network(tmp_path):
     """A deny at sign-in for logins nobody has: each guess is a decision of its own account key
     (a login's digest), but the queue keeps one alert for the network, counting them."""
     policy = tmp_path / "guessing.toml"
-    policy.write_text(DEFAULT_POLICY.read_text() + GUESSING)
+    signals, guards = DEFAULT_POLICY.read_text().split("[[guard]]", 1)
+    policy.write_text(signals + GUESSING + "\n[[guard]]" + guards)  # first: first match wins
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     with running_server(url, tmp_path / "data", policy_file=policy) as srv:
         admin = srv.admin()

@@ -96,12 +96,17 @@ def test_credential_stuffing_is_rate_limited_and_an_honest_user_is_not(clocked_s
         again = stuffer.post("/v1/session", json={"login": "ana", "password": "pw-ana-secret"})
         assert again.status_code == 200, again.text
     decisions = _decisions(server)
-    assert [d["action"] for d in decisions] == ["rate_limit"]  # allows with score 0: no record
-    decision = decisions[0]
+    # from the second guess on, another account had failed there and nobody had signed in:
+    # stepped up (each guess was wrong anyway, 401); at the 21st the network is rate-limited.
+    # Allows with score 0 leave no record; the honest network's sign-ins none.
+    actions = [d["action"] for d in decisions]
+    assert actions == ["step_up"] * 19 + ["rate_limit"]
+    assert {d["guard"] for d in decisions[:19]} == {"stuffing_suspected"}
+    decision = decisions[-1]
     policy = server.http.get("/v1/policy").json()
     assert (decision["version"], decision["sha256"]) == (policy["version"], policy["sha256"])
     assert (decision["point"], decision["guard"]) == ("sign_in", "credential_stuffing")
-    assert (decision["score"], decision["signals"]) == (40, ["network_stuffing"])
+    assert (decision["score"], decision["signals"]) == (60, ["network_stuffing", "network_failing"])
     assert decision["features"] == {
         "account.sign_in_failure.1m": 2,  # the attempt judged is counted (then withdrawn)
         "account.sign_in_failure.1h": 2,
@@ -109,6 +114,7 @@ def test_credential_stuffing_is_rate_limited_and_an_honest_user_is_not(clocked_s
         "address.sign_in_failure.1m": 21,
         "network.sign_in_failure.1h": 21,
         "network.sign_in_failure.distinct_account.1h": 20,
+        "network.sign_in.1h": 0,
     }
     assert "network:127.0.5.0/24" in decision["subject"]
     assert "address:127.0.5.7" in decision["subject"]
