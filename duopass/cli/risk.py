@@ -1,7 +1,9 @@
 """`duopass risk`: the risk engine measured. `simulate --seed N` makes the labelled stream of the
 seed (`duopass.risk.simulate`), starts a server for tests in this process on 127.0.0.1 (the test
-clock on; SQLite in a temporary folder, or `--postgres-url`, an empty database), plays the stream
-against it over HTTP (`risk_driver`) and prints the figures per family (docs/risk.md)."""
+clock on; SQLite in a temporary folder, or `--postgres-url`, an empty database; the campus
+network allowlisted, as a campus behind one NAT configures it, unless `--no-campus-allowlist`),
+plays the stream against it over HTTP (`risk_driver`) and prints the figures per family
+(docs/risk.md)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import typer
 
 from duopass.cli.risk_driver import play
 from duopass.cli.risk_parties import Net
-from duopass.risk.simulate import generate, table
+from duopass.risk.simulate import CAMPUS_NETWORK, generate, table
 
 app = typer.Typer(help="The risk engine, measured (docs/risk.md).", no_args_is_help=True)
 
@@ -37,6 +39,13 @@ def simulate(
     postgres_url: Annotated[
         str | None, typer.Option(help="an empty PostgreSQL database instead of SQLite")
     ] = None,
+    campus_allowlist: Annotated[
+        bool,
+        typer.Option(
+            help="the campus network allowlisted (throttle_exempt_networks), as a campus behind "
+            "one NAT sets it; --no-campus-allowlist shows what its holders meet without"
+        ),
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="the figures as JSON")] = False,
     trace: Annotated[
         bool, typer.Option(help="print each step that met friction, and why (standard error)")
@@ -48,7 +57,7 @@ def simulate(
     began = time.monotonic()
     with (
         tempfile.TemporaryDirectory(prefix="duopass-risk-") as folder,
-        _server(Path(folder), postgres_url) as (url, password),
+        _server(Path(folder), postgres_url, campus_allowlist=campus_allowlist) as (url, password),
     ):
         net = Net(url, ADMIN_LOGIN, password)
         try:
@@ -56,10 +65,13 @@ def simulate(
         finally:
             net.close()
     figures["run_s"] = round(time.monotonic() - began, 1)
+    figures["campus_allowlist"] = campus_allowlist
     if as_json:
         typer.echo(json.dumps(figures, indent=1))
     else:
         typer.echo(table(figures))
+        allowlisted = "allowlisted" if campus_allowlist else "not allowlisted"
+        typer.echo(f"campus network {CAMPUS_NETWORK} {allowlisted}")
         typer.echo(f"played in {figures['run_s']} s")
 
 
@@ -68,9 +80,11 @@ def _err(line: str) -> None:
 
 
 @contextmanager
-def _server(folder: Path, postgres_url: str | None) -> Iterator[tuple[str, str]]:
-    """A server for tests on 127.0.0.1 (movable clock, cheap password hashing) and its admin's
-    password."""
+def _server(
+    folder: Path, postgres_url: str | None, *, campus_allowlist: bool
+) -> Iterator[tuple[str, str]]:
+    """A server for tests on 127.0.0.1 (movable clock, cheap password hashing; the campus
+    network exempt from the network throttles and guards, or not) and its admin's password."""
     import secrets  # noqa: PLC0415
 
     from duopass.demo.serving import serving  # noqa: PLC0415
@@ -82,7 +96,11 @@ def _server(folder: Path, postgres_url: str | None) -> Iterator[tuple[str, str]]
 
     db_url = postgres_url or f"sqlite:///{folder / 'risk.db'}"
     settings = Settings(
-        db_url=db_url, data_dir=folder / "data", test_clock=True, test_cheap_password_hashing=True
+        db_url=db_url,
+        data_dir=folder / "data",
+        test_clock=True,
+        test_cheap_password_hashing=True,
+        throttle_exempt_networks=(CAMPUS_NETWORK,) if campus_allowlist else (),
     )
     keyring = Keyring.create(settings.data_dir, origin="simulated-univ/ledger")
     app = create_app(settings, keyring=keyring, testing=True)

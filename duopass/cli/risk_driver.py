@@ -12,11 +12,11 @@ from typing import Any
 
 from duopass.cli.risk_parties import Net, Phone, Till, acted
 from duopass.protocol.encoding import b64u_encode
-from duopass.risk.simulate import HONEST, Kind, Met, Step, Stream, Tally
+from duopass.risk.simulate import CAMPUS_NETWORK, HONEST, Kind, Met, Step, Stream, Tally
 
 __all__ = ["play"]
 
-CAMPUS, VENUE = "127.10.0.0/16", "127.21.0.0/16"
+CAMPUS, VENUE = CAMPUS_NETWORK, "127.21.0.0/16"
 TICKET_PRICE = 2_000
 FLUSH_S = 1_800
 """A till uploads its online entries within this (the late window is an hour at least)."""
@@ -122,7 +122,7 @@ class Driver:
 
     def _sign_in(self, step: Step) -> Met:
         phone = self.phones[step.actor]
-        answers = [phone.sign_in(self.net, "a-typo")] if step.typo else []
+        answers = [phone.sign_in(self.net, f"a-typo-{n}") for n in range(step.typos)]
         answers.append(phone.sign_in(self.net, phone.password))
         return _met(answers, "sign_in", succeeded=answers[-1].status_code == 200)
 

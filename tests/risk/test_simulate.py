@@ -6,7 +6,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from duopass.risk.simulate import HONEST, Incident, Kind, Met, Step, Tally, families, generate
+from duopass.risk.simulate import (
+    CAMPUS_NAT,
+    HONEST,
+    Incident,
+    Kind,
+    Met,
+    Step,
+    Tally,
+    families,
+    generate,
+)
 
 FAMILIES = {
     "credential_stuffing",
@@ -82,3 +92,16 @@ def test_honest_friction_counts_requests_and_holders():
     honest = tally.figures()["honest"]
     assert honest["friction"] == 1 and honest["requests"] == 2 * len(stream.steps) + 2
     assert (honest["holders_met"], honest["holders"]) == (1, 4)
+
+
+def test_most_honest_holders_share_the_campus_nat_the_rest_have_their_own():
+    stream = generate(7, holders=200, incidents=0)
+    addresses = [holder.address for holder in stream.world.holders]
+    behind = addresses.count(CAMPUS_NAT)
+    assert 0.5 * len(addresses) < behind < 0.7 * len(addresses)
+    others = [address for address in addresses if address != CAMPUS_NAT]
+    assert len(set(others)) == len(others)
+    networks = {address.rsplit(".", 1)[0] for address in others}
+    assert len(others) / len(networks) > 2
+    typos = [step.typos for step in stream.steps if step.kind is Kind.SIGN_IN]
+    assert set(typos) == {0, 1, 2}

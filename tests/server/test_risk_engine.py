@@ -17,11 +17,13 @@ from sqlalchemy import select
 
 from duopass.ledger.leaf import parse_leaf
 from duopass.policy import DEFAULT_POLICY
+from duopass.protocol.encoding import b64u_encode
 from duopass.server.store.risk import RiskDecision
 from duopass.server.store.tables import Holder
 from duopass.server.unit_of_work import Unit
 from tests.server.harness import SQLITE_ONLY, ManualClock, Running, Wallet, running_server
 from tests.server.test_ticket_reissue import DAY, _ask, _bought, _confirm, _new_phone
+from tests.server.ticketing import event_on_sale, ticket_wallet
 
 WRONG = "not-the-password"
 
@@ -133,6 +135,30 @@ def test_an_allowlisted_campus_network_is_counted_per_account_only(tmp_path):
             fine = campus.post("/v1/session", json={"login": "dia", "password": "pw-dia-secret"})
             assert fine.status_code == 200, fine.text
         assert _decisions(server) == []
+
+
+def test_reissues_from_an_allowlisted_campus_are_no_farm(tmp_path):
+    """Six holders move their tickets from the allowlisted campus NAT, six from another network,
+    in one hour: only the other network's sixth reads as a farm."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    exempt = ("127.0.7.0/24",)
+    with running_server(url, tmp_path / "data", throttle_exempt_networks=exempt) as server:
+        admin = server.admin()
+        sale = event_on_sale(admin, doors=int(time.time()) + 2 * DAY)
+        for address in ("127.0.7.9", "127.0.8.9"):
+            with _from(address, server.url) as http:
+                for n in range(6):
+                    fan = ticket_wallet(http, admin, f"fan-{address}-{n}", balance=10_000)
+                    sub = fan.buy(sale).json()["tickets"][0]
+                    phone = Wallet(http, fan.wallet.login)
+                    phone.sign_in()
+                    phone.enrol()
+                    key = {"device_key": b64u_encode(phone.key.public)}
+                    asked = http.post(f"/v1/me/tickets/{sub}/reissue", headers=phone.auth, json=key)
+                    assert asked.status_code == 201, asked.text
+        farms = [d for d in _decisions(server) if "reissue_farm" in d["signals"]]
+        assert [d["subject"] for d in farms] == [farms[0]["subject"]]
+        assert "network:127.0.8.0/24" in farms[0]["subject"]
 
 
 def test_an_account_guessed_at_needs_its_second_factor(tmp_path):

@@ -10,10 +10,22 @@ real server and tells the tally what each step met.
 
 from duopass.risk.simulate.draft import families
 from duopass.risk.simulate.generate import generate
-from duopass.risk.simulate.model import HONEST, Family, HolderSpec, Incident, Kind, Step, Stream
+from duopass.risk.simulate.model import (
+    CAMPUS_NAT,
+    CAMPUS_NETWORK,
+    HONEST,
+    Family,
+    HolderSpec,
+    Incident,
+    Kind,
+    Step,
+    Stream,
+)
 from duopass.risk.simulate.tally import GOALS, Met, Tally, table
 
 __all__ = [
+    "CAMPUS_NAT",
+    "CAMPUS_NETWORK",
     "GOALS",
     "HONEST",
     "Family",

@@ -8,17 +8,32 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-__all__ = ["HONEST", "Family", "HolderSpec", "Incident", "Kind", "Step", "Stream", "World"]
+__all__ = [
+    "CAMPUS_NAT",
+    "CAMPUS_NETWORK",
+    "HONEST",
+    "Family",
+    "HolderSpec",
+    "Incident",
+    "Kind",
+    "Step",
+    "Stream",
+    "World",
+]
 
 HONEST = "honest"
 """The label of honest steps and holders."""
+CAMPUS_NETWORK = "127.10.0.0/16"
+"""The campus's network (its canteen's venue): the range a campus allowlists."""
+CAMPUS_NAT = "127.10.0.1"
+"""The one address the campus NAT gives every holder behind it."""
 
 
 class Kind(StrEnum):
     """What a step does (the driver turns each into its HTTP requests)."""
 
     SIGN_IN = "sign_in"
-    """A password sign-in; with `typo`, a wrong password first."""
+    """A password sign-in; `typos` wrong passwords first."""
     STUFF = "stuff"
     """One pair of a leaked list tried: `login`, its password right or not (`right`)."""
     PAY_ONLINE = "pay_online"
@@ -55,7 +70,7 @@ class Step:
     till: str = ""
     amount: int = 0
     reported: int = 0
-    typo: bool = False
+    typos: int = 0
     ticket: int = 0
     login: str = ""
     right: bool = False

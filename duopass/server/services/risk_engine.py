@@ -190,10 +190,12 @@ def refusal(judged: Judged | None) -> Refused | None:
 def reissue_score(unit: Unit, holder_id: int, device_id: int, address: str | None) -> int:
     """The risk score of a reissue (transfer, loss) request, read before it is counted; the
     request is then counted (per holder, device, address and network, the holder seen with the
-    device and the network with the holder). The reissue rules read the score as `risk.score`;
+    device and the network with the holder; an allowlisted campus network is
+    `request.allowlisted`, as at sign-in). The reissue rules read the score as `risk.score`;
     guards do not act at this point (the policy refuses one that lists it)."""
     subject = Subject(holder_key(holder_id), Key(KeyKind.DEVICE, str(device_id)), address)
-    judged = check(unit, Point.REISSUE, subject)
+    request = {"allowlisted": allowlisted(unit.settings, address)}
+    judged = check(unit, Point.REISSUE, subject, request)
     observe(unit, Signal.REISSUE_REQUEST, subject)
     return 0 if judged is None else judged.assessment.score
 
