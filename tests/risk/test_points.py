@@ -27,6 +27,7 @@ def test_every_point_reads_features_of_the_document_only_for_keys_it_has():
         "address.sign_in_failure.1m",
         "network.sign_in_failure.1h",
         "network.sign_in_failure.distinct_account.1h",
+        "network.sign_in.1h",
     ]
     assert [q.feature for q in queries(Point.SIGN_IN, Subject(ACCOUNT))] == [
         "account.sign_in_failure.1m",

@@ -20,7 +20,7 @@ from duopass.server.services import staff
 from duopass.server.store.db import MIGRATIONS
 from tests.server.conftest import database_url
 from tests.server.harness import Admin, Running, Wallet, running_server
-from tests.server.test_risk_engine import GUARDED, SYNC_GUARD
+from tests.server.test_risk_engine import GUARDED, SYNC_GUARD, guards_first
 
 TOPPED_UP = """
 [[signal]]
@@ -243,8 +243,7 @@ def test_guesses_at_unknown_logins_are_one_alert_per_network(tmp_path):
     """A deny at sign-in for logins nobody has: each guess is a decision of its own account key
     (a login's digest), but the queue keeps one alert for the network, counting them."""
     policy = tmp_path / "guessing.toml"
-    signals, guards = DEFAULT_POLICY.read_text().split("[[guard]]", 1)
-    policy.write_text(signals + GUESSING + "\n[[guard]]" + guards)  # first: first match wins
+    policy.write_text(guards_first(GUESSING))
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     with running_server(url, tmp_path / "data", policy_file=policy) as srv:
         admin = srv.admin()

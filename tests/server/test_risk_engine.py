@@ -53,6 +53,13 @@ def _leaf_type(server: Running, index: int) -> str:
     return str(parse_leaf(base64.b64decode(entry["data"])).type)
 
 
+def guards_first(extra: str) -> str:
+    """The packaged policy with `extra`'s guards before its own (first match wins): a test's
+    guard decides whatever the packaged ones would have made of the same request."""
+    signals, guards = DEFAULT_POLICY.read_text().split("[[guard]]", 1)
+    return signals + extra.strip() + "\n\n[[guard]]" + guards
+
+
 def _decisions(server: Running) -> list[dict[str, Any]]:
     def read(unit: Unit) -> list[dict[str, Any]]:
         rows = unit.session.scalars(select(RiskDecision).order_by(RiskDecision.id))
