@@ -16,7 +16,8 @@ from duopass.risk.simulate import GOALS
 
 CAUGHT_TODAY = ("cloned_keys", "credential_stuffing", "ticket_tout")
 NOT_YET = {
-    "misreporting_terminal": "needs per-terminal amount baselines",
+    "misreporting_terminal": "16 holders: the canteen's other tills take too few entries in a "
+    "meal period to compare a till with (venue_peers.PeerLimits.peers_min)",
     "reissue_farming": "reissue_farm alone weighs 50, review_risk asks 70",
 }
 
@@ -27,7 +28,7 @@ def test_seed_7_gives_the_figures_the_policy_achieves_today():
     assert done.exit_code == 0, done.output
     figures = json.loads(done.stdout)
     families = figures["families"]
-    assert figures["steps"] == 214
+    assert figures["steps"] == 225
     for name in CAUGHT_TODAY:
         assert families[name]["recall"] >= GOALS["recall"], (name, families[name])
         assert families[name]["precision"] == 1.0, (name, families[name])
