@@ -49,6 +49,8 @@ class Rule(StrEnum):
     HOUR = "hour"
     BURST = "burst"
     DRIFT = "drift"
+    VENUE = "venue"
+    """A till far above its venue's other tills (`venue_peers`)."""
 
 
 class Holds(StrEnum):

@@ -1,6 +1,7 @@
 """Anomalies in offline journals through a real server: a holder's habit learnt from the batches
 a till uploads, an entry far off it raised for review with its evidence, honest variation and
-the warm-up left alone, and the habit erased with the holder."""
+the warm-up left alone, and the habit erased with the holder; a till far above its venue's other
+tills raised."""
 
 from __future__ import annotations
 
@@ -97,6 +98,27 @@ def test_no_entry_is_flagged_before_the_warm_up_and_the_habit_goes_with_an_erasu
     path = f"/v1/admin/holders/{wallet.handle}/erase"
     assert admin.post(path, {"keep_money": True}).status_code == 200
     assert _baseline(habits_server, holder_id) is None
+
+
+def test_a_till_journalling_more_than_its_venue_s_other_tills_is_raised(habits_server):
+    admin = habits_server.admin()
+    wallet = ready_wallet(habits_server.http, admin, "kofi", balance=400_000)
+    tills = [enrolled_till(habits_server.http, admin, f"till-{n}")[0] for n in range(3)]
+    honest, rogue = tills[:2], tills[2]
+    for n, till in enumerate(honest):
+        _meals(till, wallet, _habit(8, seed=n))
+    assert _anomalies(admin) == []  # one menu: neither honest till stands out
+    _meals(rogue, wallet, [amount * 2 for amount in _habit(8, seed=9)])
+    [alert] = _anomalies(admin)
+    assert (alert["terminal_id"], alert["seq"], alert["holder_handle"]) == ("till-2", 8, None)
+    evidence = alert["evidence"]
+    assert evidence["key"] == "terminal:till-2" and evidence["score"]["rules"] == ["venue"]
+    assert evidence["score"]["ratio"] >= 1.4
+    assert evidence["score"]["venue"]["entries"] == 16
+    assert 150 <= evidence["score"]["venue"]["amount_typical"] <= 260
+    assert evidence["score"]["terminal"]["amount_typical"] >= 300
+    _meals(honest[0], wallet, _habit(4, seed=5))  # the honest tills go on unflagged
+    assert len(_anomalies(admin)) == 1
 
 
 def _holder_id(running: Running, wallet: Wallet) -> int:

@@ -17,7 +17,8 @@ from duopass.risk.simulate import GOALS
 
 CAUGHT_TODAY = ("cloned_keys", "credential_stuffing", "reissue_farming", "ticket_tout")
 NOT_YET = {
-    "misreporting_terminal": "a fresh till charging honest-looking amounts: no baseline yet",
+    "misreporting_terminal": "16 holders: the canteen's other tills take too few entries in a "
+    "meal period to compare a till with (venue_peers.PeerLimits.peers_min)",
 }
 
 
@@ -27,7 +28,7 @@ def test_seed_7_gives_the_figures_the_policy_achieves_today():
     assert done.exit_code == 0, done.output
     figures = json.loads(done.stdout)
     families = figures["families"]
-    assert figures["steps"] == 214
+    assert figures["steps"] == 225
     for name in CAUGHT_TODAY:
         assert families[name]["recall"] >= GOALS["recall"], (name, families[name])
         assert families[name]["precision"] == 1.0, (name, families[name])

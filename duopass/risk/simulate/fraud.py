@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from duopass.risk.simulate.draft import Draft
+from duopass.risk.simulate.draft import Draft, honest_config
 from duopass.risk.simulate.model import Family, HolderSpec, Kind, Step
 
 __all__ = ["MAKERS"]
@@ -96,17 +96,20 @@ def tout(family: Family, draft: Draft, k: int) -> None:
 
 
 def misreporting(family: Family, draft: Draft, k: int) -> None:
+    """A till at the canteen charging the meal period's prices and journalling them inflated."""
     entries, spacing = family.whole("entries"), family.whole("spacing_s")
     till = f"rogue-{k}"
     draft.rogue_tills.append(till)
     number = draft.incident(family.name, entries, terminal=till)
-    start = draft.start(entries * spacing)
-    low, high = family.params["amount_min"], family.params["amount_max"]
+    meals = list(honest_config()["meals"].values())
+    low_s, high_s, _share, low, high = draft.rng.choice(meals)
+    start = draft.rng.randint(int(low_s), max(int(low_s), int(high_s) - entries * spacing))
     for n in range(entries):
         payer = draft.rng.choice(draft.honest)
         amount = draft.amount(low, high)
         step = Step(start + n * spacing, Kind.PAY_OFFLINE, payer.login, "", till=till)
-        reported = round(amount * family.params["factor"] / 10) * 10
+        inflated = round(amount * family.params["factor"] / 10) * 10
+        reported = min(inflated, family.whole("txmax"))
         draft.add(_priced(step, amount, reported), number, family.name)
 
 

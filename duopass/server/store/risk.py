@@ -19,6 +19,7 @@ __all__ = [
     "RiskPair",
     "holder_key",
     "terminal_key",
+    "venue_key",
 ]
 
 KEY_COLUMN_CHARS = 136
@@ -90,9 +91,9 @@ class JournalBaseline(Base):
 
     __tablename__ = "journal_baselines"
     key: Mapped[str] = mapped_column(String(KEY_COLUMN_CHARS), primary_key=True)
-    """`holder:<id>` or `terminal:<id>`."""
+    """`holder:<id>`, `terminal:<id>` or `venue:<id>`."""
     state: Mapped[str] = mapped_column(Text)
-    """JSON: `Baseline.state()`."""
+    """JSON: `Baseline.state()` (a venue's: `VenuePeers.state()`)."""
     entries: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
 
@@ -104,3 +105,8 @@ def holder_key(holder_id: int) -> str:
 
 def terminal_key(terminal_id: str) -> str:
     return f"terminal:{terminal_id}"
+
+
+def venue_key(venue: str) -> str:
+    """A venue's row: its tills' latest paying entries (`duopass.risk.venue_peers`)."""
+    return f"venue:{venue}"

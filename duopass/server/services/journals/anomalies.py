@@ -10,6 +10,13 @@ baselines back. The holders' rows are changed under the locks the batch holds on
 accounts, the terminal's under its row's, so concurrent batches never lose an update. At most
 one alert per key a batch (its most-off entry; the evidence counts the others) and `ALERTS_MAX`
 in all.
+
+The terminal is also compared with its venue's other tills (`duopass.risk.venue_peers`): the
+venue's row (`venue:<id>`, its latest paying entries) is read in the same statement, the batch's
+amounts added, the rule judged once a batch, the row written with the baselines; a till far
+above its peers raises a `journal_anomaly` on its latest entry. Two tills of one venue settling
+at the same moment both write the row: the later one's wins (a few entries missing from a
+sample of the venue, not a wrong figure).
 """
 
 from __future__ import annotations
@@ -26,12 +33,13 @@ from duopass.risk import AlertKind
 from duopass.risk.anomaly import Holds, Score
 from duopass.risk.baselines import Baseline, Use
 from duopass.risk.batch_judge import BatchJudge
+from duopass.risk.venue_peers import PEERS, VenuePeers
 from duopass.server.domain import Outcome
 from duopass.server.services import alerts
 from duopass.server.services.journals.lookups import Item
 from duopass.server.services.journals.settling import Settling
 from duopass.server.store import sql
-from duopass.server.store.risk import holder_key, terminal_key
+from duopass.server.store.risk import holder_key, terminal_key, venue_key
 from duopass.server.store.tables import Holder
 
 __all__ = ["ALERTS_MAX", "OBSERVED", "observe_batch"]
@@ -82,7 +90,13 @@ def observe_batch(st: Settling, items: dict[int, Item]) -> int:
     if not uses:
         return 0
     till = terminal_key(st.terminal_id)
-    baselines = _read(st.unit.session, {till, *(key for _, _, key in uses)})
+    venue = venue_key(st.terminal.venue) if st.terminal.venue else ""
+    stored = _read(st.unit.session, {till, *(key for _, _, key in uses), *([venue] * bool(venue))})
+    peers = VenuePeers.restore(json.loads(stored.pop(venue))) if venue in stored else VenuePeers()
+    baselines = {
+        key: Baseline.restore(json.loads(stored[key])) if key in stored else Baseline()
+        for key in sorted({till, *(key for _, _, key in uses)})
+    }
     terminal = baselines[till]
     judges = {till: BatchJudge(terminal, Holds.TERMINAL)}
     for key, baseline in baselines.items():
@@ -98,8 +112,46 @@ def observe_batch(st: Settling, items: dict[int, Item]) -> int:
         {"key": key, "state": json.dumps(b.state()), "entries": b.n, "updated_at": st.unit.now}
         for key, b in sorted(baselines.items())
     ]
+    beside = _beside_peers(st, peers, uses) if venue else None
+    if venue:
+        state = json.dumps(peers.state())
+        rows.append({"key": venue, "state": state, "entries": len(peers.entries)})
+        rows[-1]["updated_at"] = st.unit.now
     sql.raw(st.unit.session).many(_WRITE, rows)
-    return _raise(st, flagged)
+    return _raise(st, flagged) + (_raise_beside(st, *beside) if beside else 0)
+
+
+def _beside_peers(
+    st: Settling, peers: VenuePeers, uses: list[tuple[Item, Use, str]]
+) -> tuple[Item, Use, dict[str, Any]] | None:
+    """Add the batch's payments to its venue's entries and judge the terminal against the
+    venue's other tills: its latest payment and the evidence when it flags."""
+    paid = [(item, use) for item, use, _ in uses if use.amount is not None]
+    for _, use in paid:
+        assert use.amount is not None
+        peers.add(use.at, st.terminal_id, use.amount)
+    peers.trim()
+    if not paid:
+        return None
+    found = peers.judge(st.terminal_id)
+    if found is None or not found.flagged:
+        return None
+    item, use = paid[-1]
+    return item, use, found.explained(PEERS)
+
+
+def _raise_beside(st: Settling, item: Item, use: Use, score: dict[str, Any]) -> int:
+    entry = {"terminal": st.terminal_id, "seq": item.seq, "at": use.at, "hour": use.hour}
+    entry.update(venue=use.venue, amount=use.amount)
+    evidence = {"key": terminal_key(st.terminal_id), "score": score, "entry": entry}
+    alerts.raise_alert(
+        st.unit,
+        AlertKind.JOURNAL_ANOMALY,
+        evidence=evidence,
+        terminal_id=st.terminal_id,
+        seq=item.seq,
+    )
+    return 1
 
 
 def _uses(st: Settling, items: dict[int, Item]) -> list[tuple[Item, Use, str]]:
@@ -137,16 +189,12 @@ def _local(at: int, zone: ZoneInfo, offsets: dict[int, int]) -> tuple[int, int]:
     return local // 86400, local % 86400 // 3600
 
 
-def _read(session: Session, keys: set[str]) -> dict[str, Baseline]:
-    """Every baseline of `keys` (a new one where none is stored), in one statement."""
+def _read(session: Session, keys: set[str]) -> dict[str, str]:
+    """The stored state of each of `keys` that has one, in one statement."""
     ordered = sorted(keys)
     params = {f"k{n}": key for n, key in enumerate(ordered)}
     text = _READ.format(keys=", ".join(f":{name}" for name in params))
-    found = dict(sql.raw(session).all(sql.statement(text), params))
-    return {
-        key: Baseline.restore(json.loads(found[key])) if key in found else Baseline()
-        for key in ordered
-    }
+    return dict(sql.raw(session).all(sql.statement(text), params))
 
 
 def _raise(st: Settling, flagged: _Flags) -> int:
