@@ -165,6 +165,15 @@ CASES = [
     Case("curl -s -X POST localhost:8000/v1/checkin/redeem ", expect='"reason":"NOT_YET_VALID"'),
     Case("curl -s localhost:8000/v1/policy ", expect='"allow_default"'),
     Case(".venv/bin/duopass terminal enrol ", expect="enrolled till-north-1"),
+    Case("curl -s localhost:8000/v1/admin/risk ", expect='"top_keys"'),
+    Case(".venv/bin/duopass wallet limits ", expect="30.00"),
+    Case(
+        ".venv/bin/duopass risk simulate ",
+        how="smoke",
+        why="a labelled day of 80 holders takes half a minute: 8 holders, 1 incident a family",
+        reduce=_with(" --holders 8 --incidents 1"),
+        expect="credential_stuffing",
+    ),
     Case(".venv/bin/duopass terminal run ", stdin=_a_sale, expect="OK online pay 12.50 CNY"),
     Case(".venv/bin/duopass verify ", expect='"reason": "OK"'),
     Case(r"[A-Z_]+=\$\("),  # a variable that a later line uses
