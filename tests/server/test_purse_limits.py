@@ -186,6 +186,14 @@ def test_pin_above_the_amount_and_wrong_pins_throttled(clocked_server, clock):
     clock.advance(601)  # no longer a recent sign-in: the PIN stays as it is
     stale = wallet.http.put("/v1/wallet/pin", json={"pin": "999999"}, headers=wallet.auth)
     _refused(stale, "step_up_required", 401)
+    # a stale session (a lost phone's) may lower a limit, but neither lift one nor drop its
+    # own for the office's looser default
+    lowered = wallet.http.put("/v1/wallet/limits", json={"confirm_above": 500}, headers=wallet.auth)
+    assert lowered.status_code == 200, lowered.text
+    for looser in ({"confirm_above": 2000}, {"confirm_above": None}):
+        lifted = wallet.http.put("/v1/wallet/limits", json=looser, headers=wallet.auth)
+        _refused(lifted, "step_up_required", 401)
+    _refused(_pay(till, clock, wallet.code(int(clock.now)), 600, seq=102), "pin_required")
 
 
 def test_a_new_credential_carries_the_daily_total_offline(server: Running):

@@ -272,6 +272,15 @@ def test_a_person_releases_a_held_request_once(guarded):
     held = admin.top_up(holder["handle"], 60_000)
     assert held.json()["code"] == "risk_review"
     (alert,) = _risk_alerts(admin)
+    login = {"login": "op", "password": "op-password-1"}
+    guarded.ctx.run(lambda unit: staff.add(unit, role="operator", **login))
+    token = guarded.http.post("/v1/admin/session", json=login).json()["token"]
+    by_operator = guarded.http.post(
+        f"/v1/admin/alerts/{alert['id']}/review",
+        json={"action": "release", "note": "my own refund"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert by_operator.status_code == 403, by_operator.text  # an admin's to release
     released = admin.post(
         f"/v1/admin/alerts/{alert['id']}/review",
         {"action": "release", "note": "her scholarship, paid at the counter"},

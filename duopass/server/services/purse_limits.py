@@ -34,6 +34,7 @@ __all__ = [
     "check",
     "effective",
     "limits_of",
+    "loosens",
     "meal_at",
     "meals_out",
     "offline_txmax",
@@ -140,13 +141,16 @@ def meal_at(meals: tuple[Meal, ...], minute: int) -> Meal | None:
 
 
 _SPENT = sql.statement(
-    "SELECT COALESCE(SUM(-p.amount), 0), COALESCE(SUM(CASE WHEN t.occurred_at >= :meal_start "
-    "AND t.occurred_at < :meal_end THEN 1 ELSE 0 END), 0) "
+    "SELECT COALESCE(SUM(-p.amount), 0), COALESCE(SUM(CASE WHEN t.created_at >= :meal_start "
+    "AND t.created_at < :meal_end THEN 1 ELSE 0 END), 0) "
     "FROM postings p JOIN transactions t ON t.id = p.transaction_id "
     "WHERE p.account_id = :account AND p.amount < 0 AND t.kind = 'payment' "
-    "AND t.occurred_at >= :start AND t.occurred_at < :end"
+    "AND t.created_at >= :start AND t.created_at < :end"
 )
-"""The day's payments from an account: their total, and how many fell in the meal period."""
+"""The day's payments from an account: their total, and how many fell in the meal period.
+By when the server booked them (`created_at`, its own clock), not when the till says it
+scanned (`occurred_at`, the till's clock, which a wrong or dishonest till could put on another
+day to escape the limits); an offline payment counts on the day its journal settles."""
 
 
 def check(unit: Unit, payer: Payer, amount: int, *, pin_ok: bool | None) -> None:
@@ -274,6 +278,26 @@ def limits_of(unit: Unit, holder_id: int) -> dict[str, Any]:
         "meals": meals_out(office.meals),
         "pin_set": row.pin_hash is not None,
     }
+
+
+def loosens(unit: Unit, holder_id: int, own: Limits) -> bool:
+    """Whether setting `own` would let the holder spend more than the limits that apply now
+    (one raised, or removed so a looser default applies): what a session on a lost phone must
+    not do without the password (the route asks for a recent sign-in); lowering is free."""
+    holder = unit.session.get(Holder, holder_id)
+    if holder is None:
+        return False
+    office = bounds(unit)
+    now = effective(Limits(holder.limit_daily, holder.limit_meal, holder.confirm_above), office)
+    new = effective(own, office)
+    return any(
+        old is not None and (value is None or value > old)
+        for old, value in (
+            (now.daily, new.daily),
+            (now.meal, new.meal),
+            (now.confirm_above, new.confirm_above),
+        )
+    )
 
 
 def set_limits(unit: Unit, holder_id: int, own: Limits) -> dict[str, Any]:

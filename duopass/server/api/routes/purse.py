@@ -23,6 +23,7 @@ from duopass.server.limits import (
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import auth, purse_limits, sessions
 from duopass.server.services.purse_limits import Bounds, Limits, Meal
+from duopass.server.unit_of_work import Unit
 
 router = APIRouter(prefix="/v1", tags=["purse limits"])
 
@@ -108,11 +109,19 @@ def my_limits(caller: HolderCaller, ctx: Ctx) -> dict[str, Any]:
     return ctx.run(lambda unit: purse_limits.limits_of(unit, caller.id))
 
 
-@router.put("/wallet/limits", responses=problems(422))
+@router.put("/wallet/limits", responses=problems(401, 422))
 def set_my_limits(body: LimitsIn, caller: HolderCaller, ctx: Ctx) -> dict[str, Any]:
-    """Set the holder's own limits, each at most the office's bound (422 limit_above_bound)."""
+    """Set the holder's own limits, each at most the office's bound (422 limit_above_bound);
+    raising or removing one asks for a recent password sign-in (401 step_up_required), so a
+    session on a lost phone can lower them but not lift the PIN or the daily total."""
     own = Limits(body.daily, body.meal, body.confirm_above)
-    return ctx.run(lambda unit: purse_limits.set_limits(unit, caller.id, own))
+
+    def work(unit: Unit) -> dict[str, Any]:
+        if purse_limits.loosens(unit, caller.id, own):
+            sessions.require_recent(caller, ctx.settings, unit.now)
+        return purse_limits.set_limits(unit, caller.id, own)
+
+    return ctx.run(work)
 
 
 @router.put("/wallet/pin", responses=problems(401))

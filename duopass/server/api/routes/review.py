@@ -14,6 +14,7 @@ from duopass.server.api.openapi import problems
 from duopass.server.api.params import Digits
 from duopass.server.api.routes.holders import Cursor, Limit
 from duopass.server.limits import PAGE_ITEMS_DEFAULT, REASON_CHARS_MAX, ROW_ID_MAX
+from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import alerts
 from duopass.server.services import review as review_service
 from duopass.server.unit_of_work import Unit
@@ -43,14 +44,18 @@ def list_alerts(
     )
 
 
-@router.post("/{alert_id}/review", responses=problems(404, 409))
+@router.post("/{alert_id}/review", responses=problems(403, 404, 409))
 def review(
     alert_id: Annotated[int, Path(ge=1, le=ROW_ID_MAX), Digits],
     body: ReviewIn,
     caller: StaffCaller,
     ctx: Ctx,
 ) -> dict[str, Any]:
-    """Resolve an open alert; the decision and who made it go into the ledger."""
+    """Resolve an open alert; the decision and who made it go into the ledger. Releasing a
+    request held for risk review is an admin's: an operator, whose own top-ups and refunds the
+    policy may hold, could otherwise release them (403 forbidden)."""
+    if body.action == ReviewAction.RELEASE.value and caller.role != "admin":
+        raise Problem(ProblemCode.FORBIDDEN, "only an admin releases a held request")
 
     def reviewed(unit: Unit) -> dict[str, Any]:
         alert = review_service.review(
