@@ -4,6 +4,7 @@ office's bounds, and the payment PIN (docs/wallet.md, "Purse limits")."""
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Annotated
 
@@ -11,6 +12,7 @@ import typer
 
 from duopass.cli.people import money
 from duopass.cli.wallet import DEFAULT_DIR, DataDir, Otp, Password, Timeout, _wallet
+from duopass.wallet import Wallet, WalletError
 from duopass.wallet.limits import HTTP_TIMEOUT_DEFAULT_S
 from duopass.wallet.purse import PurseLimits, limits, set_limits, set_pin
 
@@ -75,9 +77,24 @@ def limits_command(
         if office_defaults or any(value is not None for value in given.values()):
             own = {} if office_defaults else dict(found.own)
             own |= {name: value for name, value in given.items() if value is not None}
-            found = set_limits(wallet, own)
+            found = _set_with_password(wallet, own)
     for line in limit_lines(found):
         typer.echo(line)
+
+
+def _set_with_password(wallet: Wallet, own: dict[str, int | None]) -> PurseLimits:
+    """`set_limits`; raising or removing a limit asks for a recent password sign-in: the
+    password (`DUOPASS_WALLET_PASSWORD`, else asked) and once more."""
+    try:
+        return set_limits(wallet, own)
+    except WalletError as refused:
+        if refused.code != "step_up_required":
+            raise
+    password = os.environ.get("DUOPASS_WALLET_PASSWORD") or str(
+        typer.prompt("password (raising a limit asks for it)", hide_input=True)
+    )
+    wallet.login(password=password)
+    return set_limits(wallet, own)
 
 
 def pin_command(

@@ -202,7 +202,7 @@ def _issue(
 
 def _sizing(unit: Unit, holder: Holder, account: Account) -> domain.Sizing:
     """Sized to the free funds, and to the holder's purse limits where §3 can carry them
-    offline: `txmax` at most the PIN amount and the daily total (`purse_limits.offline_txmax`)."""
+    offline: `txmax` at most the daily total (`purse_limits.offline_txmax`)."""
     settings = unit.settings
     return domain.size(
         accounts.free_funds(account),
