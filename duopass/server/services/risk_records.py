@@ -31,7 +31,7 @@ from duopass.server.store.risk_keys import RiskDecisionKey
 from duopass.server.store.tables import Alert, Holder
 from duopass.server.unit_of_work import Unit
 
-__all__ = ["ALERTING", "OPEN_ALERTS_READ", "RELEASE_S", "evidence", "keep"]
+__all__ = ["ALERTING", "OPEN_ALERTS_READ", "RELEASE_S", "decision", "evidence", "keep"]
 
 ALERTING: Final = frozenset({Action.REVIEW, Action.DENY, Action.SUSPEND_OFFLINE})
 """The actions whose decisions go to the review queue."""
@@ -54,10 +54,10 @@ def keep(unit: Unit, row: RiskDecision) -> None:
         _alert(unit, row, keys)
 
 
-def evidence(row: RiskDecision) -> dict[str, Any]:
-    """A decision as its alert carries it."""
+def decision(row: RiskDecision) -> dict[str, Any]:
+    """What a decision record says, as the card office reads it (the alert's evidence and
+    `GET /v1/admin/risk` both start from it)."""
     return {
-        "decision": row.id,
         "at": row.at,
         "point": row.point,
         "guard": row.guard,
@@ -68,6 +68,14 @@ def evidence(row: RiskDecision) -> dict[str, Any]:
         "subject": json.loads(row.subject),
         "policy_version": row.policy_version,
         "policy_sha256": bytes(row.policy_sha256).hex(),
+    }
+
+
+def evidence(row: RiskDecision) -> dict[str, Any]:
+    """A decision as its alert carries it."""
+    return {
+        "decision": row.id,
+        **decision(row),
         "repeats": 1,
         "last_decision": row.id,
         "last_at": row.at,

@@ -5,12 +5,12 @@ its value, the action, the point and the time, and the policy the database decid
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 
+from duopass.server.services import risk_records
 from duopass.server.services.paging import page, read_cursor
 from duopass.server.store.decisions import PolicyVersion
 from duopass.server.store.risk import RiskDecision
@@ -123,17 +123,4 @@ def decisions(unit: Unit, only: Filter, *, limit: int, cursor: str | None) -> di
 
 def describe(row: RiskDecision) -> dict[str, Any]:
     """A decision as the card office reads it."""
-    return {
-        "id": row.id,
-        "at": row.at,
-        "point": row.point,
-        "guard": row.guard,
-        "action": row.action,
-        "score": row.score,
-        "signals": json.loads(row.signals),
-        "features": json.loads(row.features),
-        "subject": json.loads(row.subject),
-        "policy_version": row.policy_version,
-        "policy_sha256": bytes(row.policy_sha256).hex(),
-        "released_by": row.released_by,
-    }
+    return {"id": row.id, **risk_records.decision(row), "released_by": row.released_by}
