@@ -19,7 +19,7 @@ from duopass.protocol.encoding import b64u_decode
 from duopass.server.services import sweep, tlog
 from duopass.server.services.journals import verifier
 from duopass.server.services.journals.signatures import PARALLEL_FROM
-from tests.server.harness import enrolled_till, ready_wallet
+from tests.server.harness import TerminalClient, Wallet, enrolled_till, ready_wallet
 
 
 def _alerts(admin, **query) -> list[dict[str, Any]]:
@@ -414,19 +414,27 @@ def test_a_large_batch_verifies_device_signatures_ahead_with_the_same_verdicts(s
     assert admin.books() == 0
 
 
+def forged_batch(
+    wallet: Wallet, till: TerminalClient, forger: SigningKey, first: int
+) -> list[bytes]:
+    """Entries from `first` on, enough to go to the signature worker, every tenth (seq 3, 13,
+    ...) signed by `forger` instead of the wallet's own key."""
+    own, entries = wallet.key, []
+    for seq in range(first, first + PARALLEL_FROM + 7):
+        wallet.key = forger if seq % 10 == 3 else own
+        entries.append(till.entry(wallet.code(), seq=seq, amount=10))
+    wallet.key = own
+    return entries
+
+
 def test_a_large_batch_whose_signature_worker_died_is_verified_in_the_recheck(server):
     admin = server.admin()
     wallet = ready_wallet(server.http, admin, "wendy", balance=10_000)
     till, _ = enrolled_till(server.http, admin)
-    own, forger = wallet.key, SigningKey.generate()
+    forger = SigningKey.generate()
 
     def batch(first: int) -> list[bytes]:
-        entries = []
-        for seq in range(first, first + PARALLEL_FROM + 7):
-            wallet.key = forger if seq % 10 == 3 else own
-            entries.append(till.entry(wallet.code(), seq=seq, amount=10))
-        wallet.key = own
-        return entries
+        return forged_batch(wallet, till, forger, first)
 
     assert till.journal(batch(1)).status_code == 200  # a worker started
     assert verifier.pids()

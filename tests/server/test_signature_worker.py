@@ -14,6 +14,7 @@ from duopass.protocol import SigningKey
 from duopass.server.services.journals import verifier
 from duopass.server.services.journals.signatures import PARALLEL_FROM
 from tests.server.harness import enrolled_till, ready_wallet, running_server
+from tests.server.test_journals import forged_batch
 
 
 def _alive(pid: int) -> bool:
@@ -30,15 +31,10 @@ def test_a_stopped_signature_worker_is_killed_and_its_batch_verified_anyway(tmp_
         admin = server.admin()
         wallet = ready_wallet(server.http, admin, "stan", balance=10_000)
         till, _ = enrolled_till(server.http, admin)
-        own, forger = wallet.key, SigningKey.generate()
+        forger = SigningKey.generate()
 
         def batch(first: int) -> list[bytes]:
-            entries = []
-            for seq in range(first, first + PARALLEL_FROM + 7):
-                wallet.key = forger if seq % 10 == 3 else own
-                entries.append(till.entry(wallet.code(), seq=seq, amount=10))
-            wallet.key = own
-            return entries
+            return forged_batch(wallet, till, forger, first)
 
         assert till.journal(batch(1)).status_code == 200  # a worker started, now idle
         stopped = verifier.pids()
