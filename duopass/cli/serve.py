@@ -56,44 +56,47 @@ _RedisUrl = Annotated[
 ]
 
 
+_Db = Annotated[str | None, typer.Option(help="database URL (default: SQLite in the data dir)")]
+_DataDir = Annotated[Path, typer.Option(help="keys and the default database")]
+_Demo = Annotated[bool, typer.Option(help="create keys and load demo data into an empty database")]
+_Init = Annotated[bool, typer.Option(help="create missing keys, then serve")]
+_MetricsPort = Annotated[
+    int | None, whole(1, 65535, help="also serve Prometheus metrics here, without authentication")
+]
+_MetricsHost = Annotated[str, typer.Option(help="address of the --metrics-port listener")]
+_Testing = Annotated[
+    bool, typer.Option(help="a server for tests: accepts DUOPASS_TEST_CLOCK (a clock tests move)")
+]
+_SmtpPort = Annotated[int | None, whole(1, 65535, help="its port (default 25)")]
+_SmtpFrom = Annotated[str | None, typer.Option(help="the From of the codes' mail")]
+_Policy = Annotated[
+    Path | None, typer.Option(help="the decision policy (default: the packaged one)")
+]
+_Workers = Annotated[
+    int, whole(1, WORKERS_MAX, help="server processes on the port (PostgreSQL only)")
+]
+
+
 def serve(
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
     port: Annotated[int, whole(0, 65535, help="TCP port")] = 8000,
-    db: Annotated[
-        str | None, typer.Option(help="database URL (default: SQLite in the data dir)")
-    ] = None,
-    data_dir: Annotated[Path, typer.Option(help="keys and the default database")] = Path(
-        "duopass-data"
-    ),
-    demo: Annotated[
-        bool, typer.Option(help="create keys and load demo data into an empty database")
-    ] = False,
-    init: Annotated[bool, typer.Option(help="create missing keys, then serve")] = False,
+    db: _Db = None,
+    data_dir: _DataDir = Path("duopass-data"),
+    demo: _Demo = False,
+    init: _Init = False,
     issuer: Annotated[str, typer.Option(help="issuer id (iss)")] = "demo-univ",
-    metrics_port: Annotated[
-        int | None,
-        whole(1, 65535, help="also serve Prometheus metrics here, without authentication"),
-    ] = None,
-    metrics_host: Annotated[
-        str, typer.Option(help="address of the --metrics-port listener")
-    ] = "127.0.0.1",
-    testing: Annotated[
-        bool,
-        typer.Option(help="a server for tests: accepts DUOPASS_TEST_CLOCK (a clock tests move)"),
-    ] = False,
+    metrics_port: _MetricsPort = None,
+    metrics_host: _MetricsHost = "127.0.0.1",
+    testing: _Testing = False,
     access_log: _AccessLog = True,
     trusted_proxy: _TrustedProxy = None,
     throttle_exempt_network: _ExemptNetwork = None,
     redis_url: _RedisUrl = None,
     smtp_host: _SmtpHost = None,
-    smtp_port: Annotated[int | None, whole(1, 65535, help="its port (default 25)")] = None,
-    smtp_from: Annotated[str | None, typer.Option(help="the From of the codes' mail")] = None,
-    policy: Annotated[
-        Path | None, typer.Option(help="the decision policy (default: the packaged one)")
-    ] = None,
-    workers: Annotated[
-        int, whole(1, WORKERS_MAX, help="server processes on the port (PostgreSQL only)")
-    ] = 1,
+    smtp_port: _SmtpPort = None,
+    smtp_from: _SmtpFrom = None,
+    policy: _Policy = None,
+    workers: _Workers = 1,
 ) -> None:
     """Run the issuer server."""
     from duopass.server import logbook
