@@ -73,4 +73,5 @@ INSTALLATION_HEADER: Final = "Duopass-Installation"
 a random id the app made once, the same for every account it signs in to. Optional; the server
 counts the accounts one installation tries (a risk signal: the client chooses it)."""
 INSTALLATION_PATTERN: Final = r"^[A-Za-z0-9_-]{16,64}$"
-"""What an installation id is: 16 to 64 URL-safe base64 characters (others: 400)."""
+"""What an installation id is: 16 to 64 URL-safe base64 characters (others: 422
+`invalid_request`)."""
