@@ -54,3 +54,10 @@ def _root_logging_restored():
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def _own_installation(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Each test's CLI wallets keep their installation id in the test's folder, not the home of
+    whoever runs the tests (`duopass.wallet.installation`)."""
+    monkeypatch.setenv("DUOPASS_INSTALLATION_FILE", str(tmp_path / "installation"))

@@ -24,6 +24,7 @@ from duopass.cli.wallet_status import status_lines
 from duopass.cli.wallet_tickets import event_lines, order_lines, sync_line, ticket_lines
 from duopass.qr import render_png, render_terminal
 from duopass.wallet import Display, Failure, Wallet, WalletError
+from duopass.wallet.installation import installation_file, installation_id
 from duopass.wallet.limits import (
     HTTP_TIMEOUT_DEFAULT_S,
     TICKETS_PER_ORDER_MAX,
@@ -72,7 +73,11 @@ def _wallet(
     """The wallet in `data_dir` (made only when `create`: enrolment); a refusal becomes a
     message and its exit status, and a missing folder stays missing."""
     try:
-        with Wallet(data_dir.expanduser(), timeout=timeout, create=create) as wallet:
+        where = installation_file()
+        installation = None if where is None else installation_id(where)
+        with Wallet(
+            data_dir.expanduser(), timeout=timeout, create=create, installation=installation
+        ) as wallet:
             yield wallet
     except WalletError as exc:
         typer.echo(f"duopass wallet: {exc.message}", err=True)

@@ -2,11 +2,11 @@
 
 A request at a point (a sign-in, a reissue, a top-up, ...) is judged on the risk document:
 `point`, `features` (each feature's name -> its value over its window; every name of
-`FEATURE_NAMES` is there, 0 when not read or never seen), `request` (plain facts of the request),
-`score` (0..100: the sum of the weights of the signals that hold, at most 100) and `signals` (the
-names of those that held). The first guard listing the point whose `when` holds gives the action;
-a request no guard matches is allowed. A guard or signal that fails at run time counts as holding
-(a guard then acts as written): a decision never raises.
+`FEATURE_NAMES` is there, 0 when not read or never seen, an age -1), `request` (plain facts of
+the request), `score` (0..100: the sum of the weights of the signals that hold, at most 100) and
+`signals` (the names of those that held). The first guard listing the point whose `when` holds
+gives the action; a request no guard matches is allowed. A guard or signal that fails at run time
+counts as holding (a guard then acts as written): a decision never raises.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import cel
 from duopass.policy.model import Factor, Policy
 
 __all__ = [
+    "AGE_NAMES",
     "FEATURE_NAMES",
     "POINTS",
     "REQUEST_FIELDS",
@@ -80,9 +81,19 @@ FEATURE_NAMES: Final = (
     "account.online_scan.distinct_venue.1h",
     "account.geovelocity_kmh",
     "network.sign_in.1h",
+    "installation.account_attempt.distinct_account.1h",
+    "installation.account_attempt.distinct_account.1d",
+    "device.age_s",
+    "account.age_s",
 )
 """Every feature the risk document carries (`duopass.risk.points` reads them by point); added
 to, never renamed: stored decisions name them."""
+
+AGE_NAMES: Final = frozenset({"device.age_s", "account.age_s"})
+"""The features that are ages in seconds (of the device key making the request, of the
+holder's account), from the database's rows, not from windows: -1 where there is none (no
+device, a staff member, an unknown login, a holder created before ages were kept), never 0,
+which would read as "this very second"."""
 
 REQUEST_FIELDS: Final[Mapping[str, type]] = {
     "amount": int,
@@ -155,13 +166,17 @@ def risk_document(
     point: str, features: Mapping[str, int | None], request: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The document signals read (no `score` or `signals` yet): every feature name present,
-    0 for one not read or never seen; ValueError for an unknown point, feature or request field."""
+    0 for one not read or never seen (an age: -1, `AGE_NAMES`); ValueError for an unknown point,
+    feature or request field."""
     if point not in POINTS:
         raise ValueError(f"no point named {point!r}")
     unknown = set(features) - set(FEATURE_NAMES)
     if unknown:
         raise ValueError(f"no features named {sorted(unknown)}")
     values = {name: int(features.get(name) or 0) for name in FEATURE_NAMES}
+    for name in AGE_NAMES:
+        age = features.get(name)
+        values[name] = -1 if age is None else int(age)
     facts: dict[str, Any] = {"amount": 0, "staff": False, "allowlisted": False, "device": False}
     for key, value in request.items():
         kind = REQUEST_FIELDS.get(key)

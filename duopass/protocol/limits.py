@@ -67,3 +67,11 @@ BUNDLE_BYTES_MAX: Final = 32 * 1024 * 1024
 """Largest signed trust bundle a terminal accepts: 1,500,000 revocations of 16-byte `cti`s take
 25.5 MB of CBOR (17 bytes each; the server's 12-byte ones 19.5 MB), and the rest leaves room for
 keys and some 100,000 freezes of 64-character subs. Either limit refuses the bundle whole."""
+
+INSTALLATION_HEADER: Final = "Duopass-Installation"
+"""The header a wallet names its installation in (sign-in, device sign-in, device enrolment):
+a random id the app made once, the same for every account it signs in to. Optional; the server
+counts the accounts one installation tries (a risk signal: the client chooses it)."""
+INSTALLATION_PATTERN: Final = r"^[A-Za-z0-9_-]{16,64}$"
+"""What an installation id is: 16 to 64 URL-safe base64 characters (others: 422
+`invalid_request`)."""

@@ -64,6 +64,11 @@ class KeyKind(StrEnum):
     TERMINAL = "terminal"
     VENUE = "venue"
     EVENT = "event"
+    INSTALLATION = "installation"
+    """A wallet installation, by the id it says it has (`Duopass-Installation`), as a keyed
+    digest: one phone's app, whatever accounts it signs in to. Client-chosen, so a signal (a
+    careless farm or tout shows), never proof (a careful one sends none, or a new one each time).
+    A device key (`DEVICE`) cannot say this: a key is enrolled on one account only."""
 
 
 class Signal(StrEnum):
@@ -81,6 +86,10 @@ class Signal(StrEnum):
     AMOUNT_MISMATCH = "amount_mismatch"
     """A journal entry whose amount is not what the server approved online (§5.1 amend), or
     above the credential's `txmax`: per terminal (one that misreports amounts)."""
+    ACCOUNT_ATTEMPT = "account_attempt"
+    """An installation offered for an account (a sign-in by password or device key, a device
+    enrolment), whatever came of it: per installation, paired installation -> account (how
+    many accounts one phone tries)."""
 
 
 @dataclass(frozen=True, order=True)

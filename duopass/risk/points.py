@@ -26,7 +26,16 @@ from duopass.risk.features import (
 )
 from duopass.risk.windows import Window
 
-__all__ = ["GEOVELOCITY", "Judged", "Point", "Subject", "judge", "queries"]
+__all__ = [
+    "ACCOUNT_AGE",
+    "DEVICE_AGE",
+    "GEOVELOCITY",
+    "Judged",
+    "Point",
+    "Subject",
+    "judge",
+    "queries",
+]
 
 
 class Point(StrEnum):
@@ -51,6 +60,8 @@ class Subject:
     terminal: Key | None = None
     venue: Key | None = None
     event: Key | None = None
+    installation: Key | None = None
+    """The wallet installation the request says it comes from (`KeyKind.INSTALLATION`)."""
 
     @property
     def network(self) -> Key | None:
@@ -60,12 +71,16 @@ class Subject:
     def keys(self) -> list[str]:
         """Its keys as stores name them, for a decision record."""
         found = [self.account, self.device, self.network, self.terminal, self.venue, self.event]
+        found.append(self.installation)
         address = None if self.address is None else f"address:{self.address}"
         return [str(key) for key in found if key is not None] + ([address] if address else [])
 
 
 _M, _H, _D = Window.MINUTE, Window.HOUR, Window.DAY
 _FAIL, _REISSUE = Signal.SIGN_IN_FAILURE, Signal.REISSUE_REQUEST
+DEVICE_AGE, ACCOUNT_AGE = "device.age_s", "account.age_s"
+"""The ages (`Derived`, from the database's rows: `risk_engine.ages`), read at every point but
+the journal's."""
 
 
 def queries(point: Point, subject: Subject) -> list[Query]:
@@ -73,6 +88,9 @@ def queries(point: Point, subject: Subject) -> list[Query]:
     account, network = subject.account, subject.network
     address = None if subject.address is None else Key(KeyKind.ADDRESS, subject.address)
     found: list[Query] = []
+    if subject.installation is not None and point in (Point.SIGN_IN, Point.DEVICE_ENROLMENT):
+        tried = (subject.installation, Signal.ACCOUNT_ATTEMPT, KeyKind.ACCOUNT)
+        found += [Distinct(*tried, _H), Distinct(*tried, _D)]
     if point is Point.SIGN_IN:
         if account is not None:
             found += [Count(account, _FAIL, window) for window in (_M, _H, _D)]

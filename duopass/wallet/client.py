@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from duopass.protocol.encoding import EncodingError, b64u_decode, b64u_encode
-from duopass.protocol.limits import USES_MAX
+from duopass.protocol.limits import INSTALLATION_HEADER, USES_MAX
 from duopass.protocol.trust import Policy, TrustStoreError, parse_policy
 from duopass.wallet.errors import Failure, WalletError
 from duopass.wallet.limits import (
@@ -81,10 +81,17 @@ class Client:
     """One server, over httpx (a transport may be given, as tests do to lose answers)."""
 
     def __init__(
-        self, server: str, *, timeout: float, transport: httpx.BaseTransport | None = None
+        self,
+        server: str,
+        *,
+        timeout: float,
+        transport: httpx.BaseTransport | None = None,
+        installation: str | None = None,
     ) -> None:
+        """`installation`: the id sent with every request (`wallet.installation`), if any."""
+        headers = {} if installation is None else {INSTALLATION_HEADER: installation}
         self._http = httpx.Client(
-            base_url=check_server_url(server), timeout=timeout, transport=transport
+            base_url=check_server_url(server), timeout=timeout, transport=transport, headers=headers
         )
 
     def close(self) -> None:

@@ -66,9 +66,11 @@ class Wallet:
         timeout: float = HTTP_TIMEOUT_DEFAULT_S,
         transport: httpx.BaseTransport | None = None,
         create: bool = True,
+        installation: str | None = None,
     ) -> None:
         """The wallet in `data_dir`, created unless `create` is false (then a missing folder is
-        NOT_ENROLLED, and nothing is written)."""
+        NOT_ENROLLED, and nothing is written); `installation`, the id its requests name
+        (`wallet.installation`; None: none)."""
         if not create and not (data_dir / STATE_FILE).is_file():
             raise WalletError(
                 Failure.NOT_ENROLLED,
@@ -83,6 +85,7 @@ class Wallet:
         self.clock: Clock = clock or SystemClock()
         self._timeout = timeout
         self._transport = transport
+        self._installation = installation
         self.state = State(data_dir / STATE_FILE)
         self.tickets = Tickets(self.state)
 
@@ -98,7 +101,12 @@ class Wallet:
         self.state.close()
 
     def _client(self, server: str) -> Client:
-        return Client(server, timeout=self._timeout, transport=self._transport)
+        return Client(
+            server,
+            timeout=self._timeout,
+            transport=self._transport,
+            installation=self._installation,
+        )
 
     def now(self) -> int:
         """The server's time as this wallet knows it (§2's `ts`)."""

@@ -34,6 +34,8 @@ def test_the_packaged_policy_has_signals_and_guards_and_one_pin():
         "credential_stuffing",
         "account_under_attack",
         "stuffing_suspected",
+        "phone_on_many_accounts",
+        "phone_enrolling_many_accounts",
         "cloned_key_at_tills",
         "impossible_travel",
         "terminal_misreporting",
@@ -48,6 +50,28 @@ def test_the_packaged_policy_has_signals_and_guards_and_one_pin():
         "factors": [],
         "retry_after_s": 900,
     }
+
+
+def test_an_age_not_known_is_minus_one_and_the_young_signals_read_only_known_ones():
+    """`device.age_s` and `account.age_s` absent or None read -1 (never 0, "this second"): the
+    packaged young-device and young-account signals hold for a known young age at their point
+    only."""
+    policy = load(DEFAULT_POLICY.read_text())
+    unknown = risk_document("reissue", {"device.age_s": None}, {})["features"]
+    assert (unknown["device.age_s"], unknown["account.age_s"]) == (-1, -1)
+
+    def signals(point: str, **ages: int | None) -> tuple[str, ...]:
+        features = {f"{name}.age_s": age for name, age in ages.items()}
+        return assess(policy, risk_document(point, features, {})).signals
+
+    assert signals("reissue", device=0) == ("young_device_reissue",)
+    assert signals("reissue", device=3599) == ("young_device_reissue",)
+    assert signals("reissue", device=3600) == ()
+    assert signals("reissue", device=None) == ()
+    assert signals("wallet_sync", device=10) == ()  # read there, no signal of that point
+    assert signals("refund", account=59) == ("young_account_refund",)
+    assert signals("refund", account=None, device=5) == ()
+    assert signals("top_up", account=59) == ()
 
 
 def test_a_score_sums_the_weights_that_hold_and_the_first_guard_of_the_point_acts():

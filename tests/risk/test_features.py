@@ -206,3 +206,42 @@ def test_seen_with_lists_the_latest_keys_a_distinct_count_counts():
     assert later == [(venues[0], T0 + 55 * 60), (venues[2], T0 + 50 * 60)]  # south: 60 min ago
     with pytest.raises(ValueError, match="limit"):
         store.seen_with(MIA, FAIL, KeyKind.VENUE, window=Window.DAY, now=T0, limit=101)
+
+
+def test_one_installation_trying_accounts_is_counted_per_distinct_account_and_window():
+    """The accounts one wallet installation tried (`account_attempt`, paired installation ->
+    account), by hand: the same account twice is one; the hour forgets an account last tried
+    more than an hour ago, the day still counts it; another installation counts its own."""
+    phone, other = Key(KeyKind.INSTALLATION, "a" * 24), Key(KeyKind.INSTALLATION, "b" * 24)
+    store = MemoryFeatureStore()
+
+    def tried(at: int, installation: Key, account: int) -> None:
+        holder = Key(KeyKind.ACCOUNT, f"holder:{account}")
+        pair = Pair(installation, holder)
+        store.record([Observation(at, Signal.ACCOUNT_ATTEMPT, (installation,), (pair,))], now=at)
+
+    def distinct(now: int, installation: Key = phone) -> tuple[int | None, ...]:
+        queries = [
+            Distinct(installation, Signal.ACCOUNT_ATTEMPT, KeyKind.ACCOUNT, window)
+            for window in (Window.HOUR, Window.DAY)
+        ]
+        read = store.read(queries, now=now)
+        assert list(read) == [
+            "installation.account_attempt.distinct_account.1h",
+            "installation.account_attempt.distinct_account.1d",
+        ]
+        return tuple(read.values())
+
+    tried(T0, phone, 1)
+    tried(T0 + 10, phone, 1)
+    tried(T0 + 20, phone, 2)
+    tried(T0 + 30, other, 3)
+    assert distinct(T0 + 30) == (2, 2)
+    assert distinct(T0 + 30, other) == (1, 1)
+    tried(T0 + 3000, phone, 3)
+    assert distinct(T0 + 3000) == (3, 3)
+    assert distinct(T0 + 3620) == (1, 3)  # accounts 1 and 2 were last tried over an hour ago
+    assert distinct(T0 + 86400 + 2999) == (0, 1)
+    assert distinct(T0 + 86400 + 3000) == (0, 0)
+    count = store.read([Count(phone, Signal.ACCOUNT_ATTEMPT, Window.HOUR)], now=T0 + 3000)
+    assert count["installation.account_attempt.1h"] == 4

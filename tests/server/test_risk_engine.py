@@ -124,6 +124,7 @@ def test_credential_stuffing_is_rate_limited_and_an_honest_user_is_not(clocked_s
         "network.sign_in_failure.1h": 21,
         "network.sign_in_failure.distinct_account.1h": 20,
         "network.sign_in.1h": 0,
+        "account.age_s": 0,  # ana was made at this very time of the test clock
     }
     assert "network:127.0.5.0/24" in decision["subject"]
     assert "address:127.0.5.7" in decision["subject"]
@@ -216,10 +217,11 @@ def test_a_reissue_decision_reads_the_risk_score(server):
     asked = _ask(server, phone, sub)
     queue = server.http.get("/v1/admin/reviews", headers=admin.auth).json()["items"]
     waiting = [item for item in queue if item["request_id"] == asked["request_id"]]
-    assert waiting[0]["inputs"]["risk"]["score"] == 40  # reissue_many_devices
+    assert waiting[0]["inputs"]["risk"]["score"] == 60  # many devices, and a new one
     scored = [d for d in _decisions(server) if d["point"] == "reissue"]
-    assert scored[-1]["signals"] == ["reissue_many_devices"]
+    assert scored[-1]["signals"] == ["reissue_many_devices", "young_device_reissue"]
     assert scored[-1]["features"]["account.reissue_request.distinct_device.1d"] == 3
+    assert 0 <= scored[-1]["features"]["device.age_s"] < 3600  # the phone enrolled just now
     assert scored[-1]["action"] == "allow"  # guards do not act at reissue: the rules decide
 
 
@@ -277,6 +279,7 @@ def test_top_ups_and_enrolments_are_screened_and_counted(tmp_path):
         "big_top_up",
         "review",
     )
+    assert review["features"].pop("account.age_s") >= 0  # fay's, from her row
     assert review["features"] == {"account.top_up.1h": 1, "account.top_up.1d": 1}
     assert (deny["point"], deny["guard"], deny["action"]) == (
         "device_enrolment",
@@ -314,6 +317,8 @@ def test_a_sync_after_guessing_gets_an_online_only_credential(tmp_path):
         assert _suspended(server, holder["id"])
         decision = _decisions(server)[-1]
     assert (decision["point"], decision["guard"]) == ("wallet_sync", "sync_after_guessing")
+    device_age = decision["features"].pop("device.age_s")  # the syncing phone's
+    assert 0 <= device_age <= decision["features"].pop("account.age_s")  # gus came first
     assert decision["features"] == {
         "account.sign_in_failure.1h": 3,
         "account.sign_in_failure.1d": 3,

@@ -103,6 +103,48 @@ def _queries() -> list[Query]:
     ]
 
 
+INSTALLATIONS = [Key(KeyKind.INSTALLATION, f"{n:024x}") for n in range(2)]
+TRIED = [Key(KeyKind.ACCOUNT, f"holder:{n}") for n in range(7)]
+
+
+def _attempts(seed: int) -> Iterator[tuple[int, Observation]]:
+    """Two wallet installations trying seven accounts (`account_attempt`, installation ->
+    account) at uneven gaps over two days: one installation on many accounts, as a farm's phone."""
+    rng = random.Random(seed)
+    now = T0 + rng.randrange(3600)
+    while now < T0 + 2 * 86400:
+        now += rng.choice([0, 1, 59, 61, 600, 1800, 3599, 3601, 20_000])
+        installation, account = rng.choice(INSTALLATIONS), rng.choice(TRIED)
+        pair = Pair(installation, account)
+        yield now, Observation(now, Signal.ACCOUNT_ATTEMPT, (installation,), (pair,))
+
+
+def _attempt_queries(installation: Key) -> list[Query]:
+    """Distinct accounts per installation (the engine reads the hour's and the day's) and its
+    attempts, in every window."""
+    tried = Signal.ACCOUNT_ATTEMPT
+    return [
+        *(Distinct(installation, tried, KeyKind.ACCOUNT, w) for w in Window),
+        *(Count(installation, tried, w) for w in Window),
+    ]
+
+
+def test_distinct_accounts_per_installation_are_the_reference_stores(database):
+    """The installation -> accounts query of every window, read at every step of its stream:
+    the same as the in-memory reference's, which counted several accounts (or the stream would
+    prove nothing)."""
+    reference, most = MemoryFeatureStore(), 0
+    for now, observation in _attempts(seed=16):
+        _record(database, [observation], now)
+        reference.record([observation], now=now)
+        for installation in INSTALLATIONS:
+            queries = _attempt_queries(installation)
+            expected = dict(reference.read(queries, now=now))
+            assert _read(database, queries, now) == expected, (now, installation)
+            most = max(most, expected["installation.account_attempt.distinct_account.1d"] or 0)
+    assert most >= 4
+
+
 def test_every_read_is_the_reference_stores_as_the_clock_moves(database):
     """One observation per transaction, as units record them; every read (20 features) equals
     the in-memory reference's, and expiring changes none of them."""

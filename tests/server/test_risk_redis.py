@@ -49,7 +49,17 @@ from duopass.server.unit_of_work import Unit
 from tests.redis import OwnRedis, redis_url_fixture  # noqa: F401
 from tests.server.conftest import database_url
 from tests.server.harness import ADMIN_PASSWORD, Running, running_server
-from tests.server.test_risk_features import ACCOUNTS, NETWORKS, T0, _from, _queries, _stream
+from tests.server.test_risk_features import (
+    ACCOUNTS,
+    INSTALLATIONS,
+    NETWORKS,
+    T0,
+    _attempt_queries,
+    _attempts,
+    _from,
+    _queries,
+    _stream,
+)
 
 
 @pytest.fixture
@@ -99,6 +109,20 @@ def test_every_read_is_the_reference_stores_as_the_clock_moves(store):
     final = dict(store.read(queries, now=now))
     assert final == dict(reference.read(queries, now=now))
     assert any(v for k, v in final.items() if k.endswith(".1d"))
+
+
+def test_distinct_accounts_per_installation_are_the_reference_stores(store):
+    """The database's test of the installation -> accounts query, on Redis."""
+    reference, most = MemoryFeatureStore(), 0
+    for now, observation in _attempts(seed=16):
+        store.record([observation], now=now)
+        reference.record([observation], now=now)
+        for installation in INSTALLATIONS:
+            queries = _attempt_queries(installation)
+            expected = dict(reference.read(queries, now=now))
+            assert dict(store.read(queries, now=now)) == expected, (now, installation)
+            most = max(most, expected["installation.account_attempt.distinct_account.1d"] or 0)
+    assert most >= 4
 
 
 def test_reads_at_the_edges_of_every_window_are_the_reference_stores(store):

@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from duopass.protocol.journal import TERMINAL_ID_CHARS_MAX
+from duopass.protocol.limits import INSTALLATION_HEADER, INSTALLATION_PATTERN
 from duopass.protocol.signed_requests import SIGNATURE_HEADER, TERMINAL_HEADER, TIME_HEADER
 from duopass.server.context import AppContext
 from duopass.server.problems import Problem, ProblemCode
@@ -38,6 +39,12 @@ def client_address(request: Request) -> str | None:
 
 
 Client = Annotated[str | None, Depends(client_address)]
+Installation = Annotated[
+    str | None,
+    Header(alias=INSTALLATION_HEADER, pattern=INSTALLATION_PATTERN, max_length=64),
+]
+"""The wallet installation the request names (`protocol.limits.INSTALLATION_HEADER`), if any:
+a risk feature's key, never an identity (the client chooses it)."""
 
 
 def _caller(ctx: Ctx, bearer: Bearer) -> Caller:
@@ -163,6 +170,7 @@ __all__ = [
     "Client",
     "Ctx",
     "HolderCaller",
+    "Installation",
     "SignedIn",
     "StaffCaller",
     "StaffOrTerminal",

@@ -112,10 +112,18 @@ def _throttles(ctx: AppContext, *, login: str, staff: bool, client: str | None) 
 
 
 def password_sign_in(
-    ctx: AppContext, *, login: str, password: str, otp: str | None, staff: bool, client: str | None
+    ctx: AppContext,
+    *,
+    login: str,
+    password: str,
+    otp: str | None,
+    staff: bool,
+    client: str | None,
+    installation: str | None = None,
 ) -> Issued:
     """A session for a holder or staff member who knows the password (and the one-time code
-    where one is on). Throttled: 429 with Retry-After while the account or network is blocked."""
+    where one is on). Throttled: 429 with Retry-After while the account or network is blocked.
+    The wallet `installation` it names (if any) is counted as trying this account."""
     keys = _throttles(ctx, login=login, staff=staff, client=client)
 
     def begin(unit: Unit) -> tuple[_Person | None, bool, Observation] | Problem:
@@ -128,8 +136,10 @@ def password_sign_in(
         principal = None if person is None else person.id
         account = risk_features.account_key(unit, staff=staff, principal_id=principal, login=login)
         pending = risk_features.attempt(account, client, at=unit.now)
-        risk_features.observe(unit, pending)  # before the read: parallel attempts see it
-        risky = _risk(unit, person, account, staff=staff, client=client)
+        app = risk_features.installation_key(unit, installation)
+        tried = risk_features.tried(account, app, at=unit.now)
+        risk_features.observe(unit, pending, *tried)  # before the read: parallel attempts see it
+        risky = _risk(unit, person, account, staff=staff, client=client, installation=app)
         if isinstance(risky, Problem):  # a refused attempt is no guess
             risk_features.observe(unit, risk_features.withdrawn(pending))
             return risky
@@ -165,7 +175,13 @@ def password_sign_in(
 
 
 def _risk(
-    unit: Unit, person: _Person | None, account: Key, *, staff: bool, client: str | None
+    unit: Unit,
+    person: _Person | None,
+    account: Key,
+    *,
+    staff: bool,
+    client: str | None,
+    installation: Key | None,
 ) -> Problem | bool:
     """The risk policy at sign-in (its decision recorded in this unit): a refusal for deny,
     review and rate_limit; for step_up, True unless the account has a factor the guard accepts
@@ -174,7 +190,8 @@ def _risk(
     have TOTP); suspend_offline suspends a holder's offline use (whether or not the password is
     right) and goes on. The features read count this attempt (pending, as a failure)."""
     request = {"staff": staff, "allowlisted": risk_engine.allowlisted(unit.settings, client)}
-    judged = risk_engine.check(unit, Point.SIGN_IN, Subject(account, None, client), request)
+    subject = Subject(account, None, client, installation=installation)
+    judged = risk_engine.check(unit, Point.SIGN_IN, subject, request)
     refusal = risk_engine.refusal(judged)
     holder = None if staff or person is None else unit.session.get(Holder, person.id)
     risk_engine.suspend(unit, judged, holder)
@@ -243,6 +260,7 @@ def device_sign_in(
     challenge_bytes: bytes,
     signature: bytes,
     client: str | None,
+    installation: str | None = None,
 ) -> Issued:
     """A session for a holder whose enrolled, unrevoked device signed our challenge. Every
     refusal reads the same, so it tells nothing of logins or keys. The risk policy judges it at
@@ -260,10 +278,12 @@ def device_sign_in(
         account = risk_features.account_key(unit, staff=False, principal_id=principal, login=login)
         device_key = None if device is None else Key(KeyKind.DEVICE, str(device.id))
         pending = risk_features.attempt(account, client, at=unit.now, device=device_key)
-        risk_features.observe(unit, pending)  # before the read: parallel attempts see it
+        app = risk_features.installation_key(unit, installation)
+        tried = risk_features.tried(account, app, at=unit.now)
+        risk_features.observe(unit, pending, *tried)  # before the read: parallel attempts see it
         allowlisted = risk_engine.allowlisted(unit.settings, client)
         request = {"staff": False, "allowlisted": allowlisted, "device": True}
-        subject = Subject(account, device_key, client)
+        subject = Subject(account, device_key, client, installation=app)
         judged = risk_engine.check(unit, Point.SIGN_IN, subject, request)
         refusal = risk_engine.refusal(judged)
         if refusal is not None:

@@ -11,7 +11,7 @@ from duopass.protocol.signed_requests import device_enrolment_message
 from duopass.risk import Key, KeyKind, Signal
 from duopass.risk.points import Point, Subject
 from duopass.server.problems import Problem, ProblemCode
-from duopass.server.services import risk_engine, tlog, trust_changes
+from duopass.server.services import risk_engine, risk_features, tlog, trust_changes
 from duopass.server.store.tables import Credential, Device, Holder
 from duopass.server.unit_of_work import Unit
 
@@ -19,10 +19,18 @@ __all__ = ["enrol_device", "revoke_device", "revoke_live_credentials"]
 
 
 def enrol_device(
-    unit: Unit, holder: Holder, *, public_key: bytes, proof: bytes, client: str | None = None
+    unit: Unit,
+    holder: Holder,
+    *,
+    public_key: bytes,
+    proof: bytes,
+    client: str | None = None,
+    installation: str | None = None,
 ) -> Device:
     """Enrol a device key; the same key again is the same device. A new one is screened by the
-    risk policy (`device_enrolment`: `risk_engine.Refused`) and counted, from `client`."""
+    risk policy (`device_enrolment`: `risk_engine.Refused`) and counted, from `client`; the
+    wallet `installation` it names (if any) is counted as trying the holder's account first,
+    whatever the policy decides."""
     session = unit.session
     if not is_usable_public_key(public_key):
         raise Problem(
@@ -35,7 +43,10 @@ def enrol_device(
         if existing.holder_id != holder.id or existing.revoked_at is not None:
             raise Problem(ProblemCode.CONFLICT, "this key is enrolled elsewhere or was revoked")
         return existing
-    subject = Subject(risk_engine.holder_key(holder.id), None, client)
+    account = risk_engine.holder_key(holder.id)
+    app = risk_features.installation_key(unit, installation)
+    risk_features.observe(unit, *risk_features.tried(account, app, at=unit.now))
+    subject = Subject(account, None, client, installation=app)
     risk_engine.screen(unit, Point.DEVICE_ENROLMENT, subject, holder=holder)
     device = Device(holder_id=holder.id, public_key=public_key, enrolled_at=unit.now)
     session.add(device)

@@ -61,6 +61,7 @@ def create_holder(
         password_hash=password_hash or auth.hash_password(unit.settings, password),
         totp_secret=totp_secret,
         account_id=account.id,
+        created_at=unit.now,
     )
     session.add(holder)
     session.flush()

@@ -19,19 +19,21 @@ from typing import Any, TypeVar
 from sqlalchemy import delete
 
 from duopass.policy.guards import Action
-from duopass.risk import Key, KeyKind, Observation, Pair, Signal
-from duopass.risk.points import Judged, Point, Subject, judge, queries
+from duopass.risk import Features, Key, KeyKind, Observation, Pair, Signal
+from duopass.risk.features import Derived
+from duopass.risk.points import ACCOUNT_AGE, DEVICE_AGE, Judged, Point, Subject, judge, queries
 from duopass.server.logbook import Event, emit
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import policy_store, risk_features, throttle
 from duopass.server.settings import Settings
 from duopass.server.store.risk import RiskDecision
 from duopass.server.store.risk_keys import RiskDecisionKey
-from duopass.server.store.tables import Holder
+from duopass.server.store.tables import Device, Holder
 from duopass.server.unit_of_work import Unit
 
 __all__ = [
     "Refused",
+    "ages",
     "allowlisted",
     "check",
     "expire",
@@ -64,6 +66,7 @@ def check(
         return None
     policy = policy_store.current(unit)
     features = risk_features.store_for(unit).read(queries(point, subject), now=unit.now)
+    features |= ages(unit, subject)
     judged = judge(policy, point, features, request)
     assessment = judged.assessment
     if assessment.action is not Action.ALLOW or assessment.score > 0:
@@ -71,6 +74,29 @@ def check(
         if row.released_by is not None:  # a review a person released (risk_records)
             return replace(judged, assessment=replace(assessment, action=Action.ALLOW))
     return judged
+
+
+def ages(unit: Unit, subject: Subject) -> Features:
+    """How old, in seconds at the unit's time, the subject's device key is (since it was
+    enrolled) and its holder's account (since it was created): from their rows, not from any
+    window, so a key enrolled a year ago reads a year. Only for the keys the subject has; None
+    for a row that does not say (a holder created before migration 0014)."""
+    read: list[tuple[Derived, int | None]] = []
+    if subject.device is not None and subject.device.value.isdigit():
+        device = unit.session.get(Device, int(subject.device.value))
+        enrolled = None if device is None else device.enrolled_at
+        read.append((Derived(subject.device, DEVICE_AGE), _age(unit, enrolled)))
+    account = subject.account
+    if account is not None and account.value.startswith("holder:"):
+        number = account.value.removeprefix("holder:")
+        holder = unit.session.get(Holder, int(number)) if number.isdigit() else None
+        created = None if holder is None else holder.created_at
+        read.append((Derived(account, ACCOUNT_AGE), _age(unit, created)))
+    return Features(read)
+
+
+def _age(unit: Unit, since: int | None) -> int | None:
+    return None if since is None else max(0, unit.now - since)
 
 
 def record(unit: Unit, subject: Subject, judged: Judged) -> RiskDecision:

@@ -49,10 +49,12 @@ __all__ = [
     "account_key",
     "attempt",
     "failed",
+    "installation_key",
     "observe",
     "observe_at_commit",
     "sign_in",
     "store_for",
+    "tried",
     "withdrawn",
 ]
 
@@ -232,6 +234,26 @@ def account_key(unit: Unit, *, staff: bool, principal_id: int | None, login: str
     named = f"{'staff' if staff else 'holder'}\n{login}".encode()
     digest = hmac.new(unit.keyring.digest_key, b"risk-login\n" + named, hashlib.sha256)
     return Key(KeyKind.ACCOUNT, "login:" + digest.hexdigest()[:24])
+
+
+def installation_key(unit: Unit, installation: str | None) -> Key | None:
+    """The key of the wallet installation a request names (`Duopass-Installation`, checked by
+    the route), a keyed digest of it: the id is the client's own choice, kept like a login a
+    nobody has. None when the request names none."""
+    if installation is None:
+        return None
+    named = b"risk-installation\n" + installation.encode()
+    digest = hmac.new(unit.keyring.digest_key, named, hashlib.sha256)
+    return Key(KeyKind.INSTALLATION, digest.hexdigest()[:24])
+
+
+def tried(account: Key, installation: Key | None, *, at: int) -> tuple[Observation, ...]:
+    """An installation offered for `account` (a sign-in, a device enrolment), whatever comes
+    of it: counted per installation, which is seen with the account. Nothing without one."""
+    if installation is None:
+        return ()
+    pair = Pair(installation, account)
+    return (Observation(at, Signal.ACCOUNT_ATTEMPT, (installation,), (pair,)),)
 
 
 def sign_in(

@@ -98,6 +98,9 @@ class Holder(Base):
     """Online payments above this amount need the PIN (None: the office's default)."""
     pin_hash: Mapped[str | None] = mapped_column(String(200))
     """The payment PIN, hashed as passwords are (None: no PIN set)."""
+    created_at: Mapped[int | None] = mapped_column(BigInteger)
+    """When the holder was created (Unix seconds; None for one created before migration 0014):
+    the risk engine's `account.age_s`."""
 
 
 class Device(Base):

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from duopass.protocol.encoding import EncodingError, b64u_decode, b64u_encode
-from duopass.server.api.deps import Client, Ctx, HolderCaller, SignedIn
+from duopass.server.api.deps import Client, Ctx, HolderCaller, Installation, SignedIn
 from duopass.server.api.openapi import problems
 from duopass.server.context import AppContext
 from duopass.server.limits import LOGIN_CHARS_MAX, PASSWORD_CHARS_MAX
@@ -94,9 +94,9 @@ def _raw(text: str, what: str) -> bytes:
 
 
 @router.post("/v1/session", response_model=TokenOut, responses=problems(401, 403, 429))
-def sign_in(body: SignIn, ctx: Ctx, client: Client) -> TokenOut:
+def sign_in(body: SignIn, ctx: Ctx, client: Client, installation: Installation = None) -> TokenOut:
     """A holder signs in (password, then a one-time code where one is on); throttled."""
-    return sign_in_as(body, ctx, client, staff=False)
+    return sign_in_as(body, ctx, client, staff=False, installation=installation)
 
 
 @router.post(
@@ -110,9 +110,22 @@ def staff_sign_in(body: SignIn, ctx: Ctx, client: Client) -> TokenOut:
     return sign_in_as(body, ctx, client, staff=True)
 
 
-def sign_in_as(body: SignIn, ctx: AppContext, client: str | None, *, staff: bool) -> TokenOut:
+def sign_in_as(
+    body: SignIn,
+    ctx: AppContext,
+    client: str | None,
+    *,
+    staff: bool,
+    installation: str | None = None,
+) -> TokenOut:
     issued = auth.password_sign_in(
-        ctx, login=body.login, password=body.password, otp=body.otp, staff=staff, client=client
+        ctx,
+        login=body.login,
+        password=body.password,
+        otp=body.otp,
+        staff=staff,
+        client=client,
+        installation=installation,
     )
     return TokenOut(token=issued.token, expires_at=issued.expires_at)
 
@@ -125,7 +138,9 @@ def device_challenge(ctx: Ctx) -> ChallengeOut:
 
 
 @router.post("/v1/session/device", response_model=TokenOut, responses=problems(401))
-def device_sign_in(body: DeviceSignIn, ctx: Ctx, client: Client) -> TokenOut:
+def device_sign_in(
+    body: DeviceSignIn, ctx: Ctx, client: Client, installation: Installation = None
+) -> TokenOut:
     """A holder's wallet signs in with its enrolled device key: never throttled by password
     failures, refused for a revoked (lost) device; judged by the risk policy."""
     key, data = _raw(body.public_key, "public_key"), _raw(body.challenge, "challenge")
@@ -137,6 +152,7 @@ def device_sign_in(body: DeviceSignIn, ctx: Ctx, client: Client) -> TokenOut:
         challenge_bytes=data,
         signature=signature,
         client=client,
+        installation=installation,
     )
     return TokenOut(token=issued.token, expires_at=issued.expires_at)
 

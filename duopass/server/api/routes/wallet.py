@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from duopass.protocol.encoding import EncodingError, b64u_decode, b64u_encode
 from duopass.protocol.trust import dump_policy
-from duopass.server.api.deps import Client, Ctx, HolderCaller
+from duopass.server.api.deps import Client, Ctx, HolderCaller, Installation
 from duopass.server.api.openapi import problems
 from duopass.server.api.params import Digits
 from duopass.server.limits import ID_CHARS_MAX, ROW_ID_MAX
@@ -23,6 +23,7 @@ from duopass.server.services import (
     risk_engine,
     sessions,
 )
+from duopass.server.store.tables import Device
 from duopass.server.unit_of_work import Unit
 
 router = APIRouter(prefix="/v1", tags=["holder"])
@@ -76,16 +77,23 @@ def _raw(text: str) -> bytes:
 
 
 @router.post("/me/devices", response_model=DeviceOut, responses=problems(403, 409, 429))
-def enrol_device(body: DeviceIn, caller: HolderCaller, ctx: Ctx, client: Client) -> DeviceOut:
+def enrol_device(
+    body: DeviceIn,
+    caller: HolderCaller,
+    ctx: Ctx,
+    client: Client,
+    installation: Installation = None,
+) -> DeviceOut:
     """Enrol a device key; the proof is its signature of the enrolment message."""
     key, proof = _raw(body.public_key), _raw(body.proof)
-    device = ctx.run_refusable(
-        risk_engine.kept(
-            lambda unit: devices.enrol_device(
-                unit, caller.holder(unit.session), public_key=key, proof=proof, client=client
-            )
+
+    def enrol(unit: Unit) -> Device:
+        holder = caller.holder(unit.session)
+        return devices.enrol_device(
+            unit, holder, public_key=key, proof=proof, client=client, installation=installation
         )
-    )
+
+    device = ctx.run_refusable(risk_engine.kept(enrol))
     return DeviceOut(device_id=device.id)
 
 
