@@ -123,6 +123,10 @@ def test_declined_and_expired_confirmations_refuse_the_retry(clocked_server, clo
     assert wallet.account()["balance"] == 20_000
     _paid(_pay(till, clock, code, 1500, seq=10, pin=PIN))  # the keypad still works
     assert wallet.account()["balance"] == 18_500
+    _asked(_pay(till, clock, wallet.code(int(clock.now)), 1500, seq=11))
+    assert len(_waiting(wallet)) == 1
+    _paid(_pay(till, clock, wallet.code(int(clock.now)), 1500, seq=11, pin=PIN))
+    assert _waiting(wallet) == []  # settled at the keypad: nothing left to confirm
 
 
 def test_wrong_pins_in_the_wallet_count_with_the_tills(clocked_server, clock):
