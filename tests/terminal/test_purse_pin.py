@@ -101,7 +101,8 @@ def test_a_till_waits_for_the_wallet_a_bounded_time(
     server: Running, proxy: Proxy, tmp_path
 ) -> None:
     """Nobody confirms: the till sends the seq again a bounded number of times, then refuses
-    the payment (journalled, never decided offline); the typed PIN still works after it."""
+    the payment (journalled, never decided offline, and then no longer listed in the wallet);
+    the typed PIN still works after it."""
     admin = server.admin()
     bounds = {"confirm_max": 1000, "confirm_default": 1000}
     assert admin.http.put("/v1/admin/purse-limits", json=bounds, headers=admin.auth).is_success
@@ -129,10 +130,9 @@ def test_a_till_waits_for_the_wallet_a_bounded_time(
         )
         assert naps == [WALLET_POLL_S] * 4
         assert asked[0][0] == "pin_required" and asked[0][1] is not None
-        [shown] = server.http.get("/v1/wallet/confirmations", headers=wallet.auth).json()[
-            "confirmations"
-        ]
-        assert shown["id"] == asked[0][1] and shown["seq"] == refused.seq
+        assert terminal.uploader.upload()  # the refusal journalled: nothing left to confirm
+        listed = server.http.get("/v1/wallet/confirmations", headers=wallet.auth)
+        assert listed.status_code == 200 and listed.json() == {"confirmations": []}
         paid = terminal.scan_path.scan(wallet.code(), amount=1500, pin_entry=wallet_first)
         assert paid.ok and paid.online and asked[1][0] == "pin_required"
     assert wallet.account()["balance"] == 8_500

@@ -21,7 +21,7 @@ from duopass.protocol.encoding import b64u_encode
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import auth, throttle
 from duopass.server.store.purse import PaymentConfirmation
-from duopass.server.store.tables import Holder, Scan
+from duopass.server.store.tables import Holder, JournalEntry, Scan
 from duopass.server.unit_of_work import Unit
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ __all__ = [
     "CONFIRMATION_TTL_S",
     "PENDING_MAX",
     "Pending",
+    "PinRequired",
     "approve",
     "decline",
     "open_for",
@@ -167,9 +168,13 @@ def _out(row: PaymentConfirmation) -> dict[str, Any]:
 
 def pending_of(unit: Unit, holder_id: int) -> list[dict[str, Any]]:
     """The holder's confirmations waiting for them, oldest first (those whose seq the till
-    settled another way, with the PIN typed there, are gone)."""
+    settled another way, with the PIN typed there or a refusal it journalled, are gone)."""
     settled = select(Scan.seq).where(
         Scan.terminal_id == PaymentConfirmation.terminal_id, Scan.seq == PaymentConfirmation.seq
+    )
+    journaled = select(JournalEntry.seq).where(
+        JournalEntry.terminal_id == PaymentConfirmation.terminal_id,
+        JournalEntry.seq == PaymentConfirmation.seq,
     )
     rows = unit.session.scalars(
         select(PaymentConfirmation)
@@ -178,6 +183,7 @@ def pending_of(unit: Unit, holder_id: int) -> list[dict[str, Any]]:
             PaymentConfirmation.state == "pending",
             PaymentConfirmation.expires_at > unit.now,
             ~settled.exists(),
+            ~journaled.exists(),
         )
         .order_by(PaymentConfirmation.created_at, PaymentConfirmation.id)
         .limit(PENDING_MAX)
