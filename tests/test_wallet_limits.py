@@ -1,19 +1,24 @@
-"""`duopass wallet limits` and `duopass wallet pin` through the real command against a real
-server: the holder's limits shown and set within the office's bounds (above one is refused),
-the PIN set after the password, and then asked for above the amount."""
+"""`duopass wallet limits`, `duopass wallet pin` and `duopass wallet confirm` through the real
+command against a real server: the holder's limits shown and set within the office's bounds
+(above one is refused), the PIN set after the password, and then asked for above the amount;
+a payment above it confirmed (or declined) in the wallet."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from duopass.wallet import EXIT_STATUS, Failure, Wallet
+from duopass.wallet.confirmations import waiting as waiting_payments
 from duopass.wallet.purse import limits, set_limits, set_pin
-from tests.server.harness import Running, running_server
+from tests.server.harness import ManualClock, Running, enrolled_till, running_server
+from tests.server.test_purse_limits import _paid, _pay, _refused
 
 
 @pytest.fixture
@@ -63,3 +68,45 @@ def test_limits_are_shown_and_set_within_bounds_and_the_pin_set(server: Running,
         assert again.effective == {"daily": 4000, "meal": 1, "confirm_above": 1050}
         assert set_limits(wallet, {}).effective["daily"] == 3000  # the office's defaults
         assert not set_pin(wallet, password="pw-ana-secret", pin=None)
+
+
+def test_wallet_confirm_lists_approves_and_declines(server: Running, tmp_path):
+    """`duopass wallet confirm`: a till's payment above the PIN amount, sent without the PIN,
+    is listed, approved with the PIN (a wrong one refused) and then passes at the till; another
+    is declined and the till's ask for it is refused."""
+    admin = server.admin()
+    bounds = {"confirm_max": 1000, "confirm_default": 1000}
+    assert admin.http.put("/v1/admin/purse-limits", json=bounds, headers=admin.auth).is_success
+    account = admin.holder("eli", balance=10_000)["account_id"]
+    data = tmp_path / "wallet"
+    with Wallet(data, create=True) as wallet:
+        wallet.enrol(server=server.url, login="eli", password="pw-eli-secret")
+        assert set_pin(wallet, password="pw-eli-secret", pin="204913")
+        wallet.sync()
+        codes = [wallet.show().text(int(time.time())) for _ in range(2)]
+    till, _ = enrolled_till(server.http, admin, "till-eli")
+    clock = ManualClock()
+    _refused(_pay(till, clock, codes[0], 1500, seq=1), "pin_required")
+    bad = _wallet(data, "confirm", "--decline", "not/an/id")
+    assert bad.returncode == EXIT_STATUS[Failure.REFUSED] and "not a confirmation id" in bad.stderr
+
+    listed = _wallet(data, "confirm", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [waiting] = json.loads(listed.stdout)
+    assert (waiting["amount"], waiting["venue"], waiting["seq"]) == (1500, "canteen", 1)
+    shown = _wallet(data, "confirm")
+    assert shown.stdout.startswith(f"{waiting['id']}  15.00 CNY at canteen (till-eli, seq 1)")
+    wrong = _wallet(data, "confirm", "--approve", waiting["id"], DUOPASS_WALLET_PIN="000000")
+    assert wrong.returncode == EXIT_STATUS[Failure.REFUSED] and "pin_wrong" in wrong.stderr
+    right = _wallet(data, "confirm", "--approve", waiting["id"], DUOPASS_WALLET_PIN="204913")
+    assert right.returncode == 0 and "payment approved: " in right.stderr, right.stderr
+    _paid(_pay(till, clock, codes[0], 1500, seq=1))
+    assert _wallet(data, "confirm").stdout.splitlines() == ["nothing to confirm"]
+
+    _refused(_pay(till, clock, codes[1], 1200, seq=2), "pin_required")
+    with Wallet(data) as wallet:
+        [waiting2] = waiting_payments(wallet)
+    declined = _wallet(data, "confirm", "--decline", waiting2.id)
+    assert declined.returncode == 0 and "payment declined: " in declined.stderr, declined.stderr
+    _refused(_pay(till, clock, codes[1], 1200, seq=2), "pin_declined")
+    assert admin.account(account)["balance"] == 8_500

@@ -25,6 +25,7 @@ from duopass.cli.terminal import app as terminal_app
 from duopass.cli.tour import tour
 from duopass.cli.verify import EXIT_REJECTED, usage_error, verify
 from duopass.cli.wallet import wallet_app
+from duopass.cli.wallet_confirm import confirm_command
 from duopass.cli.wallet_limits import limits_command, pin_command
 from duopass.cli.wallet_reissue import lost, reissue
 from duopass.protocol.cbor import MalformedError
@@ -79,6 +80,7 @@ wallet_app.command()(reissue)
 wallet_app.command()(lost)
 wallet_app.command("limits")(limits_command)
 wallet_app.command("pin")(pin_command)
+wallet_app.command("confirm")(confirm_command)
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(terminal_app, name="terminal")
 app.add_typer(staff_app, name="staff")

@@ -37,6 +37,7 @@ from duopass.terminal import (
     read_amount,
     read_lines,
 )
+from duopass.terminal.scan import WAIT_FOR_WALLET
 
 app = typer.Typer(
     help="The terminal agent: a till or gate that scans online, or offline by itself.",
@@ -242,13 +243,21 @@ class _Till:
         self.keyed = None
         typer.echo(json.dumps(result_json(result)) if self.as_json else result_line(result))
 
-    def _pin(self, why: str) -> str | None:
-        """The holder types their PIN on the keypad (the next line); anything but its digits
-        gives up, and the payment is refused."""
+    def _pin(self, why: str, confirmation: str | None) -> str | None:
+        """The holder types their PIN on the keypad (the next line), or, when the server offers
+        it, an empty line to confirm the payment in their wallet instead; anything else gives
+        up, and the payment is refused."""
         again = "wrong PIN, " if why == "pin_wrong" else ""
-        typer.echo(f"duopass terminal: {again}PIN for this payment?", err=True)
+        wallet = " (or Enter: confirm it in your wallet)" if confirmation is not None else ""
+        typer.echo(f"duopass terminal: {again}PIN for this payment?{wallet}", err=True)
         typed = next(self.lines, None)
         pin = None if typed is None else typed.strip()
+        if pin == "" and confirmation is not None:
+            wait = round(self.terminal.scan_path.wallet_wait_s)
+            typer.echo(
+                f"duopass terminal: confirm in your wallet: waiting up to {wait} s", err=True
+            )
+            return WAIT_FOR_WALLET
         if pin is None or not re.fullmatch(r"[0-9]{6}", pin):
             typer.echo("duopass terminal: no PIN: payment refused", err=True)
             return None

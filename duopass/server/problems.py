@@ -65,6 +65,8 @@ class ProblemCode(StrEnum):
     PIN_WRONG = "pin_wrong"
     PIN_NOT_SET = "pin_not_set"
     LIMIT_ABOVE_BOUND = "limit_above_bound"
+    PIN_DECLINED = "pin_declined"
+    CONFIRMATION_EXPIRED = "confirmation_expired"
 
 
 STATUS = {
@@ -109,6 +111,8 @@ STATUS = {
     ProblemCode.PIN_WRONG: 403,
     ProblemCode.PIN_NOT_SET: 403,
     ProblemCode.LIMIT_ABOVE_BOUND: 422,
+    ProblemCode.PIN_DECLINED: 403,
+    ProblemCode.CONFIRMATION_EXPIRED: 403,
 }
 _FROM_STATUS = {
     401: ProblemCode.UNAUTHENTICATED,
@@ -123,19 +127,32 @@ class Problem(Exception):
     """An expected refusal with a stable code; the message is for people."""
 
     def __init__(
-        self, code: ProblemCode, detail: str, *, headers: dict[str, str] | None = None
+        self,
+        code: ProblemCode,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
         self.headers = headers or {}
+        self.extra = extra or {}
+        """Members the document carries beyond the standard ones (RFC 9457 §3.2): a
+        `pin_required`'s `confirmation`."""
 
 
 def problem_response(
-    code: ProblemCode, detail: str, *, headers: Mapping[str, str] | None = None
+    code: ProblemCode,
+    detail: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     status = STATUS[code]
     body = {
+        **(extra or {}),
         "type": f"https://duopass.dev/problems/{code.value}",
         "title": code.value.replace("_", " "),
         "status": status,
@@ -157,7 +174,7 @@ def install(app: FastAPI) -> None:
             headers.setdefault(
                 "WWW-Authenticate", 'Bearer error="insufficient_user_authentication"'
             )
-        return problem_response(exc.code, exc.detail, headers=headers)
+        return problem_response(exc.code, exc.detail, headers=headers, extra=exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -30,6 +30,8 @@ ANSWER_BYTES_MAX = 1024 * 1024
 """Largest JSON answer read (a journal receipt lists at most 500 rejected entries)."""
 _SCAN_WORKERS = 4
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_CONFIRMATION = re.compile(r"[A-Za-z0-9_-]{1,32}")
+"""A confirmation id as the server makes them (unpadded base64url)."""
 _IMF_FIXDATE = re.compile(
     rf"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (..) ({'|'.join(_MONTHS)}) (....) (..):(..):(..) GMT"
 )
@@ -46,10 +48,14 @@ class Unreachable(Exception):
 class Refused(Exception):
     """The server answered with a problem document (4xx)."""
 
-    def __init__(self, status: int, code: str, offset: int | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, offset: int | None = None, confirmation: str | None = None
+    ) -> None:
         super().__init__(f"HTTP {status} {code}")
         self.status, self.code, self.offset = status, code, offset
         """`offset`: server time minus terminal time, from the refusal's `Date`, if any."""
+        self.confirmation = confirmation
+        """A `pin_required`'s confirmation id: the holder may approve it in their wallet."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +132,8 @@ class Client:
         if status >= 500:
             raise Unreachable(f"server error {status}")
         if status >= 400:
-            raise Refused(status, _problem_code(bytes(data)), offset)
+            code, confirmation = _problem(bytes(data))
+            raise Refused(status, code, offset, confirmation)
         return Answer(status, bytes(data), offset)
 
     def request_within(self, deadline_s: float, method: str, target: str, **kw: Any) -> Answer:
@@ -165,10 +172,15 @@ def _offset(date: str | None, now: float) -> int | None:
     return round(when.timestamp() - now)
 
 
-def _problem_code(body: bytes) -> str:
+def _problem(body: bytes) -> tuple[str, str | None]:
+    """A problem document's code, and its confirmation id if it has a well-formed one."""
     try:
         doc = json.loads(body)
     except (ValueError, RecursionError):
-        return "unknown"
-    code = doc.get("code") if isinstance(doc, dict) else None
-    return code[:64] if isinstance(code, str) else "unknown"
+        return "unknown", None
+    if not isinstance(doc, dict):
+        return "unknown", None
+    code, confirmation = doc.get("code"), doc.get("confirmation")
+    if not isinstance(confirmation, str) or not _CONFIRMATION.fullmatch(confirmation):
+        confirmation = None
+    return (code[:64] if isinstance(code, str) else "unknown"), confirmation

@@ -29,7 +29,7 @@ from duopass.terminal.client import Client, Refused, Unreachable
 from duopass.terminal.link import Link
 from duopass.terminal.store import Config, DurableMemory, Store
 
-__all__ = ["AMOUNT_MAX", "BACKLOG_MARGIN_S", "Result", "ScanPath"]
+__all__ = ["AMOUNT_MAX", "BACKLOG_MARGIN_S", "WAIT_FOR_WALLET", "PinEntry", "Result", "ScanPath"]
 
 log = logging.getLogger("duopass.terminal")
 
@@ -41,15 +41,22 @@ late window minus this."""
 _NO_TRUST = TrustStore(seq=0, issued_at=0, max_age_s=0, issuers=())
 PURSE_REFUSALS = frozenset(
     {"limit_daily_total", "limit_meal_count", "pin_required", "pin_wrong", "pin_not_set"}
-    | {"throttled"}
+    | {"pin_declined", "confirmation_expired", "throttled"}
 )
 """The server's refusals of a payment over the holder's purse limits (docs/terminal.md): final,
 journalled as INSUFFICIENT_FUNDS, never decided again offline (which would let it through)."""
 PIN_TRIES = 3
 """PINs the till asks for one payment before it refuses it."""
-PinEntry = Callable[[str], str | None]
-"""Asks the holder for their PIN (given the server's `pin_required` or `pin_wrong`): the digits
-typed on the till's keypad, or None if they gave up."""
+PinEntry = Callable[[str, str | None], str | None]
+"""Asks the holder for their PIN, given the server's `pin_required` or `pin_wrong` and, when the
+holder may confirm the payment in their wallet instead, the confirmation's id: the digits typed
+on the till's keypad, `WAIT_FOR_WALLET` (only with an id), or None if they gave up."""
+WAIT_FOR_WALLET = ""
+"""A `PinEntry`'s answer: wait for the holder to approve the payment in their wallet."""
+WALLET_WAIT_S = 60.0
+"""How long the till waits for the wallet's approval before it refuses the payment."""
+WALLET_POLL_S = 1.5
+"""How often, while it waits, the till sends the same seq again (without a PIN)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,9 +93,12 @@ class ScanPath:
         *,
         timeout_s: float,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        wallet_wait_s: float = WALLET_WAIT_S,
     ) -> None:
         self.store, self.client, self.link = store, client, link
-        self.timeout_s, self.clock = timeout_s, clock
+        self.timeout_s, self.clock, self.sleep = timeout_s, clock, sleep
+        self.wallet_wait_s = wallet_wait_s
         config: Config = store.config()
         self.settings = config
         self.config = TerminalConfig(
@@ -126,7 +136,8 @@ class ScanPath:
         self, text: str, *, amount: int | None = None, pin_entry: PinEntry | None = None
     ) -> Result:
         """Decide one scanned text (one line, its line ending removed); `pin_entry` asks for
-        the PIN when the server wants it for this payment."""
+        the PIN when the server wants it for this payment (or whether to wait for the holder's
+        wallet to confirm it)."""
         mode = self.config.mode
         if mode is Mode.PAY:
             if amount is None or not 1 <= amount <= AMOUNT_MAX:
@@ -164,18 +175,38 @@ class ScanPath:
 
     def _ask_with_pin(self, scan: _Scan, pin_entry: PinEntry | None) -> Result:
         """Ask the server; when it wants the holder's PIN, ask them and send the same seq again
-        with it (the server recorded nothing for the seq), at most `PIN_TRIES` PINs."""
-        pin = None
-        for _ in range(PIN_TRIES):
+        with it (the server recorded nothing for the seq), at most `PIN_TRIES` PINs; or, when
+        they choose to confirm in their wallet, wait for that (`_wait_for_wallet`)."""
+        pin, tries = None, 0
+        while True:
             try:
                 return self._ask(scan, pin)
             except Refused as exc:
                 if pin_entry is None or exc.code not in ("pin_required", "pin_wrong"):
                     raise
-                pin = pin_entry(exc.code)
-                if pin is None:
+                if tries == PIN_TRIES:
                     raise
-        return self._ask(scan, pin)
+                confirmation = exc.confirmation if exc.code == "pin_required" else None
+                typed = pin_entry(exc.code, confirmation)
+                if typed is None or (typed == WAIT_FOR_WALLET and confirmation is None):
+                    raise
+                if typed == WAIT_FOR_WALLET:
+                    return self._wait_for_wallet(scan)
+                pin, tries = typed, tries + 1
+
+    def _wait_for_wallet(self, scan: _Scan) -> Result:
+        """Send the same seq again without a PIN every `WALLET_POLL_S` until the holder's
+        approval lets it through or another answer comes, for at most `wallet_wait_s`: then the
+        last `pin_required` is the answer (the payment is refused)."""
+        polls = max(1, int(self.wallet_wait_s / WALLET_POLL_S))
+        for poll in range(polls):
+            self.sleep(WALLET_POLL_S)
+            try:
+                return self._ask(scan)
+            except Refused as exc:
+                if exc.code != "pin_required" or poll == polls - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def _ask(self, scan: _Scan, pin: str | None = None) -> Result:
         fields = {

@@ -15,7 +15,7 @@ from duopass.protocol.bundle import BundleError
 from duopass.protocol.reasons import Reason
 from duopass.qr import render_png
 from duopass.terminal import AgentSettings, TerminalAgent, enrol, parse_amount, read_lines
-from duopass.terminal.client import Answer, Refused, _offset, _problem_code
+from duopass.terminal.client import Answer, Refused, _offset, _problem
 from duopass.terminal.store import KEY_NAME
 from tests.server.harness import Running, ready_wallet, running_server
 from tests.terminal.conftest import cli, server_acked, till_code
@@ -198,7 +198,7 @@ def test_the_server_clock_is_read_from_an_imf_fixdate_in_ascii_digits(date, offs
 def test_an_answer_json_cannot_hold_is_refused_not_a_crash(body):
     with pytest.raises(Refused):
         Answer(200, body, None).json()
-    assert _problem_code(body) == "unknown"
+    assert _problem(body) == ("unknown", None)
 
 
 def test_image_files_are_scanned_in_order(server, proxy, tmp_path):

@@ -38,6 +38,11 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
         "status": {"type": "integer", "minimum": 400, "maximum": 599},
         "detail": {"type": "string", "description": "for people: never parse it"},
         "code": {"type": "string", "enum": [code.value for code in ProblemCode]},
+        "confirmation": {
+            "type": "string",
+            "description": "pin_required only: the payment's confirmation the holder may "
+            "approve in their wallet (`POST /v1/wallet/confirmations/{id}`)",
+        },
     },
 }
 _HEADERS = {

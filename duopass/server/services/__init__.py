@@ -13,7 +13,8 @@ the ledger append included. Modules by subject:
     risk_features risk_redis         the risk engine's sliding-window counts, in the database
                                      (the reference) or in Redis
     scans server_view credential_cache  online §3 against the whole system
-    purse_limits pin_scan            a holder's daily total, meal count and PIN on the pay path
+    purse_limits pin_scan            a holder's daily total, meal count and PIN on the pay path;
+    confirmations                    a payment above the PIN amount confirmed in the wallet
     journals/                        §5: a terminal's signed batches settled
     alerts review sweep              evidence recorded, reviewed, and what time settles
     bundles trust_changes signing_keys terminals  what terminals hold and who they are

@@ -30,6 +30,7 @@ __all__ = [
     "Bounds",
     "Limits",
     "Meal",
+    "PinCheck",
     "bounds",
     "check",
     "effective",
@@ -153,10 +154,21 @@ scanned (`occurred_at`, the till's clock, which a wrong or dishonest till could 
 day to escape the limits); an offline payment counts on the day its journal settles."""
 
 
-def check(unit: Unit, payer: Payer, amount: int, *, pin_ok: bool | None) -> None:
+@dataclass
+class PinCheck:
+    """The PIN a till sent with a payment, checked against the holder's hash before the scan:
+    `ok` whether it was right; `used` set by `check` when the payment needed it and it let the
+    payment through (what forgets the holder's wrong PINs)."""
+
+    ok: bool
+    used: bool = False
+
+
+def check(unit: Unit, payer: Payer, amount: int, *, pin: PinCheck | None) -> None:
     """Refuse (a `Problem`, before anything is written) a payment of `amount` now over the
     holder's daily total or meal count, or above their confirmation amount without the right
-    PIN (`pin_ok`: None when none was given). The payer's account is locked (`sql.PAYER`)."""
+    PIN (`pin`: None when none was given; `pin_required` is raised last, after every other
+    check passed). The payer's account is locked (`sql.PAYER`)."""
     if _no_limits(payer):
         return  # nobody set anything: the hot path reads nothing more
     limits = effective(
@@ -171,12 +183,13 @@ def check(unit: Unit, payer: Payer, amount: int, *, pin_ok: bool | None) -> None
             ProblemCode.PIN_NOT_SET,
             f"payments above {limits.confirm_above} need the holder's PIN, and none is set",
         )
-    if pin_ok is None:
+    if pin is None:
         raise Problem(
             ProblemCode.PIN_REQUIRED, f"payments above {limits.confirm_above} need the PIN"
         )
-    if not pin_ok:
+    if not pin.ok:
         raise Problem(ProblemCode.PIN_WRONG, "wrong PIN")
+    pin.used = True
 
 
 def _no_limits(payer: Payer) -> bool:

@@ -19,9 +19,11 @@ from duopass.protocol.journal import parse_entry
 from duopass.protocol.reasons import Reason
 from duopass.protocol.verify import Mode, TerminalConfig, Verdict, verify_code
 from duopass.server import domain
+from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import (
     accounts,
     checkins,
+    confirmations,
     idempotency,
     purse_limits,
     risk_engine,
@@ -43,8 +45,8 @@ class ScanRequest:
     amount: int | None
     seq: int
     scanned_at: int
-    pin_ok: bool | None = None
-    """Whether the PIN the till sent is the holder's (None: none sent): purse limits."""
+    pin: purse_limits.PinCheck | None = None
+    """The PIN the till sent, checked (None: none sent): purse limits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +202,7 @@ def _accept(
     if request.mode is Mode.PAY:
         assert request.amount is not None and ctr is not None
         # verify_code found the counter unseen (check 17): its hold is outstanding if it holds
-        purse_limits.check(unit, payer, request.amount, pin_ok=request.pin_ok)  # or refuse
+        _purse_limits(unit, payer, claims.cti, terminal=terminal, request=request)  # or refuse
         hold = domain.hold_of(payer.terms, ctr)
         free = domain.free_funds(balance=payer.balance, overdraft=payer.overdraft, held=payer.held)
         if not domain.payable(request.amount, hold=hold, free=free):
@@ -242,6 +244,29 @@ def _accept(
         "transaction_id": txn_id,
     }
     return _answer(Reason.OK, code), counter
+
+
+def _purse_limits(
+    unit: Unit, payer: Payer, cti: bytes, *, terminal: TerminalRow, request: ScanRequest
+) -> None:
+    """`purse_limits.check`; above the PIN amount without a PIN, a confirmation the holder
+    approved in their wallet for exactly this payment lets it through (used in this unit)."""
+    assert request.amount is not None
+    try:
+        purse_limits.check(unit, payer, request.amount, pin=request.pin)
+    except Problem as refusal:
+        if refusal.code is not ProblemCode.PIN_REQUIRED:
+            raise
+        pending = confirmations.Pending(
+            holder_id=payer.holder_id,
+            cti=cti,
+            terminal_id=terminal.id,
+            seq=request.seq,
+            amount=request.amount,
+            currency=terminal.currency,
+            venue=terminal.venue,
+        )
+        confirmations.redeem(unit, refusal, pending)
 
 
 def _journaled(data: bytes, request: ScanRequest) -> dict[str, Any]:

@@ -111,6 +111,12 @@ def account(secret: bytes, login: str, *, staff: bool) -> Throttle:
     return Throttle.of(ACCOUNT, secret, f"{'staff' if staff else 'holder'}:{login}")
 
 
+def pin(secret: bytes, handle: str) -> Throttle:
+    """The key one holder's wrong payment PINs count against, at the till and in the wallet
+    alike: the password limit, its own name."""
+    return Throttle.of(ACCOUNT, secret, f"pin:{handle}")
+
+
 def for_client(settings: Settings, secret: bytes, client: str | None) -> list[Throttle]:
     """The client's network's key, unless the network is exempt (or there is no address).
     `client` is the request's client address (`api.deps.client_address`): behind a trusted

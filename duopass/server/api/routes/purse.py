@@ -1,14 +1,15 @@
-"""Purse limits: the holder's own limits and payment PIN (`/v1/wallet/limits`, `/v1/wallet/pin`)
-and the card office's bounds (`/v1/admin/purse-limits`); enforced on online payments
-(`services.purse_limits.check`)."""
+"""Purse limits: the holder's own limits and payment PIN (`/v1/wallet/limits`, `/v1/wallet/pin`),
+the payments waiting for the holder's confirmation (`/v1/wallet/confirmations`) and the card
+office's bounds (`/v1/admin/purse-limits`); enforced on online payments
+(`services.purse_limits.check`, `services.confirmations`)."""
 
 from __future__ import annotations
 
 import itertools
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field, field_validator
 
 from duopass.server.api.deps import AdminCaller, Ctx, HolderCaller, StaffCaller
@@ -21,7 +22,7 @@ from duopass.server.limits import (
     PIN_DIGITS,
 )
 from duopass.server.problems import Problem, ProblemCode
-from duopass.server.services import auth, purse_limits, sessions
+from duopass.server.services import auth, confirmations, purse_limits, sessions
 from duopass.server.services.purse_limits import Bounds, Limits, Meal
 from duopass.server.unit_of_work import Unit
 
@@ -46,6 +47,18 @@ class PinIn(BaseModel):
     pin: str | None = Field(
         pattern=PIN_PATTERN, description=f"{PIN_DIGITS} digits; null removes the PIN"
     )
+
+
+class ConfirmIn(BaseModel):
+    """Approve with the PIN, or decline."""
+
+    pin: str | None = Field(default=None, pattern=PIN_PATTERN, description=f"{PIN_DIGITS} digits")
+    decline: bool = False
+
+
+ConfirmationId = Annotated[
+    str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$", description="its id")
+]
 
 
 class MealIn(BaseModel):
@@ -132,6 +145,36 @@ def set_my_pin(body: PinIn, caller: HolderCaller, ctx: Ctx) -> dict[str, bool]:
     hashed = None if body.pin is None else auth.hash_password(ctx.settings, body.pin)
     ctx.run(lambda unit: purse_limits.set_pin_hash(unit, caller.id, hashed))
     return {"pin_set": hashed is not None}
+
+
+@router.get("/wallet/confirmations")
+def my_confirmations(caller: HolderCaller, ctx: Ctx) -> dict[str, Any]:
+    """The payments above the holder's PIN amount waiting for them to confirm, oldest first:
+    each its id, amount, currency, terminal, venue, seq, and when it expires."""
+    found = ctx.run(lambda unit: confirmations.pending_of(unit, caller.id))
+    return {"confirmations": found}
+
+
+@router.post("/wallet/confirmations/{confirmation}", responses=problems(403, 404, 409, 429))
+def confirm(
+    confirmation: ConfirmationId, body: ConfirmIn, caller: HolderCaller, ctx: Ctx
+) -> dict[str, Any]:
+    """Approve a waiting payment with the PIN (403 pin_wrong, counted with the till's wrong
+    PINs: 429 throttled while blocked), or decline it (`{"decline": true}`); the till's retry
+    of the same seq then passes once, or is 403 pin_declined. Another holder's is 404; one
+    decided already 409; one past its time 403 confirmation_expired."""
+    if body.decline == (body.pin is not None):
+        raise Problem(ProblemCode.INVALID_REQUEST, "give either the PIN or decline: true")
+    if body.decline:
+        return confirmations.decline(ctx, caller.id, confirmation)
+    assert body.pin is not None
+    return confirmations.approve(ctx, caller.id, confirmation, body.pin)
+
+
+@router.delete("/wallet/confirmations/{confirmation}", responses=problems(403, 404, 409))
+def decline(confirmation: ConfirmationId, caller: HolderCaller, ctx: Ctx) -> dict[str, Any]:
+    """Decline a waiting payment: the till's retry of its seq is 403 pin_declined."""
+    return confirmations.decline(ctx, caller.id, confirmation)
 
 
 @router.get("/admin/purse-limits")

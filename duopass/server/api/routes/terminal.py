@@ -25,6 +25,7 @@ from duopass.server.logbook import Event, emit
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import (
     bundles,
+    confirmations,
     fleet,
     journals,
     pin_scan,
@@ -168,8 +169,10 @@ async def scan(body: ScanIn, terminal: TerminalCaller, ctx: Ctx) -> dict[str, An
     """The verdict of §3 against the whole system; the same (terminal_id, seq) returns the first.
     Concurrent scans are committed together (`AppContext.group`): answered once durable. A
     payment over the holder's purse limits is refused with a problem (403 limit_daily_total,
-    limit_meal_count, pin_required, pin_wrong, pin_not_set) and nothing is recorded for the
-    seq: the till asks for the PIN and sends the same seq again, or journals its refusal."""
+    limit_meal_count, pin_required, pin_wrong, pin_not_set, pin_declined, confirmation_expired)
+    and nothing is recorded for the seq: the till asks for the PIN and sends the same seq again,
+    or journals its refusal. A pin_required carries a `confirmation` id: the holder may approve
+    the payment in their wallet instead, and the same seq sent again without a PIN passes."""
     if body.mode == "pay" and body.amount is None:
         raise Problem(ProblemCode.INVALID_REQUEST, "a payment needs an amount")
     if body.terminal_id != terminal.id:
@@ -183,12 +186,17 @@ async def scan(body: ScanIn, terminal: TerminalCaller, ctx: Ctx) -> dict[str, An
         seq=body.seq,
         scanned_at=body.scanned_at,
     )
-    if body.pin is not None and request.mode is Mode.PAY:
-        verdict = await run_in_threadpool(pin_scan.scan, ctx, terminal, request, body.pin)
-    else:
-        verdict = await ctx.group.run(
-            lambda unit: scans.scan(unit, terminal=terminal, request=request)
-        )
+    try:
+        if body.pin is not None and request.mode is Mode.PAY:
+            verdict = await run_in_threadpool(pin_scan.scan, ctx, terminal, request, body.pin)
+        else:
+            verdict = await ctx.group.run(
+                lambda unit: scans.scan(unit, terminal=terminal, request=request)
+            )
+    except confirmations.PinRequired as refusal:
+        if refusal.pending is None:
+            raise
+        raise await run_in_threadpool(confirmations.open_for, ctx, refusal) from None
     ctx.metrics.scans.labels(reason=verdict["reason"]).inc()
     return verdict
 
