@@ -36,6 +36,7 @@ from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import (
     risk_engine,
     risk_features,
+    risk_records,
     second_factor,
     sessions,
     throttle,
@@ -118,7 +119,7 @@ def password_sign_in(
     where one is on). Throttled: 429 with Retry-After while the account or network is blocked."""
     keys = _throttles(ctx, login=login, staff=staff, client=client)
 
-    def begin(unit: Unit) -> tuple[_Person | None, bool, Observation] | Problem:
+    def begin(unit: Unit) -> tuple[_Person | None, _Judged, Observation] | Problem:
         try:
             throttle.check(unit.session, keys, unit.now)
         except Problem as refusal:
@@ -135,13 +136,14 @@ def password_sign_in(
             return risky
         return person, risky, pending  # before the hash
 
-    person, stepped_up, pending = ctx.run_refusable(begin)
+    person, (stepped_up, release), pending = ctx.run_refusable(begin)
     right = _matches(ctx.settings, person.password_hash if person else None, password)
 
     def finish(unit: Unit) -> Issued | Problem:
         if person is None or not right or _disabled(unit.session, person):
             throttle.fail(unit.session, keys[1:], unit.now)
             risk_features.observe(unit, risk_features.failed(pending, at=unit.now))
+            risk_records.settle(unit, release, used=False)
             return Problem(ProblemCode.UNAUTHENTICATED, "wrong login or password")
         risk_features.observe(unit, risk_features.withdrawn(pending))  # the password is right
         if stepped_up:  # told only to whoever knows the password: it names no factor
@@ -151,7 +153,10 @@ def password_sign_in(
             assert holder is not None
             refusal = second_factor.check_sign_in(unit.session, holder, otp, unit.now)
             if refusal is not None:
+                risk_records.settle(unit, release, used=False)
                 return refusal
+        if not risk_records.settle(unit, release, used=True):
+            return _held()
         throttle.succeed(unit.session, keys[:1])
         account = pending.keys[0]
         risk_features.observe(
@@ -164,26 +169,38 @@ def password_sign_in(
     return ctx.run_refusable(finish)
 
 
+_Judged = tuple[bool, "risk_records.Release | None"]
+"""What the risk decision leaves for after the password: step_up, a release (`risk_records`)."""
+
+
+def _held() -> Problem:
+    return Problem(
+        ProblemCode.RISK_REVIEW, "held by the risk policy until the card office has looked"
+    )
+
+
 def _risk(
     unit: Unit, person: _Person | None, account: Key, *, staff: bool, client: str | None
-) -> Problem | bool:
+) -> Problem | _Judged:
     """The risk policy at sign-in (its decision recorded in this unit): a refusal for deny,
     review and rate_limit; for step_up, True unless the account has a factor the guard accepts
     that sign-in asks for (TOTP: its code is then required as always), and the sign-in is
     refused once the password is checked (so the answer before it tells nobody which accounts
     have TOTP); suspend_offline suspends a holder's offline use (whether or not the password is
-    right) and goes on. The features read count this attempt (pending, as a failure)."""
+    right) and goes on. The features read count this attempt (pending, as a failure). A review
+    a person released is allowed, its release used only if the sign-in succeeds."""
     request = {"staff": staff, "allowlisted": risk_engine.allowlisted(unit.settings, client)}
-    judged = risk_engine.check(unit, Point.SIGN_IN, Subject(account, None, client), request)
+    subject = Subject(account, None, client)
+    judged, release = risk_engine.check_pending(unit, Point.SIGN_IN, subject, request)
     refusal = risk_engine.refusal(judged)
     holder = None if staff or person is None else unit.session.get(Holder, person.id)
     risk_engine.suspend(unit, judged, holder)
     if refusal is not None:
         return refusal
     if judged is None or judged.assessment.action is not Action.STEP_UP:
-        return False
+        return False, release
     has_totp = holder is not None and holder.totp_secret is not None
-    return not (has_totp and Factor.TOTP in judged.assessment.factors)
+    return not (has_totp and Factor.TOTP in judged.assessment.factors), release
 
 
 def _step_up_required() -> Problem:
@@ -264,15 +281,19 @@ def device_sign_in(
         allowlisted = risk_engine.allowlisted(unit.settings, client)
         request = {"staff": False, "allowlisted": allowlisted, "device": True}
         subject = Subject(account, device_key, client)
-        judged = risk_engine.check(unit, Point.SIGN_IN, subject, request)
+        judged, release = risk_engine.check_pending(unit, Point.SIGN_IN, subject, request)
         refusal = risk_engine.refusal(judged)
         if refusal is not None:
             risk_features.observe(unit, risk_features.withdrawn(pending))
             return refusal
         if not _device_proved(unit, holder, device, challenge_bytes, signature):
             risk_features.observe(unit, risk_features.failed(pending, at=unit.now))
+            risk_records.settle(unit, release, used=False)
             return Problem(ProblemCode.UNAUTHENTICATED, "device sign-in refused")
         assert holder is not None and device is not None
+        if not risk_records.settle(unit, release, used=True):
+            risk_features.observe(unit, risk_features.withdrawn(pending))
+            return _held()
         risk_engine.suspend(unit, judged, holder)
         risk_features.observe(
             unit,
