@@ -5,7 +5,8 @@ with its evidence: its id, point, guard, score, signals, each feature read with 
 keys and the policy's pin.
 
 One open alert per guard, point and subject (`grouped_by`: the account, else for an unknown
-login or no account the network, else the first key): a decision the same guard makes again on
+login or no account the network, else the first key; `grouping`, a unique partial index, so
+decisions made at once raise one): a decision the same guard makes again on
 the same subject while its alert is open is counted on that alert (`repeats`, `last_decision`,
 `last_at`), so a client refused again and again raises one alert, not one a request. Each new
 alert is a ledger event (`alerts.raise_alert`).
@@ -21,11 +22,13 @@ review goes to the queue as any other (`hold`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any, Final
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from duopass.policy.guards import Action
 from duopass.risk import AlertKind, ReviewAction
@@ -42,6 +45,7 @@ __all__ = [
     "Release",
     "decision",
     "evidence",
+    "grouping",
     "hold",
     "keep",
     "settle",
@@ -51,8 +55,7 @@ __all__ = [
 ALERTING: Final = frozenset({Action.REVIEW, Action.DENY, Action.SUSPEND_OFFLINE})
 """The actions whose decisions go to the review queue."""
 OPEN_ALERTS_READ: Final = 50
-"""Open risk alerts of one holder (or of none) read to find the one a decision repeats (and
-released ones, to find a release)."""
+"""Released risk alerts of one holder (or of none) read to find a release."""
 RELEASE_S: Final = 86_400
 """How long a person's release of a review lets the next such request through."""
 
@@ -81,7 +84,7 @@ def keep(unit: Unit, row: RiskDecision, *, claim: bool = True) -> Release | None
         return None
     holder, grouped_by = _holder(unit, keys), _grouped_by(keys)
     if row.action == Action.REVIEW.value:
-        released = _same(unit, row, holder, grouped_by, state="resolved", claim=claim)
+        released = _released(unit, row, holder, grouped_by, claim=claim)
         if released is not None:  # a person let it through, once
             if claim:
                 row.released_by = released.id
@@ -160,44 +163,66 @@ def evidence(row: RiskDecision) -> dict[str, Any]:
 
 
 def _alert(unit: Unit, row: RiskDecision, keys: list[str]) -> None:
-    """The decision counted on the open alert of its guard, point and subject, or raised."""
+    """The decision counted on the open alert of its guard, point and subject, or raised. Of
+    decisions made at once, one raises it (the unique index on open groupings holds the others
+    back until it commits, then refuses theirs) and the others count on it."""
     holder = _holder(unit, keys)
     grouped_by = _grouped_by(keys)
-    repeated = _same(unit, row, holder, grouped_by, state="open")
-    if repeated is not None:
-        held = json.loads(repeated.evidence)
-        held.update(repeats=int(held.get("repeats", 1)) + 1, last_decision=row.id)
-        held["last_at"] = row.at
-        repeated.evidence = json.dumps(held, sort_keys=True)
+    key = grouping(row.guard, row.point, None if holder is None else holder.id, grouped_by)
+    if _repeat(unit, row, key):
         return
     found = {**evidence(row), "grouped_by": grouped_by}
     terminal = next((k.removeprefix("terminal:") for k in keys if k.startswith("terminal:")), None)
-    alerts.raise_alert(
-        unit, AlertKind.RISK_DECISION, evidence=found, holder=holder, terminal_id=terminal
-    )
+    try:
+        with unit.session.begin_nested():
+            alerts.raise_alert(
+                unit,
+                AlertKind.RISK_DECISION,
+                evidence=found,
+                holder=holder,
+                terminal_id=terminal,
+                grouping=key,
+            )
+    except IntegrityError:  # raised meanwhile by a unit that has now committed
+        if not _repeat(unit, row, key):
+            raise
 
 
-def _same(
-    unit: Unit,
-    row: RiskDecision,
-    holder: Holder | None,
-    grouped_by: str | None,
-    *,
-    state: str,
-    claim: bool = True,
+def _repeat(unit: Unit, row: RiskDecision, key: str) -> bool:
+    """Count the decision on its grouping's open alert (locked: counts made at once add up);
+    False when there is none."""
+    query = select(Alert).where(Alert.grouping == key, Alert.state == "open")
+    repeated = unit.session.scalars(query.with_for_update()).one_or_none()
+    if repeated is None:
+        return False
+    held = json.loads(repeated.evidence)
+    held.update(repeats=int(held.get("repeats", 1)) + 1, last_decision=row.id)
+    held["last_at"] = row.at
+    repeated.evidence = json.dumps(held, sort_keys=True)
+    return True
+
+
+def grouping(guard: str | None, point: str, holder_id: int | None, grouped_by: str | None) -> str:
+    """The digest an alert is kept per (`Alert.grouping`): one open alert for each."""
+    named = json.dumps([guard, point, holder_id, grouped_by])
+    return hashlib.sha256(named.encode()).hexdigest()
+
+
+def _released(
+    unit: Unit, row: RiskDecision, holder: Holder | None, grouped_by: str | None, *, claim: bool
 ) -> Alert | None:
-    """The open alert of the same guard, point and subject (`state` open), or the release of
-    one not yet used, from the last `RELEASE_S` (`state` resolved; marked used if `claim`)."""
+    """The release of an alert of the same guard, point and subject not yet used, from the
+    last `RELEASE_S` (marked used if `claim`; locked: two requests at once use it once)."""
     same_holder = Alert.holder_id.is_(None) if holder is None else Alert.holder_id == holder.id
     query = select(Alert).where(
-        Alert.kind == AlertKind.RISK_DECISION.value, Alert.state == state, same_holder
+        Alert.kind == AlertKind.RISK_DECISION.value,
+        Alert.state == "resolved",
+        same_holder,
+        Alert.resolution == ReviewAction.RELEASE.value,
+        Alert.resolved_at >= unit.now - RELEASE_S,
     )
-    if state == "resolved":  # locked: two requests at once use a release once between them
-        query = query.where(
-            Alert.resolution == ReviewAction.RELEASE.value,
-            Alert.resolved_at >= unit.now - RELEASE_S,
-        ).with_for_update()
-    for alert in unit.session.scalars(query.order_by(Alert.id.desc()).limit(OPEN_ALERTS_READ)):
+    query = query.order_by(Alert.id.desc()).limit(OPEN_ALERTS_READ).with_for_update()
+    for alert in unit.session.scalars(query):
         held = json.loads(alert.evidence)
         if (held.get("guard"), held.get("point"), held.get("grouped_by")) != (
             row.guard,
@@ -205,12 +230,11 @@ def _same(
             grouped_by,
         ):
             continue
-        if state == "resolved":
-            if "released_to" in held:
-                continue
-            if claim:
-                held["released_to"] = row.id
-                alert.evidence = json.dumps(held, sort_keys=True)
+        if "released_to" in held:
+            continue
+        if claim:
+            held["released_to"] = row.id
+            alert.evidence = json.dumps(held, sort_keys=True)
         return alert
     return None
 

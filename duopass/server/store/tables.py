@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -297,10 +298,19 @@ class Alert(Base):
     note: Mapped[str | None] = mapped_column(String(200))
     resolved_by: Mapped[int | None] = mapped_column(Integer)
     resolved_at: Mapped[int | None] = mapped_column(BigInteger)
+    grouping: Mapped[str | None] = mapped_column(String(64))
+    """A risk decision's alert: its guard, point and subject (`risk_records`); one open each."""
     __table_args__ = (
         CheckConstraint("state IN ('open', 'resolved')", name="alert_state"),
         CheckConstraint("pending >= 0", name="alert_pending"),
         Index("alerts_state", "state", "id"),
+        Index(
+            "alerts_open_grouping",
+            "grouping",
+            unique=True,
+            sqlite_where=text("state = 'open'"),
+            postgresql_where=text("state = 'open'"),
+        ),
     )
 
 
