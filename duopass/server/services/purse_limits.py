@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
 
@@ -28,10 +29,12 @@ from duopass.server.unit_of_work import Unit
 __all__ = [
     "DEFAULT_MEALS",
     "Bounds",
+    "Day",
     "Limits",
     "Meal",
     "bounds",
     "check",
+    "day_of",
     "effective",
     "limits_of",
     "loosens",
@@ -117,12 +120,33 @@ def _bounds_of(payer: Payer) -> Bounds:
     )
 
 
-def _day(unit: Unit, at: int) -> tuple[int, int, int]:
-    """The local day of `at`: its start and end (Unix seconds), and `at`'s local minute."""
-    local = datetime.fromtimestamp(at, unit.settings.zone)
-    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    tomorrow = midnight + timedelta(days=1)  # wall-clock arithmetic: the next local midnight
-    return int(midnight.timestamp()), int(tomorrow.timestamp()), local.hour * 60 + local.minute
+@dataclass(frozen=True)
+class Day:
+    """The local day of a time, and the meal period it falls in, in Unix seconds."""
+
+    start: int
+    end: int
+    meal: Meal | None
+    meal_start: int = 0
+    meal_end: int = 0
+
+
+def day_of(zone: ZoneInfo, at: int, meals: tuple[Meal, ...]) -> Day:
+    """The local day of `at` in `zone` and its meal period, if any: each bound is the local
+    time on that date (a day with a clock change is 23 or 25 hours long, and a meal after the
+    change starts an hour nearer or further from midnight)."""
+    local = datetime.fromtimestamp(at, zone)
+    date = local.date()
+
+    def moment(minute: int) -> int:  # local minutes after that midnight (1440: the next one)
+        day, minute = divmod(minute, 24 * 60)
+        wall = datetime.combine(date + timedelta(days=day), time(minute // 60, minute % 60))
+        return int(wall.replace(tzinfo=zone).timestamp())
+
+    meal = meal_at(meals, local.hour * 60 + local.minute)
+    if meal is None:
+        return Day(moment(0), moment(24 * 60), None)
+    return Day(moment(0), moment(24 * 60), meal, moment(meal.start), moment(meal.end))
 
 
 def clock_of(minutes: int) -> str:
@@ -197,13 +221,12 @@ def _no_limits(payer: Payer) -> bool:
 
 
 def _check_day(unit: Unit, payer: Payer, amount: int, limits: Limits) -> None:
-    start, end, minute = _day(unit, unit.now)
-    meal = meal_at(_meals(payer.meals), minute) if limits.meal is not None else None
-    meal_start = start + 60 * meal.start if meal else 0
-    meal_end = start + 60 * meal.end if meal else 0
-    params = {"account": payer.account_id, "start": start, "end": end}
+    meals_of = _meals(payer.meals) if limits.meal is not None else ()
+    day = day_of(unit.settings.zone, unit.now, meals_of)
+    meal = day.meal
+    params = {"account": payer.account_id, "start": day.start, "end": day.end}
     spent, meals = sql.raw(unit.session).one(
-        _SPENT, {**params, "meal_start": meal_start, "meal_end": meal_end}
+        _SPENT, {**params, "meal_start": day.meal_start, "meal_end": day.meal_end}
     )
     if limits.daily is not None and int(spent) + amount > limits.daily:
         raise Problem(
