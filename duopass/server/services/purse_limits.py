@@ -168,13 +168,19 @@ _SPENT = sql.statement(
     "SELECT COALESCE(SUM(-p.amount), 0), COALESCE(SUM(CASE WHEN t.created_at >= :meal_start "
     "AND t.created_at < :meal_end THEN 1 ELSE 0 END), 0) "
     "FROM postings p JOIN transactions t ON t.id = p.transaction_id "
-    "WHERE p.account_id = :account AND p.amount < 0 AND t.kind = 'payment' "
+    "WHERE p.account_id = :account AND p.transaction_id >= "
+    "(SELECT MIN(id + 0) FROM transactions WHERE created_at >= :start) "
+    "AND p.amount < 0 AND t.kind = 'payment' "
     "AND t.created_at >= :start AND t.created_at < :end"
 )
 """The day's payments from an account: their total, and how many fell in the meal period.
 By when the server booked them (`created_at`, its own clock), not when the till says it
 scanned (`occurred_at`, the till's clock, which a wrong or dishonest till could put on another
-day to escape the limits); an offline payment counts on the day its journal settles."""
+day to escape the limits); an offline payment counts on the day its journal settles. Only the
+account's postings from the day's first transaction on are read (every transaction booked
+since the day began has an id at least that one's; `postings_account_transaction`), found
+with the booking times' index (`transactions_created_at`; `id + 0`: not by walking the primary
+key from the first transaction ever), not the account's whole history."""
 
 
 def check(unit: Unit, payer: Payer, amount: int, *, pin_ok: bool | None) -> None:

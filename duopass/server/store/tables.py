@@ -62,6 +62,7 @@ class Transaction(Base):
     """The settlement day it is booked on, in the issuer's time zone (YYYY-MM-DD)."""
     terminal_id: Mapped[str | None] = mapped_column(String(64))
     memo: Mapped[str] = mapped_column(String(200), default="")
+    __table_args__ = (Index("transactions_created_at", "created_at"),)
 
 
 class Posting(Base):
@@ -70,6 +71,7 @@ class Posting(Base):
     transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id"), index=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     amount: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (Index("postings_account_transaction", "account_id", "transaction_id"),)
 
 
 class Holder(Base):
