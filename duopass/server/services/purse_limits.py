@@ -12,9 +12,9 @@ offline payments count once their journal has been settled."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
@@ -27,12 +27,14 @@ from duopass.server.store.tables import Holder
 from duopass.server.unit_of_work import Unit
 
 __all__ = [
+    "BOUND_NAMES",
     "DEFAULT_MEALS",
     "Bounds",
     "Day",
     "Limits",
     "Meal",
     "bounds",
+    "bounds_of",
     "check",
     "day_of",
     "effective",
@@ -41,6 +43,7 @@ __all__ = [
     "meal_at",
     "meals_out",
     "offline_txmax",
+    "own_of",
     "set_bounds",
     "set_limits",
     "set_pin_hash",
@@ -108,16 +111,30 @@ def _meals(text: str | None) -> tuple[Meal, ...]:
     return tuple(Meal(m["name"], int(m["start"]), int(m["end"])) for m in json.loads(text))
 
 
-def _bounds_of(payer: Payer) -> Bounds:
-    return Bounds(
-        payer.daily_max,
-        payer.daily_default,
-        payer.meal_max,
-        payer.meal_default,
-        payer.confirm_max,
-        payer.confirm_default,
-        _meals(payer.meals),
-    )
+class _Own(Protocol):
+    """A row with a holder's own limits: the holder, or the pay path's `Payer`."""
+
+    @property
+    def limit_daily(self) -> int | None: ...
+    @property
+    def limit_meal(self) -> int | None: ...
+    @property
+    def confirm_above(self) -> int | None: ...
+
+
+def own_of(row: _Own) -> Limits:
+    """A holder's own limits, from any row that has them (`Holder`, `Payer`)."""
+    return Limits(row.limit_daily, row.limit_meal, row.confirm_above)
+
+
+BOUND_NAMES = tuple(field.name for field in fields(Bounds) if field.name != "meals")
+"""The office's bounds and defaults, as named in `Bounds`, its table, the pay path's `Payer`
+and the API's body alike (`bounds_of` reads them from any of these)."""
+
+
+def bounds_of(row: object, meals: tuple[Meal, ...]) -> Bounds:
+    """The office's bounds from any row or body that has them by `Bounds`'s names."""
+    return Bounds(**{name: getattr(row, name) for name in BOUND_NAMES}, meals=meals)
 
 
 @dataclass(frozen=True)
@@ -189,9 +206,7 @@ def check(unit: Unit, payer: Payer, amount: int, *, pin_ok: bool | None) -> None
     PIN (`pin_ok`: None when none was given). The payer's account is locked (`sql.PAYER`)."""
     if _no_limits(payer):
         return  # nobody set anything: the hot path reads nothing more
-    limits = effective(
-        Limits(payer.limit_daily, payer.limit_meal, payer.confirm_above), _bounds_of(payer)
-    )
+    limits = effective(own_of(payer), bounds_of(payer, _meals(payer.meals)))
     if limits.daily is not None or limits.meal is not None:
         _check_day(unit, payer, amount, limits)
     if limits.confirm_above is None or amount <= limits.confirm_above:
@@ -210,20 +225,10 @@ def check(unit: Unit, payer: Payer, amount: int, *, pin_ok: bool | None) -> None
 
 
 def _no_limits(payer: Payer) -> bool:
-    return all(
-        value is None
-        for value in (
-            payer.limit_daily,
-            payer.limit_meal,
-            payer.confirm_above,
-            payer.daily_max,
-            payer.daily_default,
-            payer.meal_max,
-            payer.meal_default,
-            payer.confirm_max,
-            payer.confirm_default,
-        )
-    )
+    return own_of(payer) == _NO_LIMITS and all(getattr(payer, name) is None for name in BOUND_NAMES)
+
+
+_NO_LIMITS = Limits()
 
 
 def _check_day(unit: Unit, payer: Payer, amount: int, limits: Limits) -> None:
@@ -253,15 +258,7 @@ def bounds(unit: Unit) -> Bounds:
     row = unit.session.get(PurseBounds, BOUNDS_ID)
     if row is None:
         return Bounds()
-    return Bounds(
-        row.daily_max,
-        row.daily_default,
-        row.meal_max,
-        row.meal_default,
-        row.confirm_max,
-        row.confirm_default,
-        _meals(row.meals),
-    )
+    return bounds_of(row, _meals(row.meals))
 
 
 def set_bounds(unit: Unit, office: Bounds) -> Bounds:
@@ -273,13 +270,13 @@ def set_bounds(unit: Unit, office: Bounds) -> Bounds:
     ):
         if default is not None and bound is not None and default > bound:
             raise Problem(ProblemCode.LIMIT_ABOVE_BOUND, f"the {name} default is above its bound")
-    fields = asdict(office)
-    fields["meals"] = json.dumps([asdict(m) for m in office.meals])
+    values = asdict(office)
+    values["meals"] = json.dumps([asdict(m) for m in office.meals])
     row = unit.session.get(PurseBounds, BOUNDS_ID)
     if row is None:
-        unit.session.add(PurseBounds(id=BOUNDS_ID, updated_at=unit.now, **fields))
+        unit.session.add(PurseBounds(id=BOUNDS_ID, updated_at=unit.now, **values))
     else:
-        for key, value in fields.items():
+        for key, value in values.items():
             setattr(row, key, value)
         row.updated_at = unit.now
     return office
@@ -294,7 +291,7 @@ def _holder(unit: Unit, holder_id: int) -> Holder:
 def limits_of(unit: Unit, holder_id: int) -> dict[str, Any]:
     """The holder's own values, what applies, the office's bounds, and whether a PIN is set."""
     row = _holder(unit, holder_id)
-    own = Limits(row.limit_daily, row.limit_meal, row.confirm_above)
+    own = own_of(row)
     office = bounds(unit)
     return {
         "own": asdict(own),
@@ -317,7 +314,7 @@ def loosens(unit: Unit, holder_id: int, own: Limits) -> bool:
     if holder is None:
         return False
     office = bounds(unit)
-    now = effective(Limits(holder.limit_daily, holder.limit_meal, holder.confirm_above), office)
+    now = effective(own_of(holder), office)
     new = effective(own, office)
     return any(
         old is not None and (value is None or value > old)
@@ -357,7 +354,7 @@ def offline_txmax(unit: Unit, holder: Holder, txmax_max: int) -> int:
     holds take the funds. Offline the office's `offline_txmax` stays the largest payment taken
     without a PIN. Its `uses` stay: online, each payment is checked against the day; offline,
     the day is counted once journals settle."""
-    own = Limits(holder.limit_daily, holder.limit_meal, holder.confirm_above)
+    own = own_of(holder)
     limits = effective(own, bounds(unit))
     return min(c for c in (txmax_max, limits.daily) if c is not None)
 
