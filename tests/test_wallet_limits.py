@@ -110,3 +110,46 @@ def test_wallet_confirm_lists_approves_and_declines(server: Running, tmp_path):
     assert declined.returncode == 0 and "payment declined: " in declined.stderr, declined.stderr
     _refused(_pay(till, clock, codes[1], 1200, seq=2), "pin_declined")
     assert admin.account(account)["balance"] == 8_500
+
+
+def test_a_raise_asks_for_the_password_once_the_sign_in_is_old(tmp_path):
+    """Raising a limit on a session whose password sign-in is older than `recent_auth_s`: the
+    server answers 401 step_up_required, and the command asks for the password (from
+    `DUOPASS_WALLET_PASSWORD`, else the terminal), signs in again and sets it; lowering asks
+    nothing, and a wrong password sets nothing."""
+    clock = ManualClock()
+    url = f"sqlite:///{tmp_path / 'duopass.db'}"
+    with running_server(url, tmp_path / "data", clock=clock) as server:
+        admin = server.admin()
+        bounds = {"daily_max": 5000, "daily_default": 3000}
+        assert admin.http.put("/v1/admin/purse-limits", json=bounds, headers=admin.auth).is_success
+        admin.holder("bo")
+        data = tmp_path / "wallet"
+        with Wallet(data, create=True) as wallet:
+            wallet.enrol(server=server.url, login="bo", password="pw-bo-secret")
+        clock.advance(server.ctx.settings.recent_auth_s + 1)  # the enrolment's sign-in is old
+
+        lowered = _wallet(data, "limits", "--daily", "20")
+        assert lowered.returncode == 0, lowered.stderr  # lowering is free: nothing asked
+        assert "password" not in lowered.stderr
+        wrong = _wallet(data, "limits", "--daily", "45", DUOPASS_WALLET_PASSWORD="not-bo-at-all")
+        assert wrong.returncode == EXIT_STATUS[Failure.REFUSED], wrong.stderr
+        typed = subprocess.run(
+            [sys.executable, "-m", "duopass", "wallet", "limits", "--daily", "45"],
+            input="pw-bo-secret\n",
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "DUOPASS_WALLET_DIR": str(data)},
+        )
+        assert typed.returncode == 0, typed.stderr
+        assert "password (raising a limit asks for it)" in typed.stdout + typed.stderr
+        assert "daily total: 45.00 (yours; the office allows at most 50.00)" in typed.stdout
+        clock.advance(server.ctx.settings.recent_auth_s + 1)
+        raised = _wallet(data, "limits", "--daily", "50", DUOPASS_WALLET_PASSWORD="pw-bo-secret")
+        assert raised.returncode == 0, raised.stderr
+        assert raised.stdout.splitlines()[0] == (
+            "daily total: 50.00 (yours; the office allows at most 50.00)"
+        )
+        with Wallet(data) as wallet:
+            assert limits(wallet).own["daily"] == 5000

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from duopass.cli.numbers import seconds, whole
 from duopass.cli.people import count, local_time
 from duopass.protocol.bundle import BundleError
 from duopass.protocol.encoding import b64u_encode
+from duopass.protocol.purse import is_pin
 from duopass.protocol.verify import Mode
 from duopass.qr import QrError, read_image_file
 from duopass.terminal import (
@@ -258,7 +258,7 @@ class _Till:
                 f"duopass terminal: confirm in your wallet: waiting up to {wait} s", err=True
             )
             return WAIT_FOR_WALLET
-        if pin is None or not re.fullmatch(r"[0-9]{6}", pin):
+        if pin is None or not is_pin(pin):
             typer.echo("duopass terminal: no PIN: payment refused", err=True)
             return None
         return pin

@@ -12,6 +12,7 @@ import typer
 
 from duopass.cli.people import money
 from duopass.cli.wallet import DEFAULT_DIR, DataDir, Otp, Password, Timeout, _wallet
+from duopass.protocol.purse import MEAL_COUNT_MAX, PIN_DIGITS, is_pin
 from duopass.wallet import Wallet, WalletError
 from duopass.wallet.limits import HTTP_TIMEOUT_DEFAULT_S
 from duopass.wallet.purse import PurseLimits, limits, set_limits, set_pin
@@ -19,7 +20,6 @@ from duopass.wallet.purse import PurseLimits, limits, set_limits, set_pin
 __all__ = ["limit_lines", "limits_command", "pin_command"]
 
 _AMOUNT = re.compile(r"([0-9]{1,7})(?:\.([0-9]{1,2}))?")
-_PIN = re.compile(r"[0-9]{6}")
 
 
 def _amount(value: str | int) -> int:
@@ -61,7 +61,9 @@ def limit_lines(found: PurseLimits) -> list[str]:
 
 def limits_command(
     daily: Amount = None,
-    meal: Annotated[int | None, typer.Option(min=1, max=100, help="payments per meal")] = None,
+    meal: Annotated[
+        int | None, typer.Option(min=1, max=MEAL_COUNT_MAX, help="payments per meal")
+    ] = None,
     confirm_above: Amount = None,
     office_defaults: Annotated[
         bool, typer.Option(help="drop your own limits: the office's defaults apply")
@@ -112,9 +114,11 @@ def pin_command(
 ) -> None:
     """Set the payment PIN the till asks for above your amount (your password first)."""
     if not remove and pin is None:
-        pin = str(typer.prompt("PIN (6 digits)", hide_input=True, confirmation_prompt=True))
-    if not remove and (pin is None or not _PIN.fullmatch(pin)):
-        raise typer.BadParameter("a PIN is 6 digits", param_hint="--pin")
+        pin = str(
+            typer.prompt(f"PIN ({PIN_DIGITS} digits)", hide_input=True, confirmation_prompt=True)
+        )
+    if not remove and (pin is None or not is_pin(pin)):
+        raise typer.BadParameter(f"a PIN is {PIN_DIGITS} digits", param_hint="--pin")
     with _wallet(data_dir, timeout) as wallet:
         now_set = set_pin(wallet, password=password, pin=None if remove else pin, otp=otp)
     typer.echo("PIN set" if now_set else "PIN removed", err=True)

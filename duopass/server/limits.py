@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from duopass.protocol.purse import LIMIT_AMOUNT_MAX
+
 BODY_BYTES_MAX: Final = 64 * 1024
 """Largest request body, except journal uploads."""
 JOURNAL_BODY_BYTES_MAX: Final = 1536 * 1024
@@ -12,8 +14,8 @@ ID_CHARS_MAX: Final = 64
 LOGIN_CHARS_MAX: Final = 64
 PASSWORD_CHARS_MAX: Final = 256
 PASSWORD_CHARS_MIN: Final = 8
-AMOUNT_MAX: Final = 10**9
-"""Largest amount in minor units in one request (10 million in a 2-decimal currency)."""
+AMOUNT_MAX: Final = LIMIT_AMOUNT_MAX
+"""Largest amount in minor units in one request (`protocol.purse`, which the wallet checks too)."""
 SEQ_MAX: Final = 2**53 - 1
 ROW_ID_MAX: Final = 2**31 - 1
 """Largest row id a request may name (ids are 32-bit in both databases' tables)."""
@@ -66,10 +68,3 @@ RISK_WINDOW_S_MAX: Final = 7 * 86_400
 """Longest window it ranks keys over (decision records are kept longer: list them by key)."""
 RISK_KEY_CHARS_MAX: Final = 136
 """A risk key as the card office filters on it (`kind:value`: `store.risk.KEY_COLUMN_CHARS`)."""
-PIN_DIGITS: Final = 6
-"""A holder's payment PIN (purse limits): exactly six ASCII digits, as campus card PINs are."""
-MEAL_PERIODS_MAX: Final = 8
-"""Meal periods the card office defines (breakfast, lunch, dinner, ...)."""
-MEAL_NAME_CHARS_MAX: Final = 32
-MEAL_COUNT_MAX: Final = 100
-"""Largest count of payments per meal period a bound or a holder may set."""

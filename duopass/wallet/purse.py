@@ -4,19 +4,21 @@ The PIN itself is never stored here: the holder types it at the till when the se
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
+from duopass.protocol.purse import (
+    CLOCK,
+    LIMIT_AMOUNT_MAX,
+    MEAL_COUNT_MAX,
+    MEAL_NAME_CHARS_MAX,
+    MEAL_PERIODS_MAX,
+)
 from duopass.wallet.errors import Failure, WalletError
 from duopass.wallet.wallet import Wallet
 
 __all__ = ["PurseLimits", "limits", "set_limits", "set_pin"]
 
-_AMOUNT_MAX = 10**9
-_COUNT_MAX = 100
-_MEALS_MAX = 8
-_CLOCK = re.compile(r"[0-2][0-9]:[0-5][0-9]")
 _NAMES = ("daily", "meal", "confirm_above")
 
 
@@ -49,27 +51,31 @@ def _value(doc: object, name: str, high: int) -> int | None:
 
 
 def _meals(items: object) -> list[tuple[str, str, str]]:
-    if not isinstance(items, list) or len(items) > _MEALS_MAX:
+    if not isinstance(items, list) or len(items) > MEAL_PERIODS_MAX:
         raise _bad("meals")
     meals = []
     for item in items:
         fields = [item.get(k) if isinstance(item, dict) else None for k in ("name", "start", "end")]
-        if not all(isinstance(f, str) and 0 < len(f) <= 32 for f in fields):
+        if not all(isinstance(f, str) and 0 < len(f) <= MEAL_NAME_CHARS_MAX for f in fields):
             raise _bad("meal")
         name, start, end = (str(f) for f in fields)
-        if not (_CLOCK.fullmatch(start) and _CLOCK.fullmatch(end)) or not name.isprintable():
+        if not (CLOCK.fullmatch(start) and CLOCK.fullmatch(end)) or not name.isprintable():
             raise _bad("meal")
         meals.append((name, start, end))
     return meals
 
 
 def _limits(doc: dict[str, Any]) -> PurseLimits:
-    highs = {"daily": _AMOUNT_MAX, "meal": _COUNT_MAX, "confirm_above": _AMOUNT_MAX}
+    highs = {"daily": LIMIT_AMOUNT_MAX, "meal": MEAL_COUNT_MAX, "confirm_above": LIMIT_AMOUNT_MAX}
     own = {name: _value(doc.get("own"), name, highs[name]) for name in _NAMES}
     effective = {name: _value(doc.get("effective"), name, highs[name]) for name in _NAMES}
     bounds = {
         f"{name}_max": _value(doc.get("bounds"), f"{name}_max", high)
-        for name, high in (("daily", _AMOUNT_MAX), ("meal", _COUNT_MAX), ("confirm", _AMOUNT_MAX))
+        for name, high in (
+            ("daily", LIMIT_AMOUNT_MAX),
+            ("meal", MEAL_COUNT_MAX),
+            ("confirm", LIMIT_AMOUNT_MAX),
+        )
     }
     pin_set = doc.get("pin_set")
     if not isinstance(pin_set, bool):

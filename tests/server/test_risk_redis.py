@@ -336,7 +336,7 @@ def test_failed_sign_ins_over_http_are_counted_in_redis(redis_server, clock, cli
     ]
 
     def read(unit: Unit) -> dict[str, int | None]:
-        assert isinstance(store_for(unit), RedisFeatureStore)
+        assert isinstance(store_for(unit), risk_redis.UnitStore)
         return dict(store_for(unit).read(queries, now=unit.now))
 
     assert server.ctx.run(read) == {

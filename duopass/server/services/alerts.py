@@ -47,8 +47,10 @@ def raise_alert(
     seq: int | None = None,
     pending: int = 0,
     currency: str | None = None,
+    grouping: str | None = None,
 ) -> Alert:
-    """Record an alert (and its ledger event); suspend offline use when the evidence says so."""
+    """Record an alert (and its ledger event); suspend offline use when the evidence says so.
+    One of a `grouping` is open at once (a second is refused: IntegrityError)."""
     session = unit.session
     alert = Alert(
         kind=kind.value,
@@ -61,6 +63,7 @@ def raise_alert(
         currency=currency,
         evidence=json.dumps(jsonable(evidence), sort_keys=True),
         state="open",
+        grouping=grouping,
     )
     session.add(alert)
     session.flush()

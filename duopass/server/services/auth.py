@@ -12,8 +12,6 @@ ending other sessions, the second factor) asks for that, or for the second facto
 from __future__ import annotations
 
 import hashlib
-import hmac
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -31,11 +29,12 @@ from duopass.protocol.signed_requests import device_sign_in_message
 from duopass.risk import Key, KeyKind, Observation
 from duopass.risk.points import Point, Subject
 from duopass.server.context import AppContext
-from duopass.server.keyring import Keyring
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import (
+    challenges,
     risk_engine,
     risk_features,
+    risk_records,
     second_factor,
     sessions,
     throttle,
@@ -48,8 +47,6 @@ from duopass.server.store.tables import Device, Holder
 from duopass.server.unit_of_work import Unit
 
 __all__ = [
-    "CHALLENGE_TTL_S",
-    "challenge",
     "change_password",
     "device_sign_in",
     "hash_password",
@@ -57,9 +54,6 @@ __all__ = [
     "stepped_up",
 ]
 
-CHALLENGE_TTL_S = 120
-_CHALLENGE_NONCE_BYTES = 16
-_CHALLENGE_MAC_BYTES = 16
 T = TypeVar("T")
 _HASHERS = {
     False: PasswordHasher(),  # argon2-cffi's defaults: RFC 9106's low-memory profile
@@ -126,7 +120,7 @@ def password_sign_in(
     The wallet `installation` it names (if any) is counted as trying this account."""
     keys = _throttles(ctx, login=login, staff=staff, client=client)
 
-    def begin(unit: Unit) -> tuple[_Person | None, bool, Observation] | Problem:
+    def begin(unit: Unit) -> tuple[_Person | None, _Judged, Observation] | Problem:
         try:
             throttle.check(unit.session, keys, unit.now)
         except Problem as refusal:
@@ -145,13 +139,14 @@ def password_sign_in(
             return risky
         return person, risky, pending  # before the hash
 
-    person, stepped_up, pending = ctx.run_refusable(begin)
+    person, (stepped_up, release), pending = ctx.run_refusable(begin)
     right = _matches(ctx.settings, person.password_hash if person else None, password)
 
     def finish(unit: Unit) -> Issued | Problem:
         if person is None or not right or _disabled(unit.session, person):
             throttle.fail(unit.session, keys[1:], unit.now)
             risk_features.observe(unit, risk_features.failed(pending, at=unit.now))
+            risk_records.settle(unit, release, used=False)
             return Problem(ProblemCode.UNAUTHENTICATED, "wrong login or password")
         risk_features.observe(unit, risk_features.withdrawn(pending))  # the password is right
         if stepped_up:  # told only to whoever knows the password: it names no factor
@@ -161,7 +156,10 @@ def password_sign_in(
             assert holder is not None
             refusal = second_factor.check_sign_in(unit.session, holder, otp, unit.now)
             if refusal is not None:
+                risk_records.settle(unit, release, used=False)
                 return refusal
+        if not risk_records.settle(unit, release, used=True):
+            return _held()
         throttle.succeed(unit.session, keys[:1])
         account = pending.keys[0]
         risk_features.observe(
@@ -174,6 +172,16 @@ def password_sign_in(
     return ctx.run_refusable(finish)
 
 
+_Judged = tuple[bool, "risk_records.Release | None"]
+"""What the risk decision leaves for after the password: step_up, a release (`risk_records`)."""
+
+
+def _held() -> Problem:
+    return Problem(
+        ProblemCode.RISK_REVIEW, "held by the risk policy until the card office has looked"
+    )
+
+
 def _risk(
     unit: Unit,
     person: _Person | None,
@@ -182,25 +190,26 @@ def _risk(
     staff: bool,
     client: str | None,
     installation: Key | None,
-) -> Problem | bool:
+) -> Problem | _Judged:
     """The risk policy at sign-in (its decision recorded in this unit): a refusal for deny,
     review and rate_limit; for step_up, True unless the account has a factor the guard accepts
     that sign-in asks for (TOTP: its code is then required as always), and the sign-in is
     refused once the password is checked (so the answer before it tells nobody which accounts
     have TOTP); suspend_offline suspends a holder's offline use (whether or not the password is
-    right) and goes on. The features read count this attempt (pending, as a failure)."""
+    right) and goes on. The features read count this attempt (pending, as a failure). A review
+    a person released is allowed, its release used only if the sign-in succeeds."""
     request = {"staff": staff, "allowlisted": risk_engine.allowlisted(unit.settings, client)}
     subject = Subject(account, None, client, installation=installation)
-    judged = risk_engine.check(unit, Point.SIGN_IN, subject, request)
+    judged, release = risk_engine.check_pending(unit, Point.SIGN_IN, subject, request)
     refusal = risk_engine.refusal(judged)
     holder = None if staff or person is None else unit.session.get(Holder, person.id)
     risk_engine.suspend(unit, judged, holder)
     if refusal is not None:
         return refusal
     if judged is None or judged.assessment.action is not Action.STEP_UP:
-        return False
+        return False, release
     has_totp = holder is not None and holder.totp_secret is not None
-    return not (has_totp and Factor.TOTP in judged.assessment.factors)
+    return not (has_totp and Factor.TOTP in judged.assessment.factors), release
 
 
 def _step_up_required() -> Problem:
@@ -227,29 +236,6 @@ def _disabled(session: Session, person: _Person) -> bool:
         return False
     row = session.get(Staff, person.id)
     return row is None or row.disabled_at is not None
-
-
-def challenge(keyring: Keyring, now: int) -> tuple[bytes, int]:
-    """A one-time challenge for device sign-in, valid `CHALLENGE_TTL_S`: its time and a nonce,
-    authenticated by a server MAC, so issuing one stores nothing."""
-    body = now.to_bytes(8, "big") + os.urandom(_CHALLENGE_NONCE_BYTES)
-    return body + _challenge_mac(keyring, body), now + CHALLENGE_TTL_S
-
-
-def _challenge_mac(keyring: Keyring, body: bytes) -> bytes:
-    mac = hmac.new(keyring.digest_key, b"duopass-challenge-v1\n" + body, hashlib.sha256)
-    return mac.digest()[:_CHALLENGE_MAC_BYTES]
-
-
-def _challenge_time(keyring: Keyring, data: bytes, now: int) -> int | None:
-    """When the challenge was issued, if it is ours and still valid."""
-    body, mac = data[:-_CHALLENGE_MAC_BYTES], data[-_CHALLENGE_MAC_BYTES:]
-    if len(body) != 8 + _CHALLENGE_NONCE_BYTES:
-        return None
-    if not hmac.compare_digest(mac, _challenge_mac(keyring, body)):
-        return None
-    issued = int.from_bytes(body[:8], "big")
-    return issued if issued <= now <= issued + CHALLENGE_TTL_S else None
 
 
 def device_sign_in(
@@ -284,15 +270,19 @@ def device_sign_in(
         allowlisted = risk_engine.allowlisted(unit.settings, client)
         request = {"staff": False, "allowlisted": allowlisted, "device": True}
         subject = Subject(account, device_key, client, installation=app)
-        judged = risk_engine.check(unit, Point.SIGN_IN, subject, request)
+        judged, release = risk_engine.check_pending(unit, Point.SIGN_IN, subject, request)
         refusal = risk_engine.refusal(judged)
         if refusal is not None:
             risk_features.observe(unit, risk_features.withdrawn(pending))
             return refusal
         if not _device_proved(unit, holder, device, challenge_bytes, signature):
             risk_features.observe(unit, risk_features.failed(pending, at=unit.now))
+            risk_records.settle(unit, release, used=False)
             return Problem(ProblemCode.UNAUTHENTICATED, "device sign-in refused")
         assert holder is not None and device is not None
+        if not risk_records.settle(unit, release, used=True):
+            risk_features.observe(unit, risk_features.withdrawn(pending))
+            return _held()
         risk_engine.suspend(unit, judged, holder)
         risk_features.observe(
             unit,
@@ -314,7 +304,7 @@ def _device_proved(
     signature: bytes,
 ) -> bool:
     """The holder's enrolled, unrevoked device signed our unused, valid challenge (now used)."""
-    issued = _challenge_time(unit.keyring, challenge_bytes, unit.now)
+    issued = challenges.issued_at(unit.keyring, challenge_bytes, unit.now)
     if issued is None or holder is None or device is None:
         return False
     if device.holder_id != holder.id or device.revoked_at is not None:
@@ -327,7 +317,7 @@ def _device_proved(
             unit.session.add(
                 UsedChallenge(
                     digest=hashlib.sha256(challenge_bytes).digest(),
-                    expires_at=issued + CHALLENGE_TTL_S,
+                    expires_at=issued + challenges.CHALLENGE_TTL_S,
                 )
             )
     except IntegrityError:

@@ -12,9 +12,10 @@ offline payments count once their journal has been settled."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, time, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
 
@@ -26,19 +27,24 @@ from duopass.server.store.tables import Holder
 from duopass.server.unit_of_work import Unit
 
 __all__ = [
+    "BOUND_NAMES",
     "DEFAULT_MEALS",
     "Bounds",
+    "Day",
     "Limits",
     "Meal",
     "PinCheck",
     "bounds",
+    "bounds_of",
     "check",
+    "day_of",
     "effective",
     "limits_of",
     "loosens",
     "meal_at",
     "meals_out",
     "offline_txmax",
+    "own_of",
     "set_bounds",
     "set_limits",
     "set_pin_hash",
@@ -106,24 +112,59 @@ def _meals(text: str | None) -> tuple[Meal, ...]:
     return tuple(Meal(m["name"], int(m["start"]), int(m["end"])) for m in json.loads(text))
 
 
-def _bounds_of(payer: Payer) -> Bounds:
-    return Bounds(
-        payer.daily_max,
-        payer.daily_default,
-        payer.meal_max,
-        payer.meal_default,
-        payer.confirm_max,
-        payer.confirm_default,
-        _meals(payer.meals),
-    )
+class _Own(Protocol):
+    """A row with a holder's own limits: the holder, or the pay path's `Payer`."""
+
+    @property
+    def limit_daily(self) -> int | None: ...
+    @property
+    def limit_meal(self) -> int | None: ...
+    @property
+    def confirm_above(self) -> int | None: ...
 
 
-def _day(unit: Unit, at: int) -> tuple[int, int, int]:
-    """The local day of `at`: its start and end (Unix seconds), and `at`'s local minute."""
-    local = datetime.fromtimestamp(at, unit.settings.zone)
-    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    tomorrow = midnight + timedelta(days=1)  # wall-clock arithmetic: the next local midnight
-    return int(midnight.timestamp()), int(tomorrow.timestamp()), local.hour * 60 + local.minute
+def own_of(row: _Own) -> Limits:
+    """A holder's own limits, from any row that has them (`Holder`, `Payer`)."""
+    return Limits(row.limit_daily, row.limit_meal, row.confirm_above)
+
+
+BOUND_NAMES = tuple(field.name for field in fields(Bounds) if field.name != "meals")
+"""The office's bounds and defaults, as named in `Bounds`, its table, the pay path's `Payer`
+and the API's body alike (`bounds_of` reads them from any of these)."""
+
+
+def bounds_of(row: object, meals: tuple[Meal, ...]) -> Bounds:
+    """The office's bounds from any row or body that has them by `Bounds`'s names."""
+    return Bounds(**{name: getattr(row, name) for name in BOUND_NAMES}, meals=meals)
+
+
+@dataclass(frozen=True)
+class Day:
+    """The local day of a time, and the meal period it falls in, in Unix seconds."""
+
+    start: int
+    end: int
+    meal: Meal | None
+    meal_start: int = 0
+    meal_end: int = 0
+
+
+def day_of(zone: ZoneInfo, at: int, meals: tuple[Meal, ...]) -> Day:
+    """The local day of `at` in `zone` and its meal period, if any: each bound is the local
+    time on that date (a day with a clock change is 23 or 25 hours long, and a meal after the
+    change starts an hour nearer or further from midnight)."""
+    local = datetime.fromtimestamp(at, zone)
+    date = local.date()
+
+    def moment(minute: int) -> int:  # local minutes after that midnight (1440: the next one)
+        day, minute = divmod(minute, 24 * 60)
+        wall = datetime.combine(date + timedelta(days=day), time(minute // 60, minute % 60))
+        return int(wall.replace(tzinfo=zone).timestamp())
+
+    meal = meal_at(meals, local.hour * 60 + local.minute)
+    if meal is None:
+        return Day(moment(0), moment(24 * 60), None)
+    return Day(moment(0), moment(24 * 60), meal, moment(meal.start), moment(meal.end))
 
 
 def clock_of(minutes: int) -> str:
@@ -145,13 +186,19 @@ _SPENT = sql.statement(
     "SELECT COALESCE(SUM(-p.amount), 0), COALESCE(SUM(CASE WHEN t.created_at >= :meal_start "
     "AND t.created_at < :meal_end THEN 1 ELSE 0 END), 0) "
     "FROM postings p JOIN transactions t ON t.id = p.transaction_id "
-    "WHERE p.account_id = :account AND p.amount < 0 AND t.kind = 'payment' "
+    "WHERE p.account_id = :account AND p.transaction_id >= "
+    "(SELECT MIN(id + 0) FROM transactions WHERE created_at >= :start) "
+    "AND p.amount < 0 AND t.kind = 'payment' "
     "AND t.created_at >= :start AND t.created_at < :end"
 )
 """The day's payments from an account: their total, and how many fell in the meal period.
 By when the server booked them (`created_at`, its own clock), not when the till says it
 scanned (`occurred_at`, the till's clock, which a wrong or dishonest till could put on another
-day to escape the limits); an offline payment counts on the day its journal settles."""
+day to escape the limits); an offline payment counts on the day its journal settles. Only the
+account's postings from the day's first transaction on are read (every transaction booked
+since the day began has an id at least that one's; `postings_account_transaction`), found
+with the booking times' index (`transactions_created_at`; `id + 0`: not by walking the primary
+key from the first transaction ever), not the account's whole history."""
 
 
 @dataclass
@@ -171,9 +218,7 @@ def check(unit: Unit, payer: Payer, amount: int, *, pin: PinCheck | None) -> Non
     check passed). The payer's account is locked (`sql.PAYER`)."""
     if _no_limits(payer):
         return  # nobody set anything: the hot path reads nothing more
-    limits = effective(
-        Limits(payer.limit_daily, payer.limit_meal, payer.confirm_above), _bounds_of(payer)
-    )
+    limits = effective(own_of(payer), bounds_of(payer, _meals(payer.meals)))
     if limits.daily is not None or limits.meal is not None:
         _check_day(unit, payer, amount, limits)
     if limits.confirm_above is None or amount <= limits.confirm_above:
@@ -193,30 +238,19 @@ def check(unit: Unit, payer: Payer, amount: int, *, pin: PinCheck | None) -> Non
 
 
 def _no_limits(payer: Payer) -> bool:
-    return all(
-        value is None
-        for value in (
-            payer.limit_daily,
-            payer.limit_meal,
-            payer.confirm_above,
-            payer.daily_max,
-            payer.daily_default,
-            payer.meal_max,
-            payer.meal_default,
-            payer.confirm_max,
-            payer.confirm_default,
-        )
-    )
+    return own_of(payer) == _NO_LIMITS and all(getattr(payer, name) is None for name in BOUND_NAMES)
+
+
+_NO_LIMITS = Limits()
 
 
 def _check_day(unit: Unit, payer: Payer, amount: int, limits: Limits) -> None:
-    start, end, minute = _day(unit, unit.now)
-    meal = meal_at(_meals(payer.meals), minute) if limits.meal is not None else None
-    meal_start = start + 60 * meal.start if meal else 0
-    meal_end = start + 60 * meal.end if meal else 0
-    params = {"account": payer.account_id, "start": start, "end": end}
+    meals_of = _meals(payer.meals) if limits.meal is not None else ()
+    day = day_of(unit.settings.zone, unit.now, meals_of)
+    meal = day.meal
+    params = {"account": payer.account_id, "start": day.start, "end": day.end}
     spent, meals = sql.raw(unit.session).one(
-        _SPENT, {**params, "meal_start": meal_start, "meal_end": meal_end}
+        _SPENT, {**params, "meal_start": day.meal_start, "meal_end": day.meal_end}
     )
     if limits.daily is not None and int(spent) + amount > limits.daily:
         raise Problem(
@@ -237,15 +271,7 @@ def bounds(unit: Unit) -> Bounds:
     row = unit.session.get(PurseBounds, BOUNDS_ID)
     if row is None:
         return Bounds()
-    return Bounds(
-        row.daily_max,
-        row.daily_default,
-        row.meal_max,
-        row.meal_default,
-        row.confirm_max,
-        row.confirm_default,
-        _meals(row.meals),
-    )
+    return bounds_of(row, _meals(row.meals))
 
 
 def set_bounds(unit: Unit, office: Bounds) -> Bounds:
@@ -257,13 +283,13 @@ def set_bounds(unit: Unit, office: Bounds) -> Bounds:
     ):
         if default is not None and bound is not None and default > bound:
             raise Problem(ProblemCode.LIMIT_ABOVE_BOUND, f"the {name} default is above its bound")
-    fields = asdict(office)
-    fields["meals"] = json.dumps([asdict(m) for m in office.meals])
+    values = asdict(office)
+    values["meals"] = json.dumps([asdict(m) for m in office.meals])
     row = unit.session.get(PurseBounds, BOUNDS_ID)
     if row is None:
-        unit.session.add(PurseBounds(id=BOUNDS_ID, updated_at=unit.now, **fields))
+        unit.session.add(PurseBounds(id=BOUNDS_ID, updated_at=unit.now, **values))
     else:
-        for key, value in fields.items():
+        for key, value in values.items():
             setattr(row, key, value)
         row.updated_at = unit.now
     return office
@@ -278,7 +304,7 @@ def _holder(unit: Unit, holder_id: int) -> Holder:
 def limits_of(unit: Unit, holder_id: int) -> dict[str, Any]:
     """The holder's own values, what applies, the office's bounds, and whether a PIN is set."""
     row = _holder(unit, holder_id)
-    own = Limits(row.limit_daily, row.limit_meal, row.confirm_above)
+    own = own_of(row)
     office = bounds(unit)
     return {
         "own": asdict(own),
@@ -301,7 +327,7 @@ def loosens(unit: Unit, holder_id: int, own: Limits) -> bool:
     if holder is None:
         return False
     office = bounds(unit)
-    now = effective(Limits(holder.limit_daily, holder.limit_meal, holder.confirm_above), office)
+    now = effective(own_of(holder), office)
     new = effective(own, office)
     return any(
         old is not None and (value is None or value > old)
@@ -341,7 +367,7 @@ def offline_txmax(unit: Unit, holder: Holder, txmax_max: int) -> int:
     holds take the funds. Offline the office's `offline_txmax` stays the largest payment taken
     without a PIN. Its `uses` stay: online, each payment is checked against the day; offline,
     the day is counted once journals settle."""
-    own = Limits(holder.limit_daily, holder.limit_meal, holder.confirm_above)
+    own = own_of(holder)
     limits = effective(own, bounds(unit))
     return min(c for c in (txmax_max, limits.daily) if c is not None)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import delete
 
@@ -31,11 +31,15 @@ from duopass.server.store.risk_keys import RiskDecisionKey
 from duopass.server.store.tables import Device, Holder
 from duopass.server.unit_of_work import Unit
 
+if TYPE_CHECKING:
+    from duopass.server.services.risk_records import Release
+
 __all__ = [
     "Refused",
     "ages",
     "allowlisted",
     "check",
+    "check_pending",
     "expire",
     "holder_key",
     "kept",
@@ -61,19 +65,35 @@ def check(
     unit: Unit, point: Point, subject: Subject, request: Mapping[str, Any] | None = None
 ) -> Judged | None:
     """The active policy's decision at `point` for `subject`, recorded unless a plain allow;
-    None when this process decides with no policy (a context outside a served app)."""
+    None when this process decides with no policy (a context outside a served app). A review
+    a person released is allowed, the release used (`risk_records`)."""
+    return check_pending(unit, point, subject, request, claim=True)[0]
+
+
+def check_pending(
+    unit: Unit,
+    point: Point,
+    subject: Subject,
+    request: Mapping[str, Any] | None = None,
+    *,
+    claim: bool = False,
+) -> tuple[Judged | None, Release | None]:
+    """`check`, for a request that may yet fail after it (a sign-in judged before its password
+    is checked): a review a person released is allowed and its release returned unused, for
+    `risk_records.use` once the request has succeeded (`hold` if it has not)."""
     if unit.pinned_policy is None or not unit.settings.risk_engine:
-        return None
+        return None, None
     policy = policy_store.current(unit)
     features = risk_features.store_for(unit).read(queries(point, subject), now=unit.now)
     features |= ages(unit, subject)
     judged = judge(policy, point, features, request)
     assessment = judged.assessment
     if assessment.action is not Action.ALLOW or assessment.score > 0:
-        row = record(unit, subject, judged)
-        if row.released_by is not None:  # a review a person released (risk_records)
-            return replace(judged, assessment=replace(assessment, action=Action.ALLOW))
-    return judged
+        release = _record(unit, subject, judged, claim=claim)[1]
+        if release is not None:  # a review a person released (risk_records)
+            allowed = replace(judged, assessment=replace(assessment, action=Action.ALLOW))
+            return allowed, None if claim else release
+    return judged, None
 
 
 def ages(unit: Unit, subject: Subject) -> Features:
@@ -102,6 +122,12 @@ def _age(unit: Unit, since: int | None) -> int | None:
 def record(unit: Unit, subject: Subject, judged: Judged) -> RiskDecision:
     """The decision record, added to the unit (it commits with the request), with its keys
     and, for review, deny and suspend_offline, its alert (`risk_records`)."""
+    return _record(unit, subject, judged, claim=True)[0]
+
+
+def _record(
+    unit: Unit, subject: Subject, judged: Judged, *, claim: bool
+) -> tuple[RiskDecision, Release | None]:
     assessment = judged.assessment
     row = RiskDecision(
         at=unit.now,
@@ -118,7 +144,7 @@ def record(unit: Unit, subject: Subject, judged: Judged) -> RiskDecision:
     unit.session.add(row)
     from duopass.server.services import risk_records  # noqa: PLC0415 (alerts -> devices -> here)
 
-    risk_records.keep(unit, row)
+    release = risk_records.keep(unit, row, claim=claim)
     if assessment.action is not Action.ALLOW or assessment.errors:
         emit(
             Event.RISK_DECISION,
@@ -131,7 +157,7 @@ def record(unit: Unit, subject: Subject, judged: Judged) -> RiskDecision:
             signals=list(assessment.signals),
             errors=list(assessment.errors),
         )
-    return row
+    return row, release
 
 
 class Refused(Problem):

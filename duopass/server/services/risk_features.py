@@ -184,12 +184,13 @@ def _params(n: int, query: Query, now: int) -> dict[str, Any]:
 
 def store_for(unit: Unit) -> FeatureStore:
     """The feature store a unit records in and reads from: the database's, in its transaction;
-    or, with `risk_store = "redis"`, this process's Redis store (outside the transaction)."""
+    or, with `risk_store = "redis"`, this process's Redis store, written once the unit has
+    committed (`risk_redis.UnitStore`)."""
     if unit.settings.risk_store == "redis":
         # Imported when asked for: the Redis client takes a quarter of a second to import.
         from duopass.server.services import risk_redis  # noqa: PLC0415
 
-        return risk_redis.store(unit.settings)
+        return risk_redis.UnitStore(risk_redis.store(unit.settings), unit.session)
     return DatabaseFeatureStore(unit.session)
 
 

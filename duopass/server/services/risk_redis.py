@@ -1,8 +1,10 @@
 """The risk features in Redis (`duopass.risk.FeatureStore`), for deployments whose traffic
 outgrows the database's tables: the same reads as the reference store, shared by every server
 process, kept across a restart as Redis keeps its data (append-only file or snapshots). Not in
-the database's transaction: what a unit records is in Redis at once, whether the unit then
-commits or not (docs/server.md "Risk features").
+the database's transaction, but after it: a unit's store (`UnitStore`) writes what the unit
+records once its transaction has committed, so a unit rolled back counts nothing and one
+retried counts once; its own reads add what it has recorded and not yet written
+(docs/server.md "Risk features").
 
 Per key and signal, each window is a hash of bucket start -> events (the day's also a hash of
 bucket start -> latest time, for `LastSeen`), and each (subject, signal, kind of the other) a
@@ -25,9 +27,11 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import cast
 
 import redis
+from sqlalchemy.orm import Session
 
 from duopass.risk import (
     Count,
@@ -36,6 +40,7 @@ from duopass.risk import (
     Key,
     KeyKind,
     LastSeen,
+    MemoryFeatureStore,
     Observation,
     Query,
     Signal,
@@ -47,12 +52,14 @@ from duopass.risk.windows import RETENTION_S
 from duopass.server.logbook import Event, emit
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.settings import Settings
+from duopass.server.store.db import after_commit
 
 __all__ = [
     "REDIS_VERSION_MIN",
     "ROWS_PER_SCRIPT",
     "RedisFeatureStore",
     "RedisTooOld",
+    "UnitStore",
     "check",
     "check_version",
     "store",
@@ -227,6 +234,64 @@ class RedisFeatureStore:
         buckets when it gets a new one (see the module). Returns 0."""
         del now
         return 0
+
+
+_PENDING = "risk_redis_pending"
+"""`Session.info` key: what the unit's transaction has recorded and not yet written (a tuple:
+a group commit's savepoint that fails puts `info` back, and with it what came before)."""
+
+
+class UnitStore:
+    """The Redis store as one unit sees it: what the unit records is written once its
+    transaction has committed (`store.db.after_commit`: one script for the transaction), never
+    when it rolls back, so a unit retried after a lost race counts once. Its reads add what it
+    has recorded and not yet written: counts and latest times (an attempt counts itself before
+    the policy reads); a distinct count is Redis's, or the unit's own if more. Other units see
+    its counts once it has committed; one whose write fails then (Redis gone meanwhile) leaves
+    them out, with an error logged."""
+
+    def __init__(self, store: RedisFeatureStore, session: Session) -> None:
+        self.store, self.session = store, session
+
+    def record(self, observations: Sequence[Observation], *, now: int) -> None:
+        del now  # written at the latest time among them (`_write`)
+        info = self.session.info
+        pending = info.get(_PENDING)
+        if pending is None:
+            after_commit(self.session, partial(_write, self.store, self.session))
+        info[_PENDING] = (*(pending or ()), *observations)
+
+    def read(self, queries: Sequence[Query], *, now: int) -> Features:
+        found = self.store.read(queries, now=now)
+        pending = self.session.info.get(_PENDING, ())
+        if not pending or not queries:
+            return found
+        own = MemoryFeatureStore()
+        own.record(pending, now=now)
+        mine = own.read(queries, now=now)
+        return Features([(q, _plus(q, found[q.feature], mine[q.feature])) for q in queries])
+
+    def seen_with(
+        self, key: Key, signal: Signal, of: KeyKind, *, window: Window, now: int, limit: int
+    ) -> list[tuple[Key, int]]:
+        return self.store.seen_with(key, signal, of, window=window, now=now, limit=limit)
+
+    def expire(self, *, now: int) -> int:
+        return self.store.expire(now=now)
+
+
+def _plus(query: Query, theirs: int | None, mine: int | None) -> int | None:
+    if theirs is None or mine is None:
+        return mine if theirs is None else theirs
+    if isinstance(query, Count):
+        return theirs + mine
+    return max(theirs, mine)  # the latest time; a distinct count at least the unit's own
+
+
+def _write(store: RedisFeatureStore, session: Session) -> None:
+    pending = session.info.pop(_PENDING, ())
+    if pending:
+        store.record(pending, now=max(observation.at for observation in pending))
 
 
 REDIS_VERSION_MIN = (6, 2)

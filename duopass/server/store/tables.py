@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -61,6 +62,7 @@ class Transaction(Base):
     """The settlement day it is booked on, in the issuer's time zone (YYYY-MM-DD)."""
     terminal_id: Mapped[str | None] = mapped_column(String(64))
     memo: Mapped[str] = mapped_column(String(200), default="")
+    __table_args__ = (Index("transactions_created_at", "created_at"),)
 
 
 class Posting(Base):
@@ -69,6 +71,7 @@ class Posting(Base):
     transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id"), index=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     amount: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (Index("postings_account_transaction", "account_id", "transaction_id"),)
 
 
 class Holder(Base):
@@ -300,10 +303,19 @@ class Alert(Base):
     note: Mapped[str | None] = mapped_column(String(200))
     resolved_by: Mapped[int | None] = mapped_column(Integer)
     resolved_at: Mapped[int | None] = mapped_column(BigInteger)
+    grouping: Mapped[str | None] = mapped_column(String(64))
+    """A risk decision's alert: its guard, point and subject (`risk_records`); one open each."""
     __table_args__ = (
         CheckConstraint("state IN ('open', 'resolved')", name="alert_state"),
         CheckConstraint("pending >= 0", name="alert_pending"),
         Index("alerts_state", "state", "id"),
+        Index(
+            "alerts_open_grouping",
+            "grouping",
+            unique=True,
+            sqlite_where=text("state = 'open'"),
+            postgresql_where=text("state = 'open'"),
+        ),
     )
 
 

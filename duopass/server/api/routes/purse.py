@@ -6,21 +6,22 @@ office's bounds (`/v1/admin/purse-limits`); enforced on online payments
 from __future__ import annotations
 
 import itertools
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field, field_validator
 
-from duopass.server.api.deps import AdminCaller, Ctx, HolderCaller, StaffCaller
-from duopass.server.api.openapi import problems
-from duopass.server.limits import (
-    AMOUNT_MAX,
+from duopass.protocol.purse import (
+    CLOCK,
     MEAL_COUNT_MAX,
     MEAL_NAME_CHARS_MAX,
     MEAL_PERIODS_MAX,
     PIN_DIGITS,
+    PIN_PATTERN,
 )
+from duopass.server.api.deps import AdminCaller, Ctx, HolderCaller, StaffCaller
+from duopass.server.api.openapi import problems
+from duopass.server.limits import AMOUNT_MAX
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import auth, confirmations, purse_limits, sessions
 from duopass.server.services.purse_limits import Bounds, Limits, Meal
@@ -28,8 +29,7 @@ from duopass.server.unit_of_work import Unit
 
 router = APIRouter(prefix="/v1", tags=["purse limits"])
 
-PIN_PATTERN = rf"^[0-9]{{{PIN_DIGITS}}}$"
-_CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
+__all__ = ["PIN_PATTERN", "router"]
 
 Amount = Field(default=None, ge=1, le=AMOUNT_MAX)
 Count = Field(default=None, ge=1, le=MEAL_COUNT_MAX)
@@ -69,7 +69,7 @@ class MealIn(BaseModel):
     @field_validator("start", "end")
     @classmethod
     def _clock(cls, value: str) -> str:
-        if not _CLOCK.match(value):
+        if not CLOCK.match(value):
             raise ValueError("a local time HH:MM")
         return value
 
@@ -92,15 +92,8 @@ def _minutes(clock: str) -> int:
 
 
 def _bounds_out(office: Bounds) -> dict[str, Any]:
-    return {
-        "daily_max": office.daily_max,
-        "daily_default": office.daily_default,
-        "meal_max": office.meal_max,
-        "meal_default": office.meal_default,
-        "confirm_max": office.confirm_max,
-        "confirm_default": office.confirm_default,
-        "meals": purse_limits.meals_out(office.meals),
-    }
+    bounds = {name: getattr(office, name) for name in purse_limits.BOUND_NAMES}
+    return {**bounds, "meals": purse_limits.meals_out(office.meals)}
 
 
 def _meals(given: list[MealIn] | None) -> tuple[Meal, ...]:
@@ -186,13 +179,5 @@ def office_bounds(caller: StaffCaller, ctx: Ctx) -> dict[str, Any]:
 @router.put("/admin/purse-limits", responses=problems(422))
 def set_office_bounds(body: BoundsIn, caller: AdminCaller, ctx: Ctx) -> dict[str, Any]:
     """Replace the office's bounds (admin); a lowered bound lowers every holder's limit."""
-    office = Bounds(
-        body.daily_max,
-        body.daily_default,
-        body.meal_max,
-        body.meal_default,
-        body.confirm_max,
-        body.confirm_default,
-        _meals(body.meals),
-    )
+    office = purse_limits.bounds_of(body, _meals(body.meals))
     return _bounds_out(ctx.run(lambda unit: purse_limits.set_bounds(unit, office)))

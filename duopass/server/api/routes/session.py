@@ -14,7 +14,7 @@ from duopass.server.api.openapi import problems
 from duopass.server.context import AppContext
 from duopass.server.limits import LOGIN_CHARS_MAX, PASSWORD_CHARS_MAX
 from duopass.server.problems import Problem, ProblemCode
-from duopass.server.services import auth, second_factor, sessions
+from duopass.server.services import auth, challenges, second_factor, sessions
 from duopass.server.services.sessions import Caller
 from duopass.server.unit_of_work import Unit
 
@@ -133,7 +133,7 @@ def sign_in_as(
 @router.post("/v1/session/challenge", response_model=ChallengeOut)
 def device_challenge(ctx: Ctx) -> ChallengeOut:
     """A one-time challenge (valid 2 minutes) for an enrolled device to sign in with."""
-    data, expires = auth.challenge(ctx.keyring, ctx.now())
+    data, expires = challenges.challenge(ctx.keyring, ctx.now())
     return ChallengeOut(challenge=b64u_encode(data), expires_at=expires)
 
 

@@ -2,7 +2,8 @@
 office's view of the keys most at risk and its decisions filtered by key; and the alert whose
 release (a person's) let a decision held for review through
 
-Decisions recorded before it get their rows from their subjects (a JSON list of keys).
+Decisions recorded before it get their rows from their subjects (a JSON list of keys), read
+1,000 at a time.
 
 Revision ID: 0013
 Revises: 0012
@@ -20,6 +21,9 @@ down_revision = "0012"
 branch_labels = None
 depends_on = None
 
+BATCH = 1_000
+"""Decisions read at once: a large table is copied a batch at a time, by primary key."""
+
 
 def upgrade() -> None:
     op.add_column("risk_decisions", sa.Column("released_by", sa.Integer(), nullable=True))
@@ -34,18 +38,24 @@ def upgrade() -> None:
     op.create_index("risk_decision_keys_at", "risk_decision_keys", ["at"])
     op.create_index("risk_decision_keys_key", "risk_decision_keys", ["key", "decision_id"])
     bind = op.get_bind()
-    rows = bind.execute(sa.text("SELECT id, at, score, subject FROM risk_decisions"))
-    keys = [
-        {"decision_id": id_, "key": key, "at": at, "score": score}
-        for id_, at, score, subject in rows
-        for key in dict.fromkeys(json.loads(subject))
-    ]
-    if keys:
-        insert = sa.text(
-            "INSERT INTO risk_decision_keys (decision_id, key, at, score)"
-            " VALUES (:decision_id, :key, :at, :score)"
-        )
-        bind.execute(insert, keys)
+    read = sa.text(
+        "SELECT id, at, score, subject FROM risk_decisions WHERE id > :after "
+        "ORDER BY id LIMIT :batch"
+    )
+    insert = sa.text(
+        "INSERT INTO risk_decision_keys (decision_id, key, at, score)"
+        " VALUES (:decision_id, :key, :at, :score)"
+    )
+    after = 0
+    while rows := bind.execute(read, {"after": after, "batch": BATCH}).all():
+        keys = [
+            {"decision_id": id_, "key": key, "at": at, "score": score}
+            for id_, at, score, subject in rows
+            for key in dict.fromkeys(json.loads(subject))
+        ]
+        if keys:
+            bind.execute(insert, keys)
+        after = rows[-1][0]
 
 
 def downgrade() -> None:
