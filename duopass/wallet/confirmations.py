@@ -9,13 +9,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from duopass.protocol.purse import is_pin
 from duopass.wallet.errors import Failure, WalletError
 from duopass.wallet.wallet import Wallet
 
 __all__ = ["Confirmation", "approve", "decline", "waiting"]
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
-_PIN = re.compile(r"[0-9]{6}")
 _AMOUNT_MAX = 10**9
 _SEQ_MAX = 2**53
 _TIME_MAX = 2**40
@@ -101,7 +101,7 @@ def waiting(wallet: Wallet) -> list[Confirmation]:
 def approve(wallet: Wallet, confirmation: str, pin: str) -> Confirmation:
     """Approve a waiting payment with the PIN: the till's next ask for it passes. A wrong PIN is
     REFUSED (`pin_wrong`), and wrong PINs here count with those typed at tills (`throttled`)."""
-    if not _PIN.fullmatch(pin):
+    if not is_pin(pin):
         raise WalletError(Failure.REFUSED, "a PIN is 6 digits")
     target = _target(confirmation)
     return _confirmation(
