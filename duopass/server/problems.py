@@ -65,6 +65,7 @@ class ProblemCode(StrEnum):
     PIN_WRONG = "pin_wrong"
     PIN_NOT_SET = "pin_not_set"
     LIMIT_ABOVE_BOUND = "limit_above_bound"
+    CSRF_REFUSED = "csrf_refused"
 
 
 STATUS = {
@@ -109,6 +110,7 @@ STATUS = {
     ProblemCode.PIN_WRONG: 403,
     ProblemCode.PIN_NOT_SET: 403,
     ProblemCode.LIMIT_ABOVE_BOUND: 422,
+    ProblemCode.CSRF_REFUSED: 403,
 }
 _FROM_STATUS = {
     401: ProblemCode.UNAUTHENTICATED,
