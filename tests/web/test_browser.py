@@ -75,6 +75,14 @@ def test_find_open_freeze_and_unfreeze_a_holder(site, chromium, shots, language)
         dialog.dismiss()
 
     page.on("dialog", on_dialog)
+    errors: list[str] = []  # a script the policy blocked, or one that failed
+
+    def on_console(message: Any) -> None:
+        if message.type == "error":
+            errors.append(message.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(f"{site.url}/console/login")
     _accessible(page)
     _shoot(page, shots, f"console-login-{language}")
@@ -112,6 +120,7 @@ def test_find_open_freeze_and_unfreeze_a_holder(site, chromium, shots, language)
     shown = admin.http.get(f"/v1/admin/holders/{made['handle']}", headers=admin.auth).json()
     assert shown["frozen"] is False
     assert dialogs == []  # the name never ran
+    assert [e for e in errors if "404" not in e] == []
     page.context.close()
 
 

@@ -37,6 +37,8 @@ def test_sign_in_sets_a_strict_http_only_cookie_for_the_console_alone(site):
     home = visitor.get("/console/")
     assert home.status_code == 200 and "卡务中心" in home.text
     assert home.headers["cache-control"] == "no-store"
+    policy = home.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
 
 
 def test_a_cookie_is_secure_over_https():
