@@ -23,6 +23,8 @@ fi
 rm -rf .venv
 "$python" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
+# Playwright (the browser tests) drives Debian's chromium (scripts/chromium.sh): never a download
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 # setuptools says, as a warning, that an editable install finds `duopass` through a meta path
 # finder: information, not a fault, and the only line a clean bootstrap would print.

@@ -43,7 +43,7 @@ from duopass.server.maintenance import Maintenance
 from duopass.server.services import policy_store, signing_keys
 from duopass.server.settings import Settings, TestOnlySettingRefused
 from duopass.server.store.db import Database
-from duopass.server.web import home
+from duopass.server.web import console, home
 from duopass.server.workers import Worker
 
 DOCS_ASSETS_PATH = "/static/docs"
@@ -127,6 +127,7 @@ def create_app(
         openapi.document(module.router)
         app.router.routes.extend(module.router.routes)
     openapi.install(app)
+    console.mount(app, ctx)
     app.add_middleware(DateHeader, clock=clock)
     app.add_middleware(
         BodyLimit,
@@ -142,6 +143,10 @@ def create_app(
 def _test_settings(settings: Settings, clock: Clock, *, testing: bool) -> Clock:
     """The clock the server reads; the settings only a server started for tests takes are
     refused by any other."""
+    if settings.test_axe and not testing:
+        raise TestOnlySettingRefused(
+            "test_axe serves a test tool in every page: only a server started for tests accepts it"
+        )
     if settings.test_cheap_password_hashing and not testing:
         raise TestOnlySettingRefused(
             "test_cheap_password_hashing makes passwords cheap to guess: only a server started "

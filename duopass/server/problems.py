@@ -67,6 +67,7 @@ class ProblemCode(StrEnum):
     LIMIT_ABOVE_BOUND = "limit_above_bound"
     PIN_DECLINED = "pin_declined"
     CONFIRMATION_EXPIRED = "confirmation_expired"
+    CSRF_REFUSED = "csrf_refused"
 
 
 STATUS = {
@@ -113,6 +114,7 @@ STATUS = {
     ProblemCode.LIMIT_ABOVE_BOUND: 422,
     ProblemCode.PIN_DECLINED: 403,
     ProblemCode.CONFIRMATION_EXPIRED: 403,
+    ProblemCode.CSRF_REFUSED: 403,
 }
 _FROM_STATUS = {
     401: ProblemCode.UNAUTHENTICATED,

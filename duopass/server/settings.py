@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     """Hash passwords with Argon2id at its cheapest (one pass over 8 KiB), so a test suite's
     thousands of sign-ins cost microseconds each: such hashes are cheap to guess, so it is
     refused unless the server was started for tests (`create_app(testing=True)`)."""
+    test_axe: bool = False
+    """Serve axe-core (`/static/web/vendor/axe-core-*`) and load it in every page, for the
+    browser tests' accessibility check: refused unless the server was started for tests."""
     recent_auth_s: int = Field(default=600, ge=60, le=3600)
     """A password sign-in this recent counts as a step-up for a loss report, ending other
     sessions or changing the second factor (RFC 9470 `max_age`)."""

@@ -1,12 +1,13 @@
-"""The web (a room the browser issue builds): the card-office console (`/console`) and the
-browser wallet (`/wallet`), served by this server on its own port. Today it holds the home page
-(`GET /`, `home`): what this server is and links to its API reference (`/docs`, `/redoc`, whose
-scripts the server serves itself: `app.create_app`), health and the ledger.
+"""The web: the card-office console (`/console`, `console`) and, later, the browser wallet
+(`/wallet`), served by this server on its own port; and the home page (`GET /`, `home`): what
+this server is and links to its API reference (`/docs`, `/redoc`, whose scripts the server
+serves itself: `app.create_app`), the console, health and the ledger.
 
-What will live here: server-rendered pages (Jinja2 templates, htmx), their routes, the static
-assets vendored from npm (scripts, styles, fonts: nothing loads from another host), message
-catalogues in Simplified Chinese and English, and the wallet's installable web app (a service
-worker, the device key in the browser, codes shown with the network off).
+Here: server-rendered pages from Jinja2 templates (`templating`, `templates/`), escaped by
+default; message catalogues in Simplified Chinese and English (`i18n`, `locale/`, read at start
+from their `.po` files); the static files (`static`): our styles and the scripts vendored from
+npm (`static/vendor/`, checked against `manifest.json`; `scripts/vendor.sh` fetches them), all
+served from the package: nothing loads from another host.
 
 May import: the server's services, settings and API dependencies, `duopass.protocol`,
 `duopass.ledger`, `duopass.risk` and the server's `domain`. Pages call services as routes do;

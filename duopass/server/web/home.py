@@ -1,5 +1,5 @@
 """`GET /`: what this server is and where to go from here, one small page rendered here with no
-script, style sheet or font from anywhere (the card-office console takes its place later)."""
+script, style sheet or font from anywhere; it links to the card-office console (`console`)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ __all__ = ["router"]
 router = APIRouter(include_in_schema=False)
 
 LINKS: Final = (
+    ("/console/", "the card office's console: staff sign in here"),
     ("/docs", "API reference (Swagger UI): try the routes from the browser"),
     ("/redoc", "API reference (ReDoc): read it"),
     ("/openapi.json", "the OpenAPI document itself"),
@@ -51,8 +52,8 @@ dt {{ font-weight: 600; }}
 </ul>
 <h2>Check the ledger</h2>
 <pre>duopass audit --url {base} --key "$(curl -s {base}/v1/ledger/key)"</pre>
-<p>The card office's console is not served yet: its routes are under <code>/v1/admin</code>
-(see the API reference).</p>
+<p>The card office's console is at <a href="/console/"><code>/console/</code></a>; its API
+routes are under <code>/v1/admin</code> (see the API reference).</p>
 </body>
 </html>
 """

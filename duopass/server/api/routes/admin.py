@@ -126,8 +126,9 @@ def create_holder(body: HolderIn, _caller: StaffCaller, ctx: Ctx) -> HolderOut:
     response_model=TransactionOut,
     responses=problems(403, 404, 409, 429),
 )
-def top_up(handle: str, body: MoneyIn, _caller: StaffCaller, ctx: Ctx) -> TransactionOut:
-    """Credit a holder; the same request id again returns the first answer and books nothing."""
+def top_up(handle: str, body: MoneyIn, _caller: AdminCaller, ctx: Ctx) -> TransactionOut:
+    """Credit a holder (admins: an operator moves no money); the same request id again returns
+    the first answer and books nothing."""
     txn = ctx.run_refusable(
         risk_engine.kept(
             lambda unit: topups.top_up(
@@ -146,7 +147,8 @@ def top_up(handle: str, body: MoneyIn, _caller: StaffCaller, ctx: Ctx) -> Transa
     response_model=TransactionOut,
     responses=problems(403, 404, 409, 429),
 )
-def refund(handle: str, body: RefundIn, _caller: StaffCaller, ctx: Ctx) -> TransactionOut:
+def refund(handle: str, body: RefundIn, _caller: AdminCaller, ctx: Ctx) -> TransactionOut:
+    """Pay a merchant's refund into a holder's account (admins: an operator moves no money)."""
     txn = ctx.run_refusable(
         risk_engine.kept(
             lambda unit: topups.refund(

@@ -128,10 +128,10 @@ def get_event(
 
 @router.post("/admin/holders/{handle}/orders", status_code=201, responses=problems(404, 409))
 def counter_order(
-    handle: Handle, body: CounterOrderIn, caller: StaffCaller, ctx: Ctx
+    handle: Handle, body: CounterOrderIn, caller: AdminCaller, ctx: Ctx
 ) -> dict[str, Any]:
     """Tickets sold at the counter and marked paid there (cash or card): the payment books
-    from top-up clearing, not from the holder's account."""
+    from top-up clearing, not from the holder's account (admins: an operator moves no money)."""
 
     def work(unit: Unit) -> dict[str, Any]:
         holder = holders.by_handle(unit.session, handle)
@@ -157,10 +157,10 @@ def get_order(
 
 @router.post("/admin/orders/{code}/cancel", responses=problems(404))
 def cancel_order(
-    code: Annotated[str, Path(max_length=16)], caller: StaffCaller, ctx: Ctx
+    code: Annotated[str, Path(max_length=16)], caller: AdminCaller, ctx: Ctx
 ) -> dict[str, Any]:
     """Cancel and refund: the tickets are revoked at once online, in the next bundle offline,
-    and never minted again."""
+    and never minted again (admins: the refund books money)."""
 
     def work(unit: Unit) -> dict[str, Any]:
         order = orders.cancel(unit, orders.by_code(unit.session, code), staff_id=caller.id)

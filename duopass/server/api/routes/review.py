@@ -21,6 +21,12 @@ from duopass.server.unit_of_work import Unit
 
 router = APIRouter(prefix="/v1/admin/alerts", tags=["card office"])
 
+_ADMINS_ONLY = frozenset(
+    action.value for action in (ReviewAction.TO_HOLDER, ReviewAction.TO_LOSS, ReviewAction.RELEASE)
+)
+"""Review actions an operator may not take: two move money, and a release lets a held top-up
+or refund through."""
+
 
 class ReviewIn(BaseModel):
     action: Literal["dismiss", "freeze", "to_holder", "to_loss", "release"]
@@ -51,11 +57,11 @@ def review(
     caller: StaffCaller,
     ctx: Ctx,
 ) -> dict[str, Any]:
-    """Resolve an open alert; the decision and who made it go into the ledger. Releasing a
-    request held for risk review is an admin's: an operator, whose own top-ups and refunds the
-    policy may hold, could otherwise release them (403 forbidden)."""
-    if body.action == ReviewAction.RELEASE.value and caller.role != "admin":
-        raise Problem(ProblemCode.FORBIDDEN, "only an admin releases a held request")
+    """Resolve an open alert; the decision and who made it go into the ledger. An operator
+    dismisses or freezes; what moves money (a pending amount to the holder or to the loss
+    account) and releasing a request held for risk review are an admin's (403 forbidden)."""
+    if body.action in _ADMINS_ONLY and caller.role != "admin":
+        raise Problem(ProblemCode.FORBIDDEN, f"only an admin may {body.action} at review")
 
     def reviewed(unit: Unit) -> dict[str, Any]:
         alert = review_service.review(

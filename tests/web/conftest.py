@@ -1,0 +1,46 @@
+"""A real server for the console's tests: on SQLite, axe-core served (`test_axe`), an admin
+(`tests.server.harness`) and an operator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from duopass.server.services import staff
+from tests.server.harness import ManualClock, Running, running_server
+
+OPERATOR = {"login": "olga", "password": "operator-password"}
+
+
+def _started(tmp_path, clock=None) -> Iterator[Running]:
+    extra = {} if clock is None else {"clock": clock}
+    with running_server(
+        f"sqlite:///{tmp_path / 'duopass.db'}", tmp_path / "data", test_axe=True, **extra
+    ) as running:
+        running.ctx.run(lambda unit: staff.add(unit, role="operator", **OPERATOR))
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _close_browsers() -> Iterator[None]:
+    from tests.web import console
+
+    yield
+    while console.OPEN:
+        console.OPEN.pop().close()
+
+
+@pytest.fixture
+def site(tmp_path) -> Iterator[Running]:
+    yield from _started(tmp_path)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def clocked_site(tmp_path, clock) -> Iterator[Running]:
+    yield from _started(tmp_path, clock)
