@@ -25,8 +25,12 @@ def _template_messages() -> set[str]:
 
 
 def _po(language: str) -> dict[str, str]:
-    with (WEB / "locale" / language / "LC_MESSAGES" / "messages.po").open("rb") as po:
-        return {str(m.id): str(m.string) for m in read_po(po) if m.id and not m.fuzzy}
+    """Every catalogue of the language (one a section), merged."""
+    found: dict[str, str] = {}
+    for path in i18n.po_files(language):
+        with path.open("rb") as po:
+            found |= {str(m.id): str(m.string) for m in read_po(po) if m.id and not m.fuzzy}
+    return found
 
 
 def test_every_template_message_has_a_chinese_translation():

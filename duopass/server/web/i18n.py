@@ -1,9 +1,9 @@
 """The pages' languages: Simplified Chinese (`zh_Hans`, the default) and English (`en`), from
-message catalogues kept as `.po` files in the package (`locale/<lang>/LC_MESSAGES/messages.po`)
-and read at start with Babel, so no compile step stands between an edit and the page. A page
-speaks the language of the `duopass_lang` cookie (the switch), else the first of
-`Accept-Language` it speaks, else Chinese. Money is shown in yuan from integer minor units, times
-in the issuer's time zone."""
+message catalogues kept as `.po` files in the package (`locale/<lang>/LC_MESSAGES/*.po`: one a
+section, `messages.po` for what the sections share, merged) and read at start with Babel, so no
+compile step stands between an edit and the page. A page speaks the language of the
+`duopass_lang` cookie (the switch), else the first of `Accept-Language` it speaks, else Chinese.
+Money is shown in yuan from integer minor units, times in the issuer's time zone."""
 
 from __future__ import annotations
 
@@ -39,11 +39,31 @@ _HTML_LANG: Final = {"zh_Hans": "zh-Hans", "en": "en"}
 _SYMBOLS: Final = {"CNY": "¥"}
 
 
+def po_files(language: str) -> list[Path]:
+    """The language's catalogues: `messages.po` first, then one a section, by name."""
+    folder = LOCALE_DIR / language / "LC_MESSAGES"
+    return sorted(folder.glob("*.po"), key=lambda path: (path.stem != "messages", path.name))
+
+
 @functools.cache
 def catalogue(language: str) -> Translations:
-    """The language's messages, read from its `.po` file once per process."""
-    with (LOCALE_DIR / language / "LC_MESSAGES" / "messages.po").open("rb") as po:
-        messages = read_po(po, locale=language.replace("_Hans", ""))
+    """The language's messages, read from its `.po` files once per process (a message two
+    files translate is refused: sections do not translate one string two ways)."""
+    locale = language.replace("_Hans", "")
+    messages = None
+    for path in po_files(language):
+        with path.open("rb") as po:
+            read = read_po(po, locale=locale)
+        if messages is None:
+            messages = read
+            continue
+        for message in read:
+            if message.id and message.id in messages:
+                raise ValueError(f"{path.name}: {message.id!r} is translated in another file")
+            if message.id:
+                messages[message.id] = message
+    if messages is None:
+        raise FileNotFoundError(f"no catalogue for {language} in {LOCALE_DIR}")
     compiled = io.BytesIO()
     write_mo(compiled, messages)  # fuzzy entries are left out, as msgfmt leaves them
     compiled.seek(0)
