@@ -217,3 +217,32 @@ def test_an_ipv4_client_of_a_dual_stack_listener_is_counted_in_its_own_network()
     not all in one /64."""
     assert throttle.network_of("::ffff:198.51.100.7") == "198.51.100.0/24"
     assert throttle.network_of("2001:db8::7") == "2001:db8::/64"
+
+
+@pytest.mark.parametrize(
+    ("peer", "proto", "scheme"),
+    [
+        (PROXY, [b"https"], "https"),
+        (PROXY, [b"http, https"], "https"),  # the nearest proxy's word is the last
+        (PROXY, [b"https", b"http"], "http"),
+        (PROXY, [b"gopher"], "http"),
+        (PROXY, [], "http"),
+        ("127.9.9.9", [b"https"], "http"),  # not a trusted proxy: ignored
+    ],
+)
+def test_the_trusted_proxys_scheme_is_the_requests(peer, proto, scheme):
+    """Behind a proxy that ends TLS, `X-Forwarded-Proto` from it makes the request https (the
+    console then marks its cookies Secure); from anyone else it is ignored."""
+    import asyncio
+
+    from duopass.server.api.forwarded import ForwardedFor
+
+    seen: dict[str, Any] = {}
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.update(scope)
+
+    headers = [(b"x-forwarded-proto", value) for value in proto]
+    scope = {"type": "http", "scheme": "http", "client": (peer, 5000), "headers": headers}
+    asyncio.run(ForwardedFor(app, [PROXY + "/32"])(scope, None, None))  # type: ignore[arg-type]
+    assert seen["scheme"] == scheme

@@ -13,8 +13,11 @@ against the proxy. Any other peer's header is ignored.
 
 uvicorn's own `ProxyHeadersMiddleware` is not used (`runner.uvicorn_config` turns it off): it
 trusts 127.0.0.1 unless told otherwise, so a local client could name any address, and it takes
-any text as the client (an address the throttles cannot count), besides `X-Forwarded-Proto`,
-which nothing here reads."""
+any text as the client (an address the throttles cannot count).
+
+The same trusted proxy's `X-Forwarded-Proto` (its last value: the nearest proxy's word) sets
+`scope["scheme"]` when it is `https` or `http`, so a proxy that ends TLS still gets the console's
+cookies marked `Secure`; any other value, or any other peer's header, is ignored."""
 
 from __future__ import annotations
 
@@ -32,6 +35,8 @@ __all__ = ["PEER_KEY", "ForwardedFor", "Proxies", "ip_of"]
 PEER_KEY = "duopass.peer"
 """Where the scope keeps the proxy's own `(host, port)` once the client is the forwarded one."""
 _HEADER = b"x-forwarded-for"
+_PROTO = b"x-forwarded-proto"
+_SCHEMES = {b"https": "https", b"http": "http"}
 _MAPPED = bytes(10) + b"\xff\xff"
 """The first 12 bytes of an IPv4 address mapped into IPv6 (`::ffff:a.b.c.d`)."""
 CACHED = 4096
@@ -133,4 +138,10 @@ class ForwardedFor:
             client = self.proxies.client(b",".join(lines)) if lines else None
             if client is not None:
                 scope[PEER_KEY], scope["client"] = peer, client
+            protos = [value for name, value in scope["headers"] if name == _PROTO]
+            scheme = (
+                _SCHEMES.get(protos[-1].rsplit(b",", 1)[-1].strip().lower()) if protos else None
+            )
+            if scheme is not None:
+                scope["scheme"] = scheme
         await self.app(scope, receive, send)
