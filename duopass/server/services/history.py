@@ -12,12 +12,20 @@ from sqlalchemy import and_, select
 from sqlalchemy.orm import Session, aliased
 
 from duopass.server.domain import Outcome
+from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import paging
 from duopass.server.store.disputes import Dispute
-from duopass.server.store.tables import Account, CounterSeen, JournalEntry, Posting, Terminal
+from duopass.server.store.tables import (
+    Account,
+    CounterSeen,
+    Credential,
+    JournalEntry,
+    Posting,
+    Terminal,
+)
 from duopass.server.store.tables import Transaction as Txn
 
-__all__ = ["DISPUTE_WINDOW_S", "charged", "history", "is_offline"]
+__all__ = ["DISPUTE_WINDOW_S", "charged", "history", "is_offline", "seen_counters"]
 
 DISPUTE_WINDOW_S = 30 * 86_400
 """A payment may be disputed until 30 days after the server booked it (§5.3)."""
@@ -113,3 +121,22 @@ def _row(session: Session, row: Any, *, holder_account: int, now: int) -> dict[s
         "dispute_until": open_until if payment else None,
         "dispute": disputed,
     }
+
+
+def seen_counters(session: Session, *, holder_id: int, cti: bytes) -> list[int]:
+    """The counters of the holder's credential `cti` the server has seen used (online or in a
+    journal), ascending: a wallet lists the codes it showed and the server has not seen as
+    payments perhaps not yet uploaded. Another holder's credential is `not_found`."""
+    uses = session.scalar(
+        select(Credential.uses).where(Credential.cti == cti, Credential.holder_id == holder_id)
+    )
+    if uses is None:
+        raise Problem(ProblemCode.NOT_FOUND, "no such credential of yours")
+    return list(
+        session.scalars(
+            select(CounterSeen.ctr)
+            .where(CounterSeen.cti == cti)
+            .order_by(CounterSeen.ctr)
+            .limit(max(uses, 1))
+        )
+    )

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
+from duopass.protocol.encoding import EncodingError, b64u_decode
 from duopass.server.api.deps import Ctx, HolderCaller, StaffCaller
 from duopass.server.api.openapi import problems
 from duopass.server.api.params import Digits
@@ -52,6 +53,23 @@ def my_history(
         return {"currency": account.currency, **found}
 
     return ctx.run(read)
+
+
+@router.get("/wallet/seen", tags=["holder"], responses=problems(404, 422))
+def seen(
+    caller: HolderCaller,
+    ctx: Ctx,
+    cti: Annotated[str, Query(min_length=11, max_length=22, pattern=r"^[A-Za-z0-9_-]+$")],
+) -> dict[str, Any]:
+    """The counters of one of the holder's credentials (`cti`, unpadded base64url) the server
+    has seen used: the wallet's codes shown and not among them may be offline payments not yet
+    uploaded."""
+    try:
+        raw = b64u_decode(cti)
+    except EncodingError as exc:
+        raise Problem(ProblemCode.INVALID_REQUEST, "cti: not unpadded base64url") from exc
+    found = ctx.run(lambda unit: history.seen_counters(unit.session, holder_id=caller.id, cti=raw))
+    return {"cti": cti, "seen": found}
 
 
 @router.post(
