@@ -203,3 +203,20 @@ def test_a_dispute_is_upheld_once_when_staff_race(postgres_server):
     assert admin.account(merchant)["balance"] == 0
     assert admin.account(wallet.account_id)["balance"] == 5_000
     assert admin.books() == 0
+
+
+def test_a_voided_payment_is_not_disputed(server):
+    """The till refused what the server accepted online (its journal says so): the charge was
+    reversed, so nothing is left to charge back."""
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "ines", balance=5_000)
+    till, merchant = enrolled_till(server.http, admin)
+    code = wallet.code()
+    assert till.scan(code, amount=800, seq=1)["ok"]
+    voided = till.journal([till.entry(code, seq=1, amount=800, verdict="BAD_SIGNATURE")])
+    assert voided.status_code == 200, voided.text
+    rows = _history(wallet)["items"]
+    assert [row["kind"] for row in rows[:2]] == ["void", "payment"]
+    assert not rows[1]["disputable"] and rows[1]["online"] is True
+    _code(_dispute(wallet, rows[1]["id"]), 409, "not_disputable")
+    assert admin.account(merchant)["balance"] == 0

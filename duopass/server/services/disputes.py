@@ -44,7 +44,9 @@ def open_dispute(unit: Unit, holder: Holder, *, entry: int, reason: str) -> Disp
     if session.scalar(select(Dispute.id).where(Dispute.transaction_id == entry)) is not None:
         raise Problem(ProblemCode.ALREADY_DISPUTED, "this payment is disputed already")
     merchant = _merchant_leg(session, entry)
-    amount = charged(session, txn, holder.account_id) if txn.kind == "payment" else 0
+    amount = 0
+    if txn.kind == "payment":
+        amount = charged(session, txn, holder_id=holder.id, holder_account=holder.account_id)
     if merchant is None or amount <= 0:
         raise Problem(ProblemCode.NOT_DISPUTABLE, "only a payment that charged you is disputed")
     if unit.now > txn.created_at + DISPUTE_WINDOW_S:

@@ -43,10 +43,11 @@ def is_offline(session: Session, txn_id: int) -> bool:
     return found is not None
 
 
-def charged(session: Session, txn: Txn, holder_account: int) -> int:
+def charged(session: Session, txn: Txn, *, holder_id: int, holder_account: int) -> int:
     """What a payment costs the holder now (minor units, >= 0): an offline one its debit; an
     online one what its counter still charges (after an amend), nothing once voided (a void
-    deletes the counter's link to the payment)."""
+    deletes the counter's link to the payment). The counter is looked for among the holder's
+    credentials' (the counters' key), not by transaction over every counter."""
     debit = session.scalar(
         select(Posting.amount).where(
             Posting.transaction_id == txn.id, Posting.account_id == holder_account
@@ -56,14 +57,23 @@ def charged(session: Session, txn: Txn, holder_account: int) -> int:
         return 0
     if is_offline(session, txn.id):
         return -debit
+    own = select(Credential.cti).where(Credential.holder_id == holder_id)
     amount = session.scalar(
-        select(CounterSeen.amount).where(CounterSeen.transaction_id == txn.id).limit(1)
+        select(CounterSeen.amount)
+        .where(CounterSeen.cti.in_(own), CounterSeen.transaction_id == txn.id)
+        .limit(1)
     )
     return 0 if amount is None else min(int(amount), -debit)
 
 
 def history(
-    session: Session, *, holder_account: int, now: int, limit: int, cursor: str | None
+    session: Session,
+    *,
+    holder_id: int,
+    holder_account: int,
+    now: int,
+    limit: int,
+    cursor: str | None,
 ) -> dict[str, Any]:
     """A page of the holder's movements, newest first (`paging.page`'s answer)."""
     key = paging.read_cursor(cursor, "history", (int,))
@@ -90,13 +100,12 @@ def history(
         query = query.where(Txn.id < key[0])
     rows = session.execute(query).all()
     answer = paging.page("history", rows, limit, lambda row: (row[0].id,))
-    answer["items"] = [
-        _row(session, row, holder_account=holder_account, now=now) for row in answer["items"]
-    ]
+    holder = (holder_id, holder_account)
+    answer["items"] = [_row(session, row, holder=holder, now=now) for row in answer["items"]]
     return answer
 
 
-def _row(session: Session, row: Any, *, holder_account: int, now: int) -> dict[str, Any]:
+def _row(session: Session, row: Any, *, holder: tuple[int, int], now: int) -> dict[str, Any]:
     txn, amount, merchant, venue, disputed = row
     payment = txn.kind == "payment"
     open_until = txn.created_at + DISPUTE_WINDOW_S
@@ -104,7 +113,7 @@ def _row(session: Session, row: Any, *, holder_account: int, now: int) -> dict[s
         payment
         and disputed is None
         and now <= open_until
-        and charged(session, txn, holder_account) > 0
+        and charged(session, txn, holder_id=holder[0], holder_account=holder[1]) > 0
     )
     return {
         "id": txn.id,

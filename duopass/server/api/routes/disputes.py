@@ -48,7 +48,12 @@ def my_history(
         account = unit.session.get(Account, holder.account_id)
         assert account is not None
         found = history.history(
-            unit.session, holder_account=account.id, now=unit.now, limit=limit, cursor=cursor
+            unit.session,
+            holder_id=holder.id,
+            holder_account=account.id,
+            now=unit.now,
+            limit=limit,
+            cursor=cursor,
         )
         return {"currency": account.currency, **found}
 

@@ -1,5 +1,6 @@
 """disputes: a holder disputes a payment within 30 days of its booking (PROTOCOL §5.3); staff
-uphold it (charged back to the merchant) or reject it
+uphold it (charged back to the merchant) or reject it; journal entries by transaction, so a
+holder's history says which payments were booked from a journal (offline)
 
 Revision ID: 0018
 Revises: 0017
@@ -43,9 +44,11 @@ def upgrade() -> None:
     )
     op.create_index("disputes_holder", "disputes", ["holder_id", "id"])
     op.create_index("disputes_state", "disputes", ["state", "id"])
+    op.create_index("journal_entries_transaction", "journal_entries", ["transaction_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("journal_entries_transaction", table_name="journal_entries")
     op.drop_index("disputes_state", table_name="disputes")
     op.drop_index("disputes_holder", table_name="disputes")
     op.drop_table("disputes")
