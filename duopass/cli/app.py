@@ -26,6 +26,7 @@ from duopass.cli.tour import tour
 from duopass.cli.verify import EXIT_REJECTED, usage_error, verify
 from duopass.cli.wallet import wallet_app
 from duopass.cli.wallet_confirm import confirm_command
+from duopass.cli.wallet_history import dispute_command, disputes_command, history_command
 from duopass.cli.wallet_limits import limits_command, pin_command
 from duopass.cli.wallet_reissue import lost, reissue
 from duopass.protocol.cbor import MalformedError
@@ -81,6 +82,9 @@ wallet_app.command()(lost)
 wallet_app.command("limits")(limits_command)
 wallet_app.command("pin")(pin_command)
 wallet_app.command("confirm")(confirm_command)
+wallet_app.command("history")(history_command)
+wallet_app.command("dispute")(dispute_command)
+wallet_app.command("disputes")(disputes_command)
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(terminal_app, name="terminal")
 app.add_typer(staff_app, name="staff")

@@ -60,6 +60,10 @@ class EventType(StrEnum):
     TERMINAL_REVOKE = "terminal_revoke"
     ALERT_CLEAR = "alert_clear"
     """The server closed an alert by itself: what it was about is over (a terminal recovered)."""
+    DISPUTE_OPEN = "dispute_open"
+    """A holder disputed a payment (§5.3)."""
+    DISPUTE_DECIDE = "dispute_decide"
+    """Staff decided a dispute: upheld (charged back to the merchant) or rejected."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,8 @@ CATALOGUE: Mapping[EventType, Fields] = {
     EventType.CHECKIN: _f("ticket list type at", "nonce forced cti gen terminal seq by"),
     EventType.TERMINAL_REVOKE: _f("terminal by"),
     EventType.ALERT_CLEAR: _f("alert kind", "terminal"),
+    EventType.DISPUTE_OPEN: _f("dispute holder payment amount merchant"),
+    EventType.DISPUTE_DECIDE: _f("dispute outcome by", "amount merchant transaction"),
 }
 """Every event type and its body's fields."""
 

@@ -18,6 +18,7 @@ from duopass.server.api.middleware import BodyLimit, DateHeader
 from duopass.server.api.routes import (
     admin,
     checkin,
+    disputes,
     events,
     fleet,
     holders,
@@ -120,7 +121,8 @@ def create_app(
     # FastAPI tries routes in this order, at some microseconds each (no two routers' paths
     # overlap): the routes terminals and load balancers call most come first
     routers = [terminal, checkin, system, session, wallet, admin, holders, fleet, review]
-    routers += [settlement, ledger, events, tickets, reissue, policy, purse, risk, home]
+    routers += [settlement, ledger, events, tickets, reissue, policy, purse, risk, disputes]
+    routers += [home]
     if isinstance(clock, MovableClock):
         routers.append(testing_routes)
     for module in routers:

@@ -68,6 +68,9 @@ class ProblemCode(StrEnum):
     PIN_DECLINED = "pin_declined"
     CONFIRMATION_EXPIRED = "confirmation_expired"
     CSRF_REFUSED = "csrf_refused"
+    DISPUTE_TOO_LATE = "dispute_too_late"
+    ALREADY_DISPUTED = "already_disputed"
+    NOT_DISPUTABLE = "not_disputable"
 
 
 STATUS = {
@@ -115,6 +118,9 @@ STATUS = {
     ProblemCode.PIN_DECLINED: 403,
     ProblemCode.CONFIRMATION_EXPIRED: 403,
     ProblemCode.CSRF_REFUSED: 403,
+    ProblemCode.DISPUTE_TOO_LATE: 409,
+    ProblemCode.ALREADY_DISPUTED: 409,
+    ProblemCode.NOT_DISPUTABLE: 409,
 }
 _FROM_STATUS = {
     401: ProblemCode.UNAUTHENTICATED,

@@ -279,6 +279,7 @@ class JournalEntry(Base):
     recorded (nothing to book), pending (could not be settled: see `reason`)."""
     reason: Mapped[str | None] = mapped_column(String(32))
     transaction_id: Mapped[int | None] = mapped_column(Integer)
+    __table_args__ = (Index("journal_entries_transaction", "transaction_id"),)
 
 
 class Alert(Base):
