@@ -1,5 +1,5 @@
 """A venue's tills compared with one another: each till's latest paying journal entries (when,
-how much, whether at exactly its credential's offline cap), kept in bounded space, and the rule
+how much, whether offline at exactly its credential's cap), kept in bounded space, and the rule
 that flags a till journalling more than its holders agreed to pay while it stands beside honest
 tills charging the same menu.
 
@@ -109,7 +109,7 @@ class PeerScore:
 
 
 Entry = tuple[int, int, bool]
-"""(scan time, amount, at exactly the credential's cap)."""
+"""(scan time, amount, offline at exactly the credential's cap)."""
 
 
 @dataclass(slots=True)

@@ -129,8 +129,9 @@ def _beside_peers(
     venue's other tills: its latest payment and the evidence when it flags."""
     paid = [(item, use) for item, use, _ in uses if use.amount]  # a refusal charges nothing
     for item, use in paid:
-        assert use.amount is not None and item.code is not None
-        capped = use.amount == item.code.credential.claims.txmax
+        assert use.amount is not None and item.code is not None and item.entry is not None
+        offline = not item.entry.online  # online, the server saw the amount as it was paid
+        capped = offline and use.amount == item.code.credential.claims.txmax
         peers.add(use.at, st.terminal_id, use.amount, capped)
     peers.trim()
     if not paid:
