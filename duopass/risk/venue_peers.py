@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from duopass.risk.anomaly import Rule
@@ -62,6 +62,9 @@ class PeerLimits:
     evidence: float = 6.2
     """Nats of evidence that flag (e^6.2 = 500 to 1: an honest till's false alarm about once
     in 500 entries at most, fewer where few peers make j / (m + 1) round up)."""
+    suspect_evidence: float = 3.1
+    """A till whose own evidence is this far (half the limit) is left out of the others'
+    peers."""
     capped_min: int = 3
     """Entries at exactly the credential's cap that flag."""
 
@@ -134,16 +137,35 @@ class VenuePeers:
 
     def judge(self, terminal: str, limits: PeerLimits | None = None) -> PeerScore | None:
         """The till's run against its peers (None when no entry of it has enough peers yet),
-        and whether it flags; the episode is started or ended here."""
+        and whether it flags; the episode is started or ended here. The peers leave out the
+        tills flagged and those whose own evidence against the rest is past `suspect_share`
+        of the limit: a rogue till beside another is not measured against it."""
         limits = limits or PEERS
-        own = sorted(self.tills.get(terminal, []))
-        if not own:
+        if not self.tills.get(terminal):
             return None
+        aside = {*self.flagged} - {terminal}
+        for who in sorted(self.tills.keys() - aside - {terminal}):
+            if self._compare(who, limits, {terminal}).evidence >= limits.suspect_evidence:
+                aside.add(who)
+        found = self._compare(terminal, limits, aside)
+        if not found.scored and not found.capped:
+            return None
+        off = found.evidence >= limits.evidence or found.capped >= limits.capped_min
+        on = terminal in self.flagged
+        if off and not on:
+            self.flagged = sorted({*self.flagged, terminal})
+        elif on and not off:
+            self.flagged = [kept for kept in self.flagged if kept != terminal]
+        return replace(found, flagged=off and not on)
+
+    def _compare(self, terminal: str, limits: PeerLimits, aside: set[str]) -> PeerScore:
+        """The till's run against the other tills but those `aside` (not flagged)."""
+        own = sorted(self.tills.get(terminal, []))
         run = [entry for entry in own if entry[0] >= own[-1][0] - limits.window_s]
         others = sorted(
             (at, amount, who)
             for who, kept in self.tills.items()
-            if who != terminal
+            if who != terminal and who not in aside
             for at, amount, _ in kept
         )
         times = [at for at, _, _ in others]
@@ -159,16 +181,8 @@ class VenuePeers:
             high = len(amounts) - bisect.bisect_left(amounts, amount) < j
             evidence = max(0.0, evidence + _ratio(high, j / (m + 1), limits.above_share))
             scored, above, last = scored + 1, above + high, (m, amounts[m - j])
-        if not scored and not any(capped for *_, capped in run):
-            return None
         capped = sum(1 for *_, at_cap in run if at_cap)
-        off = evidence >= limits.evidence or capped >= limits.capped_min
-        on = terminal in self.flagged
-        if off and not on:
-            self.flagged = sorted({*self.flagged, terminal})
-        elif on and not off:
-            self.flagged = [kept for kept in self.flagged if kept != terminal]
-        return PeerScore(len(run), scored, above, *last, evidence, capped, off and not on)
+        return PeerScore(len(run), scored, above, *last, evidence, capped, False)
 
     def state(self) -> dict[str, Any]:
         tills = {
