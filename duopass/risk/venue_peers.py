@@ -143,8 +143,12 @@ class VenuePeers:
         limits = limits or PEERS
         if not self.tills.get(terminal):
             return None
+        own = self.tills[terminal]
+        since, until = own[-1][0] - limits.window_s - limits.half_s, own[-1][0] + limits.half_s
         aside = {*self.flagged} - {terminal}
         for who in sorted(self.tills.keys() - aside - {terminal}):
+            if not any(since <= at <= until for at, _, _ in self.tills[who]):
+                continue  # no peer of this run
             if self._compare(who, limits, {terminal}).evidence >= limits.suspect_evidence:
                 aside.add(who)
         found = self._compare(terminal, limits, aside)
@@ -159,7 +163,8 @@ class VenuePeers:
         return replace(found, flagged=off and not on)
 
     def _compare(self, terminal: str, limits: PeerLimits, aside: set[str]) -> PeerScore:
-        """The till's run against the other tills but those `aside` (not flagged)."""
+        """The till's run against the other tills but those `aside` (not flagged). The run's
+        entries in time order slide one window over the peers' (`_Window`)."""
         own = sorted(self.tills.get(terminal, []))
         run = [entry for entry in own if entry[0] >= own[-1][0] - limits.window_s]
         others = sorted(
@@ -168,21 +173,18 @@ class VenuePeers:
             if who != terminal and who not in aside
             for at, amount, _ in kept
         )
-        times = [at for at, _, _ in others]
-        evidence, scored, above, last = 0.0, 0, 0, (0, 0)
+        window = _Window(others)
+        evidence, scored, above, m, bar = 0.0, 0, 0, 0, 0
         for at, amount, _ in run:
-            lo = bisect.bisect_left(times, at - limits.half_s)
-            hi = bisect.bisect_right(times, at + limits.half_s)
-            near = others[lo:hi]
-            if len(near) < limits.peers_min or len({who for *_, who in near}) < limits.peer_tills:
+            window.slide(at - limits.half_s, at + limits.half_s)
+            if window.size < limits.peers_min or len(window.tills) < limits.peer_tills:
                 continue
-            amounts = sorted(peer for _, peer, _ in near)
-            m, j = len(amounts), max(1, math.ceil(limits.high_share * len(amounts)))
-            high = len(amounts) - bisect.bisect_left(amounts, amount) < j
+            m, j = window.size, max(1, math.ceil(limits.high_share * window.size))
+            high = window.at_least(amount) < j
             evidence = max(0.0, evidence + _ratio(high, j / (m + 1), limits.above_share))
-            scored, above, last = scored + 1, above + high, (m, amounts[m - j])
+            scored, above, bar = scored + 1, above + high, window.highest(j)
         capped = sum(1 for *_, at_cap in run if at_cap)
-        return PeerScore(len(run), scored, above, *last, evidence, capped, False)
+        return PeerScore(len(run), scored, above, m, bar, evidence, capped, False)
 
     def state(self) -> dict[str, Any]:
         tills = {
@@ -210,3 +212,56 @@ def _ratio(high: bool, null: float, alternative: float) -> float:
     if high:
         return math.log(alternative / null)
     return math.log((1 - alternative) / (1 - null))
+
+
+class _Window:
+    """The peers' entries (in time order) between two times that only move forward: how many,
+    from which tills, how many at least as dear as an amount (a Fenwick tree over the amounts'
+    ranks: a run costs O(n log n), not a sort per entry)."""
+
+    def __init__(self, entries: list[tuple[int, int, str]]) -> None:
+        self.entries, self.amounts = entries, sorted({amount for _, amount, _ in entries})
+        self.tree = [0] * (len(self.amounts) + 1)
+        self.tills: dict[str, int] = {}
+        self.lo = self.hi = self.size = 0
+
+    def slide(self, since: int, until: int) -> None:
+        while self.hi < len(self.entries) and self.entries[self.hi][0] <= until:
+            self._count(self.entries[self.hi], 1)
+            self.hi += 1
+        while self.lo < self.hi and self.entries[self.lo][0] < since:
+            self._count(self.entries[self.lo], -1)
+            self.lo += 1
+
+    def _count(self, entry: tuple[int, int, str], step: int) -> None:
+        _, amount, who = entry
+        self.size += step
+        self.tills[who] = self.tills.get(who, 0) + step
+        if not self.tills[who]:
+            del self.tills[who]
+        n = bisect.bisect_left(self.amounts, amount) + 1
+        while n < len(self.tree):
+            self.tree[n] += step
+            n += n & -n
+
+    def _below(self, rank: int) -> int:
+        """Entries in the window whose amount's rank is below `rank`."""
+        found = 0
+        while rank > 0:
+            found, rank = found + self.tree[rank], rank - (rank & -rank)
+        return found
+
+    def at_least(self, amount: int) -> int:
+        return self.size - self._below(bisect.bisect_left(self.amounts, amount))
+
+    def highest(self, j: int) -> int:
+        """The j-th highest amount in the window (1 <= j <= size): the dearest amount with at
+        least j entries as dear or dearer."""
+        lo, hi = 0, len(self.amounts) - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.size - self._below(mid) >= j:
+                lo = mid
+            else:
+                hi = mid - 1
+        return self.amounts[lo]

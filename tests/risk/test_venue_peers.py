@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import random
 
-from duopass.risk.venue_peers import PEERS, PER_TILL, TILLS_KEPT, PeerLimits, VenuePeers
+from duopass.risk.venue_peers import PEERS, PER_TILL, TILLS_KEPT, PeerLimits, VenuePeers, _Window
 
 CAP = 3_000
 
@@ -211,3 +211,23 @@ def test_the_earlier_form_of_the_state_is_read():
     back = VenuePeers.restore(state)
     assert sorted(back.tills) == ["till-0", "till-1"]
     assert len(back.tills["till-0"]) == PER_TILL and back.tills["till-0"][-1] == (98, 1_098, False)
+
+
+def test_the_sliding_window_counts_as_a_sort_would():
+    """`_Window` (a Fenwick tree over the amounts' ranks) against sorting each window."""
+    rng = random.Random(5)
+    entries = sorted(
+        (rng.randint(0, 5_000), rng.randint(1, 40) * 100, f"t{rng.randint(0, 4)}")
+        for _ in range(300)
+    )
+    window = _Window(entries)
+    for at in range(0, 6_000, 97):
+        window.slide(at - 600, at + 600)
+        inside = [(t, a, w) for t, a, w in entries if at - 600 <= t <= at + 600]
+        amounts = sorted(a for _, a, _ in inside)
+        assert window.size == len(inside)
+        assert set(window.tills) == {w for *_, w in inside}
+        for amount in (50, 1_000, 2_050, 4_000, 4_100):
+            assert window.at_least(amount) == sum(1 for a in amounts if a >= amount)
+        for j in range(1, min(len(amounts), 6) + 1):
+            assert window.highest(j) == amounts[-j]
