@@ -23,9 +23,12 @@ latest) two ways:
   above the cap clips them to it.
 
 Ranks, not amounts: a dear payment or two among the peers (a stolen phone's, another rogue
-till's) moves the reference by one place, not by its size. A till stays flagged (one alert an
-episode) until neither holds again. The evidence is recomputed from the kept entries at each
-batch: what carries across batches is the entries (and the episode), in the venue's row.
+till's) moves the reference by one place, not by its size. Not against suspects: a till's peers
+leave out the tills flagged and those whose own evidence against the rest is `suspect_evidence`
+or more, so that rogue tills beside one another do not hide each other. A till stays flagged
+(one alert an episode) until neither holds again. The evidence is recomputed from the kept
+entries at each batch: what carries across batches is the entries (and the episode), in the
+venue's row.
 """
 
 from __future__ import annotations
@@ -107,6 +110,7 @@ class PeerScore:
                 "peer_tills": limits.peer_tills,
                 "window_s": limits.window_s,
                 "half_s": limits.half_s,
+                "suspect_evidence": limits.suspect_evidence,
             },
         }
 
