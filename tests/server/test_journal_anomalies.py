@@ -113,12 +113,27 @@ def test_a_till_journalling_more_than_its_venue_s_other_tills_is_raised(habits_s
     assert (alert["terminal_id"], alert["seq"], alert["holder_handle"]) == ("till-2", 8, None)
     evidence = alert["evidence"]
     assert evidence["key"] == "terminal:till-2" and evidence["score"]["rules"] == ["venue"]
-    assert evidence["score"]["ratio"] >= 1.4
-    assert evidence["score"]["venue"]["entries"] == 16
-    assert 150 <= evidence["score"]["venue"]["amount_typical"] <= 260
-    assert evidence["score"]["terminal"]["amount_typical"] >= 300
+    score = evidence["score"]
+    assert score["evidence"] >= score["rule"]["evidence_at_least"]
+    assert score["venue"]["entries"] == 16 and 150 <= score["venue"]["amount_high"] <= 260
+    assert score["terminal"] == {"entries": 8, "compared": 8, "above_venue_high": 8, "at_cap": 0}
     _meals(honest[0], wallet, _habit(4, seed=5))  # the honest tills go on unflagged
     assert len(_anomalies(admin)) == 1
+
+
+def test_a_till_clipping_amounts_at_the_credential_s_cap_is_raised(habits_server):
+    """Three entries at exactly the credential's offline cap (the server's offline_txmax,
+    3,000): raised though no other till has taken anything yet."""
+    admin = habits_server.admin()
+    wallet = ready_wallet(habits_server.http, admin, "lena", balance=400_000)
+    till, _ = enrolled_till(habits_server.http, admin, "till-9")
+    _meals(till, wallet, [3_000, 2_990])
+    assert _anomalies(admin) == []  # one at the cap is a dear meal
+    _meals(till, wallet, [3_000, 3_000])
+    [alert] = _anomalies(admin)
+    assert (alert["terminal_id"], alert["seq"]) == ("till-9", 4)
+    score = alert["evidence"]["score"]
+    assert score["rules"] == ["venue"] and score["terminal"]["at_cap"] == 3
 
 
 def _holder_id(running: Running, wallet: Wallet) -> int:

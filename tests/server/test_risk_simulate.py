@@ -15,11 +15,13 @@ from typer.testing import CliRunner
 from duopass.cli.app import app
 from duopass.risk.simulate import GOALS
 
-CAUGHT_TODAY = ("cloned_keys", "credential_stuffing", "reissue_farming", "ticket_tout")
-NOT_YET = {
-    "misreporting_terminal": "16 holders: the canteen's other tills take too few entries in a "
-    "meal period to compare a till with (venue_peers.PeerLimits.peers_min)",
-}
+CAUGHT_TODAY = (
+    "cloned_keys",
+    "credential_stuffing",
+    "misreporting_terminal",  # at dinner: its entries clipped at the credential's cap
+    "reissue_farming",
+    "ticket_tout",
+)
 
 
 def test_seed_7_gives_the_figures_the_policy_achieves_today():
@@ -32,8 +34,6 @@ def test_seed_7_gives_the_figures_the_policy_achieves_today():
     for name in CAUGHT_TODAY:
         assert families[name]["recall"] >= GOALS["recall"], (name, families[name])
         assert families[name]["precision"] == 1.0, (name, families[name])
-    for name in NOT_YET:
-        assert (families[name]["caught"], families[name]["incidents"]) == (0, 1), name
     stolen = families["stolen_phone"]
     assert not stolen["catchable"] and stolen["caught"] == 0
     honest = figures["honest"]

@@ -12,9 +12,10 @@ one alert per key a batch (its most-off entry; the evidence counts the others) a
 in all.
 
 The terminal is also compared with its venue's other tills (`duopass.risk.venue_peers`): the
-venue's row (`venue:<id>`, its latest paying entries) is read in the same statement, the batch's
-amounts added, the rule judged once a batch, the row written with the baselines; a till far
-above its peers raises a `journal_anomaly` on its latest entry. Two tills of one venue settling
+venue's row (`venue:<id>`, its tills' latest paying entries, each marked when at exactly its
+credential's offline cap) is read in the same statement, the batch's amounts added, the rule
+judged once a batch, the row written with the baselines; a till above its peers (or clipping at
+the cap) raises a `journal_anomaly` on its latest entry. Two tills of one venue settling
 at the same moment both write the row: the later one's wins (a few entries missing from a
 sample of the venue, not a wrong figure).
 """
@@ -114,8 +115,8 @@ def observe_batch(st: Settling, items: dict[int, Item]) -> int:
     ]
     beside = _beside_peers(st, peers, uses) if venue else None
     if venue:
-        state = json.dumps(peers.state())
-        rows.append({"key": venue, "state": state, "entries": len(peers.entries)})
+        state, kept = json.dumps(peers.state()), sum(map(len, peers.tills.values()))
+        rows.append({"key": venue, "state": state, "entries": kept})
         rows[-1]["updated_at"] = st.unit.now
     sql.raw(st.unit.session).many(_WRITE, rows)
     return _raise(st, flagged) + (_raise_beside(st, *beside) if beside else 0)
@@ -126,10 +127,12 @@ def _beside_peers(
 ) -> tuple[Item, Use, dict[str, Any]] | None:
     """Add the batch's payments to its venue's entries and judge the terminal against the
     venue's other tills: its latest payment and the evidence when it flags."""
-    paid = [(item, use) for item, use, _ in uses if use.amount is not None]
-    for _, use in paid:
-        assert use.amount is not None
-        peers.add(use.at, st.terminal_id, use.amount)
+    paid = [(item, use) for item, use, _ in uses if use.amount]  # a refusal charges nothing
+    for item, use in paid:
+        assert use.amount is not None and item.code is not None and item.entry is not None
+        offline = not item.entry.online  # online, the server saw the amount as it was paid
+        capped = offline and use.amount == item.code.credential.claims.txmax
+        peers.add(use.at, st.terminal_id, use.amount, capped)
     peers.trim()
     if not paid:
         return None
