@@ -168,6 +168,7 @@ CASES = [
     Case("curl -s localhost:8000/v1/admin/risk ", expect='"top_keys"'),
     Case(".venv/bin/duopass wallet limits ", expect="30.00"),
     Case(".venv/bin/duopass wallet confirm", expect="nothing to confirm"),
+    Case(".venv/bin/duopass wallet history", expect="pending: codes shown"),
     Case(
         ".venv/bin/duopass risk simulate ",
         how="smoke",
