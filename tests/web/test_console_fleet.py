@@ -1,0 +1,198 @@
+"""The console's terminals, live, alerts, reissue-review and risk pages over HTTP, as a browser
+without scripts uses them: roles enforced on the server, CSRF, escaping, the one-time code
+shown once and nowhere else, and the live numbers against scans made here."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from duopass.risk import AlertKind
+from duopass.server.services import alerts, holders
+from duopass.server.unit_of_work import Unit
+from tests.server.harness import Running, TerminalClient, enrolled_till, ready_wallet
+from tests.web.console import admin, browser, operator
+
+NAUGHTY = "<script>alert(1)</script>"
+PAGES = (
+    "/console/terminals",
+    "/console/live",
+    "/console/alerts",
+    "/console/reviews",
+    "/console/risk",
+)
+
+
+def raise_alert(site: Running, kind: AlertKind, evidence: dict[str, Any], **kw: Any) -> int:
+    """An alert raised by the service that raises them (for the holder `handle`, if given)."""
+    handle = kw.pop("handle", None)
+
+    def work(unit: Unit) -> int:
+        holder = None
+        if handle is not None:
+            holder = holders.by_handle(unit.session, handle)
+        return alerts.raise_alert(unit, kind, evidence=evidence, holder=holder, **kw).id
+
+    return int(site.ctx.run(work))
+
+
+RISK_EVIDENCE = {
+    "decision": 1,
+    "at": 1_700_000_000,
+    "point": "top_up",
+    "guard": "large-top-up",
+    "action": "review",
+    "score": 70,
+    "signals": ["big_amount"],
+    "features": [{"feature": "amount_sum_1h", "key": "account:holder:1", "value": 90_000}],
+    "subject": ["account:holder:1"],
+    "policy_version": "2026-12-01",
+    "policy_sha256": "ab" * 32,
+    "repeats": 1,
+    "last_decision": 1,
+    "last_at": 1_700_000_000,
+}
+
+
+def test_every_page_needs_a_session_and_answers_staff(site):
+    nobody = browser(site)
+    for page in PAGES:
+        assert nobody.get(page).headers["location"].endswith("/console/login")
+    assert nobody.get("/console/live/data").status_code == 401
+    clerk = operator(site, language="en")
+    for page in PAGES:
+        answer = clerk.get(page)
+        assert answer.status_code == 200, page
+        assert answer.headers["cache-control"] == "no-store"
+
+
+def test_an_admin_enrols_a_terminal_and_sees_its_code_once(site):
+    merchant = site.admin().merchant("canteen")
+    boss = admin(site, language="en")
+    boss.get("/console/terminals")
+    created = boss.post(
+        "/console/terminals",
+        {"terminal_id": "till-9", "mode": "pay", "venue": "canteen", "merchant": str(merchant)},
+    )
+    assert created.status_code == 200
+    found = re.search(r'id="enrol-code">([A-Za-z0-9_-]+)<', created.text)
+    assert found is not None
+    code = found.group(1)
+    fleet = boss.get("/console/terminals").text
+    assert "till-9" in fleet and code not in fleet
+    assert code not in str(created.headers) and code not in str(created.url)
+    till = TerminalClient(site.http, "till-9")
+    assert till.enrol(code).status_code == 200  # the code shown enrols the terminal
+    assert "online" in boss.get("/console/terminals").text
+    again = boss.post("/console/terminals", {"terminal_id": "till-9", "mode": "identity"})
+    assert again.status_code == 409
+
+
+def test_enrolment_refuses_bad_fields_and_operators(site):
+    boss = admin(site, language="en")
+    boss.get("/console/terminals")
+    for fields, words in (
+        ({"terminal_id": "a b", "mode": "identity"}, "A terminal id"),
+        ({"terminal_id": "t1", "mode": "pay", "merchant": "x"}, "merchant"),
+        ({"terminal_id": "t1", "mode": "entry"}, "A gate needs its event"),
+        ({"terminal_id": "t1", "mode": "bogus"}, "Choose what the terminal does"),
+    ):
+        refused = boss.post("/console/terminals", fields)
+        assert refused.status_code == 422 and words in refused.text, fields
+    clerk = operator(site)
+    page = clerk.get("/console/terminals").text
+    assert 'id="enrol"' not in page
+    forged = clerk.post("/console/terminals", {"terminal_id": "t2", "mode": "identity"})
+    assert forged.status_code == 403
+    bare = boss.http.post("/console/terminals", data={"terminal_id": "t3", "mode": "identity"})
+    assert bare.status_code == 403  # no CSRF token
+    assert "t2" not in boss.get("/console/terminals").text
+    assert "t3" not in boss.get("/console/terminals").text
+
+
+def test_a_terminal_named_like_a_script_is_text(site):
+    boss = admin(site)
+    boss.get("/console/terminals")
+    boss.post(
+        "/console/terminals",
+        {"terminal_id": "gate-1", "mode": "entry", "event": NAUGHTY, "venue": NAUGHTY},
+    )
+    text = boss.get("/console/terminals").text
+    assert NAUGHTY not in text and "&lt;script&gt;" in text
+
+
+def test_the_live_numbers_are_the_scans_made(site):
+    admin_api = site.admin()
+    wallet = ready_wallet(site.http, admin_api, "lin", balance=10_000)
+    till, _merchant = enrolled_till(site.http, admin_api, "till-live")
+    assert till.scan(wallet.code(), amount=100)["ok"]
+    assert till.scan(wallet.code(), amount=200)["ok"]
+    refused = till.scan(wallet.code(), amount=10**6)
+    assert not refused["ok"]
+    entries = [
+        till.entry(wallet.code(), seq=till.seq + 1, amount=50),
+        till.entry(wallet.code(), seq=till.seq + 2, amount=50, verdict="EXPIRED"),
+    ]
+    till.seq += 2
+    assert till.journal(entries, first=till.seq - 1).status_code == 200
+    data = operator(site).get("/console/live/data").json()
+    assert data["totals"] == {"online": 3, "offline": 2}
+    assert data["refusals"] == {"online": {refused["reason"]: 1}, "offline": {"EXPIRED": 1}}
+    assert data["online_share"] == 0.6
+    assert sum(data["online"]) == 3 and sum(data["offline"]) == 2
+    assert len(data["starts"]) == len(data["online"]) == data["window_s"] // data["bin_s"]
+    assert operator(site).get("/console/live/data?window_s=1").status_code == 422
+
+
+def test_an_operator_dismisses_and_is_refused_money_moves(site):
+    mei = site.admin().holder("mei", name=NAUGHTY)["handle"]
+    gap = raise_alert(site, AlertKind.GAP, {"note": NAUGHTY}, handle=mei)
+    held = raise_alert(site, AlertKind.PENDING, {"amount": 300}, handle=mei)
+    clerk = operator(site)
+    listed = clerk.get("/console/alerts").text
+    assert f"/console/alerts/{gap}" in listed and NAUGHTY not in listed
+    only_gaps = clerk.get("/console/alerts?kind=gap").text
+    assert f"/console/alerts/{gap}" in only_gaps and f"/console/alerts/{held}" not in only_gaps
+    assert clerk.get("/console/alerts?kind=nonsense").status_code == 422
+    page = clerk.get(f"/console/alerts/{held}").text
+    assert NAUGHTY not in page and "&lt;script&gt;" in page
+    assert 'value="to_loss"' not in page and 'value="to_holder"' not in page
+    assert 'value="release"' not in page and 'value="dismiss"' in page
+    for action in ("to_loss", "to_holder", "release"):
+        forged = clerk.post(f"/console/alerts/{held}/review", {"action": action})
+        assert forged.status_code == 403
+    bare = clerk.http.post(f"/console/alerts/{gap}/review", data={"action": "dismiss"})
+    assert bare.status_code == 403
+    done = clerk.post(f"/console/alerts/{gap}/review", {"action": "dismiss", "note": "seen"})
+    assert done.status_code == 303
+    assert "已处理：dismiss (seen)" in clerk.get(f"/console/alerts/{gap}").text
+    assert clerk.post(f"/console/alerts/{gap}/review", {"action": "dismiss"}).status_code == 409
+    still = site.admin().http.get("/v1/admin/alerts", headers=site.admin().auth).json()
+    assert [a["id"] for a in still["items"]] == [held]
+    boss = admin(site)
+    assert 'value="to_loss"' in boss.get(f"/console/alerts/{held}").text
+
+
+def test_a_risk_decision_shows_its_rule_features_and_policy(site):
+    ren = site.admin().holder("ren")["handle"]
+    alert_id = raise_alert(site, AlertKind.RISK_DECISION, RISK_EVIDENCE, handle=ren)
+    page = admin(site, language="en").get(f"/console/alerts/{alert_id}").text
+    for shown in ("large-top-up", "amount_sum_1h", "account:holder:1", "90000", "2026-12-01"):
+        assert shown in page
+    assert 'value="release"' in page
+    risk = operator(site, language="en").get("/console/risk")
+    assert risk.status_code == 200 and "Recent decisions" in risk.text
+
+
+def test_reissue_reviews_refuse_bad_reasons_and_forgeries(site):
+    clerk = operator(site, language="en")
+    assert "No reissue request waits for review." in clerk.get("/console/reviews").text
+    assert (
+        clerk.post("/console/reviews/nope", {"action": "approve", "reason": ""}).status_code == 422
+    )
+    assert (
+        clerk.post("/console/reviews/nope", {"action": "approve", "reason": "ok"}).status_code
+        == 404
+    )
+    bare = clerk.http.post("/console/reviews/nope", data={"action": "approve", "reason": "ok"})
+    assert bare.status_code == 403
