@@ -83,7 +83,9 @@ def test_an_admin_enrols_a_terminal_and_sees_its_code_once(site):
     assert code not in str(created.headers) and code not in str(created.url)
     till = TerminalClient(site.http, "till-9")
     assert till.enrol(code).status_code == 200  # the code shown enrols the terminal
-    assert "online" in boss.get("/console/terminals").text
+    assert "state-active" not in boss.get("/console/terminals").text  # enrolled, not yet seen
+    till.bundle()
+    assert "state-active" in boss.get("/console/terminals").text  # seen: online
     again = boss.post("/console/terminals", {"terminal_id": "till-9", "mode": "identity"})
     assert again.status_code == 409
 
