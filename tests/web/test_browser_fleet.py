@@ -15,9 +15,10 @@ import pytest
 
 from duopass.risk import AlertKind
 from tests.server.harness import ADMIN_PASSWORD, TerminalClient, enrolled_till, ready_wallet
+from tests.server.test_ticket_reissue import _confirm
 from tests.web.conftest import OPERATOR
 from tests.web.test_browser import _accessible, _page, _shoot, _sign_in
-from tests.web.test_console_fleet import RISK_EVIDENCE, raise_alert
+from tests.web.test_console_fleet import held_top_up, raise_alert, request_at_review
 
 
 @pytest.fixture
@@ -135,21 +136,41 @@ def test_the_live_charts_draw_and_update(site, chromium, shots, language):
 
 
 @pytest.mark.parametrize("language", ["zh", "en"])
-def test_the_risk_and_reissue_review_pages(site, chromium, shots, language):
-    handle = site.admin().holder("ren")["handle"]
-    alert_id = raise_alert(site, AlertKind.RISK_DECISION, RISK_EVIDENCE, handle=handle)
+def test_a_risk_alert_and_the_risk_page(guarded_site, chromium, shots, language):
+    site = guarded_site
+    _holder, alert_id = held_top_up(site)
     page = _page(chromium, language)
     errors = _errors(page)
     _sign_in(page, site.url, "admin", ADMIN_PASSWORD)
     page.goto(f"{site.url}/console/alerts/{alert_id}")
-    assert "amount_sum_1h" in page.locator("#features").inner_text()
+    assert "account.top_up.1h" in page.locator("#features").inner_text()
     assert page.locator("#review input[value=release]").count() == 1
     _accessible(page)
     _shoot(page, shots, f"console-alert-risk-{language}")
-    for name in ("risk", "reviews"):
-        page.click(f"nav a[href='/console/{name}']")
-        page.wait_for_url(f"**/console/{name}")
-        _accessible(page)
-        _shoot(page, shots, f"console-{name}-{language}")
+    page.click("nav a[href='/console/risk']")
+    page.wait_for_url("**/console/risk")
+    assert "big_top_up" in page.locator("#decisions").inner_text()
+    _accessible(page)
+    _shoot(page, shots, f"console-risk-{language}")
+    assert errors == []
+    page.context.close()
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_a_reissue_at_review_is_approved(site, chromium, shots, language):
+    phone, request_id = request_at_review(site)
+    page = _page(chromium, language)
+    errors = _errors(page)
+    _sign_in(page, site.url, OPERATOR["login"], OPERATOR["password"])
+    page.click("nav a[href='/console/reviews']")
+    page.wait_for_url("**/console/reviews")
+    assert request_id in page.locator("main").inner_text()
+    _accessible(page)
+    _shoot(page, shots, f"console-reviews-{language}")
+    page.fill("#reason-1", "identity checked at the counter")
+    page.click("section.review button[value=approve]")
+    page.wait_for_url("**/console/reviews")
+    assert request_id not in page.locator("main").inner_text()
+    assert _confirm(site, phone, request_id)["credential"]
     assert errors == []
     page.context.close()

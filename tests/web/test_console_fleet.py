@@ -5,12 +5,14 @@ shown once and nowhere else, and the live numbers against scans made here."""
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from duopass.risk import AlertKind
 from duopass.server.services import alerts, holders
 from duopass.server.unit_of_work import Unit
 from tests.server.harness import Running, TerminalClient, enrolled_till, ready_wallet
+from tests.server.test_ticket_reissue import DAY, _ask, _bought, _confirm, _new_phone
 from tests.web.console import admin, browser, operator
 
 NAUGHTY = "<script>alert(1)</script>"
@@ -36,22 +38,18 @@ def raise_alert(site: Running, kind: AlertKind, evidence: dict[str, Any], **kw: 
     return int(site.ctx.run(work))
 
 
-RISK_EVIDENCE = {
-    "decision": 1,
-    "at": 1_700_000_000,
-    "point": "top_up",
-    "guard": "large-top-up",
-    "action": "review",
-    "score": 70,
-    "signals": ["big_amount"],
-    "features": [{"feature": "amount_sum_1h", "key": "account:holder:1", "value": 90_000}],
-    "subject": ["account:holder:1"],
-    "policy_version": "2026-12-01",
-    "policy_sha256": "ab" * 32,
-    "repeats": 1,
-    "last_decision": 1,
-    "last_at": 1_700_000_000,
-}
+def held_top_up(site: Running) -> tuple[dict[str, Any], int]:
+    """A top-up the guarded policy holds for review: (the holder, its risk_decision alert)."""
+    admin_api = site.admin()
+    holder = admin_api.holder("fay")
+    assert admin_api.top_up(holder["handle"], 20_000).status_code == 200
+    held = admin_api.top_up(holder["handle"], 60_000, request_id="held-top-up-1")
+    assert held.json()["code"] == "risk_review", held.text
+    listed = admin_api.http.get(
+        "/v1/admin/alerts", params={"kind": "risk_decision"}, headers=admin_api.auth
+    ).json()["items"]
+    (alert,) = listed
+    return holder, int(alert["id"])
 
 
 def test_every_page_needs_a_session_and_answers_staff(site):
@@ -175,15 +173,30 @@ def test_an_operator_dismisses_and_is_refused_money_moves(site):
     assert 'value="to_loss"' in boss.get(f"/console/alerts/{held}").text
 
 
-def test_a_risk_decision_shows_its_rule_features_and_policy(site):
-    ren = site.admin().holder("ren")["handle"]
-    alert_id = raise_alert(site, AlertKind.RISK_DECISION, RISK_EVIDENCE, handle=ren)
-    page = admin(site, language="en").get(f"/console/alerts/{alert_id}").text
-    for shown in ("large-top-up", "amount_sum_1h", "account:holder:1", "90000", "2026-12-01"):
-        assert shown in page
-    assert 'value="release"' in page
-    risk = operator(site, language="en").get("/console/risk")
-    assert risk.status_code == 200 and "Recent decisions" in risk.text
+def test_a_risk_decision_shows_its_rule_features_and_policy_and_an_admin_releases_it(
+    guarded_site,
+):
+    site = guarded_site
+    holder, alert_id = held_top_up(site)
+    clerk = operator(site, language="en")
+    page = clerk.get(f"/console/alerts/{alert_id}").text
+    for shown in ("big_top_up", "top_up", "account.top_up.1h", f"account:holder:{holder['id']}"):
+        assert shown in page, shown
+    policy = site.admin().http.get("/v1/admin/risk", headers=site.admin().auth).json()["policy"]
+    assert policy["version"] in page and policy["sha256"] in page
+    assert 'value="release"' not in page
+    assert (
+        clerk.post(f"/console/alerts/{alert_id}/review", {"action": "release"}).status_code == 403
+    )
+    risk = clerk.get("/console/risk").text
+    assert "big_top_up" in risk and f"account:holder:{holder['id']}" in risk
+    boss = admin(site, language="en")
+    assert 'value="release"' in boss.get(f"/console/alerts/{alert_id}").text
+    released = boss.post(f"/console/alerts/{alert_id}/review", {"action": "release"})
+    assert released.status_code == 303
+    again = site.admin().top_up(holder["handle"], 60_000, request_id="held-top-up-2")
+    assert again.status_code == 200  # the released request goes through, once
+    assert site.admin().account(holder["account_id"])["balance"] == 80_000
 
 
 def test_reissue_reviews_refuse_bad_reasons_and_forgeries(site):
@@ -198,3 +211,34 @@ def test_reissue_reviews_refuse_bad_reasons_and_forgeries(site):
     )
     bare = clerk.http.post("/console/reviews/nope", data={"action": "approve", "reason": "ok"})
     assert bare.status_code == 403
+
+
+def request_at_review(site: Running) -> tuple[Any, str]:
+    """A ticket's fourth reissue, which the policy sends to a person: (the phone, its request)."""
+    admin_api = site.admin()
+    fan, sub, _ = _bought(site, admin_api, doors=int(time.time()) + 2 * DAY)
+    phones = [fan]
+    for _ in range(3):
+        phone = _new_phone(site, phones[-1])
+        asked = _ask(site, phone, sub)
+        _confirm(site, phone, asked["request_id"])
+        phones.append(phone)
+    phone = _new_phone(site, phones[-1])
+    asked = _ask(site, phone, sub)
+    assert asked["outcome"] == "review", asked
+    return phone, str(asked["request_id"])
+
+
+def test_an_operator_approves_a_reissue_at_review(site):
+    phone, request_id = request_at_review(site)
+    clerk = operator(site, language="en")
+    page = clerk.get("/console/reviews").text
+    assert request_id in page and "review_many_reissues" in page
+    approved = clerk.post(
+        f"/console/reviews/{request_id}", {"action": "approve", "reason": "id checked"}
+    )
+    assert approved.status_code == 303
+    assert request_id not in clerk.get("/console/reviews").text
+    assert _confirm(site, phone, request_id)["credential"]  # the holder may confirm now
+    again = clerk.post(f"/console/reviews/{request_id}", {"action": "refuse", "reason": "late"})
+    assert again.status_code == 409
