@@ -75,7 +75,9 @@ def test_an_admin_enrols_a_terminal_and_reads_its_code(site, chromium, shots, la
 @pytest.mark.parametrize("language", ["zh", "en"])
 def test_an_operator_dismisses_an_alert_and_moves_no_money(site, chromium, shots, language):
     handle = site.admin().holder("mei", name="<script>alert(1)</script>")["handle"]
-    held = raise_alert(site, AlertKind.PENDING, {"amount": 300}, handle=handle)
+    held = raise_alert(
+        site, AlertKind.PENDING, {"amount": 300}, handle=handle, pending=300, currency="CNY"
+    )
     gap = raise_alert(site, AlertKind.GAP, {"first": 7, "acked": 4}, handle=handle)
     page = _page(chromium, language)
     errors = _errors(page)

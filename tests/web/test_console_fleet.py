@@ -4,6 +4,7 @@ shown once and nowhere else, and the live numbers against scans made here."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from typing import Any
@@ -64,8 +65,9 @@ def test_every_page_needs_a_session_and_answers_staff(site):
         assert answer.headers["cache-control"] == "no-store"
 
 
-def test_an_admin_enrols_a_terminal_and_sees_its_code_once(site):
+def test_an_admin_enrols_a_terminal_and_sees_its_code_once(site, caplog):
     merchant = site.admin().merchant("canteen")
+    caplog.set_level(logging.DEBUG)
     boss = admin(site, language="en")
     boss.get("/console/terminals")
     created = boss.post(
@@ -76,6 +78,8 @@ def test_an_admin_enrols_a_terminal_and_sees_its_code_once(site):
     found = re.search(r'id="enrol-code">([A-Za-z0-9_-]+)<', created.text)
     assert found is not None
     code = found.group(1)
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert caplog.records and code not in logged  # the server's log lines: no code in them
     fleet = boss.get("/console/terminals").text
     assert "till-9" in fleet and code not in fleet
     assert code not in str(created.headers) and code not in str(created.url)
@@ -147,7 +151,9 @@ def test_the_live_numbers_are_the_scans_made(site):
 def test_an_operator_dismisses_and_is_refused_money_moves(site):
     mei = site.admin().holder("mei", name=NAUGHTY)["handle"]
     gap = raise_alert(site, AlertKind.GAP, {"note": NAUGHTY}, handle=mei)
-    held = raise_alert(site, AlertKind.PENDING, {"amount": 300}, handle=mei)
+    held = raise_alert(
+        site, AlertKind.PENDING, {"amount": 300}, handle=mei, pending=300, currency="CNY"
+    )
     clerk = operator(site)
     listed = clerk.get("/console/alerts").text
     assert f"/console/alerts/{gap}" in listed and NAUGHTY not in listed
@@ -191,7 +197,9 @@ def test_a_risk_decision_shows_its_rule_features_and_policy_and_an_admin_release
     risk = clerk.get("/console/risk").text
     assert "big_top_up" in risk and f"account:holder:{holder['id']}" in risk
     boss = admin(site, language="en")
-    assert 'value="release"' in boss.get(f"/console/alerts/{alert_id}").text
+    offered = boss.get(f"/console/alerts/{alert_id}").text
+    assert 'value="release"' in offered  # and no money move: nothing is pending on it
+    assert 'value="to_loss"' not in offered and 'value="to_holder"' not in offered
     released = boss.post(f"/console/alerts/{alert_id}/review", {"action": "release"})
     assert released.status_code == 303
     again = site.admin().top_up(holder["handle"], 60_000, request_id="held-top-up-2")

@@ -64,10 +64,30 @@ def alerts_page(
     return seen.page("console/alerts.html", kind=kind, kinds=KINDS, **found)
 
 
+def _applicable(alert: dict[str, Any]) -> list[str]:
+    """The review actions that can settle this alert (`review.review` refuses the others):
+    freezing needs a holder, moving money a pending amount (or a conflict's entry, booked
+    then), a release a request the risk policy held for review."""
+    found = ["dismiss"]
+    if alert["holder_id"] is not None:
+        found.append("freeze")
+    if alert["pending"] or alert["kind"] == AlertKind.CONFLICT.value:
+        found += ["to_holder"] if alert["holder_id"] is not None else []
+        found.append("to_loss")
+    evidence = alert["evidence"]
+    if alert["kind"] == AlertKind.RISK_DECISION.value and evidence.get("action") == "review":
+        found.append("release")
+    return found
+
+
 def _alert_page(seen: Visit, alert_id: int, *, status: int = 200, **values: Any) -> Response:
     shown = seen.ctx.run(lambda unit: alerts.one(unit.session, alert_id))
     assert seen.staff is not None
-    offered = [a for a in ACTIONS if seen.staff.is_admin or a not in ADMINS_ONLY]
+    offered = [
+        a
+        for a in _applicable(shown)
+        if seen.staff.is_admin or a not in ADMINS_ONLY  # the server refuses them too
+    ]
     return seen.page(
         "console/alert.html",
         status=status,
