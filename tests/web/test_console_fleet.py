@@ -10,8 +10,9 @@ import time
 from typing import Any
 
 from duopass.risk import AlertKind
-from duopass.server.services import alerts, holders
+from duopass.server.services import alerts, holders, live_scans
 from duopass.server.unit_of_work import Unit
+from duopass.server.web.console.visit import IDLE_S
 from tests.server.harness import Running, TerminalClient, enrolled_till, ready_wallet
 from tests.server.test_ticket_reissue import DAY, _ask, _bought, _confirm, _new_phone
 from tests.web.console import admin, browser, operator
@@ -250,3 +251,26 @@ def test_an_operator_approves_a_reissue_at_review(site):
     assert _confirm(site, phone, request_id)["credential"]  # the holder may confirm now
     again = clerk.post(f"/console/reviews/{request_id}", {"action": "refuse", "reason": "late"})
     assert again.status_code == 409
+
+
+def test_the_live_numbers_are_bounded(site, monkeypatch):
+    admin_api = site.admin()
+    wallet = ready_wallet(site.http, admin_api, "bo", balance=10_000)
+    till, _merchant = enrolled_till(site.http, admin_api, "till-bound")
+    for _ in range(3):
+        assert till.scan(wallet.code(), amount=100)["ok"]
+    monkeypatch.setattr(live_scans, "ROWS_MAX", 2)
+    data = operator(site).get("/console/live/data", params={"window_s": 10**4}).status_code
+    assert data == 422  # past the longest window
+    data = operator(site).get("/console/live/data").json()
+    assert data["truncated"] is True and data["totals"]["online"] == 2
+
+
+def test_a_live_poll_does_not_keep_the_session_alive(clocked_site, clock):
+    clerk = operator(clocked_site)
+    clock.advance(IDLE_S - 60)
+    assert clerk.get("/console/live/data").status_code == 200
+    assert "set-cookie" not in clerk.http.get("/console/live/data").headers
+    clock.advance(120)  # past IDLE_S since the last page, though polled since
+    assert clerk.get("/console/live/data").status_code == 401
+    assert clerk.get("/console/live").headers["location"].endswith("/console/login")
