@@ -174,8 +174,19 @@ def test_an_operator_dismisses_and_is_refused_money_moves(site):
     assert done.status_code == 303
     assert "已处理：dismiss (seen)" in clerk.get(f"/console/alerts/{gap}").text
     assert clerk.post(f"/console/alerts/{gap}/review", {"action": "dismiss"}).status_code == 409
-    still = site.admin().http.get("/v1/admin/alerts", headers=site.admin().auth).json()
+    api = site.admin()
+    still = api.http.get("/v1/admin/alerts", headers=api.auth).json()
     assert [a["id"] for a in still["items"]] == [held]
+    resolved = api.http.get(
+        "/v1/admin/alerts", params={"state": "resolved", "kind": "gap"}, headers=api.auth
+    ).json()
+    assert [a["id"] for a in resolved["items"]] == [gap]  # the API's filter by kind
+    none = api.http.get(
+        "/v1/admin/alerts", params={"kind": "pending", "state": "resolved"}, headers=api.auth
+    ).json()
+    assert none["items"] == []
+    bogus = api.http.get("/v1/admin/alerts", params={"kind": "bogus"}, headers=api.auth)
+    assert bogus.status_code == 422
     boss = admin(site)
     assert 'value="to_loss"' in boss.get(f"/console/alerts/{held}").text
 
