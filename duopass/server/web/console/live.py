@@ -36,6 +36,7 @@ def live_page(seen: SignedIn) -> Response:
         poll_s=POLL_S,
         window_s=live_scans.WINDOW_S_DEFAULT,
         bin_s=live_scans.BIN_S,
+        zone=seen.ctx.settings.timezone,
     )
 
 

@@ -14,9 +14,12 @@
     return { width: Math.max(300, el.clientWidth || 600), height: 220 };
   }
 
+  // times on the charts in the issuer's time zone, as every time in the console
+  const inZone = (ts) => uPlot.tzDate(new Date(ts * 1000), text.zone);
+
   function make(id, opts, data) {
     const el = document.getElementById(id);
-    charts[id] = new uPlot(Object.assign(size(el), opts), data, el);
+    charts[id] = new uPlot(Object.assign(size(el), { tzDate: inZone }, opts), data, el);
   }
 
   function series(label, colour, bars) {
@@ -45,8 +48,8 @@
       reasons.map((r) => d.refusals.offline[r] || 0),
     ];
     if (!charts["chart-rate"]) {
-      make("chart-rate", { series: [{}, series(text.online, colours.online), series(text.offline, colours.offline)] }, rateData);
-      make("chart-share", { series: [{}, series(text.share, colours.online)], scales: { y: { range: [0, 100] } } }, [d.starts, share]);
+      make("chart-rate", { series: [{ label: text.time }, series(text.online, colours.online), series(text.offline, colours.offline)] }, rateData);
+      make("chart-share", { series: [{ label: text.time }, series(text.share, colours.online)], scales: { y: { range: [0, 100] } } }, [d.starts, share]);
     } else {
       charts["chart-rate"].setData(rateData);
       charts["chart-share"].setData([d.starts, share]);
@@ -55,14 +58,18 @@
     make("chart-refusals", {
       scales: { x: { time: false, range: [-0.5, Math.max(0.5, reasons.length - 0.5)] } },
       axes: [{ values: (u, splits) => splits.map((v) => (Number.isInteger(v) && reasons[v]) || "") }, {}],
-      series: [{}, series(text.online, colours.online, true), series(text.offline, colours.offline, true)],
+      series: [{ label: text.reason, value: (u, v) => (v === null ? "--" : reasons[v] || "") },
+        series(text.online, colours.online, true), series(text.offline, colours.offline, true)],
     }, refused);
     table(reasons, d.refusals);
     document.getElementById("total-online").textContent = d.totals.online;
     document.getElementById("total-offline").textContent = d.totals.offline;
     document.getElementById("share").textContent =
       d.online_share === null ? "—" : (100 * d.online_share).toFixed(1) + "%";
-    document.getElementById("updated").textContent = new Date(d.now * 1000).toLocaleTimeString();
+    document.getElementById("updated").textContent = new Date(d.now * 1000).toLocaleTimeString(text.lang, {
+      timeZone: text.zone,
+      timeZoneName: "short",
+    });
     root.dataset.updates = String(Number(root.dataset.updates || 0) + 1);
   }
 
