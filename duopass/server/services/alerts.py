@@ -21,6 +21,7 @@ from duopass.ledger.events import EventType
 from duopass.protocol.encoding import b64u_encode
 from duopass.risk import SUSPENDING, AlertKind
 from duopass.server.logbook import Event, note
+from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import devices, paging, people, tlog
 from duopass.server.store.tables import Alert, Credential, Holder
 from duopass.server.unit_of_work import Unit
@@ -30,6 +31,7 @@ __all__ = [
     "describe",
     "jsonable",
     "listing",
+    "one",
     "raise_alert",
     "shown",
     "suspend_offline",
@@ -158,20 +160,29 @@ def suspend_offline(unit: Unit, holder: Holder, *, reason: str) -> None:
     )
 
 
-def listing(session: Session, *, state: str, limit: int, cursor: str | None) -> dict[str, Any]:
-    """A page of the review queue (alerts in `state`, oldest first): `paging.page`'s answer."""
-    listing_name = f"alerts-{state}"
+def listing(
+    session: Session, *, state: str, limit: int, cursor: str | None, kind: str | None = None
+) -> dict[str, Any]:
+    """A page of the review queue (alerts in `state`, of `kind` if given, oldest first):
+    `paging.page`'s answer."""
+    listing_name = f"alerts-{state}" if kind is None else f"alerts-{state}-{kind}"
     key = paging.read_cursor(cursor, listing_name, (int,))
     after = key[0] if key is not None else 0
-    rows = session.scalars(
-        select(Alert)
-        .where(Alert.state == state, Alert.id > after)
-        .order_by(Alert.id)
-        .limit(limit + 1)
-    ).all()
+    query = select(Alert).where(Alert.state == state, Alert.id > after)
+    if kind is not None:
+        query = query.where(Alert.kind == kind)
+    rows = session.scalars(query.order_by(Alert.id).limit(limit + 1)).all()
     answer = paging.page(listing_name, rows, limit, lambda alert: (alert.id,))
     answer["items"] = shown(session, answer["items"])  # names looked up for this page only
     return answer
+
+
+def one(session: Session, alert_id: int) -> dict[str, Any]:
+    """One alert as staff see it (404 not_found if there is none)."""
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        raise Problem(ProblemCode.NOT_FOUND, "no such alert")
+    return shown(session, [alert])[0]
 
 
 def shown(session: Session, rows: Sequence[Alert]) -> list[dict[str, Any]]:

@@ -244,6 +244,7 @@ class Scan(Base):
     NULL on rows from before 0005."""
     provisional: Mapped[bool] = mapped_column(Boolean, default=True)
     """Until the terminal's journal entry confirms it (§5.1)."""
+    __table_args__ = (Index("scans_received_at", "received_at"),)
 
 
 class JournalBatch(Base):
@@ -279,7 +280,10 @@ class JournalEntry(Base):
     recorded (nothing to book), pending (could not be settled: see `reason`)."""
     reason: Mapped[str | None] = mapped_column(String(32))
     transaction_id: Mapped[int | None] = mapped_column(Integer)
-    __table_args__ = (Index("journal_entries_transaction", "transaction_id"),)
+    __table_args__ = (
+        Index("journal_entries_transaction", "transaction_id"),
+        Index("journal_entries_received_at", "received_at"),
+    )
 
 
 class Alert(Base):

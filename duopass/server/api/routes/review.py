@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
-from duopass.risk import ReviewAction
+from duopass.risk import AlertKind, ReviewAction
 from duopass.server.api.deps import Ctx, StaffCaller
 from duopass.server.api.openapi import problems
 from duopass.server.api.params import Digits
@@ -21,7 +21,7 @@ from duopass.server.unit_of_work import Unit
 
 router = APIRouter(prefix="/v1/admin/alerts", tags=["card office"])
 
-_ADMINS_ONLY = frozenset(
+ADMINS_ONLY = frozenset(
     action.value for action in (ReviewAction.TO_HOLDER, ReviewAction.TO_LOSS, ReviewAction.RELEASE)
 )
 """Review actions an operator may not take: two move money, and a release lets a held top-up
@@ -42,11 +42,15 @@ def list_alerts(
     state: Literal["open", "resolved"] = "open",
     limit: Limit = PAGE_ITEMS_DEFAULT,
     cursor: Cursor = None,
+    kind: AlertKind | None = None,
 ) -> dict[str, Any]:
-    """The review queue oldest first, a page at a time (`{items, next_cursor}`, as every list);
-    each alert names its holder (handle, login and name) for staff."""
+    """The review queue oldest first, a page at a time (`{items, next_cursor}`, as every list),
+    of one `kind` if asked; each alert names its holder (handle, login and name) for staff."""
+    named = None if kind is None else kind.value
     return ctx.run(
-        lambda unit: alerts.listing(unit.session, state=state, limit=limit, cursor=cursor)
+        lambda unit: alerts.listing(
+            unit.session, state=state, limit=limit, cursor=cursor, kind=named
+        )
     )
 
 
@@ -60,7 +64,7 @@ def review(
     """Resolve an open alert; the decision and who made it go into the ledger. An operator
     dismisses or freezes; what moves money (a pending amount to the holder or to the loss
     account) and releasing a request held for risk review are an admin's (403 forbidden)."""
-    if body.action in _ADMINS_ONLY and caller.role != "admin":
+    if body.action in ADMINS_ONLY and caller.role != "admin":
         raise Problem(ProblemCode.FORBIDDEN, f"only an admin may {body.action} at review")
 
     def reviewed(unit: Unit) -> dict[str, Any]:
