@@ -68,6 +68,11 @@ class ProblemCode(StrEnum):
     PIN_DECLINED = "pin_declined"
     CONFIRMATION_EXPIRED = "confirmation_expired"
     CSRF_REFUSED = "csrf_refused"
+    SAME_PERSON = "same_person"
+    NOT_PREPARED = "not_prepared"
+    NOT_CLOSED = "not_closed"
+    REPORT_CHANGED = "report_changed"
+    PREPARE_AND_APPROVE = "prepare_and_approve"
 
 
 STATUS = {
@@ -115,6 +120,11 @@ STATUS = {
     ProblemCode.PIN_DECLINED: 403,
     ProblemCode.CONFIRMATION_EXPIRED: 403,
     ProblemCode.CSRF_REFUSED: 403,
+    ProblemCode.SAME_PERSON: 403,
+    ProblemCode.NOT_PREPARED: 409,
+    ProblemCode.NOT_CLOSED: 409,
+    ProblemCode.REPORT_CHANGED: 409,
+    ProblemCode.PREPARE_AND_APPROVE: 409,
 }
 _FROM_STATUS = {
     401: ProblemCode.UNAUTHENTICATED,
