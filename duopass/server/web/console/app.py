@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from duopass.server.context import AppContext
 from duopass.server.problems import STATUS, Problem, ProblemCode
 from duopass.server.web import i18n, static
-from duopass.server.web.console import holders, ledger, settlement, signin
+from duopass.server.web.console import events, holders, ledger, settlement, signin
 from duopass.server.web.console.visit import PREFIX, SignInFirst, Visit, visit
 
 __all__ = ["mount"]
@@ -67,6 +67,7 @@ def mount(app: FastAPI, ctx: AppContext) -> None:
     _install_handlers(console)
     console.include_router(signin.router)
     console.include_router(holders.router)
+    console.include_router(events.router)
     console.include_router(settlement.router)
     console.include_router(ledger.router)
     app.mount(PREFIX, console, name="console")

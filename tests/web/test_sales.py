@@ -1,6 +1,7 @@
-"""The console's settlement pages over HTTP: the day's report, its CSV and chart data, closing
-the day by two admins (the same one refused, `same_person`; one ledger entry), the payouts
-CSV, an operator who reads but prepares, approves and exports nothing, and CSRF."""
+"""The console's settlement and ledger pages over HTTP: the day's report, its CSV and chart
+data, closing the day by two admins (the same one refused, `same_person`; one ledger entry), the
+payouts CSV, an operator who reads but prepares, approves and exports nothing, CSRF; the ledger's
+checkpoint and an entry's receipt in the page."""
 
 from __future__ import annotations
 
