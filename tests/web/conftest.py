@@ -1,5 +1,6 @@
 """A real server for the console's tests: on SQLite, axe-core served (`test_axe`), an admin
-(`tests.server.harness`) and an operator."""
+(`tests.server.harness`) and an operator; the session's Chromium (`tests.chromium`), here so
+that every browser test module shares the one browser."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from duopass.server.services import staff
+from tests.chromium import chromium_fixture  # noqa: F401  (one browser for every module here)
 from tests.server.harness import ManualClock, Running, running_server
 
 OPERATOR = {"login": "olga", "password": "operator-password"}

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from tests.chromium import chromium_fixture  # noqa: F401
 from tests.server.harness import ADMIN_PASSWORD
 from tests.web.conftest import OPERATOR
 

@@ -30,7 +30,12 @@
   };
 
   function parseKey(vkey) {
-    const [name, hash, key] = vkey.trim().split("+");
+    // name+hash+key, the key's base64 may itself hold "+": split at the first two only
+    const text = vkey.trim();
+    const first = text.indexOf("+");
+    const second = text.indexOf("+", first + 1);
+    if (first < 0 || second < 0) refuse("key: not name+hash+key");
+    const [name, hash, key] = [text.slice(0, first), text.slice(first + 1, second), text.slice(second + 1)];
     if (!name || !/^[0-9a-f]{8}$/.test(hash || "")) refuse("key: not name+hash+key");
     const material = unb64(key || "", "key");
     if (material.length !== 33 || material[0] !== 1) refuse("key: not Ed25519");

@@ -13,10 +13,14 @@
     height: 260,
     legend: { show: false },
     cursor: { show: false },
-    scales: { x: { time: false, range: [-0.6, names.length - 0.4] } },
+    scales: {
+      x: { time: false, range: [-0.6, names.length - 0.4] },
+      // bars from zero (a refund day's net may be below it)
+      y: { range: (_u, low, high) => [Math.min(0, low), Math.max(0, high) * 1.1 || 1] },
+    },
     axes: [
       { splits: () => xs, values: (_u, splits) => splits.map((i) => names[i] ?? "") },
-      { values: (_u, splits) => splits.map((v) => "¥" + v.toFixed(2)) },
+      { size: 80, values: (_u, splits) => splits.map((v) => "¥" + v.toFixed(2)) },
     ],
     series: [
       {},
