@@ -1,6 +1,6 @@
 """Debian's Chromium for the browser tests (`scripts/chromium.sh` installs it if absent), driven
-by Playwright, which never downloads a browser of its own. A test module takes the session's
-browser by importing the fixture::
+by Playwright, which never downloads a browser of its own. A test folder takes the session's
+browser by importing the fixture in its conftest (once, so that its modules share one browser)::
 
     from tests.chromium import chromium_fixture  # noqa: F401
 

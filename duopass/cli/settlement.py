@@ -1,6 +1,6 @@
 """`duopass settlement`: a booking day's takings per merchant and terminal, from the database,
-as a table or CSV. Read-only; closing a day (a ledger entry) is the API's
-`POST /v1/admin/settlement/{day}/close`."""
+as a table or CSV. Read-only; closing a day (a ledger entry) takes two admins: one prepares
+(`POST /v1/admin/settlement/{day}/prepare` or the console), another approves (`…/approve`)."""
 
 from __future__ import annotations
 

@@ -71,6 +71,11 @@ class ProblemCode(StrEnum):
     DISPUTE_TOO_LATE = "dispute_too_late"
     ALREADY_DISPUTED = "already_disputed"
     NOT_DISPUTABLE = "not_disputable"
+    SAME_PERSON = "same_person"
+    NOT_PREPARED = "not_prepared"
+    NOT_CLOSED = "not_closed"
+    REPORT_CHANGED = "report_changed"
+    PREPARE_AND_APPROVE = "prepare_and_approve"
 
 
 STATUS = {
@@ -121,6 +126,11 @@ STATUS = {
     ProblemCode.DISPUTE_TOO_LATE: 409,
     ProblemCode.ALREADY_DISPUTED: 409,
     ProblemCode.NOT_DISPUTABLE: 409,
+    ProblemCode.SAME_PERSON: 403,
+    ProblemCode.NOT_PREPARED: 409,
+    ProblemCode.NOT_CLOSED: 409,
+    ProblemCode.REPORT_CHANGED: 409,
+    ProblemCode.PREPARE_AND_APPROVE: 409,
 }
 _FROM_STATUS = {
     401: ProblemCode.UNAUTHENTICATED,

@@ -211,7 +211,8 @@ def test_settlement_totals_are_the_merchants_postings(server):
     csv = admin.http.get(f"/v1/admin/settlement/{day}?format=csv", headers=admin.auth)
     assert csv.headers["content-type"].startswith("text/csv")
     assert csv.text.splitlines()[0].startswith("day,time_zone,merchant,terminal")
-    assert admin.post(f"/v1/admin/settlement/{day}/close", {}).status_code == 409  # not ended
+    not_ended = admin.post(f"/v1/admin/settlement/{day}/prepare", {})
+    assert not_ended.status_code == 409 and not_ended.json()["code"] == "conflict"
 
 
 def test_a_counter_above_the_refresh_mark_is_evidence_and_review_freezes(server):

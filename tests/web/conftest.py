@@ -1,5 +1,6 @@
 """A real server for the console's tests: on SQLite, axe-core served (`test_axe`), an admin
-(`tests.server.harness`) and an operator."""
+(`tests.server.harness`) and an operator; the session's Chromium (`tests.chromium`), here so
+that every browser test module shares the one browser."""
 
 from __future__ import annotations
 

@@ -222,3 +222,8 @@ def listing(session: Session, *, upcoming_after: int | None) -> Sequence[Event]:
     if upcoming_after is not None:
         query = query.where(Event.ends > upcoming_after)
     return list(session.scalars(query.limit(200)))
+
+
+def all_venues(session: Session, *, limit: int = 200) -> list[Venue]:
+    """Venues by id (the console's event form offers them)."""
+    return list(session.scalars(select(Venue).order_by(Venue.id).limit(limit)))

@@ -210,3 +210,10 @@ def describe(session: Session, order: Order) -> dict[str, Any]:
         "cancelled_at": order.cancelled_at,
         "tickets": list(subs),
     }
+
+
+def of_event(session: Session, event_id: str, *, limit: int) -> list[Order]:
+    """An event's latest orders (of all its ticket types), newest first."""
+    types = select(TicketType.id).where(TicketType.event_id == event_id)
+    query = select(Order).where(Order.ticket_type_id.in_(types)).order_by(Order.id.desc())
+    return list(session.scalars(query.limit(limit)))

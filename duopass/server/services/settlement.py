@@ -3,8 +3,9 @@ pending on one booking day, from the postings themselves, so the totals are the 
 
 A movement settles on the day it is booked in the issuer's time zone (an offline payment
 uploaded on Tuesday settles on Tuesday), so a day never changes once it has ended; every report
-names the zone (§5.4). Closing a day records the report's digest and totals in the ledger (§7:
-settlement is a lifecycle event).
+names the zone (§5.4). Closing a day (`settlement_close`: prepared by one admin, approved by
+another) records the report's digest and totals in the ledger (§7: settlement is a lifecycle
+event).
 """
 
 from __future__ import annotations
@@ -18,11 +19,8 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from duopass.ledger.events import EventType
 from duopass.server.problems import Problem, ProblemCode
-from duopass.server.services import accounts, tlog
-from duopass.server.store.tables import Account, Posting, Settlement, Transaction
-from duopass.server.unit_of_work import Unit
+from duopass.server.store.tables import Account, Posting, Transaction
 
 COLUMNS = (
     "day",
@@ -68,7 +66,7 @@ class Line:
 
 def report(session: Session, day: str) -> list[Line]:
     """Every merchant posting booked on `day`, by merchant and terminal, in minor units."""
-    _check_day(day)
+    check_day(day)
     rows = session.execute(
         select(
             Account.name,
@@ -119,39 +117,20 @@ def to_csv(day: str, lines: list[Line], *, zone: str) -> str:
     return out.getvalue()
 
 
-def close(unit: Unit, *, day: str, by: int) -> Settlement:
-    """Close an ended day: its report's digest and per-merchant totals go into the ledger.
-    Closing again returns the first closing."""
-    session, settings, now = unit.session, unit.settings, unit.now
-    _check_day(day)
-    earlier = session.get(Settlement, day)
-    if earlier is not None:
-        return earlier
-    if day >= accounts.business_date(now, settings.zone):
-        raise Problem(ProblemCode.CONFLICT, "a day is closed once it has ended")
-    lines = report(session, day)
-    digest = hashlib.sha256(to_csv(day, lines, zone=settings.timezone).encode()).digest()
+def digest(day: str, lines: list[Line], *, zone: str) -> bytes:
+    """SHA-256 of the day's CSV report: what a closing records and its approval checks."""
+    return hashlib.sha256(to_csv(day, lines, zone=zone).encode()).digest()
+
+
+def merchant_totals(lines: list[Line]) -> dict[str, int]:
+    """Each merchant's net for the day over all its terminals, in minor units."""
     totals: dict[str, int] = {}
     for line in lines:
         totals[line.merchant] = totals.get(line.merchant, 0) + line.net
-    index = tlog.append(
-        unit,
-        EventType.SETTLEMENT,
-        {
-            "day": day,
-            "time_zone": settings.timezone,
-            "report": digest,
-            "merchants": [[m, n] for m, n in sorted(totals.items())],
-        },
-    )
-    closed = Settlement(
-        day=day, closed_at=now, closed_by=by, report_sha256=digest, ledger_index=index
-    )
-    session.add(closed)
-    return closed
+    return dict(sorted(totals.items()))
 
 
-def _check_day(day: str) -> None:
+def check_day(day: str) -> None:
     try:
         if date.fromisoformat(day).isoformat() != day:
             raise ValueError(day)

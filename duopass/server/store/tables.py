@@ -336,6 +336,17 @@ class Settlement(Base):
     ledger_index: Mapped[int] = mapped_column(BigInteger)
 
 
+class SettlementPreparation(Base):
+    """A day's closing as prepared by one admin (maker), awaiting another's approval (checker)."""
+
+    __tablename__ = "settlement_preparations"
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    prepared_at: Mapped[int] = mapped_column(BigInteger)
+    prepared_by: Mapped[int] = mapped_column(Integer)
+    report_sha256: Mapped[bytes] = mapped_column(LargeBinary(32))
+    """SHA-256 of the day's CSV report as prepared; the approval closes only that report."""
+
+
 class TrustChange(Base):
     """A revocation or freeze (or its removal), with the bundle version that first carries it."""
 

@@ -1,4 +1,5 @@
-"""Daily settlement per merchant and terminal (JSON or CSV), and closing an ended day."""
+"""Daily settlement per merchant and terminal (JSON or CSV), and closing an ended day by maker
+and checker (prepare, approve), and the closed day's payouts."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 
-from duopass.protocol.encoding import b64u_encode
 from duopass.server.api.deps import AdminCaller, Ctx, StaffCaller
 from duopass.server.api.openapi import problems
-from duopass.server.services import settlement
+from duopass.server.problems import Problem, ProblemCode
+from duopass.server.services import settlement, settlement_close
 
 router = APIRouter(prefix="/v1/admin/settlement", tags=["card office"])
 
@@ -39,12 +40,44 @@ def day_report(
 
 
 @router.post("/{day}/close", responses=problems(409))
-def close_day(day: Day, caller: AdminCaller, ctx: Ctx) -> dict[str, Any]:
-    """Close an ended day: the report's SHA-256 and totals become a ledger entry."""
-    closed = ctx.run(lambda unit: settlement.close(unit, day=day, by=caller.id))
-    return {
-        "day": closed.day,
-        "closed_at": closed.closed_at,
-        "report_sha256": b64u_encode(closed.report_sha256),
-        "ledger_index": closed.ledger_index,
-    }
+def close_day(day: Day, _caller: AdminCaller) -> dict[str, Any]:
+    """Refused (409 `prepare_and_approve`): a day is closed by two admins, `POST …/prepare` by
+    one and `POST …/approve` by another."""
+    raise Problem(
+        ProblemCode.PREPARE_AND_APPROVE,
+        f"a day is closed by two admins: POST /v1/admin/settlement/{day}/prepare, "
+        f"then another admin POST /v1/admin/settlement/{day}/approve",
+    )
+
+
+@router.get("/{day}/close")
+def close_state(day: Day, _caller: StaffCaller, ctx: Ctx) -> dict[str, object]:
+    """Where the day's closing stands: `open`, `prepared` (by whom, the report's SHA-256 in
+    hex) or `closed` (approved by whom, its ledger index)."""
+    return ctx.run(lambda unit: settlement_close.state(unit.session, day)).as_json()
+
+
+@router.post("/{day}/prepare", responses=problems(409))
+def prepare_day(day: Day, caller: AdminCaller, ctx: Ctx) -> dict[str, object]:
+    """The maker's step (admin, once the day has ended): the report's SHA-256 as it is now."""
+    done = ctx.run(lambda unit: settlement_close.prepare(unit, day=day, by=caller.id))
+    return done.as_json()
+
+
+@router.post("/{day}/approve", responses=problems(403, 409))
+def approve_day(day: Day, caller: AdminCaller, ctx: Ctx) -> dict[str, object]:
+    """The checker's step (another admin than the preparer, else 403 `same_person`): the day
+    is closed, its report's SHA-256 and totals a ledger entry."""
+    done = ctx.run(lambda unit: settlement_close.approve(unit, day=day, by=caller.id))
+    return done.as_json()
+
+
+@router.get("/{day}/payouts", responses={200: {"content": {"text/csv": {}}}, **problems(409)})
+def day_payouts(day: Day, _caller: AdminCaller, ctx: Ctx) -> Response:
+    """A closed day's payouts per merchant as CSV (admin; 409 `not_closed` before)."""
+    sha, totals = ctx.run(lambda unit: settlement_close.payouts(unit, day))
+    return Response(
+        settlement_close.payouts_csv(day, sha, totals),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="payouts-{day}.csv"'},
+    )

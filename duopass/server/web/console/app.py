@@ -14,7 +14,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from duopass.server.context import AppContext
 from duopass.server.problems import STATUS, Problem, ProblemCode
 from duopass.server.web import i18n, static
-from duopass.server.web.console import fleet, holders, live, review, signin
+from duopass.server.web.console import (
+    events,
+    fleet,
+    holders,
+    ledger,
+    live,
+    review,
+    settlement,
+    signin,
+)
 from duopass.server.web.console.visit import PREFIX, SignInFirst, Visit, visit
 
 __all__ = ["mount"]
@@ -70,5 +79,8 @@ def mount(app: FastAPI, ctx: AppContext) -> None:
     console.include_router(fleet.router)
     console.include_router(live.router)
     console.include_router(review.router)
+    console.include_router(events.router)
+    console.include_router(settlement.router)
+    console.include_router(ledger.router)
     app.mount(PREFIX, console, name="console")
     static.mount(app, axe=ctx.settings.test_axe)
