@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import time
+from typing import Any
 
 import cbor2
 import pytest
@@ -33,7 +34,8 @@ def _refused(answer, status: int, code: str) -> None:
     assert answer.json()["code"] == code
 
 
-def _settlement_leaves(server: Running) -> list[dict]:
+def settlement_leaves(server: Running) -> list[dict[str, Any]]:
+    """The bodies of the ledger's settlement entries, oldest first."""
     leaves = server.http.get("/v1/ledger/entries", params={"start": 0}).json()["entries"]
     decoded = [cbor2.loads(base64.b64decode(text)) for text in leaves]
     return [leaf[4] for leaf in decoded if leaf[1] == "settlement"]
@@ -66,13 +68,13 @@ def test_two_admins_close_a_day_and_the_same_one_is_refused(clocked_server, cloc
     assert prepared.json()["report_sha256"] == sha
     _refused(maker.post(f"{base}/approve", {}), 403, "same_person")
     _refused(maker.http.get(f"{base}/payouts", headers=maker.auth), 409, "not_closed")
-    assert _settlement_leaves(clocked_server) == []
+    assert settlement_leaves(clocked_server) == []
     approved = checker.post(f"{base}/approve", {})
     assert approved.status_code == 200, approved.text
     assert approved.json()["state"] == "closed"
     assert checker.post(f"{base}/approve", {}).json() == approved.json()  # again: as it is
     assert maker.post(f"{base}/prepare", {}).json()["state"] == "closed"
-    (entry,) = _settlement_leaves(clocked_server)
+    (entry,) = settlement_leaves(clocked_server)
     assert entry["day"] == day and entry["report"] == bytes.fromhex(sha)
     assert entry["merchants"] == [[merchant, 1_234]]
     payouts = maker.http.get(f"{base}/payouts", headers=maker.auth)
@@ -101,4 +103,4 @@ def test_the_old_close_route_is_refused_and_an_operator_only_reads(clocked_serve
     today = time.strftime("%Y-%m-%d", time.gmtime(clock.now + 8 * 3600))
     _refused(admin.post(f"/v1/admin/settlement/{today}/prepare", {}), 409, "conflict")
     _refused(admin.post("/v1/admin/settlement/2026-02-30/prepare", {}), 422, "invalid_request")
-    assert _settlement_leaves(clocked_server) == []
+    assert settlement_leaves(clocked_server) == []

@@ -5,16 +5,14 @@ checkpoint and an entry's receipt in the page."""
 
 from __future__ import annotations
 
-import base64
 import csv
 import hashlib
 import io
 import time
 
-import cbor2
-
 from duopass.server.services import staff
 from tests.server.harness import Running, takings
+from tests.server.test_settlement_close import settlement_leaves
 from tests.web.console import admin, browser, operator
 
 SECOND = {"login": "bea", "password": "second-admin-password"}
@@ -28,12 +26,6 @@ def _day_with_takings(site: Running, clock) -> str:
     clock.advance(2 * 86_400)
     site.ctx.run(lambda unit: staff.add(unit, role="admin", **SECOND))
     return day
-
-
-def _settlement_leaves(site: Running) -> list[dict]:
-    leaves = site.http.get("/v1/ledger/entries", params={"start": 0}).json()["entries"]
-    decoded = [cbor2.loads(base64.b64decode(text)) for text in leaves]
-    return [leaf[4] for leaf in decoded if leaf[1] == "settlement"]
 
 
 def test_two_admins_close_a_day_in_the_console(clocked_site, clock):
@@ -54,13 +46,13 @@ def test_two_admins_close_a_day_in_the_console(clocked_site, clock):
     assert 'id="approve"' not in page.text and "different administrator" in page.text
     refused = maker.post(f"/console/settlement/{day}/approve", {})
     assert refused.status_code == 403 and "different administrator" in refused.text
-    assert _settlement_leaves(clocked_site) == []
+    assert settlement_leaves(clocked_site) == []
     assert 'id="approve"' in checker.get(f"/console/settlement?day={day}").text
     assert checker.post(f"/console/settlement/{day}/approve", {}).status_code == 303
     assert checker.post(f"/console/settlement/{day}/approve", {}).status_code == 303  # as it is
     page = maker.get(f"/console/settlement?day={day}")
     assert "Closed: prepared by admin, approved by bea." in page.text
-    (entry,) = _settlement_leaves(clocked_site)
+    (entry,) = settlement_leaves(clocked_site)
     report = maker.get(f"/console/settlement/{day}/report.csv")
     assert report.headers["content-type"].startswith("text/csv")
     sha = hashlib.sha256(report.content).hexdigest()
@@ -85,7 +77,7 @@ def test_an_operator_reads_settlement_but_closes_and_exports_nothing(clocked_sit
         refused = reader.post(f"/console/settlement/{day}/{step}", {})
         assert refused.status_code == 403 and "角色" in refused.text
     assert reader.get(f"/console/settlement/{day}/payouts.csv").status_code == 403
-    assert _settlement_leaves(clocked_site) == []
+    assert settlement_leaves(clocked_site) == []
 
 
 def test_settlement_forms_need_the_sessions_token(clocked_site, clock):
