@@ -1,6 +1,6 @@
 """Debian's Chromium for the browser tests (`scripts/chromium.sh` installs it if absent), driven
 by Playwright, which never downloads a browser of its own. A test folder takes the session's
-browser by importing the fixture in its conftest (once, so that its modules share one browser)::
+browser by importing the fixture in its conftest (once)::
 
     from tests.chromium import chromium_fixture  # noqa: F401
 
@@ -9,6 +9,7 @@ skips."""
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 from collections.abc import Iterator
@@ -24,8 +25,9 @@ class ChromiumError(RuntimeError):
     """`scripts/chromium.sh` found no browser and could not install one."""
 
 
+@functools.cache
 def chromium_path() -> str:
-    """/usr/bin/chromium, installed first if absent."""
+    """/usr/bin/chromium, installed first if absent (asked once a process)."""
     result = subprocess.run(
         [str(SCRIPT)],
         stdin=subprocess.DEVNULL,
@@ -39,9 +41,11 @@ def chromium_path() -> str:
     return result.stdout.strip()
 
 
-@pytest.fixture(scope="session", name="chromium")
+@pytest.fixture(scope="module", name="chromium")
 def chromium_fixture() -> Iterator[object]:
-    """A headless Chromium (Playwright's `Browser`) for the whole session."""
+    """A headless Chromium (Playwright's `Browser`) for one test module. Not for the session:
+    Playwright's sync API keeps an event loop running on the worker's thread until it stops, and
+    a later test of another module there that calls `asyncio.run` would be refused."""
     os.environ["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"
     from playwright.sync_api import sync_playwright
 

@@ -18,6 +18,7 @@ import httpx
 from duopass.protocol.signed_requests import sign_request
 from duopass.server.services import staff
 from tests.server.harness import Admin, ManualClock, TerminalClient, enrolled_till, ready_wallet
+from tests.server.test_settlement_close import close_by_two
 
 DAY = 86_400
 
@@ -102,8 +103,7 @@ def test_an_offline_payment_disputed_and_upheld_is_charged_back(clocked_server, 
     clock.advance(DAY)
     wallet.sign_in()
     admin = server.admin()
-    closed = admin.post(f"/v1/admin/settlement/{booked_day}/close", {})
-    assert closed.status_code == 200, closed.text
+    assert close_by_two(server, booked_day)["state"] == "closed"
     before = server.http.get(f"/v1/admin/settlement/{booked_day}", headers=admin.auth).json()
     opened = _dispute(wallet, payment["id"])
     assert opened.status_code == 201, opened.text

@@ -41,6 +41,19 @@ def settlement_leaves(server: Running) -> list[dict[str, Any]]:
     return [leaf[4] for leaf in decoded if leaf[1] == "settlement"]
 
 
+def close_by_two(server: Running, day: str) -> dict[str, Any]:
+    """Close `day` as the card office does: the demo admin prepares, a second admin approves."""
+    maker = server.admin()
+    prepared = maker.post(f"/v1/admin/settlement/{day}/prepare", {})
+    assert prepared.status_code == 200, prepared.text
+    checker_login = {"login": "checker", "password": "checker-admin-password"}
+    server.ctx.run(lambda unit: staff.add(unit, role="admin", **checker_login))
+    approved = _signed(server, **checker_login).post(f"/v1/admin/settlement/{day}/approve", {})
+    assert approved.status_code == 200, approved.text
+    closed: dict[str, Any] = approved.json()
+    return closed
+
+
 def _day_with_takings(server: Running, clock) -> tuple[str, str]:
     """A day on which a canteen took ¥12.34, then two days later (the day has ended)."""
     maker = server.admin()
