@@ -53,8 +53,6 @@ class Draft:
     steps: list[Step] = field(default_factory=list)
     incidents: list[Incident] = field(default_factory=list)
     victims: set[str] = field(default_factory=set)
-    seed: int = 0
-    """The stream's seed, for a family that draws from a generator of its own."""
 
     def incident(self, family: str, goal: int, holders: tuple[str, ...] = (), **more: str) -> int:
         self.incidents.append(Incident(family, goal, holders, **more))

@@ -5,7 +5,6 @@ holders. Each incident acts from its own network (127.66.k.x stuffing, 127.77.k.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -114,25 +113,6 @@ def misreporting(family: Family, draft: Draft, k: int) -> None:
         draft.add(_priced(step, amount, reported), number, family.name)
 
 
-def under_ceiling(family: Family, draft: Draft, k: int) -> None:
-    """A till inflating as `misreporting` does but never above the meal's dearest menu price
-    (the canteen's ceiling): min(price x factor, ceiling). From a generator of its own (the
-    seed's), so that the other families' incidents do not move with it."""
-    rng = random.Random(f"{family.name}/{draft.seed}/{k}")  # noqa: S311 (reproducible)
-    entries, spacing = family.whole("entries"), family.whole("spacing_s")
-    till = f"rogue-under-{k}"
-    draft.rogue_tills.append(till)
-    number = draft.incident(family.name, entries, terminal=till)
-    low_s, high_s, _share, low, high = rng.choice(list(honest_config()["meals"].values()))
-    start = rng.randint(int(low_s), max(int(low_s), int(high_s) - entries * spacing))
-    for n in range(entries):
-        payer = rng.choice(draft.honest)
-        amount = rng.randint(int(low) // 10, int(high) // 10) * 10
-        step = Step(start + n * spacing, Kind.PAY_OFFLINE, payer.login, "", till=till)
-        inflated = round(amount * family.params["factor"] / 10) * 10
-        draft.add(_priced(step, amount, min(inflated, int(high))), number, family.name)
-
-
 MAKERS: dict[str, Callable[[Family, Draft, int], None]] = {
     "credential_stuffing": stuffing,
     "stolen_phone": stolen,
@@ -140,6 +120,5 @@ MAKERS: dict[str, Callable[[Family, Draft, int], None]] = {
     "reissue_farming": farming,
     "ticket_tout": tout,
     "misreporting_terminal": misreporting,
-    "misreporting_under_ceiling": under_ceiling,
 }
 """Each family's maker, by the `name` in its file."""

@@ -22,7 +22,7 @@ def generate(seed: int, *, holders: int | None = None, incidents: int | None = N
     config = honest_config()
     rng = random.Random(seed)  # noqa: S311 (a reproducible stream, not a secret)
     places = random.Random(f"places/{seed}")  # noqa: S311
-    draft = Draft(rng, int(config["day_s"]), int(config["doors_s"]), seed=seed)
+    draft = Draft(rng, int(config["day_s"]), int(config["doors_s"]))
     draft.tills = [f"till-{n}" for n in range(int(config["tills"]))]
     gates = [f"gate-{n}" for n in range(int(config["gates"]))]
     count = int(config["holders"]) if holders is None else holders
