@@ -161,7 +161,11 @@ class Driver:
 
     def _pay_online(self, step: Step) -> Met:
         phone, till = self.phones[step.actor], self.tills[step.till]
-        return _scanned(till.scan(self.net, phone.code(self.net), step.amount))
+        met = _scanned(till.scan(self.net, phone.code(self.net), step.amount))
+        alerted = tuple(self._alerted(step.actor, step.till))  # raised at the scan: this step's
+        if not alerted:
+            return met
+        return Met(met.requests, 1, met.succeeded, ("scan",), notes=met.notes + alerted)
 
     def _pay_offline(self, step: Step) -> Met:
         phone = (self.clones if step.clone else self.phones)[step.actor]
