@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from duopass.cli.risk_driver import play
+from duopass.cli.risk_driver import ZONE, menu_ceilings, play
 from duopass.cli.risk_parties import Net
 from duopass.risk.simulate import CAMPUS_NETWORK, generate, table
 
@@ -66,12 +66,15 @@ def simulate(
             net.close()
     figures["run_s"] = round(time.monotonic() - began, 1)
     figures["campus_allowlist"] = campus_allowlist
+    figures["ceilings"] = {"canteen": menu_ceilings()}
     if as_json:
         typer.echo(json.dumps(figures, indent=1))
     else:
         typer.echo(table(figures))
         allowlisted = "allowlisted" if campus_allowlist else "not allowlisted"
         typer.echo(f"campus network {CAMPUS_NETWORK} {allowlisted}")
+        ceilings = ", ".join(f"{meal} {amount}" for meal, amount in menu_ceilings().items())
+        typer.echo(f"canteen price ceilings (from its menu, minor units): {ceilings}")
         typer.echo(f"played in {figures['run_s']} s")
 
 
@@ -100,6 +103,7 @@ def _server(
         data_dir=folder / "data",
         test_clock=True,
         test_cheap_password_hashing=True,
+        timezone=ZONE,
         throttle_exempt_networks=(CAMPUS_NETWORK,) if campus_allowlist else (),
     )
     keyring = Keyring.create(settings.data_dir, origin="simulated-univ/ledger")

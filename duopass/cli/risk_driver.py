@@ -1,26 +1,50 @@
 """Plays a labelled stream (`duopass.risk.simulate`) against a running server over HTTP only:
 sets its world up through the card office's API (venues, the evening's event, tills, gates,
-holders with their phones and tickets), then moves the server's test clock to each step's time
-and makes the step's requests from the step's own source address, telling the tally what each
-met. An incident already caught or complete is not played further."""
+holders with their phones and tickets, the canteen's price ceilings from its menu), then moves the
+server's test clock to each step's time and makes the step's requests from the step's own source
+address, telling the tally what each met. An incident already caught or complete is not played
+further. The day starts at 07:00 in the campus's time zone (`ZONE`, the server's): the stream's
+meals fall in the card office's meal periods."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from duopass.cli.risk_parties import Net, Phone, Till, acted
 from duopass.protocol.encoding import b64u_encode
 from duopass.risk.simulate import CAMPUS_NETWORK, HONEST, Kind, Met, Step, Stream, Tally
+from duopass.risk.simulate.draft import honest_config
 
-__all__ = ["play"]
+__all__ = ["ZONE", "menu_ceilings", "play"]
 
 CAMPUS, VENUE = CAMPUS_NETWORK, "127.21.0.0/16"
 TICKET_PRICE = 2_000
 FLUSH_S = 1_800
 """A till uploads its online entries within this (the late window is an hour at least)."""
 START_AHEAD_S = 60
+ZONE = "Asia/Shanghai"
+"""The campus's time zone (the server's `timezone`): the stream's times are from 07:00 there."""
+DAY_STARTS = time(7, 0)
+
+
+def menu_ceilings() -> dict[str, int]:
+    """The canteen's price ceilings as a card office sets them from its menu: each meal
+    period's dearest price (`honest.toml`'s amount_max per meal)."""
+    return {meal: int(row[4]) for meal, row in honest_config()["meals"].items()}
+
+
+def _morning(at: int) -> int:
+    """The first 07:00 in `ZONE` at or after `at`."""
+    zone = ZoneInfo(ZONE)
+    local = datetime.fromtimestamp(at, zone)
+    morning = datetime.combine(local.date(), DAY_STARTS, tzinfo=zone)
+    if morning.timestamp() < at:
+        morning = datetime.combine(local.date() + timedelta(days=1), DAY_STARTS, tzinfo=zone)
+    return int(morning.timestamp())
 
 
 class Driver:
@@ -35,10 +59,13 @@ class Driver:
 
     def setup(self) -> None:
         world, net = self.stream.world, self.net
-        self.start = net.now() + START_AHEAD_S
+        self.start = _morning(net.now() + START_AHEAD_S)
+        net.move_to(self.start - START_AHEAD_S)
         for venue, network in (("canteen", CAMPUS), ("hall", VENUE)):
             made = net.admin("POST", "/v1/admin/venues", _venue(venue, network))
             _ok(made)
+        ceilings = {"ceilings": menu_ceilings()}
+        _ok(net.admin("PUT", "/v1/admin/venues/canteen/ceilings", ceilings))
         event = {
             "id": "gala",
             "name": "Gala",
@@ -134,7 +161,11 @@ class Driver:
 
     def _pay_online(self, step: Step) -> Met:
         phone, till = self.phones[step.actor], self.tills[step.till]
-        return _scanned(till.scan(self.net, phone.code(self.net), step.amount))
+        met = _scanned(till.scan(self.net, phone.code(self.net), step.amount))
+        alerted = tuple(self._alerted(step.actor, step.till))  # raised at the scan: this step's
+        if not alerted:
+            return met
+        return Met(met.requests, 1, met.succeeded, ("scan",), notes=met.notes + alerted)
 
     def _pay_offline(self, step: Step) -> Met:
         phone = (self.clones if step.clone else self.phones)[step.actor]
@@ -159,7 +190,7 @@ class Driver:
                     continue
                 self.seen_alerts.add(alert["id"])
                 if alert["holder_login"] == login or alert["terminal_id"] == terminal:
-                    found.append(f"alert:{alert['kind']}")
+                    found.append(f"alert:{alert['kind']}{_rules(alert)}")
             cursor = page.get("next_cursor")
             if not cursor:
                 return found
@@ -238,6 +269,13 @@ def _with_outcomes(met: Met, outcomes: list[str]) -> Met:
 def _met(answers: list[Any], point: str, *, succeeded: bool) -> Met:
     notes = tuple(answer.json()["code"] for answer in answers if acted(answer))
     return Met(len(answers), len(notes), succeeded, (point,) if notes else (), notes=notes)
+
+
+def _rules(alert: dict[str, Any]) -> str:
+    """A journal anomaly's rules (`:venue`, `:ceiling`, ...), for the trace."""
+    score = alert.get("evidence", {}).get("score", {})
+    rules = score.get("rules") if isinstance(score, dict) else None
+    return ":" + "+".join(rules) if rules else ""
 
 
 def _venue(name: str, network: str) -> dict[str, Any]:

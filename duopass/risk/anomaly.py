@@ -51,6 +51,8 @@ class Rule(StrEnum):
     DRIFT = "drift"
     VENUE = "venue"
     """A till far above its venue's other tills (`venue_peers`)."""
+    CEILING = "ceiling"
+    """A payment above its venue's price ceiling for the meal period (`venue_ceilings`)."""
 
 
 class Holds(StrEnum):

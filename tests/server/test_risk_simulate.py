@@ -18,7 +18,7 @@ from duopass.risk.simulate import GOALS
 CAUGHT_TODAY = (
     "cloned_keys",
     "credential_stuffing",
-    "misreporting_terminal",  # at dinner: its entries clipped at the credential's cap
+    "misreporting_terminal",  # at dinner: 1.5 x the price above the canteen's ceiling
     "reissue_farming",
     "ticket_tout",
 )
@@ -35,7 +35,9 @@ def test_seed_7_gives_the_figures_the_policy_achieves_today():
         assert families[name]["recall"] >= GOALS["recall"], (name, families[name])
         assert families[name]["precision"] == 1.0, (name, families[name])
     stolen = families["stolen_phone"]
-    assert not stolen["catchable"] and stolen["caught"] == 0
+    # uncatchable as a phone, but its first payment (15.00 to 40.00 at breakfast) is above the
+    # canteen's breakfast ceiling (9.00): flagged at the scan, as the owner's would be
+    assert not stolen["catchable"] and stolen["caught"] == 1
     honest = figures["honest"]
     assert (honest["friction"], honest["requests"], honest["holders"]) == (0, 59, 16)
     assert honest["request_share"] <= GOALS["friction"]

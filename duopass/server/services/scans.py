@@ -28,6 +28,7 @@ from duopass.server.services import (
     purse_limits,
     risk_engine,
     tlog,
+    venue_ceilings,
 )
 from duopass.server.services.credential_cache import VERIFIED
 from duopass.server.services.server_view import Payer, ServerMemory, ServerTrust
@@ -222,6 +223,9 @@ def _accept(
         )
         body = {**scan_event, "ctr": ctr, "amount": request.amount, "transaction": txn_id}
         tlog.append(unit, EventType.PAYMENT, {**body, "online": 1})
+        if terminal.venue:  # above its price ceiling: flagged, not refused
+            venue = terminal.venue
+            venue_ceilings.judge_online(unit, terminal.id, venue, request.seq, request.amount)
     else:  # an entry: its gate's check-in list decides too, and records it
         assert terminal.event is not None, "an entry gate has an event"
         refused = checkins.gate_entry(

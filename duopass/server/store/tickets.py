@@ -45,6 +45,9 @@ class Venue(Base):
     networks: Mapped[str] = mapped_column(Text, default="[]")
     """The campus network ranges (CIDR, JSON list) that belong to the venue."""
     created_at: Mapped[int] = mapped_column(BigInteger)
+    ceilings: Mapped[str | None] = mapped_column(Text)
+    """The card office's price ceilings (JSON object: meal period or `other` to minor units):
+    a payment above is flagged (`venue_ceilings`); None: none set."""
 
 
 class Event(Base):

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
+from duopass.protocol.purse import MEAL_PERIODS_MAX
 from duopass.server.api.deps import AdminCaller, Ctx, SignedIn, StaffCaller
 from duopass.server.api.openapi import problems
 from duopass.server.api.params import Handle
@@ -23,7 +24,7 @@ from duopass.server.limits import (
     TICKETS_PER_ORDER_MAX,
     TIME_MAX,
 )
-from duopass.server.services import events, holders, orders
+from duopass.server.services import events, holders, orders, venue_ceilings
 from duopass.server.unit_of_work import Unit
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -32,6 +33,8 @@ PUBLIC_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 """Venue and event ids: what `scope` and `ev` carry in codes."""
 LAT_E6_MAX = 90_000_000
 LON_E6_MAX = 180_000_000
+CEILINGS_MAX = MEAL_PERIODS_MAX + 1
+"""Ceilings a venue has at most: the office's meal periods and `other`."""
 
 
 class VenueIn(BaseModel):
@@ -167,3 +170,31 @@ def cancel_order(
         return orders.describe(unit.session, order)
 
     return ctx.run(work)
+
+
+VenueId = Annotated[str, Path(max_length=ID_CHARS_MAX, pattern=PUBLIC_ID)]
+
+
+class CeilingsIn(BaseModel):
+    """A venue's price ceilings in minor units: the highest plausible single payment in each of
+    the office's meal periods (by name) and outside them (`other`); an empty object removes
+    them."""
+
+    ceilings: dict[
+        Annotated[str, Field(min_length=1, max_length=NAME_CHARS_MAX)],
+        Annotated[int, Field(ge=1, le=AMOUNT_MAX)],
+    ] = Field(max_length=CEILINGS_MAX)
+
+
+@router.put("/admin/venues/{venue_id}/ceilings", responses=problems(404))
+def put_ceilings(
+    venue_id: VenueId, body: CeilingsIn, _caller: AdminCaller, ctx: Ctx
+) -> dict[str, Any]:
+    """Set the venue's price ceilings: a payment above the ceiling of its meal period is flagged
+    (a `journal_anomaly`, rule `ceiling`), never refused."""
+    return ctx.run(lambda unit: venue_ceilings.set_ceilings(unit, venue_id, body.ceilings))
+
+
+@router.get("/admin/venues/{venue_id}/ceilings", responses=problems(404))
+def get_ceilings(venue_id: VenueId, _caller: StaffCaller, ctx: Ctx) -> dict[str, Any]:
+    return ctx.run(lambda unit: venue_ceilings.ceilings_of(unit, venue_id))

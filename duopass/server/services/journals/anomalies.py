@@ -15,9 +15,10 @@ The terminal is also compared with its venue's other tills (`duopass.risk.venue_
 venue's row (`venue:<id>`, its tills' latest paying entries, each marked when at exactly its
 credential's offline cap) is read in the same statement, the batch's amounts added, the rule
 judged once a batch, the row written with the baselines; a till above its peers (or clipping at
-the cap) raises a `journal_anomaly` on its latest entry. Two tills of one venue settling
-at the same moment both write the row: the later one's wins (a few entries missing from a
-sample of the venue, not a wrong figure).
+the cap) raises a `journal_anomaly` on its latest entry. An offline payment above its venue's
+price ceiling for its meal period (`venue_ceilings`) raises one at once (it still books).
+Two tills of one venue settling at the same moment both write the row: the later one's wins (a
+few entries missing from a sample of the venue, not a wrong figure).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from duopass.risk.baselines import Baseline, Use
 from duopass.risk.batch_judge import BatchJudge
 from duopass.risk.venue_peers import PEERS, VenuePeers
 from duopass.server.domain import Outcome
-from duopass.server.services import alerts
+from duopass.server.services import alerts, venue_ceilings
 from duopass.server.services.journals.lookups import Item
 from duopass.server.services.journals.settling import Settling
 from duopass.server.store import sql
@@ -119,7 +120,25 @@ def observe_batch(st: Settling, items: dict[int, Item]) -> int:
         rows.append({"key": venue, "state": state, "entries": kept})
         rows[-1]["updated_at"] = st.unit.now
     sql.raw(st.unit.session).many(_WRITE, rows)
-    return _raise(st, flagged) + (_raise_beside(st, *beside) if beside else 0)
+    raised = _raise(st, flagged) + (_raise_beside(st, *beside) if beside else 0)
+    return raised + (_above_ceiling(st, uses) if venue else 0)
+
+
+def _above_ceiling(st: Settling, uses: list[tuple[Item, Use, str]]) -> int:
+    """The batch's offline payments above their venue's ceiling for the meal period of their
+    scan time (`venue_ceilings`; online ones were judged at the scan): flagged, still booked."""
+    assert st.terminal.venue is not None
+    ceilings, found = venue_ceilings.Ceilings(st.unit), []
+    for item, use, _ in uses:
+        if not use.amount or item.entry is None or item.entry.online:
+            continue
+        limit = ceilings.at(st.terminal.venue, use.at)
+        if limit is not None and use.amount > limit[1]:
+            above = venue_ceilings.Above(
+                st.terminal_id, item.seq, st.terminal.venue, use.at, use.amount, *limit, False
+            )
+            found.append(above)
+    return venue_ceilings.flag(st.unit, found)
 
 
 def _beside_peers(

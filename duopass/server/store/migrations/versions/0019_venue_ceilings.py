@@ -1,0 +1,25 @@
+"""venue ceilings: the card office's highest plausible single payment at a venue per meal period
+(and outside them), a JSON object on the venue; an acceptance above it raises a journal anomaly
+
+Revision ID: 0019
+Revises: 0018
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0019"
+down_revision = "0018"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("venues", sa.Column("ceilings", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("venues") as batch:
+        batch.drop_column("ceilings")
