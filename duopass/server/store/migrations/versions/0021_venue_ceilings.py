@@ -1,8 +1,8 @@
 """venue ceilings: the card office's highest plausible single payment at a venue per meal period
 (and outside them), a JSON object on the venue; an acceptance above it raises a journal anomaly
 
-Revision ID: 0019
-Revises: 0018
+Revision ID: 0021
+Revises: 0020
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0019"
-down_revision = "0018"
+revision = "0021"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
