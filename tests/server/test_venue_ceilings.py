@@ -115,8 +115,8 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
-def _at(zone: ZoneInfo, *when: int) -> int:
-    return int(datetime(*when, tzinfo=zone).timestamp())  # type: ignore[misc]
+def _at(zone: ZoneInfo, year: int, month: int, day: int, hour: int, minute: int) -> int:
+    return int(datetime(year, month, day, hour, minute, tzinfo=zone).timestamp())
 
 
 @pytest.mark.parametrize(
