@@ -1,0 +1,148 @@
+"""The browser wallet in a real browser against a real server on 127.0.0.1: it installs
+(manifest, service worker), signs in and enrols a non-extractable device key, syncs, shows a
+code as a QR image that an offline terminal verifier of ours accepts (the image decoded from a
+screenshot by zxing-cpp), opens and shows codes with the network off, and two tabs never take
+the same counter."""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any
+
+import zxingcpp
+from PIL import Image
+
+from duopass.protocol.bundle import apply_bundle, open_bundle
+from duopass.protocol.memory import MemoryStore
+from duopass.protocol.reasons import Reason
+from duopass.protocol.verify import Mode, TerminalConfig, verify
+from tests.chromium import chromium_fixture  # noqa: F401
+from tests.server.harness import enrolled_till
+
+AMOUNT = 100
+_RESERVE_MANY = """async (n) => {
+  const store = await import("/static/web/wallet/store.js");
+  window.reserved = Promise.all(Array.from({length: n}, () => store.reserve().then(r => r.ctr)));
+}"""
+
+
+def _wallet_page(context: Any, url: str) -> Any:
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{url}/wallet/")
+    page.wait_for_function("document.getElementById('main').dataset.state !== 'loading'")
+    page.errors = errors
+    return page
+
+
+def _sign_in_and_sync(page: Any, login: str) -> None:
+    page.fill("#login", login)
+    page.fill("#password", f"pw-{login}-secret")
+    page.click("#signin-form button[type=submit]")
+    page.wait_for_selector("#message[data-text=signed_in]")
+    page.click("#sync")
+    page.wait_for_selector("#message[data-text=synced]")
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+
+
+def _show(page: Any) -> tuple[int, str]:
+    """Show a code: its counter and the text read back from a screenshot of the QR image."""
+    page.click("#show")
+    page.wait_for_selector("#code:not([hidden])")
+    ctr = int(page.locator("#code").get_attribute("data-ctr"))
+    shot = Image.open(io.BytesIO(page.locator("#qr").screenshot()))
+    found = zxingcpp.read_barcodes(shot)
+    assert len(found) == 1 and found[0].format == zxingcpp.BarcodeFormat.QRCode
+    assert found[0].text == page.locator("#qr").get_attribute("data-code")
+    return ctr, found[0].text
+
+
+class _Till:
+    """An offline terminal of ours at the canteen: the server's trust bundle, its own memory."""
+
+    def __init__(self, site: Any) -> None:
+        till, _ = enrolled_till(site.http, site.admin(), "till-wallet")
+        self.trust = apply_bundle(None, open_bundle(till.bundle(), till.root_key))
+        self.config = TerminalConfig(mode=Mode.PAY, currency="CNY", venue="canteen")
+        self.memory = MemoryStore()
+
+    def scan(self, code: str) -> tuple[Reason, int | None]:
+        now = int(time.time())
+        verdict = verify(
+            code, trust=self.trust, config=self.config, memory=self.memory, now=now, amount=AMOUNT
+        )
+        if verdict.acceptance is not None:
+            self.memory.record(verdict.acceptance)
+        return verdict.reason, verdict.ctr
+
+
+def test_sync_then_codes_with_the_network_off_accepted_offline(site, chromium):
+    site.admin().holder("wendy", balance=30_000)
+    till = _Till(site)
+    context = chromium.new_context(locale="en-US")
+    page = _wallet_page(context, site.url)
+    _sign_in_and_sync(page, "wendy")
+    first, code = _show(page)
+    assert till.scan(code) == (Reason.OK, first)
+    context.set_offline(True)
+    page.reload()
+    page.wait_for_selector("#main[data-state=ready]")  # opened from the service worker's cache
+    assert page.evaluate("fetch('/healthz').then(() => 'online', () => 'offline')") == "offline"
+    second, code = _show(page)
+    assert second == first + 1
+    assert till.scan(code) == (Reason.OK, second)
+    assert till.scan(code) == (Reason.REPLAY, second)
+    page.click("#sync")
+    page.wait_for_selector("#message[data-text=offline]")
+    assert "Cannot reach the server" in page.locator("#message").inner_text()
+    assert page.errors == []
+    context.close()
+
+
+def test_two_tabs_never_take_the_same_counter(site, chromium):
+    site.admin().holder("tess", balance=30_000)
+    context = chromium.new_context(locale="en-US")
+    one = _wallet_page(context, site.url)
+    _sign_in_and_sync(one, "tess")
+    uses = one.evaluate(
+        "import('/static/web/wallet/store.js').then(s => s.read('held')).then(r => r.held.uses)"
+    )
+    context.set_offline(True)  # the second tab opens from the service worker's cache
+    two = _wallet_page(context, site.url)
+    shown = [_show(one)[0], _show(two)[0], _show(one)[0]]
+    left = uses - len(shown)
+    one.evaluate(_RESERVE_MANY, left // 2)  # both tabs at once, each many times
+    two.evaluate(_RESERVE_MANY, left - left // 2)
+    taken = one.evaluate("window.reserved") + two.evaluate("window.reserved")
+    assert sorted(shown + taken) == list(range(uses))  # every counter once, none twice
+    two.click("#show")
+    two.wait_for_selector("#message[data-text=used_up]")
+    assert f"all used ({uses})" in two.locator("#message").inner_text()
+    assert two.locator("#code").is_hidden()
+    context.close()
+
+
+def test_the_page_speaks_chinese_and_installs(site, chromium):
+    context = chromium.new_context(locale="zh-CN")
+    page = _wallet_page(context, site.url)
+    assert page.locator("h1").inner_text() == "duopass 钱包"
+    assert page.locator("html").get_attribute("lang") == "zh-Hans"
+    manifest = site.http.get("/wallet/manifest.webmanifest")
+    assert manifest.headers["content-type"].startswith("application/manifest+json")
+    for icon in manifest.json()["icons"]:
+        assert site.http.get(icon["src"]).content.startswith(b"\x89PNG")
+    assert site.http.get("/wallet", follow_redirects=False).headers["location"] == "/wallet/"
+    policy = site.http.get("/wallet/").headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "unsafe-inline" not in policy
+    worker = site.http.get("/wallet/sw.js")
+    assert worker.headers["content-type"].startswith("text/javascript")
+    assert "duopass-wallet-" in worker.text and "/static/web/wallet/app.js?v=" in worker.text
+    page.click("a[lang=en]")
+    page.wait_for_function("document.documentElement.lang === 'en'")
+    assert page.locator("h1").inner_text() == "duopass wallet"
+    scope = page.evaluate("navigator.serviceWorker.ready.then(r => r.scope)")
+    assert scope == f"{site.url}/wallet/"
+    context.close()
