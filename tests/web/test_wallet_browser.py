@@ -86,6 +86,7 @@ def test_sync_then_codes_with_the_network_off_accepted_offline(site, chromium):
     page = _wallet_page(context, site.url)
     _sign_in_and_sync(page, "wendy")
     first, code = _show(page)
+    _accessible(page)  # a code shown
     assert till.scan(code) == (Reason.OK, first)
     context.set_offline(True)
     page.reload()
@@ -130,6 +131,7 @@ def test_the_page_speaks_chinese_and_installs(site, chromium):
     page = _wallet_page(context, site.url)
     assert page.locator("h1").inner_text() == "duopass 钱包"
     assert page.locator("html").get_attribute("lang") == "zh-Hans"
+    _accessible(page)
     manifest = site.http.get("/wallet/manifest.webmanifest")
     assert manifest.headers["content-type"].startswith("application/manifest+json")
     for icon in manifest.json()["icons"]:
@@ -143,6 +145,63 @@ def test_the_page_speaks_chinese_and_installs(site, chromium):
     page.click("a[lang=en]")
     page.wait_for_function("document.documentElement.lang === 'en'")
     assert page.locator("h1").inner_text() == "duopass wallet"
+    _accessible(page)
     scope = page.evaluate("navigator.serviceWorker.ready.then(r => r.scope)")
     assert scope == f"{site.url}/wallet/"
     context.close()
+
+
+def test_the_key_cannot_be_read_out_and_the_code_hides_then_expires(site, chromium):
+    """Playwright's clock drives the page's timers, `Date` and `performance.now()`, paused: it
+    moves only by `run_for`, so nothing depends on how fast the test runs (and axe-core, which
+    waits on timers, is run by the other tests). The code hides `freshness_s` (60 s) after it
+    was shown, and a day on the credential has expired."""
+    site.admin().holder("kai", balance=30_000)
+    context = chromium.new_context(locale="en-US")
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    start = int(time.time())
+    page.clock.install(time=start)
+    page.goto(f"{site.url}/wallet/")
+    page.clock.pause_at(start + 2)  # from here on, time moves only when the test says
+    page.wait_for_selector("#main[data-state=new]")
+    _sign_in_and_sync(page, "kai")
+    held = page.evaluate(_KEY_FACTS)
+    assert held == {"extractable": False, "type": "private", "export": "InvalidAccessError"}
+    page.click("#show")
+    page.wait_for_selector("#code:not([hidden])")
+    page.clock.run_for(59_000)
+    assert page.locator("#code").is_visible()
+    assert "hidden in 1 s" in page.locator("#countdown").inner_text()
+    page.clock.run_for(2_000)
+    page.wait_for_selector("#message[data-text=hidden]")
+    assert page.locator("#code").is_hidden()
+    assert page.locator("#qr").get_attribute("data-code") is None
+    page.clock.run_for(86_400_000)
+    page.click("#show")
+    page.wait_for_selector("#message[data-text=expired]")
+    assert page.locator("#code").is_hidden()
+    context.close()
+
+
+_KEY_FACTS = """async () => {
+  const store = await import("/static/web/wallet/store.js");
+  const {device} = await store.read("device");
+  let exported = null;
+  try { await crypto.subtle.exportKey("pkcs8", device.key); }
+  catch (error) { exported = error.name; }
+  return {extractable: device.key.extractable, type: device.key.type, export: exported};
+}"""
+_AXE = "/static/web/vendor/axe-core-4.14.1/axe.min.js"
+_RUN_AXE = """async () => {
+  const result = await axe.run(document, {resultTypes: ["violations"]});
+  return result.violations.filter(v => ["serious", "critical"].includes(v.impact))
+    .map(v => ({id: v.id, help: v.help, nodes: v.nodes.map(n => n.target.join(" "))}));
+}"""
+
+
+def _accessible(page: Any) -> None:
+    """No serious or critical axe-core violation on the page as it is now."""
+    if page.evaluate("typeof window.axe") == "undefined":
+        page.add_script_tag(url=_AXE)
+    assert page.evaluate(_RUN_AXE) == []
