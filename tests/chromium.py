@@ -39,16 +39,27 @@ def chromium_path() -> str:
     return result.stdout.strip()
 
 
+_RUNNING: list[object] = []
+"""The session's browser once started. Each module that imports the fixture holds its own
+session-scoped copy of it, and Playwright's sync API runs once per thread: the first copy
+starts the browser (and, set up first, is torn down last), every other one lends it."""
+
+
 @pytest.fixture(scope="session", name="chromium")
 def chromium_fixture() -> Iterator[object]:
     """A headless Chromium (Playwright's `Browser`) for the whole session."""
+    if _RUNNING:
+        yield _RUNNING[0]
+        return
     os.environ["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"
     from playwright.sync_api import sync_playwright
 
     path = chromium_path()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=path, headless=True)
+        _RUNNING.append(browser)
         try:
             yield browser
         finally:
+            _RUNNING.clear()
             browser.close()

@@ -14,6 +14,8 @@ import zxingcpp
 from PIL import Image
 
 from duopass.protocol.bundle import apply_bundle, open_bundle
+from duopass.protocol.code import decode_code
+from duopass.protocol.encoding import b64u_encode
 from duopass.protocol.memory import MemoryStore
 from duopass.protocol.reasons import Reason
 from duopass.protocol.verify import Mode, TerminalConfig, verify
@@ -205,3 +207,33 @@ def _accessible(page: Any) -> None:
     if page.evaluate("typeof window.axe") == "undefined":
         page.add_script_tag(url=_AXE)
     assert page.evaluate(_RUN_AXE) == []
+
+
+def test_an_ended_session_is_renewed_by_the_device_key_and_a_refresh_starts_at_zero(site, chromium):
+    site.admin().holder("rhea", balance=30_000)
+    till = _Till(site)
+    context = chromium.new_context(locale="en-US")
+    page = _wallet_page(context, site.url)
+    _sign_in_and_sync(page, "rhea")
+    first, code = _show(page)
+    assert till.scan(code) == (Reason.OK, first)
+    old = page.evaluate(_HELD_CTI)
+    page.evaluate(_FORGET_SESSION)  # the server will not know this token
+    page.click("#sync")  # refused as unauthenticated: the device key signs a challenge
+    page.wait_for_selector("#message[data-text=synced]")
+    assert page.evaluate(_HELD_CTI) != old  # a refresh: a new credential
+    again, code = _show(page)
+    decoded = decode_code(code)  # (with its holds all shown, the new one may be online-only)
+    assert (again, decoded.dynamic.ctr if decoded.dynamic else None) == (0, 0)
+    assert b64u_encode(decoded.credential.claims.cti) == page.evaluate(_HELD_CTI)
+    context.close()
+
+
+_HELD_CTI = (
+    """import("/static/web/wallet/store.js").then(s => s.read("held")).then(r => r.held.cti)"""
+)
+_FORGET_SESSION = """async () => {
+  const store = await import("/static/web/wallet/store.js");
+  const {account} = await store.read("account");
+  await store.write({account: {...account, token: "not-a-session-token"}});
+}"""
