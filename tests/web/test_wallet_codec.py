@@ -20,13 +20,14 @@ from duopass.protocol.encoding import b45encode
 from duopass.protocol.keys import SigningKey
 from tests.chromium import chromium_fixture  # noqa: F401
 from tests.vectors import load_json_vectors
+from tests.web.test_wallet_browser import OURS
 
 PKCS8_ED25519_PREFIX = bytes.fromhex("302e020100300506032b657004220420")
 LIMIT = 2**53
 _MODULES = """async () => {
-  window.cbor = await import("/static/web/wallet/cbor.js");
-  window.base45 = await import("/static/web/wallet/base45.js");
-  window.dp1 = await import("/static/web/wallet/dp1.js");
+  window.cbor = await import(ours("cbor.js"));
+  window.base45 = await import(ours("base45.js"));
+  window.dp1 = await import(ours("dp1.js"));
   window.hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
   window.unhex = (text) => Uint8Array.from(text.match(/../g) || [], (h) => parseInt(h, 16));
   window.fromTagged = (item) => {
@@ -54,7 +55,9 @@ def _mint_vectors() -> list[dict[str, Any]]:
 
 
 def _page(chromium: Any, url: str) -> Any:
-    page = chromium.new_context().new_page()
+    context = chromium.new_context()
+    context.add_init_script(OURS)
+    page = context.new_page()
     page.set_default_timeout(20_000)
     page.goto(f"{url}/wallet/")
     page.evaluate(_MODULES)

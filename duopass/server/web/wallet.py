@@ -15,32 +15,33 @@ import hashlib
 import json
 from typing import Final
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 import duopass
 from duopass.server.web import i18n
+from duopass.server.web.static import CACHE_CONTROL
 from duopass.server.web.templating import STATIC_DIR, asset, render
 
 __all__ = ["ASSETS", "PREFIX", "mount"]
 
 PREFIX: Final = "/wallet"
-SCRIPTS: Final = ("wallet/base45.js", "wallet/cbor.js", "wallet/dp1.js", "wallet/store.js")
-SCRIPTS_MORE: Final = (
-    "wallet/api.js",
-    "wallet/clock.js",
-    "wallet/session.js",
-    "wallet/app.js",
+SCRIPTS: Final = (
+    "api.js",
+    "app.js",
+    "base45.js",
+    "cbor.js",
+    "clock.js",
+    "dp1.js",
+    "session.js",
+    "store.js",
 )
+"""The page's ES modules (`static/wallet/`), served together under one version in the path
+(`/wallet/js/<version>/`): they import each other by relative URLs, which carry no `?v=`, so
+the version must be in the folder for each of them to be cached for a year and still change."""
 ICONS: Final = ("wallet/icon-192.png", "wallet/icon-512.png")
-ASSETS: Final = (
-    *SCRIPTS,
-    *SCRIPTS_MORE,
-    "wallet/wallet.css",
-    "vendor/qrcode-generator-2.0.4/qrcode.js",
-    *ICONS,
-)
-"""Every static file the page uses: the service worker caches them all."""
+ASSETS: Final = ("wallet/wallet.css", "vendor/qrcode-generator-2.0.4/qrcode.js", *ICONS)
+"""The other static files the page uses (`/static/web/`, versioned by `?v=`)."""
 LANG_QUERY: Final = "lang"
 SECURITY_HEADERS: Final = {
     # the console's policy: everything from this server, no inline script, no framing; the
@@ -57,9 +58,19 @@ _NO_CACHE: Final = {"Cache-Control": "no-cache"}
 router = APIRouter(include_in_schema=False)
 
 
+@functools.cache
+def scripts_version() -> str:
+    """The modules' version: a digest of their names and contents."""
+    digest = hashlib.sha256()
+    for name in SCRIPTS:
+        digest.update(name.encode() + b"\0" + (STATIC_DIR / "wallet" / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _urls() -> dict[str, str]:
-    """Each asset's versioned URL (`templating.asset`), by name."""
-    return {name: asset(name) for name in ASSETS}
+    """Each file's versioned URL, by name: the service worker caches them all."""
+    scripts = {name: f"{PREFIX}/js/{scripts_version()}/{name}" for name in SCRIPTS}
+    return {**scripts, **{name: asset(name) for name in ASSETS}}
 
 
 @functools.cache
@@ -134,6 +145,16 @@ def service_worker() -> Response:
     )
     body = source.replace("/*CONFIG*/ null", config, 1)
     headers = {**_NO_CACHE, "Service-Worker-Allowed": f"{PREFIX}/"}
+    return Response(body, media_type="text/javascript", headers=headers)
+
+
+@router.get(f"{PREFIX}/js/{{version}}/{{name}}")
+def script(version: str, name: str) -> Response:
+    """One of this version's modules, cached for a year (another version: 404)."""
+    if version != scripts_version() or name not in SCRIPTS:
+        raise HTTPException(status_code=404)
+    body = (STATIC_DIR / "wallet" / name).read_bytes()
+    headers = {"Cache-Control": CACHE_CONTROL, "X-Content-Type-Options": "nosniff"}
     return Response(body, media_type="text/javascript", headers=headers)
 
 
