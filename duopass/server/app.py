@@ -45,6 +45,7 @@ from duopass.server.services import policy_store, signing_keys
 from duopass.server.settings import Settings, TestOnlySettingRefused
 from duopass.server.store.db import Database
 from duopass.server.web import console, home
+from duopass.server.web import wallet as wallet_web
 from duopass.server.workers import Worker
 
 DOCS_ASSETS_PATH = "/static/docs"
@@ -130,6 +131,7 @@ def create_app(
         app.router.routes.extend(module.router.routes)
     openapi.install(app)
     console.mount(app, ctx)
+    wallet_web.mount(app)
     app.add_middleware(DateHeader, clock=clock)
     app.add_middleware(
         BodyLimit,

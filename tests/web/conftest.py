@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from duopass.server.services import staff
-from tests.chromium import chromium_fixture  # noqa: F401  (one browser for every module here)
+from tests.chromium import chromium_fixture  # noqa: F401  (a browser a module, for every module here)
 from tests.server.harness import ManualClock, Running, running_server
 
 OPERATOR = {"login": "olga", "password": "operator-password"}

@@ -1,0 +1,86 @@
+// The holder API the page calls (the routes and bodies of the CLI wallet's client.py), with
+// refusals as WalletError: `failure` as the CLI wallet's (offline, refused, signed_out,
+// bad_answer ...), `code` the server's problem code.
+
+const ANSWER_CHARS_MAX = 1_000_000;
+const DETAIL_CHARS_MAX = 300;
+
+export class WalletError extends Error {
+  constructor(failure, message, code = null) {
+    super(message);
+    this.name = "WalletError";
+    this.failure = failure;
+    this.code = code;
+  }
+}
+
+export function b64u(bytes) {
+  let text = "";
+  for (const byte of bytes) text += String.fromCharCode(byte);
+  return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+export function fromB64u(text) {
+  if (typeof text !== "string" || !/^[A-Za-z0-9_-]*$/.test(text)) {
+    throw new WalletError("bad_answer", "the server's answer has invalid base64url");
+  }
+  const binary = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
+  return Uint8Array.from(binary, (char) => char.charCodeAt(0));
+}
+
+function problem(status, doc, withToken) {
+  const code = typeof doc.code === "string" ? doc.code.slice(0, 40) : String(status);
+  const detail = typeof doc.detail === "string" ? doc.detail.slice(0, DETAIL_CHARS_MAX) : "no detail";
+  const text = `the server refused (${code}): ${detail}`;
+  if (code === "unauthenticated" && withToken) return new WalletError("signed_out", text, code);
+  return new WalletError("refused", text, code);
+}
+
+/** `method path` with a JSON body and a bearer token: the answer's JSON object. */
+export async function call(method, path, body, token = null) {
+  const headers = { Accept: "application/json" };
+  if (body !== null) headers["Content-Type"] = "application/json";
+  if (token !== null) headers.Authorization = `Bearer ${token}`;
+  let response;
+  let text;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === null ? undefined : JSON.stringify(body),
+      cache: "no-store",
+      credentials: "omit",
+    });
+    text = await response.text();
+  } catch (error) {
+    throw new WalletError("offline", `cannot reach the server (${error.name}): ${error.message}`);
+  }
+  if (text.length > ANSWER_CHARS_MAX) throw new WalletError("bad_answer", "the server's answer is too large");
+  let doc = null;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    doc = null;
+  }
+  if (doc === null || typeof doc !== "object" || Array.isArray(doc)) {
+    throw new WalletError("bad_answer", `the server answered ${response.status} without JSON`);
+  }
+  if (response.status !== 200 && response.status !== 201) throw problem(response.status, doc, token !== null);
+  return doc;
+}
+
+export function int(doc, name, low, high) {
+  const value = doc[name];
+  if (!Number.isSafeInteger(value) || value < low || value > high) {
+    throw new WalletError("bad_answer", `the server's answer has no valid '${name}'`);
+  }
+  return value;
+}
+
+export function token(doc) {
+  const value = doc.token;
+  if (typeof value !== "string" || !/^[!-~]{1,512}$/.test(value)) {
+    throw new WalletError("bad_answer", "the server's answer has no valid 'token'");
+  }
+  return { token: value, expires: int(doc, "expires_at", 0, 2 ** 53 - 1) };
+}
