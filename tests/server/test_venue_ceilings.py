@@ -115,7 +115,9 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
-def _at(zone: ZoneInfo, year: int, month: int, day: int, hour: int, minute: int) -> int:
+def _at(zone: ZoneInfo, when: tuple[int, int, int, int, int]) -> int:
+    """A local time (year, month, day, hour, minute) in `zone`, as Unix seconds."""
+    year, month, day, hour, minute = when
     return int(datetime(year, month, day, hour, minute, tzinfo=zone).timestamp())
 
 
@@ -132,14 +134,14 @@ def _at(zone: ZoneInfo, year: int, month: int, day: int, hour: int, minute: int)
     ],
 )
 def test_the_meal_period_is_the_local_time_s(
-    when: tuple[int, ...], period: str, ceiling: int
+    when: tuple[int, int, int, int, int], period: str, ceiling: int
 ) -> None:
-    assert ceiling_at(CEILINGS, SHANGHAI, _at(SHANGHAI, *when), DEFAULT_MEALS) == (period, ceiling)
+    assert ceiling_at(CEILINGS, SHANGHAI, _at(SHANGHAI, when), DEFAULT_MEALS) == (period, ceiling)
 
 
 def test_the_meal_period_follows_a_clock_change_and_a_period_without_a_ceiling_has_none():
     # Berlin goes to summer time on 29 March 2026 at 02:00: 06:00 local is 04:00 UTC after it
-    after = _at(BERLIN, 2026, 3, 29, 6, 0)
+    after = _at(BERLIN, (2026, 3, 29, 6, 0))
     assert datetime.fromtimestamp(after, ZoneInfo("UTC")).hour == 4
     assert ceiling_at(CEILINGS, BERLIN, after, DEFAULT_MEALS) == ("breakfast", 900)
     assert ceiling_at(CEILINGS, BERLIN, after - 60, DEFAULT_MEALS) == ("other", 3000)
