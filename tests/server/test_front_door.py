@@ -247,7 +247,7 @@ def test_the_home_page_says_what_this_server_is_and_links_what_it_serves(
     assert "<code>demo-univ/ledger</code>" in page.text
     links = [href for tag, href in _refs(page.text) if tag == "a"]
     wanted = {"/docs", "/redoc", "/healthz", "/v1/ledger/checkpoint", "/v1/ledger/key"}
-    assert wanted | {"/console/"} <= set(links)
+    assert wanted | {"/console/", "/wallet/"} <= set(links)
     for href in links:  # the console sends a visitor to its sign-in form
         assert sqlite_server.http.get(href, follow_redirects=True).status_code == 200, href
     assert f'duopass audit --url {sqlite_server.url} --key "$(curl -s' in page.text

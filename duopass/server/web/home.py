@@ -17,6 +17,7 @@ router = APIRouter(include_in_schema=False)
 
 LINKS: Final = (
     ("/console/", "the card office's console: staff sign in here"),
+    ("/wallet/", "the browser wallet: a holder's codes, with the network off too"),
     ("/docs", "API reference (Swagger UI): try the routes from the browser"),
     ("/redoc", "API reference (ReDoc): read it"),
     ("/openapi.json", "the OpenAPI document itself"),
