@@ -200,7 +200,8 @@ function movement(item, now) {
   when.dateTime = new Date(item.occurred_at * 1000).toISOString();
   const kind = text(`kind_${item.kind}`);
   li.append(when, " ", element("strong", "", kind.startsWith("kind_") ? item.kind : kind));
-  li.append(" ", element("span", "amount", history.yuan(item.amount)), " ", element("span", "", movementText(item)));
+  const amount = element("span", "amount", history.yuan(item.amount));
+  li.append(" ", amount, " ", element("span", "", movementText(item)));
   if (item.dispute === null && item.disputable && item.dispute_until !== null && now < item.dispute_until) {
     li.append(disputeForm(item));
   }

@@ -26,7 +26,9 @@ function text(doc, name, high) {
 function row(doc) {
   if (typeof doc !== "object" || doc === null) throw new api.WalletError("bad_answer", "not a movement");
   const dispute = doc.dispute === null || doc.dispute === undefined ? null : doc.dispute;
-  if (dispute !== null && !STATES.includes(dispute)) throw new api.WalletError("bad_answer", "no valid 'dispute'");
+  if (dispute !== null && !STATES.includes(dispute)) {
+    throw new api.WalletError("bad_answer", "the server's answer has no valid 'dispute'");
+  }
   return {
     id: api.int(doc, "id", 1, ID_MAX),
     kind: text(doc, "kind", 16) || "?",
@@ -92,7 +94,9 @@ export async function dispute(entry, reason) {
   const state = STATES.includes(answer.state) ? answer.state : "open";
   const copy = await cached();
   if (copy !== undefined) {
-    const items = copy.items.map((item) => (item.id === entry ? { ...item, dispute: state, disputable: false } : item));
+    const items = copy.items.map((item) =>
+      item.id === entry ? { ...item, dispute: state, disputable: false } : item,
+    );
     await store.write({ history: { ...copy, items } });
   }
   return state;
@@ -115,5 +119,6 @@ export function localDay(seconds) {
 
 /** `seconds` as a local date and time in the page's language and this device's time zone. */
 export function localTime(seconds, lang) {
-  return new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" }).format(new Date(seconds * 1000));
+  const format = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" });
+  return format.format(new Date(seconds * 1000));
 }
