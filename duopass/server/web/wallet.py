@@ -33,6 +33,7 @@ SCRIPTS: Final = (
     "cbor.js",
     "clock.js",
     "dp1.js",
+    "history.js",
     "session.js",
     "store.js",
 )

@@ -5,6 +5,7 @@
 import * as api from "./api.js";
 import * as clock from "./clock.js";
 import * as dp1 from "./dp1.js";
+import * as history from "./history.js";
 import * as session from "./session.js";
 import * as store from "./store.js";
 
@@ -13,6 +14,8 @@ const QR_QUIET_CELLS = 4;
 const DEFAULT_FRESHNESS_S = 60;
 const $ = (id) => document.getElementById(id);
 let shown = null; // {ctr, hideAt, timer}
+const REFUSALS = ["dispute_too_late", "already_disputed", "not_disputable", "not_found"];
+const lang = () => document.documentElement.lang;
 
 function text(name, values = {}) {
   const item = document.querySelector(`#texts [data-text="${name}"]`);
@@ -26,7 +29,9 @@ function say(name, values) {
 }
 
 function refusal(error) {
-  if (error instanceof api.WalletError || error instanceof dp1.CodeError || error.failure) {
+  if (error instanceof api.WalletError && REFUSALS.includes(error.code)) {
+    say(error.code);
+  } else if (error instanceof api.WalletError || error instanceof dp1.CodeError || error.failure) {
     const failure = error.failure || "state";
     say(failure, { detail: error.message, uses: error.uses, mark: error.mark });
   } else {
@@ -139,6 +144,92 @@ async function render() {
   $("main").dataset.state = enrolled ? (held ? "ready" : "enrolled") : "new";
 }
 
+function element(tag, className, content = "") {
+  const made = document.createElement(tag);
+  if (className) made.className = className;
+  made.textContent = content;
+  return made;
+}
+
+function movementText(item) {
+  const parts = [];
+  if (item.merchant || item.terminal) {
+    parts.push(text("at", { merchant: item.merchant || "?", terminal: item.terminal || "-" }));
+  }
+  if (item.online !== null) parts.push(text(item.online ? "online_pay" : "offline_pay"));
+  const booked = history.localTime(item.booked_at, lang());
+  if (booked !== history.localTime(item.occurred_at, lang())) parts.push(text("booked", { when: booked }));
+  parts.push(text("entry", { id: item.id }));
+  if (item.dispute !== null) parts.push(text(`dispute_${item.dispute}`));
+  else if (item.disputable && item.dispute_until !== null) {
+    parts.push(text("dispute_until", { when: history.localTime(item.dispute_until, lang()) }));
+  }
+  return parts.join("; ");
+}
+
+function disputeForm(item) {
+  const form = element("form", "dispute");
+  const id = `reason-${item.id}`;
+  const label = element("label", "", text("reason_label"));
+  label.htmlFor = id;
+  const input = element("textarea");
+  input.id = id;
+  input.name = "reason";
+  input.rows = 2;
+  const button = element("button", "", text("dispute_button"));
+  button.type = "submit";
+  form.append(label, input, button);
+  form.addEventListener(
+    "submit",
+    busy(button, async () => {
+      await history.dispute(item.id, input.value.trim());
+      say("disputed");
+      await showHistory();
+    }),
+  );
+  return form;
+}
+
+function movement(item, now) {
+  const li = element("li", "movement");
+  li.dataset.entry = String(item.id);
+  li.dataset.kind = item.kind;
+  li.dataset.day = history.localDay(item.occurred_at);
+  if (item.dispute !== null) li.dataset.dispute = item.dispute;
+  const when = element("time", "", history.localTime(item.occurred_at, lang()));
+  when.dateTime = new Date(item.occurred_at * 1000).toISOString();
+  const kind = text(`kind_${item.kind}`);
+  li.append(when, " ", element("strong", "", kind.startsWith("kind_") ? item.kind : kind));
+  const amount = element("span", "amount", history.yuan(item.amount));
+  li.append(" ", amount, " ", element("span", "", movementText(item)));
+  if (item.dispute === null && item.disputable && item.dispute_until !== null && now < item.dispute_until) {
+    li.append(disputeForm(item));
+  }
+  return li;
+}
+
+/** The last synced copy: funds, movements newest first, the codes the server has not seen. */
+async function showHistory() {
+  const copy = await history.cached();
+  const list = $("movements");
+  list.replaceChildren();
+  $("unseen").hidden = true;
+  if (copy === undefined) {
+    $("history-note").textContent = text("no_history");
+    return;
+  }
+  $("history-note").textContent = text("as_of", { when: history.localTime(copy.at, lang()) });
+  $("balance").textContent = history.yuan(copy.balance);
+  $("free").textContent = history.yuan(copy.free_funds);
+  const now = clock.now();
+  list.append(...copy.items.map((item) => movement(item, now)));
+  if (copy.items.length === 0) list.append(element("li", "", text("no_movements")));
+  if (copy.unseen.length > 0) {
+    $("unseen").textContent = text("unseen", { counters: copy.unseen.join(", ") });
+    $("unseen").hidden = false;
+  }
+}
+
 function busy(button, task) {
   return async (event) => {
     event.preventDefault();
@@ -162,7 +253,10 @@ async function signIn() {
 }
 
 async function sync() {
+  const { held } = await store.read("held"); // its shown codes, also after a refresh replaces it
   await session.sync();
+  await history.refresh(clock.now(), held);
+  await showHistory();
   say("synced");
 }
 
@@ -185,6 +279,7 @@ async function start() {
   $("show").addEventListener("click", busy($("show"), show));
   $("hide").addEventListener("click", () => hide());
   await render();
+  await showHistory();
 }
 
 start().catch(refusal);

@@ -82,7 +82,7 @@ async function deviceSignIn(account) {
 }
 
 /** `task(token)` with a session: the stored one, or one the device key signs in for. */
-async function online(task) {
+export async function online(task) {
   const { account } = await store.read("account");
   if (account === undefined) throw new api.WalletError("not_enrolled", "not enrolled");
   const live = account.token && clock.now() < account.expires;
