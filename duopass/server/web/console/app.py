@@ -15,6 +15,7 @@ from duopass.server.context import AppContext
 from duopass.server.problems import STATUS, Problem, ProblemCode
 from duopass.server.web import i18n, static
 from duopass.server.web.console import (
+    disputes,
     events,
     fleet,
     holders,
@@ -79,6 +80,7 @@ def mount(app: FastAPI, ctx: AppContext) -> None:
     console.include_router(fleet.router)
     console.include_router(live.router)
     console.include_router(review.router)
+    console.include_router(disputes.router)
     console.include_router(events.router)
     console.include_router(settlement.router)
     console.include_router(ledger.router)
