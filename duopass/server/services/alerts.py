@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from duopass.ledger.events import EventType
@@ -33,6 +34,7 @@ __all__ = [
     "listing",
     "one",
     "raise_alert",
+    "raise_once",
     "shown",
     "suspend_offline",
 ]
@@ -94,6 +96,42 @@ def raise_alert(
     if kind in SUSPENDING and holder is not None:
         suspend_offline(unit, holder, reason=kind.value)
     return alert
+
+
+def raise_once(
+    unit: Unit,
+    kind: AlertKind,
+    *,
+    grouping: str,
+    repeat: Callable[[dict[str, Any]], None],
+    evidence: Mapping[str, Any],
+    **fields: Any,
+) -> Alert | None:
+    """The alert of `grouping` raised (`raise_alert` with `fields`), or, while one is open,
+    counted on: `repeat` updates the open one's evidence, under a row lock so counts made at
+    once add up. Of units raising at once, one raises it (the unique index on open groupings
+    holds the others back until it commits, then refuses theirs) and the others count on it.
+    The alert raised, or None when it was counted on the open one."""
+    if _count_on_open(unit, grouping, repeat):
+        return None
+    try:
+        with unit.session.begin_nested():
+            return raise_alert(unit, kind, evidence=evidence, grouping=grouping, **fields)
+    except IntegrityError:  # raised meanwhile by a unit that has now committed
+        if not _count_on_open(unit, grouping, repeat):
+            raise
+        return None
+
+
+def _count_on_open(unit: Unit, grouping: str, repeat: Callable[[dict[str, Any]], None]) -> bool:
+    query = select(Alert).where(Alert.grouping == grouping, Alert.state == "open")
+    found = unit.session.scalars(query.with_for_update()).one_or_none()
+    if found is None:
+        return False
+    held = json.loads(found.evidence)
+    repeat(held)
+    found.evidence = json.dumps(held, sort_keys=True)
+    return True
 
 
 def conflict(

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from duopass.policy.guards import Action
 from duopass.risk import AlertKind, ReviewAction
@@ -163,43 +162,26 @@ def evidence(row: RiskDecision) -> dict[str, Any]:
 
 
 def _alert(unit: Unit, row: RiskDecision, keys: list[str]) -> None:
-    """The decision counted on the open alert of its guard, point and subject, or raised. Of
-    decisions made at once, one raises it (the unique index on open groupings holds the others
-    back until it commits, then refuses theirs) and the others count on it."""
+    """The decision counted on the open alert of its guard, point and subject, or raised
+    (`alerts.raise_once`: one open alert a grouping, also for decisions made at once)."""
     holder = _holder(unit, keys)
     grouped_by = _grouped_by(keys)
     key = grouping(row.guard, row.point, None if holder is None else holder.id, grouped_by)
-    if _repeat(unit, row, key):
-        return
-    found = {**evidence(row), "grouped_by": grouped_by}
+
+    def repeat(held: dict[str, Any]) -> None:
+        held.update(repeats=int(held.get("repeats", 1)) + 1, last_decision=row.id)
+        held["last_at"] = row.at
+
     terminal = next((k.removeprefix("terminal:") for k in keys if k.startswith("terminal:")), None)
-    try:
-        with unit.session.begin_nested():
-            alerts.raise_alert(
-                unit,
-                AlertKind.RISK_DECISION,
-                evidence=found,
-                holder=holder,
-                terminal_id=terminal,
-                grouping=key,
-            )
-    except IntegrityError:  # raised meanwhile by a unit that has now committed
-        if not _repeat(unit, row, key):
-            raise
-
-
-def _repeat(unit: Unit, row: RiskDecision, key: str) -> bool:
-    """Count the decision on its grouping's open alert (locked: counts made at once add up);
-    False when there is none."""
-    query = select(Alert).where(Alert.grouping == key, Alert.state == "open")
-    repeated = unit.session.scalars(query.with_for_update()).one_or_none()
-    if repeated is None:
-        return False
-    held = json.loads(repeated.evidence)
-    held.update(repeats=int(held.get("repeats", 1)) + 1, last_decision=row.id)
-    held["last_at"] = row.at
-    repeated.evidence = json.dumps(held, sort_keys=True)
-    return True
+    alerts.raise_once(
+        unit,
+        AlertKind.RISK_DECISION,
+        grouping=key,
+        repeat=repeat,
+        evidence={**evidence(row), "grouped_by": grouped_by},
+        holder=holder,
+        terminal_id=terminal,
+    )
 
 
 def grouping(guard: str | None, point: str, holder_id: int | None, grouped_by: str | None) -> str:

@@ -18,16 +18,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-
 from duopass.risk import AlertKind
 from duopass.risk.anomaly import Rule
 from duopass.server.limits import AMOUNT_MAX
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import alerts, purse_limits
 from duopass.server.store.risk import terminal_key
-from duopass.server.store.tables import Alert
 from duopass.server.store.tickets import Venue
 from duopass.server.unit_of_work import Unit
 
@@ -141,24 +137,21 @@ def flag(unit: Unit, found: list[Above]) -> int:
         return 0
     first = found[0]
     key = "ceiling:" + hashlib.sha256(first.terminal_id.encode()).hexdigest()[:32]
-    if _repeat(unit, key, found):
-        return 0
-    evidence = _evidence(first, len(found))
-    try:
-        with unit.session.begin_nested():
-            alerts.raise_alert(
-                unit,
-                AlertKind.JOURNAL_ANOMALY,
-                evidence=evidence,
-                terminal_id=first.terminal_id,
-                seq=first.seq,
-                grouping=key,
-            )
-    except IntegrityError:  # raised meanwhile by a unit that has now committed
-        if not _repeat(unit, key, found):
-            raise
-        return 0
-    return 1
+
+    def repeat(held: dict[str, Any]) -> None:
+        held["repeats"] = int(held.get("repeats", 0)) + len(found)
+        held["latest"] = _entry(found[-1])
+
+    raised = alerts.raise_once(
+        unit,
+        AlertKind.JOURNAL_ANOMALY,
+        grouping=key,
+        repeat=repeat,
+        evidence=_evidence(first, len(found)),
+        terminal_id=first.terminal_id,
+        seq=first.seq,
+    )
+    return 0 if raised is None else 1
 
 
 def judge_online(unit: Unit, terminal_id: str, venue: str, seq: int, amount: int) -> int:
@@ -187,16 +180,3 @@ def _evidence(above: Above, count: int) -> dict[str, Any]:
         "above_ceiling": count,
     }
     return {"key": terminal_key(above.terminal_id), "score": score, "entry": _entry(above)}
-
-
-def _repeat(unit: Unit, key: str, found: list[Above]) -> bool:
-    """Count the payments on the terminal's open ceiling alert (locked); False when none."""
-    query = select(Alert).where(Alert.grouping == key, Alert.state == "open")
-    open_alert = unit.session.scalars(query.with_for_update()).one_or_none()
-    if open_alert is None:
-        return False
-    held = json.loads(open_alert.evidence)
-    held["repeats"] = int(held.get("repeats", 0)) + len(found)
-    held["latest"] = _entry(found[-1])
-    open_alert.evidence = json.dumps(held, sort_keys=True)
-    return True
