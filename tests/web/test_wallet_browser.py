@@ -39,7 +39,8 @@ def _context(chromium: Any, locale: str) -> Any:
     return context
 
 
-def _wallet_page(context: Any, url: str) -> Any:
+def wallet_page(context: Any, url: str) -> Any:
+    """The wallet page opened in `context`, loaded, its script errors kept in `page.errors`."""
     page = context.new_page()
     page.set_default_timeout(20_000)
     errors: list[str] = []
@@ -96,7 +97,7 @@ def test_sync_then_codes_with_the_network_off_accepted_offline(site, chromium):
     site.admin().holder("wendy", balance=30_000)
     till = _Till(site)
     context = _context(chromium, "en-US")
-    page = _wallet_page(context, site.url)
+    page = wallet_page(context, site.url)
     _sign_in_and_sync(page, "wendy")
     first, code = _show(page)
     _accessible(page)  # a code shown
@@ -119,11 +120,11 @@ def test_sync_then_codes_with_the_network_off_accepted_offline(site, chromium):
 def test_two_tabs_never_take_the_same_counter(site, chromium):
     site.admin().holder("tess", balance=30_000)
     context = _context(chromium, "en-US")
-    one = _wallet_page(context, site.url)
+    one = wallet_page(context, site.url)
     _sign_in_and_sync(one, "tess")
     uses = one.evaluate("import(ours('store.js')).then(s => s.read('held')).then(r => r.held.uses)")
     context.set_offline(True)  # the second tab opens from the service worker's cache
-    two = _wallet_page(context, site.url)
+    two = wallet_page(context, site.url)
     shown = [_show(one)[0], _show(two)[0], _show(one)[0]]
     left = uses - len(shown)
     one.evaluate(_RESERVE_MANY, left // 2)  # both tabs at once, each many times
@@ -139,7 +140,7 @@ def test_two_tabs_never_take_the_same_counter(site, chromium):
 
 def test_the_page_speaks_chinese_and_installs(site, chromium):
     context = _context(chromium, "zh-CN")
-    page = _wallet_page(context, site.url)
+    page = wallet_page(context, site.url)
     assert page.locator("h1").inner_text() == "duopass 钱包"
     assert page.locator("html").get_attribute("lang") == "zh-Hans"
     _accessible(page)
@@ -227,7 +228,7 @@ def test_an_ended_session_is_renewed_by_the_device_key_and_a_refresh_starts_at_z
     site.admin().holder("rhea", balance=30_000)
     till = _Till(site)
     context = _context(chromium, "en-US")
-    page = _wallet_page(context, site.url)
+    page = wallet_page(context, site.url)
     _sign_in_and_sync(page, "rhea")
     first, code = _show(page)
     assert till.scan(code) == (Reason.OK, first)

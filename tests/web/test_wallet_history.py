@@ -11,7 +11,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from tests.server.harness import enrolled_till
-from tests.web.test_wallet_browser import OURS, _accessible, _show, _sign_in_and_sync
+from tests.web.test_wallet_browser import (
+    OURS,
+    _accessible,
+    _show,
+    _sign_in_and_sync,
+    wallet_page,
+)
 
 ZONE = "Pacific/Kiritimati"
 AMOUNT = 1_250
@@ -20,14 +26,7 @@ AMOUNT = 1_250
 def _page(chromium: Any, url: str, locale: str) -> tuple[Any, Any]:
     context = chromium.new_context(locale=locale, timezone_id=ZONE)
     context.add_init_script(OURS)
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{url}/wallet/")
-    page.wait_for_selector("#main:not([data-state=loading])")
-    page.errors = errors
-    return context, page
+    return context, wallet_page(context, url)
 
 
 _DAYS = """async (times) => {
