@@ -4,7 +4,9 @@ that every browser test module shares the one browser."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +33,15 @@ def _close_browsers() -> Iterator[None]:
     yield
     while console.OPEN:
         console.OPEN.pop().close()
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    """Where a browser test saves its screenshots: `$DUOPASS_SCREENSHOTS` when set (how
+    docs/screenshots/ is made), else the test's own folder."""
+    folder = Path(os.environ.get("DUOPASS_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture

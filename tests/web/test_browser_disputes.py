@@ -9,12 +9,12 @@ import pytest
 
 from tests.server.harness import ADMIN_PASSWORD
 from tests.web.test_browser import _accessible, _page, _shoot, _sign_in
-from tests.web.test_browser_fleet import _errors, shots  # noqa: F401  (a fixture)
+from tests.web.test_browser_fleet import _errors
 from tests.web.test_console_disputes import _balances, disputed
 
 
 @pytest.mark.parametrize("language", ["zh", "en"])
-def test_an_admin_upholds_a_dispute(site, chromium, shots, language):  # noqa: F811
+def test_an_admin_upholds_a_dispute(site, chromium, shots, language):
     first = disputed(site, "dora", name="Dora Lin")
     second = disputed(site, "emil", name="Emil Wang", till="till-2")
     page = _page(chromium, language)

@@ -6,9 +6,7 @@ Screenshots go to `$DUOPASS_SCREENSHOTS` when set (docs/screenshots/ was made so
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,13 +17,6 @@ from tests.server.test_ticket_reissue import _confirm
 from tests.web.conftest import OPERATOR
 from tests.web.test_browser import _accessible, _page, _shoot, _sign_in
 from tests.web.test_console_fleet import held_top_up, raise_alert, request_at_review
-
-
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    folder = Path(os.environ.get("DUOPASS_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def _errors(page: Any) -> list[str]:

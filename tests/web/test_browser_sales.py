@@ -6,9 +6,7 @@ screenshots of each page in both languages (`$DUOPASS_SCREENSHOTS`)."""
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,13 +18,6 @@ from tests.web.conftest import OPERATOR
 from tests.web.test_browser import _accessible, _page, _shoot, _sign_in
 
 SECOND = {"login": "bea", "password": "second-admin-password"}
-
-
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    folder = Path(os.environ.get("DUOPASS_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def _watch(page: Any) -> list[str]:

@@ -93,7 +93,7 @@ class _Till:
         return verdict.reason, verdict.ctr
 
 
-def test_sync_then_codes_with_the_network_off_accepted_offline(site, chromium):
+def test_sync_then_codes_with_the_network_off_accepted_offline(site, chromium, shots):
     site.admin().holder("wendy", balance=30_000)
     till = _Till(site)
     context = _context(chromium, "en-US")
@@ -101,6 +101,7 @@ def test_sync_then_codes_with_the_network_off_accepted_offline(site, chromium):
     _sign_in_and_sync(page, "wendy")
     first, code = _show(page)
     _accessible(page)  # a code shown
+    page.screenshot(path=str(shots / "wallet-code-en.png"), full_page=True)
     assert till.scan(code) == (Reason.OK, first)
     context.set_offline(True)
     page.reload()
@@ -138,12 +139,13 @@ def test_two_tabs_never_take_the_same_counter(site, chromium):
     context.close()
 
 
-def test_the_page_speaks_chinese_and_installs(site, chromium):
+def test_the_page_speaks_chinese_and_installs(site, chromium, shots):
     context = _context(chromium, "zh-CN")
     page = wallet_page(context, site.url)
     assert page.locator("h1").inner_text() == "duopass 钱包"
     assert page.locator("html").get_attribute("lang") == "zh-Hans"
     _accessible(page)
+    page.screenshot(path=str(shots / "wallet-signin-zh.png"), full_page=True)
     manifest = site.http.get("/wallet/manifest.webmanifest")
     assert manifest.headers["content-type"].startswith("application/manifest+json")
     for icon in manifest.json()["icons"]:
