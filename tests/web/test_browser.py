@@ -51,6 +51,20 @@ def _accessible(page: Any) -> None:
     assert bad == [], (page.url, bad)
 
 
+def _errors(page: Any, *, missing_ok: bool = True) -> list[str]:
+    """Errors the page reports from now on: a script the policy blocked, or one that failed;
+    a 404 too unless `missing_ok` (the browser's own favicon request is the one expected)."""
+    errors: list[str] = []
+
+    def on_console(message: Any) -> None:
+        if message.type == "error" and not (missing_ok and "404" in message.text):
+            errors.append(message.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return errors
+
+
 def _shoot(page: Any, folder: Path, name: str) -> None:
     page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
@@ -66,14 +80,7 @@ def test_find_open_freeze_and_unfreeze_a_holder(site, chromium, shots, language)
         dialog.dismiss()
 
     page.on("dialog", on_dialog)
-    errors: list[str] = []  # a script the policy blocked, or one that failed
-
-    def on_console(message: Any) -> None:
-        if message.type == "error":
-            errors.append(message.text)
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    errors = _errors(page, missing_ok=False)
     page.goto(f"{site.url}/console/login")
     _accessible(page)
     _shoot(page, shots, f"console-login-{language}")

@@ -8,8 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.server.harness import ADMIN_PASSWORD
-from tests.web.test_browser import _accessible, _page, _shoot, _sign_in
-from tests.web.test_browser_fleet import _errors
+from tests.web.test_browser import _accessible, _errors, _page, _shoot, _sign_in
 from tests.web.test_console_disputes import _balances, disputed
 
 

@@ -15,19 +15,8 @@ from duopass.risk import AlertKind
 from tests.server.harness import ADMIN_PASSWORD, TerminalClient, enrolled_till, ready_wallet
 from tests.server.test_ticket_reissue import _confirm
 from tests.web.conftest import OPERATOR
-from tests.web.test_browser import _accessible, _page, _shoot, _sign_in
+from tests.web.test_browser import _accessible, _errors, _page, _shoot, _sign_in
 from tests.web.test_console_fleet import held_top_up, raise_alert, request_at_review
-
-
-def _errors(page: Any) -> list[str]:
-    errors: list[str] = []  # a script the policy blocked, or one that failed
-    page.on(
-        "console",
-        # the browser's own favicon request is the one 404 expected
-        lambda m: errors.append(m.text) if m.type == "error" and "404" not in m.text else None,
-    )
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return errors
 
 
 def _shown(page: Any, selector: str, text: str) -> None:

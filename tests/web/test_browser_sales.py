@@ -15,23 +15,9 @@ from duopass.server.services import staff
 from tests.server.harness import ADMIN_PASSWORD, takings
 from tests.server.ticketing import entrance, event_on_sale, redeem, ticket_wallet
 from tests.web.conftest import OPERATOR
-from tests.web.test_browser import _accessible, _page, _shoot, _sign_in
+from tests.web.test_browser import _accessible, _errors, _page, _shoot, _sign_in
 
 SECOND = {"login": "bea", "password": "second-admin-password"}
-
-
-def _watch(page: Any) -> list[str]:
-    """Errors the page reports (a script the policy blocked, or one that failed; not the
-    favicon's 404)."""
-    errors: list[str] = []
-
-    def on_console(message: Any) -> None:
-        if message.type == "error" and "404" not in message.text:
-            errors.append(message.text)
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return errors
 
 
 @pytest.mark.parametrize("language", ["zh", "en"])
@@ -43,7 +29,7 @@ def test_two_admins_prepare_and_approve_a_day(clocked_site, clock, chromium, sho
     clock.advance(2 * 86_400)
     clocked_site.ctx.run(lambda unit: staff.add(unit, role="admin", **SECOND))
     maker = _page(chromium, language)
-    errors = _watch(maker)
+    errors = _errors(maker)
     _sign_in(maker, clocked_site.url, "admin", ADMIN_PASSWORD)
     maker.click("nav a[href='/console/settlement']")
     maker.fill("#day", day)
@@ -59,7 +45,7 @@ def test_two_admins_prepare_and_approve_a_day(clocked_site, clock, chromium, sho
     assert prepared in maker.locator("#close-state").inner_text()
     _accessible(maker)
     checker = _page(chromium, language)
-    errors += _watch(checker)
+    errors += _errors(checker)
     _sign_in(checker, clocked_site.url, SECOND["login"], SECOND["password"])
     checker.goto(f"{clocked_site.url}/console/settlement?day={day}")
     checker.click("#approve")
@@ -89,7 +75,7 @@ def test_a_check_in_count_updates_by_itself(site, chromium, shots, language):
     fan.sync()
     door = entrance(api, sale.event)
     page = _page(chromium, language)
-    errors = _watch(page)
+    errors = _errors(page)
     _sign_in(page, site.url, OPERATOR["login"], OPERATOR["password"])
     page.click("nav a[href='/console/events']")
     page.wait_for_url("**/console/events")
@@ -125,7 +111,7 @@ def test_an_entrys_receipt_is_verified_in_the_page(site, chromium, shots, langua
     site.admin().holder("lena", balance=500)
     site.admin().holder("lars", balance=700)
     page = _page(chromium, language)
-    errors = _watch(page)
+    errors = _errors(page)
     _sign_in(page, site.url, OPERATOR["login"], OPERATOR["password"])
     page.click("nav a[href='/console/ledger']")
     page.fill("#index", "1")
