@@ -115,6 +115,52 @@ def test_offline_the_last_synced_copy_and_refusals_in_chinese(site, chromium):
     context.close()
 
 
+def test_history_pages_past_fifty_and_the_holders_disputes_with_their_state(site, chromium):
+    admin = site.admin()
+    holder = admin.holder("paula", balance=10_000)
+    for _ in range(54):  # 55 top-ups: more than the server's page of 50
+        assert admin.top_up(holder["handle"], 100).status_code == 200
+    till, _ = enrolled_till(site.http, admin, "till-pages")
+    context, page = _page(chromium, site.url, "en-US")
+    _sign_in_and_sync(page, "paula")
+    _, code = _show(page)
+    assert till.scan(code, amount=AMOUNT)["ok"]
+    _sync(page)
+    rows = page.locator("#movements li.movement")
+    assert rows.count() == 50 and page.locator("#more").is_visible()
+    entry = int(page.locator("#movements li[data-kind=payment]").get_attribute("data-entry"))
+    page.click("#more")
+    page.wait_for_selector("#more", state="hidden")
+    ids = [int(rows.nth(n).get_attribute("data-entry")) for n in range(rows.count())]
+    assert len(ids) == 56 and ids == sorted(set(ids), reverse=True)  # newest first, none twice
+    assert page.locator("#dispute-list li").count() == 0
+    assert page.locator("#disputes-note").inner_text() == "No disputes yet."
+    page.fill(f"#reason-{entry}", "charged twice")
+    page.click(f"li[data-entry='{entry}'] form button")
+    page.wait_for_selector(f"#dispute-list li[data-payment='{entry}'][data-state=open]")
+    listed = admin.http.get("/v1/admin/disputes", headers=admin.auth).json()["items"]
+    [dispute] = [item["id"] for item in listed if item["entry"] == entry]
+    decided = admin.post(
+        f"/v1/admin/disputes/{dispute}/decide", {"outcome": "reject", "note": "paid once"}
+    )
+    assert decided.status_code == 200, decided.text
+    _sync(page)  # the page learns the decision at its next sync
+    row = page.locator(f"#dispute-list li[data-dispute-id='{dispute}']")
+    assert row.get_attribute("data-state") == "rejected"
+    text = row.inner_text()
+    assert f"Dispute {dispute}: entry {entry}, ¥12.50 at" in text
+    assert "rejected" in text and "(card office: paid once)" in text
+    assert "Your reason: charged twice" in text
+    assert rows.count() == 50 and page.locator("#more").is_visible()  # a sync: the first page
+    _accessible(page)
+    context.set_offline(True)
+    page.click("#more")
+    page.wait_for_selector("#message[data-text=offline]")
+    assert rows.count() == 50
+    assert page.errors == []
+    context.close()
+
+
 def _auth(site: Any, login: str) -> dict[str, str]:
     answer = site.http.post("/v1/session", json={"login": login, "password": f"pw-{login}-secret"})
     assert answer.status_code == 200, answer.text

@@ -32,10 +32,15 @@ SCRIPTS: Final = (
     "base45.js",
     "cbor.js",
     "clock.js",
+    "display.js",
     "dp1.js",
     "history.js",
+    "historyview.js",
     "session.js",
     "store.js",
+    "tickets.js",
+    "ticketview.js",
+    "ui.js",
 )
 """The page's ES modules (`static/wallet/`), served together under one version in the path
 (`/wallet/js/<version>/`): they import each other by relative URLs, which carry no `?v=`, so

@@ -1,9 +1,16 @@
 // The holder API the page calls (the routes and bodies of the CLI wallet's client.py), with
 // refusals as WalletError: `failure` as the CLI wallet's (offline, refused, signed_out,
-// bad_answer ...), `code` the server's problem code.
+// bad_answer ...), `code` the server's problem code. Every request names this browser's
+// installation (`Duopass-Installation`, as the CLI wallet's installation.py): a random id made
+// once and kept in IndexedDB, the same for every account the browser signs in to.
+
+import * as store from "./store.js";
 
 const ANSWER_CHARS_MAX = 1_000_000;
 const DETAIL_CHARS_MAX = 300;
+export const INSTALLATION_HEADER = "Duopass-Installation";
+const INSTALLATION_BYTES = 24; // 32 characters of base64url
+let installation = null;
 
 export class WalletError extends Error {
   constructor(failure, message, code = null) {
@@ -36,9 +43,23 @@ function problem(status, doc, withToken) {
   return new WalletError("refused", text, code);
 }
 
-/** `method path` with a JSON body and a bearer token: the answer's JSON object. */
+/** This browser's installation id: made on first use (a transaction, so every tab gets the
+ * same one) and kept. */
+export function installationId() {
+  if (installation === null) {
+    const made = () => b64u(crypto.getRandomValues(new Uint8Array(INSTALLATION_BYTES)));
+    installation = store.once("installation", made).catch((error) => {
+      installation = null;
+      throw error;
+    });
+  }
+  return installation;
+}
+
+/** `method path` with a JSON body and a bearer token: the answer's JSON object (an empty one
+ * for 204). */
 export async function call(method, path, body, token = null) {
-  const headers = { Accept: "application/json" };
+  const headers = { Accept: "application/json", [INSTALLATION_HEADER]: await installationId() };
   if (body !== null) headers["Content-Type"] = "application/json";
   if (token !== null) headers.Authorization = `Bearer ${token}`;
   let response;
@@ -55,6 +76,7 @@ export async function call(method, path, body, token = null) {
   } catch (error) {
     throw new WalletError("offline", `cannot reach the server (${error.name}): ${error.message}`);
   }
+  if (response.status === 204) return {};
   if (text.length > ANSWER_CHARS_MAX) throw new WalletError("bad_answer", "the server's answer is too large");
   let doc = null;
   try {

@@ -1,7 +1,9 @@
-// The holder's funds and movements (the CLI wallet's `history`, `dispute`: wallet/history.py),
-// fetched at each sync and kept in IndexedDB ("history": {at, currency, balance, free_funds,
-// items, unseen}) so that the page shows the last synced copy offline. Movements are dated when
-// they happened (`occurred_at`, a payment's scan) in this device's own time zone.
+// The holder's funds, movements and disputes (the CLI wallet's `history`, `dispute`,
+// `disputes`: wallet/history.py), fetched at each sync and kept in IndexedDB ("history": {at,
+// currency, balance, free_funds, items, next, unseen, disputes}) so that the page shows the
+// last synced copy offline. The movements come 50 at a time (the server's pages: `next` is the
+// cursor of the following one, fetched by `more`). Movements are dated when they happened
+// (`occurred_at`, a payment's scan) in this device's own time zone.
 
 import * as api from "./api.js";
 import * as session from "./session.js";
@@ -13,6 +15,8 @@ const TIME_MAX = 2 ** 40;
 const AMOUNT_MAX = 10 ** 12;
 const ID_MAX = 2 ** 31 - 1;
 const STATES = ["open", "upheld", "rejected"];
+export const ITEMS_KEPT_MAX = 1000;
+const CURSOR_CHARS_MAX = 200;
 
 function text(doc, name, high) {
   const value = doc[name];
@@ -56,26 +60,67 @@ async function unseen(held, token) {
   return Array.from({ length: held.next }, (_, ctr) => ctr).filter((ctr) => !seen.has(ctr));
 }
 
-/** Fetch the funds, the movements and the codes of `held` not seen; keep them as the last
- * synced copy. */
+/** A page of a list: its items (checked by `each`) and the next page's cursor (or null). */
+function page(answer, each) {
+  if (!Array.isArray(answer.items) || answer.items.length > 200) {
+    throw new api.WalletError("bad_answer", "the server's answer has no valid 'items'");
+  }
+  return { items: answer.items.map(each), next: text(answer, "next_cursor", CURSOR_CHARS_MAX) };
+}
+
+function disputeRow(doc) {
+  if (typeof doc !== "object" || doc === null || !STATES.includes(doc.state)) {
+    throw new api.WalletError("bad_answer", "the server's answer has no valid dispute");
+  }
+  return {
+    id: api.int(doc, "id", 1, ID_MAX),
+    entry: api.int(doc, "entry", 1, ID_MAX),
+    amount: api.int(doc, "amount", 1, AMOUNT_MAX),
+    merchant: text(doc, "merchant", 128),
+    paid_at: api.int(doc, "paid_at", 0, TIME_MAX),
+    reason: text(doc, "reason", REASON_CHARS_MAX) || "",
+    state: doc.state,
+    opened_at: api.int(doc, "opened_at", 0, TIME_MAX),
+    note: text(doc, "note", REASON_CHARS_MAX),
+  };
+}
+
+/** Fetch the funds, the latest movements, the codes of `held` not seen and the holder's
+ * disputes; keep them as the last synced copy. */
 export async function refresh(now, held) {
   const copy = await session.online(async (token) => {
     const account = await api.call("GET", "/v1/me/account", null, token);
     const answer = await api.call("GET", `/v1/wallet/history?limit=${PAGE}`, null, token);
-    if (!Array.isArray(answer.items) || answer.items.length > 200) {
-      throw new api.WalletError("bad_answer", "the server's answer has no valid 'items'");
-    }
+    const movements = page(answer, row);
+    const mine = await api.call("GET", `/v1/wallet/disputes?limit=${PAGE}`, null, token);
+    const disputes = page(mine, disputeRow);
     return {
       at: now,
       currency: text(answer, "currency", 3),
       balance: api.int(account, "balance", -AMOUNT_MAX, AMOUNT_MAX),
       free_funds: api.int(account, "free_funds", -AMOUNT_MAX, AMOUNT_MAX),
-      items: answer.items.map(row),
+      items: movements.items,
+      next: movements.next,
       unseen: await unseen(held, token),
+      disputes: disputes.items,
     };
   });
   await store.write({ history: copy });
   return copy;
+}
+
+/** Fetch the next page of older movements and add it to the kept copy (up to ITEMS_KEPT_MAX). */
+export async function more() {
+  const copy = await cached();
+  if (copy === undefined || !copy.next || copy.items.length >= ITEMS_KEPT_MAX) return copy;
+  const path = `/v1/wallet/history?limit=${PAGE}&cursor=${encodeURIComponent(copy.next)}`;
+  const older = page(await session.online((token) => api.call("GET", path, null, token)), row);
+  const known = new Set(copy.items.map((item) => item.id));
+  const items = [...copy.items, ...older.items.filter((item) => !known.has(item.id))];
+  const kept = { ...copy, items: items.slice(0, ITEMS_KEPT_MAX), next: older.next };
+  const latest = await cached(); // a sync meanwhile wrote a newer copy: keep that one
+  if (latest !== undefined && latest.at === copy.at) await store.write({ history: kept });
+  return kept;
 }
 
 /** The last synced copy (undefined before the first). */
@@ -91,15 +136,16 @@ export async function dispute(entry, reason) {
   const answer = await session.online((token) =>
     api.call("POST", "/v1/wallet/disputes", { entry, reason }, token),
   );
-  const state = STATES.includes(answer.state) ? answer.state : "open";
+  const opened = disputeRow(answer);
   const copy = await cached();
   if (copy !== undefined) {
     const items = copy.items.map((item) =>
-      item.id === entry ? { ...item, dispute: state, disputable: false } : item,
+      item.id === entry ? { ...item, dispute: opened.state, disputable: false } : item,
     );
-    await store.write({ history: { ...copy, items } });
+    const disputes = [opened, ...(copy.disputes || []).filter((d) => d.id !== opened.id)];
+    await store.write({ history: { ...copy, items, disputes } });
   }
-  return state;
+  return opened.state;
 }
 
 /** Minor units as ¥: "-12.00" (integers only, no float). */

@@ -46,7 +46,7 @@ export async function signIn(login, password, otp) {
   const session = api.token(await api.call("POST", "/v1/session", body));
   const { account } = await store.read("account");
   if (account !== undefined && account.login === login) {
-    await store.write({ account: { ...account, ...session } });
+    await store.write({ account: { ...account, ...session, signedOut: false } });
     return;
   }
   if (account !== undefined) {
@@ -75,6 +75,7 @@ async function deviceSignIn(account) {
     session = api.token(await api.call("POST", "/v1/session/device", body));
   } catch (error) {
     if (error.failure !== "refused") throw error;
+    await store.write({ account: { ...account, token: null, expires: 0, signedOut: true } });
     throw new api.WalletError("signed_out", `${error.message}; this device can no longer sign in by itself`);
   }
   await store.write({ account: { ...account, ...session } });
@@ -85,6 +86,7 @@ async function deviceSignIn(account) {
 export async function online(task) {
   const { account } = await store.read("account");
   if (account === undefined) throw new api.WalletError("not_enrolled", "not enrolled");
+  if (account.signedOut) throw new api.WalletError("signed_out", "signed out");
   const live = account.token && clock.now() < account.expires;
   try {
     return await task(live ? account.token : await deviceSignIn(account));
@@ -92,6 +94,22 @@ export async function online(task) {
     if (error.failure !== "signed_out" || !live) throw error;
     return task(await deviceSignIn(account));
   }
+}
+
+/** Sign out: the session ended on the server when it can be reached (offline, it expires by
+ * itself), and this browser signs in by itself no more until the password is given again. The
+ * device key and its enrolment stay, so the next sign-in needs no new enrolment. */
+export async function signOut() {
+  const { account } = await store.read("account");
+  if (account === undefined) return;
+  if (account.token && clock.now() < account.expires) {
+    try {
+      await api.call("DELETE", "/v1/session", null, account.token);
+    } catch (error) {
+      if (!["offline", "signed_out", "refused"].includes(error.failure)) throw error;
+    }
+  }
+  await store.write({ account: { ...account, token: null, expires: 0, signedOut: true } });
 }
 
 /** The sync request to send: the one in flight, or a new one whose mark lowers the ceiling
@@ -130,6 +148,19 @@ function checked(answer, device) {
   return { l1, cti, uses, exp, offline: answer.offline === true };
 }
 
+/** The issuer's policy in a sync answer, what the page uses of it (§3's defaults else). */
+export function policyOf(answer) {
+  const object = (value) => (typeof value === "object" && value !== null ? value : {});
+  const policy = object(answer.policy);
+  const lifetimes = object(policy.max_lifetime_s);
+  const whole = (value, otherwise) =>
+    Number.isSafeInteger(value) && value > 0 && value <= TIME_MAX ? value : otherwise;
+  return {
+    freshness_s: whole(policy.freshness_s, 60),
+    max_lifetime_ticket_s: whole(lifetimes.ticket, 30 * 86_400),
+  };
+}
+
 /** Fetch a credential and the server's time (as `duopass wallet sync`). */
 export async function sync() {
   const { account, device } = await store.read("account", "device");
@@ -143,7 +174,6 @@ export async function sync() {
   });
   const got = checked(answer, device);
   const serverTime = api.int(answer, "server_time", 0, TIME_MAX);
-  const policy = typeof answer.policy === "object" && answer.policy !== null ? answer.policy : {};
   await store.locked(async () => {
     const { held } = await store.read("held");
     const same = held !== undefined && held.cti === got.cti;
@@ -152,7 +182,7 @@ export async function sync() {
       held: kept,
       sync: undefined,
       clock: clock.synced(serverTime, before, after),
-      policy: { freshness_s: Number.isSafeInteger(policy.freshness_s) ? policy.freshness_s : 60 },
+      policy: policyOf(answer),
     });
   });
 }

@@ -4,7 +4,10 @@
 //   "held"    {l1, cti, uses, exp, next, ceiling, offline}: the credential and its next counter
 //   "sync"    {requestId, mark}: a sync request stored before it is sent, reused until answered
 //   "clock"   {server, wall}: the server's time at the last sync and the wall clock then
-//   "policy"  {freshness_s, clock_skew_s}
+//   "policy"  {freshness_s, max_lifetime_ticket_s}
+//   "tickets" {sub: ticket}: the tickets held (tickets.js), each with its own counters
+//   "history", "disputes": the last synced copies (history.js)
+//   "installation": this browser's installation id (api.js), kept when the wallet is forgotten
 // Counters are taken under one Web Lock across tabs and written with strict durability before
 // any code with them is signed (PROTOCOL.md §2).
 
@@ -76,6 +79,19 @@ export function reserve() {
     await write({ held: { ...held, next: ctr + 1 } });
     return { held, ctr };
   });
+}
+
+/** The value stored under `name`, or `make()`'s, stored now: one transaction, so two tabs
+ * asking at once get the same value. */
+export async function once(name, make) {
+  const db = await open();
+  const tx = db.transaction(STORE, "readwrite", { durability: "strict" });
+  const store = tx.objectStore(STORE);
+  const found = await request(store.get(name));
+  const value = found === undefined ? make() : found;
+  if (found === undefined) store.put(value, name);
+  await done(tx);
+  return value;
 }
 
 /** Erase everything (the key too). */
