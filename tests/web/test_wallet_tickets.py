@@ -114,6 +114,8 @@ def test_a_ticket_synced_then_shown_offline_opens_an_offline_gate_once(site, chr
     decoded = decode_code(code)
     assert decoded.credential.claims.sub == sub and decoded.dynamic is not None
     assert gate.scan(code) == (Reason.OK, 0)
+    focused = "document.activeElement.closest('#ticket-list li')?.dataset.sub"
+    assert page.evaluate(focused) == sub  # the list drawn anew kept the keyboard's place
     assert "15 codes left" in row.inner_text()
     again, code = _show_ticket(page, sub)
     assert again == 1

@@ -12,6 +12,7 @@ import { $, busy, element, lang, text } from "./ui.js";
 
 const DEFAULT_FRESHNESS_S = 60;
 const STATES = ["valid", "cancelled"];
+let clicked = null; // the sub whose button was pressed last
 
 function when(seconds) {
   return history.localTime(seconds, lang());
@@ -55,7 +56,11 @@ function item(ticket, now, policy) {
   const button = element("button", "", text("ticket_show"));
   button.type = "button";
   button.setAttribute("aria-describedby", title.id);
-  button.addEventListener("click", busy(button, () => showTicket(ticket.sub)));
+  const show = busy(button, () => showTicket(ticket.sub));
+  button.addEventListener("click", (event) => {
+    clicked = ticket.sub; // the list is drawn anew after: its button keeps the keyboard's place
+    return show(event);
+  });
   li.append(title, span, status, order, button);
   return li;
 }
@@ -67,5 +72,8 @@ export async function showTickets() {
   const now = clock.now();
   const list = $("ticket-list");
   list.replaceChildren(...held.map((ticket) => item(ticket, now, policy)));
+  const again = held.find((ticket) => ticket.sub === clicked);
+  clicked = null;
+  if (again) list.querySelector(`li[data-sub="${CSS.escape(again.sub)}"] button`).focus();
   $("tickets-note").textContent = held.length === 0 ? text("no_tickets") : "";
 }
