@@ -115,7 +115,8 @@ export async function held() {
 export async function sync() {
   const { account, device } = await store.read("account", "device");
   if (account === undefined) throw new api.WalletError("not_enrolled", "not enrolled");
-  const exhausted = (await held()).filter((t) => t.l1 !== null && t.next > t.ceiling).map((t) => t.sub);
+  const used = (await held()).filter((t) => t.l1 !== null && t.next > t.ceiling);
+  const exhausted = used.map((t) => t.sub).slice(0, TICKETS_MAX);
   const body = { device_id: account.deviceId, exhausted };
   const [answer, before, after] = await session.online(async (token) => {
     const start = clock.mark();
