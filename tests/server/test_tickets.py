@@ -43,6 +43,9 @@ def test_an_order_from_the_account_is_double_entry_with_a_purchase_proof(server)
     assert hash_leaf(data).hex() == order["purchase_proof"]
     leaf = parse_leaf(data)
     assert leaf.type == "order_paid" and leaf.body["order"] == order["code"]
+    seen = fan.http.get("/v1/wallet/history", headers=fan.wallet.auth).json()["items"]
+    latest = seen[0]
+    assert (latest["kind"], latest["merchant"], latest["amount"]) == ("order", "box-office", -5_000)
     # quota: one left of three
     assert fan.buy(sale, quantity=2).json()["code"] == "sold_out"
     # not more than the free funds

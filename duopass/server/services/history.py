@@ -124,12 +124,21 @@ def _row(session: Session, row: Any, *, holder: tuple[int, int], now: int) -> di
         "business_date": txn.business_date,
         "terminal": txn.terminal_id,
         "venue": venue,
-        "merchant": merchant.removeprefix("merchant:") if merchant else None,
+        "merchant": _merchant_name(merchant),
         "online": (not is_offline(session, txn.id)) if payment else None,
         "disputable": disputable,
         "dispute_until": open_until if payment else None,
         "dispute": disputed,
     }
+
+
+def _merchant_name(account: str | None) -> str | None:
+    """A merchant account as the holder reads it: `merchant:canteen` is `canteen`, and the box
+    office's `merchant:box-office:CNY` (one a currency, for ticket orders) is `box-office`."""
+    if account is None:
+        return None
+    name = account.removeprefix("merchant:")
+    return "box-office" if name.startswith("box-office:") else name
 
 
 def seen_counters(session: Session, *, holder_id: int, cti: bytes) -> list[int]:
