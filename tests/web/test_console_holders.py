@@ -14,7 +14,7 @@ import pytest
 from duopass.server.services import tlog
 from duopass.server.store.decisions import Decision
 from tests.server.harness import Running, Wallet, enrolled_till
-from tests.server.ticketing import TicketWallet, event_on_sale, ticket_wallet
+from tests.server.ticketing import TicketWallet, entry_gate, event_on_sale, ticket_wallet
 from tests.web.console import Browser, admin, operator
 
 NAUGHTY = "<script>alert(1)</script>"
@@ -113,6 +113,45 @@ def test_an_operator_reports_a_loss_and_an_admin_replaces_at_the_counter(site):
     assert decision.rule == "vouched_in_person" and decision.staff_id is not None
     leaf = site.ctx.run(lambda unit: tlog.read_entries(unit.session, decision.ledger_index, 1))
     assert leaf  # on the ledger, with who vouched
+
+
+def _counter_decisions(site: Running) -> list[tuple[str, str, int | None]]:
+    def read(unit: Any) -> list[tuple[str, str, int | None]]:
+        rows = unit.session.query(Decision).order_by(Decision.id)
+        return [(row.action, row.rule, row.staff_id) for row in rows]
+
+    return site.ctx.run(read)
+
+
+def test_at_the_counter_a_step_up_is_vouched_for_and_a_review_is_not(site):
+    api = site.admin()
+    sale = event_on_sale(api, doors=int(time.time()) - 60, entries=2)
+    fan = ticket_wallet(site.http, api, "fan", balance=10_000)
+    sub = fan.buy(sale).json()["tickets"][0]
+    assert fan.sync().status_code == 200
+    gate = entry_gate(site.http, api, "gate-1", event=sale.event, venue="hall-a")
+    assert gate.scan(fan.code(sub), mode="entry")["reason"] == "OK"  # partly used: a step-up
+    office = admin(site, language="en")
+    page = _page(fan.wallet.handle)
+    for n in range(4):  # the fourth reissue of one ticket goes to review (the policy's rule)
+        phone = _new_phone(site, fan)
+        office.get(page)
+        moved = office.post(f"{page}/replacement", {"device": str(phone.device_id)})
+        assert moved.status_code == 303, moved.text
+        tickets = office.get(page).text.split('id="tickets"')[1].split("</table>")[0]
+        if n < 3:
+            assert f"<td>{phone.device_id}</td>" in tickets and "yes, 1 of 2" in tickets
+        else:
+            assert f"<td>{phone.device_id}</td>" not in tickets
+            assert "waiting for review" in tickets
+    decided = _counter_decisions(site)
+    assert [d[:2] for d in decided if d[0] == "lost"] == [("lost", "step_up_partly_used")] * 3 + [
+        ("lost", "review_many_reissues")
+    ]
+    vouched = [d for d in decided if d[0] == "counter"]
+    assert len(vouched) == 3 and all(d[1] == "vouched_in_person" and d[2] for d in vouched)
+    waiting = api.http.get("/v1/admin/reviews", headers=api.auth).json()["items"]
+    assert [item["ticket"] for item in waiting] == [sub]
 
 
 def test_a_replacement_needs_a_live_device_of_the_holder(site):
