@@ -27,6 +27,7 @@ from duopass.server.unit_of_work import Unit
 
 __all__ = ["at_counter", "report"]
 
+PURSE_NOTE = "sync on the new device: its first credential replaces the lost one"
 VOUCHABLE = ("ready", "step_up")
 """What a staff member's in-person check settles at the counter."""
 
@@ -50,11 +51,7 @@ def report(
         _move(unit, holder, ticket, Asked("lost", caller, device, address, None))
         for ticket in _movable(unit, holder)
     ]
-    return {
-        "revoked_credentials": revoked,
-        "purse": "sync on the new device: its first credential replaces the lost one",
-        "tickets": moved,
-    }
+    return {"revoked_credentials": revoked, "purse": PURSE_NOTE, "tickets": moved}
 
 
 def _movable(unit: Unit, holder: Holder) -> list[Ticket]:
@@ -93,7 +90,7 @@ def at_counter(unit: Unit, holder: Holder, device: Device, *, by: int) -> dict[s
     revoked = holders.report_loss(unit, holder, keep=None, keep_device=device.id, by=by)
     asked = Asked("lost", None, device, None, None)
     moved = [_vouched(unit, holder, ticket, asked, by) for ticket in _movable(unit, holder)]
-    return {"revoked_credentials": revoked, "tickets": moved}
+    return {"revoked_credentials": revoked, "purse": PURSE_NOTE, "tickets": moved}
 
 
 def _vouched(unit: Unit, holder: Holder, ticket: Ticket, asked: Asked, by: int) -> dict[str, Any]:
@@ -106,6 +103,7 @@ def _vouched(unit: Unit, holder: Holder, ticket: Ticket, asked: Asked, by: int) 
     row.state, row.factor_done = "ready", "in_person"
     done = reissue.confirm(unit, holder, row)
     answer = {"sub": ticket.sub, **reissue.describe(row)}
+    answer["credential"] = None if done.credential is None else b64u_encode(done.credential.l1)
     answer["cti"] = None if done.credential is None else done.credential.cti.hex()
     return answer
 
