@@ -75,6 +75,12 @@ def test_a_bad_amount_is_shown_beside_its_field_in_chinese(site, chromium, shots
     assert "¥5.00" in page.locator("#account-title + dl").inner_text()  # nothing booked
     _accessible(page)
     _shoot(page, shots, "console-holder-refused-zh")
+    here = page.url
+    page.fill("#reason", "   ")
+    page.click("#holder-state button[type=submit]")  # htmx: the 422 fragment swapped in
+    page.locator("#reason-error").wait_for()
+    assert page.locator("#reason-error").inner_text().strip() == "此项必填。"
+    assert page.url == here
     page.click("#erase-link")
     page.wait_for_url(f"**/console/holders/{made['handle']}/erase")
     page.fill("#confirm", "wrong")
