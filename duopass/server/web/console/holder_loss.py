@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form
 from fastapi.responses import Response
+from sqlalchemy import select
 
 from duopass.server.api.params import Handle
 from duopass.server.limits import LOGIN_CHARS_MAX
@@ -64,10 +65,10 @@ def replace(
 
     def work(unit: Unit) -> dict[str, Any] | None:
         holder = holders.by_handle(unit.session, handle)
-        live = {
-            d["id"] for d in lookup.holder(unit.session, handle)["devices"] if not d["revoked_at"]
-        }
-        chosen = form.choice("device", live)
+        live = unit.session.scalars(
+            select(Device.id).where(Device.holder_id == holder.id, Device.revoked_at.is_(None))
+        )
+        chosen = form.choice("device", set(live))
         if form.errors:
             return None
         row = unit.session.get(Device, chosen)
