@@ -1,14 +1,16 @@
-"""An operator looks up, reviews and dismisses alerts and freezes; no money moves by their hand:
-top-ups, refunds, counter sales and their cancellation, and review decisions that book a pending
-amount (or release a held request) are an admin's. Each route refuses an operator with 403
+"""An operator looks up, reviews and dismisses alerts, freezes and takes a loss report; no money
+moves by their hand: top-ups, refunds, counter sales and their cancellation, review decisions
+that book a pending amount (or release a held request), and moving a holder's tickets at the
+counter (vouching in person for a step-up) are an admin's. Each route refuses an operator with 403
 `forbidden` and books nothing; an admin still can."""
 
 from __future__ import annotations
 
 import uuid
 
+from duopass.protocol.encoding import b64u_encode
 from duopass.server.services import staff
-from tests.server.harness import SQLITE_ONLY, Admin, enrolled_till, ready_wallet
+from tests.server.harness import SQLITE_ONLY, Admin, Wallet, enrolled_till, ready_wallet
 from tests.server.ticketing import event_on_sale, ticket_wallet
 
 
@@ -84,3 +86,22 @@ def test_an_operator_still_looks_up_and_freezes(server):
     assert [item["login"] for item in found.json()["items"]] == ["ben"]
     frozen = operator.post(f"/v1/admin/holders/{holder['handle']}/freeze", {"reason": "lost"})
     assert frozen.status_code == 204, frozen.text
+
+
+@SQLITE_ONLY
+def test_an_operator_reports_a_loss_but_replaces_nothing_at_the_counter(server):
+    admin, operator = server.admin(), _operator(server)
+    sale = event_on_sale(admin)
+    fan = ticket_wallet(server.http, admin, "fan", balance=10_000)
+    assert fan.buy(sale).status_code == 201
+    handle = fan.wallet.handle
+    reported = operator.post(f"/v1/admin/holders/{handle}/loss-report", {})
+    assert reported.status_code == 200, reported.text
+    phone = Wallet(server.http, "fan")
+    phone.sign_in()
+    phone.enrol()
+    key = {"device_key": b64u_encode(phone.key.public)}
+    _refused(operator.post(f"/v1/admin/holders/{handle}/lost", key))
+    moved = admin.post(f"/v1/admin/holders/{handle}/lost", key)
+    assert moved.status_code == 200, moved.text
+    assert [t["state"] for t in moved.json()["tickets"]] == ["done"]

@@ -121,9 +121,13 @@ def test_freezing_and_unfreezing_with_htmx_and_without(site):
     )
     assert "<html" not in frozen.text  # a fragment, swapped into the page
     thawed = visitor.post(f"{page}/unfreeze", {"reason": "found it"})
-    assert thawed.status_code == 303 and thawed.headers["location"] == page
+    assert thawed.status_code == 303 and thawed.headers["location"] == f"{page}?done=unfrozen"
     assert "正常" in visitor.get(page).text
-    assert visitor.post(f"{page}/freeze", {"reason": ""}).status_code == 422
+    refused = visitor.post(f"{page}/freeze", {"reason": ""})
+    assert refused.status_code == 422 and 'id="reason-error"' in refused.text
+    swapped = visitor.post(f"{page}/freeze", {"reason": "a\tb"}, headers={"HX-Request": "true"})
+    assert swapped.status_code == 422 and "<html" not in swapped.text
+    assert 'aria-invalid="true"' in swapped.text and 'value="a\tb"' in swapped.text
 
 
 def test_an_operator_sees_no_money_action_and_cannot_post_one(site):

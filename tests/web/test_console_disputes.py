@@ -76,8 +76,10 @@ def test_an_admin_upholds_and_a_repeat_is_a_conflict(site):
     office.get("/console/disputes")
     path = f"/console/disputes/{found.id}/decide"
     done = office.post(path, {"outcome": "uphold", "note": "till misread"})
-    assert done.status_code == 200, done.text
-    assert f"Dispute {found.id} upheld: ¥9.00 charged back to canteen-till-1." in done.text
+    assert done.status_code == 303, done.text  # post/redirect/get
+    assert done.headers["location"] == f"/console/disputes?decided={found.id}"
+    reported = office.get(done.headers["location"]).text
+    assert f"Dispute {found.id} upheld: ¥9.00 charged back to canteen-till-1." in reported
     assert _balances(site, found) == (5_000, 0)
     again = office.post(path, {"outcome": "reject", "note": ""})
     assert again.status_code == 409
@@ -102,8 +104,8 @@ def test_an_operator_rejects_and_a_forged_uphold_is_refused(site):
     assert _balances(site, found) == (5_000 - 900, 900)
     assert desk.post(path, {"outcome": "refund", "note": ""}).status_code == 422
     done = desk.post(path, {"outcome": "reject", "note": "receipt signed"})
-    assert done.status_code == 200
-    assert f"Dispute {found.id} rejected: nothing moved." in done.text
+    assert done.status_code == 303
+    assert f"Dispute {found.id} rejected: nothing moved." in desk.get(done.headers["location"]).text
     assert _balances(site, found) == (5_000 - 900, 900)
     office = admin(site, language="en")
     office.get("/console/disputes")

@@ -72,12 +72,18 @@ def create_holder(
 
 
 def report_loss(
-    unit: Unit, holder: Holder, *, keep: bytes | None, keep_device: int | None = None
+    unit: Unit,
+    holder: Holder,
+    *,
+    keep: bytes | None,
+    keep_device: int | None = None,
+    by: int | None = None,
 ) -> int:
     """A loss report revokes every device and credential and ends every session but `keep`
     (the one that reported, if the holder did); it does not freeze (§6): a new device enrols
     and syncs at once, and its first credential is a reissue of the lost one. `keep_device`:
-    the new device the report comes from (`POST /v1/me/lost`) stays, with its credentials."""
+    the new device the report comes from (`POST /v1/me/lost`) stays, with its credentials.
+    `by`: the staff member who took the report at the counter (in the log's note)."""
     session, now = unit.session, unit.now
     lost_devices = session.scalars(
         select(Device.id).where(
@@ -108,6 +114,7 @@ def report_loss(
         f"loss reported for holder {holder.id}",
         holder_id=holder.id,
         reported_by="holder" if keep is not None else "staff",
+        by=by,
         devices=len(lost_devices),
         credentials=count,
         sessions=ended,

@@ -2,7 +2,13 @@
 other device key is revoked with its credentials (a §6 loss report: no freeze, the purse's
 holds stay until §4 releases them, the next purse sync is the reissue), and every ticket is
 moved to the new device, each through the policy: allowed ones at once, the others waiting for
-their step-up or a person."""
+their step-up or a person.
+
+At the counter (`at_counter`) the holder stands in front of a staff member, who checks who
+they are: that check stands for the step-up the policy may ask for, and the staff member's name
+goes on the ledger with every ticket moved (a person's `decision`, action `counter`, rule
+`vouched_in_person`, `by`). A request the policy sends to review stays there for the review
+queue, and a refused one stays refused: being at the counter does not lift a risk flag."""
 
 from __future__ import annotations
 
@@ -11,14 +17,19 @@ from typing import Any
 from sqlalchemy import select
 
 from duopass.protocol.encoding import b64u_encode
-from duopass.server.services import holders, reissue
+from duopass.server.services import decisions, holders, reissue
 from duopass.server.services.reissue_inputs import Asked
 from duopass.server.services.sessions import Caller
+from duopass.server.store.decisions import Decision, ReissueRequest
 from duopass.server.store.tables import Device, Holder
 from duopass.server.store.tickets import Event, Ticket
 from duopass.server.unit_of_work import Unit
 
-__all__ = ["report"]
+__all__ = ["at_counter", "report"]
+
+PURSE_NOTE = "sync on the new device: its first credential replaces the lost one"
+VOUCHABLE = ("ready", "step_up")
+"""What a staff member's in-person check settles at the counter."""
 
 
 def report(
@@ -40,11 +51,7 @@ def report(
         _move(unit, holder, ticket, Asked("lost", caller, device, address, None))
         for ticket in _movable(unit, holder)
     ]
-    return {
-        "revoked_credentials": revoked,
-        "purse": "sync on the new device: its first credential replaces the lost one",
-        "tickets": moved,
-    }
+    return {"revoked_credentials": revoked, "purse": PURSE_NOTE, "tickets": moved}
 
 
 def _movable(unit: Unit, holder: Holder) -> list[Ticket]:
@@ -74,3 +81,49 @@ def _move(unit: Unit, holder: Holder, ticket: Ticket, asked: Asked) -> dict[str,
         answer["credential"] = None if done.credential is None else b64u_encode(done.credential.l1)
         answer["cti"] = None if done.credential is None else done.credential.cti.hex()
     return answer
+
+
+def at_counter(unit: Unit, holder: Holder, device: Device, *, by: int) -> dict[str, Any]:
+    """A replacement at the counter, staff member `by` vouching in person: the loss of every
+    device but `device`, and each ticket moved to it (a step-up the policy asks for is the
+    staff member's check; review and refusal stay as the policy decided)."""
+    revoked = holders.report_loss(unit, holder, keep=None, keep_device=device.id, by=by)
+    asked = Asked("lost", None, device, None, None)
+    moved = [_vouched(unit, holder, ticket, asked, by) for ticket in _movable(unit, holder)]
+    return {"revoked_credentials": revoked, "purse": PURSE_NOTE, "tickets": moved}
+
+
+def _vouched(unit: Unit, holder: Holder, ticket: Ticket, asked: Asked, by: int) -> dict[str, Any]:
+    if ticket.device_id == asked.device.id:
+        return {"sub": ticket.sub, "state": "on_this_device"}
+    row = reissue.open_request(unit, holder, ticket, asked)
+    if row.state not in VOUCHABLE:
+        return {"sub": ticket.sub, **reissue.describe(row)}
+    _record_vouch(unit, row, ticket, by)
+    row.state, row.factor_done = "ready", "in_person"
+    done = reissue.confirm(unit, holder, row)
+    answer = {"sub": ticket.sub, **reissue.describe(row)}
+    answer["credential"] = None if done.credential is None else b64u_encode(done.credential.l1)
+    answer["cti"] = None if done.credential is None else done.credential.cti.hex()
+    return answer
+
+
+def _record_vouch(unit: Unit, row: ReissueRequest, ticket: Ticket, by: int) -> None:
+    first = unit.session.get(Decision, row.decision_id)
+    assert first is not None
+    decisions.record(
+        unit,
+        action="counter",
+        holder_id=row.holder_id,
+        ticket_id=ticket.id,
+        request_id=row.id,
+        inputs={"request": row.id, "decision": first.ledger_index, "policy_said": row.outcome},
+        policy=None,
+        ruling_outcome="allow",
+        rule="vouched_in_person",
+        staff_id=by,
+        old_cti=row.old_cti,
+        new_cti=row.new_cti,
+        old_gen=ticket.gen,
+        new_gen=ticket.gen + 1,
+    )

@@ -43,7 +43,8 @@ class Decision(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ledger_index: Mapped[int] = mapped_column(BigInteger, unique=True)
     action: Mapped[str] = mapped_column(String(12))
-    """reissue, transfer, lost (a reissue of a loss report) or review (a person's)."""
+    """reissue, transfer, lost (a reissue of a loss report), review (a person's) or counter
+    (a staff member vouching in person at the counter, `services.lost.at_counter`)."""
     holder_id: Mapped[int] = mapped_column(ForeignKey("holders.id"), index=True)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     request_id: Mapped[str | None] = mapped_column(String(32), index=True)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from duopass.protocol.encoding import EncodingError, b64u_decode, b64u_encode
-from duopass.server.api.deps import Client, Ctx, HolderCaller, StaffCaller
+from duopass.server.api.deps import AdminCaller, Client, Ctx, HolderCaller, StaffCaller
 from duopass.server.api.openapi import problems
 from duopass.server.api.params import Handle
 from duopass.server.api.routes.holders import Cursor, Limit
@@ -201,13 +201,19 @@ def _lost(
     return lost.report(unit, holder, device, caller=caller, address=address)
 
 
-@router.post("/admin/holders/{handle}/lost", responses=problems(404, 503))
-def counter_lost(handle: Handle, body: LostIn, _caller: StaffCaller, ctx: Ctx) -> dict[str, Any]:
-    """The same at the counter, for the holder standing there with their new phone."""
+@router.post("/admin/holders/{handle}/lost", responses=problems(403, 404, 409, 503))
+def counter_lost(handle: Handle, body: LostIn, caller: AdminCaller, ctx: Ctx) -> dict[str, Any]:
+    """The same at the counter, for the holder standing there with their new phone (admins:
+    the admin's in-person check stands for a step-up the policy asks, a person's decision on
+    the ledger by them; a request sent to review stays there). `lost.at_counter`."""
     key = _key(body.device_key)
-    return ctx.run(
-        lambda unit: _lost(unit, holders.by_handle(unit.session, handle), key, None, None)
-    )
+
+    def work(unit: Unit) -> dict[str, Any]:
+        holder = holders.by_handle(unit.session, handle)
+        device = reissue.device_by_key(unit.session, holder, key)
+        return lost.at_counter(unit, holder, device, by=caller.id)
+
+    return ctx.run(work)
 
 
 @router.get("/admin/reviews", responses=problems(422))

@@ -18,6 +18,8 @@ from duopass.server.web.console import (
     disputes,
     events,
     fleet,
+    holder_loss,
+    holder_money,
     holders,
     ledger,
     live,
@@ -77,6 +79,8 @@ def mount(app: FastAPI, ctx: AppContext) -> None:
     _install_handlers(console)
     console.include_router(signin.router)
     console.include_router(holders.router)
+    console.include_router(holder_money.router)
+    console.include_router(holder_loss.router)
     console.include_router(fleet.router)
     console.include_router(live.router)
     console.include_router(review.router)

@@ -17,9 +17,10 @@ from duopass.server.api.params import Digits
 from duopass.server.limits import CURSOR_CHARS_MAX, PAGE_ITEMS_DEFAULT, REASON_CHARS_MAX, ROW_ID_MAX
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import disputes
+from duopass.server.store.disputes import Dispute
 from duopass.server.store.tables import Terminal
 from duopass.server.unit_of_work import Unit
-from duopass.server.web.console.visit import Visit, signed_in
+from duopass.server.web.console.visit import PREFIX, Visit, signed_in
 
 __all__ = ["router"]
 
@@ -64,14 +65,27 @@ def _page(
     )
 
 
+def _decided(unit: Unit, dispute_id: int) -> dict[str, Any] | None:
+    """A decided dispute as the page reports it after the redirect (None if not decided)."""
+    row = unit.session.get(Dispute, dispute_id)
+    if row is None or row.state == "open":
+        return None
+    return disputes.describe(unit.session, row, staff=True)
+
+
 @router.get("/disputes")
 def disputes_page(
-    seen: SignedIn, state: Annotated[str, Query(max_length=16)] = "open", cursor: Cursor = None
+    seen: SignedIn,
+    state: Annotated[str, Query(max_length=16)] = "open",
+    cursor: Cursor = None,
+    decided: Annotated[int | None, Query(ge=1, le=ROW_ID_MAX), Digits] = None,
 ) -> Response:
-    """Disputes in one state (open by default) oldest first, 50 a page."""
+    """Disputes in one state (open by default) oldest first, 50 a page; `decided`: the
+    dispute just decided, whose outcome the page reports (after the decision's redirect)."""
     if state not in STATES:
         raise Problem(ProblemCode.INVALID_REQUEST, "no such dispute state")
-    return _page(seen, state, cursor)
+    done = None if decided is None else seen.ctx.run(lambda unit: _decided(unit, decided))
+    return _page(seen, state, cursor, done=done)
 
 
 @router.post("/disputes/{dispute_id}/decide")
@@ -82,7 +96,8 @@ def decide(
     note: Annotated[str, Form(max_length=REASON_CHARS_MAX)] = "",
 ) -> Response:
     """Uphold or reject, as `POST /v1/admin/disputes/{id}/decide` does (uphold: admins only,
-    403 forbidden otherwise); the open list then, with the decision, or a repeat's 409."""
+    403 forbidden otherwise); then a redirect (303) to the open list reporting the decision,
+    or a repeat's 409."""
     assert seen.staff is not None
     if outcome not in OUTCOMES:
         return _page(seen, "open", status=422, error="bad_outcome")
@@ -93,16 +108,13 @@ def decide(
     by = seen.staff.caller.id
     chosen: disputes.Outcome = "uphold" if outcome == "uphold" else "reject"
 
-    def work(unit: Unit) -> dict[str, Any]:
-        found = disputes.decide(
-            unit, dispute_id=dispute_id, outcome=chosen, note=note.strip(), by=by
-        )
-        return disputes.describe(unit.session, found, staff=True)
+    def work(unit: Unit) -> None:
+        disputes.decide(unit, dispute_id=dispute_id, outcome=chosen, note=note.strip(), by=by)
 
     try:
-        done = seen.ctx.run(work)
+        seen.ctx.run(work)
     except Problem as refused:
         if refused.code is not ProblemCode.CONFLICT:
             raise
         return _page(seen, "open", status=409, error="conflict")
-    return _page(seen, "open", done=done)
+    return seen.redirect(f"{PREFIX}/disputes?decided={dispute_id}")

@@ -19,7 +19,7 @@ from duopass.server.limits import (
     TIME_MAX,
 )
 from duopass.server.services import events
-from duopass.server.web.console.holders import minor_units
+from duopass.server.web.console.holder_forms import minor_units
 
 __all__ = ["EventForm", "Fields", "TicketTypeForm", "TicketTypeIn", "VenueForm"]
 

@@ -132,10 +132,18 @@ def review(
 @router.get("/reviews")
 def reviews_page(seen: SignedIn, cursor: Cursor = None) -> Response:
     """Reissue requests the policy sent to a person, with their inputs and rule."""
+    return _reviews(seen, cursor=cursor)
+
+
+def _reviews(
+    seen: Visit, *, cursor: str | None = None, status: int = 200, error: str | None = None
+) -> Response:
     found = seen.ctx.run(
         lambda unit: reissue_reviews.listing(unit, limit=PAGE_ITEMS_DEFAULT, cursor=cursor)
     )
-    return seen.page("console/reviews.html", reason_max=REASON_CHARS_MAX, error=None, **found)
+    return seen.page(
+        "console/reviews.html", status=status, reason_max=REASON_CHARS_MAX, error=error, **found
+    )
 
 
 RequestId = Annotated[str, Path(min_length=1, max_length=ID_CHARS_MAX, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -152,9 +160,7 @@ def decide(
     assert seen.staff is not None
     reason = reason.strip()
     if action not in ("approve", "refuse") or not reason or _CONTROL.search(reason):
-        return seen.page(
-            "console/error.html", status=422, error="bad_reason", reason_max=REASON_CHARS_MAX
-        )
+        return _reviews(seen, status=422, error="bad_reason")
     staff_id = seen.staff.caller.id
 
     def work(unit: Unit) -> None:
