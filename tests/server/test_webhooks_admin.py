@@ -171,3 +171,24 @@ def test_the_secret_is_shown_once_sealed_and_never_logged(server):
     for secret in secrets:
         assert base64.b64decode(secret.removeprefix(SECRET_PREFIX)) not in raw
     assert not any(SECRET_PREFIX in record.getMessage() for record in records)
+
+
+@SQLITE_ONLY
+def test_the_routes_are_described_with_examples(server):
+    paths = server.http.get("/openapi.json").json()["paths"]
+    create = paths["/v1/admin/webhooks"]["post"]
+    assert create["responses"]["201"]["content"]["application/json"]["example"]["secret"]
+    schema = server.http.get("/openapi.json").json()["components"]["schemas"]["EndpointIn"]
+    assert schema["examples"][0]["event_types"] == ["ticket.issued", "ticket.checked_in"]
+    assert schema["properties"]["url"]["maxLength"] == 2000
+    assert set(schema["properties"]["event_types"]["items"]["$ref"].split("/")[-1:]) == {
+        "WebhookEvent"
+    }
+    for path in (
+        "/v1/admin/webhooks/{endpoint_id}/rotate",
+        "/v1/admin/webhooks/{endpoint_id}/deliveries",
+        "/v1/admin/webhooks/{endpoint_id}/deliveries/{message_id}/retry",
+    ):
+        operation = next(iter(paths[path].values()))
+        assert operation["responses"]["200"]["content"]["application/json"]["example"], path
+        assert "401" in operation["responses"] and "403" in operation["responses"], path
