@@ -89,5 +89,7 @@ WEBHOOK_SENDS_PER_CLAIM_MAX: Final = 50
 WEBHOOK_LEASE_S: Final = 120
 """How long a worker's claim on an endpoint lasts unless renewed (by each attempt it records):
 a process that died holding one lets it go this long after."""
+WEBHOOK_LOG_KEPT_S: Final = 30 * 86_400
+"""How long a delivered or failed message (and its attempts) stays in the delivery log."""
 WEBHOOK_ERROR_CHARS_MAX: Final = 200
 """The delivery log's error text of one attempt."""

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from duopass.server import maintenance
 from duopass.server.partners.endpoints import SECRET_PREFIX
 from duopass.server.services import staff
 from tests.server.harness import SQLITE_ONLY, Admin
@@ -192,3 +193,24 @@ def test_the_routes_are_described_with_examples(server):
         operation = next(iter(paths[path].values()))
         assert operation["responses"]["200"]["content"]["application/json"]["example"], path
         assert "401" in operation["responses"] and "403" in operation["responses"], path
+
+
+@CLOCKED_SQLITE
+def test_maintenance_forgets_the_log_after_thirty_days_but_not_what_waits(
+    clocked_server, clock, receiver, client
+):
+    server, admin = clocked_server, clocked_server.admin()
+    sent = hook(admin, receiver)["id"]
+    waiting = hook(admin, receiver)["id"]
+    alert(server)
+    assert admin.post(f"/v1/admin/webhooks/{waiting}/disable", {}).status_code == 200
+    assert deliver(server, client) == 1
+    clock.advance(29 * DAY)
+    maintenance.run_once(server.ctx)
+    admin = server.admin()
+    assert len(log(server, admin, sent)) == 1
+    clock.advance(2 * DAY)
+    maintenance.run_once(server.ctx)
+    admin = server.admin()
+    assert log(server, admin, sent) == []
+    assert [item["state"] for item in log(server, admin, waiting)] == ["pending"]

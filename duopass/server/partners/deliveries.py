@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from duopass.server.limits import WEBHOOK_RETRY_FOR_S
+from duopass.server.limits import WEBHOOK_LOG_KEPT_S, WEBHOOK_RETRY_FOR_S
 from duopass.server.partners import endpoints, outbox
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import paging
@@ -23,10 +23,12 @@ from duopass.server.store.db import after_commit
 from duopass.server.store.webhooks import WebhookAttempt, WebhookMessage
 from duopass.server.unit_of_work import Unit
 
-__all__ = ["ATTEMPTS_SHOWN_MAX", "describe", "listing", "retry"]
+__all__ = ["ATTEMPTS_SHOWN_MAX", "PURGE_BATCH", "describe", "listing", "purge", "retry"]
 
 ATTEMPTS_SHOWN_MAX = 40
 """Attempts a message shows, newest first (a day of retries is some 33)."""
+PURGE_BATCH = 1000
+"""Messages one purge forgets at most (maintenance runs it every minute)."""
 
 
 def listing(
@@ -76,6 +78,27 @@ def retry(unit: Unit, endpoint_id: int, message_id: int) -> dict[str, Any]:
     row.give_up_at = max(row.give_up_at, unit.now + WEBHOOK_RETRY_FOR_S)
     after_commit(session, outbox.ring)
     return describe(row, _attempts(session, [row.id]).get(row.id, []))
+
+
+def purge(unit: Unit) -> int:
+    """Forget messages delivered or failed more than `WEBHOOK_LOG_KEPT_S` ago (by their event's
+    time), with their attempts; pending ones stay whatever their age. Returns how many."""
+    session = unit.session
+    old = list(
+        session.scalars(
+            select(WebhookMessage.id)
+            .where(
+                WebhookMessage.state.in_(("delivered", "failed")),
+                WebhookMessage.created_at < unit.now - WEBHOOK_LOG_KEPT_S,
+            )
+            .order_by(WebhookMessage.id)
+            .limit(PURGE_BATCH)
+        )
+    )
+    if old:
+        session.execute(delete(WebhookAttempt).where(WebhookAttempt.message_id.in_(old)))
+        session.execute(delete(WebhookMessage).where(WebhookMessage.id.in_(old)))
+    return len(old)
 
 
 def describe(row: WebhookMessage, attempts: Sequence[WebhookAttempt]) -> dict[str, Any]:
