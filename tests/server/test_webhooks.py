@@ -16,9 +16,16 @@ from duopass.server.partners.outbox import WebhookEvent, emit
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import alerts
 from duopass.server.store.webhooks import WebhookMessage
-from tests.server.harness import Wallet
+from tests.server.harness import SQLITE_ONLY, Wallet
 from tests.server.test_settlement_close import close_by_two
-from tests.server.ticketing import entrance, entry_gate, event_on_sale, redeem, ticket_wallet
+from tests.server.ticketing import (
+    entrance,
+    entry_gate,
+    event_on_sale,
+    redeem,
+    terminal_redeem,
+    ticket_wallet,
+)
 from tests.server.webhooks import (
     alert,
     client_fixture,
@@ -176,3 +183,25 @@ def test_a_rolled_back_change_sends_nothing(clocked_server, receiver, client):
     assert deliver(server, client) == 0 and receiver.tried == 0
     alert(server)  # committed, it goes
     assert deliver(server, client) == 1 and receiver.types() == ["alert.raised"]
+
+
+@SQLITE_ONLY
+def test_offline_entries_in_a_journal_are_checked_in_too(server, receiver, client):
+    admin = server.admin()
+    hook(admin, receiver, ["ticket.checked_in"])
+    sale = event_on_sale(admin, doors=int(time.time()) - 60, entries=3)
+    fan = ticket_wallet(server.http, admin, "fan", balance=10_000)
+    sub = fan.buy(sale).json()["tickets"][0]
+    fan.sync()
+    gate = entry_gate(server.http, admin, "gate-2", event=sale.event, venue="hall-a")
+    entries = [
+        gate.entry(fan.code(sub), seq=n, mode="entry", amount=None, venue="hall-a") for n in (1, 2)
+    ]
+    assert gate.journal(entries).json()["rejected"] == []
+    assert terminal_redeem(gate, fan.code(sub), [entrance(admin, sale.event)]).status_code == 201
+    assert deliver(server, client) == 3
+    data = [got.body["data"] for got in receiver.got]
+    assert [(d["ticket"], d["event"], d["terminal"]) for d in data] == [
+        (sub, sale.event, "gate-2")
+    ] * 3
+    assert receiver.types() == ["ticket.checked_in"] * 3
