@@ -34,6 +34,7 @@ from duopass.server.api.routes import (
     terminal,
     tickets,
     wallet,
+    webhooks,
 )
 from duopass.server.api.routes import testing as testing_routes
 from duopass.server.clock import Clock, MovableClock, MovableClockRefused
@@ -41,6 +42,7 @@ from duopass.server.context import AppContext
 from duopass.server.keyring import Keyring
 from duopass.server.limits import BODY_BYTES_MAX, JOURNAL_BODY_BYTES_MAX
 from duopass.server.maintenance import Maintenance
+from duopass.server.partners.delivery import Delivery
 from duopass.server.services import policy_store, signing_keys
 from duopass.server.settings import Settings, TestOnlySettingRefused
 from duopass.server.store.db import Database
@@ -54,19 +56,24 @@ DOCS_ASSETS_PATH = "/static/docs"
 
 
 def _lifespan(
-    ctx: AppContext, maintenance: Maintenance | None
+    ctx: AppContext, worker: Worker
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """Maintenance (in the first worker only) and the group-commit writer, for the app's life."""
+    """Maintenance (in the first worker only), webhook delivery (in every worker: they share
+    the work, `partners.delivery`) and the group-commit writer, for the app's life."""
+    maintenance = Maintenance(ctx) if worker.index == 0 else None
+    delivery = Delivery(ctx) if ctx.settings.webhook_delivery else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if maintenance is not None:
-            maintenance.start()
+        for started in (maintenance, delivery):
+            if started is not None:
+                started.start()
         try:
             yield
         finally:
-            if maintenance is not None:
-                maintenance.stop()
+            for stopped in (maintenance, delivery):
+                if stopped is not None:
+                    stopped.stop()
             ctx.group.stop()
 
     return lifespan
@@ -112,7 +119,7 @@ def create_app(
         # Swagger UI would otherwise fetch a badge from validator.swagger.io: nothing leaves
         # the campus LAN, and the spec's URL is nobody else's business
         swagger_ui_parameters={"validatorUrl": None},
-        lifespan=_lifespan(ctx, Maintenance(ctx) if worker.index == 0 else None),
+        lifespan=_lifespan(ctx, worker),
         title="duopass issuer server",
         version=__version__,
         description="Online verification, credentials, trust bundles and the ledger (PROTOCOL.md).",
@@ -123,7 +130,7 @@ def create_app(
     # overlap): the routes terminals and load balancers call most come first
     routers = [terminal, checkin, system, session, wallet, admin, holders, fleet, review]
     routers += [settlement, ledger, events, tickets, reissue, policy, purse, risk, disputes]
-    routers += [home]
+    routers += [webhooks, home]
     if isinstance(clock, MovableClock):
         routers.append(testing_routes)
     for module in routers:

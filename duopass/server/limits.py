@@ -68,3 +68,28 @@ RISK_WINDOW_S_MAX: Final = 7 * 86_400
 """Longest window it ranks keys over (decision records are kept longer: list them by key)."""
 RISK_KEY_CHARS_MAX: Final = 136
 """A risk key as the card office filters on it (`kind:value`: `store.risk.KEY_COLUMN_CHARS`)."""
+WEBHOOK_URL_CHARS_MAX: Final = 2000
+"""Longest webhook endpoint URL (what browsers and proxies reliably carry)."""
+WEBHOOK_ENDPOINTS_MAX: Final = 50
+"""Most webhook endpoints enabled at once: every event reads them all in its transaction."""
+WEBHOOK_DESCRIPTION_CHARS_MAX: Final = 200
+WEBHOOK_OVERLAP_S_MAX: Final = 7 * 86_400
+"""Longest time an endpoint's previous secret still signs after a rotation."""
+WEBHOOK_OVERLAP_S_DEFAULT: Final = 86_400
+WEBHOOK_RETRY_FOR_S: Final = 86_400
+"""A message is retried until a day after its event (or its manual retry), then failed."""
+WEBHOOK_BACKOFF_FIRST_S: Final = 5
+"""The wait after a message's first failed attempt; each further failure doubles it..."""
+WEBHOOK_BACKOFF_MAX_S: Final = 3600
+"""...up to an hour."""
+WEBHOOK_TIMEOUT_S: Final = 10.0
+"""Each step of one delivery (connect, send, the answer's head)."""
+WEBHOOK_SENDS_PER_CLAIM_MAX: Final = 50
+"""Messages one worker sends to one endpoint before it lets the endpoint go."""
+WEBHOOK_LEASE_S: Final = 120
+"""How long a worker's claim on an endpoint lasts unless renewed (by each attempt it records):
+a process that died holding one lets it go this long after."""
+WEBHOOK_LOG_KEPT_S: Final = 30 * 86_400
+"""How long a delivered or failed message (and its attempts) stays in the delivery log."""
+WEBHOOK_ERROR_CHARS_MAX: Final = 200
+"""The delivery log's error text of one attempt."""

@@ -1,7 +1,7 @@
 """Work the server does by itself on a schedule: rotate daily signing keys (publishing them
 ahead), release what time settles (the sweep), watch the terminal fleet (`fleet_watch`), sign a
-checkpoint when the ledger has grown, and forget what sessions, throttles, the risk features and
-the risk engine's decision records no longer need.
+checkpoint when the ledger has grown, and forget what sessions, throttles, the risk features,
+the risk engine's decision records and the webhooks' delivery log no longer need.
 One thread, stopped with the app."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import logging
 import threading
 
 from duopass.server.context import AppContext
+from duopass.server.partners import deliveries
 from duopass.server.services import (
     fleet_watch,
     risk_engine,
@@ -40,6 +41,7 @@ def run_once(ctx: AppContext) -> None:
     ctx.run(lambda u: throttle.purge(u.session, u.now))
     ctx.run(lambda u: risk_features.store_for(u).expire(now=u.now))
     ctx.run(risk_engine.expire)
+    ctx.run(deliveries.purge)
 
 
 class Maintenance:

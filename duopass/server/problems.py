@@ -76,6 +76,10 @@ class ProblemCode(StrEnum):
     NOT_CLOSED = "not_closed"
     REPORT_CHANGED = "report_changed"
     PREPARE_AND_APPROVE = "prepare_and_approve"
+    URL_NOT_HTTP = "url_not_http"
+    URL_TOO_LONG = "url_too_long"
+    URL_MALFORMED = "url_malformed"
+    TOO_MANY_WEBHOOKS = "too_many_webhooks"
 
 
 STATUS = {
@@ -131,6 +135,10 @@ STATUS = {
     ProblemCode.NOT_CLOSED: 409,
     ProblemCode.REPORT_CHANGED: 409,
     ProblemCode.PREPARE_AND_APPROVE: 409,
+    ProblemCode.URL_NOT_HTTP: 422,
+    ProblemCode.URL_TOO_LONG: 422,
+    ProblemCode.URL_MALFORMED: 422,
+    ProblemCode.TOO_MANY_WEBHOOKS: 409,
 }
 _FROM_STATUS = {
     401: ProblemCode.UNAUTHENTICATED,

@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     is the client's that `X-Forwarded-For` names (api.forwarded). None by default: every
     request is its TCP peer's, whatever its headers say."""
 
+    webhook_delivery: bool = True
+    """Whether this process sends webhooks (`partners.delivery`); off, what events queue waits
+    for a process that does (tests drive `deliver_once` themselves)."""
+
     risk_engine: bool = True
     """Whether the risk engine counts and judges (features recorded, guards acting, decision
     records written); off only to measure what it costs (`bench/risk.py`: `DUOPASS_RISK_ENGINE=0`):

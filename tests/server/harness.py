@@ -75,6 +75,7 @@ def running_server(
     """Start the server in this process (uvicorn in a thread) on a free 127.0.0.1 port; a second
     one on the same database and data directory is another server process of the same issuer."""
     settings.setdefault("test_cheap_password_hashing", True)  # argon2 at full cost: 0.3 s a hash
+    settings.setdefault("webhook_delivery", False)  # nothing leaves unless a test asks for it
     config = Settings(db_url=db_url, data_dir=data_dir, **settings)
     keyring = Keyring.create(data_dir, origin="demo-univ/ledger")
     app = create_app(config, keyring=keyring, clock=clock, testing=True)

@@ -1,13 +1,15 @@
-"""Partners (a room, empty until the partners issue builds it): ticketing platforms and outside
-verifiers that integrate over standard APIs.
+"""Partners: ticketing platforms and outside verifiers that integrate over standard APIs.
 
-What will live here: OAuth 2.0 client-credentials clients (created by staff, with scopes,
-secrets stored hashed, rotation and revocation) and their tokens, the scope checks of partner
-routes, and webhooks: lifecycle events written to a transactional outbox in the same unit of
-work as the event, signed by the Standard Webhooks scheme and delivered with retries.
+Webhooks live here: lifecycle events written to a transactional outbox in the same unit of
+work as the event (`outbox`), the endpoints admins manage and their sealed signing secrets
+(`endpoints`), the delivery worker that sends them signed by the Standard Webhooks scheme, in
+order per endpoint, with retries (`delivery`), and the delivery log (`deliveries`). OAuth 2.0
+client-credentials clients (created by staff, with scopes, secrets stored hashed, rotation and
+revocation) and the scope checks of partner routes will join them.
 
 May import: the server's services, unit of work and settings, `duopass.protocol`,
-`duopass.ledger` and the server's `domain`.
+`duopass.ledger` and the server's `domain`. Modules are imported by name
+(`from duopass.server.partners import outbox`).
 """
 
 __all__: list[str] = []

@@ -22,6 +22,7 @@ from duopass.ledger.events import EventType
 from duopass.protocol.encoding import b64u_encode
 from duopass.risk import SUSPENDING, AlertKind
 from duopass.server.logbook import Event, note
+from duopass.server.partners.outbox import WebhookEvent, emit
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import devices, paging, people, tlog
 from duopass.server.store.tables import Alert, Credential, Holder
@@ -81,6 +82,12 @@ def raise_alert(
     if pending:
         body["pending"] = pending
     tlog.append(unit, EventType.ALERT, body)
+    data: dict[str, Any] = {"alert": alert.id, "kind": kind.value, "at": alert.created_at}
+    emit(
+        unit,
+        WebhookEvent.ALERT_RAISED,
+        data | ({} if terminal_id is None else {"terminal": terminal_id}),
+    )
     note(
         session,
         Event.ALERT_RAISED,

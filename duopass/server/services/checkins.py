@@ -16,6 +16,7 @@ from sqlalchemy import select
 from duopass.ledger.events import EventType
 from duopass.protocol.claims import Claims
 from duopass.protocol.reasons import Reason
+from duopass.server.partners.outbox import WebhookEvent, emit
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import events, tlog
 from duopass.server.store.tables import Terminal
@@ -289,6 +290,15 @@ def leaf_body(checkin: Recorded, ticket: _Subject) -> dict[str, Any]:
     return body
 
 
+def webhook_data(checkin: Recorded, ticket: _Subject, event_id: str) -> dict[str, Any]:
+    """The `ticket.checked_in` webhook's data: the ledger event's, without the code's ids."""
+    data: dict[str, Any] = {"ticket": ticket.sub, "event": event_id, "list": checkin.list_id}
+    data.update(type=checkin.type, at=checkin.at, forced=checkin.forced)
+    if checkin.terminal_id is not None:
+        data["terminal"] = checkin.terminal_id
+    return data
+
+
 def ticket_of(session: Any, sub: str) -> Ticket | None:
     found = session.scalars(select(Ticket).where(Ticket.sub == sub)).first()
     return found if isinstance(found, Ticket) else None
@@ -319,6 +329,7 @@ def gate_entry(unit: Unit, *, terminal_id: str, event_id: str, claims: Claims, s
         made=made,
     )
     tlog.append(unit, EventType.CHECKIN, leaf_body(checkin, ticket))
+    emit(unit, WebhookEvent.TICKET_CHECKED_IN, webhook_data(checkin, ticket, event_id))
     return Reason.OK
 
 

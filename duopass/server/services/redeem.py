@@ -21,6 +21,7 @@ from duopass.protocol.claims import Claims
 from duopass.protocol.code import Code, FormatError, decode_code
 from duopass.protocol.reasons import Reason
 from duopass.protocol.verify import Mode, TerminalConfig, verify_code
+from duopass.server.partners.outbox import WebhookEvent, emit
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import checkin_reads, checkins, tlog
 from duopass.server.services.checkin_reads import Read, TicketRow
@@ -166,6 +167,7 @@ def redeem(unit: Unit, request: RedeemRequest, by: Redeemer) -> dict[str, Any]:
     if code.dynamic is not None:
         _consume(unit, code, found, checkin)
     tlog.append(unit, EventType.CHECKIN, checkins.leaf_body(checkin, ticket))
+    emit(unit, WebhookEvent.TICKET_CHECKED_IN, checkins.webhook_data(checkin, ticket, row.event_id))
     return answer
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from duopass.protocol.claims import Kind
+from duopass.server.partners.outbox import WebhookEvent, emit
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import decisions, policy_store, risk_engine, step_up, tickets
 from duopass.server.services.reissue_inputs import Asked, build
@@ -207,6 +208,8 @@ def confirm(unit: Unit, holder: Holder, row: ReissueRequest) -> Confirmed:
         ticket.holder_id = row.to_holder_id
     row.state, row.finished_at = "done", unit.now
     minted = _mint_now(unit, ticket, device, row)
+    data = {"ticket": ticket.sub, "event": ticket.event_id, "gen": ticket.gen}
+    emit(unit, WebhookEvent.TICKET_REISSUED, data | {"action": row.action})
     return Confirmed(ticket, minted, None if minted is not None else "too_early")
 
 

@@ -19,6 +19,7 @@ from typing import Final, Literal
 from sqlalchemy.orm import Session
 
 from duopass.ledger.events import EventType
+from duopass.server.partners.outbox import WebhookEvent, emit
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import accounts, settlement, tlog
 from duopass.server.store.tables import Settlement, SettlementPreparation
@@ -112,6 +113,8 @@ def approve(unit: Unit, *, day: str, by: int) -> DayState:
         Settlement(day=day, closed_at=unit.now, closed_by=by, report_sha256=sha, ledger_index=index)
     )
     unit.session.flush()
+    data = {"day": day, "report_sha256": sha.hex(), "ledger_index": index}
+    emit(unit, WebhookEvent.DAY_SETTLED, data)
     return state(unit.session, day)
 
 

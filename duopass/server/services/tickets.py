@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from duopass.ledger.events import EventType
 from duopass.protocol.claims import Kind
 from duopass.protocol.code import mint_credential
+from duopass.server.partners.outbox import WebhookEvent, emit
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import accounts, events, signing_keys, tlog, trust_changes
 from duopass.server.store.decisions import ReissueRequest
@@ -61,6 +62,9 @@ def create(unit: Unit, order: Order, kind: TicketType, quantity: int) -> list[Ti
     ]
     unit.session.add_all(rows)
     unit.session.flush()
+    for ticket in rows:
+        data = {"ticket": ticket.sub, "event": kind.event_id, "ticket_type": kind.id}
+        emit(unit, WebhookEvent.TICKET_ISSUED, data | {"order": order.code})
     return rows
 
 
@@ -118,6 +122,8 @@ def cancel_all(unit: Unit, order: Order) -> int:
     for ticket in rows:
         ticket.state = "cancelled"
         revoke_credentials(unit, ticket, reason="order cancelled")
+        data = {"ticket": ticket.sub, "event": ticket.event_id, "reason": "order_cancelled"}
+        emit(unit, WebhookEvent.TICKET_REVOKED, data)
     return len(rows)
 
 

@@ -9,6 +9,7 @@ from duopass.server.store import purse as _purse  # noqa: F401
 from duopass.server.store import risk as _risk  # noqa: F401
 from duopass.server.store import risk_keys as _risk_keys  # noqa: F401
 from duopass.server.store import tickets as _tickets  # noqa: F401
+from duopass.server.store import webhooks as _webhooks  # noqa: F401
 from duopass.server.store.db import Database
 from duopass.server.store.tables import Base
 

@@ -16,6 +16,7 @@ from duopass.protocol.reasons import Unsettled
 from duopass.risk import AlertKind, batch_evidence
 from duopass.server.domain import Outcome
 from duopass.server.logbook import Event, note
+from duopass.server.partners.outbox import emit
 from duopass.server.services import accounts, alerts, tlog
 from duopass.server.services.journals import anomalies, risk_point
 from duopass.server.services.journals.collector import paused
@@ -184,6 +185,8 @@ def _write(st: Settling, batch: Batch) -> None:
     leaves = [event(kind, now, issuer, body) for kind, body in st.leaves]
     if leaves:
         tlog.append_many(session, leaves)
+    for kind, data in st.webhooks:
+        emit(st.unit, kind, data)
 
 
 def _store(unit: Unit, terminal: Terminal, batch: Batch, data: bytes) -> int:

@@ -13,6 +13,7 @@ from duopass.ledger.events import EventType
 from duopass.protocol.claims import Claims
 from duopass.protocol.journal import Entry
 from duopass.risk import AlertKind
+from duopass.server.partners.outbox import WebhookEvent
 from duopass.server.services import checkins
 from duopass.server.services.journals.lookups import CredentialRef, HolderRef
 from duopass.server.services.journals.settling import Settling
@@ -76,6 +77,8 @@ def journal_entry(
         made=checkins.Made("journal", terminal_id=st.terminal.id, seq=entry.seq),
     )
     st.leaf(EventType.CHECKIN, checkins.leaf_body(checkin, ticket))
+    data = checkins.webhook_data(checkin, ticket, row.event_id)
+    st.webhooks.append((WebhookEvent.TICKET_CHECKED_IN, data))
     if refusal is Refusal.ALREADY_USED:
         evidence = {
             "ticket": ticket.sub,

@@ -14,6 +14,7 @@ from duopass.protocol.trust import Policy
 from duopass.risk import AlertKind
 from duopass.server import domain
 from duopass.server.domain import Outcome
+from duopass.server.partners.outbox import WebhookEvent
 from duopass.server.services import accounts, alerts
 from duopass.server.services.journals.lookups import HolderRef, Refs, Seen
 from duopass.server.services.journals.recheck import Recheck
@@ -54,6 +55,9 @@ class Settling:
     entries: list[dict[str, Any]] = field(default_factory=list)
     leaves: list[tuple[EventType, dict[str, Any]]] = field(default_factory=list)
     """(event type, body): a body's "transaction" is a movement number until written."""
+    webhooks: list[tuple[WebhookEvent, dict[str, Any]]] = field(default_factory=list)
+    """Webhook events, queued once the leaves are written (under the ledger's lock, which the
+    batch takes only then)."""
     risk_seen: RiskSeen = field(default_factory=RiskSeen)
     terminal_id: str = field(init=False)
     currency: str | None = field(init=False)

@@ -1,0 +1,175 @@
+"""Webhook endpoints as the card office's admins manage them: created with a URL and the event
+types it takes (its signing secret shown once), listed, disabled and enabled, and their secret
+rotated with an overlap during which both the old and the new secret sign every message.
+
+The secret is kept so that the server can sign with it (HMAC-SHA256 needs the key itself, so a
+hash of it would be of no use), sealed with the server's `wrap.key` (`Keyring.seal`), which
+lives in the data directory and never in the database: a copy of the database alone gives no
+secret away. It is never logged; it leaves the server only in the answer that created it.
+
+Refusals: a URL not http(s) 422 `url_not_http`, longer than `WEBHOOK_URL_CHARS_MAX` 422
+`url_too_long`, otherwise unusable (no host, a user or password, a fragment, spaces, non-ASCII,
+a bad port) 422 `url_malformed`; more than `WEBHOOK_ENDPOINTS_MAX` enabled 409
+`too_many_webhooks`; an unknown endpoint 404 `not_found`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from duopass.server.keyring import Keyring
+from duopass.server.limits import WEBHOOK_ENDPOINTS_MAX, WEBHOOK_URL_CHARS_MAX
+from duopass.server.partners.outbox import WebhookEvent
+from duopass.server.problems import Problem, ProblemCode
+from duopass.server.store.webhooks import WebhookEndpoint
+from duopass.server.unit_of_work import Unit
+
+__all__ = [
+    "SECRET_PREFIX",
+    "check_url",
+    "create",
+    "describe",
+    "listing",
+    "one",
+    "rotate",
+    "secrets",
+    "set_state",
+]
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 (the prefix of every secret, not one)
+SECRET_BYTES = 32
+"""Standard Webhooks asks for 24 to 64 bytes."""
+
+
+def check_url(url: str) -> str:
+    """The URL a receiver gave, if deliveries can go to it; else a refusal naming why."""
+    if len(url) > WEBHOOK_URL_CHARS_MAX:
+        raise Problem(ProblemCode.URL_TOO_LONG, f"at most {WEBHOOK_URL_CHARS_MAX} characters")
+    if not url.isascii() or not url.isprintable() or any(char.isspace() for char in url):
+        raise Problem(
+            ProblemCode.URL_MALFORMED, "printable ASCII without spaces (a domain in punycode)"
+        )
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise Problem(ProblemCode.URL_MALFORMED, "not a URL (its host or port)") from exc
+    if parts.scheme.lower() not in ("http", "https"):
+        raise Problem(ProblemCode.URL_NOT_HTTP, "an http:// or https:// URL")
+    if not parts.hostname:
+        raise Problem(ProblemCode.URL_MALFORMED, "the URL names no host")
+    if parts.username is not None or parts.password is not None:
+        raise Problem(ProblemCode.URL_MALFORMED, "no user or password in the URL")
+    if "#" in url:
+        raise Problem(ProblemCode.URL_MALFORMED, "no fragment (#...) in the URL")
+    if port == 0:
+        raise Problem(ProblemCode.URL_MALFORMED, "port 0")
+    return url
+
+
+def _new_secret() -> tuple[str, bytes]:
+    raw = os.urandom(SECRET_BYTES)
+    return SECRET_PREFIX + base64.b64encode(raw).decode(), raw
+
+
+def create(
+    unit: Unit, *, url: str, event_types: Iterable[WebhookEvent], description: str, by: int
+) -> tuple[WebhookEndpoint, str]:
+    """A new enabled endpoint and its secret (`whsec_...`), which is not shown again."""
+    check_url(url)
+    session = unit.session
+    enabled = session.scalar(
+        select(func.count()).select_from(WebhookEndpoint).where(WebhookEndpoint.state == "enabled")
+    )
+    if (enabled or 0) >= WEBHOOK_ENDPOINTS_MAX:
+        raise Problem(
+            ProblemCode.TOO_MANY_WEBHOOKS,
+            f"at most {WEBHOOK_ENDPOINTS_MAX} endpoints enabled: disable one first",
+        )
+    shown, raw = _new_secret()
+    row = WebhookEndpoint(
+        url=url,
+        description=description,
+        event_types=json.dumps(sorted({kind.value for kind in event_types})),
+        secret_sealed=unit.keyring.seal(raw),
+        state="enabled",
+        created_at=unit.now,
+        created_by=by,
+    )
+    session.add(row)
+    session.flush()
+    return row, shown
+
+
+def one(session: Session, endpoint_id: int, *, lock: bool = False) -> WebhookEndpoint:
+    query = select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
+    row = session.scalars(query.with_for_update() if lock else query).one_or_none()
+    if row is None:
+        raise Problem(ProblemCode.NOT_FOUND, "no such webhook endpoint")
+    return row
+
+
+def listing(session: Session) -> list[WebhookEndpoint]:
+    """Every endpoint, oldest first (at most `WEBHOOK_ENDPOINTS_MAX` enabled, and few others)."""
+    return list(session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id)))
+
+
+def set_state(unit: Unit, endpoint_id: int, state: str) -> WebhookEndpoint:
+    """Disable an endpoint (nothing more is queued for it, and what is queued waits) or enable
+    it again (what waited is sent, in order; what is past its day fails at its next attempt)."""
+    row = one(unit.session, endpoint_id, lock=True)
+    if state == "enabled" and row.state != "enabled":
+        enabled = unit.session.scalar(
+            select(func.count())
+            .select_from(WebhookEndpoint)
+            .where(WebhookEndpoint.state == "enabled")
+        )
+        if (enabled or 0) >= WEBHOOK_ENDPOINTS_MAX:
+            raise Problem(ProblemCode.TOO_MANY_WEBHOOKS, "too many endpoints enabled")
+    row.state = state
+    return row
+
+
+def rotate(unit: Unit, endpoint_id: int, *, overlap_s: int) -> tuple[WebhookEndpoint, str]:
+    """A new secret; the one it replaces still signs for `overlap_s` (0: not at all), so a
+    receiver can move to the new one while messages verify with either. A secret older than
+    the one replaced stops signing now."""
+    row = one(unit.session, endpoint_id, lock=True)
+    shown, raw = _new_secret()
+    if overlap_s > 0:
+        row.previous_sealed, row.previous_until = row.secret_sealed, unit.now + overlap_s
+    else:
+        row.previous_sealed, row.previous_until = None, None
+    row.secret_sealed = unit.keyring.seal(raw)
+    return row, shown
+
+
+def secrets(keyring: Keyring, row: WebhookEndpoint, now: int) -> Sequence[bytes]:
+    """The secrets that sign a message sent at `now`: the current one, and the previous one
+    during its overlap."""
+    found = [keyring.unseal(row.secret_sealed)]
+    previous, until = row.previous_sealed, row.previous_until
+    if previous is not None and until is not None and now < until:
+        found.append(keyring.unseal(previous))
+    return found
+
+
+def describe(row: WebhookEndpoint, now: int) -> dict[str, Any]:
+    overlap = row.previous_until if row.previous_until and now < row.previous_until else None
+    return {
+        "id": row.id,
+        "url": row.url,
+        "description": row.description,
+        "event_types": json.loads(row.event_types),
+        "state": row.state,
+        "created_at": row.created_at,
+        "previous_secret_until": overlap,
+    }
