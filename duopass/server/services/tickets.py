@@ -118,7 +118,9 @@ def revoke_credentials(unit: Unit, ticket: Ticket, *, reason: str) -> list[Crede
 
 def cancel_all(unit: Unit, order: Order) -> int:
     """Cancel the order's tickets: revoked, and never minted again. Returns how many."""
-    rows = unit.session.scalars(select(Ticket).where(Ticket.order_id == order.id)).all()
+    rows = unit.session.scalars(
+        select(Ticket).where(Ticket.order_id == order.id).order_by(Ticket.id)
+    ).all()
     for ticket in rows:
         ticket.state = "cancelled"
         revoke_credentials(unit, ticket, reason="order cancelled")
