@@ -23,6 +23,7 @@ from duopass.server.api.routes import (
     fleet,
     holders,
     ledger,
+    passkeys,
     policy,
     purse,
     reissue,
@@ -123,7 +124,7 @@ def create_app(
     # overlap): the routes terminals and load balancers call most come first
     routers = [terminal, checkin, system, session, wallet, admin, holders, fleet, review]
     routers += [settlement, ledger, events, tickets, reissue, policy, purse, risk, disputes]
-    routers += [home]
+    routers += [passkeys, home]
     if isinstance(clock, MovableClock):
         routers.append(testing_routes)
     for module in routers:

@@ -76,6 +76,13 @@ class ProblemCode(StrEnum):
     NOT_CLOSED = "not_closed"
     REPORT_CHANGED = "report_changed"
     PREPARE_AND_APPROVE = "prepare_and_approve"
+    PASSKEY_HOST = "passkey_host"
+    PASSKEY_CHALLENGE = "passkey_challenge"
+    PASSKEY_REFUSED = "passkey_refused"
+    PASSKEY_UNKNOWN = "passkey_unknown"
+    PASSKEY_CLONED = "passkey_cloned"
+    PASSKEY_EXISTS = "passkey_exists"
+    PASSKEY_LIMIT = "passkey_limit"
 
 
 STATUS = {
@@ -131,6 +138,13 @@ STATUS = {
     ProblemCode.NOT_CLOSED: 409,
     ProblemCode.REPORT_CHANGED: 409,
     ProblemCode.PREPARE_AND_APPROVE: 409,
+    ProblemCode.PASSKEY_HOST: 409,
+    ProblemCode.PASSKEY_CHALLENGE: 409,
+    ProblemCode.PASSKEY_REFUSED: 403,
+    ProblemCode.PASSKEY_UNKNOWN: 401,
+    ProblemCode.PASSKEY_CLONED: 403,
+    ProblemCode.PASSKEY_EXISTS: 409,
+    ProblemCode.PASSKEY_LIMIT: 409,
 }
 _FROM_STATUS = {
     401: ProblemCode.UNAUTHENTICATED,
