@@ -73,7 +73,8 @@ def test_a_passkey_registers_and_signs_in_without_a_password(local):
     auth = {"Authorization": f"Bearer {signed_in.json()['token']}"}
     mine = http.get("/v1/me/sessions", headers=auth).json()
     assert [(s["method"], s["current"]) for s in mine if s["current"]] == [("passkey", True)]
-    listed = http.get("/v1/me/passkeys", headers=auth).json()
+    assert signed_in.json()["login"] == "ada"
+    listed = http.get("/v1/me/passkeys", headers=auth).json()["passkeys"]
     assert [(p["id"], p["last_used_at"] is not None) for p in listed] == [(made.json()["id"], True)]
     # the same passkey again is refused (the authenticator would not make it twice either)
     again = http.post("/v1/me/passkeys/options", headers=ada.auth).json()
@@ -143,7 +144,7 @@ def test_a_deleted_passkey_signs_in_no_more(local):
         "not_found",
     )
     assert http.delete(f"/v1/me/passkeys/{made['id']}", headers=ada.auth).status_code == 204
-    assert http.get("/v1/me/passkeys", headers=ada.auth).json() == []
+    assert http.get("/v1/me/passkeys", headers=ada.auth).json() == {"passkeys": []}
     assert _code(_sign_in(http, device)) == (401, "passkey_unknown")
 
 

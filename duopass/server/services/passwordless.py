@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
@@ -92,9 +93,10 @@ def passkey_sign_in(
         def proved() -> Problem | None:
             return passkeys.asserted(unit, rp, row, credential, taken)
 
-        return without_password(
+        issued = without_password(
             unit, holder.login, holder, None, proved, client=client, installation=installation
         )
+        return issued if isinstance(issued, Problem) else replace(issued, login=holder.login)
 
     return ctx.run_refusable(attempt)
 

@@ -63,6 +63,8 @@ class Caller:
 class Issued:
     token: str
     expires_at: int
+    login: str = ""
+    """Whom it signed in, where the sign-in named nobody (a passkey's)."""
 
 
 def digest(token: str) -> bytes:

@@ -34,8 +34,10 @@ SCRIPTS: Final = (
     "clock.js",
     "dp1.js",
     "history.js",
+    "passkeys.js",
     "session.js",
     "store.js",
+    "webauthn.js",
 )
 """The page's ES modules (`static/wallet/`), served together under one version in the path
 (`/wallet/js/<version>/`): they import each other by relative URLs, which carry no `?v=`, so

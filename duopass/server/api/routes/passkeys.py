@@ -93,6 +93,14 @@ class PasskeyOut(BaseModel):
     transports: list[str]
 
 
+class PasskeysOut(BaseModel):
+    passkeys: list[PasskeyOut]
+
+
+class PasskeyTokenOut(TokenOut):
+    login: str = Field(description="whom the passkey signed in")
+
+
 PasskeyId = Annotated[int, Path(ge=1, le=ROW_ID_MAX), Digits]
 
 
@@ -137,10 +145,10 @@ def register(
     return result
 
 
-@router.get("/v1/me/passkeys", response_model=list[PasskeyOut])
-def my_passkeys(caller: HolderCaller, ctx: Ctx) -> list[dict[str, Any]]:
+@router.get("/v1/me/passkeys", response_model=PasskeysOut)
+def my_passkeys(caller: HolderCaller, ctx: Ctx) -> dict[str, Any]:
     """The holder's passkeys, oldest first."""
-    return ctx.run(lambda unit: passkeys.listing(unit, caller.id))
+    return {"passkeys": ctx.run(lambda unit: passkeys.listing(unit, caller.id))}
 
 
 @router.delete("/v1/me/passkeys/{passkey_id}", status_code=204, responses=problems(404))
@@ -156,18 +164,21 @@ def sign_in_options(request: Request, ctx: Ctx) -> dict[str, Any]:
     return ctx.run(lambda unit: passkeys.begin_sign_in(unit, rp))
 
 
-@router.post("/v1/session/passkey", response_model=TokenOut, responses=problems(401, 403, 409, 429))
+@router.post(
+    "/v1/session/passkey", response_model=PasskeyTokenOut, responses=problems(401, 403, 409, 429)
+)
 def passkey_sign_in(
     body: AssertionIn,
     request: Request,
     ctx: Ctx,
     client: Client,
     installation: Installation = None,
-) -> TokenOut:
-    """A holder signs in with a passkey: a session as a password sign-in gives, judged by the
-    risk policy as a device's sign-in is; the challenge is used whatever the verdict."""
+) -> PasskeyTokenOut:
+    """A holder signs in with a passkey: a session as a password sign-in gives (and the login
+    it is for), judged by the risk policy as a device's sign-in is; the challenge is used
+    whatever the verdict."""
     rp = relying_party(request, ctx.settings)
     issued = passwordless.passkey_sign_in(
         ctx, rp, wire(body), client=client, installation=installation
     )
-    return TokenOut(token=issued.token, expires_at=issued.expires_at)
+    return PasskeyTokenOut(token=issued.token, expires_at=issued.expires_at, login=issued.login)

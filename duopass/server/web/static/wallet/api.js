@@ -56,6 +56,7 @@ export async function call(method, path, body, token = null) {
     throw new WalletError("offline", `cannot reach the server (${error.name}): ${error.message}`);
   }
   if (text.length > ANSWER_CHARS_MAX) throw new WalletError("bad_answer", "the server's answer is too large");
+  if (response.status === 204) return {}; // done, nothing to say
   let doc = null;
   try {
     doc = JSON.parse(text);

@@ -6,6 +6,7 @@ import * as api from "./api.js";
 import * as clock from "./clock.js";
 import * as dp1 from "./dp1.js";
 import * as history from "./history.js";
+import * as passkeys from "./passkeys.js";
 import * as session from "./session.js";
 import * as store from "./store.js";
 
@@ -14,11 +15,11 @@ const QR_QUIET_CELLS = 4;
 const DEFAULT_FRESHNESS_S = 60;
 const $ = (id) => document.getElementById(id);
 let shown = null; // {ctr, hideAt, timer}
-const REFUSALS = ["dispute_too_late", "already_disputed", "not_disputable", "not_found"];
+const REFUSALS = ["dispute_too_late", "already_disputed", "not_disputable", "not_found", ...passkeys.CODES];
 const lang = () => document.documentElement.lang;
 
 function text(name, values = {}) {
-  const item = document.querySelector(`#texts [data-text="${name}"]`);
+  const item = document.querySelector(`#texts [data-text="${name}"], #passkey-texts [data-text="${name}"]`);
   const template = item ? item.textContent : name;
   return template.replace(/\{(\w+)\}/g, (_, key) => String(values[key] ?? ""));
 }
@@ -278,6 +279,7 @@ async function start() {
   $("sync").addEventListener("click", busy($("sync"), sync));
   $("show").addEventListener("click", busy($("show"), show));
   $("hide").addEventListener("click", () => hide());
+  passkeys.wire({ say, text, busy, render });
   await render();
   await showHistory();
 }

@@ -39,11 +39,16 @@ export async function deviceKey() {
   return made;
 }
 
-/** Sign in with the password; enrol the device key first time (as `duopass wallet enrol`). */
+/** Sign in with the password (`adopt` keeps the session). */
 export async function signIn(login, password, otp) {
   const body = { login, password };
   if (otp) body.otp = otp;
-  const session = api.token(await api.call("POST", "/v1/session", body));
+  await adopt(login, api.token(await api.call("POST", "/v1/session", body)));
+}
+
+/** Keep a new session of `login`'s (a password's or a passkey's); enrol the device key the
+ * first time (as `duopass wallet enrol`). */
+export async function adopt(login, session) {
   const { account } = await store.read("account");
   if (account !== undefined && account.login === login) {
     await store.write({ account: { ...account, ...session } });
@@ -58,6 +63,21 @@ export async function signIn(login, password, otp) {
   const answer = await api.call("POST", "/v1/me/devices", body2, session.token);
   const deviceId = api.int(answer, "device_id", 1, 2 ** 53 - 1);
   await store.write({ account: { login, deviceId, ...session } });
+}
+
+/** End this session on the server (the device key stays enrolled: it signs in again when the
+ * page next needs a session, as it does once a session expires). */
+export async function signOut() {
+  const { account } = await store.read("account");
+  if (account === undefined) throw new api.WalletError("not_enrolled", "not enrolled");
+  if (account.token) {
+    try {
+      await api.call("DELETE", "/v1/session", null, account.token);
+    } catch (error) {
+      if (error.failure !== "signed_out") throw error; // already ended or expired
+    }
+  }
+  await store.write({ account: { ...account, token: null, expires: 0 } });
 }
 
 async function deviceSignIn(account) {
