@@ -9,6 +9,7 @@ opening `http://localhost:PORT` does (WebAuthn refuses an IP address as relying 
 from __future__ import annotations
 
 import copy
+import shutil
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,19 +19,21 @@ import pytest
 
 from duopass.protocol.encoding import b64u_encode
 from duopass.server.limits import PASSKEYS_PER_HOLDER_MAX
+from duopass.server.settings import Settings
 from tests.server.authenticator import Authenticator
-from tests.server.harness import Running, Wallet
+from tests.server.harness import Running, Wallet, running_server
 from tests.server.ticketing import HOUR, event_on_sale, ticket_wallet
 
 
 @pytest.fixture
-def local(sqlite_server: Running) -> Iterator[tuple[Running, httpx.Client, str]]:
-    """The server, a client that names `localhost:PORT` as host, and that origin."""
-    port = httpx.URL(sqlite_server.url).port
+def local(server: Running) -> Iterator[tuple[Running, httpx.Client, str]]:
+    """The server (on both databases), a client that names `localhost:PORT` as host, and that
+    origin."""
+    port = httpx.URL(server.url).port
     origin = f"http://localhost:{port}"
     headers = {"Host": f"localhost:{port}"}
-    with httpx.Client(base_url=sqlite_server.url, headers=headers, timeout=30) as http:
-        yield sqlite_server, http, origin
+    with httpx.Client(base_url=server.url, headers=headers, timeout=30) as http:
+        yield server, http, origin
 
 
 def _holder(server: Running, http: httpx.Client, login: str = "ada") -> Wallet:
@@ -146,6 +149,44 @@ def test_a_deleted_passkey_signs_in_no_more(local):
     assert http.delete(f"/v1/me/passkeys/{made['id']}", headers=ada.auth).status_code == 204
     assert http.get("/v1/me/passkeys", headers=ada.auth).json() == {"passkeys": []}
     assert _code(_sign_in(http, device)) == (401, "passkey_unknown")
+
+
+def test_an_erased_holders_passkeys_are_gone(local):
+    server, http, origin = local
+    made = server.admin().holder("eve")
+    eve = Wallet(http, "eve")
+    eve.sign_in()
+    device = Authenticator(origin)
+    assert _register(http, eve, device).status_code == 201
+    erased = server.admin().post(f"/v1/admin/holders/{made['handle']}/erase", {"keep_money": True})
+    assert erased.status_code == 200, erased.text
+    assert _code(_sign_in(http, device)) == (401, "passkey_unknown")
+
+
+def test_the_relying_party_id_and_origins_come_from_the_settings(tmp_path, sqlite_schema):
+    shutil.copyfile(sqlite_schema, tmp_path / "duopass.db")
+    settings = {
+        "webauthn_rp_id": "wallet.example.edu",
+        "webauthn_origins": ("https://wallet.example.edu",),
+    }
+    with running_server(
+        f"sqlite:///{tmp_path / 'duopass.db'}", tmp_path / "data", **settings
+    ) as on:
+        on.admin().holder("ada")
+        ada = Wallet(on.http, "ada")
+        ada.sign_in()
+        device = Authenticator("https://wallet.example.edu")
+        # by the server's IP address: the settings name the relying party and its origin
+        assert _register(on.http, ada, device).status_code == 201
+        assert device.rp_id == "wallet.example.edu"
+        assert _sign_in(on.http, device).status_code == 200
+        own = _sign_in(on.http, device, origin=on.url)  # the request's own origin is not listed
+        assert _code(own) == (403, "passkey_refused")
+        for origin in ("wallet.example.edu", "https://wallet.example.edu/path", "ftp://x"):
+            with pytest.raises(ValueError, match="not an origin"):
+                Settings(webauthn_origins=(origin,))
+        with pytest.raises(ValueError, match="webauthn_rp_id"):
+            Settings(webauthn_rp_id="10.0.0.1:443")
 
 
 def test_passkeys_have_limits_and_need_a_host_name(local):
