@@ -104,6 +104,13 @@ def test_a_wrong_origin_or_a_replayed_challenge_is_refused(local):
     used = http.post("/v1/me/passkeys", headers=ada.auth, json=device.create(options))
     assert _code(used) == (409, "passkey_challenge")
     assert _register(http, ada, device).status_code == 201
+    other = Authenticator(origin)
+    swapped = other.create(http.post("/v1/me/passkeys/options", headers=ada.auth).json())
+    swapped["id"] = swapped["rawId"] = b64u_encode(bytes(32))  # not the id it attested
+    assert _code(http.post("/v1/me/passkeys", headers=ada.auth, json=swapped)) == (
+        403,
+        "passkey_refused",
+    )
 
     options = http.post("/v1/session/passkey/options").json()
     assertion = device.get(options)
@@ -165,12 +172,11 @@ def test_an_erased_holders_passkeys_are_gone(local):
 
 def test_the_relying_party_id_and_origins_come_from_the_settings(tmp_path, sqlite_schema):
     shutil.copyfile(sqlite_schema, tmp_path / "duopass.db")
-    settings = {
-        "webauthn_rp_id": "wallet.example.edu",
-        "webauthn_origins": ("https://wallet.example.edu",),
-    }
     with running_server(
-        f"sqlite:///{tmp_path / 'duopass.db'}", tmp_path / "data", **settings
+        f"sqlite:///{tmp_path / 'duopass.db'}",
+        tmp_path / "data",
+        webauthn_rp_id="wallet.example.edu",
+        webauthn_origins=("https://wallet.example.edu",),
     ) as on:
         on.admin().holder("ada")
         ada = Wallet(on.http, "ada")

@@ -39,6 +39,7 @@ from webauthn.helpers.structs import (
 
 from duopass.protocol.encoding import EncodingError, b64u_decode, b64u_encode
 from duopass.server.limits import (
+    PASSKEY_ID_BYTES_MAX,
     PASSKEY_PUBLIC_KEY_BYTES_MAX,
     PASSKEY_SIGN_IN_CHALLENGES_MAX,
     PASSKEYS_PER_HOLDER_MAX,
@@ -148,6 +149,11 @@ def finish_registration(
         return Problem(ProblemCode.PASSKEY_REFUSED, "the passkey's answer did not verify")
     if len(made.credential_public_key) > PASSKEY_PUBLIC_KEY_BYTES_MAX:
         return Problem(ProblemCode.PASSKEY_REFUSED, "the passkey's public key is too large")
+    if (
+        _named_id(credential) != made.credential_id
+        or len(made.credential_id) > PASSKEY_ID_BYTES_MAX
+    ):
+        return Problem(ProblemCode.PASSKEY_REFUSED, "the credential id is not the one attested")
     session = unit.session
     if session.scalars(
         select(Passkey.id).where(Passkey.credential_id == made.credential_id)
@@ -238,10 +244,16 @@ def sign_in_passkey(
     return holder, row, taken
 
 
-def _named(unit: Unit, credential: dict[str, Any]) -> Passkey | None:
+def _named_id(credential: dict[str, Any]) -> bytes | None:
     try:
-        raw = b64u_decode(credential["rawId"])
+        return b64u_decode(credential["rawId"])
     except (EncodingError, KeyError, TypeError):
+        return None
+
+
+def _named(unit: Unit, credential: dict[str, Any]) -> Passkey | None:
+    raw = _named_id(credential)
+    if raw is None:
         return None
     return unit.session.scalars(select(Passkey).where(Passkey.credential_id == raw)).one_or_none()
 
