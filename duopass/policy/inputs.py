@@ -123,7 +123,7 @@ class Auth(_Section):
     totp: bool
     email: bool
     CHOICES: ClassVar[Mapping[str, frozenset[str]]] = {
-        "method": frozenset({"password", "device", "staff"})
+        "method": frozenset({"password", "device", "passkey", "staff"})
     }
 
 

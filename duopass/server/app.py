@@ -23,6 +23,7 @@ from duopass.server.api.routes import (
     fleet,
     holders,
     ledger,
+    passkeys,
     policy,
     purse,
     reissue,
@@ -130,7 +131,7 @@ def create_app(
     # overlap): the routes terminals and load balancers call most come first
     routers = [terminal, checkin, system, session, wallet, admin, holders, fleet, review]
     routers += [settlement, ledger, events, tickets, reissue, policy, purse, risk, disputes]
-    routers += [webhooks, home]
+    routers += [webhooks, passkeys, home]
     if isinstance(clock, MovableClock):
         routers.append(testing_routes)
     for module in routers:

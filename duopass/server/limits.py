@@ -93,3 +93,25 @@ WEBHOOK_LOG_KEPT_S: Final = 30 * 86_400
 """How long a delivered or failed message (and its attempts) stays in the delivery log."""
 WEBHOOK_ERROR_CHARS_MAX: Final = 200
 """The delivery log's error text of one attempt."""
+PASSKEYS_PER_HOLDER_MAX: Final = 10
+"""Passkeys one holder may register."""
+PASSKEY_ID_BYTES_MAX: Final = 1023
+"""A WebAuthn credential id (WebAuthn §5.8.3's limit)."""
+PASSKEY_CLIENT_DATA_BYTES_MAX: Final = 4096
+"""`clientDataJSON` (a browser's is some 200 bytes; a cross-origin one adds `topOrigin`)."""
+PASSKEY_ATTESTATION_BYTES_MAX: Final = 16 * 1024
+"""`attestationObject`: room for a packed attestation's certificate chain."""
+PASSKEY_AUTHENTICATOR_DATA_BYTES_MAX: Final = 1024
+PASSKEY_SIGNATURE_BYTES_MAX: Final = 512
+"""An assertion's signature (RS256 with a 4096-bit key is the longest accepted)."""
+PASSKEY_USER_HANDLE_BYTES_MAX: Final = 64
+PASSKEY_PUBLIC_KEY_BYTES_MAX: Final = 2048
+"""A COSE public key as stored (`passkeys.public_key`)."""
+PASSKEY_TRANSPORTS_MAX: Final = 8
+PASSKEY_SIGN_IN_CHALLENGES_MAX: Final = 10_000
+"""Sign-in challenges live at once (anyone may ask for one): past it, 503 busy."""
+
+
+def b64u_chars(size: int) -> int:
+    """The length of `size` bytes in unpadded base64url: a request model's `max_length`."""
+    return (size * 4 + 2) // 3

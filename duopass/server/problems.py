@@ -80,6 +80,13 @@ class ProblemCode(StrEnum):
     URL_TOO_LONG = "url_too_long"
     URL_MALFORMED = "url_malformed"
     TOO_MANY_WEBHOOKS = "too_many_webhooks"
+    PASSKEY_HOST = "passkey_host"
+    PASSKEY_CHALLENGE = "passkey_challenge"
+    PASSKEY_REFUSED = "passkey_refused"
+    PASSKEY_UNKNOWN = "passkey_unknown"
+    PASSKEY_CLONED = "passkey_cloned"
+    PASSKEY_EXISTS = "passkey_exists"
+    PASSKEY_LIMIT = "passkey_limit"
 
 
 STATUS = {
@@ -139,6 +146,13 @@ STATUS = {
     ProblemCode.URL_TOO_LONG: 422,
     ProblemCode.URL_MALFORMED: 422,
     ProblemCode.TOO_MANY_WEBHOOKS: 409,
+    ProblemCode.PASSKEY_HOST: 409,
+    ProblemCode.PASSKEY_CHALLENGE: 409,
+    ProblemCode.PASSKEY_REFUSED: 403,
+    ProblemCode.PASSKEY_UNKNOWN: 401,
+    ProblemCode.PASSKEY_CLONED: 403,
+    ProblemCode.PASSKEY_EXISTS: 409,
+    ProblemCode.PASSKEY_LIMIT: 409,
 }
 _FROM_STATUS = {
     401: ProblemCode.UNAUTHENTICATED,

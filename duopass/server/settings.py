@@ -92,6 +92,14 @@ class Settings(BaseSettings):
     """Each step of talking to the mail server (connect, every reply)."""
     step_up_code_ttl_s: int = Field(default=600, ge=60, le=3600)
     """How long a step-up code sent by e-mail stays good."""
+    webauthn_rp_id: str | None = Field(
+        default=None, max_length=253, pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$"
+    )
+    """The passkeys' relying party id: the wallet's host name (`wallet.example.edu`); None:
+    the host name each request names. WebAuthn refuses an IP address (docs/deploy.md)."""
+    webauthn_origins: tuple[str, ...] = ()
+    """Origins a passkey ceremony may come from (`https://wallet.example.edu`); none: the
+    request's own (its scheme, host and port)."""
     policy_file: Path | None = None
     """The decision policy file (docs/policy.md); None: the one in the package
     (`duopass/policy/reissue.toml`). Read at start, and at `POST /v1/admin/policy/reload`."""
@@ -155,6 +163,16 @@ class Settings(BaseSettings):
         if self.risk_store == "redis" and self.redis_url is None:
             raise ValueError("risk_store redis needs redis_url (--redis-url)")
         return self
+
+    @field_validator("webauthn_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            url = urlsplit(origin)
+            bare = not (url.path or url.query or url.fragment or url.username)
+            if url.scheme not in {"https", "http"} or not url.hostname or not bare:
+                raise ValueError(f"not an origin (scheme://host[:port]): {origin!r}")
+        return value
 
     @field_validator("throttle_exempt_networks", "trusted_proxies")
     @classmethod

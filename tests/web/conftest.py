@@ -4,6 +4,7 @@ that every browser test module shares the one browser."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,6 +48,15 @@ def shots(tmp_path) -> Path:
 @pytest.fixture
 def site(tmp_path) -> Iterator[Running]:
     yield from _started(tmp_path)
+
+
+@pytest.fixture
+def local_site(tmp_path) -> Iterator[Running]:
+    """`site` whose `url` names `localhost` (the server still binds 127.0.0.1): WebAuthn
+    refuses an IP address as relying party id, so passkeys are tried at http://localhost:PORT
+    (a secure context, as https is)."""
+    for running in _started(tmp_path):
+        yield dataclasses.replace(running, url=running.url.replace("127.0.0.1", "localhost"))
 
 
 @pytest.fixture

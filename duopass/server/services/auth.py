@@ -1,5 +1,5 @@
-"""Signing in: a password (with the one-time code where one is on) or an enrolled device's
-signature of a one-time challenge; the password changed; a step-up before what could take an
+"""Signing in with a password (with the one-time code where one is on; the ways in without
+one are `passwordless`); the password changed; a step-up before what could take an
 account over. Sessions themselves are `sessions`.
 
 Every password proof is throttled per account and per source network (`throttle`) before its
@@ -11,7 +11,6 @@ ending other sessions, the second factor) asks for that, or for the second facto
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -19,19 +18,15 @@ from typing import TypeVar
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from duopass.policy import Factor
 from duopass.policy.guards import Action
-from duopass.protocol.keys import verify_signature
-from duopass.protocol.signed_requests import device_sign_in_message
-from duopass.risk import Key, KeyKind, Observation
+from duopass.risk import Key, Observation
 from duopass.risk.points import Point, Subject
 from duopass.server.context import AppContext
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import (
-    challenges,
     risk_engine,
     risk_features,
     risk_records,
@@ -42,14 +37,14 @@ from duopass.server.services import (
 from duopass.server.services.sessions import Caller, Issued
 from duopass.server.services.throttle import Throttle
 from duopass.server.settings import Settings
-from duopass.server.store.access import Staff, Token, UsedChallenge
-from duopass.server.store.tables import Device, Holder
+from duopass.server.store.access import Staff, Token
+from duopass.server.store.tables import Holder
 from duopass.server.unit_of_work import Unit
 
 __all__ = [
     "change_password",
-    "device_sign_in",
     "hash_password",
+    "held",
     "password_sign_in",
     "stepped_up",
 ]
@@ -159,7 +154,7 @@ def password_sign_in(
                 risk_records.settle(unit, release, used=False)
                 return refusal
         if not risk_records.settle(unit, release, used=True):
-            return _held()
+            return held()
         throttle.succeed(unit.session, keys[:1])
         account = pending.keys[0]
         risk_features.observe(
@@ -176,7 +171,7 @@ _Judged = tuple[bool, "risk_records.Release | None"]
 """What the risk decision leaves for after the password: step_up, a release (`risk_records`)."""
 
 
-def _held() -> Problem:
+def held() -> Problem:
     return Problem(
         ProblemCode.RISK_REVIEW, "held by the risk policy until the card office has looked"
     )
@@ -236,93 +231,6 @@ def _disabled(session: Session, person: _Person) -> bool:
         return False
     row = session.get(Staff, person.id)
     return row is None or row.disabled_at is not None
-
-
-def device_sign_in(
-    ctx: AppContext,
-    *,
-    login: str,
-    public_key: bytes,
-    challenge_bytes: bytes,
-    signature: bytes,
-    client: str | None,
-    installation: str | None = None,
-) -> Issued:
-    """A session for a holder whose enrolled, unrevoked device signed our challenge. Every
-    refusal reads the same, so it tells nothing of logins or keys. The risk policy judges it at
-    `sign_in` as a password sign-in (`request.device` true), its attempt counted before the read
-    and withdrawn on success; a step-up it asks for is met (the device key is the second proof
-    password sign-ins are sent to), so password guesses never lock its owner out."""
-
-    def attempt(unit: Unit) -> Issued | Problem:
-        session = unit.session
-        holder = session.scalars(select(Holder).where(Holder.login == login)).one_or_none()
-        device = session.scalars(
-            select(Device).where(Device.public_key == public_key)
-        ).one_or_none()
-        principal = None if holder is None else holder.id
-        account = risk_features.account_key(unit, staff=False, principal_id=principal, login=login)
-        device_key = None if device is None else Key(KeyKind.DEVICE, str(device.id))
-        pending = risk_features.attempt(account, client, at=unit.now, device=device_key)
-        app = risk_features.installation_key(unit, installation)
-        tried = risk_features.tried(account, app, at=unit.now)
-        risk_features.observe(unit, pending, *tried)  # before the read: parallel attempts see it
-        allowlisted = risk_engine.allowlisted(unit.settings, client)
-        request = {"staff": False, "allowlisted": allowlisted, "device": True}
-        subject = Subject(account, device_key, client, installation=app)
-        judged, release = risk_engine.check_pending(unit, Point.SIGN_IN, subject, request)
-        refusal = risk_engine.refusal(judged)
-        if refusal is not None:
-            risk_features.observe(unit, risk_features.withdrawn(pending))
-            return refusal
-        if not _device_proved(unit, holder, device, challenge_bytes, signature):
-            risk_features.observe(unit, risk_features.failed(pending, at=unit.now))
-            risk_records.settle(unit, release, used=False)
-            return Problem(ProblemCode.UNAUTHENTICATED, "device sign-in refused")
-        assert holder is not None and device is not None
-        if not risk_records.settle(unit, release, used=True):
-            risk_features.observe(unit, risk_features.withdrawn(pending))
-            return _held()
-        risk_engine.suspend(unit, judged, holder)
-        risk_features.observe(
-            unit,
-            risk_features.withdrawn(pending),
-            risk_features.sign_in(account, client, at=unit.now, failed=False, device=device_key),
-        )
-        return sessions.open_session(
-            unit, role="holder", principal_id=holder.id, method="device", device_id=device.id
-        )
-
-    return ctx.run_refusable(attempt)
-
-
-def _device_proved(
-    unit: Unit,
-    holder: Holder | None,
-    device: Device | None,
-    challenge_bytes: bytes,
-    signature: bytes,
-) -> bool:
-    """The holder's enrolled, unrevoked device signed our unused, valid challenge (now used)."""
-    issued = challenges.issued_at(unit.keyring, challenge_bytes, unit.now)
-    if issued is None or holder is None or device is None:
-        return False
-    if device.holder_id != holder.id or device.revoked_at is not None:
-        return False
-    message = device_sign_in_message(holder.login, challenge_bytes)
-    if not verify_signature(device.public_key, message, signature):
-        return False
-    try:
-        with unit.session.begin_nested():
-            unit.session.add(
-                UsedChallenge(
-                    digest=hashlib.sha256(challenge_bytes).digest(),
-                    expires_at=issued + challenges.CHALLENGE_TTL_S,
-                )
-            )
-    except IntegrityError:
-        return False
-    return True
 
 
 def stepped_up(

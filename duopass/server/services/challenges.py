@@ -1,4 +1,4 @@
-"""The one-time challenges an enrolled device signs to sign in (`auth.device_sign_in`): the
+"""The one-time challenges an enrolled device signs to sign in (`passwordless.device_sign_in`): the
 time issued and a nonce under a server MAC, so issuing one stores nothing; a used one is
 remembered until it expires (`UsedChallenge`), so each signs in once."""
 

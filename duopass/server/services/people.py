@@ -23,6 +23,7 @@ from duopass.ledger.events import EventType
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import decisions, devices, sessions, tlog
 from duopass.server.store.db import Database
+from duopass.server.store.passkeys import Passkey
 from duopass.server.store.people import Erasure, HolderPerson
 from duopass.server.store.risk import JournalBaseline, holder_key
 from duopass.server.store.tables import Account, Device, Holder
@@ -102,13 +103,13 @@ def erased_login(holder: Holder) -> str:
 
 
 def erase(unit: Unit, holder: Holder, *, by: int, keep_money: bool = False) -> dict[str, int]:
-    """Erase a holder's personal data for good: the `holder_people` row (and its `person_key`),
-    the login, the password and second factor; every device, credential and session of theirs
-    ends; the inputs kept beside their policy decisions are emptied. The erasure is recorded
-    (who, when) in `erasures` and the ledger. On SQLite the deleted bytes are overwritten in
-    the file (`secure_delete`); `people.scrub` then empties the write-ahead log. An account
-    holding money or debt is refused (409 account_not_empty) unless `keep_money`: the money
-    then stays on the account, under the handle alone."""
+    """Erase a holder's personal data for good: the `holder_people` row (and its `person_key`), the
+    login, the password, second factor and passkeys; every device, credential and session of theirs
+    ends; the inputs kept beside their policy decisions are emptied. The erasure is recorded (who,
+    when) in `erasures` and the ledger. On SQLite the deleted bytes are overwritten in the file
+    (`secure_delete`); `people.scrub` then empties the write-ahead log. An account holding money or
+    debt is refused (409 account_not_empty) unless `keep_money`: the money then stays on the
+    account, under the handle alone."""
     session = unit.session
     if session.get(Erasure, holder.id) is not None:
         raise Problem(ProblemCode.CONFLICT, "this holder's personal data was erased already")
@@ -128,6 +129,7 @@ def erase(unit: Unit, holder: Holder, *, by: int, keep_money: bool = False) -> d
         holder.password_hash = ERASED_PASSWORD_HASH
         holder.totp_secret = holder.totp_pending = None
         holder.totp_pending_at = None
+        session.execute(delete(Passkey).where(Passkey.holder_id == holder.id))
         emptied = decisions.erase_inputs(unit, holder.id)  # their leaves stay whole
         session.execute(delete(JournalBaseline).where(JournalBaseline.key == holder_key(holder.id)))
         session.flush()

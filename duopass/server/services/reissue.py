@@ -19,6 +19,7 @@ from duopass.protocol.claims import Kind
 from duopass.server.partners.outbox import WebhookEvent, emit
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import decisions, policy_store, risk_engine, step_up, tickets
+from duopass.server.services.passkey_challenges import Relying
 from duopass.server.services.reissue_inputs import Asked, build
 from duopass.server.store import checkin_sql, reissue_sql, sql
 from duopass.server.store.decisions import ReissueRequest
@@ -147,14 +148,14 @@ def request(unit: Unit, holder: Holder, request_id: str) -> ReissueRequest:
 
 
 def begin_step_up(
-    unit: Unit, holder: Holder, row: ReissueRequest, *, factor: str
+    unit: Unit, holder: Holder, row: ReissueRequest, *, factor: str, rp: Relying | None = None
 ) -> dict[str, Any]:
-    """Step 1's step-up begins: a code is mailed (e-mail) or the authenticator's is awaited
-    (TOTP), for this request only."""
+    """Step 1's step-up begins: a code is mailed (e-mail), the authenticator's is awaited
+    (TOTP), or a passkey's options are handed out (relying party `rp`), for this request
+    only."""
     _stepping_up(row, factor)
-    return step_up.begin(
-        unit, holder=holder, purpose=row.id, factor=factor, about=f"moving a ticket ({row.id})"
-    )
+    about = f"moving a ticket ({row.id})"
+    return step_up.begin(unit, holder=holder, purpose=row.id, factor=factor, about=about, rp=rp)
 
 
 def stepped_up(unit: Unit, row: ReissueRequest, *, factor: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.settings import Settings
 from duopass.server.store.access import Token, UsedChallenge
+from duopass.server.store.passkeys import PasskeyChallenge
 from duopass.server.store.tables import Holder
 from duopass.server.unit_of_work import Unit
 
@@ -62,6 +63,8 @@ class Caller:
 class Issued:
     token: str
     expires_at: int
+    login: str = ""
+    """Whom it signed in, where the sign-in named nobody (a passkey's)."""
 
 
 def digest(token: str) -> bytes:
@@ -72,7 +75,7 @@ def open_session(
     unit: Unit, *, role: str, principal_id: int, method: str, device_id: int | None
 ) -> Issued:
     """A new session, once a sign-in's proof checked out: `method` password (a recent password
-    proof from now on) or device."""
+    proof from now on), device or passkey."""
     token = secrets.token_urlsafe(32)
     expires = unit.now + TOKEN_LIFETIME_S
     unit.session.add(
@@ -159,6 +162,8 @@ def live(session: Session, caller: Caller, now: int) -> list[dict[str, object]]:
 
 
 def purge(session: Session, now: int) -> None:
-    """Drop ended sessions' rows and spent device challenges (maintenance)."""
+    """Drop ended sessions' rows, spent device challenges and expired passkey challenges
+    (maintenance)."""
     session.execute(delete(Token).where(Token.expires_at <= now))
     session.execute(delete(UsedChallenge).where(UsedChallenge.expires_at < now))
+    session.execute(delete(PasskeyChallenge).where(PasskeyChallenge.expires_at <= now))

@@ -10,7 +10,9 @@ new `begin` for the same purpose retires the earlier one. Guessing is limited th
 code takes `CODE_ATTEMPTS_MAX` wrong tries, then it is dead; a purpose gets `BEGINS_MAX` codes;
 and every wrong code counts against the holder's account key of the sign-in limiter
 (`throttle`), in the database, so all server processes and the password sign-in share it.
-Passkeys are a factor a policy may name now; the browser issue makes them usable.
+For `passkey` `begin` hands out WebAuthn options bound to the purpose (`passkeys`), and the
+proof is the passkey's assertion (`PasskeyProof`) instead of a code: one that does not verify
+counts as a wrong code, with its own refusal (`passkey_refused`, `passkey_cloned`, ...).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -30,7 +33,8 @@ from duopass.server.context import AppContext
 from duopass.server.limits import STEP_UP_CODE_DIGITS, STEP_UP_PURPOSE_CHARS_MAX
 from duopass.server.logbook import Event, note
 from duopass.server.problems import Problem, ProblemCode
-from duopass.server.services import second_factor, throttle
+from duopass.server.services import passkeys, second_factor, throttle
+from duopass.server.services.passkey_challenges import Relying
 from duopass.server.store.decisions import StepUpCode
 from duopass.server.store.people import HolderPerson
 from duopass.server.store.tables import Holder
@@ -41,6 +45,7 @@ __all__ = [
     "CODE_ATTEMPTS_MAX",
     "FACTORS",
     "SENDS_PER_HOUR_MAX",
+    "PasskeyProof",
     "begin",
     "check",
     "verified",
@@ -59,11 +64,27 @@ _NOTHING_SENT = bytes(32)
 """The digest column of a `totp` row: the code is the app's, checked by `second_factor`."""
 
 
+@dataclass(frozen=True)
+class PasskeyProof:
+    """A passkey's answer to the step-up's options (`navigator.credentials.get`), and the
+    relying party the request came to."""
+
+    rp: Relying
+    credential: dict[str, Any]
+
+
 def begin(
-    unit: Unit, *, holder: Holder, purpose: str, factor: str, about: str | None = None
+    unit: Unit,
+    *,
+    holder: Holder,
+    purpose: str,
+    factor: str,
+    about: str | None = None,
+    rp: Relying | None = None,
 ) -> dict[str, Any]:
     """Ready `factor` for `purpose`: `{factor, expires_at}`, and `sent_to` (the masked
-    address) for a code mailed. `about` says in the mail what the code is for. The mail is
+    address) for a code mailed, `options` (for `navigator.credentials.get`, relying party
+    `rp`) for a passkey. `about` says in the mail what the code is for. The mail is
     sent inside the unit: when the mail server fails (503 `mail_unavailable`) the unit rolls
     back and no code is left that anyone could use."""
     session, now = unit.session, unit.now
@@ -97,6 +118,10 @@ def begin(
     session.add(row)
     session.flush()
     answer: dict[str, Any] = {"factor": factor, "expires_at": expires_at}
+    if factor == "passkey":
+        if rp is None:
+            raise Problem(ProblemCode.FACTOR_UNAVAILABLE, "passkeys need the wallet's host name")
+        answer["options"] = passkeys.begin_step_up(unit, holder, purpose, rp)
     if person is not None:
         _mail(unit, person.email, code, expires_at, about or f"request {purpose}")
         answer["sent_to"] = mailer.masked(person.email)
@@ -111,11 +136,18 @@ def begin(
     return answer
 
 
-def check(unit: Unit, *, holder: Holder, purpose: str, factor: str, code: str) -> Problem | None:
+def check(
+    unit: Unit, *, holder: Holder, purpose: str, factor: str, code: str | PasskeyProof
+) -> Problem | None:
     """None when `code` proves the step-up for `purpose` (and it is now used up); else the
     refusal, after counting what it costs: the unit must commit it (`AppContext.run_refusable`;
     `verified` does). Input that is no code at all, or a factor not usable, is raised."""
     _usable(unit, holder, purpose, factor)
+    if (factor == "passkey") != isinstance(code, PasskeyProof):
+        what = "a passkey's assertion" if factor == "passkey" else "a code"
+        raise Problem(ProblemCode.INVALID_REQUEST, f"the {factor} step-up takes {what}")
+    if isinstance(code, PasskeyProof):
+        return _checked(unit, holder, purpose, factor, code)
     try:
         parse_digits(code, digits_max=STEP_UP_CODE_DIGITS)
     except EncodingError:
@@ -132,7 +164,7 @@ def verified(
     holder_id: int,
     purpose: str,
     factor: str,
-    code: str,
+    code: str | PasskeyProof,
     work: Callable[[Unit], T],
 ) -> T:
     """Run `work` in one unit once `code` proves the holder's step-up for `purpose`; a wrong
@@ -149,7 +181,9 @@ def verified(
     return ctx.run_refusable(attempt)
 
 
-def _checked(unit: Unit, holder: Holder, purpose: str, factor: str, code: str) -> Problem | None:
+def _checked(
+    unit: Unit, holder: Holder, purpose: str, factor: str, code: str | PasskeyProof
+) -> Problem | None:
     session, now = unit.session, unit.now
     keys = [throttle.account(unit.keyring.digest_key, holder.login, staff=False)]
     try:
@@ -172,18 +206,32 @@ def _checked(unit: Unit, holder: Holder, purpose: str, factor: str, code: str) -
         return Problem(ProblemCode.STEP_UP_EXPIRED, f"{why}: ask for a new one")
     if row.attempts >= CODE_ATTEMPTS_MAX:
         return Problem(ProblemCode.TOO_MANY_ATTEMPTS, "too many wrong codes: ask for a new one")
-    if factor == "totp":
-        right = second_factor.valid_current(session, holder, code, now)
-    else:
-        right = hmac.compare_digest(row.code_hash, _digest(unit, holder, purpose, code))
-    if not right:
+    wrong = _wrong(unit, holder, purpose, code, row=row)
+    if wrong is not None:
         row.attempts += 1
         throttle.fail(session, keys, now)
-        left = CODE_ATTEMPTS_MAX - row.attempts
-        return Problem(ProblemCode.STEP_UP_FAILED, f"wrong code ({left} tries left for it)")
+        if wrong.code is ProblemCode.STEP_UP_FAILED:
+            left = CODE_ATTEMPTS_MAX - row.attempts
+            return Problem(ProblemCode.STEP_UP_FAILED, f"wrong code ({left} tries left for it)")
+        return wrong
     row.used_at = now
     throttle.succeed(session, keys)
     return None
+
+
+def _wrong(
+    unit: Unit, holder: Holder, purpose: str, code: str | PasskeyProof, *, row: StepUpCode
+) -> Problem | None:
+    """Why the proof is wrong (to be counted as a wrong code), or None."""
+    if isinstance(code, PasskeyProof):
+        return passkeys.step_up_proof(unit, holder, purpose, code.rp, code.credential)
+    if row.factor == "totp":
+        right = second_factor.valid_current(unit.session, holder, code, unit.now)
+    else:
+        right = hmac.compare_digest(row.code_hash, _digest(unit, holder, purpose, code))
+    if right:
+        return None
+    return Problem(ProblemCode.STEP_UP_FAILED, "wrong code")
 
 
 def _usable(unit: Unit, holder: Holder, purpose: str, factor: str) -> None:
@@ -192,8 +240,8 @@ def _usable(unit: Unit, holder: Holder, purpose: str, factor: str) -> None:
         raise Problem(ProblemCode.INVALID_REQUEST, "not a step-up purpose")
     if factor not in FACTORS:
         raise Problem(ProblemCode.INVALID_REQUEST, f"the factors are {', '.join(FACTORS)}")
-    if factor == "passkey":
-        raise Problem(ProblemCode.FACTOR_UNAVAILABLE, "passkeys are not available yet")
+    if factor == "passkey" and not passkeys.has_passkey(unit, holder.id):
+        raise Problem(ProblemCode.FACTOR_UNAVAILABLE, "no passkey is registered")
     if factor == "totp" and holder.totp_secret is None:
         raise Problem(ProblemCode.FACTOR_UNAVAILABLE, "no authenticator app is set up")
     if factor == "email_otp" and not mailer.configured(unit.settings):

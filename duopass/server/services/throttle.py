@@ -4,7 +4,7 @@ process and a restart see the same counts.
 
 An account that keeps failing waits longer after each failure, up to `Limit.max_s`; a refused
 attempt costs no password hash, so guessing cannot slow other people's sign-ins. A holder's
-enrolled device signs in with its key (`auth.device_sign_in`), which these counts never block:
+enrolled device signs in with its key (`passwordless`), which these counts never block:
 an attacker who guesses a password can delay its owner's password sign-ins, never lock them out.
 """
 

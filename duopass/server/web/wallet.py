@@ -36,11 +36,13 @@ SCRIPTS: Final = (
     "dp1.js",
     "history.js",
     "historyview.js",
+    "passkeys.js",
     "session.js",
     "store.js",
     "tickets.js",
     "ticketview.js",
     "ui.js",
+    "webauthn.js",
 )
 """The page's ES modules (`static/wallet/`), served together under one version in the path
 (`/wallet/js/<version>/`): they import each other by relative URLs, which carry no `?v=`, so

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -15,6 +15,7 @@ from duopass.server.api.deps import AdminCaller, Client, Ctx, HolderCaller, Staf
 from duopass.server.api.openapi import problems
 from duopass.server.api.params import Handle
 from duopass.server.api.routes.holders import Cursor, Limit
+from duopass.server.api.routes.passkeys import AssertionIn, relying_party, wire
 from duopass.server.api.routes.tickets import Sub
 from duopass.server.limits import LOGIN_CHARS_MAX, PAGE_ITEMS_DEFAULT, REASON_CHARS_MAX
 from duopass.server.problems import Problem, ProblemCode
@@ -50,6 +51,9 @@ class TransferIn(BaseModel):
 class StepUpIn(BaseModel):
     factor: Literal["email_otp", "totp", "passkey"]
     code: str | None = Field(default=None, min_length=1, max_length=OTP_CHARS_MAX)
+    assertion: AssertionIn | None = Field(
+        default=None, description="the passkey's answer to the options the begin gave"
+    )
 
 
 class LostIn(BaseModel):
@@ -134,20 +138,28 @@ def show_request(request_id: RequestId, caller: HolderCaller, ctx: Ctx) -> dict[
 
 @router.post("/me/reissues/{request_id}/step-up", responses=problems(403, 404, 409, 422, 429, 503))
 def step_up(
-    request_id: RequestId, body: StepUpIn, caller: HolderCaller, ctx: Ctx
+    request_id: RequestId, body: StepUpIn, request: Request, caller: HolderCaller, ctx: Ctx
 ) -> dict[str, Any]:
-    """Without `code`: begin (an e-mailed code is sent; for TOTP the authenticator's code is
-    awaited). With it: check it; the request is then ready to confirm. Wrong codes count per
-    request and against the holder's sign-in limit."""
-    if body.code is None:
+    """Without `code` or `assertion`: begin (an e-mailed code is sent; for TOTP the
+    authenticator's code is awaited; for a passkey the answer carries `options` for
+    `navigator.credentials.get`). With one: check it; the request is then ready to confirm.
+    Wrong codes and assertions count per request and against the holder's sign-in limit."""
+    rp = relying_party(request, ctx.settings) if body.factor == "passkey" else None
+    if body.code is None and body.assertion is None:
 
         def begin(unit: Unit) -> dict[str, Any]:
             holder = caller.holder(unit.session)
             row = reissue.request(unit, holder, request_id)
-            return reissue.begin_step_up(unit, holder, row, factor=body.factor)
+            return reissue.begin_step_up(unit, holder, row, factor=body.factor, rp=rp)
 
         return ctx.run(begin)
-    code = body.code
+    code: str | step_up_service.PasskeyProof
+    if body.assertion is not None and rp is not None and body.code is None:
+        code = step_up_service.PasskeyProof(rp, wire(body.assertion))
+    elif body.code is not None and body.assertion is None and rp is None:
+        code = body.code
+    else:
+        raise Problem(ProblemCode.INVALID_REQUEST, "a passkey takes `assertion`, a code `code`")
     return step_up_service.verified(
         ctx,
         holder_id=caller.id,

@@ -14,7 +14,7 @@ from duopass.server.api.openapi import problems
 from duopass.server.context import AppContext
 from duopass.server.limits import LOGIN_CHARS_MAX, PASSWORD_CHARS_MAX
 from duopass.server.problems import Problem, ProblemCode
-from duopass.server.services import auth, challenges, second_factor, sessions
+from duopass.server.services import auth, challenges, passwordless, second_factor, sessions
 from duopass.server.services.sessions import Caller
 from duopass.server.unit_of_work import Unit
 
@@ -145,7 +145,7 @@ def device_sign_in(
     failures, refused for a revoked (lost) device; judged by the risk policy."""
     key, data = _raw(body.public_key, "public_key"), _raw(body.challenge, "challenge")
     signature = _raw(body.signature, "signature")
-    issued = auth.device_sign_in(
+    issued = passwordless.device_sign_in(
         ctx,
         login=body.login,
         public_key=key,

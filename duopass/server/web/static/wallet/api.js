@@ -78,6 +78,7 @@ export async function call(method, path, body, token = null) {
   }
   if (response.status === 204) return {};
   if (text.length > ANSWER_CHARS_MAX) throw new WalletError("bad_answer", "the server's answer is too large");
+  if (response.status === 204) return {}; // done, nothing to say
   let doc = null;
   try {
     doc = JSON.parse(text);

@@ -10,6 +10,7 @@ import * as display from "./display.js";
 import * as dp1 from "./dp1.js";
 import * as history from "./history.js";
 import * as historyview from "./historyview.js";
+import * as passkeys from "./passkeys.js";
 import * as session from "./session.js";
 import * as store from "./store.js";
 import * as tickets from "./tickets.js";
@@ -17,8 +18,8 @@ import * as ticketview from "./ticketview.js";
 import { $, busy, lang, say, setHooks, text } from "./ui.js";
 
 const DEFAULT_FRESHNESS_S = 60;
-const REFUSALS = ["dispute_too_late", "already_disputed", "not_disputable", "not_found"];
-const WALLET_VIEWS = ["actions", "tickets", "history", "disputes"];
+const REFUSALS = ["dispute_too_late", "already_disputed", "not_disputable", "not_found", ...passkeys.CODES];
+const WALLET_VIEWS = ["actions", "tickets", "history", "disputes", "passkeys"];
 const STOPS_TICKETS = ["not_enrolled", "offline", "signed_out", "state"];
 /** Purse sync failures the ticket sync would meet too; after any other, tickets still sync. */
 
@@ -102,6 +103,7 @@ async function signIn() {
 async function signOut() {
   display.hide(true);
   await session.signOut();
+  $("passkey-list").replaceChildren();
   say("signed_out");
 }
 
@@ -147,6 +149,7 @@ async function start() {
   $("signout").addEventListener("click", busy($("signout"), signOut));
   $("more").addEventListener("click", busy($("more"), historyview.showMore));
   $("hide").addEventListener("click", () => display.hide());
+  passkeys.wire({ say, text, busy, render: shown });
   await shown();
   await historyview.showHistory();
 }

@@ -39,11 +39,16 @@ export async function deviceKey() {
   return made;
 }
 
-/** Sign in with the password; enrol the device key first time (as `duopass wallet enrol`). */
+/** Sign in with the password (`adopt` keeps the session). */
 export async function signIn(login, password, otp) {
   const body = { login, password };
   if (otp) body.otp = otp;
-  const session = api.token(await api.call("POST", "/v1/session", body));
+  await adopt(login, api.token(await api.call("POST", "/v1/session", body)));
+}
+
+/** Keep a new session of `login`'s (a password's or a passkey's); enrol the device key the
+ * first time (as `duopass wallet enrol`). */
+export async function adopt(login, session) {
   const { account } = await store.read("account");
   if (account !== undefined && account.login === login) {
     await store.write({ account: { ...account, ...session, signedOut: false } });
