@@ -116,6 +116,8 @@ def test_a_deleted_passkey_and_an_ip_address_are_refused_in_the_page(local_site,
     page.click("#passkey-list li[data-passkey] button")
     page.wait_for_selector("#message[data-text=passkey_deleted]")
     assert page.locator("#passkey-list li[data-passkey]").count() == 0
+    page.click("#signout")  # the sign-in form shows once signed out
+    page.wait_for_selector("#message[data-text=signed_out]")
     page.click("#passkey-signin")  # the authenticator still holds it; the server does not
     page.wait_for_selector("#message[data-text=passkey_unknown]")
     assert "not registered" in page.locator("#message").inner_text()
