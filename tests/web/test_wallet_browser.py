@@ -140,12 +140,18 @@ def test_two_tabs_never_take_the_same_counter(site, chromium):
 
 
 def test_the_page_speaks_chinese_and_installs(site, chromium, shots):
+    site.admin().holder("wei", balance=30_000)
     context = _context(chromium, "zh-CN")
     page = wallet_page(context, site.url)
     assert page.locator("h1").inner_text() == "duopass 钱包"
     assert page.locator("html").get_attribute("lang") == "zh-Hans"
     _accessible(page)
     page.screenshot(path=str(shots / "wallet-signin-zh.png"), full_page=True)
+    _sign_in_and_sync(page, "wei")
+    _show(page)
+    assert "¥300.00" in page.locator("body").inner_text()
+    _accessible(page)
+    page.screenshot(path=str(shots / "wallet-code-zh.png"), full_page=True)
     manifest = site.http.get("/wallet/manifest.webmanifest")
     assert manifest.headers["content-type"].startswith("application/manifest+json")
     for icon in manifest.json()["icons"]:
