@@ -176,3 +176,31 @@ def test_the_entrypoint_refuses_a_missing_file_or_two_sources(tmp_path):
     empty = _entrypoint({"DUOPASS_SMTP_PASSWORD_FILE": str(tmp_path / "empty")}, "true")
     assert empty.returncode == 2
     assert "is empty" in empty.stderr
+
+
+def _container_section() -> str:
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    start = text.index("\n## In containers\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+def test_the_docs_name_what_compose_yaml_has():
+    section = _container_section()
+    variables = set(re.findall(r"\$\{([A-Z_]+)", COMPOSE.read_text()))
+    documented = set(re.findall(r"`(DUOPASS_[A-Z_]+)`", section))
+    assert variables <= documented, variables - documented
+    services = set(compose()["services"])
+    commands = re.findall(r"^docker compose .*$", section, flags=re.MULTILINE)
+    assert len(commands) >= 8
+    server = compose()["services"]["server"]["command"]
+    for line in commands:
+        words = line.split()
+        verb = words[2]
+        if verb not in {"exec", "run", "logs", "start", "stop"}:
+            continue
+        at = next(i for i, word in enumerate(words[3:], 3) if not word.startswith("-"))
+        assert words[at] in services, line
+        if words[at + 1 : at + 2] == ["duopass"]:  # beside the server: its --db and --data-dir
+            for flag in ("--db", "--data-dir"):
+                assert words[words.index(flag) + 1] == server[server.index(flag) + 1], line
