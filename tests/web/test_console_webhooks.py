@@ -11,6 +11,7 @@ import re
 
 import pytest
 
+from duopass.server.limits import WEBHOOK_ENDPOINTS_MAX
 from tests.server.webhooks import alert, client_fixture, deliver, receiver_fixture
 from tests.web.console import Browser, admin, browser, operator
 
@@ -195,3 +196,25 @@ def test_a_description_like_a_script_is_text(site, receiver):
     _create(boss, receiver.url, description=naughty)
     page = boss.get("/console/webhooks").text
     assert naughty not in page and html.escape(naughty) in page
+
+
+def test_too_many_endpoints_is_said_beside_the_address_and_on_enabling(site, receiver):
+    boss = admin(site, language="en")
+    endpoint, _ = _create(boss, receiver.url)
+    assert boss.post(f"/console/webhooks/{endpoint}/disable", {}).status_code == 303
+    api = site.admin()
+    for n in range(WEBHOOK_ENDPOINTS_MAX):
+        made = api.post(
+            "/v1/admin/webhooks", {"url": f"https://h{n}.example/", "event_types": _EVENTS}
+        )
+        assert made.status_code == 201, made.text
+    boss.get("/console/webhooks")
+    typed = {"url": "https://one-more.example/", "event_types": _EVENTS}
+    refused = boss.post("/console/webhooks", typed)
+    assert refused.status_code == 409
+    assert 'id="url-error">Too many endpoints are enabled' in refused.text
+    assert 'value="https://one-more.example/"' in refused.text
+    boss.get(f"/console/webhooks/{endpoint}")
+    again = boss.post(f"/console/webhooks/{endpoint}/enable", {})
+    assert again.status_code == 409 and "Too many endpoints are enabled" in again.text
+    assert "state-frozen" in boss.get(f"/console/webhooks/{endpoint}").text
