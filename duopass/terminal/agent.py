@@ -94,9 +94,17 @@ class TerminalAgent:
     """Everything `duopass terminal run` needs, as a context manager."""
 
     def __init__(
-        self, data_dir: Path, settings: AgentSettings | None = None, *, exclusive: bool = True
+        self,
+        data_dir: Path,
+        settings: AgentSettings | None = None,
+        *,
+        exclusive: bool = True,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """`clock` is the terminal's wall clock (scan times, signed request times, bundle and
+        acceptance ages); tests give a manual one to live hours in a moment."""
         self.settings = settings or AgentSettings()
+        self.clock = clock
         self.data_dir = data_dir
         if not (data_dir / DB_NAME).is_file():
             raise NotEnrolled(f"{data_dir} holds no terminal: run `duopass terminal enrol`")
@@ -113,6 +121,7 @@ class TerminalAgent:
             terminal_id=config.terminal_id,
             key=load_key(data_dir),
             offset=self.store.clock_offset,
+            clock=clock,
         )
         self.link = Link(
             self.client,
@@ -122,13 +131,14 @@ class TerminalAgent:
             on_change=self._link_changed,
         )
         self.scan_path = ScanPath(
-            self.store, self.client, self.link, timeout_s=self.settings.timeout_s
+            self.store, self.client, self.link, timeout_s=self.settings.timeout_s, clock=clock
         )
         self.bundles = BundleSync(
             self.store,
             self.client,
             timeout_s=self.settings.upload_timeout_s,
             on_update=self.scan_path.set_trust,
+            clock=clock,
         )
         self.uploader = Uploader(
             self.store,
@@ -153,7 +163,7 @@ class TerminalAgent:
     def recover(self) -> list[int]:
         """After a crash: journal the interrupted scans, forget expired acceptances."""
         seqs = self.scan_path.recover()
-        self.store.forget_until(int(time.time()) + self.client.offset)
+        self.store.forget_until(int(self.clock()) + self.client.offset)
         return seqs
 
     def start(self) -> None:
@@ -165,7 +175,7 @@ class TerminalAgent:
 
     def _sync(self) -> bool:
         """The bundle job: the trust bundle, and acceptances past their `keep_until` dropped."""
-        self.store.forget_until(int(time.time()) + self.client.offset)
+        self.store.forget_until(int(self.clock()) + self.client.offset)
         return self.bundles.try_sync()
 
     def _beat(self) -> bool:
@@ -192,7 +202,7 @@ class TerminalAgent:
             self._lock_fd = None
 
     def _link_changed(self, state: State) -> None:
-        self.store.put(link=state.value, link_changed_at=int(time.time()))
+        self.store.put(link=state.value, link_changed_at=int(self.clock()))
 
 
 def _lock(data_dir: Path) -> int:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from duopass.protocol.encoding import EncodingError, b64u_decode, b64u_encode
@@ -43,15 +45,17 @@ def enrol(
     terminal_id: str,
     code: str,
     timeout_s: float = _ENROL_TIMEOUT_S,
+    clock: Callable[[], float] = time.time,
 ) -> Config:
-    """Enrol this data directory as `terminal_id`; raises EnrolError."""
+    """Enrol this data directory as `terminal_id`; raises EnrolError. `clock` is the
+    terminal's wall clock, against which the server's `Date` gives the clock offset kept."""
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     store = Store(data_dir)
     try:
         if store.enrolled:
             raise EnrolError(f"{data_dir} already holds terminal {store.config().terminal_id}")
         key = _enrolment_key(data_dir, terminal_id)
-        client = Client(server, terminal_id=terminal_id, key=key)
+        client = Client(server, terminal_id=terminal_id, key=key, clock=clock)
         try:
             proof = key.sign(enrolment_message(terminal_id, code, key.public))
             body = {

@@ -4,6 +4,7 @@ the page holds."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -26,7 +27,7 @@ class Browser:
             self.csrf = found.group(1)
         return answer
 
-    def post(self, path: str, data: dict[str, str], **kwargs) -> httpx.Response:
+    def post(self, path: str, data: Mapping[str, object], **kwargs) -> httpx.Response:
         return self.http.post(path, data={"csrf": self.csrf, **data}, **kwargs)
 
     def sign_in(self, login: str, password: str) -> httpx.Response:

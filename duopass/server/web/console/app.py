@@ -26,6 +26,8 @@ from duopass.server.web.console import (
     review,
     settlement,
     signin,
+    webhook_log,
+    webhooks,
 )
 from duopass.server.web.console.visit import PREFIX, SignInFirst, Visit, visit
 
@@ -88,5 +90,7 @@ def mount(app: FastAPI, ctx: AppContext) -> None:
     console.include_router(events.router)
     console.include_router(settlement.router)
     console.include_router(ledger.router)
+    console.include_router(webhooks.router)
+    console.include_router(webhook_log.router)
     app.mount(PREFIX, console, name="console")
     static.mount(app, axe=ctx.settings.test_axe)
