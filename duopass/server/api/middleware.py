@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from email.utils import formatdate
+from functools import lru_cache
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -68,6 +69,12 @@ async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> 
     await response(scope, receive, send)
 
 
+@lru_cache(maxsize=2)
+def _date(second: int) -> bytes:
+    """A second as the `Date` header writes it (made once a second)."""
+    return formatdate(second, usegmt=True).encode()
+
+
 class DateHeader:
     """The `Date` header (RFC 9110 §6.6.1) from the server's clock, not the wall clock:
     terminals set their clock offset by it, so it must agree with the times the server
@@ -83,7 +90,7 @@ class DateHeader:
 
         async def dated(message: Message) -> None:
             if message["type"] == "http.response.start":
-                date = formatdate(self.clock(), usegmt=True).encode()
+                date = _date(int(self.clock()))
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
                 message = {**message, "headers": [*headers, (b"date", date)]}
             await send(message)
