@@ -80,6 +80,7 @@ class ProblemCode(StrEnum):
     URL_TOO_LONG = "url_too_long"
     URL_MALFORMED = "url_malformed"
     TOO_MANY_WEBHOOKS = "too_many_webhooks"
+    STORE_ROLLED_BACK = "store_rolled_back"
 
 
 STATUS = {
@@ -139,6 +140,7 @@ STATUS = {
     ProblemCode.URL_TOO_LONG: 422,
     ProblemCode.URL_MALFORMED: 422,
     ProblemCode.TOO_MANY_WEBHOOKS: 409,
+    ProblemCode.STORE_ROLLED_BACK: 503,
 }
 _FROM_STATUS = {
     401: ProblemCode.UNAUTHENTICATED,
