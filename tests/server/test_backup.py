@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, text
 from typer.testing import CliRunner, Result
 
 from duopass.cli.app import app
+from duopass.demo.serving import free_port
 from duopass.server import outside
 from duopass.server.maintenance import run_once
 from duopass.server.store.backup import MAGIC
@@ -99,7 +100,7 @@ def _first_life(db: str, data: Path, tmp_path: Path) -> tuple[Path, Path, str]:
     return backup, state, vkey
 
 
-def test_backup_restore_audit_and_the_rollback_guard(tmp_path):
+def test_backup_restore_audit_and_the_rollback_guard(tmp_path, caplog):
     data, db = tmp_path / "data", f"sqlite:///{tmp_path / 'first.db'}"
     backup, state, vkey = _first_life(db, data, tmp_path)
     manifest = json.loads(backup.read_bytes()[len(MAGIC) :].split(b"\n", 1)[0])
@@ -118,6 +119,10 @@ def test_backup_restore_audit_and_the_rollback_guard(tmp_path):
     assert "extends the trusted checkpoint" in audited.stdout or "the same tree" in audited.stdout
 
     with running_server(restored, data) as server:
+        said = [
+            r.getMessage() for r in caplog.records if getattr(r, "event", "") == "store_rolled_back"
+        ]
+        assert said and said[0].startswith("the store's ledger has ")
         held = server.http.get("/v1/ledger/checkpoint")
         assert held.status_code == 503 and held.json()["code"] == "store_rolled_back"
         assert server.http.post("/v1/admin/session", json={}).status_code == 503
@@ -184,6 +189,46 @@ def test_damaged_backups_and_wrong_targets_are_refused(tmp_path):
     wrong = duopass("restore", backup, "--data-dir", data, "--db", "postgresql://x@127.0.0.1/y")
     assert wrong.exit_code == 2
     assert "sqlite backup: it restores into a sqlite database" in wrong.stderr
+    magic, manifest, payload = whole.split(b"\n", 2)
+    newer = json.loads(manifest)
+    newer["facts"]["schema_revision"] = "9999"
+    (tmp_path / "newer").write_bytes(b"\n".join([magic, json.dumps(newer).encode(), payload]))
+    target = tmp_path / "newer.db"
+    answer = duopass(
+        "restore", tmp_path / "newer", "--data-dir", data, "--db", f"sqlite:///{target}"
+    )
+    assert answer.exit_code == 2 and "schema revision '9999' is not one this duopass knows" in (
+        answer.stderr
+    )
+    assert not target.exists()
+
+
+def test_no_password_in_a_refusal(tmp_path):
+    url = f"postgresql+psycopg://duopass:hunter2@127.0.0.1:{free_port()}/nothing"
+    for args in (("backup", tmp_path / "b"), ("restore", tmp_path / "b")):
+        answer = duopass(*args, "--data-dir", tmp_path, "--db", url)
+        assert answer.exit_code == 2, answer.output
+        assert "hunter2" not in answer.output and answer.stderr.startswith("duopass: ")
+
+
+def test_another_tree_at_the_same_size_is_held(tmp_path):
+    """A database whose ledger is as long as the outside checkpoint, or longer, but is another
+    tree (the wrong database, a fork) is held as a rollback is."""
+    data, other = tmp_path / "data", tmp_path / "other"
+    with running_server(f"sqlite:///{tmp_path / 'a.db'}", data) as server:
+        ready_wallet(server.http, server.admin(), "ann", balance=500)
+        signed = _checkpoint_size(server)
+    other.mkdir()
+    for name in ("root.jwk", "ledger.key", "wrap.key", "digest.key"):
+        (other / name).write_bytes((data / name).read_bytes())
+    forked = f"sqlite:///{tmp_path / 'b.db'}"
+    with running_server(forked, other) as server:
+        for login in ("bob", "cy"):
+            ready_wallet(server.http, server.admin(), login, balance=700)
+        assert _checkpoint_size(server) > signed
+    with running_server(forked, data) as server:
+        held = server.http.get("/v1/ledger/checkpoint")
+        assert held.status_code == 503 and "another tree" in held.json()["detail"]
 
 
 def _new_database(postgres_url: str) -> str:
