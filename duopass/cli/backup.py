@@ -107,6 +107,12 @@ def restore(
     except BackupError as exc:
         raise fail(str(exc)) from exc
     typer.echo(f"restored {backup_file}: {_describe(manifest)}")
+    if not (data_dir / "ledger.key").is_file():
+        typer.echo(
+            f"no server keys in {data_dir}: the store is compared with the last checkpoint"
+            " signed when the server starts with its data dir"
+        )
+        return
     ctx = open_server(data_dir, db)
     try:
         _compare(ctx, accept=accept_rollback)

@@ -159,6 +159,28 @@ def test_a_restore_of_the_latest_state_serves_at_once(tmp_path):
     assert "the store holds the last checkpoint signed" in answer.stdout
     with running_server(restored, data) as server:
         assert server.http.get("/v1/ledger/checkpoint").status_code == 200
+    keyless = duopass("restore", backup, "--data-dir", tmp_path / "new", "--db", f"{restored}2")
+    assert keyless.exit_code == 0, keyless.output
+    assert "no server keys in" in keyless.stdout
+
+
+def test_restore_and_accept_in_one_go(tmp_path):
+    data, db = tmp_path / "data", f"sqlite:///{tmp_path / 'first.db'}"
+    backup = tmp_path / "b"
+    with running_server(db, data) as server:
+        ready_wallet(server.http, server.admin(), "ann", balance=500)
+        assert duopass("backup", backup, "--data-dir", data, "--db", db).exit_code == 0
+        ready_wallet(server.http, server.admin(), "bob", balance=500)
+        lost = _checkpoint_size(server)
+    restored = f"sqlite:///{tmp_path / 'restored.db'}"
+    answer = duopass("restore", backup, "--data-dir", data, "--db", restored, "--accept-rollback")
+    assert answer.exit_code == 0, answer.output
+    assert f"replaces the checkpoint of {lost} entries" in answer.stdout
+    assert "0 terminals ahead of the restored store" in answer.stdout
+    again = duopass("ledger", "accept-rollback", "--data-dir", data, "--db", restored)
+    assert again.exit_code == 0 and "nothing to accept" in again.stdout
+    with running_server(restored, data) as server:
+        assert server.http.get("/v1/ledger/checkpoint").status_code == 200
 
 
 def test_damaged_backups_and_wrong_targets_are_refused(tmp_path):

@@ -137,7 +137,7 @@ def restore_sqlite(backup: Path, database: Path) -> Manifest:
                 f"{existing} exists: restore into a new database (move the old one aside and"
                 " keep it until the restored one is checked)"
             )
-    database.parent.mkdir(parents=True, exist_ok=True)
+    database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with scratch_folder(database.parent) as scratch:
         copy = scratch / "restored.db"
         manifest = extract(backup, copy, kind="sqlite")
