@@ -37,7 +37,7 @@ FILE_NAME = "ledger-checkpoint.json"
 _LOCK_NAME = ".ledger-checkpoint.lock"
 FORMAT = "duopass-outside-checkpoint/1"
 OUTSIDE_BYTES_MAX = 16 * 1024 * 1024
-"""The file's largest size: some 200 000 terminals' positions."""
+"""The file's largest size: some 100 000 terminals' positions."""
 
 
 class OutsideError(ValueError):

@@ -176,7 +176,7 @@ def lag(session: Session, signed: Checkpoint) -> str | None:
     if tree_size < signed.size:
         return (
             f"the store's ledger has {tree_size} entries, fewer than the {signed.size} of the"
-            " latest checkpoint signed"
+            " last checkpoint signed"
         )
     try:
         same = signed.size == 0 or root(session, signed.size) == signed.root
