@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from duopass.cli.audit import audit
+from duopass.cli.backup import backup, ledger_app, restore
 from duopass.cli.code_argument import scanned_text
 from duopass.cli.demo import demo
 from duopass.cli.holder import app as holder_app
@@ -77,6 +78,8 @@ app.command()(tour)
 app.command()(serve)
 app.command()(audit)
 app.command()(settlement)
+app.command()(backup)
+app.command()(restore)
 wallet_app.command()(reissue)
 wallet_app.command()(lost)
 wallet_app.command("limits")(limits_command)
@@ -91,6 +94,7 @@ app.add_typer(staff_app, name="staff")
 app.add_typer(holder_app, name="holder")
 app.add_typer(policy_app, name="policy")
 app.add_typer(risk_app, name="risk")
+app.add_typer(ledger_app, name="ledger")
 
 
 def main() -> None:

@@ -53,6 +53,10 @@ class AlertKind(StrEnum):
     JOURNAL_ANOMALY = "journal_anomaly"
     """A journal entry far off its holder's or its terminal's habits (duopass.risk.anomaly): for
     review, no suspension (an honest holder's new habit looks the same at first)."""
+    STORE_ROLLED_BACK = "store_rolled_back"
+    """A terminal told more than the restored store holds (its acknowledged journal seq or its
+    bundle version is ahead): listed when an operator accepts a rollback, for staff to handle
+    (services.rollback)."""
 
 
 SUSPENDING = frozenset(

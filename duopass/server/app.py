@@ -38,13 +38,14 @@ from duopass.server.api.routes import (
     webhooks,
 )
 from duopass.server.api.routes import testing as testing_routes
+from duopass.server.api.store_guard import StoreGuard
 from duopass.server.clock import Clock, MovableClock, MovableClockRefused
 from duopass.server.context import AppContext
 from duopass.server.keyring import Keyring
 from duopass.server.limits import BODY_BYTES_MAX, JOURNAL_BODY_BYTES_MAX
 from duopass.server.maintenance import Maintenance
 from duopass.server.partners.delivery import Delivery
-from duopass.server.services import policy_store, signing_keys
+from duopass.server.services import policy_store, rollback, signing_keys
 from duopass.server.settings import Settings, TestOnlySettingRefused
 from duopass.server.store.db import Database
 from duopass.server.web import console, home
@@ -109,7 +110,8 @@ def create_app(
         clock=clock,
         changes=worker.changes,
     )
-    ctx.run(signing_keys.rotate)
+    if rollback.watch(ctx):  # a store behind the outside checkpoint: held, logged, nothing made
+        ctx.run(signing_keys.rotate)
     ctx.pinned_policy = policy_store.pin(ctx, settings.policy_file, loaded)
     if settings.risk_store == "redis":
         from duopass.server.services import risk_redis  # noqa: PLC0415 (the client: 0.25 s)
@@ -140,6 +142,14 @@ def create_app(
     openapi.install(app)
     console.mount(app, ctx)
     wallet_web.mount(app)
+    _middleware(app, ctx, clock)
+    return app
+
+
+def _middleware(app: FastAPI, ctx: AppContext, clock: Clock) -> None:
+    """From the innermost out: the rollback guard, the Date header, the body limit, the access
+    log, and the forwarded client."""
+    app.add_middleware(StoreGuard, ctx=ctx)  # its 503 is dated, logged, and seen forwarded
     app.add_middleware(DateHeader, clock=clock)
     app.add_middleware(
         BodyLimit,
@@ -147,9 +157,8 @@ def create_app(
         paths={"/v1/terminal/journal": JOURNAL_BODY_BYTES_MAX},
     )
     app.add_middleware(AccessLog)  # it sees every answer, refusals of size too
-    if settings.trusted_proxies:  # outermost: every step sees the forwarded client
-        app.add_middleware(ForwardedFor, trusted=settings.trusted_proxies)
-    return app
+    if ctx.settings.trusted_proxies:  # outermost: every step sees the forwarded client
+        app.add_middleware(ForwardedFor, trusted=ctx.settings.trusted_proxies)
 
 
 def _test_settings(settings: Settings, clock: Clock, *, testing: bool) -> Clock:

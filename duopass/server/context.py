@@ -59,6 +59,9 @@ class AppContext:
     pinned_policy: PinnedPolicy | None = None
     """The policy this process decides with: set by `create_app` (`policy_store.start`)."""
     group: GroupCommit = field(init=False)
+    store_held: str | None = None
+    """Why the server holds (its database is behind the checkpoint kept outside it,
+    `services.rollback`): every route but the health answers 503 `store_rolled_back`."""
 
     def __post_init__(self) -> None:
         self.group = GroupCommit(self.db, self._unit)

@@ -52,6 +52,9 @@ class Event(StrEnum):
     POLICY_LOADED = "policy_loaded"
     RISK_DECISION = "risk_decision"
     SIGNATURE_WORKER_STALLED = "signature_worker_stalled"
+    STORE_ROLLED_BACK = "store_rolled_back"
+    STORE_GUARD_RELEASED = "store_guard_released"
+    ROLLBACK_ACCEPTED = "rollback_accepted"
     REQUEST = "request"
     ERROR = "error"
 
@@ -86,6 +89,8 @@ WARNING_EVENTS = frozenset(
         Event.JOURNAL_BATCH_REFUSED,
         Event.SIGN_IN_THROTTLED,
         Event.SIGNATURE_WORKER_STALLED,
+        Event.STORE_ROLLED_BACK,
+        Event.ROLLBACK_ACCEPTED,
     }
 )
 """What a person should look at: a log filtered to WARNING and above still shows them."""

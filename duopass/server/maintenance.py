@@ -15,6 +15,7 @@ from duopass.server.services import (
     fleet_watch,
     risk_engine,
     risk_features,
+    rollback,
     sessions,
     signing_keys,
     sweep,
@@ -27,6 +28,8 @@ INTERVAL_S = 60.0
 
 
 def run_once(ctx: AppContext) -> None:
+    if not rollback.watch(ctx):  # a store behind the outside checkpoint: nothing is done
+        return
     created = ctx.run(signing_keys.rotate)
     if created:
         log.info("created %d signing keys", created)

@@ -87,6 +87,7 @@ class ProblemCode(StrEnum):
     PASSKEY_CLONED = "passkey_cloned"
     PASSKEY_EXISTS = "passkey_exists"
     PASSKEY_LIMIT = "passkey_limit"
+    STORE_ROLLED_BACK = "store_rolled_back"
 
 
 STATUS = {
@@ -153,6 +154,7 @@ STATUS = {
     ProblemCode.PASSKEY_CLONED: 403,
     ProblemCode.PASSKEY_EXISTS: 409,
     ProblemCode.PASSKEY_LIMIT: 409,
+    ProblemCode.STORE_ROLLED_BACK: 503,
 }
 _FROM_STATUS = {
     401: ProblemCode.UNAUTHENTICATED,

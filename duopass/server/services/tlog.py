@@ -29,8 +29,12 @@ from duopass.ledger import (
 from duopass.ledger.events import EventType, event
 from duopass.ledger.leaf import parse_leaf
 from duopass.ledger.tree import NodeId, consistency_proof, inclusion_proof, root_at
+from duopass.server import outside
+from duopass.server.problems import Problem, ProblemCode
+from duopass.server.services import trust_changes
 from duopass.server.store import sql
-from duopass.server.store.tables import LedgerCheckpoint, LedgerLeaf, Meta
+from duopass.server.store.db import after_commit
+from duopass.server.store.tables import LedgerCheckpoint, LedgerLeaf, Meta, Terminal
 from duopass.server.unit_of_work import Unit
 
 SIZE = "ledger_size"
@@ -133,7 +137,9 @@ def checkpoint(unit: Unit) -> bytes:
     """The latest signed checkpoint, signing a new one first if the tree has grown.
 
     Never signs a tree inconsistent with the last checkpoint: the consistency proof between them
-    is verified before the new one is signed (a corrupted node table stops here, loudly)."""
+    is verified before the new one is signed (a corrupted node table stops here, loudly). Nor one
+    behind the checkpoint kept outside the database (`server.outside`): 503 `store_rolled_back`.
+    The new one is written there once this unit has committed."""
     session, signer = unit.session, unit.keyring.ledger
     tree_size = size(session, lock=True)
     last = session.scalars(
@@ -141,6 +147,12 @@ def checkpoint(unit: Unit) -> bytes:
     ).first()
     if last is not None and last.size == tree_size:
         return last.note
+    lagging = outside_lag(unit)
+    if lagging is not None:
+        raise Problem(
+            ProblemCode.STORE_ROLLED_BACK,
+            f"{lagging}: nothing is signed until an operator acts (duopass ledger accept-rollback)",
+        )
     new_root = root(session, tree_size)
     if last is not None and last.size > 0:
         signed = open_checkpoint(last.note, signer.verifier).checkpoint
@@ -153,7 +165,67 @@ def checkpoint(unit: Unit) -> bytes:
         )
     note = sign_checkpoint(Checkpoint(signer.name, tree_size, new_root), [signer])
     session.add(LedgerCheckpoint(size=tree_size, signed_at=unit.now, note=note))
+    _keep_outside(unit, note, tree_size)
     return note
+
+
+def lag(session: Session, signed: Checkpoint) -> str | None:
+    """Why this database's ledger does not hold the tree of `signed` (a checkpoint signed before,
+    kept outside the database), or None when it holds it (whatever it has added since)."""
+    tree_size = size(session)
+    if tree_size < signed.size:
+        return (
+            f"the store's ledger has {tree_size} entries, fewer than the {signed.size} of the"
+            " last checkpoint signed"
+        )
+    try:
+        same = signed.size == 0 or root(session, signed.size) == signed.root
+    except KeyError:
+        same = False
+    if not same:
+        return f"the store's ledger is another tree than the last checkpoint signed ({signed.size})"
+    return None
+
+
+def outside_lag(unit: Unit) -> str | None:
+    """`lag` against the checkpoint kept outside the database, or why that one cannot be read;
+    None when there is none (a new server) or the database holds its tree."""
+    try:
+        record = outside.read(unit.settings.data_dir)
+        if record is None:
+            return None
+        return lag(unit.session, record.checkpoint(unit.keyring.ledger.verifier))
+    except outside.OutsideError as exc:
+        return str(exc)
+
+
+def positions(session: Session) -> dict[str, tuple[int, int | None]]:
+    """Each terminal's acknowledged journal seq and the bundle version last sent to it."""
+    rows = session.execute(select(Terminal.id, Terminal.acked_seq, Terminal.bundle_seq)).all()
+    return {name: (int(acked), bundle) for name, acked, bundle in rows}
+
+
+def keep_outside(unit: Unit) -> bytes:
+    """`checkpoint`, and the latest checkpoint written outside the database even when it was
+    signed before (a rollback accepted: the store's own replaces the one given up)."""
+    note = checkpoint(unit)
+    _keep_outside(unit, note, open_checkpoint(note, unit.keyring.ledger.verifier).checkpoint.size)
+    return note
+
+
+def _keep_outside(unit: Unit, note: bytes, tree_size: int) -> None:
+    """Write the new checkpoint (and the terminals' positions) outside the database once this
+    unit has committed; a server without a data dir of its own (some tests) keeps none."""
+    data_dir, verifier = unit.settings.data_dir, unit.keyring.ledger.verifier
+    if not data_dir.is_dir():
+        return
+    session = unit.session
+    record = outside.OutsideRecord(note, trust_changes.current_seq(session), positions(session))
+
+    def write() -> None:
+        outside.write(data_dir, record, tree_size, verifier)
+
+    after_commit(session, write)
 
 
 def read_entries(session: Session, start: int, count: int) -> list[bytes]:

@@ -14,9 +14,12 @@ router = APIRouter(tags=["system"])
 
 @router.get("/healthz")
 def healthz(ctx: Ctx) -> dict[str, str]:
-    """Alive and able to reach the database."""
+    """Alive and able to reach the database; `store: rolled_back` while the server holds
+    because its database is behind the checkpoint kept outside it (every other route then
+    answers 503 `store_rolled_back`)."""
     ctx.run(lambda unit: unit.session.execute(text("SELECT 1")))
-    return {"status": "ok", "issuer": ctx.settings.issuer}
+    answer = {"status": "ok", "issuer": ctx.settings.issuer}
+    return answer if ctx.store_held is None else answer | {"store": "rolled_back"}
 
 
 @router.get("/v1/ping")
