@@ -520,3 +520,14 @@ def test_audit_of_a_postgresql_database(tmp_path, postgres_url):
         assert from_db.exit_code == 0, from_db.output
         assert "extends the trusted checkpoint" in from_db.stdout
         assert "postgresql" in from_db.stdout
+
+
+@pytest.mark.parametrize(
+    "url", ["mysql://auditor:hunter2-secret@db/ledger", "auditor:hunter2-secret at db"]
+)
+def test_a_database_url_refused_never_repeats_its_password(url):
+    from duopass.server.store.db import read_only_engine
+
+    with pytest.raises(ValueError) as refused:
+        read_only_engine(url)
+    assert "hunter2-secret" not in str(refused.value)

@@ -153,7 +153,7 @@ def read_only_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise ValueError(f"{url!r} is not a database URL") from exc
+        raise ValueError("not a database URL (sqlite:///path.db or postgresql://...)") from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if not parsed.database or parsed.database == ":memory:":
@@ -166,4 +166,5 @@ def read_only_engine(url: str) -> Engine:
     if backend == "postgresql":
         options = {"options": "-c default_transaction_read_only=on"}
         return create_engine(parsed, connect_args=options)
-    raise ValueError(f"{url!r}: only sqlite:/// and postgresql:// are supported")
+    shown = parsed.render_as_string(hide_password=True)  # a refusal never repeats a password
+    raise ValueError(f"{shown}: only sqlite:/// and postgresql:// are supported")
