@@ -91,3 +91,31 @@ def test_a_bad_amount_is_shown_beside_its_field_in_chinese(site, chromium, shots
     _shoot(page, shots, "console-erase-zh")
     assert [e for e in errors if "status of 422" not in e] == []  # the refused forms' status
     page.context.close()
+
+
+def test_the_same_refusals_in_english(site, chromium, shots):
+    made = site.admin().holder("amy", name="Amy Lee", balance=500)
+    page = _page(chromium, "en")
+    errors = _errors(page)
+    _sign_in(page, site.url, "admin", ADMIN_PASSWORD)
+    page.goto(f"{site.url}/console/holders/{made['handle']}")
+    page.fill("#amount", "0")
+    page.click("#top-up button[type=submit]")
+    page.locator("#amount-error").wait_for()
+    assert page.locator("#amount").get_attribute("aria-invalid") == "true"
+    refused = page.locator("#amount-error").inner_text().strip()
+    assert refused == "The amount must be at least ¥0.01."
+    _accessible(page)
+    _shoot(page, shots, "console-holder-refused-en")
+    page.goto(f"{site.url}/console/holders/{made['handle']}/erase")
+    page.fill("#confirm", "someone-else")
+    page.click("#erase button[type=submit]")
+    page.locator("#confirm-error").wait_for()
+    assert "login" in page.locator("#confirm-error").inner_text()
+    _accessible(page)
+    _shoot(page, shots, "console-erase-en")
+    page.goto(f"{site.url}/console/holders/{made['handle']}/nobody")
+    _accessible(page)
+    _shoot(page, shots, "console-refused-en")
+    assert [e for e in errors if "status of 4" not in e] == []  # the refused pages' statuses
+    page.context.close()
