@@ -123,6 +123,15 @@ class Settings(BaseSettings):
     is the client's that `X-Forwarded-For` names (api.forwarded). None by default: every
     request is its TCP peer's, whatever its headers say."""
 
+    anchor_tsa_url: str | None = Field(default=None, max_length=2048)
+    """An RFC 3161 Time-Stamping Authority (`http(s)://...`): each new signed checkpoint is
+    timestamped there in the background (server.anchoring, docs/anchors.md); none: no timestamps."""
+    anchor_witnesses: tuple[str, ...] = ()
+    """C2SP tlog-witnesses, each `<base URL> <witness vkey>`: each new signed checkpoint is sent
+    to their `add-checkpoint` in the background and their cosignature kept once it verifies."""
+    anchor_interval_s: float = Field(default=30.0, ge=0.05, le=3600)
+    """How often the anchoring thread looks for a checkpoint not yet anchored."""
+
     webhook_delivery: bool = True
     """Whether this process sends webhooks (`partners.delivery`); off, what events queue waits
     for a process that does (tests drive `deliver_once` themselves)."""
