@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from duopass.cli.app import app
 from duopass.demo.witness import Witness, running_witness
 from duopass.ledger import open_checkpoint
 from duopass.ledger.cosignature import Cosigner
@@ -55,16 +57,15 @@ def anchored(tmp_path: Path) -> Iterator[Setup]:
     trust.write_bytes(authority.trust)
     cosigner = Cosigner.generate("witness.test/w1")
     witness = Witness(tmp_path / "witness", log_key, cosigner)
-    with serving(authority) as tsa_url, running_witness(witness) as witness_url:
-        with running_server(
-            f"sqlite:///{tmp_path / 'd.db'}",
-            data,
-            anchor_tsa_url=tsa_url,
-            anchor_witnesses=(f"{witness_url} {cosigner.key.vkey()}",),
-            anchor_interval_s=0.05,
-        ) as srv:
-            state = tmp_path / "audit-state.json"
-            yield Setup(srv, witness, cosigner, authority, trust, state)
+    with serving(authority) as tsa_url, running_witness(witness) as witness_url, running_server(
+        f"sqlite:///{tmp_path / 'd.db'}",
+        data,
+        anchor_tsa_url=tsa_url,
+        anchor_witnesses=(f"{witness_url} {cosigner.key.vkey()}",),
+        anchor_interval_s=0.05,
+    ) as srv:
+        state = tmp_path / "audit-state.json"
+        yield Setup(srv, witness, cosigner, authority, trust, state)
 
 
 def _signed_and_anchored(setup: Setup, holder: str) -> int:
@@ -142,3 +143,19 @@ def test_a_cosignature_by_another_witness_is_not_counted(anchored):
     stranger = Cosigner.generate("witness.test/w2")
     code, out = anchored.audit("--witness", stranger.key.vkey())
     assert code == 1 and "FAILED       witness: no cosignature by witness.test/w2" in out, out
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--anchor-witness", "http://127.0.0.1:9 not-a-key"], "a witness's vkey: BAD_KEY"),
+        (
+            ["--anchor-witness", "127.0.0.1:9 w+00000000+AA=="],
+            "a witness is '<http(s) URL> <vkey>'",
+        ),
+        (["--anchor-tsa-url", "ftp://tsa.example"], "a TSA is an http(s) URL"),
+    ],
+)
+def test_serve_refuses_an_anchor_it_cannot_use_in_one_line(tmp_path, flags, said):
+    result = CliRunner().invoke(app, ["serve", "--data-dir", str(tmp_path), *flags])
+    assert result.exit_code == 2 and said in result.stderr, result.output

@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from duopass.ledger import LedgerError
+from duopass.ledger.cosignature import CosignerKey
 from duopass.protocol.limits import (
     CLOCK_SKEW_DEFAULT_S,
     FRESHNESS_DEFAULT_S,
@@ -165,6 +167,26 @@ class Settings(BaseSettings):
             raise ValueError("a redis://, rediss:// or unix:// URL")
         if url.password is not None:  # the message must not repeat it: no input in it
             raise ValueError("no password in the URL: set DUOPASS_REDIS_PASSWORD")
+        return value
+
+    @field_validator("anchor_witnesses")
+    @classmethod
+    def _witnesses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            url, _, vkey = entry.strip().partition(" ")
+            if not url.startswith(("http://", "https://")):
+                raise ValueError("a witness is '<http(s) URL> <vkey>'")
+            try:
+                CosignerKey.parse(vkey)
+            except LedgerError as exc:
+                raise ValueError(f"a witness's vkey: {exc.reason}") from exc
+        return value
+
+    @field_validator("anchor_tsa_url")
+    @classmethod
+    def _tsa(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("a TSA is an http(s) URL")
         return value
 
     @model_validator(mode="after")
