@@ -57,13 +57,17 @@ def anchored(tmp_path: Path) -> Iterator[Setup]:
     trust.write_bytes(authority.trust)
     cosigner = Cosigner.generate("witness.test/w1")
     witness = Witness(tmp_path / "witness", log_key, cosigner)
-    with serving(authority) as tsa_url, running_witness(witness) as witness_url, running_server(
-        f"sqlite:///{tmp_path / 'd.db'}",
-        data,
-        anchor_tsa_url=tsa_url,
-        anchor_witnesses=(f"{witness_url} {cosigner.key.vkey()}",),
-        anchor_interval_s=0.05,
-    ) as srv:
+    with (
+        serving(authority) as tsa_url,
+        running_witness(witness) as witness_url,
+        running_server(
+            f"sqlite:///{tmp_path / 'd.db'}",
+            data,
+            anchor_tsa_url=tsa_url,
+            anchor_witnesses=(f"{witness_url} {cosigner.key.vkey()}",),
+            anchor_interval_s=0.05,
+        ) as srv,
+    ):
         state = tmp_path / "audit-state.json"
         yield Setup(srv, witness, cosigner, authority, trust, state)
 
