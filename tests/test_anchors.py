@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from duopass.cli.app import app
 from duopass.demo.witness import Witness, running_witness
-from duopass.ledger import open_checkpoint
+from duopass.ledger import Checkpoint, MemoryTree, hash_leaf, open_checkpoint, sign_checkpoint
 from duopass.ledger.cosignature import Cosigner
 from duopass.server.keyring import Keyring
 from tests.server.harness import Running, ready_wallet, running_server
@@ -163,3 +163,30 @@ def test_a_cosignature_by_another_witness_is_not_counted(anchored):
 def test_serve_refuses_an_anchor_it_cannot_use_in_one_line(tmp_path, flags, said):
     result = CliRunner().invoke(app, ["serve", "--data-dir", str(tmp_path), *flags])
     assert result.exit_code == 2 and said in result.stderr, result.output
+
+
+def test_a_witness_holding_a_fork_refuses_the_server_s_checkpoint(anchored, caplog):
+    """The witness was shown another tree of this log (same key, another history, as a server
+    rolled back and re-signed would make): it refuses the server's checkpoint; no cosignature is
+    kept, and an audit that asks for the witness fails."""
+    srv = anchored.srv
+    first = _signed_and_anchored(anchored, "ann")
+    signer = Keyring.load(srv.ctx.settings.data_dir).ledger
+    fork = MemoryTree()
+    for n in range(first):  # the size the witness last cosigned, another root
+        fork.append(hash_leaf(n.to_bytes(4, "big")))
+    forked = sign_checkpoint(Checkpoint(ORIGIN, fork.size, fork.root()), [signer])
+    (anchored.witness.folder / "held.note").write_bytes(forked)
+    ready_wallet(srv.http, srv.admin(), "bob", balance=100)
+    note = srv.http.get("/v1/ledger/checkpoint").content
+    second = open_checkpoint(note, signer.verifier).checkpoint.size
+    deadline = time.monotonic() + WAIT_S
+    while "refuses checkpoint" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert f"refuses checkpoint {second} as a fork" in caplog.text
+    assert not list(anchored.folder(second).glob("cosignature-*"))
+    held = anchored.witness.held
+    assert held is not None and held.root == fork.root()
+    code, out = anchored.audit()
+    assert f"anchors      checkpoint {second}," in out  # the timestamp anchored it
+    assert code == 1 and "FAILED       witness: no cosignature by witness.test/w1" in out, out

@@ -4,8 +4,10 @@ TSA and cosigned by C2SP tlog-witnesses, by a thread of its own (never in a paym
 What the anchors answer is kept as files in `data_dir/anchors/<size>/` (outside the database,
 so a restored database older than them is seen): `note` (the signed checkpoint as anchored),
 `timestamp.tsr` (the TSA's TimeStampResp) and `cosignature-<key hash>` (a witness's line,
-kept only once it verifies with the witness key configured). `GET /v1/ledger/anchors` serves
-the latest. A failed anchor is logged and tried again next interval; the log never waits.
+kept only once it verifies with the witness key configured); `anchors/latest` and
+`anchors/held-<key hash>` name the latest size anchored and the latest each witness cosigned.
+`GET /v1/ledger/anchors` serves the latest. A failed anchor is logged and tried again next
+interval; the log never waits for one.
 """
 
 from __future__ import annotations
@@ -66,11 +68,11 @@ def _write(path: Path, data: bytes) -> None:
     os.replace(temporary, path)
 
 
-def _sizes(ctx: AppContext) -> list[int]:
-    folder = _folder(ctx)
-    if not folder.is_dir():
-        return []
-    return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
+def _pointer(ctx: AppContext, name: str) -> int | None:
+    """A size kept in `anchors/<name>` (`latest`, `held-<key ID>`): no folder listing a read."""
+    path = _folder(ctx) / name
+    text = path.read_text().strip() if path.is_file() else ""
+    return int(text) if text.isdigit() else None
 
 
 def read(ctx: AppContext, size: int) -> Anchored | None:
@@ -86,11 +88,8 @@ def read(ctx: AppContext, size: int) -> Anchored | None:
 
 def latest(ctx: AppContext) -> Anchored | None:
     """The anchors of the largest checkpoint that has any."""
-    for size in reversed(_sizes(ctx)):
-        found = read(ctx, size)
-        if found is not None and (found.timestamp is not None or found.cosignatures):
-            return found
-    return None
+    size = _pointer(ctx, "latest")
+    return None if size is None else read(ctx, size)
 
 
 def _timestamp(client: httpx.Client, url: str, note: bytes) -> bytes:
@@ -107,11 +106,7 @@ def _timestamp(client: httpx.Client, url: str, note: bytes) -> bytes:
 
 def _held_by(ctx: AppContext, witness: WitnessEndpoint) -> int:
     """The largest checkpoint this witness cosigned for us (0: none yet)."""
-    name = f"cosignature-{witness.key.key_hash:08x}"
-    for size in reversed(_sizes(ctx)):
-        if (_folder(ctx) / str(size) / name).is_file():
-            return size
-    return 0
+    return _pointer(ctx, f"held-{witness.key.key_hash:08x}") or 0
 
 
 def _proof(ctx: AppContext, old: int, new: int) -> list[bytes]:
@@ -131,6 +126,9 @@ def _cosign(ctx: AppContext, client: httpx.Client, witness: WitnessEndpoint, not
         if answer.status_code == 409 and answer.text.strip().isdigit():
             old = int(answer.text.strip())
             continue
+        if answer.status_code == 422:  # the witness holds a checkpoint this one does not extend
+            log.error("witness %s refuses checkpoint %d as a fork: %s", witness.key.name, size,
+                      answer.text[:200])  # fmt: skip
         answer.raise_for_status()
         if not verify_cosignatures(note + answer.content, [witness.key]):
             raise ValueError(f"witness {witness.key.name} answered no cosignature of its key")
@@ -153,6 +151,7 @@ def anchor_once(ctx: AppContext, client: httpx.Client) -> int:
     if settings.anchor_tsa_url and not (where / "timestamp.tsr").is_file():
         try:
             _write(where / "timestamp.tsr", _timestamp(client, settings.anchor_tsa_url, note))
+            _write(_folder(ctx) / "latest", f"{size}\n".encode())
             added += 1
         except (httpx.HTTPError, ValueError) as exc:
             log.warning("timestamp of checkpoint %d failed: %s", size, exc)
@@ -163,6 +162,8 @@ def anchor_once(ctx: AppContext, client: httpx.Client) -> int:
             continue
         try:
             _write(path, _cosign(ctx, client, witness, note))
+            _write(_folder(ctx) / f"held-{witness.key.key_hash:08x}", f"{size}\n".encode())
+            _write(_folder(ctx) / "latest", f"{size}\n".encode())
             added += 1
         except (httpx.HTTPError, ValueError, LedgerError) as exc:
             log.warning("witness %s on checkpoint %d: %s", witness.key.name, size, exc)
