@@ -174,8 +174,8 @@ class Settings(BaseSettings):
     def _witnesses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for entry in value:
             url, _, vkey = entry.strip().partition(" ")
-            if not url.startswith(("http://", "https://")):
-                raise ValueError("a witness is '<http(s) URL> <vkey>'")
+            if not url.startswith(("http://", "https://")) or urlsplit(url).username:
+                raise ValueError("a witness is '<http(s) URL> <vkey>', no user in the URL")
             try:
                 CosignerKey.parse(vkey)
             except LedgerError as exc:
@@ -185,8 +185,10 @@ class Settings(BaseSettings):
     @field_validator("anchor_tsa_url")
     @classmethod
     def _tsa(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("a TSA is an http(s) URL")
+        if value is not None and (
+            not value.startswith(("http://", "https://")) or urlsplit(value).username
+        ):
+            raise ValueError("a TSA is an http(s) URL, no user in it (logged when it fails)")
         return value
 
     @model_validator(mode="after")
