@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from duopass.ledger import Checkpoint, LedgerError, LedgerReason, NoteSigner, sign_checkpoint
+from duopass.ledger import (
+    Checkpoint,
+    LedgerError,
+    LedgerReason,
+    NoteSigner,
+    RootHash,
+    sign_checkpoint,
+)
 from duopass.ledger.timestamp import TsaTrust, timestamp_request, verify_timestamp
 from tests.tsa import make_authority
 
@@ -16,7 +23,7 @@ SIGNER = NoteSigner.generate("example.test/log")
 
 
 def _note(size: int) -> bytes:
-    return sign_checkpoint(Checkpoint("example.test/log", size, bytes(32)), [SIGNER])
+    return sign_checkpoint(Checkpoint("example.test/log", size, RootHash(bytes(32))), [SIGNER])
 
 
 def test_a_reply_over_the_note_verifies_and_no_other(tmp_path: Path):
