@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from duopass.cli.audit_anchors import check_anchors
 from duopass.cli.audit_source import HttpSource, SourceError
 from duopass.cli.numbers import whole
 from duopass.ledger import Checkpoint, LedgerError, NoteVerifier
@@ -28,12 +29,15 @@ from duopass.ledger.audit import (
     format_state,
     parse_state,
 )
+from duopass.ledger.cosignature import CosignerKey
+from duopass.ledger.timestamp import TsaTrust
 
 if TYPE_CHECKING:
     from duopass.cli.audit_db import LedgerDatabase
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 KEY_FILE_BYTES_MAX = 4096
+TRUST_FILE_BYTES_MAX = 65_536
 
 
 def _usage(message: str) -> typer.Exit:
@@ -145,9 +149,18 @@ def audit(
     page: Annotated[
         int, whole(1, PAGE_ENTRIES_MAX, help="entries read per request")
     ] = PAGE_ENTRIES_MAX,
+    tsa_trust: Annotated[
+        Path | None,
+        typer.Option(help="PEM: the TSA's certificate, then its CA: check the timestamp anchor"),
+    ] = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(help="a witness's cosignature vkey (repeatable): it must have cosigned"),
+    ] = None,
 ) -> None:
     """Audit the ledger from outside: checkpoint signature, every entry, root and consistency.
 
+    With --tsa-trust and --witness it also checks the server's anchors (docs/anchors.md).
     Exit status 0 when every check passed (the state file then trusts the audited checkpoint),
     1 when one failed (each failure is named), 2 for a usage error or a source that cannot be
     reached or opened.
@@ -156,11 +169,15 @@ def audit(
         raise _usage("give exactly one of --url and --db")
     verifier = _verifier(key, key_file)
     trusted = _trusted(state, verifier)
+    tsa, witnesses = _anchor_trust(tsa_trust, witness or [], over_http=url is not None)
     source = _open_source(url, db)
+    anchors = None
     try:
         note = source.checkpoint()
         report = audit_log(note, source, verifier, trusted=trusted, page=page)
         unsigned = None if isinstance(source, HttpSource) else source.log_size()
+        if isinstance(source, HttpSource) and report.checkpoint is not None:
+            anchors = check_anchors(source, verifier, report.checkpoint, tsa, witnesses)
     except SourceError as exc:
         if exc.usage:
             raise _usage(str(exc)) from exc
@@ -174,12 +191,34 @@ def audit(
     signed = report.checkpoint.size if report.checkpoint is not None else None
     if signed is not None and unsigned is not None and unsigned > signed:
         typer.echo(f"note         {unsigned - signed} newer entries are not in a checkpoint yet")
-    if not report.ok:
-        typer.echo(f"audit FAILED: {len(report.findings) + report.unlisted} finding(s)")
+    for line in anchors.lines if anchors is not None else []:
+        typer.echo(line)
+    failed = len(report.findings) + report.unlisted + (anchors.failed if anchors else 0)
+    if failed:
+        typer.echo(f"audit FAILED: {failed} finding(s)")
         raise typer.Exit(EXIT_FAILED)
     assert note is not None and report.checkpoint is not None
     _keep(state, note, trusted, report.checkpoint)
     typer.echo("audit passed")
+
+
+def _anchor_trust(
+    tsa_trust: Path | None, witnesses: list[str], *, over_http: bool
+) -> tuple[TsaTrust | None, list[CosignerKey]]:
+    """The TSA trust bundle and witness keys the anchors are checked with."""
+    if not over_http and (tsa_trust is not None or witnesses):
+        raise _usage("anchors are read from the server: give --url with --tsa-trust/--witness")
+    try:
+        keys = [CosignerKey.parse(vkey) for vkey in witnesses]
+    except LedgerError as exc:
+        raise _usage(f"--witness: not a cosignature vkey: {exc}") from exc
+    if tsa_trust is None:
+        return None, keys
+    try:
+        pem = _read_bounded(tsa_trust, TRUST_FILE_BYTES_MAX, "TSA trust file")
+        return TsaTrust.from_pem(pem), keys
+    except LedgerError as exc:
+        raise _usage(f"TSA trust file {tsa_trust}: {exc}") from exc
 
 
 def _trusted(state: Path, verifier: NoteVerifier) -> Checkpoint | None:

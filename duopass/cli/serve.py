@@ -54,6 +54,17 @@ _RedisUrl = Annotated[
         "transaction; password from DUOPASS_REDIS_PASSWORD, keys under DUOPASS_REDIS_PREFIX)",
     ),
 ]
+_AnchorTsa = Annotated[
+    str | None,
+    typer.Option(metavar="URL", help="timestamp each new checkpoint at this RFC 3161 TSA"),
+]
+_AnchorWitness = Annotated[
+    list[str] | None,
+    typer.Option(
+        metavar="'URL VKEY'",
+        help="have each new checkpoint cosigned by this C2SP witness (repeatable)",
+    ),
+]
 
 
 _Db = Annotated[str | None, typer.Option(help="database URL (default: SQLite in the data dir)")]
@@ -97,6 +108,8 @@ def serve(
     smtp_from: _SmtpFrom = None,
     policy: _Policy = None,
     workers: _Workers = 1,
+    anchor_tsa_url: _AnchorTsa = None,
+    anchor_witness: _AnchorWitness = None,
 ) -> None:
     """Run the issuer server."""
     from duopass.server import logbook
@@ -105,6 +118,7 @@ def serve(
     given: dict[str, Any] = {"smtp_host": smtp_host, "smtp_port": smtp_port, "smtp_from": smtp_from}
     given |= {"trusted_proxies": trusted_proxy, "throttle_exempt_networks": throttle_exempt_network}
     given |= {"redis_url": redis_url, "risk_store": "redis" if redis_url else None}
+    given |= {"anchor_tsa_url": anchor_tsa_url, "anchor_witnesses": anchor_witness}
     settings = _settings(db, data_dir, issuer, policy_file=policy, **given)
     _refuse_workers(workers, settings, metrics=metrics_port is not None)  # before the log
     logbook.configure(access_log=access_log)

@@ -11,6 +11,7 @@ from fastapi_offline import FastAPIOffline
 
 from duopass import __version__
 from duopass.server import problems
+from duopass.server.anchoring import Anchoring
 from duopass.server.api import openapi
 from duopass.server.api.access_log import AccessLog
 from duopass.server.api.forwarded import ForwardedFor
@@ -64,16 +65,18 @@ def _lifespan(
     the work, `partners.delivery`) and the group-commit writer, for the app's life."""
     maintenance = Maintenance(ctx) if worker.index == 0 else None
     delivery = Delivery(ctx) if ctx.settings.webhook_delivery else None
+    anchors = ctx.settings.anchor_tsa_url or ctx.settings.anchor_witnesses
+    anchoring = Anchoring(ctx) if worker.index == 0 and anchors else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        for started in (maintenance, delivery):
+        for started in (maintenance, delivery, anchoring):
             if started is not None:
                 started.start()
         try:
             yield
         finally:
-            for stopped in (maintenance, delivery):
+            for stopped in (maintenance, delivery, anchoring):
                 if stopped is not None:
                     stopped.stop()
             ctx.group.stop()

@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from duopass.ledger import LedgerError
+from duopass.ledger.cosignature import CosignerKey
 from duopass.protocol.limits import (
     CLOCK_SKEW_DEFAULT_S,
     FRESHNESS_DEFAULT_S,
@@ -123,6 +125,15 @@ class Settings(BaseSettings):
     is the client's that `X-Forwarded-For` names (api.forwarded). None by default: every
     request is its TCP peer's, whatever its headers say."""
 
+    anchor_tsa_url: str | None = Field(default=None, max_length=2048)
+    """An RFC 3161 Time-Stamping Authority (`http(s)://...`): each new signed checkpoint is
+    timestamped there in the background (server.anchoring, docs/anchors.md); none: no timestamps."""
+    anchor_witnesses: tuple[str, ...] = ()
+    """C2SP tlog-witnesses, each `<base URL> <witness vkey>`: each new signed checkpoint is sent
+    to their `add-checkpoint` in the background and their cosignature kept once it verifies."""
+    anchor_interval_s: float = Field(default=30.0, ge=0.05, le=3600)
+    """How often the anchoring thread looks for a checkpoint not yet anchored."""
+
     webhook_delivery: bool = True
     """Whether this process sends webhooks (`partners.delivery`); off, what events queue waits
     for a process that does (tests drive `deliver_once` themselves)."""
@@ -156,6 +167,28 @@ class Settings(BaseSettings):
             raise ValueError("a redis://, rediss:// or unix:// URL")
         if url.password is not None:  # the message must not repeat it: no input in it
             raise ValueError("no password in the URL: set DUOPASS_REDIS_PASSWORD")
+        return value
+
+    @field_validator("anchor_witnesses")
+    @classmethod
+    def _witnesses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            url, _, vkey = entry.strip().partition(" ")
+            if not url.startswith(("http://", "https://")) or urlsplit(url).username:
+                raise ValueError("a witness is '<http(s) URL> <vkey>', no user in the URL")
+            try:
+                CosignerKey.parse(vkey)
+            except LedgerError as exc:
+                raise ValueError(f"a witness's vkey: {exc.reason}") from exc
+        return value
+
+    @field_validator("anchor_tsa_url")
+    @classmethod
+    def _tsa(cls, value: str | None) -> str | None:
+        if value is not None and (
+            not value.startswith(("http://", "https://")) or urlsplit(value).username
+        ):
+            raise ValueError("a TSA is an http(s) URL, no user in it (logged when it fails)")
         return value
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from duopass.ledger import LedgerError
+from duopass.server import anchoring
 from duopass.server.api.deps import Ctx
 from duopass.server.api.openapi import problems
 from duopass.server.api.params import Digits
@@ -142,3 +143,28 @@ def entry(ctx: Ctx, index: Annotated[int, Path(ge=0, le=SEQ_MAX), Digits]) -> En
         raise Problem(ProblemCode.NOT_FOUND, "no such entry")
     data, receipt = found
     return EntryOut(index=index, data=base64.b64encode(data).decode(), receipt=receipt.decode())
+
+
+class AnchorsOut(BaseModel):
+    size: int
+    note: str
+    """The signed checkpoint as anchored (its exact bytes, base64): what the TSA stamped."""
+    timestamp: str | None
+    """The TSA's RFC 3161 TimeStampResp (DER, base64), if there is one."""
+    cosignatures: list[str]
+    """Witness cosignature lines (C2SP tlog-cosignature), each to append to `note`."""
+
+
+@router.get("/anchors", response_model=AnchorsOut, responses=problems(404))
+def anchors(ctx: Ctx) -> AnchorsOut:
+    """The anchors of the latest checkpoint that has any (docs/anchors.md): a timestamp by an
+    RFC 3161 TSA and witness cosignatures, made in the background after it was signed."""
+    found = anchoring.latest(ctx)
+    if found is None:
+        raise Problem(ProblemCode.NOT_FOUND, "no checkpoint is anchored yet")
+    return AnchorsOut(
+        size=found.size,
+        note=base64.b64encode(found.note).decode(),
+        timestamp=None if found.timestamp is None else base64.b64encode(found.timestamp).decode(),
+        cosignatures=[line.decode() for line in found.cosignatures],
+    )
