@@ -22,7 +22,7 @@ from duopass.server.services.journals.collector import paused
 from duopass.server.services.journals.lookups import Item, Refs, accounts_of, read_items
 from duopass.server.services.journals.settle import settle
 from duopass.server.services.journals.settling import Settled, Settling
-from duopass.server.services.journals.signatures import decode
+from duopass.server.services.journals.signatures import PARALLEL_FROM, decode
 from duopass.server.store import sql
 from duopass.server.store.tables import JournalBatch, JournalEntry, Terminal
 from duopass.server.unit_of_work import Unit
@@ -48,12 +48,33 @@ class Receipt:
 
 def ingest(unit: Unit, *, terminal_id: str, batch: Batch, data: bytes) -> dict[str, Any]:
     """Settle one verified batch, in one unit with the terminal's row locked; the answer of §8
-    (a large one with the cycle collector paused, `collector`)."""
+    (a large one with the cycle collector paused, `collector`).
+
+    A large batch is settled ahead of its device signatures (`signatures`), under a savepoint:
+    the worker verifies them while this thread settles, books and writes. Only if a verdict
+    assumed did not hold is all of it rolled back (what the unit kept in `session.info` too)
+    and the batch settled again on the verdicts read, as a small batch always is."""
     with paused(len(batch.entries)):
+        if len(batch.entries) < PARALLEL_FROM:
+            return _ingest(unit, terminal_id=terminal_id, batch=batch, data=data)
+        session = unit.session
+        kept = dict(session.info)
+        try:
+            with session.begin_nested():
+                return _ingest(unit, terminal_id=terminal_id, batch=batch, data=data, ahead=True)
+        except _Unconfirmed:
+            session.info.clear()
+            session.info.update(kept)
         return _ingest(unit, terminal_id=terminal_id, batch=batch, data=data)
 
 
-def _ingest(unit: Unit, *, terminal_id: str, batch: Batch, data: bytes) -> dict[str, Any]:
+class _Unconfirmed(Exception):
+    """A device signature assumed to verify did not (or its verdict never came)."""
+
+
+def _ingest(
+    unit: Unit, *, terminal_id: str, batch: Batch, data: bytes, ahead: bool = False
+) -> dict[str, Any]:
     session = unit.session
     terminal = session.scalars(
         select(Terminal).where(Terminal.id == terminal_id).with_for_update()
@@ -75,20 +96,24 @@ def _ingest(unit: Unit, *, terminal_id: str, batch: Batch, data: bytes) -> dict[
         batch_id = _store(unit, terminal, batch, data)
     fresh = [(seq, raw) for seq, raw in enumerate(batch.entries, batch.first) if seq not in known]
     deadline_s = unit.settings.signature_worker_deadline_s
-    decoded, signatures = decode(fresh, deadline_s=deadline_s)  # verified in a worker from here
+    decoded, signatures = decode(fresh, deadline_s=deadline_s, ahead=ahead)  # in a worker
     try:
         items = {item.seq: item for item in decoded}
         _lock(unit, terminal, accounts_of(session, unit.settings, decoded))
         refs = Refs(session, unit.settings, terminal.id, decoded)
         st = Settling(unit, terminal, refs, accounts.Movements(unit), signatures)
         receipt = _settle_all(st, batch, known, items, batch_id)
+        if not ahead:
+            signatures.close()  # the worker is free for another batch while this one writes
+        anomalies.observe_batch(st, items)
+        risk_point.reconcile(st)  # the risk engine's journal point: counts, judges, acts
+        if st.entries or st.books.transactions:
+            _write(st, batch)
+            terminal.acked_seq = _acked(unit, terminal.id, terminal.acked_seq)
+        if not signatures.confirmed():
+            raise _Unconfirmed
     finally:
-        signatures.close()  # the worker is free for another batch while this one writes
-    anomalies.observe_batch(st, items)
-    risk_point.reconcile(st)  # the risk engine's journal point: counts, judges, acts
-    if st.entries or st.books.transactions:
-        _write(st, batch)
-        terminal.acked_seq = _acked(unit, terminal.id, terminal.acked_seq)
+        signatures.close()
     receipt.acked_seq = terminal.acked_seq
     note(
         session,
