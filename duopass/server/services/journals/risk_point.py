@@ -27,7 +27,7 @@ from duopass.risk import (
 )
 from duopass.risk.features import QUERIES_MAX, Derived, Query
 from duopass.risk.geo import Sighting, kmh
-from duopass.risk.points import GEOVELOCITY, Judged, Point, Subject, judge, queries
+from duopass.risk.points import GEOVELOCITY, Judged, Point, Subject, judge_all, queries
 from duopass.server.services import policy_store, risk_engine, risk_features
 from duopass.server.services.journals.settling import Settling
 from duopass.server.store.tables import Holder
@@ -64,7 +64,7 @@ def reconcile(st: Settling) -> list[Judged]:
         for subject, features, at in zip(subjects, read, latest.values(), strict=False)
     ]
     policy = policy_store.current(unit)
-    decided = [judge(policy, Point.JOURNAL, features) for features in read]
+    decided = judge_all(policy, Point.JOURNAL, read)
     for subject, judged in zip(subjects, decided, strict=True):
         _act(unit, subject, judged)
     return decided
