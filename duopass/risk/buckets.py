@@ -61,18 +61,18 @@ def bucket_rows(observations: Sequence[Observation], now: int) -> list[BucketRow
             buckets: dict[int, tuple[int, int]] = {}
             for at in times:
                 start = at - at % width  # windows.bucket_start
-                found = buckets.get(start)
-                buckets[start] = (1, at) if found is None else (found[0] + 1, max(found[1], at))
+                bucket = buckets.get(start)
+                buckets[start] = (1, at) if bucket is None else (bucket[0] + 1, max(bucket[1], at))
             for start, (count, last) in buckets.items():
                 if not now - span < start <= now:  # windows.counted
                     continue
                 for key in keys:
                     row = (key, signal, span, start)
-                    was = merged.get(row)
+                    kept = merged.get(row)
                     merged[row] = (
                         (events * count, last)
-                        if was is None
-                        else (was[0] + events * count, max(was[1], last))
+                        if kept is None
+                        else (kept[0] + events * count, max(kept[1], last))
                     )
     return [BucketRow(*row, events, last) for row, (events, last) in sorted(merged.items())]
 

@@ -22,7 +22,7 @@ from duopass.risk import (
     Window,
     network_of,
 )
-from duopass.risk.buckets import bucket_rows
+from duopass.risk.buckets import bucket_rows, pair_rows
 from duopass.risk.windows import bucket_start, counted_since, expires_at
 
 T0 = 1_800_000_000  # a whole day: every bucket of every window starts here
@@ -273,8 +273,6 @@ def _observations(draw: st.DrawFn) -> list[Observation]:
 def test_rows_are_each_observations_added_one_by_one(observations, later):
     """Grouped by keys and pairs first (`buckets`), the rows are those of each observation
     added to its every key and window on its own, at its own time (the definition)."""
-    from duopass.risk.buckets import pair_rows  # noqa: PLC0415
-
     now = T0 + later
     buckets: dict[tuple[str, str, int, int], tuple[int, int]] = {}
     pairs: dict[tuple[str, str, str, str], int] = {}
@@ -289,8 +287,13 @@ def test_rows_are_each_observations_added_one_by_one(observations, later):
                     buckets[row] = (events + seen.events, max(last, at))
         if now - Window.DAY.span_s < at:
             for pair in seen.pairs:
-                row = (str(pair.subject), seen.signal.value, pair.other.kind.value, str(pair.other))
-                pairs[row] = max(pairs.get(row, at), at)
+                named = (
+                    str(pair.subject),
+                    seen.signal.value,
+                    pair.other.kind.value,
+                    str(pair.other),
+                )
+                pairs[named] = max(pairs.get(named, at), at)
     got = [
         (r.key, r.signal, r.span_s, r.start, r.events, r.last_at)
         for r in bucket_rows(observations, now)
