@@ -24,7 +24,7 @@ from duopass.server.services.journals.settle import settle
 from duopass.server.services.journals.settling import Settled, Settling
 from duopass.server.services.journals.signatures import PARALLEL_FROM, decode
 from duopass.server.store import sql
-from duopass.server.store.tables import JournalBatch, JournalEntry, Terminal
+from duopass.server.store.tables import Terminal
 from duopass.server.unit_of_work import Unit
 
 __all__ = ["Receipt", "ingest"]
@@ -79,19 +79,11 @@ def _ingest(
     terminal = session.scalars(
         select(Terminal).where(Terminal.id == terminal_id).with_for_update()
     ).one()
-    known = dict(
-        session.execute(
-            select(JournalEntry.seq, JournalEntry.data).where(
-                JournalEntry.terminal_id == terminal.id,
-                JournalEntry.seq.between(batch.first, batch.last),
-            )
-        ).all()
-    )
-    batch_id = session.scalars(
-        select(JournalBatch.id).where(
-            JournalBatch.terminal_id == terminal.id, JournalBatch.digest == batch.digest
-        )
-    ).first()
+    db = sql.raw(session)
+    span = {"terminal": terminal.id, "first": batch.first, "last": batch.last}
+    known = {seq: bytes(data) for seq, data in db.all(_KNOWN, span)}
+    held = db.one(_BATCH, {"terminal": terminal.id, "digest": batch.digest})
+    batch_id = None if held is None else int(held[0])
     if batch_id is None:
         batch_id = _store(unit, terminal, batch, data)
     fresh = [(seq, raw) for seq, raw in enumerate(batch.entries, batch.first) if seq not in known]
@@ -213,40 +205,45 @@ def _write(st: Settling, batch: Batch) -> None:
 
 def _store(unit: Unit, terminal: Terminal, batch: Batch, data: bytes) -> int:
     """Keep the batch's bytes; a batch that skips entries or breaks the chain is evidence."""
-    session = unit.session
+    db = sql.raw(unit.session)
     if batch.first == 1:
         chained = batch.prev == GENESIS
     else:
-        before = session.scalars(
-            select(JournalBatch.digest).where(
-                JournalBatch.terminal_id == terminal.id, JournalBatch.last == batch.first - 1
-            )
-        ).all()
+        ending = {"terminal": terminal.id, "last": batch.first - 1}
+        before = [bytes(digest) for (digest,) in db.all(_ENDING, ending)]
         chained = not before or batch.prev in before
     for found in batch_evidence(acked_seq=terminal.acked_seq, first=batch.first, chained=chained):
         alerts.raise_alert(unit, AlertKind.GAP, evidence=found, terminal_id=terminal.id)
-    row = JournalBatch(
-        terminal_id=terminal.id,
-        first=batch.first,
-        last=batch.last,
-        digest=batch.digest,
-        prev=batch.prev,
-        received_at=unit.now,
-        data=data,
-    )
-    session.add(row)
-    session.flush()
-    return row.id
+    row = {"terminal_id": terminal.id, "first": batch.first, "last": batch.last}
+    row.update(digest=batch.digest, prev=batch.prev, received_at=unit.now, data=data)
+    return int(db.one(_INSERT_BATCH, row)[0])
+
+
+_ENDING = sql.statement(
+    "SELECT digest FROM journal_batches WHERE terminal_id = :terminal AND last = :last"
+)
+_INSERT_BATCH = sql.statement(
+    "INSERT INTO journal_batches (terminal_id, first, last, digest, prev, received_at, data) "
+    "VALUES (:terminal_id, :first, :last, :digest, :prev, :received_at, :data) RETURNING id"
+)
+_KNOWN = sql.statement(
+    "SELECT seq, data FROM journal_entries "
+    "WHERE terminal_id = :terminal AND seq BETWEEN :first AND :last"
+)
+_BATCH = sql.statement(
+    "SELECT id FROM journal_batches WHERE terminal_id = :terminal AND digest = :digest"
+)
+_FOLLOWING = sql.statement(
+    "SELECT seq FROM journal_entries WHERE terminal_id = :terminal AND seq > :acked ORDER BY seq"
+)
+"""A batch's reads on the driver, as its writes (`_write`): through the ORM they cost several
+times SQLite's work."""
 
 
 def _acked(unit: Unit, terminal_id: str, acked: int) -> int:
     """The highest seq up to which every entry is held."""
-    following = unit.session.scalars(
-        select(JournalEntry.seq)
-        .where(JournalEntry.terminal_id == terminal_id, JournalEntry.seq > acked)
-        .order_by(JournalEntry.seq)
-    )
-    for seq in following:
+    following = sql.raw(unit.session).all(_FOLLOWING, {"terminal": terminal_id, "acked": acked})
+    for (seq,) in following:
         if seq != acked + 1:
             break
         acked = seq
