@@ -303,3 +303,11 @@ def test_rows_are_each_observations_added_one_by_one(observations, later):
         (r.subject, r.signal, r.kind, r.other, r.last_at) for r in pair_rows(observations, now)
     ]
     assert got_pairs == [(*row, last) for row, last in sorted(pairs.items())]
+
+
+def test_an_observation_moved_in_time_is_the_one_made_at_that_time():
+    seen = _failure(T0, MIA, NET, pairs=(Pair(NET, MIA),))
+    moved = seen.at_time(T0 + 90)
+    assert moved == _failure(T0 + 90, MIA, NET, pairs=(Pair(NET, MIA),))
+    assert hash(moved) == hash(_failure(T0 + 90, MIA, NET, pairs=(Pair(NET, MIA),)))
+    assert seen.at == T0  # the one it came from is unchanged

@@ -74,15 +74,15 @@ def _observations(st: Settling, terminal: Key, venue: Key | None) -> list[Observ
     """One observation an acceptance, counted per terminal and venue (no feature counts a
     holder's: its distinct tills and venues are its pairs, made once a holder), one a mismatch."""
     places = (terminal,) if venue is None else (terminal, venue)
-    made: dict[int, tuple[tuple[Key, ...], tuple[Pair, ...]]] = {}
+    made: dict[int, Observation] = {}
     found = []
     for holder_id, at in st.risk_seen.accepted:
-        keys_pairs = made.get(holder_id)
-        if keys_pairs is None:
+        alike = made.get(holder_id)
+        if alike is None:
             account = risk_engine.holder_key(holder_id)
             pairs = tuple(Pair(account, place) for place in places)
-            keys_pairs = made[holder_id] = (places, pairs)
-        found.append(Observation(at, Signal.OFFLINE_ACCEPTANCE, *keys_pairs))
+            alike = made[holder_id] = Observation(at, Signal.OFFLINE_ACCEPTANCE, places, pairs)
+        found.append(alike.at_time(at))
     mismatch = Signal.AMOUNT_MISMATCH
     return found + [Observation(at, mismatch, (terminal,)) for at in st.risk_seen.misreported]
 
