@@ -52,10 +52,10 @@ class DeviceSignatures:
         """`ahead`: a verdict still owed is assumed (`verdict`), then checked (`confirmed`);
         `expected`: the entries to come, the worker asked for at once if they are enough."""
         self._deadline_s = deadline_s
+        """How long the worker may take to take a request or answer one (`verifier.lend`)."""
         self._ahead = ahead
         self._assumed: list[int] = []
         """The seqs whose verdict `verdict` assumed (ahead), for `confirmed`."""
-        """How long the worker may take to take a request or answer one (`verifier.lend`)."""
         self._waiting: list[tuple[int, tuple[bytes, bytes, bytes]]] = []
         self._worker: verifier.Worker | None = None
         self._asked = False
