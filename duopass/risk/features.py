@@ -164,6 +164,13 @@ class Observation:
         if self.events not in (1, -1):
             raise ValueError("an observation counts one event, or withdraws one")
 
+    def at_time(self, at: int) -> Observation:
+        """This observation at `at`: its keys and pairs checked once, not again (a journal
+        batch makes hundreds alike, one a holder's acceptance)."""
+        moved: Observation = object.__new__(Observation)
+        vars(moved).update(vars(self), at=at)
+        return moved
+
 
 @dataclass(frozen=True)
 class Count:

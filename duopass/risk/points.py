@@ -7,7 +7,7 @@ Pure: a caller reads the features from its `FeatureStore` (`queries`), then judg
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -34,6 +34,7 @@ __all__ = [
     "Point",
     "Subject",
     "judge",
+    "judge_all",
     "queries",
 ]
 
@@ -173,3 +174,21 @@ def judge(
     document = risk_document(point.value, values, request or {})
     assessment = assess(policy, document)
     return Judged(assessment, policy.version, policy.sha256, features, document["request"])
+
+
+def judge_all(policy: Policy, point: Point, read: Sequence[Features]) -> list[Judged]:
+    """`judge` of each set of features read (no request's facts): a decision depends on the
+    policy and the document alone, so features of the same values (a batch's holders seen
+    alike) are scored once, and each gets its own `Judged` with its own features."""
+    assessed: dict[tuple[tuple[str, int | None], ...], tuple[Assessment, Mapping[str, Any]]] = {}
+    found = []
+    for features in read:
+        values = {name: value for name, value in features.items() if name in FEATURE_NAMES}
+        shape = tuple(sorted(values.items()))
+        known = assessed.get(shape)
+        if known is None:
+            document = risk_document(point.value, values, {})
+            known = assessed[shape] = assess(policy, document), document["request"]
+        assessment, request = known
+        found.append(Judged(assessment, policy.version, policy.sha256, features, dict(request)))
+    return found

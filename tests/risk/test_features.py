@@ -22,7 +22,7 @@ from duopass.risk import (
     Window,
     network_of,
 )
-from duopass.risk.buckets import bucket_rows
+from duopass.risk.buckets import bucket_rows, pair_rows
 from duopass.risk.windows import bucket_start, counted_since, expires_at
 
 T0 = 1_800_000_000  # a whole day: every bucket of every window starts here
@@ -245,3 +245,69 @@ def test_one_installation_trying_accounts_is_counted_per_distinct_account_and_wi
     assert distinct(T0 + 86400 + 3000) == (0, 0)
     count = store.read([Count(phone, Signal.ACCOUNT_ATTEMPT, Window.HOUR)], now=T0 + 3000)
     assert count["installation.account_attempt.1h"] == 4
+
+
+_TILLS = [Key(KeyKind.TERMINAL, f"till-{n}") for n in range(2)]
+_HOLDERS = [Key(KeyKind.ACCOUNT, f"holder:{n}") for n in range(3)]
+
+
+@st.composite
+def _observations(draw: st.DrawFn) -> list[Observation]:
+    """Observations as a journal batch and sign-ins make them: a few key sets and pairs, over
+    and under the windows' edges, some withdrawn (-1)."""
+    found = []
+    for _ in range(draw(st.integers(0, 40))):
+        holder, till = draw(st.sampled_from(_HOLDERS)), draw(st.sampled_from(_TILLS))
+        keys = draw(st.sampled_from([(till,), (till, NET), (holder, till), ()]))
+        pairs = draw(
+            st.sampled_from([(), (Pair(holder, till),), (Pair(holder, till), Pair(holder, NET))])
+        )
+        at = T0 + draw(st.integers(-90_000, 400))
+        signal = draw(st.sampled_from([FAIL, Signal.OFFLINE_ACCEPTANCE]))
+        found.append(Observation(at, signal, keys, pairs, draw(st.sampled_from([1, 1, -1]))))
+    return found
+
+
+@settings(max_examples=200, deadline=None)
+@given(_observations(), st.integers(0, 300))
+def test_rows_are_each_observations_added_one_by_one(observations, later):
+    """Grouped by keys and pairs first (`buckets`), the rows are those of each observation
+    added to its every key and window on its own, at its own time (the definition)."""
+    now = T0 + later
+    buckets: dict[tuple[str, str, int, int], tuple[int, int]] = {}
+    pairs: dict[tuple[str, str, str, str], int] = {}
+    for seen in observations:
+        at = min(seen.at, now)
+        for window in Window:
+            start = bucket_start(window, at)
+            if now - window.span_s < start <= now:
+                for key in seen.keys:
+                    row = (str(key), seen.signal.value, window.span_s, start)
+                    events, last = buckets.get(row, (0, at))
+                    buckets[row] = (events + seen.events, max(last, at))
+        if now - Window.DAY.span_s < at:
+            for pair in seen.pairs:
+                named = (
+                    str(pair.subject),
+                    seen.signal.value,
+                    pair.other.kind.value,
+                    str(pair.other),
+                )
+                pairs[named] = max(pairs.get(named, at), at)
+    got = [
+        (r.key, r.signal, r.span_s, r.start, r.events, r.last_at)
+        for r in bucket_rows(observations, now)
+    ]
+    assert got == [(*row, *value) for row, value in sorted(buckets.items())]
+    got_pairs = [
+        (r.subject, r.signal, r.kind, r.other, r.last_at) for r in pair_rows(observations, now)
+    ]
+    assert got_pairs == [(*row, last) for row, last in sorted(pairs.items())]
+
+
+def test_an_observation_moved_in_time_is_the_one_made_at_that_time():
+    seen = _failure(T0, MIA, NET, pairs=(Pair(NET, MIA),))
+    moved = seen.at_time(T0 + 90)
+    assert moved == _failure(T0 + 90, MIA, NET, pairs=(Pair(NET, MIA),))
+    assert hash(moved) == hash(_failure(T0 + 90, MIA, NET, pairs=(Pair(NET, MIA),)))
+    assert seen.at == T0  # the one it came from is unchanged

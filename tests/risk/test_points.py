@@ -7,7 +7,7 @@ from __future__ import annotations
 from duopass.policy import DEFAULT_POLICY, load
 from duopass.policy.guards import FEATURE_NAMES, Action
 from duopass.risk import Key, KeyKind, MemoryFeatureStore, Observation, Pair, Signal
-from duopass.risk.points import Point, Subject, judge, queries
+from duopass.risk.points import Point, Subject, judge, judge_all, queries
 
 T0 = 1_800_000_000
 POLICY = load(DEFAULT_POLICY.read_text())
@@ -65,3 +65,29 @@ def test_stuffing_is_held_unless_the_network_is_allowlisted():
     assert (campus.assessment.action, campus.assessment.score) == (Action.ALLOW, 0)
     later = store.read(queries(Point.SIGN_IN, subject), now=T0 + 3700)
     assert judge(POLICY, Point.SIGN_IN, later).assessment.action is Action.ALLOW
+
+
+def test_judging_a_batchs_holders_together_decides_each_as_alone():
+    """`judge_all` scores features of the same values once: each holder still gets the decision
+    `judge` gives it alone, with its own features (a cloned key at three tills is held, the
+    holders seen at one till are not)."""
+    store = MemoryFeatureStore()
+    tills = [Key(KeyKind.TERMINAL, f"till-{n}") for n in range(3)]
+    holders = [Key(KeyKind.ACCOUNT, f"holder:{n}") for n in range(6)]
+    seen = [
+        Observation(T0 + n, Signal.OFFLINE_ACCEPTANCE, (till,), (Pair(holder, till),))
+        for n, (holder, till) in enumerate(
+            [(holders[0], till) for till in tills] + [(holder, tills[0]) for holder in holders]
+        )
+    ]
+    store.record(seen, now=T0 + 60)
+    read = [
+        store.read(queries(Point.JOURNAL, Subject(holder, terminal=tills[0])), now=T0 + 60)
+        for holder in holders
+    ]
+    together = judge_all(POLICY, Point.JOURNAL, read)
+    alone = [judge(POLICY, Point.JOURNAL, features) for features in read]
+    assert together == alone
+    assert together[0].assessment != together[1].assessment  # the clone is judged apart
+    assert len({judged.assessment for judged in together[1:]}) == 1
+    assert [judged.features for judged in together] == read

@@ -408,6 +408,13 @@ def test_a_large_batch_verifies_device_signatures_ahead_with_the_same_verdicts(s
     booked = 10 * (len(entries) - len(forged))
     assert admin.account(wallet.account_id)["balance"] == 10_000 - booked
     assert admin.account(merchant)["balance"] == booked + 10 * len(forged)  # those in pending
+    # settled ahead of the worker, then again once a forged verdict came: only the second stays
+    pending = _alerts(admin, kind="pending", limit=100)
+    assert sorted(a["seq"] for a in pending) == sorted(forged)
+    assert _ledger_payments(server.http, till.terminal_id) == booked
+    leaves = server.http.get("/v1/ledger/entries", params={"start": 0}).json()["entries"]
+    kinds = [cbor2.loads(base64.b64decode(text))[1] for text in leaves]
+    assert kinds.count("journal_batch") == 1
     # a small batch (verified one by one in the re-check) gives the same verdict
     wallet.key = forger
     small = till.journal([till.entry(wallet.code(), seq=len(entries) + 1, amount=10)])

@@ -41,5 +41,13 @@ class VerifiedCredentials(MutableMapping[bytes, Credential]):
         with self._lock:
             return key in self._items
 
+    def get(  # type: ignore[override]
+        self, key: bytes, default: Credential | None = None
+    ) -> Credential | None:
+        """One look-up under the lock (`Mapping.get` raises and catches a KeyError for every
+        credential not cached: a journal batch decodes hundreds)."""
+        with self._lock:
+            return self._items.get(key, default)
+
 
 VERIFIED = VerifiedCredentials()

@@ -23,9 +23,9 @@ from duopass.server.services.journals.collector import paused
 from duopass.server.services.journals.lookups import Item, Refs, accounts_of, read_items
 from duopass.server.services.journals.settle import settle
 from duopass.server.services.journals.settling import Settled, Settling
-from duopass.server.services.journals.signatures import decode
+from duopass.server.services.journals.signatures import PARALLEL_FROM, decode
 from duopass.server.store import sql
-from duopass.server.store.tables import JournalBatch, JournalEntry, Terminal
+from duopass.server.store.tables import Terminal
 from duopass.server.unit_of_work import Unit
 
 __all__ = ["Receipt", "ingest"]
@@ -49,47 +49,64 @@ class Receipt:
 
 def ingest(unit: Unit, *, terminal_id: str, batch: Batch, data: bytes) -> dict[str, Any]:
     """Settle one verified batch, in one unit with the terminal's row locked; the answer of §8
-    (a large one with the cycle collector paused, `collector`)."""
+    (a large one with the cycle collector paused, `collector`).
+
+    A large batch is settled ahead of its device signatures (`signatures`), under a savepoint:
+    the worker verifies them while this thread settles, books and writes. Only if a verdict
+    assumed did not hold is all of it rolled back (what the unit kept in `session.info` too)
+    and the batch settled again on the verdicts read, as a small batch always is."""
     with paused(len(batch.entries)):
+        if len(batch.entries) < PARALLEL_FROM:
+            return _ingest(unit, terminal_id=terminal_id, batch=batch, data=data)
+        session = unit.session
+        kept = dict(session.info)
+        try:
+            with session.begin_nested():
+                return _ingest(unit, terminal_id=terminal_id, batch=batch, data=data, ahead=True)
+        except _Unconfirmed:
+            session.info.clear()
+            session.info.update(kept)
         return _ingest(unit, terminal_id=terminal_id, batch=batch, data=data)
 
 
-def _ingest(unit: Unit, *, terminal_id: str, batch: Batch, data: bytes) -> dict[str, Any]:
+class _Unconfirmed(Exception):
+    """A device signature assumed to verify did not (or its verdict never came)."""
+
+
+def _ingest(
+    unit: Unit, *, terminal_id: str, batch: Batch, data: bytes, ahead: bool = False
+) -> dict[str, Any]:
     session = unit.session
     terminal = session.scalars(
         select(Terminal).where(Terminal.id == terminal_id).with_for_update()
     ).one()
-    known = dict(
-        session.execute(
-            select(JournalEntry.seq, JournalEntry.data).where(
-                JournalEntry.terminal_id == terminal.id,
-                JournalEntry.seq.between(batch.first, batch.last),
-            )
-        ).all()
-    )
-    batch_id = session.scalars(
-        select(JournalBatch.id).where(
-            JournalBatch.terminal_id == terminal.id, JournalBatch.digest == batch.digest
-        )
-    ).first()
+    db = sql.raw(session)
+    span = {"terminal": terminal.id, "first": batch.first, "last": batch.last}
+    known = {seq: bytes(data) for seq, data in db.all(_KNOWN, span)}
+    held = db.one(_BATCH, {"terminal": terminal.id, "digest": batch.digest})
+    batch_id = None if held is None else int(held[0])
     if batch_id is None:
         batch_id = _store(unit, terminal, batch, data)
     fresh = [(seq, raw) for seq, raw in enumerate(batch.entries, batch.first) if seq not in known]
     deadline_s = unit.settings.signature_worker_deadline_s
-    decoded, signatures = decode(fresh, deadline_s=deadline_s)  # verified in a worker from here
+    decoded, signatures = decode(fresh, deadline_s=deadline_s, ahead=ahead)  # in a worker
     try:
         items = {item.seq: item for item in decoded}
         _lock(unit, terminal, accounts_of(session, unit.settings, decoded))
         refs = Refs(session, unit.settings, terminal.id, decoded)
         st = Settling(unit, terminal, refs, accounts.Movements(unit), signatures)
         receipt = _settle_all(st, batch, known, items, batch_id)
+        if not ahead:
+            signatures.close()  # the worker is free for another batch while this one writes
+        anomalies.observe_batch(st, items)
+        risk_point.reconcile(st)  # the risk engine's journal point: counts, judges, acts
+        if st.entries or st.books.transactions:
+            _write(st, batch)
+            terminal.acked_seq = _acked(unit, terminal.id, terminal.acked_seq)
+        if not signatures.confirmed():
+            raise _Unconfirmed
     finally:
-        signatures.close()  # the worker is free for another batch while this one writes
-    anomalies.observe_batch(st, items)
-    risk_point.reconcile(st)  # the risk engine's journal point: counts, judges, acts
-    if st.entries or st.books.transactions:
-        _write(st, batch)
-        terminal.acked_seq = _acked(unit, terminal.id, terminal.acked_seq)
+        signatures.close()
     receipt.acked_seq = terminal.acked_seq
     note(
         session,
@@ -191,40 +208,45 @@ def _write(st: Settling, batch: Batch) -> None:
 
 def _store(unit: Unit, terminal: Terminal, batch: Batch, data: bytes) -> int:
     """Keep the batch's bytes; a batch that skips entries or breaks the chain is evidence."""
-    session = unit.session
+    db = sql.raw(unit.session)
     if batch.first == 1:
         chained = batch.prev == GENESIS
     else:
-        before = session.scalars(
-            select(JournalBatch.digest).where(
-                JournalBatch.terminal_id == terminal.id, JournalBatch.last == batch.first - 1
-            )
-        ).all()
+        ending = {"terminal": terminal.id, "last": batch.first - 1}
+        before = [bytes(digest) for (digest,) in db.all(_ENDING, ending)]
         chained = not before or batch.prev in before
     for found in batch_evidence(acked_seq=terminal.acked_seq, first=batch.first, chained=chained):
         alerts.raise_alert(unit, AlertKind.GAP, evidence=found, terminal_id=terminal.id)
-    row = JournalBatch(
-        terminal_id=terminal.id,
-        first=batch.first,
-        last=batch.last,
-        digest=batch.digest,
-        prev=batch.prev,
-        received_at=unit.now,
-        data=data,
-    )
-    session.add(row)
-    session.flush()
-    return row.id
+    row = {"terminal_id": terminal.id, "first": batch.first, "last": batch.last}
+    row.update(digest=batch.digest, prev=batch.prev, received_at=unit.now, data=data)
+    return int(db.one(_INSERT_BATCH, row)[0])
+
+
+_ENDING = sql.statement(
+    "SELECT digest FROM journal_batches WHERE terminal_id = :terminal AND last = :last"
+)
+_INSERT_BATCH = sql.statement(
+    "INSERT INTO journal_batches (terminal_id, first, last, digest, prev, received_at, data) "
+    "VALUES (:terminal_id, :first, :last, :digest, :prev, :received_at, :data) RETURNING id"
+)
+_KNOWN = sql.statement(
+    "SELECT seq, data FROM journal_entries "
+    "WHERE terminal_id = :terminal AND seq BETWEEN :first AND :last"
+)
+_BATCH = sql.statement(
+    "SELECT id FROM journal_batches WHERE terminal_id = :terminal AND digest = :digest"
+)
+_FOLLOWING = sql.statement(
+    "SELECT seq FROM journal_entries WHERE terminal_id = :terminal AND seq > :acked ORDER BY seq"
+)
+"""A batch's reads on the driver, as its writes (`_write`): through the ORM they cost several
+times SQLite's work."""
 
 
 def _acked(unit: Unit, terminal_id: str, acked: int) -> int:
     """The highest seq up to which every entry is held."""
-    following = unit.session.scalars(
-        select(JournalEntry.seq)
-        .where(JournalEntry.terminal_id == terminal_id, JournalEntry.seq > acked)
-        .order_by(JournalEntry.seq)
-    )
-    for seq in following:
+    following = sql.raw(unit.session).all(_FOLLOWING, {"terminal": terminal_id, "acked": acked})
+    for (seq,) in following:
         if seq != acked + 1:
             break
         acked = seq

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, NamedTuple
 
 __all__ = ["CredentialRef", "HolderRef", "Item", "Refs", "Seen", "accounts_of", "read_items"]
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from duopass.protocol.cbor import MalformedError
@@ -26,8 +26,7 @@ from duopass.server.domain import HoldTerms, holds
 from duopass.server.services import counters
 from duopass.server.services.credential_cache import VERIFIED
 from duopass.server.settings import Settings
-from duopass.server.store.tables import CounterSeen, Credential, Holder, Scan, TrustChange
-from duopass.server.store.tickets import Ticket
+from duopass.server.store import sql
 
 
 @dataclass(frozen=True)
@@ -50,15 +49,25 @@ def read_items(entries: Iterable[tuple[int, bytes]]) -> list[Item]:
         except MalformedError:
             entry = None
         if entry is None or entry.seq != seq:
-            items.append(Item(seq, raw, None))
+            items.append(_item(seq, raw, None))
             continue
         try:
-            items.append(Item(seq, raw, entry, decode_code(entry.code, known=VERIFIED)))
+            items.append(_item(seq, raw, entry, decode_code(entry.code, known=VERIFIED)))
         except FormatError:
-            items.append(Item(seq, raw, entry, error=Reason.FORMAT))
+            items.append(_item(seq, raw, entry, error=Reason.FORMAT))
         except MalformedError:
-            items.append(Item(seq, raw, entry, error=Reason.MALFORMED))
+            items.append(_item(seq, raw, entry, error=Reason.MALFORMED))
     return items
+
+
+def _item(
+    seq: int, raw: bytes, entry: Entry | None, code: Code | None = None, error: Reason | None = None
+) -> Item:
+    """`Item(...)` without the frozen `__init__`'s `object.__setattr__` call a field (a batch
+    reads 500), as `code._new_code` makes a Code."""
+    item: Item = object.__new__(Item)
+    vars(item).update(seq=seq, raw=raw, entry=entry, code=code, error=error)
+    return item
 
 
 @dataclass
@@ -109,15 +118,51 @@ def accounts_of(session: Session, settings: Settings, items: list[Item]) -> list
     """The accounts of the holders the batch's codes name: to be locked before `Refs` reads what
     a concurrent payment, refresh or void may change (credentials, counters, verdicts)."""
     ctis = _ctis(settings, items)
-    if not ctis:
-        return []
-    return list(
-        session.scalars(
-            select(Holder.account_id)
-            .join(Credential, Credential.holder_id == Holder.id)
-            .where(Credential.cti.in_(ctis))
-        )
-    )
+    return [account for (account,) in _read(session, _ACCOUNTS, {"c": ctis})]
+
+
+_ACCOUNTS = (
+    "SELECT h.account_id FROM holders h JOIN credentials c ON c.holder_id = h.id "
+    "WHERE c.cti IN ({c})"
+)
+_SCANS = "SELECT seq, verdict FROM scans WHERE terminal_id = :terminal AND seq BETWEEN :lo AND :hi"
+_COLUMNS = ", ".join(CredentialRef._fields)  # the columns by their names: nothing from outside
+_CREDENTIALS = f"SELECT {_COLUMNS} FROM credentials WHERE cti IN ({{c}})"  # noqa: S608
+_HOLDERS = "SELECT id, account_id, handle FROM holders WHERE id IN ({h})"
+_COUNTERS = (
+    "SELECT cti, ctr, ts, terminal_id, seq, amount, hold FROM counters_seen "
+    "WHERE cti IN ({c}) AND ctr IN ({n})"
+)
+_REVOKED = "SELECT cti, seq FROM trust_changes WHERE cti IN ({c}) AND change = 'revoke'"
+_TICKETS = "SELECT sub FROM tickets WHERE id IN ({t})"
+_FREEZES = (
+    "SELECT sub, seq, change FROM trust_changes "
+    "WHERE sub IN ({s}) AND change IN ('freeze', 'unfreeze')"
+)
+
+
+@cache
+def _statement(template: str, sizes: tuple[tuple[str, int], ...]) -> sql.Statement:
+    """`template` with each `{name}` a list of that many parameters `name0`, `name1`, ..."""
+    lists = {name: ", ".join(f":{name}{n}" for n in range(size)) for name, size in sizes}
+    return sql.statement(template.format(**lists))
+
+
+def _read(
+    session: Session, template: str, lists: dict[str, Collection[Any]], **params: Any
+) -> list[Any]:
+    """The rows of `template` with its IN lists (none if one is empty), on the driver (a batch's
+    reads through the ORM cost several times SQLite's work). A list is padded to a power of two
+    with its last value, so a few texts serve every batch."""
+    sizes = []
+    for name, values in lists.items():
+        if not values:
+            return []
+        padded = [*values]
+        padded += padded[-1:] * ((1 << (len(padded) - 1).bit_length()) - len(padded))
+        params.update((f"{name}{n}", value) for n, value in enumerate(padded))
+        sizes.append((name, len(padded)))
+    return sql.raw(session).all(_statement(template, tuple(sizes)), params)
 
 
 class Refs:
@@ -128,61 +173,36 @@ class Refs:
     ) -> None:
         seqs = [item.seq for item in items] or [0]
         ctis = _ctis(settings, items)
+        between = {"terminal": terminal_id, "lo": min(seqs), "hi": max(seqs)}
         self.scans: dict[int, dict[str, Any]] = {
-            seq: json.loads(verdict)
-            for seq, verdict in session.execute(
-                select(Scan.seq, Scan.verdict).where(
-                    Scan.terminal_id == terminal_id, Scan.seq.between(min(seqs), max(seqs))
-                )
-            )
+            seq: json.loads(verdict) for seq, verdict in _read(session, _SCANS, {}, **between)
         }
         self.credentials: dict[bytes, CredentialRef] = {}
         self.holders: dict[int, HolderRef] = {}
-        if ctis:
-            columns = [getattr(Credential, name) for name in CredentialRef._fields]
-            for row in session.execute(select(*columns).where(Credential.cti.in_(ctis))):
-                self.credentials[row[0]] = CredentialRef(*row)
-        if holder_ids := {c.holder_id for c in self.credentials.values()}:
-            read = select(Holder.id, Holder.account_id, Holder.handle)
-            for row in session.execute(read.where(Holder.id.in_(holder_ids))):
-                self.holders[row[0]] = HolderRef(*row)
+        for row in _read(session, _CREDENTIALS, {"c": ctis}):
+            cti, *rest = row
+            credential = CredentialRef(bytes(cti), *rest)
+            self.credentials[credential.cti] = credential._replace(
+                holds_released=bool(credential.holds_released), offline=bool(credential.offline)
+            )
+        holder_ids = {c.holder_id for c in self.credentials.values()}
+        for row in _read(session, _HOLDERS, {"h": holder_ids}):
+            self.holders[row[0]] = HolderRef(*row)
         self.counters: dict[tuple[bytes, int], Seen] = {}
         self._terms: dict[bytes, HoldTerms] = {}
         self.revoked_at: dict[bytes, int] = {}
         self.freezes: defaultdict[str, list[tuple[int, str]]] = defaultdict(list)
         if not ctis:
             return
-        for row in session.execute(
-            select(
-                CounterSeen.cti,
-                CounterSeen.ctr,
-                CounterSeen.ts,
-                CounterSeen.terminal_id,
-                CounterSeen.seq,
-                CounterSeen.amount,
-                CounterSeen.hold,
-            ).where(CounterSeen.cti.in_(ctis), CounterSeen.ctr.in_(self._ctrs(items)))
-        ):
-            self.counters[row.cti, row.ctr] = Seen(
-                row.ts, row.terminal_id, row.seq, row.amount, row.hold
-            )
-        for cti, seq in session.execute(
-            select(TrustChange.cti, TrustChange.seq).where(
-                TrustChange.cti.in_(ctis), TrustChange.change == "revoke"
-            )
-        ):
-            assert cti is not None
-            self.revoked_at[cti] = min(seq, self.revoked_at.get(cti, seq))
+        for cti, ctr, *seen in _read(session, _COUNTERS, {"c": ctis, "n": self._ctrs(items)}):
+            self.counters[bytes(cti), ctr] = Seen(*seen)
+        for cti, seq in _read(session, _REVOKED, {"c": ctis}):
+            self.revoked_at[bytes(cti)] = min(seq, self.revoked_at.get(bytes(cti), seq))
         subs = {self.holders[c.holder_id].handle for c in self.credentials.values()}
         ticket_ids = {c.ticket_id for c in self.credentials.values() if c.ticket_id is not None}
-        if ticket_ids:  # a ticket's `sub` is its own id; a freeze of its holder names it too
-            subs |= set(session.scalars(select(Ticket.sub).where(Ticket.id.in_(ticket_ids))))
-        for sub, seq, change in session.execute(
-            select(TrustChange.sub, TrustChange.seq, TrustChange.change).where(
-                TrustChange.sub.in_(subs), TrustChange.change.in_(("freeze", "unfreeze"))
-            )
-        ):
-            assert sub is not None
+        # a ticket's `sub` is its own id; a freeze of its holder names it too
+        subs |= {sub for (sub,) in _read(session, _TICKETS, {"t": ticket_ids})}
+        for sub, seq, change in _read(session, _FREEZES, {"s": subs}):
             self.freezes[sub].append((seq, change))
 
     def _ctrs(self, items: list[Item]) -> set[int]:

@@ -27,7 +27,7 @@ from duopass.risk import (
 )
 from duopass.risk.features import QUERIES_MAX, Derived, Query
 from duopass.risk.geo import Sighting, kmh
-from duopass.risk.points import GEOVELOCITY, Judged, Point, Subject, judge, queries
+from duopass.risk.points import GEOVELOCITY, Judged, Point, Subject, judge_all, queries
 from duopass.server.services import policy_store, risk_engine, risk_features
 from duopass.server.services.journals.settling import Settling
 from duopass.server.store.tables import Holder
@@ -64,7 +64,7 @@ def reconcile(st: Settling) -> list[Judged]:
         for subject, features, at in zip(subjects, read, latest.values(), strict=False)
     ]
     policy = policy_store.current(unit)
-    decided = [judge(policy, Point.JOURNAL, features) for features in read]
+    decided = judge_all(policy, Point.JOURNAL, read)
     for subject, judged in zip(subjects, decided, strict=True):
         _act(unit, subject, judged)
     return decided
@@ -74,15 +74,15 @@ def _observations(st: Settling, terminal: Key, venue: Key | None) -> list[Observ
     """One observation an acceptance, counted per terminal and venue (no feature counts a
     holder's: its distinct tills and venues are its pairs, made once a holder), one a mismatch."""
     places = (terminal,) if venue is None else (terminal, venue)
-    made: dict[int, tuple[tuple[Key, ...], tuple[Pair, ...]]] = {}
+    made: dict[int, Observation] = {}
     found = []
     for holder_id, at in st.risk_seen.accepted:
-        keys_pairs = made.get(holder_id)
-        if keys_pairs is None:
+        alike = made.get(holder_id)
+        if alike is None:
             account = risk_engine.holder_key(holder_id)
             pairs = tuple(Pair(account, place) for place in places)
-            keys_pairs = made[holder_id] = (places, pairs)
-        found.append(Observation(at, Signal.OFFLINE_ACCEPTANCE, *keys_pairs))
+            alike = made[holder_id] = Observation(at, Signal.OFFLINE_ACCEPTANCE, places, pairs)
+        found.append(alike.at_time(at))
     mismatch = Signal.AMOUNT_MISMATCH
     return found + [Observation(at, mismatch, (terminal,)) for at in st.risk_seen.misreported]
 

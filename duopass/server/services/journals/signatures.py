@@ -8,7 +8,14 @@ as soon as it is decoded, so verifying overlaps the decoding as well as the sett
 Only the work moves: the re-check (`recheck`) still takes check 14's verdict at its place in
 the §3 order, under the same key (the credential's `cnf`) and over the same bytes; an entry the
 worker did not answer for (none was free, it failed, or it missed its deadline and was killed)
-is verified by the re-check itself."""
+is verified by the re-check itself.
+
+A batch settled `ahead` does not wait for the worker at all: an entry whose verdict the worker
+still owes is settled as if its signature verified, and `confirmed` says at the end, before the
+batch's unit may commit, whether every such verdict came and held. When one did not (a forged
+signature, a worker that failed or missed its deadline), the caller rolls everything the batch
+did back and settles it again without assuming (`batch.ingest`): what commits was settled on
+verdicts read, never on one assumed."""
 
 from __future__ import annotations
 
@@ -21,9 +28,12 @@ __all__ = ["PARALLEL_FROM", "DeviceSignatures", "decode"]
 
 PARALLEL_FROM = 64
 """Entries with a device signature from which a batch verifies them in a worker; a smaller
-batch leaves them to the re-check, one by one."""
+batch leaves them to the re-check, one by one. A batch of that many entries asks for the worker
+before decoding, so its first slice goes at once."""
+_FIRST_SLICE = 16
+"""Entries decoded before the first signatures go to the worker (it starts early)."""
 _SLICE = 50
-"""Entries decoded before their signatures go to the worker."""
+"""Entries decoded before each later slice's signatures go to the worker."""
 
 
 class DeviceSignatures:
@@ -32,10 +42,20 @@ class DeviceSignatures:
     `close` gives the worker back (a batch's unit ends with it, however it ends)."""
 
     def __init__(
-        self, items: Sequence[Item] = (), *, deadline_s: float = verifier.DEADLINE_S_DEFAULT
+        self,
+        items: Sequence[Item] = (),
+        *,
+        deadline_s: float = verifier.DEADLINE_S_DEFAULT,
+        ahead: bool = False,
+        expected: int = 0,
     ) -> None:
+        """`ahead`: a verdict still owed is assumed (`verdict`), then checked (`confirmed`);
+        `expected`: the entries to come, the worker asked for at once if they are enough."""
         self._deadline_s = deadline_s
         """How long the worker may take to take a request or answer one (`verifier.lend`)."""
+        self._ahead = ahead
+        self._assumed: list[int] = []
+        """The seqs whose verdict `verdict` assumed (ahead), for `confirmed`."""
         self._waiting: list[tuple[int, tuple[bytes, bytes, bytes]]] = []
         self._worker: verifier.Worker | None = None
         self._asked = False
@@ -44,6 +64,8 @@ class DeviceSignatures:
         self._owed: set[int] = set()
         """Those seqs together (an entry without a device signature waits for nothing)."""
         self._done: dict[int, bool] = {}
+        if expected >= PARALLEL_FROM:
+            self._asked, self._worker = True, verifier.lend(deadline_s)
         self.add(items)
 
     def add(self, items: Sequence[Item]) -> None:
@@ -69,7 +91,11 @@ class DeviceSignatures:
         self._owed.update(seq for seq, _ in checks)
 
     def verdict(self, seq: int) -> bool | None:
-        """Whether the entry's device signature verified; None: not verified ahead."""
+        """Whether the entry's device signature verified; None: not verified ahead. Settling
+        ahead, a verdict still owed is True until `confirmed` says otherwise."""
+        if self._ahead and seq in self._owed and self._worker is not None:
+            self._assumed.append(seq)
+            return True
         while seq in self._owed and self._worker is not None:
             seqs = self._sent.pop(0)
             self._owed.difference_update(seqs)
@@ -78,6 +104,18 @@ class DeviceSignatures:
             except OSError:
                 self._failed()
         return self._done.get(seq)
+
+    def confirmed(self) -> bool:
+        """Whether every verdict assumed came, and held (each wait bounded by the deadline)."""
+        return all(self.verdict_read(seq) is True for seq in self._assumed)
+
+    def verdict_read(self, seq: int) -> bool | None:
+        """The worker's verdict on the entry, waited for if it is owed; None: none came."""
+        ahead, self._ahead = self._ahead, False
+        try:
+            return self.verdict(seq)
+        finally:
+            self._ahead = ahead
 
     def close(self) -> None:
         """Give the worker back (the answers not read are read and dropped)."""
@@ -95,16 +133,20 @@ class DeviceSignatures:
 
 
 def decode(
-    entries: Sequence[tuple[int, bytes]], *, deadline_s: float = verifier.DEADLINE_S_DEFAULT
+    entries: Sequence[tuple[int, bytes]],
+    *,
+    deadline_s: float = verifier.DEADLINE_S_DEFAULT,
+    ahead: bool = False,
 ) -> tuple[list[Item], DeviceSignatures]:
     """Each (seq, entry bytes) parsed and its code decoded (`read_items`), a slice at a time,
     each slice's device signatures sent to the worker as soon as it is decoded (each wait on
-    it bounded by `deadline_s`)."""
+    it bounded by `deadline_s`; `ahead`: see `DeviceSignatures`)."""
     items: list[Item] = []
-    signatures = DeviceSignatures(deadline_s=deadline_s)
+    signatures = DeviceSignatures(deadline_s=deadline_s, ahead=ahead, expected=len(entries))
     try:
-        for start in range(0, len(entries), _SLICE):
-            decoded = read_items(entries[start : start + _SLICE])
+        starts = [0, *range(_FIRST_SLICE, len(entries), _SLICE)]
+        for start, end in zip(starts, [*starts[1:], len(entries)], strict=True):
+            decoded = read_items(entries[start:end])
             signatures.add(decoded)
             items += decoded
     except BaseException:

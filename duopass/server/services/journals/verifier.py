@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import os
 import select
 import struct
@@ -92,6 +93,7 @@ class Worker:
         self._in: IO[bytes] = self.process.stdin  # type: ignore[assignment]
         self._out: IO[bytes] = self.process.stdout  # type: ignore[assignment]
         os.set_blocking(self._in.fileno(), False)  # a full pipe waits in `_wait`, bounded
+        _widen(self._in)
         self._ready = False
         """Whether its ready byte (written once it has imported what it needs) was read."""
         self.deadline_s = DEADLINE_S_DEFAULT
@@ -172,6 +174,19 @@ class Worker:
         with contextlib.suppress(OSError):
             self._in.close()
         self._out.close()
+
+
+PIPE_BYTES = 1 << 20
+"""The request pipe's size asked for (Linux; elsewhere, or refused, the system's): a batch of
+500 checks is about 150 KB, more than the default 64 KiB, and a batch settled ahead sends every
+slice as it is decoded, so with a wide pipe its thread never waits for the worker to read."""
+
+
+def _widen(pipe: IO[bytes]) -> None:
+    setpipe = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if setpipe is not None:
+        with contextlib.suppress(OSError):  # above /proc/sys/fs/pipe-max-size: the default
+            fcntl.fcntl(pipe.fileno(), setpipe, PIPE_BYTES)
 
 
 def lend(deadline_s: float) -> Worker | None:
