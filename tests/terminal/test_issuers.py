@@ -8,6 +8,7 @@ are refused."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Iterator
@@ -269,3 +270,22 @@ def test_the_commands_with_two_issuers(gate):
     shutil.rmtree(issuer_dir(gate.data, PARTNER))  # back to one issuer: as before
     alone = cli("upload", "--data-dir", str(gate.data))
     assert alone.stdout == "acked_seq 0, unsent 0\n", alone.stdout
+    code = gate.partner.server.admin().terminal(
+        "gate-q", mode="entry", venue="hall-a", event="concert"
+    )
+    added = cli(
+        "enrol", "--server", gate.partner.proxy.url, "--id", "gate-q", "--code", code,
+        "--issuer", PARTNER, "--data-dir", str(gate.data),
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.startswith("enrolled gate-q: entry at hall-a for city-events; trust bundle")
+    fan, sub = gate.fans[1]
+    lines = f"{gate.card.code(gate.now())}\n{fan.code(sub, gate.now())}\n"
+    ran = cli("run", "--json", "--data-dir", str(gate.data), stdin=lines)
+    assert ran.returncode == 0, ran.stderr
+    verdicts = [json.loads(line) for line in ran.stdout.splitlines()]
+    assert [(v["reason"], v["mode"], v["iss"], v["seq"]) for v in verdicts] == [
+        ("OK", "online", CAMPUS, 1),
+        ("OK", "online", PARTNER, 1),
+    ]
+    assert server_acked(gate.partner.server, "gate-q") == 1  # uploaded at the end of run
