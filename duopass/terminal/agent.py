@@ -20,7 +20,7 @@ from duopass.terminal.bundles import BundleSync
 from duopass.terminal.client import Client, Unreachable
 from duopass.terminal.enrol import load_key
 from duopass.terminal.heartbeat import try_beat
-from duopass.terminal.issuers import issuer_dirs, issuer_of, pick
+from duopass.terminal.issuers import IssuerError, issuer_dirs, issuer_of, pick
 from duopass.terminal.link import Link, State
 from duopass.terminal.scan import PinEntry, Result, ScanPath
 from duopass.terminal.store import DB_NAME, Store
@@ -175,6 +175,9 @@ class TerminalAgent:
                         path, settings, exclusive=exclusive, clock=self.clock, issuers=False
                     )
                 )
+        except IssuerError as exc:
+            self.close()
+            raise NotEnrolled(f"{self.data_dir}: {exc}") from exc
         except BaseException:
             self.close()
             raise

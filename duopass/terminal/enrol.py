@@ -24,7 +24,14 @@ from duopass.protocol.limits import (
 from duopass.protocol.signed_requests import enrolment_message
 from duopass.protocol.verify import Mode
 from duopass.terminal.client import Client
-from duopass.terminal.issuers import ISSUERS_DIR, IssuerError, check_modes, issuer_dir, issuer_dirs
+from duopass.terminal.issuers import (
+    ISSUERS_DIR,
+    ISSUERS_MAX,
+    IssuerError,
+    check_modes,
+    issuer_dir,
+    issuer_dirs,
+)
 from duopass.terminal.store import DB_NAME, KEY_NAME, Config, Store
 
 __all__ = ["EnrolError", "enrol", "enrol_issuer", "load_key"]
@@ -124,6 +131,8 @@ def enrol_issuer(
         finally:
             if store is not None:
                 store.close()
+    if len(configs) > ISSUERS_MAX:
+        raise EnrolError(f"{data_dir} holds {ISSUERS_MAX} issuers besides the first already")
     if any(config.iss == issuer for config in configs):
         raise EnrolError(f"{data_dir} is enrolled with {issuer} already")
     (data_dir / ISSUERS_DIR).mkdir(mode=0o700, exist_ok=True)

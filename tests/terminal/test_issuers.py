@@ -30,7 +30,7 @@ from duopass.protocol.verify import Mode as ScanMode
 from duopass.server.services import signing_keys
 from duopass.server.store.tables import JournalEntry
 from duopass.terminal import AgentSettings, EnrolError, TerminalAgent, enrol, enrol_issuer
-from duopass.terminal.issuers import IssuerError, check_modes, issuer_dir, issuer_of
+from duopass.terminal.issuers import IssuerError, check_modes, issuer_dir, issuer_of, pick
 from tests.server.harness import ManualClock, Running, Wallet, ready_wallet, running_server
 from tests.server.ticketing import TicketWallet, entrance, event_on_sale, ticket_wallet
 from tests.terminal.conftest import cli, server_acked, till_code
@@ -289,3 +289,23 @@ def test_the_commands_with_two_issuers(gate):
         ("OK", "online", PARTNER, 1),
     ]
     assert server_acked(gate.partner.server, "gate-q") == 1  # uploaded at the end of run
+
+
+def test_routing_reads_the_issuer_only_to_pick_a_store(tmp_path):
+    """The pure parts: the issuer a text names (None for no code), the enrolment it picks, and
+    an issuer's directory, whatever its name holds."""
+    device, now = SigningKey.generate(), int(time.time())
+    claims = Claims(
+        iss="../x", sub="s", iat=now, exp=now + HOUR, cti=b"cti-0000", kind=Kind.IDENTITY,
+        device_key=device.public, uses=1,
+    )  # fmt: skip
+    code = make_code(mint_credential(claims, SigningKey.generate()), device, ctr=0, ts=now)
+    assert issuer_of(code) == "../x"
+    assert issuer_of("hello") is None and issuer_of("DP1:%%%") is None
+    assert issuer_of("DP1:" + "A" * 1300) is None
+    held = {"a": 1, "b": 2}
+    assert (pick(held, 1, "b"), pick(held, 1, None), pick(held, 1, "c")) == (2, 1, None)
+    where = issuer_dir(tmp_path, "../x")
+    assert where.parent == tmp_path / "issuers" and where.name == "Li4veA"
+    with pytest.raises(IssuerError):
+        issuer_dir(tmp_path, "")
