@@ -16,6 +16,7 @@ import typer
 
 from duopass.cli.numbers import seconds, whole
 from duopass.cli.people import count, local_time
+from duopass.cli.terminal_state import status_doc
 from duopass.protocol.bundle import BundleError
 from duopass.protocol.encoding import b64u_encode
 from duopass.protocol.purse import is_pin
@@ -32,6 +33,7 @@ from duopass.terminal import (
     TerminalAgent,
     Unreachable,
     enrol,
+    enrol_issuer,
     format_amount,
     is_keyed,
     read_amount,
@@ -94,6 +96,10 @@ def enrol_command(
     terminal_id: Annotated[str, typer.Option("--id", help="the terminal id the card office made")],
     code: Annotated[str, typer.Option(help="the one-time enrolment code")],
     data_dir: DataDir = _DEFAULT_DIR,
+    issuer: Annotated[
+        str | None,
+        typer.Option(help="add this issuer to the terminal enrolled in the data dir"),
+    ] = None,
     late_window_s: Annotated[
         int | None, typer.Option(hidden=True, help="deprecated: the trust bundle carries it")
     ] = None,
@@ -107,10 +113,16 @@ def enrol_command(
             err=True,
         )
     try:
-        config = enrol(data_dir, server=server, terminal_id=terminal_id, code=code)
+        if issuer is None:
+            config = enrol(data_dir, server=server, terminal_id=terminal_id, code=code)
+        else:
+            config = enrol_issuer(
+                data_dir, issuer=issuer, server=server, terminal_id=terminal_id, code=code
+            )
     except (EnrolError, Refused, Unreachable) as exc:
         raise _fail(f"enrolment failed: {exc}", EXIT_FAILED) from exc
-    with _open(data_dir) as terminal:
+    with _open(data_dir) as first:
+        terminal = first.by_issuer[config.iss]
         try:
             trust = terminal.bundles.sync()
             bundle = f"trust bundle seq {trust.seq}"
@@ -173,8 +185,9 @@ def run(
         else:
             for line in lines:
                 till.line(line)
-        if terminal.link.online:
-            terminal.try_upload()
+        for agent in terminal.agents:
+            if agent.link.online:
+                agent.try_upload()
     if till.errors:
         typer.echo(f"duopass terminal: {count(till.errors, 'input')} not scanned", err=True)
         raise typer.Exit(EXIT_FAILED)
@@ -239,7 +252,7 @@ class _Till:
         if self.pays and price is None:
             self._error("no amount: key it in before the scan")
             return
-        result = self.terminal.scan_path.scan(text, amount=price, pin_entry=self._pin)
+        result = self.terminal.scan(text, amount=price, pin_entry=self._pin)
         self.keyed = None
         typer.echo(json.dumps(result_json(result)) if self.as_json else result_line(result))
 
@@ -308,36 +321,21 @@ def status(
 ) -> None:
     """Seqs, acknowledgement, unsent entries, trust bundle, link state."""
     with _open(data_dir, exclusive=False) as terminal:
-        store = terminal.store
-        config = store.config()
-        trust = store.trust()
-        now = int(time.time())
-        doc = {
-            "terminal_id": config.terminal_id,
-            "server": config.server,
-            "mode": config.mode,
-            "venue": config.venue,
-            "last_seq": store.next_seq - 1,
-            "acked_seq": store.acked_seq,
-            "entries_held": store.entries(),
-            "entries_unsent": store.unsent(),
-            "batch_waiting": (batch := store.stored_batch()) is not None
-            and [batch.first, batch.last],
-            "bundle_seq": trust.seq if trust else None,
-            "bundle_age_s": now + store.clock_offset - trust.issued_at if trust else None,
-            "bundle_max_age_s": trust.max_age_s if trust else None,
-            "late_window_s": trust.policy(config.iss).late_window_s if trust else None,
-            "clock_offset_s": store.clock_offset,
-            "link": store.get("link", "online"),
-            "link_since": store.get("link_changed_at"),
-        }
+        doc = status_doc(terminal, int(time.time()))
     if as_json:
         typer.echo(json.dumps(doc))
         return
     since = doc["link_since"]
     doc["link_since"] = local_time(since) if isinstance(since, int) else "never run"
     for key, value in doc.items():
-        typer.echo(f"{key:18} {value}")
+        if key != "issuers":
+            typer.echo(f"{key:18} {value}")
+    for other in doc.get("issuers", ()):
+        typer.echo(f"\nissuer {other['iss']}")
+        since = other["link_since"]
+        other["link_since"] = local_time(since) if isinstance(since, int) else "never run"
+        for key, value in other.items():
+            typer.echo(f"  {key:16} {value}")
 
 
 @app.command()
@@ -359,12 +357,19 @@ def upload(
         terminal = _open(data_dir, settings, exclusive=False)
     except NotEnrolled as exc:
         raise _fail(str(exc)) from exc
+    done = True
     with terminal:
-        try:
-            done = terminal.uploader.upload()
-        except Unreachable as exc:
-            raise _fail(f"server unreachable: {exc}", EXIT_FAILED) from exc
-        typer.echo(f"acked_seq {terminal.store.acked_seq}, unsent {terminal.store.unsent()}")
+        for agent in terminal.agents:  # each enrolment's journal to its own issuer's server
+            label = "" if agent is terminal else f"{agent.iss}: "
+            try:
+                done = agent.uploader.upload() and done
+            except Unreachable as exc:
+                if not terminal.others:
+                    raise _fail(f"server unreachable: {exc}", EXIT_FAILED) from exc
+                typer.echo(f"duopass terminal: {label}server unreachable: {exc}", err=True)
+                done = False
+                continue
+            typer.echo(f"{label}acked_seq {agent.store.acked_seq}, unsent {agent.store.unsent()}")
     raise typer.Exit(EXIT_OK if done else EXIT_FAILED)
 
 
@@ -375,9 +380,19 @@ def sync(
 ) -> None:
     """Fetch and apply the trust bundle now."""
     _logging(verbose)
+    failed = False
     with _open(data_dir, exclusive=False) as terminal:
-        try:
-            trust = terminal.bundles.sync()
-        except (Unreachable, Refused, BundleError) as exc:
-            raise _fail(f"bundle sync failed: {exc}", EXIT_FAILED) from exc
-    typer.echo(f"trust bundle seq {trust.seq}, issued at {local_time(trust.issued_at)}")
+        for agent in terminal.agents:  # each enrolment's bundle from its own issuer
+            label = "" if agent is terminal else f"{agent.iss}: "
+            try:
+                trust = agent.bundles.sync()
+            except (Unreachable, Refused, BundleError) as exc:
+                if not terminal.others:
+                    raise _fail(f"bundle sync failed: {exc}", EXIT_FAILED) from exc
+                typer.echo(f"duopass terminal: {label}bundle sync failed: {exc}", err=True)
+                failed = True
+                continue
+            issued = local_time(trust.issued_at)
+            typer.echo(f"{label}trust bundle seq {trust.seq}, issued at {issued}")
+    if failed:
+        raise typer.Exit(EXIT_FAILED)

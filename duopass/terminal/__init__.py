@@ -10,6 +10,7 @@ and forwards the journal in signed batches. It speaks to the server over HTTP on
     bundles    trust bundle sync against the pinned root key
     uploader   store and forward: batches stored before sending, deleted after acknowledgement
     enrol      the terminal key and the one-time enrolment code
+    issuers    several issuers at one terminal: an enrolment each, codes routed by `iss`
     keyboard   lines from a keyboard-wedge scanner, amounts keyed in
 
 May import: `duopass.protocol` only of duopass (a vendor's terminal would know only the
@@ -18,7 +19,7 @@ protocol); it speaks to the server over HTTP.
 
 from duopass.terminal.agent import AgentSettings, Busy, NotEnrolled, TerminalAgent
 from duopass.terminal.client import Client, Refused, Unreachable
-from duopass.terminal.enrol import EnrolError, enrol
+from duopass.terminal.enrol import EnrolError, enrol, enrol_issuer
 from duopass.terminal.keyboard import (
     AmountError,
     format_amount,
@@ -49,6 +50,7 @@ __all__ = [
     "TerminalAgent",
     "Unreachable",
     "enrol",
+    "enrol_issuer",
     "format_amount",
     "is_keyed",
     "parse_amount",

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -14,12 +15,14 @@ from pathlib import Path
 from typing import Self
 
 from duopass import lockfile
+from duopass.protocol.reasons import Reason
 from duopass.terminal.bundles import BundleSync
 from duopass.terminal.client import Client, Unreachable
 from duopass.terminal.enrol import load_key
 from duopass.terminal.heartbeat import try_beat
+from duopass.terminal.issuers import IssuerError, issuer_dirs, issuer_of, pick
 from duopass.terminal.link import Link, State
-from duopass.terminal.scan import ScanPath
+from duopass.terminal.scan import PinEntry, Result, ScanPath
 from duopass.terminal.store import DB_NAME, Store
 from duopass.terminal.uploader import Uploader
 
@@ -100,9 +103,11 @@ class TerminalAgent:
         *,
         exclusive: bool = True,
         clock: Callable[[], float] = time.time,
+        issuers: bool = True,
     ) -> None:
         """`clock` is the terminal's wall clock (scan times, signed request times, bundle and
-        acceptance ages); tests give a manual one to live hours in a moment."""
+        acceptance ages); tests give a manual one to live hours in a moment. With `issuers`, the
+        enrolments with other issuers below the data directory are opened too (`others`)."""
         self.settings = settings or AgentSettings()
         self.clock = clock
         self.data_dir = data_dir
@@ -153,6 +158,50 @@ class TerminalAgent:
         ]
         for thread in self._threads:
             self.link.on_reconnect(thread.wake)
+        self.iss = config.iss
+        self.others: list[TerminalAgent] = []
+        if issuers:
+            self._open_others(exclusive)
+        self.by_issuer = {agent.iss: agent for agent in (self, *self.others)}
+
+    def _open_others(self, exclusive: bool) -> None:
+        """The enrolments with other issuers (docs/terminal.md, "Several issuers"), each with
+        its own server: the `--server` override is the first enrolment's only."""
+        settings = dataclasses.replace(self.settings, server=None)
+        try:
+            for path in issuer_dirs(self.data_dir):
+                self.others.append(
+                    TerminalAgent(
+                        path, settings, exclusive=exclusive, clock=self.clock, issuers=False
+                    )
+                )
+        except IssuerError as exc:
+            self.close()
+            raise NotEnrolled(f"{self.data_dir}: {exc}") from exc
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def agents(self) -> tuple[TerminalAgent, ...]:
+        """This enrolment and those with other issuers, the first first."""
+        return (self, *self.others)
+
+    def scan(
+        self, text: str, *, amount: int | None = None, pin_entry: PinEntry | None = None
+    ) -> Result:
+        """One scan, decided by the enrolment of the issuer the code names, verified against
+        that issuer's store only and journalled in its chain; a code of an issuer this terminal
+        is not enrolled with is refused (UNKNOWN_KEY) and journalled in the first's. With one
+        enrolment, `scan_path.scan`."""
+        if not self.others:
+            return self.scan_path.scan(text, amount=amount, pin_entry=pin_entry)
+        iss = issuer_of(text)
+        agent = pick(self.by_issuer, self, iss)
+        if agent is None:
+            assert iss is not None
+            return self.scan_path.refuse(text, amount=amount, reason=Reason.UNKNOWN_KEY, iss=iss)
+        return agent.scan_path.scan(text, amount=amount, pin_entry=pin_entry)
 
     def __enter__(self) -> Self:
         return self
@@ -164,6 +213,8 @@ class TerminalAgent:
         """After a crash: journal the interrupted scans, forget expired acceptances."""
         seqs = self.scan_path.recover()
         self.store.forget_until(int(self.clock()) + self.client.offset)
+        for other in self.others:
+            seqs += other.recover()
         return seqs
 
     def start(self) -> None:
@@ -172,6 +223,8 @@ class TerminalAgent:
         self.link.start()
         for thread in self._threads:
             thread.start()
+        for other in self.others:
+            other.start()
 
     def _sync(self) -> bool:
         """The bundle job: the trust bundle, and acceptances past their `keep_until` dropped."""
@@ -182,6 +235,8 @@ class TerminalAgent:
         return try_beat(self.store, self.client, timeout_s=self.settings.upload_timeout_s)
 
     def try_upload(self) -> bool:
+        """This enrolment's journal to its server (the background job: each enrolment runs
+        its own)."""
         try:
             done = self.uploader.upload()
         except Unreachable as exc:
@@ -191,7 +246,14 @@ class TerminalAgent:
             self.link.succeeded()
         return done
 
+    def try_upload_all(self) -> bool:
+        """Every enrolment's journal, each to its own issuer's server."""
+        results = [agent.try_upload() for agent in self.agents]  # every one, not the first
+        return all(results)
+
     def close(self) -> None:
+        while self.others:
+            self.others.pop().close()
         for thread in self._threads:
             thread.stop(self.settings.upload_timeout_s + 5)
         self.link.stop()

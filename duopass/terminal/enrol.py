@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,9 +24,17 @@ from duopass.protocol.limits import (
 from duopass.protocol.signed_requests import enrolment_message
 from duopass.protocol.verify import Mode
 from duopass.terminal.client import Client
-from duopass.terminal.store import KEY_NAME, Config, Store
+from duopass.terminal.issuers import (
+    ISSUERS_DIR,
+    ISSUERS_MAX,
+    IssuerError,
+    check_modes,
+    issuer_dir,
+    issuer_dirs,
+)
+from duopass.terminal.store import DB_NAME, KEY_NAME, Config, Store
 
-__all__ = ["EnrolError", "enrol", "load_key"]
+__all__ = ["EnrolError", "enrol", "enrol_issuer", "load_key"]
 
 _ENROL_TIMEOUT_S = 30.0
 _ENROLLING = "enrolling"
@@ -92,6 +101,52 @@ def enrol(
         return config
     finally:
         store.close()
+
+
+def enrol_issuer(
+    data_dir: Path,
+    *,
+    issuer: str,
+    server: str,
+    terminal_id: str,
+    code: str,
+    timeout_s: float = _ENROL_TIMEOUT_S,
+    clock: Callable[[], float] = time.time,
+) -> Config:
+    """Enrol the terminal in `data_dir` (enrolled already) with one more issuer, `issuer` at
+    `server`, as `terminal_id` (that issuer's id for it): a key, trust store and journal of its
+    own, in `issuers/` below (docs/terminal.md, "Several issuers"); raises EnrolError."""
+    try:
+        where = issuer_dir(data_dir, issuer)
+        held = [data_dir, *issuer_dirs(data_dir)]
+    except IssuerError as exc:
+        raise EnrolError(str(exc)) from exc
+    configs = []
+    for path in held:
+        store = Store(path) if (path / DB_NAME).is_file() else None
+        try:
+            if store is None or not store.enrolled:
+                raise EnrolError(f"{data_dir} holds no terminal: enrol it first, without --issuer")
+            configs.append(store.config())
+        finally:
+            if store is not None:
+                store.close()
+    if len(configs) > ISSUERS_MAX:
+        raise EnrolError(f"{data_dir} holds {ISSUERS_MAX} issuers besides the first already")
+    if any(config.iss == issuer for config in configs):
+        raise EnrolError(f"{data_dir} is enrolled with {issuer} already")
+    (data_dir / ISSUERS_DIR).mkdir(mode=0o700, exist_ok=True)
+    config = enrol(
+        where, server=server, terminal_id=terminal_id, code=code, timeout_s=timeout_s, clock=clock
+    )
+    try:
+        if config.iss != issuer:
+            raise EnrolError(f"the server speaks for {config.iss}, not {issuer}")
+        check_modes([Mode(c.mode) for c in (*configs, config)])
+    except (EnrolError, IssuerError) as exc:
+        shutil.rmtree(where)  # the card office retires the terminal id the server bound
+        raise EnrolError(f"{exc}; {terminal_id} is not kept: retire it at {server}") from exc
+    return config
 
 
 def _enrolment_key(data_dir: Path, terminal_id: str) -> SigningKey:

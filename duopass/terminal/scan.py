@@ -138,16 +138,40 @@ class ScanPath:
         """Decide one scanned text (one line, its line ending removed); `pin_entry` asks for
         the PIN when the server wants it for this payment (or whether to wait for the holder's
         wallet to confirm it)."""
-        mode = self.config.mode
-        if mode is Mode.PAY:
-            if amount is None or not 1 <= amount <= AMOUNT_MAX:
-                raise ValueError("a payment needs an amount of 1 .. AMOUNT_MAX minor units")
-        else:
-            amount = None
-        if not text:
-            raise ValueError("nothing scanned")
+        mode, amount = self.config.mode, self._amount(text, amount)
         with self._lock:
             return self._scan(text, mode, amount, pin_entry)
+
+    def refuse(self, text: str, *, amount: int | None, reason: Reason, iss: str) -> Result:
+        """Journal a scan this terminal refuses before any check, in this enrolment's chain
+        (a code of an issuer it is not enrolled with: docs/terminal.md, "Several issuers")."""
+        mode, amount = self.config.mode, self._amount(text, amount)
+        with self._lock:
+            scan = _Scan(0, text, mode, amount, int(self.clock()), False)
+            seq = self.store.open_scan(
+                scanned_at=scan.scanned_at,
+                mode=mode.value,
+                amount=amount,
+                code=text[:CODE_CHARS_MAX],
+                tried=False,
+            )
+            scan = dataclasses.replace(scan, seq=seq)
+            with self.store.transaction() as db:
+                self.store.close_scan(db, seq, self._entry(scan, reason), None)
+        currency = self.config.currency if mode is Mode.PAY else None
+        return Result(
+            seq=seq, reason=reason, online=False, tried=False, mode=mode, amount=amount,
+            currency=currency, iss=iss,
+        )  # fmt: skip
+
+    def _amount(self, text: str, amount: int | None) -> int | None:
+        if self.config.mode is not Mode.PAY:
+            amount = None
+        elif amount is None or not 1 <= amount <= AMOUNT_MAX:
+            raise ValueError("a payment needs an amount of 1 .. AMOUNT_MAX minor units")
+        if not text:
+            raise ValueError("nothing scanned")
+        return amount
 
     def _scan(
         self, text: str, mode: Mode, amount: int | None, pin_entry: PinEntry | None

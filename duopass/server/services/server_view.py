@@ -65,9 +65,11 @@ class Payer(NamedTuple):
         )
 
 
-_KEYS: dict[bytes, TrustKey] = {}
-"""Signing keys by kid: rows that are never updated, so safe to keep across requests. One key a
-day: emptied when it reaches `_KEYS_MAX` (years of keys), so it stays bounded all the same."""
+_KEYS: dict[tuple[str, bytes], TrustKey] = {}
+"""Signing keys by issuer and kid: rows that are never updated, so safe to keep across requests.
+By issuer too, since the cache is the process's: a key another issuer's server in this process
+(tests run two) found must never count as this one's. One key a day: emptied when it reaches
+`_KEYS_MAX` (years of keys), so it stays bounded all the same."""
 _KEYS_MAX = 1024
 
 
@@ -82,7 +84,7 @@ class ServerTrust:
     def key(self, iss: str, kid: bytes) -> TrustKey | None:
         if iss != self.settings.issuer:
             return None
-        cached = _KEYS.get(kid)
+        cached = _KEYS.get((iss, kid))
         if cached is None:
             row = (
                 self.session.connection()
@@ -97,7 +99,7 @@ class ServerTrust:
                 return None
             if len(_KEYS) >= _KEYS_MAX:
                 _KEYS.clear()
-            cached = _KEYS[kid] = TrustKey(KeyId(kid), row.public_key, row.nbf, row.exp)
+            cached = _KEYS[iss, kid] = TrustKey(KeyId(kid), row.public_key, row.nbf, row.exp)
         return cached
 
     def policy(self, iss: str) -> Policy:
