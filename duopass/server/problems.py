@@ -87,6 +87,11 @@ class ProblemCode(StrEnum):
     PASSKEY_CLONED = "passkey_cloned"
     PASSKEY_EXISTS = "passkey_exists"
     PASSKEY_LIMIT = "passkey_limit"
+    OIDC_OFF = "oidc_off"
+    OIDC_STATE = "oidc_state"
+    OIDC_REFUSED = "oidc_refused"
+    OIDC_UNAVAILABLE = "oidc_unavailable"
+    OIDC_NO_ACCOUNT = "oidc_no_account"
 
 
 STATUS = {
@@ -153,6 +158,11 @@ STATUS = {
     ProblemCode.PASSKEY_CLONED: 403,
     ProblemCode.PASSKEY_EXISTS: 409,
     ProblemCode.PASSKEY_LIMIT: 409,
+    ProblemCode.OIDC_OFF: 404,
+    ProblemCode.OIDC_STATE: 400,
+    ProblemCode.OIDC_REFUSED: 401,
+    ProblemCode.OIDC_UNAVAILABLE: 503,
+    ProblemCode.OIDC_NO_ACCOUNT: 403,
 }
 _FROM_STATUS = {
     401: ProblemCode.UNAUTHENTICATED,
