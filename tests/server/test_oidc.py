@@ -11,10 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from sqlalchemy import select
 
 from duopass.server.services import oidc, staff
+from duopass.server.settings import Settings
 from duopass.server.store.access import Token
 from duopass.server.store.tables import Holder
 from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider, running_provider
@@ -218,3 +219,53 @@ def test_no_secret_reaches_a_log(site, provider, caplog) -> None:
         assert form["code"] not in logged
         assert form["code_verifier"] not in logged
     assert "/v1/session/oidc/callback" in logged
+
+
+def test_holders_by_card_number_with_the_secret_in_a_file(tmp_path, request, provider) -> None:
+    secret = tmp_path / "oidc-secret"
+    secret.write_text(CLIENT_SECRET + "\n")
+    oidc_settings = _oidc(provider.url, oidc_holder_claim="student_number")
+    del oidc_settings["oidc_client_secret"]
+    oidc_settings |= {"oidc_holder_field": "number", "oidc_client_secret_file": secret}
+    url = _sqlite_database(request, tmp_path)
+    with running_server(url, tmp_path / "data", **oidc_settings) as site:
+        _holder(site, "nina")
+        provider.person = {"sub": "u-10", "preferred_username": "nina"}  # no number: refused
+        assert _code(_holder_sign_in(site)) == (401, "oidc_refused")
+        provider.person = {"sub": "u-10", "student_number": "nina"}  # a login is no number
+        assert _code(_holder_sign_in(site)) == (403, "oidc_no_account")
+        provider.person = {"sub": "u-10", "student_number": "Snina2026"}
+        assert _holder_sign_in(site).status_code == 200
+    assert provider.refusals == []
+    assert CLIENT_SECRET not in repr(site.ctx.settings)
+
+
+def test_the_risk_policy_judges_it_as_a_password_sign_in(site, provider) -> None:
+    _holder(site, "omar")
+    # another account's wrong password from this network: the policy's `stuffing_suspected`
+    # asks a holder signing in from here for a second factor, which the provider's word is not
+    wrong = site.http.post("/v1/session", json={"login": "mallory", "password": "guess-1"})
+    assert wrong.status_code == 401
+    provider.person = {"sub": "u-11", "preferred_username": "omar"}
+    assert _code(_holder_sign_in(site)) == (401, "step_up_required")
+    provider.person = {"sub": "u-12", "preferred_username": OPERATOR["login"]}
+    with _browser(site) as browser:  # the guard is for holders: staff still get in
+        assert browser.get("/console/oidc/start").url.path == "/console/oidc/callback"
+        assert OPERATOR["login"] in browser.get("/console/").text
+
+
+def test_settings_refuse_a_half_set_up_provider() -> None:
+    with pytest.raises(ValidationError, match="oidc_client_id"):
+        Settings(oidc_issuer="https://idp.example.edu")
+    with pytest.raises(ValidationError, match="openid"):
+        Settings(oidc_issuer="https://idp.example.edu", oidc_client_id="x", oidc_scopes=("a",))
+    with pytest.raises(ValidationError, match="http"):
+        Settings(oidc_issuer="ftp://idp.example.edu", oidc_client_id="x")
+    shown = Settings(
+        oidc_issuer="https://idp.example.edu/",
+        oidc_client_id="x",
+        oidc_client_secret=SecretStr(CLIENT_SECRET),
+    )
+    assert shown.oidc_issuer == "https://idp.example.edu"
+    assert CLIENT_SECRET not in repr(shown)
+    assert shown.oidc_secret == CLIENT_SECRET

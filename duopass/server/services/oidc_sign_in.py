@@ -10,7 +10,8 @@ the token endpoint. A state is good for `STATE_TTL_S` and used once (`UsedChalle
 device challenges' table), before the provider is asked anything: a replay is refused.
 
 The risk policy judges the sign-in at `sign_in` as a password sign-in (its attempt counted
-before the read, withdrawn on success); a step-up it asks for is refused (the provider's proof
+before the read, then withdrawn: the provider vouched for the person, so no outcome is a
+guess, not even a person we do not know); a step-up it asks for is refused (the provider's proof
 is one factor, and which factors it checked we cannot tell)."""
 
 from __future__ import annotations
@@ -176,8 +177,8 @@ def _person(unit: Unit, kind: str, name: str) -> _Person | None:
 def _sign_in(
     unit: Unit, kind: str, name: str, *, client: str | None, installation: str | None
 ) -> Issued | Problem:
-    """Judged by the risk policy at `sign_in` (counted before the read, withdrawn on
-    success), then a session for the person `name` names; nobody is created."""
+    """Judged by the risk policy at `sign_in` (counted before the read, withdrawn after it),
+    then a session for the person `name` names; nobody is created."""
     staff = kind == "staff"
     person = _person(unit, kind, name)
     principal = None if person is None else person.id
@@ -193,17 +194,15 @@ def _sign_in(
     refusal = risk_engine.refusal(judged)
     holder = None if person is None or staff else unit.session.get(Holder, person.id)
     risk_engine.suspend(unit, judged, holder)
+    risk_features.observe(unit, risk_features.withdrawn(pending))  # the provider vouched
     if refusal is not None:
-        risk_features.observe(unit, risk_features.withdrawn(pending))
         return refusal
-    if person is None:
-        risk_features.observe(unit, risk_features.failed(pending, at=unit.now))
+    if person is None:  # no guess (the provider vouched for them): not counted as a failure
         risk_records.settle(unit, release, used=False)
         return Problem(
             ProblemCode.OIDC_NO_ACCOUNT,
             "the university's sign-in names nobody who may sign in here",
         )
-    risk_features.observe(unit, risk_features.withdrawn(pending))
     if judged is not None and judged.assessment.action is Action.STEP_UP:
         risk_records.settle(unit, release, used=False)
         return Problem(
