@@ -144,10 +144,12 @@ def _handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def running_provider() -> Iterator[Provider]:
+def running_provider(name: str = "127.0.0.1") -> Iterator[Provider]:
+    """The provider on 127.0.0.1, its URL naming the host `name` (`localhost`: another site
+    than the server at 127.0.0.1, as the university's is)."""
     provider = Provider()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(provider))
-    provider.url = f"http://127.0.0.1:{server.server_address[1]}"
+    provider.url = f"http://{name}:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

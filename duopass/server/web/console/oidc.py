@@ -6,7 +6,8 @@ SameSite=Lax so that it comes back with the provider's redirect, Path=/console/o
 minutes), so a callback in a browser that did not start the sign-in is refused. The callback
 opens the session a password sign-in opens (same cookie, CSRF anchor, idle and absolute expiry);
 its answer is a page that moves on to the console, so the console's SameSite=Strict cookie is
-sent by a navigation that starts here, not at the provider."""
+sent by a navigation that starts here, not by a redirect chain that passed the provider's site
+(cross-site under RFC 6265bis's redirect taint, though Chromium sends it today)."""
 
 from __future__ import annotations
 
