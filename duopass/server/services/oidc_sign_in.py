@@ -19,7 +19,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -44,7 +45,10 @@ __all__ = ["STATE_CHARS_MAX", "STATE_TTL_S", "Started", "finish", "start"]
 STATE_TTL_S = 300
 STATE_CHARS_MAX = 128
 CODE_CHARS_MAX = 2048
-_KINDS = {"staff": b"s", "holder": b"h"}
+_KINDS = {"staff": b"s", "holder": b"h", "wallet": b"w"}
+"""What a state is for: the console, a holder through the API, or the wallet page (a holder
+whom the provider sends back to `/wallet/`); the redirect URI each sends is bound to it."""
+_KIND_OF = {byte: kind for kind, byte in _KINDS.items()}
 _BODY_BYTES = 1 + 8 + 16
 _MAC_BYTES = 16
 
@@ -64,6 +68,7 @@ class _Person:
 
 
 def _enabled(settings: Settings, kind: str) -> None:
+    kind = "holder" if kind == "wallet" else kind
     off = settings.oidc_issuer is None
     if off or (kind == "staff" and not settings.oidc_staff_roles):
         raise Problem(ProblemCode.OIDC_OFF, "sign-in through the university is not set up")
@@ -94,8 +99,9 @@ def start(ctx: AppContext, kind: str, *, redirect_uri: str) -> Started:
     return Started(url, state, now + STATE_TTL_S)
 
 
-def _opened(ctx: AppContext, kind: str, state: str) -> bytes:
-    """The state's body, if it is ours, for `kind` and live; else 400 `oidc_state`."""
+def _opened(ctx: AppContext, kinds: tuple[str, ...], state: str) -> tuple[str, bytes]:
+    """What the state is for and its body, if it is ours, for one of `kinds` and live; else
+    400 `oidc_state`."""
     try:
         data = b64u_decode(state) if len(state) <= STATE_CHARS_MAX else b""
     except EncodingError:
@@ -105,9 +111,10 @@ def _opened(ctx: AppContext, kind: str, state: str) -> bytes:
         mac, _mac(ctx.keyring.digest_key, "state", body)[:_MAC_BYTES]
     )
     issued = int.from_bytes(body[1:9], "big") if ours else 0
-    if not ours or body[:1] != _KINDS[kind] or not issued <= ctx.now() <= issued + STATE_TTL_S:
+    kind = _KIND_OF.get(body[:1], "")
+    if not ours or kind not in kinds or not issued <= ctx.now() <= issued + STATE_TTL_S:
         raise _bad_state()
-    return body
+    return kind, body
 
 
 def _bad_state() -> Problem:
@@ -127,26 +134,28 @@ def _use(unit: Unit, body: bytes) -> Problem | None:
 
 def finish(
     ctx: AppContext,
-    kind: str,
+    kinds: tuple[str, ...],
     *,
     code: str,
     state: str,
-    redirect_uri: str,
+    redirect_uri: Callable[[str], str],
     client: str | None,
     installation: str | None = None,
 ) -> Issued:
-    """A session for whom the provider's ID token names, once the state (used now), the code
-    and the ID token check out and the risk policy allows it."""
+    """A session for whom the provider's ID token names, once the state (one of `kinds`, used
+    now), the code and the ID token check out and the risk policy allows it. `redirect_uri`
+    gives the URI the start sent for the state's kind; `Issued.login` names whom it signed in."""
     settings = ctx.settings
-    _enabled(settings, kind)
-    body = _opened(ctx, kind, state)
+    _enabled(settings, kinds[0])
+    kind, body = _opened(ctx, kinds, state)
     if not 0 < len(code) <= CODE_CHARS_MAX:
         raise oidc.refused("the code is missing or too long")
     ctx.run_refusable(lambda unit: _use(unit, body))
     key = ctx.keyring.digest_key
     found = oidc.provider(settings)
     verifier = b64u_encode(_mac(key, "verifier", body))
-    id_token = oidc.exchange(settings, found, code=code, verifier=verifier, redirect=redirect_uri)
+    redirect = redirect_uri(kind)
+    id_token = oidc.exchange(settings, found, code=code, verifier=verifier, redirect=redirect)
     nonce = b64u_encode(_mac(key, "nonce", body)[:24])
     claims = oidc.verify(settings, found, id_token, nonce=nonce, now=ctx.now())
     claim = settings.oidc_staff_claim if kind == "staff" else settings.oidc_holder_claim
@@ -180,7 +189,7 @@ def _sign_in(
     """Judged by the risk policy at `sign_in` (counted before the read, withdrawn after it),
     then a session for the person `name` names; nobody is created."""
     staff = kind == "staff"
-    person = _person(unit, kind, name)
+    person = _person(unit, "staff" if staff else "holder", name)
     principal = None if person is None else person.id
     login = name if person is None else person.login
     account = risk_features.account_key(unit, staff=staff, principal_id=principal, login=login)
@@ -213,6 +222,7 @@ def _sign_in(
     if not risk_records.settle(unit, release, used=True):
         return held()
     risk_features.observe(unit, risk_features.sign_in(account, client, at=unit.now, failed=False))
-    return sessions.open_session(
+    issued = sessions.open_session(
         unit, role=person.role, principal_id=person.id, method="oidc", device_id=None
     )
+    return replace(issued, login=person.login)

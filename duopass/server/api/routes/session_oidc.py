@@ -1,18 +1,19 @@
 """A holder signs in through the university's OpenID Connect provider
 (`services.oidc_sign_in`): the wallet asks for the provider's address, sends the browser there,
-and hands the code and state the provider sent back to the callback for a session, as
-`POST /v1/session` gives one."""
+and the provider sends it back to the callback (`return_to=api`) or to the wallet page
+(`return_to=wallet`), which hands the code and state to the callback; either way the callback
+answers with a session, as `POST /v1/session` gives one, and whose it is."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from duopass.server.api.deps import Client, Ctx, Installation
 from duopass.server.api.openapi import problems
-from duopass.server.api.routes.session import TokenOut
 from duopass.server.services import oidc_sign_in
 from duopass.server.services.oidc_sign_in import CODE_CHARS_MAX, STATE_CHARS_MAX
 from duopass.server.settings import Settings
@@ -21,6 +22,13 @@ __all__ = ["callback_uri", "router"]
 
 router = APIRouter(tags=["session"])
 CALLBACK = "/v1/session/oidc/callback"
+WALLET = "/wallet/"
+
+
+class OidcTokenOut(BaseModel):
+    token: str
+    expires_at: int
+    login: str = Field(description="whom the provider's ID token named")
 
 
 class OidcStartOut(BaseModel):
@@ -37,16 +45,23 @@ def callback_uri(settings: Settings, request: Request, path: str) -> str:
 
 
 @router.get("/v1/session/oidc/start", response_model=OidcStartOut, responses=problems(404, 503))
-def oidc_start(request: Request, ctx: Ctx) -> OidcStartOut:
+def oidc_start(
+    request: Request, ctx: Ctx, return_to: Literal["api", "wallet"] = "api"
+) -> OidcStartOut:
     """The provider's authorization URL for a holder's sign-in (code flow, PKCE S256, state
-    and nonce kept by the server; the state is good for 5 minutes, once)."""
-    started = oidc_sign_in.start(
-        ctx, "holder", redirect_uri=callback_uri(ctx.settings, request, CALLBACK)
-    )
+    and nonce kept by the server; the state is good for 5 minutes, once). The provider sends
+    the browser back to the callback, or (`return_to=wallet`) to the wallet page."""
+    kind = "holder" if return_to == "api" else "wallet"
+    redirect = _redirect(ctx.settings, request)(kind)
+    started = oidc_sign_in.start(ctx, kind, redirect_uri=redirect)
     return OidcStartOut(url=started.url, state=started.state, expires_at=started.expires_at)
 
 
-@router.get(CALLBACK, response_model=TokenOut, responses=problems(400, 401, 403, 404, 429, 503))
+def _redirect(settings: Settings, request: Request) -> Callable[[str], str]:
+    return lambda kind: callback_uri(settings, request, CALLBACK if kind == "holder" else WALLET)
+
+
+@router.get(CALLBACK, response_model=OidcTokenOut, responses=problems(400, 401, 403, 404, 429, 503))
 def oidc_callback(
     request: Request,
     ctx: Ctx,
@@ -55,16 +70,17 @@ def oidc_callback(
     code: Annotated[str, Query(min_length=1, max_length=CODE_CHARS_MAX)],
     state: Annotated[str, Query(min_length=1, max_length=STATE_CHARS_MAX)],
     installation: Installation = None,
-) -> TokenOut:
-    """Where the provider sends the browser back: a holder session for whom its ID token names
-    (an existing holder; nobody is created), judged by the risk policy as a password sign-in."""
+) -> OidcTokenOut:
+    """Where the provider sends the browser back (or the wallet page, with what it was sent): a
+    holder session for whom its ID token names (an existing holder; nobody is created), judged
+    by the risk policy as a password sign-in."""
     issued = oidc_sign_in.finish(
         ctx,
-        "holder",
+        ("holder", "wallet"),
         code=code,
         state=state,
-        redirect_uri=callback_uri(ctx.settings, request, CALLBACK),
+        redirect_uri=_redirect(ctx.settings, request),
         client=client,
         installation=installation,
     )
-    return TokenOut(token=issued.token, expires_at=issued.expires_at)
+    return OidcTokenOut(token=issued.token, expires_at=issued.expires_at, login=issued.login)

@@ -82,10 +82,10 @@ async def oidc_callback(
         issued = await run_in_threadpool(
             lambda: oidc_sign_in.finish(
                 seen.ctx,
-                "staff",
+                ("staff",),
                 code=code,
                 state=state,
-                redirect_uri=callback_uri(seen.ctx.settings, seen.request, _CALLBACK),
+                redirect_uri=lambda _: callback_uri(seen.ctx.settings, seen.request, _CALLBACK),
                 client=client_address(seen.request),
             )
         )
