@@ -69,6 +69,8 @@ class Provider:
         why = self._refusal(form, authorization)
         if why is not None:
             self.refusals.append(why)
+            if why == "client":
+                return 401, {"error": "invalid_client"}
             return 400, {"error": "invalid_grant"}
         asked = self.codes.pop(form["code"])
         now = int(time.time())

@@ -269,3 +269,26 @@ def test_settings_refuse_a_half_set_up_provider() -> None:
     assert shown.oidc_issuer == "https://idp.example.edu"
     assert CLIENT_SECRET not in repr(shown)
     assert shown.oidc_secret == CLIENT_SECRET
+
+
+def test_the_provider_refusing_a_code_or_our_client(tmp_path, request, provider) -> None:
+    wrong = _oidc(provider.url, oidc_client_secret=SecretStr("not-the-registered-secret"))
+    url = _sqlite_database(request, tmp_path)
+    with running_server(url, tmp_path / "data", **wrong) as site:
+        _holder(site, "ugo")
+        provider.person = {"sub": "u-13", "preferred_username": "ugo"}
+        assert _code(_holder_sign_in(site)) == (503, "oidc_unavailable")  # our settings
+        assert provider.refusals == ["client"]
+        with _browser(site) as browser:
+            answer = browser.get("/console/oidc/start")
+        assert answer.status_code == 503
+        assert "not-the-registered-secret" not in answer.text
+
+
+def test_a_code_the_provider_does_not_know_is_refused(site, provider) -> None:
+    _holder(site, "vera")
+    provider.person = {"sub": "u-14", "preferred_username": "vera"}
+    callback = _holder_sign_in(site, follow=False).headers["Location"]
+    provider.codes.clear()  # the provider forgot it (expired, or used by someone else)
+    assert _code(site.http.get(callback)) == (401, "oidc_refused")
+    assert provider.refusals == ["code"]

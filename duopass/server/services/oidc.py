@@ -206,14 +206,26 @@ def exchange(
             data, status = _read(got), got.status_code
     except httpx.HTTPError as exc:
         raise _unavailable("the provider's token endpoint cannot be reached") from exc
-    if status in {400, 401}:  # invalid_grant and its kin: the code, not the provider
-        raise refused("the provider did not accept the code")
+    if status in {400, 401}:
+        error = _error(data)
+        if error == "invalid_client":  # our settings, not the person: every sign-in fails
+            raise _unavailable("the provider does not accept our client id and secret")
+        raise refused("the provider did not accept the code")  # invalid_grant and its kin
     if status != 200:
         raise _unavailable(f"the provider's token endpoint answered {status}")
     token = _object(data, _unavailable).get("id_token")
     if not isinstance(token, str) or not 0 < len(token) <= ID_TOKEN_CHARS_MAX:
         raise refused("the provider's answer has no ID token")
     return token
+
+
+def _error(data: bytes) -> str | None:
+    """The OAuth error code of a token endpoint's refusal (RFC 6749 §5.2), if it has one."""
+    try:
+        error = json.loads(data).get("error")
+    except (ValueError, AttributeError):
+        return None
+    return error if isinstance(error, str) else None
 
 
 def verify(
