@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
@@ -107,6 +108,14 @@ def test_a_holder_signs_in_to_the_wallet_through_the_university(
     page.wait_for_selector("#main[data-state=enrolled], #main[data-state=ready]")
     _wallet_accessible(page)
     _shoot(page, shots, f"wallet-oidc-signed-in-{language}")
+    # a code and state this tab did not ask for (a link sent to sign it in as someone else)
+    with httpx.Client(timeout=30) as elsewhere:
+        started = elsewhere.get(f"{site.url}/v1/session/oidc/start?return_to=wallet").json()
+        sent = elsewhere.get(started["url"]).headers["Location"]
+    assert sent.startswith(f"{site.url}/wallet/?code=")
+    page.goto(sent)
+    page.wait_for_selector("#message[data-text=oidc_state]")
+    assert page.url == f"{site.url}/wallet/"
     assert page.errors == []
     assert provider.refusals == []
 

@@ -11,6 +11,10 @@ import * as session from "./session.js";
 export const CODES = ["oidc_off", "oidc_state", "oidc_refused", "oidc_unavailable", "oidc_no_account"];
 const LOGIN = /^[!-~]{1,64}$/;
 const PARAM_CHARS_MAX = 2048;
+const STARTED = "duopass-oidc-state";
+/** The state of the sign-in this tab started (sessionStorage: this tab's, kept across the trip
+ * to the provider): a code and state this tab did not ask for (a link someone sent, to sign
+ * this browser in as them) is refused. */
 const $ = (id) => document.getElementById(id);
 
 /** To the provider's sign-in page. */
@@ -19,6 +23,10 @@ export async function begin() {
   if (typeof answer.url !== "string" || !/^https?:\/\/[!-~]+$/.test(answer.url)) {
     throw new api.WalletError("bad_answer", "the server's answer has no valid 'url'");
   }
+  if (typeof answer.state !== "string" || !/^[!-~]{1,128}$/.test(answer.state)) {
+    throw new api.WalletError("bad_answer", "the server's answer has no valid 'state'");
+  }
+  window.sessionStorage.setItem(STARTED, answer.state);
   window.location.assign(answer.url);
 }
 
@@ -30,6 +38,9 @@ export async function returned() {
   if (state === null) return false;
   const code = query.get("code");
   window.history.replaceState(null, "", window.location.pathname);
+  const started = window.sessionStorage.getItem(STARTED);
+  window.sessionStorage.removeItem(STARTED);
+  if (started !== state) throw new api.WalletError("oidc_state", "this tab did not start that sign-in");
   if (code === null || code.length > PARAM_CHARS_MAX || state.length > PARAM_CHARS_MAX) {
     throw new api.WalletError("oidc_refused", "the university's sign-in sent no code");
   }
