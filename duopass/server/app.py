@@ -31,6 +31,7 @@ from duopass.server.api.routes import (
     review,
     risk,
     session,
+    session_oidc,
     settlement,
     system,
     terminal,
@@ -136,7 +137,7 @@ def create_app(
     # overlap): the routes terminals and load balancers call most come first
     routers = [terminal, checkin, system, session, wallet, admin, holders, fleet, review]
     routers += [settlement, ledger, events, tickets, reissue, policy, purse, risk, disputes]
-    routers += [webhooks, passkeys, home]
+    routers += [webhooks, passkeys, session_oidc, home]
     if isinstance(clock, MovableClock):
         routers.append(testing_routes)
     for module in routers:

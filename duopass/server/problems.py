@@ -88,6 +88,11 @@ class ProblemCode(StrEnum):
     PASSKEY_EXISTS = "passkey_exists"
     PASSKEY_LIMIT = "passkey_limit"
     STORE_ROLLED_BACK = "store_rolled_back"
+    OIDC_OFF = "oidc_off"
+    OIDC_STATE = "oidc_state"
+    OIDC_REFUSED = "oidc_refused"
+    OIDC_UNAVAILABLE = "oidc_unavailable"
+    OIDC_NO_ACCOUNT = "oidc_no_account"
 
 
 STATUS = {
@@ -155,6 +160,11 @@ STATUS = {
     ProblemCode.PASSKEY_EXISTS: 409,
     ProblemCode.PASSKEY_LIMIT: 409,
     ProblemCode.STORE_ROLLED_BACK: 503,
+    ProblemCode.OIDC_OFF: 404,
+    ProblemCode.OIDC_STATE: 400,
+    ProblemCode.OIDC_REFUSED: 401,
+    ProblemCode.OIDC_UNAVAILABLE: 503,
+    ProblemCode.OIDC_NO_ACCOUNT: 403,
 }
 _FROM_STATUS = {
     401: ProblemCode.UNAUTHENTICATED,

@@ -157,6 +157,59 @@ class Settings(BaseSettings):
     redis_timeout_s: float = Field(default=2.0, gt=0, le=60)
     """Each connection to Redis and each answer from it."""
 
+    oidc_issuer: str | None = Field(default=None, max_length=512)
+    """The university's OpenID Connect provider (its issuer URL, `https://idp.example.edu`):
+    discovered at `/.well-known/openid-configuration`; None: no sign-in through it."""
+    oidc_client_id: str | None = Field(default=None, max_length=256)
+    oidc_client_secret: SecretStr | None = None
+    """From the environment only (`DUOPASS_OIDC_CLIENT_SECRET`), or `oidc_client_secret_file`:
+    never a flag, never logged."""
+    oidc_client_secret_file: Path | None = None
+    oidc_scopes: tuple[str, ...] = ("openid", "profile")
+    oidc_holder_claim: str = Field(default="preferred_username", min_length=1, max_length=64)
+    """The ID token's claim that names a holder; `oidc_holder_field` says what it matches."""
+    oidc_holder_field: Literal["login", "number"] = "login"
+    """The holder column the claim matches: the login, or the student/staff card number."""
+    oidc_holders: bool = True
+    """Whether holders may sign in through the provider (`/v1/session/oidc/start`)."""
+    oidc_staff_claim: str = Field(default="preferred_username", min_length=1, max_length=64)
+    """The claim that names a staff member (matched against the staff login)."""
+    oidc_staff_roles: tuple[Literal["operator", "admin"], ...] = ()
+    """The staff roles that may sign in to the console through the provider; none: staff sign
+    in with their password alone. An OIDC sign-in never creates anybody."""
+    oidc_public_url: str | None = Field(default=None, max_length=512)
+    """This server's address as the browser sees it (`https://duopass.example.edu`), where the
+    provider sends it back; None: the request's own scheme and host."""
+    oidc_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    """Each request to the provider (discovery, keys, the token exchange)."""
+
+    @field_validator("oidc_issuer", "oidc_public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        url = urlsplit(value)
+        if url.scheme not in {"https", "http"} or not url.hostname or url.query or url.username:
+            raise ValueError("an http(s) URL with no query and no user")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _oidc_client(self) -> Settings:
+        if self.oidc_issuer is not None and self.oidc_client_id is None:
+            raise ValueError("oidc_issuer needs oidc_client_id")
+        if self.oidc_issuer is not None and "openid" not in self.oidc_scopes:
+            raise ValueError("oidc_scopes must include openid")
+        return self
+
+    @property
+    def oidc_secret(self) -> str | None:
+        """The client secret: the environment's, else the file's (first line), else None."""
+        if self.oidc_client_secret is not None:
+            return self.oidc_client_secret.get_secret_value()
+        if self.oidc_client_secret_file is not None:
+            return self.oidc_client_secret_file.read_text().strip() or None
+        return None
+
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:

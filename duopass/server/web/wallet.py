@@ -19,6 +19,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 import duopass
+from duopass.server.settings import Settings
 from duopass.server.web import i18n
 from duopass.server.web.static import CACHE_CONTROL
 from duopass.server.web.templating import STATIC_DIR, asset, render
@@ -36,6 +37,7 @@ SCRIPTS: Final = (
     "dp1.js",
     "history.js",
     "historyview.js",
+    "oidc.js",
     "passkeys.js",
     "session.js",
     "store.js",
@@ -101,6 +103,11 @@ def to_the_wallet() -> RedirectResponse:
     return RedirectResponse(f"{PREFIX}/", status_code=308)
 
 
+def _oidc(settings: Settings) -> bool:
+    """Whether holders may sign in through the university's provider (the page's button)."""
+    return settings.oidc_issuer is not None and settings.oidc_holders
+
+
 @router.get(f"{PREFIX}/", response_class=HTMLResponse)
 def page(request: Request) -> HTMLResponse:
     """The wallet's page in the visitor's language (`?lang=en` or `zh_Hans` switches)."""
@@ -108,7 +115,12 @@ def page(request: Request) -> HTMLResponse:
     html = render(
         "wallet/index.html",
         language,
-        {"lang": i18n.html_lang(language), "language": language, "urls": _urls()},
+        {
+            "lang": i18n.html_lang(language),
+            "language": language,
+            "urls": _urls(),
+            "oidc": _oidc(request.app.state.context.settings),
+        },
     )
     response = HTMLResponse(html, headers={**SECURITY_HEADERS, **_NO_CACHE})
     if request.query_params.get(LANG_QUERY) in i18n.LANGUAGES:

@@ -23,6 +23,7 @@ from duopass.server.web.console import (
     holders,
     ledger,
     live,
+    oidc,
     review,
     settlement,
     signin,
@@ -80,6 +81,7 @@ def mount(app: FastAPI, ctx: AppContext) -> None:
     console.state.context = ctx
     _install_handlers(console)
     console.include_router(signin.router)
+    console.include_router(oidc.router)
     console.include_router(holders.router)
     console.include_router(holder_money.router)
     console.include_router(holder_loss.router)

@@ -24,7 +24,10 @@ Checked = Annotated[Visit, Depends(checked)]
 NEXT_CHARS_MAX = 300
 
 
-def _form(seen: Visit, *, error: str | None = None, login: str = "", status: int = 200) -> Response:
+def login_page(
+    seen: Visit, *, error: str | None = None, login: str = "", status: int = 200
+) -> Response:
+    """The sign-in form (with the university's sign-in where staff may use it)."""
     return seen.page(
         "console/login.html",
         status=status,
@@ -34,14 +37,15 @@ def _form(seen: Visit, *, error: str | None = None, login: str = "", status: int
         password_max=PASSWORD_CHARS_MAX,
         idle_min=IDLE_S // 60,
         absolute_h=sessions.TOKEN_LIFETIME_S // 3600,
+        oidc=seen.ctx.settings.oidc_issuer is not None and bool(seen.ctx.settings.oidc_staff_roles),
     )
 
 
 @router.get("/login")
-def login_form(seen: Checked) -> Response:
+def loginlogin_page(seen: Checked) -> Response:
     if seen.staff is not None:
         return seen.redirect(f"{PREFIX}/")
-    return _form(seen)
+    return login_page(seen)
 
 
 @router.post("/login")
@@ -53,7 +57,7 @@ async def sign_in(
 ) -> Response:
     """The staff sign-in; a refusal shows the form again with why, in the page's language."""
     if not login or not password:
-        return _form(seen, error="empty", login=login, status=422)
+        return login_page(seen, error="empty", login=login, status=422)
     client = client_address(seen.request)
     try:
         issued = await run_in_threadpool(
@@ -66,7 +70,7 @@ async def sign_in(
             client=client,
         )
     except Problem as refused:
-        return _form(seen, error=refused.code.value, login=login, status=STATUS[refused.code])
+        return login_page(seen, error=refused.code.value, login=login, status=STATUS[refused.code])
     seen.sign_in(issued.token)
     return seen.redirect(f"{PREFIX}/")
 

@@ -10,6 +10,7 @@ import * as display from "./display.js";
 import * as dp1 from "./dp1.js";
 import * as history from "./history.js";
 import * as historyview from "./historyview.js";
+import * as oidc from "./oidc.js";
 import * as passkeys from "./passkeys.js";
 import * as session from "./session.js";
 import * as store from "./store.js";
@@ -18,7 +19,7 @@ import * as ticketview from "./ticketview.js";
 import { $, busy, lang, say, setHooks, text } from "./ui.js";
 
 const DEFAULT_FRESHNESS_S = 60;
-const REFUSALS = ["dispute_too_late", "already_disputed", "not_disputable", "not_found", ...passkeys.CODES];
+const REFUSALS = ["dispute_too_late", "already_disputed", "not_disputable", "not_found", ...passkeys.CODES, ...oidc.CODES];
 const WALLET_VIEWS = ["actions", "tickets", "history", "disputes", "passkeys"];
 const STOPS_TICKETS = ["not_enrolled", "offline", "signed_out", "state"];
 /** Purse sync failures the ticket sync would meet too; after any other, tickets still sync. */
@@ -150,6 +151,8 @@ async function start() {
   $("more").addEventListener("click", busy($("more"), historyview.showMore));
   $("hide").addEventListener("click", () => display.hide());
   passkeys.wire({ say, text, busy, render: shown });
+  oidc.wire({ busy });
+  await oidc.returned().then((done) => done && say("oidc_signed_in"), refusal);
   await shown();
   await historyview.showHistory();
 }
