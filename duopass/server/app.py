@@ -23,6 +23,8 @@ from duopass.server.api.routes import (
     fleet,
     holders,
     ledger,
+    oauth,
+    partners,
     passkeys,
     policy,
     purse,
@@ -131,7 +133,7 @@ def create_app(
     # overlap): the routes terminals and load balancers call most come first
     routers = [terminal, checkin, system, session, wallet, admin, holders, fleet, review]
     routers += [settlement, ledger, events, tickets, reissue, policy, purse, risk, disputes]
-    routers += [webhooks, passkeys, home]
+    routers += [webhooks, partners, oauth, passkeys, home]
     if isinstance(clock, MovableClock):
         routers.append(testing_routes)
     for module in routers:

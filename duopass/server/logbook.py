@@ -53,6 +53,7 @@ class Event(StrEnum):
     RISK_DECISION = "risk_decision"
     SIGNATURE_WORKER_STALLED = "signature_worker_stalled"
     REQUEST = "request"
+    PARTNER_CALL = "partner_call"
     ERROR = "error"
 
 
