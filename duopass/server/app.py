@@ -24,6 +24,7 @@ from duopass.server.api.routes import (
     holders,
     ledger,
     oauth,
+    partner,
     partners,
     passkeys,
     policy,
@@ -133,7 +134,7 @@ def create_app(
     # overlap): the routes terminals and load balancers call most come first
     routers = [terminal, checkin, system, session, wallet, admin, holders, fleet, review]
     routers += [settlement, ledger, events, tickets, reissue, policy, purse, risk, disputes]
-    routers += [webhooks, partners, oauth, passkeys, home]
+    routers += [webhooks, partners, oauth, partner, passkeys, home]
     if isinstance(clock, MovableClock):
         routers.append(testing_routes)
     for module in routers:
