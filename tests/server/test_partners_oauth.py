@@ -13,6 +13,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy import text
 
+from duopass.server.keyring import Keyring, KeyringError
 from tests.server.harness import SQLITE_ONLY
 from tests.server.partners import basic, make_client, token
 from tests.server.ticketing import entrance, event_on_sale
@@ -120,7 +121,6 @@ def test_refusals_are_rfc_6749_errors(server):
     assert as_json.json()["error"] == "invalid_request"
 
 
-@CLOCKED_SQLITE
 def test_a_token_expires_on_the_servers_clock_and_revocation_bites_a_live_one(
     clocked_server, clock
 ):
@@ -214,11 +214,10 @@ class _Events(logging.Handler):
         self.records.append(record)
 
 
-@CLOCKED_SQLITE
 def test_calls_past_a_clients_rate_are_refused_and_every_call_is_logged(clocked_server, clock):
     server, admin = clocked_server, clocked_server.admin()
-    client = make_client(admin, ["checkin:redeem"], calls_per_minute=3)
-    access = token(server.http, client).json()["access_token"]
+    client = make_client(admin, ["checkin:redeem"], calls_per_minute=4)
+    access = token(server.http, client).json()["access_token"]  # a token request counts too
     other = token(server.http, make_client(admin, ["checkin:redeem"])).json()["access_token"]
     events, handler = logging.getLogger("duopass.server.events"), _Events()
     level, events.level = events.level, logging.INFO
@@ -230,6 +229,8 @@ def test_calls_past_a_clients_rate_are_refused_and_every_call_is_logged(clocked_
         limited = _redeem(server.http, access)
         assert (limited.status_code, limited.json()["code"]) == (429, "partner_rate_limited")
         assert limited.headers["retry-after"] == "40"
+        minted = token(server.http, client)
+        assert (minted.status_code, minted.json()["code"]) == (429, "partner_rate_limited")
         assert _redeem(server.http, other).json()["code"] == "not_found"  # per client
         clock.advance(40)
         assert _redeem(server.http, access).json()["code"] == "not_found"  # a new window
@@ -245,3 +246,16 @@ def test_calls_past_a_clients_rate_are_refused_and_every_call_is_logged(clocked_
         "scope": "checkin:redeem",
     }
     assert not any(access in r.getMessage() for r in handler.records)
+
+
+def test_a_data_directory_from_before_gets_its_token_key_once(tmp_path):
+    first = Keyring.create(tmp_path, origin="demo-univ/ledger")
+    (tmp_path / "oauth.pem").unlink()  # as a data directory made before partners
+    made = Keyring.load(tmp_path)
+    assert (tmp_path / "oauth.pem").stat().st_mode & 0o777 == 0o600
+    again = Keyring.load(tmp_path)
+    assert made.oauth.thumbprint() == again.oauth.thumbprint() != first.oauth.thumbprint()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    (tmp_path / "oauth.pem").write_bytes(b"not a key")
+    with pytest.raises(KeyringError):
+        Keyring.load(tmp_path)

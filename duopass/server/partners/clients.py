@@ -155,6 +155,7 @@ class Authenticated:
     id: int
     client_id: str
     scopes: frozenset[str]
+    calls_per_minute: int
 
 
 def authenticate(unit: Unit, client_id: str, secret: str) -> Authenticated | None:
@@ -170,7 +171,7 @@ def authenticate(unit: Unit, client_id: str, secret: str) -> Authenticated | Non
         matches = hmac.compare_digest(given, previous) or matches
     if not matches:
         return None
-    return Authenticated(row.id, row.client_id, scopes_of(row))
+    return Authenticated(row.id, row.client_id, scopes_of(row), row.calls_per_minute)
 
 
 def describe(row: PartnerClient, now: int) -> dict[str, Any]:

@@ -5,6 +5,8 @@ then base64) or by the form (`client_secret_post`), never both; `grant_type`
 absent). Errors are RFC 6749 §5.2's: `invalid_request` (a parameter missing, repeated or too
 long, two authentication methods), `invalid_client` (unknown client, wrong secret, revoked:
 one answer for all, 401 with `WWW-Authenticate`), `unsupported_grant_type`, `invalid_scope`.
+A token granted counts as a call against the client's rate limit (`guard.count_call`): past it,
+429 `partner_rate_limited` (a problem document: RFC 6749 has no error for it).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from duopass.server.limits import OAUTH_FIELD_CHARS_MAX, PARTNER_TOKEN_LIFETIME_S
-from duopass.server.partners import clients, tokens
+from duopass.server.partners import clients, guard, tokens
 from duopass.server.unit_of_work import Unit
 
 __all__ = ["OAuthError", "TokenRequest", "grant", "parse"]
@@ -110,6 +112,7 @@ def grant(unit: Unit, request: TokenRequest, *, issuer: str) -> dict[str, Any]:
     if request.grant_type != "client_credentials":
         raise OAuthError("unsupported_grant_type", "only client_credentials")
     scopes = _scopes(request.scope, client.scopes)
+    guard.count_call(unit, client.id, client.calls_per_minute)
     token = tokens.mint(
         unit.keyring.oauth,
         issuer=issuer,

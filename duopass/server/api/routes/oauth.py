@@ -67,7 +67,7 @@ def _error(refusal: OAuthError) -> JSONResponse:
 @router.post(
     "/v1/oauth/token",
     responses={
-        **problems(413),
+        **problems(413, 429),
         200: {"content": {"application/json": {"example": _TOKEN_EXAMPLE}}},
         400: _oauth_error("RFC 6749 §5.2: invalid_request, unsupported_grant_type, invalid_scope"),
         401: _oauth_error("RFC 6749 §5.2: invalid_client (with `WWW-Authenticate: Basic`)"),
