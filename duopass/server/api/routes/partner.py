@@ -22,9 +22,62 @@ router = APIRouter(prefix="/v1/partner", tags=["partner"])
 Issuer = Annotated[Partner, Depends(partner_for(Scope.TICKETS_ISSUE))]
 Reader = Annotated[Partner, Depends(partner_for(Scope.TICKETS_READ))]
 EventId = Annotated[str, Path(max_length=ID_CHARS_MAX)]
+_TYPE: dict[str, Any] = {
+    "id": 7,
+    "event": "city-jazz-2026",
+    "name": "Standing",
+    "price": 1500,
+    "currency": "CNY",
+    "entries": 1,
+    "quota": 400,
+    "available": 399,
+    "static_allowed": False,
+}
+_ORDER: dict[str, Any] = {
+    "code": "K7Q2M9XW",
+    "ticket_type": 7,
+    "quantity": 1,
+    "amount": 1500,
+    "currency": "CNY",
+    "state": "paid",
+    "paid_by": "account",
+    "purchase_proof": "9f2c...e1",
+    "ledger_index": 1234,
+    "created_at": 1_796_000_000,
+    "cancelled_at": None,
+    "tickets": ["tk-mfrgg2lte4ytimrrga3q"],
+}
+_EVENT: dict[str, Any] = {
+    "id": "city-jazz-2026",
+    "name": "City Jazz",
+    "doors": 1_796_040_000,
+    "ends": 1_796_054_400,
+    "venues": [
+        {"id": "hall-a", "name": "Hall A", "lat_e6": 31200000, "lon_e6": 121400000, "networks": []}
+    ],
+    "ticket_types": [_TYPE],
+    "checkin_lists": [
+        {
+            "id": 3,
+            "event": "city-jazz-2026",
+            "name": "Entrance",
+            "ticket_types": None,
+            "allow_reentry": False,
+            "entry_limit": None,
+        }
+    ],
+}
 
 
-@router.post("/events", status_code=201, responses=problems(404, 409))
+def _json(example: Any) -> dict[str, Any]:
+    return {"content": {"application/json": {"example": example}}}
+
+
+@router.post(
+    "/events",
+    status_code=201,
+    responses={**problems(404, 409), 201: _json(_EVENT | {"orders": []})},
+)
 def create_event(body: EventIn, partner: Issuer, ctx: Ctx) -> dict[str, Any]:
     """An event of the partner's own at the card office's venues; it gets a first check-in
     list for all its ticket types, where the partner's gates redeem."""
@@ -37,7 +90,11 @@ def create_event(body: EventIn, partner: Issuer, ctx: Ctx) -> dict[str, Any]:
     return ctx.run(work)
 
 
-@router.post("/events/{event_id}/ticket-types", status_code=201, responses=problems(404))
+@router.post(
+    "/events/{event_id}/ticket-types",
+    status_code=201,
+    responses={**problems(404), 201: _json(_TYPE)},
+)
 def create_ticket_type(
     event_id: EventId, body: TicketTypeIn, partner: Issuer, ctx: Ctx
 ) -> dict[str, Any]:
@@ -59,7 +116,7 @@ def create_ticket_type(
     return ctx.run(work)
 
 
-@router.get("/events")
+@router.get("/events", responses={200: _json({"items": [_EVENT]})})
 def list_events(partner: Reader, ctx: Ctx) -> dict[str, Any]:
     """The partner's events by doors, with their ticket types and check-in lists."""
     return ctx.run(
@@ -72,7 +129,9 @@ def list_events(partner: Reader, ctx: Ctx) -> dict[str, Any]:
     )
 
 
-@router.get("/events/{event_id}", responses=problems(404))
+@router.get(
+    "/events/{event_id}", responses={**problems(404), 200: _json(_EVENT | {"orders": [_ORDER]})}
+)
 def get_event(event_id: EventId, partner: Reader, ctx: Ctx) -> dict[str, Any]:
     """One of the partner's events with its latest orders."""
     return ctx.run(
@@ -82,7 +141,25 @@ def get_event(event_id: EventId, partner: Reader, ctx: Ctx) -> dict[str, Any]:
     )
 
 
-@router.get("/orders/{code}", responses=problems(404))
+@router.get(
+    "/orders/{code}",
+    responses={
+        **problems(404),
+        200: _json(
+            _ORDER
+            | {
+                "ticket_states": [
+                    {
+                        "sub": "tk-mfrgg2lte4ytimrrga3q",
+                        "state": "valid",
+                        "gen": 0,
+                        "event": "city-jazz-2026",
+                    }
+                ]
+            }
+        ),
+    },
+)
 def get_order(
     code: Annotated[str, Path(max_length=16)], partner: Reader, ctx: Ctx
 ) -> dict[str, Any]:
