@@ -24,6 +24,9 @@ from duopass.server.api.routes import (
     fleet,
     holders,
     ledger,
+    oauth,
+    partner,
+    partners,
     passkeys,
     policy,
     purse,
@@ -137,7 +140,7 @@ def create_app(
     # overlap): the routes terminals and load balancers call most come first
     routers = [terminal, checkin, system, session, wallet, admin, holders, fleet, review]
     routers += [settlement, ledger, events, tickets, reissue, policy, purse, risk, disputes]
-    routers += [webhooks, passkeys, session_oidc, home]
+    routers += [webhooks, partners, oauth, partner, passkeys, session_oidc, home]
     if isinstance(clock, MovableClock):
         routers.append(testing_routes)
     for module in routers:

@@ -4,6 +4,8 @@
     ledger.key   ledger key, a C2SP signed-note signer key: signs checkpoints
     wrap.key     32 random bytes sealing the daily signing keys stored in the database
     digest.key   32 random bytes: HMAC-SHA-256 of personal data before it enters a ledger leaf
+    oauth.pem    ES256 (P-256) key, PKCS#8 PEM: signs partners' OAuth access tokens (its public
+                 half at /v1/oauth/jwks); a data directory from before it gets one at load
 
 `Keyring.create` writes missing files (mode 0600); `Keyring.load` refuses to start without them.
 """
@@ -18,11 +20,13 @@ from pathlib import Path
 
 import nacl.secret
 import nacl.utils
+from joserfc.jwk import ECKey
 
 from duopass.ledger import NoteSigner
 from duopass.protocol.keys import SigningKey
 
 _ROOT, _LEDGER, _WRAP, _DIGEST = "root.jwk", "ledger.key", "wrap.key", "digest.key"
+_OAUTH = "oauth.pem"
 UNSEALED_KEYS_MAX = 4
 """Daily signing keys kept unsealed in the process (`Keyring.signing_key`): today's, and a
 day's either side of midnight, with room for one more."""
@@ -38,6 +42,8 @@ class Keyring:
     ledger: NoteSigner
     wrap_key: bytes
     digest_key: bytes
+    oauth: ECKey
+    """Signs partners' access tokens (`partners.tokens`)."""
     _unsealed: dict[bytes, SigningKey] = field(default_factory=dict, init=False, compare=False)
 
     @classmethod
@@ -48,6 +54,7 @@ class Keyring:
         _write_new(data_dir / _LEDGER, (NoteSigner.generate(origin).skey() + "\n").encode())
         _write_new(data_dir / _WRAP, nacl.utils.random(32))
         _write_new(data_dir / _DIGEST, nacl.utils.random(32))
+        _write_new(data_dir / _OAUTH, _new_oauth_pem())
         return cls.load(data_dir)
 
     @classmethod
@@ -56,6 +63,7 @@ class Keyring:
             root = SigningKey.from_jwk((data_dir / _ROOT).read_bytes())
             ledger = NoteSigner.parse((data_dir / _LEDGER).read_text().strip())
             wrap, digest = (data_dir / _WRAP).read_bytes(), (data_dir / _DIGEST).read_bytes()
+            oauth = ECKey.import_key(_oauth_pem(data_dir / _OAUTH))
         except (OSError, ValueError) as exc:
             raise KeyringError(
                 f"cannot load the server's keys from {data_dir}: {exc} "
@@ -63,7 +71,9 @@ class Keyring:
             ) from exc
         if len(wrap) != 32 or len(digest) != 32:
             raise KeyringError("wrap.key and digest.key must hold 32 bytes each")
-        return cls(root, ledger, wrap, digest)
+        if oauth.curve_name != "P-256" or not oauth.is_private:
+            raise KeyringError("oauth.pem must hold a private P-256 key")
+        return cls(root, ledger, wrap, digest, oauth)
 
     def seal(self, secret: bytes) -> bytes:
         return bytes(nacl.secret.SecretBox(self.wrap_key).encrypt(secret))
@@ -99,6 +109,27 @@ class Keyring:
         leaves a digest nobody can match to a number again, whoever holds `digest.key`."""
         message = b"duopass-person-v1\n" + person_key + number.encode()
         return hmac.new(self.digest_key, message, hashlib.sha256).digest()
+
+
+def _new_oauth_pem() -> bytes:
+    return ECKey.generate_key("P-256").as_pem(private=True)
+
+
+def _oauth_pem(path: Path) -> bytes:
+    """The token-signing key's PEM, made first if the data directory predates it: written to a
+    file of its own, then linked into place, so that of several server processes starting at
+    once on one directory one key wins and every process reads it whole."""
+    if not path.exists():
+        partial = path.with_name(f".{path.name}.{os.getpid()}")
+        partial.unlink(missing_ok=True)
+        _write_new(partial, _new_oauth_pem())
+        try:
+            os.link(partial, path)
+        except FileExistsError:
+            pass
+        finally:
+            partial.unlink(missing_ok=True)
+    return path.read_bytes()
 
 
 def _write_new(path: Path, content: bytes) -> None:

@@ -115,3 +115,18 @@ PASSKEY_SIGN_IN_CHALLENGES_MAX: Final = 10_000
 def b64u_chars(size: int) -> int:
     """The length of `size` bytes in unpadded base64url: a request model's `max_length`."""
     return (size * 4 + 2) // 3
+
+
+PARTNER_NAME_CHARS_MAX: Final = 100
+PARTNER_CLIENTS_MAX: Final = 200
+"""Active (not revoked) partner clients at once."""
+PARTNER_TOKEN_LIFETIME_S: Final = 300
+"""An OAuth access token's life: revocation also bites at once (the client's state is read on
+every call), so this bounds only what a token stolen from a live client is worth."""
+PARTNER_SECRET_OVERLAP_S_MAX: Final = 7 * 86_400
+PARTNER_SECRET_OVERLAP_S_DEFAULT: Final = 86_400
+PARTNER_CALLS_PER_MINUTE_DEFAULT: Final = 600
+PARTNER_CALLS_PER_MINUTE_MAX: Final = 60_000
+PARTNER_RATE_WINDOW_S: Final = 60
+OAUTH_FIELD_CHARS_MAX: Final = 200
+"""Longest client_id, client_secret, grant_type or scope a token request may carry."""

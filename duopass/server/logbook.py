@@ -56,6 +56,7 @@ class Event(StrEnum):
     STORE_GUARD_RELEASED = "store_guard_released"
     ROLLBACK_ACCEPTED = "rollback_accepted"
     REQUEST = "request"
+    PARTNER_CALL = "partner_call"
     ERROR = "error"
 
 

@@ -80,6 +80,8 @@ class ProblemCode(StrEnum):
     URL_TOO_LONG = "url_too_long"
     URL_MALFORMED = "url_malformed"
     TOO_MANY_WEBHOOKS = "too_many_webhooks"
+    PARTNER_RATE_LIMITED = "partner_rate_limited"
+    INSUFFICIENT_SCOPE = "insufficient_scope"
     PASSKEY_HOST = "passkey_host"
     PASSKEY_CHALLENGE = "passkey_challenge"
     PASSKEY_REFUSED = "passkey_refused"
@@ -152,6 +154,8 @@ STATUS = {
     ProblemCode.URL_TOO_LONG: 422,
     ProblemCode.URL_MALFORMED: 422,
     ProblemCode.TOO_MANY_WEBHOOKS: 409,
+    ProblemCode.PARTNER_RATE_LIMITED: 429,
+    ProblemCode.INSUFFICIENT_SCOPE: 403,
     ProblemCode.PASSKEY_HOST: 409,
     ProblemCode.PASSKEY_CHALLENGE: 409,
     ProblemCode.PASSKEY_REFUSED: 403,

@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     webauthn_origins: tuple[str, ...] = ()
     """Origins a passkey ceremony may come from (`https://wallet.example.edu`); none: the
     request's own (its scheme, host and port)."""
+    oauth_issuer: str | None = Field(default=None, max_length=200, pattern=r"^https?://[!-~]+$")
+    """The OAuth authorization server's issuer (`iss` of partners' access tokens, RFC 8414's
+    `issuer`): this server's public base URL, `https://api.example.edu`; None: the base URL
+    of each request (its scheme, host and port). Tokens are for audience `<issuer>/v1`."""
     policy_file: Path | None = None
     """The decision policy file (docs/policy.md); None: the one in the package
     (`duopass/policy/reissue.toml`). Read at start, and at `POST /v1/admin/policy/reload`."""

@@ -19,6 +19,7 @@ import pytest
 
 from duopass.demo.serving import free_port, wait_until_up
 from duopass.server.api.middleware import BodyLimit
+from duopass.server.api.routes.oauth import OAUTH_ERROR_SCHEMA
 from duopass.server.limits import BODY_BYTES_MAX, REQUEST_HEAD_BYTES_MAX
 from duopass.server.problems import ProblemCode
 from tests.server.harness import Running, enrolled_till, ready_wallet, running_server
@@ -155,6 +156,9 @@ PRETIX_SHAPED = {("POST", "/v1/checkin/redeem", "400"), ("POST", "/v1/checkin/re
 """The redeem route answers a refused check-in as pretix's check-in API does (`{status: error,
 reason, ...}`, docs/checkin.md), beside the problem documents of a bad request."""
 REDEEM_OUT = {"schema": {"$ref": "#/components/schemas/RedeemOut"}}
+OAUTH_SHAPED = {("POST", "/v1/oauth/token", "400"), ("POST", "/v1/oauth/token", "401")}
+"""The token endpoint answers its refusals as RFC 6749 §5.2 says (`{error, error_description}`),
+beside the problem documents of what fails before its rules run."""
 
 
 def _operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -175,9 +179,11 @@ def test_every_operation_documents_its_problem_answers(sqlite_server):
         errors = {s: a for s, a in operation["responses"].items() if not s.startswith("2")}
         assert "default" in errors, (method, path)
         for status, answer in errors.items():
-            wanted = PROBLEM
+            wanted: dict[str, Any] = PROBLEM
             if (method, path, status) in PRETIX_SHAPED:
                 wanted = {**PROBLEM, "application/json": REDEEM_OUT}
+            if (method, path, status) in OAUTH_SHAPED:
+                wanted = {**PROBLEM, "application/json": {"schema": OAUTH_ERROR_SCHEMA}}
             assert answer["content"] == wanted, (method, path, status)
         derived = set()
         if operation.get("security"):  # a bearer token (403 where a role is needed too)
@@ -186,6 +192,8 @@ def test_every_operation_documents_its_problem_answers(sqlite_server):
             derived |= {"401", "413"}
         if "requestBody" in operation:
             derived |= {"413", "422"}
+        if path == "/v1/oauth/token":  # RFC 6749: a form it cannot use is 400 invalid_request
+            derived.discard("422")
         if operation.get("parameters"):
             derived.add("422")
         assert derived <= errors.keys(), (method, path, derived - errors.keys())

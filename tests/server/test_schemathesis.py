@@ -218,10 +218,26 @@ def _redeem_answer(response: requests.Response) -> bool:
     return isinstance(body, dict) and body.get("status") == "error" and "reason" in body
 
 
+_OAUTH_ERRORS = {"invalid_request", "invalid_client", "unsupported_grant_type", "invalid_scope"}
+
+
+def _oauth_answer(response: requests.Response) -> bool:
+    """The token endpoint's refusals are RFC 6749 §5.2's (docs/partners.md), documented as such:
+    `{error, error_description}` with 400, or 401 `invalid_client`."""
+    if not str(response.request.url).endswith("/v1/oauth/token"):
+        return False
+    if not response.headers.get("content-type", "").startswith("application/json"):
+        return False
+    body = response.json()
+    if not isinstance(body, dict) or body.get("error") not in _OAUTH_ERRORS:
+        return False
+    return response.status_code == (401 if body["error"] == "invalid_client" else 400)
+
+
 def _problem_document_error(response: requests.Response) -> str | None:
     if response.request.method == "HEAD":
         return None
-    if _redeem_answer(response):
+    if _redeem_answer(response) or _oauth_answer(response):
         return None
     if not response.headers.get("content-type", "").startswith("application/problem+json"):
         return f"a refusal that is not a problem document ({response.headers.get('content-type')})"

@@ -14,6 +14,9 @@ from duopass.protocol.journal import TERMINAL_ID_CHARS_MAX
 from duopass.protocol.limits import INSTALLATION_HEADER, INSTALLATION_PATTERN
 from duopass.protocol.signed_requests import SIGNATURE_HEADER, TERMINAL_HEADER, TIME_HEADER
 from duopass.server.context import AppContext
+from duopass.server.partners import guard
+from duopass.server.partners.clients import Scope
+from duopass.server.partners.guard import Partner
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import sessions, terminals
 from duopass.server.services.sessions import Caller
@@ -128,14 +131,53 @@ TerminalCaller = Annotated[terminals.TerminalRow, Depends(terminal_caller)]
 
 @dataclass(frozen=True)
 class StaffOrTerminal:
-    """A staff member (operator or admin) or a terminal: who may redeem check-ins."""
+    """A staff member (operator or admin), a terminal, or a partner client with the scope
+    `checkin:redeem`: who may redeem check-ins."""
 
     staff: Caller | None = None
     terminal: terminals.TerminalRow | None = None
+    partner: Partner | None = None
+
+
+def _route(request: Request) -> str:
+    route = request.scope.get("route")
+    return str(getattr(route, "path", request.url.path))
+
+
+def partner_for(scope: Scope) -> Callable[..., Any]:
+    """A dependency: the partner calling with a bearer access token that has `scope`
+    (`partners.guard`: verified, its client active, rate-limited, logged)."""
+
+    async def partner(request: Request, ctx: Ctx, bearer: Bearer) -> Partner:
+        if bearer is None:
+            raise Problem(
+                ProblemCode.UNAUTHENTICATED,
+                "a partner's access token is required",
+                headers=dict(guard.INVALID_TOKEN),
+            )
+        issuer = guard.issuer_of(ctx, str(request.base_url))
+        return await run_in_threadpool(
+            guard.admit, ctx, bearer.credentials, issuer=issuer, scope=scope, route=_route(request)
+        )
+
+    PROBLEM_STATUSES[partner] = {401, 403, 429}
+    return partner
 
 
 async def staff_or_terminal(request: Request, ctx: Ctx, bearer: Bearer) -> StaffOrTerminal:
-    """A staff bearer token, else a terminal's signed request (its three headers)."""
+    """A staff bearer token or a partner's access token (a JWT: `partners.guard`), else a
+    terminal's signed request (its three headers)."""
+    if bearer is not None and bearer.credentials.count(".") == 2:
+        issuer = guard.issuer_of(ctx, str(request.base_url))
+        partner = await run_in_threadpool(
+            guard.admit,
+            ctx,
+            bearer.credentials,
+            issuer=issuer,
+            scope=Scope.CHECKIN_REDEEM,
+            route=_route(request),
+        )
+        return StaffOrTerminal(partner=partner)
     if bearer is not None:
         caller = await run_in_threadpool(_caller, ctx, bearer)
         return StaffOrTerminal(staff=staff_caller(caller))
@@ -159,7 +201,7 @@ PROBLEM_STATUSES: dict[Callable[..., Any], set[int]] = {
     staff_caller: {403},
     admin_caller: {403},
     terminal_caller: {401, 413},  # it reads the body, whatever the method, to check it
-    staff_or_terminal: {401, 403, 413},
+    staff_or_terminal: {401, 403, 413, 429},
 }
 """The problem statuses a route may answer because it depends on each of these; the OpenAPI
 document lists them for it (server.openapi)."""
@@ -171,9 +213,11 @@ __all__ = [
     "Ctx",
     "HolderCaller",
     "Installation",
+    "Partner",
     "SignedIn",
     "StaffCaller",
     "StaffOrTerminal",
     "StaffOrTerminalCaller",
     "TerminalCaller",
+    "partner_for",
 ]

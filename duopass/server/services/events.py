@@ -137,6 +137,17 @@ def event(session: Session, event_id: str) -> Event:
     return row
 
 
+def owned(session: Session, partner_id: int, event_ids: set[str]) -> None:
+    """Refuse (403 `forbidden`) unless the partner client owns every one of these events."""
+    mine = set(
+        session.scalars(
+            select(Event.id).where(Event.id.in_(event_ids), Event.partner_id == partner_id)
+        )
+    )
+    if mine != event_ids:
+        raise Problem(ProblemCode.FORBIDDEN, "a partner checks in on its own events' lists only")
+
+
 def ticket_type(session: Session, type_id: int) -> TicketType:
     row = session.get(TicketType, type_id)
     if row is None:

@@ -23,7 +23,7 @@ from duopass.protocol.reasons import Reason
 from duopass.protocol.verify import Mode, TerminalConfig, verify_code
 from duopass.server.partners.outbox import WebhookEvent, emit
 from duopass.server.problems import Problem, ProblemCode
-from duopass.server.services import checkin_reads, checkins, tlog
+from duopass.server.services import checkin_reads, checkins, events, tlog
 from duopass.server.services.checkin_reads import Read, TicketRow
 from duopass.server.services.checkins import ListRow
 from duopass.server.services.credential_cache import VERIFIED
@@ -80,11 +80,13 @@ class RedeemRequest:
 
 @dataclass(frozen=True)
 class Redeemer:
-    """Who redeems: a staff member or an entry terminal (only on lists of its own event)."""
+    """Who redeems: a staff member, an entry terminal (only on lists of its own event) or a
+    partner client (only on lists of events it owns: `events.partner_id`)."""
 
     staff_id: int | None = None
     terminal_id: str | None = None
     terminal_event: str | None = None
+    partner_id: int | None = None
 
 
 class _Checkin(NamedTuple):
@@ -132,6 +134,8 @@ def redeem(unit: Unit, request: RedeemRequest, by: Redeemer) -> dict[str, Any]:
     code = _decode(request.secret)
     found = checkin_reads.read(unit, request.lists, request.nonce, code)
     lists = _lists(found.lists, request.lists, by)
+    if by.partner_id is not None:
+        events.owned(unit.session, by.partner_id, {row.event_id for row in lists})
     if found.answered is not None:
         return dict(json.loads(found.answered))
     at = unit.now if request.at is None else request.at

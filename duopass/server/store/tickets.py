@@ -59,7 +59,13 @@ class Event(Base):
     doors: Mapped[int] = mapped_column(BigInteger)
     ends: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger)
-    __table_args__ = (CheckConstraint("ends > doors", name="event_times"),)
+    partner_id: Mapped[int | None] = mapped_column(Integer)
+    """The partner client (`partner_clients.id`) that owns it, which alone of the partners may
+    check in on it; None: the card office's own. No foreign key: added in place (0024)."""
+    __table_args__ = (
+        CheckConstraint("ends > doors", name="event_times"),
+        Index("events_partner", "partner_id"),
+    )
 
 
 class EventVenue(Base):

@@ -207,6 +207,7 @@ async def redeem_route(body: RedeemIn, caller: StaffOrTerminalCaller, ctx: Ctx) 
         staff_id=None if caller.staff is None else caller.staff.id,
         terminal_id=None if terminal is None else terminal.id,
         terminal_event=None if terminal is None else terminal.event,
+        partner_id=None if caller.partner is None else caller.partner.id,
     )
 
     def work(unit: Unit) -> dict[str, Any]:

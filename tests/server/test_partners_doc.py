@@ -1,0 +1,50 @@
+"""docs/partners.md's OAuth walk-through runs as printed: its ```bash blocks, in order, through
+bash with `set -e` in a scratch directory, against a real server on 127.0.0.1 (the port and the
+admin's password the only text replaced); then what they printed and what the server holds say
+each step did what the page says."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+from tests.server.harness import ADMIN_PASSWORD, SQLITE_ONLY
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "partners.md"
+
+
+def _script(url: str) -> str:
+    blocks = re.findall(r"```bash\n(.*?)```", DOC.read_text(), flags=re.S)
+    assert len(blocks) >= 5
+    text = "\n".join(blocks).replace("http://127.0.0.1:8000", url)
+    assert '"password": "…"' in text
+    text = text.replace('"password": "…"', f'"password": "{ADMIN_PASSWORD}"')
+    return "set -euo pipefail\n" + text + "\necho\n"
+
+
+@SQLITE_ONLY
+def test_the_oauth_curl_commands_of_the_partners_page_work(server, tmp_path):
+    ran = subprocess.run(
+        ["bash", "-c", _script(server.url)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert ran.returncode == 0, ran.stderr
+    out = ran.stdout
+    client = json.loads((tmp_path / "client.json").read_text())
+    token = json.loads((tmp_path / "token.json").read_text())
+    assert client["client_secret"].startswith("dpsec_")
+    assert (token["token_type"], token["expires_in"]) == ("Bearer", 300)
+    assert token["scope"] == "checkin:redeem tickets:read"
+    assert f'"issuer":"{server.url}"' in out and '"alg":"ES256"' in out
+    codes = re.findall(r'"code":"([a-z_]+)"', out)
+    assert codes == ["not_found", "insufficient_scope", "unauthenticated"]
+    assert out.count('"error":"invalid_client"') == 1
+    assert out.count('"client_secret":"dpsec_') == 2  # created, rotated
+    admin = server.admin()
+    listed = server.http.get("/v1/admin/partners", headers=admin.auth).json()["items"]
+    assert [(c["client_id"], c["state"]) for c in listed] == [(client["client_id"], "revoked")]
