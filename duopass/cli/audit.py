@@ -7,9 +7,6 @@ atomically so that the next audit starts from the checkpoint trusted now.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -31,6 +28,7 @@ from duopass.ledger.audit import (
 )
 from duopass.ledger.cosignature import CosignerKey
 from duopass.ledger.timestamp import TsaTrust
+from duopass.server.files import replace_atomically
 
 if TYPE_CHECKING:
     from duopass.cli.audit_db import LedgerDatabase
@@ -69,28 +67,6 @@ def _verifier(key: str | None, key_file: Path | None) -> NoteVerifier:
         return NoteVerifier.parse(key)
     except LedgerError as exc:
         raise _usage(f"not a verifier key (name+hash+base64): {exc}") from exc
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write a temporary file beside `path`, fsync it, rename it over `path`, fsync the folder:
-    after a crash the state file is the old one or the new one, never half of either."""
-    directory = path.parent
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    folder = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
 
 
 def _render(report: Report, origin: str, where: str) -> list[str]:
@@ -249,7 +225,7 @@ def _keep(state: Path, note: bytes, trusted: Checkpoint | None, audited: Checkpo
         typer.echo(f"state        {state} unchanged")
         return
     try:
-        _write_atomically(state, format_state(note))
+        replace_atomically(state, format_state(note))
     except OSError as exc:
         raise _usage(f"audit passed, but the state file {state}: {exc.strerror}") from exc
     typer.echo(f"state        {state} now trusts checkpoint {audited.size}")

@@ -9,16 +9,15 @@ checkpoint's note text. Witness verifier keys are vkeys of signature type 0x04.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import nacl.exceptions
 import nacl.signing
 
-from duopass.ledger._text import b64decode, b64encode
+from duopass.ledger._text import b64encode
 from duopass.ledger.errors import LedgerError, LedgerReason
-from duopass.ledger.note import KeyHash, NoteSignature, parse_note
+from duopass.ledger.note import KeyHash, NoteSignature, key_hash, parse_note, split_key
 
 __all__ = [
     "Cosignature",
@@ -40,23 +39,7 @@ def _bad_key(detail: str) -> LedgerError:
 
 
 def _key_hash(name: str, public_key: bytes) -> KeyHash:
-    digest = hashlib.sha256(name.encode() + b"\n" + _COSIGNATURE + public_key).digest()
-    return KeyHash(int.from_bytes(digest[:4], "big"))
-
-
-def _split(fields: list[str]) -> tuple[str, int, bytes]:
-    if len(fields) != 3 or not fields[0] or any(c.isspace() for c in fields[0]):
-        raise _bad_key("a witness key string is <name>+<hash>+<key>")
-    name, hash_hex, encoded = fields
-    if len(hash_hex) != 8 or any(c not in "0123456789abcdef" for c in hash_hex):
-        raise _bad_key("a key hash is 8 lowercase hex digits")
-    try:
-        material = b64decode(encoded, "key")
-    except LedgerError as exc:
-        raise _bad_key("the key is not canonical base64") from exc
-    if len(material) != 1 + _KEY_BYTES or material[:1] != _COSIGNATURE:
-        raise _bad_key("not an Ed25519 cosignature key (type 0x04)")
-    return name, int(hash_hex, 16), material[1:]
+    return key_hash(name, public_key, _COSIGNATURE)
 
 
 def cosigned_message(text: str, timestamp: int) -> bytes:
@@ -77,10 +60,12 @@ class CosignerKey:
     @classmethod
     def parse(cls, vkey: str) -> CosignerKey:
         """Parse `<name>+<hash>+base64(0x04 || public key)`, checking the key hash."""
-        name, hash_value, public = _split(vkey.strip().split("+", 2))
+        name, hash_value, public = split_key(
+            vkey.strip().split("+", 2), _COSIGNATURE, "an Ed25519 cosignature key (type 0x04)"
+        )
         if _key_hash(name, public) != hash_value:
             raise _bad_key("the key hash does not match the name and key")
-        return cls(name, KeyHash(hash_value), public)
+        return cls(name, hash_value, public)
 
     def vkey(self) -> str:
         return f"{self.name}+{self.key_hash:08x}+{b64encode(_COSIGNATURE + self.public_key)}"

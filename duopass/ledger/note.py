@@ -33,6 +33,7 @@ __all__ = [
     "open_note",
     "parse_note",
     "sign_note",
+    "split_key",
 ]
 
 KeyHash = NewType("KeyHash", int)
@@ -63,14 +64,17 @@ def _is_key_name(name: str) -> bool:
     )
 
 
-def key_hash(name: str, public_key: bytes) -> KeyHash:
-    """The 32-bit key hash of an Ed25519 key: SHA-256(name || 0x0A || 0x01 || key)[:4]."""
-    digest = hashlib.sha256(name.encode() + b"\n" + _ED25519 + public_key).digest()
+def key_hash(name: str, public_key: bytes, key_type: bytes = _ED25519) -> KeyHash:
+    """The 32-bit key hash of a key: SHA-256(name || 0x0A || type || key)[:4] (type 0x01 for a
+    signed note's Ed25519 key, 0x04 for a witness's cosignature key)."""
+    digest = hashlib.sha256(name.encode() + b"\n" + key_type + public_key).digest()
     return KeyHash(int.from_bytes(digest[:4], "big"))
 
 
-def _split_key(fields: list[str]) -> tuple[str, KeyHash, bytes]:
-    """Check `name`, `hex hash`, `base64(0x01 || key material)`; return them decoded."""
+def split_key(
+    fields: list[str], key_type: bytes = _ED25519, kind: str = "an Ed25519 key"
+) -> tuple[str, KeyHash, bytes]:
+    """Check `name`, `hex hash`, `base64(type || key material)`; return them decoded."""
     if len(fields) != 3 or not _is_key_name(fields[0]):
         raise _bad_key("a key string is <name>+<hash>+<key>")
     name, hash_hex, encoded = fields
@@ -80,8 +84,8 @@ def _split_key(fields: list[str]) -> tuple[str, KeyHash, bytes]:
         material = b64decode(encoded, "key")
     except LedgerError as exc:
         raise _bad_key("the key is not canonical base64") from exc
-    if len(material) != 1 + _KEY_BYTES or material[:1] != _ED25519:
-        raise _bad_key("not an Ed25519 key")
+    if len(material) != 1 + _KEY_BYTES or material[:1] != key_type:
+        raise _bad_key(f"not {kind}")
     return name, KeyHash(int(hash_hex, 16)), material[1:]
 
 
@@ -102,7 +106,7 @@ class NoteVerifier:
     @classmethod
     def parse(cls, vkey: str) -> NoteVerifier:
         """Parse `<name>+<hash>+<base64(0x01 || public key)>`, checking the key hash."""
-        name, hash_value, public = _split_key(vkey.split("+", 2))
+        name, hash_value, public = split_key(vkey.split("+", 2))
         return cls(name, hash_value, public)
 
     def vkey(self) -> str:
@@ -150,7 +154,7 @@ class NoteSigner:
         """Parse `PRIVATE+KEY+<name>+<hash>+<base64(0x01 || seed)>`, checking the key hash."""
         if not skey.startswith(_SIGNER_PREFIX):
             raise _bad_key("a signer key starts with PRIVATE+KEY+")
-        name, hash_value, seed = _split_key(skey.removeprefix(_SIGNER_PREFIX).split("+", 2))
+        name, hash_value, seed = split_key(skey.removeprefix(_SIGNER_PREFIX).split("+", 2))
         signer = cls.from_seed(name, seed)
         if signer.key_hash != hash_value:
             raise _bad_key("the key hash does not match the name and key")

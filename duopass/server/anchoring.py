@@ -13,7 +13,6 @@ interval; the log never waits for one.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from duopass.ledger.cosignature import CosignerKey, verify_cosignatures
 from duopass.ledger.timestamp import TSA_REPLY_BYTES_MAX, timestamp_request
 from duopass.ledger.witness import format_add_checkpoint
 from duopass.server.context import AppContext
+from duopass.server.files import replace_atomically
 from duopass.server.services import tlog
 
 __all__ = ["Anchored", "Anchoring", "WitnessEndpoint", "anchor_once", "latest", "parse_witness"]
@@ -63,9 +63,7 @@ def _folder(ctx: AppContext) -> Path:
 
 def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
+    replace_atomically(path, data)
 
 
 def _pointer(ctx: AppContext, name: str) -> int | None:

@@ -5,13 +5,15 @@ others may do with the files an older version (or a copy) left open to them."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-__all__ = ["PRIVATE_UMASK", "make_private", "sqlite_files"]
+__all__ = ["PRIVATE_UMASK", "make_private", "replace_atomically", "sqlite_files"]
 
 PRIVATE_UMASK = 0o077
 _OPEN_TO_OTHERS = stat.S_IRWXG | stat.S_IRWXO
@@ -44,3 +46,24 @@ def make_private(data_dir: Path, also: list[Path]) -> list[Path]:
         path.chmod(stat.S_IMODE(mode) & ~_OPEN_TO_OTHERS)
         changed.append(path)
     return changed
+
+
+def replace_atomically(target: Path, data: bytes) -> None:
+    """A temporary file beside `target`, fsynced, renamed over it, the folder fsynced: after a
+    crash the file is the old one or the new one, never half of either."""
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    folder = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)

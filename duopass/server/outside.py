@@ -15,13 +15,13 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from duopass.ledger import Checkpoint, LedgerError, NoteVerifier, open_checkpoint
+from duopass.server.files import replace_atomically
 
 __all__ = [
     "FILE_NAME",
@@ -146,24 +146,3 @@ def set_aside(data_dir: Path, now: int) -> Path | None:
         except FileNotFoundError:
             return None
     return kept
-
-
-def replace_atomically(target: Path, data: bytes) -> None:
-    """A temporary file beside `target`, fsynced, renamed over it, the folder fsynced: after a
-    crash the file is the old one or the new one, never half of either."""
-    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    folder = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
