@@ -122,7 +122,9 @@ def check_anchors(
     except LedgerError as exc:
         check.fail(f"anchors: the anchored checkpoint {found.size} is not the log's: {exc}")
         return check
-    check.say("anchors", f"checkpoint {anchored.size}, consistent with the audited one")
+    behind = audited.size - anchored.size  # a stale anchor shows, it does not pass unseen
+    lag = "the audited one itself" if behind == 0 else f"{behind} entries behind the audited one"
+    check.say("anchors", f"checkpoint {anchored.size}, consistent with it: {lag}")
     _check_timestamp(check, found, tsa)
     _check_cosignatures(check, found, witnesses)
     return check

@@ -109,6 +109,10 @@ PASSKEY_PUBLIC_KEY_BYTES_MAX: Final = 2048
 """A COSE public key as stored (`passkeys.public_key`)."""
 PASSKEY_TRANSPORTS_MAX: Final = 8
 PASSKEY_SIGN_IN_CHALLENGES_MAX: Final = 10_000
+PASSKEY_SIGN_IN_CHALLENGES_PER_NETWORK_MAX: Final = 100
+"""Sign-in challenges live at once for one source network (/24, /64; the throttles' exempt
+networks, a campus's own NAT, are not capped): past it, 429 throttled, so one network cannot
+hold all `PASSKEY_SIGN_IN_CHALLENGES_MAX`."""
 """Sign-in challenges live at once (anyone may ask for one): past it, 503 busy."""
 
 

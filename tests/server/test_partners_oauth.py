@@ -197,6 +197,13 @@ def test_a_partner_redeems_on_its_own_events_lists_only(server):
         )
     mine = _redeem(server.http, access, [door])
     assert mine.status_code == 404 and mine.json()["reason"] == "invalid"  # not a code: judged
+    for override in ({"force": True}, {"datetime": "2026-12-06T08:00:00+08:00"}):
+        overriding = server.http.post(
+            "/v1/checkin/redeem",
+            json={"secret": "not-a-code", "lists": [door], **override},
+            headers={"Authorization": f"Bearer {access}"},
+        )  # staff's and offline gates' overrides are not a partner's
+        assert (overriding.status_code, overriding.json()["code"]) == (403, "forbidden")
     assert (
         server.http.post(
             "/v1/checkin/redeem", json={"secret": "not-a-code", "lists": [door]}, headers=admin.auth

@@ -18,7 +18,10 @@ import httpx
 import pytest
 
 from duopass.protocol.encoding import b64u_encode
-from duopass.server.limits import PASSKEYS_PER_HOLDER_MAX
+from duopass.server.limits import (
+    PASSKEY_SIGN_IN_CHALLENGES_PER_NETWORK_MAX,
+    PASSKEYS_PER_HOLDER_MAX,
+)
 from duopass.server.settings import Settings
 from tests.server.authenticator import Authenticator
 from tests.server.harness import Running, Wallet, running_server
@@ -168,6 +171,30 @@ def test_an_erased_holders_passkeys_are_gone(local):
     erased = server.admin().post(f"/v1/admin/holders/{made['handle']}/erase", {"keep_money": True})
     assert erased.status_code == 200, erased.text
     assert _code(_sign_in(http, device)) == (401, "passkey_unknown")
+
+
+def test_one_network_cannot_hold_every_sign_in_challenge(local):
+    _server, http, _origin = local
+    for _ in range(PASSKEY_SIGN_IN_CHALLENGES_PER_NETWORK_MAX):
+        assert http.post("/v1/session/passkey/options").status_code == 200
+    assert _code(http.post("/v1/session/passkey/options")) == (429, "throttled")
+
+
+def test_a_loss_report_ends_every_passkey(local):
+    """A passkey may live on the lost phone: after the report none signs in, and the holder
+    adds one again after a password sign-in."""
+    server, http, origin = local
+    made = server.admin().holder("lou")
+    lou = Wallet(http, "lou")
+    lou.sign_in()
+    device = Authenticator(origin)
+    assert _register(http, lou, device).status_code == 201
+    assert _sign_in(http, device).status_code == 200
+    reported = server.admin().post(f"/v1/admin/holders/{made['handle']}/loss-report", {})
+    assert reported.status_code == 200, reported.text
+    assert _code(_sign_in(http, device)) == (401, "passkey_unknown")
+    lou.sign_in()
+    assert _register(http, lou, Authenticator(origin)).status_code == 201
 
 
 def test_the_relying_party_id_and_origins_come_from_the_settings(tmp_path, sqlite_schema):

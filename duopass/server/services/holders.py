@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from duopass.ledger.events import EventType
@@ -13,6 +13,7 @@ from duopass.server.logbook import Event, note
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import auth, devices, people, sessions, tickets, tlog, trust_changes
 from duopass.server.services.people import Person
+from duopass.server.store.passkeys import Passkey
 from duopass.server.store.tables import Account, Credential, Device, Holder
 from duopass.server.unit_of_work import Unit
 
@@ -79,9 +80,10 @@ def report_loss(
     keep_device: int | None = None,
     by: int | None = None,
 ) -> int:
-    """A loss report revokes every device and credential and ends every session but `keep`
-    (the one that reported, if the holder did); it does not freeze (§6): a new device enrols
-    and syncs at once, and its first credential is a reissue of the lost one. `keep_device`:
+    """A loss report revokes every device and credential, deletes every passkey and ends every
+    session but `keep` (the one that reported, if the holder did); it does not freeze (§6): a
+    new device enrols and syncs at once, and its first credential is a reissue of the lost one.
+    `keep_device`:
     the new device the report comes from (`POST /v1/me/lost`) stays, with its credentials.
     `by`: the staff member who took the report at the counter (in the log's note)."""
     session, now = unit.session, unit.now
@@ -106,6 +108,10 @@ def report_loss(
     if keep_device is None:  # and those of no device (none are issued so, but all must die)
         count += devices.revoke_live_credentials(unit, holder, device_id=None, reason="loss report")
     ended = sessions.end_sessions(session, staff=False, principal_id=holder.id, keep=keep)
+    # a passkey may live on the lost phone: none signs in or steps up any more (the holder adds
+    # one again after a password sign-in, which adding one asks for)
+    gone = session.execute(delete(Passkey).where(Passkey.holder_id == holder.id))
+    passkeys = int(getattr(gone, "rowcount", 0) or 0)
     body = {"devices": len(lost_devices), "credentials": count, "sessions": ended}
     tlog.append(unit, EventType.LOSS_REPORT, body)
     note(
@@ -118,6 +124,7 @@ def report_loss(
         devices=len(lost_devices),
         credentials=count,
         sessions=ended,
+        passkeys=passkeys,
     )
     return count
 

@@ -67,7 +67,13 @@ def _digest(challenge: bytes) -> bytes:
 
 
 def issue(
-    unit: Unit, kind: str, rp: Relying, *, holder_id: int | None = None, purpose: str | None = None
+    unit: Unit,
+    kind: str,
+    rp: Relying,
+    *,
+    holder_id: int | None = None,
+    purpose: str | None = None,
+    network: str | None = None,
 ) -> bytes:
     """A new challenge for one ceremony; a holder's earlier one of the same kind and purpose
     is retired (one live each)."""
@@ -91,6 +97,7 @@ def issue(
             purpose=purpose,
             rp_id=rp.rp_id,
             expires_at=unit.now + CHALLENGE_TTL_S,
+            network=network,
         )
     )
     return challenge

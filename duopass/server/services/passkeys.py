@@ -42,6 +42,7 @@ from duopass.server.limits import (
     PASSKEY_ID_BYTES_MAX,
     PASSKEY_PUBLIC_KEY_BYTES_MAX,
     PASSKEY_SIGN_IN_CHALLENGES_MAX,
+    PASSKEY_SIGN_IN_CHALLENGES_PER_NETWORK_MAX,
     PASSKEYS_PER_HOLDER_MAX,
 )
 from duopass.server.problems import Problem, ProblemCode
@@ -196,17 +197,23 @@ def delete_passkey(unit: Unit, holder_id: int, passkey_id: int) -> None:
     unit.session.delete(row)
 
 
-def begin_sign_in(unit: Unit, rp: passkey_challenges.Relying) -> dict[str, Any]:
+def begin_sign_in(
+    unit: Unit, rp: passkey_challenges.Relying, network: str | None = None
+) -> dict[str, Any]:
     """Options for `navigator.credentials.get` with no login: the authenticator offers the
-    passkeys it holds for this relying party. At most `PASSKEY_SIGN_IN_CHALLENGES_MAX` live."""
-    live = unit.session.scalar(
-        select(func.count())
-        .select_from(PasskeyChallenge)
-        .where(PasskeyChallenge.kind == "sign_in", PasskeyChallenge.expires_at > unit.now)
-    )
-    if (live or 0) >= PASSKEY_SIGN_IN_CHALLENGES_MAX:
+    passkeys it holds for this relying party. At most `PASSKEY_SIGN_IN_CHALLENGES_MAX` live,
+    and `PASSKEY_SIGN_IN_CHALLENGES_PER_NETWORK_MAX` of them for one source `network` (None:
+    not counted, an exempt network's)."""
+    live = select(func.count()).select_from(PasskeyChallenge)
+    live = live.where(PasskeyChallenge.kind == "sign_in", PasskeyChallenge.expires_at > unit.now)
+    if network is not None:
+        mine = unit.session.scalar(live.where(PasskeyChallenge.network == network))
+        if (mine or 0) >= PASSKEY_SIGN_IN_CHALLENGES_PER_NETWORK_MAX:
+            raise Problem(ProblemCode.THROTTLED, "too many passkey sign-ins from this network")
+    if (unit.session.scalar(live) or 0) >= PASSKEY_SIGN_IN_CHALLENGES_MAX:
         raise Problem(ProblemCode.BUSY, "too many passkey sign-ins at once: try again soon")
-    return _request_options(unit, rp, "sign_in", holder_id=None, purpose=None, rows=[])
+    challenge = passkey_challenges.issue(unit, "sign_in", rp, network=network)
+    return _options(rp, challenge, rows=[])
 
 
 def _request_options(
@@ -218,9 +225,16 @@ def _request_options(
     purpose: str | None,
     rows: list[Passkey],
 ) -> dict[str, Any]:
+    challenge = passkey_challenges.issue(unit, kind, rp, holder_id=holder_id, purpose=purpose)
+    return _options(rp, challenge, rows=rows)
+
+
+def _options(
+    rp: passkey_challenges.Relying, challenge: bytes, *, rows: list[Passkey]
+) -> dict[str, Any]:
     options = generate_authentication_options(
         rp_id=rp.rp_id,
-        challenge=passkey_challenges.issue(unit, kind, rp, holder_id=holder_id, purpose=purpose),
+        challenge=challenge,
         timeout=passkey_challenges.CHALLENGE_TTL_S * 1000,
         allow_credentials=_descriptors(rows),
         user_verification=UserVerificationRequirement.REQUIRED,

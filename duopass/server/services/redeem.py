@@ -136,6 +136,8 @@ def redeem(unit: Unit, request: RedeemRequest, by: Redeemer) -> dict[str, Any]:
     lists = _lists(found.lists, request.lists, by)
     if by.partner_id is not None:
         events.owned(unit.session, by.partner_id, {row.event_id for row in lists})
+        if request.force or request.at is not None:  # staff's and offline gates' overrides
+            raise Problem(ProblemCode.FORBIDDEN, "a partner checks in live: no force, no datetime")
     if found.answered is not None:
         return dict(json.loads(found.answered))
     at = unit.now if request.at is None else request.at

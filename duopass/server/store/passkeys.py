@@ -43,6 +43,8 @@ class PasskeyChallenge(Base):
     purpose: Mapped[str | None] = mapped_column(String(64))
     rp_id: Mapped[str] = mapped_column(String(253))
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    network: Mapped[str | None] = mapped_column(String(64), index=True)
+    """The source network (/24, /64) a sign-in challenge went to: a cap a network (0025)."""
     __table_args__ = (
         CheckConstraint(
             "kind IN ('register', 'sign_in', 'step_up')", name="passkey_challenge_kind"

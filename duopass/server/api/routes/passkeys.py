@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
+from duopass.risk import network_of
 from duopass.server.api.deps import Client, Ctx, HolderCaller, Installation
 from duopass.server.api.openapi import problems
 from duopass.server.api.params import Digits
@@ -25,7 +26,7 @@ from duopass.server.limits import (
     ROW_ID_MAX,
     b64u_chars,
 )
-from duopass.server.services import passkey_challenges, passkeys, passwordless, sessions
+from duopass.server.services import passkey_challenges, passkeys, passwordless, sessions, throttle
 from duopass.server.services.passkey_challenges import Relying
 from duopass.server.settings import Settings
 from duopass.server.unit_of_work import Unit
@@ -157,11 +158,13 @@ def delete_passkey(passkey_id: PasskeyId, caller: HolderCaller, ctx: Ctx) -> Non
     ctx.run(lambda unit: passkeys.delete_passkey(unit, caller.id, passkey_id))
 
 
-@router.post("/v1/session/passkey/options", responses=problems(409, 503))
-def sign_in_options(request: Request, ctx: Ctx) -> dict[str, Any]:
-    """Options for `navigator.credentials.get` with no login (good for 5 minutes)."""
+@router.post("/v1/session/passkey/options", responses=problems(409, 429, 503))
+def sign_in_options(request: Request, ctx: Ctx, client: Client) -> dict[str, Any]:
+    """Options for `navigator.credentials.get` with no login (good for 5 minutes); at most
+    100 live a source network (429 `throttled`), but for the throttles' exempt networks."""
     rp = relying_party(request, ctx.settings)
-    return ctx.run(lambda unit: passkeys.begin_sign_in(unit, rp))
+    network = None if throttle.exempt(ctx.settings, client) else network_of(client)
+    return ctx.run(lambda unit: passkeys.begin_sign_in(unit, rp, network))
 
 
 @router.post(
