@@ -279,6 +279,7 @@ def test_secret_query_parameters_lose_their_values(query, logged):
         "password=hunter2 failed",
         '{"token": "abc"}',
         "enrol_code: abc",
+        "client dpc_x given dpsec_abc.def",  # a partner client's secret, no key word before it
     ],
 )
 def test_a_secret_in_free_text_is_blanked(text):
@@ -286,3 +287,4 @@ def test_a_secret_in_free_text_is_blanked(text):
     line = json.loads(JsonLines().format(record))
     assert line["event"] == "error"
     assert not {"abc.def", "hunter2", "abc"} & set(line["message"].replace('"', " ").split())
+    assert "dpsec_abc" not in line["message"]

@@ -7,8 +7,8 @@ money moves).
 Pages: `/console/` (home), `/console/login` and `/console/logout`, `/console/lang` (the
 language switch), `/console/holders` (search), `/console/holders/{handle}` (one holder) and its
 `freeze`, `unfreeze`, `topups`, `refunds`, `loss-report`, `replacement` and `erase` forms; the
-fleet, live charts, alerts, reviews, disputes, risk, events, settlement, ledger and webhook pages
-(docs/console.md). Refusals are pages in the visitor's language."""
+fleet, live charts, alerts, reviews, disputes, risk, events, settlement, ledger, webhook and
+partner pages (docs/console.md). Refusals are pages in the visitor's language."""
 
 from __future__ import annotations
 

@@ -24,6 +24,8 @@ from duopass.server.web.console import (
     ledger,
     live,
     oidc,
+    partner_actions,
+    partners,
     review,
     settlement,
     signin,
@@ -94,5 +96,7 @@ def mount(app: FastAPI, ctx: AppContext) -> None:
     console.include_router(ledger.router)
     console.include_router(webhooks.router)
     console.include_router(webhook_log.router)
+    console.include_router(partners.router)
+    console.include_router(partner_actions.router)
     app.mount(PREFIX, console, name="console")
     static.mount(app, axe=ctx.settings.test_axe)

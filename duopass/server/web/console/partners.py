@@ -1,0 +1,138 @@
+"""The console's partner clients (`partners.clients`, as `/v1/admin/partners`): the list, which
+admins and operators read, and for admins a new client. Its client id and secret (`dpsec_...`)
+are shown once, in the answer to the form that made it (no-store, never in a URL, never logged:
+the logbook redacts `dpsec_` too); the database keeps only the secret's keyed digest. The form
+is checked field by field (`PartnerForm`), each refusal beside its field in the page's language
+(422, what was typed kept). One client's page, revoking and rotating: `partner_actions`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from duopass.server.limits import (
+    PARTNER_CALLS_PER_MINUTE_DEFAULT,
+    PARTNER_CALLS_PER_MINUTE_MAX,
+    PARTNER_NAME_CHARS_MAX,
+)
+from duopass.server.partners import clients
+from duopass.server.partners.clients import Scope
+from duopass.server.problems import STATUS, Problem, ProblemCode
+from duopass.server.unit_of_work import Unit
+from duopass.server.web.console.visit import Visit, admin, signed_in
+
+__all__ = ["SCOPES", "PartnerForm", "router"]
+
+router = APIRouter()
+SignedIn = Annotated[Visit, Depends(signed_in)]
+Admin = Annotated[Visit, Depends(admin)]
+SCOPES: Final = tuple(scope.value for scope in Scope)
+NAME_READ_MAX: Final = PARTNER_NAME_CHARS_MAX + 1
+"""What the server reads of a typed name: one character more is `too_long` beside the field."""
+RATE_READ_MAX: Final = 16
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+DONE: Final = ("revoked",)
+"""What the list reports after an action's redirect (anything else is ignored)."""
+
+
+@dataclass
+class PartnerForm:
+    """A new client as typed (shown again) and each refused field's code."""
+
+    typed: dict[str, str]
+    chosen: list[str]
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def name(self) -> str:
+        value = self.typed.get("name", "").strip()
+        if not value:
+            self.errors["name"] = "required"
+        elif len(value) > PARTNER_NAME_CHARS_MAX:
+            self.errors["name"] = "too_long"
+        elif _CONTROL.search(value):
+            self.errors["name"] = "control"
+        return value
+
+    def scopes(self) -> list[Scope]:
+        if not self.chosen or any(scope not in SCOPES for scope in self.chosen):
+            self.errors["scopes"] = "choose_scopes"
+            return []
+        return [Scope(scope) for scope in self.chosen]
+
+    def calls_per_minute(self) -> int:
+        value = self.typed.get("calls_per_minute", "").strip()
+        if not value.isascii() or not value.isdigit() or len(value) > 6:
+            self.errors["calls_per_minute"] = "rate"
+            return 0
+        rate = int(value)
+        if not 1 <= rate <= PARTNER_CALLS_PER_MINUTE_MAX:
+            self.errors["calls_per_minute"] = "rate"
+        return rate
+
+
+def list_page(seen: Visit, *, status: int = 200, **values: Any) -> Response:
+    shown = seen.ctx.run(
+        lambda unit: [clients.describe(row, unit.now) for row in clients.listing(unit.session)]
+    )
+    values.setdefault("typed", {"calls_per_minute": str(PARTNER_CALLS_PER_MINUTE_DEFAULT)})
+    values.setdefault("chosen", [])
+    values.setdefault("errors", {})
+    values.setdefault("done", None)
+    return seen.page(
+        "console/partners.html",
+        status=status,
+        partners=shown,
+        scopes=SCOPES,
+        name_max=PARTNER_NAME_CHARS_MAX,
+        rate_max=PARTNER_CALLS_PER_MINUTE_MAX,
+        **values,
+    )
+
+
+@router.get("/partners")
+def partners_page(
+    seen: SignedIn, done: Annotated[str | None, Query(max_length=16)] = None
+) -> Response:
+    """Every partner client (never a secret); admins see the form for a new one."""
+    return list_page(seen, done=done if done in DONE else None)
+
+
+async def _typed(request: Request) -> tuple[dict[str, str], list[str]]:
+    form = await request.form()
+    typed = {
+        "name": str(form.get("name") or "")[:NAME_READ_MAX],
+        "calls_per_minute": str(form.get("calls_per_minute") or "")[:RATE_READ_MAX],
+    }
+    chosen = [str(scope)[:64] for scope in form.getlist("scopes")][: len(SCOPES) + 1]
+    return typed, chosen
+
+
+@router.post("/partners")
+async def create(seen: Admin, request: Request) -> Response:
+    """A new client (admins): the answer is the page showing its id and secret, once."""
+    typed, chosen = await _typed(request)
+    form = PartnerForm(typed, chosen)
+    name, scopes, rate = form.name(), form.scopes(), form.calls_per_minute()
+    if form.errors:
+        return list_page(seen, status=422, typed=typed, chosen=chosen, errors=form.errors)
+    assert seen.staff is not None
+    by = seen.staff.caller.id
+
+    def made(unit: Unit) -> tuple[dict[str, Any], str]:
+        row, secret = clients.create(unit, name=name, scopes=scopes, calls_per_minute=rate, by=by)
+        return clients.describe(row, unit.now), secret
+
+    try:
+        partner, secret = seen.ctx.run(made)
+    except Problem as refused:
+        if refused.code is not ProblemCode.CONFLICT:
+            raise
+        errors = {"name": "too_many_partners"}
+        return list_page(
+            seen, status=STATUS[refused.code], typed=typed, chosen=chosen, errors=errors
+        )
+    return seen.page("console/partner_secret.html", partner=partner, secret=secret, made=True)
