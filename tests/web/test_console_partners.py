@@ -13,7 +13,8 @@ import re
 import httpx
 import pytest
 
-from tests.server.partners import token
+from duopass.server.limits import PARTNER_CLIENTS_MAX
+from tests.server.partners import make_client, token
 from tests.web.console import Browser, admin, browser, operator
 
 _SECRET = re.compile(r'id="client-secret">(dpsec_[A-Za-z0-9_-]+)<')
@@ -171,3 +172,16 @@ def test_a_name_like_a_script_is_text(site):
     for path in ("/console/partners", f"/console/partners/{row}"):
         page = boss.get(path).text
         assert naughty not in page and html.escape(naughty) in page, path
+
+
+def test_too_many_active_clients_is_said_beside_the_name(site):
+    api = site.admin()
+    for n in range(PARTNER_CLIENTS_MAX):
+        make_client(api, _SCOPES, name=f"P{n}")
+    boss = admin(site, language="en")
+    boss.get("/console/partners")
+    typed = {"name": "One More", "scopes": _SCOPES, "calls_per_minute": "60"}
+    refused = boss.post("/console/partners", typed)
+    assert refused.status_code == 409
+    assert 'id="name-error">Too many clients are active' in refused.text
+    assert 'value="One More"' in refused.text
