@@ -97,8 +97,8 @@ async function show(page) {
       "click",
       page.busy(button, async () => {
         await remove(item.id);
+        await show(page); // the list redrawn first: the message says it is done
         page.say("passkey_deleted");
-        await show(page);
       }),
     );
     li.append(button);
