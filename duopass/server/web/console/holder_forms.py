@@ -6,10 +6,10 @@ database knows: funds, a merchant's takings, an erasure done already)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Final
 
 from duopass.server.limits import AMOUNT_MAX, REASON_CHARS_MAX
+from duopass.server.web.console.forms import TypedForm
 
 __all__ = ["AMOUNT_TYPED_MAX", "REASON_TYPED_MAX", "HolderForm", "amount_refusal", "minor_units"]
 
@@ -17,7 +17,6 @@ AMOUNT_TYPED_MAX: Final = 64
 """What the server reads of a typed amount; longer is refused before the field is looked at."""
 REASON_TYPED_MAX: Final = 4 * REASON_CHARS_MAX
 """What the server reads of a typed reason (one longer than REASON_CHARS_MAX is `too_long`)."""
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 _NUMBER: Final = re.compile(r"^([0-9]+)(?:\.([0-9]*))?$")
 _YUAN_DIGITS_MAX: Final = len(str(AMOUNT_MAX // 100))
 
@@ -48,12 +47,8 @@ def minor_units(yuan: str) -> int | None:
     return None if refusal is not None else amount
 
 
-@dataclass
-class HolderForm:
+class HolderForm(TypedForm):
     """What was typed (shown again) and each refused field's code."""
-
-    typed: dict[str, str]
-    errors: dict[str, str] = field(default_factory=dict)
 
     def amount(self, name: str) -> int:
         amount, refusal = amount_refusal(self.typed.get(name, ""))
@@ -62,14 +57,7 @@ class HolderForm:
         return amount
 
     def reason(self, name: str) -> str:
-        value = self.typed.get(name, "").strip()
-        if not value:
-            self.errors[name] = "required"
-        elif len(value) > REASON_CHARS_MAX:
-            self.errors[name] = "too_long"
-        elif _CONTROL.search(value):
-            self.errors[name] = "control"
-        return value
+        return self.text(name, REASON_CHARS_MAX)
 
     def choice(self, name: str, allowed: set[int]) -> int:
         """One of `allowed` (ids the page offered), else `choose`."""

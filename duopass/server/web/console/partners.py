@@ -7,8 +7,6 @@ is checked field by field (`PartnerForm`), each refusal beside its field in the 
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -23,6 +21,7 @@ from duopass.server.partners import clients
 from duopass.server.partners.clients import Scope
 from duopass.server.problems import STATUS, Problem, ProblemCode
 from duopass.server.unit_of_work import Unit
+from duopass.server.web.console.forms import TypedForm, read_typed
 from duopass.server.web.console.visit import Visit, admin, signed_in
 
 __all__ = ["SCOPES", "PartnerForm", "router"]
@@ -34,34 +33,18 @@ SCOPES: Final = tuple(scope.value for scope in Scope)
 NAME_READ_MAX: Final = PARTNER_NAME_CHARS_MAX + 1
 """What the server reads of a typed name: one character more is `too_long` beside the field."""
 RATE_READ_MAX: Final = 16
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 DONE: Final = ("revoked",)
 """What the list reports after an action's redirect (anything else is ignored)."""
 
 
-@dataclass
-class PartnerForm:
+class PartnerForm(TypedForm):
     """A new client as typed (shown again) and each refused field's code."""
 
-    typed: dict[str, str]
-    chosen: list[str]
-    errors: dict[str, str] = field(default_factory=dict)
-
     def name(self) -> str:
-        value = self.typed.get("name", "").strip()
-        if not value:
-            self.errors["name"] = "required"
-        elif len(value) > PARTNER_NAME_CHARS_MAX:
-            self.errors["name"] = "too_long"
-        elif _CONTROL.search(value):
-            self.errors["name"] = "control"
-        return value
+        return self.text("name", PARTNER_NAME_CHARS_MAX)
 
     def scopes(self) -> list[Scope]:
-        if not self.chosen or any(scope not in SCOPES for scope in self.chosen):
-            self.errors["scopes"] = "choose_scopes"
-            return []
-        return [Scope(scope) for scope in self.chosen]
+        return [Scope(each) for each in self.picked("scopes", SCOPES, "choose_scopes")]
 
     def calls_per_minute(self) -> int:
         value = self.typed.get("calls_per_minute", "").strip()
@@ -101,20 +84,11 @@ def partners_page(
     return list_page(seen, done=done if done in DONE else None)
 
 
-async def _typed(request: Request) -> tuple[dict[str, str], list[str]]:
-    form = await request.form()
-    typed = {
-        "name": str(form.get("name") or "")[:NAME_READ_MAX],
-        "calls_per_minute": str(form.get("calls_per_minute") or "")[:RATE_READ_MAX],
-    }
-    chosen = [str(scope)[:64] for scope in form.getlist("scopes")][: len(SCOPES) + 1]
-    return typed, chosen
-
-
 @router.post("/partners")
 async def create(seen: Admin, request: Request) -> Response:
     """A new client (admins): the answer is the page showing its id and secret, once."""
-    typed, chosen = await _typed(request)
+    limits = {"name": NAME_READ_MAX, "calls_per_minute": RATE_READ_MAX}
+    typed, chosen = await read_typed(request, limits, "scopes", SCOPES)
     form = PartnerForm(typed, chosen)
     name, scopes, rate = form.name(), form.scopes(), form.calls_per_minute()
     if form.errors:

@@ -8,8 +8,6 @@ retries, disabling and enabling: `webhook_log`."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -28,6 +26,7 @@ from duopass.server.partners.outbox import WebhookEvent
 from duopass.server.problems import STATUS, Problem, ProblemCode
 from duopass.server.store.webhooks import WebhookMessage
 from duopass.server.unit_of_work import Unit
+from duopass.server.web.console.forms import TypedForm, read_typed
 from duopass.server.web.console.visit import Visit, admin, signed_in
 
 __all__ = ["OVERLAPS", "EndpointId", "WebhookForm", "router"]
@@ -42,16 +41,10 @@ OVERLAPS: Final = (0, 3600, WEBHOOK_OVERLAP_S_DEFAULT, 7 * 86_400)
 URL_READ_MAX: Final = WEBHOOK_URL_CHARS_MAX + 1
 """What the server reads of a typed URL: one character more is `url_too_long` beside the field."""
 DESCRIPTION_READ_MAX: Final = WEBHOOK_DESCRIPTION_CHARS_MAX + 1
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 
 
-@dataclass
-class WebhookForm:
+class WebhookForm(TypedForm):
     """A new endpoint as typed (shown again) and each refused field's code."""
-
-    typed: dict[str, str]
-    chosen: list[str]
-    errors: dict[str, str] = field(default_factory=dict)
 
     def url(self) -> str:
         value = self.typed.get("url", "").strip()
@@ -65,18 +58,10 @@ class WebhookForm:
         return value
 
     def event_types(self) -> list[WebhookEvent]:
-        if not self.chosen or any(kind not in EVENTS for kind in self.chosen):
-            self.errors["event_types"] = "choose_events"
-            return []
-        return [WebhookEvent(kind) for kind in self.chosen]
+        return [WebhookEvent(each) for each in self.picked("event_types", EVENTS, "choose_events")]
 
     def description(self) -> str:
-        value = self.typed.get("description", "").strip()
-        if len(value) > WEBHOOK_DESCRIPTION_CHARS_MAX:
-            self.errors["description"] = "too_long"
-        elif _CONTROL.search(value):
-            self.errors["description"] = "control"
-        return value
+        return self.text("description", WEBHOOK_DESCRIPTION_CHARS_MAX, required=False)
 
 
 def _waiting(unit: Unit, endpoint_id: int) -> dict[str, int]:
@@ -123,20 +108,11 @@ def webhooks_page(seen: SignedIn) -> Response:
     return list_page(seen)
 
 
-async def _typed(request: Request) -> tuple[dict[str, str], list[str]]:
-    form = await request.form()
-    typed = {
-        "url": str(form.get("url") or "")[:URL_READ_MAX],
-        "description": str(form.get("description") or "")[:DESCRIPTION_READ_MAX],
-    }
-    chosen = [str(kind)[:64] for kind in form.getlist("event_types")][: len(EVENTS) + 1]
-    return typed, chosen
-
-
 @router.post("/webhooks")
 async def create(seen: Admin, request: Request) -> Response:
     """A new endpoint (admins): the answer is the page showing its secret, once."""
-    typed, chosen = await _typed(request)
+    limits = {"url": URL_READ_MAX, "description": DESCRIPTION_READ_MAX}
+    typed, chosen = await read_typed(request, limits, "event_types", EVENTS)
     form = WebhookForm(typed, chosen)
     url, kinds, description = form.url(), form.event_types(), form.description()
     if form.errors:
