@@ -13,7 +13,6 @@ interval; the log never waits for one.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from duopass.ledger.timestamp import TSA_REPLY_BYTES_MAX, timestamp_request
 from duopass.ledger.witness import format_add_checkpoint
 from duopass.server.context import AppContext
 from duopass.server.files import replace_atomically
+from duopass.server.maintenance import Periodic
 from duopass.server.services import tlog
 
 __all__ = ["Anchored", "Anchoring", "WitnessEndpoint", "anchor_once", "latest", "parse_witness"]
@@ -168,25 +168,13 @@ def anchor_once(ctx: AppContext, client: httpx.Client) -> int:
     return added
 
 
-class Anchoring:
-    """Runs `anchor_once` every `anchor_interval_s` until `stop`; a failure is logged."""
+class Anchoring(Periodic):
+    """`anchor_once` every `anchor_interval_s`."""
 
     def __init__(self, ctx: AppContext) -> None:
+        super().__init__("anchoring", ctx.settings.anchor_interval_s)
         self.ctx = ctx
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="duopass-anchoring", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _loop(self) -> None:
+    def work(self) -> None:
         with httpx.Client(timeout=TIMEOUT_S, follow_redirects=False) as client:
-            while not self._stop.wait(self.ctx.settings.anchor_interval_s):
-                try:
-                    anchor_once(self.ctx, client)
-                except Exception:
-                    log.exception("anchoring failed; retrying next interval")
+            anchor_once(self.ctx, client)

@@ -47,13 +47,17 @@ def run_once(ctx: AppContext) -> None:
     ctx.run(deliveries.purge)
 
 
-class Maintenance:
-    """Runs `run_once` every `interval` seconds until `stop`; a failure is logged, not fatal."""
+class Periodic:
+    """Runs `work` every `interval` seconds in a thread of its own until `stop`; a failure is
+    logged, not fatal, and the next interval tries again."""
 
-    def __init__(self, ctx: AppContext, interval: float = INTERVAL_S) -> None:
-        self.ctx, self.interval = ctx, interval
+    def __init__(self, name: str, interval: float) -> None:
+        self.name, self.interval = name, interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="duopass-maintenance", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=f"duopass-{name}", daemon=True)
+
+    def work(self) -> None:
+        raise NotImplementedError
 
     def start(self) -> None:
         self._thread.start()
@@ -65,6 +69,17 @@ class Maintenance:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                run_once(self.ctx)
+                self.work()
             except Exception:
-                log.exception("maintenance failed; retrying next interval")
+                log.exception("%s failed; retrying next interval", self.name)
+
+
+class Maintenance(Periodic):
+    """`run_once` every `interval` seconds."""
+
+    def __init__(self, ctx: AppContext, interval: float = INTERVAL_S) -> None:
+        super().__init__("maintenance", interval)
+        self.ctx = ctx
+
+    def work(self) -> None:
+        run_once(self.ctx)
