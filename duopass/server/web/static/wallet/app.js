@@ -98,6 +98,7 @@ async function signIn() {
   const login = $("login").value.trim();
   await session.signIn(login, $("password").value, $("otp").value.trim() || null);
   $("password").value = "";
+  await shown(); // the wallet drawn first: the message says it is done
   say("signed_in");
 }
 
