@@ -19,7 +19,7 @@ from duopass.protocol.cbor import MalformedError, dumps, loads
 from duopass.protocol.claims import Kind
 from duopass.protocol.code import SignerError, open_signed
 from duopass.protocol.cose import l1_protected, sign1
-from duopass.protocol.keys import KeyId, SigningKey, kid_of
+from duopass.protocol.keys import Ed25519Signer, KeyId, kid_of
 from duopass.protocol.limits import (
     BUNDLE_BYTES_MAX,
     BUNDLE_ENTRIES_MAX,
@@ -59,8 +59,8 @@ class Bundle:
     frozen_removed: tuple[str, ...] = ()
 
 
-def encode_bundle(bundle: Bundle, root_key: SigningKey) -> bytes:
-    """The signed bundle's bytes."""
+def encode_bundle(bundle: Bundle, root_key: Ed25519Signer) -> bytes:
+    """The signed bundle's bytes, signed by the root key (a file's, or one in an HSM)."""
     policy = bundle.policy
     body: dict[int, Any] = {
         1: BUNDLE_VERSION,

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from duopass import __version__
-from duopass.server import problems
+from duopass.server import hsm, problems
 from duopass.server.anchoring import Anchoring
 from duopass.server.api import openapi
 from duopass.server.api.access_log import AccessLog
@@ -113,7 +113,7 @@ def create_app(
     ctx = AppContext(
         settings=settings,
         db=db,
-        keyring=keyring or Keyring.load(settings.data_dir),
+        keyring=keyring or Keyring.load(settings.data_dir, hsm.config(settings)),
         clock=clock,
         changes=worker.changes,
     )
