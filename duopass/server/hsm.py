@@ -304,6 +304,8 @@ def _open(hsm: HsmConfig, *, reinitialise: bool) -> Session:
         raise HsmError(HsmReason.TOKEN, f"cannot list the tokens of {hsm.module}") from exc
     try:
         return token.open(user_pin=hsm.pin, rw=True)
+    except p11.UserAlreadyLoggedIn:  # by another part of this process: its sessions share that
+        return _call(lambda: token.open(rw=True), f"cannot open the token {hsm.token!r}")
     except (p11.PinIncorrect, p11.PinInvalid, p11.PinLenRange) as exc:
         raise HsmError(HsmReason.PIN, f"the token {hsm.token!r} refused the PIN") from exc
     except (p11.PinLocked, p11.PinExpired) as exc:
