@@ -241,29 +241,45 @@ class _Token:
     def session(self) -> Session:
         """The session of this process (the caller holds `lock`)."""
         if self._session is None or self._pid != os.getpid():
-            forked = self._pid != 0
+            forked = self._pid not in (0, os.getpid())
             self._keys.clear()
             self._session = _open(self.hsm, reinitialise=forked)
             self._pid = os.getpid()
         return self._session
 
     def sign(self, label: str, message: bytes) -> bytes:
+        """`label`'s signature of `message`; a session the token lost (it restarted, or the
+        link to a network HSM broke) is opened again, and logged in, once."""
+        from pkcs11 import exceptions as p11  # noqa: PLC0415
+
+        lost = (p11.SessionClosed, p11.SessionHandleInvalid, p11.UserNotLoggedIn)
+        with self.lock:
+            try:
+                return self._sign(label, message)
+            except lost:
+                self._session = None  # the next `session()` opens a new one
+            except p11.PKCS11Error as exc:
+                raise _failed(exc, label) from exc
+            try:
+                return self._sign(label, message)
+            except p11.PKCS11Error as exc:
+                raise _failed(exc, label) from exc
+
+    def _sign(self, label: str, message: bytes) -> bytes:
         from pkcs11 import KeyType, Mechanism, ObjectClass, SignMixin  # noqa: PLC0415
 
-        def work() -> bytes:
-            key = self._keys.get(label)
-            if key is None:
-                found = self.session().get_key(
-                    ObjectClass.PRIVATE_KEY, KeyType.EC_EDWARDS, label=label
-                )
-                if not isinstance(found, SignMixin):
-                    raise HsmError(HsmReason.KEY, f"the key labelled {label!r} cannot sign")
-                key = self._keys[label] = found
-            return bytes(key.sign(message, mechanism=Mechanism.EDDSA))
+        session = self.session()
+        key = self._keys.get(label)
+        if key is None:
+            found = session.get_key(ObjectClass.PRIVATE_KEY, KeyType.EC_EDWARDS, label=label)
+            if not isinstance(found, SignMixin):
+                raise HsmError(HsmReason.KEY, f"the key labelled {label!r} cannot sign")
+            key = self._keys[label] = found
+        return bytes(key.sign(message, mechanism=Mechanism.EDDSA))
 
-        with self.lock:
-            self.session()
-            return _call(work, f"cannot sign with {label!r}")
+
+def _failed(exc: Exception, label: str) -> HsmError:
+    return HsmError(HsmReason.FAILED, f"the HSM cannot sign with {label!r}: {type(exc).__name__}")
 
 
 _tokens: dict[tuple[Path, str], _Token] = {}

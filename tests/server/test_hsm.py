@@ -315,3 +315,13 @@ def test_a_note_signer_takes_any_ed25519_key(softhsm):
     assert signer.verifier.public_key == key.public
     with pytest.raises(LedgerError):
         NoteSigner.from_signer("bad name", key)
+
+
+def test_a_session_the_token_lost_is_opened_again(softhsm):
+    label = _label()
+    key = hsm.generate_key(softhsm.config(softhsm.shared), label)
+    # the token drops the process's session and login, as a restarted network HSM does
+    token = hsm._tokens[(softhsm.module, softhsm.shared)]
+    with token.lock:
+        token.session().close()
+    assert verify_signature(key.public, b"again", key.sign(b"again"))
