@@ -191,7 +191,10 @@ def _pair(session: Session, token: str, label: str) -> tuple[Key, Key]:
         private = session.get_key(ObjectClass.PRIVATE_KEY, KeyType.EC_EDWARDS, label=label)
         public = session.get_key(ObjectClass.PUBLIC_KEY, KeyType.EC_EDWARDS, label=label)
     except NoSuchKey as exc:
-        detail = f"no Ed25519 key pair labelled {label!r} on the token {token!r}"
+        detail = (
+            f"no Ed25519 key pair labelled {label!r} on the token {token!r}"
+            " (`duopass keys hsm-init` makes one)"
+        )
         raise HsmError(HsmReason.KEY, detail) from exc
     except MultipleObjectsReturned as exc:
         raise HsmError(HsmReason.KEY, f"several keys labelled {label!r}") from exc
