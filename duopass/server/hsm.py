@@ -8,7 +8,7 @@ was either is refused at load. The server finds each key by its label (`Settings
 (`<issuer>/ledger`). At load each key signs a test message that its public half must verify.
 
 One logged-in session per token serves the whole process (PKCS#11 refuses a second login), one
-call at a time (not every module's sessions are thread safe; a signature takes some 0.2 ms in
+call at a time (not every module's sessions are thread safe; a signature takes 0.2 to 0.9 ms in
 SoftHSM). A process forked from the one that opened it (`duopass serve --workers`) initialises
 the module again and logs in anew before its first signature. Errors say what is wrong with a
 stable reason (`HsmReason`), never the PIN.
