@@ -20,6 +20,7 @@ from duopass.protocol.encoding import b64u_encode
 from duopass.protocol.reasons import Reason
 from duopass.terminal import AgentSettings, TerminalAgent, enrol
 from tests.server.harness import Running, Wallet, enrolled_till, ready_wallet, running_server
+from tests.server.ticketing import event_on_sale, ticket_wallet
 from tests.terminal.conftest import till_code
 
 OFFLINE = AgentSettings(timeout_s=2.0)
@@ -98,3 +99,20 @@ def test_no_server_process_mints_with_a_key_revoked_elsewhere(server: Running):
         assert _kid(fresh) != kid and _kid(wallet) != kid
         refused = CliRunner().invoke(app, ["keys", "revoke-signing", "nope", *where])
         assert refused.exit_code == 2 and "16 hex digits" in refused.output
+
+
+def test_a_tickets_credential_under_a_revoked_key_is_minted_again_at_the_next_sync(server):
+    """A ticket's live credential is otherwise handed out as it is at every sync."""
+    admin = server.admin()
+    sale = event_on_sale(admin)
+    fan = ticket_wallet(server.http, admin, "uma", balance=10_000)
+    assert fan.buy(sale).status_code == 201
+    assert fan.sync().status_code == 200
+    ((sub, held),) = fan.tickets.items()
+    kid = decode_code(fan.code(sub)).credential.kid
+    assert fan.sync().status_code == 200 and fan.tickets[sub] == held  # the same, unrevoked
+    revoke = f"/v1/admin/keys/{b64u_encode(kid)}/revoke"
+    assert admin.post(revoke, {}).json() == {"revoked": True}
+    assert fan.sync().status_code == 200
+    assert decode_code(fan.code(sub)).credential.kid != kid
+    assert fan.tickets[sub]["credential"] != held["credential"]

@@ -9,7 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from duopass.ledger.events import EventType
+from duopass.protocol.cbor import loads
+from duopass.protocol.code import sign1_parts
 from duopass.protocol.keys import SigningKey
+from duopass.protocol.limits import KID_BYTES
 from duopass.protocol.trust import TrustKey
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import tlog, trust_changes
@@ -112,6 +115,13 @@ def revoke(unit: Unit, kid: bytes, *, by: int) -> bool:
 def is_revoked(session: Session, kid: bytes) -> bool:
     """Whether `kid` names a revoked key (one statement: read on every online scan)."""
     return sql.raw(session).one(REVOKED, {"kid": kid}) is not None
+
+
+def minted_with_revoked(session: Session, l1: bytes) -> bool:
+    """Whether the stored credential `l1` is signed by a revoked key (minted again at the
+    holder's next sync: a ticket's live credential is otherwise handed out as it is)."""
+    protected = sign1_parts(loads(l1))[0]
+    return is_revoked(session, protected[-KID_BYTES:])
 
 
 REVOKED = statement("SELECT 1 FROM signing_keys WHERE kid = :kid AND revoked_at IS NOT NULL")
