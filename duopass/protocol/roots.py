@@ -28,9 +28,12 @@ from duopass.protocol.keys import KeyId, kid_of, verify_signature
 from duopass.protocol.limits import ED25519_KEY_BYTES, ISS_CHARS_MAX, KID_BYTES
 
 __all__ = [
+    "EXPIRED",
+    "INVALID",
     "LINK_AAD",
     "LINK_BYTES_MAX",
     "ROOT_LINKS_MAX",
+    "UNLINKED",
     "Followed",
     "RootLink",
     "RootLinkError",

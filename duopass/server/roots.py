@@ -88,22 +88,21 @@ _cache_lock = threading.Lock()
 
 def current(data_dir: Path, started: SigningKey) -> Roots:
     """The root that speaks now, and the links so far. `started` is the root the keyring loaded
-    at start: when the data dir's files know nothing of it (a context whose keyring came from
-    elsewhere), it speaks alone."""
-    try:
-        stamp = _stamp(data_dir)
-        with _cache_lock:
-            held = _cache.get(data_dir)
-        if held is not None and held[0] == stamp:
-            return held[1]
-        roots = _read(data_dir)
-    except (OSError, RootError):
-        return Roots(started, ())
-    if not roots.knows(started.kid):
+    at start: it speaks alone when the data dir holds no root files, or files that know nothing
+    of it (a context whose keyring came from elsewhere). Files that are there but broken raise
+    RootError: no bundle is signed with a root that may have been rotated out."""
+    stamp = _stamp(data_dir)
+    if stamp[0] is None and stamp[1] is None:
         return Roots(started, ())
     with _cache_lock:
-        _cache[data_dir] = (stamp, roots)
-    return roots
+        held = _cache.get(data_dir)
+    if held is not None and held[0] == stamp:
+        roots = held[1]
+    else:
+        roots = _read(data_dir)
+        with _cache_lock:
+            _cache[data_dir] = (stamp, roots)
+    return roots if roots.knows(started.kid) else Roots(started, ())
 
 
 def _stamp(data_dir: Path) -> tuple[object, ...]:
@@ -113,7 +112,7 @@ def _stamp(data_dir: Path) -> tuple[object, ...]:
         try:
             found = os.stat(data_dir / name)
             stamp.append((found.st_ino, found.st_mtime_ns, found.st_size))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             stamp.append(None)
     return tuple(stamp)
 
@@ -126,7 +125,7 @@ def _read(data_dir: Path) -> Roots:
                 key = SigningKey.from_jwk((data_dir / name).read_bytes())
             except FileNotFoundError:
                 continue
-            except KeyFileError as exc:
+            except (KeyFileError, OSError) as exc:
                 raise RootError(f"{name}: {exc}") from exc
             if not links or key.kid == links[-1].link.kid:
                 return Roots(key, links)

@@ -82,3 +82,20 @@ def test_a_keyring_the_files_do_not_know_speaks_alone(tmp_path):
     stranger = SigningKey.generate()
     assert roots.current(tmp_path, stranger) == roots.Roots(stranger, ())
     assert roots.current(tmp_path / "absent", stranger).key == stranger
+
+
+def test_broken_root_files_are_refused_not_passed_over(tmp_path):
+    """A links file that does not parse, or a root.jwk its last link does not name: no bundle
+    is signed (with a root that may have been rotated out) until an operator looks."""
+    started = _keyring(tmp_path).root
+    (tmp_path / roots.LINKS_FILE).write_bytes(b"\xff")
+    with pytest.raises(roots.RootError, match=r"root-links\.cbor"):
+        roots.current(tmp_path, started)
+    (tmp_path / roots.LINKS_FILE).unlink()
+    other = tmp_path / "other"
+    _keyring(other)
+    with roots.rotating(other) as held:
+        roots.commit(other, held, roots.prepare(held, iss="demo-univ", now=NOW, overlap_s=DAY))
+    (tmp_path / roots.LINKS_FILE).write_bytes((other / roots.LINKS_FILE).read_bytes())
+    with pytest.raises(roots.RootError, match="matches the last link"):
+        roots.current(tmp_path, started)
