@@ -53,6 +53,8 @@ def test_a_revoked_keys_codes_are_refused_online_and_offline_after_the_next_bund
     assert admin.post(revoke, {}).json() == {"revoked": True}
     assert admin.post(revoke, {}).json() == {"revoked": False}
     assert admin.post("/v1/admin/keys/AAAAAAAAAAA/revoke", {}).status_code == 404
+    stray = admin.post("/v1/admin/keys/AAAAAAAAAAB/revoke", {})  # bits past the 8 bytes
+    assert (stray.status_code, stray.json()["code"]) == (422, "invalid_request")
     assert server.http.post(revoke).status_code in {401, 403}  # admins only
     # online: refused at once
     assert online.scan(wallet.code(), amount=100)["reason"] == Reason.UNKNOWN_KEY

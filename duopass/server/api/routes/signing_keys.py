@@ -6,9 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from duopass.protocol.encoding import b64u_decode
+from duopass.protocol.encoding import EncodingError, b64u_decode
 from duopass.server.api.deps import AdminCaller, Ctx
 from duopass.server.api.openapi import problems
+from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import signing_keys
 
 router = APIRouter(prefix="/v1/admin", tags=["card office"])
@@ -31,6 +32,9 @@ def revoke_signing_key(kid: Kid, caller: AdminCaller, ctx: Ctx) -> dict[str, boo
     the next trust bundle leaves it out (a delta removes it), so terminals refuse its codes once
     they take it, and wallets get credentials under the replacement at their next refresh.
     `revoked` is false when it was revoked already."""
-    raw = b64u_decode(kid)
+    try:
+        raw = b64u_decode(kid)
+    except EncodingError as exc:
+        raise Problem(ProblemCode.INVALID_REQUEST, "kid is not unpadded base64url") from exc
     revoked = ctx.run(lambda unit: signing_keys.revoke(unit, raw, by=caller.id))
     return {"revoked": revoked}
