@@ -30,7 +30,7 @@ from duopass.server.services.root_keys import rotate_root
 from duopass.terminal import AgentSettings, TerminalAgent, enrol, enrol_issuer
 from duopass.terminal.store import Store
 from tests.server.harness import ManualClock, Running, TerminalClient, ready_wallet, running_server
-from tests.terminal.conftest import till_code
+from tests.terminal.conftest import cli, till_code
 
 OFFLINE = AgentSettings(timeout_s=2.0)
 DAY = 86_400
@@ -107,6 +107,9 @@ def test_a_terminal_back_after_the_overlap_is_told_to_enrol_again(tmp_path):
                     terminal.bundles.sync()
                 assert refused.value.reason == "ROOT_UNLINKED"
                 assert not terminal.bundles.try_sync()
+            said = cli("sync", "--data-dir", str(data))  # the command, on the wall clock
+            assert said.returncode != 0, said.stdout
+            assert "ROOT_UNLINKED" in said.stderr and "enrol this terminal again" in said.stderr
             now = roots.current(tmp_path / "srv", server.ctx.keyring.root).key.public
             assert _pinned(data) == (server.ctx.keyring.root.public, 0) and now != _pinned(data)[0]
         finally:
