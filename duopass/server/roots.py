@@ -159,12 +159,15 @@ def _read_links(data_dir: Path) -> tuple[StoredLink, ...]:
 def rotating(data_dir: Path) -> Iterator[Roots]:
     """Hold the data dir's rotation lock (one rotation at a time) and give the roots as the
     files are, a rotation left half done by a crash finished first."""
-    with open(data_dir / _LOCK_FILE, "a") as lock:
+    lock = os.open(data_dir / _LOCK_FILE, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         roots = _read(data_dir)
         if (data_dir / NEXT_FILE).exists():
             _finish(data_dir, roots)
         yield roots
+    finally:
+        os.close(lock)  # and the lock with it
 
 
 def prepare(roots: Roots, *, iss: str, now: int, overlap_s: int) -> Rotation:
