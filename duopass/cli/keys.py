@@ -1,71 +1,104 @@
-"""`duopass keys hsm-init`: the issuer root key and the ledger key generated in an HSM's token
-(server.hsm), their public halves printed. The PIN comes from `DUOPASS_HSM_PIN` or a file,
-never from a flag (a command line is seen by every user of the machine)."""
+"""`duopass keys`: the issuer root key rotated with an overlap, a compromised daily signing key
+revoked; on the server's data dir and database directly, beside running servers (they read
+the root files at every bundle, and the database at every mint and scan)."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from duopass.cli.verify import usage_error
-from duopass.ledger import NoteSigner
-from duopass.protocol.encoding import b64u_encode
-from duopass.server import hsm
+from duopass.cli.keys_hsm import hsm_init
+from duopass.cli.server_store import DEFAULT_DIR, DataDir, DbUrl, fail, open_server
+from duopass.protocol.encoding import b64u_decode
 
-app = typer.Typer(help="The server's keys in an HSM (PKCS#11).", no_args_is_help=True)
+app = typer.Typer(
+    help="The issuer's root key and daily signing keys, on the server's data dir; keys in an HSM.",
+    no_args_is_help=True,
+)
 
-PIN_ENV = "DUOPASS_HSM_PIN"
-ISSUER = re.compile(r"[!-*,-~]{1,64}")
-"""An issuer id (`Settings.issuer`) that makes a signed-note key name: no `+`."""
+OVERLAP_DAYS_MAX = 366
+_KID = re.compile(r"[A-Za-z0-9_-]{11}")
+
+By = Annotated[str, typer.Option(help="the login of the admin who answers for it (ledger)")]
 
 
-@app.command("hsm-init")
-def hsm_init(
-    module: Annotated[Path, typer.Option(help="the PKCS#11 module (a .so file)")],
-    token: Annotated[str, typer.Option(help="the token's label")],
-    issuer: Annotated[str, typer.Option(help="issuer id: keys `<issuer>/root`, `/ledger`")],
-    pin_file: Annotated[
-        Path | None, typer.Option(help=f"a file holding the user PIN (default: ${PIN_ENV})")
-    ] = None,
+@app.command("rotate-root")
+def rotate_root(
+    by: By,
+    overlap_days: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=OVERLAP_DAYS_MAX,
+            help="days terminals pinning the current root may still follow it to the new one",
+        ),
+    ] = 7,
+    data_dir: DataDir = DEFAULT_DIR,
+    db: DbUrl = None,
 ) -> None:
-    """Generate the root and ledger keys in the token (sensitive, never extractable); print
-    their public halves and the settings that have `duopass serve` use them, as JSON."""
-    if not ISSUER.fullmatch(issuer):
-        raise usage_error("--issuer: 1 to 64 printable ASCII characters, no space or '+'")
-    root_label, ledger_label = f"{issuer}/root", f"{issuer}/ledger"
+    """Rotate the issuer root key: a new root, signed over by the current one, signs every
+    bundle from now on; terminals that pin the old root follow during the overlap, and must be
+    enrolled again after it."""
+    from duopass.server.problems import Problem
+    from duopass.server.roots import RootError
+    from duopass.server.services.root_keys import rotate_root as rotate
+
+    ctx = open_server(data_dir, db)
     try:
-        config = hsm.HsmConfig(module, token, _pin(pin_file), root_label, ledger_label)
-        root = hsm.generate_key(config, root_label)
-        ledger = NoteSigner.from_signer(ledger_label, hsm.generate_key(config, ledger_label))
-    except hsm.HsmError as exc:
-        raise usage_error(str(exc)) from exc
-    public_jwk = {"kty": "OKP", "crv": "Ed25519", "kid": b64u_encode(root.kid)}
-    public_jwk["x"] = b64u_encode(root.public)
-    settings = {
-        "DUOPASS_HSM_MODULE": str(module),
-        "DUOPASS_HSM_TOKEN": token,
-        "DUOPASS_HSM_ROOT_KEY": root_label,
-        "DUOPASS_HSM_LEDGER_KEY": ledger_label,
-    }
+        rotation = rotate(ctx, data_dir, by=by, overlap_s=overlap_days * 86_400)
+    except Problem as exc:
+        raise fail(exc.detail) from exc
+    except (RootError, OSError) as exc:
+        raise fail(str(exc)) from exc
+    finally:
+        ctx.db.dispose()
+    link = rotation.link
     typer.echo(
-        json.dumps(
-            {"root_key": public_jwk, "ledger_key": ledger.verifier.vkey(), "settings": settings},
-            indent=1,
-        )
+        f"root key rotated: link {link.seq}, {rotation.previous.hex()} -> {link.kid.hex()}; "
+        f"terminals pinning {rotation.previous.hex()} follow until {link.exp} (unix time)"
     )
 
 
-def _pin(pin_file: Path | None) -> str:
-    if pin_file is not None:
-        return hsm.read_pin(pin_file)
-    pin = os.environ.get(PIN_ENV, "")
-    if not pin:
-        raise hsm.HsmError(hsm.HsmReason.PIN, f"no PIN: set {PIN_ENV} or give --pin-file")
-    if len(pin.encode()) > hsm.PIN_BYTES_MAX:
-        raise hsm.HsmError(hsm.HsmReason.PIN, f"{PIN_ENV} is longer than a PIN can be")
-    return pin
+@app.command("revoke-signing")
+def revoke_signing(
+    kid: Annotated[str, typer.Argument(help="the key's kid: 16 hex digits or base64url")],
+    by: By,
+    data_dir: DataDir = DEFAULT_DIR,
+    db: DbUrl = None,
+) -> None:
+    """Revoke a compromised daily signing key: never minted with again, refused online at
+    once, left out of the next trust bundle (terminals refuse its codes once they take it)."""
+    from duopass.server.problems import Problem
+    from duopass.server.services import signing_keys
+    from duopass.server.services.root_keys import admin_id
+    from duopass.server.unit_of_work import Unit
+
+    raw = parse_kid(kid)
+    if raw is None:
+        raise fail("a kid is 16 hex digits or 11 base64url characters")
+
+    def revoked(unit: Unit) -> bool:
+        return signing_keys.revoke(unit, raw, by=admin_id(unit, by))
+
+    ctx = open_server(data_dir, db)
+    try:
+        done = ctx.run(revoked)
+    except Problem as exc:
+        raise fail(exc.detail) from exc
+    finally:
+        ctx.db.dispose()
+    typer.echo(f"signing key {raw.hex()} " + ("revoked" if done else "was revoked already"))
+
+
+def parse_kid(text: str) -> bytes | None:
+    """A kid as 16 hex digits or unpadded base64url (as bundles' JSON writes it)."""
+    if re.fullmatch(r"[0-9a-fA-F]{16}", text):
+        return bytes.fromhex(text)
+    if _KID.fullmatch(text):
+        return b64u_decode(text)
+    return None
+
+
+app.command("hsm-init")(hsm_init)

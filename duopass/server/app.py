@@ -42,6 +42,9 @@ from duopass.server.api.routes import (
     wallet,
     webhooks,
 )
+from duopass.server.api.routes import (
+    signing_keys as signing_key_routes,
+)
 from duopass.server.api.routes import testing as testing_routes
 from duopass.server.api.store_guard import StoreGuard
 from duopass.server.clock import Clock, MovableClock, MovableClockRefused
@@ -141,6 +144,7 @@ def create_app(
     routers = [terminal, checkin, system, session, wallet, admin, holders, fleet, review]
     routers += [settlement, ledger, events, tickets, reissue, policy, purse, risk, disputes]
     routers += [webhooks, partners, oauth, partner, passkeys, session_oidc, home]
+    routers.append(signing_key_routes)
     if isinstance(clock, MovableClock):
         routers.append(testing_routes)
     for module in routers:
