@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from duopass.ledger import Checkpoint, MemoryTree, hash_leaf, sign_checkpoint
+from duopass.cli.audit_anchors import AnchorPolicy, check_anchors
+from duopass.cli.audit_source import HttpSource
+from duopass.ledger import Checkpoint, MemoryTree, hash_leaf, open_checkpoint, sign_checkpoint
 from duopass.server.keyring import Keyring
 from tests.test_anchors import ORIGIN, Setup, anchoring_server, refused_as_fork, signed_and_anchored
 from tests.test_audit import run_audit
@@ -126,3 +128,46 @@ def test_the_lag_and_the_quorum_are_refused_without_what_they_need(anchored):
     assert result.exit_code == 2 and "more than the 0 --witness given" in result.stderr
     result = run_audit(*base[2:], "--db", "sqlite:///x.db", "--max-anchor-lag", 60)
     assert result.exit_code == 2 and "give --url with the anchor options" in result.stderr
+
+
+def test_anchors_made_after_the_audited_checkpoint_are_checked_against_it(anchored):
+    """The server signs and anchors while an audit reads the log: an anchored checkpoint above
+    the audited one must extend it (a consistency proof from it), not fail the audit."""
+    first = signed_and_anchored(anchored, "ann")
+    second = signed_and_anchored(anchored, "bob")
+    verifier = anchored.srv.ctx.keyring.ledger.verifier
+    audited = open_checkpoint((anchored.folder(first) / "note").read_bytes(), verifier)
+    policy = AnchorPolicy(None, [anchored.cosigner.key], 1, 60, time.time())
+    source = HttpSource(anchored.srv.url)
+    try:
+        check = check_anchors(source, verifier, audited.checkpoint, policy)
+        assert check.failed == 0, check.lines
+        ahead = second - first
+        said = (
+            f"anchors      latest anchored checkpoint {second}, consistent: {ahead} entries ahead"
+        )
+        assert any(line.startswith(said) for line in check.lines), check.lines
+        assert "anchor lag   OK, a later one is anchored" in "\n".join(check.lines)
+        signer = Keyring.load(anchored.srv.ctx.settings.data_dir).ledger
+        other = MemoryTree()
+        for n in range(second):
+            other.append(hash_leaf(n.to_bytes(4, "big")))
+        forged = sign_checkpoint(Checkpoint(ORIGIN, other.size, other.root()), [signer])
+        (anchored.folder(second) / "note").write_bytes(forged)
+        check = check_anchors(source, verifier, audited.checkpoint, policy)
+        said = f"FAILED       anchors: the anchored checkpoint {second} fails: ROOT_MISMATCH"
+        assert said in "\n".join(check.lines)
+    finally:
+        source.close()
+
+
+def test_the_server_asks_again_from_the_size_a_409_names(anchored):
+    """tlog-witness: a witness that holds another size answers 409 with it (here it lost its
+    state: 0); the server asks once more from there and is cosigned."""
+    signed_and_anchored(anchored, "ann")
+    (anchored.witness.folder / "held.note").unlink()
+    second = signed_and_anchored(anchored, "bob")
+    held = anchored.witness.held
+    assert held is not None and held.size == second
+    code, out = anchored.audit()
+    assert code == 0, out

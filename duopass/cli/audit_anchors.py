@@ -1,6 +1,7 @@
 """`duopass audit`'s check of the anchors a server serves (docs/anchors.md): every anchored
 checkpoint it lists (`GET /v1/ledger/anchors/sizes`, each from `GET /v1/ledger/anchors/{size}`)
-is the log's and consistent with the audited one, and each timestamp and cosignature found on it
+is the log's and consistent with the audited one (a prefix of it, or a later checkpoint that
+extends it), and each timestamp and cosignature found on it
 verifies with the TSA trust bundle and witness keys given (a tampered one, even on an old
 checkpoint, fails). The latest anchored checkpoint must also carry a valid timestamp (when
 `--tsa-trust` is given) and cosignatures by a quorum of the witnesses given, and with
@@ -138,23 +139,22 @@ def fetch_anchors(source: HttpSource, size: int) -> Anchors:
 def _anchored(
     found: Anchors, verifier: NoteVerifier, audited: Checkpoint, source: HttpSource
 ) -> Checkpoint:
-    """The anchored checkpoint, checked as the log's and a prefix of the audited one."""
+    """The anchored checkpoint, checked as the log's and on one history with the audited one: a
+    prefix of it, or (signed and anchored since the audit read its checkpoint) extending it."""
     anchored = open_checkpoint(found.note, verifier).checkpoint
     if anchored.size != found.size:
         raise LedgerError(LedgerReason.TREE_SIZE, f"listed as {found.size}, is {anchored.size}")
-    if anchored.size > audited.size:
-        raise LedgerError(LedgerReason.TREE_SIZE, f"anchored size {anchored.size} > {audited.size}")
-    if anchored.size == audited.size:
+    small, large = sorted((anchored, audited), key=lambda c: c.size)
+    if small.size == large.size:
         if anchored.root != audited.root:
             raise LedgerError(LedgerReason.ROOT_MISMATCH, "the anchored checkpoint is a fork")
-    elif anchored.size > 0:
-        proof = source.consistency(anchored.size, audited.size)
+    elif small.size > 0:
         verify_consistency(
-            size1=anchored.size,
-            size2=audited.size,
-            proof=proof,
-            root1=anchored.root,
-            root2=audited.root,
+            size1=small.size,
+            size2=large.size,
+            proof=source.consistency(small.size, large.size),
+            root1=small.root,
+            root2=large.root,
         )
     return anchored
 
@@ -180,7 +180,7 @@ def check_anchors(
     seen = _check_one(check, source, verifier, audited, policy, found, latest=True)
     if seen is not None:
         _check_quorum(check, policy, seen)
-        _check_lag(check, policy, seen, current=last == audited.size)
+        _check_lag(check, policy, seen, ahead=last - audited.size)
     return check
 
 
@@ -204,7 +204,13 @@ def _check_one(
     seen = _Seen()
     if latest:
         behind = audited.size - anchored.size  # a stale anchor shows, it does not pass unseen
-        lag = "the audited one itself" if behind == 0 else f"{behind} entries behind it"
+        lag = (
+            "the audited one itself"
+            if behind == 0
+            else f"{behind} entries behind it"
+            if behind > 0
+            else f"{-behind} entries ahead of it (anchored since)"
+        )
         check.say("anchors", f"latest anchored checkpoint {anchored.size}, consistent: {lag}")
     where = "" if latest else f" of checkpoint {found.size}"
     if found.timestamp is not None and policy.tsa is not None:
@@ -261,9 +267,9 @@ def _check_quorum(check: AnchorCheck, policy: AnchorPolicy, seen: _Seen) -> None
         check.fail(f"quorum: {quorum}")
 
 
-def _check_lag(check: AnchorCheck, policy: AnchorPolicy, seen: _Seen, *, current: bool) -> None:
+def _check_lag(check: AnchorCheck, policy: AnchorPolicy, seen: _Seen, *, ahead: int) -> None:
     """The latest anchor's newest verified time is at most `max_lag` before now, unless the
-    audited checkpoint is itself the latest anchored one (nothing newer waits for an anchor)."""
+    latest anchored checkpoint is the audited one or extends it (nothing waits for an anchor)."""
     if policy.max_lag is None:
         return
     times = [t for t in (seen.stamped, *(c.timestamp for c in seen.cosigned)) if t is not None]
@@ -271,8 +277,9 @@ def _check_lag(check: AnchorCheck, policy: AnchorPolicy, seen: _Seen, *, current
         check.fail("anchor lag: the latest anchored checkpoint has no verified time")
         return
     age = max(0, int(policy.now - max(times)))
-    if current:
-        check.say("anchor lag", f"OK, the audited checkpoint is anchored ({age} s ago)")
+    if ahead >= 0:
+        which = "the audited checkpoint is anchored" if ahead == 0 else "a later one is anchored"
+        check.say("anchor lag", f"OK, {which} ({age} s ago)")
     elif age <= policy.max_lag:
         check.say("anchor lag", f"OK, latest anchor {age} s old, at most {policy.max_lag}")
     else:
