@@ -127,7 +127,13 @@ def sizes(ctx: AppContext, after: int, limit: int) -> list[int]:
         for entry in folder.iterdir()
         if entry.name.isdigit() and after < int(entry.name) <= top
     )
-    return [size for size in found if _has_anchor(folder / str(size))][:limit]
+    page: list[int] = []
+    for size in found:  # a folder's files are read only until the page is full
+        if len(page) == limit:
+            break
+        if _has_anchor(folder / str(size)):
+            page.append(size)
+    return page
 
 
 def _has_anchor(where: Path) -> bool:

@@ -258,8 +258,8 @@ def _sign_in(
     installation: str | None,
 ) -> Issued | Problem:
     """Judged by the risk policy at `sign_in` (counted before the read, withdrawn after it),
-    then a session for the person bound to `who` (iss, sub) or, bound now, whom `name` names; nobody
-    is created."""
+    then a session for the person bound to `who` (iss, sub), or for whom `name` names, bound
+    now; nobody is created."""
     staff = kind == "staff"
     resolved = _resolve(unit, "staff" if staff else "holder", name, who)
     person = resolved.person
