@@ -7,12 +7,13 @@ atomically so that the next audit starts from the checkpoint trusted now.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from duopass.cli.audit_anchors import check_anchors
+from duopass.cli.audit_anchors import AnchorPolicy, check_anchors
 from duopass.cli.audit_source import HttpSource, SourceError
 from duopass.cli.numbers import whole
 from duopass.ledger import Checkpoint, LedgerError, NoteVerifier
@@ -27,6 +28,7 @@ from duopass.ledger.audit import (
     parse_state,
 )
 from duopass.ledger.cosignature import CosignerKey
+from duopass.ledger.limits import NOTE_SIGNATURES_MAX
 from duopass.ledger.timestamp import TsaTrust
 from duopass.server.files import replace_atomically
 
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 KEY_FILE_BYTES_MAX = 4096
 TRUST_FILE_BYTES_MAX = 65_536
+ANCHOR_LAG_MAX_S = 366 * 86_400
 
 
 def _usage(message: str) -> typer.Exit:
@@ -107,6 +110,24 @@ def _consistency(report: Report) -> str:
     return f"FAILED against the trusted checkpoint {trusted.size}"
 
 
+_TsaTrustFile = Annotated[
+    Path | None,
+    typer.Option(help="PEM: the TSA's certificate, then its CA: check the timestamp anchors"),
+]
+_Witness = Annotated[
+    list[str] | None,
+    typer.Option(help="a witness's cosignature vkey (repeatable): check its cosignatures"),
+]
+_Quorum = Annotated[
+    int | None,
+    whole(1, NOTE_SIGNATURES_MAX, help="how many --witness must have cosigned (default: all)"),
+]
+_MaxLag = Annotated[
+    int | None,
+    whole(1, ANCHOR_LAG_MAX_S, help="seconds the latest anchor may be old (docs/anchors.md)"),
+]
+
+
 def audit(
     url: Annotated[
         str | None, typer.Option(help="the issuer server, e.g. http://127.0.0.1:8000")
@@ -125,18 +146,15 @@ def audit(
     page: Annotated[
         int, whole(1, PAGE_ENTRIES_MAX, help="entries read per request")
     ] = PAGE_ENTRIES_MAX,
-    tsa_trust: Annotated[
-        Path | None,
-        typer.Option(help="PEM: the TSA's certificate, then its CA: check the timestamp anchor"),
-    ] = None,
-    witness: Annotated[
-        list[str] | None,
-        typer.Option(help="a witness's cosignature vkey (repeatable): it must have cosigned"),
-    ] = None,
+    tsa_trust: _TsaTrustFile = None,
+    witness: _Witness = None,
+    witness_quorum: _Quorum = None,
+    max_anchor_lag: _MaxLag = None,
 ) -> None:
     """Audit the ledger from outside: checkpoint signature, every entry, root and consistency.
 
-    With --tsa-trust and --witness it also checks the server's anchors (docs/anchors.md).
+    With --tsa-trust and --witness it also checks every anchor the server lists, a quorum of
+    witnesses on the latest, and with --max-anchor-lag its age (docs/anchors.md).
     Exit status 0 when every check passed (the state file then trusts the audited checkpoint),
     1 when one failed (each failure is named), 2 for a usage error or a source that cannot be
     reached or opened.
@@ -145,7 +163,9 @@ def audit(
         raise _usage("give exactly one of --url and --db")
     verifier = _verifier(key, key_file)
     trusted = _trusted(state, verifier)
-    tsa, witnesses = _anchor_trust(tsa_trust, witness or [], over_http=url is not None)
+    policy = _anchor_policy(
+        tsa_trust, witness or [], witness_quorum, max_anchor_lag, over_http=url is not None
+    )
     source = _open_source(url, db)
     anchors = None
     try:
@@ -153,7 +173,7 @@ def audit(
         report = audit_log(note, source, verifier, trusted=trusted, page=page)
         unsigned = None if isinstance(source, HttpSource) else source.log_size()
         if isinstance(source, HttpSource) and report.checkpoint is not None:
-            anchors = check_anchors(source, verifier, report.checkpoint, tsa, witnesses)
+            anchors = check_anchors(source, verifier, report.checkpoint, policy)
     except SourceError as exc:
         if exc.usage:
             raise _usage(str(exc)) from exc
@@ -178,23 +198,36 @@ def audit(
     typer.echo("audit passed")
 
 
-def _anchor_trust(
-    tsa_trust: Path | None, witnesses: list[str], *, over_http: bool
-) -> tuple[TsaTrust | None, list[CosignerKey]]:
-    """The TSA trust bundle and witness keys the anchors are checked with."""
-    if not over_http and (tsa_trust is not None or witnesses):
-        raise _usage("anchors are read from the server: give --url with --tsa-trust/--witness")
+def _anchor_policy(
+    tsa_trust: Path | None,
+    witnesses: list[str],
+    quorum: int | None,
+    max_lag: int | None,
+    *,
+    over_http: bool,
+) -> AnchorPolicy:
+    """The TSA trust bundle and witness keys the anchors are checked with, the quorum, the lag."""
+    anchored = tsa_trust is not None or witnesses or quorum is not None or max_lag is not None
+    if not over_http and anchored:
+        raise _usage("anchors are read from the server: give --url with the anchor options")
     try:
-        keys = [CosignerKey.parse(vkey) for vkey in witnesses]
+        keys = list(dict.fromkeys(CosignerKey.parse(vkey) for vkey in witnesses))
     except LedgerError as exc:
         raise _usage(f"--witness: not a cosignature vkey: {exc}") from exc
-    if tsa_trust is None:
-        return None, keys
-    try:
-        pem = _read_bounded(tsa_trust, TRUST_FILE_BYTES_MAX, "TSA trust file")
-        return TsaTrust.from_pem(pem), keys
-    except LedgerError as exc:
-        raise _usage(f"TSA trust file {tsa_trust}: {exc}") from exc
+    if quorum is not None and quorum > len(keys):
+        raise _usage(f"--witness-quorum {quorum} is more than the {len(keys)} --witness given")
+    if max_lag is not None and tsa_trust is None and not keys:
+        raise _usage("--max-anchor-lag needs --tsa-trust or --witness to trust an anchor's time")
+    tsa = None
+    if tsa_trust is not None:
+        try:
+            tsa = TsaTrust.from_pem(
+                _read_bounded(tsa_trust, TRUST_FILE_BYTES_MAX, "TSA trust file")
+            )
+        except LedgerError as exc:
+            raise _usage(f"TSA trust file {tsa_trust}: {exc}") from exc
+    given = len(keys) if quorum is None else quorum
+    return AnchorPolicy(tsa, keys, given, max_lag, time.time())
 
 
 def _trusted(state: Path, verifier: NoteVerifier) -> Checkpoint | None:
