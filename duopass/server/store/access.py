@@ -76,7 +76,7 @@ class UsedChallenge(Base):
 class OidcBinding(Base):
     """The university provider's account (`issuer`, `subject`: the ID token's `iss` and `sub`)
     bound to a staff member or a holder (`kind`, `principal_id`) at the first sign-in through
-    it (services.oidc_binding): one each way per kind, until an admin unbinds it (0026)."""
+    it (services.oidc_binding): one each way per kind, until an admin unbinds it (0027)."""
 
     __tablename__ = "oidc_bindings"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
