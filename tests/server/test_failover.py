@@ -36,9 +36,11 @@ from tests.terminal.conftest import till_code, wait_for
 
 pytestmark = pytest.mark.slow
 
-BALANCE = 300_000
+USES = 1000
+"""A credential's offline uses (the most the settings allow): more than a payer makes here."""
 TXMAX = 500
-"""The offline cap a payment: with `BALANCE`, a credential good for `OPS_MAX` scans."""
+"""The offline cap a payment: with `BALANCE`, a credential good for `USES` scans."""
+BALANCE = USES * TXMAX
 AMOUNTS = (120, 250, 380)
 TOP_UP = 500
 TILLS = ("till-1", "till-2")
@@ -47,11 +49,11 @@ BEFORE_OPS = 20
 """Writes acknowledged before the kill."""
 AFTER_OPS = 20
 """Writes acknowledged after the first one that succeeded again."""
-OPS_MAX = 600
+OPS_MAX = 800
 """The most operations the load makes, whatever happens."""
 LOAD_S_MAX = 100.0
 """The longest the load runs after the kill, whatever happens (a broken failover fails)."""
-PAUSE_S = 0.05
+PAUSE_S = 0.1
 TERMINAL = AgentSettings(timeout_s=0.3, upload_s=1.0, upload_timeout_s=2.0, probe_s=0.5)
 
 
@@ -150,7 +152,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
             pg.url,
             tmp_path / "server",
             webhook_delivery=True,
-            offline_uses=OPS_MAX,
+            offline_uses=USES,
             offline_txmax=TXMAX,
         ) as server,
     ):
