@@ -15,8 +15,9 @@
 # (owner postgres, mode 0700) and marks it, and `stop` deletes only marked directories.
 # Authentication is `trust` for 127.0.0.1 and DIR's socket only: test data only. As root, the
 # servers run as the `postgres` system user. Exit status 75: a port was taken; try others.
-# Failure detection is tuned for a test (seconds, not pg_auto_failover's 20 s + 30 s defaults):
-# see docs/deploy.md, "Failover", for what a deployment sets.
+# Failure detection is tuned for a test (seconds, not pg_auto_failover's 20 s + 30 s defaults);
+# PG_FAILOVER_TIMEOUTS=defaults keeps pg_auto_failover's own, to measure what a deployment that
+# changes nothing gets (docs/deploy.md, "Failover").
 set -euo pipefail
 
 MARKER=.duopass-pg-failover
@@ -124,7 +125,7 @@ run_keeper() { # pg_autoctl run, detached in a session of its own; its pid is th
     local node=$1
     as_pg "$node" pg_autoctl config set --pgdata "$DIR/$node/pgdata" \
         postgresql.listen_addresses 127.0.0.1 >/dev/null
-    if [ "$node" != monitor ]; then
+    if [ "$node" != monitor ] && [ "${PG_FAILOVER_TIMEOUTS:-}" != defaults ]; then
         as_pg "$node" pg_autoctl config set --pgdata "$DIR/$node/pgdata" \
             timeout.network_partition_timeout 3 >/dev/null
     fi
@@ -182,7 +183,9 @@ start() {
     say "using $(pg_autoctl --version | head -n 1) and $("$BIN/postgres" --version)"
 
     init_node monitor
-    printf '%s\n' "$MONITOR_TUNING" >>"$DIR/monitor/pgdata/postgresql.conf"
+    if [ "${PG_FAILOVER_TIMEOUTS:-}" != defaults ]; then
+        printf '%s\n' "$MONITOR_TUNING" >>"$DIR/monitor/pgdata/postgresql.conf"
+    fi
     as_pg monitor pg_autoctl create monitor --pgctl "$BIN/pg_ctl" \
         --pgdata "$DIR/monitor/pgdata" --pgport "$MONITOR_PORT" --hostname 127.0.0.1 \
         --skip-pg-hba --no-ssl >>"$DIR/monitor/keeper.log" 2>&1 ||

@@ -30,6 +30,7 @@ from duopass.cli.app import app as cli
 from duopass.protocol.reasons import Reason
 from duopass.server.store.tables import Transaction
 from duopass.terminal import AgentSettings, TerminalAgent, enrol
+from tests import tsa
 from tests.failover import Formation, formation
 from tests.server.harness import Admin, Running, Wallet, ready_wallet, running_server
 from tests.terminal.conftest import till_code, wait_for
@@ -54,6 +55,7 @@ OPS_MAX = 800
 LOAD_S_MAX = 100.0
 """The longest the load runs after the kill, whatever happens (a broken failover fails)."""
 PAUSE_S = 0.1
+ANCHOR_S = 0.5
 TERMINAL = AgentSettings(timeout_s=0.3, upload_s=1.0, upload_timeout_s=2.0, probe_s=0.5)
 
 
@@ -148,10 +150,13 @@ class Site:
 def site(tmp_path: Path) -> Iterator[Site]:
     with (
         formation() as pg,
+        tsa.serving(tsa.make_authority(tmp_path / "tsa")) as tsa_url,
         running_server(
             pg.url,
             tmp_path / "server",
-            webhook_delivery=True,
+            webhook_delivery=True,  # its thread polls the database
+            anchor_tsa_url=tsa_url,  # the anchoring thread too, every ANCHOR_S
+            anchor_interval_s=ANCHOR_S,
             offline_uses=USES,
             offline_txmax=TXMAX,
         ) as server,
@@ -191,6 +196,17 @@ def _audit(site: Site) -> str:
     )
     assert done.exit_code == 0 and done.output.endswith("audit passed\n"), done.output
     return str(done.output)
+
+
+def _anchored(site: Site) -> None:
+    """The checkpoint the server signs now is timestamped by the anchoring thread."""
+    note = site.server.http.get("/v1/ledger/checkpoint").text
+    size = int(note.splitlines()[1])
+
+    def anchored() -> bool:
+        return bool(site.server.http.get("/v1/ledger/anchors").json().get("size") == size)
+
+    wait_for(anchored, "the checkpoint after the failover anchored")
 
 
 def _gap(events: list[Event], killed: float) -> tuple[float, float]:
@@ -315,4 +331,5 @@ def test_the_primary_killed_under_load_loses_nothing(site: Site) -> None:
     writer = ctx.group._writer
     assert writer is not None and writer.is_alive()
     alive = {thread.name for thread in threading.enumerate()}
-    assert {"duopass-maintenance", "duopass-webhooks"} <= alive
+    assert {"duopass-maintenance", "duopass-anchoring", "duopass-webhooks"} <= alive
+    _anchored(site)
