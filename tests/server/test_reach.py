@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -17,10 +18,12 @@ from sqlalchemy.exc import IntegrityError, InternalError, OperationalError
 
 from duopass.demo.serving import free_port
 from duopass.server.group_commit import GroupCommit
+from duopass.server.keyring import Keyring
 from duopass.server.problems import STATUS, Problem, ProblemCode, store_unavailable
+from duopass.server.settings import Settings
 from duopass.server.store.db import Database
 from duopass.server.store.reach import is_unavailable
-from duopass.server.unit_of_work import retrying
+from duopass.server.unit_of_work import Unit, retrying
 from tests.pg import postgres_url_fixture  # noqa: F401
 
 
@@ -97,13 +100,14 @@ def test_a_lock_conflict_is_still_retried() -> None:
     assert len(attempts) == 3
 
 
-def test_the_group_commit_answers_a_whole_batch_and_lives_on() -> None:
+def test_the_group_commit_answers_a_whole_batch_and_lives_on(tmp_path: Path) -> None:
     """Nothing listens on the port: every unit of the batch is 503, the writer stays up."""
     db = Database(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none", connections=2)
-    group = GroupCommit(db, lambda session: session)
+    keyring = Keyring.create(tmp_path, origin="demo-univ/ledger")
+    group = GroupCommit(db, lambda session: Unit(session, Settings(), keyring, now=0))
 
-    def work(session: Any) -> int:
-        return int(session.execute(text("SELECT 1")).scalar_one())
+    def work(unit: Unit) -> int:
+        return int(unit.session.execute(text("SELECT 1")).scalar_one())
 
     async def main() -> list[Any]:
         runs = [group.run(work) for _ in range(3)]
