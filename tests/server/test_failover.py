@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -28,7 +29,7 @@ from typer.testing import CliRunner
 
 from duopass.cli.app import app as cli
 from duopass.protocol.reasons import Reason
-from duopass.server.store.tables import Transaction
+from duopass.server.store.tables import JournalEntry, Transaction
 from duopass.terminal import AgentSettings, TerminalAgent, enrol
 from tests import tsa
 from tests.failover import Formation, formation
@@ -287,6 +288,15 @@ def _books(site: Site, load: Load) -> None:
             balance = site.admin.account(payer.account_id)["balance"]
             assert balance == BALANCE + topped - spent, payer.login
     assert site.admin.books() == 0
+    for name in TILLS:  # one journal entry a scan, one payment transaction an accepted one
+        scans = sum(1 for e in load.events if e.who == name)
+        paid = sum(1 for till, *_ in load.paid if till == name)
+        assert _count(site, select(func.count()).where(JournalEntry.terminal_id == name)) == scans
+        assert _count(site, select(func.count()).where(Transaction.terminal_id == name)) == paid
+
+
+def _count(site: Site, query: Any) -> int:
+    return int(site.server.ctx.run(lambda u: u.session.scalar(query)))
 
 
 def _uploaded(site: Site) -> None:
