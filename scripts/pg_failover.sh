@@ -41,8 +41,13 @@ find_bindir() {
     return 1
 }
 
+has_failover() { # pg_autoctl, and the monitor's extension beside the newest server
+    local bin
+    command -v pg_autoctl >/dev/null 2>&1 && bin=$(find_bindir) && [ -e "$bin/../lib/pgautofailover.so" ]
+}
+
 install_failover() {
-    command -v pg_autoctl >/dev/null 2>&1 && find_bindir >/dev/null && return 0
+    has_failover && return 0
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
         die "pg_autoctl is not installed; as root on Debian this script installs it (packages pg-auto-failover-cli and postgresql-15-auto-failover)"
     fi
