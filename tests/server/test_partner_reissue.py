@@ -105,3 +105,21 @@ def test_a_partner_cannot_ask_for_others_tickets_nor_past_the_policy(server):
     bad = http.post(path, json={"device_key": "!" * 43}, headers=mine)
     assert bad.json()["code"] == "invalid_request"
     assert http.get("/v1/partner/reissues/rq-00", headers=mine).json()["code"] == "not_found"
+
+
+@SQLITE_ONLY
+def test_the_new_partner_routes_are_in_the_openapi_document_with_examples(server):
+    paths = server.http.get("/openapi.json").json()["paths"]
+    sell = paths["/v1/partner/orders"]["post"]
+    assert (
+        sell["responses"]["201"]["content"]["application/json"]["example"]["paid_by"] == "partner"
+    )
+    assert {"401", "403", "404", "409", "422", "429"} <= set(sell["responses"])
+    header = [p for p in sell["parameters"] if p["in"] == "header"]
+    assert [(p["name"], p["required"]) for p in header] == [("Idempotency-Key", True)]
+    cancel = paths["/v1/partner/orders/{code}/cancel"]["post"]["responses"]["200"]
+    assert cancel["content"]["application/json"]["example"]["state"] == "cancelled"
+    asked = paths["/v1/partner/tickets/{sub}/reissue"]["post"]["responses"]["201"]
+    assert asked["content"]["application/json"]["example"]["rule"] == "step_up_partner"
+    shown = paths["/v1/partner/reissues/{request_id}"]["get"]["responses"]
+    assert shown["200"]["content"]["application/json"]["example"]["state"] == "step_up"
