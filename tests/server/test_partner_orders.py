@@ -153,3 +153,12 @@ def test_a_partner_sells_only_its_own_tickets_and_cancels_only_its_own_sales(ser
         http, mine, "k-5", type_id, 1, number="2026005678", email="other@campus.example.edu"
     )
     assert (second.status_code, second.json()["code"]) == (409, "idempotency_mismatch")
+    # the card office may cancel a partner's sale too: what the partner owes is taken back
+    code = first.json()["code"]
+    by_office = admin.post(f"/v1/admin/orders/{code}/cancel", {})
+    assert by_office.status_code == 200, by_office.text
+    assert by_office.json()["state"] == "cancelled"
+    report = http.get(
+        f"/v1/admin/settlement/{_day(server, first.json()['created_at'])}", headers=admin.auth
+    )
+    assert [line["owed_total"] for line in report.json()["partners"]] == [0]

@@ -67,7 +67,9 @@ def test_a_partner_asks_and_the_holder_steps_up_in_their_wallet(clocked_server, 
     decision = _leaves(server, "decision")[-1].body
     assert (decision["partner"], decision["rule"]) == (client["client_id"], "step_up_partner")
 
-    # the holder proves it on the phone, and confirms there
+    # the holder finds it in their wallet, proves it on the phone, and confirms there
+    listed = http.get("/v1/me/reissues", headers=phone.wallet.auth).json()["items"]
+    assert [(r["request_id"], r["partner"]) for r in listed] == [(request_id, "City Tickets")]
     step = f"/v1/me/reissues/{request_id}/step-up"
     assert http.post(step, headers=phone.wallet.auth, json={"factor": "totp"}).is_success
     clock.advance(30)

@@ -38,6 +38,7 @@ __all__ = [
     "open_request",
     "request",
     "stepped_up",
+    "waiting",
 ]
 
 REQUEST_TTL_S = 15 * 60
@@ -157,6 +158,26 @@ def request(unit: Unit, holder: Holder, request_id: str) -> ReissueRequest:
     if row.state in OPEN_STATES and row.expires_at <= unit.now:
         row.state, row.finished_at = "expired", unit.now
     return row
+
+
+WAITING_SHOWN_MAX = 50
+
+
+def waiting(unit: Unit, holder: Holder) -> list[tuple[ReissueRequest, str | None]]:
+    """The holder's open requests not expired, newest first (at most `WAITING_SHOWN_MAX`),
+    each with the name of the partner that asked for it (None: the holder or staff)."""
+    rows = unit.session.execute(
+        select(ReissueRequest, PartnerClient.name)
+        .outerjoin(PartnerClient, PartnerClient.id == ReissueRequest.partner_id)
+        .where(
+            ReissueRequest.holder_id == holder.id,
+            ReissueRequest.state.in_(OPEN_STATES),
+            ReissueRequest.expires_at > unit.now,
+        )
+        .order_by(ReissueRequest.created_at.desc(), ReissueRequest.id)
+        .limit(WAITING_SHOWN_MAX)
+    ).all()
+    return [(row, name) for row, name in rows]
 
 
 def begin_step_up(
