@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -162,3 +163,19 @@ def test_a_partner_sells_only_its_own_tickets_and_cancels_only_its_own_sales(ser
         f"/v1/admin/settlement/{_day(server, first.json()['created_at'])}", headers=admin.auth
     )
     assert [line["owed_total"] for line in report.json()["partners"]] == [0]
+
+
+def test_one_key_sent_twice_at_once_makes_one_order(server):
+    http, admin = server.http, server.admin()
+    client = make_client(admin, ["tickets:issue"])
+    mine = _bearer(http, client)
+    type_id = _partner_event(http, admin, mine, quota=50)
+    _fan(http, admin)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda _: _order(http, mine, "race-1", type_id, 1), range(4)))
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 201]
+    assert len({a.json()["code"] for a in answers}) == 1
+    day = _day(server, answers[0].json()["created_at"])
+    report = http.get(f"/v1/admin/settlement/{day}", headers=admin.auth).json()
+    assert [line["sold"] for line in report["partners"]] == [1_500]
+    assert admin.books() == 0

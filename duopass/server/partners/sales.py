@@ -112,7 +112,8 @@ def sell(
     if amount:
         owed = orders.partner_account(session, client.client_id, kind.currency)
         office = orders.box_office(session, kind.currency)
-        accounts.lock_all(session, [owed.id, office.id])
+        for account in (office, owed):  # the order `orders.cancel` locks them in
+            accounts.lock(session, account.id)
         txn_id = accounts.post(
             unit,
             kind="partner_order",
