@@ -5,11 +5,15 @@ naming the partner. Through the real server, with real tokens."""
 
 from __future__ import annotations
 
+import re
+
 import pyotp
 import pytest
 
+from duopass.policy import DEFAULT_POLICY
 from duopass.protocol.encoding import b64u_encode
-from tests.server.harness import SQLITE_ONLY, Wallet
+from tests.server.conftest import database_url
+from tests.server.harness import SQLITE_ONLY, Wallet, running_server
 from tests.server.partners import make_client
 from tests.server.test_partner_orders import _bearer, _fan, _leaves, _order, _partner_event
 from tests.server.test_ticket_reissue import _claims, _turn_on_totp
@@ -125,3 +129,32 @@ def test_the_new_partner_routes_are_in_the_openapi_document_with_examples(server
     assert asked["content"]["application/json"]["example"]["rule"] == "step_up_partner"
     shown = paths["/v1/partner/reissues/{request_id}"]["get"]["responses"]
     assert shown["200"]["content"]["application/json"]["example"]["state"] == "step_up"
+
+
+def test_a_policy_that_allows_partners_moves_the_ticket_at_once(request, tmp_path):
+    packaged = DEFAULT_POLICY.read_text()
+    step_up = re.search(r'\[\[rule\]\]\nname = "step_up_partner"\n.*?\n\n', packaged, re.S)
+    assert step_up is not None
+    allow = '[[rule]]\nname = "allow_partner"\nwhen = \'auth.method == "partner"\'\n'
+    allow += 'outcome = "allow"\n\n'
+    path = tmp_path / "policy.toml"
+    path.write_text(packaged.replace(step_up.group(0), allow))
+    request.param = "sqlite"  # what `database_url` reads
+    with running_server(
+        database_url(request, tmp_path), tmp_path / "data", policy_file=path
+    ) as server:
+        http, admin = server.http, server.admin()
+        mine = _bearer(http, make_client(admin, ["tickets:issue", "tickets:reissue"]))
+        type_id = _partner_event(http, admin, mine)
+        fan = _fan(http, admin)
+        (sub,) = _order(http, mine, "order-0001", type_id, 1).json()["tickets"]
+        assert fan.sync().status_code == 200
+        phone = TicketWallet(Wallet(http, fan.wallet.login))
+        phone.wallet.sign_in()
+        phone.wallet.enrol()
+        asked = http.post(f"/v1/partner/tickets/{sub}/reissue", json={}, headers=mine)
+        assert asked.status_code == 201, asked.text
+        body = asked.json()
+        assert (body["rule"], body["state"], body["gen"]) == ("allow_partner", "done", 1)
+        assert phone.sync().status_code == 200
+        assert _claims(phone.tickets[sub]["credential"]).gen == 1
