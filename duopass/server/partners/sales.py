@@ -40,7 +40,16 @@ from duopass.server.store.tables import Device, Holder
 from duopass.server.store.tickets import Event, Order, Ticket, TicketType
 from duopass.server.unit_of_work import Unit
 
-__all__ = ["KEY_PREFIX", "Sold", "ask_reissue", "cancel", "holder_named", "reissue_request", "sell"]
+__all__ = [
+    "KEY_PREFIX",
+    "Sold",
+    "ask_reissue",
+    "cancel",
+    "holder_named",
+    "owned_order",
+    "reissue_request",
+    "sell",
+]
 
 KEY_PREFIX = "partner:"
 """Before a partner's Idempotency-Key in `orders.request_id`: a holder's request ids have no

@@ -1,4 +1,5 @@
-"""Orders of tickets: paid from the holder's account or marked paid by staff at the counter,
+"""Orders of tickets: paid from the holder's account, marked paid by staff at the counter, or
+sold by a partner that collected the price (`partners.sales`: booked to what it owes),
 cancelled with a refund. The payment is an `order_paid` ledger leaf, in the same transaction as
 the money; its leaf hash is each ticket's *purchase proof*. A cancelled order's tickets are
 revoked and never minted again (pretix #2467)."""
