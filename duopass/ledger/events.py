@@ -113,12 +113,12 @@ CATALOGUE: Mapping[EventType, Fields] = {
     EventType.OFFLINE_SUSPEND: _f("holder_id"),
     EventType.REVIEW: _f("alert action by"),
     EventType.ORDER_PAID: _f(
-        "order holder event amount currency tickets paid_by", "transaction by"
+        "order holder event amount currency tickets paid_by", "transaction by partner"
     ),
-    EventType.ORDER_CANCEL: _f("order tickets refund", "transaction by"),
+    EventType.ORDER_CANCEL: _f("order tickets refund", "transaction by partner"),
     EventType.DECISION: _f(
         "action policy sha256 inputs outcome rule",
-        "request ticket old_cti new_cti old_gen new_gen by",
+        "request ticket old_cti new_cti old_gen new_gen by partner",
     ),
     EventType.TICKET_TRANSFER: _f("ticket from to decision"),
     EventType.CHECKIN: _f("ticket list type at", "nonce forced cti gen terminal seq by"),

@@ -71,7 +71,9 @@ class Purchase(_Section):
     proof: str
     """The hex leaf hash of the payment's ledger event."""
     age_s: int
-    CHOICES: ClassVar[Mapping[str, frozenset[str]]] = {"paid_by": frozenset({"account", "staff"})}
+    CHOICES: ClassVar[Mapping[str, frozenset[str]]] = {
+        "paid_by": frozenset({"account", "staff", "partner"})
+    }
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ class Auth(_Section):
     totp: bool
     email: bool
     CHOICES: ClassVar[Mapping[str, frozenset[str]]] = {
-        "method": frozenset({"password", "device", "passkey", "staff"})
+        "method": frozenset({"password", "device", "passkey", "staff", "partner"})
     }
 
 

@@ -26,6 +26,7 @@ from duopass.server.api.routes import (
     ledger,
     oauth,
     partner,
+    partner_sales,
     partners,
     passkeys,
     policy,
@@ -143,7 +144,7 @@ def create_app(
     # overlap): the routes terminals and load balancers call most come first
     routers = [terminal, checkin, system, session, wallet, admin, holders, fleet, review]
     routers += [settlement, ledger, events, tickets, reissue, policy, purse, risk, disputes]
-    routers += [webhooks, partners, oauth, partner, passkeys, session_oidc, home]
+    routers += [webhooks, partners, oauth, partner, partner_sales, passkeys, session_oidc, home]
     routers.append(signing_key_routes)
     if isinstance(clock, MovableClock):
         routers.append(testing_routes)

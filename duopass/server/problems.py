@@ -103,6 +103,7 @@ class ProblemCode(StrEnum):
     OIDC_UNAVAILABLE = "oidc_unavailable"
     OIDC_NO_ACCOUNT = "oidc_no_account"
     OIDC_BOUND_ELSEWHERE = "oidc_bound_elsewhere"
+    HOLDER_NOT_FOUND = "holder_not_found"
 
 
 STATUS = {
@@ -179,6 +180,7 @@ STATUS = {
     ProblemCode.OIDC_UNAVAILABLE: 503,
     ProblemCode.OIDC_NO_ACCOUNT: 403,
     ProblemCode.OIDC_BOUND_ELSEWHERE: 403,
+    ProblemCode.HOLDER_NOT_FOUND: 404,
 }
 _FROM_STATUS = {
     401: ProblemCode.UNAUTHENTICATED,

@@ -67,6 +67,19 @@ def _with(inputs: Inputs, **sections: object) -> Inputs:
         ({"reissues": Reissues(ticket=0, holder_30d=6)}, "review_many_reissues", Outcome.REVIEW),
         ({"risk": Risk(score=70)}, "review_risk", Outcome.REVIEW),
         (
+            {"auth": Auth(method="partner", recent_s=-1, totp=False, email=True)},
+            "step_up_partner",
+            Outcome.STEP_UP,
+        ),
+        (  # a partner's request for a used ticket is refused as the holder's own
+            {
+                "auth": Auth(method="partner", recent_s=-1, totp=False, email=True),
+                "used": Used(entries=1, allowed=1),
+            },
+            "deny_fully_used",
+            Outcome.DENY,
+        ),
+        (
             {"auth": Auth(method="device", recent_s=5, totp=True, email=True)},
             "step_up_device_signin",
             Outcome.STEP_UP,

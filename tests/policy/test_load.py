@@ -40,6 +40,7 @@ def test_the_packaged_policy_loads_with_its_named_rules_in_order():
         "deny_fully_used",
         "review_many_reissues",
         "review_risk",
+        "step_up_partner",
         "step_up_device_signin",
         "step_up_partly_used",
         "step_up_near_doors_off_site",

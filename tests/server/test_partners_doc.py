@@ -17,7 +17,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "partners.md"
 
 def _script(url: str) -> str:
     blocks = re.findall(r"```bash\n(.*?)```", DOC.read_text(), flags=re.S)
-    assert len(blocks) >= 5
+    assert len(blocks) >= 7
     text = "\n".join(blocks).replace("http://127.0.0.1:8000", url)
     assert '"password": "…"' in text
     text = text.replace('"password": "…"', f'"password": "{ADMIN_PASSWORD}"')
@@ -39,12 +39,19 @@ def test_the_oauth_curl_commands_of_the_partners_page_work(server, tmp_path):
     token = json.loads((tmp_path / "token.json").read_text())
     assert client["client_secret"].startswith("dpsec_")
     assert (token["token_type"], token["expires_in"]) == ("Bearer", 300)
-    assert token["scope"] == "checkin:redeem tickets:read"
+    assert token["scope"] == "checkin:redeem tickets:issue tickets:read"
     assert f'"issuer":"{server.url}"' in out and '"alg":"ES256"' in out
     codes = re.findall(r'"code":"([a-z_]+)"', out)
     assert codes == ["not_found", "insufficient_scope", "unauthenticated"]
     assert out.count('"error":"invalid_client"') == 1
     assert out.count('"client_secret":"dpsec_') == 2  # created, rotated
+    order = json.loads((tmp_path / "order.json").read_text())
+    assert (order["paid_by"], order["amount"], order["state"]) == ("partner", 3000, "paid")
+    assert [t["state"] for t in order["ticket_states"]] == ["valid", "valid"]
+    assert re.search(r"[}\n]200\n", out)  # the retry: the same order
+    owed = {"sold": 3000, "cancelled": 0, "owed_total": 3000, "net": 3000}
+    partners = json.loads(next(line for line in out.splitlines() if line.startswith('[{"partner"')))
+    assert partners == [{"partner": client["client_id"], "currency": "CNY"} | owed]
     admin = server.admin()
     listed = server.http.get("/v1/admin/partners", headers=admin.auth).json()["items"]
     assert [(c["client_id"], c["state"]) for c in listed] == [(client["client_id"], "revoked")]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import time
 
+from tests.server.partners import make_client, token
+from tests.server.test_partner_orders import EMAIL, NUMBER, _partner_event
 from tests.server.ticketing import entrance, event_on_sale, redeem, ticket_wallet
 from tests.web.console import admin, operator
 
@@ -123,3 +125,19 @@ def test_a_lists_count_fragment_follows_the_check_ins(site):
     after = reader.get(fragment, headers={"HX-Request": "true"}).text
     assert '<span class="entered">1</span>' in after and '<span class="inside">1</span>' in after
     assert reader.get(f"/console/events/other/lists/{door}/count").status_code == 404
+
+
+def test_an_order_a_partner_sold_says_so_on_the_event_page(site):
+    api = site.admin()
+    client = make_client(api, ["tickets:issue"])
+    bearer = {"Authorization": f"Bearer {token(site.http, client).json()['access_token']}"}
+    type_id = _partner_event(site.http, api, bearer)
+    holder = {"number": NUMBER, "email": EMAIL}
+    api.holder("fan", **holder)
+    body = {"holder": holder, "ticket_type": type_id, "quantity": 1}
+    sold = site.http.post(
+        "/v1/partner/orders", json=body, headers=bearer | {"Idempotency-Key": "web-1"}
+    )
+    assert sold.status_code == 201, sold.text
+    page = operator(site).get("/console/events/gig")
+    assert sold.json()["code"] in page.text and "合作方售出" in page.text

@@ -59,6 +59,7 @@ class Scope(StrEnum):
     CHECKIN_REDEEM = "checkin:redeem"
     ACCOUNTS_READ = "accounts:read"
     WEBHOOKS_MANAGE = "webhooks:manage"
+    TICKETS_REISSUE = "tickets:reissue"
 
 
 def secret_digest(keyring: Keyring, secret: str) -> bytes:

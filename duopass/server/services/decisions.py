@@ -47,6 +47,7 @@ def record(
     new_cti: bytes | None = None,
     old_gen: int | None = None,
     new_gen: int | None = None,
+    partner: str | None = None,
 ) -> Decision:
     """Append the decision's leaf and keep its row (with the inputs) in the unit. A person's
     decision at review may name no policy: its leaf then has an empty version and hash."""
@@ -72,6 +73,7 @@ def record(
         "old_gen": old_gen,
         "new_gen": new_gen,
         "by": staff_id,
+        "partner": partner,
     }
     body.update({key: value for key, value in optional.items() if value is not None})
     index = tlog.append(unit, EventType.DECISION, body)

@@ -44,6 +44,11 @@ def scan(*, code: str, mode: str, amount: int | None) -> bytes:
     )
 
 
+def partner_order(*, partner: int, holder: int, ticket_type: int, quantity: int) -> bytes:
+    """A partner's order: which partner, for which holder, of what and how many."""
+    return _fingerprint("partner_order", partner, holder, ticket_type, quantity)
+
+
 def refuse(what: str) -> Problem:
     """The refusal of a known key with another request."""
     return Problem(

@@ -1,4 +1,5 @@
-"""Orders of tickets: paid from the holder's account or marked paid by staff at the counter,
+"""Orders of tickets: paid from the holder's account, marked paid by staff at the counter, or
+sold by a partner that collected the price (`partners.sales`: booked to what it owes),
 cancelled with a refund. The payment is an `order_paid` ledger leaf, in the same transaction as
 the money; its leaf hash is each ticket's *purchase proof*. A cancelled order's tickets are
 revoked and never minted again (pretix #2467)."""
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -15,11 +17,22 @@ from sqlalchemy.orm import Session
 from duopass.ledger.events import EventType
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import accounts, events, idempotency, tickets, tlog
+from duopass.server.store.partners import PartnerClient
 from duopass.server.store.tables import Account, Holder
 from duopass.server.store.tickets import Order, Ticket, TicketType
 from duopass.server.unit_of_work import Unit
 
-__all__ = ["box_office", "buy", "by_code", "cancel", "describe"]
+__all__ = [
+    "Paid",
+    "box_office",
+    "buy",
+    "by_code",
+    "cancel",
+    "describe",
+    "partner_account",
+    "place",
+    "sellable",
+]
 
 ORDER_CODE_BYTES = 5
 
@@ -67,11 +80,42 @@ def buy(
         return earlier
     if holder.frozen:
         raise Problem(ProblemCode.FROZEN, "the account is frozen pending review")
-    kind = _sellable(unit, type_id, quantity)
+    kind = sellable(unit, type_id, quantity)
     amount = kind.price * quantity
     if kind.currency != account.currency:
         raise Problem(ProblemCode.CONFLICT, f"sold in {kind.currency}, not {account.currency}")
     txn_id = _pay(unit, account, amount, kind.currency, at_counter=staff_id is not None)
+    paid = Paid("account" if staff_id is None else "staff", txn_id, staff_id=staff_id)
+    return place(unit, holder, kind, quantity, paid, request_id=request_id, fingerprint=fingerprint)
+
+
+@dataclass(frozen=True)
+class Paid:
+    """How an order was paid: `paid_by` (account, staff or partner), its transaction (None for
+    free tickets), and who: the staff member at the counter, or the partner that sold it."""
+
+    paid_by: str
+    transaction_id: int | None
+    staff_id: int | None = None
+    partner_id: int | None = None
+    partner: str | None = None
+    """The partner's public client id, as the ledger names it."""
+
+
+def place(
+    unit: Unit,
+    holder: Holder,
+    kind: TicketType,
+    quantity: int,
+    paid: Paid,
+    *,
+    request_id: str,
+    fingerprint: bytes,
+) -> Order:
+    """Record a paid order of `quantity` tickets of `kind` (its places taken, the money
+    booked): its `order_paid` leaf, the order and its tickets."""
+    session = unit.session
+    amount = kind.price * quantity
     code = _order_code(session)
     body: dict[str, Any] = {
         "order": code,
@@ -80,12 +124,10 @@ def buy(
         "amount": amount,
         "currency": kind.currency,
         "tickets": quantity,
-        "paid_by": "account" if staff_id is None else "staff",
+        "paid_by": paid.paid_by,
     }
-    if txn_id is not None:
-        body["transaction"] = txn_id
-    if staff_id is not None:
-        body["by"] = staff_id
+    optional = {"transaction": paid.transaction_id, "by": paid.staff_id, "partner": paid.partner}
+    body.update({key: value for key, value in optional.items() if value is not None})
     index, leaf_hash = tlog.append_hashed(unit, EventType.ORDER_PAID, body)
     order = Order(
         code=code,
@@ -95,9 +137,10 @@ def buy(
         amount=amount,
         currency=kind.currency,
         state="paid",
-        paid_by=body["paid_by"],
-        staff_id=staff_id,
-        transaction_id=txn_id,
+        paid_by=paid.paid_by,
+        staff_id=paid.staff_id,
+        partner_id=paid.partner_id,
+        transaction_id=paid.transaction_id,
         payment_index=index,
         payment_leaf=leaf_hash,
         request_id=request_id,
@@ -130,7 +173,7 @@ def _pay(
     )
 
 
-def _sellable(unit: Unit, type_id: int, quantity: int) -> TicketType:
+def sellable(unit: Unit, type_id: int, quantity: int) -> TicketType:
     """The ticket type, locked, with `quantity` places left, of an event not yet ended."""
     session = unit.session
     kind = session.scalars(
@@ -153,10 +196,27 @@ def _order_code(session: Session) -> str:
             return code
 
 
-def cancel(unit: Unit, order: Order, *, staff_id: int) -> Order:
-    """Cancel a paid order: its tickets are revoked (online now, offline with the next bundle)
-    and never minted again, its places return to the quota, and the amount goes back the way
-    it came (to the holder's account, or out of top-up clearing for a counter payment)."""
+def partner_account(session: Session, client_id: str, currency: str) -> Account:
+    """What a partner owes for the tickets it sold (it collected their price), one per
+    partner and currency: kind `topup`, the kind of money held outside the closed loop (the
+    card office's clearing), named `partner:<client_id>:<currency>`."""
+    name = f"partner:{client_id}:{currency}"
+    row = session.scalars(select(Account).where(Account.name == name)).one_or_none()
+    if row is None:
+        row = Account(kind="topup", name=name, currency=currency, balance=0, overdraft=0, held=0)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def cancel(
+    unit: Unit, order: Order, *, staff_id: int | None = None, partner: str | None = None
+) -> Order:
+    """Cancel a paid order (by staff member `staff_id`, or the partner that sold it): its
+    tickets are revoked (online now, offline with the next bundle) and never minted again,
+    its places return to the quota, and the amount goes back the way it came (to the holder's
+    account, out of top-up clearing for a counter payment, off what the partner owes for a
+    partner's sale)."""
     session = unit.session
     if order.state == "cancelled":
         return order
@@ -165,15 +225,12 @@ def cancel(unit: Unit, order: Order, *, staff_id: int) -> Order:
     account = accounts.lock(session, holder.account_id)
     office = box_office(session, order.currency)
     accounts.lock(session, office.id)
-    if order.paid_by == "account":
-        payee = account.id
-    else:
-        payee = accounts.system_account(session, "topup", order.currency).id
+    payee = _payee(session, order, account)
     txn_id = None
     if order.amount:
         txn_id = accounts.post(
             unit,
-            kind="order_refund",
+            kind="partner_refund" if order.paid_by == "partner" else "order_refund",
             legs=[(office.id, -order.amount), (payee, order.amount)],
             occurred_at=unit.now,
         )
@@ -183,13 +240,24 @@ def cancel(unit: Unit, order: Order, *, staff_id: int) -> Order:
     kind.sold -= order.quantity
     revoked = tickets.cancel_all(unit, order)
     order.state, order.cancelled_at, order.refund_transaction_id = "cancelled", unit.now, txn_id
-    tlog.append(
-        unit,
-        EventType.ORDER_CANCEL,
-        {"order": order.code, "tickets": revoked, "refund": order.amount, "by": staff_id}
-        | ({} if txn_id is None else {"transaction": txn_id}),
-    )
+    body: dict[str, Any] = {"order": order.code, "tickets": revoked, "refund": order.amount}
+    optional = {"transaction": txn_id, "by": staff_id, "partner": partner}
+    body.update({key: value for key, value in optional.items() if value is not None})
+    tlog.append(unit, EventType.ORDER_CANCEL, body)
     return order
+
+
+def _payee(session: Session, order: Order, account: Account) -> int:
+    """Where a cancelled order's amount goes back to: the way it came."""
+    if order.paid_by == "account":
+        return account.id
+    if order.paid_by == "partner":
+        client = session.get(PartnerClient, order.partner_id)
+        assert client is not None
+        return accounts.lock(
+            session, partner_account(session, client.client_id, order.currency).id
+        ).id
+    return accounts.system_account(session, "topup", order.currency).id
 
 
 def describe(session: Session, order: Order) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from duopass.server.services.passkey_challenges import Relying
 from duopass.server.services.reissue_inputs import Asked, build
 from duopass.server.store import checkin_sql, reissue_sql, sql
 from duopass.server.store.decisions import ReissueRequest
+from duopass.server.store.partners import PartnerClient
 from duopass.server.store.tables import Credential, Device, Holder
 from duopass.server.store.tickets import Event, Ticket
 from duopass.server.unit_of_work import Unit
@@ -37,6 +38,7 @@ __all__ = [
     "open_request",
     "request",
     "stepped_up",
+    "waiting",
 ]
 
 REQUEST_TTL_S = 15 * 60
@@ -86,6 +88,7 @@ def open_request(
         new_cti=new_cti,
         old_gen=ticket.gen,
         new_gen=ticket.gen + 1,
+        partner=_client_id(session, asked.partner_id),
     )
     row = ReissueRequest(
         id=request_id,
@@ -105,10 +108,20 @@ def open_request(
         old_cti=old_cti,
         new_cti=new_cti,
         finished_at=now if ruling.outcome == "deny" else None,
+        partner_id=asked.partner_id,
     )
     session.add(row)
     session.flush()
     return row
+
+
+def _client_id(session: Session, partner_id: int | None) -> str | None:
+    """The public id of the partner asking on the holder's behalf, as the ledger names it."""
+    if partner_id is None:
+        return None
+    client = session.get(PartnerClient, partner_id)
+    assert client is not None
+    return client.client_id
 
 
 def _expiry(session: Session, ticket: Ticket, outcome: str, now: int) -> int:
@@ -145,6 +158,26 @@ def request(unit: Unit, holder: Holder, request_id: str) -> ReissueRequest:
     if row.state in OPEN_STATES and row.expires_at <= unit.now:
         row.state, row.finished_at = "expired", unit.now
     return row
+
+
+WAITING_SHOWN_MAX = 50
+
+
+def waiting(unit: Unit, holder: Holder) -> list[tuple[ReissueRequest, str | None]]:
+    """The holder's open requests not expired, newest first (at most `WAITING_SHOWN_MAX`),
+    each with the name of the partner that asked for it (None: the holder or staff)."""
+    rows = unit.session.execute(
+        select(ReissueRequest, PartnerClient.name)
+        .outerjoin(PartnerClient, PartnerClient.id == ReissueRequest.partner_id)
+        .where(
+            ReissueRequest.holder_id == holder.id,
+            ReissueRequest.state.in_(OPEN_STATES),
+            ReissueRequest.expires_at > unit.now,
+        )
+        .order_by(ReissueRequest.created_at.desc(), ReissueRequest.id)
+        .limit(WAITING_SHOWN_MAX)
+    ).all()
+    return [(row, name) for row, name in rows]
 
 
 def begin_step_up(

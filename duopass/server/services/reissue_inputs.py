@@ -23,14 +23,16 @@ WINDOW_30D_S = 30 * 86_400
 
 @dataclass(frozen=True)
 class Asked:
-    """What the request itself says: who asks (a holder's session, or staff at the counter),
-    for which device, from which address, and a claimed position if any."""
+    """What the request itself says: who asks (a holder's session, staff at the counter, or a
+    partner on the holder's behalf: `partner_id`), for which device, from which address, and a
+    claimed position if any."""
 
     action: str
     caller: Caller | None
     device: Device
     address: str | None
     position: tuple[int, int] | None
+    partner_id: int | None = None
 
 
 def build(
@@ -75,7 +77,7 @@ def build(
         "reissues": {"ticket": ticket.gen, "holder_30d": int(recent or 0)},
         "used": {"entries": int(used or 0), "allowed": allowed},
         "risk": {"score": risk_score},
-        "auth": _auth(holder, asked.caller, bool(email), now),
+        "auth": _auth(holder, asked, bool(email), now),
     }
     return Inputs.from_document(document).to_document()  # checked: exactly the schema
 
@@ -93,8 +95,13 @@ def _place(db: sql.Raw, event_id: str, asked: Asked) -> dict[str, Any]:
     return {"network": network, "position_given": given, "distance_m": distance}
 
 
-def _auth(holder: Holder, caller: Caller | None, email: bool, now: int) -> dict[str, Any]:
-    if caller is None or caller.is_staff:
+def _auth(holder: Holder, asked: Asked, email: bool, now: int) -> dict[str, Any]:
+    """How the requester proved who they are. A partner asking for a holder proves nothing
+    of the holder: `partner`, with no sign-in time (-1)."""
+    caller = asked.caller
+    if asked.partner_id is not None:
+        method, recent = "partner", -1
+    elif caller is None or caller.is_staff:
         method, recent = "staff", 0
     else:
         method = caller.method

@@ -92,6 +92,44 @@ def report(session: Session, day: str) -> list[Line]:
     return [lines[key] for key in sorted(lines)]
 
 
+@dataclass
+class PartnerLine:
+    """What one partner sold of the card office's tickets on a day (it collected the price),
+    less what was cancelled, and what it owes in all (its account's balance, negated)."""
+
+    partner: str
+    currency: str
+    sold: int = 0
+    cancelled: int = 0
+    owed_total: int = 0
+
+    @property
+    def net(self) -> int:
+        return self.sold - self.cancelled
+
+
+def partner_lines(session: Session, day: str) -> list[PartnerLine]:
+    """Every partner's sales booked on `day` (`partners.sales`), in minor units."""
+    check_day(day)
+    rows = session.execute(
+        select(Account.name, Account.currency, Account.balance, Transaction.kind)
+        .add_columns(func.sum(Posting.amount))
+        .join(Posting, Posting.account_id == Account.id)
+        .join(Transaction, Transaction.id == Posting.transaction_id)
+        .where(Transaction.business_date == day, Account.name.startswith("partner:"))
+        .group_by(Account.name, Account.currency, Account.balance, Transaction.kind)
+    ).all()
+    lines: dict[str, PartnerLine] = {}
+    for name, currency, balance, kind, amount in rows:
+        client = name.removeprefix("partner:").removesuffix(f":{currency}")
+        line = lines.setdefault(name, PartnerLine(client, currency, owed_total=-int(balance)))
+        if kind == "partner_order":
+            line.sold -= int(amount)
+        else:
+            line.cancelled += int(amount)
+    return [lines[name] for name in sorted(lines)]
+
+
 def to_csv(day: str, lines: list[Line], *, zone: str) -> str:
     """The report as CSV; each row names the time zone its booking day is in."""
     out = io.StringIO()

@@ -83,7 +83,10 @@ class ReissueRequest(Base):
     finished_at: Mapped[int | None] = mapped_column(BigInteger)
     old_cti: Mapped[bytes | None] = mapped_column(LargeBinary(16))
     new_cti: Mapped[bytes | None] = mapped_column(LargeBinary(16))
+    partner_id: Mapped[int | None] = mapped_column(Integer)
+    """The partner client that asked on the holder's behalf (None: the holder or staff)."""
     __table_args__ = (
+        Index("reissue_requests_partner", "partner_id"),
         CheckConstraint(
             "state IN ('step_up', 'review', 'ready', 'done', 'denied', 'expired')",
             name="reissue_state",

@@ -112,8 +112,12 @@ class Order(Base):
     currency: Mapped[str] = mapped_column(String(3))
     state: Mapped[str] = mapped_column(String(12), default="paid")
     paid_by: Mapped[str] = mapped_column(String(8))
-    """account (the holder's purse) or staff (marked paid at the counter)."""
+    """account (the holder's purse), staff (marked paid at the counter) or partner (sold by a
+    partner, which collected the price: `partner_id`)."""
     staff_id: Mapped[int | None] = mapped_column(Integer)
+    partner_id: Mapped[int | None] = mapped_column(Integer)
+    """The partner client (`partner_clients.id`) that sold it; its `request_id` is the partner's
+    Idempotency-Key, unique per partner. No foreign key: added in place (0028)."""
     transaction_id: Mapped[int | None] = mapped_column(Integer)
     payment_index: Mapped[int] = mapped_column(BigInteger)
     """The ledger index of the `order_paid` leaf."""
@@ -128,6 +132,7 @@ class Order(Base):
         CheckConstraint("state IN ('paid', 'cancelled')", name="order_state"),
         CheckConstraint("quantity >= 1 AND amount >= 0", name="order_values"),
         UniqueConstraint("holder_id", "request_id", name="order_request_once"),
+        Index("order_partner_request_once", "partner_id", "request_id", unique=True),
     )
 
 

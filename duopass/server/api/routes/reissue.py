@@ -129,6 +129,18 @@ def _recipient(unit: Unit, login: str, holder: Holder) -> Holder:
     return to
 
 
+@router.get("/me/reissues")
+def open_requests(caller: HolderCaller, ctx: Ctx) -> dict[str, Any]:
+    """The holder's requests still waiting (for a step-up, a review or a confirm), newest
+    first: one a partner asked for on their behalf (`partner`: its name) is found here."""
+
+    def work(unit: Unit) -> dict[str, Any]:
+        rows = reissue.waiting(unit, caller.holder(unit.session))
+        return {"items": [_opened(row, unit) | {"partner": name} for row, name in rows]}
+
+    return ctx.run(work)
+
+
 @router.get("/me/reissues/{request_id}", responses=problems(404))
 def show_request(request_id: RequestId, caller: HolderCaller, ctx: Ctx) -> dict[str, Any]:
     return ctx.run(

@@ -26,8 +26,14 @@ def day_report(
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> Any:
     """Every merchant's takings on a booking day (in the issuer's time zone, which the report
-    names), by terminal: payments, voids, pending, refunds."""
-    lines = ctx.run(lambda unit: settlement.report(unit.session, day))
+    names), by terminal: payments, voids, pending, refunds. The JSON adds `partners`: what each
+    partner sold that day (it collected the price), less cancels, and what it owes in all."""
+    lines, partners = ctx.run(
+        lambda unit: (
+            settlement.report(unit.session, day),
+            settlement.partner_lines(unit.session, day),
+        )
+    )
     zone = ctx.settings.timezone
     if format == "csv":
         return Response(settlement.to_csv(day, lines, zone=zone), media_type="text/csv")
@@ -36,6 +42,7 @@ def day_report(
         "time_zone": zone,
         "lines": [asdict(line) | {"net": line.net} for line in lines],
         "net": sum(line.net for line in lines),
+        "partners": [asdict(line) | {"net": line.net} for line in partners],
     }
 
 
