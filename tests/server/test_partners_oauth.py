@@ -240,7 +240,7 @@ def test_calls_past_a_clients_rate_are_refused_and_every_call_is_logged(clocked_
         assert (minted.status_code, minted.json()["code"]) == (429, "partner_rate_limited")
         assert _redeem(server.http, other).json()["code"] == "not_found"  # per client
         clock.advance(40)
-        assert _redeem(server.http, access).json()["code"] == "not_found"  # the first calls slid out of the minute
+        assert _redeem(server.http, access).json()["code"] == "not_found"  # the minute slid past
     finally:
         events.removeHandler(handler)
         events.level = level
