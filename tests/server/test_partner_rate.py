@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -40,7 +41,7 @@ def _redeem(http: httpx.Client, access: str) -> httpx.Response:
     )
 
 
-def _decisions(admin: Admin) -> list[dict]:
+def _decisions(admin: Admin) -> list[dict[str, Any]]:
     answer = admin.http.get("/v1/admin/risk", params={"point": "partner_call"}, headers=admin.auth)
     assert answer.status_code == 200, answer.text
     return list(answer.json()["decisions"]["items"])
