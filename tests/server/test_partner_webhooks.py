@@ -8,14 +8,17 @@ tickets, and then only those tickets and the account's state."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
 
+from duopass.server.partners.delivery import _Job, send
 from duopass.server.store.tables import Holder
-from tests.server.harness import Admin, Running
+from tests.server.conftest import _sqlite_database
+from tests.server.harness import Admin, Running, running_server
 from tests.server.partners import make_client, token
 from tests.server.ticketing import HOUR, OnSale, TicketWallet, event_on_sale, ticket_wallet
 from tests.server.webhook_receiver import Receiver
@@ -26,6 +29,15 @@ __all__ = ["client_fixture", "receiver_fixture"]  # the fixtures these tests use
 CLOCKED_SQLITE = pytest.mark.parametrize("clocked_server", ["sqlite"], indirect=True)
 HOOKS = ["tickets:issue", "webhooks:manage"]
 TICKET_EVENTS = ["ticket.checked_in", "ticket.issued", "ticket.reissued", "ticket.revoked"]
+
+
+@pytest.fixture(name="trusting")
+def trusting_fixture(request, tmp_path, clock) -> Iterator[Running]:
+    """A server that lets partners' endpoints be on 127.0.0.1 (the receivers' address)."""
+    url = _sqlite_database(request, tmp_path)
+    settings = {"partner_webhooks_private": True}
+    with running_server(url, tmp_path / "data", clock=clock, **settings) as running:
+        yield running
 
 
 def _bearer(access: str) -> dict[str, str]:
@@ -72,9 +84,8 @@ def _bought(fan: TicketWallet, sale: OnSale) -> str:
     return str(answer.json()["tickets"][0])
 
 
-@CLOCKED_SQLITE
-def test_a_partners_endpoint_takes_its_own_events_tickets_only(clocked_server, client):
-    server, admin = clocked_server, clocked_server.admin()
+def test_a_partners_endpoint_takes_its_own_events_tickets_only(trusting, client):
+    server, admin = trusting, trusting.admin()
     http = server.http
     assert admin.post("/v1/admin/venues", {"id": "arena", "name": "Arena"}).status_code == 201
     mine_id, mine = _partner(server, admin, HOOKS)
@@ -115,11 +126,10 @@ def test_a_partners_endpoint_takes_its_own_events_tickets_only(clocked_server, c
             receiver.down()
 
 
-@CLOCKED_SQLITE
 def test_a_partner_manages_rotates_and_retries_its_own_endpoints_only(
-    clocked_server, clock, receiver, client
+    trusting, clock, receiver, client
 ):
-    server, admin = clocked_server, clocked_server.admin()
+    server, admin = trusting, trusting.admin()
     http = server.http
     assert admin.post("/v1/admin/venues", {"id": "arena", "name": "Arena"}).status_code == 201
     partner = make_client(admin, HOOKS)
@@ -239,3 +249,28 @@ def test_a_partner_reads_only_its_own_ticket_holders_and_no_personal_data(clocke
     frozen = admin.post(f"/v1/admin/holders/{handle}/freeze", {"reason": "card office check"})
     assert frozen.status_code == 204, frozen.text
     assert http.get(path, headers=mine).json()["frozen"] is True
+
+
+@CLOCKED_SQLITE
+def test_a_partner_cannot_have_the_server_post_into_the_campus_network(clocked_server, receiver):
+    server, admin = clocked_server, clocked_server.admin()
+    _, mine = _partner(server, admin, HOOKS)
+    for url in [
+        receiver.url,  # http://127.0.0.1:...
+        "https://127.0.0.1/hooks",
+        "https://10.20.0.5/hooks",
+        "https://[::1]/hooks",
+        "https://169.254.169.254/latest",
+        "https://localhost/hooks",
+        "http://tickets.example.com/hooks",
+    ]:
+        body = {"url": url, "event_types": ["ticket.issued"]}
+        refused = server.http.post("/v1/partner/webhooks", json=body, headers=mine)
+        assert (refused.status_code, refused.json()["code"]) == (422, "url_not_public"), url
+    body = {"url": receiver.url, "event_types": ["ticket.issued"]}
+    assert server.http.post("/v1/admin/webhooks", json=body, headers=admin.auth).status_code == 201
+    job = _Job(1, "msg_x", "{}", receiver.url.replace("http:", "https:"), (b"k" * 32,), True)
+    with httpx.Client(timeout=5, trust_env=False) as client:
+        sent = send(client, job, stamp=time.time)  # a name may resolve anywhere by then
+    assert (sent.status, sent.error) == (None, "127.0.0.1 is not a public address")
+    assert receiver.tried == 0

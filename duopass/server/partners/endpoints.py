@@ -17,7 +17,9 @@ secret away. It is never logged; it leaves the server only in the answer that cr
 Refusals: a URL not http(s) 422 `url_not_http`, longer than `WEBHOOK_URL_CHARS_MAX` 422
 `url_too_long`, otherwise unusable (no host, a user or password, a fragment, spaces, non-ASCII,
 a bad port) 422 `url_malformed`; more than `WEBHOOK_ENDPOINTS_MAX` enabled 409
-`too_many_webhooks` (a partner's: more than `PARTNER_WEBHOOKS_MAX`); an unknown endpoint, or
+`too_many_webhooks` (a partner's: more than `PARTNER_WEBHOOKS_MAX`); a partner's URL not
+`https://` or on a loopback, private or link-local address 422 `url_not_public` (unless
+`settings.partner_webhooks_private`); an unknown endpoint, or
 another's, 404 `not_found`; a partner subscribing to an event type not about tickets 422
 `invalid_request`.
 """
@@ -25,8 +27,10 @@ another's, 404 `not_found`; a partner subscribing to an event type not about tic
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
+import socket
 from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,6 +56,7 @@ __all__ = [
     "create",
     "describe",
     "listing",
+    "not_public",
     "one",
     "rotate",
     "secrets",
@@ -100,6 +105,33 @@ def check_url(url: str) -> str:
     return url
 
 
+def not_public(url: str, *, resolve: bool) -> str | None:
+    """Why a partner's endpoint may not be sent to (None: it may): not `https://`, or a host
+    that is (or, with `resolve`, whose addresses include) a loopback, private, link-local or
+    otherwise not global address, so that no partner has the server post into the campus
+    network. Resolving is for delivery time (a name may point anywhere by then)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".").lower()
+    named = host[:100]  # in a reason the delivery log keeps
+    if parts.scheme.lower() != "https":
+        return "a partner's endpoint is https://"
+    if host == "localhost" or host.endswith(".localhost"):
+        return f"{named} is not a public host"
+    try:
+        addresses = {ipaddress.ip_address(host)}
+    except ValueError:
+        if not resolve:
+            return None
+        try:
+            found = socket.getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            return f"{named} does not resolve"
+        addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found}
+    if not all(address.is_global for address in addresses):
+        return f"{named} is not a public address"
+    return None
+
+
 def _new_secret() -> tuple[str, bytes]:
     raw = os.urandom(SECRET_BYTES)
     return SECRET_PREFIX + base64.b64encode(raw).decode(), raw
@@ -117,6 +149,10 @@ def create(
     """A new enabled endpoint and its secret (`whsec_...`), which is not shown again; `by` is
     the staff member who made it, or the partner client (`partner`) that made its own."""
     check_url(url)
+    if partner is not None and not unit.settings.partner_webhooks_private:
+        why = not_public(url, resolve=False)
+        if why is not None:
+            raise Problem(ProblemCode.URL_NOT_PUBLIC, why)
     kinds = {WebhookEvent(kind) for kind in event_types}
     if partner is not None and not kinds <= PARTNER_EVENTS:
         raise Problem(

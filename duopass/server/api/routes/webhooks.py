@@ -90,7 +90,11 @@ class EndpointIn(BaseModel):
         "`url_not_http`, `url_too_long` or `url_malformed`",
         json_schema_extra={"maxLength": WEBHOOK_URL_CHARS_MAX},
     )
-    event_types: list[WebhookEvent] = Field(min_length=1, max_length=len(WebhookEvent))
+    event_types: list[WebhookEvent] = Field(
+        min_length=1,
+        max_length=len(WebhookEvent),
+        description="a partner's endpoint: the ticket.* types only (of its own events)",
+    )
     description: str = Field(
         default="", max_length=WEBHOOK_DESCRIPTION_CHARS_MAX, pattern=r"^[^\x00-\x1f\x7f]*$"
     )
@@ -132,7 +136,9 @@ def _endpoints(router: APIRouter, who: Callable[..., Any]) -> None:
     )
     def create(body: EndpointIn, caller: Annotated[Any, Depends(who)], ctx: Ctx) -> dict[str, Any]:
         """A new endpoint, enabled. The answer's `secret` (`whsec_...`) is shown this once: the
-        receiver verifies every message with it (docs/partners.md)."""
+        receiver verifies every message with it (docs/partners.md). A partner's endpoint takes
+        the ticket events of its own events only, on a public `https://` URL (`url_not_public`),
+        five enabled at most."""
 
         def made(unit: Unit) -> dict[str, Any]:
             row, secret = endpoints.create(
