@@ -80,6 +80,7 @@ def test_past_its_limit_a_client_meets_the_risk_engines_guard_on_the_risk_page(
     ]
     clock.advance(59)
     assert _redeem(server.http, access).status_code == 429  # the minute is still on them
+    assert len(_decisions(admin)) == 1  # one record a minute, however many refusals
     clock.advance(1)
     assert _redeem(server.http, access).json()["code"] == "not_found"  # slid out of it
     with httpx.Client(base_url=server.url, timeout=30) as browser:

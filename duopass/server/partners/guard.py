@@ -7,7 +7,7 @@ Refusals: no token, or one that does not verify, or of a revoked or unknown clie
 `unauthenticated` with `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750 §3.1); a
 token without the route's scope: 403 `insufficient_scope` (with `error="insufficient_scope"`
 and the scope needed); past the client's `calls_per_minute`: 429 `partner_rate_limited` with
-`Retry-After` (the seconds left in its window).
+`Retry-After` (the guard's `retry_after_s`).
 
 The rate limit is the risk engine's (`count_call`): each admitted call is counted as the signal
 `partner_call` of the client's key (`client:ID`) in the engine's shared counters (the database's,
@@ -15,8 +15,9 @@ or Redis with `risk_store = "redis"`), so every server process shares one count;
 judged at the point `partner_call` on `client.partner_call.1m` (the last 60 seconds, to the
 second) against `request.calls_per_minute`, the client's own limit. The packaged policy's guard
 `partner_rate_limit` refuses from the limit on (rate_limit, `retry_after_s` 60), its decision
-recorded as any risk decision (the console's risk page lists it); a policy without a guard at
-`partner_call` does not lift the limit: the server refuses past it all the same (`FLOOR_RULE`).
+recorded as any risk decision (the console's risk page lists it), one a minute per client at
+most; a policy without a guard at `partner_call` does not lift the limit: the server refuses
+past it all the same (`FLOOR_RULE`).
 A refused call is not counted. With the risk engine off (`DUOPASS_RISK_ENGINE=0`, to measure its
 cost) nothing is counted and nothing limited.
 """
@@ -25,16 +26,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
+
 from duopass.policy.guards import Action
 from duopass.risk import Key, KeyKind, Observation, Signal
-from duopass.risk.points import Point, Subject, queries
+from duopass.risk.points import Judged, Point, Subject, judge, queries
 from duopass.server.context import AppContext
 from duopass.server.limits import PARTNER_RATE_WINDOW_S
 from duopass.server.logbook import Event, note
 from duopass.server.partners import clients, tokens
 from duopass.server.partners.clients import Scope
 from duopass.server.problems import Problem, ProblemCode
-from duopass.server.services import risk_engine, risk_features
+from duopass.server.services import policy_store, risk_engine, risk_features
+from duopass.server.store.risk_keys import RiskDecisionKey
 from duopass.server.unit_of_work import Unit
 
 __all__ = ["FLOOR_RULE", "Partner", "admit", "count_call", "issuer_of"]
@@ -103,20 +107,22 @@ def admit(ctx: AppContext, token: str, *, issuer: str, scope: Scope, route: str)
 def count_call(unit: Unit, client: int, per_minute: int) -> Problem | None:
     """Judge one call of `client` at the risk engine's point `partner_call` and count it; or,
     past `per_minute` calls in the last minute, the refusal (429 `partner_rate_limited` with
-    `Retry-After`; a policy's deny or review as the engine refuses them), the call not counted
-    and the decision record added to the unit: return the refusal so that the unit commits it
-    (`AppContext.run_refusable`)."""
+    `Retry-After`; a policy's deny or review as the engine refuses them), the call not counted.
+    The decision is recorded in the unit (at most one a minute per client: `_keep`), so the
+    caller returns the refusal for the unit to commit (`AppContext.run_refusable`)."""
     if not unit.settings.risk_engine:
         return None
     key = Key(KeyKind.CLIENT, str(client))
     subject = Subject(client=key)
-    judged = risk_engine.check(unit, Point.PARTNER_CALL, subject, {"calls_per_minute": per_minute})
-    if judged is None:  # no policy pinned (a context outside a served app): the count alone
-        asked = queries(Point.PARTNER_CALL, subject)
-        calls = risk_features.store_for(unit).read(asked, now=unit.now)[CALLS] or 0
-    else:
-        calls = judged.features[CALLS] or 0
+    asked = queries(Point.PARTNER_CALL, subject)
+    features = risk_features.store_for(unit).read(asked, now=unit.now)
+    calls = features[CALLS] or 0
+    if unit.pinned_policy is not None:  # else a context outside a served app: the count alone
+        policy = policy_store.current(unit)
+        judged = judge(policy, Point.PARTNER_CALL, features, {"calls_per_minute": per_minute})
         assessment = judged.assessment
+        if assessment.action is not Action.ALLOW or assessment.score > 0:
+            _keep(unit, subject, judged)
         if assessment.action is Action.RATE_LIMIT:
             return _limited(per_minute, assessment.retry_after_s, assessment.guard)
         refused = risk_engine.refusal(judged)
@@ -126,6 +132,21 @@ def count_call(unit: Unit, client: int, per_minute: int) -> Problem | None:
         return _limited(per_minute, PARTNER_RATE_WINDOW_S, FLOOR_RULE)
     risk_features.observe(unit, Observation(unit.now, Signal.PARTNER_CALL, (key,), ()))
     return None
+
+
+def _keep(unit: Unit, subject: Subject, judged: Judged) -> None:
+    """The decision's record, unless one was kept for the client in the last minute: a client
+    hammering past its limit costs one record (and one `risk_decision` log line) a minute, not
+    one a call; every call is refused all the same."""
+    since = unit.now - PARTNER_RATE_WINDOW_S
+    latest = unit.session.scalar(
+        select(RiskDecisionKey.at)
+        .where(RiskDecisionKey.key == str(subject.client))
+        .order_by(RiskDecisionKey.decision_id.desc())
+        .limit(1)
+    )
+    if latest is None or latest <= since:
+        risk_engine.record(unit, subject, judged)
 
 
 def _limited(per_minute: int, wait: int, rule: str | None) -> Problem:
