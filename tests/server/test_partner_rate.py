@@ -8,7 +8,6 @@ limit; and the count holds across two server processes, on PostgreSQL's counters
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,8 +24,8 @@ from duopass.policy import DEFAULT_POLICY
 from duopass.server.partners.guard import FLOOR_RULE
 from tests.redis import redis_url_fixture  # noqa: F401
 from tests.server.conftest import _postgres_database, _sqlite_database
-from tests.server.harness import ADMIN_PASSWORD, Admin, running_server
-from tests.server.partners import make_client, token
+from tests.server.harness import Admin, running_server
+from tests.server.partners import console_page, make_client, token
 
 CLOCKED_SQLITE = pytest.mark.parametrize("clocked_server", ["sqlite"], indirect=True)
 GUARD = "partner_rate_limit"
@@ -45,19 +44,6 @@ def _decisions(admin: Admin) -> list[dict[str, Any]]:
     answer = admin.http.get("/v1/admin/risk", params={"point": "partner_call"}, headers=admin.auth)
     assert answer.status_code == 200, answer.text
     return list(answer.json()["decisions"]["items"])
-
-
-def _console_risk_page(http: httpx.Client) -> str:
-    """The console's risk page, as an admin signed in through the console's form sees it."""
-    form = http.get("/console/login")
-    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
-    assert csrf is not None, form.text
-    body = {"login": "admin", "password": ADMIN_PASSWORD, "csrf": csrf.group(1)}
-    signed_in = http.post("/console/login", data=body)
-    assert signed_in.status_code in (200, 303), signed_in.text
-    page = http.get("/console/risk")
-    assert page.status_code == 200, page.text
-    return page.text
 
 
 @CLOCKED_SQLITE
@@ -84,7 +70,7 @@ def test_past_its_limit_a_client_meets_the_risk_engines_guard_on_the_risk_page(
     clock.advance(1)
     assert _redeem(server.http, access).json()["code"] == "not_found"  # slid out of it
     with httpx.Client(base_url=server.url, timeout=30) as browser:
-        page = _console_risk_page(browser)
+        page = console_page(browser, "/console/risk")
     assert GUARD in page and "partner_call" in page and f"client:{client['id']}" in page
 
 

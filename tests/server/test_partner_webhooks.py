@@ -19,7 +19,7 @@ from duopass.server.partners.delivery import _Job, send
 from duopass.server.store.tables import Holder
 from tests.server.conftest import _sqlite_database
 from tests.server.harness import Admin, Running, running_server
-from tests.server.partners import make_client, token
+from tests.server.partners import console_page, make_client, token
 from tests.server.ticketing import HOUR, OnSale, TicketWallet, event_on_sale, ticket_wallet
 from tests.server.webhook_receiver import Receiver
 from tests.server.webhooks import alert, client_fixture, deliver, hook, receiver_fixture
@@ -116,6 +116,9 @@ def test_a_partners_endpoint_takes_its_own_events_tickets_only(trusting, client)
         assert "secret" not in listed[0]
         everyone = http.get("/v1/admin/webhooks", headers=admin.auth).json()["items"]
         assert len(everyone) == 3  # the card office sees every endpoint
+        with httpx.Client(base_url=server.url, timeout=30) as browser:
+            page = console_page(browser, "/console/webhooks")
+        assert f"合作方自己的（客户端 {mine_id}）" in page  # the console speaks Chinese first
         revoked = admin.post(f"/v1/admin/partners/{mine_id}/revoke", {})
         assert revoked.status_code == 200, revoked.text
         _bought(fan, gig)
