@@ -209,5 +209,10 @@ def get_holder(holder_id: HolderId, partner: AccountReader, ctx: Ctx) -> dict[st
 # as they are, as it takes every router's: `include_router` would defer them past the OpenAPI
 # problems `openapi.document` adds)
 router.routes.extend(
-    webhooks.build("/v1/partner/webhooks", ["partner"], partner_for(Scope.WEBHOOKS_MANAGE)).routes
+    webhooks.build(
+        "/v1/partner/webhooks",
+        ["partner"],
+        partner_for(Scope.WEBHOOKS_MANAGE),
+        partner_example=2,
+    ).routes
 )

@@ -110,12 +110,16 @@ class RotateIn(BaseModel):
     )
 
 
-def build(prefix: str, tags: list[str], who: Callable[..., Any]) -> APIRouter:
+def build(
+    prefix: str, tags: list[str], who: Callable[..., Any], *, partner_example: int | None = None
+) -> APIRouter:
     """The webhook routes under `prefix` for the callers `who` admits: an admin (every
-    endpoint) or a partner client (`Partner`: its own)."""
+    endpoint) or a partner client (`Partner`: its own; `partner_example` its id in the
+    OpenAPI examples)."""
     router = APIRouter(prefix=prefix, tags=list(tags))
-    _endpoints(router, who)
-    _states(router, who)
+    example = _ENDPOINT_EXAMPLE | {"partner": partner_example}
+    _endpoints(router, who, example)
+    _states(router, who, example)
     _log(router, who)
     return router
 
@@ -125,13 +129,13 @@ def owner(caller: Any) -> int | None:
     return caller.id if isinstance(caller, Partner) else None
 
 
-def _endpoints(router: APIRouter, who: Callable[..., Any]) -> None:
+def _endpoints(router: APIRouter, who: Callable[..., Any], example: dict[str, Any]) -> None:
     @router.post(
         "",
         status_code=201,
         responses={
             **problems(409, 422),
-            201: _json(_ENDPOINT_EXAMPLE | {"secret": _SECRET_EXAMPLE}),
+            201: _json(example | {"secret": _SECRET_EXAMPLE}),
         },
     )
     def create(body: EndpointIn, caller: Annotated[Any, Depends(who)], ctx: Ctx) -> dict[str, Any]:
@@ -153,7 +157,7 @@ def _endpoints(router: APIRouter, who: Callable[..., Any]) -> None:
 
         return ctx.run(made)
 
-    @router.get("", responses={200: _json({"items": [_ENDPOINT_EXAMPLE]})})
+    @router.get("", responses={200: _json({"items": [example]})})
     def listing(caller: Annotated[Any, Depends(who)], ctx: Ctx) -> dict[str, Any]:
         """Every endpoint, oldest first (never a secret)."""
         return ctx.run(
@@ -165,7 +169,7 @@ def _endpoints(router: APIRouter, who: Callable[..., Any]) -> None:
             }
         )
 
-    @router.get("/{endpoint_id}", responses={**problems(404), 200: _json(_ENDPOINT_EXAMPLE)})
+    @router.get("/{endpoint_id}", responses={**problems(404), 200: _json(example)})
     def one(
         endpoint_id: EndpointId, caller: Annotated[Any, Depends(who)], ctx: Ctx
     ) -> dict[str, Any]:
@@ -176,7 +180,7 @@ def _endpoints(router: APIRouter, who: Callable[..., Any]) -> None:
         )
 
 
-def _states(router: APIRouter, who: Callable[..., Any]) -> None:
+def _states(router: APIRouter, who: Callable[..., Any], example: dict[str, Any]) -> None:
     @router.post("/{endpoint_id}/disable", responses=problems(404))
     def disable(
         endpoint_id: EndpointId, caller: Annotated[Any, Depends(who)], ctx: Ctx
@@ -204,8 +208,7 @@ def _states(router: APIRouter, who: Callable[..., Any]) -> None:
         responses={
             **problems(404),
             200: _json(
-                _ENDPOINT_EXAMPLE
-                | {"previous_secret_until": 1_796_086_400, "secret": _SECRET_EXAMPLE}
+                example | {"previous_secret_until": 1_796_086_400, "secret": _SECRET_EXAMPLE}
             ),
         },
     )
