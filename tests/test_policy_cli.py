@@ -15,7 +15,7 @@ def test_check_prints_the_packaged_policy():
     done = CliRunner().invoke(app, ["policy", "check", str(DEFAULT_POLICY)])
     assert done.exit_code == 0, done.output
     lines = done.output.splitlines()
-    assert lines[0] == "version 2026-12-06.3"
+    assert lines[0] == "version 2026-12-06.4"
     assert lines[1] == f"sha256  {hashlib.sha256(DEFAULT_POLICY.read_bytes()).hexdigest()}"
     assert lines[2] == "  1. deny_after_event: deny when time.to_end_s <= 0"
     assert "  8. step_up_near_doors_off_site: step_up [totp, email_otp, passkey] when " \

@@ -42,6 +42,7 @@ POINTS: Final = (
     "top_up",
     "refund",
     "journal",
+    "partner_call",
 )
 """Where the server asks the policy (docs/policy.md, the risk document)."""
 
@@ -85,6 +86,7 @@ FEATURE_NAMES: Final = (
     "installation.account_attempt.distinct_account.1d",
     "device.age_s",
     "account.age_s",
+    "client.partner_call.1m",
 )
 """Every feature the risk document carries (`duopass.risk.points` reads them by point); added
 to, never renamed: stored decisions name them."""
@@ -100,10 +102,13 @@ REQUEST_FIELDS: Final[Mapping[str, type]] = {
     "staff": bool,
     "allowlisted": bool,
     "device": bool,
+    "calls_per_minute": int,
 }
 """`request.amount`: minor units of a top-up or refund, else 0; `request.staff`: a staff
 member's request; `request.allowlisted`: from a network the settings keep from being throttled
-as one (a campus NAT); `request.device`: a sign-in by an enrolled device's key (no password)."""
+as one (a campus NAT); `request.device`: a sign-in by an enrolled device's key (no password);
+`request.calls_per_minute`: at `partner_call`, the calling partner client's own limit (set
+when it was made), else 0."""
 
 SCORE_MAX: Final = 100
 
@@ -178,6 +183,7 @@ def risk_document(
         age = features.get(name)
         values[name] = -1 if age is None else int(age)
     facts: dict[str, Any] = {"amount": 0, "staff": False, "allowlisted": False, "device": False}
+    facts["calls_per_minute"] = 0
     for key, value in request.items():
         kind = REQUEST_FIELDS.get(key)
         if kind is None or type(value) is not kind:

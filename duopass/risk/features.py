@@ -69,6 +69,8 @@ class KeyKind(StrEnum):
     digest: one phone's app, whatever accounts it signs in to. Client-chosen, so a signal (a
     careless farm or tout shows), never proof (a careful one sends none, or a new one each time).
     A device key (`DEVICE`) cannot say this: a key is enrolled on one account only."""
+    CLIENT = "client"
+    """A partner's OAuth client, by its row id (`partner_clients.id`)."""
 
 
 class Signal(StrEnum):
@@ -90,6 +92,8 @@ class Signal(StrEnum):
     """An installation offered for an account (a sign-in by password or device key, a device
     enrolment), whatever came of it: per installation, paired installation -> account (how
     many accounts one phone tries)."""
+    PARTNER_CALL = "partner_call"
+    """A partner's call admitted (a token granted included): per client, for its rate limit."""
 
 
 @dataclass(frozen=True, order=True)

@@ -49,6 +49,7 @@ class Point(StrEnum):
     TOP_UP = "top_up"
     REFUND = "refund"
     JOURNAL = "journal"
+    PARTNER_CALL = "partner_call"
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ class Subject:
     event: Key | None = None
     installation: Key | None = None
     """The wallet installation the request says it comes from (`KeyKind.INSTALLATION`)."""
+    client: Key | None = None
+    """The partner client calling (`KeyKind.CLIENT`)."""
 
     @property
     def network(self) -> Key | None:
@@ -72,7 +75,7 @@ class Subject:
     def keys(self) -> list[str]:
         """Its keys as stores name them, for a decision record."""
         found = [self.account, self.device, self.network, self.terminal, self.venue, self.event]
-        found.append(self.installation)
+        found += [self.installation, self.client]
         address = None if self.address is None else f"address:{self.address}"
         return [str(key) for key in found if key is not None] + ([address] if address else [])
 
@@ -116,6 +119,8 @@ def queries(point: Point, subject: Subject) -> list[Query]:
         found += [Count(account, _FAIL, _H), Count(account, _FAIL, _D)]
     elif point is Point.JOURNAL:
         found += _journal(subject)
+    elif point is Point.PARTNER_CALL and subject.client is not None:
+        found.append(Count(subject.client, Signal.PARTNER_CALL, _M))
     elif point in (Point.TOP_UP, Point.REFUND) and account is not None:
         if point is Point.TOP_UP:
             found += [Count(account, Signal.TOP_UP, _H), Count(account, Signal.TOP_UP, _D)]

@@ -72,6 +72,9 @@ WEBHOOK_URL_CHARS_MAX: Final = 2000
 """Longest webhook endpoint URL (what browsers and proxies reliably carry)."""
 WEBHOOK_ENDPOINTS_MAX: Final = 50
 """Most webhook endpoints enabled at once: every event reads them all in its transaction."""
+PARTNER_WEBHOOKS_MAX: Final = 5
+"""Webhook endpoints one partner client may have enabled (its own, `webhooks:manage`), besides
+the card office's `WEBHOOK_ENDPOINTS_MAX`."""
 WEBHOOK_DESCRIPTION_CHARS_MAX: Final = 200
 WEBHOOK_OVERLAP_S_MAX: Final = 7 * 86_400
 """Longest time an endpoint's previous secret still signs after a rotation."""

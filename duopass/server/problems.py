@@ -85,6 +85,7 @@ class ProblemCode(StrEnum):
     URL_NOT_HTTP = "url_not_http"
     URL_TOO_LONG = "url_too_long"
     URL_MALFORMED = "url_malformed"
+    URL_NOT_PUBLIC = "url_not_public"
     TOO_MANY_WEBHOOKS = "too_many_webhooks"
     PARTNER_RATE_LIMITED = "partner_rate_limited"
     INSUFFICIENT_SCOPE = "insufficient_scope"
@@ -162,6 +163,7 @@ STATUS = {
     ProblemCode.URL_NOT_HTTP: 422,
     ProblemCode.URL_TOO_LONG: 422,
     ProblemCode.URL_MALFORMED: 422,
+    ProblemCode.URL_NOT_PUBLIC: 422,
     ProblemCode.TOO_MANY_WEBHOOKS: 409,
     ProblemCode.PARTNER_RATE_LIMITED: 429,
     ProblemCode.INSUFFICIENT_SCOPE: 403,

@@ -147,6 +147,12 @@ class Settings(BaseSettings):
     """Whether this process sends webhooks (`partners.delivery`); off, what events queue waits
     for a process that does (tests drive `deliver_once` themselves)."""
 
+    partner_webhooks_private: bool = False
+    """Whether a partner's own webhook endpoints may be `http://` and on loopback, private or
+    link-local addresses (tests; a card office whose partners sit on its own network). Off, a
+    partner cannot make the server post into the campus network: its URL is `https://` on a
+    host that is no such address, checked again, resolved, at every delivery."""
+
     risk_engine: bool = True
     """Whether the risk engine counts and judges (features recorded, guards acting, decision
     records written); off only to measure what it costs (`bench/risk.py`: `DUOPASS_RISK_ENGINE=0`):

@@ -39,6 +39,7 @@ def test_the_packaged_policy_has_signals_and_guards_and_one_pin():
         "cloned_key_at_tills",
         "impossible_travel",
         "terminal_misreporting",
+        "partner_rate_limit",
     ]
     assert {w.name for w in policy.weights} >= {"network_stuffing", "reissue_many_devices"}
     described = policy.describe()
@@ -168,6 +169,7 @@ def test_the_risk_document_is_every_feature_and_checked():
         "staff": True,
         "allowlisted": False,
         "device": False,
+        "calls_per_minute": 0,
     }
     for wrong in (
         lambda: risk_document("gate", {}, {}),

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 import httpx
 
-from tests.server.harness import Admin
+from tests.server.harness import ADMIN_PASSWORD, Admin
 
-__all__ = ["basic", "make_client", "token"]
+__all__ = ["basic", "console_page", "make_client", "token"]
 
 
 def make_client(admin: Admin, scopes: list[str], **fields: Any) -> dict[str, Any]:
@@ -30,3 +31,16 @@ def token(http: httpx.Client, client: dict[str, Any], **form: str) -> httpx.Resp
         data={"grant_type": "client_credentials", **form},
         headers=basic(client["client_id"], client["client_secret"]),
     )
+
+
+def console_page(http: httpx.Client, path: str) -> str:
+    """A console page as the admin signed in through the console's own form sees it."""
+    form = http.get("/console/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf is not None, form.text
+    body = {"login": "admin", "password": ADMIN_PASSWORD, "csrf": csrf.group(1)}
+    signed_in = http.post("/console/login", data=body)
+    assert signed_in.status_code in (200, 303), signed_in.text
+    page = http.get(path)
+    assert page.status_code == 200, page.text
+    return page.text

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import time
 
+from sqlalchemy import select
+
+from duopass.server.store.tables import Holder
 from tests.server.harness import SQLITE_ONLY
 from tests.server.partners import make_client, token
 from tests.server.ticketing import HOUR, OnSale, ticket_wallet
@@ -48,8 +51,11 @@ def test_a_partner_sells_reads_and_checks_in_on_its_own_event_only(server):
     fan.sync()
     read = http.get(f"/v1/partner/orders/{code}", headers=mine)
     assert read.status_code == 200, read.text
+    fan_id = server.ctx.run(
+        lambda unit: unit.session.scalars(select(Holder.id).where(Holder.login == "fan")).one()
+    )
     assert read.json()["ticket_states"] == [
-        {"sub": sub, "state": "valid", "gen": 0, "event": "gig"}
+        {"sub": sub, "state": "valid", "gen": 0, "event": "gig", "holder": fan_id}
     ]
     assert http.get(f"/v1/partner/orders/{code}", headers=other).json()["code"] == "not_found"
     listed = http.get("/v1/partner/events", headers=mine).json()["items"]

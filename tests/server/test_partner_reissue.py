@@ -64,7 +64,7 @@ def test_a_partner_asks_and_the_holder_steps_up_in_their_wallet(clocked_server, 
         "step_up_partner",
         "step_up",
     )
-    assert (body["sub"], body["gen"]) == (sub, 0) and body["policy"]["version"] == "2026-12-06.3"
+    assert (body["sub"], body["gen"]) == (sub, 0) and body["policy"]["version"] == "2026-12-06.4"
     request_id = body["request_id"]
     shown = f"/v1/partner/reissues/{request_id}"
     assert http.get(shown, headers=other).json()["code"] == "not_found"

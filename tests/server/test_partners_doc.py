@@ -1,7 +1,7 @@
-"""docs/partners.md's OAuth walk-through runs as printed: its ```bash blocks, in order, through
-bash with `set -e` in a scratch directory, against a real server on 127.0.0.1 (the port and the
-admin's password the only text replaced); then what they printed and what the server holds say
-each step did what the page says."""
+"""docs/partners.md's OAuth walk-through (and its holders-and-webhooks sequel) runs as printed:
+its ```bash blocks, in order, through bash with `set -e` in a scratch directory, against a real
+server on 127.0.0.1 (the port and the admin's password the only text replaced); then what they
+printed and what the server holds say each step did what the page says."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_the_oauth_curl_commands_of_the_partners_page_work(server, tmp_path):
     assert token["scope"] == "checkin:redeem tickets:issue tickets:read"
     assert f'"issuer":"{server.url}"' in out and '"alg":"ES256"' in out
     codes = re.findall(r'"code":"([a-z_]+)"', out)
-    assert codes == ["not_found", "insufficient_scope", "unauthenticated"]
+    assert codes == ["not_found", "insufficient_scope", "unauthenticated", "not_found"]
     assert out.count('"error":"invalid_client"') == 1
     assert out.count('"client_secret":"dpsec_') == 2  # created, rotated
     order = json.loads((tmp_path / "order.json").read_text())
@@ -54,4 +54,16 @@ def test_the_oauth_curl_commands_of_the_partners_page_work(server, tmp_path):
     assert partners == [{"partner": client["client_id"], "currency": "CNY"} | owed]
     admin = server.admin()
     listed = server.http.get("/v1/admin/partners", headers=admin.auth).json()["items"]
-    assert [(c["client_id"], c["state"]) for c in listed] == [(client["client_id"], "revoked")]
+    gig = json.loads((tmp_path / "gig.json").read_text())
+    assert [(c["client_id"], c["state"]) for c in listed] == [
+        (client["client_id"], "revoked"),
+        (gig["client_id"], "active"),
+    ]
+    hook = json.loads((tmp_path / "gig-hook.json").read_text())  # the platform's own endpoint
+    assert (hook["partner"], hook["event_types"]) == (
+        gig["id"],
+        ["ticket.checked_in", "ticket.issued"],
+    )
+    assert out.count('"secret":"whsec_') == 2  # the endpoint created, its secret rotated
+    everyone = server.http.get("/v1/admin/webhooks", headers=admin.auth).json()["items"]
+    assert [(e["id"], e["partner"]) for e in everyone] == [(hook["id"], gig["id"])]

@@ -115,7 +115,7 @@ def test_the_policy_and_every_version_are_public(server):
     shown = server.http.get("/v1/policy")
     assert shown.status_code == 200
     body = shown.json()
-    assert body["version"] == "2026-12-06.3" and body["inputs_schema"] == 1
+    assert body["version"] == "2026-12-06.4" and body["inputs_schema"] == 1
     assert body["sha256"] == hashlib.sha256(DEFAULT_POLICY.read_bytes()).hexdigest()
     assert [rule["name"] for rule in body["rules"]][::9] == ["deny_after_event", "allow_default"]
     assert body["rules"][4]["factors"] == ["totp", "email_otp", "passkey"]
@@ -141,7 +141,7 @@ def test_a_decision_is_recorded_and_replays_the_same(server):
     assert row == decisions.canonical(inputs).decode()
     done = replay(server, index)
     assert done.exit_code == 0, done.output
-    assert "reissue decided allow by rule allow_default under policy 2026-12-06.3" in done.output
+    assert "reissue decided allow by rule allow_default under policy 2026-12-06.4" in done.output
     assert "replayed: allow by rule allow_default: same as recorded" in done.output
     not_one = replay(server, 0)  # the ledger's first entry
     assert not_one.exit_code == 2 and "is not a decision" in not_one.output
@@ -186,7 +186,7 @@ def test_replay_of_an_old_entry_uses_the_old_version_after_the_file_changed(pinn
 
     before = replay(pinned, old)
     assert before.exit_code == 0, before.output
-    assert f"under policy 2026-12-06.3 (sha256 {old_sha})" in before.output
+    assert f"under policy 2026-12-06.4 (sha256 {old_sha})" in before.output
     assert "replayed: allow by rule allow_default: same as recorded" in before.output
     after = replay(pinned, new)
     assert after.exit_code == 0, after.output

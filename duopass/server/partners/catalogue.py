@@ -69,6 +69,13 @@ def order(session: Session, partner_id: int, code: str) -> dict[str, Any]:
     held = session.scalars(select(Ticket).where(Ticket.order_id == row.id).order_by(Ticket.id))
     return orders.describe(session, row) | {
         "ticket_states": [
-            {"sub": t.sub, "state": t.state, "gen": t.gen, "event": t.event_id} for t in held
+            {
+                "sub": t.sub,
+                "state": t.state,
+                "gen": t.gen,
+                "event": t.event_id,
+                "holder": t.holder_id,
+            }
+            for t in held
         ]
     }

@@ -1,4 +1,5 @@
-"""The delivery log of an endpoint, as admins read it: its messages newest first, each with
+"""The delivery log of an endpoint, as admins read it (and a partner its own endpoint's:
+`partner`, as in `endpoints`): its messages newest first, each with
 where it stands (pending, delivered, failed), its attempts (when, the answer's status or the
 error), and a manual retry of a message that failed.
 
@@ -32,10 +33,16 @@ PURGE_BATCH = 1000
 
 
 def listing(
-    session: Session, endpoint_id: int, *, state: str | None, limit: int, cursor: str | None
+    session: Session,
+    endpoint_id: int,
+    *,
+    state: str | None,
+    limit: int,
+    cursor: str | None,
+    partner: int | None = None,
 ) -> dict[str, Any]:
     """The endpoint's messages newest first, a page at a time, with their attempts."""
-    endpoints.one(session, endpoint_id)
+    endpoints.one(session, endpoint_id, partner=partner)
     name = f"webhook-deliveries-{endpoint_id}-{state or 'all'}"
     key = paging.read_cursor(cursor, name, (int,))
     query = select(WebhookMessage).where(WebhookMessage.endpoint_id == endpoint_id)
@@ -66,9 +73,12 @@ def _attempts(session: Session, ids: Sequence[int]) -> dict[int, list[WebhookAtt
     return found
 
 
-def retry(unit: Unit, endpoint_id: int, message_id: int) -> dict[str, Any]:
+def retry(
+    unit: Unit, endpoint_id: int, message_id: int, *, partner: int | None = None
+) -> dict[str, Any]:
     """Send a failed message again (a pending one: at once)."""
     session = unit.session
+    endpoints.one(session, endpoint_id, partner=partner)
     row = session.get(WebhookMessage, message_id, with_for_update=True)
     if row is None or row.endpoint_id != endpoint_id:
         raise Problem(ProblemCode.NOT_FOUND, "no such message for this endpoint")

@@ -63,6 +63,8 @@ class _Job:
     payload: str
     url: str
     secrets: tuple[bytes, ...]
+    public_only: bool = False
+    """A partner's endpoint: sent only to a public address (`endpoints.not_public`)."""
 
 
 @dataclass(frozen=True)
@@ -153,11 +155,17 @@ def _next(unit: Unit, *, endpoint_id: int, owner: str) -> _Job | None:
     if message is None or message.next_at > unit.now:
         return None
     signing = tuple(endpoints.secrets(unit.keyring, endpoint, unit.now))
-    return _Job(message.id, message.webhook_id, message.payload, endpoint.url, signing)
+    public = endpoint.partner_id is not None and not unit.settings.partner_webhooks_private
+    return _Job(message.id, message.webhook_id, message.payload, endpoint.url, signing, public)
 
 
 def send(client: httpx.Client, job: _Job, *, stamp: Clock) -> Sent:
-    """One attempt: POST the body, signed with every secret that signs now."""
+    """One attempt: POST the body, signed with every secret that signs now (to a partner's
+    endpoint, only if its host resolves to public addresses alone)."""
+    if job.public_only:
+        why = endpoints.not_public(job.url, resolve=True)
+        if why is not None:
+            return Sent(None, why)
     at = datetime.fromtimestamp(int(stamp()), UTC)
     body = job.payload.encode()
     signature = " ".join(Webhook(secret).sign(job.webhook_id, at, body) for secret in job.secrets)

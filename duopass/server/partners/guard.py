@@ -7,11 +7,19 @@ Refusals: no token, or one that does not verify, or of a revoked or unknown clie
 `unauthenticated` with `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750 §3.1); a
 token without the route's scope: 403 `insufficient_scope` (with `error="insufficient_scope"`
 and the scope needed); past the client's `calls_per_minute`: 429 `partner_rate_limited` with
-`Retry-After` (the seconds left in its window).
+`Retry-After` (the guard's `retry_after_s`).
 
-The rate limit counts per client in the database (`partner_rates`: one row per client, a fixed
-window of `PARTNER_RATE_WINDOW_S`), so every server process shares one count. A refused call is
-not counted: the unit that refused rolls back.
+The rate limit is the risk engine's (`count_call`): each admitted call is counted as the signal
+`partner_call` of the client's key (`client:ID`) in the engine's shared counters (the database's,
+or Redis with `risk_store = "redis"`), so every server process shares one count; the call is
+judged at the point `partner_call` on `client.partner_call.1m` (the last 60 seconds, to the
+second) against `request.calls_per_minute`, the client's own limit. The packaged policy's guard
+`partner_rate_limit` refuses from the limit on (rate_limit, `retry_after_s` 60), its decision
+recorded as any risk decision (the console's risk page lists it), one a minute per client at
+most; a policy without a guard at `partner_call` does not lift the limit: the server refuses
+past it all the same (`FLOOR_RULE`).
+A refused call is not counted. With the risk engine off (`DUOPASS_RISK_ENGINE=0`, to measure its
+cost) nothing is counted and nothing limited.
 """
 
 from __future__ import annotations
@@ -19,20 +27,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from duopass.policy.guards import Action
+from duopass.risk import Key, KeyKind, Observation, Signal
+from duopass.risk.points import Judged, Point, Subject, judge, queries
 from duopass.server.context import AppContext
 from duopass.server.limits import PARTNER_RATE_WINDOW_S
 from duopass.server.logbook import Event, note
 from duopass.server.partners import clients, tokens
 from duopass.server.partners.clients import Scope
 from duopass.server.problems import Problem, ProblemCode
-from duopass.server.store.partners import PartnerRate
+from duopass.server.services import policy_store, risk_engine, risk_features
+from duopass.server.store.risk_keys import RiskDecisionKey
 from duopass.server.unit_of_work import Unit
 
-__all__ = ["Partner", "admit", "count_call", "issuer_of"]
+__all__ = ["FLOOR_RULE", "Partner", "admit", "count_call", "issuer_of"]
 
 INVALID_TOKEN = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+FLOOR_RULE = "calls_per_minute"
+"""What a refusal names when the active policy had no guard that refused the call, yet the
+client was at its limit: the client's own limit is the card office's, not the policy's."""
+CALLS = "client.partner_call.1m"
 
 
 @dataclass(frozen=True)
@@ -60,7 +75,7 @@ def admit(ctx: AppContext, token: str, *, issuer: str, scope: Scope, route: str)
     if claims is None:
         raise _unauthenticated("an invalid or expired access token")
 
-    def work(unit: Unit) -> Partner:
+    def work(unit: Unit) -> Partner | Problem:
         row = clients.by_client_id(unit.session, claims.client_id)
         if row is None or row.state != "active":
             raise _unauthenticated("the token's client is revoked")
@@ -73,7 +88,9 @@ def admit(ctx: AppContext, token: str, *, issuer: str, scope: Scope, route: str)
                     "WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope.value}"'
                 },
             )
-        count_call(unit, row.id, row.calls_per_minute)
+        refused = count_call(unit, row.id, row.calls_per_minute)
+        if refused is not None:
+            return refused  # its decision record commits; the call is not counted
         note(
             unit.session,
             Event.PARTNER_CALL,
@@ -84,25 +101,57 @@ def admit(ctx: AppContext, token: str, *, issuer: str, scope: Scope, route: str)
         )
         return Partner(row.id, row.client_id, frozenset(granted))
 
-    return ctx.run(work)
+    return ctx.run_refusable(work)
 
 
-def count_call(unit: Unit, client: int, per_minute: int) -> None:
-    """Count one call of `client` in its window; refuse it past `per_minute` in the window."""
-    session, now = unit.session, unit.now
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    fresh = {"client": client, "window_start": now, "calls": 0}
-    session.execute(dialect.insert(PartnerRate).values(fresh).on_conflict_do_nothing())
-    row = session.scalars(
-        select(PartnerRate).where(PartnerRate.client == client).with_for_update()
-    ).one()
-    if now - row.window_start >= PARTNER_RATE_WINDOW_S:
-        row.window_start, row.calls = now, 0
-    if row.calls >= per_minute:
-        wait = max(1, row.window_start + PARTNER_RATE_WINDOW_S - now)
-        raise Problem(
-            ProblemCode.PARTNER_RATE_LIMITED,
-            f"more than {per_minute} calls a minute: try again in {wait} s",
-            headers={"Retry-After": str(wait)},
-        )
-    row.calls += 1
+def count_call(unit: Unit, client: int, per_minute: int) -> Problem | None:
+    """Judge one call of `client` at the risk engine's point `partner_call` and count it; or,
+    past `per_minute` calls in the last minute, the refusal (429 `partner_rate_limited` with
+    `Retry-After`; a policy's deny or review as the engine refuses them), the call not counted.
+    The decision is recorded in the unit (at most one a minute per client: `_keep`), so the
+    caller returns the refusal for the unit to commit (`AppContext.run_refusable`)."""
+    if not unit.settings.risk_engine:
+        return None
+    key = Key(KeyKind.CLIENT, str(client))
+    subject = Subject(client=key)
+    asked = queries(Point.PARTNER_CALL, subject)
+    features = risk_features.store_for(unit).read(asked, now=unit.now)
+    calls = features[CALLS] or 0
+    if unit.pinned_policy is not None:  # else a context outside a served app: the count alone
+        policy = policy_store.current(unit)
+        judged = judge(policy, Point.PARTNER_CALL, features, {"calls_per_minute": per_minute})
+        assessment = judged.assessment
+        if assessment.action is not Action.ALLOW or assessment.score > 0:
+            _keep(unit, subject, judged)
+        if assessment.action is Action.RATE_LIMIT:
+            return _limited(per_minute, assessment.retry_after_s, assessment.guard)
+        refused = risk_engine.refusal(judged)
+        if refused is not None:
+            return refused
+    if calls >= per_minute:
+        return _limited(per_minute, PARTNER_RATE_WINDOW_S, FLOOR_RULE)
+    risk_features.observe(unit, Observation(unit.now, Signal.PARTNER_CALL, (key,), ()))
+    return None
+
+
+def _keep(unit: Unit, subject: Subject, judged: Judged) -> None:
+    """The decision's record, unless one was kept for the client in the last minute: a client
+    hammering past its limit costs one record (and one `risk_decision` log line) a minute, not
+    one a call; every call is refused all the same."""
+    since = unit.now - PARTNER_RATE_WINDOW_S
+    latest = unit.session.scalar(
+        select(RiskDecisionKey.at)
+        .where(RiskDecisionKey.key == str(subject.client))
+        .order_by(RiskDecisionKey.decision_id.desc())
+        .limit(1)
+    )
+    if latest is None or latest <= since:
+        risk_engine.record(unit, subject, judged)
+
+
+def _limited(per_minute: int, wait: int, rule: str | None) -> Problem:
+    return Problem(
+        ProblemCode.PARTNER_RATE_LIMITED,
+        f"more than {per_minute} calls a minute ({rule}): try again in {wait} s",
+        headers={"Retry-After": str(max(1, wait))},
+    )

@@ -12,6 +12,11 @@ Rows are written under the ledger's append lock (`tlog.size(lock=True)`, which e
 takes anyway), so their ids follow commit order across processes: the order an endpoint gets
 its messages in. The body is JSON `{type, timestamp, data}`, fixed when written (every retry
 sends the same bytes), with no personal data: tickets by their public `sub`, alerts by id.
+
+A partner client's own endpoint (`webhook_endpoints.partner_id`) takes an event only when it is
+about one of that partner's events (`events.partner_id` of the data's `event`: the ticket
+events; never an alert or a settled day), and nothing once the client is revoked; the card
+office's endpoints take every event they subscribe to, partners' events' included.
 """
 
 from __future__ import annotations
@@ -40,7 +45,14 @@ _SUBSCRIBERS = "webhook_subscribers"
 WEBHOOK_ID_BYTES = 16
 # on the driver (`store.sql`): an event on a hot path (a gate's scan) pays some 50 us for the
 # read, where the ORM's costs five times that (241 us, measured on SQLite)
-_SUBSCRIBED = sql.statement("SELECT id, event_types FROM webhook_endpoints WHERE state = 'enabled'")
+_SUBSCRIBED = sql.statement(
+    "SELECT e.id, e.event_types, e.partner_id FROM webhook_endpoints e "
+    "LEFT JOIN partner_clients c ON c.id = e.partner_id "
+    "WHERE e.state = 'enabled' AND (e.partner_id IS NULL OR c.state = 'active')"
+)
+_OWNER = sql.statement("SELECT partner_id FROM events WHERE id = :id")
+_OWNERS = "webhook_event_owners"
+"""`session.info` key: the partner owning each event id read in this transaction."""
 _INSERT = sql.statement(
     "INSERT INTO webhook_messages (endpoint_id, webhook_id, event_type, payload, created_at, "
     "state, attempts, next_at, give_up_at) VALUES (:endpoint_id, :webhook_id, :event_type, "
@@ -91,7 +103,12 @@ def emit(unit: Unit, event: WebhookEvent, data: Mapping[str, Any]) -> int:
     """Queue `event` for every enabled endpoint subscribed to it, in the unit's transaction;
     returns how many messages that made."""
     session = unit.session
-    endpoints = [id_ for id_, types in _subscribers(session) if event.value in types]
+    wanted = event.value
+    subscribed = [(id_, owner) for id_, types, owner in _subscribers(session) if wanted in types]
+    if any(owner is not None for _, owner in subscribed):
+        partner = _partner_of(session, data.get("event"))
+        subscribed = [(id_, owner) for id_, owner in subscribed if owner in (None, partner)]
+    endpoints = [id_ for id_, _ in subscribed]
     if not endpoints:
         return 0
     tlog.size(session, lock=True)  # ids in commit order (held by the event's append already)
@@ -108,10 +125,22 @@ def emit(unit: Unit, event: WebhookEvent, data: Mapping[str, Any]) -> int:
     return len(endpoints)
 
 
-def _subscribers(session: Session) -> list[tuple[int, frozenset[str]]]:
-    found: list[tuple[int, frozenset[str]]] | None = session.info.get(_SUBSCRIBERS)
+def _subscribers(session: Session) -> list[tuple[int, frozenset[str], int | None]]:
+    found: list[tuple[int, frozenset[str], int | None]] | None = session.info.get(_SUBSCRIBERS)
     if found is None:
         rows = sql.raw(session).all(_SUBSCRIBED, {})
-        found = [(id_, frozenset(json.loads(types))) for id_, types in rows]
+        found = [(id_, frozenset(json.loads(types)), owner) for id_, types, owner in rows]
         session.info[_SUBSCRIBERS] = found
     return found
+
+
+def _partner_of(session: Session, event_id: object) -> int | None:
+    """The partner client owning the event `event_id` (None: the card office's, or no event:
+    an alert, a settled day), read once per event a transaction."""
+    if not isinstance(event_id, str):
+        return None
+    owners: dict[str, int | None] = session.info.setdefault(_OWNERS, {})
+    if event_id not in owners:
+        row = sql.raw(session).one(_OWNER, {"id": event_id})
+        owners[event_id] = None if row is None else row[0]
+    return owners[event_id]

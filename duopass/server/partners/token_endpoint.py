@@ -5,8 +5,9 @@ then base64) or by the form (`client_secret_post`), never both; `grant_type`
 absent). Errors are RFC 6749 §5.2's: `invalid_request` (a parameter missing, repeated or too
 long, two authentication methods), `invalid_client` (unknown client, wrong secret, revoked:
 one answer for all, 401 with `WWW-Authenticate`), `unsupported_grant_type`, `invalid_scope`.
-A token granted counts as a call against the client's rate limit (`guard.count_call`): past it,
-429 `partner_rate_limited` (a problem document: RFC 6749 has no error for it).
+A token granted counts as a call against the client's rate limit (`guard.count_call`, the risk
+engine's): past it, 429 `partner_rate_limited` (a problem document: RFC 6749 has no error for
+it), returned rather than raised so that its decision record commits.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from urllib.parse import unquote_plus
 
 from duopass.server.limits import OAUTH_FIELD_CHARS_MAX, PARTNER_TOKEN_LIFETIME_S
 from duopass.server.partners import clients, guard, tokens
+from duopass.server.problems import Problem
 from duopass.server.unit_of_work import Unit
 
 __all__ = ["OAuthError", "TokenRequest", "grant", "parse"]
@@ -104,15 +106,18 @@ def _scopes(asked: str | None, granted: frozenset[str]) -> frozenset[str]:
     return wanted
 
 
-def grant(unit: Unit, request: TokenRequest, *, issuer: str) -> dict[str, Any]:
-    """RFC 6749 §5.1's answer: a signed access token for the authenticated client."""
+def grant(unit: Unit, request: TokenRequest, *, issuer: str) -> dict[str, Any] | Problem:
+    """RFC 6749 §5.1's answer: a signed access token for the authenticated client; or the
+    refusal of a client past its rate limit, for `AppContext.run_refusable`."""
     client = clients.authenticate(unit, request.client_id, request.client_secret)
     if client is None:
         raise OAuthError("invalid_client", "unknown client or wrong secret")
     if request.grant_type != "client_credentials":
         raise OAuthError("unsupported_grant_type", "only client_credentials")
     scopes = _scopes(request.scope, client.scopes)
-    guard.count_call(unit, client.id, client.calls_per_minute)
+    refused = guard.count_call(unit, client.id, client.calls_per_minute)
+    if refused is not None:
+        return refused
     token = tokens.mint(
         unit.keyring.oauth,
         issuer=issuer,

@@ -1,16 +1,16 @@
 """Partners' OAuth 2.0 clients (client credentials, RFC 6749 §4.4): who they are, the scopes
-they were granted, their hashed secrets (a previous one during a rotation's overlap), and the
-per-client call counter their rate limit reads."""
+they were granted and their hashed secrets (a previous one during a rotation's overlap). Their
+calls are counted by the risk engine's shared counters (`partners.guard`), not here."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import BigInteger, CheckConstraint, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from duopass.server.limits import PARTNER_NAME_CHARS_MAX
 from duopass.server.store.tables import Base
 
-__all__ = ["PartnerClient", "PartnerRate"]
+__all__ = ["PartnerClient"]
 
 
 class PartnerClient(Base):
@@ -35,12 +35,3 @@ class PartnerClient(Base):
     __table_args__ = (
         CheckConstraint("state IN ('active', 'revoked')", name="partner_client_state"),
     )
-
-
-class PartnerRate(Base):
-    """A client's calls in its current fixed window (`PARTNER_RATE_WINDOW_S`)."""
-
-    __tablename__ = "partner_rates"
-    client: Mapped[int] = mapped_column(ForeignKey("partner_clients.id"), primary_key=True)
-    window_start: Mapped[int] = mapped_column(BigInteger)
-    calls: Mapped[int] = mapped_column(Integer)

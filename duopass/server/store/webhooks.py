@@ -49,8 +49,12 @@ class WebhookEndpoint(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(32))
     """The delivery worker sending to it now (one at a time: the order per endpoint)."""
     lease_until: Mapped[int | None] = mapped_column(BigInteger)
+    partner_id: Mapped[int | None] = mapped_column(Integer)
+    """The partner client that owns it (`partner_clients.id`), which then takes only events
+    about that partner's own events; NULL: the card office's (every event)."""
     __table_args__ = (
         CheckConstraint("state IN ('enabled', 'disabled')", name="webhook_endpoint_state"),
+        Index("webhook_endpoints_partner", "partner_id"),
     )
 
 

@@ -14,6 +14,7 @@ from duopass.server.api.openapi import MEDIA_TYPE, problems
 from duopass.server.partners import guard, tokens
 from duopass.server.partners.clients import Scope
 from duopass.server.partners.token_endpoint import OAuthError, grant, parse
+from duopass.server.problems import Problem
 from duopass.server.unit_of_work import Unit
 
 router = APIRouter(tags=["oauth"])
@@ -109,10 +110,10 @@ async def token(request: Request, ctx: Ctx) -> JSONResponse:
         asked = parse(form, authorization)
         issuer = guard.issuer_of(ctx, str(request.base_url))
 
-        def work(unit: Unit) -> dict[str, Any]:
+        def work(unit: Unit) -> dict[str, Any] | Problem:
             return grant(unit, asked, issuer=issuer)
 
-        answer = ctx.run(work)
+        answer = ctx.run_refusable(work)
     except OAuthError as refusal:
         return _error(refusal)
     return JSONResponse(answer, headers=NO_STORE)

@@ -1,6 +1,8 @@
 """Routes partners call with an OAuth access token (docs/partners.md): their own events and
-ticket types (`tickets:issue`), and the state of those events' orders and tickets
-(`tickets:read`). Check-in is `/v1/checkin/redeem` with `checkin:redeem` (routes/checkin.py)."""
+ticket types (`tickets:issue`), the state of those events' orders and tickets (`tickets:read`),
+the holders of their tickets, narrowly (`accounts:read`), and their own webhook endpoints
+(`webhooks:manage`: the admins' webhook routes, `routes.webhooks.build`, on their own). Check-in
+is `/v1/checkin/redeem` with `checkin:redeem` (routes/checkin.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +12,11 @@ from fastapi import APIRouter, Depends, Path
 
 from duopass.server.api.deps import Ctx, Partner, partner_for
 from duopass.server.api.openapi import problems
+from duopass.server.api.params import Digits
+from duopass.server.api.routes import webhooks
 from duopass.server.api.routes.events import EventIn, TicketTypeIn
-from duopass.server.limits import ID_CHARS_MAX
-from duopass.server.partners import catalogue
+from duopass.server.limits import ID_CHARS_MAX, ROW_ID_MAX
+from duopass.server.partners import accounts, catalogue
 from duopass.server.partners.clients import Scope
 from duopass.server.services import events
 from duopass.server.unit_of_work import Unit
@@ -21,6 +25,8 @@ router = APIRouter(prefix="/v1/partner", tags=["partner"])
 
 Issuer = Annotated[Partner, Depends(partner_for(Scope.TICKETS_ISSUE))]
 Reader = Annotated[Partner, Depends(partner_for(Scope.TICKETS_READ))]
+AccountReader = Annotated[Partner, Depends(partner_for(Scope.ACCOUNTS_READ))]
+HolderId = Annotated[int, Path(ge=1, le=ROW_ID_MAX), Digits]
 EventId = Annotated[str, Path(max_length=ID_CHARS_MAX)]
 _TYPE: dict[str, Any] = {
     "id": 7,
@@ -154,6 +160,7 @@ def get_event(event_id: EventId, partner: Reader, ctx: Ctx) -> dict[str, Any]:
                         "state": "valid",
                         "gen": 0,
                         "event": "city-jazz-2026",
+                        "holder": 4182,
                     }
                 ]
             }
@@ -165,3 +172,47 @@ def get_order(
 ) -> dict[str, Any]:
     """An order of one of the partner's events: paid or cancelled, and each ticket's state."""
     return ctx.run(lambda unit: catalogue.order(unit.session, partner.id, code))
+
+
+@router.get(
+    "/holders/{holder_id}",
+    responses={
+        **problems(404),
+        200: _json(
+            {
+                "id": 4182,
+                "frozen": False,
+                "offline_suspended": False,
+                "lost_reported_at": None,
+                "tickets": [
+                    {
+                        "sub": "tk-mfrgg2lte4ytimrrga3q",
+                        "event": "city-jazz-2026",
+                        "ticket_type": "Standing",
+                        "order": "K7Q2M9XW",
+                        "state": "valid",
+                        "gen": 0,
+                    }
+                ],
+            }
+        ),
+    },
+)
+def get_holder(holder_id: HolderId, partner: AccountReader, ctx: Ctx) -> dict[str, Any]:
+    """A holder of the partner's tickets (the `holder` of its orders' `ticket_states`): those
+    tickets, and whether the account is frozen, suspended offline or has reported a phone lost.
+    Nothing else of the holder; one who holds none of the partner's tickets is `not_found`."""
+    return ctx.run(lambda unit: accounts.holder(unit.session, partner.id, holder_id))
+
+
+# the admins' webhook routes, for a partner's own endpoints (the app takes this router's routes
+# as they are, as it takes every router's: `include_router` would defer them past the OpenAPI
+# problems `openapi.document` adds)
+router.routes.extend(
+    webhooks.build(
+        "/v1/partner/webhooks",
+        ["partner"],
+        partner_for(Scope.WEBHOOKS_MANAGE),
+        partner_example=2,
+    ).routes
+)

@@ -112,7 +112,7 @@ _REQUEST: dict[str, Any] = {
     "rule": "step_up_partner",
     "factors": ["totp", "email_otp", "passkey"],
     "factor_done": None,
-    "policy": {"sha256": "4be1...07", "version": "2026-12-06.3"},
+    "policy": {"sha256": "4be1...07", "version": "2026-12-06.4"},
     "created_at": 1_796_000_000,
     "expires_at": 1_796_000_900,
     "finished_at": None,

@@ -25,7 +25,14 @@ router = APIRouter(prefix="/v1/admin/risk", tags=["card office"])
 
 ActionName = Literal["allow", "step_up", "review", "deny", "rate_limit", "suspend_offline"]
 PointName = Literal[
-    "sign_in", "device_enrolment", "wallet_sync", "reissue", "top_up", "refund", "journal"
+    "sign_in",
+    "device_enrolment",
+    "wallet_sync",
+    "reissue",
+    "top_up",
+    "refund",
+    "journal",
+    "partner_call",
 ]
 
 

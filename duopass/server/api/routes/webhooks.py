@@ -1,15 +1,22 @@
-"""Webhook endpoints, for admins: create one (its secret shown once), list them, disable and
-enable one, rotate its secret with an overlap, read its delivery log and retry a message that
-failed. What is sent, and how a receiver verifies it: docs/partners.md."""
+"""Webhook endpoints: create one (its secret shown once), list them, disable and enable one,
+rotate its secret with an overlap, read its delivery log and retry a message that failed. One
+set of routes (`build`) serves two owners: the card office's admins at /v1/admin/webhooks
+(every endpoint), and a partner client with `webhooks:manage` at /v1/partner/webhooks
+(routes/partner.py: its own endpoints only, ticket events of its own events only:
+`partners.endpoints`). What is sent, and
+how a receiver verifies it: docs/partners.md.
 
-from __future__ import annotations
+Not `from __future__ import annotations`: the routes are made in `build`, and FastAPI reads
+their parameters' annotations as objects (a string naming `build`'s dependency would not
+resolve)."""
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
-from duopass.server.api.deps import AdminCaller, Ctx
+from duopass.server.api.deps import Ctx, Partner, admin_caller
 from duopass.server.api.openapi import problems
 from duopass.server.api.params import Digits
 from duopass.server.api.routes.holders import Cursor, Limit
@@ -25,7 +32,7 @@ from duopass.server.partners import deliveries, endpoints
 from duopass.server.partners.outbox import WebhookEvent
 from duopass.server.unit_of_work import Unit
 
-router = APIRouter(prefix="/v1/admin/webhooks", tags=["webhooks"])
+__all__ = ["build", "router"]
 
 EndpointId = Annotated[int, Path(ge=1, le=ROW_ID_MAX), Digits]
 MessageId = Annotated[int, Path(ge=1, le=ROW_ID_MAX), Digits]
@@ -38,6 +45,7 @@ _ENDPOINT_EXAMPLE: dict[str, Any] = {
     "state": "enabled",
     "created_at": 1_796_000_000,
     "previous_secret_until": None,
+    "partner": None,
 }
 _DELIVERY_EXAMPLE: dict[str, Any] = {
     "id": 42,
@@ -82,7 +90,11 @@ class EndpointIn(BaseModel):
         "`url_not_http`, `url_too_long` or `url_malformed`",
         json_schema_extra={"maxLength": WEBHOOK_URL_CHARS_MAX},
     )
-    event_types: list[WebhookEvent] = Field(min_length=1, max_length=len(WebhookEvent))
+    event_types: list[WebhookEvent] = Field(
+        min_length=1,
+        max_length=len(WebhookEvent),
+        description="a partner's endpoint: the ticket.* types only (of its own events)",
+    )
     description: str = Field(
         default="", max_length=WEBHOOK_DESCRIPTION_CHARS_MAX, pattern=r"^[^\x00-\x1f\x7f]*$"
     )
@@ -98,117 +110,169 @@ class RotateIn(BaseModel):
     )
 
 
-@router.post(
-    "",
-    status_code=201,
-    responses={**problems(409, 422), 201: _json(_ENDPOINT_EXAMPLE | {"secret": _SECRET_EXAMPLE})},
-)
-def create(body: EndpointIn, caller: AdminCaller, ctx: Ctx) -> dict[str, Any]:
-    """A new endpoint, enabled. The answer's `secret` (`whsec_...`) is shown this once: the
-    receiver verifies every message with it (docs/partners.md)."""
+def build(
+    prefix: str, tags: list[str], who: Callable[..., Any], *, partner_example: int | None = None
+) -> APIRouter:
+    """The webhook routes under `prefix` for the callers `who` admits: an admin (every
+    endpoint) or a partner client (`Partner`: its own; `partner_example` its id in the
+    OpenAPI examples)."""
+    router = APIRouter(prefix=prefix, tags=list(tags))
+    example = _ENDPOINT_EXAMPLE | {"partner": partner_example}
+    _endpoints(router, who, example)
+    _states(router, who, example)
+    _log(router, who)
+    return router
 
-    def made(unit: Unit) -> dict[str, Any]:
-        row, secret = endpoints.create(
-            unit,
-            url=body.url,
-            event_types=body.event_types,
-            description=body.description,
-            by=caller.id,
+
+def owner(caller: Any) -> int | None:
+    """Whose endpoints the caller manages: None for an admin (every one), else the partner's."""
+    return caller.id if isinstance(caller, Partner) else None
+
+
+def _endpoints(router: APIRouter, who: Callable[..., Any], example: dict[str, Any]) -> None:
+    @router.post(
+        "",
+        status_code=201,
+        responses={
+            **problems(409, 422),
+            201: _json(example | {"secret": _SECRET_EXAMPLE}),
+        },
+    )
+    def create(body: EndpointIn, caller: Annotated[Any, Depends(who)], ctx: Ctx) -> dict[str, Any]:
+        """A new endpoint, enabled. The answer's `secret` (`whsec_...`) is shown this once: the
+        receiver verifies every message with it (docs/partners.md). A partner's endpoint takes
+        the ticket events of its own events only, on a public `https://` URL (`url_not_public`),
+        five enabled at most."""
+
+        def made(unit: Unit) -> dict[str, Any]:
+            row, secret = endpoints.create(
+                unit,
+                url=body.url,
+                event_types=body.event_types,
+                description=body.description,
+                by=caller.id,
+                partner=owner(caller),
+            )
+            return endpoints.describe(row, unit.now) | {"secret": secret}
+
+        return ctx.run(made)
+
+    @router.get("", responses={200: _json({"items": [example]})})
+    def listing(caller: Annotated[Any, Depends(who)], ctx: Ctx) -> dict[str, Any]:
+        """Every endpoint, oldest first (never a secret)."""
+        return ctx.run(
+            lambda unit: {
+                "items": [
+                    endpoints.describe(row, unit.now)
+                    for row in endpoints.listing(unit.session, partner=owner(caller))
+                ]
+            }
         )
-        return endpoints.describe(row, unit.now) | {"secret": secret}
 
-    return ctx.run(made)
-
-
-@router.get("", responses={200: _json({"items": [_ENDPOINT_EXAMPLE]})})
-def listing(_caller: AdminCaller, ctx: Ctx) -> dict[str, Any]:
-    """Every endpoint, oldest first (never a secret)."""
-    return ctx.run(
-        lambda unit: {
-            "items": [endpoints.describe(row, unit.now) for row in endpoints.listing(unit.session)]
-        }
-    )
-
-
-@router.get("/{endpoint_id}", responses={**problems(404), 200: _json(_ENDPOINT_EXAMPLE)})
-def one(endpoint_id: EndpointId, _caller: AdminCaller, ctx: Ctx) -> dict[str, Any]:
-    return ctx.run(
-        lambda unit: endpoints.describe(endpoints.one(unit.session, endpoint_id), unit.now)
-    )
-
-
-@router.post("/{endpoint_id}/disable", responses=problems(404))
-def disable(endpoint_id: EndpointId, _caller: AdminCaller, ctx: Ctx) -> dict[str, Any]:
-    """Nothing more is queued for it; what is queued waits (sent if it is enabled again)."""
-    return ctx.run(
-        lambda unit: endpoints.describe(
-            endpoints.set_state(unit, endpoint_id, "disabled"), unit.now
+    @router.get("/{endpoint_id}", responses={**problems(404), 200: _json(example)})
+    def one(
+        endpoint_id: EndpointId, caller: Annotated[Any, Depends(who)], ctx: Ctx
+    ) -> dict[str, Any]:
+        return ctx.run(
+            lambda unit: endpoints.describe(
+                endpoints.one(unit.session, endpoint_id, partner=owner(caller)), unit.now
+            )
         )
-    )
 
 
-@router.post("/{endpoint_id}/enable", responses=problems(404, 409))
-def enable(endpoint_id: EndpointId, _caller: AdminCaller, ctx: Ctx) -> dict[str, Any]:
-    """Deliveries resume, in order, where they stopped."""
-    return ctx.run(
-        lambda unit: endpoints.describe(endpoints.set_state(unit, endpoint_id, "enabled"), unit.now)
-    )
-
-
-@router.post(
-    "/{endpoint_id}/rotate",
-    responses={
-        **problems(404),
-        200: _json(
-            _ENDPOINT_EXAMPLE | {"previous_secret_until": 1_796_086_400, "secret": _SECRET_EXAMPLE}
-        ),
-    },
-)
-def rotate(
-    endpoint_id: EndpointId, body: RotateIn, _caller: AdminCaller, ctx: Ctx
-) -> dict[str, Any]:
-    """A new secret, shown this once. Until `previous_secret_until` every message carries two
-    signatures in `webhook-signature` (space-separated), the new secret's and the old one's,
-    so the receiver may switch at any time in between."""
-
-    def rotated(unit: Unit) -> dict[str, Any]:
-        row, secret = endpoints.rotate(unit, endpoint_id, overlap_s=body.overlap_s)
-        return endpoints.describe(row, unit.now) | {"secret": secret}
-
-    return ctx.run(rotated)
-
-
-@router.get(
-    "/{endpoint_id}/deliveries",
-    responses={
-        **problems(404, 422),
-        200: _json({"items": [_DELIVERY_EXAMPLE], "next_cursor": None}),
-    },
-)
-def delivery_log(
-    endpoint_id: EndpointId,
-    _caller: AdminCaller,
-    ctx: Ctx,
-    state: Literal["pending", "delivered", "failed"] | None = None,
-    limit: Limit = PAGE_ITEMS_DEFAULT,
-    cursor: Cursor = None,
-) -> dict[str, Any]:
-    """The endpoint's messages newest first, a page at a time: where each stands and its
-    attempts (time, the answer's status or the error), newest first."""
-    return ctx.run(
-        lambda unit: deliveries.listing(
-            unit.session, endpoint_id, state=state, limit=limit, cursor=cursor
+def _states(router: APIRouter, who: Callable[..., Any], example: dict[str, Any]) -> None:
+    @router.post("/{endpoint_id}/disable", responses=problems(404))
+    def disable(
+        endpoint_id: EndpointId, caller: Annotated[Any, Depends(who)], ctx: Ctx
+    ) -> dict[str, Any]:
+        """Nothing more is queued for it; what is queued waits (sent if it is enabled again)."""
+        return ctx.run(
+            lambda unit: endpoints.describe(
+                endpoints.set_state(unit, endpoint_id, "disabled", partner=owner(caller)), unit.now
+            )
         )
+
+    @router.post("/{endpoint_id}/enable", responses=problems(404, 409))
+    def enable(
+        endpoint_id: EndpointId, caller: Annotated[Any, Depends(who)], ctx: Ctx
+    ) -> dict[str, Any]:
+        """Deliveries resume, in order, where they stopped."""
+        return ctx.run(
+            lambda unit: endpoints.describe(
+                endpoints.set_state(unit, endpoint_id, "enabled", partner=owner(caller)), unit.now
+            )
+        )
+
+    @router.post(
+        "/{endpoint_id}/rotate",
+        responses={
+            **problems(404),
+            200: _json(
+                example | {"previous_secret_until": 1_796_086_400, "secret": _SECRET_EXAMPLE}
+            ),
+        },
     )
+    def rotate(
+        endpoint_id: EndpointId, body: RotateIn, caller: Annotated[Any, Depends(who)], ctx: Ctx
+    ) -> dict[str, Any]:
+        """A new secret, shown this once. Until `previous_secret_until` every message carries two
+        signatures in `webhook-signature` (space-separated), the new secret's and the old one's,
+        so the receiver may switch at any time in between."""
+
+        def rotated(unit: Unit) -> dict[str, Any]:
+            row, secret = endpoints.rotate(
+                unit, endpoint_id, overlap_s=body.overlap_s, partner=owner(caller)
+            )
+            return endpoints.describe(row, unit.now) | {"secret": secret}
+
+        return ctx.run(rotated)
 
 
-@router.post(
-    "/{endpoint_id}/deliveries/{message_id}/retry",
-    responses={**problems(404, 409), 200: _json(_DELIVERY_EXAMPLE)},
-)
-def retry(
-    endpoint_id: EndpointId, message_id: MessageId, _caller: AdminCaller, ctx: Ctx
-) -> dict[str, Any]:
-    """Send a failed message again, for another day; it heads the endpoint's queue again.
-    A delivered one is 409 `conflict`."""
-    return ctx.run(lambda unit: deliveries.retry(unit, endpoint_id, message_id))
+def _log(router: APIRouter, who: Callable[..., Any]) -> None:
+    @router.get(
+        "/{endpoint_id}/deliveries",
+        responses={
+            **problems(404, 422),
+            200: _json({"items": [_DELIVERY_EXAMPLE], "next_cursor": None}),
+        },
+    )
+    def delivery_log(
+        endpoint_id: EndpointId,
+        caller: Annotated[Any, Depends(who)],
+        ctx: Ctx,
+        *,
+        state: Literal["pending", "delivered", "failed"] | None = None,
+        limit: Limit = PAGE_ITEMS_DEFAULT,
+        cursor: Cursor = None,
+    ) -> dict[str, Any]:
+        """The endpoint's messages newest first, a page at a time: where each stands and its
+        attempts (time, the answer's status or the error), newest first."""
+        return ctx.run(
+            lambda unit: deliveries.listing(
+                unit.session,
+                endpoint_id,
+                state=state,
+                limit=limit,
+                cursor=cursor,
+                partner=owner(caller),
+            )
+        )
+
+    @router.post(
+        "/{endpoint_id}/deliveries/{message_id}/retry",
+        responses={**problems(404, 409), 200: _json(_DELIVERY_EXAMPLE)},
+    )
+    def retry(
+        endpoint_id: EndpointId,
+        message_id: MessageId,
+        caller: Annotated[Any, Depends(who)],
+        ctx: Ctx,
+    ) -> dict[str, Any]:
+        """Send a failed message again, for another day; it heads the endpoint's queue again.
+        A delivered one is 409 `conflict`."""
+        return ctx.run(
+            lambda unit: deliveries.retry(unit, endpoint_id, message_id, partner=owner(caller))
+        )
+
+
+router = build("/v1/admin/webhooks", ["webhooks"], admin_caller)
