@@ -16,6 +16,7 @@ from duopass.cli.backup import backup, ledger_app, restore
 from duopass.cli.code_argument import scanned_text
 from duopass.cli.demo import demo
 from duopass.cli.holder import app as holder_app
+from duopass.cli.keys import app as keys_app
 from duopass.cli.output import code_json
 from duopass.cli.policy import app as policy_app
 from duopass.cli.risk import app as risk_app
@@ -95,6 +96,7 @@ app.add_typer(holder_app, name="holder")
 app.add_typer(policy_app, name="policy")
 app.add_typer(risk_app, name="risk")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(keys_app, name="keys")
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ atomically so that the next audit starts from the checkpoint trusted now.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -24,8 +25,8 @@ from duopass.ledger.audit import (
     Report,
     audit_log,
     format_state,
-    parse_state,
 )
+from duopass.ledger.audit_state import read_state
 from duopass.ledger.cosignature import CosignerKey
 from duopass.ledger.timestamp import TsaTrust
 from duopass.server.files import replace_atomically
@@ -143,17 +144,18 @@ def audit(
     """
     if (url is None) == (db is None):
         raise _usage("give exactly one of --url and --db")
-    verifier = _verifier(key, key_file)
-    trusted = _trusted(state, verifier)
+    pinned = _verifier(key, key_file)
+    trusted, verifier = _trusted(state, pinned)
     tsa, witnesses = _anchor_trust(tsa_trust, witness or [], over_http=url is not None)
     source = _open_source(url, db)
     anchors = None
     try:
         note = source.checkpoint()
-        report = audit_log(note, source, verifier, trusted=trusted, page=page)
+        report = audit_log(note, source, verifier, trusted=trusted, page=page, keys=source)
         unsigned = None if isinstance(source, HttpSource) else source.log_size()
         if isinstance(source, HttpSource) and report.checkpoint is not None:
-            anchors = check_anchors(source, verifier, report.checkpoint, tsa, witnesses)
+            key_at = _key_at(verifier, report)
+            anchors = check_anchors(source, key_at, report.checkpoint, tsa, witnesses)
     except SourceError as exc:
         if exc.usage:
             raise _usage(str(exc)) from exc
@@ -162,7 +164,7 @@ def audit(
         raise typer.Exit(EXIT_FAILED) from exc
     finally:
         source.close()
-    for line in _render(report, verifier.name, source.where):
+    for line in [*_render(report, verifier.name, source.where), *_keys(pinned, verifier, report)]:
         typer.echo(line)
     signed = report.checkpoint.size if report.checkpoint is not None else None
     if signed is not None and unsigned is not None and unsigned > signed:
@@ -173,8 +175,8 @@ def audit(
     if failed:
         typer.echo(f"audit FAILED: {failed} finding(s)")
         raise typer.Exit(EXIT_FAILED)
-    assert note is not None and report.checkpoint is not None
-    _keep(state, note, trusted, report.checkpoint)
+    assert note is not None and report.checkpoint is not None and report.key is not None
+    _keep(state, note, trusted, report.checkpoint, report.key)
     typer.echo("audit passed")
 
 
@@ -197,15 +199,48 @@ def _anchor_trust(
         raise _usage(f"TSA trust file {tsa_trust}: {exc}") from exc
 
 
-def _trusted(state: Path, verifier: NoteVerifier) -> Checkpoint | None:
-    """The checkpoint the last audit trusted, from the state file, if there is one."""
+def _trusted(state: Path, pinned: NoteVerifier) -> tuple[Checkpoint | None, NoteVerifier]:
+    """The checkpoint the last audit trusted, from the state file, if there is one, and the
+    ledger key trusted now: the state's (where the last audits followed the key's rotations),
+    else the one given."""
     if not state.exists():
-        return None
+        return None, pinned
     data = _read_bounded(state, STATE_BYTES_MAX, "state file")
     try:
-        return parse_state(data, verifier).checkpoint
+        signed, key = read_state(data, pinned)
     except LedgerError as exc:
         raise _usage(f"state file {state}: {exc}") from exc
+    if key.name != pinned.name:
+        raise _usage(f"state file {state} trusts a key of another log than --key")
+    return signed.checkpoint, key
+
+
+def _key_at(start: NoteVerifier, report: Report) -> Callable[[int], NoteVerifier]:
+    """The ledger key that signs a checkpoint of a given size, by the rotations followed."""
+
+    def key_at(size: int) -> NoteVerifier:
+        key = start
+        for rotation in report.rotations:
+            key = rotation.new if size >= rotation.handover_size else key
+        return key
+
+    return key_at
+
+
+def _keys(pinned: NoteVerifier, start: NoteVerifier, report: Report) -> list[str]:
+    """Lines on the ledger key: where the chain went, when it went anywhere."""
+    lines = []
+    if start != pinned:
+        lines.append(f"key          {start.key_hash:08x}, where earlier audits followed the chain")
+    for rotation in report.rotations:
+        lines.append(
+            f"key rotation entry {rotation.index}: {rotation.previous.key_hash:08x} ->"
+            f" {rotation.new.key_hash:08x}, handover checkpoint {rotation.handover_size}"
+            " signed by both, OK"
+        )
+    if report.rotations and report.key is not None:
+        lines.append(f"key          now {report.key.vkey()}")
+    return lines
 
 
 def _open_source(url: str | None, db: str | None) -> HttpSource | LedgerDatabase:
@@ -219,13 +254,16 @@ def _open_source(url: str | None, db: str | None) -> HttpSource | LedgerDatabase
         raise _usage(str(exc)) from exc
 
 
-def _keep(state: Path, note: bytes, trusted: Checkpoint | None, audited: Checkpoint) -> None:
-    """Trust the audited checkpoint from now on (the state file replaced atomically)."""
+def _keep(
+    state: Path, note: bytes, trusted: Checkpoint | None, audited: Checkpoint, key: NoteVerifier
+) -> None:
+    """Trust the audited checkpoint, and the key it is signed by, from now on (the state file
+    replaced atomically)."""
     if trusted == audited:
         typer.echo(f"state        {state} unchanged")
         return
     try:
-        replace_atomically(state, format_state(note))
+        replace_atomically(state, format_state(note, key))
     except OSError as exc:
         raise _usage(f"audit passed, but the state file {state}: {exc.strerror}") from exc
     typer.echo(f"state        {state} now trusts checkpoint {audited.size}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -82,10 +82,11 @@ def fetch_anchors(source: HttpSource) -> Anchors | None:
 
 
 def _anchored(
-    found: Anchors, verifier: NoteVerifier, audited: Checkpoint, source: HttpSource
+    found: Anchors, key_at: Callable[[int], NoteVerifier], audited: Checkpoint, source: HttpSource
 ) -> Checkpoint:
-    """The anchored checkpoint, checked as the log's and a prefix of the audited one."""
-    anchored = open_checkpoint(found.note, verifier).checkpoint
+    """The anchored checkpoint, checked as the log's (signed by the ledger key of its size)
+    and a prefix of the audited one."""
+    anchored = open_checkpoint(found.note, key_at(found.size)).checkpoint
     if anchored.size > audited.size:
         raise LedgerError(LedgerReason.TREE_SIZE, f"anchored size {anchored.size} > {audited.size}")
     if anchored.size == audited.size:
@@ -105,7 +106,7 @@ def _anchored(
 
 def check_anchors(
     source: HttpSource,
-    verifier: NoteVerifier,
+    key_at: Callable[[int], NoteVerifier],
     audited: Checkpoint,
     tsa: TsaTrust | None,
     witnesses: Sequence[CosignerKey],
@@ -118,7 +119,7 @@ def check_anchors(
             check.fail("anchors: the server has anchored no checkpoint")
         return check
     try:
-        anchored = _anchored(found, verifier, audited, source)
+        anchored = _anchored(found, key_at, audited, source)
     except LedgerError as exc:
         check.fail(f"anchors: the anchored checkpoint {found.size} is not the log's: {exc}")
         return check

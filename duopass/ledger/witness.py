@@ -5,7 +5,8 @@ The request body is `old <size>\\n`, one base64 consistency-proof hash a line, a
 then the signed checkpoint. The witness cosigns only a checkpoint signed by the log's key that
 extends the one it holds (`old` must be that one's size, the proof must join the two): else
 409 (another size: the body names the one held), 422 (the proof fails: a fork), 403 (the log's
-signature fails), 400 (malformed).
+signature fails), 400 (malformed). A handover checkpoint (`ledger.rotation`) signed by the log's
+key and by the next key it names hands the witness over to that key: `Decision.log_key`.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from duopass.ledger._text import b64decode, b64encode, parse_decimal
-from duopass.ledger.checkpoint import Checkpoint, open_checkpoint
+from duopass.ledger.checkpoint import Checkpoint
 from duopass.ledger.cosignature import Cosigner
 from duopass.ledger.errors import LedgerError, LedgerReason
 from duopass.ledger.limits import NOTE_BYTES_MAX, PROOF_HASHES_MAX, TREE_SIZE_MAX
 from duopass.ledger.merkle import verify_consistency
 from duopass.ledger.note import NoteVerifier
+from duopass.ledger.rotation import follow
 
 __all__ = [
     "ADD_CHECKPOINT_BYTES_MAX",
@@ -72,6 +74,8 @@ class Decision:
     held_size: int | None = None
     checkpoint: Checkpoint | None = None
     cosignature: bytes = b""
+    log_key: NoteVerifier | None = None
+    """The log's key to trust from now on (another after a handover)."""
 
 
 def decide(
@@ -84,7 +88,7 @@ def decide(
     """Cosign `request`'s checkpoint if it is the log's and consistent with `held` (the latest
     this witness cosigned, None at first); the caller keeps the new one before answering."""
     try:
-        signed = open_checkpoint(request.note, log_key)
+        signed, next_key = follow(request.note, log_key)
     except LedgerError as exc:
         status = 400 if exc.reason in (LedgerReason.MALFORMED, LedgerReason.TOO_LARGE) else 403
         return Decision(status, f"not a checkpoint of this log: {exc}")
@@ -108,4 +112,4 @@ def decide(
     elif request.proof:
         return Decision(422, "no proof is needed from an empty tree")
     line = cosigner.sign(signed.note.text, now).line().encode()
-    return Decision(200, checkpoint=new, cosignature=line)
+    return Decision(200, checkpoint=new, cosignature=line, log_key=next_key)

@@ -95,6 +95,7 @@ class ProblemCode(StrEnum):
     OIDC_REFUSED = "oidc_refused"
     OIDC_UNAVAILABLE = "oidc_unavailable"
     OIDC_NO_ACCOUNT = "oidc_no_account"
+    LEDGER_KEY_MISSING = "ledger_key_missing"
 
 
 STATUS = {
@@ -169,6 +170,7 @@ STATUS = {
     ProblemCode.OIDC_REFUSED: 401,
     ProblemCode.OIDC_UNAVAILABLE: 503,
     ProblemCode.OIDC_NO_ACCOUNT: 403,
+    ProblemCode.LEDGER_KEY_MISSING: 503,
 }
 _FROM_STATUS = {
     401: ProblemCode.UNAUTHENTICATED,
