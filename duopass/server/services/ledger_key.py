@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from duopass.ledger import Checkpoint, LedgerError, NoteSigner, NoteVerifier, open_checkpoint
 from duopass.server.keyring import load_ledger_key
 from duopass.server.problems import Problem, ProblemCode
-from duopass.server.store.tables import LedgerKey
+from duopass.server.store.ledger_keys import LedgerKey
 from duopass.server.unit_of_work import Unit
 
 __all__ = ["KEYS_MAX", "NEXT", "chain", "current_vkey", "keys", "open_ours", "signer", "verifier"]

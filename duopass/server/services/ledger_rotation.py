@@ -13,7 +13,7 @@ from duopass.ledger.events import EventType
 from duopass.ledger.rotation import handover_extension, rotation_body
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import ledger_key, tlog
-from duopass.server.store.tables import LedgerKey
+from duopass.server.store.ledger_keys import LedgerKey
 from duopass.server.unit_of_work import Unit
 
 __all__ = ["Rotated", "rotate"]

@@ -392,18 +392,6 @@ class LedgerCheckpoint(Base):
     note: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-class LedgerKey(Base):
-    """Each rotation of the ledger key (`services.ledger_key`): the `key_rotation` leaf at
-    `leaf`, the key it hands the log to and the one it retires. The latest row names the key
-    that signs; none, the key the server was created with."""
-
-    __tablename__ = "ledger_keys"
-    leaf: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    vkey: Mapped[str] = mapped_column(String(256), unique=True)
-    previous: Mapped[str] = mapped_column(String(256))
-    rotated_at: Mapped[int] = mapped_column(BigInteger)
-
-
 class Meta(Base):
     """Small named values: the latest bundle seq, the ledger size (its row is the append lock)."""
 
