@@ -174,7 +174,14 @@ def sign_now(
         )
     new_root = root(session, tree_size)
     if last is not None and last.size > 0:
-        signed = open_checkpoint(last.note, first.verifier).checkpoint
+        try:
+            signed = open_checkpoint(last.note, first.verifier).checkpoint
+        except LedgerError as exc:  # a database from before a rotation: its key is retired
+            raise Problem(
+                ProblemCode.LEDGER_KEY_MISSING,
+                f"the last checkpoint ({last.size}) is not signed by the ledger key {first.name}+"
+                f"{first.key_hash:08x}: nothing is signed without the key that signed it",
+            ) from exc
         verify_consistency(
             size1=last.size,
             size2=tree_size,
