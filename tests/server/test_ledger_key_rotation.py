@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import base64
 import time
+import uuid
 from pathlib import Path
 
+import pytest
+from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from duopass.cli.app import app
@@ -26,6 +29,7 @@ from duopass.server.services import tlog
 from duopass.server.store.ledger_keys import LedgerKey
 from duopass.server.store.tables import LedgerCheckpoint
 from duopass.server.unit_of_work import Unit
+from tests.pg import postgres_url_fixture  # noqa: F401
 from tests.server.harness import Running, ready_wallet, running_server
 from tests.test_audit import run_audit
 
@@ -100,8 +104,21 @@ def test_rotation_then_the_audit_follows_the_chain_from_a_state_trusted_before(t
         assert stale.exit_code == 0, stale.output  # pinned after the rotation: from there
 
 
-def test_two_server_processes_both_switch_to_the_new_key(tmp_path):
-    data, db = tmp_path / "data", f"sqlite:///{tmp_path / 'd.db'}"
+def _database(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'd.db'}"
+    postgres_url: str = request.getfixturevalue("postgres_url")
+    name = "t_" + uuid.uuid4().hex[:12]
+    engine = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return postgres_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_two_server_processes_both_switch_to_the_new_key(request, tmp_path, kind):
+    data, db = tmp_path / "data", _database(request, kind, tmp_path)
     with running_server(db, data) as a, running_server(db, data) as b:
         old = a.ctx.keyring.ledger.verifier
         assert b.ctx.keyring.ledger.verifier == old
