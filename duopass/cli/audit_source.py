@@ -73,8 +73,11 @@ class HttpSource:
         return _decode_all(document.get("proof"), f"the consistency proof {old}..{new}")
 
     def rotations(self) -> Sequence[int]:
-        """Where the ledger key rotated, from `GET /v1/ledger/keys` (a hint the audit checks)."""
-        answer = self._get("/v1/ledger/keys")
+        """Where the ledger key rotated, from `GET /v1/ledger/keys` (a hint the audit checks);
+        none from a server older than rotations (404)."""
+        answer = self._found("/v1/ledger/keys")
+        if answer is None:
+            return []
         if len(answer.content) > KEYS_BYTES_MAX:
             raise SourceError(f"GET /v1/ledger/keys answered more than {KEYS_BYTES_MAX} bytes")
         try:
@@ -88,15 +91,20 @@ class HttpSource:
 
     def checkpoint_at(self, size: int, /) -> bytes | None:
         """The checkpoint signed of `size` entries (`GET /v1/ledger/checkpoints/{size}`)."""
+        answer = self._found(f"/v1/ledger/checkpoints/{size}")
+        return None if answer is None else answer.content[: NOTE_BYTES_MAX + 1]
+
+    def _found(self, path: str) -> httpx.Response | None:
+        """`GET path`: its 200 answer, None for a 404; anything else is the source failing."""
         try:
-            answer = self.client.get(f"/v1/ledger/checkpoints/{size}")
+            answer = self.client.get(path)
         except httpx.TransportError as exc:
             raise SourceError(f"cannot reach {self.url}: {exc}", usage=True) from exc
         if answer.status_code == 404:
             return None
         if answer.status_code != 200:
             raise SourceError(f"GET {answer.url} answered {answer.status_code}: {_problem(answer)}")
-        return answer.content[: NOTE_BYTES_MAX + 1]
+        return answer
 
     def close(self) -> None:
         self.client.close()
