@@ -25,8 +25,8 @@ from duopass.ledger.audit import Consistency, FindingCode, audit_log
 from duopass.ledger.audit_state import format_state, read_state
 from duopass.ledger.cosignature import Cosigner
 from duopass.ledger.events import EventType, event
-from duopass.ledger.leaf import encode_leaf
-from duopass.ledger.rotation import follow, handover_extension, rotation_body
+from duopass.ledger.leaf import encode_leaf, parse_leaf
+from duopass.ledger.rotation import follow, handover_extension, rotation_body, rotation_of
 from duopass.ledger.witness import AddCheckpoint, decide
 
 ORIGIN = "demo-univ/ledger"
@@ -252,3 +252,25 @@ def test_a_witness_refuses_a_handover_the_next_key_did_not_sign():
     assert key == new.verifier and signed.checkpoint.size == 1
     with pytest.raises(LedgerError):  # signed by the new key alone: not the log's key
         follow(sign_checkpoint(checkpoint, [new]), old.verifier)
+
+
+def test_the_catalogue_takes_either_key_rotation_body_and_no_mixture():
+    old, new = NoteSigner.generate(ORIGIN).verifier, NoteSigner.generate(ORIGIN).verifier
+    ledger = rotation_body(old, new)
+    daily = {"kid": "k1", "nbf": 1, "exp": 2}
+    for body in (ledger, daily):
+        event(EventType.KEY_ROTATION, 0, "demo-univ", body)
+    for body in ({"ledger_key": new.vkey()}, {**daily, **ledger}, {**ledger, "kid": "k1"}):
+        with pytest.raises(LedgerError) as refused:
+            event(EventType.KEY_ROTATION, 0, "demo-univ", body)
+        assert refused.value.reason is LedgerReason.MALFORMED
+    other_log = NoteSigner.generate("other/log").verifier
+    for body in (
+        {"ledger_key": "not a key", "previous": old.vkey()},
+        rotation_body(old, other_log),
+    ):
+        leaf = parse_leaf(encode_leaf("key_rotation", 0, "demo-univ", body))
+        with pytest.raises(LedgerError):
+            rotation_of(7, leaf)
+    daily_leaf = parse_leaf(encode_leaf("key_rotation", 0, "demo-univ", daily))
+    assert rotation_of(7, daily_leaf) is None
