@@ -7,6 +7,7 @@ witness follows the chain and keeps cosigning."""
 from __future__ import annotations
 
 import base64
+import sqlite3
 import time
 import uuid
 from pathlib import Path
@@ -174,6 +175,23 @@ def test_a_handover_forged_in_the_database_fails_the_audit(tmp_path):
         ready_wallet(srv.http, srv.admin(), "bob", balance=100)  # the server signs no more
         refused = srv.http.get("/v1/ledger/checkpoint")
         assert refused.status_code == 503 and refused.json()["code"] == "ledger_key_missing"
+
+
+def test_the_retired_key_never_signs_again_whatever_the_database_says(tmp_path):
+    """The row that names the new key deleted: a process that loaded the old key at start still
+    does not sign with it after the handover checkpoint it signed."""
+    data, db = tmp_path / "data", f"sqlite:///{tmp_path / 'd.db'}"
+    with running_server(db, data) as srv:
+        ready_wallet(srv.http, srv.admin(), "ann", balance=100)
+        _checkpoint(srv)
+        _rotate(data, db)
+        with sqlite3.connect(tmp_path / "d.db") as connection:
+            connection.execute("DELETE FROM ledger_keys")
+        ready_wallet(srv.http, srv.admin(), "bob", balance=100)
+        refused = srv.http.get("/v1/ledger/checkpoint")
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["code"] == "ledger_key_missing"
+        assert "hands the ledger to key" in refused.json()["detail"]
 
 
 def _anchored(srv: Running, size: int) -> None:

@@ -31,6 +31,7 @@ from duopass.ledger import (
 )
 from duopass.ledger.events import EventType, event
 from duopass.ledger.leaf import parse_leaf
+from duopass.ledger.rotation import announced_key
 from duopass.ledger.tree import NodeId, consistency_proof, inclusion_proof, root_at
 from duopass.server import outside
 from duopass.server.problems import Problem, ProblemCode
@@ -174,14 +175,7 @@ def sign_now(
         )
     new_root = root(session, tree_size)
     if last is not None and last.size > 0:
-        try:
-            signed = open_checkpoint(last.note, first.verifier).checkpoint
-        except LedgerError as exc:  # a database from before a rotation: its key is retired
-            raise Problem(
-                ProblemCode.LEDGER_KEY_MISSING,
-                f"the last checkpoint ({last.size}) is not signed by the ledger key {first.name}+"
-                f"{first.key_hash:08x}: nothing is signed without the key that signed it",
-            ) from exc
+        signed = _signed_last(last, first.verifier)
         verify_consistency(
             size1=last.size,
             size2=tree_size,
@@ -193,6 +187,21 @@ def sign_now(
     session.add(LedgerCheckpoint(size=tree_size, signed_at=unit.now, note=note))
     _keep_outside(unit, note, tree_size, signers[-1].verifier)
     return note
+
+
+def _signed_last(last: LedgerCheckpoint, key: NoteVerifier) -> Checkpoint:
+    """The last checkpoint, which `key` must have signed and not handed over to another key
+    (`ledger.rotation`): a retired key never signs again, whatever the database says now."""
+    why = f"the last checkpoint ({last.size}) is not signed by the ledger key {key.key_hash:08x}"
+    try:
+        signed = open_checkpoint(last.note, key).checkpoint
+        handed = announced_key(signed)
+    except LedgerError as exc:  # a store from before a rotation, or a retired key
+        raise Problem(ProblemCode.LEDGER_KEY_MISSING, why) from exc
+    if handed is not None and handed != key:
+        why = f"the last checkpoint ({last.size}) hands the ledger to key {handed.key_hash:08x}"
+        raise Problem(ProblemCode.LEDGER_KEY_MISSING, why)
+    return signed
 
 
 def lag(session: Session, signed: Checkpoint) -> str | None:
