@@ -78,7 +78,8 @@ def key(ctx: Ctx) -> PlainTextResponse:
     """The ledger's verifier key, one line: a C2SP signed-note verifier key
     (`name+hash+base64`), as `duopass audit --key` takes it. Pin it the first time, from a
     source you trust: checkpoints checked against a key the server hands out are only as good
-    as that first fetch."""
+    as that first fetch. This is the key that signs now; when it has rotated, an auditor who
+    pinned an earlier one follows the chain (`GET /v1/ledger/keys`)."""
     vkey = ctx.run(ledger_key.verifier).vkey()
     return PlainTextResponse(vkey + "\n", media_type="text/plain; charset=utf-8")
 
