@@ -84,7 +84,10 @@ def test_rotation_then_the_audit_follows_the_chain_from_a_state_trusted_before(t
         assert body == {"ledger_key": new.vkey(), "previous": old.vkey()}
 
         ready_wallet(srv.http, srv.admin(), "bob", balance=100)
-        assert _signed_by(_checkpoint(srv)) == {new.key_hash}
+        later = _checkpoint(srv)
+        assert _signed_by(later) == {new.key_hash}
+        record = outside.read(data)  # kept outside by the new key alone from now on
+        assert record is not None and record.note == later
         followed = run_audit("--url", srv.url, "--key", old.vkey(), "--state", state)
         assert followed.exit_code == 0, followed.output
         assert f"key rotation entry {leaf}: {old.key_hash:08x} -> {new.key_hash:08x}" in (
