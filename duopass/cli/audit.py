@@ -7,13 +7,14 @@ atomically so that the next audit starts from the checkpoint trusted now.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from duopass.cli.audit_anchors import check_anchors
+from duopass.cli.audit_anchors import AnchorCheck, AnchorPolicy, KeyAt, check_anchors
 from duopass.cli.audit_source import HttpSource, SourceError
 from duopass.cli.numbers import whole
 from duopass.ledger import Checkpoint, LedgerError, NoteVerifier
@@ -26,8 +27,11 @@ from duopass.ledger.audit import (
     audit_log,
     format_state,
 )
+from duopass.ledger.audit_chain import follow_chain
 from duopass.ledger.audit_state import read_state
 from duopass.ledger.cosignature import CosignerKey
+from duopass.ledger.limits import NOTE_SIGNATURES_MAX
+from duopass.ledger.rotation import Rotation
 from duopass.ledger.timestamp import TsaTrust
 from duopass.server.files import replace_atomically
 
@@ -37,6 +41,7 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 KEY_FILE_BYTES_MAX = 4096
 TRUST_FILE_BYTES_MAX = 65_536
+ANCHOR_LAG_MAX_S = 366 * 86_400
 
 
 def _usage(message: str) -> typer.Exit:
@@ -108,6 +113,24 @@ def _consistency(report: Report) -> str:
     return f"FAILED against the trusted checkpoint {trusted.size}"
 
 
+_TsaTrustFile = Annotated[
+    Path | None,
+    typer.Option(help="PEM: the TSA's certificate, then its CA: check the timestamp anchors"),
+]
+_Witness = Annotated[
+    list[str] | None,
+    typer.Option(help="a witness's cosignature vkey (repeatable): check its cosignatures"),
+]
+_Quorum = Annotated[
+    int | None,
+    whole(1, NOTE_SIGNATURES_MAX, help="how many --witness must have cosigned (default: all)"),
+]
+_MaxLag = Annotated[
+    int | None,
+    whole(1, ANCHOR_LAG_MAX_S, help="seconds the latest anchor may be old (docs/anchors.md)"),
+]
+
+
 def audit(
     url: Annotated[
         str | None, typer.Option(help="the issuer server, e.g. http://127.0.0.1:8000")
@@ -126,18 +149,15 @@ def audit(
     page: Annotated[
         int, whole(1, PAGE_ENTRIES_MAX, help="entries read per request")
     ] = PAGE_ENTRIES_MAX,
-    tsa_trust: Annotated[
-        Path | None,
-        typer.Option(help="PEM: the TSA's certificate, then its CA: check the timestamp anchor"),
-    ] = None,
-    witness: Annotated[
-        list[str] | None,
-        typer.Option(help="a witness's cosignature vkey (repeatable): it must have cosigned"),
-    ] = None,
+    tsa_trust: _TsaTrustFile = None,
+    witness: _Witness = None,
+    witness_quorum: _Quorum = None,
+    max_anchor_lag: _MaxLag = None,
 ) -> None:
     """Audit the ledger from outside: checkpoint signature, every entry, root and consistency.
 
-    With --tsa-trust and --witness it also checks the server's anchors (docs/anchors.md).
+    With --tsa-trust and --witness it also checks every anchor the server lists, a quorum of
+    witnesses on the latest, and with --max-anchor-lag its age (docs/anchors.md).
     Exit status 0 when every check passed (the state file then trusts the audited checkpoint),
     1 when one failed (each failure is named), 2 for a usage error or a source that cannot be
     reached or opened.
@@ -146,7 +166,9 @@ def audit(
         raise _usage("give exactly one of --url and --db")
     pinned = _verifier(key, key_file)
     trusted, verifier = _trusted(state, pinned)
-    tsa, witnesses = _anchor_trust(tsa_trust, witness or [], over_http=url is not None)
+    policy = _anchor_policy(
+        tsa_trust, witness or [], witness_quorum, max_anchor_lag, over_http=url is not None
+    )
     source = _open_source(url, db)
     anchors = None
     try:
@@ -154,8 +176,7 @@ def audit(
         report = audit_log(note, source, verifier, trusted=trusted, page=page, keys=source)
         unsigned = None if isinstance(source, HttpSource) else source.log_size()
         if isinstance(source, HttpSource) and report.checkpoint is not None:
-            key_at = _key_at(verifier, report)
-            anchors = check_anchors(source, key_at, report.checkpoint, tsa, witnesses)
+            anchors = _check_anchors(source, pinned, verifier, trusted, report, policy)
     except SourceError as exc:
         if exc.usage:
             raise _usage(str(exc)) from exc
@@ -180,23 +201,36 @@ def audit(
     typer.echo("audit passed")
 
 
-def _anchor_trust(
-    tsa_trust: Path | None, witnesses: list[str], *, over_http: bool
-) -> tuple[TsaTrust | None, list[CosignerKey]]:
-    """The TSA trust bundle and witness keys the anchors are checked with."""
-    if not over_http and (tsa_trust is not None or witnesses):
-        raise _usage("anchors are read from the server: give --url with --tsa-trust/--witness")
+def _anchor_policy(
+    tsa_trust: Path | None,
+    witnesses: list[str],
+    quorum: int | None,
+    max_lag: int | None,
+    *,
+    over_http: bool,
+) -> AnchorPolicy:
+    """The TSA trust bundle and witness keys the anchors are checked with, the quorum, the lag."""
+    anchored = tsa_trust is not None or witnesses or quorum is not None or max_lag is not None
+    if not over_http and anchored:
+        raise _usage("anchors are read from the server: give --url with the anchor options")
     try:
-        keys = [CosignerKey.parse(vkey) for vkey in witnesses]
+        keys = list(dict.fromkeys(CosignerKey.parse(vkey) for vkey in witnesses))
     except LedgerError as exc:
         raise _usage(f"--witness: not a cosignature vkey: {exc}") from exc
-    if tsa_trust is None:
-        return None, keys
-    try:
-        pem = _read_bounded(tsa_trust, TRUST_FILE_BYTES_MAX, "TSA trust file")
-        return TsaTrust.from_pem(pem), keys
-    except LedgerError as exc:
-        raise _usage(f"TSA trust file {tsa_trust}: {exc}") from exc
+    if quorum is not None and quorum > len(keys):
+        raise _usage(f"--witness-quorum {quorum} is more than the {len(keys)} --witness given")
+    if max_lag is not None and tsa_trust is None and not keys:
+        raise _usage("--max-anchor-lag needs --tsa-trust or --witness to trust an anchor's time")
+    tsa = None
+    if tsa_trust is not None:
+        try:
+            tsa = TsaTrust.from_pem(
+                _read_bounded(tsa_trust, TRUST_FILE_BYTES_MAX, "TSA trust file")
+            )
+        except LedgerError as exc:
+            raise _usage(f"TSA trust file {tsa_trust}: {exc}") from exc
+    given = len(keys) if quorum is None else quorum
+    return AnchorPolicy(tsa, keys, given, max_lag, time.time())
 
 
 def _trusted(state: Path, pinned: NoteVerifier) -> tuple[Checkpoint | None, NoteVerifier]:
@@ -215,16 +249,53 @@ def _trusted(state: Path, pinned: NoteVerifier) -> tuple[Checkpoint | None, Note
     return signed.checkpoint, key
 
 
-def _key_at(start: NoteVerifier, report: Report) -> Callable[[int], NoteVerifier]:
-    """The ledger key that signs a checkpoint of a given size, by the rotations followed."""
+def _check_anchors(
+    source: HttpSource,
+    pinned: NoteVerifier,
+    start: NoteVerifier,
+    trusted: Checkpoint | None,
+    report: Report,
+    policy: AnchorPolicy,
+) -> AnchorCheck:
+    """Every anchor, each checked with the ledger key of its checkpoint's size."""
+    assert report.checkpoint is not None
+    key_at, earlier = _key_at(pinned, start, trusted, report, source)
+    anchors = check_anchors(source, key_at, report.checkpoint, policy)
+    for problem in earlier:
+        anchors.fail(f"anchors: {problem}")
+    return anchors
+
+
+def _key_at(
+    pinned: NoteVerifier,
+    start: NoteVerifier,
+    trusted: Checkpoint | None,
+    report: Report,
+    source: HttpSource,
+) -> tuple[KeyAt, list[str]]:
+    """The ledger key that signs a checkpoint of a given size, by the rotations followed: this
+    audit's, and those before the trusted checkpoint (followed again from the pinned key, for
+    the anchors of older checkpoints, when the state file trusts a later key); and what stopped
+    the earlier chain, if anything did."""
+    earlier: Sequence[Rotation] = ()
+    problems: list[str] = []
+    if start != pinned and trusted is not None:
+        chain = follow_chain(pinned, 0, trusted.size, source, source)
+        earlier = chain.rotations
+        problems = [
+            f"the key's rotations before the trusted checkpoint: {p}" for p, _ in chain.problems
+        ]
+        if not problems and chain.key != start:
+            problems.append("the key's rotations before the trusted checkpoint lead to another key")
+    rotations = [*earlier, *report.rotations]
 
     def key_at(size: int) -> NoteVerifier:
-        key = start
-        for rotation in report.rotations:
+        key = pinned
+        for rotation in rotations:
             key = rotation.new if size >= rotation.handover_size else key
         return key
 
-    return key_at
+    return key_at, problems
 
 
 def _keys(pinned: NoteVerifier, start: NoteVerifier, report: Report) -> list[str]:

@@ -107,7 +107,7 @@ def restore(
     except BackupError as exc:
         raise fail(str(exc)) from exc
     typer.echo(f"restored {backup_file}: {_describe(manifest)}")
-    if not (data_dir / "ledger.key").is_file():
+    if not (data_dir / "ledger.key").is_file() and not _ledger_key_in_hsm(data_dir):
         typer.echo(
             f"no server keys in {data_dir}: the store is compared with the last checkpoint"
             " signed when the server starts with its data dir"
@@ -118,6 +118,13 @@ def restore(
         _compare(ctx, accept=accept_rollback)
     finally:
         ctx.db.dispose()
+
+
+def _ledger_key_in_hsm(data_dir: Path) -> bool:
+    """Whether the environment names the ledger key in an HSM (`DUOPASS_HSM_LEDGER_KEY`)."""
+    from duopass.server.settings import Settings
+
+    return Settings(data_dir=data_dir).hsm_ledger_key is not None
 
 
 def _known_revision(revision: str) -> None:

@@ -1,70 +1,107 @@
-"""`duopass keys rotate-ledger`: the ledger key rotates (docs/server.md, "The ledger key rotates"),
-beside a running server or without one.
-
-The new key is written to `ledger.key.next` (mode 0600, synced) before the rotation commits, and
-renamed over `ledger.key` after: the retired key leaves the data dir. A server process that finds
-the database naming the new key while the rename has not happened finishes it itself. One
-rotation at a time: a lock file in the data dir.
-"""
+"""`duopass keys`: the issuer root key rotated with an overlap, a compromised daily signing key
+revoked, the ledger key rotated (`cli.keys_ledger`); on the server's data dir and database
+directly, beside running servers (they read the root files at every bundle, the database at
+every mint and scan, and the ledger key the database names at every checkpoint)."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
-from collections.abc import Iterator
-from pathlib import Path
+import re
+from typing import Annotated
 
 import typer
 
+from duopass.cli.keys_hsm import hsm_init
+from duopass.cli.keys_ledger import rotate_ledger
 from duopass.cli.server_store import DEFAULT_DIR, DataDir, DbUrl, fail, open_server
+from duopass.protocol.encoding import b64u_decode
 
-app = typer.Typer(help="The server's keys.", no_args_is_help=True)
+app = typer.Typer(
+    help="The issuer's root key, daily signing keys and ledger key; keys in an HSM.",
+    no_args_is_help=True,
+)
 
-_LOCK = ".ledger-key.lock"
+OVERLAP_DAYS_MAX = 366
+_KID = re.compile(r"[A-Za-z0-9_-]{11}")
 
-
-@contextlib.contextmanager
-def _one_rotation(data_dir: Path) -> Iterator[None]:
-    fd = os.open(data_dir / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise fail("another ledger key rotation is under way in this data dir") from exc
-        yield
-    finally:
-        os.close(fd)
+By = Annotated[str, typer.Option(help="the login of the admin who answers for it (ledger)")]
 
 
-@app.command("rotate-ledger")
-def rotate_ledger(data_dir: DataDir = DEFAULT_DIR, db: DbUrl = None) -> None:
-    """Rotate the ledger key: a key_rotation leaf names the new key, the checkpoint ending with
-    it is signed by the old and the new key, every later one by the new key alone. Auditors
-    and witnesses that trust the old key follow the chain; the old key never signs again."""
-    from duopass.ledger import NoteSigner
-    from duopass.server.keyring import write_ledger_key
+@app.command("rotate-root")
+def rotate_root(
+    by: By,
+    overlap_days: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=OVERLAP_DAYS_MAX,
+            help="days terminals pinning the current root may still follow it to the new one",
+        ),
+    ] = 7,
+    data_dir: DataDir = DEFAULT_DIR,
+    db: DbUrl = None,
+) -> None:
+    """Rotate the issuer root key: a new root, signed over by the current one, signs every
+    bundle from now on; terminals that pin the old root follow during the overlap, and must be
+    enrolled again after it."""
     from duopass.server.problems import Problem
-    from duopass.server.services import ledger_key, ledger_rotation
+    from duopass.server.roots import RootError
+    from duopass.server.services.root_keys import rotate_root as rotate
 
     ctx = open_server(data_dir, db)
     try:
-        with _one_rotation(data_dir):
-            try:
-                name = ctx.run(ledger_key.signer).name  # finishes a rename left half done
-                new = NoteSigner.generate(name)
-                write_ledger_key(data_dir / ledger_key.NEXT, new)
-                done = ctx.run(lambda unit: ledger_rotation.rotate(unit, new))
-            except Problem as exc:
-                (data_dir / ledger_key.NEXT).unlink(missing_ok=True)
-                raise fail(exc.detail) from exc
-            with contextlib.suppress(FileNotFoundError):  # a server may have renamed it first
-                os.replace(data_dir / ledger_key.NEXT, data_dir / "ledger.key")
+        rotation = rotate(ctx, data_dir, by=by, overlap_s=overlap_days * 86_400)
+    except Problem as exc:
+        raise fail(exc.detail) from exc
+    except (RootError, OSError) as exc:
+        raise fail(str(exc)) from exc
     finally:
         ctx.db.dispose()
-    typer.echo(f"retired      {done.previous.vkey()}")
-    typer.echo(f"ledger key   {done.new.vkey()}")
+    link = rotation.link
     typer.echo(
-        f"rotation     leaf {done.leaf}; the checkpoint of {done.leaf + 1} entries is signed"
-        " by both keys, every later one by the new key alone"
+        f"root key rotated: link {link.seq}, {rotation.previous.hex()} -> {link.kid.hex()}; "
+        f"terminals pinning {rotation.previous.hex()} follow until {link.exp} (unix time)"
     )
+
+
+@app.command("revoke-signing")
+def revoke_signing(
+    kid: Annotated[str, typer.Argument(help="the key's kid: 16 hex digits or base64url")],
+    by: By,
+    data_dir: DataDir = DEFAULT_DIR,
+    db: DbUrl = None,
+) -> None:
+    """Revoke a compromised daily signing key: never minted with again, refused online at
+    once, left out of the next trust bundle (terminals refuse its codes once they take it)."""
+    from duopass.server.problems import Problem
+    from duopass.server.services import signing_keys
+    from duopass.server.services.root_keys import admin_id
+    from duopass.server.unit_of_work import Unit
+
+    raw = parse_kid(kid)
+    if raw is None:
+        raise fail("a kid is 16 hex digits or 11 base64url characters")
+
+    def revoked(unit: Unit) -> bool:
+        return signing_keys.revoke(unit, raw, by=admin_id(unit, by))
+
+    ctx = open_server(data_dir, db)
+    try:
+        done = ctx.run(revoked)
+    except Problem as exc:
+        raise fail(exc.detail) from exc
+    finally:
+        ctx.db.dispose()
+    typer.echo(f"signing key {raw.hex()} " + ("revoked" if done else "was revoked already"))
+
+
+def parse_kid(text: str) -> bytes | None:
+    """A kid as 16 hex digits or unpadded base64url (as bundles' JSON writes it)."""
+    if re.fullmatch(r"[0-9a-fA-F]{16}", text):
+        return bytes.fromhex(text)
+    if _KID.fullmatch(text):
+        return b64u_decode(text)
+    return None
+
+
+app.command("hsm-init")(hsm_init)
+app.command("rotate-ledger")(rotate_ledger)

@@ -125,7 +125,7 @@ def serve(
     try:
         listener = listen(host, port)  # first: a port in use is said before anything else
         _make_private(data_dir, settings.db_url)
-        keyring = _keyring(data_dir, issuer, create=demo or init)
+        keyring = _keyring(settings, create=demo or init)
         store_lock = hold_store(settings.db_url)  # a second server on this SQLite file stops here
     except CannotStart as exc:
         typer.echo(f"duopass: {exc}", err=True)
@@ -315,12 +315,18 @@ def _make_private(data_dir: Path, db_url: str) -> None:
         )
 
 
-def _keyring(data_dir: Path, issuer: str, *, create: bool) -> Keyring:
+def _keyring(settings: Settings, *, create: bool) -> Keyring:
+    """The server's keys, from its data dir and the HSM the settings name (made first with
+    `create`); a refusal is one line on standard error, exit 2, never with the HSM's PIN."""
+    from duopass.server import hsm
+
+    data_dir = settings.data_dir
     try:
+        config = hsm.config(settings)
         if create:
-            return Keyring.create(data_dir, origin=f"{issuer}/ledger")
-        return Keyring.load(data_dir)
-    except KeyringError as exc:
+            return Keyring.create(data_dir, origin=f"{settings.issuer}/ledger", hsm=config)
+        return Keyring.load(data_dir, config)
+    except (KeyringError, hsm.HsmError) as exc:
         typer.echo(f"duopass: {exc}", err=True)
         raise typer.Exit(2) from exc
 

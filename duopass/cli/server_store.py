@@ -31,17 +31,19 @@ def open_server(data_dir: Path, db: str | None) -> AppContext:
     missing (`duopass serve --init` makes both)."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from duopass.server import hsm
     from duopass.server.context import AppContext
     from duopass.server.keyring import Keyring, KeyringError
     from duopass.server.services import tlog
     from duopass.server.settings import Settings
     from duopass.server.store.db import Database
 
-    try:
-        keyring = Keyring.load(data_dir)
-    except KeyringError as exc:
-        raise fail(str(exc)) from exc
     url = db or f"sqlite:///{data_dir / 'duopass.db'}"
+    settings = Settings(db_url=url, data_dir=data_dir)  # and the HSM, from the environment
+    try:
+        keyring = Keyring.load(data_dir, hsm.config(settings))
+    except (KeyringError, hsm.HsmError) as exc:
+        raise fail(str(exc)) from exc
     if db is None and not (data_dir / "duopass.db").is_file():
         raise fail(f"no database at {data_dir / 'duopass.db'}: run `duopass serve --init` once")
     try:
@@ -49,7 +51,7 @@ def open_server(data_dir: Path, db: str | None) -> AppContext:
         database.migrate()
     except SQLAlchemyError as exc:
         raise fail(f"cannot open the database: {type(exc).__name__}") from exc
-    ctx = AppContext(settings=Settings(db_url=url, data_dir=data_dir), db=database, keyring=keyring)
+    ctx = AppContext(settings=settings, db=database, keyring=keyring)
     issuer = ctx.run(lambda unit: tlog.issuer(unit.session))
     if issuer is not None:  # what the server appends as, whatever `serve --issuer` said
         ctx.settings = ctx.settings.model_copy(update={"issuer": issuer})

@@ -10,7 +10,7 @@ import http.server
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,10 +23,17 @@ __all__ = ["Witness", "running_witness"]
 
 
 class Witness:
-    """The witness's state: the log's key, its own cosigner, the checkpoint held."""
+    """The witness's state: the log's key, its own cosigner, the checkpoint held, and the clock
+    its cosignatures state (a test's witness may run behind)."""
 
-    def __init__(self, folder: Path, log_key: NoteVerifier, cosigner: Cosigner) -> None:
-        self.folder, self.first_key, self.cosigner = folder, log_key, cosigner
+    def __init__(
+        self,
+        folder: Path,
+        log_key: NoteVerifier,
+        cosigner: Cosigner,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.folder, self.first_key, self.cosigner, self.clock = folder, log_key, cosigner, clock
         self._lock = threading.Lock()
         folder.mkdir(parents=True, exist_ok=True)
 
@@ -54,7 +61,7 @@ class Witness:
         except LedgerError as exc:
             return 400, "text/plain", str(exc).encode()
         with self._lock:
-            decision = decide(request, self.held, self.log_key, self.cosigner, int(time.time()))
+            decision = decide(request, self.held, self.log_key, self.cosigner, int(self.clock()))
             if decision.status == 409:
                 return 409, "text/x.tlog.size", f"{decision.held_size}\n".encode()
             if decision.status != 200:

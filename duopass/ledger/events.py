@@ -64,6 +64,8 @@ class EventType(StrEnum):
     """A holder disputed a payment (§5.3)."""
     DISPUTE_DECIDE = "dispute_decide"
     """Staff decided a dispute: upheld (charged back to the merchant) or rejected."""
+    KEY_REVOKE = "key_revoke"
+    """A daily signing key revoked as compromised (`duopass keys revoke-signing`)."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ CATALOGUE: Mapping[EventType, Fields] = {
     EventType.CREDENTIAL_REFRESH: _f("cti mark release_mark released"),
     EventType.CREDENTIAL_REVOKE: _f("cti reason"),
     EventType.HOLD_RELEASE: _f("cti released confirmed"),
-    EventType.KEY_ROTATION: _f("kid nbf exp"),
+    EventType.KEY_ROTATION: _f("kid nbf exp", "role previous seq by"),
     EventType.TOPUP: _f("holder amount transaction"),
     EventType.REFUND: _f("holder amount merchant transaction"),
     EventType.PAYMENT: _f(f"{_SCAN} amount transaction online"),
@@ -124,14 +126,17 @@ CATALOGUE: Mapping[EventType, Fields] = {
     EventType.ALERT_CLEAR: _f("alert kind", "terminal"),
     EventType.DISPUTE_OPEN: _f("dispute holder payment amount merchant"),
     EventType.DISPUTE_DECIDE: _f("dispute outcome by", "amount merchant transaction"),
+    EventType.KEY_REVOKE: _f("kid by"),
 }
 """Every event type and its body's fields."""
 
 ALTERNATIVES: Mapping[EventType, Fields] = {
     EventType.KEY_ROTATION: _f("ledger_key previous"),
 }
-"""A second body an event type may have instead: the ledger key's own rotation names the new
-verifier key and the one it replaces (`ledger.rotation`), a daily signing key's its `kid`."""
+"""A second body an event type may have instead, never mixed with the first: the ledger key's
+own rotation names the new verifier key and the one it replaces (`ledger.rotation`), where a
+daily signing key's names its `kid` (and the issuer root's, its `kid` with `role` "root",
+`previous`, `seq` and `by`: the catalogue's optional fields)."""
 
 
 _CHECKED: set[tuple[EventType, tuple[str, ...]]] = set()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NewType
+from typing import NewType, Protocol
 
 import nacl.exceptions
 import nacl.signing
@@ -26,6 +26,7 @@ from duopass.ledger.limits import NOTE_BYTES_MAX, NOTE_SIGNATURES_MAX
 __all__ = [
     "KeyHash",
     "Note",
+    "NoteKey",
     "NoteSignature",
     "NoteSigner",
     "NoteVerifier",
@@ -124,25 +125,56 @@ class NoteVerifier:
         return True
 
 
+class NoteKey(Protocol):
+    """An Ed25519 private key that signs without showing itself (`protocol.keys.Ed25519Signer`
+    is one; so is a key in an HSM, `server.hsm`): its 32-byte public half, and `sign`."""
+
+    @property
+    def public(self) -> bytes: ...
+
+    def sign(self, message: bytes) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _SeedKey:
+    """A `NoteKey` from a seed held in memory."""
+
+    key: nacl.signing.SigningKey
+
+    @property
+    def public(self) -> bytes:
+        return bytes(self.key.verify_key)
+
+    def sign(self, message: bytes) -> bytes:
+        return bytes(self.key.sign(message).signature)
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class NoteSigner:
-    """An Ed25519 note signing key. Its seed stays out of `repr`."""
+    """An Ed25519 note signing key: a seed in memory (`from_seed`, `parse`), or any
+    `NoteKey`, such as a key in an HSM (`from_signer`). The seed stays out of `repr`."""
 
     name: str
     key_hash: KeyHash
-    _key: nacl.signing.SigningKey = field(repr=False)
+    _key: NoteKey = field(repr=False)
 
     def __post_init__(self) -> None:
-        if key_hash(self.name, bytes(self._key.verify_key)) != self.key_hash:
+        if key_hash(self.name, self._key.public) != self.key_hash:
             raise _bad_key("the key hash does not match the name and key")
 
     @classmethod
     def from_seed(cls, name: str, seed: bytes) -> NoteSigner:
         """A signer named `name` from a 32-byte Ed25519 seed."""
-        if not _is_key_name(name) or len(seed) != _KEY_BYTES:
+        if len(seed) != _KEY_BYTES:
             raise _bad_key("a signer needs a valid key name and a 32-byte seed")
-        key = nacl.signing.SigningKey(seed)
-        return cls(name, key_hash(name, bytes(key.verify_key)), key)
+        return cls.from_signer(name, _SeedKey(nacl.signing.SigningKey(seed)))
+
+    @classmethod
+    def from_signer(cls, name: str, key: NoteKey) -> NoteSigner:
+        """A signer named `name` that signs with `key` (whose private half it never sees)."""
+        if not _is_key_name(name) or len(key.public) != _KEY_BYTES:
+            raise _bad_key("a signer needs a valid key name and a 32-byte key")
+        return cls(name, key_hash(name, key.public), key)
 
     @classmethod
     def generate(cls, name: str) -> NoteSigner:
@@ -161,18 +193,26 @@ class NoteSigner:
         return signer
 
     def skey(self) -> str:
-        """The private signer key string `parse` reads: a secret."""
-        seed = b64encode(_ED25519 + bytes(self._key))
+        """The private signer key string `parse` reads: a secret. A key whose seed is not in
+        memory (in an HSM) has none."""
+        if not isinstance(self._key, _SeedKey):
+            raise _bad_key("this key's private half is not in memory: it has no signer key string")
+        seed = b64encode(_ED25519 + bytes(self._key.key))
         return f"{_SIGNER_PREFIX}{self.name}+{self.key_hash:08x}+{seed}"
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the private half is a seed in this process (a key file), not in an HSM."""
+        return isinstance(self._key, _SeedKey)
 
     @property
     def verifier(self) -> NoteVerifier:
         """The matching verifier key."""
-        return NoteVerifier(self.name, self.key_hash, bytes(self._key.verify_key))
+        return NoteVerifier(self.name, self.key_hash, self._key.public)
 
     def sign(self, text: bytes) -> bytes:
         """The 64-byte Ed25519 signature of `text`."""
-        return bytes(self._key.sign(text).signature)
+        return self._key.sign(text)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,9 @@ docs/protocol-core.md) and signature are COSE_Sign1 as in codes, with the root k
          4: max_lifetime_s purse, 5: identity, 6: ticket, 7: late_window_s},
      8: [[kid, x, nbf, exp], ...] keys added,   9: [kid, ...] keys removed,
      10: [cti, ...] revoked added,              11: [cti, ...] revocations dropped,
-     12: [sub, ...] frozen,                     13: [sub, ...] unfrozen}
+     12: [sub, ...] frozen,                     13: [sub, ...] unfrozen,
+     14: [link, ...] root links (protocol.roots): present only while a rotated root is within
+         its overlap; a terminal pinning the bundle's signer ignores it}
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from typing import Any
 
 from duopass.protocol.cbor import MalformedError, dumps, loads
 from duopass.protocol.claims import Kind
-from duopass.protocol.code import SignerError, open_signed
-from duopass.protocol.cose import l1_protected, sign1
-from duopass.protocol.keys import KeyId, SigningKey, kid_of
+from duopass.protocol.code import SignerError, open_signed, sign1_parts
+from duopass.protocol.cose import l1_protected, sig_structure, sign1
+from duopass.protocol.keys import Ed25519Signer, KeyId, kid_of, verify_signature
 from duopass.protocol.limits import (
     BUNDLE_BYTES_MAX,
     BUNDLE_ENTRIES_MAX,
@@ -30,15 +32,40 @@ from duopass.protocol.limits import (
     SUB_CHARS_MAX,
 )
 from duopass.protocol.packed import Freezes, PackedSet, Revocations
+from duopass.protocol.roots import (
+    INVALID,
+    LINK_BYTES_MAX,
+    ROOT_LINKS_MAX,
+    Followed,
+    RootLinkError,
+    follow,
+)
 from duopass.protocol.trust import Issuer, Policy, TrustKey, TrustStore
 
-__all__ = ["Bundle", "BundleError", "apply_bundle", "encode_bundle", "open_bundle"]
+__all__ = [
+    "Bundle",
+    "BundleError",
+    "RootChainError",
+    "apply_bundle",
+    "encode_bundle",
+    "open_bundle",
+    "open_bundle_following",
+]
 
 BUNDLE_VERSION = 1
 
 
 class BundleError(ValueError):
     """A bundle the terminal must refuse: bad signature, malformed, or not newer than its store."""
+
+
+class RootChainError(BundleError):
+    """A bundle signed by another root than the pinned one, whose links do not lead there;
+    `reason` is stable (protocol.roots: ROOT_UNLINKED, ROOT_LINK_EXPIRED, ROOT_LINK_INVALID)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,10 +84,11 @@ class Bundle:
     revoked_removed: tuple[bytes, ...] = ()
     frozen_added: tuple[str, ...] = ()
     frozen_removed: tuple[str, ...] = ()
+    root_links: tuple[bytes, ...] = ()
 
 
-def encode_bundle(bundle: Bundle, root_key: SigningKey) -> bytes:
-    """The signed bundle's bytes."""
+def encode_bundle(bundle: Bundle, root_key: Ed25519Signer) -> bytes:
+    """The signed bundle's bytes, signed by the root key (a file's, or one in an HSM)."""
     policy = bundle.policy
     body: dict[int, Any] = {
         1: BUNDLE_VERSION,
@@ -85,6 +113,8 @@ def encode_bundle(bundle: Bundle, root_key: SigningKey) -> bytes:
         12: sorted(bundle.frozen_added),
         13: sorted(bundle.frozen_removed),
     }
+    if bundle.root_links:
+        body[14] = list(bundle.root_links)
     return dumps(sign1(root_key, l1_protected(root_key.kid), dumps(body)))
 
 
@@ -96,6 +126,37 @@ def open_bundle(data: bytes, root_public: bytes) -> Bundle:
         return _parse(loads(open_signed(data, root_public)))
     except SignerError as exc:
         raise BundleError(f"bundle refused, pinned root key: {exc}") from exc
+    except MalformedError as exc:
+        raise BundleError(f"malformed bundle: {exc}") from exc
+
+
+def open_bundle_following(
+    data: bytes, pinned: bytes, *, iss: str, root_seq: int, now: int
+) -> tuple[Bundle, Followed | None]:
+    """`open_bundle` for a terminal whose root may have rotated: a bundle signed by the pinned
+    root opens as before (None: nothing to re-pin); one signed by another opens only when its
+    root links (key 14, read before the signature can be checked) lead from the pinned root to
+    its signer (`protocol.roots.follow`), and then says where they led. Raises BundleError, or
+    RootChainError when the links do not lead there."""
+    if len(data) > BUNDLE_BYTES_MAX:
+        raise BundleError("bundle too large")
+    try:
+        protected, payload, signature = sign1_parts(loads(data, check_items=False))
+        if protected == l1_protected(kid_of(pinned)):
+            return open_bundle(data, pinned), None
+        body = loads(payload)
+        links = body.get(14, []) if isinstance(body, dict) else []
+        if type(links) is not list or not all(type(link) is bytes for link in links):
+            raise MalformedError("bundle root links")
+        moved = follow(pinned, links, signer=protected, iss=iss, held_seq=root_seq, now=now)
+    except MalformedError as exc:
+        raise BundleError(f"malformed bundle: {exc}") from exc
+    except RootLinkError as exc:
+        raise RootChainError(exc.reason, str(exc)) from exc
+    if not verify_signature(moved.key, sig_structure(protected, b"", payload), signature):
+        raise RootChainError(INVALID, "bundle refused: bad signature under the new root")
+    try:
+        return _parse(body), moved
     except MalformedError as exc:
         raise BundleError(f"malformed bundle: {exc}") from exc
 
@@ -148,6 +209,9 @@ def _parse(body: object) -> Bundle:
     if not isinstance(iss, str) or not 1 <= len(iss) <= ISS_CHARS_MAX:
         raise MalformedError("bundle iss")
     added, removed, rev_add, rev_drop, fr_add, fr_drop = lists
+    links = body.get(14, [])
+    if type(links) is not list or len(links) > ROOT_LINKS_MAX:
+        raise MalformedError("bundle root links")
     return Bundle(
         seq=_uint(body.get(2)),
         issued_at=_uint(body.get(3)),
@@ -161,6 +225,7 @@ def _parse(body: object) -> Bundle:
         revoked_removed=tuple(_bytes(cti, 1, 64) for cti in rev_drop),
         frozen_added=tuple(_sub(sub) for sub in fr_add),
         frozen_removed=tuple(_sub(sub) for sub in fr_drop),
+        root_links=tuple(_bytes(link, 1, LINK_BYTES_MAX) for link in links),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from duopass.protocol.cbor import bytes_head, dumps
-from duopass.protocol.keys import KeyId, SigningKey
+from duopass.protocol.keys import Ed25519Signer, KeyId
 
 __all__ = [
     "ALG_EDDSA",
@@ -51,7 +51,7 @@ def sig_structure(protected: bytes, external_aad: bytes, payload: bytes) -> byte
 
 
 def sign1(
-    key: SigningKey, protected: bytes, payload: bytes, external_aad: bytes = b""
+    key: Ed25519Signer, protected: bytes, payload: bytes, external_aad: bytes = b""
 ) -> list[Any]:
     """An untagged COSE_Sign1 array `[protected, {}, payload, signature]`."""
     signature = key.sign(sig_structure(protected, external_aad, payload))

@@ -15,7 +15,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NewType
+from typing import NewType, Protocol
 
 import nacl.bindings
 import nacl.signing
@@ -34,6 +34,7 @@ from duopass.protocol.limits import (
 )
 
 __all__ = [
+    "Ed25519Signer",
     "KeyFileError",
     "KeyId",
     "SigningKey",
@@ -86,6 +87,20 @@ def is_usable_public_key(public: bytes) -> bool:
     if len(public) != ED25519_KEY_BYTES:
         return False
     return bool(nacl.bindings.crypto_core_ed25519_is_valid_point(public))
+
+
+class Ed25519Signer(Protocol):
+    """What signs with an Ed25519 private key without showing it: a `SigningKey`, or a key that
+    never leaves a hardware security module (`server.hsm`). Its public half and key id, and
+    `sign`, the 64-byte signature of a message."""
+
+    @property
+    def public(self) -> bytes: ...
+
+    @property
+    def kid(self) -> KeyId: ...
+
+    def sign(self, message: bytes) -> bytes: ...
 
 
 @dataclass(frozen=True, repr=False)

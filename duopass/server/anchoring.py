@@ -5,9 +5,13 @@ What the anchors answer is kept as files in `data_dir/anchors/<size>/` (outside 
 so a restored database older than them is seen): `note` (the signed checkpoint as anchored),
 `timestamp.tsr` (the TSA's TimeStampResp) and `cosignature-<key hash>` (a witness's line,
 kept only once it verifies with the witness key configured); `anchors/latest` and
-`anchors/held-<key hash>` name the latest size anchored and the latest each witness cosigned.
-`GET /v1/ledger/anchors` serves the latest. A failed anchor is logged and tried again next
-interval; the log never waits for one.
+`anchors/held-<key hash>` name the latest size anchored and the latest each witness cosigned
+(`latest` moves once every anchor of a round was tried, so an auditor does not see a checkpoint
+half anchored). `GET /v1/ledger/anchors` serves the latest, `GET /v1/ledger/anchors/sizes`
+lists every size anchored and `GET /v1/ledger/anchors/{size}` serves one. A failed anchor is
+logged and tried again next interval; the log never waits for one. After a rotation of the
+ledger key, each witness is sent the handover checkpoints it missed first (`_hand_over`), for it
+to follow the chain (docs/anchors.md).
 """
 
 from __future__ import annotations
@@ -28,10 +32,23 @@ from duopass.server.maintenance import Periodic
 from duopass.server.services import ledger_key, tlog
 from duopass.server.unit_of_work import Unit
 
-__all__ = ["Anchored", "Anchoring", "WitnessEndpoint", "anchor_once", "latest", "parse_witness"]
+__all__ = [
+    "SIZES_PAGE_MAX",
+    "Anchored",
+    "Anchoring",
+    "WitnessEndpoint",
+    "anchor_once",
+    "latest",
+    "listed",
+    "parse_witness",
+    "read",
+    "sizes",
+]
 
 log = logging.getLogger("duopass.server.anchoring")
 TIMEOUT_S = 10.0
+SIZES_PAGE_MAX = 1000
+"""Anchored sizes in one answer of `GET /v1/ledger/anchors/sizes`."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +108,41 @@ def latest(ctx: AppContext) -> Anchored | None:
     return None if size is None else read(ctx, size)
 
 
+def listed(ctx: AppContext, size: int) -> Anchored | None:
+    """The anchors of checkpoint `size` if `sizes` lists it."""
+    top = _pointer(ctx, "latest")
+    where = _folder(ctx) / str(size)
+    if top is None or size > top or not _has_anchor(where):
+        return None
+    return read(ctx, size)
+
+
+def sizes(ctx: AppContext, after: int, limit: int) -> list[int]:
+    """The anchored sizes above `after`, ascending, at most `limit`, none above `latest` (a
+    round under way is not shown). One folder listing: a size is a folder holding a note and
+    at least one anchor."""
+    top = _pointer(ctx, "latest")
+    folder = _folder(ctx)
+    if top is None or not folder.is_dir():
+        return []
+    found = sorted(
+        int(entry.name)
+        for entry in folder.iterdir()
+        if entry.name.isdigit() and after < int(entry.name) <= top
+    )
+    page: list[int] = []
+    for size in found:  # a folder's files are read only until the page is full
+        if len(page) == limit:
+            break
+        if _has_anchor(folder / str(size)):
+            page.append(size)
+    return page
+
+
+def _has_anchor(where: Path) -> bool:
+    return (where / "timestamp.tsr").is_file() or any(where.glob("cosignature-*"))
+
+
 def _timestamp(client: httpx.Client, url: str, note: bytes) -> bytes:
     answer = client.post(
         url,
@@ -120,24 +172,28 @@ def _size(ctx: AppContext, note: bytes) -> int:
 
 
 def _cosign(ctx: AppContext, client: httpx.Client, witness: WitnessEndpoint, note: bytes) -> bytes:
+    """The witness's cosignature line of `note` (tlog-witness add-checkpoint), only its key's."""
     size = _size(ctx, note)
-    old = _held_by(ctx, witness)
+    name, old = witness.key.name, _held_by(ctx, witness)
     for _ in range(2):  # a 409 names the size the witness holds: once more from there
         proof = _proof(ctx, old, size)
         answer = client.post(
             f"{witness.url}/add-checkpoint", content=format_add_checkpoint(old, proof, note)
         )
-        if answer.status_code == 409 and answer.text.strip().isdigit():
-            old = int(answer.text.strip())
+        said = answer.text.strip()[:200]
+        if answer.status_code == 409 and said.isdigit() and int(said) != old:
+            old = int(said)
             continue
-        if answer.status_code == 422:  # the witness holds a checkpoint this one does not extend
-            log.error("witness %s refuses checkpoint %d as a fork: %s", witness.key.name, size,
-                      answer.text[:200])  # fmt: skip
+        if answer.status_code in (409, 422) or (answer.status_code == 400 and old > size):
+            # it holds a checkpoint this one does not extend: a fork, or a restored database
+            log.error("witness %s refuses checkpoint %d as a fork: %s", name, size, said)
         answer.raise_for_status()
-        if not verify_cosignatures(note + answer.content, [witness.key]):
-            raise ValueError(f"witness {witness.key.name} answered no cosignature of its key")
-        return answer.content
-    raise ValueError(f"witness {witness.key.name} kept answering 409")
+        lines = [line for line in answer.content.splitlines(keepends=True) if line.strip()]
+        ours = b"".join(line for line in lines if verify_cosignatures(note + line, [witness.key]))
+        if not ours:
+            raise ValueError(f"witness {name} answered no cosignature of its key")
+        return ours
+    raise ValueError(f"witness {name} kept answering 409")
 
 
 def anchor_once(ctx: AppContext, client: httpx.Client) -> int:
@@ -155,7 +211,6 @@ def anchor_once(ctx: AppContext, client: httpx.Client) -> int:
     if settings.anchor_tsa_url and not (where / "timestamp.tsr").is_file():
         try:
             _write(where / "timestamp.tsr", _timestamp(client, settings.anchor_tsa_url, note))
-            _write(_folder(ctx) / "latest", f"{size}\n".encode())
             added += 1
         except (httpx.HTTPError, ValueError) as exc:
             log.warning("timestamp of checkpoint %d failed: %s", size, exc)
@@ -168,10 +223,11 @@ def anchor_once(ctx: AppContext, client: httpx.Client) -> int:
             _hand_over(ctx, client, witness, size)
             _write(path, _cosign(ctx, client, witness, note))
             _write(_folder(ctx) / f"held-{witness.key.key_hash:08x}", f"{size}\n".encode())
-            _write(_folder(ctx) / "latest", f"{size}\n".encode())
             added += 1
         except (httpx.HTTPError, ValueError, LedgerError) as exc:
             log.warning("witness %s on checkpoint %d: %s", witness.key.name, size, exc)
+    if _has_anchor(where) and (_pointer(ctx, "latest") or 0) < size:
+        _write(_folder(ctx) / "latest", f"{size}\n".encode())
     return added
 
 

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from duopass import __version__
-from duopass.server import problems
+from duopass.server import hsm, problems
 from duopass.server.anchoring import Anchoring
 from duopass.server.api import openapi
 from duopass.server.api.access_log import AccessLog
@@ -41,6 +41,9 @@ from duopass.server.api.routes import (
     tickets,
     wallet,
     webhooks,
+)
+from duopass.server.api.routes import (
+    signing_keys as signing_key_routes,
 )
 from duopass.server.api.routes import testing as testing_routes
 from duopass.server.api.store_guard import StoreGuard
@@ -113,7 +116,7 @@ def create_app(
     ctx = AppContext(
         settings=settings,
         db=db,
-        keyring=keyring or Keyring.load(settings.data_dir),
+        keyring=keyring or Keyring.load(settings.data_dir, hsm.config(settings)),
         clock=clock,
         changes=worker.changes,
     )
@@ -141,6 +144,7 @@ def create_app(
     routers = [terminal, checkin, system, session, wallet, admin, holders, fleet, review]
     routers += [settlement, ledger, events, tickets, reissue, policy, purse, risk, disputes]
     routers += [webhooks, partners, oauth, partner, passkeys, session_oidc, home]
+    routers.append(signing_key_routes)
     if isinstance(clock, MovableClock):
         routers.append(testing_routes)
     for module in routers:

@@ -21,9 +21,10 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from duopass.server.problems import Problem, ProblemCode
+from duopass.server.problems import Problem, ProblemCode, store_unavailable
 from duopass.server.store import sql
 from duopass.server.store.db import Database
+from duopass.server.store.reach import is_unavailable
 from duopass.server.unit_of_work import UNIT_ATTEMPTS, Unit, retrying
 
 T = TypeVar("T")
@@ -130,6 +131,10 @@ class GroupCommit:
                             self._take_queued(batch)
                 return
             except Exception as exc:  # BEGIN, a savepoint or COMMIT failed: nothing is answered
+                if is_unavailable(exc):  # the database is gone: its COMMIT's outcome unknown,
+                    for unit in batch:  # so never run again here (`store.reach`)
+                        unit.outcome = (False, store_unavailable())
+                    return
                 if n == UNIT_ATTEMPTS - 1:
                     for unit in batch:
                         unit.outcome = (False, exc)
@@ -201,6 +206,8 @@ def _in_savepoint(
                 session.flush()  # ORM writes too belong inside the savepoint
                 db.sync()
             except Exception as exc:
+                if is_unavailable(exc):  # no savepoint to go back to: the batch fails whole
+                    raise _Broken(str(exc)) from exc
                 if sql.SAVEPOINT.pyformat not in db.discard():  # else nothing was sent
                     _control(db, sql.ROLLBACK_TO)
                     _control(db, sql.RELEASE)

@@ -8,6 +8,8 @@
                  half at /v1/oauth/jwks); a data directory from before it gets one at load
 
 `Keyring.create` writes missing files (mode 0600); `Keyring.load` refuses to start without them.
+The root and ledger keys may instead be keys in an HSM (`server.hsm`, an `HsmConfig` naming
+their labels on a PKCS#11 token): then their files are neither made nor read.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ import nacl.secret
 import nacl.utils
 from joserfc.jwk import ECKey
 
-from duopass.ledger import NoteSigner
-from duopass.protocol.keys import SigningKey
+from duopass.ledger import LedgerError, NoteSigner
+from duopass.protocol.keys import Ed25519Signer, SigningKey
+from duopass.server import hsm
+from duopass.server.hsm import HsmConfig, HsmError
 
 _ROOT, _LEDGER, _WRAP, _DIGEST = "root.jwk", "ledger.key", "wrap.key", "digest.key"
 _OAUTH = "oauth.pem"
@@ -38,7 +42,8 @@ class KeyringError(RuntimeError):
 
 @dataclass(frozen=True, repr=False)
 class Keyring:
-    root: SigningKey
+    root: Ed25519Signer
+    """A `SigningKey` from `root.jwk`, or an `hsm.HsmKey`."""
     ledger: NoteSigner
     wrap_key: bytes
     digest_key: bytes
@@ -47,21 +52,29 @@ class Keyring:
     _unsealed: dict[bytes, SigningKey] = field(default_factory=dict, init=False, compare=False)
 
     @classmethod
-    def create(cls, data_dir: Path, *, origin: str) -> Keyring:
-        """Create whatever secret is missing, then load them all."""
+    def create(cls, data_dir: Path, *, origin: str, hsm: HsmConfig | None = None) -> Keyring:
+        """Create whatever secret is missing (not the keys in `hsm`: `duopass keys hsm-init`
+        makes those), then load them all."""
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _write_new(data_dir / _ROOT, SigningKey.generate().to_jwk())
-        _write_new(data_dir / _LEDGER, (NoteSigner.generate(origin).skey() + "\n").encode())
+        if hsm is None or hsm.root_key is None:
+            _write_new(data_dir / _ROOT, SigningKey.generate().to_jwk())
+        if hsm is None or hsm.ledger_key is None:
+            _write_new(data_dir / _LEDGER, (NoteSigner.generate(origin).skey() + "\n").encode())
         _write_new(data_dir / _WRAP, nacl.utils.random(32))
         _write_new(data_dir / _DIGEST, nacl.utils.random(32))
         _write_new(data_dir / _OAUTH, _new_oauth_pem())
-        return cls.load(data_dir)
+        return cls.load(data_dir, hsm)
 
     @classmethod
-    def load(cls, data_dir: Path) -> Keyring:
+    def load(cls, data_dir: Path, hsm: HsmConfig | None = None) -> Keyring:
+        """The keys in `data_dir`, the root and ledger keys from `hsm`'s token if it names them."""
+        root: Ed25519Signer | None
+        root, ledger = _hsm_keys(hsm) if hsm is not None else (None, None)
         try:
-            root = SigningKey.from_jwk((data_dir / _ROOT).read_bytes())
-            ledger = load_ledger_key(data_dir / _LEDGER)
+            if root is None:
+                root = SigningKey.from_jwk((data_dir / _ROOT).read_bytes())
+            if ledger is None:
+                ledger = load_ledger_key(data_dir / _LEDGER)
             wrap, digest = (data_dir / _WRAP).read_bytes(), (data_dir / _DIGEST).read_bytes()
             oauth = ECKey.import_key(_oauth_pem(data_dir / _OAUTH))
         except (OSError, ValueError) as exc:
@@ -121,6 +134,21 @@ def write_ledger_key(path: Path, key: NoteSigner) -> None:
     """Write a new ledger key file (mode 0600, synced), replacing any there."""
     path.unlink(missing_ok=True)
     _write_new(path, (key.skey() + "\n").encode())
+
+
+def _hsm_keys(config: HsmConfig) -> tuple[hsm.HsmKey | None, NoteSigner | None]:
+    """The root and ledger keys the HSM holds (None for one it does not)."""
+    try:
+        root = None if config.root_key is None else hsm.load_key(config, config.root_key)
+        if config.ledger_key is None:
+            return root, None
+        return root, NoteSigner.from_signer(
+            config.ledger_key, hsm.load_key(config, config.ledger_key)
+        )
+    except HsmError as exc:
+        raise KeyringError(f"cannot load the server's keys from the HSM: {exc}") from exc
+    except LedgerError as exc:  # a label that is no note key name
+        raise KeyringError(f"the ledger key's label in the HSM: {exc}") from exc
 
 
 def _new_oauth_pem() -> bytes:

@@ -22,6 +22,7 @@ from duopass.server.services import (
     throttle,
     tlog,
 )
+from duopass.server.store.reach import is_unavailable
 
 log = logging.getLogger("duopass.server.maintenance")
 INTERVAL_S = 60.0
@@ -70,8 +71,11 @@ class Periodic:
         while not self._stop.wait(self.interval):
             try:
                 self.work()
-            except Exception:
-                log.exception("%s failed; retrying next interval", self.name)
+            except Exception as exc:
+                if is_unavailable(exc):  # a failover: said in one line, tried again next time
+                    log.warning("%s: database unavailable; retrying next interval", self.name)
+                else:
+                    log.exception("%s failed; retrying next interval", self.name)
 
 
 class Maintenance(Periodic):

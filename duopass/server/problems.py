@@ -18,7 +18,13 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from duopass.server.store.reach import is_unavailable
+
 log = logging.getLogger("duopass.server")
+
+STORE_UNAVAILABLE_DETAIL = "the database cannot be reached now (a failover?): send it again"
+"""503 `store_unavailable`'s detail: the unit did not commit, or its outcome is unknown; the
+same request sent again (same terminal seq, same request id) finds what it did."""
 
 
 class ProblemCode(StrEnum):
@@ -90,12 +96,14 @@ class ProblemCode(StrEnum):
     PASSKEY_EXISTS = "passkey_exists"
     PASSKEY_LIMIT = "passkey_limit"
     STORE_ROLLED_BACK = "store_rolled_back"
+    STORE_UNAVAILABLE = "store_unavailable"
     OIDC_OFF = "oidc_off"
     OIDC_STATE = "oidc_state"
     OIDC_REFUSED = "oidc_refused"
     OIDC_UNAVAILABLE = "oidc_unavailable"
     OIDC_NO_ACCOUNT = "oidc_no_account"
     LEDGER_KEY_MISSING = "ledger_key_missing"
+    OIDC_BOUND_ELSEWHERE = "oidc_bound_elsewhere"
 
 
 STATUS = {
@@ -165,12 +173,14 @@ STATUS = {
     ProblemCode.PASSKEY_EXISTS: 409,
     ProblemCode.PASSKEY_LIMIT: 409,
     ProblemCode.STORE_ROLLED_BACK: 503,
+    ProblemCode.STORE_UNAVAILABLE: 503,
     ProblemCode.OIDC_OFF: 404,
     ProblemCode.OIDC_STATE: 400,
     ProblemCode.OIDC_REFUSED: 401,
     ProblemCode.OIDC_UNAVAILABLE: 503,
     ProblemCode.OIDC_NO_ACCOUNT: 403,
     ProblemCode.LEDGER_KEY_MISSING: 503,
+    ProblemCode.OIDC_BOUND_ELSEWHERE: 403,
 }
 _FROM_STATUS = {
     401: ProblemCode.UNAUTHENTICATED,
@@ -199,6 +209,11 @@ class Problem(Exception):
         self.extra = extra or {}
         """Members the document carries beyond the standard ones (RFC 9457 §3.2): a
         `pin_required`'s `confirmation`."""
+
+
+def store_unavailable() -> Problem:
+    """503 `store_unavailable` (`store.reach.is_unavailable`)."""
+    return Problem(ProblemCode.STORE_UNAVAILABLE, STORE_UNAVAILABLE_DETAIL)
 
 
 def problem_response(
@@ -265,5 +280,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_unavailable(exc):  # a failover under way: expected, and said once per request
+            log.warning("database unavailable on %s %s", request.method, request.url.path)
+            return problem_response(ProblemCode.STORE_UNAVAILABLE, STORE_UNAVAILABLE_DETAIL)
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return problem_response(ProblemCode.INTERNAL, "internal error; it has been logged")

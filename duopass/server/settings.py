@@ -1,7 +1,8 @@
 """Server settings: one `BaseSettings` class, from the environment (`DUOPASS_*`) or the CLI.
 
 Secrets are never defaults: the root, ledger and wrapping keys and the digest secret live as files
-in `data_dir` (mode 0600), created by `duopass serve --init` or `--demo` and refused if absent.
+in `data_dir` (mode 0600), created by `duopass serve --init` or `--demo` and refused if absent;
+the root and ledger keys may live in an HSM instead (`hsm_*`, server.hsm).
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ from duopass.protocol.limits import (
     LATE_WINDOW_DEFAULT_S,
 )
 from duopass.protocol.trust import Policy
+from duopass.server.hsm import LABEL_CHARS_MAX, TOKEN_LABEL_CHARS_MAX
+
+_KEY_LABEL = r"^[!-*,-~]+$"
+"""A key label on an HSM's token: printable ASCII without spaces or `+` (a note key name)."""
 
 
 class TestOnlySettingRefused(RuntimeError):
@@ -186,6 +191,33 @@ class Settings(BaseSettings):
     provider sends it back; None: the request's own scheme and host."""
     oidc_timeout_s: float = Field(default=5.0, gt=0, le=60)
     """Each request to the provider (discovery, keys, the token exchange)."""
+
+    hsm_module: Path | None = None
+    """The PKCS#11 module (`/usr/lib/softhsm/libsofthsm2.so`) of the HSM that holds the root
+    and/or ledger key (server.hsm); None: both are files in `data_dir`."""
+    hsm_token: str | None = Field(default=None, min_length=1, max_length=TOKEN_LABEL_CHARS_MAX)
+    """The label of the token that holds them."""
+    hsm_pin: SecretStr | None = None
+    """The token's user PIN, from the environment only (`DUOPASS_HSM_PIN`), or `hsm_pin_file`:
+    never a flag, never logged, never in an error."""
+    hsm_pin_file: Path | None = None
+    hsm_root_key: str | None = Field(default=None, max_length=LABEL_CHARS_MAX, pattern=_KEY_LABEL)
+    """The root key's label on the token (`duopass keys hsm-init` makes `<issuer>/root`); None:
+    the root key is `root.jwk`."""
+    hsm_ledger_key: str | None = Field(default=None, max_length=LABEL_CHARS_MAX, pattern=_KEY_LABEL)
+    """The ledger key's label on the token, which is also its signed-note key name, the log's
+    origin (`<issuer>/ledger`); None: the ledger key is `ledger.key`."""
+
+    @model_validator(mode="after")
+    def _hsm(self) -> Settings:
+        keys = self.hsm_root_key is not None or self.hsm_ledger_key is not None
+        if keys and (self.hsm_module is None or self.hsm_token is None):
+            raise ValueError("an HSM key label needs hsm_module and hsm_token")
+        if self.hsm_module is not None and not keys:
+            raise ValueError("hsm_module needs hsm_root_key or hsm_ledger_key")
+        if keys and self.hsm_pin is None and self.hsm_pin_file is None:
+            raise ValueError("an HSM key needs its PIN: DUOPASS_HSM_PIN or hsm_pin_file")
+        return self
 
     @field_validator("oidc_issuer", "oidc_public_url")
     @classmethod

@@ -15,12 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from duopass.server.keyring import Keyring
-from duopass.server.problems import Problem, ProblemCode
+from duopass.server.problems import Problem, ProblemCode, store_unavailable
 from duopass.server.settings import Settings
+from duopass.server.store.reach import is_unavailable
 
 if TYPE_CHECKING:
     from duopass.server.services.policy_store import PinnedPolicy
@@ -51,14 +52,21 @@ def retrying(attempt: Callable[[], T], *, attempts: int = UNIT_ATTEMPTS) -> T:
     unit committed the same thing first, and the retry sees what it did. A lock conflict (a lock
     not available, a deadlock, SQLite busy) means another unit holds what this one needs: the
     retry waits a little first (20 ms, doubling), and when none succeeds the answer is 503
-    `busy`: the client sends the same request again later."""
+    `busy`: the client sends the same request again later. A database that cannot be reached
+    or written (`store.reach`) is 503 `store_unavailable` at once, never retried here: the unit's
+    commit may have happened, and only the client's same request again can tell."""
     for n in range(attempts):
         try:
             return attempt()
-        except IntegrityError as exc:
-            if n == attempts - 1:  # not a race: the request clashes with what exists
-                raise Problem(ProblemCode.CONFLICT, "conflicts with existing data") from exc
-        except OperationalError as exc:
+        except DBAPIError as exc:
+            if is_unavailable(exc):
+                raise store_unavailable() from exc
+            if isinstance(exc, IntegrityError):
+                if n == attempts - 1:  # not a race: the request clashes with what exists
+                    raise Problem(ProblemCode.CONFLICT, "conflicts with existing data") from exc
+                continue
+            if not isinstance(exc, OperationalError):
+                raise
             if n == attempts - 1:
                 raise Problem(ProblemCode.BUSY, "busy with other requests: send it again") from exc
             time.sleep(LOCK_PAUSE_S * 2**n)

@@ -1,6 +1,8 @@
 """Trust bundle sync: a delta since the version held on a schedule and at every reconnect, the
 whole bundle once a day or when a delta does not apply; each verified against the pinned root
-key (protocol.bundle) and refused, the held store kept, when it is not."""
+key (protocol.bundle) and refused, the held store kept, when it is not. A bundle signed by a
+new root whose links lead from the pinned one (protocol.roots) moves the pin to it, saved with
+the store (docs/terminal.md, "The root key rotates")."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from duopass.protocol.bundle import BundleError, apply_bundle, open_bundle
+from duopass.protocol.bundle import BundleError, RootChainError, apply_bundle, open_bundle_following
+from duopass.protocol.keys import kid_of
 from duopass.protocol.limits import BUNDLE_BYTES_MAX
 from duopass.protocol.trust import TrustStore
 from duopass.terminal.client import Client, Refused, Unreachable
@@ -40,6 +43,8 @@ class BundleSync:
         self.on_update, self.clock = on_update, clock
         config = store.config()
         self.iss, self.root_key = config.iss, config.root_key
+        held_seq = store.get("root_seq", 0)  # the link seq of the pinned root (0: enrolment's)
+        self.root_seq = held_seq if isinstance(held_seq, int) else 0
 
     def sync(self) -> TrustStore:
         """Fetch, verify and apply the next bundle; raises Unreachable, Refused or
@@ -75,13 +80,25 @@ class BundleSync:
             )
         if answer.offset is not None:
             self.client.offset = answer.offset
-        bundle = open_bundle(answer.body, self.root_key)
+        now = int(self.clock())
+        bundle, moved = open_bundle_following(
+            answer.body,
+            self.root_key,
+            iss=self.iss,
+            root_seq=self.root_seq,
+            now=now + self.client.offset,
+        )
         if bundle.iss != self.iss:
             raise BundleError(f"bundle for {bundle.iss!r}, not for {self.iss!r}")
         store = apply_bundle(held, bundle)
         whole = bundle.since == 0
         del answer, bundle
-        self.store.save_trust(store, whole=whole, now=int(self.clock()), offset=self.client.offset)
+        root = None if moved is None else (moved.key, moved.seq)
+        self.store.save_trust(store, whole=whole, now=now, offset=self.client.offset, root=root)
+        if moved is not None:
+            self.root_key, self.root_seq = moved.key, moved.seq
+            pinned = kid_of(moved.key).hex()
+            log.warning("root key rotated: pinning %s (link %s)", pinned, moved.seq)
         if whole:
             give_back_memory()
         if self.on_update is not None:
@@ -94,6 +111,9 @@ class BundleSync:
             store = self.sync()
         except (Unreachable, Refused) as exc:
             log.info("bundle sync failed: %s", exc)
+            return False
+        except RootChainError as exc:
+            log.error("trust bundle refused (%s): %s", exc.reason, exc)
             return False
         except BundleError as exc:
             log.error("trust bundle refused: %s", exc)

@@ -28,6 +28,8 @@ __all__ = ["DB_NAME", "KEY_NAME", "Config", "DurableMemory", "Open", "Store", "S
 DB_NAME = "terminal.db"
 KEY_NAME = "terminal.jwk"
 _BUSY_TIMEOUT_MS = 10_000
+Pin = tuple[bytes, int] | None
+"""A root to pin after a bundle: its public key and the seq of the link that led to it."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
@@ -218,12 +220,18 @@ class Store:
         with self.transaction(write=False) as db:
             return self._held_trust.load(db)
 
-    def save_trust(self, store: TrustStore, *, whole: bool, now: int, offset: int) -> None:
+    def save_trust(
+        self, store: TrustStore, *, whole: bool, now: int, offset: int, root: Pin = None
+    ) -> None:
+        """With `root`, the root pinned from now on (its key, its link's seq: `root_key`,
+        `root_seq`), in the same transaction: a crash keeps the old store and root, or both new."""
         with self.transaction() as db:
             values = self._held_trust.save(db, store)
             values.update(bundle_seq=store.seq, bundle_synced_at=now, clock_offset=offset)
             if whole:
                 values["bundle_whole_at"] = now
+            if root is not None:
+                values.update(root_key=root[0], root_seq=root[1])
             self.put(**values)
 
     # -- the journal -----------------------------------------------------------------------

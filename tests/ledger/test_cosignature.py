@@ -120,3 +120,36 @@ def test_the_witness_cosigns_a_growing_log_and_refuses_a_fork(tmp_path: Path):
         grown = _post(url, 3, list(consistency_proof(honest, 3, 9)), honest9)
         assert grown.status_code == 200
         assert restarted.held is not None and restarted.held.size == 9
+
+
+def test_the_witness_answers_as_tlog_witness_says(tmp_path: Path):
+    """c2sp.org/tlog-witness: 404 for another origin, 403 for a key it does not trust, 400 for
+    an old size above the checkpoint's, a proof from size 0 or more than 63 proof lines, 409
+    (with the size held, text/x.tlog.size) for another old size or another root at the size
+    held, and the same checkpoint again cosigned."""
+    log, cosigner = NoteSigner.generate(ORIGIN), Cosigner.generate("witness.test/w1")
+    leaves = [bytes([i]) for i in range(5)]
+    three, five = _tree(leaves[:3]), _tree(leaves)
+    other3 = _tree([b"x", b"y", b"z"])
+    witness = Witness(tmp_path / "w", log.verifier, cosigner)
+    elsewhere = NoteSigner.generate("elsewhere.test/log")
+    with running_witness(witness) as url:
+        foreign = sign_checkpoint(Checkpoint("elsewhere.test/log", 3, three.root()), [elsewhere])
+        assert _post(url, 0, [], foreign).status_code == 404
+        stranger = _post(url, 0, [], _note(NoteSigner.generate(ORIGIN), three))
+        assert stranger.status_code == 403
+        assert _post(url, 4, [], _note(log, three)).status_code == 400  # old above the size
+        assert _post(url, 0, [b"\x00" * 32], _note(log, three)).status_code == 400
+        assert _post(url, 0, [b"\x00" * 32] * 64, _note(log, three)).status_code == 400
+        assert witness.held is None
+        assert _post(url, 0, [], _note(log, three)).status_code == 200
+        again = _post(url, 3, [], _note(log, three))  # the same checkpoint: cosigned again
+        assert again.status_code == 200 and again.text.startswith("— witness.test/w1 ")
+        forked = _post(url, 3, [], _note(log, other3))  # another root at the size held
+        assert forked.status_code == 409 and forked.text == "3\n"
+        assert forked.headers["content-type"] == "text/x.tlog.size"
+        behind = _post(url, 2, list(consistency_proof(five, 2, 5)), _note(log, five))
+        assert behind.status_code == 409 and behind.text == "3\n"
+        grown = _post(url, 3, list(consistency_proof(five, 3, 5)), _note(log, five))
+        assert grown.status_code == 200
+    assert witness.held is not None and witness.held.size == 5

@@ -26,7 +26,13 @@ from duopass.ledger.audit_state import format_state, read_state
 from duopass.ledger.cosignature import Cosigner
 from duopass.ledger.events import EventType, event
 from duopass.ledger.leaf import encode_leaf, parse_leaf
-from duopass.ledger.rotation import follow, handover_extension, rotation_body, rotation_of
+from duopass.ledger.rotation import (
+    Rotation,
+    follow,
+    handover_extension,
+    rotation_body,
+    rotation_of,
+)
 from duopass.ledger.witness import AddCheckpoint, decide
 
 ORIGIN = "demo-univ/ledger"
@@ -254,13 +260,18 @@ def test_a_witness_refuses_a_handover_the_next_key_did_not_sign():
         follow(sign_checkpoint(checkpoint, [new]), old.verifier)
 
 
-def test_the_catalogue_takes_either_key_rotation_body_and_no_mixture():
+def test_the_catalogue_takes_each_key_rotation_body_and_no_mixture():
     old, new = NoteSigner.generate(ORIGIN).verifier, NoteSigner.generate(ORIGIN).verifier
     ledger = rotation_body(old, new)
     daily = {"kid": "k1", "nbf": 1, "exp": 2}
-    for body in (ledger, daily):
+    root = {**daily, "role": "root", "previous": "k0", "seq": 1, "by": 7}
+    for body in (ledger, daily, root):
         event(EventType.KEY_ROTATION, 0, "demo-univ", body)
-    for body in ({"ledger_key": new.vkey()}, {**daily, **ledger}, {**ledger, "kid": "k1"}):
+        assert rotation_of(0, parse_leaf(encode_leaf("key_rotation", 0, "demo-univ", body))) == (
+            None if body is not ledger else Rotation(0, old, new)
+        )
+    mixtures = ({**daily, **ledger}, {**ledger, "kid": "k1"}, {**ledger, "role": "root"})
+    for body in ({"ledger_key": new.vkey()}, *mixtures, {**root, "ledger_key": new.vkey()}):
         with pytest.raises(LedgerError) as refused:
             event(EventType.KEY_ROTATION, 0, "demo-univ", body)
         assert refused.value.reason is LedgerReason.MALFORMED

@@ -238,8 +238,25 @@ def test_the_witness_follows_the_chain(tmp_path):
             "--witness", cosigner.key.vkey(),
         )  # fmt: skip
         assert result.exit_code == 0, result.output
-        assert f"anchors      checkpoint {size}, consistent with it" in result.stdout
+        said = f"anchors      latest anchored checkpoint {size}, consistent: the audited one itself"
+        assert said in result.stdout
         assert "witness      witness.test/w1: cosigned at " in result.stdout
+
+        # The state now trusts the new key; the anchors of the checkpoints before the rotation,
+        # signed by the old key alone, are still each checked with the key of their size.
+        ready_wallet(srv.http, srv.admin(), "cy", balance=100)
+        later = parse_note_size(_checkpoint(srv))
+        _anchored(srv, later)
+        again = run_audit(
+            "--url", srv.url, "--key", old.vkey(), "--state", tmp_path / "s.json",
+            "--witness", cosigner.key.vkey(),
+        )  # fmt: skip
+        assert again.exit_code == 0, again.output
+        assert "where earlier audits followed the chain" in again.stdout
+        assert "earlier anchored checkpoints checked: each OK" in again.stdout
+        assert f"latest anchored checkpoint {later}, consistent: the audited one itself" in (
+            again.stdout
+        )
 
 
 def parse_note_size(note: bytes) -> int:

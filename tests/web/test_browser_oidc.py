@@ -20,9 +20,9 @@ from sqlalchemy import select
 from duopass.server.services import oidc
 from duopass.server.store.access import Token
 from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider, running_provider
-from tests.server.harness import Running
+from tests.server.harness import ADMIN_PASSWORD, Running
 from tests.web.conftest import OPERATOR, _started
-from tests.web.test_browser import LOCALES, _accessible, _errors, _page, _shoot
+from tests.web.test_browser import LOCALES, _accessible, _errors, _page, _shoot, _sign_in
 from tests.web.test_wallet_browser import OURS, wallet_page
 from tests.web.test_wallet_browser import _accessible as _wallet_accessible
 
@@ -123,3 +123,27 @@ def test_a_holder_signs_in_to_the_wallet_through_the_university(
         return list(unit.session.scalars(select(Token.method)))
 
     assert "oidc" in site.ctx.run(methods)
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_an_admin_sees_and_unbinds_a_holder_s_university_account(
+    oidc_site, provider, chromium, shots, language
+):
+    url = oidc_site.url
+    hana = oidc_site.admin().holder("hana")
+    provider.person = {"sub": "u-hana-30", "preferred_username": "hana"}
+    started = oidc_site.http.get("/v1/session/oidc/start").json()
+    with httpx.Client(timeout=30, follow_redirects=True) as browser:
+        assert browser.get(started["url"]).status_code == 200  # the first sign-in binds
+    page = _page(chromium, language)
+    errors = _errors(page)
+    _sign_in(page, url, "admin", ADMIN_PASSWORD)
+    page.goto(f"{url}/console/holders/{hana['handle']}")
+    assert "u-hana-30" in page.locator("#oidc-binding").inner_text()
+    _accessible(page)
+    _shoot(page, shots, f"console-holder-oidc-{language}")
+    page.click("#oidc-unbind button")
+    page.wait_for_selector("#done")
+    assert page.locator("#oidc-binding").count() == 0
+    _accessible(page)
+    assert errors == []

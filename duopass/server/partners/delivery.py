@@ -43,6 +43,7 @@ from duopass.server.limits import (
     WEBHOOK_TIMEOUT_S,
 )
 from duopass.server.partners import endpoints, outbox
+from duopass.server.store.reach import is_unavailable
 from duopass.server.store.webhooks import WebhookAttempt, WebhookEndpoint, WebhookMessage
 from duopass.server.unit_of_work import Unit
 
@@ -239,6 +240,9 @@ class Delivery:
                 self._bell.clear()  # a commit ringing from now on is seen by the next round
                 try:
                     deliver_once(self.ctx, client, owner=self.owner, stamp=self.stamp)
-                except Exception:
-                    log.exception("webhook delivery failed; trying again")
+                except Exception as exc:
+                    if is_unavailable(exc):  # a failover: one line, and the next round tries
+                        log.warning("webhook delivery: the database is unavailable; trying again")
+                    else:
+                        log.exception("webhook delivery failed; trying again")
                 self._bell.wait(POLL_S)

@@ -18,6 +18,7 @@ the ledger append included. Modules by subject:
     journals/                        §5: a terminal's signed batches settled
     alerts review sweep              evidence recorded, reviewed, and what time settles
     bundles trust_changes signing_keys terminals  what terminals hold and who they are
+    root_keys                        the issuer root key rotated (files: `server.roots`)
     settlement tlog idempotency      the books per day, the ledger, request fingerprints
     policy_store decisions           the decision policy pinned and shared by processes;
                                      decisions recorded, their inputs erased, replayed

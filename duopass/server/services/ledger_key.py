@@ -6,7 +6,9 @@ that row records (`services.ledger_rotation`) and a retired key never signs agai
 A process holds the key it loaded at start (`Keyring.ledger`); when the database names another,
 it reads `ledger.key` again (or `ledger.key.next`, where a rotation stopped between its commit
 and the file's rename, which it then completes). A key named but found in neither file is 503
-`ledger_key_missing`: nothing is signed with any other.
+`ledger_key_missing`: nothing is signed with any other. A process whose ledger key is in an HSM
+(`server.hsm`) never rotates (`duopass keys rotate-ledger` refuses it) and reads no key file:
+the database naming another key is 503 `ledger_key_missing` too.
 """
 
 from __future__ import annotations
@@ -80,6 +82,11 @@ def signer(unit: Unit) -> NoteSigner:
     held = unit.keyring.ledger
     if vkey is None or held.verifier.vkey() == vkey:
         return held
+    if not held.in_memory:
+        raise Problem(
+            ProblemCode.LEDGER_KEY_MISSING,
+            f"the database names the ledger key {vkey.split('+')[1]}, not the one in the HSM",
+        )
     found = _LOADED.get(vkey) or _reload(unit.settings.data_dir, vkey)
     if found is None:
         raise Problem(

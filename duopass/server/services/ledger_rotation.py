@@ -33,6 +33,8 @@ def rotate(unit: Unit, new: NoteSigner) -> Rotated:
     session = unit.session
     tlog.size(session, lock=True)
     old = ledger_key.signer(unit)
+    if not old.in_memory:
+        raise Problem(ProblemCode.CONFLICT, "the ledger key is in an HSM: it is not rotated there")
     if new.name != old.name or new.verifier == old.verifier:
         raise Problem(ProblemCode.INVALID_REQUEST, "the new ledger key is a new key of this log")
     if len(ledger_key.chain(session)) >= ledger_key.KEYS_MAX:

@@ -9,6 +9,9 @@ state under the server's digest key, so they never leave the server except the v
 the token endpoint. A state is good for `STATE_TTL_S` and used once (`UsedChallenge`, the
 device challenges' table), before the provider is asked anything: a replay is refused.
 
+The provider's (`iss`, `sub`) is bound to the account at the first sign-in and names it from
+then on (`services.oidc_binding`); a claim that disagrees with a binding is refused.
+
 The risk policy judges the sign-in at `sign_in` as a password sign-in (its attempt counted
 before the read, then withdrawn: the provider vouched for the person, so no outcome is a
 guess, not even a person we do not know); a step-up it asks for is refused (the provider's proof
@@ -31,8 +34,16 @@ from duopass.risk.points import Point, Subject
 from duopass.server.context import AppContext
 from duopass.server.limits import LOGIN_CHARS_MAX
 from duopass.server.problems import Problem, ProblemCode
-from duopass.server.services import oidc, risk_engine, risk_features, risk_records, sessions
+from duopass.server.services import (
+    oidc,
+    oidc_binding,
+    risk_engine,
+    risk_features,
+    risk_records,
+    sessions,
+)
 from duopass.server.services.auth import held
+from duopass.server.services.oidc_binding import ISSUER_CHARS_MAX, SUBJECT_CHARS_MAX
 from duopass.server.services.sessions import Issued
 from duopass.server.settings import Settings
 from duopass.server.store.access import Staff, UsedChallenge
@@ -162,9 +173,63 @@ def finish(
     name = claims.get(claim)
     if not isinstance(name, str) or not 0 < len(name) <= LOGIN_CHARS_MAX:
         raise oidc.refused(f"the ID token has no usable {claim} claim")
+    subject = _Subject(str(claims["iss"]), claims["sub"])
+    if not isinstance(subject.sub, str) or not 0 < len(subject.sub) <= SUBJECT_CHARS_MAX:
+        raise oidc.refused("the ID token's sub is not 1 to 255 characters")
+    if not subject.sub.isascii() or len(subject.iss) > ISSUER_CHARS_MAX:
+        raise oidc.refused("the ID token's sub or iss cannot be kept")
     return ctx.run_refusable(
-        lambda unit: _sign_in(unit, kind, name, client=client, installation=installation)
+        lambda unit: _sign_in(unit, kind, name, subject, client=client, installation=installation)
     )
+
+
+@dataclass(frozen=True)
+class _Subject:
+    iss: str
+    sub: object
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    """Whom a sign-in names (None: nobody who may sign in), whether that account is bound to
+    the provider's subject already, and the refusal when the claim and a binding disagree."""
+
+    person: _Person | None
+    bound: bool = False
+    conflict: Problem | None = None
+
+
+def _resolve(unit: Unit, kind: str, name: str, subject: _Subject) -> _Resolved:
+    """The account bound to (`iss`, `sub`), else the one the claim names (to bind now)."""
+    staff, session = kind == "staff", unit.session
+    claimed = _person(unit, kind, name)
+    iss, sub = subject.iss, str(subject.sub)
+    bound_id = oidc_binding.by_subject(session, staff=staff, issuer=iss, subject=sub)
+    if bound_id is not None:
+        if claimed is not None and claimed.id != bound_id:
+            why = f"the claim names {claimed.login!r}, the subject is bound to another account"
+            refusal = oidc_binding.mismatch(name, staff=staff, issuer=iss, subject=sub, why=why)
+            return _Resolved(claimed, conflict=refusal)
+        return _Resolved(_person_by_id(unit, kind, bound_id), bound=True)
+    if claimed is not None:
+        other = oidc_binding.binding(session, staff=staff, principal_id=claimed.id)
+        if other is not None:
+            why = f"the account is bound to subject {other.subject!r} of {other.issuer}"
+            refusal = oidc_binding.mismatch(name, staff=staff, issuer=iss, subject=sub, why=why)
+            return _Resolved(claimed, conflict=refusal)
+    return _Resolved(claimed)
+
+
+def _person_by_id(unit: Unit, kind: str, principal_id: int) -> _Person | None:
+    """A bound account, if it may still sign in this way (staff: enabled, a role allowed)."""
+    if kind == "staff":
+        staff = unit.session.get(Staff, principal_id)
+        if staff is None or staff.disabled_at is not None:
+            return None
+        allowed = staff.role in unit.settings.oidc_staff_roles
+        return _Person(staff.role, staff.id, staff.login) if allowed else None
+    holder = unit.session.get(Holder, principal_id)
+    return None if holder is None else _Person("holder", holder.id, holder.login)
 
 
 def _person(unit: Unit, kind: str, name: str) -> _Person | None:
@@ -184,12 +249,20 @@ def _person(unit: Unit, kind: str, name: str) -> _Person | None:
 
 
 def _sign_in(
-    unit: Unit, kind: str, name: str, *, client: str | None, installation: str | None
+    unit: Unit,
+    kind: str,
+    name: str,
+    who: _Subject,
+    *,
+    client: str | None,
+    installation: str | None,
 ) -> Issued | Problem:
     """Judged by the risk policy at `sign_in` (counted before the read, withdrawn after it),
-    then a session for the person `name` names; nobody is created."""
+    then a session for the person bound to `who` (iss, sub), or for whom `name` names, bound
+    now; nobody is created."""
     staff = kind == "staff"
-    person = _person(unit, "staff" if staff else "holder", name)
+    resolved = _resolve(unit, "staff" if staff else "holder", name, who)
+    person = resolved.person
     principal = None if person is None else person.id
     login = name if person is None else person.login
     account = risk_features.account_key(unit, staff=staff, principal_id=principal, login=login)
@@ -206,6 +279,9 @@ def _sign_in(
     risk_features.observe(unit, risk_features.withdrawn(pending))  # the provider vouched
     if refusal is not None:
         return refusal
+    if resolved.conflict is not None:
+        risk_records.settle(unit, release, used=False)
+        return resolved.conflict
     if person is None:  # no guess (the provider vouched for them): not counted as a failure
         risk_records.settle(unit, release, used=False)
         return Problem(
@@ -219,6 +295,14 @@ def _sign_in(
             "this account needs a second factor to sign in now: sign in with the password "
             "and its one-time code, or an enrolled device",
         )
+    if not resolved.bound:
+        bound = oidc_binding.bind(
+            unit, staff=staff, principal_id=person.id, login=person.login,
+            issuer=who.iss, subject=str(who.sub),
+        )  # fmt: skip
+        if bound is not None:
+            risk_records.settle(unit, release, used=False)
+            return bound
     if not risk_records.settle(unit, release, used=True):
         return held()
     risk_features.observe(unit, risk_features.sign_in(account, client, at=unit.now, failed=False))

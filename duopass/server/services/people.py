@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from duopass.ledger.events import EventType
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import decisions, devices, sessions, tlog
+from duopass.server.store.access import OidcBinding
 from duopass.server.store.db import Database
 from duopass.server.store.passkeys import Passkey
 from duopass.server.store.people import Erasure, HolderPerson
@@ -130,6 +131,8 @@ def erase(unit: Unit, holder: Holder, *, by: int, keep_money: bool = False) -> d
         holder.totp_secret = holder.totp_pending = None
         holder.totp_pending_at = None
         session.execute(delete(Passkey).where(Passkey.holder_id == holder.id))
+        unbound = (OidcBinding.kind == "holder") & (OidcBinding.principal_id == holder.id)
+        session.execute(delete(OidcBinding).where(unbound))
         emptied = decisions.erase_inputs(unit, holder.id)  # their leaves stay whole
         session.execute(delete(JournalBaseline).where(JournalBaseline.key == holder_key(holder.id)))
         session.flush()

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from duopass.protocol.keys import KeyId
 from duopass.protocol.trust import Policy, TrustKey
 from duopass.server.domain import HoldTerms
-from duopass.server.services import tickets
+from duopass.server.services import signing_keys, tickets
 from duopass.server.settings import Settings
 from duopass.server.store import sql
 from duopass.server.store.tables import SigningKeyRow
@@ -66,7 +66,8 @@ class Payer(NamedTuple):
 
 
 _KEYS: dict[tuple[str, bytes], TrustKey] = {}
-"""Signing keys by issuer and kid: rows that are never updated, so safe to keep across requests.
+"""Signing keys by issuer and kid: their public half and window never change, so safe to keep
+across requests (a revocation is read apart, `ServerTrust.key`).
 By issuer too, since the cache is the process's: a key another issuer's server in this process
 (tests run two) found must never count as this one's. One key a day: emptied when it reaches
 `_KEYS_MAX` (years of keys), so it stays bounded all the same."""
@@ -80,9 +81,17 @@ class ServerTrust:
     def __init__(self, session: Session, settings: Settings, payer: Payer | None, now: int) -> None:
         self.session, self.settings, self.payer = session, settings, payer
         self.issued_at, self.max_age_s = now, NEVER_STALE_S
+        self._revoked: dict[bytes, bool] = {}
 
     def key(self, iss: str, kid: bytes) -> TrustKey | None:
+        """The signing key, unless unknown or revoked (read once per view: a revocation by any
+        process is seen by the next scan, the key's row itself is cached)."""
         if iss != self.settings.issuer:
+            return None
+        revoked = self._revoked.get(kid)
+        if revoked is None:
+            revoked = self._revoked[kid] = signing_keys.is_revoked(self.session, kid)
+        if revoked:
             return None
         cached = _KEYS.get((iss, kid))
         if cached is None:

@@ -192,8 +192,9 @@ def mint(unit: Unit, ticket: Ticket, device: Device, *, refresh: bool) -> Minted
         terms, now=unit.now, max_lifetime_s=unit.settings.policy.max_lifetime_s(Kind.TICKET)
     )
     live = live_credential(session, ticket)
-    if live is not None and live.device_id == device.id and not refresh:
-        return Minted(ticket, live, None)
+    stale = live is not None and signing_keys.minted_with_revoked(session, live.l1)
+    if live is not None and live.device_id == device.id and not refresh and not stale:
+        return Minted(ticket, live, None)  # a revoked key's is minted again, under its successor
     if refusal is not None:
         return Minted(ticket, None, refusal)
     if live is not None:

@@ -1,14 +1,23 @@
-"""The tables of signing in: staff, sessions (bearer tokens), failed-proof throttles and the
-device challenges already answered. The holders they sign in are in `tables`."""
+"""The tables of signing in: staff, sessions (bearer tokens), failed-proof throttles, the
+device challenges already answered and the OpenID Connect subjects bound to accounts. The
+holders they sign in are in `tables`."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, LargeBinary, String
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from duopass.server.store.tables import Base
 
-__all__ = ["AuthThrottle", "Staff", "Token", "UsedChallenge"]
+__all__ = ["AuthThrottle", "OidcBinding", "Staff", "Token", "UsedChallenge"]
 
 
 class Staff(Base):
@@ -62,3 +71,22 @@ class UsedChallenge(Base):
     __tablename__ = "used_challenges"
     digest: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class OidcBinding(Base):
+    """The university provider's account (`issuer`, `subject`: the ID token's `iss` and `sub`)
+    bound to a staff member or a holder (`kind`, `principal_id`) at the first sign-in through
+    it (services.oidc_binding): one each way per kind, until an admin unbinds it (0027)."""
+
+    __tablename__ = "oidc_bindings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    principal_id: Mapped[int] = mapped_column(Integer)
+    issuer: Mapped[str] = mapped_column(String(512))
+    subject: Mapped[str] = mapped_column(String(255))
+    bound_at: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (
+        UniqueConstraint("kind", "principal_id", name="oidc_bindings_account"),
+        UniqueConstraint("kind", "issuer", "subject", name="oidc_bindings_subject"),
+        CheckConstraint("kind IN ('staff', 'holder')", name="oidc_binding_kind"),
+    )

@@ -62,8 +62,20 @@ def _libpq(url: URL) -> tuple[str, dict[str, str]]:
     env = dict(os.environ)
     if url.password is not None:
         env["PGPASSWORD"] = str(url.password)
-    plain = url.set(drivername="postgresql", password=None)
-    return plain.render_as_string(hide_password=False), env
+    # `set(password=None)` would keep it (None means "unchanged"): the password reached argv
+    plain = url._replace(drivername="postgresql", password=None)
+    hosts = plain.query.get("host")
+    if hosts is None:
+        return plain.render_as_string(hide_password=False), env
+    # several hosts (a failover pair): SQLAlchemy's `?host=a:p&host=b:q` is libpq's `a:p,b:q`
+    listed = ",".join((hosts,) if isinstance(hosts, str) else hosts)
+    rest = plain.difference_update_query(["host"])._replace(host=None, port=None)
+    rendered = rest.render_as_string(hide_password=False)  # postgresql://[user@]/db?...
+    head, at, tail = rendered.partition("@/")
+    if not at:  # no user name: the authority is empty
+        head, _, tail = rendered.partition("//")
+        return f"{head}//{listed}{tail}", env
+    return f"{head}@{listed}/{tail}", env
 
 
 def _run(argv: list[str], env: dict[str, str], what: str) -> None:

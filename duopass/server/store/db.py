@@ -20,15 +20,19 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from duopass.server.store import sql
+from duopass.server.store.reach import lost_server
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
 CHECKPOINT_WAIT_MS = 2_000
+CONNECT_TIMEOUT_S = 2
+"""PostgreSQL: the longest a new connection waits on one host (libpq's `connect_timeout`,
+whole seconds), so that a primary that vanished without a reset does not hold requests."""
 POOL_CONNECTIONS_DEFAULT = 40
 """A process's PostgreSQL pool: one a thread that can hold one at a time (the group-commit
 writer, maintenance, and up to 40 requests on the thread pool, most never waiting on it)."""
@@ -138,12 +142,29 @@ def _sqlite_engine(url: str) -> Engine:
 
 def _postgres_engine(url: str, connections: int) -> Engine:
     """A pool of `connections`, none beyond (no overflow): a thread that finds them all in use
-    waits for one (30 s, then an error), so a server never holds more than it was given."""
+    waits for one (30 s, then an error), so a server never holds more than it was given.
+
+    For a failover (docs/deploy.md): the URL may name several hosts with
+    `target_session_attrs=read-write`, and libpq connects to whichever is the primary; a
+    connection is tried for at most `connect_timeout` a host (`CONNECT_TIMEOUT_S` unless the
+    URL says), each is pinged when taken from the pool, and an error meaning the server is gone
+    or read-only (`store.reach`) drops every pooled connection made before it."""
+    parsed = make_url(url)
+    if "connect_timeout" not in parsed.query:
+        parsed = parsed.update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT_S)})
     engine = create_engine(
-        url, pool_size=connections, max_overflow=0, pool_pre_ping=True, hide_parameters=True
+        parsed, pool_size=connections, max_overflow=0, pool_pre_ping=True, hide_parameters=True
     )
     event.listen(engine, "before_cursor_execute", sql.send_deferred)
+    event.listen(engine, "handle_error", _server_lost)
     return engine
+
+
+def _server_lost(context: ExceptionContext) -> None:
+    """A connection whose server is gone or no longer writable (a standby, a demoted primary)
+    is a disconnection: SQLAlchemy then invalidates it and the pool's older connections."""
+    if not context.is_disconnect and lost_server(context.original_exception):
+        context.is_disconnect = True
 
 
 def read_only_engine(url: str) -> Engine:

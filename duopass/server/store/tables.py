@@ -189,6 +189,7 @@ class SigningKeyRow(Base):
     sealed_seed: Mapped[bytes] = mapped_column(LargeBinary)
     nbf: Mapped[int] = mapped_column(BigInteger, index=True)
     exp: Mapped[int] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)  # compromised: signing_keys.revoke
 
 
 class Terminal(Base):
@@ -353,8 +354,7 @@ class TrustChange(Base):
     __tablename__ = "trust_changes"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, index=True)
-    change: Mapped[str] = mapped_column(String(16))
-    """revoke, freeze, unfreeze, key (a signing key published)."""
+    change: Mapped[str] = mapped_column(String(16))  # revoke, freeze, unfreeze, key, unkey
     cti: Mapped[bytes | None] = mapped_column(LargeBinary(16))
     sub: Mapped[str | None] = mapped_column(String(64))
     kid: Mapped[bytes | None] = mapped_column(LargeBinary(8))

@@ -202,6 +202,15 @@ class AnchorsOut(BaseModel):
     """Witness cosignature lines (C2SP tlog-cosignature), each to append to `note`."""
 
 
+def _anchors_out(found: anchoring.Anchored) -> AnchorsOut:
+    return AnchorsOut(
+        size=found.size,
+        note=base64.b64encode(found.note).decode(),
+        timestamp=None if found.timestamp is None else base64.b64encode(found.timestamp).decode(),
+        cosignatures=[line.decode() for line in found.cosignatures],
+    )
+
+
 @router.get("/anchors", response_model=AnchorsOut, responses=problems(404))
 def anchors(ctx: Ctx) -> AnchorsOut:
     """The anchors of the latest checkpoint that has any (docs/anchors.md): a timestamp by an
@@ -209,9 +218,30 @@ def anchors(ctx: Ctx) -> AnchorsOut:
     found = anchoring.latest(ctx)
     if found is None:
         raise Problem(ProblemCode.NOT_FOUND, "no checkpoint is anchored yet")
-    return AnchorsOut(
-        size=found.size,
-        note=base64.b64encode(found.note).decode(),
-        timestamp=None if found.timestamp is None else base64.b64encode(found.timestamp).decode(),
-        cosignatures=[line.decode() for line in found.cosignatures],
-    )
+    return _anchors_out(found)
+
+
+class AnchorSizesOut(BaseModel):
+    sizes: list[int]
+    """Anchored checkpoint sizes above `after`, ascending; fewer than `limit`: the last page."""
+
+
+@router.get("/anchors/sizes", response_model=AnchorSizesOut)
+def anchor_sizes(
+    ctx: Ctx,
+    after: Annotated[int, Query(ge=0, le=SEQ_MAX), Digits] = 0,
+    limit: Annotated[int, Query(ge=1, le=anchoring.SIZES_PAGE_MAX), Digits] = (
+        anchoring.SIZES_PAGE_MAX
+    ),
+) -> AnchorSizesOut:
+    """Every checkpoint size that has an anchor, so an auditor checks each (docs/anchors.md)."""
+    return AnchorSizesOut(sizes=anchoring.sizes(ctx, after, limit))
+
+
+@router.get("/anchors/{size}", response_model=AnchorsOut, responses=problems(404))
+def anchors_of(ctx: Ctx, size: Annotated[int, Path(ge=0, le=SEQ_MAX), Digits]) -> AnchorsOut:
+    """The anchors of checkpoint `size`, as `GET /v1/ledger/anchors` answers the latest."""
+    found = anchoring.listed(ctx, size)
+    if found is None:
+        raise Problem(ProblemCode.NOT_FOUND, "that checkpoint is not anchored")
+    return _anchors_out(found)

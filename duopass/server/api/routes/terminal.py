@@ -14,6 +14,7 @@ from duopass.protocol.journal import BATCH_BYTES_MAX, JournalError, open_batch
 from duopass.protocol.limits import CODE_CHARS_MAX
 from duopass.protocol.signed_requests import TIME_HEADER
 from duopass.protocol.verify import Mode
+from duopass.server import roots
 from duopass.server.api.deps import Client, Ctx, TerminalCaller
 from duopass.server.api.lean import LeanRoute
 from duopass.server.api.openapi import problems
@@ -156,7 +157,7 @@ def enrol(body: EnrolIn, ctx: Ctx, client: Client) -> EnrolOut:
     return EnrolOut(
         terminal_id=terminal.id,
         iss=ctx.settings.issuer,
-        root_key=b64u_encode(ctx.keyring.root.public),
+        root_key=b64u_encode(roots.current(ctx.settings.data_dir, ctx.keyring.root).key.public),
         mode=terminal.mode,
         venue=terminal.venue,
         currency=terminal.currency,

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from duopass.server.limits import REASON_CHARS_MAX
-from duopass.server.services import holders, lookup, tickets
+from duopass.server.services import holders, lookup, oidc_binding, tickets
 from duopass.server.store.decisions import ReissueRequest
 from duopass.server.store.tables import Account
 from duopass.server.unit_of_work import Unit
@@ -28,7 +28,16 @@ HISTORY_SHOWN: Final = 10
 TICKETS_SHOWN: Final = 100
 MERCHANTS_SHOWN: Final = 200
 DONE: Final = frozenset(
-    {"frozen", "unfrozen", "topped_up", "refunded", "loss_reported", "replaced", "erased"}
+    {
+        "frozen",
+        "unfrozen",
+        "topped_up",
+        "refunded",
+        "loss_reported",
+        "replaced",
+        "erased",
+        "unbound",
+    }
 )
 """What a redirect after a holder form may say was done (`?done=`); anything else is ignored."""
 
@@ -79,6 +88,7 @@ def read(
         "journal": lookup.journal_of(session, handle, limit=HISTORY_SHOWN, cursor=journal),
         "merchants": merchants(unit, shown["account"]["currency"]),
         "cursors": {"scans": scans, "journal": journal},
+        "oidc": oidc_binding.binding(session, staff=False, principal_id=shown["id"]),
     }
 
 

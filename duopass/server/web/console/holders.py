@@ -1,5 +1,6 @@
 """The console's first pages: its home, the holder search and one holder's page
-(`holder_view`), and freezing and unfreezing (operators may). Money is `holder_money`; a loss,
+(`holder_view`), freezing and unfreezing (operators may), and unbinding the holder's university
+account (`oidc_binding`, admins). Money is `holder_money`; a loss,
 a replacement at the counter and erasure are `holder_loss`. They call the services the API's
 routes call."""
 
@@ -18,16 +19,17 @@ from duopass.server.limits import (
     REASON_CHARS_MAX,
     SEARCH_CHARS_MAX,
 )
-from duopass.server.services import holders, lookup
+from duopass.server.services import holders, lookup, oidc_binding
 from duopass.server.unit_of_work import Unit
 from duopass.server.web.console.holder_forms import REASON_TYPED_MAX, HolderForm
 from duopass.server.web.console.holder_view import DONE, holder_page
-from duopass.server.web.console.visit import PREFIX, Visit, signed_in
+from duopass.server.web.console.visit import PREFIX, Visit, admin, signed_in
 
 __all__ = ["router"]
 
 router = APIRouter()
 SignedIn = Annotated[Visit, Depends(signed_in)]
+Admin = Annotated[Visit, Depends(admin)]
 Cursor = Annotated[str | None, Query(max_length=CURSOR_CHARS_MAX)]
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -117,3 +119,17 @@ def freeze(seen: SignedIn, handle: Handle, reason: Reason = "") -> Response:
 @router.post("/holders/{handle}/unfreeze")
 def unfreeze(seen: SignedIn, handle: Handle, reason: Reason = "") -> Response:
     return _set_frozen(seen, handle, reason, frozen=False)
+
+
+@router.post("/holders/{handle}/oidc/unbind")
+def unbind(seen: Admin, handle: Handle) -> Response:
+    """The holder's university account unbound (admins): their next sign-in binds again."""
+    assert seen.staff is not None
+    by = seen.staff.caller.id
+
+    def work(unit: Unit) -> None:
+        row = holders.by_handle(unit.session, handle)
+        oidc_binding.unbind(unit, staff=False, principal_id=row.id, login=row.login, by=by)
+
+    seen.ctx.run(work)
+    return seen.redirect(f"{PREFIX}/holders/{handle}?done=unbound")

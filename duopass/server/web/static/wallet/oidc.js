@@ -8,7 +8,9 @@ import * as api from "./api.js";
 import * as session from "./session.js";
 
 /** The server's refusals the page has a message of its own for. */
-export const CODES = ["oidc_off", "oidc_state", "oidc_refused", "oidc_unavailable", "oidc_no_account"];
+export const CODES = [
+  "oidc_off", "oidc_state", "oidc_refused", "oidc_unavailable", "oidc_no_account", "oidc_bound_elsewhere",
+];
 const LOGIN = /^[!-~]{1,64}$/;
 const PARAM_CHARS_MAX = 2048;
 const STARTED = "duopass-oidc-state";
