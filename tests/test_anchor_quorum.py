@@ -140,7 +140,7 @@ def test_anchors_made_after_the_audited_checkpoint_are_checked_against_it(anchor
     policy = AnchorPolicy(None, [anchored.cosigner.key], 1, 60, time.time())
     source = HttpSource(anchored.srv.url)
     try:
-        check = check_anchors(source, verifier, audited.checkpoint, policy)
+        check = check_anchors(source, lambda _size: verifier, audited.checkpoint, policy)
         assert check.failed == 0, check.lines
         ahead = second - first
         said = (
@@ -154,7 +154,7 @@ def test_anchors_made_after_the_audited_checkpoint_are_checked_against_it(anchor
             other.append(hash_leaf(n.to_bytes(4, "big")))
         forged = sign_checkpoint(Checkpoint(ORIGIN, other.size, other.root()), [signer])
         (anchored.folder(second) / "note").write_bytes(forged)
-        check = check_anchors(source, verifier, audited.checkpoint, policy)
+        check = check_anchors(source, lambda _size: verifier, audited.checkpoint, policy)
         said = f"FAILED       anchors: the anchored checkpoint {second} fails: ROOT_MISMATCH"
         assert said in "\n".join(check.lines)
     finally:

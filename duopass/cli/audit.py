@@ -8,12 +8,13 @@ atomically so that the next audit starts from the checkpoint trusted now.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from duopass.cli.audit_anchors import AnchorPolicy, check_anchors
+from duopass.cli.audit_anchors import AnchorCheck, AnchorPolicy, KeyAt, check_anchors
 from duopass.cli.audit_source import HttpSource, SourceError
 from duopass.cli.numbers import whole
 from duopass.ledger import Checkpoint, LedgerError, NoteVerifier
@@ -25,10 +26,12 @@ from duopass.ledger.audit import (
     Report,
     audit_log,
     format_state,
-    parse_state,
 )
+from duopass.ledger.audit_chain import follow_chain
+from duopass.ledger.audit_state import read_state
 from duopass.ledger.cosignature import CosignerKey
 from duopass.ledger.limits import NOTE_SIGNATURES_MAX
+from duopass.ledger.rotation import Rotation
 from duopass.ledger.timestamp import TsaTrust
 from duopass.server.files import replace_atomically
 
@@ -161,8 +164,8 @@ def audit(
     """
     if (url is None) == (db is None):
         raise _usage("give exactly one of --url and --db")
-    verifier = _verifier(key, key_file)
-    trusted = _trusted(state, verifier)
+    pinned = _verifier(key, key_file)
+    trusted, verifier = _trusted(state, pinned)
     policy = _anchor_policy(
         tsa_trust, witness or [], witness_quorum, max_anchor_lag, over_http=url is not None
     )
@@ -170,10 +173,10 @@ def audit(
     anchors = None
     try:
         note = source.checkpoint()
-        report = audit_log(note, source, verifier, trusted=trusted, page=page)
+        report = audit_log(note, source, verifier, trusted=trusted, page=page, keys=source)
         unsigned = None if isinstance(source, HttpSource) else source.log_size()
         if isinstance(source, HttpSource) and report.checkpoint is not None:
-            anchors = check_anchors(source, verifier, report.checkpoint, policy)
+            anchors = _check_anchors(source, pinned, verifier, trusted, report, policy)
     except SourceError as exc:
         if exc.usage:
             raise _usage(str(exc)) from exc
@@ -182,7 +185,7 @@ def audit(
         raise typer.Exit(EXIT_FAILED) from exc
     finally:
         source.close()
-    for line in _render(report, verifier.name, source.where):
+    for line in [*_render(report, verifier.name, source.where), *_keys(pinned, verifier, report)]:
         typer.echo(line)
     signed = report.checkpoint.size if report.checkpoint is not None else None
     if signed is not None and unsigned is not None and unsigned > signed:
@@ -193,8 +196,8 @@ def audit(
     if failed:
         typer.echo(f"audit FAILED: {failed} finding(s)")
         raise typer.Exit(EXIT_FAILED)
-    assert note is not None and report.checkpoint is not None
-    _keep(state, note, trusted, report.checkpoint)
+    assert note is not None and report.checkpoint is not None and report.key is not None
+    _keep(state, note, trusted, report.checkpoint, report.key)
     typer.echo("audit passed")
 
 
@@ -230,15 +233,85 @@ def _anchor_policy(
     return AnchorPolicy(tsa, keys, given, max_lag, time.time())
 
 
-def _trusted(state: Path, verifier: NoteVerifier) -> Checkpoint | None:
-    """The checkpoint the last audit trusted, from the state file, if there is one."""
+def _trusted(state: Path, pinned: NoteVerifier) -> tuple[Checkpoint | None, NoteVerifier]:
+    """The checkpoint the last audit trusted, from the state file, if there is one, and the
+    ledger key trusted now: the state's (where the last audits followed the key's rotations),
+    else the one given."""
     if not state.exists():
-        return None
+        return None, pinned
     data = _read_bounded(state, STATE_BYTES_MAX, "state file")
     try:
-        return parse_state(data, verifier).checkpoint
+        signed, key = read_state(data, pinned)
     except LedgerError as exc:
         raise _usage(f"state file {state}: {exc}") from exc
+    if key.name != pinned.name:
+        raise _usage(f"state file {state} trusts a key of another log than --key")
+    return signed.checkpoint, key
+
+
+def _check_anchors(
+    source: HttpSource,
+    pinned: NoteVerifier,
+    start: NoteVerifier,
+    trusted: Checkpoint | None,
+    report: Report,
+    policy: AnchorPolicy,
+) -> AnchorCheck:
+    """Every anchor, each checked with the ledger key of its checkpoint's size."""
+    assert report.checkpoint is not None
+    key_at, earlier = _key_at(pinned, start, trusted, report, source)
+    anchors = check_anchors(source, key_at, report.checkpoint, policy)
+    for problem in earlier:
+        anchors.fail(f"anchors: {problem}")
+    return anchors
+
+
+def _key_at(
+    pinned: NoteVerifier,
+    start: NoteVerifier,
+    trusted: Checkpoint | None,
+    report: Report,
+    source: HttpSource,
+) -> tuple[KeyAt, list[str]]:
+    """The ledger key that signs a checkpoint of a given size, by the rotations followed: this
+    audit's, and those before the trusted checkpoint (followed again from the pinned key, for
+    the anchors of older checkpoints, when the state file trusts a later key); and what stopped
+    the earlier chain, if anything did."""
+    earlier: Sequence[Rotation] = ()
+    problems: list[str] = []
+    if start != pinned and trusted is not None:
+        chain = follow_chain(pinned, 0, trusted.size, source, source)
+        earlier = chain.rotations
+        problems = [
+            f"the key's rotations before the trusted checkpoint: {p}" for p, _ in chain.problems
+        ]
+        if not problems and chain.key != start:
+            problems.append("the key's rotations before the trusted checkpoint lead to another key")
+    rotations = [*earlier, *report.rotations]
+
+    def key_at(size: int) -> NoteVerifier:
+        key = pinned
+        for rotation in rotations:
+            key = rotation.new if size >= rotation.handover_size else key
+        return key
+
+    return key_at, problems
+
+
+def _keys(pinned: NoteVerifier, start: NoteVerifier, report: Report) -> list[str]:
+    """Lines on the ledger key: where the chain went, when it went anywhere."""
+    lines = []
+    if start != pinned:
+        lines.append(f"key          {start.key_hash:08x}, where earlier audits followed the chain")
+    for rotation in report.rotations:
+        lines.append(
+            f"key rotation entry {rotation.index}: {rotation.previous.key_hash:08x} ->"
+            f" {rotation.new.key_hash:08x}, handover checkpoint {rotation.handover_size}"
+            " signed by both, OK"
+        )
+    if report.rotations and report.key is not None:
+        lines.append(f"key          now {report.key.vkey()}")
+    return lines
 
 
 def _open_source(url: str | None, db: str | None) -> HttpSource | LedgerDatabase:
@@ -252,13 +325,16 @@ def _open_source(url: str | None, db: str | None) -> HttpSource | LedgerDatabase
         raise _usage(str(exc)) from exc
 
 
-def _keep(state: Path, note: bytes, trusted: Checkpoint | None, audited: Checkpoint) -> None:
-    """Trust the audited checkpoint from now on (the state file replaced atomically)."""
+def _keep(
+    state: Path, note: bytes, trusted: Checkpoint | None, audited: Checkpoint, key: NoteVerifier
+) -> None:
+    """Trust the audited checkpoint, and the key it is signed by, from now on (the state file
+    replaced atomically)."""
     if trusted == audited:
         typer.echo(f"state        {state} unchanged")
         return
     try:
-        replace_atomically(state, format_state(note))
+        replace_atomically(state, format_state(note, key))
     except OSError as exc:
         raise _usage(f"audit passed, but the state file {state}: {exc.strerror}") from exc
     typer.echo(f"state        {state} now trusts checkpoint {audited.size}")

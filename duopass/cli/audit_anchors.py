@@ -1,6 +1,7 @@
 """`duopass audit`'s check of the anchors a server serves (docs/anchors.md): every anchored
 checkpoint it lists (`GET /v1/ledger/anchors/sizes`, each from `GET /v1/ledger/anchors/{size}`)
-is the log's and consistent with the audited one (a prefix of it, or a later checkpoint that
+is the log's (signed by the ledger key of its size, where the audit followed the key's
+rotations) and consistent with the audited one (a prefix of it, or a later checkpoint that
 extends it), and each timestamp and cosignature found on it
 verifies with the TSA trust bundle and witness keys given (a tampered one, even on an old
 checkpoint, fails). The latest anchored checkpoint must also carry a valid timestamp (when
@@ -13,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -25,7 +26,7 @@ from duopass.ledger.limits import NOTE_BYTES_MAX, NOTE_SIGNATURES_MAX, TREE_SIZE
 from duopass.ledger.merkle import verify_consistency
 from duopass.ledger.timestamp import TSA_REPLY_BYTES_MAX, TsaTrust, verify_timestamp
 
-__all__ = ["ANCHORS_MAX", "AnchorCheck", "AnchorPolicy", "Anchors", "check_anchors"]
+__all__ = ["ANCHORS_MAX", "AnchorCheck", "AnchorPolicy", "Anchors", "KeyAt", "check_anchors"]
 
 ANCHORS_MAX = 1_000_000
 """Anchored checkpoints one audit reads at most (a server listing more is refused)."""
@@ -136,12 +137,15 @@ def fetch_anchors(source: HttpSource, size: int) -> Anchors:
     )
 
 
-def _anchored(
-    found: Anchors, verifier: NoteVerifier, audited: Checkpoint, source: HttpSource
-) -> Checkpoint:
-    """The anchored checkpoint, checked as the log's and on one history with the audited one: a
-    prefix of it, or (signed and anchored since the audit read its checkpoint) extending it."""
-    anchored = open_checkpoint(found.note, verifier).checkpoint
+KeyAt = Callable[[int], NoteVerifier]
+"""The ledger key that signs a checkpoint of a given size (the audit's chain of rotations)."""
+
+
+def _anchored(found: Anchors, key_at: KeyAt, audited: Checkpoint, source: HttpSource) -> Checkpoint:
+    """The anchored checkpoint, checked as the log's (signed by the ledger key of its size) and on
+    one history with the audited one: a prefix of it, or (signed and anchored since the audit
+    read its checkpoint) extending it."""
+    anchored = open_checkpoint(found.note, key_at(found.size)).checkpoint
     if anchored.size != found.size:
         raise LedgerError(LedgerReason.TREE_SIZE, f"listed as {found.size}, is {anchored.size}")
     small, large = sorted((anchored, audited), key=lambda c: c.size)
@@ -160,7 +164,7 @@ def _anchored(
 
 
 def check_anchors(
-    source: HttpSource, verifier: NoteVerifier, audited: Checkpoint, policy: AnchorPolicy
+    source: HttpSource, key_at: KeyAt, audited: Checkpoint, policy: AnchorPolicy
 ) -> AnchorCheck:
     """Every check of every anchor the server lists, the latest's in detail, one line each."""
     check = AnchorCheck()
@@ -172,12 +176,12 @@ def check_anchors(
     *older, last = listed
     bad_before = check.failed
     for size in older:
-        _check_one(check, source, verifier, audited, policy, fetch_anchors(source, size))
+        _check_one(check, source, key_at, audited, policy, fetch_anchors(source, size))
     if older:
         verdict = "FAILED (above)" if check.failed > bad_before else "each OK"
         check.say("anchors", f"{len(older)} earlier anchored checkpoints checked: {verdict}")
     found = fetch_anchors(source, last)
-    seen = _check_one(check, source, verifier, audited, policy, found, latest=True)
+    seen = _check_one(check, source, key_at, audited, policy, found, latest=True)
     if seen is not None:
         _check_quorum(check, policy, seen)
         _check_lag(check, policy, seen, ahead=last - audited.size)
@@ -187,7 +191,7 @@ def check_anchors(
 def _check_one(
     check: AnchorCheck,
     source: HttpSource,
-    verifier: NoteVerifier,
+    key_at: KeyAt,
     audited: Checkpoint,
     policy: AnchorPolicy,
     found: Anchors,
@@ -197,7 +201,7 @@ def _check_one(
     """One anchored checkpoint: the log's, consistent with the audited one, its timestamp and
     cosignatures each valid. Lines for the latest; only failures for the others."""
     try:
-        anchored = _anchored(found, verifier, audited, source)
+        anchored = _anchored(found, key_at, audited, source)
     except LedgerError as exc:
         check.fail(f"anchors: the anchored checkpoint {found.size} fails: {exc}")
         return None

@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from duopass.cli.audit_source import SourceError
-from duopass.server.services import tlog
+from duopass.server.services import ledger_key, tlog
 from duopass.server.store.db import read_only_engine
 
 
@@ -53,6 +53,15 @@ class LedgerDatabase:
             raise SourceError(
                 f"the database lacks a tree node the proof {old}..{new} needs"
             ) from exc
+
+    def rotations(self) -> Sequence[int]:
+        """Where the ledger key rotated (the `ledger_keys` table: a hint the audit checks)."""
+        with self._reading():
+            return [row.leaf for row in ledger_key.chain(self.session)]
+
+    def checkpoint_at(self, size: int, /) -> bytes | None:
+        with self._reading():
+            return tlog.note_at(self.session, size)
 
     def close(self) -> None:
         self.session.close()

@@ -15,6 +15,8 @@ from duopass.ledger.limits import NOTE_BYTES_MAX
 __all__ = ["HTTP_TIMEOUT_SECONDS", "HttpSource", "SourceError"]
 
 HTTP_TIMEOUT_SECONDS = 60.0
+KEYS_BYTES_MAX = 1_000_000
+"""`GET /v1/ledger/keys`: its 1000 keys at most, some 300 bytes each."""
 
 
 class SourceError(Exception):
@@ -69,6 +71,40 @@ class HttpSource:
         if (document.get("old"), document.get("new")) != (old, new):
             raise SourceError(f"the consistency proof asked for {old}..{new} is for other sizes")
         return _decode_all(document.get("proof"), f"the consistency proof {old}..{new}")
+
+    def rotations(self) -> Sequence[int]:
+        """Where the ledger key rotated, from `GET /v1/ledger/keys` (a hint the audit checks);
+        none from a server older than rotations (404)."""
+        answer = self._found("/v1/ledger/keys")
+        if answer is None:
+            return []
+        if len(answer.content) > KEYS_BYTES_MAX:
+            raise SourceError(f"GET /v1/ledger/keys answered more than {KEYS_BYTES_MAX} bytes")
+        try:
+            listed = answer.json()["keys"]
+            leaves = [item["leaf"] for item in listed]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise SourceError("GET /v1/ledger/keys answered no list of keys") from exc
+        if not all(leaf is None or (type(leaf) is int and leaf >= 0) for leaf in leaves):
+            raise SourceError("GET /v1/ledger/keys: a rotation leaf is not an index")
+        return sorted(leaf for leaf in leaves if leaf is not None)
+
+    def checkpoint_at(self, size: int, /) -> bytes | None:
+        """The checkpoint signed of `size` entries (`GET /v1/ledger/checkpoints/{size}`)."""
+        answer = self._found(f"/v1/ledger/checkpoints/{size}")
+        return None if answer is None else answer.content[: NOTE_BYTES_MAX + 1]
+
+    def _found(self, path: str) -> httpx.Response | None:
+        """`GET path`: its 200 answer, None for a 404; anything else is the source failing."""
+        try:
+            answer = self.client.get(path)
+        except httpx.TransportError as exc:
+            raise SourceError(f"cannot reach {self.url}: {exc}", usage=True) from exc
+        if answer.status_code == 404:
+            return None
+        if answer.status_code != 200:
+            raise SourceError(f"GET {answer.url} answered {answer.status_code}: {_problem(answer)}")
+        return answer
 
     def close(self) -> None:
         self.client.close()

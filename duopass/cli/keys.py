@@ -1,6 +1,7 @@
 """`duopass keys`: the issuer root key rotated with an overlap, a compromised daily signing key
-revoked; on the server's data dir and database directly, beside running servers (they read
-the root files at every bundle, and the database at every mint and scan)."""
+revoked, the ledger key rotated (`cli.keys_ledger`); on the server's data dir and database
+directly, beside running servers (they read the root files at every bundle, the database at
+every mint and scan, and the ledger key the database names at every checkpoint)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from typing import Annotated
 import typer
 
 from duopass.cli.keys_hsm import hsm_init
+from duopass.cli.keys_ledger import rotate_ledger
 from duopass.cli.server_store import DEFAULT_DIR, DataDir, DbUrl, fail, open_server
 from duopass.protocol.encoding import b64u_decode
 
 app = typer.Typer(
-    help="The issuer's root key and daily signing keys, on the server's data dir; keys in an HSM.",
+    help="The issuer's root key, daily signing keys and ledger key; keys in an HSM.",
     no_args_is_help=True,
 )
 
@@ -102,3 +104,4 @@ def parse_kid(text: str) -> bytes | None:
 
 
 app.command("hsm-init")(hsm_init)
+app.command("rotate-ledger")(rotate_ledger)

@@ -1,7 +1,8 @@
 """A C2SP tlog-witness of our own (tests and the demo): `POST /add-checkpoint` on 127.0.0.1 for
 one log, keeping the latest checkpoint it cosigned in a file of its folder (`held.note`,
-replaced atomically before it answers), so a restarted witness still refuses a fork.
-The decision itself is `duopass.ledger.witness.decide`."""
+replaced atomically before it answers), so a restarted witness still refuses a fork, and the
+log's key it follows now (`log.key`, once a handover checkpoint moved it on from the key it was
+given). The decision itself is `duopass.ledger.witness.decide`."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from duopass.ledger import Checkpoint, LedgerError, NoteVerifier, open_checkpoint
 from duopass.ledger.cosignature import Cosigner
+from duopass.ledger.rotation import follow
 from duopass.ledger.witness import ADD_CHECKPOINT_BYTES_MAX, decide, parse_add_checkpoint
 
 __all__ = ["Witness", "running_witness"]
@@ -31,9 +33,19 @@ class Witness:
         cosigner: Cosigner,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.folder, self.log_key, self.cosigner, self.clock = folder, log_key, cosigner, clock
+        self.folder, self.first_key, self.cosigner, self.clock = folder, log_key, cosigner, clock
         self._lock = threading.Lock()
         folder.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def log_key(self) -> NoteVerifier:
+        """The log's key the witness trusts now: the one it was given, or where the handover
+        checkpoints it cosigned led."""
+        path, held = self.folder / "log.key", self.folder / "held.note"
+        key = NoteVerifier.parse(path.read_text().strip()) if path.exists() else self.first_key
+        if held.exists():  # held.note is replaced first: a handover held names the key
+            key = follow(held.read_bytes(), key)[1]
+        return key
 
     @property
     def held(self) -> Checkpoint | None:
@@ -54,10 +66,16 @@ class Witness:
                 return 409, "text/x.tlog.size", f"{decision.held_size}\n".encode()
             if decision.status != 200:
                 return decision.status, "text/plain", decision.detail.encode()
-            temporary = self.folder / "held.note.tmp"
-            temporary.write_bytes(request.note)
-            os.replace(temporary, self.folder / "held.note")
+            _replace(self.folder / "held.note", request.note)
+            if decision.log_key is not None:
+                _replace(self.folder / "log.key", f"{decision.log_key.vkey()}\n".encode())
         return 200, "text/plain; charset=utf-8", decision.cosignature
+
+
+def _replace(path: Path, data: bytes) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
 
 
 @contextmanager

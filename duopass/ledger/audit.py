@@ -16,8 +16,9 @@ from enum import StrEnum
 from typing import Final, Protocol
 
 from duopass.ledger._text import b64encode
+from duopass.ledger.audit_chain import Chain, KeySource, follow_chain
 from duopass.ledger.audit_state import STATE_BYTES_MAX, format_state, parse_state
-from duopass.ledger.checkpoint import Checkpoint, open_checkpoint
+from duopass.ledger.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint
 from duopass.ledger.errors import LedgerError, LedgerReason
 from duopass.ledger.leaf import Leaf, parse_leaf
 from duopass.ledger.merkle import (
@@ -25,7 +26,8 @@ from duopass.ledger.merkle import (
     hash_leaf,
     verify_consistency,
 )
-from duopass.ledger.note import NoteVerifier
+from duopass.ledger.note import NoteVerifier, parse_note
+from duopass.ledger.rotation import Rotation
 from duopass.ledger.stream import Border
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "Consistency",
     "Finding",
     "FindingCode",
+    "KeySource",
     "Leaf",
     "LogSource",
     "Report",
@@ -73,6 +76,9 @@ class FindingCode(StrEnum):
     """An entry's hash is not the one the signed tree holds at its index."""
     ROOT_MISMATCH = "ROOT_MISMATCH"
     """The entries' root differs from the checkpoint's, and no single entry could be named."""
+    KEY_ROTATION = "KEY_ROTATION"
+    """A ledger key rotation the chain cannot follow: its leaf, its handover checkpoint (signed
+    by both keys, ending with the leaf) or a rotation leaf the source did not name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +121,10 @@ class Report:
     findings: tuple[Finding, ...]
     unlisted: int = 0
     """Findings beyond FINDINGS_MAX, counted but not listed."""
+    key: NoteVerifier | None = None
+    """The ledger key the checkpoint verified with: where the chain led."""
+    rotations: tuple[Rotation, ...] = ()
+    """The ledger key's rotations followed since the trusted checkpoint."""
 
     @property
     def ok(self) -> bool:
@@ -166,24 +176,62 @@ def audit_log(
     *,
     trusted: Checkpoint | None = None,
     page: int = PAGE_ENTRIES_MAX,
+    keys: KeySource | None = None,
 ) -> Report:
     """Audit the log whose latest signed checkpoint is `note`, reading entries from `source`.
 
-    `trusted` is the checkpoint the auditor trusted after its last audit (None at the first)."""
+    `trusted` is the checkpoint the auditor trusted after its last audit (None at the first),
+    `key` the ledger key it trusted there; `keys` shows where the key rotated since, for the
+    chain to be followed (`ledger.audit_chain`): without it, a rotation fails the audit."""
     assert 0 < page <= PAGE_ENTRIES_MAX
-    # 1. The checkpoint's signature, by the auditor's trusted key.
+    # 1. The checkpoint's signature, by the key the chain leads to from the trusted one.
     if note is None:
         finding = Finding(FindingCode.NO_CHECKPOINT, "the log has no signed checkpoint")
         return Report(None, trusted, Consistency.NOT_CHECKED, 0, None, (), (finding,))
     try:
-        checkpoint = open_checkpoint(note, key).checkpoint
+        claimed = parse_checkpoint(parse_note(note).text)
     except LedgerError as exc:
         finding = _refused_checkpoint(exc, key)
         return Report(None, trusted, Consistency.NOT_CHECKED, 0, None, (), (finding,))
+    chain = follow_chain(key, trusted.size if trusted else 0, claimed.size, source, keys)
+    try:
+        checkpoint = open_checkpoint(note, chain.key).checkpoint
+    except LedgerError as exc:
+        found = (*_chain_findings(chain), _refused_checkpoint(exc, chain.key))
+        return Report(None, trusted, Consistency.NOT_CHECKED, 0, None, (), found)
     findings = _Findings()
     # 4. Consistency with the checkpoint trusted before (cheap, so before the entries).
     consistency = _check_trusted(trusted, checkpoint, source, findings)
     # 2. and 3. Every entry a well-formed leaf, and their root the checkpoint's.
+    counts, border = _read_entries(source, checkpoint, page, chain, findings)
+    root = border.root() if border.size == checkpoint.size else None
+    if root is not None and root != checkpoint.root:
+        findings.add(_root_finding(source, checkpoint, root, page))
+    for finding in _chain_findings(chain):
+        findings.add(finding)
+    return Report(
+        checkpoint=checkpoint,
+        trusted=trusted,
+        consistency=consistency,
+        entries=border.size,
+        root=root,
+        types=tuple(sorted(counts.items())),
+        findings=tuple(findings.listed),
+        unlisted=findings.unlisted,
+        key=chain.key,
+        rotations=tuple(chain.rotations),
+    )
+
+
+def _chain_findings(chain: Chain) -> list[Finding]:
+    return [Finding(FindingCode.KEY_ROTATION, text, index) for text, index in chain.problems]
+
+
+def _read_entries(
+    source: LogSource, checkpoint: Checkpoint, page: int, chain: Chain, findings: _Findings
+) -> tuple[Counter[str], Border]:
+    """Every entry the checkpoint covers, parsed, hashed into the border, checked against the
+    chain's handovers; a missing one ends the reading."""
     counts: Counter[str] = Counter()
     border = Border()
     for start in range(0, checkpoint.size, page):
@@ -195,24 +243,15 @@ def audit_log(
             except LedgerError as exc:
                 message = f"entry {index}: not a well-formed leaf: {_detail(exc)}"
                 findings.add(Finding(FindingCode.MALFORMED_LEAF, message, index))
+            chain.check_entry(index, data)
             border.append(hash_leaf(data))
+            if border.size in chain.handovers:
+                chain.check_prefix(border.size, border.root())
         if len(got) < wanted:
             message = f"entry {border.size}: missing (the checkpoint covers {checkpoint.size})"
             findings.add(Finding(FindingCode.MISSING_ENTRY, message, border.size))
             break
-    root = border.root() if border.size == checkpoint.size else None
-    if root is not None and root != checkpoint.root:
-        findings.add(_root_finding(source, checkpoint, root, page))
-    return Report(
-        checkpoint=checkpoint,
-        trusted=trusted,
-        consistency=consistency,
-        entries=border.size,
-        root=root,
-        types=tuple(sorted(counts.items())),
-        findings=tuple(findings.listed),
-        unlisted=findings.unlisted,
-    )
+    return counts, border
 
 
 def _check_trusted(

@@ -16,7 +16,7 @@ from typing import Any
 from duopass.ledger.errors import LedgerError, LedgerReason
 from duopass.ledger.leaf import encode_leaf
 
-__all__ = ["CATALOGUE", "EventType", "Fields", "check_body", "event"]
+__all__ = ["ALTERNATIVES", "CATALOGUE", "EventType", "Fields", "check_body", "event"]
 
 
 class EventType(StrEnum):
@@ -130,6 +130,14 @@ CATALOGUE: Mapping[EventType, Fields] = {
 }
 """Every event type and its body's fields."""
 
+ALTERNATIVES: Mapping[EventType, Fields] = {
+    EventType.KEY_ROTATION: _f("ledger_key previous"),
+}
+"""A second body an event type may have instead, never mixed with the first: the ledger key's
+own rotation names the new verifier key and the one it replaces (`ledger.rotation`), where a
+daily signing key's names its `kid` (and the issuer root's, its `kid` with `role` "root",
+`previous`, `seq` and `by`: the catalogue's optional fields)."""
+
 
 _CHECKED: set[tuple[EventType, tuple[str, ...]]] = set()
 """(type, a body's keys in order) found whole: a journal batch's 500 payments name the same."""
@@ -149,6 +157,9 @@ def check_body(event_type: EventType, body: Mapping[str, Any]) -> None:
 def _check_body(event_type: EventType, body: Mapping[str, Any]) -> None:
     fields = CATALOGUE[event_type]
     keys = body.keys()
+    other = ALTERNATIVES.get(event_type)
+    if other is not None and other.required <= keys <= other.required | other.optional:
+        return
     missing = fields.required - keys
     unknown = keys - fields.required - fields.optional
     if missing or unknown:

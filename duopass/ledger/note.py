@@ -201,6 +201,11 @@ class NoteSigner:
         return f"{_SIGNER_PREFIX}{self.name}+{self.key_hash:08x}+{seed}"
 
     @property
+    def in_memory(self) -> bool:
+        """Whether the private half is a seed in this process (a key file), not in an HSM."""
+        return isinstance(self._key, _SeedKey)
+
+    @property
     def verifier(self) -> NoteVerifier:
         """The matching verifier key."""
         return NoteVerifier(self.name, self.key_hash, self._key.public)

@@ -7,6 +7,8 @@ log's key that extends the one it holds, in the spec's order of checks: 404 (ano
 its log's), 403 (no signature by the log's key verifies), 400 (`old` above the checkpoint's
 size, a proof sent from size 0, or a malformed request), 409 (`old` is not the size held: the
 body names the one held; or the same size with another root), 422 (the proof fails: a fork).
+A handover checkpoint (`ledger.rotation`) signed by the log's key and by the next key it names
+hands the witness over to that key: `Decision.log_key`.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from duopass.ledger._text import b64decode, b64encode, parse_decimal
-from duopass.ledger.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint
+from duopass.ledger.checkpoint import Checkpoint, parse_checkpoint
 from duopass.ledger.cosignature import Cosigner
 from duopass.ledger.errors import LedgerError, LedgerReason
 from duopass.ledger.limits import NOTE_BYTES_MAX, PROOF_HASHES_MAX, TREE_SIZE_MAX
 from duopass.ledger.merkle import verify_consistency
 from duopass.ledger.note import NoteVerifier, parse_note
+from duopass.ledger.rotation import follow
 
 __all__ = [
     "ADD_CHECKPOINT_BYTES_MAX",
@@ -75,6 +78,8 @@ class Decision:
     held_size: int | None = None
     checkpoint: Checkpoint | None = None
     cosignature: bytes = b""
+    log_key: NoteVerifier | None = None
+    """The log's key to trust from now on (another after a handover)."""
 
 
 def _origin(note: bytes) -> str | None:
@@ -100,7 +105,7 @@ def decide(
     if origin != log_key.name:
         return Decision(404, f"no log {origin!r} here")
     try:
-        signed = open_checkpoint(request.note, log_key)
+        signed, next_key = follow(request.note, log_key)
     except LedgerError as exc:
         return Decision(403, f"not signed by this log's key: {exc}")
     new = signed.checkpoint
@@ -125,4 +130,4 @@ def decide(
         except LedgerError as exc:
             return Decision(422, f"not consistent with the checkpoint held: {exc}")
     line = cosigner.sign(signed.note.text, now).line().encode()
-    return Decision(200, checkpoint=new, cosignature=line)
+    return Decision(200, checkpoint=new, cosignature=line, log_key=next_key)

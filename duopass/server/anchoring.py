@@ -9,7 +9,9 @@ kept only once it verifies with the witness key configured); `anchors/latest` an
 (`latest` moves once every anchor of a round was tried, so an auditor does not see a checkpoint
 half anchored). `GET /v1/ledger/anchors` serves the latest, `GET /v1/ledger/anchors/sizes`
 lists every size anchored and `GET /v1/ledger/anchors/{size}` serves one. A failed anchor is
-logged and tried again next interval; the log never waits for one.
+logged and tried again next interval; the log never waits for one. After a rotation of the
+ledger key, each witness is sent the handover checkpoints it missed first (`_hand_over`), for it
+to follow the chain (docs/anchors.md).
 """
 
 from __future__ import annotations
@@ -20,14 +22,15 @@ from pathlib import Path
 
 import httpx
 
-from duopass.ledger import LedgerError, open_checkpoint
+from duopass.ledger import LedgerError
 from duopass.ledger.cosignature import CosignerKey, verify_cosignatures
 from duopass.ledger.timestamp import TSA_REPLY_BYTES_MAX, timestamp_request
 from duopass.ledger.witness import format_add_checkpoint
 from duopass.server.context import AppContext
 from duopass.server.files import replace_atomically
 from duopass.server.maintenance import Periodic
-from duopass.server.services import tlog
+from duopass.server.services import ledger_key, tlog
+from duopass.server.unit_of_work import Unit
 
 __all__ = [
     "SIZES_PAGE_MAX",
@@ -163,9 +166,14 @@ def _proof(ctx: AppContext, old: int, new: int) -> list[bytes]:
     return ctx.run(lambda unit: tlog.consistency(unit.session, old, new))
 
 
+def _size(ctx: AppContext, note: bytes) -> int:
+    """The size of a checkpoint this log signed (with whichever of its keys)."""
+    return ctx.run(lambda unit: ledger_key.open_ours(unit, note)).size
+
+
 def _cosign(ctx: AppContext, client: httpx.Client, witness: WitnessEndpoint, note: bytes) -> bytes:
     """The witness's cosignature line of `note` (tlog-witness add-checkpoint), only its key's."""
-    size = open_checkpoint(note, ctx.keyring.ledger.verifier).checkpoint.size
+    size = _size(ctx, note)
     name, old = witness.key.name, _held_by(ctx, witness)
     for _ in range(2):  # a 409 names the size the witness holds: once more from there
         proof = _proof(ctx, old, size)
@@ -194,7 +202,7 @@ def anchor_once(ctx: AppContext, client: httpx.Client) -> int:
     if note is None:
         return 0
     note = bytes(note)
-    size = open_checkpoint(note, ctx.keyring.ledger.verifier).checkpoint.size
+    size = _size(ctx, note)
     where = _folder(ctx) / str(size)
     if not (where / "note").is_file():
         _write(where / "note", note)
@@ -212,6 +220,7 @@ def anchor_once(ctx: AppContext, client: httpx.Client) -> int:
         if path.is_file():
             continue
         try:
+            _hand_over(ctx, client, witness, size)
             _write(path, _cosign(ctx, client, witness, note))
             _write(_folder(ctx) / f"held-{witness.key.key_hash:08x}", f"{size}\n".encode())
             added += 1
@@ -220,6 +229,27 @@ def anchor_once(ctx: AppContext, client: httpx.Client) -> int:
     if _has_anchor(where) and (_pointer(ctx, "latest") or 0) < size:
         _write(_folder(ctx) / "latest", f"{size}\n".encode())
     return added
+
+
+def _hand_over(ctx: AppContext, client: httpx.Client, witness: WitnessEndpoint, size: int) -> None:
+    """Have the witness cosign each handover checkpoint between the one it holds and `size`
+    first: a witness that knows the old ledger key follows the chain only through them."""
+
+    def handovers(unit: Unit) -> list[tuple[int, bytes | None]]:
+        held = _held_by(ctx, witness)
+        sizes = [r.leaf + 1 for r in ledger_key.chain(unit.session) if held < r.leaf + 1 < size]
+        return [(h, tlog.note_at(unit.session, h)) for h in sizes]
+
+    for handover, note in ctx.run(handovers):
+        where = _folder(ctx) / str(handover)
+        if note is None:
+            raise ValueError(f"the handover checkpoint {handover} is not in the database")
+        if not (where / "note").is_file():
+            _write(where / "note", note)
+        _write(
+            where / f"cosignature-{witness.key.key_hash:08x}", _cosign(ctx, client, witness, note)
+        )
+        _write(_folder(ctx) / f"held-{witness.key.key_hash:08x}", f"{handover}\n".encode())
 
 
 class Anchoring(Periodic):

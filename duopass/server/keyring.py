@@ -74,7 +74,7 @@ class Keyring:
             if root is None:
                 root = SigningKey.from_jwk((data_dir / _ROOT).read_bytes())
             if ledger is None:
-                ledger = NoteSigner.parse((data_dir / _LEDGER).read_text().strip())
+                ledger = load_ledger_key(data_dir / _LEDGER)
             wrap, digest = (data_dir / _WRAP).read_bytes(), (data_dir / _DIGEST).read_bytes()
             oauth = ECKey.import_key(_oauth_pem(data_dir / _OAUTH))
         except (OSError, ValueError) as exc:
@@ -122,6 +122,18 @@ class Keyring:
         leaves a digest nobody can match to a number again, whoever holds `digest.key`."""
         message = b"duopass-person-v1\n" + person_key + number.encode()
         return hmac.new(self.digest_key, message, hashlib.sha256).digest()
+
+
+def load_ledger_key(path: Path) -> NoteSigner:
+    """A ledger key file (`ledger.key`, or a rotation's `ledger.key.next`). Raises OSError,
+    or ValueError (LedgerError) for a file that holds no signer key."""
+    return NoteSigner.parse(path.read_text().strip())
+
+
+def write_ledger_key(path: Path, key: NoteSigner) -> None:
+    """Write a new ledger key file (mode 0600, synced), replacing any there."""
+    path.unlink(missing_ok=True)
+    _write_new(path, (key.skey() + "\n").encode())
 
 
 def _hsm_keys(config: HsmConfig) -> tuple[hsm.HsmKey | None, NoteSigner | None]:

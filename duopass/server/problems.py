@@ -103,6 +103,7 @@ class ProblemCode(StrEnum):
     OIDC_REFUSED = "oidc_refused"
     OIDC_UNAVAILABLE = "oidc_unavailable"
     OIDC_NO_ACCOUNT = "oidc_no_account"
+    LEDGER_KEY_MISSING = "ledger_key_missing"
     OIDC_BOUND_ELSEWHERE = "oidc_bound_elsewhere"
     HOLDER_NOT_FOUND = "holder_not_found"
 
@@ -181,6 +182,7 @@ STATUS = {
     ProblemCode.OIDC_REFUSED: 401,
     ProblemCode.OIDC_UNAVAILABLE: 503,
     ProblemCode.OIDC_NO_ACCOUNT: 403,
+    ProblemCode.LEDGER_KEY_MISSING: 503,
     ProblemCode.OIDC_BOUND_ELSEWHERE: 403,
     ProblemCode.HOLDER_NOT_FOUND: 404,
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -36,9 +37,14 @@ from duopass.protocol.keys import verify_signature
 from duopass.protocol.memory import MemoryStore
 from duopass.protocol.verify import Mode, TerminalConfig, verify
 from duopass.server import hsm
+from duopass.server.context import AppContext
 from duopass.server.hsm import HsmError, HsmReason
 from duopass.server.keyring import Keyring
+from duopass.server.problems import Problem, ProblemCode
+from duopass.server.services import ledger_key, ledger_rotation
 from duopass.server.settings import Settings
+from duopass.server.store.db import Database
+from duopass.server.store.ledger_keys import LedgerKey
 from tests.server.harness import TerminalClient, Wallet
 from tests.softhsm import SoftHsm, softhsm_fixture  # noqa: F401
 
@@ -153,6 +159,15 @@ def test_a_server_signs_bundles_and_checkpoints_with_keys_in_the_hsm(softhsm, tm
     assert audit.returncode == 0, audit.stdout + audit.stderr
     assert "signature OK" in audit.stdout and "audit passed" in audit.stdout
     assert softhsm.pin not in everything
+    # Rotating a ledger key inside the token is not built: refused, nothing appended or written.
+    rotated = _duopass(
+        "keys", "rotate-ledger", "--data-dir", str(served.data), env=_hsm_env(softhsm, token)
+    )
+    assert rotated.returncode == 2
+    assert "the ledger key is in an HSM: rotating it there is not built" in rotated.stderr
+    assert not {"ledger.key", "ledger.key.next"} & {p.name for p in served.data.iterdir()}
+    with sqlite3.connect(served.data / "duopass.db") as db:
+        assert db.execute("SELECT count(*) FROM ledger_keys").fetchone() == (0,)
 
 
 @pytest.mark.parametrize(
@@ -325,3 +340,37 @@ def test_a_session_the_token_lost_is_opened_again(softhsm):
     with token.lock:
         token.session().close()
     assert verify_signature(key.public, b"again", key.sign(b"again"))
+
+
+def test_a_ledger_key_in_the_token_is_not_rotated_and_no_key_file_replaces_it(softhsm, tmp_path):
+    """`rotate-ledger` is not built for a key in the token: the rotation refuses it, and a process
+    holding it signs with no key file, even one the database names (503 ledger_key_missing)."""
+    origin = f"hsm-{uuid.uuid4().hex[:8]}/ledger"
+    config = softhsm.config(softhsm.shared, root=_label(), ledger=origin)
+    hsm.generate_key(config, str(config.root_key))
+    hsm.generate_key(config, origin)
+    keyring = Keyring.create(tmp_path, origin="ignored/ledger", hsm=config)
+    assert not keyring.ledger.in_memory
+    url = f"sqlite:///{tmp_path / 'duopass.db'}"
+    database = Database(url)
+    database.migrate()
+    ctx = AppContext(settings=Settings(db_url=url, data_dir=tmp_path), db=database, keyring=keyring)
+    try:
+        assert ctx.run(ledger_key.signer) is keyring.ledger
+        with pytest.raises(Problem) as refused:
+            ctx.run(lambda unit: ledger_rotation.rotate(unit, NoteSigner.generate(origin)))
+        assert "the ledger key is in an HSM" in refused.value.detail
+        assert ctx.run(lambda unit: ledger_key.chain(unit.session)) == []
+        other = NoteSigner.generate(origin)  # a key file the database names, left in the dir
+        (tmp_path / "ledger.key").write_text(other.skey() + "\n")
+        row = LedgerKey(
+            leaf=0, vkey=other.verifier.vkey(), previous=keyring.ledger.verifier.vkey(),
+            rotated_at=0,
+        )  # fmt: skip
+        ctx.run(lambda unit: unit.session.add(row))
+        with pytest.raises(Problem) as missing:
+            ctx.run(ledger_key.signer)
+        assert missing.value.code is ProblemCode.LEDGER_KEY_MISSING
+        assert "not the one in the HSM" in missing.value.detail
+    finally:
+        database.dispose()

@@ -19,13 +19,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from duopass.ledger import Checkpoint
+from duopass.ledger import Checkpoint, LedgerError
 from duopass.ledger._text import b64encode
 from duopass.risk import AlertKind
 from duopass.server import outside
 from duopass.server.context import AppContext
 from duopass.server.logbook import Event, emit
-from duopass.server.services import alerts, tlog, trust_changes
+from duopass.server.services import alerts, ledger_key, tlog, trust_changes
 from duopass.server.store.tables import Meta
 from duopass.server.unit_of_work import Unit
 
@@ -100,8 +100,9 @@ def accept(ctx: AppContext) -> Acceptance | None:
     data_dir = ctx.settings.data_dir
     try:
         record = outside.read(data_dir)
-        lost = None if record is None else record.checkpoint(ctx.keyring.ledger.verifier)
-    except outside.OutsideError:
+        note = None if record is None else record.note
+        lost = None if note is None else ctx.run(lambda unit: ledger_key.open_ours(unit, note))
+    except (outside.OutsideError, LedgerError):
         record, lost = None, None
     listed, size, restored_seq = ctx.run(lambda unit: _flag(unit, record))
     kept = outside.set_aside(data_dir, ctx.now())

@@ -18,7 +18,10 @@ from sqlalchemy.orm import Session
 from duopass.ledger import (
     Checkpoint,
     CompactRange,
+    LedgerError,
     NodeHash,
+    NoteSigner,
+    NoteVerifier,
     RootHash,
     hash_leaf,
     make_receipt,
@@ -28,10 +31,11 @@ from duopass.ledger import (
 )
 from duopass.ledger.events import EventType, event
 from duopass.ledger.leaf import parse_leaf
+from duopass.ledger.rotation import announced_key
 from duopass.ledger.tree import NodeId, consistency_proof, inclusion_proof, root_at
 from duopass.server import outside
 from duopass.server.problems import Problem, ProblemCode
-from duopass.server.services import trust_changes
+from duopass.server.services import ledger_key, trust_changes
 from duopass.server.store import sql
 from duopass.server.store.db import after_commit
 from duopass.server.store.tables import LedgerCheckpoint, LedgerLeaf, Meta, Terminal
@@ -139,14 +143,30 @@ def checkpoint(unit: Unit) -> bytes:
     Never signs a tree inconsistent with the last checkpoint: the consistency proof between them
     is verified before the new one is signed (a corrupted node table stops here, loudly). Nor one
     behind the checkpoint kept outside the database (`server.outside`): 503 `store_rolled_back`.
-    The new one is written there once this unit has committed."""
-    session, signer = unit.session, unit.keyring.ledger
+    It is signed by the key the database names now (`services.ledger_key`). The new one is
+    written there once this unit has committed."""
+    session = unit.session
     tree_size = size(session, lock=True)
-    last = session.scalars(
-        select(LedgerCheckpoint).order_by(LedgerCheckpoint.size.desc()).limit(1)
-    ).first()
+    last = _last(session)
     if last is not None and last.size == tree_size:
         return last.note
+    return sign_now(unit, tree_size, [ledger_key.signer(unit)])
+
+
+def _last(session: Session) -> LedgerCheckpoint | None:
+    return session.scalars(
+        select(LedgerCheckpoint).order_by(LedgerCheckpoint.size.desc()).limit(1)
+    ).first()
+
+
+def sign_now(
+    unit: Unit, tree_size: int, signers: Sequence[NoteSigner], extensions: tuple[str, ...] = ()
+) -> bytes:
+    """Sign the tree of `tree_size` leaves (the whole log: the caller holds the append lock)
+    with `signers`, the first of which signed the last checkpoint, checked as `checkpoint`
+    says; keep it in the database and, once committed, outside it."""
+    session, first = unit.session, signers[0]
+    last = _last(session)
     lagging = outside_lag(unit)
     if lagging is not None:
         raise Problem(
@@ -155,7 +175,7 @@ def checkpoint(unit: Unit) -> bytes:
         )
     new_root = root(session, tree_size)
     if last is not None and last.size > 0:
-        signed = open_checkpoint(last.note, signer.verifier).checkpoint
+        signed = _signed_last(last, first.verifier)
         verify_consistency(
             size1=last.size,
             size2=tree_size,
@@ -163,10 +183,25 @@ def checkpoint(unit: Unit) -> bytes:
             root1=signed.root,
             root2=new_root,
         )
-    note = sign_checkpoint(Checkpoint(signer.name, tree_size, new_root), [signer])
+    note = sign_checkpoint(Checkpoint(first.name, tree_size, new_root, extensions), signers)
     session.add(LedgerCheckpoint(size=tree_size, signed_at=unit.now, note=note))
-    _keep_outside(unit, note, tree_size)
+    _keep_outside(unit, note, tree_size, signers[-1].verifier)
     return note
+
+
+def _signed_last(last: LedgerCheckpoint, key: NoteVerifier) -> Checkpoint:
+    """The last checkpoint, which `key` must have signed and not handed over to another key
+    (`ledger.rotation`): a retired key never signs again, whatever the database says now."""
+    why = f"the last checkpoint ({last.size}) is not signed by the ledger key {key.key_hash:08x}"
+    try:
+        signed = open_checkpoint(last.note, key).checkpoint
+        handed = announced_key(signed)
+    except LedgerError as exc:  # a store from before a rotation, or a retired key
+        raise Problem(ProblemCode.LEDGER_KEY_MISSING, why) from exc
+    if handed is not None and handed != key:
+        why = f"the last checkpoint ({last.size}) hands the ledger to key {handed.key_hash:08x}"
+        raise Problem(ProblemCode.LEDGER_KEY_MISSING, why)
+    return signed
 
 
 def lag(session: Session, signed: Checkpoint) -> str | None:
@@ -192,11 +227,15 @@ def outside_lag(unit: Unit) -> str | None:
     None when there is none (a new server) or the database holds its tree."""
     try:
         record = outside.read(unit.settings.data_dir)
-        if record is None:
-            return None
-        return lag(unit.session, record.checkpoint(unit.keyring.ledger.verifier))
     except outside.OutsideError as exc:
         return str(exc)
+    if record is None:
+        return None
+    try:
+        signed = ledger_key.open_ours(unit, record.note)
+    except LedgerError as exc:
+        return f"{outside.FILE_NAME} does not verify with the ledger key: {exc}"
+    return lag(unit.session, signed)
 
 
 def positions(session: Session) -> dict[str, tuple[int, int | None]]:
@@ -209,14 +248,15 @@ def keep_outside(unit: Unit) -> bytes:
     """`checkpoint`, and the latest checkpoint written outside the database even when it was
     signed before (a rollback accepted: the store's own replaces the one given up)."""
     note = checkpoint(unit)
-    _keep_outside(unit, note, open_checkpoint(note, unit.keyring.ledger.verifier).checkpoint.size)
+    key = ledger_key.verifier(unit)
+    _keep_outside(unit, note, open_checkpoint(note, key).checkpoint.size, key)
     return note
 
 
-def _keep_outside(unit: Unit, note: bytes, tree_size: int) -> None:
+def _keep_outside(unit: Unit, note: bytes, tree_size: int, verifier: NoteVerifier) -> None:
     """Write the new checkpoint (and the terminals' positions) outside the database once this
     unit has committed; a server without a data dir of its own (some tests) keeps none."""
-    data_dir, verifier = unit.settings.data_dir, unit.keyring.ledger.verifier
+    data_dir = unit.settings.data_dir
     if not data_dir.is_dir():
         return
     session = unit.session
@@ -258,6 +298,12 @@ def latest_note(session: Session) -> bytes | None:
     ).first()
 
 
+def note_at(session: Session, tree_size: int) -> bytes | None:
+    """The checkpoint signed of exactly `tree_size` leaves, if one was."""
+    found = session.get(LedgerCheckpoint, tree_size)
+    return None if found is None else bytes(found.note)
+
+
 def receipt(unit: Unit, index: int) -> tuple[bytes, bytes] | None:
     """A leaf's exact bytes and its `c2sp.org/tlog-proof@v1` receipt against the latest
     checkpoint (signed now if the log has grown); None for an index past the log. Raises
@@ -266,7 +312,7 @@ def receipt(unit: Unit, index: int) -> tuple[bytes, bytes] | None:
     if leaf is None:
         return None
     note = checkpoint(unit)
-    tree_size = open_checkpoint(note, unit.keyring.ledger.verifier).checkpoint.size
+    tree_size = open_checkpoint(note, ledger_key.verifier(unit)).checkpoint.size
     proof = inclusion(unit.session, index, tree_size)
     made = make_receipt(
         index=index, leaf_hash=hash_leaf(leaf.data), proof=proof, signed_checkpoint=note

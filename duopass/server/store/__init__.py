@@ -4,6 +4,7 @@
 from duopass.server.store import access as _access  # noqa: F401
 from duopass.server.store import decisions as _decisions  # noqa: F401
 from duopass.server.store import disputes as _disputes  # noqa: F401
+from duopass.server.store import ledger_keys as _ledger_keys  # noqa: F401
 from duopass.server.store import partners as _partners  # noqa: F401
 from duopass.server.store import passkeys as _passkeys  # noqa: F401
 from duopass.server.store import people as _people  # noqa: F401

@@ -19,7 +19,7 @@ from duopass.server.api.openapi import problems
 from duopass.server.api.params import Digits
 from duopass.server.limits import SEQ_MAX
 from duopass.server.problems import Problem, ProblemCode
-from duopass.server.services import tlog
+from duopass.server.services import ledger_key, tlog
 from duopass.server.unit_of_work import Unit
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
@@ -78,9 +78,56 @@ def key(ctx: Ctx) -> PlainTextResponse:
     """The ledger's verifier key, one line: a C2SP signed-note verifier key
     (`name+hash+base64`), as `duopass audit --key` takes it. Pin it the first time, from a
     source you trust: checkpoints checked against a key the server hands out are only as good
-    as that first fetch."""
-    vkey = ctx.keyring.ledger.verifier.vkey()
+    as that first fetch. This is the key that signs now; when it has rotated, an auditor who
+    pinned an earlier one follows the chain (`GET /v1/ledger/keys`)."""
+    vkey = ctx.run(ledger_key.verifier).vkey()
     return PlainTextResponse(vkey + "\n", media_type="text/plain; charset=utf-8")
+
+
+class LedgerKeyOut(BaseModel):
+    vkey: str
+    """The key's C2SP verifier key string."""
+    leaf: int | None
+    """The index of the `key_rotation` leaf that made it the ledger key (None: the first)."""
+    handover: int | None
+    """The size of the handover checkpoint, signed by it and by the key before it."""
+
+
+class LedgerKeysOut(BaseModel):
+    keys: list[LedgerKeyOut]
+    """Every ledger key, oldest first: the last one signs now."""
+
+
+@router.get("/keys", response_model=LedgerKeysOut)
+def keys(ctx: Ctx) -> LedgerKeysOut:
+    """Every ledger key and the rotation leaf that made each one the key that signs
+    (docs/server.md, "The ledger key rotates"). An auditor trusts only the first, pinned, and
+    follows the chain through the leaves and handover checkpoints; this list is a guide."""
+
+    def work(unit: Unit) -> list[LedgerKeyOut]:
+        rows = ledger_key.chain(unit.session)
+        first = rows[0].previous if rows else unit.keyring.ledger.verifier.vkey()
+        listed = [LedgerKeyOut(vkey=first, leaf=None, handover=None)]
+        listed += [LedgerKeyOut(vkey=r.vkey, leaf=r.leaf, handover=r.leaf + 1) for r in rows]
+        return listed
+
+    return LedgerKeysOut(keys=ctx.run(work))
+
+
+@router.get(
+    "/checkpoints/{size}",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **problems(404)},
+)
+def checkpoint_at(
+    ctx: Ctx, size: Annotated[int, Path(ge=0, le=SEQ_MAX), Digits]
+) -> PlainTextResponse:
+    """The checkpoint signed of exactly `size` entries, if one was (a handover checkpoint, for
+    an auditor following the ledger key's rotations): a C2SP signed note."""
+    note = ctx.run(lambda unit: tlog.note_at(unit.session, size))
+    if note is None:
+        raise Problem(ProblemCode.NOT_FOUND, f"no checkpoint was signed of {size} entries")
+    return PlainTextResponse(bytes(note).decode(), media_type="text/plain; charset=utf-8")
 
 
 @router.get("/proofs/inclusion", response_model=InclusionOut)

@@ -17,7 +17,7 @@ from duopass.ledger.checkpoint import parse_checkpoint
 from duopass.ledger.note import parse_note
 from duopass.server.limits import SEQ_MAX
 from duopass.server.problems import Problem, ProblemCode
-from duopass.server.services import tlog
+from duopass.server.services import ledger_key, tlog
 from duopass.server.unit_of_work import Unit
 from duopass.server.web.console.visit import Visit, signed_in
 
@@ -57,6 +57,6 @@ def ledger_page(
         "console/ledger.html",
         status=status,
         index=index,
-        vkey=seen.ctx.keyring.ledger.verifier.vkey(),
+        vkey=seen.ctx.run(ledger_key.verifier).vkey(),
         **shown,
     )
