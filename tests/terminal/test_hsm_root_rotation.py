@@ -63,6 +63,12 @@ def test_a_root_in_the_hsm_rotates_there_and_every_server_follows(
             assert _pinned(till) == (first, 0)
             with TerminalAgent(till, OFFLINE) as terminal:
                 terminal.bundles.sync()
+            refused = _duopass(
+                "keys", "rotate-root", "--by", "nobody", "--data-dir", str(served.data), env=env
+            )  # fmt: skip
+            assert refused.returncode == 2 and "nobody" in refused.stderr, refused.stderr
+            assert not {"root-label", "root-links.cbor"} & {p.name for p in served.data.iterdir()}
+            # its key stays unlinked in the token: the next rotation takes it (same label)
             rotated = _duopass(
                 "keys", "rotate-root", "--by", "admin", "--overlap-days", "3",
                 "--data-dir", str(served.data), env=env,
