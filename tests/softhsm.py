@@ -75,17 +75,27 @@ def _script(*args: str, pin: str = "", so_pin: str = "") -> str:
     return done.stdout.strip()
 
 
+_made: list[SoftHsm] = []
+"""The one `SoftHsm` of this process: each module that imports the fixture has a definition of
+its own, and a second SoftHSM directory would be one this process cannot see."""
+
+
 @pytest.fixture(scope="session", name="softhsm")
 def softhsm_fixture() -> Iterator[SoftHsm]:
+    if _made:  # made by another module's definition, which stops it last
+        yield _made[0]
+        return
     directory = Path(tempfile.mkdtemp(prefix="duopass-softhsm-"))
     pin, so_pin = f"user-{secrets.token_hex(8)}", f"so-{secrets.token_hex(8)}"
     shared = "shared"
     module = Path(_script("token", str(directory), shared, pin=pin, so_pin=so_pin))
     before = os.environ.get("SOFTHSM2_CONF")
     os.environ["SOFTHSM2_CONF"] = str(directory / "softhsm2.conf")
+    _made.append(SoftHsm(module, directory, pin, so_pin, shared))
     try:
-        yield SoftHsm(module, directory, pin, so_pin, shared)
+        yield _made[0]
     finally:
+        _made.clear()
         if before is None:
             os.environ.pop("SOFTHSM2_CONF", None)
         else:

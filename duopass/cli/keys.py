@@ -42,7 +42,8 @@ def rotate_root(
 ) -> None:
     """Rotate the issuer root key: a new root, signed over by the current one, signs every
     bundle from now on; terminals that pin the old root follow during the overlap, and must be
-    enrolled again after it."""
+    enrolled again after it. A root in an HSM rotates inside its token (the same DUOPASS_HSM_*
+    settings as the server): docs/deploy.md, "Keys in an HSM"."""
     from duopass.server.problems import Problem
     from duopass.server.roots import RootError
     from duopass.server.services.root_keys import rotate_root as rotate

@@ -5,7 +5,8 @@ A key is an Ed25519 pair (`CKK_EC_EDWARDS`, signing with `CKM_EDDSA`) generated 
 `duopass keys hsm-init`: its private half is sensitive and never extractable, and a key that ever
 was either is refused at load. The server finds each key by its label (`Settings.hsm_root_key`,
 `hsm_ledger_key`); the ledger key's label is also its signed-note key name, the log's origin
-(`<issuer>/ledger`). At load each key signs a test message that its public half must verify.
+(`<issuer>/ledger`). A rotated root is a key of its own in the same token, `<root label>.<seq>`
+(`server.roots`). At load each key signs a test message that its public half must verify.
 
 One logged-in session per token serves the whole process (PKCS#11 refuses a second login), one
 call at a time (not every module's sessions are thread safe; a signature takes 0.2 to 0.9 ms in
@@ -124,6 +125,8 @@ class HsmKey:
     label: str
     public: bytes
     _token: _Token
+    config: HsmConfig
+    """The configuration it was loaded with (a rotated root's sibling is loaded the same way)."""
 
     @property
     def kid(self) -> KeyId:
@@ -146,7 +149,7 @@ def load_key(hsm: HsmConfig, label: str) -> HsmKey:
         private, public = _pair(session, hsm.token, label)
         _check_private(private, label)
         point = _public_bytes(public, label)
-    key = HsmKey(label, point, token)
+    key = HsmKey(label, point, token, hsm)
     if not verify_signature(point, _CHECK, key.sign(_CHECK)):
         raise HsmError(HsmReason.KEY, f"the key labelled {label!r}: its halves do not match")
     return key

@@ -9,7 +9,8 @@
 
 `Keyring.create` writes missing files (mode 0600); `Keyring.load` refuses to start without them.
 The root and ledger keys may instead be keys in an HSM (`server.hsm`, an `HsmConfig` naming
-their labels on a PKCS#11 token): then their files are neither made nor read.
+their labels on a PKCS#11 token): then their files are neither made nor read. A root rotated in
+the token is the key the data dir's `root-label` names (`server.roots`), not the configured one.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from joserfc.jwk import ECKey
 
 from duopass.ledger import LedgerError, NoteSigner
 from duopass.protocol.keys import Ed25519Signer, SigningKey
-from duopass.server import hsm
+from duopass.server import hsm, roots
 from duopass.server.hsm import HsmConfig, HsmError
 
 _ROOT, _LEDGER, _WRAP, _DIGEST = "root.jwk", "ledger.key", "wrap.key", "digest.key"
@@ -69,7 +70,7 @@ class Keyring:
     def load(cls, data_dir: Path, hsm: HsmConfig | None = None) -> Keyring:
         """The keys in `data_dir`, the root and ledger keys from `hsm`'s token if it names them."""
         root: Ed25519Signer | None
-        root, ledger = _hsm_keys(hsm) if hsm is not None else (None, None)
+        root, ledger = _hsm_keys(hsm, data_dir) if hsm is not None else (None, None)
         try:
             if root is None:
                 root = SigningKey.from_jwk((data_dir / _ROOT).read_bytes())
@@ -136,10 +137,14 @@ def write_ledger_key(path: Path, key: NoteSigner) -> None:
     _write_new(path, (key.skey() + "\n").encode())
 
 
-def _hsm_keys(config: HsmConfig) -> tuple[hsm.HsmKey | None, NoteSigner | None]:
-    """The root and ledger keys the HSM holds (None for one it does not)."""
+def _hsm_keys(config: HsmConfig, data_dir: Path) -> tuple[hsm.HsmKey | None, NoteSigner | None]:
+    """The root and ledger keys the HSM holds (None for one it does not): the root that
+    root-label names once the root has rotated, the configured one before."""
     try:
-        root = None if config.root_key is None else hsm.load_key(config, config.root_key)
+        root = None
+        if config.root_key is not None:
+            label = roots.read_label(data_dir / roots.LABEL_FILE) or config.root_key
+            root = hsm.load_key(config, label)
         if config.ledger_key is None:
             return root, None
         return root, NoteSigner.from_signer(
@@ -147,6 +152,8 @@ def _hsm_keys(config: HsmConfig) -> tuple[hsm.HsmKey | None, NoteSigner | None]:
         )
     except HsmError as exc:
         raise KeyringError(f"cannot load the server's keys from the HSM: {exc}") from exc
+    except roots.RootError as exc:
+        raise KeyringError(f"cannot read the root's label: {exc}") from exc
     except LedgerError as exc:  # a label that is no note key name
         raise KeyringError(f"the ledger key's label in the HSM: {exc}") from exc
 

@@ -26,6 +26,7 @@ def test_a_rotation_cut_between_its_renames_is_seen_and_finished(tmp_path):
     started = _keyring(tmp_path).root
     with roots.rotating(tmp_path) as held:
         rotation = roots.prepare(held, iss="demo-univ", now=NOW, overlap_s=DAY)
+        assert isinstance(rotation.key, SigningKey)  # a root from a file rotates to a file
         # what `commit` writes, up to its commit point: root.jwk not yet replaced
         roots._replace(tmp_path / roots.NEXT_FILE, rotation.key.to_jwk(), tmp_path)
         roots._replace(tmp_path / roots.LINKS_FILE, dumps([rotation.data]), tmp_path)

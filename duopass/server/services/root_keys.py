@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from duopass.ledger.events import EventType
-from duopass.protocol.keys import SigningKey
 from duopass.server import roots
 from duopass.server.context import AppContext
 from duopass.server.problems import Problem, ProblemCode
@@ -29,12 +28,9 @@ def rotate_root(ctx: AppContext, data_dir: Path, *, by: str, overlap_s: int) -> 
     """Make a new root, signed over by the current one, the root that speaks from now on: its
     leaf is appended in the unit that writes the files, which are committed (`roots.commit`)
     just before the unit is. Should that commit fail after the files are written, the rotation
-    stands without its leaf, and the error says so. Raises Problem or RootError."""
-    if not isinstance(ctx.keyring.root, SigningKey):
-        raise roots.RootError(
-            "the root key is in an HSM: rotating it there is not built (docs/deploy.md)"
-        )
-    with roots.rotating(data_dir) as held:
+    stands without its leaf, and the error says so. A root in an HSM rotates in its token
+    (`roots`: the new root is generated there). Raises Problem or RootError."""
+    with roots.rotating(data_dir, ctx.keyring.root) as held:
         rotation = roots.prepare(
             held, iss=ctx.settings.issuer, now=int(ctx.now()), overlap_s=overlap_s
         )
