@@ -4,8 +4,9 @@ beside a running server or without one.
 The new key is written to `ledger.key.next` (mode 0600, synced) before the rotation commits, and
 renamed over `ledger.key` after: the retired key leaves the data dir. A server process that finds
 the database naming the new key while the rename has not happened finishes it itself. One
-rotation at a time: a lock file in the data dir. A ledger key held in an HSM is not rotated
-(rotating it inside the token is not built: docs/deploy.md, "Keys in an HSM").
+rotation at a time: a lock file in the data dir. A ledger key held in an HSM rotates inside its
+token (`server.ledger_token`): the new key is made there, `ledger-next-label` names it before the
+commit and is renamed over `ledger-label` after; no key file is written.
 """
 
 from __future__ import annotations
@@ -15,15 +16,20 @@ import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from duopass.cli.server_store import DEFAULT_DIR, DataDir, DbUrl, fail, open_server
 
-__all__ = ["IN_HSM", "rotate_ledger"]
+if TYPE_CHECKING:
+    from duopass.ledger import NoteSigner
+    from duopass.server.context import AppContext
+    from duopass.server.services.ledger_rotation import Rotated
+
+__all__ = ["rotate_ledger"]
 
 _LOCK = ".ledger-key.lock"
-IN_HSM = "the ledger key is in an HSM: rotating it there is not built (docs/deploy.md)"
 
 
 @contextlib.contextmanager
@@ -42,27 +48,22 @@ def _one_rotation(data_dir: Path) -> Iterator[None]:
 def rotate_ledger(data_dir: DataDir = DEFAULT_DIR, db: DbUrl = None) -> None:
     """Rotate the ledger key: a key_rotation leaf names the new key, the checkpoint ending with
     it is signed by the old and the new key, every later one by the new key alone. Auditors
-    and witnesses that trust the old key follow the chain; the old key never signs again."""
-    from duopass.ledger import NoteSigner
-    from duopass.server.keyring import write_ledger_key
+    and witnesses that trust the old key follow the chain; the old key never signs again. A
+    ledger key in an HSM rotates inside its token (docs/deploy.md, "Keys in an HSM")."""
     from duopass.server.problems import Problem
-    from duopass.server.services import ledger_key, ledger_rotation
+    from duopass.server.services import ledger_key
 
     ctx = open_server(data_dir, db)
     try:
-        if not ctx.keyring.ledger.in_memory:
-            raise fail(IN_HSM)
         with _one_rotation(data_dir):
             try:
-                name = ctx.run(ledger_key.signer).name  # finishes a rename left half done
-                new = NoteSigner.generate(name)
-                write_ledger_key(data_dir / ledger_key.NEXT, new)
-                done = ctx.run(lambda unit: ledger_rotation.rotate(unit, new))
+                held = ctx.run(ledger_key.signer)  # finishes a rename left half done
             except Problem as exc:
-                (data_dir / ledger_key.NEXT).unlink(missing_ok=True)
                 raise fail(exc.detail) from exc
-            with contextlib.suppress(FileNotFoundError):  # a server may have renamed it first
-                os.replace(data_dir / ledger_key.NEXT, data_dir / "ledger.key")
+            if held.in_memory:
+                done = _rotate_file(ctx, data_dir, held.name)
+            else:
+                done = _rotate_in_token(ctx, data_dir, held)
     finally:
         ctx.db.dispose()
     typer.echo(f"retired      {done.previous.vkey()}")
@@ -71,3 +72,47 @@ def rotate_ledger(data_dir: DataDir = DEFAULT_DIR, db: DbUrl = None) -> None:
         f"rotation     leaf {done.leaf}; the checkpoint of {done.leaf + 1} entries is signed"
         " by both keys, every later one by the new key alone"
     )
+
+
+def _rotate_file(ctx: AppContext, data_dir: Path, name: str) -> Rotated:
+    """The new key in `ledger.key.next` before the commit, renamed over `ledger.key` after."""
+    from duopass.ledger import NoteSigner
+    from duopass.server.keyring import write_ledger_key
+    from duopass.server.problems import Problem
+    from duopass.server.services import ledger_key, ledger_rotation
+
+    new = NoteSigner.generate(name)
+    write_ledger_key(data_dir / ledger_key.NEXT, new)
+    try:
+        done = ctx.run(lambda unit: ledger_rotation.rotate(unit, new))
+    except Problem as exc:
+        (data_dir / ledger_key.NEXT).unlink(missing_ok=True)
+        raise fail(exc.detail) from exc
+    with contextlib.suppress(FileNotFoundError):  # a server may have renamed it first
+        os.replace(data_dir / ledger_key.NEXT, data_dir / "ledger.key")
+    return done
+
+
+def _rotate_in_token(ctx: AppContext, data_dir: Path, held: NoteSigner) -> Rotated:
+    """The new key made in the old one's token, `<configured label>.<n>`, named in
+    ledger-next-label before the commit, which is renamed over ledger-label after."""
+    from duopass.server import ledger_token
+    from duopass.server.problems import Problem
+    from duopass.server.services import ledger_key, ledger_rotation
+
+    token = ledger_token.token_key(held)
+    assert token is not None
+    number = ctx.run(lambda unit: len(ledger_key.chain(unit.session))) + 1
+    try:
+        new = ledger_token.new_key(token, held.name, number)
+    except ledger_token.LedgerTokenError as exc:
+        raise fail(str(exc)) from exc
+    ledger_token.propose(data_dir, new)
+    try:
+        done = ctx.run(lambda unit: ledger_rotation.rotate(unit, new))
+    except Problem as exc:  # the new key stays in the token: the next rotation takes it
+        (data_dir / ledger_token.NEXT_LABEL_FILE).unlink(missing_ok=True)
+        raise fail(exc.detail) from exc
+    with contextlib.suppress(FileNotFoundError):  # a server may have renamed it first
+        os.replace(data_dir / ledger_token.NEXT_LABEL_FILE, data_dir / ledger_token.LABEL_FILE)
+    return done

@@ -201,6 +201,11 @@ class NoteSigner:
         return f"{_SIGNER_PREFIX}{self.name}+{self.key_hash:08x}+{seed}"
 
     @property
+    def key(self) -> NoteKey:
+        """The key that signs (a seed in memory, or another `NoteKey` such as one in an HSM)."""
+        return self._key
+
+    @property
     def in_memory(self) -> bool:
         """Whether the private half is a seed in this process (a key file), not in an HSM."""
         return isinstance(self._key, _SeedKey)

@@ -6,7 +6,9 @@ A key is an Ed25519 pair (`CKK_EC_EDWARDS`, signing with `CKM_EDDSA`) generated 
 was either is refused at load. The server finds each key by its label (`Settings.hsm_root_key`,
 `hsm_ledger_key`); the ledger key's label is also its signed-note key name, the log's origin
 (`<issuer>/ledger`). A rotated root is a key of its own in the same token, `<root label>.<seq>`
-(`server.roots`). At load each key signs a test message that its public half must verify.
+(`server.roots`); so is a rotated ledger key, `<ledger label>.<n>`, still named after the
+configured label, the log's origin (`server.ledger_token`). At load each key signs a test
+message that its public half must verify.
 
 One logged-in session per token serves the whole process (PKCS#11 refuses a second login), one
 call at a time (not every module's sessions are thread safe; a signature takes 0.2 to 0.9 ms in

@@ -10,7 +10,8 @@
 `Keyring.create` writes missing files (mode 0600); `Keyring.load` refuses to start without them.
 The root and ledger keys may instead be keys in an HSM (`server.hsm`, an `HsmConfig` naming
 their labels on a PKCS#11 token): then their files are neither made nor read. A root rotated in
-the token is the key the data dir's `root-label` names (`server.roots`), not the configured one.
+the token is the key the data dir's `root-label` names (`server.roots`), not the configured one;
+a rotated ledger key the one `ledger-label` names (`server.ledger_token`).
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ import nacl.secret
 import nacl.utils
 from joserfc.jwk import ECKey
 
-from duopass.ledger import LedgerError, NoteSigner
+from duopass.ledger import NoteSigner
 from duopass.protocol.keys import Ed25519Signer, SigningKey
-from duopass.server import hsm, roots
+from duopass.server import hsm, ledger_token, roots
 from duopass.server.hsm import HsmConfig, HsmError
 
 _ROOT, _LEDGER, _WRAP, _DIGEST = "root.jwk", "ledger.key", "wrap.key", "digest.key"
@@ -139,7 +140,8 @@ def write_ledger_key(path: Path, key: NoteSigner) -> None:
 
 def _hsm_keys(config: HsmConfig, data_dir: Path) -> tuple[hsm.HsmKey | None, NoteSigner | None]:
     """The root and ledger keys the HSM holds (None for one it does not): the root that
-    root-label names once the root has rotated, the configured one before."""
+    root-label names once the root has rotated, the ledger key ledger-label names once it has
+    (`ledger_token`), the configured ones before."""
     try:
         root = None
         if config.root_key is not None:
@@ -147,15 +149,13 @@ def _hsm_keys(config: HsmConfig, data_dir: Path) -> tuple[hsm.HsmKey | None, Not
             root = hsm.load_key(config, label)
         if config.ledger_key is None:
             return root, None
-        return root, NoteSigner.from_signer(
-            config.ledger_key, hsm.load_key(config, config.ledger_key)
-        )
+        return root, ledger_token.load(config, data_dir)
+    except ledger_token.LedgerTokenError as exc:
+        raise KeyringError(f"cannot load the server's keys from the HSM: {exc}") from exc
     except HsmError as exc:
         raise KeyringError(f"cannot load the server's keys from the HSM: {exc}") from exc
     except roots.RootError as exc:
         raise KeyringError(f"cannot read the root's label: {exc}") from exc
-    except LedgerError as exc:  # a label that is no note key name
-        raise KeyringError(f"the ledger key's label in the HSM: {exc}") from exc
 
 
 def _new_oauth_pem() -> bytes:

@@ -52,7 +52,9 @@ __all__ = [
     "current",
     "prepare",
     "read_label",
+    "replace_file",
     "rotating",
+    "sync_dir",
 ]
 
 ROOT_FILE, LINKS_FILE, NEXT_FILE = "root.jwk", "root-links.cbor", "root-next.jwk"
@@ -352,3 +354,8 @@ def _sync_dir(data_dir: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+replace_file = _replace
+"""`_replace`, for the ledger key's label files (`server.ledger_token`)."""
+sync_dir = _sync_dir

@@ -31,6 +31,7 @@ from duopass.protocol.signed_requests import (
 from duopass.protocol.verify import Mode
 from duopass.server.app import create_app
 from duopass.server.context import AppContext
+from duopass.server.hsm import HsmConfig
 from duopass.server.keyring import Keyring
 from duopass.server.services.auth import hash_password
 from duopass.server.settings import Settings
@@ -70,14 +71,20 @@ class ManualClock:
 
 @contextmanager
 def running_server(
-    db_url: str, data_dir: Path, *, clock: Callable[[], float] = time.time, **settings: Any
+    db_url: str,
+    data_dir: Path,
+    *,
+    clock: Callable[[], float] = time.time,
+    **settings: Any,
 ) -> Iterator[Running]:
     """Start the server in this process (uvicorn in a thread) on a free 127.0.0.1 port; a second
-    one on the same database and data directory is another server process of the same issuer."""
+    one on the same database and data directory is another server process of the same issuer.
+    `hsm=` an `HsmConfig` names keys in a token the keyring loads instead of files."""
+    hsm: HsmConfig | None = settings.pop("hsm", None)
     settings.setdefault("test_cheap_password_hashing", True)  # argon2 at full cost: 0.3 s a hash
     settings.setdefault("webhook_delivery", False)  # nothing leaves unless a test asks for it
     config = Settings(db_url=db_url, data_dir=data_dir, **settings)
-    keyring = Keyring.create(data_dir, origin="demo-univ/ledger")
+    keyring = Keyring.create(data_dir, origin="demo-univ/ledger", hsm=hsm)
     app = create_app(config, keyring=keyring, clock=clock, testing=True)
     ctx: AppContext = app.state.context
 

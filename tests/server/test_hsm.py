@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -159,15 +158,6 @@ def test_a_server_signs_bundles_and_checkpoints_with_keys_in_the_hsm(softhsm, tm
     assert audit.returncode == 0, audit.stdout + audit.stderr
     assert "signature OK" in audit.stdout and "audit passed" in audit.stdout
     assert softhsm.pin not in everything
-    # Rotating a ledger key inside the token is not built: refused, nothing appended or written.
-    rotated = _duopass(
-        "keys", "rotate-ledger", "--data-dir", str(served.data), env=_hsm_env(softhsm, token)
-    )
-    assert rotated.returncode == 2
-    assert "the ledger key is in an HSM: rotating it there is not built" in rotated.stderr
-    assert not {"ledger.key", "ledger.key.next"} & {p.name for p in served.data.iterdir()}
-    with sqlite3.connect(served.data / "duopass.db") as db:
-        assert db.execute("SELECT count(*) FROM ledger_keys").fetchone() == (0,)
 
 
 @pytest.mark.parametrize(
@@ -342,9 +332,10 @@ def test_a_session_the_token_lost_is_opened_again(softhsm):
     assert verify_signature(key.public, b"again", key.sign(b"again"))
 
 
-def test_a_ledger_key_in_the_token_is_not_rotated_and_no_key_file_replaces_it(softhsm, tmp_path):
-    """`rotate-ledger` is not built for a key in the token: the rotation refuses it, and a process
-    holding it signs with no key file, even one the database names (503 ledger_key_missing)."""
+def test_a_ledger_key_in_the_token_is_never_handed_to_a_key_file(softhsm, tmp_path):
+    """A ledger key in the token rotates only to another key in the token
+    (test_hsm_ledger_rotation.py): a key in memory is refused, and a process holding a token key
+    signs with no key file, even one the database names (503 ledger_key_missing)."""
     origin = f"hsm-{uuid.uuid4().hex[:8]}/ledger"
     config = softhsm.config(softhsm.shared, root=_label(), ledger=origin)
     hsm.generate_key(config, str(config.root_key))
@@ -359,7 +350,7 @@ def test_a_ledger_key_in_the_token_is_not_rotated_and_no_key_file_replaces_it(so
         assert ctx.run(ledger_key.signer) is keyring.ledger
         with pytest.raises(Problem) as refused:
             ctx.run(lambda unit: ledger_rotation.rotate(unit, NoteSigner.generate(origin)))
-        assert "the ledger key is in an HSM" in refused.value.detail
+        assert refused.value.detail == "the ledger key is in the HSM: so is the new one"
         assert ctx.run(lambda unit: ledger_key.chain(unit.session)) == []
         other = NoteSigner.generate(origin)  # a key file the database names, left in the dir
         (tmp_path / "ledger.key").write_text(other.skey() + "\n")
@@ -371,6 +362,6 @@ def test_a_ledger_key_in_the_token_is_not_rotated_and_no_key_file_replaces_it(so
         with pytest.raises(Problem) as missing:
             ctx.run(ledger_key.signer)
         assert missing.value.code is ProblemCode.LEDGER_KEY_MISSING
-        assert "not the one in the HSM" in missing.value.detail
+        assert "is not the token key ledger-label" in missing.value.detail
     finally:
         database.dispose()

@@ -7,8 +7,9 @@ A process holds the key it loaded at start (`Keyring.ledger`); when the database
 it reads `ledger.key` again (or `ledger.key.next`, where a rotation stopped between its commit
 and the file's rename, which it then completes). A key named but found in neither file is 503
 `ledger_key_missing`: nothing is signed with any other. A process whose ledger key is in an HSM
-(`server.hsm`) never rotates (`duopass keys rotate-ledger` refuses it) and reads no key file:
-the database naming another key is 503 `ledger_key_missing` too.
+(`server.hsm`) reads no key file: it loads the token key `ledger-label` names (or
+`ledger-next-label`, the rename then completed: `server.ledger_token`), and the database naming a
+key neither names is 503 `ledger_key_missing` too.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from duopass.ledger import Checkpoint, LedgerError, NoteSigner, NoteVerifier, open_checkpoint
+from duopass.server import ledger_token
 from duopass.server.keyring import load_ledger_key
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.store.ledger_keys import LedgerKey
@@ -82,11 +84,16 @@ def signer(unit: Unit) -> NoteSigner:
     held = unit.keyring.ledger
     if vkey is None or held.verifier.vkey() == vkey:
         return held
-    if not held.in_memory:
-        raise Problem(
-            ProblemCode.LEDGER_KEY_MISSING,
-            f"the database names the ledger key {vkey.split('+')[1]}, not the one in the HSM",
-        )
+    token = ledger_token.token_key(held)
+    if token is not None:
+        found = ledger_token.find(unit.settings.data_dir, token, held.name, vkey)
+        if found is None:
+            raise Problem(
+                ProblemCode.LEDGER_KEY_MISSING,
+                f"the ledger key {vkey.split('+')[1]} the database names is not the token key"
+                f" {ledger_token.LABEL_FILE} (or {ledger_token.NEXT_LABEL_FILE}) names",
+            )
+        return found
     found = _LOADED.get(vkey) or _reload(unit.settings.data_dir, vkey)
     if found is None:
         raise Problem(

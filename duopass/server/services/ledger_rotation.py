@@ -2,7 +2,8 @@
 the ledger's append lock, a `key_rotation` leaf naming the new key and the one it retires, the
 handover checkpoint (the tree ending with that leaf, naming the new key in an extension line)
 signed by both, and the `ledger_keys` row from which every server process signs with the new
-key alone (`services.ledger_key`). `duopass keys rotate-ledger` runs it."""
+key alone (`services.ledger_key`). `duopass keys rotate-ledger` runs it, for a key file or a key
+in an HSM token (the new key made in the same token: `server.ledger_token`)."""
 
 from __future__ import annotations
 
@@ -29,14 +30,16 @@ class Rotated:
 
 
 def rotate(unit: Unit, new: NoteSigner) -> Rotated:
-    """Hand the ledger from the key that signs now to `new` (of the same log name)."""
+    """Hand the ledger from the key that signs now to `new` (of the same log name, kept where the
+    old one is: a file, or the token; never a key the log has named before)."""
     session = unit.session
     tlog.size(session, lock=True)
     old = ledger_key.signer(unit)
-    if not old.in_memory:
-        raise Problem(ProblemCode.CONFLICT, "the ledger key is in an HSM: it is not rotated there")
-    if new.name != old.name or new.verifier == old.verifier:
+    if new.name != old.name or new.verifier in ledger_key.keys(unit):
         raise Problem(ProblemCode.INVALID_REQUEST, "the new ledger key is a new key of this log")
+    if new.in_memory != old.in_memory:
+        where = "a key file" if old.in_memory else "the HSM"
+        raise Problem(ProblemCode.CONFLICT, f"the ledger key is in {where}: so is the new one")
     if len(ledger_key.chain(session)) >= ledger_key.KEYS_MAX:
         raise Problem(ProblemCode.CONFLICT, f"the ledger key rotated {ledger_key.KEYS_MAX} times")
     body = rotation_body(old.verifier, new.verifier)
