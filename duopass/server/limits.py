@@ -135,7 +135,9 @@ PARTNER_SECRET_OVERLAP_S_DEFAULT: Final = 86_400
 PARTNER_CALLS_PER_MINUTE_DEFAULT: Final = 600
 PARTNER_CALLS_PER_MINUTE_MAX: Final = 60_000
 PARTNER_RATE_WINDOW_S: Final = 60
-IDEMPOTENCY_KEY_CHARS_MAX: Final = 56
-"""Longest Idempotency-Key a partner's order may carry (printable ASCII): a UUID is 36."""
+IDEMPOTENCY_KEY_CHARS_MAX: Final = 45
+"""Longest Idempotency-Key a partner's order may carry (printable ASCII): a UUID is 36. Stored
+as `partner:<partner id>:<key>` in `orders.request_id`, 64 characters at most
+(`sales.stored_request_id`)."""
 OAUTH_FIELD_CHARS_MAX: Final = 200
 """Longest client_id, client_secret, grant_type or scope a token request may carry."""

@@ -106,6 +106,7 @@ class ProblemCode(StrEnum):
     LEDGER_KEY_MISSING = "ledger_key_missing"
     OIDC_BOUND_ELSEWHERE = "oidc_bound_elsewhere"
     HOLDER_NOT_FOUND = "holder_not_found"
+    ORDER_NOT_CANCELLABLE = "order_not_cancellable"
 
 
 STATUS = {
@@ -185,6 +186,7 @@ STATUS = {
     ProblemCode.LEDGER_KEY_MISSING: 503,
     ProblemCode.OIDC_BOUND_ELSEWHERE: 403,
     ProblemCode.HOLDER_NOT_FOUND: 404,
+    ProblemCode.ORDER_NOT_CANCELLABLE: 409,
 }
 _FROM_STATUS = {
     401: ProblemCode.UNAUTHENTICATED,

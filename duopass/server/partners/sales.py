@@ -10,8 +10,11 @@ holder is enrolled by the card office. An erased holder has neither, so is not f
 **Money.** The partner collected the price itself, so no holder's money moves: the sale is
 booked from the partner's account (`orders.partner_account`: what it owes the card office,
 debited) to the box office (the tickets' revenue, credited), transaction kind `partner_order`,
-the order `paid_by` `partner`. A cancel reverses it (`partner_refund`). The day's settlement
-shows both on the box office's line and, per partner, in its `partners` section.
+the order `paid_by` `partner`. A cancel reverses it (`partner_refund`), the whole order: the
+partner may cancel only before the event's doors open and while no ticket of it was checked
+in, reissued or moved (409 `order_not_cancellable`; the card office may cancel later, a refund
+it decides). The day's settlement shows both on the box office's line and, per partner, in
+its `partners` section.
 
 **Idempotency.** An order carries the partner's `Idempotency-Key` (unique per partner, bound to
 the request: partner, holder, ticket type and quantity). The same key with the same request
@@ -49,11 +52,19 @@ __all__ = [
     "owned_order",
     "reissue_request",
     "sell",
+    "stored_request_id",
 ]
 
 KEY_PREFIX = "partner:"
-"""Before a partner's Idempotency-Key in `orders.request_id`: a holder's request ids have no
-colon, so the two never meet in `order_request_once`."""
+"""Before the partner's id and its Idempotency-Key in `orders.request_id`
+(`partner:<partner_id>:<key>`): a holder's request ids have no colon, so the two never meet in
+`order_request_once` (holder, request id), and nor do two partners' equal keys for one holder."""
+
+
+def stored_request_id(partner_id: int, key: str) -> str:
+    """The order's stored request id: at most 8 + 10 + 1 + 45 = 64 characters, the column's size
+    (a partner's id is an INTEGER, at most 10 digits; `IDEMPOTENCY_KEY_CHARS_MAX`)."""
+    return f"{KEY_PREFIX}{partner_id}:{key}"
 
 
 def holder_named(session: Session, number: str, email: str) -> Holder:
@@ -104,9 +115,9 @@ def sell(
     fingerprint = idempotency.partner_order(
         partner=partner_id, holder=holder.id, ticket_type=type_id, quantity=quantity
     )
-    request_id = KEY_PREFIX + key
+    stored = stored_request_id(partner_id, key)
     earlier = session.scalars(
-        select(Order).where(Order.partner_id == partner_id, Order.request_id == request_id)
+        select(Order).where(Order.partner_id == partner_id, Order.request_id == stored)
     ).one_or_none()
     if earlier is not None:
         if earlier.request_fingerprint != fingerprint:
@@ -131,7 +142,7 @@ def sell(
         )
     paid = orders.Paid("partner", txn_id, partner_id=partner_id, partner=client.client_id)
     order = orders.place(
-        unit, holder, kind, quantity, paid, request_id=request_id, fingerprint=fingerprint
+        unit, holder, kind, quantity, paid, request_id=stored, fingerprint=fingerprint
     )
     return Sold(order, True)
 
@@ -152,7 +163,8 @@ def owned_order(session: Session, partner_id: int, code: str) -> Order:
 
 def cancel(unit: Unit, partner_id: int, code: str) -> Order:
     """Cancel an order the partner sold (one a holder bought from their own account is the
-    card office's to cancel: 409 `conflict`); cancelling it again changes nothing."""
+    card office's to cancel: 409 `conflict`; too late, `orders.late`: 409
+    `order_not_cancellable`); cancelling it again changes nothing."""
     session = unit.session
     client = clients.one(session, partner_id, lock=True)
     order = owned_order(session, partner_id, code)

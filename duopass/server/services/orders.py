@@ -19,7 +19,7 @@ from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import accounts, events, idempotency, tickets, tlog
 from duopass.server.store.partners import PartnerClient
 from duopass.server.store.tables import Account, Holder
-from duopass.server.store.tickets import Order, Ticket, TicketType
+from duopass.server.store.tickets import Checkin, Event, Order, Ticket, TicketType
 from duopass.server.unit_of_work import Unit
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "by_code",
     "cancel",
     "describe",
+    "late",
     "partner_account",
     "place",
     "sellable",
@@ -212,17 +213,30 @@ def partner_account(session: Session, client_id: str, currency: str) -> Account:
 def cancel(
     unit: Unit, order: Order, *, staff_id: int | None = None, partner: str | None = None
 ) -> Order:
-    """Cancel a paid order (by staff member `staff_id`, or the partner that sold it): its
-    tickets are revoked (online now, offline with the next bundle) and never minted again,
-    its places return to the quota, and the amount goes back the way it came (to the holder's
-    account, out of top-up clearing for a counter payment, off what the partner owes for a
-    partner's sale)."""
+    """Cancel a paid order, all of it (there is no partial cancel), by staff member `staff_id`
+    or the partner that sold it: its tickets are revoked (online now, offline with the next
+    bundle) and never minted again, its places return to the quota, and the amount goes back
+    the way it came (to the holder's account, out of top-up clearing for a counter payment, off
+    what the partner owes for a partner's sale). The order row is locked first, so of two
+    cancels at once one refunds and the other sees it cancelled. A partner may not cancel once
+    the event has begun or a ticket was used or moved (`late`); the card office may."""
     session = unit.session
+    order = session.scalars(
+        select(Order)
+        .where(Order.id == order.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
     if order.state == "cancelled":
         return order
+    if partner is not None and (why := late(session, order, unit.now)) is not None:
+        raise Problem(ProblemCode.ORDER_NOT_CANCELLABLE, f"the partner cannot cancel: {why}")
     holder = session.get(Holder, order.holder_id)
     assert holder is not None
     account = accounts.lock(session, holder.account_id)
+    kind = session.scalars(  # before the box office, in the order `buy` and `sellable` lock
+        select(TicketType).where(TicketType.id == order.ticket_type_id).with_for_update()
+    ).one()
     office = box_office(session, order.currency)
     accounts.lock(session, office.id)
     payee = _payee(session, order, account)
@@ -234,9 +248,6 @@ def cancel(
             legs=[(office.id, -order.amount), (payee, order.amount)],
             occurred_at=unit.now,
         )
-    kind = session.scalars(
-        select(TicketType).where(TicketType.id == order.ticket_type_id).with_for_update()
-    ).one()
     kind.sold -= order.quantity
     revoked = tickets.cancel_all(unit, order)
     order.state, order.cancelled_at, order.refund_transaction_id = "cancelled", unit.now, txn_id
@@ -245,6 +256,32 @@ def cancel(
     body.update({key: value for key, value in optional.items() if value is not None})
     tlog.append(unit, EventType.ORDER_CANCEL, body)
     return order
+
+
+def late(session: Session, order: Order, now: int) -> str | None:
+    """Why a partner may no longer cancel the order, or None: its event's doors have opened
+    (or it has ended), or one of its tickets was checked in, reissued or moved to another
+    holder. The partner was paid for a night that happened; only the card office refunds it."""
+    event = session.scalars(
+        select(Event)
+        .join(TicketType, TicketType.event_id == Event.id)
+        .where(TicketType.id == order.ticket_type_id)
+    ).one()
+    if event.doors <= now:
+        return "the event has begun" if event.ends > now else "the event has ended"
+    rows = session.scalars(select(Ticket).where(Ticket.order_id == order.id)).all()
+    if any(row.gen > 0 or row.holder_id != order.holder_id for row in rows):
+        return "a ticket was reissued or moved"
+    entered = session.scalar(
+        select(Checkin.id)
+        .where(
+            Checkin.ticket_id.in_([row.id for row in rows]),
+            Checkin.type == "entry",
+            Checkin.successful.is_(True),
+        )
+        .limit(1)
+    )
+    return None if entered is None else "a ticket was checked in"
 
 
 def _payee(session: Session, order: Order, account: Account) -> int:

@@ -162,8 +162,9 @@ def get_order(
 def cancel_order(
     code: Annotated[str, Path(max_length=16)], caller: AdminCaller, ctx: Ctx
 ) -> dict[str, Any]:
-    """Cancel and refund: the tickets are revoked at once online, in the next bundle offline,
-    and never minted again (admins: the refund books money)."""
+    """Cancel and refund the whole order: the tickets are revoked at once online, in the next
+    bundle offline, and never minted again (admins: the refund books money). Allowed after the
+    event and after check-in too (a partner's own cancel is not: the card office decides)."""
 
     def work(unit: Unit) -> dict[str, Any]:
         order = orders.cancel(unit, orders.by_code(unit.session, code), staff_id=caller.id)

@@ -165,7 +165,9 @@ def create_order(
 def cancel_order(code: OrderCode, partner: Issuer, ctx: Ctx) -> dict[str, Any]:
     """Cancel an order the partner sold: its tickets are revoked (online at once, offline with
     the next bundle) and never minted again, and what the partner owes for it is taken back.
-    Cancelling a cancelled order changes nothing."""
+    The whole order: only before the event's doors open and while none of its tickets was
+    checked in, reissued or moved (else 409 `order_not_cancellable`). Cancelling a cancelled
+    order changes nothing."""
 
     def work(unit: Unit) -> dict[str, Any]:
         order = sales.cancel(unit, partner.id, code)
