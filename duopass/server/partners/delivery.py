@@ -23,6 +23,7 @@ import logging
 import threading
 import time
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -42,7 +43,7 @@ from duopass.server.limits import (
     WEBHOOK_SENDS_PER_CLAIM_MAX,
     WEBHOOK_TIMEOUT_S,
 )
-from duopass.server.partners import endpoints, outbox
+from duopass.server.partners import endpoints, outbox, pinned
 from duopass.server.store.reach import is_unavailable
 from duopass.server.store.webhooks import WebhookAttempt, WebhookEndpoint, WebhookMessage
 from duopass.server.unit_of_work import Unit
@@ -64,7 +65,7 @@ class _Job:
     url: str
     secrets: tuple[bytes, ...]
     public_only: bool = False
-    """A partner's endpoint: sent only to a public address (`endpoints.not_public`)."""
+    """A partner's endpoint: sent only to a public address (`pinned`)."""
 
 
 @dataclass(frozen=True)
@@ -161,9 +162,9 @@ def _next(unit: Unit, *, endpoint_id: int, owner: str) -> _Job | None:
 
 def send(client: httpx.Client, job: _Job, *, stamp: Clock) -> Sent:
     """One attempt: POST the body, signed with every secret that signs now (to a partner's
-    endpoint, only if its host resolves to public addresses alone)."""
+    endpoint, only to an address of its host checked to be public, `pinned`)."""
     if job.public_only:
-        why = endpoints.not_public(job.url, resolve=True)
+        why = endpoints.not_public(job.url, resolve=False)
         if why is not None:
             return Sent(None, why)
     at = datetime.fromtimestamp(int(stamp()), UTC)
@@ -177,8 +178,16 @@ def send(client: httpx.Client, job: _Job, *, stamp: Clock) -> Sent:
         "webhook-signature": signature,
     }
     try:
-        with client.stream("POST", job.url, content=body, headers=headers) as answer:
+        through = pinned.client(client.timeout) if job.public_only else nullcontext(client)
+        with (
+            through as sender,
+            sender.stream(
+                "POST", job.url, content=body, headers=headers, follow_redirects=False
+            ) as answer,
+        ):
             return Sent(answer.status_code, None)  # the answer's body is never read
+    except endpoints.NotPublic as refused:
+        return Sent(None, refused.reason)
     except httpx.TimeoutException as exc:
         return Sent(None, f"timeout ({type(exc).__name__})")
     except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:

@@ -52,12 +52,15 @@ from duopass.server.unit_of_work import Unit
 __all__ = [
     "PARTNER_EVENTS",
     "SECRET_PREFIX",
+    "NotPublic",
     "check_url",
     "create",
     "describe",
+    "is_public",
     "listing",
     "not_public",
     "one",
+    "public_addresses",
     "rotate",
     "secrets",
     "set_state",
@@ -105,30 +108,73 @@ def check_url(url: str) -> str:
     return url
 
 
+class NotPublic(Exception):
+    """A partner's endpoint that may not be sent to; `reason` is what the delivery log keeps."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+EMBEDDING = (
+    (ipaddress.ip_network("::ffff:0:0/96"), 0),  # IPv4-mapped
+    (ipaddress.ip_network("::/96"), 0),  # IPv4-compatible (::1 and :: too)
+    (ipaddress.ip_network("64:ff9b::/96"), 0),  # NAT64's well-known prefix
+    (ipaddress.ip_network("2002::/16"), 80),  # 6to4: the IPv4 address after the prefix
+)
+"""IPv6 networks whose addresses carry an IPv4 address (and the bits below it), which is what
+a connection to them reaches: they are judged by it."""
+
+
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """A global address, whose embedded IPv4 address (`EMBEDDING`), if any, is global too."""
+    if isinstance(address, ipaddress.IPv6Address):
+        for network, shift in EMBEDDING:
+            if address in network:
+                inner = ipaddress.IPv4Address((int(address) >> shift) & 0xFFFFFFFF)
+                return inner.is_global and (shift == 0 or address.is_global)
+    return address.is_global
+
+
+def public_addresses(host: str, port: int) -> list[str]:
+    """The addresses of a partner's endpoint's host, resolved once here: the connection goes to
+    one of these, so that a name cannot answer a public address to the check and a private one
+    to the connection. Raises `NotPublic` if any of them (or the host itself) is not public."""
+    host = host.rstrip(".").lower()
+    named = host[:100]  # in a reason the delivery log keeps
+    if host == "localhost" or host.endswith(".localhost"):
+        raise NotPublic(f"{named} is not a public host")
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            raise NotPublic(f"{named} does not resolve") from None
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found]
+    if not addresses or not all(is_public(address) for address in addresses):
+        raise NotPublic(f"{named} is not a public address")
+    return list(dict.fromkeys(str(address) for address in addresses))
+
+
 def not_public(url: str, *, resolve: bool) -> str | None:
     """Why a partner's endpoint may not be sent to (None: it may): not `https://`, or a host
     that is (or, with `resolve`, whose addresses include) a loopback, private, link-local or
-    otherwise not global address, so that no partner has the server post into the campus
-    network. Resolving is for delivery time (a name may point anywhere by then)."""
+    otherwise not global address (`is_public`), so that no partner has the server post into
+    the campus network. Delivery connects only to addresses it checked (`public_addresses`)."""
     parts = urlsplit(url)
-    host = (parts.hostname or "").rstrip(".").lower()
-    named = host[:100]  # in a reason the delivery log keeps
     if parts.scheme.lower() != "https":
         return "a partner's endpoint is https://"
-    if host == "localhost" or host.endswith(".localhost"):
-        return f"{named} is not a public host"
+    host = (parts.hostname or "").rstrip(".").lower()
     try:
-        addresses = {ipaddress.ip_address(host)}
+        ipaddress.ip_address(host)
     except ValueError:
-        if not resolve:
+        if not resolve and host != "localhost" and not host.endswith(".localhost"):
             return None
-        try:
-            found = socket.getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError):
-            return f"{named} does not resolve"
-        addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found}
-    if not all(address.is_global for address in addresses):
-        return f"{named} is not a public address"
+    try:
+        public_addresses(host, parts.port or 443)
+    except NotPublic as refused:
+        return refused.reason
     return None
 
 
