@@ -3,7 +3,7 @@ database read again decides what becomes of `ledger.key.next`. Naming the new ke
 committed (only the answer to COMMIT was lost) and is completed; not naming it, the file goes;
 not answering, the file is kept, the command says the outcome is unknown, and a server that
 finds the database naming the new key finishes the rename. The new key's only copy is never
-deleted while the database may name it."""
+deleted while the database may name it; a key in an HSM keeps its `ledger-next-label` alike."""
 
 from __future__ import annotations
 
@@ -18,12 +18,15 @@ from duopass.cli import keys_ledger, server_store
 from duopass.cli.app import app
 from duopass.ledger import NoteSigner
 from duopass.ledger.note import parse_note
+from duopass.server import ledger_token
 from duopass.server.keyring import load_ledger_key
 from duopass.server.problems import store_unavailable
 from duopass.server.services import ledger_rotation
 from duopass.server.services.ledger_key import NEXT
 from duopass.server.unit_of_work import Unit
 from tests.server.harness import Running, ready_wallet, running_server
+from tests.server.test_hsm_ledger_rotation import _config
+from tests.softhsm import softhsm_fixture  # noqa: F401
 
 
 def _failover(monkeypatch: pytest.MonkeyPatch, *, commits: bool, answers_after: bool) -> None:
@@ -119,3 +122,23 @@ def test_a_rotation_that_did_not_commit_leaves_no_new_key(tmp_path, monkeypatch)
         assert not (data / NEXT).exists()
         assert load_ledger_key(data / "ledger.key").verifier == old.verifier
         assert _signed_by_one(srv, "bob") == {old.verifier.key_hash}
+
+
+def test_in_a_token_an_unknown_outcome_keeps_the_label_and_a_server_finishes_it(
+    softhsm, tmp_path, monkeypatch
+):
+    config = _config(softhsm, monkeypatch)
+    data, db = tmp_path / "data", f"sqlite:///{tmp_path / 'd.db'}"
+    with running_server(db, data, hsm=config) as srv:
+        ready_wallet(srv.http, srv.admin(), "ann", balance=100)
+        with pytest.MonkeyPatch.context() as patch:
+            _failover(patch, commits=True, answers_after=False)
+            result = _rotate(data, db)
+        assert result.exit_code == 2, result.output
+        assert f"{ledger_token.NEXT_LABEL_FILE} is kept" in result.output
+        label = (data / ledger_token.NEXT_LABEL_FILE).read_text().strip()
+        assert label == f"{config.ledger_key}.1"
+        new = _signed_by_one(srv, "bob")
+        assert new != {srv.ctx.keyring.ledger.verifier.key_hash}
+        assert not (data / ledger_token.NEXT_LABEL_FILE).exists()
+        assert (data / ledger_token.LABEL_FILE).read_text().strip() == label
