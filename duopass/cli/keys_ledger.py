@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from duopass.ledger import NoteSigner
     from duopass.server.context import AppContext
     from duopass.server.services.ledger_rotation import Rotated
+    from duopass.server.unit_of_work import Unit
 
 __all__ = ["rotate_ledger"]
 
@@ -78,27 +79,18 @@ def _rotate_file(ctx: AppContext, data_dir: Path, name: str) -> Rotated:
     """The new key in `ledger.key.next` before the commit, renamed over `ledger.key` after."""
     from duopass.ledger import NoteSigner
     from duopass.server.keyring import write_ledger_key
-    from duopass.server.problems import Problem
-    from duopass.server.services import ledger_key, ledger_rotation
+    from duopass.server.services import ledger_key
 
     new = NoteSigner.generate(name)
     write_ledger_key(data_dir / ledger_key.NEXT, new)
-    try:
-        done = ctx.run(lambda unit: ledger_rotation.rotate(unit, new))
-    except Problem as exc:
-        (data_dir / ledger_key.NEXT).unlink(missing_ok=True)
-        raise fail(exc.detail) from exc
-    with contextlib.suppress(FileNotFoundError):  # a server may have renamed it first
-        os.replace(data_dir / ledger_key.NEXT, data_dir / "ledger.key")
-    return done
+    return _commit(ctx, data_dir / ledger_key.NEXT, data_dir / "ledger.key", new)
 
 
 def _rotate_in_token(ctx: AppContext, data_dir: Path, held: NoteSigner) -> Rotated:
     """The new key made in the old one's token, `<configured label>.<n>`, named in
     ledger-next-label before the commit, which is renamed over ledger-label after."""
     from duopass.server import ledger_token
-    from duopass.server.problems import Problem
-    from duopass.server.services import ledger_key, ledger_rotation
+    from duopass.server.services import ledger_key
 
     token = ledger_token.token_key(held)
     assert token is not None
@@ -107,12 +99,61 @@ def _rotate_in_token(ctx: AppContext, data_dir: Path, held: NoteSigner) -> Rotat
         new = ledger_token.new_key(token, held.name, number)
     except ledger_token.LedgerTokenError as exc:
         raise fail(str(exc)) from exc
-    ledger_token.propose(data_dir, new)
+    ledger_token.propose(data_dir, new)  # not taken, the new key stays in the token: the next
+    pending = data_dir / ledger_token.NEXT_LABEL_FILE  # rotation takes it
+    return _commit(ctx, pending, data_dir / ledger_token.LABEL_FILE, new)
+
+
+def _commit(ctx: AppContext, pending: Path, final: Path, new: NoteSigner) -> Rotated:
+    """Commit the rotation to `new` (named in `pending`), then rename `pending` over `final`.
+    Should the unit fail, the database read again decides: naming `new`, the rotation committed
+    (the answer to COMMIT was lost) and is completed; not naming it, `pending` is removed; not
+    answering, `pending` is kept (a server finishes the rename once the database names `new`)
+    and the command exits 2 saying the outcome is unknown."""
+    from duopass.server.problems import Problem
+    from duopass.server.services import ledger_rotation
+
     try:
         done = ctx.run(lambda unit: ledger_rotation.rotate(unit, new))
-    except Problem as exc:  # the new key stays in the token: the next rotation takes it
-        (data_dir / ledger_token.NEXT_LABEL_FILE).unlink(missing_ok=True)
-        raise fail(exc.detail) from exc
+    except Exception as exc:
+        try:
+            found = ctx.run(lambda unit: _named(unit, new))
+        except Exception as lost:
+            raise fail(
+                f"the rotation's outcome is unknown: {_reason(exc)}, then {_reason(lost)}."
+                f" {pending.name} is kept: once the database answers, GET /v1/ledger/keys"
+                f" lists {new.verifier.vkey()} if the rotation committed (a server then"
+                " finishes it); if it does not, run `duopass keys rotate-ledger` again"
+            ) from exc
+        if found is None:
+            pending.unlink(missing_ok=True)
+            if isinstance(exc, Problem):
+                raise fail(exc.detail) from exc
+            raise
+        done = found
     with contextlib.suppress(FileNotFoundError):  # a server may have renamed it first
-        os.replace(data_dir / ledger_token.NEXT_LABEL_FILE, data_dir / ledger_token.LABEL_FILE)
+        os.replace(pending, final)
     return done
+
+
+def _named(unit: Unit, new: NoteSigner) -> Rotated | None:
+    """The rotation to `new` the database records, None when it names no such key."""
+    from sqlalchemy import select
+
+    from duopass.ledger import NoteVerifier
+    from duopass.server.services import tlog
+    from duopass.server.services.ledger_rotation import Rotated
+    from duopass.server.store.ledger_keys import LedgerKey
+
+    vkey = new.verifier.vkey()
+    row = unit.session.scalars(select(LedgerKey).where(LedgerKey.vkey == vkey)).first()
+    if row is None:
+        return None
+    note = tlog.note_at(unit.session, row.leaf + 1)
+    return Rotated(row.leaf, NoteVerifier.parse(row.previous), new.verifier, note or b"")
+
+
+def _reason(exc: Exception) -> str:
+    from duopass.server.problems import Problem
+
+    return exc.detail if isinstance(exc, Problem) else type(exc).__name__

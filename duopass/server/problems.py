@@ -18,6 +18,8 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from duopass.server.hsm import HsmError
+from duopass.server.roots import RootError
 from duopass.server.store.reach import is_unavailable
 
 log = logging.getLogger("duopass.server")
@@ -107,6 +109,8 @@ class ProblemCode(StrEnum):
     OIDC_BOUND_ELSEWHERE = "oidc_bound_elsewhere"
     HOLDER_NOT_FOUND = "holder_not_found"
     ORDER_NOT_CANCELLABLE = "order_not_cancellable"
+    HSM_UNAVAILABLE = "hsm_unavailable"
+    ROOT_KEYS_BROKEN = "root_keys_broken"
 
 
 STATUS = {
@@ -187,6 +191,8 @@ STATUS = {
     ProblemCode.OIDC_BOUND_ELSEWHERE: 403,
     ProblemCode.HOLDER_NOT_FOUND: 404,
     ProblemCode.ORDER_NOT_CANCELLABLE: 409,
+    ProblemCode.HSM_UNAVAILABLE: 503,
+    ProblemCode.ROOT_KEYS_BROKEN: 503,
 }
 _FROM_STATUS = {
     401: ProblemCode.UNAUTHENTICATED,
@@ -222,6 +228,21 @@ def store_unavailable() -> Problem:
     return Problem(ProblemCode.STORE_UNAVAILABLE, STORE_UNAVAILABLE_DETAIL)
 
 
+def key_failure(request: Request, exc: HsmError | RootError) -> Problem:
+    """503 for a key the server cannot use while it serves, logged here once with what is
+    wrong (never the PIN: `HsmError` holds none): `hsm_unavailable` for an HSM that fails
+    (its `reason`, an `HsmReason`, in the document), `root_keys_broken` for root files that are
+    missing, broken or disagree (`roots.RootError`). The document names no path or label."""
+    where = f"{request.method} {request.url.path}"
+    if isinstance(exc, HsmError):
+        log.error("the HSM failed on %s: %s", where, exc)
+        detail = f"the HSM cannot be used now ({exc.reason.value}); it has been logged"
+        return Problem(ProblemCode.HSM_UNAVAILABLE, detail, extra={"reason": exc.reason.value})
+    log.error("the root key files are unusable on %s: %s", where, exc)
+    detail = "the issuer's root key files are missing or broken; it has been logged"
+    return Problem(ProblemCode.ROOT_KEYS_BROKEN, detail)
+
+
 def problem_response(
     code: ProblemCode,
     detail: str,
@@ -254,6 +275,12 @@ def install(app: FastAPI) -> None:
                 "WWW-Authenticate", 'Bearer error="insufficient_user_authentication"'
             )
         return problem_response(exc.code, exc.detail, headers=headers, extra=exc.extra)
+
+    @app.exception_handler(HsmError)
+    @app.exception_handler(RootError)
+    async def _key_failure(request: Request, exc: HsmError | RootError) -> JSONResponse:
+        failed = key_failure(request, exc)
+        return problem_response(failed.code, failed.detail, extra=failed.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -43,6 +43,11 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
             "description": "pin_required only: the payment's confirmation the holder may "
             "approve in their wallet (`POST /v1/wallet/confirmations/{id}`)",
         },
+        "reason": {
+            "type": "string",
+            "description": "hsm_unavailable only: why the HSM cannot be used (hsm_module, "
+            "hsm_token, hsm_pin, hsm_key, hsm_key_extractable, hsm_key_exists, hsm_failed)",
+        },
     },
 }
 _HEADERS = {

@@ -12,7 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from duopass.server.context import AppContext
-from duopass.server.problems import STATUS, Problem, ProblemCode
+from duopass.server.hsm import HsmError
+from duopass.server.problems import STATUS, Problem, ProblemCode, key_failure
+from duopass.server.roots import RootError
 from duopass.server.web import i18n, static
 from duopass.server.web.console import (
     disputes,
@@ -61,6 +63,12 @@ def _install_handlers(console: FastAPI) -> None:
     @console.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> Response:
         return await _refusal(request, exc.code, STATUS[exc.code])
+
+    @console.exception_handler(HsmError)
+    @console.exception_handler(RootError)
+    async def _key_failure(request: Request, exc: HsmError | RootError) -> Response:
+        code = key_failure(request, exc).code
+        return await _refusal(request, code, STATUS[code])
 
     @console.exception_handler(RequestValidationError)
     async def _invalid(request: Request, _exc: RequestValidationError) -> Response:
