@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from duopass.cli.server_store import DEFAULT_DIR, DataDir, DbUrl, fail, open_server
+from duopass.server import hsm
 
 if TYPE_CHECKING:
     from duopass.ledger import NoteSigner
@@ -127,8 +128,8 @@ def _commit(ctx: AppContext, pending: Path, final: Path, new: NoteSigner) -> Rot
             ) from exc
         if found is None:
             pending.unlink(missing_ok=True)
-            if isinstance(exc, Problem):
-                raise fail(exc.detail) from exc
+            if isinstance(exc, Problem | hsm.HsmError):
+                raise fail(_reason(exc)) from exc
             raise
         done = found
     with contextlib.suppress(FileNotFoundError):  # a server may have renamed it first
@@ -156,4 +157,6 @@ def _named(unit: Unit, new: NoteSigner) -> Rotated | None:
 def _reason(exc: Exception) -> str:
     from duopass.server.problems import Problem
 
+    if isinstance(exc, hsm.HsmError):
+        return str(exc)  # a stable reason, never the PIN (server.hsm)
     return exc.detail if isinstance(exc, Problem) else type(exc).__name__
