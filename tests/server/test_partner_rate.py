@@ -2,7 +2,9 @@
 the risk engine"): its calls counted in the engine's shared counters, judged at the point
 `partner_call` by the packaged guard `partner_rate_limit`, whose refusal is a risk decision the
 card office's risk page lists; a policy without that guard does not lift the client's own
-limit; and the count holds across two server processes, on PostgreSQL's counters and on Redis's.
+limit; and the count holds across two server processes, on PostgreSQL's counters and on Redis's,
+exactly for a burst of concurrent calls (each counted and judged in one step, refused ones taken
+back).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from redis import Redis
+from sqlalchemy import create_engine, text
 
 from duopass.demo.serving import free_port, wait_until_up
 from duopass.policy import DEFAULT_POLICY
@@ -129,3 +133,46 @@ def test_the_limit_holds_across_two_server_processes(request, tmp_path, store):
     if redis is not None:  # counted there, not in the database
         with Redis.from_url(redis, decode_responses=True) as counts:
             assert any("partner_call:client:" in key for key in counts.scan_iter(f"{prefix}*"))
+
+
+@pytest.mark.parametrize("store", ["database", "redis"])
+def test_a_burst_of_concurrent_calls_admits_exactly_the_limit(request, tmp_path, store):
+    """40 calls at once, 20 on each of two processes, against a limit of 5 (the token is the
+    first): each is counted and judged in one step, so 4 are admitted, never more (the count
+    read, then added to later, let PostgreSQL admit 7 of such a burst on one process)."""
+    url, data = _postgres_database(request), tmp_path / "data"
+    redis = request.getfixturevalue("redis_url") if store == "redis" else None
+    prefix = f"b{os.getpid()}{tmp_path.name[-8:]}:"
+    with running_server(url, data) as setup:
+        client = make_client(setup.admin(), ["checkin:redeem"], calls_per_minute=5)
+    with _process(url, data, redis, prefix) as first, _process(url, data, redis, prefix) as second:
+        access = token(first, client).json()["access_token"]  # 1
+        calls = [first, second] * 20
+        with ThreadPoolExecutor(len(calls)) as pool:
+            answers = list(pool.map(lambda http: _redeem(http, access), calls))
+        codes = sorted(a.json()["code"] for a in answers)
+        assert codes == ["not_found"] * 4 + ["partner_rate_limited"] * 36, codes
+        refused = token(second, client)
+        assert (refused.status_code, refused.json()["code"]) == (429, "partner_rate_limited")
+    assert _counted(url, redis, prefix, client["id"]) == 5  # the refused taken back
+
+
+def _counted(url: str, redis: str | None, prefix: str, client: int) -> int:
+    """The calls of `client` in the engine's minute buckets, in Redis or in the database."""
+    key = f"client:{client}"
+    if redis is not None:
+        with Redis.from_url(redis, decode_responses=True) as counts:
+            buckets = counts.hgetall(f"{prefix}risk:b:60:partner_call:{key}")
+            return sum(int(events) for events in buckets.values())
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.scalar(_MINUTE, {"key": key}) or 0)
+    finally:
+        engine.dispose()
+
+
+_MINUTE = text(
+    "SELECT SUM(events) FROM risk_buckets "
+    "WHERE key = :key AND signal = 'partner_call' AND span_s = 60"
+)

@@ -13,6 +13,8 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from itertools import islice
 from typing import Any
 
 import pytest
@@ -27,6 +29,7 @@ from duopass.demo.serving import free_port
 from duopass.risk import (
     Count,
     Distinct,
+    Features,
     Key,
     KeyKind,
     LastSeen,
@@ -39,7 +42,7 @@ from duopass.risk import (
 )
 from duopass.risk.features import SEEN_WITH_MAX
 from duopass.server import maintenance
-from duopass.server.services import risk_redis
+from duopass.server.services import risk_redis, risk_redis_lua
 from duopass.server.services.risk_features import store_for
 from duopass.server.services.risk_redis import RedisFeatureStore
 from duopass.server.settings import Settings
@@ -164,8 +167,8 @@ def test_a_record_and_a_read_are_one_round_trip_each(redis_url, prefix):
     )
     counted = RedisFeatureStore(redis.Redis(connection_pool=pool), prefix)
     counted.client.ping()
-    counted.client.script_load(risk_redis._RECORD)  # as after a first use: no NOSCRIPT retry
-    counted.client.script_load(risk_redis._READ)
+    counted.client.script_load(risk_redis_lua.RECORD)  # as after a first use: no NOSCRIPT retry
+    counted.client.script_load(risk_redis_lua.READ)
     now, observation = next(_stream(seed=1))
     _Counting.sent = 0
     counted.record([observation], now=now)  # 6 buckets, 2 latest times, 2 pairs
@@ -382,3 +385,23 @@ def test_serve_refuses_a_password_in_the_redis_url_without_repeating_it(tmp_path
     assert done.stderr == "duopass: redis_url: no password in the URL: set DUOPASS_REDIS_PASSWORD\n"
     assert secret not in done.output
     assert not (tmp_path / "data").exists()
+
+
+def test_counted_reads_each_count_with_its_own_and_no_later_one(store):
+    """`counted` (a count and a read in one MULTI) from many threads at once: each reads the
+    count its own observation made, so the counts read are 1 to 40, each once; the stream's
+    reads equal the reference's, and a count taken back (-1 events) reads as before it."""
+    key = Key(KeyKind.CLIENT, "7")
+    call = Observation(T0, Signal.PARTNER_CALL, (key,), ())
+    (query,) = [Count(key, Signal.PARTNER_CALL, Window.MINUTE)]
+    with ThreadPoolExecutor(20) as pool:
+        read = list(pool.map(lambda _: store.counted([call], [query], now=T0), range(40)))
+    assert sorted(features[query.feature] for features in read) == list(range(1, 41))
+    assert store.counted([replace(call, events=-1)], [], now=T0) == Features()
+    assert store.read([query], now=T0)[query.feature] == 39
+    reference, queries = MemoryFeatureStore(), _queries()
+    for now, observation in islice(_stream(seed=17), 400):
+        reference.record([observation], now=now)
+        assert dict(store.counted([observation], queries, now=now)) == dict(
+            reference.read(queries, now=now)
+        )

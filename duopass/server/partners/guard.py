@@ -9,17 +9,20 @@ token without the route's scope: 403 `insufficient_scope` (with `error="insuffic
 and the scope needed); past the client's `calls_per_minute`: 429 `partner_rate_limited` with
 `Retry-After` (the guard's `retry_after_s`).
 
-The rate limit is the risk engine's (`count_call`): each admitted call is counted as the signal
+The rate limit is the risk engine's (`count_call`): each call is counted as the signal
 `partner_call` of the client's key (`client:ID`) in the engine's shared counters (the database's,
-or Redis with `risk_store = "redis"`), so every server process shares one count; the call is
-judged at the point `partner_call` on `client.partner_call.1m` (the last 60 seconds, to the
-second) against `request.calls_per_minute`, the client's own limit. The packaged policy's guard
+or Redis with `risk_store = "redis"`), so every server process shares one count. The call is
+counted first and the count read in the same step (`risk_features.counted`), the client's row
+locked before (PostgreSQL: its calls are judged one at a time, whichever process serves them),
+so the limit is exact across threads and processes. It is judged at the point `partner_call` on
+`client.partner_call.1m`, the calls before it in the last 60 seconds (to the second), against
+`request.calls_per_minute`, the client's own limit. The packaged policy's guard
 `partner_rate_limit` refuses from the limit on (rate_limit, `retry_after_s` 60), its decision
 recorded as any risk decision (the console's risk page lists it), one a minute per client at
 most; a policy without a guard at `partner_call` does not lift the limit: the server refuses
-past it all the same (`FLOOR_RULE`).
-A refused call is not counted. With the risk engine off (`DUOPASS_RISK_ENGINE=0`, to measure its
-cost) nothing is counted and nothing limited.
+past it all the same (`FLOOR_RULE`). A refused call is taken back (-1 in the same bucket): it
+does not count. With the risk engine off (`DUOPASS_RISK_ENGINE=0`, to measure its cost) nothing
+is counted and nothing limited.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from duopass.policy.guards import Action
-from duopass.risk import Key, KeyKind, Observation, Signal
+from duopass.risk import Features, Key, KeyKind, Observation, Signal
 from duopass.risk.points import Judged, Point, Subject, judge, queries
 from duopass.server.context import AppContext
 from duopass.server.limits import PARTNER_RATE_WINDOW_S
@@ -90,7 +93,7 @@ def admit(ctx: AppContext, token: str, *, issuer: str, scope: Scope, route: str)
             )
         refused = count_call(unit, row.id, row.calls_per_minute)
         if refused is not None:
-            return refused  # its decision record commits; the call is not counted
+            return refused  # its decision record commits; the call is taken back
         note(
             unit.session,
             Event.PARTNER_CALL,
@@ -105,33 +108,49 @@ def admit(ctx: AppContext, token: str, *, issuer: str, scope: Scope, route: str)
 
 
 def count_call(unit: Unit, client: int, per_minute: int) -> Problem | None:
-    """Judge one call of `client` at the risk engine's point `partner_call` and count it; or,
-    past `per_minute` calls in the last minute, the refusal (429 `partner_rate_limited` with
-    `Retry-After`; a policy's deny or review as the engine refuses them), the call not counted.
-    The decision is recorded in the unit (at most one a minute per client: `_keep`), so the
-    caller returns the refusal for the unit to commit (`AppContext.run_refusable`)."""
+    """Count one call of `client` and judge it at the risk engine's point `partner_call` on the
+    calls before it in the last minute; or, with `per_minute` of them already, the refusal (429
+    `partner_rate_limited` with `Retry-After`; a policy's deny or review as the engine refuses
+    them), the call's count taken back. The client's calls are judged one at a time (its row
+    locked until the unit ends: on PostgreSQL the second waits for the first to commit), each
+    on a count that holds its own, made and read in one step: never more than `per_minute`
+    admitted in a minute, across threads and processes. The decision is recorded in the unit
+    (at most one a minute per client: `_keep`), so the caller returns the refusal for the unit
+    to commit (`AppContext.run_refusable`)."""
     if not unit.settings.risk_engine:
         return None
+    clients.one(unit.session, client, lock=True)
     key = Key(KeyKind.CLIENT, str(client))
     subject = Subject(client=key)
-    asked = queries(Point.PARTNER_CALL, subject)
-    features = risk_features.store_for(unit).read(asked, now=unit.now)
-    calls = features[CALLS] or 0
-    if unit.pinned_policy is not None:  # else a context outside a served app: the count alone
-        policy = policy_store.current(unit)
-        judged = judge(policy, Point.PARTNER_CALL, features, {"calls_per_minute": per_minute})
-        assessment = judged.assessment
-        if assessment.action is not Action.ALLOW or assessment.score > 0:
-            _keep(unit, subject, judged)
-        if assessment.action is Action.RATE_LIMIT:
-            return _limited(per_minute, assessment.retry_after_s, assessment.guard)
-        refused = risk_engine.refusal(judged)
-        if refused is not None:
-            return refused
-    if calls >= per_minute:
-        return _limited(per_minute, PARTNER_RATE_WINDOW_S, FLOOR_RULE)
-    risk_features.observe(unit, Observation(unit.now, Signal.PARTNER_CALL, (key,), ()))
-    return None
+    call = Observation(unit.now, Signal.PARTNER_CALL, (key,), ())
+    counted = risk_features.counted(unit, (call,), queries(Point.PARTNER_CALL, subject))
+    features = Features(  # the calls before this one: the policy's `>=` stays the limit's
+        [
+            (q, max(0, (counted[CALLS] or 0) - 1) if q.feature == CALLS else counted[q.feature])
+            for q in counted.queries
+        ]
+    )
+    refused = _judged(unit, subject, features, per_minute)
+    if refused is None and (features[CALLS] or 0) >= per_minute:
+        refused = _limited(per_minute, PARTNER_RATE_WINDOW_S, FLOOR_RULE)
+    if refused is not None:
+        risk_features.counted(unit, (risk_features.withdrawn(call),), ())
+    return refused
+
+
+def _judged(unit: Unit, subject: Subject, features: Features, per_minute: int) -> Problem | None:
+    """The active policy's refusal of the call, its decision kept (`_keep`); None when it
+    allows it, or when no policy is pinned (a context outside a served app: the count alone)."""
+    if unit.pinned_policy is None:
+        return None
+    policy = policy_store.current(unit)
+    judged = judge(policy, Point.PARTNER_CALL, features, {"calls_per_minute": per_minute})
+    assessment = judged.assessment
+    if assessment.action is not Action.ALLOW or assessment.score > 0:
+        _keep(unit, subject, judged)
+    if assessment.action is Action.RATE_LIMIT:
+        return _limited(per_minute, assessment.retry_after_s, assessment.guard)
+    return risk_engine.refusal(judged)
 
 
 def _keep(unit: Unit, subject: Subject, judged: Judged) -> None:

@@ -48,6 +48,7 @@ __all__ = [
     "DatabaseFeatureStore",
     "account_key",
     "attempt",
+    "counted",
     "failed",
     "installation_key",
     "observe",
@@ -192,6 +193,23 @@ def store_for(unit: Unit) -> FeatureStore:
 
         return risk_redis.UnitStore(risk_redis.store(unit.settings), unit.session)
     return DatabaseFeatureStore(unit.session)
+
+
+def counted(unit: Unit, observations: Sequence[Observation], queries: Sequence[Query]) -> Features:
+    """Count `observations` at the unit's time and read `queries` with them counted, no other
+    unit's count between the two: the database's in the unit's transaction (the count's rows
+    stay locked until it ends; a caller whose reads must see every other unit's count
+    serialises those units itself, as `partners.guard` locks the client's row), Redis's in one
+    `MULTI` at once, not once the unit commits (`risk_redis.UnitStore.counted`). The caller
+    checks `settings.risk_engine`."""
+    if unit.settings.risk_store == "redis":
+        from duopass.server.services import risk_redis  # noqa: PLC0415 (as `store_for`)
+
+        store = risk_redis.UnitStore(risk_redis.store(unit.settings), unit.session)
+        return store.counted(observations, queries, now=unit.now)
+    database = DatabaseFeatureStore(unit.session)
+    database.record(observations, now=unit.now)
+    return database.read(queries, now=unit.now)
 
 
 def observe(unit: Unit, *observations: Observation) -> None:

@@ -4,15 +4,17 @@ process, kept across a restart as Redis keeps its data (append-only file or snap
 the database's transaction, but after it: a unit's store (`UnitStore`) writes what the unit
 records once its transaction has committed, so a unit rolled back counts nothing and one
 retried counts once; its own reads add what it has recorded and not yet written
-(docs/server.md "Risk features").
+(docs/server.md "Risk features"). The one exception is `counted`, a count that the request is
+judged on (a partner's call against its rate limit): written at once, and read in the same step.
 
 Per key and signal, each window is a hash of bucket start -> events (the day's also a hash of
 bucket start -> latest time, for `LastSeen`), and each (subject, signal, kind of the other) a
 sorted set of the others scored by when each was last seen. A record is one Lua script (every
-row of its observations, one round trip), a read of any number of queries another, `seen_with`
-one command. Every key carries a TTL to the end of the last window that counts what it holds,
-and a hash forgets its stale buckets when it gets a new one: Redis keeps at most a day of
-traffic by itself, and `expire` has nothing to do.
+row of its observations, one round trip; the scripts are in `risk_redis_lua`), a read of any
+number of queries another, a record and a read counted together both in one `MULTI`/`EXEC`,
+`seen_with` one command. Every key carries a TTL to the end of the last window that counts
+what it holds, and a hash forgets its stale buckets when it gets a new one: Redis keeps at most
+a day of traffic by itself, and `expire` has nothing to do.
 
 Keys are `PREFIX risk:b:SPAN:SIGNAL:KEY`, `PREFIX risk:t:SIGNAL:KEY` and
 `PREFIX risk:p:SIGNAL:KIND:KEY` (the feature key last: it may hold colons), so deployments with
@@ -51,6 +53,8 @@ from duopass.risk.features import QUERIES_MAX, SEEN_WITH_MAX
 from duopass.risk.windows import RETENTION_S
 from duopass.server.logbook import Event, emit
 from duopass.server.problems import Problem, ProblemCode
+from duopass.server.services.risk_redis_lua import READ as _READ
+from duopass.server.services.risk_redis_lua import RECORD as _RECORD
 from duopass.server.settings import Settings
 from duopass.server.store.db import after_commit
 
@@ -69,71 +73,6 @@ ROWS_PER_SCRIPT = 500
 """Most rows one record script writes: an observation's are at most 32 (8 keys in 3 windows and
 the day's latest times, 8 pairs); a journal's batch takes one script per 500 rows, so that no
 script holds Redis for long."""
-
-_RECORD = """
--- KEYS: bucket hashes, then latest-time hashes, then pair sets;
--- ARGV: now, retention, how many of each kind of key, then each key's row
-local now, retention = tonumber(ARGV[1]), tonumber(ARGV[2])
-local buckets, lasts, pairs = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local at = 6
-local function keep(key, till) -- the key lives at least until `till` (the server's time)
-  if redis.call('TTL', key) < till - now then redis.call('EXPIRE', key, till - now) end
-end
-local function prune(key, before) -- a hash forgets its buckets that started at `before` or earlier
-  for _, start in ipairs(redis.call('HKEYS', key)) do
-    if tonumber(start) <= before then redis.call('HDEL', key, start) end
-  end
-end
-for i = 1, buckets do
-  local start, events, span = ARGV[at], tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
-  at = at + 3
-  if redis.call('HINCRBY', KEYS[i], start, events) == events then
-    prune(KEYS[i], now - span)
-  end
-  keep(KEYS[i], tonumber(start) + span)
-end
-for i = buckets + 1, buckets + lasts do
-  local start, last = ARGV[at], tonumber(ARGV[at + 1])
-  at = at + 2
-  local was = redis.call('HGET', KEYS[i], start)
-  if not was then prune(KEYS[i], now - retention) end
-  if not was or tonumber(was) < last then redis.call('HSET', KEYS[i], start, last) end
-  keep(KEYS[i], tonumber(start) + retention)
-end
-for i = buckets + lasts + 1, buckets + lasts + pairs do
-  local other, last = ARGV[at], tonumber(ARGV[at + 1])
-  at = at + 2
-  redis.call('ZADD', KEYS[i], 'GT', last, other)
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - retention)
-  keep(KEYS[i], last + retention)
-end
-return 0
-"""
-
-_READ = """
--- KEYS: one per query; ARGV: now, then each query's kind (c count, l latest, d distinct) and
--- the time after which it counts
-local now = tonumber(ARGV[1])
-local values = {}
-for i, key in ipairs(KEYS) do
-  local kind, since = ARGV[2 * i], ARGV[2 * i + 1]
-  if kind == 'd' then
-    values[i] = redis.call('ZCOUNT', key, '(' .. since, ARGV[1])
-  else
-    local fields, total, latest = redis.call('HGETALL', key), 0, false
-    for j = 1, #fields, 2 do
-      local start = tonumber(fields[j])
-      if start > tonumber(since) and start <= now then
-        local value = tonumber(fields[j + 1])
-        total = total + value
-        if not latest or value > latest then latest = value end
-      end
-    end
-    if kind == 'c' then values[i] = total else values[i] = latest end
-  end
-end
-return values
-"""
 
 
 @contextlib.contextmanager
@@ -164,6 +103,14 @@ class RedisFeatureStore:
         return f"{self.prefix}risk:p:{signal}:{kind}:{subject}"
 
     def record(self, observations: Sequence[Observation], *, now: int) -> None:
+        for keys, args in self._writes(observations, now):
+            with _answering():
+                self._record(keys=keys, args=args)
+
+    def _writes(
+        self, observations: Sequence[Observation], now: int
+    ) -> list[tuple[list[str], list[str | int]]]:
+        """The record script's calls for `observations`: its keys and arguments, each."""
         rows = bucket_rows(observations, now)
         writes: list[tuple[str, str, tuple[str | int, ...]]] = [  # (what, its key, its row)
             *(
@@ -180,18 +127,43 @@ class RedisFeatureStore:
                 for p in pair_rows(observations, now)
             ),
         ]
+        calls: list[tuple[list[str], list[str | int]]] = []
         for first in range(0, len(writes), ROWS_PER_SCRIPT):
             chunk = writes[first : first + ROWS_PER_SCRIPT]  # still in the script's order
             counts = [sum(1 for what, _, _ in chunk if what == kind) for kind in "btp"]
             args = [now, RETENTION_S, *counts, *(value for _, _, row in chunk for value in row)]
-            with _answering():
-                self._record(keys=[key for _, key, _ in chunk], args=args)
+            calls.append(([key for _, key, _ in chunk], args))
+        return calls
 
     def read(self, queries: Sequence[Query], *, now: int) -> Features:
         if len(queries) > QUERIES_MAX:
             raise ValueError(f"at most {QUERIES_MAX} queries in one read")
         if not queries:
             return Features()
+        keys, args = self._reads(queries, now)
+        with _answering():
+            values = self._read(keys=keys, args=args)
+        return _features(queries, values)
+
+    def counted(
+        self, observations: Sequence[Observation], queries: Sequence[Query], *, now: int
+    ) -> Features:
+        """`record` then `read` in one `MULTI`/`EXEC`: no other client's command comes between,
+        so what is read holds these observations and every one counted before, none after (a
+        partner's call counted and its limit judged on the count: `partners.guard`)."""
+        if len(queries) > QUERIES_MAX:
+            raise ValueError(f"at most {QUERIES_MAX} queries in one read")
+        with _answering(), self.client.pipeline(transaction=True) as pipe:
+            for keys, args in self._writes(observations, now):
+                self._record(keys=keys, args=args, client=pipe)
+            if queries:
+                self._read(*self._reads(queries, now), client=pipe)
+            answers = pipe.execute()
+        values = answers[-1] if queries else []
+        return _features(queries, values)
+
+    def _reads(self, queries: Sequence[Query], now: int) -> tuple[list[str], list[str | int]]:
+        """The read script's keys and arguments for `queries`."""
         keys: list[str] = []
         args: list[str | int] = [now]
         for query in queries:
@@ -206,11 +178,7 @@ class RedisFeatureStore:
                 assert isinstance(query, LastSeen)
                 keys.append(self._latest(signal, key))
                 args += ["l", now - RETENTION_S]
-        with _answering():
-            values = self._read(keys=keys, args=args)
-        return Features(
-            [(q, None if v is None else int(v)) for q, v in zip(queries, values, strict=True)]
-        )
+        return keys, args
 
     def seen_with(
         self, key: Key, signal: Signal, of: KeyKind, *, window: Window, now: int, limit: int
@@ -262,7 +230,16 @@ class UnitStore:
         info[_PENDING] = (*(pending or ()), *observations)
 
     def read(self, queries: Sequence[Query], *, now: int) -> Features:
-        found = self.store.read(queries, now=now)
+        return self._with_own(queries, self.store.read(queries, now=now), now)
+
+    def counted(
+        self, observations: Sequence[Observation], queries: Sequence[Query], *, now: int
+    ) -> Features:
+        """`RedisFeatureStore.counted`: written at once, not once the unit commits (a unit
+        that fails after it, or is retried, leaves them counted); read as `read` reads."""
+        return self._with_own(queries, self.store.counted(observations, queries, now=now), now)
+
+    def _with_own(self, queries: Sequence[Query], found: Features, now: int) -> Features:
         pending = self.session.info.get(_PENDING, ())
         if not pending or not queries:
             return found
@@ -278,6 +255,12 @@ class UnitStore:
 
     def expire(self, *, now: int) -> int:
         return self.store.expire(now=now)
+
+
+def _features(queries: Sequence[Query], values: list[int | None]) -> Features:
+    return Features(
+        [(q, None if v is None else int(v)) for q, v in zip(queries, values, strict=True)]
+    )
 
 
 def _plus(query: Query, theirs: int | None, mine: int | None) -> int | None:
