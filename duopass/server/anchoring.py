@@ -4,14 +4,16 @@ TSA and cosigned by C2SP tlog-witnesses, by a thread of its own (never in a paym
 What the anchors answer is kept as files in `data_dir/anchors/<size>/` (outside the database,
 so a restored database older than them is seen): `note` (the signed checkpoint as anchored),
 `timestamp.tsr` (the TSA's TimeStampResp) and `cosignature-<key hash>` (a witness's line,
-kept only once it verifies with the witness key configured); `anchors/latest` and
+kept only once it verifies with the witness key configured), written once there is an anchor
+to keep (a round whose anchors all fail leaves no folder); `anchors/latest` and
 `anchors/held-<key hash>` name the latest size anchored and the latest each witness cosigned
 (`latest` moves once every anchor of a round was tried, so an auditor does not see a checkpoint
 half anchored). `GET /v1/ledger/anchors` serves the latest, `GET /v1/ledger/anchors/sizes`
-lists every size anchored and `GET /v1/ledger/anchors/{size}` serves one. A failed anchor is
-logged and tried again next interval; the log never waits for one. After a rotation of the
-ledger key, each witness is sent the handover checkpoints it missed first (`_hand_over`), for it
-to follow the chain (docs/anchors.md).
+lists every size anchored (from the index `anchors/sizes.u64`, `anchor_index`) and
+`GET /v1/ledger/anchors/{size}` serves one. A failed anchor is logged and tried again next
+interval; the log never waits for one. After a rotation of the ledger key, each witness is sent
+the handover checkpoints it missed first (`_hand_over`), for it to follow the chain
+(docs/anchors.md).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from duopass.ledger import LedgerError
 from duopass.ledger.cosignature import CosignerKey, verify_cosignatures
 from duopass.ledger.timestamp import TSA_REPLY_BYTES_MAX, timestamp_request
 from duopass.ledger.witness import format_add_checkpoint
+from duopass.server import anchor_index
 from duopass.server.context import AppContext
 from duopass.server.files import replace_atomically
 from duopass.server.maintenance import Periodic
@@ -111,36 +114,29 @@ def latest(ctx: AppContext) -> Anchored | None:
 def listed(ctx: AppContext, size: int) -> Anchored | None:
     """The anchors of checkpoint `size` if `sizes` lists it."""
     top = _pointer(ctx, "latest")
-    where = _folder(ctx) / str(size)
-    if top is None or size > top or not _has_anchor(where):
+    if top is None or size > top or not anchor_index.holds(_folder(ctx), size):
         return None
     return read(ctx, size)
 
 
 def sizes(ctx: AppContext, after: int, limit: int) -> list[int]:
     """The anchored sizes above `after`, ascending, at most `limit`, none above `latest` (a
-    round under way is not shown). One folder listing: a size is a folder holding a note and
-    at least one anchor."""
+    round under way is not shown): a binary search in the index, never a folder listing."""
     top = _pointer(ctx, "latest")
     folder = _folder(ctx)
     if top is None or not folder.is_dir():
         return []
-    found = sorted(
-        int(entry.name)
-        for entry in folder.iterdir()
-        if entry.name.isdigit() and after < int(entry.name) <= top
-    )
-    page: list[int] = []
-    for size in found:  # a folder's files are read only until the page is full
-        if len(page) == limit:
-            break
-        if _has_anchor(folder / str(size)):
-            page.append(size)
-    return page
+    return anchor_index.page(folder, after, limit, top)
 
 
-def _has_anchor(where: Path) -> bool:
-    return (where / "timestamp.tsr").is_file() or any(where.glob("cosignature-*"))
+def _keep(ctx: AppContext, size: int, note: bytes, name: str, data: bytes) -> None:
+    """Write an anchor of checkpoint `size` (its note first, if the folder has none yet) and
+    index the size: the record follows the file, so it never names a size without an anchor."""
+    where = _folder(ctx) / str(size)
+    if not (where / "note").is_file():
+        _write(where / "note", note)
+    _write(where / name, data)
+    anchor_index.add(_folder(ctx), size)
 
 
 def _timestamp(client: httpx.Client, url: str, note: bytes) -> bytes:
@@ -204,29 +200,30 @@ def anchor_once(ctx: AppContext, client: httpx.Client) -> int:
     note = bytes(note)
     size = _size(ctx, note)
     where = _folder(ctx) / str(size)
-    if not (where / "note").is_file():
-        _write(where / "note", note)
     added = 0
     settings = ctx.settings
     if settings.anchor_tsa_url and not (where / "timestamp.tsr").is_file():
         try:
-            _write(where / "timestamp.tsr", _timestamp(client, settings.anchor_tsa_url, note))
+            _keep(
+                ctx, size, note, "timestamp.tsr", _timestamp(client, settings.anchor_tsa_url, note)
+            )
             added += 1
         except (httpx.HTTPError, ValueError) as exc:
             log.warning("timestamp of checkpoint %d failed: %s", size, exc)
     for entry in settings.anchor_witnesses:
         witness = parse_witness(entry)
-        path = where / f"cosignature-{witness.key.key_hash:08x}"
-        if path.is_file():
+        name = f"cosignature-{witness.key.key_hash:08x}"
+        if (where / name).is_file():
             continue
         try:
             _hand_over(ctx, client, witness, size)
-            _write(path, _cosign(ctx, client, witness, note))
+            _keep(ctx, size, note, name, _cosign(ctx, client, witness, note))
             _write(_folder(ctx) / f"held-{witness.key.key_hash:08x}", f"{size}\n".encode())
             added += 1
         except (httpx.HTTPError, ValueError, LedgerError) as exc:
             log.warning("witness %s on checkpoint %d: %s", witness.key.name, size, exc)
-    if _has_anchor(where) and (_pointer(ctx, "latest") or 0) < size:
+    if anchor_index.has_anchor(where) and (_pointer(ctx, "latest") or 0) < size:
+        anchor_index.add(_folder(ctx), size)  # indexed before it is shown, even after a crash
         _write(_folder(ctx) / "latest", f"{size}\n".encode())
     return added
 
@@ -241,24 +238,26 @@ def _hand_over(ctx: AppContext, client: httpx.Client, witness: WitnessEndpoint, 
         return [(h, tlog.note_at(unit.session, h)) for h in sizes]
 
     for handover, note in ctx.run(handovers):
-        where = _folder(ctx) / str(handover)
         if note is None:
             raise ValueError(f"the handover checkpoint {handover} is not in the database")
-        if not (where / "note").is_file():
-            _write(where / "note", note)
-        _write(
-            where / f"cosignature-{witness.key.key_hash:08x}", _cosign(ctx, client, witness, note)
-        )
+        name = f"cosignature-{witness.key.key_hash:08x}"
+        _keep(ctx, handover, note, name, _cosign(ctx, client, witness, note))
         _write(_folder(ctx) / f"held-{witness.key.key_hash:08x}", f"{handover}\n".encode())
 
 
 class Anchoring(Periodic):
-    """`anchor_once` every `anchor_interval_s`."""
+    """`anchor_once` every `anchor_interval_s`; first, the index of anchored sizes checked
+    against the folders (a crash may have left it short)."""
 
     def __init__(self, ctx: AppContext) -> None:
         super().__init__("anchoring", ctx.settings.anchor_interval_s)
         self.ctx = ctx
+        self.checked = False
 
     def work(self) -> None:
+        if not self.checked:
+            if anchor_index.repair(_folder(self.ctx)):
+                log.warning("the index of anchored sizes differed from the folders: rebuilt")
+            self.checked = True
         with httpx.Client(timeout=TIMEOUT_S, follow_redirects=False) as client:
             anchor_once(self.ctx, client)
