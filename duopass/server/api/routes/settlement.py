@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Query, Response
 from duopass.server.api.deps import AdminCaller, Ctx, StaffCaller
 from duopass.server.api.openapi import problems
 from duopass.server.problems import Problem, ProblemCode
-from duopass.server.services import settlement, settlement_close
+from duopass.server.services import partner_settlement, settlement, settlement_close
 
 router = APIRouter(prefix="/v1/admin/settlement", tags=["card office"])
 
@@ -44,6 +44,19 @@ def day_report(
         "net": sum(line.net for line in lines),
         "partners": [asdict(line) | {"net": line.net} for line in partners],
     }
+
+
+@router.get("/{day}/partners.csv", responses={200: {"content": {"text/csv": {}}}})
+def day_partners_csv(day: Day, _caller: StaffCaller, ctx: Ctx) -> Response:
+    """The day's `partners` section as CSV, one row per partner and currency (the columns of
+    `partner_settlement.PARTNER_COLUMNS`, amounts in minor units): apart from the merchants'
+    report, whose CSV and closing digest are unchanged."""
+    lines = ctx.run(lambda unit: partner_settlement.named_lines(unit.session, day))
+    return Response(
+        partner_settlement.to_csv(day, lines, zone=ctx.settings.timezone),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="partners-{day}.csv"'},
+    )
 
 
 @router.post("/{day}/close", responses=problems(409))

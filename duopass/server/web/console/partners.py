@@ -1,5 +1,6 @@
 """The console's partner clients (`partners.clients`, as `/v1/admin/partners`): the list, which
-admins and operators read, and for admins a new client. Its client id and secret (`dpsec_...`)
+admins and operators read, with what each owes the card office now and a link to its sales of
+the day (`partner_settlement`), and for admins a new client. Its client id and secret (`dpsec_...`)
 are shown once, in the answer to the form that made it (no-store, never in a URL, never logged:
 the logbook redacts `dpsec_` too); the database keeps only the secret's keyed digest. The form
 is checked field by field (`PartnerForm`), each refusal beside its field in the page's language
@@ -20,6 +21,8 @@ from duopass.server.limits import (
 from duopass.server.partners import clients
 from duopass.server.partners.clients import Scope
 from duopass.server.problems import STATUS, Problem, ProblemCode
+from duopass.server.services import accounts, partner_settlement
+from duopass.server.services.partner_settlement import Owed
 from duopass.server.unit_of_work import Unit
 from duopass.server.web.console.forms import TypedForm, read_typed
 from duopass.server.web.console.visit import Visit, admin, signed_in
@@ -57,10 +60,15 @@ class PartnerForm(TypedForm):
         return rate
 
 
+def _listing(unit: Unit) -> tuple[list[dict[str, Any]], dict[str, list[Owed]], str]:
+    """Every client, what each owes now (`partner_settlement.owed_now`) and today's date."""
+    shown = [clients.describe(row, unit.now) for row in clients.listing(unit.session)]
+    today = accounts.business_date(unit.now, unit.settings.zone)
+    return shown, partner_settlement.owed_now(unit.session), today
+
+
 def list_page(seen: Visit, *, status: int = 200, **values: Any) -> Response:
-    shown = seen.ctx.run(
-        lambda unit: [clients.describe(row, unit.now) for row in clients.listing(unit.session)]
-    )
+    shown, owed, today = seen.ctx.run(_listing)
     values.setdefault("typed", {"calls_per_minute": str(PARTNER_CALLS_PER_MINUTE_DEFAULT)})
     values.setdefault("chosen", [])
     values.setdefault("errors", {})
@@ -69,6 +77,8 @@ def list_page(seen: Visit, *, status: int = 200, **values: Any) -> Response:
         "console/partners.html",
         status=status,
         partners=shown,
+        owed=owed,
+        today=today,
         scopes=SCOPES,
         name_max=PARTNER_NAME_CHARS_MAX,
         rate_max=PARTNER_CALLS_PER_MINUTE_MAX,

@@ -1,5 +1,6 @@
 """The console's settlement pages: a booking day's report per merchant and terminal
-(`services.settlement`), a chart of it (uPlot, per merchant), its CSV; closing the day by maker
+(`services.settlement`), a chart of it (uPlot, per merchant), its CSV; what each partner sold,
+cancelled and owes (`services.partner_settlement`) and its own CSV; closing the day by maker
 and checker (`services.settlement_close`: one admin prepares, another approves), and the closed
 day's payouts as CSV. Operators read; only admins prepare, approve and export payouts."""
 
@@ -13,7 +14,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 
 from duopass.server.problems import STATUS, Problem
-from duopass.server.services import accounts, settlement, settlement_close
+from duopass.server.services import accounts, partner_settlement, settlement, settlement_close
 from duopass.server.services.settlement_close import DayState
 from duopass.server.store.access import Staff
 from duopass.server.unit_of_work import Unit
@@ -44,6 +45,7 @@ def _read(unit: Unit, day: str) -> dict[str, Any]:
     prepared, closed = now.prepared, now.closed
     totals = settlement.merchant_totals(lines)
     return {
+        "partners": partner_settlement.named_lines(unit.session, day),
         "lines": lines,
         "net": sum(line.net for line in lines),
         "totals": totals,
@@ -87,6 +89,14 @@ def report_csv(seen: SignedIn, day: Day) -> Response:
     lines = seen.ctx.run(lambda unit: settlement.report(unit.session, day))
     text = settlement.to_csv(day, lines, zone=seen.ctx.settings.timezone)
     return _download(seen, text, f"settlement-{day}.csv")
+
+
+@router.get("/settlement/{day}/partners.csv")
+def partners_csv(seen: SignedIn, day: Day) -> Response:
+    """The day's partners section as the API's `…/partners.csv` gives it."""
+    lines = seen.ctx.run(lambda unit: partner_settlement.named_lines(unit.session, day))
+    text = partner_settlement.to_csv(day, lines, zone=seen.ctx.settings.timezone)
+    return _download(seen, text, f"partners-{day}.csv")
 
 
 @router.get("/settlement/{day}/payouts.csv")
