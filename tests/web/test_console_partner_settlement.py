@@ -16,8 +16,9 @@ import re
 import httpx
 import pytest
 
-from duopass.server.services import settlement
-from duopass.server.services.partner_settlement import PARTNER_COLUMNS
+from duopass.server.services import partner_settlement, settlement
+from duopass.server.services.partner_settlement import PARTNER_COLUMNS, Named
+from duopass.server.services.settlement import PartnerLine
 from tests.web.console import admin, browser, operator
 from tests.web.partner_sales import NAUGHTY, owed_from_books, partner_day
 
@@ -96,3 +97,11 @@ def test_operators_read_it_and_nobody_signed_out_does(site):
     with httpx.Client(base_url=site.url) as http:
         refused = http.get(f"/v1/admin/settlement/{sold.day}/partners.csv")
         assert refused.status_code == 401 and sold.client_id not in refused.text
+
+
+def test_a_partner_name_like_a_formula_is_not_one_in_the_csv():
+    line = PartnerLine("dpc_x", "CNY", sold=1_500, cancelled=0, owed_total=1_500)
+    named = [Named(line, 7, '=HYPERLINK("http://evil")'), Named(line, 8, "Plain, Co")]
+    rows = _rows(partner_settlement.to_csv("2026-12-06", named, zone="Asia/Shanghai"))
+    assert [row["partner_name"] for row in rows] == ['\'=HYPERLINK("http://evil")', "Plain, Co"]
+    assert [row["net"] for row in rows] == ["1500", "1500"]
