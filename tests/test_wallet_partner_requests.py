@@ -7,11 +7,20 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from duopass.protocol import decode_code
 from duopass.wallet.device import load_key
+from tests.server.harness import running_server
 from tests.server.partners import make_client
 from tests.server.test_partner_orders import _bearer, _fan, _order, _partner_event
-from tests.test_wallet_reissue import _cli, _code, _next, _turn_on_totp, server  # noqa: F401
+from tests.test_wallet_reissue import _cli, _code, _next, _turn_on_totp
+
+
+@pytest.fixture
+def server(tmp_path):
+    with running_server(f"sqlite:///{tmp_path / 'duopass.db'}", tmp_path / "data") as running:
+        yield running
 
 
 def test_a_partners_request_is_listed_stepped_up_and_confirmed_or_declined(server, tmp_path):

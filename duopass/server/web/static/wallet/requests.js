@@ -76,7 +76,7 @@ function button(label, handler) {
 function codeForm(page, item, factor) {
   const form = element("div", "request-code");
   const id = `code-${item.rq}-${factor}`;
-  const label = element("label", "", `${page.text(`factor_${factor}`)} — ${page.text("request_code_label", { rq: item.rq })}`);
+  const label = element("label", "", page.text("request_code_label", { rq: item.rq, factor: page.text(`factor_${factor}`) }));
   label.htmlFor = id;
   const input = Object.assign(document.createElement("input"), { id, inputMode: "numeric", autocomplete: "one-time-code", maxLength: 10 });
   form.append(label, input);
