@@ -4,13 +4,12 @@ a decision on the ledger (action decline, rule holder). Through the real server.
 
 from __future__ import annotations
 
-from tests.server.harness import SQLITE_ONLY, Wallet
+from tests.server.harness import Wallet
 from tests.server.partners import make_client
 from tests.server.test_partner_orders import _bearer, _fan, _leaves, _order, _partner_event
 from tests.server.ticketing import TicketWallet
 
 
-@SQLITE_ONLY
 def test_the_holder_declines_a_partners_request_and_the_ticket_stays(server):
     http, admin = server.http, server.admin()
     mine = _bearer(http, make_client(admin, ["tickets:issue", "tickets:reissue"]))
