@@ -31,6 +31,7 @@ from duopass.cli.wallet_confirm import confirm_command
 from duopass.cli.wallet_history import dispute_command, disputes_command, history_command
 from duopass.cli.wallet_limits import limits_command, pin_command
 from duopass.cli.wallet_reissue import lost, reissue
+from duopass.cli.wallet_requests import reissues_command
 from duopass.protocol.cbor import MalformedError
 from duopass.protocol.code import FormatError, decode_code
 from duopass.protocol.keys import SigningKey
@@ -83,6 +84,7 @@ app.command()(backup)
 app.command()(restore)
 wallet_app.command()(reissue)
 wallet_app.command()(lost)
+wallet_app.command("reissues")(reissues_command)
 wallet_app.command("limits")(limits_command)
 wallet_app.command("pin")(pin_command)
 wallet_app.command("confirm")(confirm_command)

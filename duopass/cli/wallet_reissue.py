@@ -44,9 +44,16 @@ def _ask_code(factor: str, begun: dict[str, Any]) -> str | None:
 
 
 def reissue(
-    ticket: Annotated[str, typer.Option(help="the ticket's sub (or a prefix of one held)")],
+    ticket: Annotated[
+        str | None,
+        typer.Option(help="the ticket's sub (or a prefix of one held); with --request, optional"),
+    ] = None,
     request: Annotated[
-        str | None, typer.Option(help="go on with this request (rq-...) instead of a new one")
+        str | None,
+        typer.Option(
+            help="go on with this request (rq-...: one of `wallet reissues`, a partner's too)"
+            " instead of a new one"
+        ),
     ] = None,
     factor: Annotated[
         Literal["totp", "email_otp"] | None,
@@ -65,10 +72,16 @@ def reissue(
     """Move a ticket to this phone in three steps: ask (the policy decides: allowed, a
     step-up, a person at the card office, or refused), prove it when asked (a code by e-mail
     or from your authenticator), confirm and receive the new code; the old one is refused
-    everywhere. Exit 13 while it waits (review, or a code still to give), 10 when refused."""
+    everywhere. A request a partner opened for you (`duopass wallet reissues`) is taken
+    through the same way with --request RQ alone. Exit 13 while it waits (review, or a code
+    still to give), 10 when refused."""
+    if ticket is None and request is None:
+        raise typer.BadParameter("give --ticket, or --request", param_hint="--ticket")
     talk = Conversation(decided=_decided, note=_say, code=_ask_code)
     with _wallet(data_dir, timeout) as wallet:
-        moved = Reissuer(wallet).reissue(ticket, talk, request_id=request, factor=factor, code=code)
+        reissuer = Reissuer(wallet)
+        sub = ticket if ticket is not None else reissuer.sub_of(str(request))
+        moved = reissuer.reissue(sub, talk, request_id=request, factor=factor, code=code)
     _say(_moved_line(moved))
 
 

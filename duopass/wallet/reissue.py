@@ -19,7 +19,7 @@ from duopass.protocol.encoding import b64u_encode
 from duopass.wallet.device import load_key
 from duopass.wallet.errors import Failure, WalletError
 from duopass.wallet.limits import STEP_UP_TRIES_MAX
-from duopass.wallet.reissue_client import Decision, LostTicket, ReissueCalls
+from duopass.wallet.reissue_client import Decision, LostTicket, ReissueCalls, Waiting
 from duopass.wallet.state import Held
 from duopass.wallet.tickets import HeldTicket
 from duopass.wallet.wallet import KEY_FILE, Wallet
@@ -232,6 +232,19 @@ class Reissuer:
             if item.l1 is not None:
                 self.wallet.store_ticket_credential(item.sub, item.l1)
         return LostReport(answer.revoked_credentials, answer.tickets, purse, purse_error)
+
+    def waiting(self) -> tuple[Waiting, ...]:
+        """The requests waiting for this holder, newest first: their own, and those a partner
+        asked for on their behalf (`duopass wallet reissues`)."""
+        return self._online(lambda calls: calls.waiting())
+
+    def sub_of(self, request_id: str) -> str:
+        """The ticket a request (a partner's, say) is about, asked of the server."""
+        return self._online(lambda calls: calls.sub_of(request_id))
+
+    def decline(self, request_id: str) -> Decision:
+        """Say no to a waiting request; the ticket stays where it is."""
+        return self._online(lambda calls: calls.decline(request_id))
 
     def _full_sub(self, sub: str) -> str:
         """The held ticket's whole sub for a prefix; a sub not held (not synced yet) as is."""

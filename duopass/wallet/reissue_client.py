@@ -14,13 +14,14 @@ from duopass.wallet.errors import Failure, WalletError
 from duopass.wallet.limits import (
     FACTOR_CHARS_MAX,
     L1_BYTES_MAX,
+    NAME_CHARS_MAX,
     PUBLIC_ID_CHARS_MAX,
     RULE_CHARS_MAX,
     TICKETS_MAX,
     TIME_MAX,
 )
 
-__all__ = ["Confirmed", "Decision", "LostAnswer", "LostTicket", "ReissueCalls"]
+__all__ = ["Confirmed", "Decision", "LostAnswer", "LostTicket", "ReissueCalls", "Waiting"]
 
 _REQUEST_ID = re.compile(r"rq-[0-9a-f]{1,29}")
 _HEX_CTI = re.compile(r"[0-9a-f]{2,128}")
@@ -57,6 +58,22 @@ class Confirmed:
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """A request still waiting for the holder, as `GET /v1/me/reissues` lists it: which
+    ticket and event, who asked (`partner`: its name; None: the holder), and when."""
+
+    decision: Decision
+    sub: str
+    event: str | None
+    partner: str | None
+    created_at: int
+
+
+WAITING_MAX = 50
+"""The server lists at most this many waiting requests."""
+
+
+@dataclass(frozen=True)
 class LostTicket:
     """One ticket of a loss report: moved here (`done`, with its credential when the event is
     near enough), `on_this_device` already, or waiting (`step_up`, `review`) or `denied`."""
@@ -88,6 +105,22 @@ class ReissueCalls:
 
     def show(self, request_id: str) -> Decision:
         return _decision(self._call("GET", f"/v1/me/reissues/{_rq(request_id)}", None))
+
+    def sub_of(self, request_id: str) -> str:
+        """The ticket sub a request of this holder's is about."""
+        answer = self._call("GET", f"/v1/me/reissues/{_rq(request_id)}", None)
+        return _sub(_text(answer, "sub", PUBLIC_ID_CHARS_MAX))
+
+    def waiting(self) -> tuple[Waiting, ...]:
+        """The holder's requests still waiting, newest first (one a partner opened, too)."""
+        items = self._call("GET", "/v1/me/reissues", None).get("items")
+        if not isinstance(items, list) or len(items) > WAITING_MAX:
+            raise _bad("items")
+        return tuple(_waiting(item) for item in items)
+
+    def decline(self, request_id: str) -> Decision:
+        """Say no to a waiting request: it ends denied, the ticket stays where it is."""
+        return _decision(self._post(f"/v1/me/reissues/{_rq(request_id)}/decline", {}))
 
     def begin(self, request_id: str, factor: str) -> dict[str, Any]:
         """Begin a step-up: `{factor, expires_at, sent_to?}` (an e-mailed code is sent)."""
@@ -166,6 +199,22 @@ def _decision(answer: dict[str, Any]) -> Decision:
         policy_sha256=sha256,
         expires_at=_int(answer, "expires_at", 0, TIME_MAX),
         new_cti=_cti(answer, "new_cti"),
+    )
+
+
+def _waiting(item: object) -> Waiting:
+    if not isinstance(item, dict):
+        raise _bad("items")
+    event = item.get("event")
+    if event is not None and not isinstance(event, dict):
+        raise _bad("event")
+    partner = item.get("partner")
+    return Waiting(
+        decision=_decision(item),
+        sub=_text(item, "sub", PUBLIC_ID_CHARS_MAX),
+        event=None if event is None else _text(event, "name", NAME_CHARS_MAX),
+        partner=None if partner is None else _text(item, "partner", NAME_CHARS_MAX),
+        created_at=_int(item, "created_at", 0, TIME_MAX),
     )
 
 

@@ -17,7 +17,7 @@ from duopass.server.store.tables import Holder
 from duopass.server.store.tickets import Ticket
 from duopass.server.unit_of_work import Unit
 
-__all__ = ["decide", "listing"]
+__all__ = ["decide", "decline", "listing"]
 
 LISTING = "reissue-reviews"
 
@@ -87,4 +87,32 @@ def decide(
         row.state, row.expires_at = "ready", unit.now + reissue.REQUEST_TTL_S
     else:
         row.state, row.finished_at = "denied", unit.now
+    return row
+
+
+def decline(unit: Unit, row: ReissueRequest) -> ReissueRequest:
+    """The holder says no to a request still open (one a partner asked for on their behalf, or
+    their own): it ends as denied, recorded as a `decision` leaf (action decline, rule holder)
+    citing the policy decision it settles. The ticket stays where it is."""
+    if row.state not in reissue.OPEN_STATES:
+        raise Problem(ProblemCode.CONFLICT, f"the request is {row.state}: nothing to decline")
+    ticket = unit.session.get(Ticket, row.ticket_id) if row.ticket_id is not None else None
+    first = unit.session.get(Decision, row.decision_id)
+    assert first is not None
+    decisions.record(
+        unit,
+        action="decline",
+        holder_id=row.holder_id,
+        ticket_id=row.ticket_id,
+        request_id=row.id,
+        inputs={"request": row.id, "decision": first.ledger_index},
+        policy=None,
+        ruling_outcome="deny",
+        rule="holder",
+        old_cti=row.old_cti,
+        new_cti=row.new_cti,
+        old_gen=None if ticket is None else ticket.gen,
+        new_gen=None if ticket is None else ticket.gen + 1,
+    )
+    row.state, row.finished_at = "denied", unit.now
     return row

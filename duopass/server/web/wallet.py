@@ -39,6 +39,7 @@ SCRIPTS: Final = (
     "historyview.js",
     "oidc.js",
     "passkeys.js",
+    "requests.js",
     "session.js",
     "store.js",
     "tickets.js",

@@ -25,7 +25,7 @@ from duopass.server.services.reissue_inputs import Asked
 from duopass.server.services.sessions import Caller
 from duopass.server.store.decisions import PolicyVersion
 from duopass.server.store.tables import Holder
-from duopass.server.store.tickets import Ticket
+from duopass.server.store.tickets import Event, Ticket
 from duopass.server.unit_of_work import Unit
 
 router = APIRouter(prefix="/v1", tags=["reissue"])
@@ -136,9 +136,20 @@ def open_requests(caller: HolderCaller, ctx: Ctx) -> dict[str, Any]:
 
     def work(unit: Unit) -> dict[str, Any]:
         rows = reissue.waiting(unit, caller.holder(unit.session))
-        return {"items": [_opened(row, unit) | {"partner": name} for row, name in rows]}
+        return {"items": [_waiting(row, name, unit) for row, name in rows]}
 
     return ctx.run(work)
+
+
+def _waiting(row: Any, partner: str | None, unit: Unit) -> dict[str, Any]:
+    """A waiting request with who asked (`partner`, None: the holder) and the ticket's event
+    (`event`: its id and name), what a wallet shows the holder."""
+    answer = _opened(row, unit) | {"partner": partner, "event": None}
+    ticket = unit.session.get(Ticket, row.ticket_id) if row.ticket_id is not None else None
+    event = None if ticket is None else unit.session.get(Event, ticket.event_id)
+    if event is not None:
+        answer["event"] = {"id": event.id, "name": event.name}
+    return answer
 
 
 @router.get("/me/reissues/{request_id}", responses=problems(404))
@@ -204,6 +215,19 @@ def confirm(request_id: RequestId, caller: HolderCaller, ctx: Ctx) -> dict[str, 
             "cti": None if credential is None else credential.cti.hex(),
             "refusal": done.refusal,
         }
+
+    return ctx.run(work)
+
+
+@router.post("/me/reissues/{request_id}/decline", responses=problems(404, 409))
+def decline(request_id: RequestId, caller: HolderCaller, ctx: Ctx) -> dict[str, Any]:
+    """Say no to a request still waiting (one a partner asked for on your behalf, say): it
+    ends `denied` and the ticket stays where it is; on the ledger as a decision (action
+    `decline`, rule `holder`). 409 once it is done, denied or expired."""
+
+    def work(unit: Unit) -> dict[str, Any]:
+        row = reissue.request(unit, caller.holder(unit.session), request_id)
+        return _opened(reissue_reviews.decline(unit, row), unit)
 
     return ctx.run(work)
 

@@ -12,6 +12,7 @@ import * as history from "./history.js";
 import * as historyview from "./historyview.js";
 import * as oidc from "./oidc.js";
 import * as passkeys from "./passkeys.js";
+import * as requests from "./requests.js";
 import * as session from "./session.js";
 import * as store from "./store.js";
 import * as tickets from "./tickets.js";
@@ -19,8 +20,8 @@ import * as ticketview from "./ticketview.js";
 import { $, busy, lang, say, setHooks, text } from "./ui.js";
 
 const DEFAULT_FRESHNESS_S = 60;
-const REFUSALS = ["dispute_too_late", "already_disputed", "not_disputable", "not_found", ...passkeys.CODES, ...oidc.CODES];
-const WALLET_VIEWS = ["actions", "tickets", "history", "disputes", "passkeys"];
+const REFUSALS = ["dispute_too_late", "already_disputed", "not_disputable", "not_found", ...passkeys.CODES, ...oidc.CODES, ...requests.CODES];
+const WALLET_VIEWS = ["actions", "requests", "tickets", "history", "disputes", "passkeys"];
 const STOPS_TICKETS = ["not_enrolled", "offline", "signed_out", "state"];
 /** Purse sync failures the ticket sync would meet too; after any other, tickets still sync. */
 
@@ -99,6 +100,7 @@ async function signIn() {
   await session.signIn(login, $("password").value, $("otp").value.trim() || null);
   $("password").value = "";
   await shown(); // the wallet drawn first: the message says it is done
+  await requests.show(page);
   say("signed_in");
 }
 
@@ -121,9 +123,12 @@ async function sync() {
   await tickets.sync();
   await history.refresh(clock.now(), held);
   await historyview.showHistory();
+  await requests.show(page);
   if (purse !== null) throw purse;
   say("synced");
 }
+
+const page = { say, text, busy };
 
 function supported() {
   return Boolean(window.crypto && crypto.subtle && window.indexedDB && navigator.locks);
@@ -152,10 +157,13 @@ async function start() {
   $("more").addEventListener("click", busy($("more"), historyview.showMore));
   $("hide").addEventListener("click", () => display.hide());
   passkeys.wire({ say, text, busy, render: shown });
+  requests.wire(page);
   oidc.wire({ busy });
   await oidc.returned().then((done) => done && say("oidc_signed_in"), refusal);
   await shown();
   await historyview.showHistory();
+  const { account } = await store.read("account");
+  if (account !== undefined && !account.signedOut) await requests.show(page).catch(refusal);
 }
 
 start().catch(refusal);

@@ -8,7 +8,7 @@ const hooks = { failed: () => {}, after: async () => {} };
 
 /** The page's text `name` with `values` filled in (the name itself if the page has none). */
 export function text(name, values = {}) {
-  const item = document.querySelector(`#texts [data-text="${name}"], #passkey-texts [data-text="${name}"], #oidc-texts [data-text="${name}"]`);
+  const item = document.querySelector(`#texts [data-text="${name}"], #passkey-texts [data-text="${name}"], #oidc-texts [data-text="${name}"], #request-texts [data-text="${name}"]`);
   const template = item ? item.textContent : name;
   return template.replace(/\{(\w+)\}/g, (_, key) => String(values[key] ?? ""));
 }
