@@ -11,8 +11,9 @@ from typing import Annotated
 from fastapi import Path
 from pydantic import BeforeValidator
 
-from duopass.protocol.encoding import EncodingError, parse_digits
+from duopass.protocol.encoding import EncodingError, b64u_decode, parse_digits
 from duopass.server.limits import ID_CHARS_MAX, PARAM_DIGITS_MAX
+from duopass.server.problems import Problem, ProblemCode
 
 __all__ = ["Digits", "Handle"]
 
@@ -39,3 +40,14 @@ Handle = Annotated[
     ),
 ]
 """A holder's handle in a path: printable ASCII, so no NUL or control reaches the store."""
+
+
+def device_key(text: str) -> bytes:
+    """A device's public key from a body: unpadded base64url of 32 bytes, else 422."""
+    try:
+        key = b64u_decode(text)
+    except EncodingError as exc:
+        raise Problem(ProblemCode.INVALID_REQUEST, "not unpadded base64url") from exc
+    if len(key) != 32:
+        raise Problem(ProblemCode.INVALID_REQUEST, "a device key has 32 bytes")
+    return key

@@ -55,8 +55,8 @@ def describe_event(session: Session, row: Event) -> dict[str, Any]:
     }
 
 
-def order(session: Session, partner_id: int, code: str) -> dict[str, Any]:
-    """An order of one of the partner's events, with each ticket's state and entries."""
+def owned_order(session: Session, partner_id: int, code: str) -> Order:
+    """An order of one of the partner's events (its own sale or a holder's purchase)."""
     found = session.execute(
         select(Order, Event.partner_id)
         .join(TicketType, TicketType.id == Order.ticket_type_id)
@@ -65,7 +65,13 @@ def order(session: Session, partner_id: int, code: str) -> dict[str, Any]:
     ).one_or_none()
     if found is None or found[1] != partner_id:
         raise Problem(ProblemCode.NOT_FOUND, f"no order {code[:20]!r} of yours")
-    row = found[0]
+    order: Order = found[0]
+    return order
+
+
+def order(session: Session, partner_id: int, code: str) -> dict[str, Any]:
+    """An order of one of the partner's events, with each ticket's state and entries."""
+    row = owned_order(session, partner_id, code)
     held = session.scalars(select(Ticket).where(Ticket.order_id == row.id).order_by(Ticket.id))
     return orders.describe(session, row) | {
         "ticket_states": [

@@ -34,6 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from duopass.server.partners import clients
+from duopass.server.partners.catalogue import owned_order
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import accounts, holders, idempotency, orders, reissue
 from duopass.server.services.reissue_inputs import Asked
@@ -49,7 +50,6 @@ __all__ = [
     "ask_reissue",
     "cancel",
     "holder_named",
-    "owned_order",
     "reissue_request",
     "sell",
     "stored_request_id",
@@ -145,20 +145,6 @@ def sell(
         unit, holder, kind, quantity, paid, request_id=stored, fingerprint=fingerprint
     )
     return Sold(order, True)
-
-
-def owned_order(session: Session, partner_id: int, code: str) -> Order:
-    """An order of one of the partner's events (its own sale or a holder's purchase)."""
-    found = session.execute(
-        select(Order, Event.partner_id)
-        .join(TicketType, TicketType.id == Order.ticket_type_id)
-        .join(Event, Event.id == TicketType.event_id)
-        .where(Order.code == code)
-    ).one_or_none()
-    if found is None or found[1] != partner_id:
-        raise Problem(ProblemCode.NOT_FOUND, f"no order {code[:20]!r} of yours")
-    order: Order = found[0]
-    return order
 
 
 def cancel(unit: Unit, partner_id: int, code: str) -> Order:

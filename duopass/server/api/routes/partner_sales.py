@@ -11,9 +11,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Response
 from pydantic import BaseModel, Field, field_validator
 
-from duopass.protocol.encoding import EncodingError, b64u_decode
 from duopass.server.api.deps import Ctx, Partner, partner_for
 from duopass.server.api.openapi import problems
+from duopass.server.api.params import device_key
 from duopass.server.api.routes.reissue import RequestId
 from duopass.server.api.routes.tickets import Sub
 from duopass.server.limits import (
@@ -25,7 +25,6 @@ from duopass.server.limits import (
 )
 from duopass.server.partners import catalogue, sales
 from duopass.server.partners.clients import Scope
-from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import reissue
 from duopass.server.store.decisions import PolicyVersion, ReissueRequest
 from duopass.server.store.tickets import Ticket
@@ -176,18 +175,6 @@ def cancel_order(code: OrderCode, partner: Issuer, ctx: Ctx) -> dict[str, Any]:
     return ctx.run(work)
 
 
-def _device_key(text: str | None) -> bytes | None:
-    if text is None:
-        return None
-    try:
-        key = b64u_decode(text)
-    except EncodingError as exc:
-        raise Problem(ProblemCode.INVALID_REQUEST, "not unpadded base64url") from exc
-    if len(key) != 32:
-        raise Problem(ProblemCode.INVALID_REQUEST, "a device key has 32 bytes")
-    return key
-
-
 def _described(unit: Unit, row: ReissueRequest) -> dict[str, Any]:
     answer = reissue.describe(row)
     ticket = unit.session.get(Ticket, row.ticket_id)
@@ -208,7 +195,7 @@ def ask_reissue(sub: Sub, body: PartnerReissueIn, partner: Reissuer, ctx: Ctx) -
     own request, with `auth.method` `partner`: by default the holder steps up in their wallet
     (`step_up`), then confirms there; `allow` moves it at once (`state` `done`); `review` waits
     for the card office; `deny` is final. On the ledger as every decision, naming the partner."""
-    key = _device_key(body.device_key)
+    key = None if body.device_key is None else device_key(body.device_key)
     return ctx.run(lambda unit: _described(unit, sales.ask_reissue(unit, partner.id, sub, key)))
 
 

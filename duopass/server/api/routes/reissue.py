@@ -10,10 +10,10 @@ from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from duopass.protocol.encoding import EncodingError, b64u_decode, b64u_encode
+from duopass.protocol.encoding import b64u_encode
 from duopass.server.api.deps import AdminCaller, Client, Ctx, HolderCaller, StaffCaller
 from duopass.server.api.openapi import problems
-from duopass.server.api.params import Handle
+from duopass.server.api.params import Handle, device_key
 from duopass.server.api.routes.holders import Cursor, Limit
 from duopass.server.api.routes.passkeys import AssertionIn, relying_party, wire
 from duopass.server.api.routes.tickets import Sub
@@ -65,16 +65,6 @@ class ReviewIn(BaseModel):
     reason: str = Field(min_length=1, max_length=REASON_CHARS_MAX)
 
 
-def _key(text: str) -> bytes:
-    try:
-        key = b64u_decode(text)
-    except EncodingError as exc:
-        raise Problem(ProblemCode.INVALID_REQUEST, "not unpadded base64url") from exc
-    if len(key) != 32:
-        raise Problem(ProblemCode.INVALID_REQUEST, "a device key has 32 bytes")
-    return key
-
-
 def _opened(row: Any, unit: Unit) -> dict[str, Any]:
     answer = reissue.describe(row)
     ticket = unit.session.get(Ticket, row.ticket_id)
@@ -91,7 +81,7 @@ def ask_reissue(
     """Step 1: ask for the ticket on a new device (enrolled first). The answer is the policy's
     outcome: `allow` (confirm next), `step_up` (prove it with one of `factors`), `review` (a
     person decides) or `deny`, with the rule and the policy's version and SHA-256."""
-    key = _key(body.device_key)
+    key = device_key(body.device_key)
     position = None if body.position is None else (body.position.lat_e6, body.position.lon_e6)
 
     def work(unit: Unit) -> dict[str, Any]:
@@ -238,7 +228,7 @@ def report_lost(body: LostIn, caller: HolderCaller, address: Client, ctx: Ctx) -
     credentials, and the purse and every ticket move here, each through the policy. Asks for a
     recent password sign-in (a stolen phone's session cannot do it)."""
     sessions.require_recent(caller, ctx.settings, ctx.now())
-    key = _key(body.device_key)
+    key = device_key(body.device_key)
     return ctx.run(lambda unit: _lost(unit, caller.holder(unit.session), key, caller, address))
 
 
@@ -254,7 +244,7 @@ def counter_lost(handle: Handle, body: LostIn, caller: AdminCaller, ctx: Ctx) ->
     """The same at the counter, for the holder standing there with their new phone (admins:
     the admin's in-person check stands for a step-up the policy asks, a person's decision on
     the ledger by them; a request sent to review stays there). `lost.at_counter`."""
-    key = _key(body.device_key)
+    key = device_key(body.device_key)
 
     def work(unit: Unit) -> dict[str, Any]:
         holder = holders.by_handle(unit.session, handle)
