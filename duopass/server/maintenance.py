@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from abc import ABC, abstractmethod
 
 from duopass.server.context import AppContext
 from duopass.server.partners import deliveries
@@ -48,7 +49,7 @@ def run_once(ctx: AppContext) -> None:
     ctx.run(deliveries.purge)
 
 
-class Periodic:
+class Periodic(ABC):
     """Runs `work` every `interval` seconds in a thread of its own until `stop`; a failure is
     logged, not fatal, and the next interval tries again."""
 
@@ -57,8 +58,9 @@ class Periodic:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"duopass-{name}", daemon=True)
 
+    @abstractmethod
     def work(self) -> None:
-        raise NotImplementedError
+        """One round (a subclass's)."""
 
     def start(self) -> None:
         self._thread.start()
