@@ -70,6 +70,8 @@ class DeviceSignatures:
         self._owed: set[int] = set()
         """Those seqs together (an entry without a device signature waits for nothing)."""
         self._done: dict[int, bool] = {}
+        self.offloaded = 0
+        """How many entries the worker was asked to decode (`offload`)."""
         if expected >= PARALLEL_FROM:
             self._asked, self._worker = True, verifier.lend(deadline_s)
         self.add(items)
@@ -122,6 +124,7 @@ class DeviceSignatures:
         except OSError:
             self._failed()
             return False
+        self.offloaded = len(entries)
         return True
 
     def decoded(self, entries: Sequence[tuple[int, bytes]]) -> list[Item]:
