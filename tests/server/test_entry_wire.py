@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import marshal
+import os
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -152,6 +154,7 @@ def test_a_worker_that_died_after_it_was_asked_to_decode_leaves_it_to_the_units_
     try:
         worker = _ready(batch)
         tail = entries[20:]
+        os.kill(worker.process.pid, signal.SIGSTOP)  # it takes the request, never answers
         assert batch.offload(tail)
         worker.process.kill()
         assert batch.decoded(tail) == read_items(tail)

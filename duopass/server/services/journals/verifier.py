@@ -114,6 +114,7 @@ class Worker:
         self._out: IO[bytes] = self.process.stdout  # type: ignore[assignment]
         os.set_blocking(self._in.fileno(), False)  # a full pipe waits in `_wait`, bounded
         _widen(self._in)
+        _widen(self._out)
         self._ready = False
         """Whether its ready byte (written once it has imported what it needs) was read."""
         self.deadline_s = DEADLINE_S_DEFAULT
@@ -236,7 +237,8 @@ class Worker:
 PIPE_BYTES = 1 << 20
 """The request pipe's size asked for (Linux; elsewhere, or refused, the system's): a batch of
 500 checks is about 150 KB, more than the default 64 KiB, and a batch settled ahead sends every
-slice as it is decoded, so with a wide pipe its thread never waits for the worker to read."""
+slice as it is decoded, so with a wide pipe its thread never waits for the worker to read. The
+answer pipe is widened too: a decode request's answer (some 170 KB) comes in one read."""
 
 
 def _widen(pipe: IO[bytes]) -> None:
