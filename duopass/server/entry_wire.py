@@ -108,6 +108,8 @@ def rebuild(
     that seq (the caller decodes the entry itself)."""
     (s, scanned, offset, mode, amount, currency, venue, verdict, *rest) = flat
     online, tried, bundle_seq, text, l1, ctr, ts, signed, signature = rest
+    if type(l1) is not bytes or type(mode) is not str or type(verdict) is not str:
+        return None
     credential, mode, verdict = known.get(l1), _MODES.get(mode), _REASONS.get(verdict)
     if s != seq or credential is None or mode is None or verdict is None:
         return None

@@ -131,6 +131,8 @@ def test_a_tuple_for_another_seq_or_with_unknown_words_is_not_rebuilt(verified):
     assert entry_wire.rebuild(seq + 1, one, VERIFIED) is None
     assert entry_wire.rebuild(seq, (*one[:3], "steal", *one[4:]), VERIFIED) is None
     assert entry_wire.rebuild(seq, (*one[:7], "GOOD", *one[8:]), VERIFIED) is None
+    assert entry_wire.rebuild(seq, (*one[:12], [one[12]], *one[13:]), VERIFIED) is None
+    assert entry_wire.rebuild(seq, (*one[:3], ["pay"], *one[4:]), VERIFIED) is None
 
 
 def test_a_batch_decoded_half_in_the_worker_is_decoded_as_on_one_thread(verified):
