@@ -52,9 +52,9 @@ def _entry(seq: int, code: str, **fields: object) -> bytes:
 
 
 def _entries(first: int, count: int) -> list[tuple[int, bytes]]:
-    """Mostly good payments, and every kind of entry the worker sends no tuple for, or the
-    unit's thread does not rebuild: malformed bytes, another seq, a static code, text that is
-    not a code, a malformed code, a credential not verified, an identity scan."""
+    """Mostly good payments, and (of every 20) every kind of entry the worker sends no tuple
+    for, or the unit's thread does not rebuild: malformed bytes, another seq, a static code,
+    text that is not a code, a malformed code, a credential not verified, an identity scan."""
     out = []
     for n, seq in enumerate(range(first, first + count)):
         code = make_code(L1, DEVICE, ctr=n, ts=NOW)
@@ -67,9 +67,14 @@ def _entries(first: int, count: int) -> list[tuple[int, bytes]]:
             13: _entry(seq, make_code(OTHER, DEVICE, ctr=n, ts=NOW)),
             15: _entry(seq, code, mode=Mode.IDENTITY, amount=None, currency=None),
             17: dumps({1: seq}),
-        }.get(n, _entry(seq, code, verdict=Reason.REPLAY if n == 19 else Reason.OK))
+        }.get(n % 20, _entry(seq, code, verdict=Reason.REPLAY if n == 19 else Reason.OK))
         out.append((seq, raw))
     return out
+
+
+NO_CHECK = {3, 5, 7, 9, 11, 17}
+"""The entries (of every 20) without a device signature to check: not parsed, another seq's,
+a static code, not a code, a malformed code, not an entry."""
 
 
 @pytest.fixture
@@ -96,12 +101,12 @@ def test_the_workers_tuples_rebuild_what_the_units_thread_decodes(verified):
     flat = entry_wire.load(entry_wire.dump(entries, {}), len(entries))
     assert flat is not None
     sent = [seq for (seq, _), one in zip(entries, flat, strict=True) if one is not None]
-    assert {3, 5, 7, 9, 11, 17}.isdisjoint({seq - 1 for seq in sent})  # no tuple for those
+    assert NO_CHECK.isdisjoint({(seq - 1) % 20 for seq in sent})  # no tuple for those
     rebuilt = {}
     for (seq, _), one in zip(entries, flat, strict=True):
         if one is not None and (pair := entry_wire.rebuild(seq, one, VERIFIED)) is not None:
             rebuilt[seq] = pair
-    assert 14 not in rebuilt and len(rebuilt) == 40 - 7  # OTHER is not verified: decoded here
+    assert {14, 34}.isdisjoint(rebuilt) and len(rebuilt) == 40 - 14  # OTHER: decoded here
     for item in read_items(entries):
         if item.seq in rebuilt:
             entry, code = rebuilt[item.seq]
@@ -159,6 +164,7 @@ def test_a_worker_that_died_after_it_was_asked_to_decode_leaves_it_to_the_units_
         os.kill(worker.process.pid, signal.SIGSTOP)  # it takes the request, never answers
         assert batch.offload(tail)
         worker.process.kill()
+        worker.process.wait()  # gone, its pipes closed
         assert batch.decoded(tail) == read_items(tail)
         assert batch._worker is None  # its verdicts go to the re-check
         assert all(batch.verdict(seq) is None for seq, _ in tail)
@@ -177,5 +183,24 @@ def test_a_worker_is_asked_to_decode_only_first_and_once_started(verified):
             _ready(batch)
         batch.add(read_items(entries[:1]))
         assert not batch.offload(entries[1:])  # its answers would come after those owed
+    finally:
+        batch.close()
+
+
+def test_a_worker_short_of_a_core_does_not_hold_the_decoding(verified):
+    entries = _entries(1, PARALLEL_FROM)
+    batch = DeviceSignatures(expected=len(entries))
+    try:
+        worker = _ready(batch)
+        tail = entries[20:]
+        os.kill(worker.process.pid, signal.SIGSTOP)  # it answers only once this thread is done
+        try:
+            assert batch.offload(tail)
+            assert batch.decoded(tail) == read_items(tail)  # every one decoded here
+        finally:
+            os.kill(worker.process.pid, signal.SIGCONT)
+        assert batch._worker is worker  # not failed: its answer, when it comes, is dropped
+        checked = {seq: (seq - 1) % 20 not in NO_CHECK for seq, _ in tail}
+        assert {seq: batch.verdict_read(seq) is True for seq in checked} == checked
     finally:
         batch.close()

@@ -129,28 +129,37 @@ class DeviceSignatures:
 
     def decoded(self, entries: Sequence[tuple[int, bytes]]) -> list[Item]:
         """The items of the entries `offload` asked for, as `read_items` makes them, and their
-        signatures sent to be verified (`add`). An entry the worker sent no tuple for, or one
+        signatures sent to be verified (`add`). Until the worker's answer begins to come, this
+        thread decodes them itself a slice at a time (a worker short of a core does not hold
+        it); the rest come from the answer. An entry the worker sent no tuple for, or one
         `entry_wire.rebuild` refuses, is decoded here; so is every one if its answer is not
-        whole or not what was asked, or it failed (what it owes then goes to the re-check)."""
-        flat = None
-        worker = self._worker
-        if worker is not None:
+        whole or not what was asked, or it failed (what it owes then goes to the re-check).
+        An answer not read (this thread decoded them all) is dropped when the next is read."""
+        items: list[Item] = []
+        while self._worker is not None and len(items) < len(entries):
+            if self._worker.answered():
+                break
+            local = read_items(entries[len(items) : len(items) + _FIRST_SLICE])
+            self.add(local)
+            items += local
+        done, flat = len(items), None
+        if self._worker is not None and done < len(entries):
             try:
-                flat = entry_wire.load(worker.receive_decoded(), len(entries))
+                flat = entry_wire.load(self._worker.receive_decoded(), len(entries))
             except OSError:
                 self._failed()
         if flat is None:
-            items = read_items(entries)
+            rest = read_items(entries[done:])
         else:
-            items = []
-            for (seq, raw), one in zip(entries, flat, strict=True):
+            rest = []
+            for (seq, raw), one in zip(entries[done:], flat[done:], strict=True):
                 rebuilt = None if one is None else entry_wire.rebuild(seq, one, VERIFIED)
                 if rebuilt is None:
-                    items += read_items([(seq, raw)])
+                    rest += read_items([(seq, raw)])
                 else:
-                    items.append(new_item(seq, raw, *rebuilt))
-        self.add(items)
-        return items
+                    rest.append(new_item(seq, raw, *rebuilt))
+        self.add(rest)
+        return items + rest
 
     def confirmed(self) -> bool:
         """Whether every verdict assumed came, and held (each wait bounded by the deadline)."""

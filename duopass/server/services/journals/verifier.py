@@ -158,10 +158,10 @@ class Worker:
     def receive(self) -> list[bool]:
         """The verdicts of the oldest request not yet read; raises OSError if the worker is
         gone, TimeoutError (an OSError) if the answer is not whole within the deadline."""
-        count = self.owed.pop(0)
-        if count == _DECODED:
+        while self.owed[:1] == [_DECODED]:  # a decode answer no one read (it came late): dropped
+            self.owed.pop(0)
             self._decoded()
-            return []
+        count = self.owed.pop(0)
         self._started()
         answer = self._read(count, time.monotonic() + self.deadline_s)
         return [byte == 1 for byte in answer]
@@ -173,6 +173,13 @@ class Worker:
             raise ValueError("the oldest request is not a decode request")
         self.owed.pop(0)
         return self._decoded()
+
+    def answered(self) -> bool:
+        """Whether the oldest answer has begun to come (or the worker ended): reading it would
+        not wait for the worker to work."""
+        poller = select.poll()
+        poller.register(self._out.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
 
     def _decoded(self) -> bytes:
         self._started()
@@ -214,6 +221,9 @@ class Worker:
     def back(self) -> None:
         """Give the worker back once every answer owed is read; a failed one is dropped."""
         try:
+            while self.owed[:1] == [_DECODED]:
+                self.owed.pop(0)
+                self._decoded()
             while self.owed:
                 self.receive()
         except OSError:
