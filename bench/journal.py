@@ -13,7 +13,8 @@ verified. Rounds alternate with the baseline; each side's best round counts.
 
 The stages are timed alone on one core over the same kind of entries, so the figure can be read
 against them: the entry decode (`lookups.read_items`), the device signatures, the decode with
-the signatures verified alongside on the pool as the server does it (`signatures.decode`), and
+the signatures verified alongside on the pool as the server does it (`signatures.decode`: a
+started worker decodes the last half of each batch too, `entry_wire`), and
 the ledger leaves (encoding, RFC 9162 leaf hash and tree nodes, in memory).
 """
 

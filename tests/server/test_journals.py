@@ -435,6 +435,29 @@ def forged_batch(
     return entries
 
 
+def test_a_large_batch_decoded_half_in_the_worker_settles_as_on_one_thread(server):
+    admin = server.admin()
+    wallet = ready_wallet(server.http, admin, "wilma", balance=10_000)
+    till, _ = enrolled_till(server.http, admin)
+    forger = SigningKey.generate()
+    assert till.journal(forged_batch(wallet, till, forger, 1)).status_code == 200  # one started
+    first = PARALLEL_FROM + 8
+    entries = forged_batch(wallet, till, forger, first)
+    last = first + len(entries) - 1
+    odd = {last - 1: b"\xa1\x01", last - 8: till.entry("DP1:not a code", seq=last - 8, amount=10)}
+    odd[last - 20] = till.entry(wallet.code(), seq=last - 19, amount=10)  # another seq's
+    for seq, raw in odd.items():  # among the last entries: the worker's to decode
+        entries[seq - first] = raw
+    answer = till.journal(entries)
+    assert answer.status_code == 200, answer.text
+    rejected = {r["seq"]: r["reason"] for r in answer.json()["rejected"]}
+    forged = [seq for seq in range(first, last + 1) if seq % 10 == 3 and seq not in odd]
+    expected = dict.fromkeys(forged, "BAD_DEVICE_SIGNATURE")
+    expected.update(dict.fromkeys(odd, "MALFORMED"))
+    assert rejected == expected
+    assert admin.books() == 0
+
+
 def test_a_large_batch_whose_signature_worker_died_is_verified_in_the_recheck(server):
     admin = server.admin()
     wallet = ready_wallet(server.http, admin, "wendy", balance=10_000)

@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, NamedTuple
 
-__all__ = ["CredentialRef", "HolderRef", "Item", "Refs", "Seen", "accounts_of", "read_items"]
+__all__ = [
+    "CredentialRef",
+    "HolderRef",
+    "Item",
+    "Refs",
+    "Seen",
+    "accounts_of",
+    "new_item",
+    "read_items",
+]
 
 from sqlalchemy.orm import Session
 
@@ -49,18 +58,18 @@ def read_items(entries: Iterable[tuple[int, bytes]]) -> list[Item]:
         except MalformedError:
             entry = None
         if entry is None or entry.seq != seq:
-            items.append(_item(seq, raw, None))
+            items.append(new_item(seq, raw, None))
             continue
         try:
-            items.append(_item(seq, raw, entry, decode_code(entry.code, known=VERIFIED)))
+            items.append(new_item(seq, raw, entry, decode_code(entry.code, known=VERIFIED)))
         except FormatError:
-            items.append(_item(seq, raw, entry, error=Reason.FORMAT))
+            items.append(new_item(seq, raw, entry, error=Reason.FORMAT))
         except MalformedError:
-            items.append(_item(seq, raw, entry, error=Reason.MALFORMED))
+            items.append(new_item(seq, raw, entry, error=Reason.MALFORMED))
     return items
 
 
-def _item(
+def new_item(
     seq: int, raw: bytes, entry: Entry | None, code: Code | None = None, error: Reason | None = None
 ) -> Item:
     """`Item(...)` without the frozen `__init__`'s `object.__setattr__` call a field (a batch

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from duopass.server import entry_wire
+from duopass.server.services.credential_cache import VERIFIED
 from duopass.server.services.journals import verifier
-from duopass.server.services.journals.lookups import Item, read_items
+from duopass.server.services.journals.lookups import Item, new_item, read_items
 
 __all__ = ["PARALLEL_FROM", "DeviceSignatures", "decode"]
 
@@ -34,6 +36,10 @@ _FIRST_SLICE = 16
 """Entries decoded before the first signatures go to the worker (it starts early)."""
 _SLICE = 50
 """Entries decoded before each later slice's signatures go to the worker."""
+OFFLOAD_SHARE = 0.48
+"""The share of a batch's entries (its last ones) a started worker decodes while the unit's
+thread decodes the others: about half, as the worker's decoding (and its answer's encoding)
+takes about as long an entry as the unit's, and reading its answer back a seventh of that."""
 
 
 class DeviceSignatures:
@@ -64,6 +70,8 @@ class DeviceSignatures:
         self._owed: set[int] = set()
         """Those seqs together (an entry without a device signature waits for nothing)."""
         self._done: dict[int, bool] = {}
+        self.offloaded = 0
+        """How many entries the worker was asked to decode (`offload`)."""
         if expected >= PARALLEL_FROM:
             self._asked, self._worker = True, verifier.lend(deadline_s)
         self.add(items)
@@ -105,6 +113,54 @@ class DeviceSignatures:
                 self._failed()
         return self._done.get(seq)
 
+    def offload(self, entries: Sequence[tuple[int, bytes]]) -> bool:
+        """Ask the worker to decode `entries` (`entry_wire`), ahead of any other request of
+        this batch; False (nothing asked) without a started worker, or if it failed."""
+        worker = self._worker
+        if worker is None or not worker.ready or worker.owed or self._sent:
+            return False
+        try:
+            worker.send_decode(entries)
+        except OSError:
+            self._failed()
+            return False
+        self.offloaded = len(entries)
+        return True
+
+    def decoded(self, entries: Sequence[tuple[int, bytes]]) -> list[Item]:
+        """The items of the entries `offload` asked for, as `read_items` makes them, and their
+        signatures sent to be verified (`add`). Until the worker's answer begins to come, this
+        thread decodes them itself a slice at a time (a worker short of a core does not hold
+        it); the rest come from the answer. An entry the worker sent no tuple for, or one
+        `entry_wire.rebuild` refuses, is decoded here; so is every one if its answer is not
+        whole or not what was asked, or it failed (what it owes then goes to the re-check).
+        An answer not read (this thread decoded them all) is dropped when the next is read."""
+        items: list[Item] = []
+        while self._worker is not None and len(items) < len(entries):
+            if self._worker.answered():
+                break
+            local = read_items(entries[len(items) : len(items) + _FIRST_SLICE])
+            self.add(local)
+            items += local
+        done, flat = len(items), None
+        if self._worker is not None and done < len(entries):
+            try:
+                flat = entry_wire.load(self._worker.receive_decoded(), len(entries))
+            except OSError:
+                self._failed()
+        if flat is None:
+            rest = read_items(entries[done:])
+        else:
+            rest = []
+            for (seq, raw), one in zip(entries[done:], flat[done:], strict=True):
+                rebuilt = None if one is None else entry_wire.rebuild(seq, one, VERIFIED)
+                if rebuilt is None:
+                    rest += read_items([(seq, raw)])
+                else:
+                    rest.append(new_item(seq, raw, *rebuilt))
+        self.add(rest)
+        return items + rest
+
     def confirmed(self) -> bool:
         """Whether every verdict assumed came, and held (each wait bounded by the deadline)."""
         return all(self.verdict_read(seq) is True for seq in self._assumed)
@@ -140,15 +196,21 @@ def decode(
 ) -> tuple[list[Item], DeviceSignatures]:
     """Each (seq, entry bytes) parsed and its code decoded (`read_items`), a slice at a time,
     each slice's device signatures sent to the worker as soon as it is decoded (each wait on
-    it bounded by `deadline_s`; `ahead`: see `DeviceSignatures`)."""
+    it bounded by `deadline_s`; `ahead`: see `DeviceSignatures`). A started worker decodes the
+    last `OFFLOAD_SHARE` of them meanwhile (`DeviceSignatures.offload`)."""
     items: list[Item] = []
     signatures = DeviceSignatures(deadline_s=deadline_s, ahead=ahead, expected=len(entries))
     try:
-        starts = [0, *range(_FIRST_SLICE, len(entries), _SLICE)]
-        for start, end in zip(starts, [*starts[1:], len(entries)], strict=True):
+        split = len(entries) - int(len(entries) * OFFLOAD_SHARE)
+        if split == len(entries) or not signatures.offload(entries[split:]):
+            split = len(entries)
+        starts = [0, *range(_FIRST_SLICE, split, _SLICE)]
+        for start, end in zip(starts, [*starts[1:], split], strict=True):
             decoded = read_items(entries[start:end])
             signatures.add(decoded)
             items += decoded
+        if split < len(entries):
+            items += signatures.decoded(entries[split:])
     except BaseException:
         signatures.close()  # a worker lent is given back, whatever went wrong
         raise

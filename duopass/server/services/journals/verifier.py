@@ -11,7 +11,10 @@ slice's checks to the pipe and reads the answers when it needs them.
 A request is a count and that many (key, signature, message), each with its length; the answer
 is a byte a check, 1 where `keys.verify_signature` holds (after one byte the worker writes
 once it has started), so the verdicts are those of the
-re-check verifying the same bytes. A worker is lent to one batch at a time (`lend`, `Worker.back`);
+re-check verifying the same bytes. A request whose count has its top bit set is entries to
+decode instead ((seq, length, bytes) each): the worker answers with a length and
+`entry_wire.dump`'s bytes, the batch's last entries decoded while the unit's thread decodes the
+first (`signatures.decode`). A worker is lent to one batch at a time (`lend`, `Worker.back`);
 at most one per core but one runs, and a batch that finds none free verifies in the re-check.
 A worker that fails (killed, a broken pipe) is dropped and its batch's verdicts still missing are
 left to the re-check, so every entry is verified either way. So is one that does not take a
@@ -46,17 +49,34 @@ START_S_MAX = 30.0
 ready); from then on each request and answer is held to the deadline."""
 _COUNT = struct.Struct(">I")
 _LENGTHS = struct.Struct(">HHI")
+_ENTRY = struct.Struct(">QI")
+_DECODE = 0x80000000
+"""A request's count with this bit set: entries to decode (`entry_wire`), not checks."""
+_DECODED = -1
+"""In `Worker.owed`: a decode request's answer (a length, then that many bytes)."""
 
 _SERVE = """
 import struct, sys
 from duopass.protocol.keys import verify_signature
-count, lengths = struct.Struct(">I"), struct.Struct(">HHI")
+from duopass.server.entry_wire import dump
+count, lengths, entry = struct.Struct(">I"), struct.Struct(">HHI"), struct.Struct(">QI")
 read, write = sys.stdin.buffer.read, sys.stdout.buffer
+known = {}
 write.write(b"\\x02")  # ready
 write.flush()
 while head := read(4):
+    n = count.unpack(head)[0]
+    if n & 0x80000000:  # entries to decode: their tuples back, framed by their length
+        entries = []
+        for _ in range(n & 0x7FFFFFFF):
+            seq, size = entry.unpack(read(12))
+            entries.append((seq, read(size)))
+        answer = dump(entries, known)
+        write.write(count.pack(len(answer)) + answer)
+        write.flush()
+        continue
     answer = bytearray()
-    for _ in range(count.unpack(head)[0]):
+    for _ in range(n):
         k, s, m = lengths.unpack(read(8))
         key, sig, message = read(k), read(s), read(m)
         answer.append(verify_signature(key, message, sig))
@@ -94,12 +114,19 @@ class Worker:
         self._out: IO[bytes] = self.process.stdout  # type: ignore[assignment]
         os.set_blocking(self._in.fileno(), False)  # a full pipe waits in `_wait`, bounded
         _widen(self._in)
+        _widen(self._out)
         self._ready = False
         """Whether its ready byte (written once it has imported what it needs) was read."""
         self.deadline_s = DEADLINE_S_DEFAULT
         """How long one request may wait to be taken, or for its answer."""
         self.owed: list[int] = []
-        """How many answers each request sent and not yet read is owed, in order."""
+        """How many answers each request sent and not yet read is owed, in order (`_DECODED`:
+        a decode request's)."""
+
+    @property
+    def ready(self) -> bool:
+        """Whether it has started (answered before): only then is it asked to decode."""
+        return self._ready
 
     def send(self, checks: Sequence[tuple[bytes, bytes, bytes]]) -> None:
         """Ask for (key, message, signature) checks; raises OSError if the worker is gone,
@@ -108,24 +135,62 @@ class Worker:
         for key, message, signature in checks:
             parts += (_LENGTHS.pack(len(key), len(signature), len(message)), key, signature)
             parts.append(message)
-        left = memoryview(b"".join(parts))
+        self._write(b"".join(parts))
+        self.owed.append(len(checks))
+
+    def _write(self, request: bytes) -> None:
+        left = memoryview(request)
         until = time.monotonic() + (self.deadline_s if self._ready else START_S_MAX)
         while left:
             try:
                 left = left[os.write(self._in.fileno(), left) :]
             except BlockingIOError:
                 self._wait(self._in, select.POLLOUT, until)
-        self.owed.append(len(checks))
+
+    def send_decode(self, entries: Sequence[tuple[int, bytes]]) -> None:
+        """Ask for (seq, entry bytes) to be decoded (`entry_wire.dump`); raises as `send`."""
+        parts = [_COUNT.pack(_DECODE | len(entries))]
+        for seq, raw in entries:
+            parts += (_ENTRY.pack(seq, len(raw)), raw)
+        self._write(b"".join(parts))
+        self.owed.append(_DECODED)
 
     def receive(self) -> list[bool]:
         """The verdicts of the oldest request not yet read; raises OSError if the worker is
         gone, TimeoutError (an OSError) if the answer is not whole within the deadline."""
+        while self.owed[:1] == [_DECODED]:  # a decode answer no one read (it came late): dropped
+            self.owed.pop(0)
+            self._decoded()
         count = self.owed.pop(0)
+        self._started()
+        answer = self._read(count, time.monotonic() + self.deadline_s)
+        return [byte == 1 for byte in answer]
+
+    def receive_decoded(self) -> bytes:
+        """The answer to the oldest request, a decode request's (`send_decode`); raises as
+        `receive`, and ValueError if the oldest is not one."""
+        if self.owed[:1] != [_DECODED]:
+            raise ValueError("the oldest request is not a decode request")
+        self.owed.pop(0)
+        return self._decoded()
+
+    def answered(self) -> bool:
+        """Whether the oldest answer has begun to come (or the worker ended): reading it would
+        not wait for the worker to work."""
+        poller = select.poll()
+        poller.register(self._out.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+
+    def _decoded(self) -> bytes:
+        self._started()
+        until = time.monotonic() + self.deadline_s
+        (size,) = _COUNT.unpack(self._read(_COUNT.size, until))
+        return self._read(size, until)
+
+    def _started(self) -> None:
         if not self._ready:  # the interpreter's start is not held to the deadline
             self._read(1, time.monotonic() + START_S_MAX)
             self._ready = True
-        answer = self._read(count, time.monotonic() + self.deadline_s)
-        return [byte == 1 for byte in answer]
 
     def _read(self, count: int, until: float) -> bytes:
         answer = bytearray()
@@ -156,6 +221,9 @@ class Worker:
     def back(self) -> None:
         """Give the worker back once every answer owed is read; a failed one is dropped."""
         try:
+            while self.owed[:1] == [_DECODED]:
+                self.owed.pop(0)
+                self._decoded()
             while self.owed:
                 self.receive()
         except OSError:
@@ -179,7 +247,8 @@ class Worker:
 PIPE_BYTES = 1 << 20
 """The request pipe's size asked for (Linux; elsewhere, or refused, the system's): a batch of
 500 checks is about 150 KB, more than the default 64 KiB, and a batch settled ahead sends every
-slice as it is decoded, so with a wide pipe its thread never waits for the worker to read."""
+slice as it is decoded, so with a wide pipe its thread never waits for the worker to read. The
+answer pipe is widened too: a decode request's answer (some 170 KB) comes in one read."""
 
 
 def _widen(pipe: IO[bytes]) -> None:

@@ -1,0 +1,206 @@
+"""A journal batch's last entries decoded in the signature worker (`entry_wire`,
+`signatures.decode`): what comes back is exactly what the unit's thread decodes (`read_items`),
+entries it cannot send as tuples are decoded by the unit's thread, and an answer that is not
+whole, not of the layout, or never comes falls back to decoding every entry on that thread."""
+
+from __future__ import annotations
+
+import dataclasses
+import marshal
+import os
+import signal
+from collections.abc import Iterator
+
+import pytest
+
+from duopass.protocol import make_code, mint_credential
+from duopass.protocol.cbor import dumps
+from duopass.protocol.code import decode_code
+from duopass.protocol.journal import Entry, encode_entry
+from duopass.protocol.reasons import Reason
+from duopass.protocol.verify import Mode
+from duopass.server import entry_wire
+from duopass.server.services.credential_cache import VERIFIED
+from duopass.server.services.journals import signatures, verifier
+from duopass.server.services.journals.lookups import read_items
+from duopass.server.services.journals.signatures import PARALLEL_FROM, DeviceSignatures
+from tests.protocol.strategies import DEVICE, ISSUER, NOW
+from tests.protocol.test_properties import PURSE
+
+L1 = mint_credential(PURSE, ISSUER)
+OTHER = mint_credential(dataclasses.replace(PURSE, cti=b"\x06" * 12), ISSUER)
+"""A credential the server never verified (not in `VERIFIED`)."""
+
+
+def _entry(seq: int, code: str, **fields: object) -> bytes:
+    values: dict[str, object] = {
+        "seq": seq,
+        "scanned_at": NOW,
+        "clock_offset": -3,
+        "mode": Mode.PAY,
+        "amount": 120,
+        "currency": "CNY",
+        "venue": "canteen" if seq % 2 else None,
+        "verdict": Reason.OK,
+        "online": seq % 3 == 0,
+        "tried": seq % 4 == 0,
+        "bundle_seq": seq % 5,
+        "code": code,
+    }
+    values.update(fields)
+    return encode_entry(Entry(**values))  # type: ignore[arg-type]
+
+
+def _entries(first: int, count: int) -> list[tuple[int, bytes]]:
+    """Mostly good payments, and (of every 20) every kind of entry the worker sends no tuple
+    for, or the unit's thread does not rebuild: malformed bytes, another seq, a static code,
+    text that is not a code, a malformed code, a credential not verified, an identity scan."""
+    out = []
+    for n, seq in enumerate(range(first, first + count)):
+        code = make_code(L1, DEVICE, ctr=n, ts=NOW)
+        raw = {
+            3: b"\xa1\x01",
+            5: _entry(seq + 1, code),
+            7: _entry(seq, make_code(L1, None)),
+            9: _entry(seq, "not a code"),
+            11: _entry(seq, code[:-4]),
+            13: _entry(seq, make_code(OTHER, DEVICE, ctr=n, ts=NOW)),
+            15: _entry(seq, code, mode=Mode.IDENTITY, amount=None, currency=None),
+            17: dumps({1: seq}),
+        }.get(n % 20, _entry(seq, code, verdict=Reason.REPLAY if n == 19 else Reason.OK))
+        out.append((seq, raw))
+    return out
+
+
+NO_CHECK = {3, 5, 7, 9, 11, 17}
+"""The entries (of every 20) without a device signature to check: not parsed, another seq's,
+a static code, not a code, a malformed code, not an entry."""
+
+
+@pytest.fixture
+def verified() -> Iterator[None]:
+    """L1 as the server holds it once its issuer signature checked out."""
+    credential = decode_code(make_code(L1, None)).credential
+    VERIFIED[credential.encoded] = credential
+    yield
+    del VERIFIED[credential.encoded]
+
+
+def _ready(signatures: DeviceSignatures) -> verifier.Worker:
+    """The batch's worker, started (it answered a request): only such a worker decodes."""
+    worker = signatures._worker
+    assert worker is not None
+    if not worker.ready:
+        worker.send([])
+        assert worker.receive() == []
+    return worker
+
+
+def test_the_workers_tuples_rebuild_what_the_units_thread_decodes(verified):
+    entries = _entries(1, 40)
+    flat = entry_wire.load(entry_wire.dump(entries, {}), len(entries))
+    assert flat is not None
+    sent = [seq for (seq, _), one in zip(entries, flat, strict=True) if one is not None]
+    assert NO_CHECK.isdisjoint({(seq - 1) % 20 for seq in sent})  # no tuple for those
+    rebuilt = {}
+    for (seq, _), one in zip(entries, flat, strict=True):
+        if one is not None and (pair := entry_wire.rebuild(seq, one, VERIFIED)) is not None:
+            rebuilt[seq] = pair
+    assert {14, 34}.isdisjoint(rebuilt) and len(rebuilt) == 40 - 14  # OTHER: decoded here
+    for item in read_items(entries):
+        if item.seq in rebuilt:
+            entry, code = rebuilt[item.seq]
+            assert (entry, code) == (item.entry, item.code) and item.code is not None
+            assert code.credential is item.code.credential  # the one verified, not a copy
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        b"",
+        b"\x00garbage",
+        marshal.dumps((entry_wire.WIRE_VERSION + 1, [None] * 4)),
+        marshal.dumps((entry_wire.WIRE_VERSION, [None] * 3)),
+        marshal.dumps((entry_wire.WIRE_VERSION, [None, None, None, (1, 2)])),
+        marshal.dumps((entry_wire.WIRE_VERSION, (None,) * 4)),
+    ],
+)
+def test_an_answer_not_whole_or_not_of_the_layout_is_refused(blob):
+    assert entry_wire.load(blob, 4) is None
+
+
+def test_a_tuple_for_another_seq_or_with_unknown_words_is_not_rebuilt(verified):
+    ((seq, raw),) = _entries(1, 1)
+    one = entry_wire.flatten(seq, raw, {})
+    assert one is not None and entry_wire.rebuild(seq, one, VERIFIED) is not None
+    assert entry_wire.rebuild(seq + 1, one, VERIFIED) is None
+    assert entry_wire.rebuild(seq, (*one[:3], "steal", *one[4:]), VERIFIED) is None
+    assert entry_wire.rebuild(seq, (*one[:7], "GOOD", *one[8:]), VERIFIED) is None
+    assert entry_wire.rebuild(seq, (*one[:12], [one[12]], *one[13:]), VERIFIED) is None
+    assert entry_wire.rebuild(seq, (*one[:3], ["pay"], *one[4:]), VERIFIED) is None
+
+
+def test_a_batch_decoded_half_in_the_worker_is_decoded_as_on_one_thread(verified):
+    entries = _entries(1, PARALLEL_FROM + 36)
+    warm = DeviceSignatures(expected=PARALLEL_FROM)
+    _ready(warm)
+    warm.close()  # now idle and started: the next batch's worker decodes
+    items, found = signatures.decode(entries)
+    try:
+        assert found.offloaded == int(len(entries) * signatures.OFFLOAD_SHARE)
+        assert items == read_items(entries)
+        good = [item.seq for item in items if item.code is not None and item.code.dynamic]
+        assert all(found.verdict_read(seq) is True for seq in good)  # every one sent on
+    finally:
+        found.close()
+
+
+def test_a_worker_that_died_after_it_was_asked_to_decode_leaves_it_to_the_units_thread(verified):
+    entries = _entries(1, PARALLEL_FROM)
+    batch = DeviceSignatures(expected=len(entries))
+    try:
+        worker = _ready(batch)
+        tail = entries[20:]
+        os.kill(worker.process.pid, signal.SIGSTOP)  # it takes the request, never answers
+        assert batch.offload(tail)
+        worker.process.kill()
+        worker.process.wait()  # gone, its pipes closed
+        assert batch.decoded(tail) == read_items(tail)
+        assert batch._worker is None  # its verdicts go to the re-check
+        assert all(batch.verdict(seq) is None for seq, _ in tail)
+    finally:
+        batch.close()
+
+
+def test_a_worker_is_asked_to_decode_only_first_and_once_started(verified):
+    entries = _entries(1, PARALLEL_FROM)
+    batch = DeviceSignatures(expected=len(entries))
+    try:
+        worker = batch._worker
+        assert worker is not None
+        if not worker.ready:
+            assert not batch.offload(entries)  # a worker still starting is not waited for
+            _ready(batch)
+        batch.add(read_items(entries[:1]))
+        assert not batch.offload(entries[1:])  # its answers would come after those owed
+    finally:
+        batch.close()
+
+
+def test_a_worker_short_of_a_core_does_not_hold_the_decoding(verified):
+    entries = _entries(1, PARALLEL_FROM)
+    batch = DeviceSignatures(expected=len(entries))
+    try:
+        worker = _ready(batch)
+        tail = entries[20:]
+        os.kill(worker.process.pid, signal.SIGSTOP)  # it answers only once this thread is done
+        try:
+            assert batch.offload(tail)
+            assert batch.decoded(tail) == read_items(tail)  # every one decoded here
+        finally:
+            os.kill(worker.process.pid, signal.SIGCONT)
+        assert batch._worker is worker  # not failed: its answer, when it comes, is dropped
+        checked = {seq: (seq - 1) % 20 not in NO_CHECK for seq, _ in tail}
+        assert {seq: batch.verdict_read(seq) is True for seq in checked} == checked
+    finally:
+        batch.close()
