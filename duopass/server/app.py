@@ -137,6 +137,10 @@ def create_app(
         title="duopass issuer server",
         version=__version__,
         description="Online verification, credentials, trust bundles and the ledger (PROTOCOL.md).",
+        # FastAPI's OpenTelemetry hooks off: the server exports none (its metrics are
+        # Prometheus', its log JSON lines), and asking OpenTelemetry whether a provider is set
+        # cost every request some microseconds
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.context = ctx
     problems.install(app)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy.orm import Session
@@ -41,6 +41,16 @@ class Metrics:
         self.requests = Histogram(
             "duopass_request_seconds", "Request latency", ["route"], registry=self.registry
         )
+        self._scan_reasons: dict[str, Any] = {}
+        """`scans`' child for each reason (the reasons are an enumeration: bounded)."""
+
+    def scanned(self, reason: str) -> None:
+        """Count an online scan's verdict; each reason's child is looked up once (`labels`
+        takes a lock and builds a key on every call)."""
+        child = self._scan_reasons.get(reason)
+        if child is None:
+            child = self._scan_reasons[reason] = self.scans.labels(reason=reason)
+        child.inc()
 
 
 @dataclass

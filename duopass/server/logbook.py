@@ -112,22 +112,40 @@ def emit(event: Event, message: str, **fields: Any) -> None:
     )
 
 
-_SECRET_WORD = re.compile(
-    r"bearer|basic|password|passwd|token|secret|otp|enrol_code|authorization|whsec_|dpsec_",
-    re.I | re.A,
+_SECRET_WORDS = (
+    "bearer",
+    "basic",
+    "password",
+    "passwd",
+    "token",
+    "secret",
+    "otp",
+    "enrol_code",
+    "authorization",
+    "whsec_",
+    "dpsec_",
 )
-"""A word one of `_SECRET_IN_TEXT` needs in an ASCII text: without any, none can match. A line
-of the access log has none; the patterns cost a quarter of a request's time, run on its fields."""
+"""A word one of `_SECRET_IN_TEXT` needs in an ASCII text, in lower case: without any, none can
+match. A line of the access log has none; the patterns cost a quarter of a request's time, run
+on its fields, and a screen by a case-blind regular expression 5 µs a line: the lowered text's
+substrings, a tenth of that."""
 
 
 def redact(text: str) -> str:
     """`text` with what looks like a secret blanked, cut at `LOG_TEXT_CHARS_MAX`."""
     # Only ASCII is screened: the patterns ignore case as Unicode does (the Kelvin sign matches
     # "k"), the screen as ASCII does.
-    if not text.isascii() or _SECRET_WORD.search(text):
+    if not text.isascii() or _may_hold_secret(text.lower()):
         for pattern, replacement in _SECRET_IN_TEXT:
             text = pattern.sub(replacement, text)
     return text[:LOG_TEXT_CHARS_MAX]
+
+
+def _may_hold_secret(lowered: str) -> bool:
+    for word in _SECRET_WORDS:  # noqa: SIM110 (a loop: any() over a generator is slower)
+        if word in lowered:
+            return True
+    return False
 
 
 @lru_cache(maxsize=1024)

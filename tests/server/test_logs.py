@@ -280,6 +280,9 @@ def test_secret_query_parameters_lose_their_values(query, logged):
         '{"token": "abc"}',
         "enrol_code: abc",
         "client dpc_x given dpsec_abc.def",  # a partner client's secret, no key word before it
+        "AUTHORIZATION: BEARER abc.def",  # the screen of key words ignores case, as the patterns
+        "PassWord=hunter2 failed",
+        "Client-Secret: x; Enrol_Code: abc",
     ],
 )
 def test_a_secret_in_free_text_is_blanked(text):

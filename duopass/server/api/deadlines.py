@@ -26,6 +26,7 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from duopass.server.api.one_write import OneWrite
 from duopass.server.limits import REQUEST_HEAD_BYTES_MAX
 from duopass.server.settings import Settings
 
@@ -147,6 +148,9 @@ class DeadlineHttpToolsProtocol(_Deadlines, HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._reading = _Awaiting.BODY
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.transport is self.transport:  # a new request's cycle
+            cycle.transport = OneWrite(self.transport, cycle)  # its head and body in one write
 
     def on_message_complete(self) -> None:
         self._reading = None

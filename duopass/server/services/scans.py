@@ -27,6 +27,7 @@ from duopass.server.services import (
     idempotency,
     purse_limits,
     risk_engine,
+    signing_keys,
     tlog,
     venue_ceilings,
 )
@@ -62,6 +63,8 @@ class _Read:
     """Whether the code's counter was accepted (read after the lock)."""
     txn_id: int | None
     """A payment's transaction id, taken ahead (PostgreSQL)."""
+    revoked: dict[bytes, bool]
+    """Whether the code's signing key is revoked, by kid (read with the rest)."""
 
 
 def scan(unit: Unit, *, terminal: TerminalRow, request: ScanRequest) -> dict[str, Any]:
@@ -129,12 +132,13 @@ def _read(unit: Unit, key: dict[str, Any], code: Code | Reason, mode: Mode) -> _
     transaction id: one round trip on PostgreSQL."""
     db = sql.raw(unit.session)
     if isinstance(code, Reason) or code.credential.claims.iss != unit.settings.issuer:
-        return _Read(db.fetch((sql.SETTLED, key))[0], None, {}, None)
+        return _Read(db.fetch((sql.SETTLED, key))[0], None, {}, None, {})
     numbered = mode is Mode.PAY and not db.is_sqlite
     settled = sql.SETTLED_NUMBERED if numbered else sql.SETTLED
     reads: list[tuple[sql.Statement | sql.Locking, dict[str, Any]]] = [(settled, key)]
-    cti = code.credential.claims.cti
+    cti, kid = code.credential.claims.cti, code.credential.kid
     reads.append((sql.PAYER, {"cti": cti}))
+    reads.append((signing_keys.REVOKED, {"kid": kid}))  # read by §3's key lookup
     counter = None if code.dynamic is None else (cti, code.dynamic.ctr)
     if counter is not None:
         reads.append((sql.COUNTER_SEEN, {"cti": cti, "ctr": counter[1]}))
@@ -142,8 +146,9 @@ def _read(unit: Unit, key: dict[str, Any], code: Code | Reason, mode: Mode) -> _
     return _Read(
         rows[0][:3],
         None if rows[1] is None else Payer._make(rows[1]),
-        {} if counter is None else {counter: rows[2] is not None},
+        {} if counter is None else {counter: rows[3] is not None},
         int(rows[0][3]) if numbered else None,
+        {kid: rows[2] is not None},
     )
 
 
@@ -173,7 +178,7 @@ def _verify(
     )
     return verify_code(
         code,
-        trust=ServerTrust(unit.session, unit.settings, read.payer, unit.now),
+        trust=ServerTrust(unit.session, unit.settings, read.payer, unit.now, read.revoked),
         config=config,
         memory=ServerMemory(unit.session, read.payer, read.seen),
         now=unit.now,

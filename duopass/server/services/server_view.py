@@ -78,10 +78,19 @@ class ServerTrust:
     """The trust view of the whole system: keys from the database, revocations and freezes as
     they are right now (a superseded credential stays payable up to its mark, §4.2)."""
 
-    def __init__(self, session: Session, settings: Settings, payer: Payer | None, now: int) -> None:
+    def __init__(
+        self,
+        session: Session,
+        settings: Settings,
+        payer: Payer | None,
+        now: int,
+        revoked: Mapping[bytes, bool] | None = None,
+    ) -> None:
+        """`revoked`: kid → whether revoked, read already in this transaction (a scan reads
+        its code's with its other rows, `scans._read`)."""
         self.session, self.settings, self.payer = session, settings, payer
         self.issued_at, self.max_age_s = now, NEVER_STALE_S
-        self._revoked: dict[bytes, bool] = {}
+        self._revoked: dict[bytes, bool] = dict(revoked or {})
 
     def key(self, iss: str, kid: bytes) -> TrustKey | None:
         """The signing key, unless unknown or revoked (read once per view: a revocation by any

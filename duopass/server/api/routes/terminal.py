@@ -198,7 +198,7 @@ async def scan(body: ScanIn, terminal: TerminalCaller, ctx: Ctx) -> dict[str, An
         if refusal.pending is None:
             raise
         raise await run_in_threadpool(confirmations.open_for, ctx, refusal) from None
-    ctx.metrics.scans.labels(reason=verdict["reason"]).inc()
+    ctx.metrics.scanned(verdict["reason"])
     return verdict
 
 
