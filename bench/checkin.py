@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from bench.cpu import usage
 from bench.online import (
     CONNECTIONS_DEFAULT,
     CONNECTIONS_MAX,
@@ -36,7 +37,6 @@ from bench.online import (
     per_commit,
     run,
     served,
-    usage,
 )
 from bench.online_server import BENCH_ADMIN_PASSWORD
 from bench.timing import parser

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.cpu import Tiers, postmaster_of
+from bench.cpu import Tiers, committed, postmaster_of, usage
 from bench.online_server import BENCH_ADMIN_PASSWORD, start
 from bench.timing import parser
 from duopass.demo.serving import free_port
@@ -79,27 +79,12 @@ DATABASES: dict[int, str] = {}
 """The PostgreSQL database of each running benchmark server (by port)."""
 
 _POSTGRES: list[str] = []
-STATS_FLUSH_S = 11.0
-"""PostgreSQL 15 backends send their counters at most every second while busy and 10 s after
-going idle: waited before each reading of `pg_stat_database`, so it holds every commit."""
 
 
 def commits(port: int) -> int | None:
-    """Transactions committed so far in the server's PostgreSQL database (None on SQLite),
-    read once its backends have flushed their counters."""
+    """Transactions committed so far in the server's PostgreSQL database (None on SQLite)."""
     url = DATABASES.get(port)
-    if url is None:
-        return None
-    from sqlalchemy import create_engine, text
-
-    time.sleep(STATS_FLUSH_S)
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            query = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
-            return int(connection.execute(text(query)).scalar_one())
-    finally:
-        engine.dispose()
+    return None if url is None else committed(url)
 
 
 def _postgres_database() -> str:
@@ -302,11 +287,6 @@ def per_commit(
 
 PER_COMMIT: dict[int, float] = {}
 """Requests a commit in the last `per_commit` run, by port."""
-
-
-def usage(rate: float, server_ms: float, db_ms: float) -> str:
-    """The cores each tier used during a run: its CPU a request times the rate."""
-    return f"{rate * server_ms / 1000:.2f} / {rate * db_ms / 1000:.2f}"
 
 
 CPU_MS: dict[str, tuple[float, float]] = {}
