@@ -9,7 +9,11 @@ and out in turns (an entry, then an exit, then a free re-entry ...), each a chec
 consumed counter and a ledger leaf in one transaction. Requests are made before the clock
 starts; the load is bounded by a request count.
 
-    python -m bench.checkin [--quick] [--postgres] [--staff]
+    python -m bench.checkin [--quick] [--postgres] [--staff] [--connections N]
+
+`--connections N`: the generator's connections at once (8 unless given), the same for the empty
+endpoint and the check-ins; it also prints the cores each tier used during the measured run and,
+on PostgreSQL, the check-ins a commit.
 """
 
 from __future__ import annotations
@@ -23,7 +27,17 @@ from typing import Any
 
 import httpx
 
-from bench.online import PRETIX_CHECKINS_PER_S, charged, run, served
+from bench.cpu import usage
+from bench.online import (
+    CONNECTIONS_DEFAULT,
+    CONNECTIONS_MAX,
+    PER_COMMIT,
+    PRETIX_CHECKINS_PER_S,
+    connections_option,
+    per_commit,
+    run,
+    served,
+)
 from bench.online_server import BENCH_ADMIN_PASSWORD
 from bench.timing import parser
 from duopass.protocol import SigningKey, make_code
@@ -161,9 +175,11 @@ def redeem_requests(
     return requests
 
 
-def measure(db_kind: str, quick: bool, staff: bool) -> None:
+def measure(db_kind: str, quick: bool, staff: bool, connections: int | None = None) -> None:
     # a ticket has 16 codes (`uses`): two runs of `rounds` each; codes are fresh for 60 s
-    holders, per_holder, rounds, connections = (2, 20, 5, 4) if quick else (10, 25, 8, 8)
+    holders, per_holder, rounds = (2, 20, 5) if quick else (10, 25, 8)
+    if connections is None:
+        connections = 4 if quick else CONNECTIONS_DEFAULT
     count = holders * per_holder * rounds
     with served(db_kind) as port:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
@@ -174,11 +190,13 @@ def measure(db_kind: str, quick: bool, staff: bool) -> None:
         empty = run(port, [ping] * count, connections)
         first = run(port, redeem_requests(caller, list_id, tickets, range(rounds)), connections)
         empty_again = run(port, [ping] * count, connections)
-        second, app_ms, db_ms = charged(
+        second, app_ms, db_ms = per_commit(
             port,
             redeem_requests(caller, list_id, tickets, range(rounds, 2 * rounds)),
             connections,
+            counted=not quick,
         )
+        a_commit = PER_COMMIT.pop(port, 0.0)
     statuses = Counter(json.loads(body)["status"] for body in first[3] + second[3])
     assert statuses["ok"] == 2 * count, f"not every check-in succeeded: {dict(statuses)}"
     empty_rate = max(empty[0], empty_again[0])
@@ -193,6 +211,11 @@ def measure(db_kind: str, quick: bool, staff: bool) -> None:
     print(f"  check-in latency    p50 {best[1] * 1000:.1f} ms, p99 {best[2] * 1000:.1f} ms")
     print(f"  vs pretix check-in  {best[0] / PRETIX_CHECKINS_PER_S:8.1f}x its 54/s")
     print(f"  CPU a check-in      server {app_ms:.2f} ms, database {db_ms:.2f} ms")
+    print(
+        f"  cores used          server / database {usage(second[0], app_ms, db_ms)}"
+        f" (the charged run, {second[0]:.0f}/s)"
+        + (f"; {a_commit:.1f} check-ins a commit" if a_commit else "")
+    )
     print(f"RATIO checkin_{db_kind}{'_staff' if staff else ''}_vs_empty {ratio:.3f}")
 
 
@@ -200,9 +223,12 @@ def main() -> None:
     parse = parser(__doc__)
     parse.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite")
     parse.add_argument("--staff", action="store_true", help="a staff token, not a terminal")
+    connections_option(parse)
     args = parse.parse_args()
+    if args.connections is not None and not 1 <= args.connections <= CONNECTIONS_MAX:
+        parse.error(f"--connections must be 1 to {CONNECTIONS_MAX}")
     os.environ.setdefault("PYTHONHASHSEED", "0")
-    measure("postgres" if args.postgres else "sqlite", args.quick, args.staff)
+    measure("postgres" if args.postgres else "sqlite", args.quick, args.staff, args.connections)
 
 
 if __name__ == "__main__":

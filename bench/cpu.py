@@ -9,6 +9,7 @@ tiers and the load generator, so it is what `docs/capacity.md` scales from.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,3 +74,28 @@ class Tiers:
     def read(self) -> tuple[float, float]:
         db = tree_cpu_seconds(self.database) if self.database is not None else 0.0
         return tree_cpu_seconds(self.server), db
+
+
+STATS_FLUSH_S = 11.0
+"""PostgreSQL 15 backends send their counters at most every second while busy and 10 s after
+going idle: waited before each reading of `pg_stat_database`, so it holds every commit."""
+
+
+def committed(url: str) -> int:
+    """Transactions committed so far in the PostgreSQL database at `url` (SQLAlchemy's form),
+    read once its backends have flushed their counters."""
+    from sqlalchemy import create_engine, text
+
+    time.sleep(STATS_FLUSH_S)
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            query = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+            return int(connection.execute(text(query)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def usage(rate: float, server_ms: float, db_ms: float) -> str:
+    """The cores each tier used during a run: its CPU a request times the rate."""
+    return f"{rate * server_ms / 1000:.2f} / {rate * db_ms / 1000:.2f}"

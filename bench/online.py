@@ -6,11 +6,18 @@ enrolled till, booked double-entry with its ledger leaf in one transaction. The 
 lean asyncio HTTP/1.1 client over keep-alive connections, bounded by a request count; requests
 are made and signed before the clock starts.
 
-    python -m bench.online [--quick] [--postgres [--workers N]]
+    python -m bench.online [--quick] [--postgres [--workers N]] [--connections N]
+
+`--connections N`: the generator's keep-alive connections (8 unless given), the same for the
+empty endpoint and the payments: how many tills at once. Each row also prints how many cores
+the server's processes and the database's used during the measured run (CPU a request times the
+rate: 1.0 is one core busy the whole run) and, on PostgreSQL, the scans a commit (units per
+group-commit batch, from `pg_stat_database`).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -25,7 +32,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.cpu import Tiers, postmaster_of
+from bench.cpu import Tiers, committed, postmaster_of, usage
 from bench.online_server import BENCH_ADMIN_PASSWORD, start
 from bench.timing import parser
 from duopass.demo.serving import free_port
@@ -53,10 +60,13 @@ def served(db_kind: str, workers: int = 1) -> Iterator[int]:
         server = start(db, Path(tmp) / "data", port, workers)
         pg_port = db.rsplit(":", 1)[1].split("/")[0] if db_kind == "postgres" else None
         TIERS[port] = Tiers(server.pid, postmaster_of(int(pg_port)) if pg_port else None)
+        if pg_port:
+            DATABASES[port] = db
         try:
             yield port
         finally:
             del TIERS[port]
+            DATABASES.pop(port, None)
             server.terminate()
             server.wait(timeout=60)
 
@@ -65,7 +75,16 @@ TIERS: dict[int, Tiers] = {}
 """The process trees of each running benchmark server (by port): CPU per request by tier."""
 
 
+DATABASES: dict[int, str] = {}
+"""The PostgreSQL database of each running benchmark server (by port)."""
+
 _POSTGRES: list[str] = []
+
+
+def commits(port: int) -> int | None:
+    """Transactions committed so far in the server's PostgreSQL database (None on SQLite)."""
+    url = DATABASES.get(port)
+    return None if url is None else committed(url)
 
 
 def _postgres_database() -> str:
@@ -249,14 +268,45 @@ def charged(port: int, requests: list[bytes], connections: int) -> tuple[Result,
     return result, (server_after - server_before) * 1000 / n, (db_after - db_before) * 1000 / n
 
 
+def per_commit(
+    port: int, requests: list[bytes], connections: int, *, counted: bool = True
+) -> tuple[Result, float, float]:
+    """`charged`, and on PostgreSQL with `counted` the requests a committed transaction, in
+    `PER_COMMIT` (the database's other transactions, few in a run, count as commits too; each
+    reading waits `STATS_FLUSH_S`, so `--quick` leaves it out)."""
+    if not counted:
+        return charged(port, requests, connections)
+    before = commits(port)
+    result, server_ms, db_ms = charged(port, requests, connections)
+    after = commits(port)
+    if before is None or after is None or after == before:
+        return result, server_ms, db_ms
+    PER_COMMIT[port] = len(requests) / (after - before)
+    return result, server_ms, db_ms
+
+
+PER_COMMIT: dict[int, float] = {}
+"""Requests a commit in the last `per_commit` run, by port."""
+
+
 CPU_MS: dict[str, tuple[float, float]] = {}
 """The last measurement's CPU per request by tier, per kind of request (`ping`, `scan`)."""
+RUNS: dict[str, tuple[float, float]] = {}
+"""The last measurement's charged runs: rate and scans a commit (0.0 unknown), by kind."""
+CONNECTIONS_DEFAULT = 8
+CONNECTIONS_MAX = 256
+"""The most `--connections` takes (the generator is one asyncio loop)."""
 
 
-def measure_one(db_kind: str, quick: bool, workers: int) -> tuple[float, Result, int]:
-    """The empty endpoint's best rate and the best run of scans, with `workers` processes."""
+def measure_one(
+    db_kind: str, quick: bool, workers: int, connections: int | None = None
+) -> tuple[float, Result, int]:
+    """The empty endpoint's best rate and the best run of scans, with `workers` processes and
+    `connections` at once (8, or 4 with `quick`)."""
     # Codes are fresh for 60 s (freshness_s): each run must finish well within that.
-    count, holders, connections = (200, 4, 4) if quick else (2_000, 20, 8)
+    count, holders = (200, 4) if quick else (2_000, 20)
+    if connections is None:
+        connections = 4 if quick else CONNECTIONS_DEFAULT
     with served(db_kind, workers) as port:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
             till, terminal_id, wallets = setup(http, holders)
@@ -267,9 +317,10 @@ def measure_one(db_kind: str, quick: bool, workers: int) -> tuple[float, Result,
             port, scan_requests(till, terminal_id, wallets, count, first_ctr=0), connections
         )
         empty_again, *ping_cpu = charged(port, [ping] * count, connections)
-        scans_again, *scan_cpu = charged(
-            port, scan_requests(till, terminal_id, wallets, count, first_ctr=500), connections
-        )
+        again = scan_requests(till, terminal_id, wallets, count, first_ctr=500)
+        scans_again, *scan_cpu = per_commit(port, again, connections, counted=not quick)
+        RUNS["ping"] = (empty_again[0], 0.0)
+        RUNS["scan"] = (scans_again[0], PER_COMMIT.pop(port, 0.0))
     CPU_MS["ping"], CPU_MS["scan"] = (ping_cpu[0], ping_cpu[1]), (scan_cpu[0], scan_cpu[1])
     reasons = Counter(json.loads(body)["reason"] for body in scans[3] + scans_again[3])
     assert reasons["OK"] == 2 * count, f"not every payment was accepted: {dict(reasons)}"
@@ -277,7 +328,7 @@ def measure_one(db_kind: str, quick: bool, workers: int) -> tuple[float, Result,
     return max(empty[0], empty_again[0]), best, count
 
 
-def measure(db_kind: str, quick: bool, most_workers: int) -> None:
+def measure(db_kind: str, quick: bool, most_workers: int, connections: int | None) -> None:
     cores = sorted(os.sched_getaffinity(0))
     print(
         f"online payment scans over HTTP, {db_kind}, production `duopass serve` (access log and"
@@ -290,7 +341,7 @@ def measure(db_kind: str, quick: bool, most_workers: int) -> None:
     )
     ratio = 0.0
     for workers in range(1, most_workers + 1):
-        empty_rate, best, count = measure_one(db_kind, quick, workers)
+        empty_rate, best, count = measure_one(db_kind, quick, workers, connections)
         rate, p50, p99 = best[0], best[1] * 1000, best[2] * 1000
         ratio = rate / empty_rate
         print(
@@ -302,8 +353,31 @@ def measure(db_kind: str, quick: bool, most_workers: int) -> None:
             f"           CPU a request, server / database: empty {ping_app:.2f} / {ping_db:.2f}"
             f" ms, scan {scan_app:.2f} / {scan_db:.2f} ms"
         )
-    print(f"  ({count} requests a run, the better of two; p99 goal < 50 ms; pretix goal 20x)")
+        (ping_rate, _), (scan_rate, scans_a_commit) = RUNS["ping"], RUNS["scan"]
+        used_empty, used_scans = (
+            usage(ping_rate, ping_app, ping_db),
+            usage(scan_rate, *CPU_MS["scan"]),
+        )
+        print(
+            "           cores used in the charged runs, server / database:"
+            f" empty {used_empty}, scans {used_scans}"
+            + (f"; {scans_a_commit:.1f} scans a commit" if scans_a_commit else "")
+        )
+    shown = connections or (4 if quick else CONNECTIONS_DEFAULT)
+    print(
+        f"  ({count} requests a run over {shown} connections, the better of two; p99 goal < 50 ms;"
+        " pretix goal 20x)"
+    )
     print(f"RATIO online_{db_kind}_scan_vs_empty {ratio:.3f}")
+
+
+def connections_option(parse: argparse.ArgumentParser) -> None:
+    parse.add_argument(
+        "--connections",
+        type=int,
+        default=None,
+        help=f"the generator's connections at once ({CONNECTIONS_DEFAULT}; 4 with --quick)",
+    )
 
 
 def main() -> None:
@@ -312,11 +386,14 @@ def main() -> None:
     parse.add_argument(
         "--workers", type=int, default=1, help="measure 1 to N server processes (PostgreSQL)"
     )
+    connections_option(parse)
     args = parse.parse_args()
     if args.workers > 1 and not args.postgres:
         parse.error("--workers above 1 needs --postgres: SQLite has one writer process")
+    if args.connections is not None and not 1 <= args.connections <= CONNECTIONS_MAX:
+        parse.error(f"--connections must be 1 to {CONNECTIONS_MAX}")
     os.environ.setdefault("PYTHONHASHSEED", "0")
-    measure("postgres" if args.postgres else "sqlite", args.quick, args.workers)
+    measure("postgres" if args.postgres else "sqlite", args.quick, args.workers, args.connections)
 
 
 if __name__ == "__main__":

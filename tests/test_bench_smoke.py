@@ -47,3 +47,22 @@ def test_the_anomaly_benchmark_runs_the_rules_without_river():
     assert done.returncode == 0, done.stderr
     assert "the rules alone" in done.stdout and "half-space" not in done.stdout
     assert "RATIO anomaly_rules_min_recall" in done.stdout
+
+
+def test_the_load_takes_a_number_of_connections():
+    """`--connections N`: the generator's connections at once, for a sweep; out of range refused."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.online", "--quick", "--connections", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "over 2 connections" in done.stdout and "cores used" in done.stdout
+    refused = subprocess.run(
+        [sys.executable, "-m", "bench.checkin", "--quick", "--connections", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert refused.returncode == 2 and "--connections must be 1 to" in refused.stderr

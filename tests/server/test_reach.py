@@ -21,6 +21,7 @@ from duopass.server.group_commit import GroupCommit
 from duopass.server.keyring import Keyring
 from duopass.server.problems import STATUS, Problem, ProblemCode, store_unavailable
 from duopass.server.settings import Settings
+from duopass.server.store import db as db_module
 from duopass.server.store.db import Database
 from duopass.server.store.reach import is_unavailable
 from duopass.server.unit_of_work import Unit, retrying
@@ -140,3 +141,51 @@ def test_the_problem_is_a_503() -> None:
     problem = store_unavailable()
     assert problem.code is ProblemCode.STORE_UNAVAILABLE
     assert STATUS[problem.code] == 503 and "send it again" in problem.detail
+
+
+def _backend(db: Database) -> int:
+    with db.unit() as session:
+        return int(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _terminate(postgres_url: str, pid: int) -> None:
+    other = Database(postgres_url, connections=1)
+    try:
+        with other.unit() as session:
+            assert session.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+    finally:
+        other.dispose()
+
+
+def test_an_idle_connection_to_a_lost_server_is_replaced_unseen(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pooled connection unused `PING_IDLE_S` is pinged when taken: one whose server end is
+    gone is replaced before the unit runs, which never sees it."""
+    monkeypatch.setattr(db_module, "PING_IDLE_S", 0.0)
+    db = Database(postgres_url, connections=1)
+    try:
+        gone = _backend(db)
+        _terminate(postgres_url, gone)
+        assert _backend(db) != gone
+    finally:
+        db.dispose()
+
+
+def test_a_connection_just_used_is_not_pinged_and_its_loss_is_a_503_once(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load the pool's connections are taken again at once and not pinged (no round trip
+    a unit): a server lost meanwhile fails the unit that meets it as unavailable (503, never run
+    again here), the pool drops the connection, and the next unit runs on a new one."""
+    monkeypatch.setattr(db_module, "PING_IDLE_S", 3600.0)
+    db = Database(postgres_url, connections=1)
+    try:
+        gone = _backend(db)
+        _terminate(postgres_url, gone)
+        with pytest.raises(OperationalError) as failed, db.unit() as session:
+            session.execute(text("SELECT 1"))
+        assert is_unavailable(failed.value) and failed.value.connection_invalidated
+        assert _backend(db) != gone
+    finally:
+        db.dispose()

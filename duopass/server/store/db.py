@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -21,8 +22,9 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import ExceptionContext, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from duopass.server.store import sql
 from duopass.server.store.reach import lost_server
@@ -33,6 +35,12 @@ CHECKPOINT_WAIT_MS = 2_000
 CONNECT_TIMEOUT_S = 2
 """PostgreSQL: the longest a new connection waits on one host (libpq's `connect_timeout`,
 whole seconds), so that a primary that vanished without a reset does not hold requests."""
+PING_IDLE_S = 1.0
+"""PostgreSQL: a pooled connection is pinged when taken only if it sat unused this long: one
+returned a moment ago saw the server alive, and if the server went away since, its first
+statement fails like one in use at that moment (503 `store_unavailable`, every older pooled
+connection dropped: `store.reach`). Under load the pool's connections never wait that long, so
+the hot path (a group-commit batch a few milliseconds) pays no round trip for a ping."""
 POOL_CONNECTIONS_DEFAULT = 40
 """A process's PostgreSQL pool: one a thread that can hold one at a time (the group-commit
 writer, maintenance, and up to 40 requests on the thread pool, most never waiting on it)."""
@@ -147,17 +155,37 @@ def _postgres_engine(url: str, connections: int) -> Engine:
     For a failover (docs/deploy.md): the URL may name several hosts with
     `target_session_attrs=read-write`, and libpq connects to whichever is the primary; a
     connection is tried for at most `connect_timeout` a host (`CONNECT_TIMEOUT_S` unless the
-    URL says), each is pinged when taken from the pool, and an error meaning the server is gone
-    or read-only (`store.reach`) drops every pooled connection made before it."""
+    URL says), each is pinged when taken from the pool after `PING_IDLE_S` unused, and an error
+    meaning the server is gone or read-only (`store.reach`) drops every pooled connection made
+    before it."""
     parsed = make_url(url)
     if "connect_timeout" not in parsed.query:
         parsed = parsed.update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT_S)})
-    engine = create_engine(
-        parsed, pool_size=connections, max_overflow=0, pool_pre_ping=True, hide_parameters=True
-    )
+    engine = create_engine(parsed, pool_size=connections, max_overflow=0, hide_parameters=True)
     event.listen(engine, "before_cursor_execute", sql.send_deferred)
     event.listen(engine, "handle_error", _server_lost)
+    event.listen(engine, "checkin", _returned)
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        """SQLAlchemy's pre-ping, for a connection unused `PING_IDLE_S` or more (a new one is
+        not pinged): a dead one is replaced, and every older pooled connection dropped."""
+        returned = record.info.get(_RETURNED)
+        if returned is None or time.monotonic() - returned < PING_IDLE_S:
+            return
+        if not dialect._do_ping_w_event(dbapi_connection):  # as pool_pre_ping does
+            raise InvalidatePoolError()
+
     return engine
+
+
+_RETURNED = "duopass_returned"
+"""A pooled connection's `info` key: when it was last given back (`time.monotonic()`)."""
+
+
+def _returned(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    record.info[_RETURNED] = time.monotonic()
 
 
 def _server_lost(context: ExceptionContext) -> None:
