@@ -148,6 +148,23 @@ def _answer_begun(worker: verifier.Worker) -> None:
     select.select([worker.process.stdout], [], [], 60)
 
 
+def test_a_worker_answer_that_came_gives_each_entry_it_sent_a_tuple_for(verified):
+    entries = _entries(1, PARALLEL_FROM)
+    batch = DeviceSignatures(expected=len(entries))
+    try:
+        worker = _ready(batch)
+        tail = entries[20:]
+        assert batch.offload(tail)
+        _answer_begun(worker)  # so this thread decodes none of them before reading it
+        assert batch.decoded(tail) == read_items(tail)
+        sent = [seq for seq, _ in tail if (seq - 1) % 20 not in NO_CHECK | {13}]  # 13: OTHER
+        assert batch.rebuilt == len(sent) > 0
+        checked = {seq: (seq - 1) % 20 not in NO_CHECK for seq, _ in tail}
+        assert {seq: batch.verdict_read(seq) is True for seq in checked} == checked
+    finally:
+        batch.close()
+
+
 class _ReadFails:
     """`os` as the verifier sees it, but a read raises what is not the worker's failure (a
     MemoryError, say): the answer being read is cut short."""
