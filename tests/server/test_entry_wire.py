@@ -8,8 +8,10 @@ from __future__ import annotations
 import dataclasses
 import marshal
 import os
+import select
 import signal
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -138,6 +140,59 @@ def test_a_tuple_for_another_seq_or_with_unknown_words_is_not_rebuilt(verified):
     assert entry_wire.rebuild(seq, (*one[:7], "GOOD", *one[8:]), VERIFIED) is None
     assert entry_wire.rebuild(seq, (*one[:12], [one[12]], *one[13:]), VERIFIED) is None
     assert entry_wire.rebuild(seq, (*one[:3], ["pay"], *one[4:]), VERIFIED) is None
+
+
+def _answer_begun(worker: verifier.Worker) -> None:
+    """Until the worker's answer has begun to come (its decoding done), or it ended."""
+    assert worker.process.stdout is not None
+    select.select([worker.process.stdout], [], [], 60)
+
+
+def test_a_worker_answer_that_came_gives_each_entry_it_sent_a_tuple_for(verified):
+    entries = _entries(1, PARALLEL_FROM)
+    batch = DeviceSignatures(expected=len(entries))
+    try:
+        worker = _ready(batch)
+        tail = entries[20:]
+        assert batch.offload(tail)
+        _answer_begun(worker)  # so this thread decodes none of them before reading it
+        assert batch.decoded(tail) == read_items(tail)
+        sent = [seq for seq, _ in tail if (seq - 1) % 20 not in NO_CHECK | {13}]  # 13: OTHER
+        assert batch.rebuilt == len(sent) > 0
+        checked = {seq: (seq - 1) % 20 not in NO_CHECK for seq, _ in tail}
+        assert {seq: batch.verdict_read(seq) is True for seq in checked} == checked
+    finally:
+        batch.close()
+
+
+class _ReadFails:
+    """`os` as the verifier sees it, but a read raises what is not the worker's failure (a
+    MemoryError, say): the answer being read is cut short."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+    @staticmethod
+    def read(fd: int, size: int) -> bytes:
+        raise MemoryError
+
+
+def test_a_worker_whose_answer_was_cut_short_is_not_lent_again(verified, monkeypatch):
+    entries = _entries(1, PARALLEL_FROM)
+    batch = DeviceSignatures(expected=len(entries))
+    try:
+        worker = _ready(batch)
+        tail = entries[20:]
+        assert batch.offload(tail)
+        _answer_begun(worker)
+        with monkeypatch.context() as patch:
+            patch.setattr(verifier, "os", _ReadFails())
+            with pytest.raises(MemoryError):
+                batch.decoded(tail)
+    finally:
+        batch.close()  # as `signatures.decode` does, whatever went wrong
+    assert worker not in verifier._idle  # its answer still in the pipe: the next one misread
+    assert worker.process.poll() is not None
 
 
 def test_a_batch_decoded_half_in_the_worker_is_decoded_as_on_one_thread(verified):

@@ -72,6 +72,8 @@ class DeviceSignatures:
         self._done: dict[int, bool] = {}
         self.offloaded = 0
         """How many entries the worker was asked to decode (`offload`)."""
+        self.rebuilt = 0
+        """How many of those came back from its answer (`decoded`), not decoded here."""
         if expected >= PARALLEL_FROM:
             self._asked, self._worker = True, verifier.lend(deadline_s)
         self.add(items)
@@ -158,6 +160,7 @@ class DeviceSignatures:
                     rest += read_items([(seq, raw)])
                 else:
                     rest.append(new_item(seq, raw, *rebuilt))
+                    self.rebuilt += 1
         self.add(rest)
         return items + rest
 

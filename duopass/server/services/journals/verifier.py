@@ -122,6 +122,10 @@ class Worker:
         self.owed: list[int] = []
         """How many answers each request sent and not yet read is owed, in order (`_DECODED`:
         a decode request's)."""
+        self._cut = False
+        """A request or answer is being written or read: if an exception other than the
+        worker's failure (which closes it) leaves one cut short, the pipes are out of step with
+        `owed` and `back` closes the worker rather than lend it again."""
 
     @property
     def ready(self) -> bool:
@@ -141,11 +145,13 @@ class Worker:
     def _write(self, request: bytes) -> None:
         left = memoryview(request)
         until = time.monotonic() + (self.deadline_s if self._ready else START_S_MAX)
+        self._cut = True
         while left:
             try:
                 left = left[os.write(self._in.fileno(), left) :]
             except BlockingIOError:
                 self._wait(self._in, select.POLLOUT, until)
+        self._cut = False
 
     def send_decode(self, entries: Sequence[tuple[int, bytes]]) -> None:
         """Ask for (seq, entry bytes) to be decoded (`entry_wire.dump`); raises as `send`."""
@@ -159,11 +165,12 @@ class Worker:
         """The verdicts of the oldest request not yet read; raises OSError if the worker is
         gone, TimeoutError (an OSError) if the answer is not whole within the deadline."""
         while self.owed[:1] == [_DECODED]:  # a decode answer no one read (it came late): dropped
-            self.owed.pop(0)
             self._decoded()
         count = self.owed.pop(0)
+        self._cut = True
         self._started()
         answer = self._read(count, time.monotonic() + self.deadline_s)
+        self._cut = False
         return [byte == 1 for byte in answer]
 
     def receive_decoded(self) -> bytes:
@@ -171,7 +178,6 @@ class Worker:
         `receive`, and ValueError if the oldest is not one."""
         if self.owed[:1] != [_DECODED]:
             raise ValueError("the oldest request is not a decode request")
-        self.owed.pop(0)
         return self._decoded()
 
     def answered(self) -> bool:
@@ -182,10 +188,15 @@ class Worker:
         return bool(poller.poll(0))
 
     def _decoded(self) -> bytes:
+        """The oldest answer owed, a decode request's, read whole."""
+        self.owed.pop(0)
+        self._cut = True
         self._started()
         until = time.monotonic() + self.deadline_s
         (size,) = _COUNT.unpack(self._read(_COUNT.size, until))
-        return self._read(size, until)
+        answer = self._read(size, until)
+        self._cut = False
+        return answer
 
     def _started(self) -> None:
         if not self._ready:  # the interpreter's start is not held to the deadline
@@ -219,10 +230,13 @@ class Worker:
             raise TimeoutError("the signature worker did not answer in time")
 
     def back(self) -> None:
-        """Give the worker back once every answer owed is read; a failed one is dropped."""
+        """Give the worker back once every answer owed is read; a failed one is dropped, and
+        so is one whose request or answer was cut short (its next answer would be misread)."""
+        if self._cut:
+            self.close()
+            return
         try:
             while self.owed[:1] == [_DECODED]:
-                self.owed.pop(0)
                 self._decoded()
             while self.owed:
                 self.receive()
