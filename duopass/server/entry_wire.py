@@ -24,15 +24,23 @@ from duopass.protocol.journal import Entry, parse_entry
 from duopass.protocol.reasons import Reason
 from duopass.protocol.verify import Mode
 
-__all__ = ["WIRE_VERSION", "dump", "flatten", "load", "rebuild"]
+__all__ = ["WIRE_VERSION", "answer_bytes_max", "dump", "flatten", "load", "rebuild"]
 
-WIRE_VERSION = 1
-"""The tuple's layout; `load` refuses any other."""
+WIRE_VERSION = 2
+"""The answer's layout (its version, the request's number, the tuples); `load` refuses any other."""
 _FIELDS = 17
 """seq, scanned_at, clock_offset, mode, amount, currency, venue, verdict, online, tried,
 bundle_seq, code text; the L1's exact bytes; the L2's ctr, ts, signed bytes and signature."""
 KNOWN_MAX = 4096
 """Credentials the worker keeps decoded between batches (then it starts over)."""
+ANSWER_BYTES_PER_BYTE = 4
+ANSWER_BYTES_PER_ENTRY = 512
+"""What `dump` may write at most for an entry: a tuple holds the entry's text and bytes
+fields (at most its own bytes: venue, currency, code) and the code's L1 and signed bytes (each at
+most the code's length), so under three times the entry's bytes, and 17 fields' framing, numbers
+(a marshal long of 2**64 is 15 bytes) and the mode's and verdict's words, well under 512."""
+ANSWER_BYTES_HEAD = 64
+"""The answer's own framing: the tuple of version, request number and list."""
 
 
 def flatten(seq: int, raw: bytes, known: dict[bytes, Credential]) -> tuple[Any, ...] | None:
@@ -72,19 +80,33 @@ def flatten(seq: int, raw: bytes, known: dict[bytes, Credential]) -> tuple[Any, 
     )
 
 
-def dump(entries: Sequence[tuple[int, bytes]], known: dict[bytes, Credential]) -> bytes:
-    """The worker's answer to a decode request: one tuple (or None) an entry, in order."""
-    return marshal.dumps((WIRE_VERSION, [flatten(seq, raw, known) for seq, raw in entries]))
+def answer_bytes_max(entry_bytes: int, count: int) -> int:
+    """The most `dump` writes for `count` entries of `entry_bytes` bytes together: a longer
+    answer is not one (the worker's reader refuses it before reading it)."""
+    return ANSWER_BYTES_PER_BYTE * entry_bytes + ANSWER_BYTES_PER_ENTRY * count + ANSWER_BYTES_HEAD
 
 
-def load(data: bytes, count: int) -> list[tuple[Any, ...] | None] | None:
-    """The worker's answer read back; None if it is not `count` answers of this layout (the
-    caller then decodes every entry itself)."""
+def dump(
+    request: int, entries: Sequence[tuple[int, bytes]], known: dict[bytes, Credential]
+) -> bytes:
+    """The worker's answer to decode request number `request`: one tuple (or None) an entry, in
+    order, the request's number echoed."""
+    flat = [flatten(seq, raw, known) for seq, raw in entries]
+    return marshal.dumps((WIRE_VERSION, request, flat))
+
+
+def load(data: bytes, count: int, request: int) -> list[tuple[Any, ...] | None] | None:
+    """The worker's answer to decode request number `request` read back; None if it is not
+    `count` answers of this layout to that request, or not marshal's format at all, whatever
+    `marshal` raises on it (a length it would allocate for, say): the caller then decodes every
+    entry itself."""
     try:
-        version, flat = marshal.loads(data)  # noqa: S302 (our own worker's answer, its pipe)
-    except (EOFError, ValueError, TypeError):
+        version, number, flat = marshal.loads(data)  # noqa: S302 (our own worker's answer)
+    except Exception:  # anything: the answer is refused, the entries decoded by the caller
         return None
-    if version != WIRE_VERSION or type(flat) is not list or len(flat) != count:
+    if version != WIRE_VERSION or number != request or type(number) is not int:
+        return None
+    if type(flat) is not list or len(flat) != count:
         return None
     if not all(one is None or (type(one) is tuple and len(one) == _FIELDS) for one in flat):
         return None

@@ -10,6 +10,8 @@ import marshal
 import os
 import select
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +21,7 @@ from duopass.protocol import make_code, mint_credential
 from duopass.protocol.cbor import dumps
 from duopass.protocol.code import decode_code
 from duopass.protocol.journal import Entry, encode_entry
+from duopass.protocol.limits import COUNTER_LIMIT, INT_ABS_LIMIT
 from duopass.protocol.reasons import Reason
 from duopass.protocol.verify import Mode
 from duopass.server import entry_wire
@@ -100,7 +103,7 @@ def _ready(signatures: DeviceSignatures) -> verifier.Worker:
 
 def test_the_workers_tuples_rebuild_what_the_units_thread_decodes(verified):
     entries = _entries(1, 40)
-    flat = entry_wire.load(entry_wire.dump(entries, {}), len(entries))
+    flat = entry_wire.load(entry_wire.dump(7, entries, {}), len(entries), 7)
     assert flat is not None
     sent = [seq for (seq, _), one in zip(entries, flat, strict=True) if one is not None]
     assert NO_CHECK.isdisjoint({(seq - 1) % 20 for seq in sent})  # no tuple for those
@@ -121,14 +124,68 @@ def test_the_workers_tuples_rebuild_what_the_units_thread_decodes(verified):
     [
         b"",
         b"\x00garbage",
-        marshal.dumps((entry_wire.WIRE_VERSION + 1, [None] * 4)),
-        marshal.dumps((entry_wire.WIRE_VERSION, [None] * 3)),
-        marshal.dumps((entry_wire.WIRE_VERSION, [None, None, None, (1, 2)])),
-        marshal.dumps((entry_wire.WIRE_VERSION, (None,) * 4)),
+        b"\xff",
+        marshal.dumps(5),
+        marshal.dumps((entry_wire.WIRE_VERSION, [None] * 4)),
+        marshal.dumps((entry_wire.WIRE_VERSION + 1, 1, [None] * 4)),
+        marshal.dumps((entry_wire.WIRE_VERSION, 1, [None] * 3)),
+        marshal.dumps((entry_wire.WIRE_VERSION, 1, [None, None, None, (1, 2)])),
+        marshal.dumps((entry_wire.WIRE_VERSION, 1, (None,) * 4)),
+        marshal.dumps((entry_wire.WIRE_VERSION, 2, [None] * 4)),
+        marshal.dumps((entry_wire.WIRE_VERSION, True, [None] * 4)),
+        b"[\xff\xff\xff\x7f",
     ],
 )
 def test_an_answer_not_whole_or_not_of_the_layout_is_refused(blob):
-    assert entry_wire.load(blob, 4) is None
+    assert entry_wire.load(blob, 4, 1) is None
+    assert entry_wire.load(marshal.dumps((entry_wire.WIRE_VERSION, 1, [None] * 4)), 4, 1)
+
+
+_HUGE = """
+import marshal, resource
+from duopass.server import entry_wire
+resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))  # a list of 2**31 needs 16 GiB
+try:
+    marshal.loads(b"[\\xff\\xff\\xff\\x7f")
+except MemoryError:
+    print("MemoryError", entry_wire.load(b"[\\xff\\xff\\xff\\x7f", 4, 1))
+"""
+
+
+def test_an_answer_marshal_cannot_allocate_for_is_refused_not_raised():
+    """Whatever `marshal.loads` raises is a refusal: a length of 2**31 items fails to allocate
+    where memory is bounded (in a child process: this one's memory is not)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _HUGE], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert (done.returncode, done.stdout) == (0, "MemoryError None\n"), done.stderr
+
+
+def test_a_stale_answer_for_the_same_seqs_is_refused():
+    entries = _entries(1, 20)
+    other = [(seq, _entry(seq, make_code(L1, DEVICE, ctr=99, ts=NOW))) for seq, _ in entries]
+    stale = entry_wire.dump(3, other, {})
+    assert entry_wire.load(stale, len(entries), 3) is not None
+    assert entry_wire.load(stale, len(entries), 4) is None
+
+
+def test_an_answer_is_never_longer_than_its_bound():
+    """The worker's reader refuses an answer longer than `answer_bytes_max`: none `dump`
+    makes is, not even of the longest fields."""
+    big = INT_ABS_LIMIT - 1
+    code = make_code(L1, DEVICE, ctr=COUNTER_LIMIT - 1, ts=NOW)
+    longest = Reason(max((reason.value for reason in Reason), key=len))
+    fields = {"amount": big, "clock_offset": -big, "bundle_seq": big, "verdict": longest}
+    entries = [
+        *_entries(1, 40),
+        *((seq, _entry(seq, code, venue="\u4e2d" * 60, **fields)) for seq in range(41, 61)),
+    ]
+    flat = entry_wire.load(entry_wire.dump(1, entries, {}), len(entries), 1)
+    assert flat is not None and all(flat[40:])  # the longest fields make tuples too
+    for first in range(len(entries)):
+        part = entries[first:]
+        most = entry_wire.answer_bytes_max(sum(len(raw) for _, raw in part), len(part))
+        assert len(entry_wire.dump(1, part, {})) <= most
 
 
 def test_a_tuple_for_another_seq_or_with_unknown_words_is_not_rebuilt(verified):
@@ -259,3 +316,70 @@ def test_a_worker_short_of_a_core_does_not_hold_the_decoding(verified):
         assert {seq: batch.verdict_read(seq) is True for seq in checked} == checked
     finally:
         batch.close()
+
+
+class _Reads:
+    """`os` as the verifier sees it, each read's requested size noted."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+    def read(self, fd: int, size: int) -> bytes:
+        self.sizes.append(size)
+        return os.read(fd, size)
+
+
+def test_an_answer_longer_than_its_request_allows_is_the_workers_failure(verified, monkeypatch):
+    entries = _entries(1, PARALLEL_FROM)
+    batch = DeviceSignatures(expected=len(entries))
+    try:
+        worker = _ready(batch)
+        tail = entries[20:]
+        monkeypatch.setattr(entry_wire, "ANSWER_BYTES_PER_BYTE", 0)  # no answer is that short
+        monkeypatch.setattr(entry_wire, "ANSWER_BYTES_PER_ENTRY", 0)
+        assert batch.offload(tail)
+        _answer_begun(worker)
+        reads = _Reads()
+        monkeypatch.setattr(verifier, "os", reads)
+        assert batch.decoded(tail) == read_items(tail)
+        assert batch.rebuilt == 0 and batch._worker is None  # its verdicts go to the re-check
+        assert reads.sizes == [4]  # its length read, nothing of its length allocated
+    finally:
+        batch.close()
+    assert worker.process.poll() is not None and worker not in verifier._started
+
+
+def test_the_worker_echoes_each_decode_requests_number(verified):
+    entries = _entries(1, PARALLEL_FROM)
+    batch = DeviceSignatures(expected=len(entries))
+    try:
+        worker = _ready(batch)
+        first, second = worker.send_decode(entries[:5]), worker.send_decode(entries[5:10])
+        assert second == first + 1
+        answers = worker.receive_decoded(), worker.receive_decoded()
+        assert entry_wire.load(answers[0], 5, first) is not None
+        assert entry_wire.load(answers[1], 5, second) is not None
+        assert entry_wire.load(answers[0], 5, second) is None  # the seqs differ; so does the number
+        assert entry_wire.load(answers[1], 5, first) is None
+    finally:
+        batch.close()
+
+
+def test_a_worker_given_back_and_cut_short_is_closed(verified, monkeypatch):
+    """Something other than the worker's failure (a MemoryError, say) raised while `back`
+    reads what is owed: the worker is closed, not left neither lent nor idle."""
+    entries = _entries(1, PARALLEL_FROM)
+    batch = DeviceSignatures(expected=len(entries))
+    worker = _ready(batch)
+    batch._worker = None  # given back below, by hand
+    worker.send_decode(entries)
+    _answer_begun(worker)
+    with monkeypatch.context() as patch:
+        patch.setattr(verifier, "os", _ReadFails())
+        with pytest.raises(MemoryError):
+            worker.back()
+    assert worker not in verifier._idle and worker not in verifier._started
+    assert worker.process.poll() is not None

@@ -72,6 +72,8 @@ class DeviceSignatures:
         self._done: dict[int, bool] = {}
         self.offloaded = 0
         """How many entries the worker was asked to decode (`offload`)."""
+        self._request = 0
+        """The number of the decode request `offload` sent (`entry_wire.load` checks it)."""
         self.rebuilt = 0
         """How many of those came back from its answer (`decoded`), not decoded here."""
         if expected >= PARALLEL_FROM:
@@ -122,7 +124,7 @@ class DeviceSignatures:
         if worker is None or not worker.ready or worker.owed or self._sent:
             return False
         try:
-            worker.send_decode(entries)
+            self._request = worker.send_decode(entries)
         except OSError:
             self._failed()
             return False
@@ -147,7 +149,8 @@ class DeviceSignatures:
         done, flat = len(items), None
         if self._worker is not None and done < len(entries):
             try:
-                flat = entry_wire.load(self._worker.receive_decoded(), len(entries))
+                answer = self._worker.receive_decoded()
+                flat = entry_wire.load(answer, len(entries), self._request)
             except OSError:
                 self._failed()
         if flat is None:

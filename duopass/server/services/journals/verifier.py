@@ -12,10 +12,13 @@ A request is a count and that many (key, signature, message), each with its leng
 is a byte a check, 1 where `keys.verify_signature` holds (after one byte the worker writes
 once it has started), so the verdicts are those of the
 re-check verifying the same bytes. A request whose count has its top bit set is entries to
-decode instead ((seq, length, bytes) each): the worker answers with a length and
-`entry_wire.dump`'s bytes, the batch's last entries decoded while the unit's thread decodes the
-first (`signatures.decode`). A worker is lent to one batch at a time (`lend`, `Worker.back`);
-at most one per core but one runs, and a batch that finds none free verifies in the re-check.
+decode instead (the request's number, then (seq, length, bytes) each): the worker answers
+with a length and `entry_wire.dump`'s bytes, the batch's last entries decoded while the unit's
+thread decodes the first (`signatures.decode`). The answer echoes the request's number (a stale
+one is refused), and a length above what `entry_wire.answer_bytes_max` allows for the request
+is the worker's failure, never read. A worker is lent to one batch at a time (`lend`,
+`Worker.back`); at most one per core but one runs, and a batch that finds none free verifies in
+the re-check.
 A worker that fails (killed, a broken pipe) is dropped and its batch's verdicts still missing are
 left to the re-check, so every entry is verified either way. So is one that does not take a
 request or answer it within the deadline it was lent with (a stopped or hung process): it is
@@ -38,6 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+from duopass.server import entry_wire
 from duopass.server.logbook import Event, emit
 
 __all__ = ["DEADLINE_S_DEFAULT", "Worker", "lend", "pids"]
@@ -50,6 +54,7 @@ ready); from then on each request and answer is held to the deadline."""
 _COUNT = struct.Struct(">I")
 _LENGTHS = struct.Struct(">HHI")
 _ENTRY = struct.Struct(">QI")
+_REQUEST = struct.Struct(">Q")
 _DECODE = 0x80000000
 """A request's count with this bit set: entries to decode (`entry_wire`), not checks."""
 _DECODED = -1
@@ -60,6 +65,7 @@ import struct, sys
 from duopass.protocol.keys import verify_signature
 from duopass.server.entry_wire import dump
 count, lengths, entry = struct.Struct(">I"), struct.Struct(">HHI"), struct.Struct(">QI")
+number = struct.Struct(">Q")
 read, write = sys.stdin.buffer.read, sys.stdout.buffer
 known = {}
 write.write(b"\\x02")  # ready
@@ -67,11 +73,11 @@ write.flush()
 while head := read(4):
     n = count.unpack(head)[0]
     if n & 0x80000000:  # entries to decode: their tuples back, framed by their length
-        entries = []
+        request, entries = number.unpack(read(8))[0], []
         for _ in range(n & 0x7FFFFFFF):
             seq, size = entry.unpack(read(12))
             entries.append((seq, read(size)))
-        answer = dump(entries, known)
+        answer = dump(request, entries, known)
         write.write(count.pack(len(answer)) + answer)
         write.flush()
         continue
@@ -122,6 +128,11 @@ class Worker:
         self.owed: list[int] = []
         """How many answers each request sent and not yet read is owed, in order (`_DECODED`:
         a decode request's)."""
+        self._requests = 0
+        """Decode requests sent: each one's number (`entry_wire.dump` echoes it)."""
+        self._decodes: list[int] = []
+        """The longest answer each decode request owed may have (`entry_wire.answer_bytes_max`),
+        in order."""
         self._cut = False
         """A request or answer is being written or read: if an exception other than the
         worker's failure (which closes it) leaves one cut short, the pipes are out of step with
@@ -153,13 +164,19 @@ class Worker:
                 self._wait(self._in, select.POLLOUT, until)
         self._cut = False
 
-    def send_decode(self, entries: Sequence[tuple[int, bytes]]) -> None:
-        """Ask for (seq, entry bytes) to be decoded (`entry_wire.dump`); raises as `send`."""
-        parts = [_COUNT.pack(_DECODE | len(entries))]
+    def send_decode(self, entries: Sequence[tuple[int, bytes]]) -> int:
+        """Ask for (seq, entry bytes) to be decoded (`entry_wire.dump`); the request's number
+        (`entry_wire.load` takes it); raises as `send`."""
+        self._requests += 1
+        parts = [_COUNT.pack(_DECODE | len(entries)), _REQUEST.pack(self._requests)]
+        size = 0
         for seq, raw in entries:
             parts += (_ENTRY.pack(seq, len(raw)), raw)
+            size += len(raw)
         self._write(b"".join(parts))
         self.owed.append(_DECODED)
+        self._decodes.append(entry_wire.answer_bytes_max(size, len(entries)))
+        return self._requests
 
     def receive(self) -> list[bool]:
         """The verdicts of the oldest request not yet read; raises OSError if the worker is
@@ -188,12 +205,17 @@ class Worker:
         return bool(poller.poll(0))
 
     def _decoded(self) -> bytes:
-        """The oldest answer owed, a decode request's, read whole."""
+        """The oldest answer owed, a decode request's, read whole; one longer than the request
+        allows is the worker's failure (an OSError, the worker closed), never read."""
         self.owed.pop(0)
+        most = self._decodes.pop(0)
         self._cut = True
         self._started()
         until = time.monotonic() + self.deadline_s
         (size,) = _COUNT.unpack(self._read(_COUNT.size, until))
+        if size > most:
+            self.close()
+            raise OSError(f"the signature worker's answer is {size} bytes, above {most}")
         answer = self._read(size, until)
         self._cut = False
         return answer
@@ -235,16 +257,21 @@ class Worker:
         if self._cut:
             self.close()
             return
+        whole = False
         try:
             while self.owed[:1] == [_DECODED]:
                 self._decoded()
             while self.owed:
                 self.receive()
+            whole = True
         except OSError:
-            self.close()
-            return
-        with _lock:
-            _idle.append(self)
+            pass
+        finally:  # whatever cut the reading short (not only OSError), it is not left half-lent
+            if whole:
+                with _lock:
+                    _idle.append(self)
+            else:
+                self.close()
 
     def close(self) -> None:
         """Kill the worker (if it still runs) and close its pipes; again changes nothing."""
