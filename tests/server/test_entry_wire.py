@@ -357,8 +357,11 @@ def test_the_worker_echoes_each_decode_requests_number(verified):
     batch = DeviceSignatures(expected=len(entries))
     try:
         worker = _ready(batch)
-        first, second = worker.send_decode(entries[:5]), worker.send_decode(entries[5:10])
+        parts = entries[:5], entries[5:10]
+        first, second = worker.send_decode(parts[0]), worker.send_decode(parts[1])
         assert second == first + 1
+        most = [entry_wire.answer_bytes_max(sum(len(raw) for _, raw in part), 5) for part in parts]
+        assert worker._decodes == most  # each answer's bound, from its request's entries
         answers = worker.receive_decoded(), worker.receive_decoded()
         assert entry_wire.load(answers[0], 5, first) is not None
         assert entry_wire.load(answers[1], 5, second) is not None

@@ -169,13 +169,14 @@ class Worker:
         (`entry_wire.load` takes it); raises as `send`."""
         self._requests += 1
         parts = [_COUNT.pack(_DECODE | len(entries)), _REQUEST.pack(self._requests)]
-        size = 0
         for seq, raw in entries:
             parts += (_ENTRY.pack(seq, len(raw)), raw)
-            size += len(raw)
-        self._write(b"".join(parts))
+        request = b"".join(parts)
+        self._write(request)
         self.owed.append(_DECODED)
-        self._decodes.append(entry_wire.answer_bytes_max(size, len(entries)))
+        framing = _COUNT.size + _REQUEST.size + _ENTRY.size * len(entries)
+        most = entry_wire.answer_bytes_max(len(request) - framing, len(entries))
+        self._decodes.append(most)  # from the entries' bytes together
         return self._requests
 
     def receive(self) -> list[bool]:
