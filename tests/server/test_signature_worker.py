@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -70,3 +72,12 @@ def test_the_deadline_is_bounded(tmp_path, deadline):
 
     with pytest.raises(ValidationError):
         Settings(data_dir=tmp_path, signature_worker_deadline_s=deadline)
+
+
+def test_a_worker_whose_input_ends_mid_request_exits_quietly() -> None:
+    """The server gone halfway through writing a request: the worker exits, no traceback."""
+    for cut in (b"\x80\x00\x00\x01\x00\x00", b"\x00\x00\x00\x01\x00\x20"):
+        done = subprocess.run(
+            [sys.executable, "-c", verifier._SERVE], input=cut, capture_output=True, timeout=60
+        )
+        assert (done.returncode, done.stdout, done.stderr) == (0, b"\x02", b"")

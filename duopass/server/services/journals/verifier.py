@@ -70,24 +70,27 @@ read, write = sys.stdin.buffer.read, sys.stdout.buffer
 known = {}
 write.write(b"\\x02")  # ready
 write.flush()
-while head := read(4):
-    n = count.unpack(head)[0]
-    if n & 0x80000000:  # entries to decode: their tuples back, framed by their length
-        request, entries = number.unpack(read(8))[0], []
-        for _ in range(n & 0x7FFFFFFF):
-            seq, size = entry.unpack(read(12))
-            entries.append((seq, read(size)))
-        answer = dump(request, entries, known)
-        write.write(count.pack(len(answer)) + answer)
+try:
+    while head := read(4):
+        n = count.unpack(head)[0]
+        if n & 0x80000000:  # entries to decode: their tuples back, framed by their length
+            request, entries = number.unpack(read(8))[0], []
+            for _ in range(n & 0x7FFFFFFF):
+                seq, size = entry.unpack(read(12))
+                entries.append((seq, read(size)))
+            answer = dump(request, entries, known)
+            write.write(count.pack(len(answer)) + answer)
+            write.flush()
+            continue
+        answer = bytearray()
+        for _ in range(n):
+            k, s, m = lengths.unpack(read(8))
+            key, sig, message = read(k), read(s), read(m)
+            answer.append(verify_signature(key, message, sig))
+        write.write(answer)
         write.flush()
-        continue
-    answer = bytearray()
-    for _ in range(n):
-        k, s, m = lengths.unpack(read(8))
-        key, sig, message = read(k), read(s), read(m)
-        answer.append(verify_signature(key, message, sig))
-    write.write(answer)
-    write.flush()
+except (struct.error, BrokenPipeError):  # its input ended mid-request, or its output closed
+    pass  # the server went away: exit quietly
 """
 """The worker: requests until its standard input ends (the server closed it, or exited)."""
 
