@@ -226,11 +226,15 @@ def send_deferred(conn: Connection, *_: Any) -> None:
         waiting.sync()
 
 
+RAW_KEY = "raw"
+"""`Session.info` key: the session's `Raw` (a session kept for many transactions keeps it)."""
+
+
 def raw(session: Session) -> Raw:
     """The session's `Raw`, made once per session (the transaction's connection stays put)."""
-    found = session.info.get("raw")
+    found = session.info.get(RAW_KEY)
     if found is None:
-        found = session.info["raw"] = Raw(session)
+        found = session.info[RAW_KEY] = Raw(session)
     assert isinstance(found, Raw)
     return found
 
