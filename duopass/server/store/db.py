@@ -21,7 +21,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import ExceptionContext, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from duopass.server.store import sql
@@ -191,7 +191,15 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # on the driver: SQLAlchemy's execution (a result, its events) cost a unit more than
+        # SQLite's BEGIN; its errors raised as SQLAlchemy's, as that would have
+        try:
+            connection.connection.driver_connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            error = DBAPIError.instance(
+                "BEGIN IMMEDIATE", (), exc, sqlite3.Error, dialect=connection.dialect
+            )
+            raise error from exc
 
     return engine
 
