@@ -17,6 +17,7 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import delete, event
@@ -76,12 +77,17 @@ class DatabaseFeatureStore:
         for template, columns, rows in writes:
             for first in range(0, len(rows), ROWS_PER_STATEMENT):
                 chunk = rows[first : first + ROWS_PER_STATEMENT]
+                upsert = _upsert(template, columns, len(chunk))
+                if raw.is_sqlite:  # by position: the rows' values in the statement's order
+                    values = attrgetter(*columns)
+                    raw.run_values(upsert, [value for row in chunk for value in values(row)])
+                    continue
                 params = {
                     f"{name}{n}": getattr(row, name)
                     for n, row in enumerate(chunk)
                     for name in columns
                 }
-                raw.later(_upsert(template, columns, len(chunk)), params)
+                raw.later(upsert, params)
 
     def read(self, queries: Sequence[Query], *, now: int) -> Features:
         if len(queries) > QUERIES_MAX:
