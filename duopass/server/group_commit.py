@@ -60,6 +60,8 @@ class GroupCommit:
         batch_max: int = BATCH_UNITS_MAX,
     ) -> None:
         self.db, self.make_unit, self.batch_max = db, make_unit, batch_max
+        self._kept = db.kept()
+        """The writer's connection and session, kept from batch to batch (SQLite)."""
         self._queue: SimpleQueue[_Unit[Any] | None] = SimpleQueue()
         self._writer: threading.Thread | None = None
         self._starting = threading.Lock()
@@ -88,7 +90,7 @@ class GroupCommit:
             writer.join()
 
     def _start(self) -> None:
-        """Start the writer, or a new one if the last died (it never should; see `_write`)."""
+        """Start the writer, or a new one if the last died (it never should; see `_batches`)."""
         if self._writer is None or not self._writer.is_alive():
             with self._starting:
                 if self._writer is None or not self._writer.is_alive():
@@ -98,6 +100,12 @@ class GroupCommit:
                     self._writer.start()
 
     def _write(self) -> None:
+        try:
+            self._batches()
+        finally:
+            self._kept.close()
+
+    def _batches(self) -> None:
         again: list[_Unit[Any]] = []
         while True:
             if again:
@@ -121,7 +129,7 @@ class GroupCommit:
         waiting (or the batch is full), then commit; a failed transaction is run again whole."""
         for n in range(UNIT_ATTEMPTS):
             try:
-                with self.db.unit() as session:
+                with self._kept.unit() as session:
                     done = 0
                     while done < len(batch):
                         for unit in batch[done:]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import delete
@@ -53,6 +54,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+SCAN_KEYS_CACHED = 4096
+"""Tills whose scan keys are kept (`_scan_keys`); a few hundred bytes each."""
 
 
 def allowlisted(settings: Settings, client: str | None) -> bool:
@@ -281,12 +284,20 @@ def scanned(
     holder (where known) seen at the venue (its distinct venues, geovelocity); the holder's own
     scans are not counted (no feature reads them). One upsert of each kind for all the scans
     of the scan's group commit (`observe_at_commit`)."""
-    keys = (Key(KeyKind.TERMINAL, terminal), *(Key(kind, v) for kind, v in _places(venue, event)))
+    keys = _scan_keys(terminal, venue, event)
     pairs: tuple[Pair, ...] = ()
     if holder_id is not None and venue is not None:
         pairs = (Pair(holder_key(holder_id), keys[1]),)
     signal = Signal.ONLINE_SCAN if ok else Signal.ONLINE_REFUSAL
     risk_features.observe_at_commit(unit, Observation(unit.now, signal, keys, pairs))
+
+
+@lru_cache(maxsize=SCAN_KEYS_CACHED)
+def _scan_keys(terminal: str, venue: str | None, event: str | None) -> tuple[Key, ...]:
+    """A till's scan keys, one tuple for all its scans: the batch's count groups observations
+    by their keys' tuple (`risk.buckets.bucket_rows`), so a till's scans of one batch are
+    named and merged once, not once each (the same rows)."""
+    return (Key(KeyKind.TERMINAL, terminal), *(Key(kind, v) for kind, v in _places(venue, event)))
 
 
 def _places(venue: str | None, event: str | None) -> list[tuple[KeyKind, str]]:

@@ -16,7 +16,8 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import replace
-from functools import lru_cache, partial
+from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import delete, event
@@ -76,12 +77,17 @@ class DatabaseFeatureStore:
         for template, columns, rows in writes:
             for first in range(0, len(rows), ROWS_PER_STATEMENT):
                 chunk = rows[first : first + ROWS_PER_STATEMENT]
+                upsert = _upsert(template, columns, len(chunk))
+                if raw.is_sqlite:  # by position: the rows' values in the statement's order
+                    values = attrgetter(*columns)
+                    raw.run_values(upsert, [value for row in chunk for value in values(row)])
+                    continue
                 params = {
                     f"{name}{n}": getattr(row, name)
                     for n, row in enumerate(chunk)
                     for name in columns
                 }
-                raw.later(_upsert(template, columns, len(chunk)), params)
+                raw.later(upsert, params)
 
     def read(self, queries: Sequence[Query], *, now: int) -> Features:
         if len(queries) > QUERIES_MAX:
@@ -222,6 +228,8 @@ def observe(unit: Unit, *observations: Observation) -> None:
 _PENDING = "risk_features_pending"
 """`Session.info` key: observations counted when the transaction commits (a tuple: a savepoint
 that fails puts the unit's `info` back, and with it what came before its own)."""
+_STORE = "risk_features_store"
+"""`Session.info` key: the feature store they are counted in (`store_for` the first unit's)."""
 
 
 def observe_at_commit(unit: Unit, *observations: Observation) -> None:
@@ -234,15 +242,21 @@ def observe_at_commit(unit: Unit, *observations: Observation) -> None:
     info = unit.session.info
     pending = info.get(_PENDING)
     if pending is None:
-        store = store_for(unit)
-        event.listen(unit.session, "before_commit", partial(_flush, store), once=True)
+        info[_STORE] = store_for(unit)
     info[_PENDING] = (*(pending or ()), *observations)
 
 
-def _flush(store: FeatureStore, session: Session) -> None:
-    pending = session.info.pop(_PENDING, ())
-    if pending:
-        store.record(pending, now=max(observation.at for observation in pending))
+@event.listens_for(Session, "before_commit")
+def _flush(session: Session) -> None:
+    """Every session's commit (one listener for the class: a session's own would be one more
+    to register a transaction, and a session kept for many, `store.db.KeptUnits`, would
+    gather them)."""
+    info = session.info
+    if _PENDING in info:
+        pending = info.pop(_PENDING)
+        store: FeatureStore = info.pop(_STORE)
+        if pending:
+            store.record(pending, now=max(observation.at for observation in pending))
 
 
 def account_key(unit: Unit, *, staff: bool, principal_id: int | None, login: str) -> Key:

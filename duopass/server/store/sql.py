@@ -10,7 +10,7 @@ dialect has them.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -130,6 +130,17 @@ class Raw:
     def run(self, stmt: Statement, params: Mapping[str, Any] | None = None) -> None:
         self._execute(stmt, params or {})
 
+    def run_values(self, stmt: Statement, values: Sequence[Any]) -> None:
+        """SQLite: `stmt` with its parameters by position, in the order they appear (`qmark`):
+        sqlite3 looks a named parameter up by its name, and a statement of many rows (a batch's
+        risk counts) has hundreds."""
+        if not self.is_sqlite:
+            raise ValueError("parameters by position are for SQLite")
+        try:
+            self._cursor.execute(stmt.qmark, values)
+        except self._dialect.loaded_dbapi.Error as exc:
+            raise self._raised(stmt.qmark, values, exc) from exc
+
     def many(self, stmt: Statement, rows: Iterable[Mapping[str, Any]]) -> None:
         self._execute(stmt, list(rows), many=True)
 
@@ -226,11 +237,16 @@ def send_deferred(conn: Connection, *_: Any) -> None:
         waiting.sync()
 
 
+RAW_KEY = "raw"
+"""`Session.info` key: the session's `Raw` (`store.db.KeptUnits` drops it with each transaction:
+its cursors end with it)."""
+
+
 def raw(session: Session) -> Raw:
     """The session's `Raw`, made once per session (the transaction's connection stays put)."""
-    found = session.info.get("raw")
+    found = session.info.get(RAW_KEY)
     if found is None:
-        found = session.info["raw"] = Raw(session)
+        found = session.info[RAW_KEY] = Raw(session)
     assert isinstance(found, Raw)
     return found
 
