@@ -42,6 +42,7 @@ bench: $(STAMP)  ## ratios measured in one run; see README
 	$(BIN)/python -m bench.codegen
 	$(BIN)/python -m bench.online
 	$(BIN)/python -m bench.online --postgres --workers 2
+	$(BIN)/python -m bench.threads
 	$(BIN)/python -m bench.checkin
 	$(BIN)/python -m bench.checkin --postgres
 	$(BIN)/python -m bench.reissue

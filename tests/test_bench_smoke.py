@@ -14,6 +14,7 @@ BENCHMARKS = (
     ("bench.codegen",),
     ("bench.online",),
     ("bench.online", "--postgres", "--workers", "2"),
+    ("bench.threads",),
     ("bench.checkin",),
     ("bench.checkin", "--postgres"),
     ("bench.reissue",),
