@@ -43,11 +43,10 @@ def test_each_transaction_commits_and_starts_afresh(server: Running) -> None:
 
 
 def test_a_read_left_unfinished_holds_nothing_into_the_next_transaction(
-    server: Running,
+    sqlite_server: Running,
 ) -> None:
-    db = server.ctx.db
-    if not db.is_sqlite:
-        pytest.skip("PostgreSQL's kept units are `Database.unit`'s, a pooled connection each")
+    """SQLite only: PostgreSQL's kept units are `Database.unit`'s, a pooled connection each."""
+    db = sqlite_server.ctx.db
     kept = db.kept()
     try:
         with kept.unit() as session:
