@@ -19,11 +19,19 @@ from duopass.ledger.leaf import parse_leaf
 from duopass.policy import Policy, PolicyError, Ruling, decide, load
 from duopass.server.problems import Problem, ProblemCode
 from duopass.server.services import tlog
-from duopass.server.store.decisions import Decision, PolicyVersion
+from duopass.server.store.decisions import Decision, PolicyVersion, ReissueRequest
 from duopass.server.store.tickets import Ticket
 from duopass.server.unit_of_work import Unit
 
-__all__ = ["Replay", "ReplayError", "canonical", "erase_inputs", "record", "replay"]
+__all__ = [
+    "Replay",
+    "ReplayError",
+    "canonical",
+    "erase_inputs",
+    "follow_up",
+    "record",
+    "replay",
+]
 
 
 def canonical(inputs: dict[str, Any]) -> bytes:
@@ -94,6 +102,40 @@ def record(
     unit.session.add(decision)
     unit.session.flush()
     return decision
+
+
+def follow_up(
+    unit: Unit,
+    row: ReissueRequest,
+    ticket: Ticket | None,
+    *,
+    action: str,
+    rule: str,
+    ruling_outcome: str,
+    staff_id: int | None = None,
+    **more_inputs: Any,
+) -> Decision:
+    """A person's decision on a reissue request the policy ruled on (a review, a decline, a
+    vouch): no policy, its inputs citing the request and the policy's decision it settles
+    (and `more_inputs`), the request's old and new `cti`, and the ticket's `gen` moving by one."""
+    first = unit.session.get(Decision, row.decision_id)
+    assert first is not None
+    return record(
+        unit,
+        action=action,
+        holder_id=row.holder_id,
+        ticket_id=row.ticket_id,
+        request_id=row.id,
+        inputs={"request": row.id, "decision": first.ledger_index, **more_inputs},
+        policy=None,
+        ruling_outcome=ruling_outcome,
+        rule=rule,
+        staff_id=staff_id,
+        old_cti=row.old_cti,
+        new_cti=row.new_cti,
+        old_gen=None if ticket is None else ticket.gen,
+        new_gen=None if ticket is None else ticket.gen + 1,
+    )
 
 
 def erase_inputs(unit: Unit, holder_id: int) -> int:

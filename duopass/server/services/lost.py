@@ -20,7 +20,7 @@ from duopass.protocol.encoding import b64u_encode
 from duopass.server.services import decisions, holders, reissue
 from duopass.server.services.reissue_inputs import Asked
 from duopass.server.services.sessions import Caller
-from duopass.server.store.decisions import Decision, ReissueRequest
+from duopass.server.store.decisions import ReissueRequest
 from duopass.server.store.tables import Device, Holder
 from duopass.server.store.tickets import Event, Ticket
 from duopass.server.unit_of_work import Unit
@@ -109,21 +109,13 @@ def _vouched(unit: Unit, holder: Holder, ticket: Ticket, asked: Asked, by: int) 
 
 
 def _record_vouch(unit: Unit, row: ReissueRequest, ticket: Ticket, by: int) -> None:
-    first = unit.session.get(Decision, row.decision_id)
-    assert first is not None
-    decisions.record(
+    decisions.follow_up(
         unit,
+        row,
+        ticket,
         action="counter",
-        holder_id=row.holder_id,
-        ticket_id=ticket.id,
-        request_id=row.id,
-        inputs={"request": row.id, "decision": first.ledger_index, "policy_said": row.outcome},
-        policy=None,
-        ruling_outcome="allow",
         rule="vouched_in_person",
+        ruling_outcome="allow",
         staff_id=by,
-        old_cti=row.old_cti,
-        new_cti=row.new_cti,
-        old_gen=ticket.gen,
-        new_gen=ticket.gen + 1,
+        policy_said=row.outcome,
     )

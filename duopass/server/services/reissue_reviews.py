@@ -65,23 +65,16 @@ def decide(
     if row.state != "review" or row.expires_at <= unit.now:
         raise Problem(ProblemCode.CONFLICT, f"the request is {row.state}, not waiting for review")
     ticket = session.get(Ticket, row.ticket_id)
-    first = session.get(Decision, row.decision_id)
-    assert ticket is not None and first is not None
-    decisions.record(
+    assert ticket is not None
+    decisions.follow_up(
         unit,
+        row,
+        ticket,
         action="review",
-        holder_id=row.holder_id,
-        ticket_id=row.ticket_id,
-        request_id=row.id,
-        inputs={"request": row.id, "decision": first.ledger_index, "reason": reason},
-        policy=None,
-        ruling_outcome="allow" if approve else "deny",
         rule="reviewer",
+        ruling_outcome="allow" if approve else "deny",
         staff_id=staff_id,
-        old_cti=row.old_cti,
-        new_cti=row.new_cti,
-        old_gen=ticket.gen,
-        new_gen=ticket.gen + 1,
+        reason=reason,
     )
     if approve:
         row.state, row.expires_at = "ready", unit.now + reissue.REQUEST_TTL_S
@@ -97,22 +90,6 @@ def decline(unit: Unit, row: ReissueRequest) -> ReissueRequest:
     if row.state not in reissue.OPEN_STATES:
         raise Problem(ProblemCode.CONFLICT, f"the request is {row.state}: nothing to decline")
     ticket = unit.session.get(Ticket, row.ticket_id) if row.ticket_id is not None else None
-    first = unit.session.get(Decision, row.decision_id)
-    assert first is not None
-    decisions.record(
-        unit,
-        action="decline",
-        holder_id=row.holder_id,
-        ticket_id=row.ticket_id,
-        request_id=row.id,
-        inputs={"request": row.id, "decision": first.ledger_index},
-        policy=None,
-        ruling_outcome="deny",
-        rule="holder",
-        old_cti=row.old_cti,
-        new_cti=row.new_cti,
-        old_gen=None if ticket is None else ticket.gen,
-        new_gen=None if ticket is None else ticket.gen + 1,
-    )
+    decisions.follow_up(unit, row, ticket, action="decline", rule="holder", ruling_outcome="deny")
     row.state, row.finished_at = "denied", unit.now
     return row
