@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from duopass.lockfile import locked
 from duopass.server.files import replace_atomically
 
 __all__ = ["FILE_NAME", "add", "has_anchor", "holds", "page", "rebuild", "repair"]
@@ -48,16 +48,6 @@ class _Records:
     def index(self, size: int) -> int | None:
         at = bisect.bisect_left(self, size)
         return at if at < self.count and self[at] == size else None
-
-
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    fd = os.open(folder / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -94,7 +84,7 @@ def _write(folder: Path, sizes: list[int]) -> None:
 
 def add(folder: Path, size: int) -> None:
     """Index `size`, whose first anchor was just written (nothing when it is indexed already)."""
-    with _locked(folder):
+    with locked(folder / _LOCK_NAME):
         try:
             fd = os.open(folder / FILE_NAME, os.O_RDWR)
         except FileNotFoundError:
@@ -129,7 +119,7 @@ def _found(folder: Path, indexed: frozenset[int] = frozenset()) -> list[int]:
 
 def rebuild(folder: Path, *, only_if_missing: bool = False) -> None:
     """Write the index from the folders (when `only_if_missing`, only if there is none)."""
-    with _locked(folder):
+    with locked(folder / _LOCK_NAME):
         if not (only_if_missing and (folder / FILE_NAME).is_file()):
             _write(folder, _found(folder))
 
@@ -139,7 +129,7 @@ def repair(folder: Path) -> bool:
     record, an index lost or damaged); True when it was rebuilt."""
     if not folder.is_dir():
         return False
-    with _locked(folder):
+    with locked(folder / _LOCK_NAME):
         try:
             fd = os.open(folder / FILE_NAME, os.O_RDONLY)
         except FileNotFoundError:

@@ -11,16 +11,15 @@ what a restore may take back from terminals that already acted on them. Nothing 
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from duopass.ledger import Checkpoint, LedgerError, NoteVerifier, open_checkpoint
+from duopass.lockfile import locked
 from duopass.server.files import replace_atomically
 
 __all__ = [
@@ -112,21 +111,10 @@ def _count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
 
 
-@contextlib.contextmanager
-def _locked(data_dir: Path) -> Iterator[None]:
-    """Every process of the server replaces the file under one lock: compare, then replace."""
-    fd = os.open(data_dir / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 def write(data_dir: Path, record: OutsideRecord, size: int, verifier: NoteVerifier) -> bool:
     """Replace the record with `record` (its checkpoint of `size` leaves) unless the one there
     is larger already (another process signed a newer one first); False when left alone."""
-    with _locked(data_dir):
+    with locked(data_dir / _LOCK_NAME):  # every process replaces it in turn
         try:
             current = read(data_dir)
             if current is not None and current.checkpoint(verifier).size > size:
@@ -140,7 +128,7 @@ def write(data_dir: Path, record: OutsideRecord, size: int, verifier: NoteVerifi
 def set_aside(data_dir: Path, now: int) -> Path | None:
     """Rename the record out of the way (kept as evidence of what was lost); its new name."""
     kept = data_dir / f"ledger-checkpoint.rolled-back-{now}.json"
-    with _locked(data_dir):
+    with locked(data_dir / _LOCK_NAME):  # every process replaces it in turn
         try:
             os.replace(path(data_dir), kept)
         except FileNotFoundError:

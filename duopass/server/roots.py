@@ -28,7 +28,6 @@ passes `hsm.load_key` was made in the token, and nobody ever saw its private hal
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import threading
@@ -37,6 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from duopass.lockfile import locked
 from duopass.protocol.cbor import MalformedError, dumps, loads
 from duopass.protocol.keys import Ed25519Signer, KeyFileError, KeyId, SigningKey
 from duopass.protocol.roots import ROOT_LINKS_MAX, RootLink, RootLinkError, read_link, sign_link
@@ -243,15 +243,11 @@ def rotating(data_dir: Path, started: Ed25519Signer | None = None) -> Iterator[R
     files are, a rotation left half done by a crash finished first. `started` is the keyring's
     root: one from an HSM has the roots read from the token (`current`)."""
     token = started if isinstance(started, HsmKey) else None
-    lock = os.open(data_dir / _LOCK_FILE, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(data_dir / _LOCK_FILE):
         roots = _read(data_dir, token)
         if (data_dir / NEXT_FILE).exists() or (data_dir / NEXT_LABEL_FILE).exists():
             _finish(data_dir, roots)
         yield roots
-    finally:
-        os.close(lock)  # and the lock with it
 
 
 def prepare(roots: Roots, *, iss: str, now: int, overlap_s: int) -> Rotation:
