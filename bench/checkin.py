@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from bench.cpu import usage
+from bench.load import run
 from bench.online import (
     CONNECTIONS_DEFAULT,
     CONNECTIONS_MAX,
@@ -35,10 +36,8 @@ from bench.online import (
     PRETIX_CHECKINS_PER_S,
     connections_option,
     per_commit,
-    run,
-    served,
 )
-from bench.online_server import BENCH_ADMIN_PASSWORD
+from bench.online_server import BENCH_ADMIN_PASSWORD, served
 from bench.timing import parser
 from duopass.protocol import SigningKey, make_code
 from duopass.protocol.encoding import b64u_decode, b64u_encode

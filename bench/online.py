@@ -18,24 +18,18 @@ group-commit batch, from `pg_stat_database`).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
-import statistics
-import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 
-from bench.cpu import Tiers, committed, postmaster_of, usage
-from bench.online_server import BENCH_ADMIN_PASSWORD, start
+from bench.cpu import usage
+from bench.load import Result, run
+from bench.online_server import BENCH_ADMIN_PASSWORD, TIERS, commits, served
 from bench.timing import parser
-from duopass.demo.serving import free_port
 from duopass.protocol import SigningKey, make_code
 from duopass.protocol.encoding import b64u_decode, b64u_encode
 from duopass.protocol.signed_requests import (
@@ -45,63 +39,6 @@ from duopass.protocol.signed_requests import (
 )
 
 PRETIX_CHECKINS_PER_S = 54  # pretix on this kind of machine (DOMAIN.md)
-
-
-@contextmanager
-def served(db_kind: str, workers: int = 1) -> Iterator[int]:
-    """The production server (`bench.online_server`: `duopass serve`, `workers` processes) on a
-    fresh SQLite file or a fresh PostgreSQL database (`db_kind`), in a temporary folder;
-    yields its port, and stops everything after."""
-    with tempfile.TemporaryDirectory() as tmp:
-        db = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        if db_kind == "postgres":
-            db = _postgres_database()
-        port = free_port()
-        server = start(db, Path(tmp) / "data", port, workers)
-        pg_port = db.rsplit(":", 1)[1].split("/")[0] if db_kind == "postgres" else None
-        TIERS[port] = Tiers(server.pid, postmaster_of(int(pg_port)) if pg_port else None)
-        if pg_port:
-            DATABASES[port] = db
-        try:
-            yield port
-        finally:
-            del TIERS[port]
-            DATABASES.pop(port, None)
-            server.terminate()
-            server.wait(timeout=60)
-
-
-TIERS: dict[int, Tiers] = {}
-"""The process trees of each running benchmark server (by port): CPU per request by tier."""
-
-
-DATABASES: dict[int, str] = {}
-"""The PostgreSQL database of each running benchmark server (by port)."""
-
-_POSTGRES: list[str] = []
-
-
-def commits(port: int) -> int | None:
-    """Transactions committed so far in the server's PostgreSQL database (None on SQLite)."""
-    url = DATABASES.get(port)
-    return None if url is None else committed(url)
-
-
-def _postgres_database() -> str:
-    """A new database on this run's PostgreSQL server (started at the first call, stopped at
-    exit: `tests.pg`)."""
-    from sqlalchemy import create_engine, text
-
-    if not _POSTGRES:
-        from tests.pg import start_postgres
-
-        _POSTGRES.append(start_postgres()[0])
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(_POSTGRES[0], isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return _POSTGRES[0].rsplit("/", 1)[0] + f"/{name}"
 
 
 def setup(
@@ -215,46 +152,6 @@ def scan_requests(
             + body
         )
     return requests
-
-
-async def _fire(
-    port: int, requests: list[bytes], connections: int
-) -> tuple[float, list[float], list[bytes]]:
-    queue = list(reversed(requests))
-    latencies: list[float] = []
-    bodies: list[bytes] = []
-
-    async def worker() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        while queue:
-            request = queue.pop()
-            started = time.perf_counter()
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = next(
-                int(line.split(b":")[1])
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-length")
-            )
-            bodies.append(await reader.readexactly(length))
-            latencies.append(time.perf_counter() - started)
-        writer.close()
-
-    started = time.perf_counter()
-    await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(connections))), timeout=300)
-    return time.perf_counter() - started, latencies, bodies
-
-
-def run(
-    port: int, requests: list[bytes], connections: int
-) -> tuple[float, float, float, list[bytes]]:
-    elapsed, latencies, bodies = asyncio.run(_fire(port, requests, connections))
-    latencies.sort()
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return len(requests) / elapsed, statistics.median(latencies), p99, bodies
-
-
-Result = tuple[float, float, float, list[bytes]]
 
 
 def charged(port: int, requests: list[bytes], connections: int) -> tuple[Result, float, float]:

@@ -18,8 +18,8 @@ from typing import Any
 
 import httpx
 
-from bench.online import TIERS, run, served
-from bench.online_server import BENCH_ADMIN_PASSWORD
+from bench.load import run
+from bench.online_server import BENCH_ADMIN_PASSWORD, TIERS, served
 from bench.timing import best_of, parser, us
 from duopass.policy import DEFAULT_POLICY, bench_inputs, decide, load
 from duopass.protocol import SigningKey

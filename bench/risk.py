@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench import online
+from bench.online_server import postgres_database
 from bench.timing import best_of, parser, table, us
 from duopass.policy import DEFAULT_POLICY
 from duopass.policy.load import load
@@ -103,7 +104,7 @@ def in_process(quick: bool, postgres: bool, use_redis: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp, database_store(f"sqlite:///{tmp}/risk.db") as db:
         rows["database store, SQLite: count + read + judge"] = stepping(db, count)
         if postgres:
-            with database_store(online._postgres_database()) as pg:
+            with database_store(postgres_database()) as pg:
                 rows["database store, PostgreSQL: count + read + judge"] = stepping(pg, count)
                 _report(rows, count, rounds, use_redis)
         else:

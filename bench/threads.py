@@ -17,7 +17,9 @@ from collections import Counter
 
 import httpx
 
-from bench.online import TIERS, run, scan_requests, served, setup
+from bench.load import run
+from bench.online import scan_requests, setup
+from bench.online_server import TIERS, served
 
 _TICK = os.sysconf("SC_CLK_TCK")
 HOLDERS = 20
