@@ -12,7 +12,8 @@ are made and signed before the clock starts.
 empty endpoint and the payments: how many tills at once. Each row also prints how many cores
 the server's processes and the database's used during the measured run (CPU a request times the
 rate: 1.0 is one core busy the whole run) and, on PostgreSQL, the scans a commit (units per
-group-commit batch, from `pg_stat_database`).
+group-commit batch, from `pg_stat_database`), and the cores the load generator itself used (this
+process's CPU time: it shares the machine with them).
 """
 
 from __future__ import annotations
@@ -159,7 +160,9 @@ def charged(port: int, requests: list[bytes], connections: int) -> tuple[Result,
     database's (0 for SQLite, which is inside the server)."""
     tiers = TIERS[port]
     server_before, db_before = tiers.read()
+    own = time.process_time()
     result = run(port, requests, connections)
+    GENERATOR_MS[port] = (time.process_time() - own) * 1000 / len(requests)
     server_after, db_after = tiers.read()
     n = len(requests)
     return result, (server_after - server_before) * 1000 / n, (db_after - db_before) * 1000 / n
@@ -182,6 +185,8 @@ def per_commit(
     return result, server_ms, db_ms
 
 
+GENERATOR_MS: dict[int, float] = {}
+"""The load generator's own CPU a request (this process) in the last `charged` run, by port."""
 PER_COMMIT: dict[int, float] = {}
 """Requests a commit in the last `per_commit` run, by port."""
 
@@ -190,6 +195,8 @@ CPU_MS: dict[str, tuple[float, float]] = {}
 """The last measurement's CPU per request by tier, per kind of request (`ping`, `scan`)."""
 RUNS: dict[str, tuple[float, float]] = {}
 """The last measurement's charged runs: rate and scans a commit (0.0 unknown), by kind."""
+GENERATOR_CORES: dict[str, float] = {}
+"""The cores the load generator used in the last measurement's charged runs, by kind."""
 CONNECTIONS_DEFAULT = 8
 CONNECTIONS_MAX = 256
 """The most `--connections` takes (the generator is one asyncio loop)."""
@@ -214,10 +221,13 @@ def measure_one(
             port, scan_requests(till, terminal_id, wallets, count, first_ctr=0), connections
         )
         empty_again, *ping_cpu = charged(port, [ping] * count, connections)
+        generator = {"ping": GENERATOR_MS[port]}
         again = scan_requests(till, terminal_id, wallets, count, first_ctr=500)
         scans_again, *scan_cpu = per_commit(port, again, connections, counted=not quick)
+        generator["scan"] = GENERATOR_MS.pop(port)
         RUNS["ping"] = (empty_again[0], 0.0)
         RUNS["scan"] = (scans_again[0], PER_COMMIT.pop(port, 0.0))
+        GENERATOR_CORES.update({kind: RUNS[kind][0] * ms / 1000 for kind, ms in generator.items()})
     CPU_MS["ping"], CPU_MS["scan"] = (ping_cpu[0], ping_cpu[1]), (scan_cpu[0], scan_cpu[1])
     reasons = Counter(json.loads(body)["reason"] for body in scans[3] + scans_again[3])
     assert reasons["OK"] == 2 * count, f"not every payment was accepted: {dict(reasons)}"
@@ -259,6 +269,10 @@ def measure(db_kind: str, quick: bool, most_workers: int, connections: int | Non
             "           cores used in the charged runs, server / database:"
             f" empty {used_empty}, scans {used_scans}"
             + (f"; {scans_a_commit:.1f} scans a commit" if scans_a_commit else "")
+        )
+        print(
+            "           cores the load generator used: empty"
+            f" {GENERATOR_CORES['ping']:.2f}, scans {GENERATOR_CORES['scan']:.2f}"
         )
     shown = connections or (4 if quick else CONNECTIONS_DEFAULT)
     print(
