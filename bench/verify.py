@@ -17,13 +17,14 @@ time of N codes - CPU time of one code) / (N - 1): the process's start (interpre
 trust file, teardown) is the same for any N, and is reported apart rather than spread over an N
 of this benchmark's choosing (at 2,000 codes, a quarter of a code's cost or more). What a code adds
 includes handing it to the process: the interpreter's copying and decoding of its argument,
-about a tenth of a verification for a 450-character code, is part of the command's cost.
+about a tenth of a code's in-process verify for a 450-character code, is part of its cost.
 
 The command is noisy (one process run of each size a round; the start varies by milliseconds,
 which the difference divides only by N - 1), so it runs in `COMMAND_ROUNDS` rounds, each of a
-process with one code, a process with N codes and the in-process verify of the same N codes;
-each round's ratio is its process's figure, less the median start of all the rounds, against
-its own in-process figure, and the median and range of the rounds' ratios are printed.
+process with one code, then a process with N codes between two in-process verifies of the
+same N codes; each round's ratio is its process's figure, less the median start of all the
+rounds, against the mean of its two in-process figures (a drift in the machine's load falls on
+both sides), and the median and range of the rounds' ratios are printed.
 
     python -m bench.verify [--quick]
 """
@@ -111,7 +112,7 @@ def distinct_codes(count: int) -> list[str]:
     return codes
 
 
-COMMAND_ROUNDS = 9
+COMMAND_ROUNDS = 15
 
 
 def command_cpu(codes: list[str], trust: Path) -> float:
@@ -133,7 +134,7 @@ class CommandRounds:
     count: int
     starts: list[float]  # a process over one code
     wholes: list[float]  # a process over all `count` codes
-    in_process: list[float]  # a code, in process, the same round
+    in_process: list[float]  # a code, in process, either side of the N-code process
 
     @property
     def start(self) -> float:
@@ -149,17 +150,22 @@ class CommandRounds:
 
 
 def command_rounds(codes: list[str], rounds: int, in_process: Callable[[], None]) -> CommandRounds:
-    """`rounds` rounds of one-code process, N-code process, in-process verify, in turn."""
+    """`rounds` rounds of: a one-code process, the in-process verify, an N-code process and
+    the in-process verify again (its figure for the round: the mean of the two)."""
     measured = CommandRounds(len(codes), [], [], [])
     with tempfile.TemporaryDirectory() as scratch:
         trust = Path(scratch) / "trust.json"
         trust.write_bytes(dump_trust_store(STORE))
         for _ in range(rounds):
             measured.starts.append(command_cpu(codes[:1], trust))
+            started = time.process_time()
+            in_process()
+            before = time.process_time() - started
             measured.wholes.append(command_cpu(codes, trust))
             started = time.process_time()
             in_process()
-            measured.in_process.append((time.process_time() - started) / len(codes))
+            after = time.process_time() - started
+            measured.in_process.append((before + after) / 2 / len(codes))
     return measured
 
 
