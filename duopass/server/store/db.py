@@ -22,7 +22,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import ExceptionContext, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, InvalidatePoolError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InvalidatePoolError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -168,7 +168,7 @@ class KeptUnits:
             if isinstance(bind, Connection):
                 try:
                     _temp_store(bind, "DEFAULT")
-                except sqlite3.Error:
+                except (sqlite3.Error, SQLAlchemyError):  # a broken connection: dropped
                     bind.invalidate()
                 bind.close()
 
