@@ -19,6 +19,7 @@ from duopass.server.store import sql
 
 INSERT = sql.statement("INSERT INTO meta (name, value) VALUES (:name, :value)")
 READ = sql.statement("SELECT value FROM meta WHERE name = :name")
+BUMP = sql.statement("UPDATE meta SET value = value + 1 WHERE name LIKE :like")
 LEAF = sql.statement('SELECT data FROM ledger_leaves WHERE "index" = :index')
 
 
@@ -105,6 +106,29 @@ def test_ledger_appends_in_a_batch_keep_the_tree_whole(server):
         assert tlog.root(session, size) == root_of([hash_leaf(bytes(x)) for x in leaves])
 
     ctx.run(check)
+
+
+def test_a_failing_unit_rolls_back_alone_past_a_large_savepoint_journal(server):
+    """Every unit changes rows on tens of pages the batch found there, so each savepoint
+    keeps them as they were (SQLite: past 64 KiB a batch, which the writer keeps in memory);
+    the unit that fails after its change goes back to its own savepoint, no further."""
+    ctx = server.ctx
+    names = [f"gc-page-{n:05d}" for n in range(4_000)]
+    ctx.run(lambda u: sql.raw(u.session).many(INSERT, [{"name": n, "value": 0} for n in names]))
+
+    def bump(unit: Any) -> int:
+        sql.raw(unit.session).run(BUMP, {"like": "gc-page-%"})
+        return 1
+
+    def bump_and_fail(unit: Any) -> int:
+        bump(unit)
+        raise Problem(ProblemCode.FORBIDDEN, "refused after changing every row")
+
+    works: list[Callable[[Any], Any]] = [bump_and_fail if n == 5 else bump for n in range(8)]
+    outcomes = _one_batch(ctx, works)
+    assert [o for n, o in enumerate(outcomes) if n != 5] == [1] * 7
+    assert isinstance(outcomes[5], Problem) and outcomes[5].code is ProblemCode.FORBIDDEN
+    assert {_value(ctx, name) for name in (names[0], names[1_999], names[-1])} == {7}
 
 
 @pytest.mark.parametrize("units", [1, 40])

@@ -108,3 +108,20 @@ def test_risk_counts_queued_for_the_commit_count_once_a_transaction(server: Runn
     finally:
         kept.close()
     assert features[count.feature] == 6
+
+
+def test_the_writers_savepoint_journal_stays_in_memory_and_not_in_the_pool(
+    sqlite_server: Running,
+) -> None:
+    """SQLite: the kept connection holds its savepoints' journal in memory (`temp_store`
+    2); given back to the pool it is as every other connection (0, the default), so a large
+    sort elsewhere still spills to a file."""
+    kept = sqlite_server.ctx.db.kept()
+    try:
+        with kept.unit() as session:
+            driver = session.connection().connection.driver_connection
+            assert driver is not None
+            assert driver.execute("PRAGMA temp_store").fetchone() == (2,)
+    finally:
+        kept.close()
+    assert driver.execute("PRAGMA temp_store").fetchone() == (0,)

@@ -22,7 +22,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import ExceptionContext, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, InvalidatePoolError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InvalidatePoolError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -159,17 +159,33 @@ class KeptUnits:
         _after(after)
 
     def close(self) -> None:
-        """Give the connection back (the next unit opens another)."""
+        """Give the connection back (the next unit opens another), its temporary store as the
+        pool's other connections have it; one that cannot be reset is not given back."""
         session, self._session = self._session, None
         if session is not None:
             bind = session.bind
             session.close()
             if isinstance(bind, Connection):
+                try:
+                    _temp_store(bind, "DEFAULT")
+                except (sqlite3.Error, SQLAlchemyError):  # a broken connection: dropped
+                    bind.invalidate()
                 bind.close()
 
     def _open(self) -> Session:
-        self._session = self.db._sessions(bind=self.db.engine.connect())
+        connection = self.db.engine.connect()
+        # a unit's savepoint keeps each page it changes as it was (SQLite's statement journal):
+        # past 64 KiB a batch's go to a temporary file, a write() a page, several a unit; in
+        # memory they are a copy. Bounded by a batch (64 units' pages); the writer's connection
+        # only: elsewhere a large sort still spills to a file
+        _temp_store(connection, "MEMORY")
+        self._session = self.db._sessions(bind=connection)
         return self._session
+
+
+def _temp_store(connection: Connection, where: str) -> None:
+    driver: Any = connection.connection.driver_connection
+    driver.execute(f"PRAGMA temp_store={where}")  # one of two words, never a value from outside
 
 
 def _after(works: tuple[Callable[[], None], ...]) -> None:
