@@ -297,6 +297,14 @@ class TerminalClient:
     def scan(
         self, code: str, *, mode: str = "pay", amount: int | None = None, seq: int | None = None
     ) -> dict[str, Any]:
+        answer = self.scan_answer(code, mode=mode, amount=amount, seq=seq)
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    def scan_answer(
+        self, code: str, *, mode: str = "pay", amount: int | None = None, seq: int | None = None
+    ) -> httpx.Response:
+        """The server's answer to a scan, whatever its status."""
         if seq is None:
             self.seq += 1
             seq = self.seq
@@ -310,7 +318,7 @@ class TerminalClient:
                 "scanned_at": int(time.time()),
             }
         ).encode()
-        answer = self.http.post(
+        return self.http.post(
             "/v1/terminal/scans",
             content=body,
             headers={
@@ -318,8 +326,6 @@ class TerminalClient:
                 "Content-Type": "application/json",
             },
         )
-        assert answer.status_code == 200, answer.text
-        return dict(answer.json())
 
     def journal(
         self, entries: list[bytes], *, first: int | None = None, signer: SigningKey | None = None
