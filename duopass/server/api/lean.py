@@ -16,6 +16,7 @@ way: the OpenAPI document describes it as before.
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, serialize_response
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 __all__ = ["LeanRoute"]
@@ -50,7 +51,8 @@ class _Plan:
     """The endpoint, the body aside."""
     body: Any
     """The body's field (`ModelField`): one JSON object, not embedded."""
-    headers: tuple[Any, ...]
+    headers: tuple[tuple[Any, bytes], ...]
+    """Each header field with the name it is read under, as the request carries it."""
 
 
 class LeanRoute(APIRoute):
@@ -70,8 +72,9 @@ class LeanRoute(APIRoute):
         async def app(request: Request) -> Response:
             if getattr(overrides, "dependency_overrides", None):
                 return await stock(request)
-            body = await _json_body(request, plan.body)
-            headers = None if body is None else _headers(request, plan.headers)
+            raw = dict(reversed(request.scope["headers"]))  # each name's first, as Headers reads
+            body = await _json_body(request, raw, plan.body)
+            headers = None if body is None else _headers(raw, plan.headers)
             if headers is None:
                 return await stock(request)
             answer = await _solve(plan.root, request, headers, {}, {plan.body.name: body})
@@ -93,29 +96,45 @@ class LeanRoute(APIRoute):
         return app
 
 
-async def _json_body(request: Request, field: Any) -> Any:
+async def _json_body(request: Request, raw: dict[bytes, bytes], field: Any) -> Any:
     """The body validated by the route's body field; None if it is not a JSON object that
     validates (FastAPI's handler then reads it as it does: the body is kept, read once)."""
-    if request.headers.get("content-type") != "application/json" or not await request.body():
+    if raw.get(b"content-type") != b"application/json" or not await _body(request):
         return None
     try:
-        parsed = await request.json()
+        parsed = request._json = json.loads(request._body)  # as `Request.json` keeps it
     except ValueError:
         return None
     value, errors = field.validate(parsed, {}, loc=("body",))
     return None if errors else value
 
 
-def _headers(request: Request, fields: tuple[Any, ...]) -> dict[int, Any] | None:
+async def _body(request: Request) -> bytes:
+    """`Request.body` without its stream's generator: kept on the request, read once."""
+    if not hasattr(request, "_body"):
+        chunks = []
+        while not request._stream_consumed:
+            message = await request.receive()
+            if message["type"] == "http.request":
+                chunks.append(message.get("body", b""))
+                request._stream_consumed = not message.get("more_body", False)
+            elif message["type"] == "http.disconnect":
+                request._is_disconnected = True
+                raise ClientDisconnect()
+        request._body = b"".join(chunks)
+    return request._body
+
+
+def _headers(
+    raw: dict[bytes, bytes], fields: tuple[tuple[Any, bytes], ...]
+) -> dict[int, Any] | None:
     """Each header field's value (by the field's id), or None if one is missing or refused."""
     values = {}
-    headers = request.headers
-    for field in fields:
-        key = field.field_info.validation_alias or field.alias  # as FastAPI looks it up
-        raw = headers.get(key)
-        if raw is None:
+    for field, key in fields:
+        value = raw.get(key)
+        if value is None:
             return None
-        value, errors = field.validate(raw, {}, loc=("header", key))
+        value, errors = field.validate(value.decode("latin-1"), {}, loc=("header", key.decode()))
         if errors:
             return None
         values[id(field)] = value
@@ -152,7 +171,13 @@ def _plan(route: APIRoute) -> _Plan | None:
     root = _step(endpoint, headers)
     if root is None:
         return None
-    return _Plan(root=root, body=route.body_field, headers=tuple(headers))
+    named = tuple((field, _header_key(field).lower().encode("latin-1")) for field in headers)
+    return _Plan(root=root, body=route.body_field, headers=named)
+
+
+def _header_key(field: Any) -> str:
+    """The name FastAPI looks a header field up under."""
+    return str(field.field_info.validation_alias or field.alias)
 
 
 def _step(dependant: Dependant, headers: list[Any]) -> _Step | None:
