@@ -16,12 +16,17 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.routing import Match
 
 from duopass.demo.serving import free_port, wait_until_up
 from duopass.server.api.middleware import BodyLimit
 from duopass.server.api.routes.oauth import OAUTH_ERROR_SCHEMA
+from duopass.server.app import create_app
+from duopass.server.keyring import Keyring
 from duopass.server.limits import BODY_BYTES_MAX, REQUEST_HEAD_BYTES_MAX
 from duopass.server.problems import ProblemCode
+from duopass.server.settings import Settings
+from tests.server.conftest import _sqlite_database
 from tests.server.harness import Running, enrolled_till, ready_wallet, running_server
 from tests.server.raw import (
     HANG_GUARD_S,
@@ -383,3 +388,19 @@ def test_text_with_a_nul_character_is_refused_not_a_crash(server: Running, path,
     answer = server.http.post(path, json=body, headers=admin.auth)
     assert answer.status_code in {401, 404, 422}, answer.text
     assert answer.headers["content-type"] == "application/problem+json"
+
+
+def test_the_scan_and_redeem_routes_are_tried_before_fastapis_own(request, tmp_path):
+    """The router tries routes in order: the hottest paths come before FastAPI's own (the
+    OpenAPI document and its pages), and no other route takes their requests."""
+    config = Settings(db_url=_sqlite_database(request, tmp_path), data_dir=tmp_path / "data")
+    keyring = Keyring.create(tmp_path / "data", origin="demo-univ/ledger")
+    app = create_app(config, keyring=keyring, testing=True)
+    app.state.context.db.dispose()
+    routes = app.router.routes
+    paths = [getattr(route, "path", None) for route in routes]
+    for path in ("/v1/terminal/scans", "/v1/checkin/redeem"):
+        scope = {"type": "http", "method": "POST", "path": path, "root_path": ""}
+        taking = [route for route in routes if route.matches(scope)[0] is not Match.NONE]
+        assert taking == [routes[paths.index(path)]]
+        assert paths.index(path) < paths.index("/openapi.json") < paths.index("/docs")

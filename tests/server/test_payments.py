@@ -201,3 +201,24 @@ def test_a_scan_is_answered_alike_by_either_handler(server):
     assert answers[0].json()["reason"] == "OK" and answers[0].json()["mode"] == "online"
     assert answers[0].content == answers[1].content
     assert answers[0].headers["content-type"] == answers[1].headers["content-type"]
+
+
+def test_a_scan_the_lean_path_leaves_after_reading_its_body_is_answered_by_fastapi(server):
+    """A body that parses but does not validate, or a signed header missing, is read by the lean
+    handler and given back to FastAPI's: the same answer as a request it never read."""
+    admin = server.admin()
+    till, _ = _till(server, admin)
+    body = json.dumps({"code": "DP1:x", "mode": "pay", "amount": "many", "seq": 1}).encode()
+    signed = till._signed("POST", "/v1/terminal/scans", body)
+    unsigned = {k: v for k, v in signed.items() if k.lower() != "duopass-signature"}
+    assert len(unsigned) == len(signed) - 1
+    for headers in (signed, unsigned):
+        answers = [
+            server.http.post(
+                "/v1/terminal/scans", content=body, headers={**headers, "Content-Type": kind}
+            )
+            for kind in ("application/json", "application/json; charset=utf-8")
+        ]
+        assert answers[0].status_code == answers[1].status_code == 422
+        assert answers[0].content == answers[1].content
+        assert answers[0].json()["code"] == "invalid_request"

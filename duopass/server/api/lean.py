@@ -9,26 +9,33 @@ same dependencies in the same order with the same values, the body and headers v
 same pydantic fields, the answer serialised by FastAPI's own `serialize_response`. Anything
 unusual (a header missing or refused, another content type, a body that does not parse or
 validate, overridden dependencies) goes to FastAPI's own handler, which answers as it always
-did: nothing has been called by then, only validated. The route is FastAPI's in every other
-way: the OpenAPI document describes it as before.
+did: nothing has been called by then, only validated (a body it read is given back to it).
+The lean answer is served by the route's own ASGI app, inside the same exception handlers but
+without `request_response`'s two exit stacks (for dependencies with `yield`: a planned route has
+none). The route is FastAPI's in every other way: the OpenAPI document describes it as before.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute, serialize_response
-from starlette.requests import Request
+from fastapi.routing import APIRoute, request_response, serialize_response
+from starlette._exception_handler import wrap_app_handling_exceptions
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["LeanRoute"]
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+Lean = Callable[[Request], Coroutine[Any, Any, Response | None]]
+"""A lean handler: None for a request it leaves to FastAPI's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,30 +57,50 @@ class _Plan:
     """The endpoint, the body aside."""
     body: Any
     """The body's field (`ModelField`): one JSON object, not embedded."""
-    headers: tuple[Any, ...]
+    headers: tuple[tuple[Any, bytes], ...]
+    """Each header field with the name it is read under, as the request carries it."""
 
 
 class LeanRoute(APIRoute):
     """An `APIRoute` whose usual request skips FastAPI's generic resolution (module docstring);
     a route with a dependency of a kind it does not plan for is served by FastAPI alone."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._lean: Lean | None = None
+        super().__init__(*args, **kwargs)  # which calls get_route_handler
+        if self._lean is not None:
+            self.app = _asgi(self._lean, request_response(self._stock))
+
     def get_route_handler(self) -> Handler:
         stock = super().get_route_handler()
+        lean = self._lean_handler()
+        if lean is None:
+            return stock
+        self._lean, self._stock = lean, stock
+
+        async def app(request: Request) -> Response:
+            answer = await lean(request)
+            return await stock(request) if answer is None else answer
+
+        return app
+
+    def _lean_handler(self) -> Lean | None:
         plan = _plan(self)
         if plan is None or self.response_field is None:
-            return stock
+            return None
         if not isinstance(self.response_class, DefaultPlaceholder):
-            return stock  # a custom response class: only FastAPI's own path knows it
+            return None  # a custom response class: only FastAPI's own path knows it
         overrides = self.dependency_overrides_provider
         status = self.status_code or 200  # as Response has it
 
-        async def app(request: Request) -> Response:
+        async def app(request: Request) -> Response | None:
             if getattr(overrides, "dependency_overrides", None):
-                return await stock(request)
-            body = await _json_body(request, plan.body)
-            headers = None if body is None else _headers(request, plan.headers)
+                return None
+            raw = dict(reversed(request.scope["headers"]))  # each name's first, as Headers reads
+            body = await _json_body(request, raw, plan.body)
+            headers = None if body is None else _headers(raw, plan.headers)
             if headers is None:
-                return await stock(request)
+                return None
             answer = await _solve(plan.root, request, headers, {}, {plan.body.name: body})
             if isinstance(answer, Response):
                 return answer
@@ -93,29 +120,81 @@ class LeanRoute(APIRoute):
         return app
 
 
-async def _json_body(request: Request, field: Any) -> Any:
+def _asgi(lean: Lean, stock: ASGIApp) -> ASGIApp:
+    """The route's ASGI app: the lean handler's answer, or FastAPI's own app (`request_response`
+    around the stock handler) for a request it leaves, with the body it read given back. The
+    lean answer skips only `request_response`'s exit stacks, there for dependencies with
+    `yield`, which a planned route has none of; its exceptions meet the same handlers."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
+
+        async def answer(scope: Scope, receive: Receive, send: Send) -> None:
+            response = await lean(request)
+            if response is None:
+                again = _replay(request._body, receive) if hasattr(request, "_body") else receive
+                await stock(scope, again, send)
+            else:
+                await response(scope, receive, send)
+
+        await wrap_app_handling_exceptions(answer, request)(scope, receive, send)
+
+    return app
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """`receive` giving the body already read first, whole."""
+    given = False
+
+    async def replay() -> Message:
+        nonlocal given
+        if given:
+            return await receive()
+        given = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+async def _json_body(request: Request, raw: dict[bytes, bytes], field: Any) -> Any:
     """The body validated by the route's body field; None if it is not a JSON object that
     validates (FastAPI's handler then reads it as it does: the body is kept, read once)."""
-    if request.headers.get("content-type") != "application/json" or not await request.body():
+    if raw.get(b"content-type") != b"application/json" or not await _body(request):
         return None
     try:
-        parsed = await request.json()
+        parsed = request._json = json.loads(request._body)  # as `Request.json` keeps it
     except ValueError:
         return None
     value, errors = field.validate(parsed, {}, loc=("body",))
     return None if errors else value
 
 
-def _headers(request: Request, fields: tuple[Any, ...]) -> dict[int, Any] | None:
+async def _body(request: Request) -> bytes:
+    """`Request.body` without its stream's generator: kept on the request, read once."""
+    if not hasattr(request, "_body"):
+        chunks = []
+        while not request._stream_consumed:
+            message = await request.receive()
+            if message["type"] == "http.request":
+                chunks.append(message.get("body", b""))
+                request._stream_consumed = not message.get("more_body", False)
+            elif message["type"] == "http.disconnect":
+                request._is_disconnected = True
+                raise ClientDisconnect()
+        request._body = b"".join(chunks)
+    return request._body
+
+
+def _headers(
+    raw: dict[bytes, bytes], fields: tuple[tuple[Any, bytes], ...]
+) -> dict[int, Any] | None:
     """Each header field's value (by the field's id), or None if one is missing or refused."""
     values = {}
-    headers = request.headers
-    for field in fields:
-        key = field.field_info.validation_alias or field.alias  # as FastAPI looks it up
-        raw = headers.get(key)
-        if raw is None:
+    for field, key in fields:
+        value = raw.get(key)
+        if value is None:
             return None
-        value, errors = field.validate(raw, {}, loc=("header", key))
+        value, errors = field.validate(value.decode("latin-1"), {}, loc=("header", key.decode()))
         if errors:
             return None
         values[id(field)] = value
@@ -152,7 +231,13 @@ def _plan(route: APIRoute) -> _Plan | None:
     root = _step(endpoint, headers)
     if root is None:
         return None
-    return _Plan(root=root, body=route.body_field, headers=tuple(headers))
+    named = tuple((field, _header_key(field).lower().encode("latin-1")) for field in headers)
+    return _Plan(root=root, body=route.body_field, headers=named)
+
+
+def _header_key(field: Any) -> str:
+    """The name FastAPI looks a header field up under."""
+    return str(field.field_info.validation_alias or field.alias)
 
 
 def _step(dependant: Dependant, headers: list[Any]) -> _Step | None:
