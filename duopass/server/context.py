@@ -84,11 +84,18 @@ class AppContext:
     def _unit(self, session: Session) -> Unit:
         return Unit(session, self.settings, self.keyring, self.now(), self.pinned_policy)
 
-    def run(self, work: Callable[[Unit], T], *, attempts: int = UNIT_ATTEMPTS) -> T:
-        """Run `work` in one transaction of its own (`unit_of_work.retrying`)."""
+    def run(
+        self,
+        work: Callable[[Unit], T],
+        *,
+        attempts: int = UNIT_ATTEMPTS,
+        journal_in_memory: bool = False,
+    ) -> T:
+        """Run `work` in one transaction of its own (`unit_of_work.retrying`); one that
+        changes many pages under a savepoint keeps their journal in memory (`Database.unit`)."""
 
         def attempt() -> T:
-            with self.db.unit() as session:
+            with self.db.unit(journal_in_memory=journal_in_memory) as session:
                 return work(self._unit(session))
 
         return retrying(attempt, attempts=attempts)

@@ -80,14 +80,26 @@ class Database:
         )
 
     @contextmanager
-    def unit(self) -> Iterator[Session]:
+    def unit(self, *, journal_in_memory: bool = False) -> Iterator[Session]:
         """A unit of work: everything inside commits together or not at all.
 
         SQLite has one writer at a time; threads of this process queue on a lock instead of
         on SQLite's busy handler, whose sleeps grow to 100 ms under contention. What
-        `after_commit` queued runs once the unit has committed and the lock is released."""
-        with self._writer, self._sessions() as session, session.begin():
-            yield session
+        `after_commit` queued runs once the unit has committed and the lock is released.
+        `journal_in_memory`: SQLite keeps the unit's savepoint journal in memory, for a unit
+        that changes many pages under a savepoint (a large journal batch: `_in_memory`);
+        PostgreSQL ignores it."""
+        if not (journal_in_memory and self.is_sqlite):
+            with self._writer, self._sessions() as session, session.begin():
+                yield session
+        else:
+            with (
+                self._writer,
+                _in_memory(self.engine) as connection,
+                self._sessions(bind=connection) as session,
+                session.begin(),
+            ):
+                yield session
         _after(session.info.pop(_AFTER_COMMIT, ()))
 
     def kept(self) -> KeptUnits:
@@ -166,21 +178,51 @@ class KeptUnits:
             bind = session.bind
             session.close()
             if isinstance(bind, Connection):
-                try:
-                    _temp_store(bind, "DEFAULT")
-                except (sqlite3.Error, SQLAlchemyError):  # a broken connection: dropped
-                    bind.invalidate()
-                bind.close()
+                _give_back(bind)
 
     def _open(self) -> Session:
-        connection = self.db.engine.connect()
-        # a unit's savepoint keeps each page it changes as it was (SQLite's statement journal):
-        # past 64 KiB a batch's go to a temporary file, a write() a page, several a unit; in
-        # memory they are a copy. Bounded by a batch (64 units' pages); the writer's connection
-        # only: elsewhere a large sort still spills to a file
-        _temp_store(connection, "MEMORY")
-        self._session = self.db._sessions(bind=connection)
+        # a unit's savepoint keeps each page it changes as it was: bounded by a batch (64
+        # units' pages), freed at its commit (`_in_memory`)
+        self._session = self.db._sessions(bind=_memory_journal(self.db.engine))
         return self._session
+
+
+@contextmanager
+def _in_memory(engine: Engine) -> Iterator[Connection]:
+    """A pooled SQLite connection whose transactions keep their savepoint journal in memory,
+    given back to the pool as the others are (`_give_back`)."""
+    connection = _memory_journal(engine)
+    try:
+        yield connection
+    finally:
+        _give_back(connection)
+
+
+def _memory_journal(engine: Engine) -> Connection:
+    """A pooled SQLite connection set to keep its statement journal in memory.
+
+    A savepoint keeps each page its transaction changes as it was (SQLite's statement
+    journal); past 64 KiB SQLite's default puts them in a temporary file, a write() a page, and
+    in memory they are a copy. SQLite reads the setting at a write transaction's BEGIN, so it is
+    set before. Only the connections of units that need it: elsewhere a large sort still spills
+    to a file."""
+    connection = engine.connect()
+    try:
+        _temp_store(connection, "MEMORY")
+    except BaseException:
+        _give_back(connection)
+        raise
+    return connection
+
+
+def _give_back(connection: Connection) -> None:
+    """Give a connection back to the pool, its temporary store as the pool's others have it;
+    one that cannot be reset is dropped, not pooled."""
+    try:
+        _temp_store(connection, "DEFAULT")
+    except (sqlite3.Error, SQLAlchemyError):  # a broken connection: dropped
+        connection.invalidate()
+    connection.close()
 
 
 def _temp_store(connection: Connection, where: str) -> None:

@@ -268,4 +268,5 @@ def _journal(body: JournalIn, terminal: terminals.TerminalRow, ctx: AppContext) 
     return ctx.run(
         lambda unit: journals.ingest(unit, terminal_id=terminal.id, batch=batch, data=data),
         attempts=JOURNAL_ATTEMPTS,
+        journal_in_memory=True,  # a large batch's savepoint: its pages copied in memory
     )  # a batch never waits for a lock
