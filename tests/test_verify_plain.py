@@ -4,6 +4,7 @@ same lines, stderr and exit status for each command line, and Typer for anything
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -120,3 +121,16 @@ BASE = ["--trust", "t.json", "--now", "5", "--mode", "identity"]
 )
 def test_anything_not_plain_is_left_to_typer(args):
     assert parse_plain(args) is None
+
+
+def test_a_trust_file_that_exists_but_cannot_be_read_is_left_to_typer(tmp_path, monkeypatch):
+    """Click's `Path` refuses a path that exists and cannot be read, with its own message; a
+    missing one is `prepare`'s to refuse (the same usage error either way)."""
+    present = tmp_path / "t.json"
+    present.write_text("{}")
+    args = ["--trust", str(present), "--now", "5", "--mode", "identity", "A"]
+    assert parse_plain(args) is not None
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    assert parse_plain(args) is None
+    missing = ["--trust", str(tmp_path / "none.json"), *args[2:]]
+    assert parse_plain(missing) is not None

@@ -172,6 +172,8 @@ def parse_plain(args: list[str]) -> Options | None:
     amount = _whole(values["--amount"], 1) if "--amount" in values else None
     if now is None or mode is None or ("--amount" in values and amount is None):
         return None
+    if not _readable_or_absent(values["--trust"]):  # Click refuses such a path with its message
+        return None
     return Options(
         codes=codes,
         trust=Path(values["--trust"]),
@@ -184,6 +186,16 @@ def parse_plain(args: list[str]) -> Options | None:
     )
 
 
+def _readable_or_absent(path: str) -> bool:
+    """As Click's `Path` reads it: a path that exists must be readable (a missing one is left
+    to `prepare`, which says so)."""
+    try:
+        os.stat(path)
+    except OSError:
+        return True
+    return os.access(path, os.R_OK)
+
+
 def run_plain(args: list[str]) -> None:
     """Run `duopass verify` on a plain command line and leave the process; return when the
     command line is not plain (Typer reads it then)."""
@@ -191,14 +203,13 @@ def run_plain(args: list[str]) -> None:
     if options is None:
         return
     try:
-        verifier = prepare(options)
+        verifier = prepare(options)  # a trust file on a pipe or a slow mount may be interrupted
+        accepted = verify_all(options.codes, verifier, options.now, options.amount)
     except UsageError as exc:
         import typer  # noqa: PLC0415 (only to say what is wrong, as the Typer path says it)
 
         typer.echo(f"duopass: {exc}", err=True)
         _leave(EXIT_USAGE)
-    try:
-        accepted = verify_all(options.codes, verifier, options.now, options.amount)
     except KeyboardInterrupt:
         _leave(_EXIT_INTERRUPTED)
     except OSError as exc:

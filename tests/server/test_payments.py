@@ -222,3 +222,16 @@ def test_a_scan_the_lean_path_leaves_after_reading_its_body_is_answered_by_fasta
         assert answers[0].status_code == answers[1].status_code == 422
         assert answers[0].content == answers[1].content
         assert answers[0].json()["code"] == "invalid_request"
+
+
+def test_a_body_nested_past_the_parsers_depth_is_refused_alike_by_either_handler(server):
+    """JSON nested deeper than Python's parser goes (a few thousand brackets, well inside the
+    body limit) is a 422 from both handlers, never a 500 with a traceback in the log."""
+    body = b"[" * 30_000 + b"]" * 30_000
+    for path in ("/v1/terminal/scans", "/v1/checkin/redeem"):
+        answers = [
+            server.http.post(path, content=body, headers={"Content-Type": kind})
+            for kind in ("application/json", "application/json; charset=utf-8")
+        ]
+        assert answers[0].status_code == answers[1].status_code == 422, answers[0].text
+        assert answers[0].content == answers[1].content

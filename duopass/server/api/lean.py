@@ -163,7 +163,7 @@ async def _json_body(request: Request, raw: dict[bytes, bytes], field: Any) -> A
         return None
     try:
         parsed = request._json = json.loads(request._body)  # as `Request.json` keeps it
-    except ValueError:
+    except (ValueError, RecursionError):  # a body nested past the parser's depth: FastAPI's 422
         return None
     value, errors = field.validate(parsed, {}, loc=("body",))
     return None if errors else value
