@@ -16,7 +16,12 @@ _TRY = "import sys, pathlib; from duopass.lockfile import hold; hold(pathlib.Pat
 
 
 def _other_process_can_hold(path: Path) -> bool:
-    tried = subprocess.run([sys.executable, "-c", _TRY, str(path)], capture_output=True, timeout=60)
+    """Whether another process may take the lock now: True, or False when it is refused as
+    held (any other failure of the child fails the test)."""
+    tried = subprocess.run(
+        [sys.executable, "-c", _TRY, str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert tried.returncode == 0 or "lockfile.Held" in tried.stderr, tried.stderr
     return tried.returncode == 0
 
 

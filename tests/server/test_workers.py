@@ -141,6 +141,7 @@ def _pay_check_and_revoke(http: httpx.Client, data: Path, log: Path) -> None:
             # 503 `busy`; a till sends the same seq again, as here (a loaded machine meets it)
             if not (answer.status_code == 503 and answer.json().get("code") == "busy"):
                 break
+            time.sleep(0.2)  # a till waits a moment before it sends it again
         assert answer.status_code == 200, answer.text
         return dict(answer.json())
 
