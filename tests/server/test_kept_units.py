@@ -5,6 +5,7 @@ gives its connection up; the risk counts queued for a commit are counted once a 
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 
 import pytest
@@ -124,4 +125,20 @@ def test_the_writers_savepoint_journal_stays_in_memory_and_not_in_the_pool(
             assert driver.execute("PRAGMA temp_store").fetchone() == (2,)
     finally:
         kept.close()
+    assert driver.execute("PRAGMA temp_store").fetchone() == (0,)
+
+
+def test_a_kept_connection_collected_unclosed_goes_back_to_the_pool_reset(
+    sqlite_server: Running,
+) -> None:
+    """A `KeptUnits` dropped without `close` (its connection given back by the garbage
+    collector, not by `_give_back`) still leaves no pooled connection keeping its journal in
+    memory: the pool's check-in sets it back."""
+    kept = sqlite_server.ctx.db.kept()
+    with kept.unit() as session:
+        driver = session.connection().connection.driver_connection
+        assert driver is not None
+        assert driver.execute("PRAGMA temp_store").fetchone() == (2,)
+    del kept, session
+    gc.collect()
     assert driver.execute("PRAGMA temp_store").fetchone() == (0,)

@@ -228,6 +228,22 @@ def _give_back(connection: Connection) -> None:
 def _temp_store(connection: Connection, where: str) -> None:
     driver: Any = connection.connection.driver_connection
     driver.execute(f"PRAGMA temp_store={where}")  # one of two words, never a value from outside
+    connection.info[_TEMP_STORE] = where  # the pool's record of it: `_reset_temp_store`
+
+
+_TEMP_STORE = "duopass_temp_store"
+"""A pooled connection's `info` key: the `temp_store` set on it (absent: SQLite's default)."""
+
+
+def _reset_temp_store(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    """Pool check-in: a connection that comes back still keeping its journal in memory (one no
+    `_give_back` returned: a `KeptUnits` collected unclosed) is set back, or dropped."""
+    if record.info.pop(_TEMP_STORE, "DEFAULT") == "DEFAULT" or dbapi_connection is None:
+        return
+    try:
+        dbapi_connection.execute("PRAGMA temp_store=DEFAULT")
+    except sqlite3.Error:
+        record.invalidate()
 
 
 def _after(works: tuple[Callable[[], None], ...]) -> None:
@@ -254,6 +270,8 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.close()
+
+    event.listen(engine, "checkin", _reset_temp_store)
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
