@@ -69,7 +69,7 @@ class Posting(Base):
     __tablename__ = "postings"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id"), index=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))  # indexed below
     amount: Mapped[int] = mapped_column(BigInteger)
     __table_args__ = (Index("postings_account_transaction", "account_id", "transaction_id"),)
 
