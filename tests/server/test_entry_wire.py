@@ -5,6 +5,7 @@ whole, not of the layout, or never comes falls back to decoding every entry on t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import marshal
 import os
@@ -99,6 +100,19 @@ def _ready(signatures: DeviceSignatures) -> verifier.Worker:
         worker.send([])
         assert worker.receive() == []
     return worker
+
+
+@contextlib.contextmanager
+def _started() -> Iterator[tuple[DeviceSignatures, verifier.Worker, list[tuple[int, bytes]]]]:
+    """A batch of `PARALLEL_FROM` entries, its worker started, and the entries after the first
+    20 (what a test offloads); the batch closed after, as `signatures.decode` closes it,
+    whatever went wrong."""
+    entries = _entries(1, PARALLEL_FROM)
+    batch = DeviceSignatures(expected=len(entries))
+    try:
+        yield batch, _ready(batch), entries[20:]
+    finally:
+        batch.close()
 
 
 def test_the_workers_tuples_rebuild_what_the_units_thread_decodes(verified):
@@ -206,11 +220,7 @@ def _answer_begun(worker: verifier.Worker) -> None:
 
 
 def test_a_worker_answer_that_came_gives_each_entry_it_sent_a_tuple_for(verified):
-    entries = _entries(1, PARALLEL_FROM)
-    batch = DeviceSignatures(expected=len(entries))
-    try:
-        worker = _ready(batch)
-        tail = entries[20:]
+    with _started() as (batch, worker, tail):
         assert batch.offload(tail)
         _answer_begun(worker)  # so this thread decodes none of them before reading it
         assert batch.decoded(tail) == read_items(tail)
@@ -218,8 +228,6 @@ def test_a_worker_answer_that_came_gives_each_entry_it_sent_a_tuple_for(verified
         assert batch.rebuilt == len(sent) > 0
         checked = {seq: (seq - 1) % 20 not in NO_CHECK for seq, _ in tail}
         assert {seq: batch.verdict_read(seq) is True for seq in checked} == checked
-    finally:
-        batch.close()
 
 
 class _ReadFails:
@@ -235,19 +243,13 @@ class _ReadFails:
 
 
 def test_a_worker_whose_answer_was_cut_short_is_not_lent_again(verified, monkeypatch):
-    entries = _entries(1, PARALLEL_FROM)
-    batch = DeviceSignatures(expected=len(entries))
-    try:
-        worker = _ready(batch)
-        tail = entries[20:]
+    with _started() as (batch, worker, tail):
         assert batch.offload(tail)
         _answer_begun(worker)
         with monkeypatch.context() as patch:
             patch.setattr(verifier, "os", _ReadFails())
             with pytest.raises(MemoryError):
                 batch.decoded(tail)
-    finally:
-        batch.close()  # as `signatures.decode` does, whatever went wrong
     assert worker not in verifier._idle  # its answer still in the pipe: the next one misread
     assert worker.process.poll() is not None
 
@@ -268,11 +270,7 @@ def test_a_batch_decoded_half_in_the_worker_is_decoded_as_on_one_thread(verified
 
 
 def test_a_worker_that_died_after_it_was_asked_to_decode_leaves_it_to_the_units_thread(verified):
-    entries = _entries(1, PARALLEL_FROM)
-    batch = DeviceSignatures(expected=len(entries))
-    try:
-        worker = _ready(batch)
-        tail = entries[20:]
+    with _started() as (batch, worker, tail):
         os.kill(worker.process.pid, signal.SIGSTOP)  # it takes the request, never answers
         assert batch.offload(tail)
         worker.process.kill()
@@ -280,8 +278,6 @@ def test_a_worker_that_died_after_it_was_asked_to_decode_leaves_it_to_the_units_
         assert batch.decoded(tail) == read_items(tail)
         assert batch._worker is None  # its verdicts go to the re-check
         assert all(batch.verdict(seq) is None for seq, _ in tail)
-    finally:
-        batch.close()
 
 
 def test_a_worker_is_asked_to_decode_only_first_and_once_started(verified):
@@ -300,11 +296,7 @@ def test_a_worker_is_asked_to_decode_only_first_and_once_started(verified):
 
 
 def test_a_worker_short_of_a_core_does_not_hold_the_decoding(verified):
-    entries = _entries(1, PARALLEL_FROM)
-    batch = DeviceSignatures(expected=len(entries))
-    try:
-        worker = _ready(batch)
-        tail = entries[20:]
+    with _started() as (batch, worker, tail):
         os.kill(worker.process.pid, signal.SIGSTOP)  # it answers only once this thread is done
         try:
             assert batch.offload(tail)
@@ -314,8 +306,6 @@ def test_a_worker_short_of_a_core_does_not_hold_the_decoding(verified):
         assert batch._worker is worker  # not failed: its answer, when it comes, is dropped
         checked = {seq: (seq - 1) % 20 not in NO_CHECK for seq, _ in tail}
         assert {seq: batch.verdict_read(seq) is True for seq in checked} == checked
-    finally:
-        batch.close()
 
 
 class _Reads:
@@ -333,11 +323,7 @@ class _Reads:
 
 
 def test_an_answer_longer_than_its_request_allows_is_the_workers_failure(verified, monkeypatch):
-    entries = _entries(1, PARALLEL_FROM)
-    batch = DeviceSignatures(expected=len(entries))
-    try:
-        worker = _ready(batch)
-        tail = entries[20:]
+    with _started() as (batch, worker, tail):
         monkeypatch.setattr(entry_wire, "ANSWER_BYTES_PER_BYTE", 0)  # no answer is that short
         monkeypatch.setattr(entry_wire, "ANSWER_BYTES_PER_ENTRY", 0)
         assert batch.offload(tail)
@@ -347,8 +333,6 @@ def test_an_answer_longer_than_its_request_allows_is_the_workers_failure(verifie
         assert batch.decoded(tail) == read_items(tail)
         assert batch.rebuilt == 0 and batch._worker is None  # its verdicts go to the re-check
         assert reads.sizes == [4]  # its length read, nothing of its length allocated
-    finally:
-        batch.close()
     assert worker.process.poll() is not None and worker not in verifier._started
 
 
