@@ -132,7 +132,7 @@ def test_a_kept_connection_collected_unclosed_goes_back_to_the_pool_reset(
     sqlite_server: Running,
 ) -> None:
     """A `KeptUnits` dropped without `close` (its connection given back by the garbage
-    collector, not by `_give_back`) still leaves no pooled connection keeping its journal in
+    collector, not by `close`) still leaves no pooled connection keeping its journal in
     memory: the pool's check-in sets it back."""
     kept = sqlite_server.ctx.db.kept()
     with kept.unit() as session:
@@ -142,3 +142,24 @@ def test_a_kept_connection_collected_unclosed_goes_back_to_the_pool_reset(
     del kept, session
     gc.collect()
     assert driver.execute("PRAGMA temp_store").fetchone() == (0,)
+
+
+def test_a_kept_connection_that_cannot_be_set_back_is_dropped_not_pooled(
+    sqlite_server: Running,
+) -> None:
+    """A connection whose temporary store cannot be set back as it comes back (here its
+    SQLite connection closed under it) is dropped: the pool holds no connection left keeping
+    its journal in memory, and the next unit opens a working one."""
+    db = sqlite_server.ctx.db
+    kept = db.kept()
+    with kept.unit() as session:
+        driver = session.connection().connection.driver_connection
+        assert driver is not None
+    driver.close()
+    kept.close()
+    with db.engine.connect() as connection:
+        again = connection.connection.driver_connection
+        assert again is not driver
+        assert again is not None and again.execute("PRAGMA temp_store").fetchone() == (0,)
+    with db.unit() as session:
+        assert session.execute(select(1)).scalar_one() == 1

@@ -22,7 +22,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import ExceptionContext, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, InvalidatePoolError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -171,14 +171,14 @@ class KeptUnits:
         _after(after)
 
     def close(self) -> None:
-        """Give the connection back (the next unit opens another), its temporary store as the
-        pool's other connections have it; one that cannot be reset is not given back."""
+        """Give the connection back (the next unit opens another); the pool's check-in sets
+        its temporary store back (`_reset_temp_store`)."""
         session, self._session = self._session, None
         if session is not None:
             bind = session.bind
             session.close()
             if isinstance(bind, Connection):
-                _give_back(bind)
+                bind.close()
 
     def _open(self) -> Session:
         # a unit's savepoint keeps each page it changes as it was: bounded by a batch (64
@@ -190,12 +190,9 @@ class KeptUnits:
 @contextmanager
 def _in_memory(engine: Engine) -> Iterator[Connection]:
     """A pooled SQLite connection whose transactions keep their savepoint journal in memory,
-    given back to the pool as the others are (`_give_back`)."""
-    connection = _memory_journal(engine)
-    try:
+    set back as it goes back to the pool (`_reset_temp_store`)."""
+    with _memory_journal(engine) as connection:
         yield connection
-    finally:
-        _give_back(connection)
 
 
 def _memory_journal(engine: Engine) -> Connection:
@@ -208,37 +205,24 @@ def _memory_journal(engine: Engine) -> Connection:
     to a file."""
     connection = engine.connect()
     try:
-        _temp_store(connection, "MEMORY")
+        driver: Any = connection.connection.driver_connection
+        driver.execute("PRAGMA temp_store=MEMORY")
+        connection.info[_IN_MEMORY] = True  # for `_reset_temp_store`, as it comes back
     except BaseException:
-        _give_back(connection)
+        connection.close()
         raise
     return connection
 
 
-def _give_back(connection: Connection) -> None:
-    """Give a connection back to the pool, its temporary store as the pool's others have it;
-    one that cannot be reset is dropped, not pooled."""
-    try:
-        _temp_store(connection, "DEFAULT")
-    except (sqlite3.Error, SQLAlchemyError):  # a broken connection: dropped
-        connection.invalidate()
-    connection.close()
-
-
-def _temp_store(connection: Connection, where: str) -> None:
-    driver: Any = connection.connection.driver_connection
-    driver.execute(f"PRAGMA temp_store={where}")  # one of two words, never a value from outside
-    connection.info[_TEMP_STORE] = where  # the pool's record of it: `_reset_temp_store`
-
-
-_TEMP_STORE = "duopass_temp_store"
-"""A pooled connection's `info` key: the `temp_store` set on it (absent: SQLite's default)."""
+_IN_MEMORY = "duopass_temp_store_memory"
+"""A pooled connection's `info` key: set while its temporary store is in memory."""
 
 
 def _reset_temp_store(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
-    """Pool check-in: a connection that comes back still keeping its journal in memory (one no
-    `_give_back` returned: a `KeptUnits` collected unclosed) is set back, or dropped."""
-    if record.info.pop(_TEMP_STORE, "DEFAULT") == "DEFAULT" or dbapi_connection is None:
+    """Pool check-in (however the connection comes back: closed, or its holder collected):
+    one keeping its journal in memory is set back to SQLite's default, so a large sort
+    elsewhere still spills to a file; one that cannot be set back is dropped, not pooled."""
+    if not record.info.pop(_IN_MEMORY, False) or dbapi_connection is None:
         return
     try:
         dbapi_connection.execute("PRAGMA temp_store=DEFAULT")
