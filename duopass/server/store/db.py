@@ -285,7 +285,17 @@ def _postgres_engine(url: str, connections: int) -> Engine:
     parsed = make_url(url)
     if "connect_timeout" not in parsed.query:
         parsed = parsed.update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT_S)})
-    engine = create_engine(parsed, pool_size=connections, max_overflow=0, hide_parameters=True)
+    # no server-side prepared statements (psycopg prepares one after 5 runs by default): in a
+    # pipeline whose earlier statement failed (a unit's lock conflict, rolled back to its
+    # savepoint) the server skips the PREPARE while psycopg counts it done, and every later run
+    # of that statement on the connection fails "prepared statement _pg3_N does not exist"
+    engine = create_engine(
+        parsed,
+        pool_size=connections,
+        max_overflow=0,
+        hide_parameters=True,
+        connect_args={"prepare_threshold": None},
+    )
     event.listen(engine, "before_cursor_execute", sql.send_deferred)
     event.listen(engine, "handle_error", _server_lost)
     event.listen(engine, "checkin", _returned)
